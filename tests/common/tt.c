@@ -1,0 +1,264 @@
+#include "tt.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <ftw.h>
+#include <sys/prctl.h>
+
+TALLOC_CTX *tt_mem;
+struct tevent_context *tt_ev;
+static size_t tt_blocks_before;
+
+void tt_setup(void)
+{
+	talloc_enable_null_tracking();
+	tt_blocks_before = talloc_total_blocks(NULL);
+	tt_mem = talloc_new(NULL);
+	ck_assert_ptr_nonnull(tt_mem);
+	tt_ev = tevent_context_init(tt_mem);
+	ck_assert_ptr_nonnull(tt_ev);
+}
+
+void tt_teardown(void)
+{
+	size_t after;
+
+	TALLOC_FREE(tt_mem);
+	tt_ev = NULL;
+	after = talloc_total_blocks(NULL);
+	if (after != tt_blocks_before) {
+		talloc_report_full(NULL, stderr);
+	}
+	ck_assert_msg(after == tt_blocks_before,
+		      "talloc leak: %zu blocks before the test, %zu after",
+		      tt_blocks_before, after);
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void tt_timeout_handler(struct tevent_context *ev,
+			       struct tevent_timer *te,
+			       struct timeval now, void *private_data)
+{
+	bool *fired = private_data;
+
+	(void)ev;
+	(void)te;
+	(void)now;
+	*fired = true;
+}
+
+bool tt_loop_until(struct tevent_context *ev, const bool *done,
+		   unsigned timeout_ms)
+{
+	bool fired = false;
+	struct tevent_timer *te;
+	uint64_t deadline = now_ms() + timeout_ms;
+
+	te = tevent_add_timer(ev, ev,
+			      tevent_timeval_current_ofs(timeout_ms / 1000,
+							 (timeout_ms % 1000) *
+								 1000),
+			      tt_timeout_handler, &fired);
+	if (te == NULL) {
+		return false;
+	}
+	while (!*done && !fired && now_ms() <= deadline) {
+		if (tevent_loop_once(ev) != 0) {
+			break;
+		}
+	}
+	talloc_free(te);
+	return *done;
+}
+
+void tt_set_done(struct tevent_req *req)
+{
+	bool *done = tevent_req_callback_data_void(req);
+
+	*done = true;
+}
+
+pid_t tt_spawn(const char *const argv[], const char *const env[],
+	       int *in_fd, int *out_fd, bool quiet_stderr)
+{
+	int in[2] = {-1, -1};
+	int out[2] = {-1, -1};
+	pid_t pid;
+
+	if (in_fd != NULL && pipe2(in, O_CLOEXEC) != 0) {
+		return -1;
+	}
+	if (out_fd != NULL && pipe2(out, O_CLOEXEC) != 0) {
+		return -1;
+	}
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid < 0) {
+		return -1;
+	}
+	if (pid == 0) {
+		int devnull = open("/dev/null", O_RDWR);
+
+		dup2(in_fd != NULL ? in[0] : devnull, 0);
+		dup2(out_fd != NULL ? out[1] : devnull, 1);
+		if (quiet_stderr) {
+			dup2(devnull, 2);
+		}
+		for (size_t i = 0; env != NULL && env[i] != NULL; i++) {
+			putenv((char *)env[i]);
+		}
+		/* never outlive the test that started us */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		execvp(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	if (in_fd != NULL) {
+		close(in[0]);
+		*in_fd = in[1];
+	}
+	if (out_fd != NULL) {
+		close(out[1]);
+		*out_fd = out[0];
+	}
+	return pid;
+}
+
+int tt_wait_exit(pid_t pid, unsigned timeout_ms)
+{
+	uint64_t deadline = now_ms() + timeout_ms;
+	int status;
+
+	for (;;) {
+		pid_t r = waitpid(pid, &status, WNOHANG);
+
+		if (r == pid) {
+			return status;
+		}
+		if (r < 0 && errno != EINTR) {
+			return -1;
+		}
+		if (now_ms() > deadline) {
+			return -1;
+		}
+		usleep(5000);
+	}
+}
+
+int tt_stop(pid_t pid, unsigned grace_ms)
+{
+	int status;
+
+	if (pid <= 0) {
+		return -1;
+	}
+	kill(pid, SIGTERM);
+	status = tt_wait_exit(pid, grace_ms);
+	if (status == -1) {
+		kill(pid, SIGKILL);
+		status = tt_wait_exit(pid, 5000);
+	}
+	return status;
+}
+
+uint16_t tt_free_port(void)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET};
+	socklen_t len = sizeof(sin);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	uint16_t port = 0;
+
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0) {
+		return 0;
+	}
+	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&sin, &len) == 0) {
+		port = ntohs(sin.sin_port);
+	}
+	close(fd);
+	return port;
+}
+
+bool tt_wait_tcp(const char *host, uint16_t port, unsigned timeout_ms)
+{
+	uint64_t deadline = now_ms() + timeout_ms;
+
+	do {
+		struct sockaddr_storage ss = {0};
+		socklen_t len;
+		int fd;
+
+		if (strchr(host, ':') != NULL) {
+			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+			s6->sin6_family = AF_INET6;
+			s6->sin6_port = htons(port);
+			inet_pton(AF_INET6, host, &s6->sin6_addr);
+			len = sizeof(*s6);
+		} else {
+			struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+
+			s4->sin_family = AF_INET;
+			s4->sin_port = htons(port);
+			inet_pton(AF_INET, host, &s4->sin_addr);
+			len = sizeof(*s4);
+		}
+		fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd >= 0 && connect(fd, (struct sockaddr *)&ss, len) == 0) {
+			close(fd);
+			return true;
+		}
+		if (fd >= 0) {
+			close(fd);
+		}
+		usleep(10000);
+	} while (now_ms() < deadline);
+	return false;
+}
+
+char *tt_mkdtemp(TALLOC_CTX *mem_ctx)
+{
+	const char *base = getenv("TMPDIR");
+	char *tmpl = talloc_asprintf(mem_ctx, "%s/tsgate-test-XXXXXX",
+				     base != NULL ? base : "/tmp");
+
+	if (tmpl == NULL || mkdtemp(tmpl) == NULL) {
+		talloc_free(tmpl);
+		return NULL;
+	}
+	return tmpl;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag,
+		    struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+void tt_rmtree(const char *path)
+{
+	if (path != NULL && path[0] != '\0') {
+		nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	}
+}

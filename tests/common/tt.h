@@ -1,0 +1,72 @@
+/*
+ * Shared helpers of tsgate's Check tests: a talloc leak-check fixture, a
+ * bounded event loop and child processes killed by pid.
+ */
+#ifndef TT_H
+#define TT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <check.h>
+#include <talloc.h>
+#include <tevent.h>
+
+/* Per-test talloc root and event context, made by tt_setup(). */
+extern TALLOC_CTX *tt_mem;
+extern struct tevent_context *tt_ev;
+
+/*
+ * Checked fixture for every TCase: tcase_add_checked_fixture(tc,
+ * tt_setup, tt_teardown). Teardown frees tt_mem and fails the test when
+ * any talloc block made during the test is still alive (the leak check).
+ */
+void tt_setup(void);
+void tt_teardown(void);
+
+/*
+ * Run tt_ev (or ev) until *done is true or timeout_ms passes.
+ * Returns true when *done became true.
+ */
+bool tt_loop_until(struct tevent_context *ev, const bool *done,
+		   unsigned timeout_ms);
+
+/* Fail the test unless *done becomes true within timeout_ms. */
+#define tt_wait(done, timeout_ms)                                         \
+	ck_assert_msg(tt_loop_until(tt_ev, (done), (timeout_ms)),          \
+		      "event loop: timed out after %u ms waiting for %s", \
+		      (unsigned)(timeout_ms), #done)
+
+/* tevent_req callback that sets the bool pointed to by its private data. */
+void tt_set_done(struct tevent_req *req);
+
+/*
+ * Start argv[0] (searched in PATH) with the given environment additions
+ * (NULL-terminated "K=V" list or NULL). If in_fd/out_fd are not NULL the
+ * child's stdin/stdout are pipes and the parent's ends are returned
+ * there; otherwise they are /dev/null. stderr is inherited unless
+ * quiet_stderr. Returns the pid, or -1.
+ */
+pid_t tt_spawn(const char *const argv[], const char *const env[],
+	       int *in_fd, int *out_fd, bool quiet_stderr);
+
+/*
+ * Stop a child by pid: SIGTERM, then SIGKILL after grace_ms; reap it.
+ * Returns its wait status (or -1).
+ */
+int tt_stop(pid_t pid, unsigned grace_ms);
+
+/* Wait up to timeout_ms for a child to exit; returns wait status or -1. */
+int tt_wait_exit(pid_t pid, unsigned timeout_ms);
+
+/* A TCP port on 127.0.0.1 that was free a moment ago. */
+uint16_t tt_free_port(void);
+
+/* Poll until something accepts TCP connections on host:port. */
+bool tt_wait_tcp(const char *host, uint16_t port, unsigned timeout_ms);
+
+/* A fresh temporary directory (removed by tt_rmtree). */
+char *tt_mkdtemp(TALLOC_CTX *mem_ctx);
+void tt_rmtree(const char *path);
+
+#endif

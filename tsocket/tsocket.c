@@ -1,0 +1,2 @@
+/* tsocket.c: being written */
+#include "tsocket_internal.h"

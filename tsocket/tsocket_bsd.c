@@ -1,0 +1,2 @@
+/* tsocket_bsd.c: being written */
+#include "tsocket_internal.h"

@@ -1,0 +1,2 @@
+/* tsocket_helpers.c: being written */
+#include "tsocket_internal.h"

@@ -1,0 +1,2 @@
+/* tstream_gssapi: being written */
+#include "tstream_gssapi.h"

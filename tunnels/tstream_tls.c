@@ -1,0 +1,2 @@
+/* tstream_tls: being written */
+#include "tstream_tls.h"

@@ -1,0 +1,4 @@
+#ifndef TSTREAM_TLS_H
+#define TSTREAM_TLS_H
+#include <tsocket.h>
+#endif
