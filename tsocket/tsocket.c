@@ -1,2 +1,1025 @@
-/* tsocket.c: being written */
+/*
+ * tsocket — the generic layer: addresses, datagram and stream contexts.
+ *
+ * Every public I/O call goes through here before it reaches a type's ops
+ * table. This layer checks the arguments, enforces "one read and one
+ * write at a time" (EBUSY), refuses I/O after a disconnect (ENOTCONN) or
+ * writes after a half-close (EPIPE), and makes talloc_free() of a context
+ * safe while requests are outstanding. The ops therefore only ever see
+ * well-formed calls (see tsocket_internal.h).
+ *
+ * Freeing rules:
+ *  - a context remembers its outstanding generic requests; the state
+ *    destructor of such a request forgets it again, so freeing a request
+ *    early is always safe;
+ *  - the context's destructor frees the implementation's sub-requests
+ *    (they live under the generic request's state) while the private
+ *    data is still alive, then fails the generic requests with ENOTCONN
+ *    through a deferred callback (never from inside talloc_free()).
+ */
+
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <tevent.h>
+
+#include "tsgate_export.h"
 #include "tsocket_internal.h"
+
+/* The most entries one readv/writev may carry (the kernel's IOV_MAX). */
+#define TSOCKET_MAX_IOVEC 1024
+
+/* Vectors up to this size are copied into the request state itself. */
+#define TSOCKET_SMALL_IOVEC 4
+
+_PUBLIC_ int tsocket_simple_int_recv(struct tevent_req *req, int *perrno)
+{
+	enum tevent_req_state state;
+	uint64_t error;
+
+	if (!tevent_req_is_error(req, &state, &error)) {
+		return 0;
+	}
+
+	switch (state) {
+	case TEVENT_REQ_USER_ERROR:
+		if (perrno != NULL) {
+			*perrno = (int)error;
+		}
+		break;
+	case TEVENT_REQ_TIMED_OUT:
+		if (perrno != NULL) {
+			*perrno = ETIMEDOUT;
+		}
+		break;
+	case TEVENT_REQ_NO_MEMORY:
+		if (perrno != NULL) {
+			*perrno = ENOMEM;
+		}
+		break;
+	default:
+		/* In progress or already received: a caller bug. */
+		if (perrno != NULL) {
+			*perrno = EINVAL;
+		}
+		break;
+	}
+	return -1;
+}
+
+/*
+ * Fail a request that lost its context: the callback runs later from the
+ * event loop, so the caller never re-enters the code freeing the context.
+ */
+static void tsocket_orphan_req(struct tevent_req *req,
+			       struct tevent_context *ev)
+{
+	tevent_req_defer_callback(req, ev);
+	tevent_req_error(req, ENOTCONN);
+}
+
+/*
+ * Check and copy an iovec array into a request state: the ops get a
+ * private copy they may consume in place.
+ */
+static int tsocket_copy_vector(TALLOC_CTX *mem_ctx,
+			       const struct iovec *vector,
+			       size_t count,
+			       struct iovec *small,
+			       struct iovec **pcopy,
+			       size_t *ptotal)
+{
+	struct iovec *copy = small;
+	size_t total = 0;
+	size_t i;
+
+	if (count == 0) {
+		return EINVAL;
+	}
+	if (count > TSOCKET_MAX_IOVEC) {
+		return EMSGSIZE;
+	}
+	for (i = 0; i < count; i++) {
+		if (total > SIZE_MAX - vector[i].iov_len) {
+			return EMSGSIZE;
+		}
+		total += vector[i].iov_len;
+	}
+	/* readv/writev report an int. */
+	if (total > INT_MAX) {
+		return EMSGSIZE;
+	}
+	if (total == 0) {
+		return EINVAL;
+	}
+
+	if (count > TSOCKET_SMALL_IOVEC) {
+		copy = talloc_array(mem_ctx, struct iovec, count);
+		if (copy == NULL) {
+			return ENOMEM;
+		}
+	}
+	memcpy(copy, vector, count * sizeof(*copy));
+	*pcopy = copy;
+	*ptotal = total;
+	return 0;
+}
+
+/*
+ * tsocket_address
+ */
+
+_PUBLIC_ struct tsocket_address *_tsocket_address_create(
+    TALLOC_CTX *mem_ctx,
+    const struct tsocket_address_ops *ops,
+    void *pstate,
+    size_t psize,
+    const char *type,
+    const char *location)
+{
+	void **ppstate = (void **)pstate;
+	struct tsocket_address *addr;
+
+	addr = talloc_zero(mem_ctx, struct tsocket_address);
+	if (addr == NULL) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	addr->location = location;
+	addr->ops = ops;
+	addr->private_data = talloc_zero_size(addr, psize);
+	if (addr->private_data == NULL) {
+		talloc_free(addr);
+		errno = ENOMEM;
+		return NULL;
+	}
+	talloc_set_name_const(addr->private_data, type);
+
+	*ppstate = addr->private_data;
+	return addr;
+}
+
+_PUBLIC_ char *tsocket_address_string(const struct tsocket_address *addr,
+				      TALLOC_CTX *mem_ctx)
+{
+	char *str;
+
+	if (addr == NULL) {
+		str = talloc_strdup(mem_ctx, "NULL");
+		if (str == NULL) {
+			errno = ENOMEM;
+		}
+		return str;
+	}
+	return addr->ops->string(addr, mem_ctx);
+}
+
+_PUBLIC_ struct tsocket_address *_tsocket_address_copy(
+    const struct tsocket_address *addr,
+    TALLOC_CTX *mem_ctx,
+    const char *location)
+{
+	if (addr == NULL) {
+		errno = EINVAL;
+		return NULL;
+	}
+	return addr->ops->copy(addr, mem_ctx, location);
+}
+
+/*
+ * tdgram_context
+ */
+
+struct tdgram_context {
+	const char *location;
+	const struct tdgram_context_ops *ops;
+	void *private_data;
+
+	struct tevent_req *recvfrom_req;
+	struct tevent_req *sendto_req;
+	struct tevent_req *disconnect_req;
+	bool disconnected;
+};
+
+/* What the context destructor needs to detach any generic request. */
+struct tdgram_req_common {
+	struct tevent_context *ev;
+	struct tdgram_context *dgram;
+	struct tevent_req *subreq;
+};
+
+static int tdgram_context_destructor(struct tdgram_context *dgram);
+
+_PUBLIC_ struct tdgram_context *_tdgram_context_create(
+    TALLOC_CTX *mem_ctx,
+    const struct tdgram_context_ops *ops,
+    void *pstate,
+    size_t psize,
+    const char *type,
+    const char *location)
+{
+	void **ppstate = (void **)pstate;
+	struct tdgram_context *dgram;
+
+	dgram = talloc_zero(mem_ctx, struct tdgram_context);
+	if (dgram == NULL) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	dgram->location = location;
+	dgram->ops = ops;
+	dgram->private_data = talloc_zero_size(dgram, psize);
+	if (dgram->private_data == NULL) {
+		talloc_free(dgram);
+		errno = ENOMEM;
+		return NULL;
+	}
+	talloc_set_name_const(dgram->private_data, type);
+	talloc_set_destructor(dgram, tdgram_context_destructor);
+
+	*ppstate = dgram->private_data;
+	return dgram;
+}
+
+_PUBLIC_ void *_tdgram_context_data(struct tdgram_context *dgram)
+{
+	return dgram->private_data;
+}
+
+static void tdgram_detach(struct tevent_req **preq)
+{
+	struct tevent_req *req = *preq;
+	struct tdgram_req_common *c;
+
+	if (req == NULL) {
+		return;
+	}
+	*preq = NULL;
+
+	/* Every generic dgram state starts with its common part. */
+	c = (struct tdgram_req_common *)_tevent_req_data(req);
+	c->dgram = NULL;
+	TALLOC_FREE(c->subreq);
+	tsocket_orphan_req(req, c->ev);
+}
+
+static int tdgram_context_destructor(struct tdgram_context *dgram)
+{
+	tdgram_detach(&dgram->recvfrom_req);
+	tdgram_detach(&dgram->sendto_req);
+	tdgram_detach(&dgram->disconnect_req);
+	return 0;
+}
+
+/* Forget an outstanding request once it is finished or freed. */
+static void tdgram_forget(struct tdgram_req_common *c, struct tevent_req *req)
+{
+	if (c->dgram == NULL) {
+		return;
+	}
+	if (c->dgram->recvfrom_req == req) {
+		c->dgram->recvfrom_req = NULL;
+	}
+	if (c->dgram->sendto_req == req) {
+		c->dgram->sendto_req = NULL;
+	}
+	if (c->dgram->disconnect_req == req) {
+		c->dgram->disconnect_req = NULL;
+	}
+	c->dgram = NULL;
+}
+
+static void tdgram_req_cleanup(struct tevent_req *req,
+			       enum tevent_req_state req_state)
+{
+	struct tdgram_req_common *c =
+	    (struct tdgram_req_common *)_tevent_req_data(req);
+
+	/* Called for done/error as well as when the request is freed. */
+	if (c != NULL) {
+		tdgram_forget(c, req);
+	}
+}
+
+struct tdgram_recvfrom_state {
+	struct tdgram_req_common c;
+	uint8_t *buf;
+	size_t len;
+	struct tsocket_address *src;
+};
+
+static void tdgram_recvfrom_done(struct tevent_req *subreq);
+
+_PUBLIC_ struct tevent_req *tdgram_recvfrom_send(TALLOC_CTX *mem_ctx,
+						 struct tevent_context *ev,
+						 struct tdgram_context *dgram)
+{
+	struct tevent_req *req;
+	struct tdgram_recvfrom_state *state;
+
+	req = tevent_req_create(mem_ctx, &state, struct tdgram_recvfrom_state);
+	if (req == NULL) {
+		return NULL;
+	}
+	state->c.ev = ev;
+
+	if (dgram->disconnected || dgram->disconnect_req != NULL) {
+		tevent_req_error(req, ENOTCONN);
+		return tevent_req_post(req, ev);
+	}
+	if (dgram->recvfrom_req != NULL) {
+		tevent_req_error(req, EBUSY);
+		return tevent_req_post(req, ev);
+	}
+
+	state->c.dgram = dgram;
+	dgram->recvfrom_req = req;
+	tevent_req_set_cleanup_fn(req, tdgram_req_cleanup);
+
+	state->c.subreq = dgram->ops->recvfrom_send(state, ev, dgram);
+	if (tevent_req_nomem(state->c.subreq, req)) {
+		return tevent_req_post(req, ev);
+	}
+	tevent_req_set_callback(state->c.subreq, tdgram_recvfrom_done, req);
+	return req;
+}
+
+static void tdgram_recvfrom_done(struct tevent_req *subreq)
+{
+	struct tevent_req *req =
+	    tevent_req_callback_data(subreq, struct tevent_req);
+	struct tdgram_recvfrom_state *state =
+	    tevent_req_data(req, struct tdgram_recvfrom_state);
+	struct tdgram_context *dgram = state->c.dgram;
+	ssize_t ret;
+	int err = 0;
+
+	ret = dgram->ops->recvfrom_recv(subreq, &err, state, &state->buf,
+					&state->src);
+	state->c.subreq = NULL;
+	TALLOC_FREE(subreq);
+	if (ret == -1) {
+		tevent_req_error(req, err);
+		return;
+	}
+	state->len = (size_t)ret;
+	tevent_req_done(req);
+}
+
+_PUBLIC_ ssize_t tdgram_recvfrom_recv(struct tevent_req *req,
+				      int *perrno,
+				      TALLOC_CTX *mem_ctx,
+				      uint8_t **buf,
+				      struct tsocket_address **src)
+{
+	struct tdgram_recvfrom_state *state =
+	    tevent_req_data(req, struct tdgram_recvfrom_state);
+	ssize_t ret;
+
+	ret = tsocket_simple_int_recv(req, perrno);
+	if (ret == 0) {
+		*buf = talloc_move(mem_ctx, &state->buf);
+		ret = (ssize_t)state->len;
+		if (src != NULL) {
+			*src = talloc_move(mem_ctx, &state->src);
+		}
+	}
+
+	tevent_req_received(req);
+	return ret;
+}
+
+struct tdgram_sendto_state {
+	struct tdgram_req_common c;
+	ssize_t ret;
+};
+
+static void tdgram_sendto_done(struct tevent_req *subreq);
+
+_PUBLIC_ struct tevent_req *tdgram_sendto_send(
+    TALLOC_CTX *mem_ctx,
+    struct tevent_context *ev,
+    struct tdgram_context *dgram,
+    const uint8_t *buf,
+    size_t len,
+    const struct tsocket_address *dst)
+{
+	struct tevent_req *req;
+	struct tdgram_sendto_state *state;
+
+	req = tevent_req_create(mem_ctx, &state, struct tdgram_sendto_state);
+	if (req == NULL) {
+		return NULL;
+	}
+	state->c.ev = ev;
+	state->ret = -1;
+
+	if (dgram->disconnected || dgram->disconnect_req != NULL) {
+		tevent_req_error(req, ENOTCONN);
+		return tevent_req_post(req, ev);
+	}
+	if (dgram->sendto_req != NULL) {
+		tevent_req_error(req, EBUSY);
+		return tevent_req_post(req, ev);
+	}
+	if (len == 0 || buf == NULL) {
+		tevent_req_error(req, EINVAL);
+		return tevent_req_post(req, ev);
+	}
+	if (len > SSIZE_MAX) {
+		tevent_req_error(req, EMSGSIZE);
+		return tevent_req_post(req, ev);
+	}
+
+	state->c.dgram = dgram;
+	dgram->sendto_req = req;
+	tevent_req_set_cleanup_fn(req, tdgram_req_cleanup);
+
+	state->c.subreq =
+	    dgram->ops->sendto_send(state, ev, dgram, buf, len, dst);
+	if (tevent_req_nomem(state->c.subreq, req)) {
+		return tevent_req_post(req, ev);
+	}
+	tevent_req_set_callback(state->c.subreq, tdgram_sendto_done, req);
+	return req;
+}
+
+static void tdgram_sendto_done(struct tevent_req *subreq)
+{
+	struct tevent_req *req =
+	    tevent_req_callback_data(subreq, struct tevent_req);
+	struct tdgram_sendto_state *state =
+	    tevent_req_data(req, struct tdgram_sendto_state);
+	struct tdgram_context *dgram = state->c.dgram;
+	ssize_t ret;
+	int err = 0;
+
+	ret = dgram->ops->sendto_recv(subreq, &err);
+	state->c.subreq = NULL;
+	TALLOC_FREE(subreq);
+	if (ret == -1) {
+		tevent_req_error(req, err);
+		return;
+	}
+	state->ret = ret;
+	tevent_req_done(req);
+}
+
+_PUBLIC_ ssize_t tdgram_sendto_recv(struct tevent_req *req, int *perrno)
+{
+	struct tdgram_sendto_state *state =
+	    tevent_req_data(req, struct tdgram_sendto_state);
+	ssize_t ret;
+
+	ret = tsocket_simple_int_recv(req, perrno);
+	if (ret == 0) {
+		ret = state->ret;
+	}
+
+	tevent_req_received(req);
+	return ret;
+}
+
+struct tdgram_disconnect_state {
+	struct tdgram_req_common c;
+};
+
+static void tdgram_disconnect_done(struct tevent_req *subreq);
+
+_PUBLIC_ struct tevent_req *tdgram_disconnect_send(TALLOC_CTX *mem_ctx,
+						   struct tevent_context *ev,
+						   struct tdgram_context *dgram)
+{
+	struct tevent_req *req;
+	struct tdgram_disconnect_state *state;
+
+	req =
+	    tevent_req_create(mem_ctx, &state, struct tdgram_disconnect_state);
+	if (req == NULL) {
+		return NULL;
+	}
+	state->c.ev = ev;
+
+	if (dgram->disconnected) {
+		tevent_req_error(req, ENOTCONN);
+		return tevent_req_post(req, ev);
+	}
+	if (dgram->recvfrom_req != NULL || dgram->sendto_req != NULL ||
+	    dgram->disconnect_req != NULL) {
+		tevent_req_error(req, EBUSY);
+		return tevent_req_post(req, ev);
+	}
+
+	state->c.dgram = dgram;
+	dgram->disconnect_req = req;
+	tevent_req_set_cleanup_fn(req, tdgram_req_cleanup);
+
+	state->c.subreq = dgram->ops->disconnect_send(state, ev, dgram);
+	if (tevent_req_nomem(state->c.subreq, req)) {
+		return tevent_req_post(req, ev);
+	}
+	tevent_req_set_callback(state->c.subreq, tdgram_disconnect_done, req);
+	return req;
+}
+
+static void tdgram_disconnect_done(struct tevent_req *subreq)
+{
+	struct tevent_req *req =
+	    tevent_req_callback_data(subreq, struct tevent_req);
+	struct tdgram_disconnect_state *state =
+	    tevent_req_data(req, struct tdgram_disconnect_state);
+	struct tdgram_context *dgram = state->c.dgram;
+	int ret;
+	int err = 0;
+
+	ret = dgram->ops->disconnect_recv(subreq, &err);
+	state->c.subreq = NULL;
+	TALLOC_FREE(subreq);
+	if (ret == -1) {
+		tevent_req_error(req, err);
+		return;
+	}
+	dgram->disconnected = true;
+	tevent_req_done(req);
+}
+
+_PUBLIC_ int tdgram_disconnect_recv(struct tevent_req *req, int *perrno)
+{
+	int ret;
+
+	ret = tsocket_simple_int_recv(req, perrno);
+
+	tevent_req_received(req);
+	return ret;
+}
+
+/*
+ * tstream_context
+ */
+
+struct tstream_context {
+	const char *location;
+	const struct tstream_context_ops *ops;
+	void *private_data;
+
+	struct tevent_req *readv_req;
+	struct tevent_req *writev_req;
+	struct tevent_req *shutdown_req;
+	struct tevent_req *disconnect_req;
+	bool write_shut;
+	bool disconnected;
+};
+
+struct tstream_req_common {
+	struct tevent_context *ev;
+	struct tstream_context *stream;
+	struct tevent_req *subreq;
+};
+
+static int tstream_context_destructor(struct tstream_context *stream);
+
+_PUBLIC_ struct tstream_context *_tstream_context_create(
+    TALLOC_CTX *mem_ctx,
+    const struct tstream_context_ops *ops,
+    void *pstate,
+    size_t psize,
+    const char *type,
+    const char *location)
+{
+	void **ppstate = (void **)pstate;
+	struct tstream_context *stream;
+
+	stream = talloc_zero(mem_ctx, struct tstream_context);
+	if (stream == NULL) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	stream->location = location;
+	stream->ops = ops;
+	stream->private_data = talloc_zero_size(stream, psize);
+	if (stream->private_data == NULL) {
+		talloc_free(stream);
+		errno = ENOMEM;
+		return NULL;
+	}
+	talloc_set_name_const(stream->private_data, type);
+	talloc_set_destructor(stream, tstream_context_destructor);
+
+	*ppstate = stream->private_data;
+	return stream;
+}
+
+_PUBLIC_ void *_tstream_context_data(struct tstream_context *stream)
+{
+	return stream->private_data;
+}
+
+static void tstream_detach(struct tevent_req **preq)
+{
+	struct tevent_req *req = *preq;
+	struct tstream_req_common *c;
+
+	if (req == NULL) {
+		return;
+	}
+	*preq = NULL;
+
+	c = (struct tstream_req_common *)_tevent_req_data(req);
+	c->stream = NULL;
+	TALLOC_FREE(c->subreq);
+	tsocket_orphan_req(req, c->ev);
+}
+
+static int tstream_context_destructor(struct tstream_context *stream)
+{
+	tstream_detach(&stream->readv_req);
+	tstream_detach(&stream->writev_req);
+	tstream_detach(&stream->shutdown_req);
+	tstream_detach(&stream->disconnect_req);
+	return 0;
+}
+
+static void tstream_forget(struct tstream_req_common *c, struct tevent_req *req)
+{
+	struct tstream_context *stream = c->stream;
+
+	if (stream == NULL) {
+		return;
+	}
+	if (stream->readv_req == req) {
+		stream->readv_req = NULL;
+	}
+	if (stream->writev_req == req) {
+		stream->writev_req = NULL;
+	}
+	if (stream->shutdown_req == req) {
+		stream->shutdown_req = NULL;
+	}
+	if (stream->disconnect_req == req) {
+		stream->disconnect_req = NULL;
+	}
+	c->stream = NULL;
+}
+
+static void tstream_req_cleanup(struct tevent_req *req,
+				enum tevent_req_state req_state)
+{
+	struct tstream_req_common *c =
+	    (struct tstream_req_common *)_tevent_req_data(req);
+
+	if (c != NULL) {
+		tstream_forget(c, req);
+	}
+}
+
+_PUBLIC_ ssize_t tstream_pending_bytes(struct tstream_context *stream)
+{
+	if (stream->disconnected) {
+		errno = ENOTCONN;
+		return -1;
+	}
+	return stream->ops->pending_bytes(stream);
+}
+
+struct tstream_readv_state {
+	struct tstream_req_common c;
+	struct iovec small_vector[TSOCKET_SMALL_IOVEC];
+	int ret;
+};
+
+static void tstream_readv_done(struct tevent_req *subreq);
+
+_PUBLIC_ struct tevent_req *tstream_readv_send(TALLOC_CTX *mem_ctx,
+					       struct tevent_context *ev,
+					       struct tstream_context *stream,
+					       struct iovec *vector,
+					       size_t count)
+{
+	struct tevent_req *req;
+	struct tstream_readv_state *state;
+	struct iovec *copy = NULL;
+	size_t total = 0;
+	int err;
+
+	req = tevent_req_create(mem_ctx, &state, struct tstream_readv_state);
+	if (req == NULL) {
+		return NULL;
+	}
+	state->c.ev = ev;
+	state->ret = -1;
+
+	if (stream->disconnected || stream->disconnect_req != NULL) {
+		tevent_req_error(req, ENOTCONN);
+		return tevent_req_post(req, ev);
+	}
+	if (stream->readv_req != NULL) {
+		tevent_req_error(req, EBUSY);
+		return tevent_req_post(req, ev);
+	}
+	err = tsocket_copy_vector(state, vector, count, state->small_vector,
+				  &copy, &total);
+	if (err != 0) {
+		tevent_req_error(req, err);
+		return tevent_req_post(req, ev);
+	}
+
+	state->c.stream = stream;
+	stream->readv_req = req;
+	tevent_req_set_cleanup_fn(req, tstream_req_cleanup);
+
+	state->c.subreq =
+	    stream->ops->readv_send(state, ev, stream, copy, count);
+	if (tevent_req_nomem(state->c.subreq, req)) {
+		return tevent_req_post(req, ev);
+	}
+	tevent_req_set_callback(state->c.subreq, tstream_readv_done, req);
+	return req;
+}
+
+static void tstream_readv_done(struct tevent_req *subreq)
+{
+	struct tevent_req *req =
+	    tevent_req_callback_data(subreq, struct tevent_req);
+	struct tstream_readv_state *state =
+	    tevent_req_data(req, struct tstream_readv_state);
+	struct tstream_context *stream = state->c.stream;
+	int ret;
+	int err = 0;
+
+	ret = stream->ops->readv_recv(subreq, &err);
+	state->c.subreq = NULL;
+	TALLOC_FREE(subreq);
+	if (ret == -1) {
+		tevent_req_error(req, err);
+		return;
+	}
+	state->ret = ret;
+	tevent_req_done(req);
+}
+
+_PUBLIC_ int tstream_readv_recv(struct tevent_req *req, int *perrno)
+{
+	struct tstream_readv_state *state =
+	    tevent_req_data(req, struct tstream_readv_state);
+	int ret;
+
+	ret = tsocket_simple_int_recv(req, perrno);
+	if (ret == 0) {
+		ret = state->ret;
+	}
+
+	tevent_req_received(req);
+	return ret;
+}
+
+struct tstream_writev_state {
+	struct tstream_req_common c;
+	struct iovec small_vector[TSOCKET_SMALL_IOVEC];
+	int ret;
+};
+
+static void tstream_writev_done(struct tevent_req *subreq);
+
+_PUBLIC_ struct tevent_req *tstream_writev_send(TALLOC_CTX *mem_ctx,
+						struct tevent_context *ev,
+						struct tstream_context *stream,
+						const struct iovec *vector,
+						size_t count)
+{
+	struct tevent_req *req;
+	struct tstream_writev_state *state;
+	struct iovec *copy = NULL;
+	size_t total = 0;
+	int err;
+
+	req = tevent_req_create(mem_ctx, &state, struct tstream_writev_state);
+	if (req == NULL) {
+		return NULL;
+	}
+	state->c.ev = ev;
+	state->ret = -1;
+
+	if (stream->disconnected || stream->disconnect_req != NULL) {
+		tevent_req_error(req, ENOTCONN);
+		return tevent_req_post(req, ev);
+	}
+	if (stream->writev_req != NULL || stream->shutdown_req != NULL) {
+		tevent_req_error(req, EBUSY);
+		return tevent_req_post(req, ev);
+	}
+	if (stream->write_shut) {
+		tevent_req_error(req, EPIPE);
+		return tevent_req_post(req, ev);
+	}
+	err = tsocket_copy_vector(state, vector, count, state->small_vector,
+				  &copy, &total);
+	if (err != 0) {
+		tevent_req_error(req, err);
+		return tevent_req_post(req, ev);
+	}
+
+	state->c.stream = stream;
+	stream->writev_req = req;
+	tevent_req_set_cleanup_fn(req, tstream_req_cleanup);
+
+	state->c.subreq =
+	    stream->ops->writev_send(state, ev, stream, copy, count);
+	if (tevent_req_nomem(state->c.subreq, req)) {
+		return tevent_req_post(req, ev);
+	}
+	tevent_req_set_callback(state->c.subreq, tstream_writev_done, req);
+	return req;
+}
+
+static void tstream_writev_done(struct tevent_req *subreq)
+{
+	struct tevent_req *req =
+	    tevent_req_callback_data(subreq, struct tevent_req);
+	struct tstream_writev_state *state =
+	    tevent_req_data(req, struct tstream_writev_state);
+	struct tstream_context *stream = state->c.stream;
+	int ret;
+	int err = 0;
+
+	ret = stream->ops->writev_recv(subreq, &err);
+	state->c.subreq = NULL;
+	TALLOC_FREE(subreq);
+	if (ret == -1) {
+		tevent_req_error(req, err);
+		return;
+	}
+	state->ret = ret;
+	tevent_req_done(req);
+}
+
+_PUBLIC_ int tstream_writev_recv(struct tevent_req *req, int *perrno)
+{
+	struct tstream_writev_state *state =
+	    tevent_req_data(req, struct tstream_writev_state);
+	int ret;
+
+	ret = tsocket_simple_int_recv(req, perrno);
+	if (ret == 0) {
+		ret = state->ret;
+	}
+
+	tevent_req_received(req);
+	return ret;
+}
+
+struct tstream_disconnect_state {
+	struct tstream_req_common c;
+};
+
+static void tstream_disconnect_done(struct tevent_req *subreq);
+
+_PUBLIC_ struct tevent_req *tstream_disconnect_send(
+    TALLOC_CTX *mem_ctx,
+    struct tevent_context *ev,
+    struct tstream_context *stream)
+{
+	struct tevent_req *req;
+	struct tstream_disconnect_state *state;
+
+	req =
+	    tevent_req_create(mem_ctx, &state, struct tstream_disconnect_state);
+	if (req == NULL) {
+		return NULL;
+	}
+	state->c.ev = ev;
+
+	if (stream->disconnected) {
+		tevent_req_error(req, ENOTCONN);
+		return tevent_req_post(req, ev);
+	}
+	if (stream->readv_req != NULL || stream->writev_req != NULL ||
+	    stream->shutdown_req != NULL || stream->disconnect_req != NULL) {
+		tevent_req_error(req, EBUSY);
+		return tevent_req_post(req, ev);
+	}
+
+	state->c.stream = stream;
+	stream->disconnect_req = req;
+	tevent_req_set_cleanup_fn(req, tstream_req_cleanup);
+
+	state->c.subreq = stream->ops->disconnect_send(state, ev, stream);
+	if (tevent_req_nomem(state->c.subreq, req)) {
+		return tevent_req_post(req, ev);
+	}
+	tevent_req_set_callback(state->c.subreq, tstream_disconnect_done, req);
+	return req;
+}
+
+static void tstream_disconnect_done(struct tevent_req *subreq)
+{
+	struct tevent_req *req =
+	    tevent_req_callback_data(subreq, struct tevent_req);
+	struct tstream_disconnect_state *state =
+	    tevent_req_data(req, struct tstream_disconnect_state);
+	struct tstream_context *stream = state->c.stream;
+	int ret;
+	int err = 0;
+
+	ret = stream->ops->disconnect_recv(subreq, &err);
+	state->c.subreq = NULL;
+	TALLOC_FREE(subreq);
+	if (ret == -1) {
+		tevent_req_error(req, err);
+		return;
+	}
+	stream->disconnected = true;
+	tevent_req_done(req);
+}
+
+_PUBLIC_ int tstream_disconnect_recv(struct tevent_req *req, int *perrno)
+{
+	int ret;
+
+	ret = tsocket_simple_int_recv(req, perrno);
+
+	tevent_req_received(req);
+	return ret;
+}
+
+struct tstream_shutdown_state {
+	struct tstream_req_common c;
+};
+
+static void tstream_shutdown_done(struct tevent_req *subreq);
+
+_PUBLIC_ struct tevent_req *tstream_shutdown_send(
+    TALLOC_CTX *mem_ctx,
+    struct tevent_context *ev,
+    struct tstream_context *stream)
+{
+	struct tevent_req *req;
+	struct tstream_shutdown_state *state;
+
+	req = tevent_req_create(mem_ctx, &state, struct tstream_shutdown_state);
+	if (req == NULL) {
+		return NULL;
+	}
+	state->c.ev = ev;
+
+	if (stream->disconnected || stream->disconnect_req != NULL) {
+		tevent_req_error(req, ENOTCONN);
+		return tevent_req_post(req, ev);
+	}
+	if (stream->writev_req != NULL || stream->shutdown_req != NULL) {
+		tevent_req_error(req, EBUSY);
+		return tevent_req_post(req, ev);
+	}
+	if (stream->ops->shutdown_send == NULL ||
+	    stream->ops->shutdown_recv == NULL) {
+		tevent_req_error(req, EOPNOTSUPP);
+		return tevent_req_post(req, ev);
+	}
+	if (stream->write_shut) {
+		/* Like shutdown(2): shutting a shut side again succeeds. */
+		tevent_req_done(req);
+		return tevent_req_post(req, ev);
+	}
+
+	state->c.stream = stream;
+	stream->shutdown_req = req;
+	tevent_req_set_cleanup_fn(req, tstream_req_cleanup);
+
+	state->c.subreq = stream->ops->shutdown_send(state, ev, stream);
+	if (tevent_req_nomem(state->c.subreq, req)) {
+		return tevent_req_post(req, ev);
+	}
+	tevent_req_set_callback(state->c.subreq, tstream_shutdown_done, req);
+	return req;
+}
+
+static void tstream_shutdown_done(struct tevent_req *subreq)
+{
+	struct tevent_req *req =
+	    tevent_req_callback_data(subreq, struct tevent_req);
+	struct tstream_shutdown_state *state =
+	    tevent_req_data(req, struct tstream_shutdown_state);
+	struct tstream_context *stream = state->c.stream;
+	int ret;
+	int err = 0;
+
+	ret = stream->ops->shutdown_recv(subreq, &err);
+	state->c.subreq = NULL;
+	TALLOC_FREE(subreq);
+	if (ret == -1) {
+		tevent_req_error(req, err);
+		return;
+	}
+	stream->write_shut = true;
+	tevent_req_done(req);
+}
+
+_PUBLIC_ int tstream_shutdown_recv(struct tevent_req *req, int *perrno)
+{
+	int ret;
+
+	ret = tsocket_simple_int_recv(req, perrno);
+
+	tevent_req_received(req);
+	return ret;
+}
