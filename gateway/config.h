@@ -1,0 +1,368 @@
+/*
+ * tsgate configuration: the typed form of the YAML file described in
+ * docs/configuration.md, and the loader that fills it.
+ *
+ * Everything is allocated on one talloc tree whose root is the struct
+ * tsgate_config returned by tsgate_config_load(). Loading never touches a
+ * configuration already in use, so a reload (SIGHUP) loads into a fresh
+ * tree, swaps the pointer on success and keeps the old tree on failure.
+ *
+ * Values are validated and normalised at load time:
+ *  - file paths are absolute (relative ones are taken relative to the
+ *    directory of the config file);
+ *  - durations are milliseconds, sizes are bytes;
+ *  - host names in addresses are resolved once, at load time;
+ *  - defaults are filled in, so a reader never needs to know them.
+ */
+#ifndef TSGATE_CONFIG_H
+#define TSGATE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <talloc.h>
+
+/* Where a value came from in the YAML file (1-based; 0 when unknown). */
+struct tsgate_config_mark {
+	unsigned line;
+	unsigned column;
+};
+
+enum tsgate_config_log_level {
+	TSGATE_CONFIG_LOG_DEBUG = 0,
+	TSGATE_CONFIG_LOG_INFO,
+	TSGATE_CONFIG_LOG_WARNING,
+	TSGATE_CONFIG_LOG_ERROR,
+};
+
+enum tsgate_config_log_format {
+	TSGATE_CONFIG_LOG_TEXT = 0,
+	TSGATE_CONFIG_LOG_JSON,
+};
+
+enum tsgate_config_addr_kind {
+	TSGATE_CONFIG_ADDR_TCP = 0,
+	TSGATE_CONFIG_ADDR_UNIX,
+};
+
+/*
+ * "tcp://HOST:PORT" (IPv6 literal in brackets) or "unix:/path".
+ */
+struct tsgate_config_addr {
+	enum tsgate_config_addr_kind kind;
+	/* The string as written in the file, for logs. */
+	const char *text;
+	/* TCP: the host as written, without brackets. */
+	const char *host;
+	/* TCP: the first resolved address as a canonical numeric string,
+	 * ready for tsocket_address_inet_from_strings(mem_ctx, "ip", ip, port,
+	 * ...). */
+	const char *ip;
+	/* TCP: every resolved address (ips[0] == ip), in resolver order. */
+	const char **ips;
+	size_t num_ips;
+	uint16_t port;
+	/* UNIX: absolute socket path. */
+	const char *path;
+	struct tsgate_config_mark mark;
+};
+
+enum tsgate_config_accept {
+	TSGATE_CONFIG_ACCEPT_PLAIN = 0,
+	TSGATE_CONFIG_ACCEPT_TLS,
+	TSGATE_CONFIG_ACCEPT_GSSAPI,
+};
+
+enum tsgate_config_connect {
+	TSGATE_CONFIG_CONNECT_PLAIN = 0,
+	TSGATE_CONFIG_CONNECT_TLS,
+	TSGATE_CONFIG_CONNECT_GSSAPI,
+};
+
+enum tsgate_config_framing {
+	TSGATE_CONFIG_FRAMING_RAW = 0,
+	TSGATE_CONFIG_FRAMING_LENGTH32,
+	TSGATE_CONFIG_FRAMING_NBT,
+	TSGATE_CONFIG_FRAMING_NCACN,
+};
+
+enum tsgate_config_identity {
+	TSGATE_CONFIG_IDENTITY_NONE = 0,
+	TSGATE_CONFIG_IDENTITY_PROXY_V2,
+	TSGATE_CONFIG_IDENTITY_KNC,
+};
+
+enum tsgate_config_verify_client {
+	TSGATE_CONFIG_VERIFY_NONE = 0,
+	TSGATE_CONFIG_VERIFY_OPTIONAL,
+	TSGATE_CONFIG_VERIFY_REQUIRE,
+};
+
+/* TLS protocol versions for min_version/max_version; 0 = library default */
+enum tsgate_config_tls_version {
+	TSGATE_CONFIG_TLS_DEFAULT = 0,
+	TSGATE_CONFIG_TLS_1_2,
+	TSGATE_CONFIG_TLS_1_3,
+};
+
+/* One server certificate; sni == NULL for the default one. */
+struct tsgate_config_tls_cert {
+	const char *sni;  /* may hold '*' wildcards, e.g. "*.example.com" */
+	const char *cert; /* absolute path, PEM */
+	const char *key;  /* absolute path, PEM */
+	struct tsgate_config_mark mark;
+};
+
+/* listeners[].tls (accept: tls) */
+struct tsgate_config_tls_server {
+	/* At least one. Order of the file; the entry with sni == NULL (if
+	 * any) is the default, otherwise certs[0] is. */
+	struct tsgate_config_tls_cert *certs;
+	size_t num_certs;
+	const char *client_ca; /* absolute path or NULL */
+	const char *crl;       /* absolute path or NULL */
+	/* Default: REQUIRE when client_ca is given, NONE otherwise. */
+	enum tsgate_config_verify_client verify_client;
+	const char **alpn; /* protocol names in preference order */
+	size_t num_alpn;
+	const char *priority; /* GnuTLS priority string or NULL (default) */
+	enum tsgate_config_tls_version min_version;
+	enum tsgate_config_tls_version max_version;
+	struct tsgate_config_mark mark;
+};
+
+/* listeners[].gssapi (accept: gssapi) */
+struct tsgate_config_gssapi_server {
+	const char *keytab;    /* absolute path (no "FILE:" prefix) */
+	const char *principal; /* acceptor name or NULL (any in keytab) */
+	struct tsgate_config_mark mark;
+};
+
+/* routes[].tls (connect: tls) */
+struct tsgate_config_tls_client {
+	const char *ca;   /* absolute path, or NULL for the system trust */
+	const char *crl;  /* absolute path or NULL */
+	const char *sni;  /* server name sent; default the backend host
+			   * when it is a name (not an IP literal), else NULL */
+	const char *cert; /* client certificate (absolute path) or NULL */
+	const char *key;  /* its key; set exactly when cert is set */
+	const char **alpn;
+	size_t num_alpn;
+	/* Name the server certificate must match; default sni, else the
+	 * backend host (an IP literal is matched against IP SANs). */
+	const char *verify_name;
+	bool verify; /* false only with "verify: false" (insecure) */
+	const char *priority;
+	enum tsgate_config_tls_version min_version;
+	enum tsgate_config_tls_version max_version;
+	struct tsgate_config_mark mark;
+};
+
+/* routes[].gssapi (connect: gssapi) */
+struct tsgate_config_gssapi_client {
+	const char *target; /* "service@host" (GSS_C_NT_HOSTBASED_SERVICE) */
+	/* At most one of these; neither = the default ccache. */
+	const char *ccache;        /* as written, e.g. "FILE:/tmp/krb5cc_app" */
+	const char *client_keytab; /* absolute path */
+	struct tsgate_config_mark mark;
+};
+
+enum tsgate_config_san_type {
+	TSGATE_CONFIG_SAN_DNS = 0,
+	TSGATE_CONFIG_SAN_IP,
+	TSGATE_CONFIG_SAN_URI,
+	TSGATE_CONFIG_SAN_EMAIL,
+};
+
+struct tsgate_config_san {
+	enum tsgate_config_san_type type;
+	const char *value; /* after the "DNS:" etc. prefix; may hold '*' */
+};
+
+/*
+ * routes[].match: every key that is given must hold; a key given as a
+ * list holds when any of its values matches. Values may use '*'
+ * wildcards (any run of characters, including none). A key with
+ * num_X == 0 was not given. A route with has_match == false (or with an
+ * empty match) matches every connection.
+ */
+struct tsgate_config_match {
+	bool has_match;
+	const char **sni;
+	size_t num_sni;
+	const char **alpn;
+	size_t num_alpn;
+	const char **client_subject; /* RFC 4514 DN, as GnuTLS prints it */
+	size_t num_client_subject;
+	struct tsgate_config_san *client_san;
+	size_t num_client_san;
+	const char **principal; /* e.g. "*@EXAMPLE.COM" */
+	size_t num_principal;
+	struct tsgate_config_mark mark;
+};
+
+struct tsgate_config_route {
+	/* As written, or "route-N" (N 1-based within the listener). */
+	const char *name;
+	struct tsgate_config_match match;
+	struct tsgate_config_addr backend;
+	enum tsgate_config_connect connect;
+	struct tsgate_config_tls_client *tls;       /* connect: tls only */
+	struct tsgate_config_gssapi_client *gssapi; /* connect: gssapi only */
+	enum tsgate_config_framing framing;         /* default raw */
+	uint64_t max_pdu;                           /* bytes, default 1 MiB */
+	enum tsgate_config_identity identity;       /* default none */
+	struct tsgate_config_mark mark;
+};
+
+struct tsgate_config_listener {
+	const char *name; /* unique among listeners */
+	struct tsgate_config_addr listen;
+	enum tsgate_config_accept accept;
+	struct tsgate_config_tls_server *tls;       /* accept: tls only */
+	struct tsgate_config_gssapi_server *gssapi; /* accept: gssapi only */
+	/* 0 = only the global limits.max_connections applies. */
+	uint32_t max_connections;
+	/* First match wins; at least one. */
+	struct tsgate_config_route *routes;
+	size_t num_routes;
+	struct tsgate_config_mark mark;
+};
+
+struct tsgate_config_limits {
+	uint32_t max_connections;      /* default 10000 */
+	uint64_t handshake_timeout_ms; /* default 10 s */
+	uint64_t idle_timeout_ms;      /* default 300 s; 0 = none */
+	uint64_t shutdown_grace_ms;    /* default 30 s */
+	uint64_t connect_timeout_ms;   /* backend connect, default 10 s */
+};
+
+struct tsgate_config {
+	const char *path; /* the config file, as given to the loader */
+	const char *dir;  /* absolute directory relative paths are based on */
+	struct {
+		enum tsgate_config_log_level level;   /* default info */
+		enum tsgate_config_log_format format; /* default text */
+	} log;
+	uint32_t workers; /* default 1 */
+	/* Drop to this user (and its primary group) after binding; NULL =
+	 * stay. uid/gid are looked up at load time. */
+	const char *user;
+	uid_t uid;
+	gid_t gid;
+	/* NULL when no metrics listener is configured. */
+	struct tsgate_config_addr *metrics_listen;
+	struct tsgate_config_limits limits;
+	struct tsgate_config_listener *listeners; /* at least one */
+	size_t num_listeners;
+};
+
+/* One problem found while loading. */
+struct tsgate_config_error {
+	const char *file; /* the config file as given (never NULL) */
+	unsigned line;    /* 1-based, 0 when the error has no position */
+	unsigned column;  /* 1-based, 0 when the error has no position */
+	const char *message;
+};
+
+struct tsgate_config_errors {
+	struct tsgate_config_error *errors; /* in file order */
+	size_t num_errors;
+};
+
+/* Loader flags */
+
+/*
+ * Also load every certificate, key, CRL and keytab the way the tunnels
+ * will (key matches certificate, certificate not expired, keytab has
+ * keys for the principal) — what --check-config does. Without it the
+ * loader only checks that the files exist and are readable.
+ */
+#define TSGATE_CONFIG_CHECK_CREDENTIALS 0x1u
+/* Do not resolve host names (numeric addresses only); for tests/fuzzing. */
+#define TSGATE_CONFIG_NO_RESOLVE 0x2u
+
+/**
+ * @brief Load and validate a config file.
+ *
+ * @param mem_ctx  Parent of the returned config and errors.
+ * @param path     The YAML file.
+ * @param flags    TSGATE_CONFIG_* flags.
+ * @param pconfig  On success, the new config (a fresh talloc tree).
+ * @param perrors  On EINVAL, every problem found (a talloc tree); set to
+ *                 NULL otherwise.
+ * @return 0 on success, EINVAL when the file has errors (*pconfig is
+ *         NULL), ENOMEM.
+ */
+int tsgate_config_load(TALLOC_CTX *mem_ctx,
+		       const char *path,
+		       unsigned flags,
+		       struct tsgate_config **pconfig,
+		       struct tsgate_config_errors **perrors);
+
+/**
+ * @brief Like tsgate_config_load() but from a buffer; name is used in
+ * error messages and relative paths are taken relative to base_dir (the
+ * current directory when NULL).
+ */
+int tsgate_config_load_buffer(TALLOC_CTX *mem_ctx,
+			      const char *name,
+			      const char *base_dir,
+			      const uint8_t *buf,
+			      size_t len,
+			      unsigned flags,
+			      struct tsgate_config **pconfig,
+			      struct tsgate_config_errors **perrors);
+
+/**
+ * @brief Format one error as "FILE:LINE:COL: message" (or "FILE: message"
+ * when it has no position).
+ */
+char *tsgate_config_error_string(TALLOC_CTX *mem_ctx,
+				 const struct tsgate_config_error *err);
+
+/* Names of enum values, as written in the YAML file. */
+const char *tsgate_config_accept_name(enum tsgate_config_accept a);
+const char *tsgate_config_connect_name(enum tsgate_config_connect c);
+const char *tsgate_config_framing_name(enum tsgate_config_framing f);
+const char *tsgate_config_identity_name(enum tsgate_config_identity i);
+const char *tsgate_config_log_level_name(enum tsgate_config_log_level l);
+
+/*
+ * Value parsers, also used by the loader. Each returns NULL on success,
+ * or an error message (allocated on mem_ctx) saying what is wrong.
+ */
+
+/* "250ms", "10s", "5m", "1h"; a plain integer is seconds. */
+const char *tsgate_config_parse_duration(TALLOC_CTX *mem_ctx,
+					 const char *s,
+					 uint64_t *ms);
+
+/* "512", "64KiB", "1MiB", "1GiB"; a plain integer is bytes. */
+const char *tsgate_config_parse_size(TALLOC_CTX *mem_ctx,
+				     const char *s,
+				     uint64_t *bytes);
+
+/*
+ * "tcp://HOST:PORT" or "unix:PATH". A relative unix path is made absolute
+ * against base_dir. Host names are resolved unless flags has
+ * TSGATE_CONFIG_NO_RESOLVE (then only IP literals are accepted). Fills
+ * *addr (strings allocated on mem_ctx); addr->mark is left alone.
+ */
+const char *tsgate_config_parse_address(TALLOC_CTX *mem_ctx,
+					const char *s,
+					const char *base_dir,
+					unsigned flags,
+					struct tsgate_config_addr *addr);
+
+/*
+ * '*' wildcard match (any run of characters, including none), case
+ * sensitive unless nocase. Shared with route matching so the loader's
+ * "route can never match" check and the data path agree.
+ */
+bool tsgate_config_wildcard_match(const char *pattern,
+				  const char *value,
+				  bool nocase);
+
+#endif
