@@ -1,2 +1,2101 @@
-/* tsocket_bsd.c: being written */
+/*
+ * tsocket BSD backend: ipv4, ipv6 and unix domain addresses, datagram
+ * sockets and stream sockets on top of the generic layer (tsocket.c).
+ *
+ * Every socket keeps one tevent_fd for its whole life; requests toggle
+ * its flags instead of re-registering it, and every syscall is first
+ * tried optimistically so that the common case (data already there,
+ * socket buffer not full) completes without a trip through epoll.
+ * See docs/tsocket.md ("BSD backend") for the decisions taken here where
+ * the seed document is silent.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tsgate_export.h"
 #include "tsocket_internal.h"
+
+/*
+ * A UDP payload never exceeds 65535 bytes, so an inet datagram socket
+ * receives into one scratch buffer of that size (one recvmsg per
+ * datagram) and copies out exactly the datagram; unix datagrams can be
+ * larger and are sized with FIONREAD first.
+ */
+#define TDGRAM_BSD_INET_SCRATCH 65536
+
+/* Vectors up to this size are copied into the request state itself. */
+#define TSTREAM_BSD_INLINE_IOV 4
+
+/* ------------------------------------------------------------------ */
+/* Addresses                                                           */
+/* ------------------------------------------------------------------ */
+
+union tsocket_bsd_sockaddr {
+	struct sockaddr sa;
+	struct sockaddr_in in;
+	struct sockaddr_in6 in6;
+	struct sockaddr_un un;
+	struct sockaddr_storage ss;
+};
+
+struct tsocket_address_bsd {
+	socklen_t sa_socklen;
+	union tsocket_bsd_sockaddr u;
+};
+
+static char *tsocket_address_bsd_string(const struct tsocket_address *addr,
+					TALLOC_CTX *mem_ctx);
+static struct tsocket_address *tsocket_address_bsd_copy(
+    const struct tsocket_address *addr,
+    TALLOC_CTX *mem_ctx,
+    const char *location);
+
+static const struct tsocket_address_ops tsocket_address_bsd_ops = {
+    .name = "bsd",
+    .string = tsocket_address_bsd_string,
+    .copy = tsocket_address_bsd_copy,
+};
+
+static const struct tsocket_address_bsd *tsocket_address_bsd_get(
+    const struct tsocket_address *addr)
+{
+	if (addr == NULL || addr->ops != &tsocket_address_bsd_ops) {
+		return NULL;
+	}
+	return talloc_get_type_abort(addr->private_data,
+				     struct tsocket_address_bsd);
+}
+
+static bool tsocket_bsd_is_inet_family(int family)
+{
+	return family == AF_INET || family == AF_INET6;
+}
+
+/*
+ * Copies a sockaddr (already checked by the caller) into a new address.
+ * Unix addresses are normalised to a NUL-terminated sun_path and the full
+ * sizeof(struct sockaddr_un), as the kernel may hand back a shorter or an
+ * unterminated one.
+ */
+static int tsocket_address_bsd_make(TALLOC_CTX *mem_ctx,
+				    const struct sockaddr *sa,
+				    socklen_t sa_socklen,
+				    struct tsocket_address **_addr,
+				    const char *location)
+{
+	struct tsocket_address *addr;
+	struct tsocket_address_bsd *bsd = NULL;
+
+	addr = tsocket_address_create(mem_ctx, &tsocket_address_bsd_ops, &bsd,
+				      struct tsocket_address_bsd, location);
+	if (addr == NULL) {
+		errno = ENOMEM;
+		return -1;
+	}
+
+	if (sa->sa_family == AF_UNIX) {
+		size_t max = sizeof(bsd->u.un.sun_path) - 1;
+		size_t plen = 0;
+
+		if (sa_socklen > offsetof(struct sockaddr_un, sun_path)) {
+			plen =
+			    sa_socklen - offsetof(struct sockaddr_un, sun_path);
+		}
+		if (plen > max) {
+			plen = max;
+		}
+		bsd->u.un.sun_family = AF_UNIX;
+		memcpy(bsd->u.un.sun_path,
+		       ((const struct sockaddr_un *)(const void *)sa)->sun_path,
+		       plen);
+		bsd->u.un.sun_path[plen] = '\0';
+		bsd->sa_socklen = sizeof(struct sockaddr_un);
+	} else {
+		memcpy(&bsd->u.ss, sa, sa_socklen);
+		bsd->sa_socklen = sa_socklen;
+	}
+
+	*_addr = addr;
+	return 0;
+}
+
+_PUBLIC_ int _tsocket_address_bsd_from_sockaddr(TALLOC_CTX *mem_ctx,
+						const struct sockaddr *sa,
+						socklen_t sa_socklen,
+						struct tsocket_address **_addr,
+						const char *location)
+{
+	socklen_t need;
+
+	if (sa == NULL || _addr == NULL ||
+	    sa_socklen < (socklen_t)sizeof(sa->sa_family)) {
+		errno = EINVAL;
+		return -1;
+	}
+
+	switch (sa->sa_family) {
+	case AF_INET:
+		need = sizeof(struct sockaddr_in);
+		break;
+	case AF_INET6:
+		need = sizeof(struct sockaddr_in6);
+		break;
+	case AF_UNIX:
+		need = offsetof(struct sockaddr_un, sun_path);
+		break;
+	default:
+		errno = EAFNOSUPPORT;
+		return -1;
+	}
+	if (sa_socklen < need) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (sa->sa_family != AF_UNIX) {
+		/* ignore trailing bytes of a larger buffer (sockaddr_storage)
+		 */
+		sa_socklen = need;
+	}
+
+	return tsocket_address_bsd_make(mem_ctx, sa, sa_socklen, _addr,
+					location);
+}
+
+_PUBLIC_ ssize_t
+tsocket_address_bsd_sockaddr(const struct tsocket_address *addr,
+			     struct sockaddr *sa,
+			     socklen_t sa_socklen)
+{
+	const struct tsocket_address_bsd *bsd = tsocket_address_bsd_get(addr);
+
+	if (bsd == NULL || sa == NULL || sa_socklen < bsd->sa_socklen) {
+		errno = EINVAL;
+		return -1;
+	}
+	memcpy(sa, &bsd->u.ss, bsd->sa_socklen);
+	if (sa_socklen > bsd->sa_socklen) {
+		memset((uint8_t *)sa + bsd->sa_socklen, 0,
+		       sa_socklen - bsd->sa_socklen);
+	}
+	return bsd->sa_socklen;
+}
+
+_PUBLIC_ bool tsocket_address_is_inet(const struct tsocket_address *addr,
+				      const char *fam)
+{
+	const struct tsocket_address_bsd *bsd = tsocket_address_bsd_get(addr);
+
+	if (bsd == NULL || fam == NULL) {
+		return false;
+	}
+	if (strcasecmp(fam, "ip") == 0) {
+		return tsocket_bsd_is_inet_family(bsd->u.sa.sa_family);
+	}
+	if (strcasecmp(fam, "ipv4") == 0) {
+		return bsd->u.sa.sa_family == AF_INET;
+	}
+	if (strcasecmp(fam, "ipv6") == 0) {
+		return bsd->u.sa.sa_family == AF_INET6;
+	}
+	return false;
+}
+
+/*
+ * Numeric IPv6 with an optional "%scope" (interface name or number);
+ * inet_pton() alone knows neither.
+ */
+static bool tsocket_bsd_parse_in6(const char *str, struct sockaddr_in6 *in6)
+{
+	const char *pct = strchr(str, '%');
+	char buf[INET6_ADDRSTRLEN];
+	size_t len;
+
+	if (pct == NULL) {
+		return inet_pton(AF_INET6, str, &in6->sin6_addr) == 1;
+	}
+	len = (size_t)(pct - str);
+	if (len >= sizeof(buf) || pct[1] == '\0') {
+		return false;
+	}
+	memcpy(buf, str, len);
+	buf[len] = '\0';
+	if (inet_pton(AF_INET6, buf, &in6->sin6_addr) != 1) {
+		return false;
+	}
+	in6->sin6_scope_id = if_nametoindex(pct + 1);
+	if (in6->sin6_scope_id == 0) {
+		char *end = NULL;
+		unsigned long v;
+
+		errno = 0;
+		v = strtoul(pct + 1, &end, 10);
+		if (errno != 0 || end == NULL || *end != '\0' ||
+		    v > UINT32_MAX) {
+			return false;
+		}
+		in6->sin6_scope_id = (uint32_t)v;
+	}
+	return true;
+}
+
+_PUBLIC_ int _tsocket_address_inet_from_strings(TALLOC_CTX *mem_ctx,
+						const char *fam,
+						const char *addr,
+						uint16_t port,
+						struct tsocket_address **_addr,
+						const char *location)
+{
+	union tsocket_bsd_sockaddr u;
+	socklen_t len;
+	bool want4, want6;
+
+	if (fam == NULL || _addr == NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (strcasecmp(fam, "ip") == 0) {
+		want4 = want6 = true;
+		if (addr == NULL) {
+			addr = "0.0.0.0";
+		}
+	} else if (strcasecmp(fam, "ipv4") == 0) {
+		want4 = true;
+		want6 = false;
+		if (addr == NULL) {
+			addr = "0.0.0.0";
+		}
+	} else if (strcasecmp(fam, "ipv6") == 0) {
+		want4 = false;
+		want6 = true;
+		if (addr == NULL) {
+			addr = "::";
+		}
+	} else {
+		errno = EINVAL;
+		return -1;
+	}
+
+	memset(&u, 0, sizeof(u));
+	if (want4 && inet_pton(AF_INET, addr, &u.in.sin_addr) == 1) {
+		u.in.sin_family = AF_INET;
+		u.in.sin_port = htons(port);
+		len = sizeof(u.in);
+	} else if (want6 && tsocket_bsd_parse_in6(addr, &u.in6)) {
+		u.in6.sin6_family = AF_INET6;
+		u.in6.sin6_port = htons(port);
+		len = sizeof(u.in6);
+	} else {
+		/* not a numeric address of that family: no DNS here */
+		errno = EINVAL;
+		return -1;
+	}
+
+	return tsocket_address_bsd_make(mem_ctx, &u.sa, len, _addr, location);
+}
+
+_PUBLIC_ char *tsocket_address_inet_addr_string(
+    const struct tsocket_address *addr, TALLOC_CTX *mem_ctx)
+{
+	const struct tsocket_address_bsd *bsd = tsocket_address_bsd_get(addr);
+	char buf[INET6_ADDRSTRLEN];
+	const char *str;
+	char *result;
+
+	if (bsd == NULL || !tsocket_bsd_is_inet_family(bsd->u.sa.sa_family)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (bsd->u.sa.sa_family == AF_INET) {
+		str = inet_ntop(AF_INET, &bsd->u.in.sin_addr, buf, sizeof(buf));
+	} else {
+		str = inet_ntop(AF_INET6, &bsd->u.in6.sin6_addr, buf,
+				sizeof(buf));
+	}
+	if (str == NULL) {
+		return NULL;
+	}
+	result = talloc_strdup(mem_ctx, str);
+	if (result == NULL) {
+		errno = ENOMEM;
+	}
+	return result;
+}
+
+_PUBLIC_ uint16_t tsocket_address_inet_port(const struct tsocket_address *addr)
+{
+	const struct tsocket_address_bsd *bsd = tsocket_address_bsd_get(addr);
+
+	if (bsd == NULL) {
+		errno = EINVAL;
+		return 0;
+	}
+	switch (bsd->u.sa.sa_family) {
+	case AF_INET:
+		return ntohs(bsd->u.in.sin_port);
+	case AF_INET6:
+		return ntohs(bsd->u.in6.sin6_port);
+	default:
+		errno = EINVAL;
+		return 0;
+	}
+}
+
+_PUBLIC_ int tsocket_address_inet_set_port(struct tsocket_address *addr,
+					   uint16_t port)
+{
+	struct tsocket_address_bsd *bsd;
+
+	if (tsocket_address_bsd_get(addr) == NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	bsd = talloc_get_type_abort(addr->private_data,
+				    struct tsocket_address_bsd);
+	switch (bsd->u.sa.sa_family) {
+	case AF_INET:
+		bsd->u.in.sin_port = htons(port);
+		return 0;
+	case AF_INET6:
+		bsd->u.in6.sin6_port = htons(port);
+		return 0;
+	default:
+		errno = EINVAL;
+		return -1;
+	}
+}
+
+_PUBLIC_ bool tsocket_address_is_unix(const struct tsocket_address *addr)
+{
+	const struct tsocket_address_bsd *bsd = tsocket_address_bsd_get(addr);
+
+	return bsd != NULL && bsd->u.sa.sa_family == AF_UNIX;
+}
+
+_PUBLIC_ int _tsocket_address_unix_from_path(TALLOC_CTX *mem_ctx,
+					     const char *path,
+					     struct tsocket_address **_addr,
+					     const char *location)
+{
+	struct sockaddr_un un;
+	size_t len;
+
+	if (_addr == NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (path == NULL) {
+		path = "";
+	}
+	len = strlen(path);
+	if (len >= sizeof(un.sun_path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memset(&un, 0, sizeof(un));
+	un.sun_family = AF_UNIX;
+	memcpy(un.sun_path, path, len);
+
+	return tsocket_address_bsd_make(mem_ctx, (struct sockaddr *)&un,
+					sizeof(un), _addr, location);
+}
+
+_PUBLIC_ char *tsocket_address_unix_path(const struct tsocket_address *addr,
+					 TALLOC_CTX *mem_ctx)
+{
+	const struct tsocket_address_bsd *bsd = tsocket_address_bsd_get(addr);
+	char *result;
+
+	if (bsd == NULL || bsd->u.sa.sa_family != AF_UNIX) {
+		errno = EINVAL;
+		return NULL;
+	}
+	result = talloc_strdup(mem_ctx, bsd->u.un.sun_path);
+	if (result == NULL) {
+		errno = ENOMEM;
+	}
+	return result;
+}
+
+static char *tsocket_address_bsd_string(const struct tsocket_address *addr,
+					TALLOC_CTX *mem_ctx)
+{
+	const struct tsocket_address_bsd *bsd = tsocket_address_bsd_get(addr);
+	char buf[INET6_ADDRSTRLEN];
+	const char *prefix;
+	const char *str;
+	uint16_t port;
+	char *result;
+
+	if (bsd == NULL) {
+		errno = EINVAL;
+		return NULL;
+	}
+	switch (bsd->u.sa.sa_family) {
+	case AF_UNIX:
+		result =
+		    talloc_asprintf(mem_ctx, "unix:%s", bsd->u.un.sun_path);
+		goto out;
+	case AF_INET:
+		prefix = "ipv4";
+		str = inet_ntop(AF_INET, &bsd->u.in.sin_addr, buf, sizeof(buf));
+		port = ntohs(bsd->u.in.sin_port);
+		break;
+	case AF_INET6:
+		prefix = "ipv6";
+		str = inet_ntop(AF_INET6, &bsd->u.in6.sin6_addr, buf,
+				sizeof(buf));
+		port = ntohs(bsd->u.in6.sin6_port);
+		break;
+	default:
+		errno = EINVAL;
+		return NULL;
+	}
+	if (str == NULL) {
+		return NULL;
+	}
+	result =
+	    talloc_asprintf(mem_ctx, "%s:%s:%u", prefix, str, (unsigned)port);
+out:
+	if (result == NULL) {
+		errno = ENOMEM;
+	}
+	return result;
+}
+
+static struct tsocket_address *tsocket_address_bsd_copy(
+    const struct tsocket_address *addr,
+    TALLOC_CTX *mem_ctx,
+    const char *location)
+{
+	const struct tsocket_address_bsd *bsd = tsocket_address_bsd_get(addr);
+	struct tsocket_address *copy = NULL;
+
+	if (bsd == NULL) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (tsocket_address_bsd_make(mem_ctx, &bsd->u.sa, bsd->sa_socklen,
+				     &copy, location) != 0) {
+		return NULL;
+	}
+	return copy;
+}
+
+/* ------------------------------------------------------------------ */
+/* Socket helpers                                                      */
+/* ------------------------------------------------------------------ */
+
+static int tsocket_bsd_set_nonblocking(int fd)
+{
+	int flags = fcntl(fd, F_GETFL);
+
+	if (flags == -1) {
+		return -1;
+	}
+	if ((flags & O_NONBLOCK) != 0) {
+		return 0;
+	}
+	return fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+}
+
+static void tsocket_bsd_close_keep_errno(int fd)
+{
+	int err = errno;
+
+	close(fd);
+	errno = err;
+}
+
+static bool tsocket_bsd_is_any(const struct tsocket_address_bsd *bsd)
+{
+	switch (bsd->u.sa.sa_family) {
+	case AF_INET:
+		return bsd->u.in.sin_port == 0 &&
+		       bsd->u.in.sin_addr.s_addr == htonl(INADDR_ANY);
+	case AF_INET6:
+		return bsd->u.in6.sin6_port == 0 &&
+		       IN6_IS_ADDR_UNSPECIFIED(&bsd->u.in6.sin6_addr);
+	case AF_UNIX:
+		return bsd->u.un.sun_path[0] == '\0';
+	default:
+		return false;
+	}
+}
+
+/*
+ * Makes a non-blocking, close-on-exec socket of the given type bound to
+ * local (unless local is the "any" address with port 0 / an empty unix
+ * path, which the kernel binds itself as needed). When local is such a
+ * wildcard and remote is given, the socket takes remote's family, so
+ * that tstream_inet_tcp_connect_send(ipv4 any, ipv6 remote) works.
+ * Returns the fd, or -1 with errno set.
+ */
+static int tsocket_bsd_socket(const struct tsocket_address_bsd *lbsd,
+			      const struct tsocket_address_bsd *rbsd,
+			      int type,
+			      bool want_inet)
+{
+	int family = lbsd->u.sa.sa_family;
+	bool do_bind = !tsocket_bsd_is_any(lbsd);
+	int fd;
+	int ret;
+
+	if (tsocket_bsd_is_inet_family(family) != want_inet) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (rbsd != NULL && rbsd->u.sa.sa_family != family) {
+		if (do_bind ||
+		    !tsocket_bsd_is_inet_family(rbsd->u.sa.sa_family)) {
+			errno = EINVAL;
+			return -1;
+		}
+		family = rbsd->u.sa.sa_family;
+	}
+
+	fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1) {
+		return -1;
+	}
+
+	if (family == AF_INET6) {
+		int one = 1;
+
+		/* an ipv6 socket speaks ipv6 only, as its address says */
+		ret = setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one,
+				 sizeof(one));
+		if (ret == -1) {
+			goto fail;
+		}
+	}
+	if (do_bind) {
+		if (tsocket_bsd_is_inet_family(family) &&
+		    ((family == AF_INET && lbsd->u.in.sin_port != 0) ||
+		     (family == AF_INET6 && lbsd->u.in6.sin6_port != 0))) {
+			int one = 1;
+
+			ret = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one,
+					 sizeof(one));
+			if (ret == -1) {
+				goto fail;
+			}
+		}
+		ret = bind(fd, &lbsd->u.sa, lbsd->sa_socklen);
+		if (ret == -1) {
+			goto fail;
+		}
+	}
+	return fd;
+
+fail:
+	tsocket_bsd_close_keep_errno(fd);
+	return -1;
+}
+
+static int tsocket_bsd_errno_is_retry(int err)
+{
+	return err == EAGAIN || err == EWOULDBLOCK || err == EINTR;
+}
+
+/* ------------------------------------------------------------------ */
+/* Datagrams                                                           */
+/* ------------------------------------------------------------------ */
+
+struct tdgram_bsd {
+	int fd;
+	bool inet;
+	uint8_t *scratch;
+
+	struct tevent_context *ev;
+	struct tevent_fd *fde;
+	uint16_t fde_flags;
+
+	struct tevent_req *recvfrom_req;
+	struct tevent_req *sendto_req;
+};
+
+struct tdgram_bsd_recvfrom_state {
+	struct tdgram_bsd *bsd;
+	uint8_t *buf;
+	ssize_t len;
+	union tsocket_bsd_sockaddr src;
+	socklen_t src_len;
+};
+
+struct tdgram_bsd_sendto_state {
+	struct tdgram_bsd *bsd;
+	const uint8_t *buf;
+	size_t len;
+	union tsocket_bsd_sockaddr dst;
+	socklen_t dst_len;
+	ssize_t ret;
+};
+
+static void tdgram_bsd_fde_handler(struct tevent_context *ev,
+				   struct tevent_fd *fde,
+				   uint16_t flags,
+				   void *private_data);
+static bool tdgram_bsd_recvfrom_try(struct tevent_req *req);
+static bool tdgram_bsd_sendto_try(struct tevent_req *req);
+
+static int tdgram_bsd_destructor(struct tdgram_bsd *bsd)
+{
+	/* a request that outlives the socket must not touch it */
+	if (bsd->recvfrom_req != NULL) {
+		struct tdgram_bsd_recvfrom_state *state = tevent_req_data(
+		    bsd->recvfrom_req, struct tdgram_bsd_recvfrom_state);
+
+		state->bsd = NULL;
+		bsd->recvfrom_req = NULL;
+	}
+	if (bsd->sendto_req != NULL) {
+		struct tdgram_bsd_sendto_state *state = tevent_req_data(
+		    bsd->sendto_req, struct tdgram_bsd_sendto_state);
+
+		state->bsd = NULL;
+		bsd->sendto_req = NULL;
+	}
+	/* leave epoll before the fd number can be reused */
+	TALLOC_FREE(bsd->fde);
+	if (bsd->fd != -1) {
+		close(bsd->fd);
+		bsd->fd = -1;
+	}
+	return 0;
+}
+
+/* Adds flag to the socket's tevent_fd, creating it on first use. */
+static int tdgram_bsd_want(struct tdgram_bsd *bsd,
+			   struct tevent_context *ev,
+			   uint16_t flag)
+{
+	if (bsd->fde == NULL || bsd->ev != ev) {
+		TALLOC_FREE(bsd->fde);
+		bsd->fde_flags |= flag;
+		bsd->fde = tevent_add_fd(ev, bsd, bsd->fd, bsd->fde_flags,
+					 tdgram_bsd_fde_handler, bsd);
+		if (bsd->fde == NULL) {
+			bsd->fde_flags = 0;
+			return ENOMEM;
+		}
+		bsd->ev = ev;
+		return 0;
+	}
+	if ((bsd->fde_flags & flag) == 0) {
+		bsd->fde_flags |= flag;
+		tevent_fd_set_flags(bsd->fde, bsd->fde_flags);
+	}
+	return 0;
+}
+
+static void tdgram_bsd_unwant(struct tdgram_bsd *bsd, uint16_t flag)
+{
+	if ((bsd->fde_flags & flag) == 0) {
+		return;
+	}
+	bsd->fde_flags &= ~flag;
+	if (bsd->fde != NULL) {
+		tevent_fd_set_flags(bsd->fde, bsd->fde_flags);
+	}
+}
+
+static void tdgram_bsd_fde_handler(struct tevent_context *ev,
+				   struct tevent_fd *fde,
+				   uint16_t flags,
+				   void *private_data)
+{
+	struct tdgram_bsd *bsd =
+	    talloc_get_type_abort(private_data, struct tdgram_bsd);
+
+	/*
+	 * One direction per call: completing a request runs the caller's
+	 * callback, which may free bsd. Level triggering brings us back
+	 * for the other direction.
+	 */
+	if ((flags & TEVENT_FD_WRITE) != 0) {
+		if (bsd->sendto_req == NULL) {
+			tdgram_bsd_unwant(bsd, TEVENT_FD_WRITE);
+			return;
+		}
+		tdgram_bsd_sendto_try(bsd->sendto_req);
+		return;
+	}
+	if ((flags & TEVENT_FD_READ) != 0) {
+		if (bsd->recvfrom_req == NULL) {
+			/* lazily dropped: see tdgram_bsd_recvfrom_cleanup */
+			tdgram_bsd_unwant(bsd, TEVENT_FD_READ);
+			return;
+		}
+		tdgram_bsd_recvfrom_try(bsd->recvfrom_req);
+		return;
+	}
+}
+
+static void tdgram_bsd_recvfrom_cleanup(struct tevent_req *req,
+					enum tevent_req_state req_state)
+{
+	struct tdgram_bsd_recvfrom_state *state =
+	    tevent_req_data(req, struct tdgram_bsd_recvfrom_state);
+
+	if (state->bsd != NULL && state->bsd->recvfrom_req == req) {
+		/*
+		 * TEVENT_FD_READ stays set: a server asks for the next
+		 * datagram right away, and the handler drops the flag if
+		 * nobody does.
+		 */
+		state->bsd->recvfrom_req = NULL;
+	}
+	state->bsd = NULL;
+	if (req_state == TEVENT_REQ_RECEIVED) {
+		TALLOC_FREE(state->buf);
+	}
+}
+
+/*
+ * Receives one datagram without blocking. Returns true when the request
+ * finished (done or error), false when it must wait for readability.
+ */
+static bool tdgram_bsd_recvfrom_try(struct tevent_req *req)
+{
+	struct tdgram_bsd_recvfrom_state *state =
+	    tevent_req_data(req, struct tdgram_bsd_recvfrom_state);
+	struct tdgram_bsd *bsd = state->bsd;
+	struct iovec iov;
+	struct msghdr msg;
+	ssize_t ret;
+
+	for (;;) {
+		size_t want;
+		uint8_t *dest;
+
+		if (bsd->inet) {
+			if (bsd->scratch == NULL) {
+				bsd->scratch =
+				    talloc_size(bsd, TDGRAM_BSD_INET_SCRATCH);
+				if (tevent_req_nomem(bsd->scratch, req)) {
+					return true;
+				}
+			}
+			dest = bsd->scratch;
+			want = TDGRAM_BSD_INET_SCRATCH;
+		} else {
+			int avail = 0;
+
+			ret = ioctl(bsd->fd, FIONREAD, &avail);
+			if (ret == -1) {
+				tevent_req_error(req, errno);
+				return true;
+			}
+			if (avail <= 0) {
+				/* nothing queued, or an empty datagram */
+				avail = 1;
+			}
+			TALLOC_FREE(state->buf);
+			state->buf = talloc_size(state, (size_t)avail);
+			if (tevent_req_nomem(state->buf, req)) {
+				return true;
+			}
+			dest = state->buf;
+			want = (size_t)avail;
+		}
+
+		iov.iov_base = dest;
+		iov.iov_len = want;
+		memset(&msg, 0, sizeof(msg));
+		msg.msg_name = &state->src;
+		msg.msg_namelen = sizeof(state->src);
+		msg.msg_iov = &iov;
+		msg.msg_iovlen = 1;
+
+		ret = recvmsg(bsd->fd, &msg, MSG_DONTWAIT);
+		if (ret == -1) {
+			int err = errno;
+
+			if (tsocket_bsd_errno_is_retry(err)) {
+				TALLOC_FREE(state->buf);
+				return false;
+			}
+			tevent_req_error(req, err);
+			return true;
+		}
+		if (ret == 0) {
+			/* an empty datagram: never reported, wait for more */
+			continue;
+		}
+		if ((msg.msg_flags & MSG_TRUNC) != 0) {
+			tevent_req_error(req, EMSGSIZE);
+			return true;
+		}
+		state->src_len = msg.msg_namelen;
+		state->len = ret;
+		if (bsd->inet) {
+			state->buf = talloc_memdup(state, dest, (size_t)ret);
+			if (tevent_req_nomem(state->buf, req)) {
+				return true;
+			}
+		}
+		tevent_req_done(req);
+		return true;
+	}
+}
+
+static struct tevent_req *tdgram_bsd_recvfrom_send(TALLOC_CTX *mem_ctx,
+						   struct tevent_context *ev,
+						   struct tdgram_context *dgram)
+{
+	struct tdgram_bsd *bsd = tdgram_context_data(dgram, struct tdgram_bsd);
+	struct tevent_req *req;
+	struct tdgram_bsd_recvfrom_state *state;
+	int err;
+
+	req = tevent_req_create(mem_ctx, &state,
+				struct tdgram_bsd_recvfrom_state);
+	if (req == NULL) {
+		return NULL;
+	}
+	state->bsd = bsd;
+	state->len = -1;
+	tevent_req_set_cleanup_fn(req, tdgram_bsd_recvfrom_cleanup);
+
+	if (bsd->fd == -1) {
+		tevent_req_error(req, ENOTCONN);
+		return tevent_req_post(req, ev);
+	}
+	if (bsd->recvfrom_req != NULL) {
+		tevent_req_error(req, EBUSY);
+		return tevent_req_post(req, ev);
+	}
+
+	if (tdgram_bsd_recvfrom_try(req)) {
+		return tevent_req_post(req, ev);
+	}
+
+	err = tdgram_bsd_want(bsd, ev, TEVENT_FD_READ);
+	if (err != 0) {
+		tevent_req_error(req, err);
+		return tevent_req_post(req, ev);
+	}
+	bsd->recvfrom_req = req;
+	return req;
+}
+
+static ssize_t tdgram_bsd_recvfrom_recv(struct tevent_req *req,
+					int *perrno,
+					TALLOC_CTX *mem_ctx,
+					uint8_t **buf,
+					struct tsocket_address **src)
+{
+	struct tdgram_bsd_recvfrom_state *state =
+	    tevent_req_data(req, struct tdgram_bsd_recvfrom_state);
+	ssize_t ret;
+
+	ret = tsocket_simple_int_recv(req, perrno);
+	if (ret == 0) {
+		if (src != NULL) {
+			union tsocket_bsd_sockaddr *sa = &state->src;
+			socklen_t len = state->src_len;
+			int rc;
+
+			if (len < (socklen_t)sizeof(sa_family_t)) {
+				/* an unbound unix peer: empty path */
+				sa->sa.sa_family = AF_UNIX;
+				len = sizeof(sa_family_t);
+			}
+			rc = _tsocket_address_bsd_from_sockaddr(
+			    mem_ctx, &sa->sa, len, src, __location__);
+			if (rc != 0) {
+				*perrno = errno;
+				tevent_req_received(req);
+				return -1;
+			}
+		}
+		if (buf != NULL) {
+			*buf = talloc_move(mem_ctx, &state->buf);
+		}
+		ret = state->len;
+	}
+	tevent_req_received(req);
+	return ret;
+}
+
+static void tdgram_bsd_sendto_cleanup(struct tevent_req *req,
+				      enum tevent_req_state req_state)
+{
+	struct tdgram_bsd_sendto_state *state =
+	    tevent_req_data(req, struct tdgram_bsd_sendto_state);
+
+	if (state->bsd != NULL && state->bsd->sendto_req == req) {
+		/* sockets are writable nearly always: drop it right away */
+		tdgram_bsd_unwant(state->bsd, TEVENT_FD_WRITE);
+		state->bsd->sendto_req = NULL;
+	}
+	state->bsd = NULL;
+}
+
+static bool tdgram_bsd_sendto_try(struct tevent_req *req)
+{
+	struct tdgram_bsd_sendto_state *state =
+	    tevent_req_data(req, struct tdgram_bsd_sendto_state);
+	ssize_t ret;
+
+	ret = sendto(
+	    state->bsd->fd, state->buf, state->len, MSG_NOSIGNAL | MSG_DONTWAIT,
+	    state->dst_len != 0 ? &state->dst.sa : NULL, state->dst_len);
+	if (ret == -1) {
+		int err = errno;
+
+		if (tsocket_bsd_errno_is_retry(err)) {
+			return false;
+		}
+		tevent_req_error(req, err);
+		return true;
+	}
+	state->ret = ret;
+	tevent_req_done(req);
+	return true;
+}
+
+static struct tevent_req *tdgram_bsd_sendto_send(
+    TALLOC_CTX *mem_ctx,
+    struct tevent_context *ev,
+    struct tdgram_context *dgram,
+    const uint8_t *buf,
+    size_t len,
+    const struct tsocket_address *dst)
+{
+	struct tdgram_bsd *bsd = tdgram_context_data(dgram, struct tdgram_bsd);
+	struct tevent_req *req;
+	struct tdgram_bsd_sendto_state *state;
+	int err;
+
+	req =
+	    tevent_req_create(mem_ctx, &state, struct tdgram_bsd_sendto_state);
+	if (req == NULL) {
+		return NULL;
+	}
+	state->bsd = bsd;
+	state->buf = buf;
+	state->len = len;
+	state->ret = -1;
+	tevent_req_set_cleanup_fn(req, tdgram_bsd_sendto_cleanup);
+
+	if (bsd->fd == -1) {
+		tevent_req_error(req, ENOTCONN);
+		return tevent_req_post(req, ev);
+	}
+	if (bsd->sendto_req != NULL) {
+		tevent_req_error(req, EBUSY);
+		return tevent_req_post(req, ev);
+	}
+	if (buf == NULL || len == 0) {
+		tevent_req_error(req, EINVAL);
+		return tevent_req_post(req, ev);
+	}
+	if (dst != NULL) {
+		const struct tsocket_address_bsd *dbsd =
+		    tsocket_address_bsd_get(dst);
+
+		if (dbsd == NULL) {
+			tevent_req_error(req, EINVAL);
+			return tevent_req_post(req, ev);
+		}
+		memcpy(&state->dst, &dbsd->u, dbsd->sa_socklen);
+		state->dst_len = dbsd->sa_socklen;
+	}
+
+	if (tdgram_bsd_sendto_try(req)) {
+		return tevent_req_post(req, ev);
+	}
+
+	err = tdgram_bsd_want(bsd, ev, TEVENT_FD_WRITE);
+	if (err != 0) {
+		tevent_req_error(req, err);
+		return tevent_req_post(req, ev);
+	}
+	bsd->sendto_req = req;
+	return req;
+}
+
+static ssize_t tdgram_bsd_sendto_recv(struct tevent_req *req, int *perrno)
+{
+	struct tdgram_bsd_sendto_state *state =
+	    tevent_req_data(req, struct tdgram_bsd_sendto_state);
+	ssize_t ret;
+
+	ret = tsocket_simple_int_recv(req, perrno);
+	if (ret == 0) {
+		ret = state->ret;
+	}
+	tevent_req_received(req);
+	return ret;
+}
+
+static struct tevent_req *tdgram_bsd_disconnect_send(
+    TALLOC_CTX *mem_ctx,
+    struct tevent_context *ev,
+    struct tdgram_context *dgram)
+{
+	struct tdgram_bsd *bsd = tdgram_context_data(dgram, struct tdgram_bsd);
+	struct tevent_req *req;
+	int *state;
+
+	req = tevent_req_create(mem_ctx, &state, int);
+	if (req == NULL) {
+		return NULL;
+	}
+	if (bsd->recvfrom_req != NULL || bsd->sendto_req != NULL) {
+		tevent_req_error(req, EBUSY);
+		return tevent_req_post(req, ev);
+	}
+	if (bsd->fd == -1) {
+		tevent_req_error(req, ENOTCONN);
+		return tevent_req_post(req, ev);
+	}
+	TALLOC_FREE(bsd->fde);
+	bsd->fde_flags = 0;
+	close(bsd->fd);
+	bsd->fd = -1;
+	TALLOC_FREE(bsd->scratch);
+
+	tevent_req_done(req);
+	return tevent_req_post(req, ev);
+}
+
+static int tdgram_bsd_disconnect_recv(struct tevent_req *req, int *perrno)
+{
+	int ret = tsocket_simple_int_recv(req, perrno);
+
+	tevent_req_received(req);
+	return ret;
+}
+
+static const struct tdgram_context_ops tdgram_bsd_ops = {
+    .name = "bsd",
+    .recvfrom_send = tdgram_bsd_recvfrom_send,
+    .recvfrom_recv = tdgram_bsd_recvfrom_recv,
+    .sendto_send = tdgram_bsd_sendto_send,
+    .sendto_recv = tdgram_bsd_sendto_recv,
+    .disconnect_send = tdgram_bsd_disconnect_send,
+    .disconnect_recv = tdgram_bsd_disconnect_recv,
+};
+
+/* Wraps fd; on failure the caller keeps the fd. */
+static int tdgram_bsd_wrap(TALLOC_CTX *mem_ctx,
+			   int fd,
+			   bool inet,
+			   struct tdgram_context **_dgram,
+			   const char *location)
+{
+	struct tdgram_context *dgram;
+	struct tdgram_bsd *bsd = NULL;
+
+	dgram = tdgram_context_create(mem_ctx, &tdgram_bsd_ops, &bsd,
+				      struct tdgram_bsd, location);
+	if (dgram == NULL) {
+		errno = ENOMEM;
+		return -1;
+	}
+	bsd->fd = fd;
+	bsd->inet = inet;
+	talloc_set_destructor(bsd, tdgram_bsd_destructor);
+
+	*_dgram = dgram;
+	return 0;
+}
+
+_PUBLIC_ int _tdgram_bsd_existing_socket(TALLOC_CTX *mem_ctx,
+					 int fd,
+					 struct tdgram_context **_dgram,
+					 const char *location)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	bool inet = false;
+
+	if (fd < 0 || _dgram == NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (tsocket_bsd_set_nonblocking(fd) == -1) {
+		return -1;
+	}
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0) {
+		inet = tsocket_bsd_is_inet_family(ss.ss_family);
+	}
+	return tdgram_bsd_wrap(mem_ctx, fd, inet, _dgram, location);
+}
+
+static int tdgram_bsd_socket(const struct tsocket_address *local,
+			     const struct tsocket_address *remote,
+			     bool broadcast,
+			     bool want_inet,
+			     TALLOC_CTX *mem_ctx,
+			     struct tdgram_context **_dgram,
+			     const char *location)
+{
+	const struct tsocket_address_bsd *lbsd = tsocket_address_bsd_get(local);
+	const struct tsocket_address_bsd *rbsd = NULL;
+	int fd;
+	int ret;
+
+	if (lbsd == NULL || _dgram == NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (remote != NULL) {
+		rbsd = tsocket_address_bsd_get(remote);
+		if (rbsd == NULL) {
+			errno = EINVAL;
+			return -1;
+		}
+	}
+	if (broadcast && lbsd->u.sa.sa_family != AF_INET) {
+		errno = EINVAL;
+		return -1;
+	}
+
+	fd = tsocket_bsd_socket(lbsd, rbsd, SOCK_DGRAM, want_inet);
+	if (fd == -1) {
+		return -1;
+	}
+	if (broadcast) {
+		int one = 1;
+
+		ret =
+		    setsockopt(fd, SOL_SOCKET, SO_BROADCAST, &one, sizeof(one));
+		if (ret == -1) {
+			goto fail;
+		}
+	}
+	if (rbsd != NULL) {
+		ret = connect(fd, &rbsd->u.sa, rbsd->sa_socklen);
+		if (ret == -1) {
+			goto fail;
+		}
+	}
+	ret = tdgram_bsd_wrap(mem_ctx, fd, want_inet, _dgram, location);
+	if (ret == -1) {
+		goto fail;
+	}
+	return 0;
+
+fail:
+	tsocket_bsd_close_keep_errno(fd);
+	return -1;
+}
+
+_PUBLIC_ int _tdgram_inet_udp_socket(const struct tsocket_address *local,
+				     const struct tsocket_address *remote,
+				     TALLOC_CTX *mem_ctx,
+				     struct tdgram_context **dgram,
+				     const char *location)
+{
+	return tdgram_bsd_socket(local, remote, false, true, mem_ctx, dgram,
+				 location);
+}
+
+_PUBLIC_ int _tdgram_inet_udp_broadcast_socket(
+    const struct tsocket_address *local,
+    TALLOC_CTX *mem_ctx,
+    struct tdgram_context **dgram,
+    const char *location)
+{
+	return tdgram_bsd_socket(local, NULL, true, true, mem_ctx, dgram,
+				 location);
+}
+
+_PUBLIC_ int _tdgram_unix_socket(const struct tsocket_address *local,
+				 const struct tsocket_address *remote,
+				 TALLOC_CTX *mem_ctx,
+				 struct tdgram_context **dgram,
+				 const char *location)
+{
+	return tdgram_bsd_socket(local, remote, false, false, mem_ctx, dgram,
+				 location);
+}
+
+/* ------------------------------------------------------------------ */
+/* Streams                                                             */
+/* ------------------------------------------------------------------ */
+
+struct tstream_bsd {
+	int fd;
+	bool is_socket;
+
+	/* sticky errors, per direction (see tstream_bsd_fail) */
+	int read_error;
+	int write_error;
+
+	struct tevent_context *ev;
+	struct tevent_fd *fde;
+	uint16_t fde_flags;
+
+	struct tevent_req *readv_req;
+	struct tevent_req *writev_req;
+};
+
+struct tstream_bsd_readv_state {
+	struct tstream_bsd *bsd;
+	struct iovec *vector;
+	int count;
+	int ret;
+	struct iovec inline_iov[TSTREAM_BSD_INLINE_IOV];
+};
+
+struct tstream_bsd_writev_state {
+	struct tstream_bsd *bsd;
+	struct iovec *vector;
+	int count;
+	int ret;
+	struct iovec inline_iov[TSTREAM_BSD_INLINE_IOV];
+};
+
+static void tstream_bsd_fde_handler(struct tevent_context *ev,
+				    struct tevent_fd *fde,
+				    uint16_t flags,
+				    void *private_data);
+static bool tstream_bsd_readv_try(struct tevent_req *req);
+static bool tstream_bsd_writev_try(struct tevent_req *req);
+
+static int tstream_bsd_destructor(struct tstream_bsd *bsd)
+{
+	if (bsd->readv_req != NULL) {
+		struct tstream_bsd_readv_state *state = tevent_req_data(
+		    bsd->readv_req, struct tstream_bsd_readv_state);
+
+		state->bsd = NULL;
+		bsd->readv_req = NULL;
+	}
+	if (bsd->writev_req != NULL) {
+		struct tstream_bsd_writev_state *state = tevent_req_data(
+		    bsd->writev_req, struct tstream_bsd_writev_state);
+
+		state->bsd = NULL;
+		bsd->writev_req = NULL;
+	}
+	/* leave epoll before the fd number can be reused */
+	TALLOC_FREE(bsd->fde);
+	if (bsd->fd != -1) {
+		close(bsd->fd);
+		bsd->fd = -1;
+	}
+	return 0;
+}
+
+/*
+ * Records an error: end of stream (EPIPE) or a write-side EPIPE stay in
+ * their direction (the other one may still work: a half-closed peer);
+ * anything else (ECONNRESET, ETIMEDOUT, ...) breaks both directions.
+ */
+static void tstream_bsd_fail(struct tstream_bsd *bsd, int err, bool reading)
+{
+	if (err == EPIPE) {
+		if (reading) {
+			if (bsd->read_error == 0) {
+				bsd->read_error = err;
+			}
+		} else if (bsd->write_error == 0) {
+			bsd->write_error = err;
+		}
+		return;
+	}
+	if (bsd->read_error == 0) {
+		bsd->read_error = err;
+	}
+	if (bsd->write_error == 0) {
+		bsd->write_error = err;
+	}
+}
+
+static int tstream_bsd_want(struct tstream_bsd *bsd,
+			    struct tevent_context *ev,
+			    uint16_t flag)
+{
+	if (bsd->fde == NULL || bsd->ev != ev) {
+		TALLOC_FREE(bsd->fde);
+		bsd->fde_flags |= flag;
+		bsd->fde = tevent_add_fd(ev, bsd, bsd->fd, bsd->fde_flags,
+					 tstream_bsd_fde_handler, bsd);
+		if (bsd->fde == NULL) {
+			bsd->fde_flags = 0;
+			return ENOMEM;
+		}
+		bsd->ev = ev;
+		return 0;
+	}
+	if ((bsd->fde_flags & flag) == 0) {
+		bsd->fde_flags |= flag;
+		tevent_fd_set_flags(bsd->fde, bsd->fde_flags);
+	}
+	return 0;
+}
+
+static void tstream_bsd_unwant(struct tstream_bsd *bsd, uint16_t flag)
+{
+	if ((bsd->fde_flags & flag) == 0) {
+		return;
+	}
+	bsd->fde_flags &= ~flag;
+	if (bsd->fde != NULL) {
+		tevent_fd_set_flags(bsd->fde, bsd->fde_flags);
+	}
+}
+
+static void tstream_bsd_fde_handler(struct tevent_context *ev,
+				    struct tevent_fd *fde,
+				    uint16_t flags,
+				    void *private_data)
+{
+	struct tstream_bsd *bsd =
+	    talloc_get_type_abort(private_data, struct tstream_bsd);
+
+	/*
+	 * One direction per call: completing a request runs the caller's
+	 * callback, which may free bsd. Level triggering brings us back
+	 * for the other direction.
+	 */
+	if ((flags & TEVENT_FD_WRITE) != 0 &&
+	    (bsd->fde_flags & TEVENT_FD_WRITE) != 0) {
+		if (bsd->writev_req == NULL) {
+			tstream_bsd_unwant(bsd, TEVENT_FD_WRITE);
+			return;
+		}
+		tstream_bsd_writev_try(bsd->writev_req);
+		return;
+	}
+	if ((flags & TEVENT_FD_READ) != 0) {
+		if (bsd->readv_req == NULL) {
+			/* lazily dropped: see tstream_bsd_readv_cleanup */
+			tstream_bsd_unwant(bsd, TEVENT_FD_READ);
+			return;
+		}
+		tstream_bsd_readv_try(bsd->readv_req);
+		return;
+	}
+}
+
+static ssize_t tstream_bsd_pending_bytes(struct tstream_context *stream)
+{
+	struct tstream_bsd *bsd =
+	    tstream_context_data(stream, struct tstream_bsd);
+	int avail = 0;
+
+	if (bsd->fd == -1) {
+		errno = ENOTCONN;
+		return -1;
+	}
+	if (bsd->read_error != 0) {
+		errno = bsd->read_error;
+		return -1;
+	}
+	if (ioctl(bsd->fd, FIONREAD, &avail) == -1) {
+		return -1;
+	}
+	return avail;
+}
+
+/*
+ * Copies the caller's vector so it can be advanced; small ones live in
+ * the state itself.
+ */
+static struct iovec *tstream_bsd_copy_vector(TALLOC_CTX *mem_ctx,
+					     struct iovec *inline_iov,
+					     const struct iovec *vector,
+					     size_t count)
+{
+	struct iovec *copy = inline_iov;
+
+	if (count > TSTREAM_BSD_INLINE_IOV) {
+		copy = talloc_array(mem_ctx, struct iovec, count);
+		if (copy == NULL) {
+			return NULL;
+		}
+	}
+	memcpy(copy, vector, count * sizeof(struct iovec));
+	return copy;
+}
+
+/*
+ * Consumes n bytes from the front of *vector / *count, skipping empty
+ * entries. Returns true when the vector is exhausted.
+ */
+static bool tstream_bsd_advance(struct iovec **vector, int *count, size_t n)
+{
+	struct iovec *v = *vector;
+	int c = *count;
+
+	while (c > 0) {
+		if (n < v->iov_len) {
+			v->iov_base = (uint8_t *)v->iov_base + n;
+			v->iov_len -= n;
+			break;
+		}
+		n -= v->iov_len;
+		v++;
+		c--;
+	}
+	*vector = v;
+	*count = c;
+	return c == 0;
+}
+
+static void tstream_bsd_readv_cleanup(struct tevent_req *req,
+				      enum tevent_req_state req_state)
+{
+	struct tstream_bsd_readv_state *state =
+	    tevent_req_data(req, struct tstream_bsd_readv_state);
+
+	if (state->bsd != NULL && state->bsd->readv_req == req) {
+		/*
+		 * TEVENT_FD_READ stays set: the next readv usually follows
+		 * at once (a PDU body after its header), and the handler
+		 * drops the flag if nobody asks.
+		 */
+		state->bsd->readv_req = NULL;
+	}
+	state->bsd = NULL;
+}
+
+/*
+ * One readv without blocking. Returns true when the request finished,
+ * false when it waits for more bytes.
+ */
+static bool tstream_bsd_readv_try(struct tevent_req *req)
+{
+	struct tstream_bsd_readv_state *state =
+	    tevent_req_data(req, struct tstream_bsd_readv_state);
+	struct tstream_bsd *bsd = state->bsd;
+	ssize_t ret;
+
+	ret = readv(bsd->fd, state->vector, state->count);
+	if (ret == 0) {
+		/* the peer closed: a read never reports 0 bytes */
+		tstream_bsd_fail(bsd, EPIPE, true);
+		tevent_req_error(req, EPIPE);
+		return true;
+	}
+	if (ret == -1) {
+		int err = errno;
+
+		if (tsocket_bsd_errno_is_retry(err)) {
+			return false;
+		}
+		tstream_bsd_fail(bsd, err, true);
+		tevent_req_error(req, err);
+		return true;
+	}
+	state->ret += ret;
+	if (!tstream_bsd_advance(&state->vector, &state->count, (size_t)ret)) {
+		/* a short read means the socket is drained: wait */
+		return false;
+	}
+	tevent_req_done(req);
+	return true;
+}
+
+static struct tevent_req *tstream_bsd_readv_send(TALLOC_CTX *mem_ctx,
+						 struct tevent_context *ev,
+						 struct tstream_context *stream,
+						 struct iovec *vector,
+						 size_t count)
+{
+	struct tstream_bsd *bsd =
+	    tstream_context_data(stream, struct tstream_bsd);
+	struct tevent_req *req;
+	struct tstream_bsd_readv_state *state;
+	int err;
+
+	req =
+	    tevent_req_create(mem_ctx, &state, struct tstream_bsd_readv_state);
+	if (req == NULL) {
+		return NULL;
+	}
+	state->bsd = bsd;
+	tevent_req_set_cleanup_fn(req, tstream_bsd_readv_cleanup);
+
+	if (bsd->fd == -1) {
+		tevent_req_error(req, ENOTCONN);
+		return tevent_req_post(req, ev);
+	}
+	if (bsd->readv_req != NULL) {
+		tevent_req_error(req, EBUSY);
+		return tevent_req_post(req, ev);
+	}
+	if (bsd->read_error != 0) {
+		tevent_req_error(req, bsd->read_error);
+		return tevent_req_post(req, ev);
+	}
+	if (count == 0 || count > IOV_MAX) {
+		tevent_req_error(req, count == 0 ? EINVAL : EMSGSIZE);
+		return tevent_req_post(req, ev);
+	}
+	state->vector =
+	    tstream_bsd_copy_vector(state, state->inline_iov, vector, count);
+	if (tevent_req_nomem(state->vector, req)) {
+		return tevent_req_post(req, ev);
+	}
+	state->count = (int)count;
+	if (tstream_bsd_advance(&state->vector, &state->count, 0)) {
+		/* only empty buffers */
+		tevent_req_error(req, EINVAL);
+		return tevent_req_post(req, ev);
+	}
+
+	if (tstream_bsd_readv_try(req)) {
+		return tevent_req_post(req, ev);
+	}
+
+	err = tstream_bsd_want(bsd, ev, TEVENT_FD_READ);
+	if (err != 0) {
+		tevent_req_error(req, err);
+		return tevent_req_post(req, ev);
+	}
+	bsd->readv_req = req;
+	return req;
+}
+
+static int tstream_bsd_readv_recv(struct tevent_req *req, int *perrno)
+{
+	struct tstream_bsd_readv_state *state =
+	    tevent_req_data(req, struct tstream_bsd_readv_state);
+	int ret;
+
+	ret = tsocket_simple_int_recv(req, perrno);
+	if (ret == 0) {
+		ret = state->ret;
+	}
+	tevent_req_received(req);
+	return ret;
+}
+
+static void tstream_bsd_writev_cleanup(struct tevent_req *req,
+				       enum tevent_req_state req_state)
+{
+	struct tstream_bsd_writev_state *state =
+	    tevent_req_data(req, struct tstream_bsd_writev_state);
+
+	if (state->bsd != NULL && state->bsd->writev_req == req) {
+		/* sockets are writable nearly always: drop it right away */
+		tstream_bsd_unwant(state->bsd, TEVENT_FD_WRITE);
+		state->bsd->writev_req = NULL;
+	}
+	state->bsd = NULL;
+}
+
+/*
+ * writev(2) on something that is not a socket (a pipe) cannot take
+ * MSG_NOSIGNAL: block SIGPIPE around it and swallow the one it raised.
+ */
+static ssize_t tstream_bsd_writev_nosigpipe(int fd,
+					    const struct iovec *iov,
+					    int count)
+{
+	sigset_t pipe_set, old_set, pending;
+	bool was_pending;
+	ssize_t ret;
+	int err;
+
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	if (pthread_sigmask(SIG_BLOCK, &pipe_set, &old_set) != 0) {
+		return writev(fd, iov, count);
+	}
+	sigemptyset(&pending);
+	sigpending(&pending);
+	was_pending = sigismember(&pending, SIGPIPE) == 1;
+
+	ret = writev(fd, iov, count);
+	err = errno;
+
+	if (ret == -1 && err == EPIPE && !was_pending) {
+		struct timespec zero = {0, 0};
+
+		while (sigtimedwait(&pipe_set, NULL, &zero) == -1 &&
+		       errno == EINTR) {
+		}
+	}
+	pthread_sigmask(SIG_SETMASK, &old_set, NULL);
+	errno = err;
+	return ret;
+}
+
+static bool tstream_bsd_writev_try(struct tevent_req *req)
+{
+	struct tstream_bsd_writev_state *state =
+	    tevent_req_data(req, struct tstream_bsd_writev_state);
+	struct tstream_bsd *bsd = state->bsd;
+	ssize_t ret;
+
+	for (;;) {
+		if (bsd->is_socket) {
+			struct msghdr msg = {
+			    .msg_iov = state->vector,
+			    .msg_iovlen = (size_t)state->count,
+			};
+
+			ret =
+			    sendmsg(bsd->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+			if (ret == -1 && errno == ENOTSOCK) {
+				bsd->is_socket = false;
+				continue;
+			}
+		} else {
+			ret = tstream_bsd_writev_nosigpipe(
+			    bsd->fd, state->vector, state->count);
+		}
+		break;
+	}
+	if (ret == -1) {
+		int err = errno;
+
+		if (tsocket_bsd_errno_is_retry(err)) {
+			return false;
+		}
+		tstream_bsd_fail(bsd, err, false);
+		tevent_req_error(req, err);
+		return true;
+	}
+	if (ret == 0) {
+		/* nothing taken from a non-empty vector: treat as closed */
+		tstream_bsd_fail(bsd, EPIPE, false);
+		tevent_req_error(req, EPIPE);
+		return true;
+	}
+	state->ret += ret;
+	if (!tstream_bsd_advance(&state->vector, &state->count, (size_t)ret)) {
+		/* socket buffer full: wait for room */
+		return false;
+	}
+	tevent_req_done(req);
+	return true;
+}
+
+static struct tevent_req *tstream_bsd_writev_send(
+    TALLOC_CTX *mem_ctx,
+    struct tevent_context *ev,
+    struct tstream_context *stream,
+    const struct iovec *vector,
+    size_t count)
+{
+	struct tstream_bsd *bsd =
+	    tstream_context_data(stream, struct tstream_bsd);
+	struct tevent_req *req;
+	struct tstream_bsd_writev_state *state;
+	int err;
+
+	req =
+	    tevent_req_create(mem_ctx, &state, struct tstream_bsd_writev_state);
+	if (req == NULL) {
+		return NULL;
+	}
+	state->bsd = bsd;
+	tevent_req_set_cleanup_fn(req, tstream_bsd_writev_cleanup);
+
+	if (bsd->fd == -1) {
+		tevent_req_error(req, ENOTCONN);
+		return tevent_req_post(req, ev);
+	}
+	if (bsd->writev_req != NULL) {
+		tevent_req_error(req, EBUSY);
+		return tevent_req_post(req, ev);
+	}
+	if (bsd->write_error != 0) {
+		tevent_req_error(req, bsd->write_error);
+		return tevent_req_post(req, ev);
+	}
+	if (count == 0 || count > IOV_MAX) {
+		tevent_req_error(req, count == 0 ? EINVAL : EMSGSIZE);
+		return tevent_req_post(req, ev);
+	}
+	state->vector =
+	    tstream_bsd_copy_vector(state, state->inline_iov, vector, count);
+	if (tevent_req_nomem(state->vector, req)) {
+		return tevent_req_post(req, ev);
+	}
+	state->count = (int)count;
+	if (tstream_bsd_advance(&state->vector, &state->count, 0)) {
+		tevent_req_error(req, EINVAL);
+		return tevent_req_post(req, ev);
+	}
+
+	if (tstream_bsd_writev_try(req)) {
+		return tevent_req_post(req, ev);
+	}
+
+	err = tstream_bsd_want(bsd, ev, TEVENT_FD_WRITE);
+	if (err != 0) {
+		tevent_req_error(req, err);
+		return tevent_req_post(req, ev);
+	}
+	bsd->writev_req = req;
+	return req;
+}
+
+static int tstream_bsd_writev_recv(struct tevent_req *req, int *perrno)
+{
+	struct tstream_bsd_writev_state *state =
+	    tevent_req_data(req, struct tstream_bsd_writev_state);
+	int ret;
+
+	ret = tsocket_simple_int_recv(req, perrno);
+	if (ret == 0) {
+		ret = state->ret;
+	}
+	tevent_req_received(req);
+	return ret;
+}
+
+static struct tevent_req *tstream_bsd_disconnect_send(
+    TALLOC_CTX *mem_ctx,
+    struct tevent_context *ev,
+    struct tstream_context *stream)
+{
+	struct tstream_bsd *bsd =
+	    tstream_context_data(stream, struct tstream_bsd);
+	struct tevent_req *req;
+	int *state;
+
+	req = tevent_req_create(mem_ctx, &state, int);
+	if (req == NULL) {
+		return NULL;
+	}
+	if (bsd->readv_req != NULL || bsd->writev_req != NULL) {
+		tevent_req_error(req, EBUSY);
+		return tevent_req_post(req, ev);
+	}
+	if (bsd->fd == -1) {
+		tevent_req_error(req, ENOTCONN);
+		return tevent_req_post(req, ev);
+	}
+	TALLOC_FREE(bsd->fde);
+	bsd->fde_flags = 0;
+	close(bsd->fd);
+	bsd->fd = -1;
+
+	tevent_req_done(req);
+	return tevent_req_post(req, ev);
+}
+
+static int tstream_bsd_simple_recv(struct tevent_req *req, int *perrno)
+{
+	int ret = tsocket_simple_int_recv(req, perrno);
+
+	tevent_req_received(req);
+	return ret;
+}
+
+static struct tevent_req *tstream_bsd_shutdown_send(
+    TALLOC_CTX *mem_ctx,
+    struct tevent_context *ev,
+    struct tstream_context *stream)
+{
+	struct tstream_bsd *bsd =
+	    tstream_context_data(stream, struct tstream_bsd);
+	struct tevent_req *req;
+	int *state;
+
+	req = tevent_req_create(mem_ctx, &state, int);
+	if (req == NULL) {
+		return NULL;
+	}
+	if (bsd->writev_req != NULL) {
+		tevent_req_error(req, EBUSY);
+		return tevent_req_post(req, ev);
+	}
+	if (bsd->fd == -1) {
+		tevent_req_error(req, ENOTCONN);
+		return tevent_req_post(req, ev);
+	}
+	if (shutdown(bsd->fd, SHUT_WR) == -1) {
+		int err = errno;
+
+		tevent_req_error(req, err == ENOTSOCK ? EOPNOTSUPP : err);
+		return tevent_req_post(req, ev);
+	}
+	tstream_bsd_fail(bsd, EPIPE, false);
+
+	tevent_req_done(req);
+	return tevent_req_post(req, ev);
+}
+
+static const struct tstream_context_ops tstream_bsd_ops = {
+    .name = "bsd",
+    .pending_bytes = tstream_bsd_pending_bytes,
+    .readv_send = tstream_bsd_readv_send,
+    .readv_recv = tstream_bsd_readv_recv,
+    .writev_send = tstream_bsd_writev_send,
+    .writev_recv = tstream_bsd_writev_recv,
+    .disconnect_send = tstream_bsd_disconnect_send,
+    .disconnect_recv = tstream_bsd_simple_recv,
+    .shutdown_send = tstream_bsd_shutdown_send,
+    .shutdown_recv = tstream_bsd_simple_recv,
+};
+
+/* Wraps fd; on failure the caller keeps the fd. */
+static int tstream_bsd_wrap(TALLOC_CTX *mem_ctx,
+			    int fd,
+			    bool is_socket,
+			    struct tstream_context **_stream,
+			    const char *location)
+{
+	struct tstream_context *stream;
+	struct tstream_bsd *bsd = NULL;
+
+	stream = tstream_context_create(mem_ctx, &tstream_bsd_ops, &bsd,
+					struct tstream_bsd, location);
+	if (stream == NULL) {
+		errno = ENOMEM;
+		return -1;
+	}
+	bsd->fd = fd;
+	bsd->is_socket = is_socket;
+	talloc_set_destructor(bsd, tstream_bsd_destructor);
+
+	*_stream = stream;
+	return 0;
+}
+
+_PUBLIC_ int _tstream_bsd_existing_socket(TALLOC_CTX *mem_ctx,
+					  int fd,
+					  struct tstream_context **_stream,
+					  const char *location)
+{
+	int type;
+	socklen_t len = sizeof(type);
+	bool is_socket;
+
+	if (fd < 0 || _stream == NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (tsocket_bsd_set_nonblocking(fd) == -1) {
+		return -1;
+	}
+	is_socket = getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0;
+	return tstream_bsd_wrap(mem_ctx, fd, is_socket, _stream, location);
+}
+
+_PUBLIC_ int _tstream_unix_socketpair(TALLOC_CTX *mem_ctx1,
+				      struct tstream_context **_stream1,
+				      TALLOC_CTX *mem_ctx2,
+				      struct tstream_context **_stream2,
+				      const char *location)
+{
+	struct tstream_context *stream1 = NULL;
+	int fds[2];
+
+	if (_stream1 == NULL || _stream2 == NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
+		       fds) == -1) {
+		return -1;
+	}
+	if (tstream_bsd_wrap(mem_ctx1, fds[0], true, &stream1, location) ==
+	    -1) {
+		close(fds[0]);
+		close(fds[1]);
+		errno = ENOMEM;
+		return -1;
+	}
+	if (tstream_bsd_wrap(mem_ctx2, fds[1], true, _stream2, location) ==
+	    -1) {
+		talloc_free(stream1); /* closes fds[0] */
+		close(fds[1]);
+		errno = ENOMEM;
+		return -1;
+	}
+	*_stream1 = stream1;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Stream connect                                                      */
+/* ------------------------------------------------------------------ */
+
+struct tstream_bsd_connect_state {
+	int fd;
+	struct tevent_fd *fde;
+};
+
+static void tstream_bsd_connect_fde_handler(struct tevent_context *ev,
+					    struct tevent_fd *fde,
+					    uint16_t flags,
+					    void *private_data);
+
+static void tstream_bsd_connect_cleanup(struct tevent_req *req,
+					enum tevent_req_state req_state)
+{
+	struct tstream_bsd_connect_state *state =
+	    tevent_req_data(req, struct tstream_bsd_connect_state);
+
+	TALLOC_FREE(state->fde);
+	if (req_state == TEVENT_REQ_DONE) {
+		/* the fd goes to the stream made by _recv */
+		return;
+	}
+	if (state->fd != -1) {
+		close(state->fd);
+		state->fd = -1;
+	}
+}
+
+static struct tevent_req *tstream_bsd_connect_send(
+    TALLOC_CTX *mem_ctx,
+    struct tevent_context *ev,
+    const struct tsocket_address *local,
+    const struct tsocket_address *remote,
+    bool want_inet)
+{
+	const struct tsocket_address_bsd *lbsd = tsocket_address_bsd_get(local);
+	const struct tsocket_address_bsd *rbsd =
+	    tsocket_address_bsd_get(remote);
+	struct tevent_req *req;
+	struct tstream_bsd_connect_state *state;
+	int ret;
+
+	req = tevent_req_create(mem_ctx, &state,
+				struct tstream_bsd_connect_state);
+	if (req == NULL) {
+		return NULL;
+	}
+	state->fd = -1;
+	tevent_req_set_cleanup_fn(req, tstream_bsd_connect_cleanup);
+
+	if (lbsd == NULL || rbsd == NULL ||
+	    tsocket_bsd_is_inet_family(rbsd->u.sa.sa_family) != want_inet) {
+		tevent_req_error(req, EINVAL);
+		return tevent_req_post(req, ev);
+	}
+
+	state->fd = tsocket_bsd_socket(lbsd, rbsd, SOCK_STREAM, want_inet);
+	if (state->fd == -1) {
+		tevent_req_error(req, errno);
+		return tevent_req_post(req, ev);
+	}
+
+	ret = connect(state->fd, &rbsd->u.sa, rbsd->sa_socklen);
+	if (ret == 0) {
+		tevent_req_done(req);
+		return tevent_req_post(req, ev);
+	}
+	if (errno != EINPROGRESS && errno != EINTR) {
+		tevent_req_error(req, errno);
+		return tevent_req_post(req, ev);
+	}
+
+	state->fde = tevent_add_fd(ev, state, state->fd, TEVENT_FD_WRITE,
+				   tstream_bsd_connect_fde_handler, req);
+	if (tevent_req_nomem(state->fde, req)) {
+		return tevent_req_post(req, ev);
+	}
+	return req;
+}
+
+static void tstream_bsd_connect_fde_handler(struct tevent_context *ev,
+					    struct tevent_fd *fde,
+					    uint16_t flags,
+					    void *private_data)
+{
+	struct tevent_req *req =
+	    talloc_get_type_abort(private_data, struct tevent_req);
+	struct tstream_bsd_connect_state *state =
+	    tevent_req_data(req, struct tstream_bsd_connect_state);
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	if (getsockopt(state->fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1) {
+		err = errno;
+	}
+	if (err != 0) {
+		tevent_req_error(req, err);
+		return;
+	}
+	tevent_req_done(req);
+}
+
+static int tstream_bsd_connect_recv(struct tevent_req *req,
+				    int *perrno,
+				    TALLOC_CTX *mem_ctx,
+				    struct tstream_context **stream,
+				    const char *location)
+{
+	struct tstream_bsd_connect_state *state =
+	    tevent_req_data(req, struct tstream_bsd_connect_state);
+	int ret;
+
+	ret = tsocket_simple_int_recv(req, perrno);
+	if (ret == 0) {
+		if (stream == NULL) {
+			*perrno = EINVAL;
+			ret = -1;
+		} else if (tstream_bsd_wrap(mem_ctx, state->fd, true, stream,
+					    location) == -1) {
+			*perrno = errno;
+			ret = -1;
+		} else {
+			state->fd = -1;
+		}
+	}
+	if (state->fd != -1) {
+		close(state->fd);
+		state->fd = -1;
+	}
+	tevent_req_received(req);
+	return ret;
+}
+
+_PUBLIC_ struct tevent_req *tstream_inet_tcp_connect_send(
+    TALLOC_CTX *mem_ctx,
+    struct tevent_context *ev,
+    const struct tsocket_address *local,
+    const struct tsocket_address *remote)
+{
+	return tstream_bsd_connect_send(mem_ctx, ev, local, remote, true);
+}
+
+_PUBLIC_ int _tstream_inet_tcp_connect_recv(struct tevent_req *req,
+					    int *perrno,
+					    TALLOC_CTX *mem_ctx,
+					    struct tstream_context **stream,
+					    const char *location)
+{
+	return tstream_bsd_connect_recv(req, perrno, mem_ctx, stream, location);
+}
+
+_PUBLIC_ struct tevent_req *tstream_unix_connect_send(
+    TALLOC_CTX *mem_ctx,
+    struct tevent_context *ev,
+    const struct tsocket_address *local,
+    const struct tsocket_address *remote)
+{
+	return tstream_bsd_connect_send(mem_ctx, ev, local, remote, false);
+}
+
+/* parenthesised: the header also makes this name a 4-or-5-argument macro */
+_PUBLIC_ int(_tstream_unix_connect_recv)(struct tevent_req *req,
+					 int *perrno,
+					 TALLOC_CTX *mem_ctx,
+					 struct tstream_context **stream,
+					 const char *location)
+{
+	return tstream_bsd_connect_recv(req, perrno, mem_ctx, stream, location);
+}
