@@ -28,7 +28,8 @@ struct tsgate_daemon;
  * @return The process exit code: 0 after a clean stop, 1 when start-up
  *         failed (e.g. a listener could not be bound; the reason is logged).
  */
-int tsgate_daemon_run(TALLOC_CTX *mem_ctx, const char *config_path,
+int tsgate_daemon_run(TALLOC_CTX *mem_ctx,
+		      const char *config_path,
 		      struct tsgate_config *cfg);
 
 #endif /* TSGATE_DAEMON_H */

@@ -1,0 +1,70 @@
+/*
+ * A route's backend, ready to connect: the address, the connect kind
+ * (plain, tls, gssapi) with its tunnel parameters, and the connect
+ * timeout. Made once per route when the daemon starts.
+ */
+#ifndef TSGATE_BACKEND_H
+#define TSGATE_BACKEND_H
+
+#include <stdint.h>
+#include <talloc.h>
+#include <tevent.h>
+
+#include "config.h"
+
+struct tstream_context;
+struct tsgate_backend;
+
+/**
+ * @brief Prepare a route's backend (loads TLS/GSSAPI client credentials).
+ *
+ * @param mem_ctx     Owner.
+ * @param route       The route (must outlive the backend).
+ * @param timeout_ms  Connect timeout, tunnel handshake included; 0: none.
+ * @param pbackend    The new backend.
+ * @param preason     On failure, a readable reason on mem_ctx.
+ * @return 0 or an errno.
+ */
+int tsgate_backend_new(TALLOC_CTX *mem_ctx,
+		       const struct tsgate_config_route *route,
+		       uint64_t timeout_ms,
+		       struct tsgate_backend **pbackend,
+		       char **preason);
+
+/** @brief The route of a backend. */
+const struct tsgate_config_route *tsgate_backend_route(
+    const struct tsgate_backend *backend);
+
+/**
+ * @brief Connect to the backend: socket, then the tunnel if any.
+ *
+ * TCP backends whose name resolved to several addresses are tried in
+ * order. The whole connect (tunnel handshake included) is bounded by the
+ * backend's timeout (ETIMEDOUT).
+ */
+struct tevent_req *tsgate_backend_connect_send(TALLOC_CTX *mem_ctx,
+					       struct tevent_context *ev,
+					       struct tsgate_backend *backend);
+
+/**
+ * @brief Receive the connected stream.
+ * @param preason  Optional; on failure a readable reason on mem_ctx.
+ * @return 0, or -1 with *perrno set (ECONNREFUSED, ENOENT, ETIMEDOUT,
+ *         a tunnel error, ...).
+ */
+int tsgate_backend_connect_recv(struct tevent_req *req,
+				int *perrno,
+				TALLOC_CTX *mem_ctx,
+				struct tstream_context **pstream,
+				char **preason);
+
+/**
+ * @brief The GnuTLS priority string for a tls block: its priority (or
+ *        TSTREAM_TLS_DEFAULT_PRIORITY) narrowed to min/max_version.
+ */
+char *tsgate_tls_priority(TALLOC_CTX *mem_ctx,
+			  const char *priority,
+			  enum tsgate_config_tls_version min,
+			  enum tsgate_config_tls_version max);
+
+#endif /* TSGATE_BACKEND_H */

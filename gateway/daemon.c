@@ -1,0 +1,1021 @@
+/*
+ * The tsgate daemon: listeners, one object per connection, the run loop.
+ *
+ * A connection goes through: accept → tunnel (tls, gssapi or plain,
+ * bounded by handshake_timeout) → route → backend connect → identity
+ * hand-off → relay → one log line → freed. Every resource of a connection
+ * is a talloc child of its struct tsgate_conn, so freeing it is the only
+ * teardown.
+ */
+#include "daemon.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <tsocket.h>
+
+#include "backend.h"
+#include "config.h"
+#include "framing.h"
+#include "identity.h"
+#include "log.h"
+#include "relay.h"
+#include "route.h"
+#include "tstream_gssapi.h"
+#include "tstream_tls.h"
+
+/* Connections accepted per readable event before going back to the loop. */
+#define TSGATE_ACCEPT_BATCH 32
+
+struct tsgate_conn;
+struct tsgate_listener;
+
+struct tsgate_daemon {
+	struct tevent_context *ev;
+	struct tsgate_config *cfg;
+	const char *config_path;
+	struct tsgate_log *log;
+	struct tsgate_listener *listeners;
+	struct tsgate_conn *conns;
+	uint32_t num_conns;
+	uint64_t next_conn_id;
+	bool draining;
+	bool stop;
+	int exit_code;
+	struct tevent_timer *grace_timer;
+};
+
+struct tsgate_listener {
+	struct tsgate_listener *prev, *next;
+	struct tsgate_daemon *daemon;
+	const struct tsgate_config_listener *cfg;
+	int fd;
+	struct tevent_fd *fde;
+	char *unix_path; /* unlinked by the destructor when still ours */
+	dev_t unix_dev;
+	ino_t unix_ino;
+	struct tstream_tls_params *tls;
+	struct tstream_gssapi_params *gssapi;
+	struct tsgate_backend **backends; /* one per route */
+	uint32_t num_conns;
+};
+
+struct tsgate_conn {
+	struct tsgate_conn *prev, *next;
+	struct tsgate_daemon *daemon;
+	struct tsgate_listener *listener;
+	uint64_t id;
+	struct timeval start;
+	struct tsocket_address *remote;
+	struct tsocket_address *local;
+	char *peer;
+	struct tstream_context *client;
+	struct tstream_context *backend;
+	const struct tsgate_config_route *route;
+	struct tsgate_backend *route_backend;
+	struct tsgate_peer_info info;
+	char *local_name;
+	uint8_t *handoff;
+	struct iovec handoff_iov;
+	struct tsgate_relay_stats stats;
+	struct tevent_immediate *free_im;
+	bool finished;
+};
+
+/* Helpers for log lines. */
+
+static enum tsgate_log_level log_level_of(enum tsgate_config_log_level l)
+{
+	switch (l) {
+	case TSGATE_CONFIG_LOG_DEBUG:
+		return TSGATE_LOG_DEBUG;
+	case TSGATE_CONFIG_LOG_INFO:
+		return TSGATE_LOG_INFO;
+	case TSGATE_CONFIG_LOG_WARNING:
+		return TSGATE_LOG_WARN;
+	case TSGATE_CONFIG_LOG_ERROR:
+		return TSGATE_LOG_ERROR;
+	}
+	return TSGATE_LOG_INFO;
+}
+
+static enum tsgate_framing framing_of(enum tsgate_config_framing f)
+{
+	switch (f) {
+	case TSGATE_CONFIG_FRAMING_RAW:
+		return TSGATE_FRAMING_RAW;
+	case TSGATE_CONFIG_FRAMING_LENGTH32:
+		return TSGATE_FRAMING_LENGTH32;
+	case TSGATE_CONFIG_FRAMING_NBT:
+		return TSGATE_FRAMING_NBT;
+	case TSGATE_CONFIG_FRAMING_NCACN:
+		return TSGATE_FRAMING_NCACN;
+	}
+	return TSGATE_FRAMING_RAW;
+}
+
+static uint32_t ms32(uint64_t ms)
+{
+	return ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms;
+}
+
+/*
+ * Connections
+ */
+
+static void tsgate_conn_free_now(struct tevent_context *ev,
+				 struct tevent_immediate *im,
+				 void *private_data)
+{
+	struct tsgate_conn *conn =
+	    talloc_get_type_abort(private_data, struct tsgate_conn);
+
+	(void)ev;
+	(void)im;
+	talloc_free(conn);
+}
+
+static int tsgate_conn_destructor(struct tsgate_conn *conn)
+{
+	struct tsgate_daemon *d = conn->daemon;
+
+	if (conn->prev != NULL) {
+		conn->prev->next = conn->next;
+	} else {
+		d->conns = conn->next;
+	}
+	if (conn->next != NULL) {
+		conn->next->prev = conn->prev;
+	}
+	d->num_conns--;
+	conn->listener->num_conns--;
+	if (d->draining && d->num_conns == 0) {
+		d->stop = true;
+	}
+	return 0;
+}
+
+/*
+ * The one log line of a connection, then free it (from an immediate
+ * event, so no stream is freed under its own callback).
+ */
+static void tsgate_conn_finish(struct tsgate_conn *conn,
+			       int err,
+			       const char *reason)
+{
+	struct tsgate_daemon *d = conn->daemon;
+	struct tsgate_log_kv *kv;
+	struct timeval now = tevent_timeval_current();
+	uint64_t ms;
+	const char *id;
+
+	if (conn->finished) {
+		return;
+	}
+	conn->finished = true;
+
+	ms = (uint64_t)(now.tv_sec - conn->start.tv_sec) * 1000 +
+	     (uint64_t)((now.tv_usec - conn->start.tv_usec) / 1000);
+	kv = tsgate_log_kv_new(conn);
+	tsgate_log_kv_u64(kv, "id", conn->id);
+	tsgate_log_kv_str(kv, "listener", conn->listener->cfg->name);
+	tsgate_log_kv_str(kv, "route",
+			  conn->route != NULL ? conn->route->name : NULL);
+	tsgate_log_kv_str(kv, "peer", conn->peer);
+	id = tsgate_identity_summary(&conn->info);
+	tsgate_log_kv_str(kv, "identity", id);
+	tsgate_log_kv_str(kv, "local_name", conn->info.local_name);
+	tsgate_log_kv_str(kv, "tls_version", conn->info.tls_version);
+	tsgate_log_kv_str(kv, "tls_cipher", conn->info.tls_cipher);
+	tsgate_log_kv_str(kv, "sni", conn->info.sni);
+	tsgate_log_kv_str(kv, "alpn", conn->info.alpn);
+	tsgate_log_kv_str(kv, "gss_mech", conn->info.mech);
+	if (conn->route != NULL) {
+		tsgate_log_kv_str(kv, "backend", conn->route->backend.text);
+	}
+	tsgate_log_kv_u64(kv, "bytes_in", conn->stats.bytes_up);
+	tsgate_log_kv_u64(kv, "bytes_out", conn->stats.bytes_down);
+	tsgate_log_kv_u64(kv, "pdus_in", conn->stats.pdus_up);
+	tsgate_log_kv_u64(kv, "pdus_out", conn->stats.pdus_down);
+	tsgate_log_kv_u64(kv, "duration_ms", ms);
+	tsgate_log_kv_str(kv, "result", err == 0 ? "ok" : "error");
+	if (err != 0) {
+		tsgate_log_kv_str(kv, "reason", reason);
+		tsgate_log_kv_str(kv, "error", strerror(err));
+	}
+	tsgate_log_kv_emit(d->log, err == 0 ? TSGATE_LOG_INFO : TSGATE_LOG_WARN,
+			   "conn", kv);
+	talloc_free(kv);
+
+	tevent_schedule_immediate(conn->free_im, d->ev, tsgate_conn_free_now,
+				  conn);
+}
+
+static void tsgate_conn_tunnel_done(struct tevent_req *subreq);
+static void tsgate_conn_routed(struct tsgate_conn *conn);
+static void tsgate_conn_backend_done(struct tevent_req *subreq);
+static void tsgate_conn_handoff_done(struct tevent_req *subreq);
+static void tsgate_conn_relay(struct tsgate_conn *conn);
+static void tsgate_conn_relay_done(struct tevent_req *subreq);
+
+static void tsgate_conn_start(struct tsgate_listener *l, int fd)
+{
+	struct tsgate_daemon *d = l->daemon;
+	const struct tsgate_config_limits *lim = &d->cfg->limits;
+	struct tsgate_conn *conn;
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	struct tevent_req *subreq = NULL;
+	struct timeval end;
+	int ret;
+
+	conn = talloc_zero(d, struct tsgate_conn);
+	if (conn == NULL) {
+		close(fd);
+		return;
+	}
+	conn->daemon = d;
+	conn->listener = l;
+	conn->id = ++d->next_conn_id;
+	conn->start = tevent_timeval_current();
+	conn->next = d->conns;
+	if (d->conns != NULL) {
+		d->conns->prev = conn;
+	}
+	d->conns = conn;
+	d->num_conns++;
+	l->num_conns++;
+	talloc_set_destructor(conn, tsgate_conn_destructor);
+
+	conn->free_im = tevent_create_immediate(conn);
+	if (conn->free_im == NULL) {
+		close(fd);
+		talloc_free(conn);
+		return;
+	}
+
+	ret = tstream_bsd_existing_socket(conn, fd, &conn->client);
+	if (ret != 0) {
+		close(fd);
+		tsgate_conn_finish(conn, errno, "wrapping the socket failed");
+		return;
+	}
+
+	sslen = sizeof(ss);
+	if (getpeername(fd, (struct sockaddr *)&ss, &sslen) == 0) {
+		(void)tsocket_address_bsd_from_sockaddr(
+		    conn, (struct sockaddr *)&ss, sslen, &conn->remote);
+	}
+	sslen = sizeof(ss);
+	if (getsockname(fd, (struct sockaddr *)&ss, &sslen) == 0) {
+		(void)tsocket_address_bsd_from_sockaddr(
+		    conn, (struct sockaddr *)&ss, sslen, &conn->local);
+	}
+	if (conn->remote != NULL) {
+		conn->peer = tsocket_address_string(conn->remote, conn);
+	}
+	conn->info.remote = conn->remote;
+	conn->info.local = conn->local;
+
+	if (d->draining) {
+		tsgate_conn_finish(conn, ESHUTDOWN, "shutting down");
+		return;
+	}
+	if ((lim->max_connections > 0 && d->num_conns > lim->max_connections) ||
+	    (l->cfg->max_connections > 0 &&
+	     l->num_conns > l->cfg->max_connections)) {
+		tsgate_conn_finish(conn, EAGAIN,
+				   "refused: max_connections reached");
+		return;
+	}
+
+	switch (l->cfg->accept) {
+	case TSGATE_CONFIG_ACCEPT_PLAIN:
+		tsgate_conn_routed(conn);
+		return;
+	case TSGATE_CONFIG_ACCEPT_TLS:
+		/* tstream_tls takes the plain stream over */
+		subreq =
+		    tstream_tls_accept_send(conn, d->ev, conn->client, l->tls);
+		conn->client = NULL;
+		break;
+	case TSGATE_CONFIG_ACCEPT_GSSAPI:
+		subreq = tstream_gssapi_accept_send(conn, d->ev, conn->client,
+						    l->gssapi);
+		break;
+	}
+	if (subreq == NULL) {
+		tsgate_conn_finish(conn, ENOMEM, "out of memory");
+		return;
+	}
+	if (lim->handshake_timeout_ms > 0) {
+		end = tevent_timeval_current_ofs(
+		    lim->handshake_timeout_ms / 1000,
+		    (lim->handshake_timeout_ms % 1000) * 1000);
+		if (!tevent_req_set_endtime(subreq, d->ev, end)) {
+			tsgate_conn_finish(conn, ENOMEM, "out of memory");
+			return;
+		}
+	}
+	tevent_req_set_callback(subreq, tsgate_conn_tunnel_done, conn);
+}
+
+static void tsgate_conn_tls_info(struct tsgate_conn *conn)
+{
+	struct tstream_context *s = conn->client;
+	struct tsgate_peer_info *info = &conn->info;
+	enum tstream_tls_peer_result pr;
+	const char *const *sans;
+	size_t n = 0;
+
+	info->tls = true;
+	info->tls_version = tstream_tls_version(s);
+	info->tls_cipher = tstream_tls_cipher_suite(s);
+	info->sni = tstream_tls_sni(s);
+	info->alpn = tstream_tls_alpn(s);
+	pr = tstream_tls_peer_verify_result(s, NULL);
+	info->client_cert = pr != TSTREAM_TLS_PEER_NO_CERT;
+	info->cert_verified = pr == TSTREAM_TLS_PEER_VALID;
+	info->client_subject = tstream_tls_peer_subject(s);
+	info->client_cn = tstream_tls_peer_common_name(s);
+	sans = tstream_tls_peer_sans(s);
+	while (sans != NULL && sans[n] != NULL) {
+		n++;
+	}
+	info->client_sans = sans;
+	info->num_client_sans = n;
+}
+
+static void tsgate_conn_gssapi_info(struct tsgate_conn *conn)
+{
+	struct tstream_context *s = conn->client;
+	struct tsgate_peer_info *info = &conn->info;
+
+	info->gssapi = true;
+	info->principal = tstream_gssapi_client_principal(s);
+	info->mech = tstream_gssapi_mech_name(s);
+	conn->local_name = tstream_gssapi_client_localname(s, conn);
+	info->local_name = conn->local_name;
+	info->export_name =
+	    tstream_gssapi_client_exported_name(s, &info->export_name_len);
+}
+
+static void tsgate_conn_tunnel_done(struct tevent_req *subreq)
+{
+	struct tsgate_conn *conn =
+	    tevent_req_callback_data(subreq, struct tsgate_conn);
+	struct tsgate_listener *l = conn->listener;
+	char *reason = NULL;
+	int ret = -1, err = EINVAL;
+	const char *why;
+
+	switch (l->cfg->accept) {
+	case TSGATE_CONFIG_ACCEPT_TLS:
+		ret = tstream_tls_accept_recv(subreq, &err, conn, &conn->client,
+					      &reason);
+		break;
+	case TSGATE_CONFIG_ACCEPT_GSSAPI: {
+		struct tstream_context *gss = NULL;
+
+		ret = tstream_gssapi_accept_recv(subreq, &err, conn, &gss,
+						 &reason);
+		if (ret == 0) {
+			conn->client = gss;
+		}
+		break;
+	}
+	case TSGATE_CONFIG_ACCEPT_PLAIN:
+		break;
+	}
+	TALLOC_FREE(subreq);
+	if (ret != 0) {
+		why = talloc_asprintf(conn, "%s handshake failed%s%s",
+				      tsgate_config_accept_name(l->cfg->accept),
+				      reason != NULL ? ": " : "",
+				      reason != NULL ? reason : "");
+		if (err == ETIMEDOUT) {
+			why = "handshake timeout";
+		}
+		tsgate_conn_finish(conn, err, why);
+		return;
+	}
+	if (l->cfg->accept == TSGATE_CONFIG_ACCEPT_TLS) {
+		tsgate_conn_tls_info(conn);
+	} else {
+		tsgate_conn_gssapi_info(conn);
+	}
+	tsgate_conn_routed(conn);
+}
+
+static void tsgate_conn_routed(struct tsgate_conn *conn)
+{
+	struct tsgate_listener *l = conn->listener;
+	struct tevent_req *subreq;
+	size_t i;
+
+	conn->route = tsgate_route_select(l->cfg, &conn->info);
+	if (conn->route == NULL) {
+		tsgate_conn_finish(conn, EACCES, "no route");
+		return;
+	}
+	for (i = 0; i < l->cfg->num_routes; i++) {
+		if (&l->cfg->routes[i] == conn->route) {
+			conn->route_backend = l->backends[i];
+		}
+	}
+	subreq = tsgate_backend_connect_send(conn, conn->daemon->ev,
+					     conn->route_backend);
+	if (subreq == NULL) {
+		tsgate_conn_finish(conn, ENOMEM, "out of memory");
+		return;
+	}
+	tevent_req_set_callback(subreq, tsgate_conn_backend_done, conn);
+}
+
+static void tsgate_conn_backend_done(struct tevent_req *subreq)
+{
+	struct tsgate_conn *conn =
+	    tevent_req_callback_data(subreq, struct tsgate_conn);
+	char *reason = NULL;
+	size_t len = 0;
+	int ret, err = 0;
+
+	ret = tsgate_backend_connect_recv(subreq, &err, conn, &conn->backend,
+					  &reason);
+	TALLOC_FREE(subreq);
+	if (ret != 0) {
+		const char *why;
+
+		if (err == ECONNREFUSED || err == ENOENT) {
+			why = "backend refused";
+		} else if (err == ETIMEDOUT) {
+			why = "backend connect timeout";
+		} else {
+			why = "backend connect failed";
+		}
+		if (reason != NULL) {
+			why = talloc_asprintf(conn, "%s: %s", why, reason);
+		}
+		tsgate_conn_finish(conn, err, why);
+		return;
+	}
+
+	switch (conn->route->identity) {
+	case TSGATE_CONFIG_IDENTITY_NONE:
+		tsgate_conn_relay(conn);
+		return;
+	case TSGATE_CONFIG_IDENTITY_PROXY_V2:
+		err = tsgate_identity_proxy_v2(conn, &conn->info,
+					       &conn->handoff, &len);
+		break;
+	case TSGATE_CONFIG_IDENTITY_KNC:
+		err = tsgate_identity_knc(conn, &conn->info, &conn->handoff,
+					  &len);
+		break;
+	}
+	if (err != 0) {
+		tsgate_conn_finish(conn, err, "identity hand-off refused");
+		return;
+	}
+	conn->handoff_iov.iov_base = conn->handoff;
+	conn->handoff_iov.iov_len = len;
+	subreq = tstream_writev_send(conn, conn->daemon->ev, conn->backend,
+				     &conn->handoff_iov, 1);
+	if (subreq == NULL) {
+		tsgate_conn_finish(conn, ENOMEM, "out of memory");
+		return;
+	}
+	tevent_req_set_callback(subreq, tsgate_conn_handoff_done, conn);
+}
+
+static void tsgate_conn_handoff_done(struct tevent_req *subreq)
+{
+	struct tsgate_conn *conn =
+	    tevent_req_callback_data(subreq, struct tsgate_conn);
+	int ret, err = 0;
+
+	ret = tstream_writev_recv(subreq, &err);
+	TALLOC_FREE(subreq);
+	TALLOC_FREE(conn->handoff);
+	if (ret == -1) {
+		tsgate_conn_finish(conn, err, "identity hand-off failed");
+		return;
+	}
+	tsgate_conn_relay(conn);
+}
+
+static void tsgate_conn_relay(struct tsgate_conn *conn)
+{
+	const struct tsgate_config_route *r = conn->route;
+	struct tsgate_relay_params p = {
+	    .framing = framing_of(r->framing),
+	    .max_pdu = r->framing == TSGATE_CONFIG_FRAMING_RAW
+			   ? 0
+			   : (size_t)r->max_pdu,
+	    .idle_timeout_ms = ms32(conn->daemon->cfg->limits.idle_timeout_ms),
+	};
+	struct tevent_req *subreq;
+
+	subreq = tsgate_relay_send(conn, conn->daemon->ev, conn->client,
+				   conn->backend, &p, &conn->stats);
+	if (subreq == NULL) {
+		tsgate_conn_finish(conn, ENOMEM, "out of memory");
+		return;
+	}
+	tevent_req_set_callback(subreq, tsgate_conn_relay_done, conn);
+}
+
+static void tsgate_conn_relay_done(struct tevent_req *subreq)
+{
+	struct tsgate_conn *conn =
+	    tevent_req_callback_data(subreq, struct tsgate_conn);
+	int ret, err = 0;
+
+	ret = tsgate_relay_recv(subreq, &err);
+	TALLOC_FREE(subreq);
+	if (ret == -1) {
+		tsgate_conn_finish(conn, err,
+				   conn->stats.reason != NULL
+				       ? conn->stats.reason
+				       : "relay failed");
+		return;
+	}
+	tsgate_conn_finish(conn, 0, NULL);
+}
+
+/*
+ * Listeners
+ */
+
+/*
+ * Stop accepting: close the socket and remove our unix socket file. The
+ * listener object itself stays until the daemon ends, because live
+ * connections use its tunnel parameters and backends.
+ */
+static void tsgate_listener_close(struct tsgate_listener *l)
+{
+	struct stat st;
+
+	TALLOC_FREE(l->fde);
+	if (l->fd != -1) {
+		close(l->fd);
+		l->fd = -1;
+	}
+	/* Only remove the socket file if it is still the one we made. */
+	if (l->unix_path != NULL && lstat(l->unix_path, &st) == 0 &&
+	    st.st_dev == l->unix_dev && st.st_ino == l->unix_ino) {
+		unlink(l->unix_path);
+	}
+	TALLOC_FREE(l->unix_path);
+}
+
+static int tsgate_listener_destructor(struct tsgate_listener *l)
+{
+	tsgate_listener_close(l);
+	return 0;
+}
+
+static void tsgate_listener_accept(struct tevent_context *ev,
+				   struct tevent_fd *fde,
+				   uint16_t flags,
+				   void *private_data)
+{
+	struct tsgate_listener *l =
+	    talloc_get_type_abort(private_data, struct tsgate_listener);
+	int i, fd;
+
+	(void)ev;
+	(void)fde;
+	(void)flags;
+	for (i = 0; i < TSGATE_ACCEPT_BATCH; i++) {
+		fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd == -1) {
+			if (errno == EMFILE || errno == ENFILE) {
+				tsgate_log_msg(l->daemon->log, TSGATE_LOG_WARN,
+					       "accept", "%s: %s", l->cfg->name,
+					       strerror(errno));
+			}
+			return;
+		}
+		tsgate_conn_start(l, fd);
+	}
+}
+
+/*
+ * A unix socket path that exists: stale (nobody accepts) → remove it;
+ * alive → another daemon has it (EADDRINUSE); not a socket → EEXIST.
+ */
+static int unix_path_prepare(const char *path)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	struct stat st;
+	int fd, ret;
+
+	if (lstat(path, &st) != 0) {
+		return errno == ENOENT ? 0 : errno;
+	}
+	if (!S_ISSOCK(st.st_mode)) {
+		return EEXIST;
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd == -1) {
+		return errno;
+	}
+	strncpy(sun.sun_path, path, sizeof(sun.sun_path) - 1);
+	ret = connect(fd, (struct sockaddr *)&sun, sizeof(sun));
+	close(fd);
+	if (ret == 0) {
+		return EADDRINUSE;
+	}
+	if (unlink(path) != 0 && errno != ENOENT) {
+		return errno;
+	}
+	return 0;
+}
+
+static int tsgate_listener_bind(struct tsgate_listener *l, char **preason)
+{
+	const struct tsgate_config_addr *a = &l->cfg->listen;
+	struct tsocket_address *addr = NULL;
+	struct sockaddr_storage ss;
+	ssize_t sslen;
+	int one = 1;
+	int ret, err;
+	struct stat st;
+
+	if (a->kind == TSGATE_CONFIG_ADDR_UNIX) {
+		err = unix_path_prepare(a->path);
+		if (err != 0) {
+			*preason = talloc_asprintf(l, "%s: %s", a->path,
+						   strerror(err));
+			return err;
+		}
+		ret = tsocket_address_unix_from_path(l, a->path, &addr);
+	} else {
+		ret = tsocket_address_inet_from_strings(l, "ip", a->ip, a->port,
+							&addr);
+	}
+	if (ret != 0) {
+		err = errno;
+		*preason = talloc_asprintf(l, "%s: %s", a->text, strerror(err));
+		return err;
+	}
+	sslen = tsocket_address_bsd_sockaddr(addr, (struct sockaddr *)&ss,
+					     sizeof(ss));
+	TALLOC_FREE(addr);
+	if (sslen < 0) {
+		err = errno;
+		*preason = talloc_asprintf(l, "%s: %s", a->text, strerror(err));
+		return err;
+	}
+
+	l->fd =
+	    socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (l->fd == -1) {
+		err = errno;
+		*preason = talloc_asprintf(l, "%s: socket: %s", a->text,
+					   strerror(err));
+		return err;
+	}
+	if (ss.ss_family != AF_UNIX) {
+		(void)setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one,
+				 sizeof(one));
+	}
+	if (bind(l->fd, (struct sockaddr *)&ss, (socklen_t)sslen) != 0 ||
+	    listen(l->fd, 1024) != 0) {
+		err = errno;
+		*preason = talloc_asprintf(l, "%s: %s", a->text, strerror(err));
+		return err;
+	}
+	if (ss.ss_family == AF_UNIX) {
+		l->unix_path = talloc_strdup(l, a->path);
+		if (l->unix_path != NULL && lstat(a->path, &st) == 0) {
+			l->unix_dev = st.st_dev;
+			l->unix_ino = st.st_ino;
+		}
+	}
+	l->fde = tevent_add_fd(l->daemon->ev, l, l->fd, TEVENT_FD_READ,
+			       tsgate_listener_accept, l);
+	if (l->fde == NULL) {
+		*preason = talloc_strdup(l, "out of memory");
+		return ENOMEM;
+	}
+	return 0;
+}
+
+static int tsgate_listener_tls(struct tsgate_listener *l, char **preason)
+{
+	const struct tsgate_config_tls_server *t = l->cfg->tls;
+	struct tstream_tls_server_config c = {0};
+	struct tstream_tls_cert_config *certs;
+	const char **alpn = NULL;
+	char *error = NULL;
+	size_t i;
+	int ret;
+
+	if (t == NULL) {
+		*preason = talloc_strdup(l, "no tls block");
+		return EINVAL;
+	}
+	certs =
+	    talloc_zero_array(l, struct tstream_tls_cert_config, t->num_certs);
+	if (certs == NULL) {
+		return ENOMEM;
+	}
+	for (i = 0; i < t->num_certs; i++) {
+		certs[i].sni = t->certs[i].sni;
+		certs[i].cert_file = t->certs[i].cert;
+		certs[i].key_file = t->certs[i].key;
+	}
+	if (t->num_alpn > 0) {
+		alpn = talloc_zero_array(l, const char *, t->num_alpn + 1);
+		if (alpn == NULL) {
+			return ENOMEM;
+		}
+		for (i = 0; i < t->num_alpn; i++) {
+			alpn[i] = t->alpn[i];
+		}
+	}
+	c.certs = certs;
+	c.num_certs = t->num_certs;
+	c.client_ca_file = t->client_ca;
+	c.crl_file = t->crl;
+	switch (t->verify_client) {
+	case TSGATE_CONFIG_VERIFY_NONE:
+		c.verify_client = TSTREAM_TLS_VERIFY_NONE;
+		break;
+	case TSGATE_CONFIG_VERIFY_OPTIONAL:
+		c.verify_client = TSTREAM_TLS_VERIFY_OPTIONAL;
+		break;
+	case TSGATE_CONFIG_VERIFY_REQUIRE:
+		c.verify_client = TSTREAM_TLS_VERIFY_REQUIRE;
+		break;
+	}
+	if (t->priority != NULL ||
+	    t->min_version != TSGATE_CONFIG_TLS_DEFAULT ||
+	    t->max_version != TSGATE_CONFIG_TLS_DEFAULT) {
+		c.priority = tsgate_tls_priority(l, t->priority, t->min_version,
+						 t->max_version);
+	}
+	c.alpn = alpn;
+	ret = tstream_tls_params_server(l, &c, &l->tls, &error);
+	if (ret != 0) {
+		*preason = talloc_asprintf(l, "tls: %s",
+					   error ? error : strerror(ret));
+	}
+	return ret;
+}
+
+static int tsgate_listener_gssapi(struct tsgate_listener *l, char **preason)
+{
+	const struct tsgate_config_gssapi_server *g = l->cfg->gssapi;
+	char *reason = NULL;
+	int ret;
+
+	if (g == NULL) {
+		*preason = talloc_strdup(l, "no gssapi block");
+		return EINVAL;
+	}
+	ret = tstream_gssapi_params_acceptor(l, g->keytab, g->principal,
+					     &l->gssapi, &reason);
+	if (ret != 0) {
+		*preason = talloc_asprintf(l, "gssapi: %s",
+					   reason ? reason : strerror(ret));
+		return ret;
+	}
+	tstream_gssapi_params_set_handshake_timeout(
+	    l->gssapi, ms32(l->daemon->cfg->limits.handshake_timeout_ms));
+	return 0;
+}
+
+static int tsgate_listener_new(struct tsgate_daemon *d,
+			       const struct tsgate_config_listener *cfg,
+			       char **preason)
+{
+	struct tsgate_listener *l;
+	size_t i;
+	int ret = 0;
+
+	l = talloc_zero(d, struct tsgate_listener);
+	if (l == NULL) {
+		return ENOMEM;
+	}
+	l->daemon = d;
+	l->cfg = cfg;
+	l->fd = -1;
+	talloc_set_destructor(l, tsgate_listener_destructor);
+
+	if (cfg->accept == TSGATE_CONFIG_ACCEPT_TLS) {
+		ret = tsgate_listener_tls(l, preason);
+	} else if (cfg->accept == TSGATE_CONFIG_ACCEPT_GSSAPI) {
+		ret = tsgate_listener_gssapi(l, preason);
+	}
+	if (ret != 0) {
+		*preason = talloc_steal(d, *preason);
+		talloc_free(l);
+		return ret;
+	}
+	l->backends =
+	    talloc_zero_array(l, struct tsgate_backend *, cfg->num_routes);
+	if (l->backends == NULL && cfg->num_routes > 0) {
+		talloc_free(l);
+		return ENOMEM;
+	}
+	for (i = 0; i < cfg->num_routes; i++) {
+		ret = tsgate_backend_new(l, &cfg->routes[i],
+					 d->cfg->limits.connect_timeout_ms,
+					 &l->backends[i], preason);
+		if (ret != 0) {
+			*preason = talloc_asprintf(
+			    d, "route %s: %s", cfg->routes[i].name, *preason);
+			talloc_free(l);
+			return ret;
+		}
+	}
+	ret = tsgate_listener_bind(l, preason);
+	if (ret != 0) {
+		*preason = talloc_steal(d, *preason);
+		talloc_free(l);
+		return ret;
+	}
+	l->next = d->listeners;
+	if (d->listeners != NULL) {
+		d->listeners->prev = l;
+	}
+	d->listeners = l;
+	return 0;
+}
+
+/*
+ * Signals and the run loop
+ */
+
+static void tsgate_daemon_grace_over(struct tevent_context *ev,
+				     struct tevent_timer *te,
+				     struct timeval now,
+				     void *private_data)
+{
+	struct tsgate_daemon *d =
+	    talloc_get_type_abort(private_data, struct tsgate_daemon);
+	struct tsgate_conn *c, *next;
+
+	(void)ev;
+	(void)te;
+	(void)now;
+	d->grace_timer = NULL;
+	for (c = d->conns; c != NULL; c = next) {
+		next = c->next;
+		tsgate_conn_finish(c, ESHUTDOWN, "shutdown grace expired");
+	}
+	d->stop = true;
+}
+
+static void tsgate_daemon_drain(struct tsgate_daemon *d, const char *why)
+{
+	uint64_t ms = d->cfg->limits.shutdown_grace_ms;
+	struct tsgate_listener *l;
+
+	if (d->draining) {
+		return;
+	}
+	d->draining = true;
+	tsgate_log_msg(d->log, TSGATE_LOG_INFO, "stop",
+		       "%s: stop accepting, draining %u connection(s)", why,
+		       (unsigned)d->num_conns);
+	for (l = d->listeners; l != NULL; l = l->next) {
+		tsgate_listener_close(l);
+	}
+	if (d->num_conns == 0) {
+		d->stop = true;
+		return;
+	}
+	d->grace_timer = tevent_add_timer(
+	    d->ev, d, tevent_timeval_current_ofs(ms / 1000, (ms % 1000) * 1000),
+	    tsgate_daemon_grace_over, d);
+	if (d->grace_timer == NULL) {
+		d->stop = true;
+	}
+}
+
+static void tsgate_daemon_signal(struct tevent_context *ev,
+				 struct tevent_signal *se,
+				 int signum,
+				 int count,
+				 void *siginfo,
+				 void *private_data)
+{
+	struct tsgate_daemon *d =
+	    talloc_get_type_abort(private_data, struct tsgate_daemon);
+
+	(void)ev;
+	(void)se;
+	(void)count;
+	(void)siginfo;
+	if (signum == SIGHUP) {
+		tsgate_log_msg(d->log, TSGATE_LOG_WARN, "reload",
+			       "SIGHUP: reload is not supported yet; "
+			       "the running configuration stays");
+		return;
+	}
+	tsgate_daemon_drain(d, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+int tsgate_daemon_run(TALLOC_CTX *mem_ctx,
+		      const char *config_path,
+		      struct tsgate_config *cfg)
+{
+	struct tsgate_daemon *d;
+	struct tsgate_listener *l;
+	char *reason = NULL;
+	size_t i;
+	int ret;
+	enum tsgate_log_format fmt;
+
+	d = talloc_zero(mem_ctx, struct tsgate_daemon);
+	if (d == NULL) {
+		fprintf(stderr, "tsgate: out of memory\n");
+		return 1;
+	}
+	if (talloc_reference(d, cfg) == NULL) {
+		talloc_free(d);
+		return 1;
+	}
+	d->cfg = cfg;
+	d->config_path = talloc_strdup(d, config_path);
+	fmt = cfg->log.format == TSGATE_CONFIG_LOG_JSON ? TSGATE_LOG_JSON
+							: TSGATE_LOG_TEXT;
+	d->log = tsgate_log_new(d, log_level_of(cfg->log.level), fmt);
+	d->ev = tevent_context_init(d);
+	if (d->log == NULL || d->ev == NULL) {
+		fprintf(stderr, "tsgate: out of memory\n");
+		talloc_free(d);
+		return 1;
+	}
+
+	/* Writes to a closed peer must fail with EPIPE, not kill us. */
+	signal(SIGPIPE, SIG_IGN);
+	if (tevent_add_signal(d->ev, d, SIGTERM, 0, tsgate_daemon_signal, d) ==
+		NULL ||
+	    tevent_add_signal(d->ev, d, SIGINT, 0, tsgate_daemon_signal, d) ==
+		NULL ||
+	    tevent_add_signal(d->ev, d, SIGHUP, 0, tsgate_daemon_signal, d) ==
+		NULL) {
+		tsgate_log_msg(d->log, TSGATE_LOG_ERROR, "start",
+			       "cannot install signal handlers");
+		talloc_free(d);
+		return 1;
+	}
+
+	for (i = 0; i < cfg->num_listeners; i++) {
+		ret = tsgate_listener_new(d, &cfg->listeners[i], &reason);
+		if (ret != 0) {
+			tsgate_log_msg(d->log, TSGATE_LOG_ERROR, "start",
+				       "listener %s: %s",
+				       cfg->listeners[i].name,
+				       reason ? reason : strerror(ret));
+			talloc_free(d);
+			return 1;
+		}
+	}
+	for (l = d->listeners; l != NULL; l = l->next) {
+		struct tsgate_log_kv *kv = tsgate_log_kv_new(d);
+
+		tsgate_log_kv_str(kv, "listener", l->cfg->name);
+		tsgate_log_kv_str(kv, "listen", l->cfg->listen.text);
+		tsgate_log_kv_str(kv, "accept",
+				  tsgate_config_accept_name(l->cfg->accept));
+		tsgate_log_kv_u64(kv, "routes", l->cfg->num_routes);
+		tsgate_log_kv_emit(d->log, TSGATE_LOG_INFO, "listen", kv);
+		talloc_free(kv);
+	}
+	tsgate_log_msg(d->log, TSGATE_LOG_INFO, "start",
+		       "tsgate ready: %zu listener(s), config %s",
+		       cfg->num_listeners, config_path);
+
+	while (!d->stop) {
+		if (tevent_loop_once(d->ev) != 0) {
+			tsgate_log_msg(d->log, TSGATE_LOG_ERROR, "stop",
+				       "event loop failed: %s",
+				       strerror(errno));
+			d->exit_code = 1;
+			break;
+		}
+	}
+	/* Connections scheduled for freeing go now, then everything. */
+	while (d->conns != NULL) {
+		talloc_free(d->conns);
+	}
+	tsgate_log_msg(d->log, TSGATE_LOG_INFO, "stop", "tsgate stopped");
+	ret = d->exit_code;
+	talloc_free(d);
+	return ret;
+}

@@ -1,0 +1,81 @@
+/*
+ * PDU framing of a route: how the relay cuts a byte stream into the units
+ * it forwards. A framed route forwards whole PDUs only.
+ */
+#ifndef TSGATE_FRAMING_H
+#define TSGATE_FRAMING_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <talloc.h>
+#include <tevent.h>
+
+struct tstream_context;
+
+enum tsgate_framing {
+	TSGATE_FRAMING_RAW = 0,  /* bytes as they come, up to a chunk */
+	TSGATE_FRAMING_LENGTH32, /* 4-byte big-endian length + body */
+	TSGATE_FRAMING_NBT,      /* type byte + 24-bit big-endian length */
+	TSGATE_FRAMING_NCACN,    /* DCE/RPC CO PDU, frag_length at 8 */
+};
+
+/* Default max_pdu of a framed route, and the raw read chunk. */
+#define TSGATE_FRAMING_DEFAULT_MAX_PDU (1024 * 1024)
+#define TSGATE_FRAMING_RAW_CHUNK       (64 * 1024)
+
+/** @brief "raw", "length32", "nbt", "ncacn" to the enum; EINVAL else. */
+int tsgate_framing_parse(const char *s, enum tsgate_framing *framing);
+
+/** @brief The enum's configuration name. */
+const char *tsgate_framing_name(enum tsgate_framing framing);
+
+/**
+ * @brief Bytes of header needed to know a PDU's size (0 for raw).
+ */
+size_t tsgate_framing_header_size(enum tsgate_framing framing);
+
+/**
+ * @brief The total size of a PDU (header included) from its header.
+ *
+ * @param framing  A framed kind (not raw).
+ * @param hdr      tsgate_framing_header_size() bytes.
+ * @param size     The PDU's total size.
+ * @return 0, or EPROTO for a header that is not one of this framing (an
+ *         unknown NBT type, an ncacn version other than 5, an ncacn
+ *         frag_length below its header).
+ */
+int tsgate_framing_pdu_size(enum tsgate_framing framing,
+			    const uint8_t *hdr,
+			    uint64_t *size);
+
+/**
+ * @brief Read the next PDU (or raw chunk) from a stream.
+ *
+ * Framed: the whole PDU, header included. A PDU larger than max_pdu fails
+ * with EMSGSIZE as soon as its header is read (nothing of it is kept); a
+ * malformed header fails with EPROTO; a stream that ends inside a PDU
+ * fails with EPROTO too ("truncated"), while an end of stream between
+ * PDUs is EPIPE.
+ * Raw: at least one byte, then what the stream already has pending, up to
+ * max_pdu bytes (TSGATE_FRAMING_RAW_CHUNK when max_pdu is 0).
+ */
+struct tevent_req *tsgate_pdu_read_send(TALLOC_CTX *mem_ctx,
+					struct tevent_context *ev,
+					struct tstream_context *stream,
+					enum tsgate_framing framing,
+					size_t max_pdu);
+
+/**
+ * @brief Receive the PDU of tsgate_pdu_read_send().
+ * @param buf  The PDU, allocated on mem_ctx.
+ * @param len  Its length (never 0).
+ * @return 0, or -1 with *perrno set.
+ */
+int tsgate_pdu_read_recv(struct tevent_req *req,
+			 int *perrno,
+			 TALLOC_CTX *mem_ctx,
+			 uint8_t **buf,
+			 size_t *len);
+
+#endif /* TSGATE_FRAMING_H */

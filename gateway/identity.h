@@ -1,0 +1,103 @@
+/*
+ * What the gateway knows about a client connection, and the identity
+ * hand-off that tells a backend about it before any client byte:
+ * HAProxy's PROXY protocol v2, or knc's KEY:VALUE lines.
+ */
+#ifndef TSGATE_IDENTITY_H
+#define TSGATE_IDENTITY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <talloc.h>
+
+struct tsocket_address;
+
+/* PROXY protocol v2 constants (HAProxy's proxy-protocol.txt, 2.2). */
+#define PP2_SIGNATURE           "\r\n\r\n\0\r\nQUIT\n"
+#define PP2_SIGNATURE_LEN       12
+#define PP2_VERSION_PROXY       0x21 /* version 2, command PROXY */
+#define PP2_FAM_UNSPEC          0x00
+#define PP2_FAM_TCP4            0x11
+#define PP2_FAM_TCP6            0x21
+#define PP2_FAM_UNIX_STREAM     0x31
+#define PP2_TYPE_ALPN           0x01
+#define PP2_TYPE_AUTHORITY      0x02
+#define PP2_TYPE_SSL            0x20
+#define PP2_SUBTYPE_SSL_VERSION 0x21
+#define PP2_SUBTYPE_SSL_CN      0x22
+#define PP2_SUBTYPE_SSL_CIPHER  0x23
+#define PP2_CLIENT_SSL          0x01
+#define PP2_CLIENT_CERT_CONN    0x02
+#define PP2_CLIENT_CERT_SESS    0x04
+/* tsgate's TLVs in the application range 0xE0-0xEF. */
+#define PP2_TYPE_TSGATE_PRINCIPAL 0xE0
+#define PP2_TYPE_TSGATE_LOCALNAME 0xE1
+#define PP2_TYPE_TSGATE_MECH      0xE2
+
+/*
+ * Everything known about a client once its tunnel is up. Strings are
+ * NULL when unknown / not applicable. The struct does not own them.
+ */
+struct tsgate_peer_info {
+	const struct tsocket_address *remote; /* the client */
+	const struct tsocket_address *local;  /* our end of it */
+
+	/* accept: tls */
+	bool tls;
+	const char *tls_version; /* e.g. "TLS1.3" */
+	const char *tls_cipher;
+	const char *sni;
+	const char *alpn;
+	bool client_cert;           /* a certificate was presented */
+	bool cert_verified;         /* ... and it verified */
+	const char *client_subject; /* RFC 4514 DN */
+	const char *client_cn;
+	const char *const *client_sans; /* "DNS:x", "IP:1.2.3.4", ... */
+	size_t num_client_sans;
+
+	/* accept: gssapi */
+	bool gssapi;
+	const char *principal;      /* gss_display_name */
+	const char *local_name;     /* gss_localname, if it maps */
+	const char *mech;           /* "krb5" */
+	const uint8_t *export_name; /* gss_export_name bytes */
+	size_t export_name_len;
+};
+
+/**
+ * @brief The PROXY protocol v2 header for a connection.
+ *
+ * Addresses: TCP4/TCP6 when both ends are inet of one family, UNIX_STREAM
+ * when both are unix, else UNSPEC (no address block). TLVs in order:
+ * ALPN, AUTHORITY (SNI), SSL (with VERSION, CN, CIPHER sub-TLVs) when the
+ * client came over TLS, then 0xE0 principal, 0xE1 local name, 0xE2
+ * mechanism for GSSAPI.
+ *
+ * @return 0, or an errno (EMSGSIZE when the TLVs do not fit 64 KiB).
+ */
+int tsgate_identity_proxy_v2(TALLOC_CTX *mem_ctx,
+			     const struct tsgate_peer_info *info,
+			     uint8_t **buf,
+			     size_t *len);
+
+/**
+ * @brief knc's hand-off lines for a connection.
+ *
+ * In knc's order: MECH, CREDS (krb5 only), EXPORT_NAME (upper-case hex),
+ * REMOTE_IP or REMOTE_IP6, REMOTE_ADDR, REMOTE_PORT, VERSION, then "END".
+ * Each line is KEY:VALUE\n. Without GSSAPI there is no MECH, CREDS or
+ * EXPORT_NAME.
+ *
+ * @return 0, or EINVAL when a value holds a newline or NUL (knc refuses
+ *         those: they would let a peer inject lines).
+ */
+int tsgate_identity_knc(TALLOC_CTX *mem_ctx,
+			const struct tsgate_peer_info *info,
+			uint8_t **buf,
+			size_t *len);
+
+/** @brief A one-line summary for logs ("principal", "CN", or NULL). */
+const char *tsgate_identity_summary(const struct tsgate_peer_info *info);
+
+#endif /* TSGATE_IDENTITY_H */

@@ -1,0 +1,96 @@
+/*
+ * tsgate logging: one line per event to stderr, as text or JSON.
+ *
+ * Values that come from the network (SNI, certificate subjects,
+ * principals) are escaped in both formats, so a client cannot forge log
+ * lines. Payload bytes, keys and tickets are never passed here.
+ */
+#ifndef TSGATE_LOG_H
+#define TSGATE_LOG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <talloc.h>
+
+enum tsgate_log_level {
+	TSGATE_LOG_ERROR = 0,
+	TSGATE_LOG_WARN = 1,
+	TSGATE_LOG_INFO = 2,
+	TSGATE_LOG_DEBUG = 3,
+};
+
+enum tsgate_log_format {
+	TSGATE_LOG_TEXT = 0,
+	TSGATE_LOG_JSON = 1,
+};
+
+struct tsgate_log {
+	enum tsgate_log_level level;
+	enum tsgate_log_format format;
+	FILE *out; /* stderr unless a test says otherwise */
+};
+
+/** @brief Parse "error", "warn"/"warning", "info", "debug". */
+int tsgate_log_level_parse(const char *s, enum tsgate_log_level *level);
+
+/** @brief Parse "text" or "json". */
+int tsgate_log_format_parse(const char *s, enum tsgate_log_format *format);
+
+/** @brief A logger writing to stderr. */
+struct tsgate_log *tsgate_log_new(TALLOC_CTX *mem_ctx,
+				  enum tsgate_log_level level,
+				  enum tsgate_log_format format);
+
+/** @brief Whether a line at this level would be written. */
+bool tsgate_log_enabled(const struct tsgate_log *log,
+			enum tsgate_log_level level);
+
+/**
+ * @brief An ordered list of key/value fields for one log line.
+ *
+ * Build it with the tsgate_log_kv_* calls (NULL values are skipped), then
+ * write it with tsgate_log_kv_emit(). Allocation failures are swallowed:
+ * logging never fails the caller.
+ */
+struct tsgate_log_kv;
+
+struct tsgate_log_kv *tsgate_log_kv_new(TALLOC_CTX *mem_ctx);
+void tsgate_log_kv_str(struct tsgate_log_kv *kv,
+		       const char *key,
+		       const char *value);
+void tsgate_log_kv_u64(struct tsgate_log_kv *kv,
+		       const char *key,
+		       uint64_t value);
+void tsgate_log_kv_fmt(struct tsgate_log_kv *kv,
+		       const char *key,
+		       const char *fmt,
+		       ...) PRINTF_ATTRIBUTE(3, 4);
+
+/**
+ * @brief Write one line: time, level, event, then the fields.
+ *
+ * text: `2026-01-02T03:04:05.678Z info conn key=value key="two words"`
+ * json: `{"time":"...","level":"info","event":"conn","key":"value"}`
+ * (numbers stay numbers in JSON).
+ */
+void tsgate_log_kv_emit(struct tsgate_log *log,
+			enum tsgate_log_level level,
+			const char *event,
+			const struct tsgate_log_kv *kv);
+
+/** @brief A line with a single free-text "msg" field. */
+void tsgate_log_msg(struct tsgate_log *log,
+		    enum tsgate_log_level level,
+		    const char *event,
+		    const char *fmt,
+		    ...) PRINTF_ATTRIBUTE(4, 5);
+
+/** @brief Render a line into a string (what emit writes, without "\n"). */
+char *tsgate_log_kv_render(TALLOC_CTX *mem_ctx,
+			   enum tsgate_log_format format,
+			   enum tsgate_log_level level,
+			   const char *event,
+			   const struct tsgate_log_kv *kv);
+
+#endif /* TSGATE_LOG_H */

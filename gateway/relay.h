@@ -1,0 +1,67 @@
+/*
+ * The relay: moves PDUs between a client stream and a backend stream,
+ * one pump per direction.
+ *
+ * Each pump holds at most one PDU (or raw chunk) at a time: it reads one,
+ * writes it, then reads the next, so a slow reader slows its writer down
+ * (backpressure) and memory stays bounded by max_pdu per direction. When a
+ * pump's source ends cleanly (EPIPE between PDUs) it half-closes its
+ * destination with tstream_shutdown_send() and stops, while the other
+ * direction keeps flowing. The relay is done when both pumps are.
+ */
+#ifndef TSGATE_RELAY_H
+#define TSGATE_RELAY_H
+
+#include <stdint.h>
+#include <talloc.h>
+#include <tevent.h>
+
+#include "framing.h"
+
+struct tstream_context;
+
+struct tsgate_relay_params {
+	enum tsgate_framing framing; /* applied to both directions */
+	size_t max_pdu;              /* 0: framing default */
+	uint32_t idle_timeout_ms;    /* both directions silent; 0: none */
+};
+
+/* Live counters, updated as data moves; owned by the caller. */
+struct tsgate_relay_stats {
+	uint64_t bytes_up;   /* client -> backend */
+	uint64_t bytes_down; /* backend -> client */
+	uint64_t pdus_up;
+	uint64_t pdus_down;
+	/*
+	 * Static string naming the failure once the relay failed, e.g.
+	 * "client read: PDU too large"; NULL on success.
+	 */
+	const char *reason;
+};
+
+/**
+ * @brief Relay between client and backend until both directions end.
+ *
+ * Neither stream is freed or disconnected here: the caller owns them and
+ * frees them after tsgate_relay_recv().
+ *
+ * @return A request; NULL only when out of memory.
+ */
+struct tevent_req *tsgate_relay_send(TALLOC_CTX *mem_ctx,
+				     struct tevent_context *ev,
+				     struct tstream_context *client,
+				     struct tstream_context *backend,
+				     const struct tsgate_relay_params *params,
+				     struct tsgate_relay_stats *stats);
+
+/**
+ * @brief Receive the result of tsgate_relay_send().
+ *
+ * @return 0 when both directions ended cleanly, or -1 with *perrno set:
+ *         EMSGSIZE (PDU over max_pdu), EPROTO (malformed or truncated
+ *         PDU), ETIMEDOUT (idle timeout), or the stream's error
+ *         (ECONNRESET...). stats->reason says which side.
+ */
+int tsgate_relay_recv(struct tevent_req *req, int *perrno);
+
+#endif /* TSGATE_RELAY_H */
