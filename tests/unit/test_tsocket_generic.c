@@ -1286,6 +1286,196 @@ START_TEST(test_dgram_free_with_outstanding)
 END_TEST
 
 /*
+ * The same guards over real BSD sockets (tsocket_bsd.c).
+ */
+
+static void bsd_pair(struct tstream_context **a, struct tstream_context **b)
+{
+	int ret = tstream_unix_socketpair(tt_mem, a, tt_mem, b);
+
+	ck_assert_int_eq(ret, 0);
+}
+
+START_TEST(test_bsd_stream_busy)
+{
+	struct tstream_context *a, *b;
+	char rbuf[5], rbuf2[5];
+	struct iovec riov = {.iov_base = rbuf, .iov_len = sizeof(rbuf)};
+	struct iovec riov2 = {.iov_base = rbuf2, .iov_len = sizeof(rbuf2)};
+	struct iovec wiov = {.iov_base = (void *)"hello", .iov_len = 5};
+	struct iovec *many;
+	struct res r1, r2, w, d;
+	size_t i;
+
+	bsd_pair(&a, &b);
+
+	start_readv(a, &riov, 1, &r1);
+	start_readv(a, &riov2, 1, &r2);
+	assert_failed(r2, EBUSY);
+	start_disconnect(a, &d);
+	assert_failed(d, EBUSY);
+
+	many = talloc_array(tt_mem, struct iovec, 1025);
+	ck_assert_ptr_nonnull(many);
+	for (i = 0; i < 1025; i++) {
+		many[i] = wiov;
+	}
+	start_writev(b, many, 1025, &w);
+	assert_failed(w, EMSGSIZE);
+	start_writev(b, &wiov, 0, &w);
+	assert_failed(w, EINVAL);
+
+	/* The first readv was not disturbed by any of that. */
+	ck_assert(!r1.done);
+	start_writev(b, &wiov, 1, &w);
+	assert_ok(w, 5);
+	assert_ok(r1, 5);
+	ck_assert(memcmp(rbuf, "hello", 5) == 0);
+}
+END_TEST
+
+START_TEST(test_bsd_stream_disconnect)
+{
+	struct tstream_context *a, *b;
+	char rbuf[5];
+	struct iovec riov = {.iov_base = rbuf, .iov_len = sizeof(rbuf)};
+	struct iovec wiov = {.iov_base = (void *)"hello", .iov_len = 5};
+	struct res r;
+
+	bsd_pair(&a, &b);
+	start_disconnect(a, &r);
+	assert_ok(r, 0);
+
+	start_readv(a, &riov, 1, &r);
+	assert_failed(r, ENOTCONN);
+	start_writev(a, &wiov, 1, &r);
+	assert_failed(r, ENOTCONN);
+	errno = 0;
+	ck_assert_int_eq(tstream_pending_bytes(a), -1);
+	ck_assert_int_eq(errno, ENOTCONN);
+
+	/* The peer sees the end of the stream. */
+	start_readv(b, &riov, 1, &r);
+	assert_failed(r, EPIPE);
+}
+END_TEST
+
+START_TEST(test_bsd_stream_shutdown)
+{
+	struct tstream_context *a, *b;
+	char rbuf[4];
+	struct iovec riov = {.iov_base = rbuf, .iov_len = sizeof(rbuf)};
+	struct iovec ping = {.iov_base = (void *)"ping", .iov_len = 4};
+	struct iovec pong = {.iov_base = (void *)"pong", .iov_len = 4};
+	struct res ra, rb, w, s;
+
+	bsd_pair(&a, &b);
+
+	/* a reads while it half-closes. */
+	start_readv(a, &riov, 1, &ra);
+	start_writev(a, &ping, 1, &w);
+	assert_ok(w, 4);
+	start_shutdown(a, &s);
+	assert_ok(s, 0);
+
+	start_writev(a, &ping, 1, &w);
+	assert_failed(w, EPIPE);
+
+	/* b gets the data, then the end of the stream. */
+	{
+		char bbuf[4];
+		struct iovec biov = {.iov_base = bbuf, .iov_len = 4};
+
+		start_readv(b, &biov, 1, &rb);
+		assert_ok(rb, 4);
+		ck_assert(memcmp(bbuf, "ping", 4) == 0);
+		start_readv(b, &biov, 1, &rb);
+		assert_failed(rb, EPIPE);
+	}
+
+	/* The other direction keeps flowing. */
+	start_writev(b, &pong, 1, &w);
+	assert_ok(w, 4);
+	assert_ok(ra, 4);
+	ck_assert(memcmp(rbuf, "pong", 4) == 0);
+}
+END_TEST
+
+START_TEST(test_bsd_stream_free_outstanding)
+{
+	TALLOC_CTX *owner = talloc_new(tt_mem);
+	struct tstream_context *a = NULL, *b = NULL;
+	char rbuf[4];
+	struct iovec riov = {.iov_base = rbuf, .iov_len = sizeof(rbuf)};
+	struct res r, rb;
+	int ret;
+
+	ret = tstream_unix_socketpair(owner, &a, tt_mem, &b);
+	ck_assert_int_eq(ret, 0);
+	start_readv(a, &riov, 1, &r);
+	talloc_free(owner);
+	assert_failed(r, ENOTCONN);
+
+	/* The fd was closed: the peer sees the end. */
+	start_readv(b, &riov, 1, &rb);
+	assert_failed(rb, EPIPE);
+}
+END_TEST
+
+START_TEST(test_bsd_dgram_guards)
+{
+	char *dir = tt_mkdtemp(tt_mem);
+	struct tsocket_address *la, *lb;
+	struct tdgram_context *a, *b;
+	struct dres r1, r2, s, d;
+	int ret;
+
+	ck_assert_ptr_nonnull(dir);
+	ret = tsocket_address_unix_from_path(
+	    tt_mem, talloc_asprintf(tt_mem, "%s/a", dir), &la);
+	ck_assert_int_eq(ret, 0);
+	ret = tsocket_address_unix_from_path(
+	    tt_mem, talloc_asprintf(tt_mem, "%s/b", dir), &lb);
+	ck_assert_int_eq(ret, 0);
+	ck_assert_int_eq(tdgram_unix_socket(la, NULL, tt_mem, &a), 0);
+	ck_assert_int_eq(tdgram_unix_socket(lb, la, tt_mem, &b), 0);
+
+	start_recvfrom(a, &r1);
+	start_recvfrom(a, &r2);
+	assert_dfailed(r2, EBUSY);
+	start_dgram_disconnect(a, &d);
+	assert_dfailed(d, EBUSY);
+
+	start_sendto(b, "x", 0, &s);
+	assert_dfailed(s, EINVAL);
+	start_sendto(b, "datagram", 8, &s);
+	tt_wait(&s.done, 2000);
+	ck_assert_int_eq(s.ret, 8);
+
+	tt_wait(&r1.done, 2000);
+	ck_assert_int_eq(r1.ret, 8);
+	ck_assert(memcmp(r1.buf, "datagram", 8) == 0);
+	ck_assert_ptr_eq(talloc_parent(r1.buf), tt_mem);
+	ck_assert_ptr_nonnull(r1.src);
+	ck_assert_str_eq(tsocket_address_unix_path(r1.src, tt_mem),
+			 tsocket_address_unix_path(lb, tt_mem));
+
+	/* Free with a recvfrom outstanding. */
+	start_recvfrom(a, &r1);
+	talloc_free(a);
+	assert_dfailed(r1, ENOTCONN);
+
+	start_dgram_disconnect(b, &d);
+	tt_wait(&d.done, 2000);
+	ck_assert_int_eq(d.ret, 0);
+	start_sendto(b, "late", 4, &s);
+	assert_dfailed(s, ENOTCONN);
+
+	tt_rmtree(dir);
+}
+END_TEST
+
+/*
  * tevent registers its backends in global talloc memory at the first
  * tevent_context_init(); do that before tt_setup() counts blocks, or the
  * first test of every forked child sees a "leak". (Workaround until
@@ -1342,6 +1532,13 @@ static Suite *tsocket_generic_suite(void)
 	tcase_add_test(tc, test_dgram_src_optional);
 	tcase_add_test(tc, test_dgram_guards);
 	tcase_add_test(tc, test_dgram_free_with_outstanding);
+
+	tc = new_tcase(s, "bsd");
+	tcase_add_test(tc, test_bsd_stream_busy);
+	tcase_add_test(tc, test_bsd_stream_disconnect);
+	tcase_add_test(tc, test_bsd_stream_shutdown);
+	tcase_add_test(tc, test_bsd_stream_free_outstanding);
+	tcase_add_test(tc, test_bsd_dgram_guards);
 
 	return s;
 }
