@@ -1,2 +1,1226 @@
-/* tstream_gssapi: being written */
-#include "tstream_gssapi.h"
+/*
+ * tstream_gssapi: the established stream.
+ *
+ * Data frames are a 4-byte big-endian length followed by one gss_wrap
+ * token with confidentiality (knc 1.x). Reading unwraps each frame in
+ * place in a per-stream buffer (gss_unwrap_iov with a STREAM buffer);
+ * writing wraps a batch of chunks in place in a per-stream buffer
+ * (gss_wrap_iov) and sends the batch with one writev of the plain
+ * stream. Neither allocates per frame once the buffers have grown.
+ */
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "tsgate_export.h"
+#include "tsocket_internal.h"
+#include "tstream_gssapi_private.h"
+
+/* Frames wrapped into one writev of the plain stream. */
+#define GSSAPI_WRITE_BATCH_FRAMES 16
+
+/* Flags handed out by gss_inquire_context() that we record. */
+struct tstream_gssapi {
+	struct tstream_context *plain_stream;
+	gss_ctx_id_t ctx;
+	gss_name_t client_name;
+	bool initiator;
+	bool strict_eof;
+	uint32_t flags;
+	time_t expiry;
+	size_t max_chunk;
+
+	char *client_display;
+	char *client_realm;
+	char **components;
+	size_t num_components;
+	char *server_display;
+	uint8_t *exported;
+	size_t exported_len;
+	char *mech_oid;
+
+	/* sticky: the first error fails every later request */
+	int error;
+	char *error_reason;
+
+	struct {
+		uint8_t hdr[GSSAPI_LEN_SIZE];
+		uint8_t *buf; /* frame buffer, grows, kept */
+		size_t size;
+		uint8_t *plain; /* unread plaintext inside buf */
+		size_t plain_len;
+		int eof_err; /* end of stream seen: EPIPE or ECONNABORTED */
+	} read;
+
+	struct {
+		uint8_t *buf; /* batch of frames, grows, kept */
+		size_t size;
+	} write;
+};
+
+static void gssapi_set_error(struct tstream_gssapi *g, int err, char *reason)
+{
+	if (g->error != 0) {
+		talloc_free(reason);
+		return;
+	}
+	g->error = err;
+	talloc_free(g->error_reason);
+	g->error_reason = reason != NULL ? talloc_steal(g, reason)
+					 : talloc_strdup(g, strerror(err));
+}
+
+static void gssapi_set_gss_error(struct tstream_gssapi *g,
+				 const char *what,
+				 OM_uint32 major,
+				 OM_uint32 minor)
+{
+	gssapi_set_error(g, tstream_gssapi_map_error(major, minor, false),
+			 tstream_gssapi_status_string(g, what, major, minor));
+}
+
+/* Context lifetime is ours to enforce: MIT keeps wrapping after it. */
+static bool gssapi_expired(struct tstream_gssapi *g)
+{
+	if (g->error != 0) {
+		return true;
+	}
+	if (g->expiry != 0 && time(NULL) >= g->expiry) {
+		gssapi_set_error(g, EKEYEXPIRED,
+				 talloc_asprintf(g,
+						 "security context expired "
+						 "at %lld",
+						 (long long)g->expiry));
+		return true;
+	}
+	return false;
+}
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+static uint32_t get_be32(const uint8_t *p)
+{
+	return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
+	       ((uint32_t)p[2] << 8) | (uint32_t)p[3];
+}
+
+static ssize_t tstream_gssapi_pending_bytes(struct tstream_context *stream)
+{
+	struct tstream_gssapi *g =
+	    tstream_context_data(stream, struct tstream_gssapi);
+
+	if (g->error != 0) {
+		errno = g->error;
+		return -1;
+	}
+	return (ssize_t)g->read.plain_len;
+}
+
+/* ------------------------------------------------------------------ */
+/* readv                                                               */
+
+struct tstream_gssapi_readv_state {
+	struct tevent_context *ev;
+	struct tstream_context *stream;
+	struct iovec *vector;
+	size_t count;
+	int ret;
+	struct iovec iov;
+	uint32_t frame_len;
+};
+
+static void tstream_gssapi_readv_next(struct tevent_req *req);
+static void tstream_gssapi_readv_hdr_done(struct tevent_req *subreq);
+static void tstream_gssapi_readv_body_done(struct tevent_req *subreq);
+
+static struct tevent_req *tstream_gssapi_readv_send(
+    TALLOC_CTX *mem_ctx,
+    struct tevent_context *ev,
+    struct tstream_context *stream,
+    struct iovec *vector,
+    size_t count)
+{
+	struct tevent_req *req;
+	struct tstream_gssapi_readv_state *state;
+	struct tstream_gssapi *g =
+	    tstream_context_data(stream, struct tstream_gssapi);
+
+	req = tevent_req_create(mem_ctx, &state,
+				struct tstream_gssapi_readv_state);
+	if (req == NULL) {
+		return NULL;
+	}
+	state->ev = ev;
+	state->stream = stream;
+	/* the generic layer's private copy: ours to advance */
+	state->vector = vector;
+	state->count = count;
+
+	if (g->error != 0) {
+		tevent_req_error(req, g->error);
+		return tevent_req_post(req, ev);
+	}
+	tstream_gssapi_readv_next(req);
+	if (!tevent_req_is_in_progress(req)) {
+		return tevent_req_post(req, ev);
+	}
+	return req;
+}
+
+/* Copy buffered plaintext out; read another frame when it runs dry. */
+static void tstream_gssapi_readv_next(struct tevent_req *req)
+{
+	struct tstream_gssapi_readv_state *state =
+	    tevent_req_data(req, struct tstream_gssapi_readv_state);
+	struct tstream_gssapi *g =
+	    tstream_context_data(state->stream, struct tstream_gssapi);
+	struct tevent_req *subreq;
+
+	while (state->count > 0 && g->read.plain_len > 0) {
+		struct iovec *v = &state->vector[0];
+		size_t n = v->iov_len < g->read.plain_len ? v->iov_len
+							  : g->read.plain_len;
+
+		memcpy(v->iov_base, g->read.plain, n);
+		g->read.plain += n;
+		g->read.plain_len -= n;
+		v->iov_base = (uint8_t *)v->iov_base + n;
+		v->iov_len -= n;
+		state->ret += (int)n;
+		if (v->iov_len == 0) {
+			state->vector++;
+			state->count--;
+		}
+	}
+	if (state->count == 0) {
+		tevent_req_done(req);
+		return;
+	}
+	if (gssapi_expired(g)) {
+		tevent_req_error(req, g->error);
+		return;
+	}
+	if (g->read.eof_err != 0) {
+		tevent_req_error(req, g->read.eof_err);
+		return;
+	}
+
+	state->iov.iov_base = g->read.hdr;
+	state->iov.iov_len = sizeof(g->read.hdr);
+	subreq = tstream_readv_send(state, state->ev, g->plain_stream,
+				    &state->iov, 1);
+	if (tevent_req_nomem(subreq, req)) {
+		return;
+	}
+	tevent_req_set_callback(subreq, tstream_gssapi_readv_hdr_done, req);
+}
+
+static void tstream_gssapi_readv_hdr_done(struct tevent_req *subreq)
+{
+	struct tevent_req *req =
+	    tevent_req_callback_data(subreq, struct tevent_req);
+	struct tstream_gssapi_readv_state *state =
+	    tevent_req_data(req, struct tstream_gssapi_readv_state);
+	struct tstream_gssapi *g =
+	    tstream_context_data(state->stream, struct tstream_gssapi);
+	uint32_t len;
+	int ret, err;
+
+	ret = tstream_readv_recv(subreq, &err);
+	TALLOC_FREE(subreq);
+	if (ret == -1) {
+		if (err == EPIPE && !g->strict_eof) {
+			/* knc 1.x: a bare FIN ends the stream too */
+			g->read.eof_err = EPIPE;
+			tevent_req_error(req, EPIPE);
+			return;
+		}
+		if (err == EPIPE) {
+			err = ECONNABORTED;
+			gssapi_set_error(g, err,
+					 talloc_strdup(g,
+						       "stream truncated: peer "
+						       "closed without the "
+						       "authenticated close"));
+		} else {
+			gssapi_set_error(g, err,
+					 talloc_asprintf(g, "reading frame: %s",
+							 strerror(err)));
+		}
+		tevent_req_error(req, g->error);
+		return;
+	}
+	len = get_be32(g->read.hdr);
+	if (len == 0 || len > TSTREAM_GSSAPI_MAX_TOKEN) {
+		/* refused before allocating anything for it */
+		gssapi_set_error(
+		    g, EMSGSIZE,
+		    talloc_asprintf(g,
+				    "frame length %u outside "
+				    "1..%u refused",
+				    (unsigned)len,
+				    (unsigned)TSTREAM_GSSAPI_MAX_TOKEN));
+		tevent_req_error(req, g->error);
+		return;
+	}
+	if (g->read.size < len) {
+		uint8_t *buf = talloc_realloc(g, g->read.buf, uint8_t, len);
+
+		if (tevent_req_nomem(buf, req)) {
+			return;
+		}
+		g->read.buf = buf;
+		g->read.size = len;
+	}
+	state->frame_len = len;
+	state->iov.iov_base = g->read.buf;
+	state->iov.iov_len = len;
+	subreq = tstream_readv_send(state, state->ev, g->plain_stream,
+				    &state->iov, 1);
+	if (tevent_req_nomem(subreq, req)) {
+		return;
+	}
+	tevent_req_set_callback(subreq, tstream_gssapi_readv_body_done, req);
+}
+
+static void tstream_gssapi_readv_body_done(struct tevent_req *subreq)
+{
+	struct tevent_req *req =
+	    tevent_req_callback_data(subreq, struct tevent_req);
+	struct tstream_gssapi_readv_state *state =
+	    tevent_req_data(req, struct tstream_gssapi_readv_state);
+	struct tstream_gssapi *g =
+	    tstream_context_data(state->stream, struct tstream_gssapi);
+	gss_iov_buffer_desc iov[2];
+	OM_uint32 maj, min;
+	int conf = 0;
+	gss_qop_t qop = 0;
+	int ret, err;
+
+	ret = tstream_readv_recv(subreq, &err);
+	TALLOC_FREE(subreq);
+	if (ret == -1) {
+		if (err == EPIPE) {
+			gssapi_set_error(
+			    g, ECONNABORTED,
+			    talloc_asprintf(g,
+					    "truncated frame: end of "
+					    "stream inside a %u-byte "
+					    "token",
+					    (unsigned)state->frame_len));
+		} else {
+			gssapi_set_error(g, err,
+					 talloc_asprintf(g, "reading frame: %s",
+							 strerror(err)));
+		}
+		tevent_req_error(req, g->error);
+		return;
+	}
+
+	iov[0].type = GSS_IOV_BUFFER_TYPE_STREAM;
+	iov[0].buffer.value = g->read.buf;
+	iov[0].buffer.length = state->frame_len;
+	iov[1].type = GSS_IOV_BUFFER_TYPE_DATA;
+	iov[1].buffer.value = NULL;
+	iov[1].buffer.length = 0;
+	maj = gss_unwrap_iov(&min, g->ctx, &conf, &qop, iov, 2);
+	/*
+	 * Anything but a clean GSS_S_COMPLETE is fatal: MIT reports
+	 * duplicates, gaps and old tokens as supplementary bits that
+	 * GSS_ERROR() does not see.
+	 */
+	if (maj != GSS_S_COMPLETE) {
+		gssapi_set_gss_error(g, "unwrap", maj, min);
+		tevent_req_error(req, g->error);
+		return;
+	}
+	if (!conf) {
+		gssapi_set_error(g, EPROTO,
+				 talloc_strdup(g, "unwrap: frame without "
+						  "confidentiality refused"));
+		tevent_req_error(req, g->error);
+		return;
+	}
+	if (iov[1].buffer.length == 0) {
+		/* wrap("") is the authenticated end of stream */
+		g->read.eof_err = EPIPE;
+		tevent_req_error(req, EPIPE);
+		return;
+	}
+	g->read.plain = iov[1].buffer.value;
+	g->read.plain_len = iov[1].buffer.length;
+	tstream_gssapi_readv_next(req);
+}
+
+static int tstream_gssapi_readv_recv(struct tevent_req *req, int *perrno)
+{
+	struct tstream_gssapi_readv_state *state =
+	    tevent_req_data(req, struct tstream_gssapi_readv_state);
+	int ret = tsocket_simple_int_recv(req, perrno);
+
+	if (ret == 0) {
+		ret = state->ret;
+	}
+	tevent_req_received(req);
+	return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* writev                                                              */
+
+struct tstream_gssapi_writev_state {
+	struct tevent_context *ev;
+	struct tstream_context *stream;
+	const struct iovec *vector;
+	size_t count;
+	size_t offset; /* into vector[0] */
+	int ret;
+	struct iovec iov;
+};
+
+static void tstream_gssapi_writev_next(struct tevent_req *req);
+static void tstream_gssapi_writev_done(struct tevent_req *subreq);
+
+static struct tevent_req *tstream_gssapi_writev_send(
+    TALLOC_CTX *mem_ctx,
+    struct tevent_context *ev,
+    struct tstream_context *stream,
+    const struct iovec *vector,
+    size_t count)
+{
+	struct tevent_req *req;
+	struct tstream_gssapi_writev_state *state;
+	struct tstream_gssapi *g =
+	    tstream_context_data(stream, struct tstream_gssapi);
+
+	req = tevent_req_create(mem_ctx, &state,
+				struct tstream_gssapi_writev_state);
+	if (req == NULL) {
+		return NULL;
+	}
+	state->ev = ev;
+	state->stream = stream;
+	state->vector = vector;
+	state->count = count;
+
+	if (gssapi_expired(g)) {
+		tevent_req_error(req, g->error);
+		return tevent_req_post(req, ev);
+	}
+	tstream_gssapi_writev_next(req);
+	if (!tevent_req_is_in_progress(req)) {
+		return tevent_req_post(req, ev);
+	}
+	return req;
+}
+
+/* Gather up to len plaintext bytes from the caller's vector into dst. */
+static size_t writev_gather(struct tstream_gssapi_writev_state *state,
+			    uint8_t *dst,
+			    size_t len)
+{
+	size_t done = 0;
+
+	while (done < len && state->count > 0) {
+		const struct iovec *v = &state->vector[0];
+		size_t avail = v->iov_len - state->offset;
+		size_t n = avail < len - done ? avail : len - done;
+
+		memcpy(dst + done, (const uint8_t *)v->iov_base + state->offset,
+		       n);
+		done += n;
+		state->offset += n;
+		if (state->offset == v->iov_len) {
+			state->vector++;
+			state->count--;
+			state->offset = 0;
+		}
+	}
+	return done;
+}
+
+static size_t writev_remaining(const struct tstream_gssapi_writev_state *state)
+{
+	size_t total = 0;
+
+	for (size_t i = 0; i < state->count; i++) {
+		total += state->vector[i].iov_len;
+	}
+	return total - state->offset;
+}
+
+/*
+ * Wrap up to GSSAPI_WRITE_BATCH_FRAMES chunks in place in g->write.buf:
+ * [len][HEADER|DATA|PADDING|TRAILER] ..., which is byte for byte what
+ * gss_wrap() would produce for each chunk.
+ */
+static void tstream_gssapi_writev_next(struct tevent_req *req)
+{
+	struct tstream_gssapi_writev_state *state =
+	    tevent_req_data(req, struct tstream_gssapi_writev_state);
+	struct tstream_gssapi *g =
+	    tstream_context_data(state->stream, struct tstream_gssapi);
+	size_t remaining = writev_remaining(state);
+	size_t used = 0;
+	struct tevent_req *subreq;
+
+	if (remaining == 0) {
+		tevent_req_done(req);
+		return;
+	}
+	for (int frame = 0; frame < GSSAPI_WRITE_BATCH_FRAMES && remaining > 0;
+	     frame++) {
+		size_t chunk =
+		    remaining < g->max_chunk ? remaining : g->max_chunk;
+		gss_iov_buffer_desc iov[4];
+		OM_uint32 maj, min;
+		size_t token_len;
+		uint8_t *p;
+		int conf = 0;
+
+		iov[0].type = GSS_IOV_BUFFER_TYPE_HEADER;
+		iov[1].type = GSS_IOV_BUFFER_TYPE_DATA;
+		iov[2].type = GSS_IOV_BUFFER_TYPE_PADDING;
+		iov[3].type = GSS_IOV_BUFFER_TYPE_TRAILER;
+		for (int i = 0; i < 4; i++) {
+			iov[i].buffer.value = NULL;
+			iov[i].buffer.length = 0;
+		}
+		iov[1].buffer.length = chunk;
+		maj = gss_wrap_iov_length(&min, g->ctx, 1, GSS_C_QOP_DEFAULT,
+					  &conf, iov, 4);
+		if (maj != GSS_S_COMPLETE) {
+			gssapi_set_gss_error(g, "wrap_iov_length", maj, min);
+			tevent_req_error(req, g->error);
+			return;
+		}
+		token_len = iov[0].buffer.length + chunk +
+			    iov[2].buffer.length + iov[3].buffer.length;
+		if (g->write.size < used + GSSAPI_LEN_SIZE + token_len) {
+			size_t want = used + GSSAPI_LEN_SIZE + token_len;
+			uint8_t *buf;
+
+			if (want < 2 * g->write.size) {
+				want = 2 * g->write.size;
+			}
+			buf = talloc_realloc(g, g->write.buf, uint8_t, want);
+			if (tevent_req_nomem(buf, req)) {
+				return;
+			}
+			g->write.buf = buf;
+			g->write.size = want;
+		}
+		p = g->write.buf + used;
+		put_be32(p, (uint32_t)token_len);
+		p += GSSAPI_LEN_SIZE;
+		iov[0].buffer.value = p;
+		p += iov[0].buffer.length;
+		iov[1].buffer.value = p;
+		writev_gather(state, p, chunk);
+		p += chunk;
+		iov[2].buffer.value = iov[2].buffer.length > 0 ? p : NULL;
+		p += iov[2].buffer.length;
+		iov[3].buffer.value = iov[3].buffer.length > 0 ? p : NULL;
+
+		maj = gss_wrap_iov(&min, g->ctx, 1, GSS_C_QOP_DEFAULT, &conf,
+				   iov, 4);
+		if (maj != GSS_S_COMPLETE) {
+			gssapi_set_gss_error(g, "wrap", maj, min);
+			tevent_req_error(req, g->error);
+			return;
+		}
+		if (!conf) {
+			gssapi_set_error(g, EPROTO,
+					 talloc_strdup(g, "wrap: no "
+							  "confidentiality"));
+			tevent_req_error(req, g->error);
+			return;
+		}
+		used += GSSAPI_LEN_SIZE + token_len;
+		remaining -= chunk;
+		state->ret += (int)chunk;
+	}
+
+	state->iov.iov_base = g->write.buf;
+	state->iov.iov_len = used;
+	subreq = tstream_writev_send(state, state->ev, g->plain_stream,
+				     &state->iov, 1);
+	if (tevent_req_nomem(subreq, req)) {
+		return;
+	}
+	tevent_req_set_callback(subreq, tstream_gssapi_writev_done, req);
+}
+
+static void tstream_gssapi_writev_done(struct tevent_req *subreq)
+{
+	struct tevent_req *req =
+	    tevent_req_callback_data(subreq, struct tevent_req);
+	struct tstream_gssapi_writev_state *state =
+	    tevent_req_data(req, struct tstream_gssapi_writev_state);
+	struct tstream_gssapi *g =
+	    tstream_context_data(state->stream, struct tstream_gssapi);
+	int ret, err;
+
+	ret = tstream_writev_recv(subreq, &err);
+	TALLOC_FREE(subreq);
+	if (ret == -1) {
+		gssapi_set_error(
+		    g, err,
+		    talloc_asprintf(g, "writing frames: %s", strerror(err)));
+		tevent_req_error(req, g->error);
+		return;
+	}
+	if (gssapi_expired(g)) {
+		tevent_req_error(req, g->error);
+		return;
+	}
+	tstream_gssapi_writev_next(req);
+}
+
+static int tstream_gssapi_writev_recv(struct tevent_req *req, int *perrno)
+{
+	struct tstream_gssapi_writev_state *state =
+	    tevent_req_data(req, struct tstream_gssapi_writev_state);
+	int ret = tsocket_simple_int_recv(req, perrno);
+
+	if (ret == 0) {
+		ret = state->ret;
+	}
+	tevent_req_received(req);
+	return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* authenticated close, half-close and disconnect                      */
+
+struct gssapi_close_state {
+	struct tevent_context *ev;
+	struct tstream_context *stream;
+	bool disconnect; /* else: half-close */
+	int close_err;   /* the close tokens could not be sent */
+	gss_buffer_desc tok[2];
+	uint8_t hdr[2][GSSAPI_LEN_SIZE];
+	struct iovec iov[4];
+};
+
+static void gssapi_close_tokens_done(struct tevent_req *subreq);
+static void gssapi_close_plain_done(struct tevent_req *subreq);
+
+static int gssapi_close_state_destructor(struct gssapi_close_state *state)
+{
+	OM_uint32 min;
+
+	for (int i = 0; i < 2; i++) {
+		if (state->tok[i].value != NULL) {
+			gss_release_buffer(&min, &state->tok[i]);
+		}
+	}
+	return 0;
+}
+
+static void gssapi_close_plain(struct tevent_req *req);
+
+/* wrap("") then wrap("\x00"), what knc's library sends at EOF. */
+static int gssapi_close_build(struct gssapi_close_state *state,
+			      struct tstream_gssapi *g)
+{
+	static const uint8_t zero = 0;
+	gss_buffer_desc in[2] = {
+	    {.length = 0, .value = NULL},
+	    {.length = 1, .value = (void *)&zero},
+	};
+
+	for (int i = 0; i < 2; i++) {
+		OM_uint32 maj, min;
+		int conf = 0;
+
+		maj = gss_wrap(&min, g->ctx, 1, GSS_C_QOP_DEFAULT, &in[i],
+			       &conf, &state->tok[i]);
+		if (maj != GSS_S_COMPLETE || !conf) {
+			gssapi_set_gss_error(g, "wrap (close)", maj, min);
+			return g->error;
+		}
+		put_be32(state->hdr[i], (uint32_t)state->tok[i].length);
+		state->iov[2 * i].iov_base = state->hdr[i];
+		state->iov[2 * i].iov_len = GSSAPI_LEN_SIZE;
+		state->iov[2 * i + 1].iov_base = state->tok[i].value;
+		state->iov[2 * i + 1].iov_len = state->tok[i].length;
+	}
+	return 0;
+}
+
+static struct tevent_req *gssapi_close_send(TALLOC_CTX *mem_ctx,
+					    struct tevent_context *ev,
+					    struct tstream_context *stream,
+					    bool disconnect)
+{
+	struct tevent_req *req;
+	struct tevent_req *subreq;
+	struct gssapi_close_state *state;
+	struct tstream_gssapi *g =
+	    tstream_context_data(stream, struct tstream_gssapi);
+	int err;
+
+	req = tevent_req_create(mem_ctx, &state, struct gssapi_close_state);
+	if (req == NULL) {
+		return NULL;
+	}
+	state->ev = ev;
+	state->stream = stream;
+	state->disconnect = disconnect;
+	talloc_set_destructor(state, gssapi_close_state_destructor);
+
+	/*
+	 * A disconnect after a half-close, or of a failed stream, only
+	 * closes the plain stream.
+	 */
+	if (disconnect && (g->error != 0 || g->plain_stream == NULL)) {
+		gssapi_close_plain(req);
+		if (!tevent_req_is_in_progress(req)) {
+			return tevent_req_post(req, ev);
+		}
+		return req;
+	}
+	if (!disconnect && gssapi_expired(g)) {
+		tevent_req_error(req, g->error);
+		return tevent_req_post(req, ev);
+	}
+	err = gssapi_close_build(state, g);
+	if (err != 0) {
+		if (disconnect) {
+			gssapi_close_plain(req);
+			if (!tevent_req_is_in_progress(req)) {
+				return tevent_req_post(req, ev);
+			}
+			return req;
+		}
+		tevent_req_error(req, err);
+		return tevent_req_post(req, ev);
+	}
+	subreq = tstream_writev_send(state, ev, g->plain_stream, state->iov, 4);
+	if (tevent_req_nomem(subreq, req)) {
+		return tevent_req_post(req, ev);
+	}
+	tevent_req_set_callback(subreq, gssapi_close_tokens_done, req);
+	return req;
+}
+
+static void gssapi_close_tokens_done(struct tevent_req *subreq)
+{
+	struct tevent_req *req =
+	    tevent_req_callback_data(subreq, struct tevent_req);
+	struct gssapi_close_state *state =
+	    tevent_req_data(req, struct gssapi_close_state);
+	struct tstream_gssapi *g =
+	    tstream_context_data(state->stream, struct tstream_gssapi);
+	int ret, err;
+
+	ret = tstream_writev_recv(subreq, &err);
+	TALLOC_FREE(subreq);
+	if (ret == -1) {
+		gssapi_set_error(
+		    g, err,
+		    talloc_asprintf(g, "sending the authenticated close: %s",
+				    strerror(err)));
+		if (!state->disconnect) {
+			tevent_req_error(req, err);
+			return;
+		}
+	}
+	gssapi_close_plain(req);
+}
+
+static void gssapi_close_plain(struct tevent_req *req)
+{
+	struct gssapi_close_state *state =
+	    tevent_req_data(req, struct gssapi_close_state);
+	struct tstream_gssapi *g =
+	    tstream_context_data(state->stream, struct tstream_gssapi);
+	struct tevent_req *subreq;
+
+	if (state->disconnect) {
+		subreq =
+		    tstream_disconnect_send(state, state->ev, g->plain_stream);
+	} else {
+		subreq =
+		    tstream_shutdown_send(state, state->ev, g->plain_stream);
+	}
+	if (tevent_req_nomem(subreq, req)) {
+		return;
+	}
+	tevent_req_set_callback(subreq, gssapi_close_plain_done, req);
+}
+
+static void gssapi_close_plain_done(struct tevent_req *subreq)
+{
+	struct tevent_req *req =
+	    tevent_req_callback_data(subreq, struct tevent_req);
+	struct gssapi_close_state *state =
+	    tevent_req_data(req, struct gssapi_close_state);
+	int ret, err = 0;
+
+	if (state->disconnect) {
+		ret = tstream_disconnect_recv(subreq, &err);
+	} else {
+		ret = tstream_shutdown_recv(subreq, &err);
+		/* the authenticated close already told the peer */
+		if (ret == -1 && err == EOPNOTSUPP) {
+			ret = 0;
+		}
+	}
+	TALLOC_FREE(subreq);
+	if (ret == -1) {
+		tevent_req_error(req, err);
+		return;
+	}
+	tevent_req_done(req);
+}
+
+static struct tevent_req *tstream_gssapi_shutdown_send(
+    TALLOC_CTX *mem_ctx,
+    struct tevent_context *ev,
+    struct tstream_context *stream)
+{
+	return gssapi_close_send(mem_ctx, ev, stream, false);
+}
+
+static struct tevent_req *tstream_gssapi_disconnect_send(
+    TALLOC_CTX *mem_ctx,
+    struct tevent_context *ev,
+    struct tstream_context *stream)
+{
+	return gssapi_close_send(mem_ctx, ev, stream, true);
+}
+
+static int tstream_gssapi_close_recv(struct tevent_req *req, int *perrno)
+{
+	int ret = tsocket_simple_int_recv(req, perrno);
+
+	tevent_req_received(req);
+	return ret;
+}
+
+static const struct tstream_context_ops tstream_gssapi_ops = {
+    .name = "gssapi",
+    .pending_bytes = tstream_gssapi_pending_bytes,
+    .readv_send = tstream_gssapi_readv_send,
+    .readv_recv = tstream_gssapi_readv_recv,
+    .writev_send = tstream_gssapi_writev_send,
+    .writev_recv = tstream_gssapi_writev_recv,
+    .disconnect_send = tstream_gssapi_disconnect_send,
+    .disconnect_recv = tstream_gssapi_close_recv,
+    .shutdown_send = tstream_gssapi_shutdown_send,
+    .shutdown_recv = tstream_gssapi_close_recv,
+};
+
+/* ------------------------------------------------------------------ */
+/* creation                                                            */
+
+static int tstream_gssapi_destructor(struct tstream_gssapi *g)
+{
+	OM_uint32 min;
+
+	if (g->ctx != GSS_C_NO_CONTEXT) {
+		gss_delete_sec_context(&min, &g->ctx, GSS_C_NO_BUFFER);
+	}
+	if (g->client_name != GSS_C_NO_NAME) {
+		gss_release_name(&min, &g->client_name);
+	}
+	return 0;
+}
+
+static char *display_name(TALLOC_CTX *mem_ctx, gss_name_t name, bool *anonymous)
+{
+	gss_buffer_desc buf = GSS_C_EMPTY_BUFFER;
+	gss_OID type = GSS_C_NO_OID;
+	OM_uint32 maj, min;
+	char *s;
+
+	maj = gss_display_name(&min, name, &buf, &type);
+	if (GSS_ERROR(maj)) {
+		return NULL;
+	}
+	if (anonymous != NULL) {
+		*anonymous = type != GSS_C_NO_OID &&
+			     gss_oid_equal(type, GSS_C_NT_ANONYMOUS);
+	}
+	s = talloc_strndup(mem_ctx, buf.value, buf.length);
+	gss_release_buffer(&min, &buf);
+	return s;
+}
+
+/*
+ * Split a krb5 display name ("a/b\/c@REALM") into unescaped components
+ * and realm, as krb5_parse_name does: '\' escapes the next character
+ * ("\n", "\t", "\b", "\0" stand for control characters).
+ */
+static int parse_principal(struct tstream_gssapi *g, const char *name)
+{
+	size_t len = strlen(name);
+	char *cur = talloc_size(g, len + 1);
+	size_t n = 0;
+	bool in_realm = false;
+
+	if (cur == NULL) {
+		return ENOMEM;
+	}
+	g->components = talloc_zero_array(g, char *, 1);
+	if (g->components == NULL) {
+		return ENOMEM;
+	}
+	for (size_t i = 0; i <= len; i++) {
+		char c = name[i];
+
+		if (c == '\\' && i + 1 < len) {
+			c = name[++i];
+			switch (c) {
+			case 'n':
+				c = '\n';
+				break;
+			case 't':
+				c = '\t';
+				break;
+			case 'b':
+				c = '\b';
+				break;
+			case '0':
+				c = '\0';
+				break;
+			default:
+				break;
+			}
+			cur[n++] = c;
+			continue;
+		}
+		if (c == '\0' || (!in_realm && (c == '/' || c == '@'))) {
+			char *part = talloc_strndup(g, cur, n);
+			char **comps;
+
+			if (part == NULL) {
+				return ENOMEM;
+			}
+			n = 0;
+			if (in_realm) {
+				g->client_realm = part;
+				break;
+			}
+			comps = talloc_realloc(g, g->components, char *,
+					       g->num_components + 2);
+			if (comps == NULL) {
+				return ENOMEM;
+			}
+			g->components = comps;
+			g->components[g->num_components++] = part;
+			g->components[g->num_components] = NULL;
+			if (c == '@') {
+				in_realm = true;
+			}
+			if (c == '\0') {
+				break;
+			}
+			continue;
+		}
+		cur[n++] = c;
+	}
+	talloc_free(cur);
+	if (g->client_realm == NULL) {
+		g->client_realm = talloc_strdup(g, "");
+		if (g->client_realm == NULL) {
+			return ENOMEM;
+		}
+	}
+	return 0;
+}
+
+int tstream_gssapi_stream_create(TALLOC_CTX *mem_ctx,
+				 struct tstream_context *plain_stream,
+				 gss_ctx_id_t *ctx,
+				 const struct tstream_gssapi_params *params,
+				 struct tstream_context **_stream,
+				 char **reason)
+{
+	struct tstream_context *stream;
+	struct tstream_gssapi *g;
+	gss_name_t src = GSS_C_NO_NAME;
+	gss_name_t targ = GSS_C_NO_NAME;
+	OM_uint32 lifetime = 0, flags = 0, maj, min, max_input = 0;
+	gss_OID mech = GSS_C_NO_OID;
+	gss_buffer_desc buf = GSS_C_EMPTY_BUFFER;
+	int initiator = 0, open = 0;
+	bool anonymous = false;
+	int err;
+
+	stream = tstream_context_create(mem_ctx, &tstream_gssapi_ops, &g,
+					struct tstream_gssapi, __location__);
+	if (stream == NULL) {
+		return ENOMEM;
+	}
+	g->plain_stream = plain_stream;
+	g->ctx = *ctx;
+	*ctx = GSS_C_NO_CONTEXT;
+	g->client_name = GSS_C_NO_NAME;
+	talloc_set_destructor(g, tstream_gssapi_destructor);
+	g->strict_eof = params->strict_eof;
+
+	maj = gss_inquire_context(&min, g->ctx, &src, &targ, &lifetime, &mech,
+				  &flags, &initiator, &open);
+	if (GSS_ERROR(maj) || !open) {
+		*reason = tstream_gssapi_status_string(
+		    mem_ctx, "inquire_context", maj, min);
+		err = GSS_ERROR(maj) ? tstream_gssapi_map_error(maj, min, true)
+				     : EPROTO;
+		goto fail;
+	}
+	g->client_name = src;
+	src = GSS_C_NO_NAME;
+	g->initiator = initiator != 0;
+	g->flags = flags;
+	if (lifetime != GSS_C_INDEFINITE) {
+		g->expiry = time(NULL) + (time_t)lifetime;
+	}
+
+	g->client_display = display_name(g, g->client_name, &anonymous);
+	g->server_display = display_name(g, targ, NULL);
+	if (g->client_display == NULL || g->server_display == NULL) {
+		*reason = talloc_strdup(mem_ctx, "cannot display the names");
+		err = ENOMEM;
+		goto fail;
+	}
+	if (anonymous) {
+		*reason = talloc_strdup(mem_ctx, "anonymous context refused");
+		err = EACCES;
+		goto fail;
+	}
+	err = parse_principal(g, g->client_display);
+	if (err != 0) {
+		goto fail;
+	}
+	maj = gss_export_name(&min, g->client_name, &buf);
+	if (GSS_ERROR(maj)) {
+		*reason = tstream_gssapi_status_string(mem_ctx, "export_name",
+						       maj, min);
+		err = EIO;
+		goto fail;
+	}
+	g->exported = talloc_memdup(g, buf.value, buf.length);
+	g->exported_len = buf.length;
+	gss_release_buffer(&min, &buf);
+	if (g->exported == NULL && g->exported_len > 0) {
+		err = ENOMEM;
+		goto fail;
+	}
+	maj = gss_oid_to_str(&min, mech, &buf);
+	if (GSS_ERROR(maj)) {
+		err = ENOMEM;
+		goto fail;
+	}
+	g->mech_oid = talloc_strndup(g, buf.value, buf.length);
+	gss_release_buffer(&min, &buf);
+	if (g->mech_oid == NULL) {
+		err = ENOMEM;
+		goto fail;
+	}
+	/* MIT's string is "{ 1 2 840 ... }": make it dotted */
+	{
+		char *out = g->mech_oid;
+		bool need_dot = false;
+
+		for (const char *p = g->mech_oid; *p != '\0'; p++) {
+			if (*p >= '0' && *p <= '9') {
+				*out++ = *p;
+				need_dot = true;
+			} else if (need_dot) {
+				*out++ = '.';
+				need_dot = false;
+			}
+		}
+		if (out > g->mech_oid && out[-1] == '.') {
+			out--;
+		}
+		*out = '\0';
+	}
+
+	maj = gss_wrap_size_limit(&min, g->ctx, 1, GSS_C_QOP_DEFAULT,
+				  TSTREAM_GSSAPI_MAX_CHUNK, &max_input);
+	if (GSS_ERROR(maj) || max_input == 0) {
+		*reason = tstream_gssapi_status_string(
+		    mem_ctx, "wrap_size_limit", maj, min);
+		err = EIO;
+		goto fail;
+	}
+	g->max_chunk = max_input;
+
+	if (targ != GSS_C_NO_NAME) {
+		gss_release_name(&min, &targ);
+	}
+	*_stream = stream;
+	return 0;
+fail:
+	if (src != GSS_C_NO_NAME) {
+		gss_release_name(&min, &src);
+	}
+	if (targ != GSS_C_NO_NAME) {
+		gss_release_name(&min, &targ);
+	}
+	talloc_free(stream);
+	return err;
+}
+
+void tstream_gssapi_adopt_plain(struct tstream_context *stream)
+{
+	struct tstream_gssapi *g =
+	    tstream_context_data(stream, struct tstream_gssapi);
+
+	talloc_steal(g, g->plain_stream);
+}
+
+/* ------------------------------------------------------------------ */
+/* getters                                                             */
+
+static struct tstream_gssapi *gssapi_get(struct tstream_context *stream)
+{
+	struct tstream_gssapi *g;
+
+	if (stream == NULL) {
+		errno = EINVAL;
+		return NULL;
+	}
+	g = talloc_get_type(_tstream_context_data(stream),
+			    struct tstream_gssapi);
+	if (g == NULL) {
+		errno = EINVAL;
+	}
+	return g;
+}
+
+_PUBLIC_ bool tstream_gssapi_is_gssapi(struct tstream_context *stream)
+{
+	return stream != NULL && talloc_get_type(_tstream_context_data(stream),
+						 struct tstream_gssapi) != NULL;
+}
+
+_PUBLIC_ bool tstream_gssapi_is_initiator(struct tstream_context *stream)
+{
+	struct tstream_gssapi *g = gssapi_get(stream);
+
+	return g != NULL && g->initiator;
+}
+
+_PUBLIC_ const char *tstream_gssapi_client_principal(
+    struct tstream_context *stream)
+{
+	struct tstream_gssapi *g = gssapi_get(stream);
+
+	return g != NULL ? g->client_display : NULL;
+}
+
+_PUBLIC_ const char *tstream_gssapi_client_realm(struct tstream_context *stream)
+{
+	struct tstream_gssapi *g = gssapi_get(stream);
+
+	return g != NULL ? g->client_realm : NULL;
+}
+
+_PUBLIC_ const char *const *tstream_gssapi_client_components(
+    struct tstream_context *stream, size_t *_count)
+{
+	struct tstream_gssapi *g = gssapi_get(stream);
+
+	if (g == NULL) {
+		return NULL;
+	}
+	if (_count != NULL) {
+		*_count = g->num_components;
+	}
+	return (const char *const *)g->components;
+}
+
+_PUBLIC_ const char *tstream_gssapi_server_principal(
+    struct tstream_context *stream)
+{
+	struct tstream_gssapi *g = gssapi_get(stream);
+
+	return g != NULL ? g->server_display : NULL;
+}
+
+_PUBLIC_ char *tstream_gssapi_client_localname(struct tstream_context *stream,
+					       TALLOC_CTX *mem_ctx)
+{
+	struct tstream_gssapi *g = gssapi_get(stream);
+	gss_buffer_desc buf = GSS_C_EMPTY_BUFFER;
+	OM_uint32 maj, min;
+	char *s;
+
+	if (g == NULL) {
+		return NULL;
+	}
+	maj = gss_localname(&min, g->client_name, gss_mech_krb5, &buf);
+	if (GSS_ERROR(maj)) {
+		errno = ENOENT;
+		return NULL;
+	}
+	s = talloc_strndup(mem_ctx, buf.value, buf.length);
+	gss_release_buffer(&min, &buf);
+	if (s == NULL) {
+		errno = ENOMEM;
+	}
+	return s;
+}
+
+_PUBLIC_ const uint8_t *tstream_gssapi_client_exported_name(
+    struct tstream_context *stream, size_t *_len)
+{
+	struct tstream_gssapi *g = gssapi_get(stream);
+
+	if (g == NULL) {
+		return NULL;
+	}
+	if (_len != NULL) {
+		*_len = g->exported_len;
+	}
+	return g->exported;
+}
+
+_PUBLIC_ const char *tstream_gssapi_mech_oid(struct tstream_context *stream)
+{
+	struct tstream_gssapi *g = gssapi_get(stream);
+
+	return g != NULL ? g->mech_oid : NULL;
+}
+
+_PUBLIC_ const char *tstream_gssapi_mech_name(struct tstream_context *stream)
+{
+	struct tstream_gssapi *g = gssapi_get(stream);
+
+	/* only krb5 is ever accepted */
+	return g != NULL ? "krb5" : NULL;
+}
+
+_PUBLIC_ uint32_t tstream_gssapi_flags(struct tstream_context *stream)
+{
+	struct tstream_gssapi *g = gssapi_get(stream);
+
+	return g != NULL ? g->flags : 0;
+}
+
+_PUBLIC_ time_t tstream_gssapi_expiry(struct tstream_context *stream)
+{
+	struct tstream_gssapi *g = gssapi_get(stream);
+
+	return g != NULL ? g->expiry : 0;
+}
+
+_PUBLIC_ const char *tstream_gssapi_error_reason(struct tstream_context *stream)
+{
+	struct tstream_gssapi *g = gssapi_get(stream);
+
+	return g != NULL ? g->error_reason : NULL;
+}

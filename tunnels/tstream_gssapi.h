@@ -58,9 +58,10 @@ extern "C" {
 /**
  * @brief Configuration of one side (acceptor or initiator).
  *
- * A talloc object. Requests take their own reference while they run, so
+ * A talloc object. A request copies what it needs when it is sent, so
  * the owner may free (or replace, e.g. on a config reload) the params at
- * any time; established streams do not use them any more.
+ * any time. Credentials are acquired afresh for each handshake, so a
+ * rotated keytab or renewed ccache is picked up.
  */
 struct tstream_gssapi_params;
 
@@ -128,7 +129,7 @@ int tstream_gssapi_params_initiator(TALLOC_CTX *mem_ctx,
  * A handshake that does not finish in time fails with ETIMEDOUT.
  */
 void tstream_gssapi_params_set_handshake_timeout(
-	struct tstream_gssapi_params *params, uint32_t msec);
+    struct tstream_gssapi_params *params, uint32_t msec);
 
 /**
  * @brief Initiator only: request credential delegation (off by default).
@@ -156,7 +157,7 @@ void tstream_gssapi_params_set_strict_eof(struct tstream_gssapi_params *params,
  * not ask for replay/sequence detection (knc clients may not).
  */
 void tstream_gssapi_params_set_required_flags(
-	struct tstream_gssapi_params *params, uint32_t gss_flags);
+    struct tstream_gssapi_params *params, uint32_t gss_flags);
 
 /**
  * @brief Run the acceptor side of the handshake on a connected stream.
@@ -177,10 +178,10 @@ void tstream_gssapi_params_set_required_flags(
  * @param params       Acceptor params (tstream_gssapi_params_acceptor()).
  */
 struct tevent_req *tstream_gssapi_accept_send(
-	TALLOC_CTX *mem_ctx,
-	struct tevent_context *ev,
-	struct tstream_context *plain_stream,
-	struct tstream_gssapi_params *params);
+    TALLOC_CTX *mem_ctx,
+    struct tevent_context *ev,
+    struct tstream_context *plain_stream,
+    struct tstream_gssapi_params *params);
 
 /**
  * @brief Receive the result of tstream_gssapi_accept_send().
@@ -212,10 +213,10 @@ int tstream_gssapi_accept_recv(struct tevent_req *req,
  * Ownership of plain_stream as in tstream_gssapi_accept_send().
  */
 struct tevent_req *tstream_gssapi_connect_send(
-	TALLOC_CTX *mem_ctx,
-	struct tevent_context *ev,
-	struct tstream_context *plain_stream,
-	struct tstream_gssapi_params *params);
+    TALLOC_CTX *mem_ctx,
+    struct tevent_context *ev,
+    struct tstream_context *plain_stream,
+    struct tstream_gssapi_params *params);
 
 /**
  * @brief Receive the result of tstream_gssapi_connect_send().
@@ -258,7 +259,7 @@ const char *tstream_gssapi_client_realm(struct tstream_context *stream);
  * @return A NULL-terminated array owned by the stream, or NULL.
  */
 const char *const *tstream_gssapi_client_components(
-	struct tstream_context *stream, size_t *_count);
+    struct tstream_context *stream, size_t *_count);
 
 /** @brief The server (acceptor) principal, display form. */
 const char *tstream_gssapi_server_principal(struct tstream_context *stream);
@@ -280,7 +281,7 @@ char *tstream_gssapi_client_localname(struct tstream_context *stream,
  * @return The bytes, owned by the stream, or NULL.
  */
 const uint8_t *tstream_gssapi_client_exported_name(
-	struct tstream_context *stream, size_t *_len);
+    struct tstream_context *stream, size_t *_len);
 
 /** @brief The mechanism OID, dotted ("1.2.840.113554.1.2.2"). */
 const char *tstream_gssapi_mech_oid(struct tstream_context *stream);

@@ -1,0 +1,522 @@
+/*
+ * tstream_gssapi: context establishment, knc 1.x framing.
+ *
+ * The initiator speaks first. Each context token travels as a 4-byte
+ * big-endian length followed by the token; the loop ends when GSSAPI
+ * says GSS_S_COMPLETE and the last output token (if any) is written.
+ */
+
+#include <errno.h>
+#include <string.h>
+
+#include "tsgate_export.h"
+#include "tsocket_internal.h"
+#include "tstream_gssapi_private.h"
+
+struct gssapi_handshake_state {
+	struct tevent_context *ev;
+	struct tstream_context *plain_stream;
+	struct tstream_gssapi_params *params;
+	gss_cred_id_t cred;
+	gss_name_t target;
+	gss_ctx_id_t ctx;
+
+	struct tevent_req *subreq;
+	struct iovec iov[2];
+	uint8_t hdr[GSSAPI_LEN_SIZE];
+	uint8_t *in_token;
+	size_t in_len;
+	gss_buffer_desc out_token;
+	bool complete;
+
+	struct tstream_context *stream;
+	char *reason;
+};
+
+static void gssapi_handshake_step(struct tevent_req *req,
+				  const gss_buffer_t input);
+static void gssapi_handshake_written(struct tevent_req *subreq);
+static void gssapi_handshake_hdr_done(struct tevent_req *subreq);
+static void gssapi_handshake_token_done(struct tevent_req *subreq);
+
+static int gssapi_handshake_state_destructor(
+    struct gssapi_handshake_state *state)
+{
+	OM_uint32 min;
+
+	TALLOC_FREE(state->subreq);
+	if (state->out_token.value != NULL) {
+		gss_release_buffer(&min, &state->out_token);
+	}
+	if (state->ctx != GSS_C_NO_CONTEXT) {
+		gss_delete_sec_context(&min, &state->ctx, GSS_C_NO_BUFFER);
+	}
+	if (state->target != GSS_C_NO_NAME) {
+		gss_release_name(&min, &state->target);
+	}
+	if (state->cred != GSS_C_NO_CREDENTIAL) {
+		gss_release_cred(&min, &state->cred);
+	}
+	return 0;
+}
+
+/* A timed-out or failed request must leave the plain stream alone. */
+static void gssapi_handshake_cleanup(struct tevent_req *req,
+				     enum tevent_req_state req_state)
+{
+	struct gssapi_handshake_state *state =
+	    tevent_req_data(req, struct gssapi_handshake_state);
+
+	TALLOC_FREE(state->subreq);
+	if (req_state == TEVENT_REQ_TIMED_OUT && state->reason == NULL) {
+		state->reason = talloc_strdup(state, "handshake timed out");
+	}
+}
+
+static void gssapi_handshake_fail(struct tevent_req *req, int err, char *reason)
+{
+	struct gssapi_handshake_state *state =
+	    tevent_req_data(req, struct gssapi_handshake_state);
+
+	if (state->reason == NULL) {
+		state->reason = reason;
+	}
+	tevent_req_error(req, err);
+}
+
+static void gssapi_handshake_gss_fail(struct tevent_req *req,
+				      const char *what,
+				      OM_uint32 major,
+				      OM_uint32 minor)
+{
+	struct gssapi_handshake_state *state =
+	    tevent_req_data(req, struct gssapi_handshake_state);
+
+	gssapi_handshake_fail(
+	    req, tstream_gssapi_map_error(major, minor, true),
+	    tstream_gssapi_status_string(state, what, major, minor));
+}
+
+static struct tevent_req *gssapi_handshake_send(
+    TALLOC_CTX *mem_ctx,
+    struct tevent_context *ev,
+    struct tstream_context *plain_stream,
+    struct tstream_gssapi_params *params,
+    bool initiator)
+{
+	struct tevent_req *req;
+	struct gssapi_handshake_state *state;
+	OM_uint32 maj, min;
+	char *reason = NULL;
+	int err;
+
+	req = tevent_req_create(mem_ctx, &state, struct gssapi_handshake_state);
+	if (req == NULL) {
+		return NULL;
+	}
+	state->ev = ev;
+	state->plain_stream = plain_stream;
+	state->cred = GSS_C_NO_CREDENTIAL;
+	state->target = GSS_C_NO_NAME;
+	state->ctx = GSS_C_NO_CONTEXT;
+	talloc_set_destructor(state, gssapi_handshake_state_destructor);
+	tevent_req_set_cleanup_fn(req, gssapi_handshake_cleanup);
+
+	if (plain_stream == NULL || params == NULL ||
+	    params->acceptor == initiator) {
+		gssapi_handshake_fail(
+		    req, EINVAL,
+		    talloc_strdup(state, params != NULL &&
+						 params->acceptor == initiator
+					     ? "params are for the other side"
+					     : "invalid arguments"));
+		return tevent_req_post(req, ev);
+	}
+	state->params = tstream_gssapi_params_copy(state, params);
+	if (tevent_req_nomem(state->params, req)) {
+		return tevent_req_post(req, ev);
+	}
+	if (params->handshake_timeout_ms != 0) {
+		uint32_t ms = params->handshake_timeout_ms;
+
+		if (!tevent_req_set_endtime(
+			req, ev,
+			tevent_timeval_current_ofs(ms / 1000,
+						   (ms % 1000) * 1000))) {
+			tevent_req_oom(req);
+			return tevent_req_post(req, ev);
+		}
+	}
+
+	err = tstream_gssapi_acquire_cred(state, state->params, &state->cred,
+					  &reason);
+	if (err != 0) {
+		gssapi_handshake_fail(req, err, reason);
+		return tevent_req_post(req, ev);
+	}
+
+	if (initiator) {
+		maj = tstream_gssapi_import_name(&min, state->params->target,
+						 &state->target);
+		if (GSS_ERROR(maj)) {
+			gssapi_handshake_gss_fail(req, "target name", maj, min);
+			return tevent_req_post(req, ev);
+		}
+		/* the initiator speaks first */
+		gssapi_handshake_step(req, GSS_C_NO_BUFFER);
+		if (!tevent_req_is_in_progress(req)) {
+			return tevent_req_post(req, ev);
+		}
+		return req;
+	}
+
+	state->iov[0].iov_base = state->hdr;
+	state->iov[0].iov_len = sizeof(state->hdr);
+	state->subreq =
+	    tstream_readv_send(state, ev, plain_stream, state->iov, 1);
+	if (tevent_req_nomem(state->subreq, req)) {
+		return tevent_req_post(req, ev);
+	}
+	tevent_req_set_callback(state->subreq, gssapi_handshake_hdr_done, req);
+	return req;
+}
+
+/* Check the established context against the policy. */
+static bool gssapi_handshake_check(struct tevent_req *req,
+				   gss_OID mech,
+				   OM_uint32 flags)
+{
+	struct gssapi_handshake_state *state =
+	    tevent_req_data(req, struct gssapi_handshake_state);
+	OM_uint32 need =
+	    GSS_C_CONF_FLAG | GSS_C_INTEG_FLAG | state->params->required_flags;
+
+	if (!state->params->acceptor) {
+		need |= GSS_C_MUTUAL_FLAG;
+	}
+	if (mech == GSS_C_NO_OID || !gss_oid_equal(mech, gss_mech_krb5)) {
+		gssapi_handshake_fail(
+		    req, EACCES,
+		    talloc_strdup(state, "mechanism is not krb5: refused"));
+		return false;
+	}
+	if (flags & GSS_C_ANON_FLAG) {
+		gssapi_handshake_fail(
+		    req, EACCES,
+		    talloc_strdup(state, "anonymous context refused"));
+		return false;
+	}
+	if ((flags & need) != need) {
+		gssapi_handshake_fail(
+		    req, EACCES,
+		    talloc_asprintf(state,
+				    "context flags 0x%x lack required "
+				    "0x%x (confidentiality, integrity%s)",
+				    (unsigned)flags, (unsigned)need,
+				    state->params->acceptor
+					? ""
+					: ", mutual authentication"));
+		return false;
+	}
+	return true;
+}
+
+static void gssapi_handshake_send_token(struct tevent_req *req)
+{
+	struct gssapi_handshake_state *state =
+	    tevent_req_data(req, struct gssapi_handshake_state);
+	size_t len = state->out_token.length;
+
+	if (len > TSTREAM_GSSAPI_MAX_TOKEN) {
+		gssapi_handshake_fail(
+		    req, EMSGSIZE,
+		    talloc_asprintf(state,
+				    "own context token of %zu bytes is "
+				    "too large",
+				    len));
+		return;
+	}
+	state->hdr[0] = (uint8_t)(len >> 24);
+	state->hdr[1] = (uint8_t)(len >> 16);
+	state->hdr[2] = (uint8_t)(len >> 8);
+	state->hdr[3] = (uint8_t)len;
+	state->iov[0].iov_base = state->hdr;
+	state->iov[0].iov_len = sizeof(state->hdr);
+	state->iov[1].iov_base = state->out_token.value;
+	state->iov[1].iov_len = len;
+	state->subreq = tstream_writev_send(state, state->ev,
+					    state->plain_stream, state->iov, 2);
+	if (tevent_req_nomem(state->subreq, req)) {
+		return;
+	}
+	tevent_req_set_callback(state->subreq, gssapi_handshake_written, req);
+}
+
+static void gssapi_handshake_finish(struct tevent_req *req)
+{
+	struct gssapi_handshake_state *state =
+	    tevent_req_data(req, struct gssapi_handshake_state);
+	char *reason = NULL;
+	int err;
+
+	err = tstream_gssapi_stream_create(state, state->plain_stream,
+					   &state->ctx, state->params,
+					   &state->stream, &reason);
+	if (err != 0) {
+		gssapi_handshake_fail(req, err, reason);
+		return;
+	}
+	tevent_req_done(req);
+}
+
+/* One call of init/accept_sec_context, then write and/or read. */
+static void gssapi_handshake_step(struct tevent_req *req,
+				  const gss_buffer_t input)
+{
+	struct gssapi_handshake_state *state =
+	    tevent_req_data(req, struct gssapi_handshake_state);
+	OM_uint32 maj, min, tmp;
+	OM_uint32 flags = 0;
+	gss_OID mech = GSS_C_NO_OID;
+
+	if (!state->params->acceptor) {
+		OM_uint32 req_flags = GSS_C_MUTUAL_FLAG | GSS_C_REPLAY_FLAG |
+				      GSS_C_SEQUENCE_FLAG | GSS_C_CONF_FLAG |
+				      GSS_C_INTEG_FLAG;
+
+		if (state->params->delegate) {
+			req_flags |= GSS_C_DELEG_FLAG;
+		}
+		maj = gss_init_sec_context(
+		    &min, state->cred, &state->ctx, state->target,
+		    gss_mech_krb5, req_flags, GSS_C_INDEFINITE,
+		    GSS_C_NO_CHANNEL_BINDINGS, input, &mech, &state->out_token,
+		    &flags, NULL);
+	} else {
+		gss_cred_id_t deleg = GSS_C_NO_CREDENTIAL;
+
+		maj = gss_accept_sec_context(&min, &state->ctx, state->cred,
+					     input, GSS_C_NO_CHANNEL_BINDINGS,
+					     NULL, &mech, &state->out_token,
+					     &flags, NULL, &deleg);
+		/* delegated credentials are never kept */
+		if (deleg != GSS_C_NO_CREDENTIAL) {
+			gss_release_cred(&tmp, &deleg);
+		}
+	}
+	if (GSS_ERROR(maj)) {
+		gssapi_handshake_gss_fail(req,
+					  state->params->acceptor
+					      ? "accept_sec_context"
+					      : "init_sec_context",
+					  maj, min);
+		return;
+	}
+	if (maj == GSS_S_COMPLETE) {
+		if (!gssapi_handshake_check(req, mech, flags)) {
+			return;
+		}
+		state->complete = true;
+	} else if (maj != GSS_S_CONTINUE_NEEDED) {
+		/* supplementary bits during establishment: refuse */
+		gssapi_handshake_gss_fail(req, "context establishment", maj,
+					  min);
+		return;
+	}
+
+	if (state->out_token.length > 0) {
+		gssapi_handshake_send_token(req);
+		return;
+	}
+	if (state->out_token.value != NULL) {
+		gss_release_buffer(&tmp, &state->out_token);
+	}
+	if (state->complete) {
+		gssapi_handshake_finish(req);
+		return;
+	}
+	state->iov[0].iov_base = state->hdr;
+	state->iov[0].iov_len = sizeof(state->hdr);
+	state->subreq = tstream_readv_send(state, state->ev,
+					   state->plain_stream, state->iov, 1);
+	if (tevent_req_nomem(state->subreq, req)) {
+		return;
+	}
+	tevent_req_set_callback(state->subreq, gssapi_handshake_hdr_done, req);
+}
+
+static void gssapi_handshake_written(struct tevent_req *subreq)
+{
+	struct tevent_req *req =
+	    tevent_req_callback_data(subreq, struct tevent_req);
+	struct gssapi_handshake_state *state =
+	    tevent_req_data(req, struct gssapi_handshake_state);
+	OM_uint32 tmp;
+	int ret, err;
+
+	ret = tstream_writev_recv(subreq, &err);
+	TALLOC_FREE(subreq);
+	state->subreq = NULL;
+	gss_release_buffer(&tmp, &state->out_token);
+	if (ret == -1) {
+		gssapi_handshake_fail(
+		    req, err,
+		    talloc_asprintf(state, "sending context token: %s",
+				    strerror(err)));
+		return;
+	}
+	if (state->complete) {
+		gssapi_handshake_finish(req);
+		return;
+	}
+	state->iov[0].iov_base = state->hdr;
+	state->iov[0].iov_len = sizeof(state->hdr);
+	state->subreq = tstream_readv_send(state, state->ev,
+					   state->plain_stream, state->iov, 1);
+	if (tevent_req_nomem(state->subreq, req)) {
+		return;
+	}
+	tevent_req_set_callback(state->subreq, gssapi_handshake_hdr_done, req);
+}
+
+static void gssapi_handshake_hdr_done(struct tevent_req *subreq)
+{
+	struct tevent_req *req =
+	    tevent_req_callback_data(subreq, struct tevent_req);
+	struct gssapi_handshake_state *state =
+	    tevent_req_data(req, struct gssapi_handshake_state);
+	uint32_t len;
+	int ret, err;
+
+	ret = tstream_readv_recv(subreq, &err);
+	TALLOC_FREE(subreq);
+	state->subreq = NULL;
+	if (ret == -1) {
+		gssapi_handshake_fail(
+		    req, err,
+		    talloc_asprintf(state, "reading context token: %s",
+				    err == EPIPE ? "peer closed the "
+						   "connection"
+						 : strerror(err)));
+		return;
+	}
+	len = ((uint32_t)state->hdr[0] << 24) |
+	      ((uint32_t)state->hdr[1] << 16) | ((uint32_t)state->hdr[2] << 8) |
+	      (uint32_t)state->hdr[3];
+	if (len == 0 || len > TSTREAM_GSSAPI_MAX_TOKEN) {
+		/* refused before allocating anything for it */
+		gssapi_handshake_fail(
+		    req, EMSGSIZE,
+		    talloc_asprintf(state,
+				    "context token length %u outside "
+				    "1..%u refused",
+				    (unsigned)len,
+				    (unsigned)TSTREAM_GSSAPI_MAX_TOKEN));
+		return;
+	}
+	TALLOC_FREE(state->in_token);
+	state->in_token = talloc_size(state, len);
+	if (tevent_req_nomem(state->in_token, req)) {
+		return;
+	}
+	state->in_len = len;
+	state->iov[0].iov_base = state->in_token;
+	state->iov[0].iov_len = len;
+	state->subreq = tstream_readv_send(state, state->ev,
+					   state->plain_stream, state->iov, 1);
+	if (tevent_req_nomem(state->subreq, req)) {
+		return;
+	}
+	tevent_req_set_callback(state->subreq, gssapi_handshake_token_done,
+				req);
+}
+
+static void gssapi_handshake_token_done(struct tevent_req *subreq)
+{
+	struct tevent_req *req =
+	    tevent_req_callback_data(subreq, struct tevent_req);
+	struct gssapi_handshake_state *state =
+	    tevent_req_data(req, struct gssapi_handshake_state);
+	gss_buffer_desc input;
+	int ret, err;
+
+	ret = tstream_readv_recv(subreq, &err);
+	TALLOC_FREE(subreq);
+	state->subreq = NULL;
+	if (ret == -1) {
+		gssapi_handshake_fail(
+		    req, err == EPIPE ? ECONNABORTED : err,
+		    talloc_asprintf(state, "reading context token: %s",
+				    err == EPIPE ? "truncated token"
+						 : strerror(err)));
+		return;
+	}
+	input.value = state->in_token;
+	input.length = state->in_len;
+	gssapi_handshake_step(req, &input);
+	TALLOC_FREE(state->in_token);
+}
+
+static int gssapi_handshake_recv(struct tevent_req *req,
+				 int *perrno,
+				 TALLOC_CTX *mem_ctx,
+				 struct tstream_context **_stream,
+				 char **_reason)
+{
+	struct gssapi_handshake_state *state =
+	    tevent_req_data(req, struct gssapi_handshake_state);
+	int err = 0;
+
+	if (tsocket_simple_int_recv(req, &err) == -1) {
+		if (perrno != NULL) {
+			*perrno = err;
+		}
+		if (_reason != NULL) {
+			*_reason = talloc_strdup(mem_ctx, state->reason != NULL
+							      ? state->reason
+							      : strerror(err));
+		}
+		tevent_req_received(req);
+		return -1;
+	}
+	tstream_gssapi_adopt_plain(state->stream);
+	*_stream = talloc_move(mem_ctx, &state->stream);
+	tevent_req_received(req);
+	return 0;
+}
+
+_PUBLIC_ struct tevent_req *tstream_gssapi_accept_send(
+    TALLOC_CTX *mem_ctx,
+    struct tevent_context *ev,
+    struct tstream_context *plain_stream,
+    struct tstream_gssapi_params *params)
+{
+	return gssapi_handshake_send(mem_ctx, ev, plain_stream, params, false);
+}
+
+_PUBLIC_ int tstream_gssapi_accept_recv(struct tevent_req *req,
+					int *perrno,
+					TALLOC_CTX *mem_ctx,
+					struct tstream_context **_stream,
+					char **_reason)
+{
+	return gssapi_handshake_recv(req, perrno, mem_ctx, _stream, _reason);
+}
+
+_PUBLIC_ struct tevent_req *tstream_gssapi_connect_send(
+    TALLOC_CTX *mem_ctx,
+    struct tevent_context *ev,
+    struct tstream_context *plain_stream,
+    struct tstream_gssapi_params *params)
+{
+	return gssapi_handshake_send(mem_ctx, ev, plain_stream, params, true);
+}
+
+_PUBLIC_ int tstream_gssapi_connect_recv(struct tevent_req *req,
+					 int *perrno,
+					 TALLOC_CTX *mem_ctx,
+					 struct tstream_context **_stream,
+					 char **_reason)
+{
+	return gssapi_handshake_recv(req, perrno, mem_ctx, _stream, _reason);
+}

@@ -1,0 +1,94 @@
+/*
+ * tstream_gssapi internals shared by its source files (not installed).
+ *
+ *  tstream_gssapi_params.c     params, credentials, error reasons
+ *  tstream_gssapi_handshake.c  context establishment (accept/connect)
+ *  tstream_gssapi.c            the established stream: framing, wrap/
+ *                              unwrap, authenticated close, getters
+ */
+#ifndef TSTREAM_GSSAPI_PRIVATE_H
+#define TSTREAM_GSSAPI_PRIVATE_H
+
+#include <gssapi/gssapi.h>
+#include <gssapi/gssapi_krb5.h>
+#include <gssapi/gssapi_ext.h>
+
+#include "tstream_gssapi.h"
+
+/* knc 1.x handshake and frame header: 4-byte big-endian length. */
+#define GSSAPI_LEN_SIZE 4
+
+struct tstream_gssapi_params {
+	bool acceptor;
+
+	/* acceptor */
+	char *keytab;
+	char *principal;
+	gss_cred_id_t acceptor_cred; /* only while checking the keytab */
+
+	/* initiator */
+	char *target;
+	char *ccache;
+	char *client_keytab;
+	char *client_principal;
+	bool own_ccache; /* ccache is our private MEMORY: cache */
+	bool delegate;
+
+	/* both */
+	uint32_t handshake_timeout_ms;
+	bool strict_eof;
+	uint32_t required_flags;
+};
+
+/*
+ * "what: major text: minor text" from gss_display_status, on mem_ctx.
+ */
+char *tstream_gssapi_status_string(TALLOC_CTX *mem_ctx,
+				   const char *what,
+				   OM_uint32 major,
+				   OM_uint32 minor);
+
+/*
+ * errno for a failed GSSAPI call. handshake: the call was part of
+ * context establishment or credential acquisition (authentication
+ * failures become EACCES), else a data-path call (EPROTO).
+ */
+int tstream_gssapi_map_error(OM_uint32 major, OM_uint32 minor, bool handshake);
+
+/*
+ * Parse a name for the given role: a '/' in it means a krb5 principal,
+ * otherwise a host-based service.
+ */
+OM_uint32 tstream_gssapi_import_name(OM_uint32 *minor,
+				     const char *str,
+				     gss_name_t *name);
+
+/* Acquire a fresh credential as the params say (one per handshake). */
+int tstream_gssapi_acquire_cred(TALLOC_CTX *mem_ctx,
+				const struct tstream_gssapi_params *params,
+				gss_cred_id_t *cred,
+				char **reason);
+
+/*
+ * A private copy for a running request, so the owner may free or replace
+ * the params at any time.
+ */
+struct tstream_gssapi_params *tstream_gssapi_params_copy(
+    TALLOC_CTX *mem_ctx, const struct tstream_gssapi_params *params);
+
+/*
+ * Make the established stream around an open context (which it takes
+ * over: on success and on failure *ctx is GSS_C_NO_CONTEXT afterwards).
+ * plain_stream is not stolen here (see tstream_gssapi_adopt_plain).
+ */
+int tstream_gssapi_stream_create(TALLOC_CTX *mem_ctx,
+				 struct tstream_context *plain_stream,
+				 gss_ctx_id_t *ctx,
+				 const struct tstream_gssapi_params *params,
+				 struct tstream_context **_stream,
+				 char **reason);
+
+/* Make stream the talloc parent of its plain stream. */
+void tstream_gssapi_adopt_plain(struct tstream_context *stream);
+
+#endif
