@@ -1,0 +1,2265 @@
+/*
+ * tsgate config loader: reads the YAML file with libyaml's document API
+ * and walks it through tables of {key, node kind, handler} into the
+ * typed structs of config.h. Every problem is recorded with the position
+ * of the node at fault and the walk goes on, so one run lists them all.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config_private.h"
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Bigger config files are refused: nobody writes one, junk might be. */
+#define CFG_MAX_FILE_SIZE (4 * 1024 * 1024)
+/* Nodes visited at most: YAML aliases can make a small file huge. */
+#define CFG_MAX_VISITS 100000
+
+struct cfg_parser {
+	TALLOC_CTX *tmp;
+	const char *file;
+	const char *base_dir;
+	unsigned flags;
+	yaml_document_t *doc;
+	struct tsgate_config *cfg;
+	struct tsgate_config_errors *errs;
+	size_t visits;
+	bool too_complex;
+	bool oom;
+};
+
+enum cfg_kind {
+	CFG_SCALAR,   /* a non-empty scalar */
+	CFG_MAPPING,  /* a mapping */
+	CFG_SEQUENCE, /* a sequence */
+	CFG_ANY,      /* the handler checks */
+};
+
+struct cfg_key;
+typedef void (*cfg_handler)(struct cfg_parser *p,
+			    const struct cfg_key *k,
+			    yaml_node_t *node,
+			    void *obj);
+
+struct cfg_key {
+	const char *name;
+	enum cfg_kind kind;
+	cfg_handler fn; /* NULL: the caller handles the value afterwards */
+	size_t offset;  /* of the field in obj */
+	const void *data;
+	const char *what; /* "a number", ...; NULL: from kind */
+};
+
+struct cfg_enum {
+	const char *name;
+	int value;
+	bool alias; /* accepted, not listed in messages */
+};
+
+struct cfg_range {
+	uint64_t min;
+	uint64_t max;
+};
+
+#define FIELD(obj, k, type) ((type *)(void *)((char *)(obj) + (k)->offset))
+
+TALLOC_CTX *cfg_tmp(struct cfg_parser *p)
+{
+	return p->tmp;
+}
+
+static void cfg_add_error(struct cfg_parser *p,
+			  unsigned line,
+			  unsigned col,
+			  const char *msg)
+{
+	struct tsgate_config_errors *e = p->errs;
+	struct tsgate_config_error *n;
+	size_t i;
+
+	if (msg == NULL) {
+		p->oom = true;
+		return;
+	}
+	/* The same node reached twice (YAML aliases) says the same thing. */
+	for (i = 0; i < e->num_errors; i++) {
+		if (e->errors[i].line == line && e->errors[i].column == col &&
+		    strcmp(e->errors[i].message, msg) == 0) {
+			return;
+		}
+	}
+	n = talloc_realloc(e, e->errors, struct tsgate_config_error,
+			   e->num_errors + 1);
+	if (n == NULL) {
+		p->oom = true;
+		return;
+	}
+	e->errors = n;
+	n[e->num_errors] = (struct tsgate_config_error){
+	    .file = p->file,
+	    .line = line,
+	    .column = col,
+	    .message = talloc_strdup(n, msg),
+	};
+	if (n[e->num_errors].message == NULL) {
+		p->oom = true;
+		return;
+	}
+	e->num_errors += 1;
+}
+
+void cfg_error(struct cfg_parser *p,
+	       const yaml_node_t *node,
+	       const char *fmt,
+	       ...)
+{
+	va_list ap;
+	char *msg;
+
+	va_start(ap, fmt);
+	msg = talloc_vasprintf(p->tmp, fmt, ap);
+	va_end(ap);
+	if (node == NULL) {
+		cfg_add_error(p, 0, 0, msg);
+	} else {
+		cfg_add_error(p, (unsigned)node->start_mark.line + 1,
+			      (unsigned)node->start_mark.column + 1, msg);
+	}
+	TALLOC_FREE(msg);
+}
+
+static struct tsgate_config_mark cfg_mark(const yaml_node_t *node)
+{
+	struct tsgate_config_mark m = {0, 0};
+
+	if (node != NULL) {
+		m.line = (unsigned)node->start_mark.line + 1;
+		m.column = (unsigned)node->start_mark.column + 1;
+	}
+	return m;
+}
+
+static bool cfg_visit(struct cfg_parser *p, const yaml_node_t *node)
+{
+	if (p->too_complex) {
+		return false;
+	}
+	if (++p->visits > CFG_MAX_VISITS) {
+		p->too_complex = true;
+		cfg_error(p, node,
+			  "the document is too complex (more than %d nodes; "
+			  "too many YAML aliases?)",
+			  CFG_MAX_VISITS);
+		return false;
+	}
+	return true;
+}
+
+static yaml_node_t *cfg_node(struct cfg_parser *p, int id)
+{
+	return yaml_document_get_node(p->doc, id);
+}
+
+static const char *cfg_str(const yaml_node_t *node)
+{
+	return (const char *)node->data.scalar.value;
+}
+
+/* A plain scalar that YAML reads as null: "", "~", "null". */
+static bool cfg_is_null(const yaml_node_t *node)
+{
+	const char *s;
+
+	if (node->type != YAML_SCALAR_NODE ||
+	    node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) {
+		return false;
+	}
+	s = cfg_str(node);
+	return s[0] == '\0' || strcmp(s, "~") == 0 || strcmp(s, "null") == 0 ||
+	       strcmp(s, "Null") == 0 || strcmp(s, "NULL") == 0;
+}
+
+static const char *cfg_node_desc(const yaml_node_t *node)
+{
+	switch (node->type) {
+	case YAML_MAPPING_NODE:
+		return "a mapping";
+	case YAML_SEQUENCE_NODE:
+		return "a list";
+	case YAML_SCALAR_NODE:
+		return cfg_is_null(node) ? "empty" : "a single value";
+	default:
+		return "nothing";
+	}
+}
+
+static const char *cfg_kind_desc(enum cfg_kind kind)
+{
+	switch (kind) {
+	case CFG_SCALAR:
+		return "a single value";
+	case CFG_MAPPING:
+		return "a mapping";
+	case CFG_SEQUENCE:
+		return "a list";
+	case CFG_ANY:
+		break;
+	}
+	return "a value";
+}
+
+/* Check node against kind; report "'name' must be X, not Y". */
+static bool cfg_check_kind(struct cfg_parser *p,
+			   const char *name,
+			   enum cfg_kind kind,
+			   const char *what,
+			   const yaml_node_t *node)
+{
+	bool ok;
+
+	switch (kind) {
+	case CFG_SCALAR:
+		ok = node->type == YAML_SCALAR_NODE && !cfg_is_null(node);
+		break;
+	case CFG_MAPPING:
+		ok = node->type == YAML_MAPPING_NODE;
+		break;
+	case CFG_SEQUENCE:
+		ok = node->type == YAML_SEQUENCE_NODE;
+		break;
+	default:
+		ok = true;
+		break;
+	}
+	if (ok && node->type == YAML_SCALAR_NODE &&
+	    strlen(cfg_str(node)) != node->data.scalar.length) {
+		cfg_error(p, node, "'%s' contains a NUL character", name);
+		return false;
+	}
+	if (!ok) {
+		cfg_error(p, node, "'%s' must be %s, not %s", name,
+			  what != NULL ? what : cfg_kind_desc(kind),
+			  cfg_node_desc(node));
+	}
+	return ok;
+}
+
+static char *cfg_key_list(TALLOC_CTX *mem_ctx,
+			  const struct cfg_key *table,
+			  size_t n)
+{
+	char *s = talloc_strdup(mem_ctx, "");
+	size_t i;
+
+	for (i = 0; i < n && s != NULL; i++) {
+		s = talloc_asprintf_append(s, "%s%s", i > 0 ? ", " : "",
+					   table[i].name);
+	}
+	return s;
+}
+
+/*
+ * Walk a mapping through a key table. seen[i] (n entries, zeroed by the
+ * caller) gets the value node of table[i], for keys whose handler is NULL
+ * and for the caller's later checks. Returns false when node is not a
+ * mapping.
+ */
+static bool cfg_mapping(struct cfg_parser *p,
+			yaml_node_t *node,
+			const struct cfg_key *table,
+			size_t n,
+			void *obj,
+			const char *ctx,
+			yaml_node_t **seen)
+{
+	yaml_node_pair_t *pair;
+	yaml_node_t **seen_keys;
+
+	if (node->type != YAML_MAPPING_NODE) {
+		return false;
+	}
+	seen_keys = talloc_zero_array(p->tmp, yaml_node_t *, n);
+	if (seen_keys == NULL) {
+		p->oom = true;
+		return false;
+	}
+	for (pair = node->data.mapping.pairs.start;
+	     pair < node->data.mapping.pairs.top; pair++) {
+		yaml_node_t *key = cfg_node(p, pair->key);
+		yaml_node_t *value = cfg_node(p, pair->value);
+		const char *name;
+		size_t i;
+
+		if (key == NULL || value == NULL || !cfg_visit(p, value)) {
+			break;
+		}
+		if (key->type != YAML_SCALAR_NODE) {
+			cfg_error(p, key, "keys in %s must be names, not %s",
+				  ctx, cfg_node_desc(key));
+			continue;
+		}
+		name = cfg_str(key);
+		for (i = 0; i < n; i++) {
+			if (strcmp(table[i].name, name) == 0) {
+				break;
+			}
+		}
+		if (i == n) {
+			char *list = cfg_key_list(p->tmp, table, n);
+
+			cfg_error(p, key,
+				  "unknown key '%s' in %s (expected %s)", name,
+				  ctx, list != NULL ? list : "?");
+			TALLOC_FREE(list);
+			continue;
+		}
+		if (seen_keys[i] != NULL) {
+			cfg_error(p, key,
+				  "duplicate key '%s' (first at line %u)", name,
+				  cfg_mark(seen_keys[i]).line);
+			continue;
+		}
+		seen_keys[i] = key;
+		if (!cfg_check_kind(p, name, table[i].kind, table[i].what,
+				    value)) {
+			continue;
+		}
+		seen[i] = value;
+		if (table[i].fn != NULL) {
+			table[i].fn(p, &table[i], value, obj);
+		}
+	}
+	TALLOC_FREE(seen_keys);
+	return true;
+}
+
+static yaml_node_t *cfg_seen(const struct cfg_key *table,
+			     size_t n,
+			     yaml_node_t **seen,
+			     const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (strcmp(table[i].name, name) == 0) {
+			return seen[i];
+		}
+	}
+	return NULL;
+}
+
+#define SEEN(table, seen, name) cfg_seen(table, ARRAY_SIZE(table), seen, name)
+
+/* Generic handlers: the field at k->offset of obj. */
+
+static void cfg_h_string(struct cfg_parser *p,
+			 const struct cfg_key *k,
+			 yaml_node_t *node,
+			 void *obj)
+{
+	const char **field = FIELD(obj, k, const char *);
+
+	*field = talloc_strdup(p->cfg, cfg_str(node));
+	if (*field == NULL) {
+		p->oom = true;
+	}
+}
+
+static char *cfg_abs_path(struct cfg_parser *p, const char *path)
+{
+	if (path[0] == '/') {
+		return talloc_strdup(p->cfg, path);
+	}
+	while (strncmp(path, "./", 2) == 0) {
+		path += 2;
+	}
+	return talloc_asprintf(p->cfg, "%s/%s", p->base_dir, path);
+}
+
+/* A file that must exist and be readable: stored as an absolute path. */
+static void cfg_h_path(struct cfg_parser *p,
+		       const struct cfg_key *k,
+		       yaml_node_t *node,
+		       void *obj)
+{
+	const char **field = FIELD(obj, k, const char *);
+	const char *shown = cfg_str(node);
+	char *path = cfg_abs_path(p, shown);
+	struct stat st;
+	int fd;
+
+	if (path == NULL) {
+		p->oom = true;
+		return;
+	}
+	*field = path;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd == -1) {
+		cfg_error(p, node, "'%s': cannot open '%s': %s", k->name, shown,
+			  strerror(errno));
+		return;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		cfg_error(p, node, "'%s': '%s' is not a regular file", k->name,
+			  shown);
+	}
+	close(fd);
+}
+
+static void cfg_h_bool(struct cfg_parser *p,
+		       const struct cfg_key *k,
+		       yaml_node_t *node,
+		       void *obj)
+{
+	bool *field = FIELD(obj, k, bool);
+	const char *s = cfg_str(node);
+
+	if (strcmp(s, "true") == 0 || strcmp(s, "True") == 0 ||
+	    strcmp(s, "TRUE") == 0) {
+		*field = true;
+	} else if (strcmp(s, "false") == 0 || strcmp(s, "False") == 0 ||
+		   strcmp(s, "FALSE") == 0) {
+		*field = false;
+	} else {
+		cfg_error(p, node, "'%s': '%s' is not true or false", k->name,
+			  s);
+	}
+}
+
+static bool cfg_parse_uint(const char *s, uint64_t *v)
+{
+	uint64_t n = 0;
+
+	if (*s == '\0') {
+		return false;
+	}
+	for (; *s != '\0'; s++) {
+		if (*s < '0' || *s > '9' || n > (UINT64_MAX - 9) / 10) {
+			return false;
+		}
+		n = n * 10 + (uint64_t)(*s - '0');
+	}
+	*v = n;
+	return true;
+}
+
+static void cfg_h_u32(struct cfg_parser *p,
+		      const struct cfg_key *k,
+		      yaml_node_t *node,
+		      void *obj)
+{
+	uint32_t *field = FIELD(obj, k, uint32_t);
+	const struct cfg_range *r = k->data;
+	uint64_t v;
+
+	if (!cfg_parse_uint(cfg_str(node), &v)) {
+		cfg_error(p, node, "'%s': '%s' is not a whole number", k->name,
+			  cfg_str(node));
+		return;
+	}
+	if (v < r->min || v > r->max) {
+		cfg_error(p, node, "'%s': %s is out of range (%llu-%llu)",
+			  k->name, cfg_str(node), (unsigned long long)r->min,
+			  (unsigned long long)r->max);
+		return;
+	}
+	*field = (uint32_t)v;
+}
+
+static void cfg_h_duration(struct cfg_parser *p,
+			   const struct cfg_key *k,
+			   yaml_node_t *node,
+			   void *obj)
+{
+	uint64_t *field = FIELD(obj, k, uint64_t);
+	const struct cfg_range *r = k->data;
+	const char *err;
+	uint64_t ms;
+
+	err = tsgate_config_parse_duration(p->tmp, cfg_str(node), &ms);
+	if (err != NULL) {
+		cfg_error(p, node, "'%s': %s", k->name, err);
+		return;
+	}
+	if (r != NULL && ms < r->min) {
+		cfg_error(p, node, "'%s': must be at least %llums", k->name,
+			  (unsigned long long)r->min);
+		return;
+	}
+	*field = ms;
+}
+
+static void cfg_h_size(struct cfg_parser *p,
+		       const struct cfg_key *k,
+		       yaml_node_t *node,
+		       void *obj)
+{
+	uint64_t *field = FIELD(obj, k, uint64_t);
+	const char *err;
+	uint64_t v;
+
+	err = tsgate_config_parse_size(p->tmp, cfg_str(node), &v);
+	if (err != NULL) {
+		cfg_error(p, node, "'%s': %s", k->name, err);
+		return;
+	}
+	if (v == 0) {
+		cfg_error(p, node, "'%s': must not be 0", k->name);
+		return;
+	}
+	*field = v;
+}
+
+static void cfg_h_enum(struct cfg_parser *p,
+		       const struct cfg_key *k,
+		       yaml_node_t *node,
+		       void *obj)
+{
+	const struct cfg_enum *e = k->data;
+	const char *s = cfg_str(node);
+	char *list;
+	size_t i, count = 0, shown = 0;
+
+	for (i = 0; e[i].name != NULL; i++) {
+		if (strcmp(e[i].name, s) == 0) {
+			*FIELD(obj, k, int) = e[i].value;
+			return;
+		}
+		if (!e[i].alias) {
+			count++;
+		}
+	}
+	list = talloc_strdup(p->tmp, "");
+	for (i = 0; e[i].name != NULL && list != NULL; i++) {
+		const char *sep;
+
+		if (e[i].alias) {
+			continue;
+		}
+		shown++;
+		sep = shown == 1 ? "" : (shown == count ? " or " : ", ");
+		list = talloc_asprintf_append(list, "%s%s", sep, e[i].name);
+	}
+	cfg_error(p, node, "'%s': unknown value '%s' (expected %s)", k->name, s,
+		  list != NULL ? list : "?");
+	TALLOC_FREE(list);
+}
+
+static void cfg_h_address(struct cfg_parser *p,
+			  const struct cfg_key *k,
+			  yaml_node_t *node,
+			  void *obj)
+{
+	struct tsgate_config_addr *addr =
+	    FIELD(obj, k, struct tsgate_config_addr);
+	const char *err;
+
+	err = tsgate_config_parse_address(p->cfg, cfg_str(node), p->base_dir,
+					  p->flags, addr);
+	addr->mark = cfg_mark(node);
+	if (err != NULL) {
+		cfg_error(p, node, "'%s': %s", k->name, err);
+	}
+}
+
+/*
+ * A string or a list of strings (alpn, match values). The array field is
+ * at k->offset, its count right after it (const char **; size_t).
+ */
+struct cfg_strlist {
+	const char **items;
+	size_t num;
+};
+
+static bool cfg_strlist(struct cfg_parser *p,
+			const char *name,
+			yaml_node_t *node,
+			struct cfg_strlist *out)
+{
+	yaml_node_item_t *item;
+	size_t i;
+
+	out->items = NULL;
+	out->num = 0;
+	if (node->type == YAML_SCALAR_NODE) {
+		if (!cfg_check_kind(p, name, CFG_SCALAR,
+				    "a value or a list of values", node)) {
+			return false;
+		}
+		out->items = talloc_array(p->cfg, const char *, 1);
+		if (out->items == NULL) {
+			p->oom = true;
+			return false;
+		}
+		out->items[0] = talloc_strdup(out->items, cfg_str(node));
+		out->num = 1;
+		return true;
+	}
+	if (node->type != YAML_SEQUENCE_NODE) {
+		cfg_error(p, node,
+			  "'%s' must be a value or a list of values, "
+			  "not %s",
+			  name, cfg_node_desc(node));
+		return false;
+	}
+	if (node->data.sequence.items.top == node->data.sequence.items.start) {
+		cfg_error(p, node, "'%s' must not be an empty list", name);
+		return false;
+	}
+	out->items = talloc_array(p->cfg, const char *,
+				  node->data.sequence.items.top -
+				      node->data.sequence.items.start);
+	if (out->items == NULL) {
+		p->oom = true;
+		return false;
+	}
+	for (item = node->data.sequence.items.start;
+	     item < node->data.sequence.items.top; item++) {
+		yaml_node_t *v = cfg_node(p, *item);
+
+		if (v == NULL || !cfg_visit(p, v)) {
+			return false;
+		}
+		if (!cfg_check_kind(p, name, CFG_SCALAR,
+				    "a list of single values", v)) {
+			continue;
+		}
+		for (i = 0; i < out->num; i++) {
+			if (strcmp(out->items[i], cfg_str(v)) == 0) {
+				cfg_error(p, v, "'%s': '%s' is listed twice",
+					  name, cfg_str(v));
+				break;
+			}
+		}
+		if (i < out->num) {
+			continue;
+		}
+		out->items[out->num++] = talloc_strdup(out->items, cfg_str(v));
+	}
+	return out->num > 0;
+}
+
+static void cfg_h_alpn(struct cfg_parser *p,
+		       const struct cfg_key *k,
+		       yaml_node_t *node,
+		       void *obj)
+{
+	struct cfg_strlist *field = FIELD(obj, k, struct cfg_strlist);
+	size_t i;
+
+	if (!cfg_strlist(p, k->name, node, field)) {
+		return;
+	}
+	for (i = 0; i < field->num; i++) {
+		if (strlen(field->items[i]) > 255) {
+			cfg_error(p, node,
+				  "'%s': protocol names are at most 255 bytes",
+				  k->name);
+		}
+	}
+}
+
+/* enum tables */
+
+static const struct cfg_enum cfg_log_levels[] = {
+    {"debug", TSGATE_CONFIG_LOG_DEBUG, false},
+    {"info", TSGATE_CONFIG_LOG_INFO, false},
+    {"warning", TSGATE_CONFIG_LOG_WARNING, false},
+    {"warn", TSGATE_CONFIG_LOG_WARNING, true},
+    {"error", TSGATE_CONFIG_LOG_ERROR, false},
+    {NULL, 0, false},
+};
+
+static const struct cfg_enum cfg_log_formats[] = {
+    {"text", TSGATE_CONFIG_LOG_TEXT, false},
+    {"json", TSGATE_CONFIG_LOG_JSON, false},
+    {NULL, 0, false},
+};
+
+static const struct cfg_enum cfg_accepts[] = {
+    {"tls", TSGATE_CONFIG_ACCEPT_TLS, false},
+    {"gssapi", TSGATE_CONFIG_ACCEPT_GSSAPI, false},
+    {"plain", TSGATE_CONFIG_ACCEPT_PLAIN, false},
+    {NULL, 0, false},
+};
+
+static const struct cfg_enum cfg_connects[] = {
+    {"plain", TSGATE_CONFIG_CONNECT_PLAIN, false},
+    {"tls", TSGATE_CONFIG_CONNECT_TLS, false},
+    {"gssapi", TSGATE_CONFIG_CONNECT_GSSAPI, false},
+    {NULL, 0, false},
+};
+
+static const struct cfg_enum cfg_framings[] = {
+    {"raw", TSGATE_CONFIG_FRAMING_RAW, false},
+    {"length32", TSGATE_CONFIG_FRAMING_LENGTH32, false},
+    {"nbt", TSGATE_CONFIG_FRAMING_NBT, false},
+    {"ncacn", TSGATE_CONFIG_FRAMING_NCACN, false},
+    {NULL, 0, false},
+};
+
+static const struct cfg_enum cfg_identities[] = {
+    {"none", TSGATE_CONFIG_IDENTITY_NONE, false},
+    {"proxy-v2", TSGATE_CONFIG_IDENTITY_PROXY_V2, false},
+    {"knc", TSGATE_CONFIG_IDENTITY_KNC, false},
+    {NULL, 0, false},
+};
+
+static const struct cfg_enum cfg_verify_clients[] = {
+    {"none", TSGATE_CONFIG_VERIFY_NONE, false},
+    {"optional", TSGATE_CONFIG_VERIFY_OPTIONAL, false},
+    {"require", TSGATE_CONFIG_VERIFY_REQUIRE, false},
+    {NULL, 0, false},
+};
+
+static const struct cfg_enum cfg_tls_versions[] = {
+    {"TLS1.2", TSGATE_CONFIG_TLS_1_2, false},
+    {"TLS1.3", TSGATE_CONFIG_TLS_1_3, false},
+    {"1.2", TSGATE_CONFIG_TLS_1_2, true},
+    {"1.3", TSGATE_CONFIG_TLS_1_3, true},
+    {NULL, 0, false},
+};
+
+static const struct cfg_range cfg_workers_range = {1, 1024};
+static const struct cfg_range cfg_conn_range = {1, 10000000};
+static const struct cfg_range cfg_positive_ms = {1, 0};
+
+/* log, metrics, limits */
+
+static const struct cfg_key cfg_log_keys[] = {
+    {"level", CFG_SCALAR, cfg_h_enum, offsetof(struct tsgate_config, log.level),
+     cfg_log_levels, NULL},
+    {"format", CFG_SCALAR, cfg_h_enum,
+     offsetof(struct tsgate_config, log.format), cfg_log_formats, NULL},
+};
+
+static void cfg_h_log(struct cfg_parser *p,
+		      const struct cfg_key *k,
+		      yaml_node_t *node,
+		      void *obj)
+{
+	yaml_node_t *seen[ARRAY_SIZE(cfg_log_keys)] = {NULL};
+
+	cfg_mapping(p, node, cfg_log_keys, ARRAY_SIZE(cfg_log_keys), obj, "log",
+		    seen);
+}
+
+struct cfg_metrics {
+	struct tsgate_config_addr listen;
+};
+
+static const struct cfg_key cfg_metrics_keys[] = {
+    {"listen", CFG_SCALAR, cfg_h_address, offsetof(struct cfg_metrics, listen),
+     NULL, NULL},
+};
+
+static void cfg_h_metrics(struct cfg_parser *p,
+			  const struct cfg_key *k,
+			  yaml_node_t *node,
+			  void *obj)
+{
+	struct tsgate_config *cfg = obj;
+	yaml_node_t *seen[ARRAY_SIZE(cfg_metrics_keys)] = {NULL};
+	struct cfg_metrics *m = talloc_zero(p->cfg, struct cfg_metrics);
+
+	if (m == NULL) {
+		p->oom = true;
+		return;
+	}
+	cfg_mapping(p, node, cfg_metrics_keys, ARRAY_SIZE(cfg_metrics_keys), m,
+		    "metrics", seen);
+	if (seen[0] == NULL) {
+		cfg_error(p, node, "missing key 'listen' in metrics");
+		return;
+	}
+	cfg->metrics_listen = &m->listen;
+}
+
+#define LIM(f) offsetof(struct tsgate_config, limits.f)
+static const struct cfg_key cfg_limits_keys[] = {
+    {"max_connections", CFG_SCALAR, cfg_h_u32, LIM(max_connections),
+     &cfg_conn_range, "a number"},
+    {"handshake_timeout", CFG_SCALAR, cfg_h_duration, LIM(handshake_timeout_ms),
+     &cfg_positive_ms, "a duration"},
+    {"idle_timeout", CFG_SCALAR, cfg_h_duration, LIM(idle_timeout_ms), NULL,
+     "a duration"},
+    {"shutdown_grace", CFG_SCALAR, cfg_h_duration, LIM(shutdown_grace_ms), NULL,
+     "a duration"},
+    {"connect_timeout", CFG_SCALAR, cfg_h_duration, LIM(connect_timeout_ms),
+     &cfg_positive_ms, "a duration"},
+};
+#undef LIM
+
+static void cfg_h_limits(struct cfg_parser *p,
+			 const struct cfg_key *k,
+			 yaml_node_t *node,
+			 void *obj)
+{
+	yaml_node_t *seen[ARRAY_SIZE(cfg_limits_keys)] = {NULL};
+
+	cfg_mapping(p, node, cfg_limits_keys, ARRAY_SIZE(cfg_limits_keys), obj,
+		    "limits", seen);
+}
+
+static void cfg_h_user(struct cfg_parser *p,
+		       const struct cfg_key *k,
+		       yaml_node_t *node,
+		       void *obj)
+{
+	struct tsgate_config *cfg = obj;
+	struct passwd pw, *res = NULL;
+	char buf[4096];
+	int ret;
+
+	cfg->user = talloc_strdup(p->cfg, cfg_str(node));
+	if (cfg->user == NULL) {
+		p->oom = true;
+		return;
+	}
+	ret = getpwnam_r(cfg->user, &pw, buf, sizeof(buf), &res);
+	if (ret != 0 || res == NULL) {
+		cfg_error(p, node, "'user': no such user '%s'", cfg->user);
+		return;
+	}
+	cfg->uid = pw.pw_uid;
+	cfg->gid = pw.pw_gid;
+}
+
+/* listeners[].tls */
+
+struct cfg_tls_server_parse {
+	struct tsgate_config_tls_server *tls;
+	struct cfg_strlist alpn;
+	const char *key; /* top-level key */
+	const char *client_ca;
+	const char *crl;
+	bool verify_given;
+};
+
+#define TSP(f) offsetof(struct cfg_tls_server_parse, f)
+#define TS(f)  offsetof(struct tsgate_config_tls_server, f)
+static const struct cfg_key cfg_tls_server_keys[] = {
+    {"cert", CFG_ANY, NULL, 0, NULL, NULL},
+    {"key", CFG_SCALAR, cfg_h_path, TSP(key), NULL, "a file name"},
+    {"client_ca", CFG_SCALAR, cfg_h_path, TSP(client_ca), NULL, "a file name"},
+    {"crl", CFG_SCALAR, cfg_h_path, TSP(crl), NULL, "a file name"},
+    {"verify_client", CFG_SCALAR, NULL, 0, NULL, NULL},
+    {"alpn", CFG_ANY, cfg_h_alpn, TSP(alpn), NULL, NULL},
+    {"priority", CFG_SCALAR, NULL, 0, NULL, NULL},
+    {"min_version", CFG_SCALAR, NULL, 0, NULL, NULL},
+    {"max_version", CFG_SCALAR, NULL, 0, NULL, NULL},
+};
+#undef TSP
+
+struct cfg_cert_entry {
+	const char *sni;
+	const char *cert;
+	const char *key;
+};
+
+#define CE(f) offsetof(struct cfg_cert_entry, f)
+static const struct cfg_key cfg_cert_entry_keys[] = {
+    {"sni", CFG_SCALAR, cfg_h_string, CE(sni), NULL, NULL},
+    {"cert", CFG_SCALAR, cfg_h_path, CE(cert), NULL, "a file name"},
+    {"key", CFG_SCALAR, cfg_h_path, CE(key), NULL, "a file name"},
+};
+#undef CE
+
+/* Scalar fields whose handler needs the struct itself, not a parse aid. */
+static const struct cfg_key cfg_tls_server_direct[] = {
+    {"verify_client", CFG_SCALAR, cfg_h_enum, TS(verify_client),
+     cfg_verify_clients, NULL},
+    {"priority", CFG_SCALAR, cfg_h_string, TS(priority), NULL, NULL},
+    {"min_version", CFG_SCALAR, cfg_h_enum, TS(min_version), cfg_tls_versions,
+     NULL},
+    {"max_version", CFG_SCALAR, cfg_h_enum, TS(max_version), cfg_tls_versions,
+     NULL},
+};
+#undef TS
+
+static void cfg_run_direct(struct cfg_parser *p,
+			   const struct cfg_key *direct,
+			   size_t ndirect,
+			   const struct cfg_key *table,
+			   size_t n,
+			   yaml_node_t **seen,
+			   void *obj)
+{
+	size_t i;
+
+	for (i = 0; i < ndirect; i++) {
+		yaml_node_t *v = cfg_seen(table, n, seen, direct[i].name);
+
+		if (v != NULL) {
+			direct[i].fn(p, &direct[i], v, obj);
+		}
+	}
+}
+
+static void cfg_check_versions(struct cfg_parser *p,
+			       yaml_node_t *max_node,
+			       enum tsgate_config_tls_version min,
+			       enum tsgate_config_tls_version max)
+{
+	if (min != TSGATE_CONFIG_TLS_DEFAULT &&
+	    max != TSGATE_CONFIG_TLS_DEFAULT && max < min) {
+		cfg_error(p, max_node,
+			  "'max_version' is lower than 'min_version'");
+	}
+}
+
+static void cfg_tls_server_certs(struct cfg_parser *p,
+				 yaml_node_t *tls_node,
+				 yaml_node_t *cert_node,
+				 yaml_node_t *key_node,
+				 struct cfg_tls_server_parse *tp)
+{
+	struct tsgate_config_tls_server *tls = tp->tls;
+	yaml_node_item_t *item;
+	size_t n, defaults = 0;
+
+	if (cert_node == NULL) {
+		cfg_error(p, tls_node, "missing key 'cert' in tls");
+		return;
+	}
+	if (cert_node->type == YAML_SCALAR_NODE) {
+		struct cfg_key ck = {
+		    "cert",     CFG_SCALAR,
+		    cfg_h_path, offsetof(struct tsgate_config_tls_cert, cert),
+		    NULL,       "a file name"};
+
+		if (!cfg_check_kind(p, "cert", CFG_SCALAR,
+				    "a file name or a list of {sni, cert, key}",
+				    cert_node)) {
+			return;
+		}
+		tls->certs =
+		    talloc_zero_array(tls, struct tsgate_config_tls_cert, 1);
+		if (tls->certs == NULL) {
+			p->oom = true;
+			return;
+		}
+		tls->num_certs = 1;
+		tls->certs[0].mark = cfg_mark(cert_node);
+		cfg_h_path(p, &ck, cert_node, &tls->certs[0]);
+		if (key_node == NULL) {
+			cfg_error(p, tls_node,
+				  "missing key 'key' in tls "
+				  "(the private key of 'cert')");
+			return;
+		}
+		tls->certs[0].key = tp->key;
+		if ((p->flags & TSGATE_CONFIG_CHECK_CREDENTIALS) &&
+		    tp->key != NULL && tls->certs[0].cert != NULL) {
+			cfg_check_cert_key(p, tls->certs[0].cert, cert_node,
+					   tp->key, key_node);
+		}
+		return;
+	}
+	if (cert_node->type != YAML_SEQUENCE_NODE) {
+		cfg_error(p, cert_node,
+			  "'cert' must be a file name or a list "
+			  "of {sni, cert, key}, not %s",
+			  cfg_node_desc(cert_node));
+		return;
+	}
+	if (key_node != NULL) {
+		cfg_error(p, key_node,
+			  "'key' goes into each entry when 'cert' "
+			  "is a list");
+	}
+	n = (size_t)(cert_node->data.sequence.items.top -
+		     cert_node->data.sequence.items.start);
+	if (n == 0) {
+		cfg_error(p, cert_node, "'cert' must not be an empty list");
+		return;
+	}
+	tls->certs = talloc_zero_array(tls, struct tsgate_config_tls_cert, n);
+	if (tls->certs == NULL) {
+		p->oom = true;
+		return;
+	}
+	for (item = cert_node->data.sequence.items.start;
+	     item < cert_node->data.sequence.items.top; item++) {
+		yaml_node_t *e = cfg_node(p, *item);
+		yaml_node_t *seen[ARRAY_SIZE(cfg_cert_entry_keys)] = {NULL};
+		struct cfg_cert_entry ce = {NULL, NULL, NULL};
+		struct tsgate_config_tls_cert *c;
+		size_t i;
+
+		if (e == NULL || !cfg_visit(p, e)) {
+			return;
+		}
+		if (!cfg_check_kind(p, "cert", CFG_MAPPING,
+				    "a list of {sni, cert, key}", e)) {
+			continue;
+		}
+		cfg_mapping(p, e, cfg_cert_entry_keys,
+			    ARRAY_SIZE(cfg_cert_entry_keys), &ce, "cert", seen);
+		if (seen[1] == NULL || seen[2] == NULL) {
+			cfg_error(p, e, "missing key '%s' in cert entry",
+				  seen[1] == NULL ? "cert" : "key");
+			continue;
+		}
+		if (ce.sni == NULL) {
+			if (++defaults > 1) {
+				cfg_error(p, e,
+					  "only one cert entry may "
+					  "leave out 'sni' (the default)");
+				continue;
+			}
+		}
+		for (i = 0; i < tls->num_certs && ce.sni != NULL; i++) {
+			if (tls->certs[i].sni != NULL &&
+			    strcasecmp(tls->certs[i].sni, ce.sni) == 0) {
+				cfg_error(p, seen[0],
+					  "'sni': '%s' is listed twice",
+					  ce.sni);
+				break;
+			}
+		}
+		if (ce.sni != NULL && i < tls->num_certs) {
+			continue;
+		}
+		c = &tls->certs[tls->num_certs++];
+		c->sni = ce.sni;
+		c->cert = ce.cert;
+		c->key = ce.key;
+		c->mark = cfg_mark(e);
+		if ((p->flags & TSGATE_CONFIG_CHECK_CREDENTIALS) &&
+		    ce.cert != NULL && ce.key != NULL) {
+			cfg_check_cert_key(p, ce.cert, seen[1], ce.key,
+					   seen[2]);
+		}
+	}
+}
+
+static struct tsgate_config_tls_server *cfg_tls_server(struct cfg_parser *p,
+						       yaml_node_t *node)
+{
+	struct tsgate_config_tls_server *tls;
+	yaml_node_t *seen[ARRAY_SIZE(cfg_tls_server_keys)] = {NULL};
+	struct cfg_tls_server_parse tp = {NULL};
+	yaml_node_t *v;
+
+	tls = talloc_zero(p->cfg, struct tsgate_config_tls_server);
+	if (tls == NULL) {
+		p->oom = true;
+		return NULL;
+	}
+	tls->mark = cfg_mark(node);
+	tp.tls = tls;
+	cfg_mapping(p, node, cfg_tls_server_keys,
+		    ARRAY_SIZE(cfg_tls_server_keys), &tp, "tls", seen);
+	cfg_run_direct(p, cfg_tls_server_direct,
+		       ARRAY_SIZE(cfg_tls_server_direct), cfg_tls_server_keys,
+		       ARRAY_SIZE(cfg_tls_server_keys), seen, tls);
+	tls->client_ca = tp.client_ca;
+	tls->crl = tp.crl;
+	tls->alpn = tp.alpn.items;
+	tls->num_alpn = tp.alpn.num;
+	cfg_tls_server_certs(p, node, SEEN(cfg_tls_server_keys, seen, "cert"),
+			     SEEN(cfg_tls_server_keys, seen, "key"), &tp);
+
+	v = SEEN(cfg_tls_server_keys, seen, "verify_client");
+	if (v == NULL) {
+		tls->verify_client = tls->client_ca != NULL
+					 ? TSGATE_CONFIG_VERIFY_REQUIRE
+					 : TSGATE_CONFIG_VERIFY_NONE;
+	} else if (tls->verify_client != TSGATE_CONFIG_VERIFY_NONE &&
+		   SEEN(cfg_tls_server_keys, seen, "client_ca") == NULL) {
+		cfg_error(p, v,
+			  "'verify_client: %s' needs 'client_ca' (the CA "
+			  "that signs client certificates)",
+			  cfg_str(v));
+	}
+	v = SEEN(cfg_tls_server_keys, seen, "crl");
+	if (v != NULL && SEEN(cfg_tls_server_keys, seen, "client_ca") == NULL) {
+		cfg_error(p, v, "'crl' needs 'client_ca'");
+	}
+	v = SEEN(cfg_tls_server_keys, seen, "priority");
+	if (v != NULL) {
+		cfg_check_priority(p, tls->priority, v);
+	}
+	cfg_check_versions(p, SEEN(cfg_tls_server_keys, seen, "max_version"),
+			   tls->min_version, tls->max_version);
+	if (p->flags & TSGATE_CONFIG_CHECK_CREDENTIALS) {
+		v = SEEN(cfg_tls_server_keys, seen, "client_ca");
+		if (v != NULL && tls->client_ca != NULL) {
+			cfg_check_ca(p, "client_ca", tls->client_ca, v);
+		}
+		v = SEEN(cfg_tls_server_keys, seen, "crl");
+		if (v != NULL && tls->crl != NULL) {
+			cfg_check_crl(p, tls->crl, v);
+		}
+	}
+	return tls;
+}
+
+/* listeners[].gssapi */
+
+#define GS(f) offsetof(struct tsgate_config_gssapi_server, f)
+static const struct cfg_key cfg_gssapi_server_keys[] = {
+    {"keytab", CFG_SCALAR, cfg_h_path, GS(keytab), NULL, "a file name"},
+    {"principal", CFG_SCALAR, cfg_h_string, GS(principal), NULL, NULL},
+};
+#undef GS
+
+/* "FILE:/path" and "/path" both name a keytab file. */
+static void cfg_h_keytab_prefix(yaml_node_t *node)
+{
+	char *s = (char *)node->data.scalar.value;
+
+	if (strncmp(s, "FILE:", 5) == 0) {
+		memmove(s, s + 5, strlen(s + 5) + 1);
+		node->data.scalar.length -= 5;
+		node->start_mark.column += 5;
+	}
+}
+
+static struct tsgate_config_gssapi_server *cfg_gssapi_server(
+    struct cfg_parser *p, yaml_node_t *node)
+{
+	struct tsgate_config_gssapi_server *g;
+	yaml_node_t *seen[ARRAY_SIZE(cfg_gssapi_server_keys)] = {NULL};
+	yaml_node_pair_t *pair;
+
+	g = talloc_zero(p->cfg, struct tsgate_config_gssapi_server);
+	if (g == NULL) {
+		p->oom = true;
+		return NULL;
+	}
+	g->mark = cfg_mark(node);
+	for (pair = node->data.mapping.pairs.start;
+	     pair < node->data.mapping.pairs.top; pair++) {
+		yaml_node_t *key = cfg_node(p, pair->key);
+		yaml_node_t *value = cfg_node(p, pair->value);
+
+		if (key != NULL && value != NULL &&
+		    key->type == YAML_SCALAR_NODE &&
+		    value->type == YAML_SCALAR_NODE &&
+		    strcmp(cfg_str(key), "keytab") == 0) {
+			cfg_h_keytab_prefix(value);
+		}
+	}
+	cfg_mapping(p, node, cfg_gssapi_server_keys,
+		    ARRAY_SIZE(cfg_gssapi_server_keys), g, "gssapi", seen);
+	if (seen[0] == NULL) {
+		cfg_error(p, node, "missing key 'keytab' in gssapi");
+		return g;
+	}
+	if ((p->flags & TSGATE_CONFIG_CHECK_CREDENTIALS) && g->keytab != NULL) {
+		cfg_check_keytab(p, "keytab", g->keytab, seen[0], g->principal,
+				 seen[1]);
+	}
+	return g;
+}
+
+/* routes[].tls (client side) */
+
+struct cfg_tls_client_parse {
+	struct cfg_strlist alpn;
+	const char *ca;
+	const char *crl;
+	const char *cert;
+	const char *key;
+};
+
+#define TCP_(f) offsetof(struct cfg_tls_client_parse, f)
+static const struct cfg_key cfg_tls_client_keys[] = {
+    {"ca", CFG_SCALAR, cfg_h_path, TCP_(ca), NULL, "a file name"},
+    {"crl", CFG_SCALAR, cfg_h_path, TCP_(crl), NULL, "a file name"},
+    {"sni", CFG_SCALAR, NULL, 0, NULL, NULL},
+    {"cert", CFG_SCALAR, cfg_h_path, TCP_(cert), NULL, "a file name"},
+    {"key", CFG_SCALAR, cfg_h_path, TCP_(key), NULL, "a file name"},
+    {"alpn", CFG_ANY, cfg_h_alpn, TCP_(alpn), NULL, NULL},
+    {"verify_name", CFG_SCALAR, NULL, 0, NULL, NULL},
+    {"verify", CFG_SCALAR, NULL, 0, NULL, "true or false"},
+    {"priority", CFG_SCALAR, NULL, 0, NULL, NULL},
+    {"min_version", CFG_SCALAR, NULL, 0, NULL, NULL},
+    {"max_version", CFG_SCALAR, NULL, 0, NULL, NULL},
+};
+#undef TCP_
+
+#define TC(f) offsetof(struct tsgate_config_tls_client, f)
+static const struct cfg_key cfg_tls_client_direct[] = {
+    {"sni", CFG_SCALAR, cfg_h_string, TC(sni), NULL, NULL},
+    {"verify_name", CFG_SCALAR, cfg_h_string, TC(verify_name), NULL, NULL},
+    {"verify", CFG_SCALAR, cfg_h_bool, TC(verify), NULL, NULL},
+    {"priority", CFG_SCALAR, cfg_h_string, TC(priority), NULL, NULL},
+    {"min_version", CFG_SCALAR, cfg_h_enum, TC(min_version), cfg_tls_versions,
+     NULL},
+    {"max_version", CFG_SCALAR, cfg_h_enum, TC(max_version), cfg_tls_versions,
+     NULL},
+};
+#undef TC
+
+static struct tsgate_config_tls_client *cfg_tls_client(struct cfg_parser *p,
+						       yaml_node_t *node)
+{
+	struct tsgate_config_tls_client *tls;
+	yaml_node_t *seen[ARRAY_SIZE(cfg_tls_client_keys)] = {NULL};
+	struct cfg_tls_client_parse tp = {{NULL, 0}, NULL, NULL, NULL, NULL};
+	yaml_node_t *cert_node, *key_node, *v;
+
+	tls = talloc_zero(p->cfg, struct tsgate_config_tls_client);
+	if (tls == NULL) {
+		p->oom = true;
+		return NULL;
+	}
+	tls->verify = true;
+	tls->mark = cfg_mark(node);
+	cfg_mapping(p, node, cfg_tls_client_keys,
+		    ARRAY_SIZE(cfg_tls_client_keys), &tp, "tls", seen);
+	cfg_run_direct(p, cfg_tls_client_direct,
+		       ARRAY_SIZE(cfg_tls_client_direct), cfg_tls_client_keys,
+		       ARRAY_SIZE(cfg_tls_client_keys), seen, tls);
+	tls->ca = tp.ca;
+	tls->crl = tp.crl;
+	tls->cert = tp.cert;
+	tls->key = tp.key;
+	tls->alpn = tp.alpn.items;
+	tls->num_alpn = tp.alpn.num;
+
+	cert_node = SEEN(cfg_tls_client_keys, seen, "cert");
+	key_node = SEEN(cfg_tls_client_keys, seen, "key");
+	if (cert_node != NULL && key_node == NULL) {
+		cfg_error(p, cert_node, "'cert' needs 'key' (its private key)");
+	} else if (cert_node == NULL && key_node != NULL) {
+		cfg_error(p, key_node, "'key' needs 'cert' (its certificate)");
+	} else if (cert_node != NULL &&
+		   (p->flags & TSGATE_CONFIG_CHECK_CREDENTIALS) &&
+		   tls->cert != NULL && tls->key != NULL) {
+		cfg_check_cert_key(p, tls->cert, cert_node, tls->key, key_node);
+	}
+	v = SEEN(cfg_tls_client_keys, seen, "ca");
+	if (v != NULL && tls->ca != NULL &&
+	    (p->flags & TSGATE_CONFIG_CHECK_CREDENTIALS)) {
+		cfg_check_ca(p, "ca", tls->ca, v);
+	}
+	v = SEEN(cfg_tls_client_keys, seen, "crl");
+	if (v != NULL && tls->crl != NULL &&
+	    (p->flags & TSGATE_CONFIG_CHECK_CREDENTIALS)) {
+		cfg_check_crl(p, tls->crl, v);
+	}
+	v = SEEN(cfg_tls_client_keys, seen, "priority");
+	if (v != NULL) {
+		cfg_check_priority(p, tls->priority, v);
+	}
+	cfg_check_versions(p, SEEN(cfg_tls_client_keys, seen, "max_version"),
+			   tls->min_version, tls->max_version);
+	return tls;
+}
+
+/* routes[].gssapi (client side) */
+
+#define GC(f) offsetof(struct tsgate_config_gssapi_client, f)
+static const struct cfg_key cfg_gssapi_client_keys[] = {
+    {"target", CFG_SCALAR, cfg_h_string, GC(target), NULL, NULL},
+    {"ccache", CFG_SCALAR, cfg_h_string, GC(ccache), NULL, NULL},
+    {"client_keytab", CFG_SCALAR, cfg_h_path, GC(client_keytab), NULL,
+     "a file name"},
+};
+#undef GC
+
+static struct tsgate_config_gssapi_client *cfg_gssapi_client(
+    struct cfg_parser *p, yaml_node_t *node)
+{
+	struct tsgate_config_gssapi_client *g;
+	yaml_node_t *seen[ARRAY_SIZE(cfg_gssapi_client_keys)] = {NULL};
+	yaml_node_pair_t *pair;
+
+	g = talloc_zero(p->cfg, struct tsgate_config_gssapi_client);
+	if (g == NULL) {
+		p->oom = true;
+		return NULL;
+	}
+	g->mark = cfg_mark(node);
+	for (pair = node->data.mapping.pairs.start;
+	     pair < node->data.mapping.pairs.top; pair++) {
+		yaml_node_t *key = cfg_node(p, pair->key);
+		yaml_node_t *value = cfg_node(p, pair->value);
+
+		if (key != NULL && value != NULL &&
+		    key->type == YAML_SCALAR_NODE &&
+		    value->type == YAML_SCALAR_NODE &&
+		    strcmp(cfg_str(key), "client_keytab") == 0) {
+			cfg_h_keytab_prefix(value);
+		}
+	}
+	cfg_mapping(p, node, cfg_gssapi_client_keys,
+		    ARRAY_SIZE(cfg_gssapi_client_keys), g, "gssapi", seen);
+	if (seen[0] == NULL) {
+		cfg_error(p, node,
+			  "missing key 'target' in gssapi (the "
+			  "service, e.g. host@server.example.com)");
+	} else if (g->target != NULL) {
+		const char *at = strchr(g->target, '@');
+
+		if (at == NULL || at == g->target || at[1] == '\0') {
+			cfg_error(p, seen[0],
+				  "'target': '%s' is not "
+				  "service@host",
+				  g->target);
+		}
+	}
+	if (seen[1] != NULL && seen[2] != NULL) {
+		cfg_error(p, seen[2],
+			  "give either 'ccache' or 'client_keytab', not both");
+	}
+	if (seen[2] != NULL && g->client_keytab != NULL &&
+	    (p->flags & TSGATE_CONFIG_CHECK_CREDENTIALS)) {
+		cfg_check_keytab(p, "client_keytab", g->client_keytab, seen[2],
+				 NULL, NULL);
+	}
+	return g;
+}
+
+/* routes[].match */
+
+enum cfg_match_key {
+	CFG_M_SNI = 0,
+	CFG_M_ALPN,
+	CFG_M_SUBJECT,
+	CFG_M_SAN,
+	CFG_M_PRINCIPAL,
+	CFG_M_COUNT,
+};
+
+static const struct cfg_key cfg_match_keys[CFG_M_COUNT] = {
+    {"sni", CFG_ANY, NULL, 0, NULL, NULL},
+    {"alpn", CFG_ANY, NULL, 0, NULL, NULL},
+    {"client_subject", CFG_ANY, NULL, 0, NULL, NULL},
+    {"client_san", CFG_ANY, NULL, 0, NULL, NULL},
+    {"principal", CFG_ANY, NULL, 0, NULL, NULL},
+};
+
+static void cfg_match(struct cfg_parser *p,
+		      yaml_node_t *node,
+		      struct tsgate_config_match *m,
+		      yaml_node_t **seen)
+{
+	struct cfg_strlist l;
+	size_t i;
+
+	m->mark = cfg_mark(node);
+	cfg_mapping(p, node, cfg_match_keys, CFG_M_COUNT, m, "match", seen);
+	for (i = 0; i < CFG_M_COUNT; i++) {
+		if (seen[i] == NULL) {
+			continue;
+		}
+		if (!cfg_strlist(p, cfg_match_keys[i].name, seen[i], &l)) {
+			seen[i] = NULL;
+			continue;
+		}
+		m->has_match = true;
+		switch ((enum cfg_match_key)i) {
+		case CFG_M_SNI:
+			m->sni = l.items;
+			m->num_sni = l.num;
+			break;
+		case CFG_M_ALPN:
+			m->alpn = l.items;
+			m->num_alpn = l.num;
+			break;
+		case CFG_M_SUBJECT:
+			m->client_subject = l.items;
+			m->num_client_subject = l.num;
+			break;
+		case CFG_M_PRINCIPAL:
+			m->principal = l.items;
+			m->num_principal = l.num;
+			break;
+		case CFG_M_SAN:
+		case CFG_M_COUNT:
+			break;
+		}
+		if (i != CFG_M_SAN) {
+			continue;
+		}
+		m->client_san =
+		    talloc_zero_array(p->cfg, struct tsgate_config_san, l.num);
+		if (m->client_san == NULL) {
+			p->oom = true;
+			return;
+		}
+		for (size_t j = 0; j < l.num; j++) {
+			static const struct {
+				const char *prefix;
+				enum tsgate_config_san_type type;
+			} types[] = {
+			    {"DNS:", TSGATE_CONFIG_SAN_DNS},
+			    {"IP:", TSGATE_CONFIG_SAN_IP},
+			    {"URI:", TSGATE_CONFIG_SAN_URI},
+			    {"email:", TSGATE_CONFIG_SAN_EMAIL},
+			};
+			size_t t;
+
+			for (t = 0; t < ARRAY_SIZE(types); t++) {
+				size_t plen = strlen(types[t].prefix);
+
+				if (strncasecmp(l.items[j], types[t].prefix,
+						plen) == 0 &&
+				    l.items[j][plen] != '\0') {
+					break;
+				}
+			}
+			if (t == ARRAY_SIZE(types)) {
+				cfg_error(p, seen[i],
+					  "'client_san': '%s' must start with "
+					  "DNS:, IP:, URI: or email: and have "
+					  "a value",
+					  l.items[j]);
+				continue;
+			}
+			m->client_san[m->num_client_san].type = types[t].type;
+			m->client_san[m->num_client_san].value =
+			    l.items[j] + strlen(types[t].prefix);
+			m->num_client_san++;
+		}
+	}
+}
+
+/* routes[] */
+
+#define RT(f) offsetof(struct tsgate_config_route, f)
+static const struct cfg_key cfg_route_keys[] = {
+    {"name", CFG_SCALAR, cfg_h_string, RT(name), NULL, NULL},
+    {"match", CFG_MAPPING, NULL, 0, NULL, NULL},
+    {"backend", CFG_SCALAR, cfg_h_address, RT(backend), NULL, "an address"},
+    {"connect", CFG_SCALAR, cfg_h_enum, RT(connect), cfg_connects, NULL},
+    {"tls", CFG_MAPPING, NULL, 0, NULL, NULL},
+    {"gssapi", CFG_MAPPING, NULL, 0, NULL, NULL},
+    {"framing", CFG_SCALAR, cfg_h_enum, RT(framing), cfg_framings, NULL},
+    {"max_pdu", CFG_SCALAR, cfg_h_size, RT(max_pdu), NULL, "a size"},
+    {"identity", CFG_SCALAR, cfg_h_enum, RT(identity), cfg_identities, NULL},
+};
+#undef RT
+
+/* Smallest PDU each framing can carry: its header. */
+static uint64_t cfg_framing_header(enum tsgate_config_framing f)
+{
+	switch (f) {
+	case TSGATE_CONFIG_FRAMING_LENGTH32:
+	case TSGATE_CONFIG_FRAMING_NBT:
+		return 4;
+	case TSGATE_CONFIG_FRAMING_NCACN:
+		return 16;
+	case TSGATE_CONFIG_FRAMING_RAW:
+		break;
+	}
+	return 1;
+}
+
+static bool cfg_is_ip_literal(const char *host)
+{
+	unsigned char buf[16];
+
+	return inet_pton(AF_INET, host, buf) == 1 ||
+	       inet_pton(AF_INET6, host, buf) == 1;
+}
+
+/* Match keys that can never hold on this listener. */
+static void cfg_route_reachable(struct cfg_parser *p,
+				const struct tsgate_config_listener *l,
+				const struct tsgate_config_route *r,
+				yaml_node_t **mseen)
+{
+	size_t i;
+
+	for (i = 0; i < CFG_M_COUNT; i++) {
+		const char *why = NULL;
+
+		if (mseen[i] == NULL) {
+			continue;
+		}
+		switch (l->accept) {
+		case TSGATE_CONFIG_ACCEPT_PLAIN:
+			why = "it accepts plain connections, which carry no "
+			      "TLS or GSSAPI identity";
+			break;
+		case TSGATE_CONFIG_ACCEPT_GSSAPI:
+			if (i != CFG_M_PRINCIPAL) {
+				why = "it accepts gssapi, not tls";
+			}
+			break;
+		case TSGATE_CONFIG_ACCEPT_TLS:
+			if (i == CFG_M_PRINCIPAL) {
+				why = "it accepts tls; principals come from "
+				      "gssapi";
+			} else if ((i == CFG_M_SUBJECT || i == CFG_M_SAN) &&
+				   l->tls != NULL &&
+				   l->tls->verify_client ==
+				       TSGATE_CONFIG_VERIFY_NONE) {
+				why = "it asks for no client certificate "
+				      "(verify_client: none)";
+			} else if (i == CFG_M_ALPN && l->tls != NULL &&
+				   l->tls->num_alpn == 0) {
+				why = "it offers no ALPN protocols (tls.alpn)";
+			}
+			break;
+		}
+		if (why != NULL) {
+			cfg_error(p, mseen[i],
+				  "route '%s' can never match: '%s' on "
+				  "listener '%s', but %s",
+				  r->name, cfg_match_keys[i].name, l->name,
+				  why);
+			continue;
+		}
+		if (i == CFG_M_ALPN && l->tls != NULL) {
+			size_t a, b;
+
+			for (a = 0; a < r->match.num_alpn; a++) {
+				for (b = 0; b < l->tls->num_alpn; b++) {
+					if (tsgate_config_wildcard_match(
+						r->match.alpn[a],
+						l->tls->alpn[b], false)) {
+						break;
+					}
+				}
+				if (b < l->tls->num_alpn) {
+					break;
+				}
+			}
+			if (a == r->match.num_alpn) {
+				cfg_error(p, mseen[i],
+					  "route '%s' can never match: "
+					  "listener '%s' offers none of "
+					  "these ALPN protocols",
+					  r->name, l->name);
+			}
+		}
+	}
+}
+
+static void cfg_route(struct cfg_parser *p,
+		      yaml_node_t *node,
+		      struct tsgate_config_listener *l,
+		      size_t idx,
+		      bool accept_known)
+{
+	struct tsgate_config_route *r = &l->routes[idx];
+	yaml_node_t *seen[ARRAY_SIZE(cfg_route_keys)] = {NULL};
+	yaml_node_t *mseen[CFG_M_COUNT] = {NULL};
+	yaml_node_t *v, *tls_node, *gssapi_node;
+	bool connect_known;
+	size_t i;
+
+	/* Not a valid value: tells "connect: bogus" from no connect. */
+	r->connect = (enum tsgate_config_connect) - 1;
+	r->framing = TSGATE_CONFIG_FRAMING_RAW;
+	r->max_pdu = 1024 * 1024;
+	r->identity = TSGATE_CONFIG_IDENTITY_NONE;
+	r->mark = cfg_mark(node);
+
+	if (!cfg_check_kind(p, "routes", CFG_MAPPING, "a list of mappings",
+			    node)) {
+		r->connect = TSGATE_CONFIG_CONNECT_PLAIN;
+		r->name = talloc_asprintf(p->cfg, "route-%zu", idx + 1);
+		return;
+	}
+	cfg_mapping(p, node, cfg_route_keys, ARRAY_SIZE(cfg_route_keys), r,
+		    "route", seen);
+	connect_known = r->connect == TSGATE_CONFIG_CONNECT_PLAIN ||
+			r->connect == TSGATE_CONFIG_CONNECT_TLS ||
+			r->connect == TSGATE_CONFIG_CONNECT_GSSAPI;
+	if (!connect_known) {
+		connect_known = SEEN(cfg_route_keys, seen, "connect") == NULL;
+		r->connect = TSGATE_CONFIG_CONNECT_PLAIN;
+	}
+	if (r->name == NULL) {
+		r->name = talloc_asprintf(p->cfg, "route-%zu", idx + 1);
+		if (r->name == NULL) {
+			p->oom = true;
+			return;
+		}
+	}
+	for (i = 0; i < idx; i++) {
+		if (strcmp(l->routes[i].name, r->name) == 0) {
+			cfg_error(p, SEEN(cfg_route_keys, seen, "name"),
+				  "duplicate route name '%s' in listener '%s' "
+				  "(first at line %u)",
+				  r->name, l->name, l->routes[i].mark.line);
+			break;
+		}
+	}
+	v = SEEN(cfg_route_keys, seen, "match");
+	if (v != NULL) {
+		cfg_match(p, v, &r->match, mseen);
+	}
+	if (SEEN(cfg_route_keys, seen, "backend") == NULL) {
+		cfg_error(p, node, "missing key 'backend' in route '%s'",
+			  r->name);
+	}
+
+	tls_node = SEEN(cfg_route_keys, seen, "tls");
+	gssapi_node = SEEN(cfg_route_keys, seen, "gssapi");
+	if (tls_node != NULL) {
+		r->tls = cfg_tls_client(p, tls_node);
+	}
+	if (gssapi_node != NULL) {
+		r->gssapi = cfg_gssapi_client(p, gssapi_node);
+	}
+	if (tls_node != NULL && connect_known &&
+	    r->connect != TSGATE_CONFIG_CONNECT_TLS) {
+		cfg_error(p, tls_node,
+			  "'tls' is only used with 'connect: tls' (route '%s' "
+			  "connects %s)",
+			  r->name, tsgate_config_connect_name(r->connect));
+	}
+	if (gssapi_node != NULL && connect_known &&
+	    r->connect != TSGATE_CONFIG_CONNECT_GSSAPI) {
+		cfg_error(p, gssapi_node,
+			  "'gssapi' is only used with 'connect: gssapi' "
+			  "(route '%s' connects %s)",
+			  r->name, tsgate_config_connect_name(r->connect));
+	}
+	v = SEEN(cfg_route_keys, seen, "connect");
+	if (r->connect == TSGATE_CONFIG_CONNECT_GSSAPI && gssapi_node == NULL) {
+		cfg_error(p, v,
+			  "'connect: gssapi' needs a 'gssapi' block with "
+			  "'target' in route '%s'",
+			  r->name);
+	}
+	if (r->connect == TSGATE_CONFIG_CONNECT_TLS) {
+		bool unix_backend =
+		    r->backend.kind == TSGATE_CONFIG_ADDR_UNIX &&
+		    r->backend.path != NULL;
+
+		if (r->tls == NULL && tls_node == NULL) {
+			if (unix_backend) {
+				cfg_error(p, v,
+					  "'connect: tls' to a unix "
+					  "backend needs a 'tls' block with "
+					  "'verify_name' (or 'sni') in route "
+					  "'%s'",
+					  r->name);
+			} else {
+				r->tls = talloc_zero(
+				    p->cfg, struct tsgate_config_tls_client);
+				if (r->tls == NULL) {
+					p->oom = true;
+					return;
+				}
+				r->tls->verify = true;
+				r->tls->mark = cfg_mark(v);
+			}
+		}
+		if (r->tls != NULL && r->tls->sni == NULL &&
+		    r->backend.host != NULL &&
+		    !cfg_is_ip_literal(r->backend.host)) {
+			r->tls->sni = r->backend.host;
+		}
+		if (r->tls != NULL && r->tls->verify_name == NULL) {
+			r->tls->verify_name =
+			    r->tls->sni != NULL ? r->tls->sni : r->backend.host;
+		}
+		if (r->tls != NULL && tls_node != NULL && r->tls->verify &&
+		    r->tls->verify_name == NULL) {
+			cfg_error(p, tls_node,
+				  "route '%s': a unix backend "
+				  "has no host name to verify; set "
+				  "'verify_name' (or 'sni')",
+				  r->name);
+		}
+	}
+	v = SEEN(cfg_route_keys, seen, "max_pdu");
+	if (v != NULL && r->max_pdu != 0 &&
+	    r->max_pdu < cfg_framing_header(r->framing)) {
+		cfg_error(p, v,
+			  "'max_pdu': %s is smaller than a %s header "
+			  "(%llu bytes)",
+			  cfg_str(v), tsgate_config_framing_name(r->framing),
+			  (unsigned long long)cfg_framing_header(r->framing));
+	}
+
+	/* Routes are tried in order: an earlier catch-all hides this one. */
+	for (i = 0; i < idx; i++) {
+		if (!l->routes[i].match.has_match) {
+			cfg_error(p, node,
+				  "route '%s' can never match: route '%s' "
+				  "(line %u) before it matches every "
+				  "connection",
+				  r->name, l->routes[i].name,
+				  l->routes[i].mark.line);
+			break;
+		}
+	}
+	if (accept_known) {
+		cfg_route_reachable(p, l, r, mseen);
+	}
+}
+
+/* listeners[] */
+
+#define LS(f) offsetof(struct tsgate_config_listener, f)
+static const struct cfg_key cfg_listener_keys[] = {
+    {"name", CFG_SCALAR, cfg_h_string, LS(name), NULL, NULL},
+    {"listen", CFG_SCALAR, cfg_h_address, LS(listen), NULL, "an address"},
+    {"accept", CFG_SCALAR, cfg_h_enum, LS(accept), cfg_accepts, NULL},
+    {"tls", CFG_MAPPING, NULL, 0, NULL, NULL},
+    {"gssapi", CFG_MAPPING, NULL, 0, NULL, NULL},
+    {"max_connections", CFG_SCALAR, cfg_h_u32, LS(max_connections),
+     &cfg_conn_range, "a number"},
+    {"routes", CFG_SEQUENCE, NULL, 0, NULL, NULL},
+};
+#undef LS
+
+static bool cfg_same_addr(const struct tsgate_config_addr *a,
+			  const struct tsgate_config_addr *b)
+{
+	if (a->kind != b->kind) {
+		return false;
+	}
+	if (a->kind == TSGATE_CONFIG_ADDR_UNIX) {
+		return a->path != NULL && b->path != NULL &&
+		       strcmp(a->path, b->path) == 0;
+	}
+	return a->ip != NULL && b->ip != NULL && a->port == b->port &&
+	       strcmp(a->ip, b->ip) == 0;
+}
+
+static void cfg_listener(struct cfg_parser *p,
+			 yaml_node_t *node,
+			 struct tsgate_config *cfg,
+			 size_t idx)
+{
+	struct tsgate_config_listener *l = &cfg->listeners[idx];
+	yaml_node_t *seen[ARRAY_SIZE(cfg_listener_keys)] = {NULL};
+	yaml_node_t *v, *tls_node, *gssapi_node, *routes;
+	yaml_node_item_t *item;
+	bool accept_known;
+	size_t i, n;
+
+	l->mark = cfg_mark(node);
+	/* Not a valid value: tells "accept: ssl" from a good accept. */
+	l->accept = (enum tsgate_config_accept) - 1;
+	if (!cfg_check_kind(p, "listeners", CFG_MAPPING, "a list of mappings",
+			    node)) {
+		return;
+	}
+	cfg_mapping(p, node, cfg_listener_keys, ARRAY_SIZE(cfg_listener_keys),
+		    l, "listener", seen);
+	v = SEEN(cfg_listener_keys, seen, "name");
+	if (v == NULL) {
+		cfg_error(p, node, "missing key 'name' in listener");
+		l->name = talloc_asprintf(p->cfg, "listener-%zu", idx + 1);
+		if (l->name == NULL) {
+			p->oom = true;
+			return;
+		}
+	} else {
+		for (i = 0; i < idx; i++) {
+			if (cfg->listeners[i].name != NULL &&
+			    strcmp(cfg->listeners[i].name, l->name) == 0) {
+				cfg_error(p, v,
+					  "duplicate listener name '%s' "
+					  "(first at line %u)",
+					  l->name, cfg->listeners[i].mark.line);
+				break;
+			}
+		}
+	}
+	v = SEEN(cfg_listener_keys, seen, "listen");
+	if (v == NULL) {
+		cfg_error(p, node, "missing key 'listen' in listener '%s'",
+			  l->name);
+	} else {
+		for (i = 0; i < idx; i++) {
+			if (cfg_same_addr(&cfg->listeners[i].listen,
+					  &l->listen)) {
+				cfg_error(p, v,
+					  "listener '%s' listens on the same "
+					  "address as listener '%s'",
+					  l->name, cfg->listeners[i].name);
+				break;
+			}
+		}
+	}
+	v = SEEN(cfg_listener_keys, seen, "accept");
+	accept_known = l->accept == TSGATE_CONFIG_ACCEPT_PLAIN ||
+		       l->accept == TSGATE_CONFIG_ACCEPT_TLS ||
+		       l->accept == TSGATE_CONFIG_ACCEPT_GSSAPI;
+	if (!accept_known) {
+		l->accept = TSGATE_CONFIG_ACCEPT_PLAIN;
+	}
+	if (v == NULL) {
+		cfg_error(p, node,
+			  "missing key 'accept' in listener '%s' "
+			  "(tls, gssapi or plain)",
+			  l->name);
+	}
+	tls_node = SEEN(cfg_listener_keys, seen, "tls");
+	gssapi_node = SEEN(cfg_listener_keys, seen, "gssapi");
+	if (tls_node != NULL) {
+		l->tls = cfg_tls_server(p, tls_node);
+		if (accept_known && l->accept != TSGATE_CONFIG_ACCEPT_TLS) {
+			cfg_error(p, tls_node,
+				  "'tls' is only used with "
+				  "'accept: tls' (listener '%s' accepts %s)",
+				  l->name,
+				  tsgate_config_accept_name(l->accept));
+		}
+	} else if (accept_known && l->accept == TSGATE_CONFIG_ACCEPT_TLS) {
+		cfg_error(p, v,
+			  "'accept: tls' needs a 'tls' block with 'cert' "
+			  "and 'key' in listener '%s'",
+			  l->name);
+	}
+	if (gssapi_node != NULL) {
+		l->gssapi = cfg_gssapi_server(p, gssapi_node);
+		if (accept_known && l->accept != TSGATE_CONFIG_ACCEPT_GSSAPI) {
+			cfg_error(p, gssapi_node,
+				  "'gssapi' is only used with "
+				  "'accept: gssapi' (listener '%s' accepts %s)",
+				  l->name,
+				  tsgate_config_accept_name(l->accept));
+		}
+	} else if (accept_known && l->accept == TSGATE_CONFIG_ACCEPT_GSSAPI) {
+		cfg_error(p, v,
+			  "'accept: gssapi' needs a 'gssapi' block with "
+			  "'keytab' in listener '%s'",
+			  l->name);
+	}
+	routes = SEEN(cfg_listener_keys, seen, "routes");
+	if (routes == NULL) {
+		cfg_error(p, node, "missing key 'routes' in listener '%s'",
+			  l->name);
+		return;
+	}
+	n = (size_t)(routes->data.sequence.items.top -
+		     routes->data.sequence.items.start);
+	if (n == 0) {
+		cfg_error(p, routes, "listener '%s' has no routes", l->name);
+		return;
+	}
+	l->routes = talloc_zero_array(p->cfg, struct tsgate_config_route, n);
+	if (l->routes == NULL) {
+		p->oom = true;
+		return;
+	}
+	for (item = routes->data.sequence.items.start, i = 0;
+	     item < routes->data.sequence.items.top; item++, i++) {
+		yaml_node_t *r = cfg_node(p, *item);
+
+		if (r == NULL || !cfg_visit(p, r)) {
+			return;
+		}
+		l->num_routes = i + 1;
+		cfg_route(p, r, l, i, accept_known);
+	}
+}
+
+/* top level */
+
+static void cfg_h_listeners(struct cfg_parser *p,
+			    const struct cfg_key *k,
+			    yaml_node_t *node,
+			    void *obj)
+{
+	struct tsgate_config *cfg = obj;
+	yaml_node_item_t *item;
+	size_t i, n;
+
+	n = (size_t)(node->data.sequence.items.top -
+		     node->data.sequence.items.start);
+	if (n == 0) {
+		cfg_error(p, node, "'listeners' must not be empty");
+		return;
+	}
+	cfg->listeners =
+	    talloc_zero_array(p->cfg, struct tsgate_config_listener, n);
+	if (cfg->listeners == NULL) {
+		p->oom = true;
+		return;
+	}
+	for (item = node->data.sequence.items.start, i = 0;
+	     item < node->data.sequence.items.top; item++, i++) {
+		yaml_node_t *l = cfg_node(p, *item);
+
+		if (l == NULL || !cfg_visit(p, l)) {
+			return;
+		}
+		cfg->num_listeners = i + 1;
+		cfg_listener(p, l, cfg, i);
+	}
+}
+
+#define CF(f) offsetof(struct tsgate_config, f)
+static const struct cfg_key cfg_top_keys[] = {
+    {"log", CFG_MAPPING, cfg_h_log, 0, NULL, NULL},
+    {"workers", CFG_SCALAR, cfg_h_u32, CF(workers), &cfg_workers_range,
+     "a number"},
+    {"user", CFG_SCALAR, cfg_h_user, 0, NULL, "a user name"},
+    {"metrics", CFG_MAPPING, cfg_h_metrics, 0, NULL, NULL},
+    {"limits", CFG_MAPPING, cfg_h_limits, 0, NULL, NULL},
+    {"listeners", CFG_SEQUENCE, cfg_h_listeners, 0, NULL, NULL},
+};
+#undef CF
+
+static void cfg_defaults(struct tsgate_config *cfg)
+{
+	cfg->log.level = TSGATE_CONFIG_LOG_INFO;
+	cfg->log.format = TSGATE_CONFIG_LOG_TEXT;
+	cfg->workers = 1;
+	cfg->limits.max_connections = 10000;
+	cfg->limits.handshake_timeout_ms = 10 * 1000;
+	cfg->limits.idle_timeout_ms = 300 * 1000;
+	cfg->limits.shutdown_grace_ms = 30 * 1000;
+	cfg->limits.connect_timeout_ms = 10 * 1000;
+}
+
+/* 1-based line and column of a byte offset (for reader errors). */
+static void cfg_offset_pos(
+    const uint8_t *buf, size_t len, size_t off, unsigned *line, unsigned *col)
+{
+	size_t i;
+
+	*line = 1;
+	*col = 1;
+	for (i = 0; i < off && i < len; i++) {
+		if (buf[i] == '\n') {
+			*line += 1;
+			*col = 1;
+		} else if ((buf[i] & 0xc0) != 0x80) {
+			*col += 1;
+		}
+	}
+}
+
+static void cfg_yaml_error(struct cfg_parser *p,
+			   yaml_parser_t *parser,
+			   const uint8_t *buf,
+			   size_t len)
+{
+	unsigned line, col;
+	char *msg;
+
+	if (parser->error == YAML_MEMORY_ERROR) {
+		p->oom = true;
+		return;
+	}
+	if (parser->error == YAML_READER_ERROR) {
+		cfg_offset_pos(buf, len, parser->problem_offset, &line, &col);
+		if (parser->problem_value != -1) {
+			msg = talloc_asprintf(p->tmp,
+					      "not a YAML text file: %s (byte "
+					      "0x%02X)",
+					      parser->problem,
+					      (unsigned)parser->problem_value &
+						  0xff);
+		} else {
+			msg =
+			    talloc_asprintf(p->tmp, "not a YAML text file: %s",
+					    parser->problem);
+		}
+		cfg_add_error(p, line, col, msg);
+		return;
+	}
+	line = (unsigned)parser->problem_mark.line + 1;
+	col = (unsigned)parser->problem_mark.column + 1;
+	if (parser->context != NULL) {
+		msg = talloc_asprintf(p->tmp,
+				      "YAML syntax error: %s (%s at line %zu)",
+				      parser->problem, parser->context,
+				      parser->context_mark.line + 1);
+	} else {
+		msg = talloc_asprintf(p->tmp, "YAML syntax error: %s",
+				      parser->problem != NULL ? parser->problem
+							      : "unknown");
+	}
+	cfg_add_error(p, line, col, msg);
+}
+
+static void cfg_walk(struct cfg_parser *p, yaml_document_t *doc)
+{
+	yaml_node_t *root = yaml_document_get_root_node(doc);
+	yaml_node_t *seen[ARRAY_SIZE(cfg_top_keys)] = {NULL};
+
+	p->doc = doc;
+	if (root == NULL || cfg_is_null(root)) {
+		cfg_add_error(p, 0, 0,
+			      "the file is empty (a configuration needs at "
+			      "least 'listeners')");
+		return;
+	}
+	if (root->type != YAML_MAPPING_NODE) {
+		cfg_error(p, root,
+			  "the top level must be a mapping of "
+			  "settings, not %s",
+			  cfg_node_desc(root));
+		return;
+	}
+	cfg_mapping(p, root, cfg_top_keys, ARRAY_SIZE(cfg_top_keys), p->cfg,
+		    "the top level", seen);
+	if (SEEN(cfg_top_keys, seen, "listeners") == NULL && !p->too_complex) {
+		cfg_error(p, root, "missing key 'listeners' at the top level");
+	}
+}
+
+static int cfg_error_cmp(const void *a, const void *b)
+{
+	const struct tsgate_config_error *x = a, *y = b;
+
+	if (x->line != y->line) {
+		return x->line < y->line ? -1 : 1;
+	}
+	if (x->column != y->column) {
+		return x->column < y->column ? -1 : 1;
+	}
+	/* Equal positions keep the order found (pointer order in the array). */
+	return x < y ? -1 : (x > y ? 1 : 0);
+}
+
+static void cfg_sort_errors(struct tsgate_config_errors *e)
+{
+	size_t i, j;
+
+	/* Insertion sort: stable, and error lists are short. */
+	for (i = 1; i < e->num_errors; i++) {
+		struct tsgate_config_error t = e->errors[i];
+
+		for (j = i; j > 0 && cfg_error_cmp(&e->errors[j - 1], &t) > 0;
+		     j--) {
+			e->errors[j] = e->errors[j - 1];
+		}
+		e->errors[j] = t;
+	}
+}
+
+static char *cfg_dirname(TALLOC_CTX *mem_ctx, const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char cwd[PATH_MAX];
+	char *dir;
+
+	if (slash == path) {
+		return talloc_strdup(mem_ctx, "/");
+	}
+	if (slash != NULL) {
+		dir = talloc_strndup(mem_ctx, path, slash - path);
+	} else {
+		dir = talloc_strdup(mem_ctx, ".");
+	}
+	if (dir == NULL || dir[0] == '/') {
+		return dir;
+	}
+	if (getcwd(cwd, sizeof(cwd)) == NULL) {
+		return dir;
+	}
+	if (strcmp(dir, ".") == 0) {
+		talloc_free(dir);
+		return talloc_strdup(mem_ctx, cwd);
+	}
+	dir = talloc_asprintf(mem_ctx, "%s/%s", cwd, dir);
+	return dir;
+}
+
+static int cfg_finish(TALLOC_CTX *mem_ctx,
+		      struct cfg_parser *p,
+		      struct tsgate_config **pconfig,
+		      struct tsgate_config_errors **perrors)
+{
+	if (p->oom) {
+		talloc_free(p->errs);
+		talloc_free(p->cfg);
+		talloc_free(p->tmp);
+		return ENOMEM;
+	}
+	if (p->errs->num_errors > 0) {
+		cfg_sort_errors(p->errs);
+		talloc_free(p->cfg);
+		talloc_free(p->tmp);
+		*perrors = talloc_move(mem_ctx, &p->errs);
+		return EINVAL;
+	}
+	talloc_free(p->errs);
+	talloc_free(p->tmp);
+	*pconfig = talloc_move(mem_ctx, &p->cfg);
+	return 0;
+}
+
+static int cfg_start(TALLOC_CTX *mem_ctx,
+		     struct cfg_parser *p,
+		     const char *name,
+		     const char *base_dir,
+		     unsigned flags)
+{
+	*p = (struct cfg_parser){.flags = flags};
+	p->tmp = talloc_new(mem_ctx);
+	p->errs = talloc_zero(mem_ctx, struct tsgate_config_errors);
+	p->cfg = talloc_zero(mem_ctx, struct tsgate_config);
+	if (p->tmp == NULL || p->errs == NULL || p->cfg == NULL) {
+		talloc_free(p->tmp);
+		talloc_free(p->errs);
+		talloc_free(p->cfg);
+		return ENOMEM;
+	}
+	cfg_defaults(p->cfg);
+	/* Errors point at the file name, which must outlive the config. */
+	p->file = talloc_strdup(p->errs, name);
+	p->cfg->path = talloc_strdup(p->cfg, name);
+	p->cfg->dir = base_dir != NULL ? talloc_strdup(p->cfg, base_dir)
+				       : cfg_dirname(p->cfg, "x");
+	if (p->file == NULL || p->cfg->path == NULL || p->cfg->dir == NULL) {
+		p->oom = true;
+	}
+	p->base_dir = p->cfg->dir;
+	return 0;
+}
+
+static void cfg_parse_buffer(struct cfg_parser *p,
+			     const uint8_t *buf,
+			     size_t len)
+{
+	yaml_parser_t parser;
+	yaml_document_t doc, extra;
+
+	if (!yaml_parser_initialize(&parser)) {
+		p->oom = true;
+		return;
+	}
+	yaml_parser_set_input_string(&parser, buf, len);
+	if (!yaml_parser_load(&parser, &doc)) {
+		cfg_yaml_error(p, &parser, buf, len);
+		yaml_parser_delete(&parser);
+		return;
+	}
+	cfg_walk(p, &doc);
+	if (yaml_document_get_root_node(&doc) != NULL) {
+		if (!yaml_parser_load(&parser, &extra)) {
+			cfg_yaml_error(p, &parser, buf, len);
+		} else {
+			yaml_node_t *r = yaml_document_get_root_node(&extra);
+
+			if (r != NULL) {
+				cfg_add_error(
+				    p, (unsigned)extra.start_mark.line + 1,
+				    (unsigned)extra.start_mark.column + 1,
+				    "more than one YAML document in the "
+				    "file (tsgate reads one)");
+			}
+			yaml_document_delete(&extra);
+		}
+	}
+	yaml_document_delete(&doc);
+	yaml_parser_delete(&parser);
+}
+
+int tsgate_config_load_buffer(TALLOC_CTX *mem_ctx,
+			      const char *name,
+			      const char *base_dir,
+			      const uint8_t *buf,
+			      size_t len,
+			      unsigned flags,
+			      struct tsgate_config **pconfig,
+			      struct tsgate_config_errors **perrors)
+{
+	struct cfg_parser p;
+	int ret;
+
+	*pconfig = NULL;
+	*perrors = NULL;
+	ret = cfg_start(mem_ctx, &p, name, base_dir, flags);
+	if (ret != 0) {
+		return ret;
+	}
+	if (!p.oom) {
+		cfg_parse_buffer(&p, buf, len);
+	}
+	return cfg_finish(mem_ctx, &p, pconfig, perrors);
+}
+
+int tsgate_config_load(TALLOC_CTX *mem_ctx,
+		       const char *path,
+		       unsigned flags,
+		       struct tsgate_config **pconfig,
+		       struct tsgate_config_errors **perrors)
+{
+	struct cfg_parser p;
+	struct stat st;
+	uint8_t *buf = NULL;
+	size_t got = 0;
+	char *dir;
+	int fd, ret;
+
+	*pconfig = NULL;
+	*perrors = NULL;
+	dir = cfg_dirname(mem_ctx, path);
+	if (dir == NULL) {
+		return ENOMEM;
+	}
+	ret = cfg_start(mem_ctx, &p, path, dir, flags);
+	TALLOC_FREE(dir);
+	if (ret != 0) {
+		return ret;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd == -1) {
+		cfg_error(&p, NULL, "cannot open the config file: %s",
+			  strerror(errno));
+		return cfg_finish(mem_ctx, &p, pconfig, perrors);
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		cfg_error(&p, NULL, "the config file is not a regular file");
+		close(fd);
+		return cfg_finish(mem_ctx, &p, pconfig, perrors);
+	}
+	if (st.st_size > CFG_MAX_FILE_SIZE) {
+		cfg_error(&p, NULL,
+			  "the config file is too large (%lld bytes, "
+			  "at most %d)",
+			  (long long)st.st_size, CFG_MAX_FILE_SIZE);
+		close(fd);
+		return cfg_finish(mem_ctx, &p, pconfig, perrors);
+	}
+	buf = talloc_size(p.tmp, (size_t)st.st_size + 1);
+	if (buf == NULL) {
+		close(fd);
+		p.oom = true;
+		return cfg_finish(mem_ctx, &p, pconfig, perrors);
+	}
+	while (got < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+
+		if (n == -1 && errno == EINTR) {
+			continue;
+		}
+		if (n == -1) {
+			cfg_error(&p, NULL, "cannot read the config file: %s",
+				  strerror(errno));
+			close(fd);
+			return cfg_finish(mem_ctx, &p, pconfig, perrors);
+		}
+		if (n == 0) {
+			break;
+		}
+		got += (size_t)n;
+	}
+	close(fd);
+	cfg_parse_buffer(&p, buf, got);
+	return cfg_finish(mem_ctx, &p, pconfig, perrors);
+}
+
+char *tsgate_config_error_string(TALLOC_CTX *mem_ctx,
+				 const struct tsgate_config_error *err)
+{
+	if (err->line == 0) {
+		return talloc_asprintf(mem_ctx, "%s: %s", err->file,
+				       err->message);
+	}
+	return talloc_asprintf(mem_ctx, "%s:%u:%u: %s", err->file, err->line,
+			       err->column, err->message);
+}

@@ -1,0 +1,326 @@
+/*
+ * Credential checks of the config loader (--check-config): load every
+ * certificate, key, CRL and keytab with the same libraries the tunnels use
+ * (GnuTLS, MIT krb5) and report what would make start-up fail, at the
+ * node naming the file at fault.
+ */
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <krb5.h>
+
+#include "config_private.h"
+
+static const char *cfg_node_text(const yaml_node_t *node)
+{
+	return (const char *)node->data.scalar.value;
+}
+
+static void cfg_utc(char *buf, size_t len, time_t t)
+{
+	struct tm tm;
+
+	if (gmtime_r(&t, &tm) == NULL ||
+	    strftime(buf, len, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0) {
+		snprintf(buf, len, "%lld", (long long)t);
+	}
+}
+
+/* Read a whole file with GnuTLS's loader; reports at node on failure. */
+static bool cfg_load(struct cfg_parser *p,
+		     const char *what,
+		     const char *path,
+		     const yaml_node_t *node,
+		     gnutls_datum_t *data)
+{
+	int ret = gnutls_load_file(path, data);
+
+	if (ret < 0) {
+		cfg_error(p, node, "'%s': cannot read '%s': %s", what,
+			  cfg_node_text(node), gnutls_strerror(ret));
+		return false;
+	}
+	return true;
+}
+
+static bool cfg_check_times(struct cfg_parser *p,
+			    const char *what,
+			    gnutls_x509_crt_t crt,
+			    const yaml_node_t *node)
+{
+	time_t now = time(NULL);
+	time_t not_before = gnutls_x509_crt_get_activation_time(crt);
+	time_t not_after = gnutls_x509_crt_get_expiration_time(crt);
+	char when[64];
+
+	if (not_after != (time_t)-1 && not_after < now) {
+		cfg_utc(when, sizeof(when), not_after);
+		cfg_error(p, node, "'%s': certificate in '%s' expired on %s",
+			  what, cfg_node_text(node), when);
+		return false;
+	}
+	if (not_before != (time_t)-1 && not_before > now) {
+		cfg_utc(when, sizeof(when), not_before);
+		cfg_error(p, node,
+			  "'%s': certificate in '%s' is not valid before %s",
+			  what, cfg_node_text(node), when);
+		return false;
+	}
+	return true;
+}
+
+/* Import a PEM certificate list; checks the dates of the first one. */
+static bool cfg_load_certs(struct cfg_parser *p,
+			   const char *what,
+			   const char *path,
+			   const yaml_node_t *node,
+			   bool check_first_times)
+{
+	gnutls_datum_t data = {NULL, 0};
+	gnutls_x509_crt_t *crts = NULL;
+	unsigned int n = 0, i;
+	bool ok = true;
+	int ret;
+
+	if (!cfg_load(p, what, path, node, &data)) {
+		return false;
+	}
+	ret = gnutls_x509_crt_list_import2(&crts, &n, &data,
+					   GNUTLS_X509_FMT_PEM, 0);
+	gnutls_free(data.data);
+	if (ret < 0 || n == 0) {
+		cfg_error(p, node, "'%s': no PEM certificate in '%s': %s", what,
+			  cfg_node_text(node),
+			  ret < 0 ? gnutls_strerror(ret) : "empty");
+		return false;
+	}
+	if (check_first_times) {
+		ok = cfg_check_times(p, what, crts[0], node);
+	}
+	for (i = 0; i < n; i++) {
+		gnutls_x509_crt_deinit(crts[i]);
+	}
+	gnutls_free(crts);
+	return ok;
+}
+
+bool cfg_check_cert_key(struct cfg_parser *p,
+			const char *cert,
+			const yaml_node_t *cert_node,
+			const char *key,
+			const yaml_node_t *key_node)
+{
+	gnutls_certificate_credentials_t creds;
+	gnutls_x509_privkey_t pk;
+	gnutls_datum_t data = {NULL, 0};
+	bool cert_ok, key_ok = false;
+	int ret;
+
+	cert_ok = cfg_load_certs(p, "cert", cert, cert_node, true);
+
+	if (!cfg_load(p, "key", key, key_node, &data)) {
+		return false;
+	}
+	ret = gnutls_x509_privkey_init(&pk);
+	if (ret < 0) {
+		gnutls_free(data.data);
+		cfg_error(p, key_node, "'key': %s", gnutls_strerror(ret));
+		return false;
+	}
+	ret = gnutls_x509_privkey_import2(pk, &data, GNUTLS_X509_FMT_PEM, NULL,
+					  GNUTLS_PKCS_PLAIN);
+	gnutls_x509_privkey_deinit(pk);
+	if (ret < 0) {
+		cfg_error(p, key_node,
+			  "'key': '%s' is not an unencrypted PEM private key: "
+			  "%s",
+			  cfg_node_text(key_node), gnutls_strerror(ret));
+		gnutls_free(data.data);
+		return false;
+	}
+	gnutls_free(data.data);
+	if (!cert_ok) {
+		return false;
+	}
+
+	/* The pair as the tunnel will load it: GnuTLS checks they match. */
+	ret = gnutls_certificate_allocate_credentials(&creds);
+	if (ret < 0) {
+		cfg_error(p, key_node, "'key': %s", gnutls_strerror(ret));
+		return false;
+	}
+	ret = gnutls_certificate_set_x509_key_file2(
+	    creds, cert, key, GNUTLS_X509_FMT_PEM, NULL, GNUTLS_PKCS_PLAIN);
+	if (ret == GNUTLS_E_CERTIFICATE_KEY_MISMATCH) {
+		cfg_error(p, key_node,
+			  "'key': '%s' does not belong to the certificate in "
+			  "'%s'",
+			  cfg_node_text(key_node), cfg_node_text(cert_node));
+	} else if (ret < 0) {
+		cfg_error(p, key_node, "'key': cannot use '%s' with '%s': %s",
+			  cfg_node_text(key_node), cfg_node_text(cert_node),
+			  gnutls_strerror(ret));
+	} else {
+		key_ok = true;
+	}
+	gnutls_certificate_free_credentials(creds);
+	return key_ok;
+}
+
+bool cfg_check_ca(struct cfg_parser *p,
+		  const char *what,
+		  const char *ca,
+		  const yaml_node_t *node)
+{
+	return cfg_load_certs(p, what, ca, node, false);
+}
+
+bool cfg_check_crl(struct cfg_parser *p,
+		   const char *crl,
+		   const yaml_node_t *node)
+{
+	gnutls_datum_t data = {NULL, 0};
+	gnutls_x509_crl_t *crls = NULL;
+	unsigned int n = 0, i;
+	int ret;
+
+	if (!cfg_load(p, "crl", crl, node, &data)) {
+		return false;
+	}
+	ret = gnutls_x509_crl_list_import2(&crls, &n, &data,
+					   GNUTLS_X509_FMT_PEM, 0);
+	gnutls_free(data.data);
+	if (ret < 0 || n == 0) {
+		cfg_error(p, node, "'crl': no PEM CRL in '%s': %s",
+			  cfg_node_text(node),
+			  ret < 0 ? gnutls_strerror(ret) : "empty");
+		return false;
+	}
+	for (i = 0; i < n; i++) {
+		gnutls_x509_crl_deinit(crls[i]);
+	}
+	gnutls_free(crls);
+	return true;
+}
+
+bool cfg_check_priority(struct cfg_parser *p,
+			const char *priority,
+			const yaml_node_t *node)
+{
+	gnutls_priority_t prio;
+	const char *err_pos = NULL;
+	int ret;
+
+	if (priority == NULL) {
+		return true;
+	}
+	ret = gnutls_priority_init2(&prio, priority, &err_pos, 0);
+	if (ret < 0) {
+		cfg_error(p, node,
+			  "'priority': invalid GnuTLS priority string "
+			  "near '%s'",
+			  err_pos != NULL ? err_pos : priority);
+		return false;
+	}
+	gnutls_priority_deinit(prio);
+	return true;
+}
+
+bool cfg_check_keytab(struct cfg_parser *p,
+		      const char *what,
+		      const char *keytab,
+		      const yaml_node_t *node,
+		      const char *principal,
+		      const yaml_node_t *principal_node)
+{
+	krb5_context ctx = NULL;
+	krb5_keytab kt = NULL;
+	krb5_kt_cursor cursor;
+	krb5_keytab_entry entry;
+	krb5_principal want = NULL;
+	krb5_error_code kerr;
+	char *name = NULL;
+	size_t entries = 0, matching = 0;
+	bool ok = false;
+
+	kerr = krb5_init_context(&ctx);
+	if (kerr != 0) {
+		cfg_error(p, node,
+			  "'%s': cannot start Kerberos to read '%s': "
+			  "%s",
+			  what, cfg_node_text(node), strerror(kerr));
+		return false;
+	}
+	name = talloc_asprintf(cfg_tmp(p), "FILE:%s", keytab);
+	if (name == NULL) {
+		krb5_free_context(ctx);
+		return false;
+	}
+	if (principal != NULL) {
+		/* Without a realm the principal matches in any realm. */
+		kerr = krb5_parse_name_flags(ctx, principal,
+					     strchr(principal, '@') == NULL
+						 ? KRB5_PRINCIPAL_PARSE_NO_REALM
+						 : 0,
+					     &want);
+		if (kerr != 0) {
+			const char *msg = krb5_get_error_message(ctx, kerr);
+
+			cfg_error(p, principal_node,
+				  "'principal': '%s' is not a Kerberos "
+				  "principal: %s",
+				  principal, msg);
+			krb5_free_error_message(ctx, msg);
+			want = NULL;
+		}
+	}
+	kerr = krb5_kt_resolve(ctx, name, &kt);
+	if (kerr == 0) {
+		kerr = krb5_kt_start_seq_get(ctx, kt, &cursor);
+	}
+	if (kerr != 0) {
+		const char *msg = krb5_get_error_message(ctx, kerr);
+
+		cfg_error(p, node, "'%s': cannot read keytab '%s': %s", what,
+			  cfg_node_text(node), msg);
+		krb5_free_error_message(ctx, msg);
+		goto done;
+	}
+	while (krb5_kt_next_entry(ctx, kt, &entry, &cursor) == 0) {
+		entries++;
+		if (want != NULL && (strchr(principal, '@') == NULL
+					 ? krb5_principal_compare_any_realm(
+					       ctx, want, entry.principal)
+					 : krb5_principal_compare(
+					       ctx, want, entry.principal))) {
+			matching++;
+		}
+		krb5_free_keytab_entry_contents(ctx, &entry);
+	}
+	krb5_kt_end_seq_get(ctx, kt, &cursor);
+	if (entries == 0) {
+		cfg_error(p, node, "'%s': keytab '%s' has no keys", what,
+			  cfg_node_text(node));
+		goto done;
+	}
+	if (want != NULL && matching == 0) {
+		cfg_error(p, principal_node,
+			  "'principal': keytab '%s' has no key for '%s'",
+			  cfg_node_text(node), principal);
+		goto done;
+	}
+	ok = true;
+done:
+	if (want != NULL) {
+		krb5_free_principal(ctx, want);
+	}
+	if (kt != NULL) {
+		krb5_kt_close(ctx, kt);
+	}
+	krb5_free_context(ctx);
+	TALLOC_FREE(name);
+	return ok;
+}

@@ -1,0 +1,169 @@
+/*
+ * tsgate command line: load the configuration, then either report on it
+ * (--check-config) or run the daemon in the foreground.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <talloc.h>
+
+#include "config.h"
+#ifdef TSGATE_HAVE_DAEMON
+#include "daemon.h"
+#endif
+
+#ifndef TSGATE_VERSION
+#define TSGATE_VERSION "unknown"
+#endif
+
+#define TSGATE_DEFAULT_CONFIG "/etc/tsgate/tsgate.yaml"
+
+/* Exit codes: 0 success, 1 bad configuration or failed run, 2 usage. */
+#define EXIT_USAGE 2
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: tsgate [--config FILE]\n"
+		"       tsgate --check-config [--config FILE]\n"
+		"       tsgate --version | --help\n"
+		"\n"
+		"TLS/GSSAPI tunnel gateway. Runs in the foreground and logs "
+		"to stderr.\n"
+		"\n"
+		"  -c, --config FILE   configuration file (default "
+		"%s)\n"
+		"  -t, --check-config  validate the configuration, including "
+		"its\n"
+		"                      certificates, keys and keytabs; print "
+		"every\n"
+		"                      error as FILE:LINE:COLUMN: message and "
+		"exit\n"
+		"                      0 when it is good, 1 when it is not\n"
+		"  -V, --version       print the version and exit\n"
+		"  -h, --help          print this help and exit\n"
+		"\n"
+		"Relative paths in the configuration are relative to the "
+		"directory of\n"
+		"the configuration file. See docs/configuration.md.\n",
+		TSGATE_DEFAULT_CONFIG);
+}
+
+static void print_errors(const struct tsgate_config_errors *errs)
+{
+	size_t i;
+
+	for (i = 0; i < errs->num_errors; i++) {
+		char *line = tsgate_config_error_string(NULL, &errs->errors[i]);
+
+		if (line == NULL) {
+			fprintf(stderr, "tsgate: out of memory\n");
+			return;
+		}
+		fprintf(stderr, "%s\n", line);
+		talloc_free(line);
+	}
+}
+
+/* Load path; prints every error. Returns the config or NULL. */
+static struct tsgate_config *load(TALLOC_CTX *mem_ctx, const char *path)
+{
+	struct tsgate_config *cfg = NULL;
+	struct tsgate_config_errors *errs = NULL;
+	int ret;
+
+	ret = tsgate_config_load(mem_ctx, path, TSGATE_CONFIG_CHECK_CREDENTIALS,
+				 &cfg, &errs);
+	if (ret == EINVAL) {
+		print_errors(errs);
+		fprintf(stderr, "%s: %zu error%s\n", path, errs->num_errors,
+			errs->num_errors == 1 ? "" : "s");
+		talloc_free(errs);
+		return NULL;
+	}
+	if (ret != 0) {
+		fprintf(stderr, "%s: cannot load: %s\n", path, strerror(ret));
+		return NULL;
+	}
+	return cfg;
+}
+
+static int run(TALLOC_CTX *mem_ctx, const char *path, struct tsgate_config *cfg)
+{
+#ifdef TSGATE_HAVE_DAEMON
+	return tsgate_daemon_run(mem_ctx, path, cfg);
+#else
+	(void)mem_ctx;
+	(void)cfg;
+	fprintf(stderr,
+		"tsgate: %s is valid, but this build has no daemon "
+		"(gateway/daemon.c is not built yet)\n",
+		path);
+	return 1;
+#endif
+}
+
+int main(int argc, char *argv[])
+{
+	static const struct option options[] = {
+	    {"config", required_argument, NULL, 'c'},
+	    {"check-config", no_argument, NULL, 't'},
+	    {"version", no_argument, NULL, 'V'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *path = TSGATE_DEFAULT_CONFIG;
+	bool check = false;
+	TALLOC_CTX *mem_ctx;
+	struct tsgate_config *cfg;
+	int opt, ret;
+
+	while ((opt = getopt_long(argc, argv, "c:tVh", options, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			path = optarg;
+			break;
+		case 't':
+			check = true;
+			break;
+		case 'V':
+			printf("tsgate %s\n", TSGATE_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "tsgate: unexpected argument '%s'\n",
+			argv[optind]);
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+
+	mem_ctx = talloc_new(NULL);
+	if (mem_ctx == NULL) {
+		fprintf(stderr, "tsgate: out of memory\n");
+		return 1;
+	}
+	cfg = load(mem_ctx, path);
+	if (cfg == NULL) {
+		talloc_free(mem_ctx);
+		return 1;
+	}
+	if (check) {
+		printf("%s: configuration OK (%zu listener%s)\n", path,
+		       cfg->num_listeners, cfg->num_listeners == 1 ? "" : "s");
+		talloc_free(mem_ctx);
+		return 0;
+	}
+	ret = run(mem_ctx, path, cfg);
+	talloc_free(mem_ctx);
+	return ret;
+}
