@@ -633,7 +633,7 @@ START_TEST(test_writev_queue_errors)
 	struct tevent_queue *queue;
 	struct tevent_req *req;
 	struct iovec iov = {.iov_base = (void *)"x", .iov_len = 1};
-	int order[2];
+	int order[4];
 	int norder = 0;
 	struct qres r = {.ret = -2, .order = order, .norder = &norder};
 	int raw;
