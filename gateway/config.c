@@ -403,7 +403,6 @@ static void cfg_h_path(struct cfg_parser *p,
 		p->oom = true;
 		return;
 	}
-	*field = path;
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd == -1) {
 		cfg_error(p, node, "'%s': cannot open '%s': %s", k->name, shown,
@@ -413,8 +412,12 @@ static void cfg_h_path(struct cfg_parser *p,
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
 		cfg_error(p, node, "'%s': '%s' is not a regular file", k->name,
 			  shown);
+		close(fd);
+		return;
 	}
 	close(fd);
+	/* Only a usable file is stored: later checks skip the others. */
+	*field = path;
 }
 
 static void cfg_h_bool(struct cfg_parser *p,
@@ -1679,7 +1682,7 @@ static void cfg_route(struct cfg_parser *p,
 	if (v != NULL && r->max_pdu != 0 &&
 	    r->max_pdu < cfg_framing_header(r->framing)) {
 		cfg_error(p, v,
-			  "'max_pdu': %s is smaller than a %s header "
+			  "'max_pdu': %s is smaller than the %s header "
 			  "(%llu bytes)",
 			  cfg_str(v), tsgate_config_framing_name(r->framing),
 			  (unsigned long long)cfg_framing_header(r->framing));

@@ -240,56 +240,48 @@ static const char *cfg_parse_tcp(TALLOC_CTX *mem_ctx,
 
 		if (end == NULL) {
 			return talloc_asprintf(mem_ctx,
-					       "'%s': missing ']' after the "
-					       "IPv6 address",
-					       s);
+					       "missing ']' after the IPv6 "
+					       "address");
 		}
 		host =
 		    talloc_strndup(mem_ctx, hostport + 1, end - hostport - 1);
 		colon = end + 1;
 		if (*colon != ':') {
-			return talloc_asprintf(mem_ctx,
-					       "'%s': missing ':PORT' (use "
-					       "tcp://[IPv6]:PORT)",
-					       s);
+			return talloc_asprintf(mem_ctx, "missing ':PORT' (use "
+							"tcp://[IPv6]:PORT)");
 		}
 		bracketed = true;
 	} else {
 		colon = strrchr(hostport, ':');
 		if (colon == NULL) {
-			return talloc_asprintf(mem_ctx,
-					       "'%s': missing ':PORT' (use "
-					       "tcp://HOST:PORT)",
-					       s);
+			return talloc_asprintf(mem_ctx, "missing ':PORT' (use "
+							"tcp://HOST:PORT)");
 		}
 		host = talloc_strndup(mem_ctx, hostport, colon - hostport);
 		if (host != NULL && strchr(host, ':') != NULL) {
 			return talloc_asprintf(mem_ctx,
-					       "'%s': an IPv6 address must be "
-					       "in brackets, e.g. "
-					       "tcp://[::1]:8443",
-					       s);
+					       "an IPv6 address must be in "
+					       "brackets, e.g. "
+					       "tcp://[::1]:8443");
 		}
 	}
 	if (host == NULL) {
 		return talloc_strdup(mem_ctx, "out of memory");
 	}
 	if (host[0] == '\0') {
-		return talloc_asprintf(mem_ctx, "'%s': missing host", s);
+		return talloc_strdup(mem_ctx, "missing host");
 	}
 	if (strchr(host, '/') != NULL) {
-		return talloc_asprintf(mem_ctx, "'%s': '/' in host name", s);
+		return talloc_strdup(mem_ctx, "'/' in host name");
 	}
 	portstr = colon + 1;
 	if (*portstr == '\0') {
-		return talloc_asprintf(mem_ctx, "'%s': missing port", s);
+		return talloc_strdup(mem_ctx, "missing port");
 	}
 	for (c = portstr; *c != '\0'; c++) {
 		if (!isdigit((unsigned char)*c)) {
-			return talloc_asprintf(mem_ctx,
-					       "'%s': port '%s' is not a "
-					       "number",
-					       s, portstr);
+			return talloc_asprintf(
+			    mem_ctx, "port '%s' is not a number", portstr);
 		}
 		port = port * 10 + (uint64_t)(*c - '0');
 		if (port > 65535) {
@@ -297,10 +289,8 @@ static const char *cfg_parse_tcp(TALLOC_CTX *mem_ctx,
 		}
 	}
 	if (port < 1 || port > 65535) {
-		return talloc_asprintf(mem_ctx,
-				       "'%s': port %s is out of range "
-				       "(1-65535)",
-				       s, portstr);
+		return talloc_asprintf(
+		    mem_ctx, "port %s is out of range (1-65535)", portstr);
 	}
 	addr->kind = TSGATE_CONFIG_ADDR_TCP;
 	addr->host = host;
@@ -344,7 +334,7 @@ const char *tsgate_config_parse_address(TALLOC_CTX *mem_ctx,
 		path += 2;
 	}
 	if (*path == '\0') {
-		return talloc_asprintf(mem_ctx, "'%s': missing socket path", s);
+		return talloc_strdup(mem_ctx, "missing socket path");
 	}
 	if (path[0] == '/' || base_dir == NULL) {
 		abs = talloc_strdup(mem_ctx, path);
@@ -361,10 +351,9 @@ const char *tsgate_config_parse_address(TALLOC_CTX *mem_ctx,
 	}
 	if (strlen(abs) >= sizeof(sun.sun_path)) {
 		return talloc_asprintf(mem_ctx,
-				       "'%s': unix socket path is too long "
+				       "unix socket path is too long "
 				       "(%zu bytes, at most %zu)",
-				       s, strlen(abs),
-				       sizeof(sun.sun_path) - 1);
+				       strlen(abs), sizeof(sun.sun_path) - 1);
 	}
 	addr->kind = TSGATE_CONFIG_ADDR_UNIX;
 	addr->path = abs;
