@@ -99,6 +99,17 @@ static const char *pp2_tls_version(TALLOC_CTX *mem_ctx, const char *v)
 	return v;
 }
 
+static void unix_path_field(char field[108], const struct sockaddr_un *sun)
+{
+	size_t n = strnlen(sun->sun_path, sizeof(sun->sun_path));
+
+	if (n > 107) {
+		n = 107;
+	}
+	memset(field, 0, 108);
+	memcpy(field, sun->sun_path, n);
+}
+
 static void pp2_addresses(struct pp2_buf *b,
 			  const struct tsgate_peer_info *info,
 			  uint8_t *fam)
@@ -136,11 +147,9 @@ static void pp2_addresses(struct pp2_buf *b,
 
 		*fam = PP2_FAM_UNIX_STREAM;
 		/* 108 bytes each, NUL-padded, as the spec lays them out */
-		memset(path, 0, sizeof(path));
-		strncpy(path, s->sun_path, sizeof(path) - 1);
+		unix_path_field(path, s);
 		pp2_put(b, path, sizeof(path));
-		memset(path, 0, sizeof(path));
-		strncpy(path, d->sun_path, sizeof(path) - 1);
+		unix_path_field(path, d);
 		pp2_put(b, path, sizeof(path));
 	}
 }

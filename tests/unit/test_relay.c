@@ -1,0 +1,430 @@
+/*
+ * Unit tests of gateway/relay.c over real unix socketpairs: byte-exact
+ * transfers both ways, half-close passed on while the other direction
+ * keeps flowing, whole PDUs only, oversized PDUs, idle timeout and
+ * backpressure (bounded buffering).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <check.h>
+#include <talloc.h>
+#include <tevent.h>
+
+#include "tsocket.h"
+#include "tt.h"
+#include "framing.h"
+#include "relay.h"
+
+/*
+ * A test peer: a tstream that writes `out` (then half-closes, if asked)
+ * and reads everything until end of stream into `in`.
+ */
+struct peer {
+	struct tstream_context *s;
+	const uint8_t *out;
+	size_t out_len;
+	bool shutdown_after;
+	struct iovec iov;
+	bool write_done;
+	int write_err;
+
+	uint8_t *in;
+	size_t in_len;
+	bool read_eof;
+	int read_err;
+	bool read_done;
+};
+
+static void peer_write_done(struct tevent_req *req);
+static void peer_shutdown_done(struct tevent_req *req);
+static void peer_read_next(struct peer *p);
+static void peer_read_done(struct tevent_req *req);
+
+static void peer_start_write(struct peer *p,
+			     const uint8_t *out,
+			     size_t len,
+			     bool shutdown_after)
+{
+	struct tevent_req *req;
+
+	p->out = out;
+	p->out_len = len;
+	p->shutdown_after = shutdown_after;
+	p->write_done = false;
+	if (len == 0) {
+		req = tstream_shutdown_send(p, tt_ev, p->s);
+		ck_assert_ptr_nonnull(req);
+		tevent_req_set_callback(req, peer_shutdown_done, p);
+		return;
+	}
+	p->iov.iov_base = (void *)out;
+	p->iov.iov_len = len;
+	req = tstream_writev_send(p, tt_ev, p->s, &p->iov, 1);
+	ck_assert_ptr_nonnull(req);
+	tevent_req_set_callback(req, peer_write_done, p);
+}
+
+static void peer_write_done(struct tevent_req *req)
+{
+	struct peer *p = tevent_req_callback_data_void(req);
+	int ret;
+
+	ret = tstream_writev_recv(req, &p->write_err);
+	TALLOC_FREE(req);
+	if (ret == -1 || !p->shutdown_after) {
+		p->write_done = true;
+		return;
+	}
+	req = tstream_shutdown_send(p, tt_ev, p->s);
+	ck_assert_ptr_nonnull(req);
+	tevent_req_set_callback(req, peer_shutdown_done, p);
+}
+
+static void peer_shutdown_done(struct tevent_req *req)
+{
+	struct peer *p = tevent_req_callback_data_void(req);
+
+	(void)tstream_shutdown_recv(req, &p->write_err);
+	TALLOC_FREE(req);
+	p->write_done = true;
+}
+
+static void peer_read_next(struct peer *p)
+{
+	struct tevent_req *req;
+
+	req = tsgate_pdu_read_send(p, tt_ev, p->s, TSGATE_FRAMING_RAW, 0);
+	ck_assert_ptr_nonnull(req);
+	tevent_req_set_callback(req, peer_read_done, p);
+}
+
+static void peer_read_done(struct tevent_req *req)
+{
+	struct peer *p = tevent_req_callback_data_void(req);
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int ret, err = 0;
+
+	ret = tsgate_pdu_read_recv(req, &err, p, &buf, &len);
+	TALLOC_FREE(req);
+	if (ret == -1) {
+		p->read_eof = err == EPIPE;
+		p->read_err = err;
+		p->read_done = true;
+		return;
+	}
+	p->in = talloc_realloc(p, p->in, uint8_t, p->in_len + len);
+	ck_assert_ptr_nonnull(p->in);
+	memcpy(p->in + p->in_len, buf, len);
+	p->in_len += len;
+	talloc_free(buf);
+	peer_read_next(p);
+}
+
+static void tt_timer_set(struct tevent_context *ev,
+			 struct tevent_timer *te,
+			 struct timeval now,
+			 void *private_data)
+{
+	bool *fired = private_data;
+
+	(void)ev;
+	(void)te;
+	(void)now;
+	*fired = true;
+}
+
+/* The relay between two socketpairs, and the two test peers. */
+struct rig {
+	struct peer *client;  /* the test's client end */
+	struct peer *backend; /* the test's backend end */
+	struct tstream_context *relay_client;
+	struct tstream_context *relay_backend;
+	struct tsgate_relay_stats stats;
+	bool relay_done;
+	int relay_ret;
+	int relay_err;
+};
+
+static void relay_done(struct tevent_req *req)
+{
+	struct rig *r = tevent_req_callback_data_void(req);
+
+	r->relay_ret = tsgate_relay_recv(req, &r->relay_err);
+	TALLOC_FREE(req);
+	r->relay_done = true;
+}
+
+static struct rig *rig_start(enum tsgate_framing framing,
+			     size_t max_pdu,
+			     uint32_t idle_ms,
+			     bool read_client,
+			     bool read_backend)
+{
+	struct rig *r = talloc_zero(tt_mem, struct rig);
+	struct tsgate_relay_params params = {
+	    .framing = framing,
+	    .max_pdu = max_pdu,
+	    .idle_timeout_ms = idle_ms,
+	};
+	struct tevent_req *req;
+
+	r->client = talloc_zero(r, struct peer);
+	r->backend = talloc_zero(r, struct peer);
+	ck_assert_int_eq(tstream_unix_socketpair(r->client, &r->client->s, r,
+						 &r->relay_client),
+			 0);
+	ck_assert_int_eq(tstream_unix_socketpair(r->backend, &r->backend->s, r,
+						 &r->relay_backend),
+			 0);
+	req = tsgate_relay_send(r, tt_ev, r->relay_client, r->relay_backend,
+				&params, &r->stats);
+	ck_assert_ptr_nonnull(req);
+	tevent_req_set_callback(req, relay_done, r);
+	if (read_client) {
+		peer_read_next(r->client);
+	}
+	if (read_backend) {
+		peer_read_next(r->backend);
+	}
+	return r;
+}
+
+/*
+ * Run the loop for ms milliseconds. (tt_loop_until() frees its timer
+ * again after it fired, so it cannot be used as a plain sleep.)
+ */
+static void loop_for(unsigned ms)
+{
+	struct timeval end =
+	    tevent_timeval_current_ofs(ms / 1000, (ms % 1000) * 1000);
+	struct timeval now = tevent_timeval_current();
+
+	while (tevent_timeval_compare(&now, &end) < 0) {
+		struct tevent_timer *te;
+		bool fired = false;
+
+		te = tevent_add_timer(tt_ev, tt_mem, end, tt_timer_set, &fired);
+		ck_assert_ptr_nonnull(te);
+		ck_assert_int_eq(tevent_loop_once(tt_ev), 0);
+		if (!fired) {
+			talloc_free(te);
+		}
+		now = tevent_timeval_current();
+	}
+}
+
+static uint8_t *pattern(size_t len, unsigned seed)
+{
+	uint8_t *b = talloc_size(tt_mem, len);
+	size_t i;
+
+	ck_assert_ptr_nonnull(b);
+	for (i = 0; i < len; i++) {
+		b[i] = (uint8_t)((i * 131 + seed) ^ (i >> 9));
+	}
+	return b;
+}
+
+START_TEST(test_raw_both_ways)
+{
+	const size_t up = 300 * 1024 + 17, down = 200 * 1024 + 3;
+	uint8_t *up_data = pattern(up, 1), *down_data = pattern(down, 2);
+	struct rig *r = rig_start(TSGATE_FRAMING_RAW, 0, 0, true, true);
+
+	peer_start_write(r->client, up_data, up, true);
+	peer_start_write(r->backend, down_data, down, true);
+	tt_wait(&r->relay_done, 10000);
+	ck_assert_msg(r->relay_ret == 0, "relay: %s (%s)",
+		      strerror(r->relay_err),
+		      r->stats.reason ? r->stats.reason : "-");
+	tt_wait(&r->backend->read_done, 5000);
+	tt_wait(&r->client->read_done, 5000);
+	ck_assert(r->backend->read_eof);
+	ck_assert(r->client->read_eof);
+	ck_assert_uint_eq(r->backend->in_len, up);
+	ck_assert_mem_eq(r->backend->in, up_data, up);
+	ck_assert_uint_eq(r->client->in_len, down);
+	ck_assert_mem_eq(r->client->in, down_data, down);
+	ck_assert_uint_eq(r->stats.bytes_up, up);
+	ck_assert_uint_eq(r->stats.bytes_down, down);
+	ck_assert_ptr_null(r->stats.reason);
+}
+END_TEST
+
+START_TEST(test_half_close_keeps_other_direction)
+{
+	const uint8_t ping[] = "ping";
+	const uint8_t pong[] = "pong after your EOF";
+	struct rig *r = rig_start(TSGATE_FRAMING_RAW, 0, 0, true, true);
+
+	/* client: request, then half-close */
+	peer_start_write(r->client, ping, sizeof(ping), true);
+	tt_wait(&r->backend->read_done, 5000);
+	ck_assert(r->backend->read_eof);
+	ck_assert_uint_eq(r->backend->in_len, sizeof(ping));
+	ck_assert(!r->relay_done);
+	ck_assert(!r->client->read_done);
+
+	/* backend answers after seeing EOF, then closes its side too */
+	peer_start_write(r->backend, pong, sizeof(pong), true);
+	tt_wait(&r->client->read_done, 5000);
+	ck_assert(r->client->read_eof);
+	ck_assert_uint_eq(r->client->in_len, sizeof(pong));
+	ck_assert_mem_eq(r->client->in, pong, sizeof(pong));
+	tt_wait(&r->relay_done, 5000);
+	ck_assert_int_eq(r->relay_ret, 0);
+}
+END_TEST
+
+START_TEST(test_framed_whole_pdus_then_too_large)
+{
+	/* two good length32 PDUs, then a header announcing 64 KiB */
+	uint8_t stream[4 + 5 + 4 + 3 + 4 + 10];
+	struct rig *r = rig_start(TSGATE_FRAMING_LENGTH32, 1024, 0, true, true);
+
+	memset(stream, 0, sizeof(stream));
+	stream[3] = 5;
+	memcpy(stream + 4, "hello", 5);
+	stream[12] = 3;
+	memcpy(stream + 13, "abc", 3);
+	stream[16 + 1] = 0x01; /* 0x00010000 = 64 KiB */
+	memcpy(stream + 20, "0123456789", 10);
+
+	peer_start_write(r->client, stream, sizeof(stream), false);
+	tt_wait(&r->relay_done, 5000);
+	ck_assert_int_eq(r->relay_ret, -1);
+	ck_assert_int_eq(r->relay_err, EMSGSIZE);
+	ck_assert_str_eq(r->stats.reason, "client PDU too large");
+	ck_assert_uint_eq(r->stats.pdus_up, 2);
+	ck_assert_uint_eq(r->stats.bytes_up, 16);
+
+	/* the backend got the two PDUs and nothing of the third */
+	TALLOC_FREE(r->relay_backend);
+	tt_wait(&r->backend->read_done, 5000);
+	ck_assert_uint_eq(r->backend->in_len, 16);
+	ck_assert_mem_eq(r->backend->in, stream, 16);
+}
+END_TEST
+
+START_TEST(test_framed_truncated_pdu)
+{
+	const uint8_t part[] = {0x00, 0x00, 0x00, 0x08, 'a', 'b'};
+	struct rig *r = rig_start(TSGATE_FRAMING_NBT, 0, 0, true, true);
+
+	peer_start_write(r->client, part, sizeof(part), true);
+	tt_wait(&r->relay_done, 5000);
+	ck_assert_int_eq(r->relay_ret, -1);
+	ck_assert_int_eq(r->relay_err, EPROTO);
+	ck_assert_str_eq(r->stats.reason, "client PDU malformed or truncated");
+	ck_assert_uint_eq(r->stats.bytes_up, 0);
+}
+END_TEST
+
+START_TEST(test_idle_timeout)
+{
+	const uint8_t hi[] = "hi";
+	struct rig *r = rig_start(TSGATE_FRAMING_RAW, 0, 200, true, true);
+
+	peer_start_write(r->client, hi, sizeof(hi), false);
+	tt_wait(&r->relay_done, 3000);
+	ck_assert_int_eq(r->relay_ret, -1);
+	ck_assert_int_eq(r->relay_err, ETIMEDOUT);
+	ck_assert_str_eq(r->stats.reason, "idle timeout");
+	ck_assert_uint_eq(r->stats.bytes_up, sizeof(hi));
+}
+END_TEST
+
+START_TEST(test_backpressure)
+{
+	const size_t total = 16 * 1024 * 1024;
+	uint8_t *data = pattern(total, 3);
+	/* nobody reads the backend end */
+	struct rig *r = rig_start(TSGATE_FRAMING_RAW, 0, 0, true, false);
+	uint64_t stalled;
+
+	peer_start_write(r->client, data, total, true);
+	loop_for(500);
+	stalled = r->stats.bytes_up;
+	/* the relay holds at most one chunk: it stopped reading */
+	ck_assert_uint_lt(stalled, total / 2);
+	ck_assert(!r->client->write_done);
+	loop_for(200);
+	ck_assert_uint_eq(r->stats.bytes_up, stalled);
+
+	/* once the backend reads, everything arrives */
+	peer_read_next(r->backend);
+	tt_wait(&r->backend->read_done, 20000);
+	ck_assert(r->backend->read_eof);
+	ck_assert_uint_eq(r->backend->in_len, total);
+	ck_assert_mem_eq(r->backend->in, data, total);
+}
+END_TEST
+
+START_TEST(test_backend_closes_first)
+{
+	const uint8_t bye[] = "bye";
+	struct rig *r = rig_start(TSGATE_FRAMING_RAW, 0, 0, true, true);
+
+	/* the backend says something and half-closes; the client, too */
+	peer_start_write(r->backend, bye, sizeof(bye), true);
+	tt_wait(&r->client->read_done, 5000);
+	ck_assert(r->client->read_eof);
+	ck_assert(!r->relay_done);
+	peer_start_write(r->client, NULL, 0, true);
+	tt_wait(&r->relay_done, 5000);
+	ck_assert_int_eq(r->relay_ret, 0);
+	ck_assert_uint_eq(r->stats.bytes_down, sizeof(bye));
+	ck_assert_uint_eq(r->stats.bytes_up, 0);
+}
+END_TEST
+
+static void tevent_warmup(void)
+{
+	talloc_free(tevent_context_init(NULL));
+}
+
+static TCase *new_tcase(Suite *s, const char *name)
+{
+	TCase *tc = tcase_create(name);
+
+	tcase_add_unchecked_fixture(tc, tevent_warmup, NULL);
+	tcase_add_checked_fixture(tc, tt_setup, tt_teardown);
+	tcase_set_timeout(tc, 60);
+	suite_add_tcase(s, tc);
+	return tc;
+}
+
+static Suite *relay_suite(void)
+{
+	Suite *s = suite_create("relay");
+	TCase *tc;
+
+	tc = new_tcase(s, "raw");
+	tcase_add_test(tc, test_raw_both_ways);
+	tcase_add_test(tc, test_half_close_keeps_other_direction);
+	tcase_add_test(tc, test_backend_closes_first);
+
+	tc = new_tcase(s, "framed");
+	tcase_add_test(tc, test_framed_whole_pdus_then_too_large);
+	tcase_add_test(tc, test_framed_truncated_pdu);
+
+	tc = new_tcase(s, "limits");
+	tcase_add_test(tc, test_idle_timeout);
+	tcase_add_test(tc, test_backpressure);
+
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(relay_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
