@@ -15,7 +15,10 @@
  *  - the context's destructor frees the implementation's sub-requests
  *    (they live under the generic request's state) while the private
  *    data is still alive, then fails the generic requests with ENOTCONN
- *    through a deferred callback (never from inside talloc_free()).
+ *    through a deferred callback (never from inside talloc_free());
+ *  - if the requests' tevent_context was freed first (the context keeps
+ *    a guard on it), there is no loop left to call back: the requests
+ *    are then only marked received, never completed.
  */
 
 #include <errno.h>
@@ -69,12 +72,67 @@ _PUBLIC_ int tsocket_simple_int_recv(struct tevent_req *req, int *perrno)
 }
 
 /*
+ * A context remembers the event context of its requests and learns when
+ * it is freed: a guard object, child of the tevent_context, clears the
+ * pointer from its destructor. Only then can a request that loses its
+ * context be failed through that event context later on.
+ */
+struct tsocket_ev_watch {
+	struct tevent_context *ev;
+	struct tsocket_ev_guard *guard;
+};
+
+struct tsocket_ev_guard {
+	struct tsocket_ev_watch *watch;
+};
+
+static int tsocket_ev_guard_destructor(struct tsocket_ev_guard *guard)
+{
+	guard->watch->ev = NULL;
+	guard->watch->guard = NULL;
+	return 0;
+}
+
+static bool tsocket_ev_watch(struct tsocket_ev_watch *watch,
+			     struct tevent_context *ev)
+{
+	struct tsocket_ev_guard *guard;
+
+	if (watch->ev == ev) {
+		return true;
+	}
+	TALLOC_FREE(watch->guard);
+
+	guard = talloc(ev, struct tsocket_ev_guard);
+	if (guard == NULL) {
+		return false;
+	}
+	guard->watch = watch;
+	talloc_set_destructor(guard, tsocket_ev_guard_destructor);
+	watch->guard = guard;
+	watch->ev = ev;
+	return true;
+}
+
+static void tsocket_ev_unwatch(struct tsocket_ev_watch *watch)
+{
+	TALLOC_FREE(watch->guard);
+}
+
+/*
  * Fail a request that lost its context: the callback runs later from the
  * event loop, so the caller never re-enters the code freeing the context.
+ * If that event loop is gone (or unknown) there is nobody left to call
+ * back: the request is just marked received, as Samba does.
  */
 static void tsocket_orphan_req(struct tevent_req *req,
-			       struct tevent_context *ev)
+			       struct tevent_context *ev,
+			       const struct tsocket_ev_watch *watch)
 {
+	if (ev == NULL || ev != watch->ev) {
+		tevent_req_received(req);
+		return;
+	}
 	tevent_req_defer_callback(req, ev);
 	tevent_req_error(req, ENOTCONN);
 }
@@ -200,6 +258,7 @@ struct tdgram_context {
 	struct tevent_req *sendto_req;
 	struct tevent_req *disconnect_req;
 	bool disconnected;
+	struct tsocket_ev_watch watch;
 };
 
 /* What the context destructor needs to detach any generic request. */
@@ -247,7 +306,8 @@ _PUBLIC_ void *_tdgram_context_data(struct tdgram_context *dgram)
 	return dgram->private_data;
 }
 
-static void tdgram_detach(struct tevent_req **preq)
+static void tdgram_detach(struct tdgram_context *dgram,
+			  struct tevent_req **preq)
 {
 	struct tevent_req *req = *preq;
 	struct tdgram_req_common *c;
@@ -261,14 +321,15 @@ static void tdgram_detach(struct tevent_req **preq)
 	c = (struct tdgram_req_common *)_tevent_req_data(req);
 	c->dgram = NULL;
 	TALLOC_FREE(c->subreq);
-	tsocket_orphan_req(req, c->ev);
+	tsocket_orphan_req(req, c->ev, &dgram->watch);
 }
 
 static int tdgram_context_destructor(struct tdgram_context *dgram)
 {
-	tdgram_detach(&dgram->recvfrom_req);
-	tdgram_detach(&dgram->sendto_req);
-	tdgram_detach(&dgram->disconnect_req);
+	tdgram_detach(dgram, &dgram->recvfrom_req);
+	tdgram_detach(dgram, &dgram->sendto_req);
+	tdgram_detach(dgram, &dgram->disconnect_req);
+	tsocket_ev_unwatch(&dgram->watch);
 	return 0;
 }
 
@@ -302,6 +363,22 @@ static void tdgram_req_cleanup(struct tevent_req *req,
 	}
 }
 
+/* Make req the context's outstanding request in *slot. */
+static bool tdgram_register(struct tdgram_context *dgram,
+			    struct tevent_req **slot,
+			    struct tevent_req *req,
+			    struct tdgram_req_common *c)
+{
+	if (!tsocket_ev_watch(&dgram->watch, c->ev)) {
+		tevent_req_oom(req);
+		return false;
+	}
+	c->dgram = dgram;
+	*slot = req;
+	tevent_req_set_cleanup_fn(req, tdgram_req_cleanup);
+	return true;
+}
+
 struct tdgram_recvfrom_state {
 	struct tdgram_req_common c;
 	uint8_t *buf;
@@ -333,9 +410,9 @@ _PUBLIC_ struct tevent_req *tdgram_recvfrom_send(TALLOC_CTX *mem_ctx,
 		return tevent_req_post(req, ev);
 	}
 
-	state->c.dgram = dgram;
-	dgram->recvfrom_req = req;
-	tevent_req_set_cleanup_fn(req, tdgram_req_cleanup);
+	if (!tdgram_register(dgram, &dgram->recvfrom_req, req, &state->c)) {
+		return tevent_req_post(req, ev);
+	}
 
 	state->c.subreq = dgram->ops->recvfrom_send(state, ev, dgram);
 	if (tevent_req_nomem(state->c.subreq, req)) {
@@ -432,9 +509,9 @@ _PUBLIC_ struct tevent_req *tdgram_sendto_send(
 		return tevent_req_post(req, ev);
 	}
 
-	state->c.dgram = dgram;
-	dgram->sendto_req = req;
-	tevent_req_set_cleanup_fn(req, tdgram_req_cleanup);
+	if (!tdgram_register(dgram, &dgram->sendto_req, req, &state->c)) {
+		return tevent_req_post(req, ev);
+	}
 
 	state->c.subreq =
 	    dgram->ops->sendto_send(state, ev, dgram, buf, len, dst);
@@ -511,9 +588,9 @@ _PUBLIC_ struct tevent_req *tdgram_disconnect_send(TALLOC_CTX *mem_ctx,
 		return tevent_req_post(req, ev);
 	}
 
-	state->c.dgram = dgram;
-	dgram->disconnect_req = req;
-	tevent_req_set_cleanup_fn(req, tdgram_req_cleanup);
+	if (!tdgram_register(dgram, &dgram->disconnect_req, req, &state->c)) {
+		return tevent_req_post(req, ev);
+	}
 
 	state->c.subreq = dgram->ops->disconnect_send(state, ev, dgram);
 	if (tevent_req_nomem(state->c.subreq, req)) {
@@ -569,6 +646,7 @@ struct tstream_context {
 	struct tevent_req *disconnect_req;
 	bool write_shut;
 	bool disconnected;
+	struct tsocket_ev_watch watch;
 };
 
 struct tstream_req_common {
@@ -615,7 +693,8 @@ _PUBLIC_ void *_tstream_context_data(struct tstream_context *stream)
 	return stream->private_data;
 }
 
-static void tstream_detach(struct tevent_req **preq)
+static void tstream_detach(struct tstream_context *stream,
+			   struct tevent_req **preq)
 {
 	struct tevent_req *req = *preq;
 	struct tstream_req_common *c;
@@ -628,15 +707,16 @@ static void tstream_detach(struct tevent_req **preq)
 	c = (struct tstream_req_common *)_tevent_req_data(req);
 	c->stream = NULL;
 	TALLOC_FREE(c->subreq);
-	tsocket_orphan_req(req, c->ev);
+	tsocket_orphan_req(req, c->ev, &stream->watch);
 }
 
 static int tstream_context_destructor(struct tstream_context *stream)
 {
-	tstream_detach(&stream->readv_req);
-	tstream_detach(&stream->writev_req);
-	tstream_detach(&stream->shutdown_req);
-	tstream_detach(&stream->disconnect_req);
+	tstream_detach(stream, &stream->readv_req);
+	tstream_detach(stream, &stream->writev_req);
+	tstream_detach(stream, &stream->shutdown_req);
+	tstream_detach(stream, &stream->disconnect_req);
+	tsocket_ev_unwatch(&stream->watch);
 	return 0;
 }
 
@@ -671,6 +751,22 @@ static void tstream_req_cleanup(struct tevent_req *req,
 	if (c != NULL) {
 		tstream_forget(c, req);
 	}
+}
+
+/* Make req the context's outstanding request in *slot. */
+static bool tstream_register(struct tstream_context *stream,
+			     struct tevent_req **slot,
+			     struct tevent_req *req,
+			     struct tstream_req_common *c)
+{
+	if (!tsocket_ev_watch(&stream->watch, c->ev)) {
+		tevent_req_oom(req);
+		return false;
+	}
+	c->stream = stream;
+	*slot = req;
+	tevent_req_set_cleanup_fn(req, tstream_req_cleanup);
+	return true;
 }
 
 _PUBLIC_ ssize_t tstream_pending_bytes(struct tstream_context *stream)
@@ -724,9 +820,9 @@ _PUBLIC_ struct tevent_req *tstream_readv_send(TALLOC_CTX *mem_ctx,
 		return tevent_req_post(req, ev);
 	}
 
-	state->c.stream = stream;
-	stream->readv_req = req;
-	tevent_req_set_cleanup_fn(req, tstream_req_cleanup);
+	if (!tstream_register(stream, &stream->readv_req, req, &state->c)) {
+		return tevent_req_post(req, ev);
+	}
 
 	state->c.subreq =
 	    stream->ops->readv_send(state, ev, stream, copy, count);
@@ -819,9 +915,9 @@ _PUBLIC_ struct tevent_req *tstream_writev_send(TALLOC_CTX *mem_ctx,
 		return tevent_req_post(req, ev);
 	}
 
-	state->c.stream = stream;
-	stream->writev_req = req;
-	tevent_req_set_cleanup_fn(req, tstream_req_cleanup);
+	if (!tstream_register(stream, &stream->writev_req, req, &state->c)) {
+		return tevent_req_post(req, ev);
+	}
 
 	state->c.subreq =
 	    stream->ops->writev_send(state, ev, stream, copy, count);
@@ -899,9 +995,10 @@ _PUBLIC_ struct tevent_req *tstream_disconnect_send(
 		return tevent_req_post(req, ev);
 	}
 
-	state->c.stream = stream;
-	stream->disconnect_req = req;
-	tevent_req_set_cleanup_fn(req, tstream_req_cleanup);
+	if (!tstream_register(stream, &stream->disconnect_req, req,
+			      &state->c)) {
+		return tevent_req_post(req, ev);
+	}
 
 	state->c.subreq = stream->ops->disconnect_send(state, ev, stream);
 	if (tevent_req_nomem(state->c.subreq, req)) {
@@ -981,9 +1078,9 @@ _PUBLIC_ struct tevent_req *tstream_shutdown_send(
 		return tevent_req_post(req, ev);
 	}
 
-	state->c.stream = stream;
-	stream->shutdown_req = req;
-	tevent_req_set_cleanup_fn(req, tstream_req_cleanup);
+	if (!tstream_register(stream, &stream->shutdown_req, req, &state->c)) {
+		return tevent_req_post(req, ev);
+	}
 
 	state->c.subreq = stream->ops->shutdown_send(state, ev, stream);
 	if (tevent_req_nomem(state->c.subreq, req)) {

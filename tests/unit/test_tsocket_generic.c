@@ -832,6 +832,46 @@ START_TEST(test_stream_free_with_outstanding)
 }
 END_TEST
 
+START_TEST(test_stream_free_after_ev)
+{
+	struct tevent_context *ev2 = tevent_context_init(tt_mem);
+	struct tstream_context *stream;
+	struct ctl_stream *cs;
+	char rbuf[4];
+	struct iovec riov = {.iov_base = rbuf, .iov_len = sizeof(rbuf)};
+	struct tevent_req *req;
+	bool done = false;
+
+	ck_assert_ptr_nonnull(ev2);
+	stream = ctl_stream_make(tt_mem, &ctl_stream_ops, &cs);
+	req = tstream_readv_send(tt_mem, ev2, stream, &riov, 1);
+	ck_assert_ptr_nonnull(req);
+	tevent_req_set_callback(req, tt_set_done, &done);
+
+	/* The loop goes first, then the stream: nothing may touch ev2. */
+	talloc_free(ev2);
+	talloc_free(stream);
+	ck_assert_int_eq(ctl_live_subreqs, 0);
+	ck_assert(!done);
+	talloc_free(req);
+
+	/* A stream that outlived an old loop works with a new one. */
+	stream = ctl_stream_make(tt_mem, &ctl_stream_ops, &cs);
+	ev2 = tevent_context_init(tt_mem);
+	req = tstream_readv_send(tt_mem, ev2, stream, &riov, 1);
+	ck_assert_ptr_nonnull(req);
+	talloc_free(ev2);
+	talloc_free(req);
+	{
+		struct res r;
+
+		start_readv(stream, &riov, 1, &r);
+		talloc_free(stream);
+		assert_failed(r, ENOTCONN);
+	}
+}
+END_TEST
+
 START_TEST(test_stream_free_request)
 {
 	struct tstream_context *stream;
@@ -1525,6 +1565,7 @@ static Suite *tsocket_generic_suite(void)
 	tc = new_tcase(s, "stream_free");
 	tcase_add_test(tc, test_stream_free_with_outstanding);
 	tcase_add_test(tc, test_stream_free_request);
+	tcase_add_test(tc, test_stream_free_after_ev);
 	tcase_add_test(tc, test_stream_free_in_callback);
 
 	tc = new_tcase(s, "dgram");
