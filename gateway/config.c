@@ -271,28 +271,30 @@ static char *cfg_key_list(TALLOC_CTX *mem_ctx,
 
 /*
  * Walk a mapping through a key table. seen[i] (n entries, zeroed by the
- * caller) gets the value node of table[i], for keys whose handler is NULL
- * and for the caller's later checks. Returns false when node is not a
- * mapping.
+ * caller) gets the value node of table[i] when it has the right kind, for
+ * keys whose handler is NULL and for the caller's later checks. Returns
+ * the keys present (bit i for table[i], whatever their value), 0 when
+ * node is not a mapping. Tables have at most 32 keys.
  */
-static bool cfg_mapping(struct cfg_parser *p,
-			yaml_node_t *node,
-			const struct cfg_key *table,
-			size_t n,
-			void *obj,
-			const char *ctx,
-			yaml_node_t **seen)
+static uint32_t cfg_mapping(struct cfg_parser *p,
+			    yaml_node_t *node,
+			    const struct cfg_key *table,
+			    size_t n,
+			    void *obj,
+			    const char *ctx,
+			    yaml_node_t **seen)
 {
 	yaml_node_pair_t *pair;
 	yaml_node_t **seen_keys;
+	uint32_t present = 0;
 
 	if (node->type != YAML_MAPPING_NODE) {
-		return false;
+		return 0;
 	}
 	seen_keys = talloc_zero_array(p->tmp, yaml_node_t *, n);
 	if (seen_keys == NULL) {
 		p->oom = true;
-		return false;
+		return 0;
 	}
 	for (pair = node->data.mapping.pairs.start;
 	     pair < node->data.mapping.pairs.top; pair++) {
@@ -331,6 +333,7 @@ static bool cfg_mapping(struct cfg_parser *p,
 			continue;
 		}
 		seen_keys[i] = key;
+		present |= 1u << i;
 		if (!cfg_check_kind(p, name, table[i].kind, table[i].what,
 				    value)) {
 			continue;
@@ -341,7 +344,7 @@ static bool cfg_mapping(struct cfg_parser *p,
 		}
 	}
 	TALLOC_FREE(seen_keys);
-	return true;
+	return present;
 }
 
 static yaml_node_t *cfg_seen(const struct cfg_key *table,
@@ -360,6 +363,24 @@ static yaml_node_t *cfg_seen(const struct cfg_key *table,
 }
 
 #define SEEN(table, seen, name) cfg_seen(table, ARRAY_SIZE(table), seen, name)
+
+static bool cfg_present(const struct cfg_key *table,
+			size_t n,
+			uint32_t present,
+			const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (strcmp(table[i].name, name) == 0) {
+			return (present & (1u << i)) != 0;
+		}
+	}
+	return false;
+}
+
+#define PRESENT(table, present, name) \
+	cfg_present(table, ARRAY_SIZE(table), present, name)
 
 /* Generic handlers: the field at k->offset of obj. */
 
@@ -665,6 +686,12 @@ static void cfg_h_alpn(struct cfg_parser *p,
 		return;
 	}
 	for (i = 0; i < field->num; i++) {
+		if (field->items[i][0] == '\0') {
+			cfg_error(p, node,
+				  "'%s': protocol names must not be "
+				  "empty",
+				  k->name);
+		}
 		if (strlen(field->items[i]) > 255) {
 			cfg_error(p, node,
 				  "'%s': protocol names are at most 255 bytes",
@@ -780,9 +807,8 @@ static void cfg_h_metrics(struct cfg_parser *p,
 		p->oom = true;
 		return;
 	}
-	cfg_mapping(p, node, cfg_metrics_keys, ARRAY_SIZE(cfg_metrics_keys), m,
-		    "metrics", seen);
-	if (seen[0] == NULL) {
+	if (cfg_mapping(p, node, cfg_metrics_keys, ARRAY_SIZE(cfg_metrics_keys),
+			m, "metrics", seen) == 0) {
 		cfg_error(p, node, "missing key 'listen' in metrics");
 		return;
 	}
@@ -926,6 +952,7 @@ static void cfg_tls_server_certs(struct cfg_parser *p,
 				 yaml_node_t *tls_node,
 				 yaml_node_t *cert_node,
 				 yaml_node_t *key_node,
+				 bool key_present,
 				 struct cfg_tls_server_parse *tp)
 {
 	struct tsgate_config_tls_server *tls = tp->tls;
@@ -956,7 +983,7 @@ static void cfg_tls_server_certs(struct cfg_parser *p,
 		tls->num_certs = 1;
 		tls->certs[0].mark = cfg_mark(cert_node);
 		cfg_h_path(p, &ck, cert_node, &tls->certs[0]);
-		if (key_node == NULL) {
+		if (!key_present) {
 			cfg_error(p, tls_node,
 				  "missing key 'key' in tls "
 				  "(the private key of 'cert')");
@@ -998,6 +1025,7 @@ static void cfg_tls_server_certs(struct cfg_parser *p,
 		yaml_node_t *e = cfg_node(p, *item);
 		yaml_node_t *seen[ARRAY_SIZE(cfg_cert_entry_keys)] = {NULL};
 		struct cfg_cert_entry ce = {NULL, NULL, NULL};
+		uint32_t present;
 		struct tsgate_config_tls_cert *c;
 		size_t i;
 
@@ -1008,11 +1036,15 @@ static void cfg_tls_server_certs(struct cfg_parser *p,
 				    "a list of {sni, cert, key}", e)) {
 			continue;
 		}
-		cfg_mapping(p, e, cfg_cert_entry_keys,
-			    ARRAY_SIZE(cfg_cert_entry_keys), &ce, "cert", seen);
-		if (seen[1] == NULL || seen[2] == NULL) {
+		present = cfg_mapping(p, e, cfg_cert_entry_keys,
+				      ARRAY_SIZE(cfg_cert_entry_keys), &ce,
+				      "cert", seen);
+		if ((present & 6) != 6) {
 			cfg_error(p, e, "missing key '%s' in cert entry",
-				  seen[1] == NULL ? "cert" : "key");
+				  (present & 2) == 0 ? "cert" : "key");
+			continue;
+		}
+		if (seen[1] == NULL || seen[2] == NULL) {
 			continue;
 		}
 		if (ce.sni == NULL) {
@@ -1054,6 +1086,7 @@ static struct tsgate_config_tls_server *cfg_tls_server(struct cfg_parser *p,
 	struct tsgate_config_tls_server *tls;
 	yaml_node_t *seen[ARRAY_SIZE(cfg_tls_server_keys)] = {NULL};
 	struct cfg_tls_server_parse tp = {NULL};
+	uint32_t present;
 	yaml_node_t *v;
 
 	tls = talloc_zero(p->cfg, struct tsgate_config_tls_server);
@@ -1063,8 +1096,9 @@ static struct tsgate_config_tls_server *cfg_tls_server(struct cfg_parser *p,
 	}
 	tls->mark = cfg_mark(node);
 	tp.tls = tls;
-	cfg_mapping(p, node, cfg_tls_server_keys,
-		    ARRAY_SIZE(cfg_tls_server_keys), &tp, "tls", seen);
+	present =
+	    cfg_mapping(p, node, cfg_tls_server_keys,
+			ARRAY_SIZE(cfg_tls_server_keys), &tp, "tls", seen);
 	cfg_run_direct(p, cfg_tls_server_direct,
 		       ARRAY_SIZE(cfg_tls_server_direct), cfg_tls_server_keys,
 		       ARRAY_SIZE(cfg_tls_server_keys), seen, tls);
@@ -1073,7 +1107,8 @@ static struct tsgate_config_tls_server *cfg_tls_server(struct cfg_parser *p,
 	tls->alpn = tp.alpn.items;
 	tls->num_alpn = tp.alpn.num;
 	cfg_tls_server_certs(p, node, SEEN(cfg_tls_server_keys, seen, "cert"),
-			     SEEN(cfg_tls_server_keys, seen, "key"), &tp);
+			     SEEN(cfg_tls_server_keys, seen, "key"),
+			     PRESENT(cfg_tls_server_keys, present, "key"), &tp);
 
 	v = SEEN(cfg_tls_server_keys, seen, "verify_client");
 	if (v == NULL) {
@@ -1081,14 +1116,14 @@ static struct tsgate_config_tls_server *cfg_tls_server(struct cfg_parser *p,
 					 ? TSGATE_CONFIG_VERIFY_REQUIRE
 					 : TSGATE_CONFIG_VERIFY_NONE;
 	} else if (tls->verify_client != TSGATE_CONFIG_VERIFY_NONE &&
-		   SEEN(cfg_tls_server_keys, seen, "client_ca") == NULL) {
+		   !PRESENT(cfg_tls_server_keys, present, "client_ca")) {
 		cfg_error(p, v,
 			  "'verify_client: %s' needs 'client_ca' (the CA "
 			  "that signs client certificates)",
 			  cfg_str(v));
 	}
 	v = SEEN(cfg_tls_server_keys, seen, "crl");
-	if (v != NULL && SEEN(cfg_tls_server_keys, seen, "client_ca") == NULL) {
+	if (v != NULL && !PRESENT(cfg_tls_server_keys, present, "client_ca")) {
 		cfg_error(p, v, "'crl' needs 'client_ca'");
 	}
 	v = SEEN(cfg_tls_server_keys, seen, "priority");
@@ -1156,9 +1191,10 @@ static struct tsgate_config_gssapi_server *cfg_gssapi_server(
 			cfg_h_keytab_prefix(value);
 		}
 	}
-	cfg_mapping(p, node, cfg_gssapi_server_keys,
-		    ARRAY_SIZE(cfg_gssapi_server_keys), g, "gssapi", seen);
-	if (seen[0] == NULL) {
+	if ((cfg_mapping(p, node, cfg_gssapi_server_keys,
+			 ARRAY_SIZE(cfg_gssapi_server_keys), g, "gssapi",
+			 seen) &
+	     1) == 0) {
 		cfg_error(p, node, "missing key 'keytab' in gssapi");
 		return g;
 	}
@@ -1282,6 +1318,7 @@ static struct tsgate_config_gssapi_client *cfg_gssapi_client(
 	struct tsgate_config_gssapi_client *g;
 	yaml_node_t *seen[ARRAY_SIZE(cfg_gssapi_client_keys)] = {NULL};
 	yaml_node_pair_t *pair;
+	uint32_t present;
 
 	g = talloc_zero(p->cfg, struct tsgate_config_gssapi_client);
 	if (g == NULL) {
@@ -1301,13 +1338,14 @@ static struct tsgate_config_gssapi_client *cfg_gssapi_client(
 			cfg_h_keytab_prefix(value);
 		}
 	}
-	cfg_mapping(p, node, cfg_gssapi_client_keys,
-		    ARRAY_SIZE(cfg_gssapi_client_keys), g, "gssapi", seen);
-	if (seen[0] == NULL) {
+	present =
+	    cfg_mapping(p, node, cfg_gssapi_client_keys,
+			ARRAY_SIZE(cfg_gssapi_client_keys), g, "gssapi", seen);
+	if ((present & 1) == 0) {
 		cfg_error(p, node,
 			  "missing key 'target' in gssapi (the "
 			  "service, e.g. host@server.example.com)");
-	} else if (g->target != NULL) {
+	} else if (seen[0] != NULL && g->target != NULL) {
 		const char *at = strchr(g->target, '@');
 
 		if (at == NULL || at == g->target || at[1] == '\0') {
@@ -1558,6 +1596,7 @@ static void cfg_route(struct cfg_parser *p,
 	yaml_node_t *mseen[CFG_M_COUNT] = {NULL};
 	yaml_node_t *v, *tls_node, *gssapi_node;
 	bool connect_known;
+	uint32_t present;
 	size_t i;
 
 	/* Not a valid value: tells "connect: bogus" from no connect. */
@@ -1573,13 +1612,13 @@ static void cfg_route(struct cfg_parser *p,
 		r->name = talloc_asprintf(p->cfg, "route-%zu", idx + 1);
 		return;
 	}
-	cfg_mapping(p, node, cfg_route_keys, ARRAY_SIZE(cfg_route_keys), r,
-		    "route", seen);
+	present = cfg_mapping(p, node, cfg_route_keys,
+			      ARRAY_SIZE(cfg_route_keys), r, "route", seen);
 	connect_known = r->connect == TSGATE_CONFIG_CONNECT_PLAIN ||
 			r->connect == TSGATE_CONFIG_CONNECT_TLS ||
 			r->connect == TSGATE_CONFIG_CONNECT_GSSAPI;
 	if (!connect_known) {
-		connect_known = SEEN(cfg_route_keys, seen, "connect") == NULL;
+		connect_known = !PRESENT(cfg_route_keys, present, "connect");
 		r->connect = TSGATE_CONFIG_CONNECT_PLAIN;
 	}
 	if (r->name == NULL) {
@@ -1602,7 +1641,7 @@ static void cfg_route(struct cfg_parser *p,
 	if (v != NULL) {
 		cfg_match(p, v, &r->match, mseen);
 	}
-	if (SEEN(cfg_route_keys, seen, "backend") == NULL) {
+	if (!PRESENT(cfg_route_keys, present, "backend")) {
 		cfg_error(p, node, "missing key 'backend' in route '%s'",
 			  r->name);
 	}
@@ -1630,7 +1669,8 @@ static void cfg_route(struct cfg_parser *p,
 			  r->name, tsgate_config_connect_name(r->connect));
 	}
 	v = SEEN(cfg_route_keys, seen, "connect");
-	if (r->connect == TSGATE_CONFIG_CONNECT_GSSAPI && gssapi_node == NULL) {
+	if (r->connect == TSGATE_CONFIG_CONNECT_GSSAPI && gssapi_node == NULL &&
+	    !PRESENT(cfg_route_keys, present, "gssapi")) {
 		cfg_error(p, v,
 			  "'connect: gssapi' needs a 'gssapi' block with "
 			  "'target' in route '%s'",
@@ -1642,7 +1682,9 @@ static void cfg_route(struct cfg_parser *p,
 		    r->backend.path != NULL;
 
 		if (r->tls == NULL && tls_node == NULL) {
-			if (unix_backend) {
+			if (PRESENT(cfg_route_keys, present, "tls")) {
+				/* reported: 'tls' must be a mapping */
+			} else if (unix_backend) {
 				cfg_error(p, v,
 					  "'connect: tls' to a unix "
 					  "backend needs a 'tls' block with "
@@ -1744,6 +1786,7 @@ static void cfg_listener(struct cfg_parser *p,
 	yaml_node_t *v, *tls_node, *gssapi_node, *routes;
 	yaml_node_item_t *item;
 	bool accept_known;
+	uint32_t present;
 	size_t i, n;
 
 	l->mark = cfg_mark(node);
@@ -1753,11 +1796,14 @@ static void cfg_listener(struct cfg_parser *p,
 			    node)) {
 		return;
 	}
-	cfg_mapping(p, node, cfg_listener_keys, ARRAY_SIZE(cfg_listener_keys),
-		    l, "listener", seen);
+	present =
+	    cfg_mapping(p, node, cfg_listener_keys,
+			ARRAY_SIZE(cfg_listener_keys), l, "listener", seen);
 	v = SEEN(cfg_listener_keys, seen, "name");
 	if (v == NULL) {
-		cfg_error(p, node, "missing key 'name' in listener");
+		if (!PRESENT(cfg_listener_keys, present, "name")) {
+			cfg_error(p, node, "missing key 'name' in listener");
+		}
 		l->name = talloc_asprintf(p->cfg, "listener-%zu", idx + 1);
 		if (l->name == NULL) {
 			p->oom = true;
@@ -1776,10 +1822,10 @@ static void cfg_listener(struct cfg_parser *p,
 		}
 	}
 	v = SEEN(cfg_listener_keys, seen, "listen");
-	if (v == NULL) {
+	if (!PRESENT(cfg_listener_keys, present, "listen")) {
 		cfg_error(p, node, "missing key 'listen' in listener '%s'",
 			  l->name);
-	} else {
+	} else if (v != NULL) {
 		for (i = 0; i < idx; i++) {
 			if (cfg_same_addr(&cfg->listeners[i].listen,
 					  &l->listen)) {
@@ -1798,7 +1844,7 @@ static void cfg_listener(struct cfg_parser *p,
 	if (!accept_known) {
 		l->accept = TSGATE_CONFIG_ACCEPT_PLAIN;
 	}
-	if (v == NULL) {
+	if (!PRESENT(cfg_listener_keys, present, "accept")) {
 		cfg_error(p, node,
 			  "missing key 'accept' in listener '%s' "
 			  "(tls, gssapi or plain)",
@@ -1815,7 +1861,8 @@ static void cfg_listener(struct cfg_parser *p,
 				  l->name,
 				  tsgate_config_accept_name(l->accept));
 		}
-	} else if (accept_known && l->accept == TSGATE_CONFIG_ACCEPT_TLS) {
+	} else if (accept_known && l->accept == TSGATE_CONFIG_ACCEPT_TLS &&
+		   !PRESENT(cfg_listener_keys, present, "tls")) {
 		cfg_error(p, v,
 			  "'accept: tls' needs a 'tls' block with 'cert' "
 			  "and 'key' in listener '%s'",
@@ -1830,7 +1877,8 @@ static void cfg_listener(struct cfg_parser *p,
 				  l->name,
 				  tsgate_config_accept_name(l->accept));
 		}
-	} else if (accept_known && l->accept == TSGATE_CONFIG_ACCEPT_GSSAPI) {
+	} else if (accept_known && l->accept == TSGATE_CONFIG_ACCEPT_GSSAPI &&
+		   !PRESENT(cfg_listener_keys, present, "gssapi")) {
 		cfg_error(p, v,
 			  "'accept: gssapi' needs a 'gssapi' block with "
 			  "'keytab' in listener '%s'",
@@ -1838,8 +1886,11 @@ static void cfg_listener(struct cfg_parser *p,
 	}
 	routes = SEEN(cfg_listener_keys, seen, "routes");
 	if (routes == NULL) {
-		cfg_error(p, node, "missing key 'routes' in listener '%s'",
-			  l->name);
+		if (!PRESENT(cfg_listener_keys, present, "routes")) {
+			cfg_error(p, node,
+				  "missing key 'routes' in listener '%s'",
+				  l->name);
+		}
 		return;
 	}
 	n = (size_t)(routes->data.sequence.items.top -
@@ -1990,6 +2041,7 @@ static void cfg_walk(struct cfg_parser *p, yaml_document_t *doc)
 {
 	yaml_node_t *root = yaml_document_get_root_node(doc);
 	yaml_node_t *seen[ARRAY_SIZE(cfg_top_keys)] = {NULL};
+	uint32_t present;
 
 	p->doc = doc;
 	if (root == NULL || cfg_is_null(root)) {
@@ -2005,9 +2057,9 @@ static void cfg_walk(struct cfg_parser *p, yaml_document_t *doc)
 			  cfg_node_desc(root));
 		return;
 	}
-	cfg_mapping(p, root, cfg_top_keys, ARRAY_SIZE(cfg_top_keys), p->cfg,
-		    "the top level", seen);
-	if (SEEN(cfg_top_keys, seen, "listeners") == NULL && !p->too_complex) {
+	present = cfg_mapping(p, root, cfg_top_keys, ARRAY_SIZE(cfg_top_keys),
+			      p->cfg, "the top level", seen);
+	if (!PRESENT(cfg_top_keys, present, "listeners") && !p->too_complex) {
 		cfg_error(p, root, "missing key 'listeners' at the top level");
 	}
 }

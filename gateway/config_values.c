@@ -156,6 +156,33 @@ static bool cfg_add_ip(TALLOC_CTX *mem_ctx,
 	return true;
 }
 
+/* Letters, digits, '-', '_' and '.'; labels of 1..63, at most 253. */
+static bool cfg_valid_hostname(const char *host)
+{
+	size_t label = 0, len = strlen(host);
+	const char *c;
+
+	if (len == 0 || len > 253) {
+		return false;
+	}
+	for (c = host; *c != '\0'; c++) {
+		if (*c == '.') {
+			if (label == 0) {
+				return false;
+			}
+			label = 0;
+			continue;
+		}
+		if (!isalnum((unsigned char)*c) && *c != '-' && *c != '_') {
+			return false;
+		}
+		if (++label > 63) {
+			return false;
+		}
+	}
+	return true;
+}
+
 /* Resolve host into addr->ips; returns an error message or NULL. */
 static const char *cfg_resolve(TALLOC_CTX *mem_ctx,
 			       const char *host,
@@ -175,6 +202,14 @@ static const char *cfg_resolve(TALLOC_CTX *mem_ctx,
 		if (bracketed || strchr(host, ':') != NULL) {
 			return talloc_asprintf(
 			    mem_ctx, "'%s' is not an IPv6 address", host);
+		}
+		if (strspn(host, "0123456789.") == strlen(host)) {
+			return talloc_asprintf(
+			    mem_ctx, "'%s' is not an IPv4 address", host);
+		}
+		if (!cfg_valid_hostname(host)) {
+			return talloc_asprintf(
+			    mem_ctx, "'%s' is not a valid host name", host);
 		}
 		if (flags & TSGATE_CONFIG_NO_RESOLVE) {
 			return talloc_asprintf(mem_ctx,
