@@ -453,8 +453,8 @@ static void gssapi_handshake_token_done(struct tevent_req *subreq)
 	}
 	input.value = state->in_token;
 	input.length = state->in_len;
+	/* in_token is freed with the next one or with the state */
 	gssapi_handshake_step(req, &input);
-	TALLOC_FREE(state->in_token);
 }
 
 static int gssapi_handshake_recv(struct tevent_req *req,

@@ -29,7 +29,10 @@ static void append_status(char **s, OM_uint32 code, int type)
 		if (GSS_ERROR(maj)) {
 			return;
 		}
-		if (buf.length > 0 && *s != NULL) {
+		/* a mapped minor code of 0 says "Success": noise */
+		if (buf.length > 0 && *s != NULL &&
+		    !(buf.length == 7 &&
+		      memcmp(buf.value, "Success", 7) == 0)) {
 			*s = talloc_asprintf_append(*s, ": %.*s",
 						    (int)buf.length,
 						    (const char *)buf.value);

@@ -246,6 +246,8 @@ static bool write_configs(struct tt_kdc *kdc)
 	    "\tdns_canonicalize_hostname = false\n"
 	    "\trdns = false\n"
 	    "\tqualify_shortname = \"\"\n"
+	    /* short, so context expiry is testable on the acceptor too */
+	    "\tclockskew = 2\n"
 	    "\tdefault_ccache_name = FILE:%s/default.ccache\n"
 	    "\tdefault_keytab_name = FILE:%s/default.keytab\n"
 	    "\tdefault_client_keytab_name = FILE:%s/default-client.keytab\n"

@@ -1,0 +1,432 @@
+/*
+ * knc-peer: an independent implementation of the knc 1.x protocol for
+ * the tstream_gssapi tests, written with plain blocking MIT GSSAPI calls
+ * (send_token/recv_token framing: 4-byte big-endian length + token).
+ * It shares no code with tunnels/.
+ *
+ * The connected socket is fd 0. The Kerberos environment (KRB5_CONFIG,
+ * KRB5_KTNAME, KRB5CCNAME, ...) comes from the caller.
+ *
+ *   knc-peer accept EXPECTED_CLIENT
+ *       acceptor: check the client's display name, read data until the
+ *       authenticated EOF, echo it back (in 7000-byte frames), send the
+ *       authenticated close, wait for the peer to close.
+ *   knc-peer connect SERVICE SIZE [EVIL]
+ *       initiator: send SIZE pattern bytes in frames of varying size,
+ *       the authenticated close, read the echo and compare. With EVIL,
+ *       misbehave after (or instead of) the handshake and wait for the
+ *       other side to drop the connection: replay, reorder, bitflip,
+ *       integ, len4g, zero, truncated, garbage, hs-garbage, hs-len4g.
+ *
+ * Exit: 0 good, 2 usage, 3 GSSAPI failure, 4 I/O failure, 5 data
+ * mismatch, 6 wrong client name.
+ */
+#include <errno.h>
+#include <gssapi/gssapi.h>
+#include <gssapi/gssapi_krb5.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define MAX_TOKEN (65536 + 512)
+
+static void gss_die(const char *what, OM_uint32 maj, OM_uint32 min)
+{
+	OM_uint32 ctx = 0, tmp;
+	gss_buffer_desc buf;
+
+	fprintf(stderr, "knc-peer: %s:", what);
+	do {
+		gss_display_status(&tmp, maj, GSS_C_GSS_CODE, GSS_C_NO_OID,
+				   &ctx, &buf);
+		fprintf(stderr, " %.*s", (int)buf.length, (char *)buf.value);
+		gss_release_buffer(&tmp, &buf);
+	} while (ctx != 0);
+	do {
+		gss_display_status(&tmp, min, GSS_C_MECH_CODE, GSS_C_NO_OID,
+				   &ctx, &buf);
+		fprintf(stderr, " / %.*s", (int)buf.length, (char *)buf.value);
+		gss_release_buffer(&tmp, &buf);
+	} while (ctx != 0);
+	fprintf(stderr, "\n");
+	exit(3);
+}
+
+static int write_all(int fd, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR) {
+			continue;
+		}
+		if (n <= 0) {
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* 1 on success, 0 on a clean EOF before the first byte, -1 on error */
+static int read_all(int fd, void *buf, size_t len)
+{
+	uint8_t *p = buf;
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t n = read(fd, p + got, len - got);
+
+		if (n < 0 && errno == EINTR) {
+			continue;
+		}
+		if (n < 0) {
+			return -1;
+		}
+		if (n == 0) {
+			return got == 0 ? 0 : -1;
+		}
+		got += (size_t)n;
+	}
+	return 1;
+}
+
+static void send_raw_token(int fd, const void *tok, uint32_t len)
+{
+	uint8_t hdr[4] = {(uint8_t)(len >> 24), (uint8_t)(len >> 16),
+			  (uint8_t)(len >> 8), (uint8_t)len};
+
+	if (write_all(fd, hdr, 4) != 0 || write_all(fd, tok, len) != 0) {
+		fprintf(stderr, "knc-peer: write failed\n");
+		exit(4);
+	}
+}
+
+static void send_token(int fd, const gss_buffer_t tok)
+{
+	send_raw_token(fd, tok->value, (uint32_t)tok->length);
+}
+
+/* 1 token, 0 EOF */
+static int recv_token(int fd, gss_buffer_t tok)
+{
+	uint8_t hdr[4];
+	uint32_t len;
+	int r = read_all(fd, hdr, 4);
+
+	if (r == 0) {
+		return 0;
+	}
+	if (r < 0) {
+		fprintf(stderr, "knc-peer: read failed\n");
+		exit(4);
+	}
+	len = ((uint32_t)hdr[0] << 24) | ((uint32_t)hdr[1] << 16) |
+	      ((uint32_t)hdr[2] << 8) | hdr[3];
+	if (len == 0 || len > MAX_TOKEN) {
+		fprintf(stderr, "knc-peer: bad token length %u\n", len);
+		exit(4);
+	}
+	tok->value = malloc(len);
+	tok->length = len;
+	if (tok->value == NULL || read_all(fd, tok->value, len) != 1) {
+		fprintf(stderr, "knc-peer: short token\n");
+		exit(4);
+	}
+	return 1;
+}
+
+static void wrap_send(
+    int fd, gss_ctx_id_t ctx, const void *data, size_t len, int conf_req)
+{
+	gss_buffer_desc in = {.length = len, .value = (void *)data};
+	gss_buffer_desc out;
+	OM_uint32 maj, min;
+	int conf = 0;
+
+	maj =
+	    gss_wrap(&min, ctx, conf_req, GSS_C_QOP_DEFAULT, &in, &conf, &out);
+	if (maj != GSS_S_COMPLETE) {
+		gss_die("gss_wrap", maj, min);
+	}
+	send_token(fd, &out);
+	gss_release_buffer(&min, &out);
+}
+
+static void send_close(int fd, gss_ctx_id_t ctx)
+{
+	wrap_send(fd, ctx, "", 0, 1);
+	wrap_send(fd, ctx, "\0", 1, 1);
+	shutdown(fd, SHUT_WR);
+}
+
+/*
+ * Read data frames until the authenticated EOF (or a bare FIN).
+ * Returns a malloc'd buffer.
+ */
+static uint8_t *recv_all(int fd, gss_ctx_id_t ctx, size_t *plen)
+{
+	size_t cap = 1 << 20, len = 0;
+	uint8_t *buf = malloc(cap);
+	gss_buffer_desc tok, out;
+
+	while (recv_token(fd, &tok) == 1) {
+		OM_uint32 maj, min;
+		int conf = 0;
+
+		maj = gss_unwrap(&min, ctx, &tok, &out, &conf, NULL);
+		free(tok.value);
+		if (maj != GSS_S_COMPLETE || !conf) {
+			gss_die("gss_unwrap", maj, min);
+		}
+		if (out.length == 0) {
+			gss_release_buffer(&min, &out);
+			break;
+		}
+		while (len + out.length > cap) {
+			cap *= 2;
+			buf = realloc(buf, cap);
+		}
+		memcpy(buf + len, out.value, out.length);
+		len += out.length;
+		gss_release_buffer(&min, &out);
+	}
+	*plen = len;
+	return buf;
+}
+
+static uint8_t pattern(size_t i)
+{
+	uint32_t x = (uint32_t)i * 2654435761u;
+
+	return (uint8_t)((x >> 13) ^ (x >> 24) ^ i);
+}
+
+/* Block until the other side drops the connection. */
+static void wait_for_close(int fd)
+{
+	uint8_t buf[4096];
+
+	while (read(fd, buf, sizeof(buf)) > 0) {
+	}
+}
+
+static int do_accept(const char *expected)
+{
+	gss_ctx_id_t ctx = GSS_C_NO_CONTEXT;
+	gss_name_t client = GSS_C_NO_NAME;
+	gss_buffer_desc in, out, name;
+	OM_uint32 maj, min, flags = 0;
+	uint8_t *data;
+	size_t len;
+
+	do {
+		if (recv_token(0, &in) != 1) {
+			fprintf(stderr, "knc-peer: EOF in handshake\n");
+			return 4;
+		}
+		maj =
+		    gss_accept_sec_context(&min, &ctx, GSS_C_NO_CREDENTIAL, &in,
+					   GSS_C_NO_CHANNEL_BINDINGS, &client,
+					   NULL, &out, &flags, NULL, NULL);
+		free(in.value);
+		if (out.length > 0) {
+			send_token(0, &out);
+		}
+		gss_release_buffer(&min, &out);
+		if (GSS_ERROR(maj)) {
+			gss_die("gss_accept_sec_context", maj, min);
+		}
+	} while (maj & GSS_S_CONTINUE_NEEDED);
+
+	gss_display_name(&min, client, &name, NULL);
+	if (name.length != strlen(expected) ||
+	    memcmp(name.value, expected, name.length) != 0) {
+		fprintf(stderr, "knc-peer: client is %.*s, not %s\n",
+			(int)name.length, (char *)name.value, expected);
+		return 6;
+	}
+	gss_release_buffer(&min, &name);
+	gss_release_name(&min, &client);
+
+	data = recv_all(0, ctx, &len);
+	for (size_t off = 0; off < len; off += 7000) {
+		size_t n = len - off < 7000 ? len - off : 7000;
+
+		wrap_send(0, ctx, data + off, n, 1);
+	}
+	free(data);
+	send_close(0, ctx);
+	wait_for_close(0);
+	gss_delete_sec_context(&min, &ctx, GSS_C_NO_BUFFER);
+	return 0;
+}
+
+static int evil(gss_ctx_id_t ctx, const char *mode)
+{
+	gss_buffer_desc a_in = {.length = 5, .value = "AAAAA"};
+	gss_buffer_desc b_in = {.length = 5, .value = "BBBBB"};
+	gss_buffer_desc a, b;
+	OM_uint32 min;
+	int conf;
+
+	if (strcmp(mode, "integ") == 0) {
+		/* the very first frame, so only the missing conf is wrong */
+		wrap_send(0, ctx, "IIIII", 5, 0);
+		wait_for_close(0);
+		return 0;
+	}
+	gss_wrap(&min, ctx, 1, GSS_C_QOP_DEFAULT, &a_in, &conf, &a);
+	gss_wrap(&min, ctx, 1, GSS_C_QOP_DEFAULT, &b_in, &conf, &b);
+	if (strcmp(mode, "replay") == 0) {
+		send_token(0, &a);
+		send_token(0, &a);
+	} else if (strcmp(mode, "reorder") == 0) {
+		send_token(0, &b);
+		send_token(0, &a);
+	} else if (strcmp(mode, "bitflip") == 0) {
+		((uint8_t *)a.value)[a.length / 2] ^= 0x10;
+		send_token(0, &a);
+	} else if (strcmp(mode, "len4g") == 0) {
+		write_all(0, "\xff\xff\xff\xff", 4);
+	} else if (strcmp(mode, "zero") == 0) {
+		write_all(0, "\0\0\0\0", 4);
+	} else if (strcmp(mode, "truncated") == 0) {
+		uint8_t hdr[4] = {0, 0, 0x03, 0xe8};
+
+		write_all(0, hdr, 4);
+		write_all(0, a.value, a.length < 500 ? a.length : 500);
+		shutdown(0, SHUT_WR);
+	} else if (strcmp(mode, "garbage") == 0) {
+		uint8_t junk[64];
+
+		for (size_t i = 0; i < sizeof(junk); i++) {
+			junk[i] = pattern(i + 99);
+		}
+		send_raw_token(0, junk, sizeof(junk));
+	} else {
+		fprintf(stderr, "knc-peer: unknown mode %s\n", mode);
+		return 2;
+	}
+	gss_release_buffer(&min, &a);
+	gss_release_buffer(&min, &b);
+	wait_for_close(0);
+	return 0;
+}
+
+static int do_connect(const char *service, size_t size, const char *mode)
+{
+	gss_ctx_id_t ctx = GSS_C_NO_CONTEXT;
+	gss_name_t target;
+	gss_buffer_desc name = {.length = strlen(service),
+				.value = (void *)service};
+	gss_buffer_desc in = GSS_C_EMPTY_BUFFER, out;
+	OM_uint32 maj, min, flags = 0, limit = 0;
+	uint8_t *data, *echo;
+	size_t len, off = 0, step = 1;
+
+	if (mode != NULL && strcmp(mode, "hs-garbage") == 0) {
+		uint8_t junk[100];
+
+		memset(junk, 0x5a, sizeof(junk));
+		send_raw_token(0, junk, sizeof(junk));
+		wait_for_close(0);
+		return 0;
+	}
+	if (mode != NULL && strcmp(mode, "hs-len4g") == 0) {
+		write_all(0, "\xff\xff\xff\xff", 4);
+		wait_for_close(0);
+		return 0;
+	}
+
+	maj = gss_import_name(&min, &name, GSS_C_NT_HOSTBASED_SERVICE, &target);
+	if (GSS_ERROR(maj)) {
+		gss_die("gss_import_name", maj, min);
+	}
+	for (;;) {
+		maj = gss_init_sec_context(
+		    &min, GSS_C_NO_CREDENTIAL, &ctx, target,
+		    (gss_OID)gss_mech_krb5,
+		    GSS_C_MUTUAL_FLAG | GSS_C_REPLAY_FLAG |
+			GSS_C_SEQUENCE_FLAG | GSS_C_CONF_FLAG |
+			GSS_C_INTEG_FLAG,
+		    0, GSS_C_NO_CHANNEL_BINDINGS,
+		    in.value != NULL ? &in : GSS_C_NO_BUFFER, NULL, &out,
+		    &flags, NULL);
+		free(in.value);
+		in.value = NULL;
+		if (GSS_ERROR(maj)) {
+			gss_die("gss_init_sec_context", maj, min);
+		}
+		if (out.length > 0) {
+			send_token(0, &out);
+		}
+		gss_release_buffer(&min, &out);
+		if (!(maj & GSS_S_CONTINUE_NEEDED)) {
+			break;
+		}
+		if (recv_token(0, &in) != 1) {
+			fprintf(stderr, "knc-peer: EOF in handshake\n");
+			return 4;
+		}
+	}
+	gss_release_name(&min, &target);
+	if (mode != NULL) {
+		int r = evil(ctx, mode);
+
+		gss_delete_sec_context(&min, &ctx, GSS_C_NO_BUFFER);
+		return r;
+	}
+
+	maj =
+	    gss_wrap_size_limit(&min, ctx, 1, GSS_C_QOP_DEFAULT, 65536, &limit);
+	if (GSS_ERROR(maj)) {
+		gss_die("gss_wrap_size_limit", maj, min);
+	}
+	data = malloc(size + 1);
+	for (size_t i = 0; i < size; i++) {
+		data[i] = pattern(i);
+	}
+	/* frames of 1, 2, 4, ... bytes up to the limit, then the limit */
+	while (off < size) {
+		size_t n = step < limit ? step : limit;
+
+		if (n > size - off) {
+			n = size - off;
+		}
+		wrap_send(0, ctx, data + off, n, 1);
+		off += n;
+		step *= 2;
+	}
+	send_close(0, ctx);
+	echo = recv_all(0, ctx, &len);
+	gss_delete_sec_context(&min, &ctx, GSS_C_NO_BUFFER);
+	if (len != size || memcmp(echo, data, size) != 0) {
+		fprintf(stderr, "knc-peer: echo mismatch (%zu of %zu bytes)\n",
+			len, size);
+		return 5;
+	}
+	free(data);
+	free(echo);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 3 && strcmp(argv[1], "accept") == 0) {
+		return do_accept(argv[2]);
+	}
+	if ((argc == 4 || argc == 5) && strcmp(argv[1], "connect") == 0) {
+		return do_connect(argv[2], strtoul(argv[3], NULL, 10),
+				  argc == 5 ? argv[4] : NULL);
+	}
+	fprintf(stderr, "usage: knc-peer accept CLIENT | "
+			"knc-peer connect SERVICE SIZE [EVIL]\n");
+	return 2;
+}

@@ -1,0 +1,1090 @@
+/*
+ * tstream_gssapi against a real MIT KDC (tests/common/tt_kdc.c):
+ * our initiator against our acceptor over TCP, against an independent
+ * knc 1.x peer (knc_peer.c, plain blocking GSSAPI), and hostile peers.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <gssapi/gssapi.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tsocket.h"
+#include "tstream_gssapi.h"
+#include "tt.h"
+#include "tt_kdc.h"
+
+static TALLOC_CTX *kdc_mem;
+static struct tt_kdc *kdc;
+static const char *knc_peer_path;
+
+/* One KDC per TCase; its environment is set before any GSSAPI call. */
+static void kdc_setup(void)
+{
+	kdc_mem = talloc_new(NULL);
+	kdc = tt_kdc_start(kdc_mem);
+	if (kdc != NULL) {
+		tt_kdc_setenv(kdc);
+	}
+}
+
+static void kdc_teardown(void)
+{
+	TALLOC_FREE(kdc_mem);
+	kdc = NULL;
+}
+
+/* A connected TCP pair on 127.0.0.1 (blocking). */
+static void tcp_pair(int *a, int *b)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET};
+	socklen_t len = sizeof(sin);
+	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	ck_assert_int_ge(l, 0);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(l, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	ck_assert_int_eq(listen(l, 1), 0);
+	ck_assert_int_eq(getsockname(l, (struct sockaddr *)&sin, &len), 0);
+	*a = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(*a, 0);
+	ck_assert_int_eq(connect(*a, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	*b = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+	ck_assert_int_ge(*b, 0);
+	close(l);
+}
+
+static struct tstream_context *bsd_stream(int fd)
+{
+	struct tstream_context *s = NULL;
+	int flags = fcntl(fd, F_GETFL);
+
+	ck_assert_int_eq(fcntl(fd, F_SETFL, flags | O_NONBLOCK), 0);
+	ck_assert_int_eq(tstream_bsd_existing_socket(tt_mem, fd, &s), 0);
+	return s;
+}
+
+static struct tstream_gssapi_params *acceptor_params(const char *keytab)
+{
+	struct tstream_gssapi_params *p = NULL;
+	char *reason = NULL;
+	int ret;
+
+	ret = tstream_gssapi_params_acceptor(tt_mem, keytab, NULL, &p, &reason);
+	ck_assert_msg(ret == 0, "acceptor params: %s", reason);
+	return p;
+}
+
+static struct tstream_gssapi_params *initiator_params(const char *target,
+						      const char *ccache)
+{
+	struct tstream_gssapi_params *p = NULL;
+	char *reason = NULL;
+	int ret;
+
+	ret = tstream_gssapi_params_initiator(tt_mem, target, ccache, NULL,
+					      NULL, &p, &reason);
+	ck_assert_msg(ret == 0, "initiator params: %s", reason);
+	return p;
+}
+
+struct hs {
+	bool done;
+	int ret;
+	int err;
+	char *reason;
+	struct tstream_context *stream;
+	struct tstream_context *plain;
+	bool acceptor;
+};
+
+static void hs_done(struct tevent_req *req)
+{
+	struct hs *h = tevent_req_callback_data_void(req);
+
+	if (h->acceptor) {
+		h->ret = tstream_gssapi_accept_recv(req, &h->err, tt_mem,
+						    &h->stream, &h->reason);
+	} else {
+		h->ret = tstream_gssapi_connect_recv(req, &h->err, tt_mem,
+						     &h->stream, &h->reason);
+	}
+	talloc_free(req);
+	if (h->ret == -1) {
+		/* a failed handshake leaves the plain stream to us */
+		TALLOC_FREE(h->plain);
+	}
+	h->done = true;
+}
+
+static void hs_start(struct hs *h,
+		     bool acceptor,
+		     struct tstream_context *s,
+		     struct tstream_gssapi_params *p)
+{
+	struct tevent_req *req;
+
+	memset(h, 0, sizeof(*h));
+	h->acceptor = acceptor;
+	h->plain = s;
+	if (acceptor) {
+		req = tstream_gssapi_accept_send(tt_mem, tt_ev, s, p);
+	} else {
+		req = tstream_gssapi_connect_send(tt_mem, tt_ev, s, p);
+	}
+	ck_assert_ptr_nonnull(req);
+	tevent_req_set_callback(req, hs_done, h);
+}
+
+/* Our initiator against our acceptor over a fresh TCP pair. */
+static void our_pair(struct tstream_gssapi_params *ip,
+		     struct tstream_gssapi_params *ap,
+		     struct hs *cli,
+		     struct hs *srv)
+{
+	int a, b;
+
+	tcp_pair(&a, &b);
+	hs_start(srv, true, bsd_stream(b), ap);
+	hs_start(cli, false, bsd_stream(a), ip);
+	tt_wait(&srv->done, 10000);
+	tt_wait(&cli->done, 10000);
+}
+
+/* ---- byte pumps ------------------------------------------------------ */
+
+struct pump {
+	struct tstream_context *stream;
+	uint64_t rng;
+	/* writer */
+	const uint8_t *src;
+	size_t src_len;
+	size_t sent;
+	bool shutdown_after;
+	struct iovec wiov[3];
+	size_t wlen;
+	bool write_done;
+	int write_err;
+	/* reader */
+	uint8_t *dst;
+	size_t dst_len;
+	size_t got;
+	uint8_t extra;
+	struct iovec riov[2];
+	size_t rlen;
+	bool read_done;
+	int read_err;
+};
+
+static size_t rnd(struct pump *p, size_t max)
+{
+	p->rng ^= p->rng << 13;
+	p->rng ^= p->rng >> 7;
+	p->rng ^= p->rng << 17;
+	return 1 + (size_t)(p->rng % max);
+}
+
+static void pump_write_next(struct pump *p);
+
+static void pump_shutdown_done(struct tevent_req *req)
+{
+	struct pump *p = tevent_req_callback_data_void(req);
+
+	if (tstream_shutdown_recv(req, &p->write_err) == 0) {
+		p->write_err = 0;
+	}
+	talloc_free(req);
+	p->write_done = true;
+}
+
+static void pump_write_done(struct tevent_req *req)
+{
+	struct pump *p = tevent_req_callback_data_void(req);
+	int ret = tstream_writev_recv(req, &p->write_err);
+
+	talloc_free(req);
+	if (ret == -1) {
+		p->write_done = true;
+		return;
+	}
+	ck_assert_int_eq(ret, (int)p->wlen);
+	p->sent += p->wlen;
+	pump_write_next(p);
+}
+
+static void pump_write_next(struct pump *p)
+{
+	struct tevent_req *req;
+	size_t n, cnt = 0;
+
+	if (p->sent == p->src_len) {
+		if (!p->shutdown_after) {
+			p->write_done = true;
+			return;
+		}
+		req = tstream_shutdown_send(p, tt_ev, p->stream);
+		ck_assert_ptr_nonnull(req);
+		tevent_req_set_callback(req, pump_shutdown_done, p);
+		return;
+	}
+	n = rnd(p, 300000);
+	if (n > p->src_len - p->sent) {
+		n = p->src_len - p->sent;
+	}
+	p->wlen = n;
+	/* up to three iovecs per writev */
+	while (n > 0 && cnt < 3) {
+		size_t part = cnt == 2 ? n : rnd(p, n);
+
+		p->wiov[cnt].iov_base =
+		    (void *)(p->src + p->sent + p->wlen - n);
+		p->wiov[cnt].iov_len = part;
+		n -= part;
+		cnt++;
+	}
+	req = tstream_writev_send(p, tt_ev, p->stream, p->wiov, cnt);
+	ck_assert_ptr_nonnull(req);
+	tevent_req_set_callback(req, pump_write_done, p);
+}
+
+static void pump_read_next(struct pump *p);
+
+static void pump_read_done(struct tevent_req *req)
+{
+	struct pump *p = tevent_req_callback_data_void(req);
+	int ret = tstream_readv_recv(req, &p->read_err);
+
+	talloc_free(req);
+	if (ret == -1) {
+		p->read_done = true;
+		return;
+	}
+	ck_assert_int_eq(ret, (int)p->rlen);
+	ck_assert_msg(p->got < p->dst_len, "read past the expected end");
+	p->got += p->rlen;
+	pump_read_next(p);
+}
+
+static void pump_read_next(struct pump *p)
+{
+	struct tevent_req *req;
+	ssize_t pending = tstream_pending_bytes(p->stream);
+	size_t n, cnt = 1;
+
+	ck_assert_int_ge(pending, 0);
+	if (p->got == p->dst_len) {
+		/* one more byte: must be the end of the stream */
+		p->riov[0].iov_base = &p->extra;
+		p->riov[0].iov_len = 1;
+		p->rlen = 1;
+	} else {
+		/* alternate: what is buffered, or a big multi-frame read */
+		n = (pending > 0 && (p->rng & 1)) ? (size_t)pending
+						  : rnd(p, 200000);
+		if (n > p->dst_len - p->got) {
+			n = p->dst_len - p->got;
+		}
+		p->rlen = n;
+		p->riov[0].iov_base = p->dst + p->got;
+		p->riov[0].iov_len = n;
+		if (n > 1) {
+			p->riov[0].iov_len = n / 2;
+			p->riov[1].iov_base = p->dst + p->got + n / 2;
+			p->riov[1].iov_len = n - n / 2;
+			cnt = 2;
+		}
+	}
+	req = tstream_readv_send(p, tt_ev, p->stream, p->riov, cnt);
+	ck_assert_ptr_nonnull(req);
+	tevent_req_set_callback(req, pump_read_done, p);
+}
+
+static uint8_t *make_data(TALLOC_CTX *mem, size_t len, uint32_t seed)
+{
+	uint8_t *d = talloc_size(mem, len);
+
+	ck_assert_ptr_nonnull(d);
+	for (size_t i = 0; i < len; i++) {
+		seed = seed * 1103515245u + 12345u;
+		d[i] = (uint8_t)(seed >> 16);
+	}
+	return d;
+}
+
+/* ---- our initiator <-> our acceptor -------------------------------- */
+
+START_TEST(test_roundtrip_identity_and_bulk)
+{
+	struct tstream_gssapi_params *ap, *ip;
+	struct hs cli, srv;
+	const size_t len = 3 * 1024 * 1024 + 777;
+	struct pump *cp = talloc_zero(tt_mem, struct pump);
+	struct pump *sp = talloc_zero(tt_mem, struct pump);
+	const char *const *comps;
+	const uint8_t *exp;
+	size_t n = 0;
+	char *local;
+
+	ck_assert_ptr_nonnull(kdc);
+	ap = acceptor_params(kdc->service_keytab);
+	ip = initiator_params("host@localhost", kdc->alice_ccache);
+	our_pair(ip, ap, &cli, &srv);
+	ck_assert_msg(srv.ret == 0, "accept: %s", srv.reason);
+	ck_assert_msg(cli.ret == 0, "connect: %s", cli.reason);
+	/* params may go away while streams live on */
+	TALLOC_FREE(ap);
+	TALLOC_FREE(ip);
+
+	ck_assert(tstream_gssapi_is_gssapi(srv.stream));
+	ck_assert(!tstream_gssapi_is_initiator(srv.stream));
+	ck_assert(tstream_gssapi_is_initiator(cli.stream));
+	ck_assert_str_eq(tstream_gssapi_client_principal(srv.stream),
+			 "alice@" TT_KDC_REALM);
+	ck_assert_str_eq(tstream_gssapi_client_principal(cli.stream),
+			 "alice@" TT_KDC_REALM);
+	ck_assert_str_eq(tstream_gssapi_server_principal(srv.stream),
+			 "host/localhost@" TT_KDC_REALM);
+	ck_assert_str_eq(tstream_gssapi_client_realm(srv.stream), TT_KDC_REALM);
+	comps = tstream_gssapi_client_components(srv.stream, &n);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_str_eq(comps[0], "alice");
+	ck_assert_ptr_null(comps[1]);
+	local = tstream_gssapi_client_localname(srv.stream, tt_mem);
+	ck_assert_ptr_nonnull(local);
+	ck_assert_str_eq(local, "alice");
+	exp = tstream_gssapi_client_exported_name(srv.stream, &n);
+	ck_assert_ptr_nonnull(exp);
+	ck_assert_uint_gt(n, 10);
+	ck_assert_uint_eq(exp[0], 0x04);
+	ck_assert_uint_eq(exp[1], 0x01);
+	ck_assert_str_eq(tstream_gssapi_mech_oid(srv.stream),
+			 "1.2.840.113554.1.2.2");
+	ck_assert_str_eq(tstream_gssapi_mech_name(srv.stream), "krb5");
+	ck_assert((tstream_gssapi_flags(srv.stream) &
+		   (GSS_C_CONF_FLAG | GSS_C_INTEG_FLAG | GSS_C_MUTUAL_FLAG |
+		    GSS_C_REPLAY_FLAG | GSS_C_SEQUENCE_FLAG)) ==
+		  (GSS_C_CONF_FLAG | GSS_C_INTEG_FLAG | GSS_C_MUTUAL_FLAG |
+		   GSS_C_REPLAY_FLAG | GSS_C_SEQUENCE_FLAG));
+	ck_assert(!(tstream_gssapi_flags(srv.stream) & GSS_C_DELEG_FLAG));
+	ck_assert_int_gt(tstream_gssapi_expiry(srv.stream), time(NULL) + 3600);
+	ck_assert_ptr_null(tstream_gssapi_error_reason(srv.stream));
+
+	/* several MiB both ways at once, each side half-closing */
+	cp->stream = cli.stream;
+	cp->rng = 0x1234567;
+	cp->src = make_data(cp, len, 1);
+	cp->src_len = len;
+	cp->shutdown_after = true;
+	cp->dst = talloc_size(cp, len + 1);
+	cp->dst_len = len - 12345;
+	sp->stream = srv.stream;
+	sp->rng = 0x7654321;
+	sp->src = make_data(sp, len - 12345, 2);
+	sp->src_len = len - 12345;
+	sp->shutdown_after = true;
+	sp->dst = talloc_size(sp, len + 1);
+	sp->dst_len = len;
+	pump_write_next(cp);
+	pump_write_next(sp);
+	pump_read_next(cp);
+	pump_read_next(sp);
+	tt_wait(&cp->write_done, 30000);
+	tt_wait(&sp->write_done, 30000);
+	tt_wait(&cp->read_done, 30000);
+	tt_wait(&sp->read_done, 30000);
+	ck_assert_int_eq(cp->write_err, 0);
+	ck_assert_int_eq(sp->write_err, 0);
+	ck_assert_int_eq(cp->read_err, EPIPE);
+	ck_assert_int_eq(sp->read_err, EPIPE);
+	ck_assert_uint_eq(sp->got, len);
+	ck_assert_uint_eq(cp->got, len - 12345);
+	ck_assert(memcmp(sp->dst, cp->src, len) == 0);
+	ck_assert(memcmp(cp->dst, sp->src, len - 12345) == 0);
+}
+END_TEST
+
+struct io {
+	bool done;
+	int ret;
+	int err;
+};
+
+static void io_read_done(struct tevent_req *req)
+{
+	struct io *io = tevent_req_callback_data_void(req);
+
+	io->ret = tstream_readv_recv(req, &io->err);
+	talloc_free(req);
+	io->done = true;
+}
+
+static void io_write_done(struct tevent_req *req)
+{
+	struct io *io = tevent_req_callback_data_void(req);
+
+	io->ret = tstream_writev_recv(req, &io->err);
+	talloc_free(req);
+	io->done = true;
+}
+
+static void io_shutdown_done(struct tevent_req *req)
+{
+	struct io *io = tevent_req_callback_data_void(req);
+
+	io->ret = tstream_shutdown_recv(req, &io->err);
+	talloc_free(req);
+	io->done = true;
+}
+
+static void io_disconnect_done(struct tevent_req *req)
+{
+	struct io *io = tevent_req_callback_data_void(req);
+
+	io->ret = tstream_disconnect_recv(req, &io->err);
+	talloc_free(req);
+	io->done = true;
+}
+
+static int do_read(struct tstream_context *s, void *buf, size_t len, int *err)
+{
+	struct iovec iov = {.iov_base = buf, .iov_len = len};
+	struct io io = {0};
+	struct tevent_req *req = tstream_readv_send(tt_mem, tt_ev, s, &iov, 1);
+
+	ck_assert_ptr_nonnull(req);
+	tevent_req_set_callback(req, io_read_done, &io);
+	tt_wait(&io.done, 10000);
+	*err = io.err;
+	return io.ret;
+}
+
+static int do_write(struct tstream_context *s,
+		    const void *buf,
+		    size_t len,
+		    int *err)
+{
+	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+	struct io io = {0};
+	struct tevent_req *req = tstream_writev_send(tt_mem, tt_ev, s, &iov, 1);
+
+	ck_assert_ptr_nonnull(req);
+	tevent_req_set_callback(req, io_write_done, &io);
+	tt_wait(&io.done, 10000);
+	*err = io.err;
+	return io.ret;
+}
+
+static int do_shutdown(struct tstream_context *s, int *err)
+{
+	struct io io = {0};
+	struct tevent_req *req = tstream_shutdown_send(tt_mem, tt_ev, s);
+
+	ck_assert_ptr_nonnull(req);
+	tevent_req_set_callback(req, io_shutdown_done, &io);
+	tt_wait(&io.done, 10000);
+	*err = io.err;
+	return io.ret;
+}
+
+static int do_disconnect(struct tstream_context *s, int *err)
+{
+	struct io io = {0};
+	struct tevent_req *req = tstream_disconnect_send(tt_mem, tt_ev, s);
+
+	ck_assert_ptr_nonnull(req);
+	tevent_req_set_callback(req, io_disconnect_done, &io);
+	tt_wait(&io.done, 10000);
+	*err = io.err;
+	return io.ret;
+}
+
+START_TEST(test_half_close_both_ways)
+{
+	struct hs cli, srv;
+	char buf[8];
+	int err = 0;
+
+	ck_assert_ptr_nonnull(kdc);
+	our_pair(initiator_params("host@localhost", kdc->alice_ccache),
+		 acceptor_params(kdc->service_keytab), &cli, &srv);
+	ck_assert_msg(srv.ret == 0 && cli.ret == 0, "handshake: %s / %s",
+		      srv.reason, cli.reason);
+
+	/* client -> server, then the client ends its writing side */
+	ck_assert_int_eq(do_write(cli.stream, "ping", 4, &err), 4);
+	ck_assert_int_eq(do_shutdown(cli.stream, &err), 0);
+	ck_assert_int_eq(do_write(cli.stream, "x", 1, &err), -1);
+	ck_assert_int_eq(err, EPIPE);
+	ck_assert_int_eq(do_read(srv.stream, buf, 4, &err), 4);
+	ck_assert(memcmp(buf, "ping", 4) == 0);
+	ck_assert_int_eq(do_read(srv.stream, buf, 1, &err), -1);
+	ck_assert_int_eq(err, EPIPE);
+	ck_assert_int_eq(do_read(srv.stream, buf, 1, &err), -1);
+	ck_assert_int_eq(err, EPIPE);
+
+	/* the other direction still flows */
+	ck_assert_int_eq(do_write(srv.stream, "pong!", 5, &err), 5);
+	ck_assert_int_eq(do_read(cli.stream, buf, 5, &err), 5);
+	ck_assert(memcmp(buf, "pong!", 5) == 0);
+	ck_assert_int_eq(do_shutdown(srv.stream, &err), 0);
+	ck_assert_int_eq(do_read(cli.stream, buf, 1, &err), -1);
+	ck_assert_int_eq(err, EPIPE);
+
+	/* disconnect after both half-closes */
+	ck_assert_int_eq(do_disconnect(cli.stream, &err), 0);
+	ck_assert_int_eq(do_disconnect(srv.stream, &err), 0);
+}
+END_TEST
+
+START_TEST(test_disconnect_sends_authenticated_close)
+{
+	struct hs cli, srv;
+	char buf[4];
+	int err = 0;
+
+	ck_assert_ptr_nonnull(kdc);
+	our_pair(initiator_params("host@localhost", kdc->bob_ccache),
+		 acceptor_params(kdc->service_keytab), &cli, &srv);
+	ck_assert_msg(srv.ret == 0 && cli.ret == 0, "handshake: %s / %s",
+		      srv.reason, cli.reason);
+	ck_assert_str_eq(tstream_gssapi_client_principal(srv.stream),
+			 "bob@" TT_KDC_REALM);
+	/* strict EOF would turn a bare FIN into an error: this is clean */
+	ck_assert_int_eq(do_disconnect(cli.stream, &err), 0);
+	ck_assert_int_eq(do_read(srv.stream, buf, 1, &err), -1);
+	ck_assert_int_eq(err, EPIPE);
+	ck_assert_ptr_null(tstream_gssapi_error_reason(srv.stream));
+}
+END_TEST
+
+START_TEST(test_strict_eof_bare_fin)
+{
+	struct tstream_gssapi_params *ap;
+	struct hs cli, srv;
+	char buf[4];
+	int err = 0;
+
+	ck_assert_ptr_nonnull(kdc);
+	ap = acceptor_params(kdc->service_keytab);
+	tstream_gssapi_params_set_strict_eof(ap, true);
+	our_pair(initiator_params("host@localhost", kdc->alice_ccache), ap,
+		 &cli, &srv);
+	ck_assert_msg(srv.ret == 0 && cli.ret == 0, "handshake: %s / %s",
+		      srv.reason, cli.reason);
+	/* freeing the stream closes TCP without the authenticated close */
+	TALLOC_FREE(cli.stream);
+	ck_assert_int_eq(do_read(srv.stream, buf, 1, &err), -1);
+	ck_assert_int_eq(err, ECONNABORTED);
+	ck_assert_ptr_nonnull(
+	    strstr(tstream_gssapi_error_reason(srv.stream), "truncated"));
+}
+END_TEST
+
+/* ---- against an independent knc 1.x peer --------------------------- */
+
+/* Run knc-peer with the socket as its stdin. */
+static pid_t spawn_peer(int sock, const char *const argv[])
+{
+	pid_t pid;
+
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		dup2(sock, 0);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		execv(knc_peer_path, (char *const *)argv);
+		_exit(127);
+	}
+	close(sock);
+	return pid;
+}
+
+static void expect_peer_exit(pid_t pid, int code)
+{
+	int status = tt_wait_exit(pid, 10000);
+
+	if (status == -1) {
+		tt_stop(pid, 100);
+		ck_abort_msg("knc-peer did not exit");
+	}
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == code,
+		      "knc-peer exit status 0x%x, wanted %d", status, code);
+}
+
+START_TEST(test_knc_peer_acceptor)
+{
+	const char *argv[] = {"knc-peer", "accept", "alice@" TT_KDC_REALM,
+			      NULL};
+	const size_t len = 1024 * 1024 + 3;
+	struct pump *p = talloc_zero(tt_mem, struct pump);
+	struct hs cli;
+	pid_t pid;
+	int a, b;
+
+	ck_assert_ptr_nonnull(kdc);
+	/* the peer uses the process default keytab: KRB5_KTNAME */
+	setenv("KRB5_KTNAME", kdc->service_keytab, 1);
+	tcp_pair(&a, &b);
+	pid = spawn_peer(b, argv);
+	hs_start(&cli, false, bsd_stream(a),
+		 initiator_params("host@localhost", kdc->alice_ccache));
+	tt_wait(&cli.done, 10000);
+	ck_assert_msg(cli.ret == 0, "connect: %s", cli.reason);
+	ck_assert_str_eq(tstream_gssapi_server_principal(cli.stream),
+			 "host/localhost@" TT_KDC_REALM);
+
+	p->stream = cli.stream;
+	p->rng = 99;
+	p->src = make_data(p, len, 3);
+	p->src_len = len;
+	p->shutdown_after = true;
+	p->dst = talloc_size(p, len + 1);
+	p->dst_len = len;
+	pump_write_next(p);
+	pump_read_next(p);
+	tt_wait(&p->write_done, 20000);
+	tt_wait(&p->read_done, 20000);
+	ck_assert_int_eq(p->write_err, 0);
+	ck_assert_int_eq(p->read_err, EPIPE);
+	ck_assert(memcmp(p->dst, p->src, len) == 0);
+	TALLOC_FREE(cli.stream);
+	expect_peer_exit(pid, 0);
+}
+END_TEST
+
+START_TEST(test_knc_peer_initiator)
+{
+	const size_t len = 2 * 1024 * 1024 + 5;
+	const char *argv[] = {"knc-peer", "connect", "host@localhost",
+			      "2097157", NULL};
+	struct pump *p = talloc_zero(tt_mem, struct pump);
+	struct hs srv;
+	uint8_t *expect;
+	pid_t pid;
+	int a, b, err = 0;
+
+	ck_assert_ptr_nonnull(kdc);
+	setenv("KRB5CCNAME", kdc->alice_ccache, 1);
+	tcp_pair(&a, &b);
+	pid = spawn_peer(a, argv);
+	hs_start(&srv, true, bsd_stream(b),
+		 acceptor_params(kdc->service_keytab));
+	tt_wait(&srv.done, 10000);
+	ck_assert_msg(srv.ret == 0, "accept: %s", srv.reason);
+	ck_assert_str_eq(tstream_gssapi_client_principal(srv.stream),
+			 "alice@" TT_KDC_REALM);
+
+	/* read everything up to the authenticated close, echo it back */
+	p->stream = srv.stream;
+	p->rng = 5;
+	p->dst = talloc_size(p, len + 1);
+	p->dst_len = len;
+	pump_read_next(p);
+	tt_wait(&p->read_done, 20000);
+	ck_assert_int_eq(p->read_err, EPIPE);
+	ck_assert_uint_eq(p->got, len);
+	expect = talloc_size(p, len);
+	for (size_t i = 0; i < len; i++) {
+		uint32_t x = (uint32_t)i * 2654435761u;
+
+		expect[i] = (uint8_t)((x >> 13) ^ (x >> 24) ^ i);
+	}
+	ck_assert(memcmp(p->dst, expect, len) == 0);
+	ck_assert_int_eq(do_write(srv.stream, p->dst, len, &err), (int)len);
+	ck_assert_int_eq(do_shutdown(srv.stream, &err), 0);
+	expect_peer_exit(pid, 0);
+}
+END_TEST
+
+/* ---- hostile peers --------------------------------------------------- */
+
+/*
+ * A knc-peer initiator misbehaves against our acceptor while a good
+ * pair of ours runs in the same event loop: only the bad stream fails.
+ */
+static void hostile(const char *mode,
+		    bool in_handshake,
+		    int want_err,
+		    const char *want_reason)
+{
+	const char *argv[] = {"knc-peer", "connect", "host@localhost",
+			      "0",        mode,      NULL};
+	struct tstream_gssapi_params *ap = acceptor_params(kdc->service_keytab);
+	struct hs bad, cli, srv;
+	const char *reason;
+	char buf[16];
+	pid_t pid;
+	int a, b, err = 0, ret;
+
+	setenv("KRB5CCNAME", kdc->alice_ccache, 1);
+	tcp_pair(&a, &b);
+	pid = spawn_peer(a, argv);
+	hs_start(&bad, true, bsd_stream(b), ap);
+	our_pair(initiator_params("host@localhost", kdc->bob_ccache), ap, &cli,
+		 &srv);
+	ck_assert_msg(srv.ret == 0 && cli.ret == 0, "good pair: %s / %s",
+		      srv.reason, cli.reason);
+	tt_wait(&bad.done, 10000);
+
+	if (in_handshake) {
+		ck_assert_int_eq(bad.ret, -1);
+		ck_assert_msg(bad.err == want_err, "%s: errno %d (%s), want %d",
+			      mode, bad.err, bad.reason, want_err);
+		reason = bad.reason;
+	} else {
+		ck_assert_msg(bad.ret == 0, "accept: %s", bad.reason);
+		if (strcmp(mode, "replay") == 0) {
+			/* the first copy is fine */
+			ck_assert_int_eq(do_read(bad.stream, buf, 5, &err), 5);
+			ck_assert(memcmp(buf, "AAAAA", 5) == 0);
+		}
+		ret = do_read(bad.stream, buf, 5, &err);
+		ck_assert_int_eq(ret, -1);
+		ck_assert_msg(
+		    err == want_err, "%s: errno %d (%s), want %d", mode, err,
+		    tstream_gssapi_error_reason(bad.stream), want_err);
+		/* sticky */
+		ck_assert_int_eq(do_read(bad.stream, buf, 1, &err), -1);
+		ck_assert_int_eq(err, want_err);
+		ck_assert_int_eq(do_write(bad.stream, "x", 1, &err), -1);
+		ck_assert_int_eq(err, want_err);
+		ck_assert_int_eq(tstream_pending_bytes(bad.stream), -1);
+		reason = tstream_gssapi_error_reason(bad.stream);
+	}
+	ck_assert_ptr_nonnull(reason);
+	ck_assert_msg(strcasestr(reason, want_reason) != NULL,
+		      "%s: reason '%s' lacks '%s'", mode, reason, want_reason);
+
+	/* the good pair is unaffected */
+	ck_assert_int_eq(do_write(cli.stream, "hello", 5, &err), 5);
+	ck_assert_int_eq(do_read(srv.stream, buf, 5, &err), 5);
+	ck_assert(memcmp(buf, "hello", 5) == 0);
+
+	TALLOC_FREE(bad.stream);
+	expect_peer_exit(pid, 0);
+}
+
+START_TEST(test_hostile_replay)
+{
+	ck_assert_ptr_nonnull(kdc);
+	hostile("replay", false, EPROTO, "duplicate");
+}
+END_TEST
+
+START_TEST(test_hostile_reorder)
+{
+	ck_assert_ptr_nonnull(kdc);
+	hostile("reorder", false, EPROTO, "token");
+}
+END_TEST
+
+START_TEST(test_hostile_bitflip)
+{
+	ck_assert_ptr_nonnull(kdc);
+	hostile("bitflip", false, EPROTO, "unwrap");
+}
+END_TEST
+
+START_TEST(test_hostile_integrity_only)
+{
+	ck_assert_ptr_nonnull(kdc);
+	hostile("integ", false, EPROTO, "confidentiality");
+}
+END_TEST
+
+START_TEST(test_hostile_len4g)
+{
+	ck_assert_ptr_nonnull(kdc);
+	hostile("len4g", false, EMSGSIZE, "frame length 4294967295");
+}
+END_TEST
+
+START_TEST(test_hostile_zero_length)
+{
+	ck_assert_ptr_nonnull(kdc);
+	hostile("zero", false, EMSGSIZE, "frame length 0");
+}
+END_TEST
+
+START_TEST(test_hostile_truncated)
+{
+	ck_assert_ptr_nonnull(kdc);
+	hostile("truncated", false, ECONNABORTED, "truncated frame");
+}
+END_TEST
+
+START_TEST(test_hostile_garbage)
+{
+	ck_assert_ptr_nonnull(kdc);
+	hostile("garbage", false, EPROTO, "unwrap");
+}
+END_TEST
+
+START_TEST(test_hostile_handshake_garbage)
+{
+	ck_assert_ptr_nonnull(kdc);
+	hostile("hs-garbage", true, EPROTO, "accept_sec_context");
+}
+END_TEST
+
+START_TEST(test_hostile_handshake_len4g)
+{
+	ck_assert_ptr_nonnull(kdc);
+	hostile("hs-len4g", true, EMSGSIZE, "context token length");
+}
+END_TEST
+
+/* ---- credentials and policy ---------------------------------------- */
+
+START_TEST(test_params_errors)
+{
+	struct tstream_gssapi_params *p = NULL;
+	char *reason = NULL;
+	char *missing;
+	int ret;
+
+	ck_assert_ptr_nonnull(kdc);
+	missing = talloc_asprintf(tt_mem, "%s/nonexistent.keytab", kdc->dir);
+	ret =
+	    tstream_gssapi_params_acceptor(tt_mem, missing, NULL, &p, &reason);
+	ck_assert_int_eq(ret, ENOENT);
+	ck_assert_ptr_nonnull(reason);
+	ck_assert_msg(strstr(reason, "nonexistent") != NULL, "%s", reason);
+	TALLOC_FREE(reason);
+
+	/* a principal that is not in the keytab */
+	ret = tstream_gssapi_params_acceptor(tt_mem, kdc->service_keytab,
+					     "HTTP/localhost", &p, &reason);
+	ck_assert_int_eq(ret, ENOENT);
+	ck_assert_msg(strcasestr(reason, "key table entry") != NULL, "%s",
+		      reason);
+	TALLOC_FREE(reason);
+
+	/* the right one, as host-based service and as principal */
+	ret = tstream_gssapi_params_acceptor(tt_mem, kdc->service_keytab,
+					     "host@localhost", &p, &reason);
+	ck_assert_msg(ret == 0, "%s", reason);
+	TALLOC_FREE(p);
+	ret = tstream_gssapi_params_acceptor(tt_mem, kdc->service_keytab,
+					     "host/localhost@" TT_KDC_REALM, &p,
+					     &reason);
+	ck_assert_msg(ret == 0, "%s", reason);
+	TALLOC_FREE(p);
+
+	/* a ccache that does not exist */
+	missing =
+	    talloc_asprintf(tt_mem, "FILE:%s/nonexistent.ccache", kdc->dir);
+	ret = tstream_gssapi_params_initiator(tt_mem, "host@localhost", missing,
+					      NULL, NULL, &p, &reason);
+	ck_assert_int_eq(ret, ENOENT);
+	ck_assert_ptr_nonnull(reason);
+	TALLOC_FREE(reason);
+
+	ret = tstream_gssapi_params_initiator(tt_mem, "", NULL, NULL, NULL, &p,
+					      &reason);
+	ck_assert_int_eq(ret, EINVAL);
+	TALLOC_FREE(reason);
+}
+END_TEST
+
+START_TEST(test_wrong_keytab)
+{
+	struct hs cli, srv;
+
+	ck_assert_ptr_nonnull(kdc);
+	/* bob's keytab has no key for host/localhost */
+	our_pair(initiator_params("host@localhost", kdc->alice_ccache),
+		 acceptor_params(kdc->bob_keytab), &cli, &srv);
+	ck_assert_int_eq(srv.ret, -1);
+	ck_assert_msg(srv.err == ENOENT || srv.err == EACCES, "errno %d: %s",
+		      srv.err, srv.reason);
+	ck_assert_msg(strstr(srv.reason, "not found in keytab") != NULL ||
+			  strstr(srv.reason, "Key table entry not found") !=
+			      NULL,
+		      "%s", srv.reason);
+	/* the initiator sees the connection go away */
+	ck_assert_int_eq(cli.ret, -1);
+}
+END_TEST
+
+START_TEST(test_unknown_service)
+{
+	struct hs cli, srv;
+
+	ck_assert_ptr_nonnull(kdc);
+	our_pair(initiator_params("nosuch@localhost", kdc->alice_ccache),
+		 acceptor_params(kdc->service_keytab), &cli, &srv);
+	ck_assert_int_eq(cli.ret, -1);
+	ck_assert_msg(cli.err == ENOENT, "errno %d: %s", cli.err, cli.reason);
+	ck_assert_msg(strstr(cli.reason, "not found in Kerberos database") !=
+			  NULL,
+		      "%s", cli.reason);
+	/* the acceptor sees the initiator give up */
+	ck_assert_int_eq(srv.ret, -1);
+}
+END_TEST
+
+START_TEST(test_client_keytab)
+{
+	struct tstream_gssapi_params *ip = NULL;
+	struct hs cli, srv;
+	char *reason = NULL;
+	int ret;
+
+	ck_assert_ptr_nonnull(kdc);
+	/* tickets from bob's keytab into a private in-memory ccache */
+	ret = tstream_gssapi_params_initiator(tt_mem, "host/localhost", NULL,
+					      kdc->bob_keytab, "bob", &ip,
+					      &reason);
+	ck_assert_msg(ret == 0, "%s", reason);
+	our_pair(ip, acceptor_params(kdc->service_keytab), &cli, &srv);
+	ck_assert_msg(srv.ret == 0 && cli.ret == 0, "handshake: %s / %s",
+		      srv.reason, cli.reason);
+	ck_assert_str_eq(tstream_gssapi_client_principal(srv.stream),
+			 "bob@" TT_KDC_REALM);
+}
+END_TEST
+
+START_TEST(test_handshake_timeout)
+{
+	struct tstream_gssapi_params *ap = acceptor_params(kdc->service_keytab);
+	struct hs srv;
+	int a, b;
+
+	tstream_gssapi_params_set_handshake_timeout(ap, 200);
+	tcp_pair(&a, &b);
+	/* the initiator never speaks */
+	hs_start(&srv, true, bsd_stream(b), ap);
+	tt_wait(&srv.done, 5000);
+	ck_assert_int_eq(srv.ret, -1);
+	ck_assert_int_eq(srv.err, ETIMEDOUT);
+	ck_assert_msg(strstr(srv.reason, "timed out") != NULL, "%s",
+		      srv.reason);
+	close(a);
+}
+END_TEST
+
+START_TEST(test_expired_ticket)
+{
+	char *cc = talloc_asprintf(tt_mem, "FILE:%s/short.ccache", kdc->dir);
+	struct tstream_gssapi_params *ip;
+	struct hs cli, srv;
+	char buf[4];
+	int err = 0;
+
+	ck_assert_int_eq(
+	    tt_kdc_kinit(kdc, "alice", kdc->alice_keytab, cc, "3s"), 0);
+	ip = initiator_params("host@localhost", cc);
+	our_pair(ip, acceptor_params(kdc->service_keytab), &cli, &srv);
+	ck_assert_msg(srv.ret == 0 && cli.ret == 0, "handshake: %s / %s",
+		      srv.reason, cli.reason);
+	/* MIT adds the clock skew (2 s in tt_kdc) on the acceptor side */
+	ck_assert_int_le(tstream_gssapi_expiry(cli.stream), time(NULL) + 3);
+	ck_assert_int_le(tstream_gssapi_expiry(srv.stream), time(NULL) + 3 + 2);
+	ck_assert_int_gt(tstream_gssapi_expiry(srv.stream), time(NULL));
+	ck_assert_int_eq(do_write(cli.stream, "abc", 3, &err), 3);
+	ck_assert_int_eq(do_read(srv.stream, buf, 3, &err), 3);
+
+	/* the stream enforces the context lifetime itself */
+	while (time(NULL) <= tstream_gssapi_expiry(srv.stream)) {
+		usleep(100000);
+	}
+	ck_assert_int_eq(do_write(cli.stream, "abc", 3, &err), -1);
+	ck_assert_int_eq(err, EKEYEXPIRED);
+	ck_assert_int_eq(do_read(srv.stream, buf, 1, &err), -1);
+	ck_assert_int_eq(err, EKEYEXPIRED);
+	ck_assert_ptr_nonnull(
+	    strstr(tstream_gssapi_error_reason(srv.stream), "expired"));
+	TALLOC_FREE(cli.stream);
+	TALLOC_FREE(srv.stream);
+
+	/* a new connection with the expired ticket fails cleanly */
+	our_pair(ip, acceptor_params(kdc->service_keytab), &cli, &srv);
+	ck_assert_int_eq(cli.ret, -1);
+	ck_assert_msg(cli.err == EKEYEXPIRED, "errno %d: %s", cli.err,
+		      cli.reason);
+	ck_assert_ptr_nonnull(cli.reason);
+	ck_assert_int_eq(srv.ret, -1);
+}
+END_TEST
+
+static Suite *gssapi_suite(void)
+{
+	Suite *s = suite_create("tstream_gssapi");
+	struct {
+		const char *name;
+		const TTest *tests[12];
+		int timeout;
+	} cases[] = {
+	    {"ours",
+	     {test_roundtrip_identity_and_bulk, test_half_close_both_ways,
+	      test_disconnect_sends_authenticated_close,
+	      test_strict_eof_bare_fin, NULL},
+	     60},
+	    {"knc",
+	     {test_knc_peer_acceptor, test_knc_peer_initiator, NULL},
+	     60},
+	    {"hostile",
+	     {test_hostile_replay, test_hostile_reorder, test_hostile_bitflip,
+	      test_hostile_integrity_only, test_hostile_len4g,
+	      test_hostile_zero_length, test_hostile_truncated,
+	      test_hostile_garbage, test_hostile_handshake_garbage,
+	      test_hostile_handshake_len4g, NULL},
+	     30},
+	    {"credentials",
+	     {test_params_errors, test_wrong_keytab, test_unknown_service,
+	      test_client_keytab, test_handshake_timeout, test_expired_ticket,
+	      NULL},
+	     60},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		TCase *tc = tcase_create(cases[i].name);
+
+		tcase_add_unchecked_fixture(tc, kdc_setup, kdc_teardown);
+		tcase_add_checked_fixture(tc, tt_setup, tt_teardown);
+		tcase_set_timeout(tc, cases[i].timeout);
+		for (size_t j = 0; cases[i].tests[j] != NULL; j++) {
+			_tcase_add_test(tc, cases[i].tests[j], 0, 0, 0, 1);
+		}
+		suite_add_tcase(s, tc);
+	}
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr;
+	int failed;
+
+	if (!tt_kdc_available()) {
+		fprintf(stderr, "krb5kdc/kadmin.local/kinit not installed\n");
+		return 77;
+	}
+	knc_peer_path = getenv("TSGATE_KNC_PEER");
+	if (knc_peer_path == NULL) {
+		fprintf(stderr, "TSGATE_KNC_PEER not set\n");
+		return 1;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	/*
+	 * tevent registers its backends on the NULL context at the first
+	 * tevent_context_init(): do that before tt_setup() counts blocks.
+	 */
+	talloc_free(tevent_context_init(NULL));
+	sr = srunner_create(gssapi_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? 0 : 1;
+}
