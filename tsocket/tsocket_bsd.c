@@ -43,6 +43,21 @@
 /* Vectors up to this size are copied into the request state itself. */
 #define TSTREAM_BSD_INLINE_IOV 4
 
+/*
+ * What a request waiting for room to write asks of its tevent_fd. tevent
+ * before 0.15 only reports EPOLLERR/EPOLLHUP to an fd that waits for
+ * TEVENT_FD_READ (a write-only one is silently dropped from epoll), so a
+ * waiting writer also asks for READ there; newer tevent has
+ * TEVENT_FD_ERROR for exactly this.
+ */
+#ifdef TEVENT_FD_ERROR
+#define TSOCKET_BSD_WRITE_WAIT  (TEVENT_FD_WRITE | TEVENT_FD_ERROR)
+#define TSOCKET_BSD_READ_EVENTS (TEVENT_FD_READ | TEVENT_FD_ERROR)
+#else
+#define TSOCKET_BSD_WRITE_WAIT  (TEVENT_FD_WRITE | TEVENT_FD_READ)
+#define TSOCKET_BSD_READ_EVENTS TEVENT_FD_READ
+#endif
+
 /* ------------------------------------------------------------------ */
 /* Addresses                                                           */
 /* ------------------------------------------------------------------ */
@@ -698,7 +713,7 @@ static int tdgram_bsd_want(struct tdgram_bsd *bsd,
 		bsd->ev = ev;
 		return 0;
 	}
-	if ((bsd->fde_flags & flag) == 0) {
+	if ((bsd->fde_flags & flag) != flag) {
 		bsd->fde_flags |= flag;
 		tevent_fd_set_flags(bsd->fde, bsd->fde_flags);
 	}
@@ -729,22 +744,29 @@ static void tdgram_bsd_fde_handler(struct tevent_context *ev,
 	 * callback, which may free bsd. Level triggering brings us back
 	 * for the other direction.
 	 */
-	if ((flags & TEVENT_FD_WRITE) != 0) {
-		if (bsd->sendto_req == NULL) {
-			tdgram_bsd_unwant(bsd, TEVENT_FD_WRITE);
-			return;
-		}
+	if ((flags & TEVENT_FD_WRITE) != 0 && bsd->sendto_req != NULL) {
 		tdgram_bsd_sendto_try(bsd->sendto_req);
 		return;
 	}
-	if ((flags & TEVENT_FD_READ) != 0) {
-		if (bsd->recvfrom_req == NULL) {
-			/* lazily dropped: see tdgram_bsd_recvfrom_cleanup */
-			tdgram_bsd_unwant(bsd, TEVENT_FD_READ);
+	if ((flags & TSOCKET_BSD_READ_EVENTS) != 0) {
+		if (bsd->recvfrom_req != NULL) {
+			tdgram_bsd_recvfrom_try(bsd->recvfrom_req);
 			return;
 		}
-		tdgram_bsd_recvfrom_try(bsd->recvfrom_req);
+		if (bsd->sendto_req != NULL &&
+		    tdgram_bsd_sendto_try(bsd->sendto_req)) {
+			/* an error reported as readability */
+			return;
+		}
+		/*
+		 * Datagrams nobody asked for yet (the flag is kept lazily,
+		 * see tdgram_bsd_recvfrom_cleanup): stop polling for them.
+		 */
+		tdgram_bsd_unwant(bsd, TEVENT_FD_READ);
 		return;
+	}
+	if ((flags & TEVENT_FD_WRITE) != 0) {
+		tdgram_bsd_unwant(bsd, TEVENT_FD_WRITE);
 	}
 }
 
@@ -943,7 +965,8 @@ static void tdgram_bsd_sendto_cleanup(struct tevent_req *req,
 
 	if (state->bsd != NULL && state->bsd->sendto_req == req) {
 		/* sockets are writable nearly always: drop it right away */
-		tdgram_bsd_unwant(state->bsd, TEVENT_FD_WRITE);
+		tdgram_bsd_unwant(state->bsd,
+				  TSOCKET_BSD_WRITE_WAIT & ~TEVENT_FD_READ);
 		state->bsd->sendto_req = NULL;
 	}
 	state->bsd = NULL;
@@ -1024,7 +1047,7 @@ static struct tevent_req *tdgram_bsd_sendto_send(
 		return tevent_req_post(req, ev);
 	}
 
-	err = tdgram_bsd_want(bsd, ev, TEVENT_FD_WRITE);
+	err = tdgram_bsd_want(bsd, ev, TSOCKET_BSD_WRITE_WAIT);
 	if (err != 0) {
 		tevent_req_error(req, err);
 		return tevent_req_post(req, ev);
@@ -1324,6 +1347,22 @@ static void tstream_bsd_fail(struct tstream_bsd *bsd, int err, bool reading)
 	}
 }
 
+/*
+ * A fatal error seen by the reader also ends a writev waiting for room
+ * (it may never hear of it: see TSOCKET_BSD_WRITE_WAIT). Its callback
+ * runs from the loop, not inside the reader's.
+ */
+static void tstream_bsd_fail_writer(struct tstream_bsd *bsd, int err)
+{
+	struct tevent_req *writer = bsd->writev_req;
+
+	if (writer == NULL || bsd->ev == NULL) {
+		return;
+	}
+	tevent_req_defer_callback(writer, bsd->ev);
+	tevent_req_error(writer, err);
+}
+
 static int tstream_bsd_want(struct tstream_bsd *bsd,
 			    struct tevent_context *ev,
 			    uint16_t flag)
@@ -1340,7 +1379,7 @@ static int tstream_bsd_want(struct tstream_bsd *bsd,
 		bsd->ev = ev;
 		return 0;
 	}
-	if ((bsd->fde_flags & flag) == 0) {
+	if ((bsd->fde_flags & flag) != flag) {
 		bsd->fde_flags |= flag;
 		tevent_fd_set_flags(bsd->fde, bsd->fde_flags);
 	}
@@ -1371,23 +1410,31 @@ static void tstream_bsd_fde_handler(struct tevent_context *ev,
 	 * callback, which may free bsd. Level triggering brings us back
 	 * for the other direction.
 	 */
-	if ((flags & TEVENT_FD_WRITE) != 0 &&
-	    (bsd->fde_flags & TEVENT_FD_WRITE) != 0) {
-		if (bsd->writev_req == NULL) {
-			tstream_bsd_unwant(bsd, TEVENT_FD_WRITE);
-			return;
-		}
+	if ((flags & TEVENT_FD_WRITE) != 0 && bsd->writev_req != NULL) {
 		tstream_bsd_writev_try(bsd->writev_req);
 		return;
 	}
-	if ((flags & TEVENT_FD_READ) != 0) {
-		if (bsd->readv_req == NULL) {
-			/* lazily dropped: see tstream_bsd_readv_cleanup */
-			tstream_bsd_unwant(bsd, TEVENT_FD_READ);
+	if ((flags & TSOCKET_BSD_READ_EVENTS) != 0) {
+		if (bsd->readv_req != NULL) {
+			tstream_bsd_readv_try(bsd->readv_req);
 			return;
 		}
-		tstream_bsd_readv_try(bsd->readv_req);
+		if (bsd->writev_req != NULL &&
+		    tstream_bsd_writev_try(bsd->writev_req)) {
+			/* an error (RST) reported as readability */
+			return;
+		}
+		/*
+		 * Bytes or an EOF nobody reads yet (the flag is kept
+		 * lazily, see tstream_bsd_readv_cleanup): stop polling
+		 * for them instead of spinning. A reset then shows up at
+		 * the next readv, which fails a waiting writev too.
+		 */
+		tstream_bsd_unwant(bsd, TEVENT_FD_READ);
 		return;
+	}
+	if ((flags & TEVENT_FD_WRITE) != 0) {
+		tstream_bsd_unwant(bsd, TEVENT_FD_WRITE);
 	}
 }
 
@@ -1498,6 +1545,7 @@ static bool tstream_bsd_readv_try(struct tevent_req *req)
 			return false;
 		}
 		tstream_bsd_fail(bsd, err, true);
+		tstream_bsd_fail_writer(bsd, err);
 		tevent_req_error(req, err);
 		return true;
 	}
@@ -1593,7 +1641,8 @@ static void tstream_bsd_writev_cleanup(struct tevent_req *req,
 
 	if (state->bsd != NULL && state->bsd->writev_req == req) {
 		/* sockets are writable nearly always: drop it right away */
-		tstream_bsd_unwant(state->bsd, TEVENT_FD_WRITE);
+		tstream_bsd_unwant(state->bsd,
+				   TSOCKET_BSD_WRITE_WAIT & ~TEVENT_FD_READ);
 		state->bsd->writev_req = NULL;
 	}
 	state->bsd = NULL;
@@ -1739,7 +1788,7 @@ static struct tevent_req *tstream_bsd_writev_send(
 		return tevent_req_post(req, ev);
 	}
 
-	err = tstream_bsd_want(bsd, ev, TEVENT_FD_WRITE);
+	err = tstream_bsd_want(bsd, ev, TSOCKET_BSD_WRITE_WAIT);
 	if (err != 0) {
 		tevent_req_error(req, err);
 		return tevent_req_post(req, ev);
@@ -2002,7 +2051,9 @@ static struct tevent_req *tstream_bsd_connect_send(
 		return tevent_req_post(req, ev);
 	}
 
-	state->fde = tevent_add_fd(ev, state, state->fd, TEVENT_FD_WRITE,
+	/* READ too: only then does tevent report a failed connect */
+	state->fde = tevent_add_fd(ev, state, state->fd,
+				   TEVENT_FD_READ | TEVENT_FD_WRITE,
 				   tstream_bsd_connect_fde_handler, req);
 	if (tevent_req_nomem(state->fde, req)) {
 		return tevent_req_post(req, ev);

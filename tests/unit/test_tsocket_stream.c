@@ -1,0 +1,1063 @@
+/*
+ * Unit tests of the BSD stream sockets (tsocket_bsd.c): TCP over
+ * 127.0.0.1 and ::1 to listeners the tests make, unix connect,
+ * socketpairs and existing fds; readv/writev semantics, EPIPE/ENOTCONN,
+ * sticky errors, SIGPIPE and half-close.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <check.h>
+#include <talloc.h>
+#include <tevent.h>
+
+#include "tsocket.h"
+#include "tt.h"
+
+#define WAIT_MS 5000
+
+static void quiet_timer(struct tevent_context *ev,
+			struct tevent_timer *te,
+			struct timeval now,
+			void *private_data)
+{
+	bool *fired = private_data;
+
+	*fired = true;
+}
+
+/*
+ * Runs the loop for up to ms while *done stays false; returns *done.
+ * (Not tt_loop_until(): it frees its timer again after tevent freed it
+ * on expiry, so it cannot be used to wait for something NOT to happen.)
+ */
+static bool loop_briefly(const bool *done, unsigned ms)
+{
+	bool fired = false;
+	struct tevent_timer *te;
+
+	te = tevent_add_timer(tt_ev, tt_ev,
+			      tevent_timeval_current_ofs(0, ms * 1000),
+			      quiet_timer, &fired);
+	ck_assert_ptr_nonnull(te);
+	while (!*done && !fired) {
+		ck_assert_int_eq(tevent_loop_once(tt_ev), 0);
+	}
+	if (!fired) {
+		talloc_free(te);
+	}
+	return *done;
+}
+
+struct io_result {
+	bool done;
+	int ret;
+	int err;
+};
+
+static void readv_done(struct tevent_req *req)
+{
+	struct io_result *r = tevent_req_callback_data_void(req);
+
+	r->ret = tstream_readv_recv(req, &r->err);
+	TALLOC_FREE(req);
+	r->done = true;
+}
+
+static void writev_done(struct tevent_req *req)
+{
+	struct io_result *r = tevent_req_callback_data_void(req);
+
+	r->ret = tstream_writev_recv(req, &r->err);
+	TALLOC_FREE(req);
+	r->done = true;
+}
+
+static void start_readv(struct tstream_context *s,
+			struct iovec *iov,
+			size_t count,
+			struct io_result *r)
+{
+	struct tevent_req *req;
+
+	memset(r, 0, sizeof(*r));
+	req = tstream_readv_send(tt_mem, tt_ev, s, iov, count);
+	ck_assert_ptr_nonnull(req);
+	tevent_req_set_callback(req, readv_done, r);
+}
+
+static void start_writev(struct tstream_context *s,
+			 const struct iovec *iov,
+			 size_t count,
+			 struct io_result *r)
+{
+	struct tevent_req *req;
+
+	memset(r, 0, sizeof(*r));
+	req = tstream_writev_send(tt_mem, tt_ev, s, iov, count);
+	ck_assert_ptr_nonnull(req);
+	tevent_req_set_callback(req, writev_done, r);
+}
+
+/* Reads exactly len bytes; returns the count or -errno. */
+static int read_exact(struct tstream_context *s, void *buf, size_t len)
+{
+	struct iovec iov = {.iov_base = buf, .iov_len = len};
+	struct io_result r;
+
+	start_readv(s, &iov, 1, &r);
+	tt_wait(&r.done, WAIT_MS);
+	return r.ret == -1 ? -r.err : r.ret;
+}
+
+/* Writes len bytes; returns the count or -errno. */
+static int write_all(struct tstream_context *s, const void *buf, size_t len)
+{
+	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+	struct io_result r;
+
+	start_writev(s, &iov, 1, &r);
+	tt_wait(&r.done, WAIT_MS);
+	return r.ret == -1 ? -r.err : r.ret;
+}
+
+struct simple_result {
+	bool done;
+	int ret;
+	int err;
+};
+
+static void disconnect_done(struct tevent_req *req)
+{
+	struct simple_result *r = tevent_req_callback_data_void(req);
+
+	r->ret = tstream_disconnect_recv(req, &r->err);
+	TALLOC_FREE(req);
+	r->done = true;
+}
+
+static int disconnect(struct tstream_context *s)
+{
+	struct simple_result r = {0};
+	struct tevent_req *req = tstream_disconnect_send(tt_mem, tt_ev, s);
+
+	ck_assert_ptr_nonnull(req);
+	tevent_req_set_callback(req, disconnect_done, &r);
+	tt_wait(&r.done, WAIT_MS);
+	return r.ret == -1 ? -r.err : r.ret;
+}
+
+static void shutdown_done(struct tevent_req *req)
+{
+	struct simple_result *r = tevent_req_callback_data_void(req);
+
+	r->ret = tstream_shutdown_recv(req, &r->err);
+	TALLOC_FREE(req);
+	r->done = true;
+}
+
+static int half_close(struct tstream_context *s)
+{
+	struct simple_result r = {0};
+	struct tevent_req *req = tstream_shutdown_send(tt_mem, tt_ev, s);
+
+	ck_assert_ptr_nonnull(req);
+	tevent_req_set_callback(req, shutdown_done, &r);
+	tt_wait(&r.done, WAIT_MS);
+	return r.ret == -1 ? -r.err : r.ret;
+}
+
+static struct tsocket_address *inet(const char *fam,
+				    const char *str,
+				    uint16_t port)
+{
+	struct tsocket_address *addr = NULL;
+
+	ck_assert_int_eq(
+	    tsocket_address_inet_from_strings(tt_mem, fam, str, port, &addr),
+	    0);
+	return addr;
+}
+
+static struct tsocket_address *unix_addr(const char *path)
+{
+	struct tsocket_address *addr = NULL;
+
+	ck_assert_int_eq(tsocket_address_unix_from_path(tt_mem, path, &addr),
+			 0);
+	return addr;
+}
+
+/* A listening TCP socket on the loopback of family; *port gets its port. */
+static int tcp_listener(int family, uint16_t *port)
+{
+	struct sockaddr_storage ss = {.ss_family = family};
+	socklen_t len;
+	int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	ck_assert_int_ge(fd, 0);
+	if (family == AF_INET) {
+		((struct sockaddr_in *)&ss)->sin_addr.s_addr =
+		    htonl(INADDR_LOOPBACK);
+		len = sizeof(struct sockaddr_in);
+	} else {
+		((struct sockaddr_in6 *)&ss)->sin6_addr = in6addr_loopback;
+		len = sizeof(struct sockaddr_in6);
+	}
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&ss, len), 0);
+	ck_assert_int_eq(listen(fd, 16), 0);
+	len = sizeof(ss);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&ss, &len), 0);
+	*port = family == AF_INET
+		    ? ntohs(((struct sockaddr_in *)&ss)->sin_port)
+		    : ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return fd;
+}
+
+static int unix_listener(const char *path)
+{
+	struct sockaddr_un un = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	ck_assert_int_ge(fd, 0);
+	strncpy(un.sun_path, path, sizeof(un.sun_path) - 1);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&un, sizeof(un)), 0);
+	ck_assert_int_eq(listen(fd, 16), 0);
+	return fd;
+}
+
+struct connect_result {
+	bool done;
+	int ret;
+	int err;
+	struct tstream_context *stream;
+};
+
+static void tcp_connect_done(struct tevent_req *req)
+{
+	struct connect_result *r = tevent_req_callback_data_void(req);
+
+	r->ret =
+	    tstream_inet_tcp_connect_recv(req, &r->err, tt_mem, &r->stream);
+	TALLOC_FREE(req);
+	r->done = true;
+}
+
+/* Connects; returns 0 and the stream, or -errno. */
+static int tcp_connect(const struct tsocket_address *local,
+		       const struct tsocket_address *remote,
+		       struct tstream_context **stream)
+{
+	struct connect_result r = {0};
+	struct tevent_req *req;
+
+	req = tstream_inet_tcp_connect_send(tt_mem, tt_ev, local, remote);
+	ck_assert_ptr_nonnull(req);
+	tevent_req_set_callback(req, tcp_connect_done, &r);
+	tt_wait(&r.done, WAIT_MS);
+	*stream = r.stream;
+	return r.ret == -1 ? -r.err : 0;
+}
+
+/* The accepted end of a connection, wrapped as a stream. */
+static struct tstream_context *accept_stream(int lfd, int *pfd)
+{
+	struct tstream_context *s = NULL;
+	int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(tstream_bsd_existing_socket(tt_mem, fd, &s), 0);
+	if (pfd != NULL) {
+		*pfd = fd;
+	}
+	return s;
+}
+
+static void exchange(struct tstream_context *a, struct tstream_context *b)
+{
+	char buf[16];
+
+	ck_assert_int_eq(write_all(a, "hello", 5), 5);
+	ck_assert_int_eq(read_exact(b, buf, 5), 5);
+	ck_assert_int_eq(memcmp(buf, "hello", 5), 0);
+	ck_assert_int_eq(write_all(b, "world!", 6), 6);
+	ck_assert_int_eq(read_exact(a, buf, 6), 6);
+	ck_assert_int_eq(memcmp(buf, "world!", 6), 0);
+}
+
+static void tcp_roundtrip(int family,
+			  const char *fam,
+			  const char *ip,
+			  const char *local_fam)
+{
+	uint16_t port;
+	int lfd = tcp_listener(family, &port);
+	struct tstream_context *c = NULL;
+	struct tstream_context *s;
+
+	ck_assert_int_eq(
+	    tcp_connect(inet(local_fam, NULL, 0), inet(fam, ip, port), &c), 0);
+	ck_assert_ptr_nonnull(c);
+	ck_assert_ptr_eq(talloc_parent(c), tt_mem);
+	s = accept_stream(lfd, NULL);
+	exchange(c, s);
+	talloc_free(c);
+	talloc_free(s);
+	close(lfd);
+}
+
+START_TEST(test_tcp4_connect)
+{
+	tcp_roundtrip(AF_INET, "ipv4", "127.0.0.1", "ipv4");
+}
+END_TEST
+
+START_TEST(test_tcp6_connect)
+{
+	tcp_roundtrip(AF_INET6, "ipv6", "::1", "ipv6");
+	/* a wildcard local of the other family takes the remote's family */
+	tcp_roundtrip(AF_INET6, "ipv6", "::1", "ip");
+}
+END_TEST
+
+START_TEST(test_tcp_bound_local)
+{
+	uint16_t port;
+	uint16_t lport = tt_free_port();
+	int lfd = tcp_listener(AF_INET, &port);
+	struct tstream_context *c = NULL;
+	struct sockaddr_in peer;
+	socklen_t len = sizeof(peer);
+	int fd;
+
+	ck_assert_int_eq(tcp_connect(inet("ipv4", "127.0.0.1", lport),
+				     inet("ipv4", "127.0.0.1", port), &c),
+			 0);
+	fd = accept4(lfd, (struct sockaddr *)&peer, &len, SOCK_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_uint_eq(ntohs(peer.sin_port), lport);
+	close(fd);
+	talloc_free(c);
+	close(lfd);
+}
+END_TEST
+
+START_TEST(test_tcp_refused)
+{
+	struct tstream_context *c = NULL;
+	uint16_t port = tt_free_port();
+
+	ck_assert_int_eq(tcp_connect(inet("ipv4", NULL, 0),
+				     inet("ipv4", "127.0.0.1", port), &c),
+			 -ECONNREFUSED);
+	ck_assert_ptr_null(c);
+	ck_assert_int_eq(
+	    tcp_connect(inet("ipv6", NULL, 0), inet("ipv6", "::1", port), &c),
+	    -ECONNREFUSED);
+
+	/* not inet addresses */
+	ck_assert_int_eq(tcp_connect(unix_addr(NULL), unix_addr("/x"), &c),
+			 -EINVAL);
+}
+END_TEST
+
+static void unix_connect_done4(struct tevent_req *req)
+{
+	struct connect_result *r = tevent_req_callback_data_void(req);
+
+	r->ret = tstream_unix_connect_recv(req, &r->err, tt_mem, &r->stream);
+	TALLOC_FREE(req);
+	r->done = true;
+}
+
+static void unix_connect_done_underscore4(struct tevent_req *req)
+{
+	struct connect_result *r = tevent_req_callback_data_void(req);
+
+	/* the seed document's spelling: no location argument */
+	r->ret = _tstream_unix_connect_recv(req, &r->err, tt_mem, &r->stream);
+	TALLOC_FREE(req);
+	r->done = true;
+}
+
+static void unix_connect_done_underscore5(struct tevent_req *req)
+{
+	struct connect_result *r = tevent_req_callback_data_void(req);
+
+	/* Samba's spelling: with the location */
+	r->ret = _tstream_unix_connect_recv(req, &r->err, tt_mem, &r->stream,
+					    __location__);
+	TALLOC_FREE(req);
+	r->done = true;
+}
+
+static int unix_connect(const char *path,
+			tevent_req_fn fn,
+			struct tstream_context **stream)
+{
+	struct connect_result r = {0};
+	struct tevent_req *req;
+
+	req = tstream_unix_connect_send(tt_mem, tt_ev, unix_addr(NULL),
+					unix_addr(path));
+	ck_assert_ptr_nonnull(req);
+	tevent_req_set_callback(req, fn, &r);
+	tt_wait(&r.done, WAIT_MS);
+	*stream = r.stream;
+	return r.ret == -1 ? -r.err : 0;
+}
+
+START_TEST(test_unix_connect)
+{
+	char *dir = tt_mkdtemp(tt_mem);
+	char *path = talloc_asprintf(tt_mem, "%s/l.sock", dir);
+	int lfd = unix_listener(path);
+	tevent_req_fn fns[] = {unix_connect_done4,
+			       unix_connect_done_underscore4,
+			       unix_connect_done_underscore5};
+	size_t i;
+
+	for (i = 0; i < sizeof(fns) / sizeof(fns[0]); i++) {
+		struct tstream_context *c = NULL;
+		struct tstream_context *s;
+
+		ck_assert_int_eq(unix_connect(path, fns[i], &c), 0);
+		ck_assert_ptr_nonnull(c);
+		s = accept_stream(lfd, NULL);
+		exchange(c, s);
+		talloc_free(c);
+		talloc_free(s);
+	}
+	close(lfd);
+	tt_rmtree(dir);
+}
+END_TEST
+
+START_TEST(test_unix_connect_errors)
+{
+	char *dir = tt_mkdtemp(tt_mem);
+	char *missing = talloc_asprintf(tt_mem, "%s/missing", dir);
+	char *deaf = talloc_asprintf(tt_mem, "%s/deaf.sock", dir);
+	struct sockaddr_un un = {.sun_family = AF_UNIX};
+	struct tstream_context *c = NULL;
+	int fd;
+
+	ck_assert_int_eq(unix_connect(missing, unix_connect_done4, &c),
+			 -ENOENT);
+	ck_assert_ptr_null(c);
+
+	/* a socket file nobody listens on */
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(fd, 0);
+	strncpy(un.sun_path, deaf, sizeof(un.sun_path) - 1);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&un, sizeof(un)), 0);
+	ck_assert_int_eq(unix_connect(deaf, unix_connect_done4, &c),
+			 -ECONNREFUSED);
+	close(fd);
+	tt_rmtree(dir);
+}
+END_TEST
+
+START_TEST(test_socketpair)
+{
+	TALLOC_CTX *ctx1 = talloc_new(tt_mem);
+	TALLOC_CTX *ctx2 = talloc_new(tt_mem);
+	struct tstream_context *a = NULL, *b = NULL;
+
+	ck_assert_int_eq(tstream_unix_socketpair(ctx1, &a, ctx2, &b), 0);
+	ck_assert_ptr_eq(talloc_parent(a), ctx1);
+	ck_assert_ptr_eq(talloc_parent(b), ctx2);
+	exchange(a, b);
+	exchange(b, a);
+	talloc_free(ctx1);
+	/* the other end sees the close */
+	{
+		char c;
+
+		ck_assert_int_eq(read_exact(b, &c, 1), -EPIPE);
+	}
+	talloc_free(ctx2);
+}
+END_TEST
+
+/* A socketpair: *s wraps one end, the other end is returned raw. */
+static int stream_and_raw_peer(struct tstream_context **s)
+{
+	int fds[2];
+
+	ck_assert_int_eq(
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+	ck_assert_int_eq(tstream_bsd_existing_socket(tt_mem, fds[0], s), 0);
+	return fds[1];
+}
+
+START_TEST(test_existing_socket_ownership)
+{
+	struct tstream_context *s = NULL;
+	int fds[2];
+	char buf[4];
+
+	ck_assert_int_eq(
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+	ck_assert_int_eq(tstream_bsd_existing_socket(tt_mem, fds[0], &s), 0);
+	/* the event loop must never block on it */
+	ck_assert((fcntl(fds[0], F_GETFL) & O_NONBLOCK) != 0);
+	ck_assert_int_eq(write(fds[1], "abc", 3), 3);
+	ck_assert_int_eq(read_exact(s, buf, 3), 3);
+	ck_assert_int_eq(memcmp(buf, "abc", 3), 0);
+
+	talloc_free(s);
+	errno = 0;
+	ck_assert_int_eq(fcntl(fds[0], F_GETFD), -1);
+	ck_assert_int_eq(errno, EBADF);
+	ck_assert_int_eq(read(fds[1], buf, sizeof(buf)), 0);
+	close(fds[1]);
+
+	s = NULL;
+	errno = 0;
+	ck_assert_int_eq(tstream_bsd_existing_socket(tt_mem, -1, &s), -1);
+	ck_assert_int_eq(errno, EINVAL);
+	ck_assert_ptr_null(s);
+}
+END_TEST
+
+START_TEST(test_readv_piecemeal)
+{
+	struct tstream_context *s = NULL;
+	int peer = stream_and_raw_peer(&s);
+	char a[3], b[5], c[8];
+	struct iovec iov[3] = {
+	    {.iov_base = a, .iov_len = sizeof(a)},
+	    {.iov_base = b, .iov_len = sizeof(b)},
+	    {.iov_base = c, .iov_len = sizeof(c)},
+	};
+	struct io_result r;
+
+	start_readv(s, iov, 3, &r);
+	/* the vector is the caller's and stays unchanged */
+	ck_assert_ptr_eq(iov[1].iov_base, b);
+	ck_assert(!loop_briefly(&r.done, 20));
+
+	ck_assert_int_eq(write(peer, "0", 1), 1);
+	ck_assert(!loop_briefly(&r.done, 20));
+	ck_assert_int_eq(write(peer, "123456", 6), 6);
+	ck_assert(!loop_briefly(&r.done, 20));
+	ck_assert_int_eq(write(peer, "789abcdefXYZ", 12), 12);
+	tt_wait(&r.done, WAIT_MS);
+	ck_assert_int_eq(r.ret, 16);
+	ck_assert_int_eq(memcmp(a, "012", 3), 0);
+	ck_assert_int_eq(memcmp(b, "34567", 5), 0);
+	ck_assert_int_eq(memcmp(c, "89abcdef", 8), 0);
+	ck_assert_uint_eq(iov[0].iov_len, 3);
+	ck_assert_uint_eq(iov[2].iov_len, 8);
+
+	/* what was beyond the vector is still there */
+	ck_assert_int_eq(tstream_pending_bytes(s), 3);
+	ck_assert_int_eq(read_exact(s, a, 3), 3);
+	ck_assert_int_eq(memcmp(a, "XYZ", 3), 0);
+	close(peer);
+}
+END_TEST
+
+START_TEST(test_pending_bytes)
+{
+	struct tstream_context *s = NULL;
+	int peer = stream_and_raw_peer(&s);
+	char buf[10];
+
+	ck_assert_int_eq(tstream_pending_bytes(s), 0);
+	ck_assert_int_eq(write(peer, "0123456789", 10), 10);
+	ck_assert_int_eq(tstream_pending_bytes(s), 10);
+	ck_assert_int_eq(read_exact(s, buf, 4), 4);
+	ck_assert_int_eq(tstream_pending_bytes(s), 6);
+	ck_assert_int_eq(read_exact(s, buf, 6), 6);
+	ck_assert_int_eq(tstream_pending_bytes(s), 0);
+
+	ck_assert_int_eq(disconnect(s), 0);
+	errno = 0;
+	ck_assert_int_eq(tstream_pending_bytes(s), -1);
+	ck_assert_int_eq(errno, ENOTCONN);
+	close(peer);
+}
+END_TEST
+
+START_TEST(test_vector_limits)
+{
+	struct tstream_context *a = NULL, *b = NULL;
+	struct iovec *iov = talloc_array(tt_mem, struct iovec, 1025);
+	uint8_t *data = talloc_size(tt_mem, 1025);
+	uint8_t *got = talloc_zero_size(tt_mem, 1025);
+	struct io_result r;
+	size_t i;
+
+	ck_assert_int_eq(tstream_unix_socketpair(tt_mem, &a, tt_mem, &b), 0);
+	for (i = 0; i < 1025; i++) {
+		data[i] = (uint8_t)i;
+		iov[i].iov_base = &data[i];
+		iov[i].iov_len = 1;
+	}
+
+	start_writev(a, iov, 0, &r);
+	tt_wait(&r.done, WAIT_MS);
+	ck_assert_int_eq(r.err, EINVAL);
+	start_writev(a, iov, 1025, &r);
+	tt_wait(&r.done, WAIT_MS);
+	ck_assert_int_eq(r.ret, -1);
+	ck_assert_int_eq(r.err, EMSGSIZE);
+	start_readv(b, iov, 0, &r);
+	tt_wait(&r.done, WAIT_MS);
+	ck_assert_int_eq(r.err, EINVAL);
+	start_readv(b, iov, 1025, &r);
+	tt_wait(&r.done, WAIT_MS);
+	ck_assert_int_eq(r.err, EMSGSIZE);
+
+	/* 1024 is allowed, and fills entry by entry */
+	start_writev(a, iov, 1024, &r);
+	tt_wait(&r.done, WAIT_MS);
+	ck_assert_int_eq(r.ret, 1024);
+	for (i = 0; i < 1024; i++) {
+		iov[i].iov_base = &got[i];
+	}
+	start_readv(b, iov, 1024, &r);
+	tt_wait(&r.done, WAIT_MS);
+	ck_assert_int_eq(r.ret, 1024);
+	ck_assert_int_eq(memcmp(got, data, 1024), 0);
+}
+END_TEST
+
+START_TEST(test_busy)
+{
+	struct tstream_context *a = NULL, *b = NULL;
+	char buf[4];
+	struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf)};
+	struct io_result r1, r2, w1, w2;
+
+	ck_assert_int_eq(tstream_unix_socketpair(tt_mem, &a, tt_mem, &b), 0);
+	start_readv(b, &iov, 1, &r1);
+	start_readv(b, &iov, 1, &r2);
+	tt_wait(&r2.done, WAIT_MS);
+	ck_assert_int_eq(r2.ret, -1);
+	ck_assert_int_eq(r2.err, EBUSY);
+	ck_assert(!r1.done);
+
+	/* the first writev is outstanding until its callback ran */
+	start_writev(a, &(struct iovec){.iov_base = "abcd", .iov_len = 4}, 1,
+		     &w1);
+	start_writev(a, &(struct iovec){.iov_base = "efgh", .iov_len = 4}, 1,
+		     &w2);
+	tt_wait(&w2.done, WAIT_MS);
+	ck_assert_int_eq(w2.err, EBUSY);
+	tt_wait(&w1.done, WAIT_MS);
+	ck_assert_int_eq(w1.ret, 4);
+	tt_wait(&r1.done, WAIT_MS);
+	ck_assert_int_eq(r1.ret, 4);
+	ck_assert_int_eq(memcmp(buf, "abcd", 4), 0);
+}
+END_TEST
+
+START_TEST(test_peer_close_epipe)
+{
+	struct tstream_context *s = NULL;
+	int peer = stream_and_raw_peer(&s);
+	char buf[4];
+	struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf)};
+	struct io_result r;
+
+	/* bytes sent before the close come first */
+	ck_assert_int_eq(write(peer, "xy", 2), 2);
+	close(peer);
+	ck_assert_int_eq(read_exact(s, buf, 2), 2);
+	ck_assert_int_eq(read_exact(s, buf, 1), -EPIPE);
+	/* and EPIPE stays */
+	ck_assert_int_eq(read_exact(s, buf, 1), -EPIPE);
+	talloc_free(s);
+
+	/* a read already waiting when the peer goes */
+	peer = stream_and_raw_peer(&s);
+	start_readv(s, &iov, 1, &r);
+	ck_assert(!loop_briefly(&r.done, 20));
+	ck_assert_int_eq(write(peer, "z", 1), 1);
+	ck_assert(!loop_briefly(&r.done, 20));
+	close(peer);
+	tt_wait(&r.done, WAIT_MS);
+	ck_assert_int_eq(r.ret, -1);
+	ck_assert_int_eq(r.err, EPIPE);
+}
+END_TEST
+
+START_TEST(test_own_disconnect)
+{
+	struct tstream_context *s = NULL;
+	int peer = stream_and_raw_peer(&s);
+	char buf[4];
+	struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf)};
+	struct io_result r;
+
+	/* not while a read is outstanding */
+	start_readv(s, &iov, 1, &r);
+	ck_assert_int_eq(disconnect(s), -EBUSY);
+	ck_assert(!r.done);
+	ck_assert_int_eq(write(peer, "abcd", 4), 4);
+	tt_wait(&r.done, WAIT_MS);
+	ck_assert_int_eq(r.ret, 4);
+
+	ck_assert_int_eq(disconnect(s), 0);
+	/* the fd is closed: the peer reads end of stream */
+	ck_assert_int_eq(read(peer, buf, sizeof(buf)), 0);
+
+	ck_assert_int_eq(read_exact(s, buf, 1), -ENOTCONN);
+	ck_assert_int_eq(write_all(s, "a", 1), -ENOTCONN);
+	ck_assert_int_eq(disconnect(s), -ENOTCONN);
+	ck_assert_int_eq(half_close(s), -ENOTCONN);
+	close(peer);
+}
+END_TEST
+
+START_TEST(test_no_sigpipe)
+{
+	struct tstream_context *s = NULL;
+	struct sigaction old, dfl = {.sa_handler = SIG_DFL};
+	uint16_t port;
+	int lfd;
+	int peer;
+	int pfd[2];
+	int ret;
+	int i;
+
+	/* at its default disposition SIGPIPE would kill the test */
+	ck_assert_int_eq(sigaction(SIGPIPE, &dfl, &old), 0);
+
+	peer = stream_and_raw_peer(&s);
+	close(peer);
+	ck_assert_int_eq(write_all(s, "abc", 3), -EPIPE);
+	ck_assert_int_eq(write_all(s, "abc", 3), -EPIPE);
+	talloc_free(s);
+
+	/* TCP: the first writes may still be taken before the RST */
+	lfd = tcp_listener(AF_INET, &port);
+	ck_assert_int_eq(tcp_connect(inet("ipv4", NULL, 0),
+				     inet("ipv4", "127.0.0.1", port), &s),
+			 0);
+	peer = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	ck_assert_int_ge(peer, 0);
+	close(peer);
+	close(lfd);
+	for (i = 0; i < 100; i++) {
+		ret = write_all(s, "abc", 3);
+		if (ret < 0) {
+			break;
+		}
+		usleep(1000);
+	}
+	ck_assert_msg(ret == -EPIPE || ret == -ECONNRESET,
+		      "write to a closed TCP peer: %d", ret);
+	talloc_free(s);
+
+	/* not a socket: a pipe whose reader is gone */
+	ck_assert_int_eq(pipe2(pfd, O_CLOEXEC), 0);
+	ck_assert_int_eq(tstream_bsd_existing_socket(tt_mem, pfd[1], &s), 0);
+	close(pfd[0]);
+	ck_assert_int_eq(write_all(s, "abc", 3), -EPIPE);
+	/* and no half-close on a pipe */
+	ck_assert_int_eq(half_close(s), -EOPNOTSUPP);
+	talloc_free(s);
+
+	sigaction(SIGPIPE, &old, NULL);
+}
+END_TEST
+
+static void half_close_both_ways(struct tstream_context *a,
+				 struct tstream_context *b)
+{
+	char buf[8];
+
+	ck_assert_int_eq(write_all(a, "last", 4), 4);
+	ck_assert_int_eq(half_close(a), 0);
+	/* b reads what came before, then end of stream */
+	ck_assert_int_eq(read_exact(b, buf, 4), 4);
+	ck_assert_int_eq(memcmp(buf, "last", 4), 0);
+	ck_assert_int_eq(read_exact(b, buf, 1), -EPIPE);
+	/* the other direction still flows */
+	ck_assert_int_eq(write_all(b, "reply", 5), 5);
+	ck_assert_int_eq(read_exact(a, buf, 5), 5);
+	ck_assert_int_eq(memcmp(buf, "reply", 5), 0);
+	ck_assert_int_eq(write_all(b, "more", 4), 4);
+	ck_assert_int_eq(read_exact(a, buf, 4), 4);
+	/* a's writing side is finished */
+	ck_assert_int_eq(write_all(a, "x", 1), -EPIPE);
+	/* shutting it again is harmless */
+	ck_assert_int_eq(half_close(a), 0);
+}
+
+START_TEST(test_shutdown_half_close)
+{
+	struct tstream_context *a = NULL, *b = NULL;
+	uint16_t port;
+	int lfd;
+
+	ck_assert_int_eq(tstream_unix_socketpair(tt_mem, &a, tt_mem, &b), 0);
+	half_close_both_ways(a, b);
+	talloc_free(a);
+	talloc_free(b);
+
+	lfd = tcp_listener(AF_INET6, &port);
+	ck_assert_int_eq(
+	    tcp_connect(inet("ipv6", NULL, 0), inet("ipv6", "::1", port), &a),
+	    0);
+	b = accept_stream(lfd, NULL);
+	half_close_both_ways(a, b);
+	close(lfd);
+}
+END_TEST
+
+START_TEST(test_reset_is_sticky)
+{
+	struct tstream_context *c = NULL;
+	struct linger lin = {.l_onoff = 1, .l_linger = 0};
+	uint16_t port;
+	int lfd = tcp_listener(AF_INET, &port);
+	int peer;
+	char buf[4];
+
+	ck_assert_int_eq(tcp_connect(inet("ipv4", NULL, 0),
+				     inet("ipv4", "127.0.0.1", port), &c),
+			 0);
+	peer = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	ck_assert_int_ge(peer, 0);
+	/* close with linger 0: the kernel sends a RST */
+	ck_assert_int_eq(
+	    setsockopt(peer, SOL_SOCKET, SO_LINGER, &lin, sizeof(lin)), 0);
+	close(peer);
+	close(lfd);
+
+	ck_assert_int_eq(read_exact(c, buf, 1), -ECONNRESET);
+	/* a reset breaks both directions, for good */
+	ck_assert_int_eq(write_all(c, "abc", 3), -ECONNRESET);
+	ck_assert_int_eq(read_exact(c, buf, 1), -ECONNRESET);
+	errno = 0;
+	ck_assert_int_eq(tstream_pending_bytes(c), -1);
+	ck_assert_int_eq(errno, ECONNRESET);
+}
+END_TEST
+
+struct bulk {
+	struct tstream_context *s;
+	uint8_t *buf;
+	size_t chunk;
+	size_t total;
+	size_t done_bytes;
+	bool done;
+	int err;
+};
+
+static void bulk_write_next(struct bulk *w);
+
+static void bulk_write_done(struct tevent_req *req)
+{
+	struct bulk *w = tevent_req_callback_data_void(req);
+	int ret = tstream_writev_recv(req, &w->err);
+
+	TALLOC_FREE(req);
+	if (ret == -1) {
+		w->done = true;
+		return;
+	}
+	w->done_bytes += (size_t)ret;
+	bulk_write_next(w);
+}
+
+static void bulk_write_next(struct bulk *w)
+{
+	/* two entries per write: exercises partial writes across them */
+	size_t off = w->done_bytes % 65536;
+	size_t n = w->chunk;
+	struct iovec iov[2];
+	struct tevent_req *req;
+
+	if (w->done_bytes >= w->total) {
+		w->done = true;
+		return;
+	}
+	if (n > w->total - w->done_bytes) {
+		n = w->total - w->done_bytes;
+	}
+	iov[0].iov_base = w->buf + off;
+	iov[0].iov_len = n / 2;
+	iov[1].iov_base = w->buf + off + n / 2;
+	iov[1].iov_len = n - n / 2;
+	req = tstream_writev_send(tt_mem, tt_ev, w->s, iov, 2);
+	ck_assert_ptr_nonnull(req);
+	tevent_req_set_callback(req, bulk_write_done, w);
+}
+
+static void bulk_read_next(struct bulk *r);
+
+static void bulk_read_done(struct tevent_req *req)
+{
+	struct bulk *r = tevent_req_callback_data_void(req);
+	int ret = tstream_readv_recv(req, &r->err);
+	size_t i;
+
+	TALLOC_FREE(req);
+	if (ret == -1) {
+		r->done = true;
+		return;
+	}
+	for (i = 0; i < (size_t)ret; i++) {
+		size_t pos = r->done_bytes + i;
+
+		if (r->buf[i] != (uint8_t)((pos % 65536) * 13)) {
+			r->err = EILSEQ;
+			r->done = true;
+			return;
+		}
+	}
+	r->done_bytes += (size_t)ret;
+	bulk_read_next(r);
+}
+
+static void bulk_read_next(struct bulk *r)
+{
+	size_t n = r->chunk;
+	struct iovec iov;
+	struct tevent_req *req;
+
+	if (r->done_bytes >= r->total) {
+		r->done = true;
+		return;
+	}
+	if (n > r->total - r->done_bytes) {
+		n = r->total - r->done_bytes;
+	}
+	iov.iov_base = r->buf;
+	iov.iov_len = n;
+	req = tstream_readv_send(tt_mem, tt_ev, r->s, &iov, 1);
+	ck_assert_ptr_nonnull(req);
+	tevent_req_set_callback(req, bulk_read_done, r);
+}
+
+START_TEST(test_bulk_transfer)
+{
+	struct bulk w = {.chunk = 65536, .total = 8 << 20};
+	/* odd read size: never aligned with the writes */
+	struct bulk r = {.chunk = 12345, .total = 8 << 20};
+	size_t i;
+
+	ck_assert_int_eq(tstream_unix_socketpair(tt_mem, &w.s, tt_mem, &r.s),
+			 0);
+	w.buf = talloc_size(tt_mem, 2 * 65536);
+	for (i = 0; i < 2 * 65536; i++) {
+		w.buf[i] = (uint8_t)((i % 65536) * 13);
+	}
+	r.buf = talloc_size(tt_mem, r.chunk);
+	bulk_write_next(&w);
+	bulk_read_next(&r);
+	tt_wait(&r.done, 20000);
+	ck_assert_msg(r.err == 0, "reader: %s", strerror(r.err));
+	ck_assert(w.done);
+	ck_assert_int_eq(w.err, 0);
+	ck_assert_uint_eq(r.done_bytes, 8 << 20);
+	ck_assert_uint_eq(w.done_bytes, 8 << 20);
+}
+END_TEST
+
+START_TEST(test_free_with_outstanding)
+{
+	struct tstream_context *a = NULL, *b = NULL;
+	char buf[4];
+	struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf)};
+	uint8_t *big = talloc_zero_size(tt_mem, 4 << 20);
+	struct io_result r, w;
+
+	ck_assert_int_eq(tstream_unix_socketpair(tt_mem, &a, tt_mem, &b), 0);
+
+	start_readv(b, &iov, 1, &r);
+	ck_assert(!loop_briefly(&r.done, 20));
+	talloc_free(b);
+	ck_assert(!r.done);
+	tt_wait(&r.done, WAIT_MS);
+	ck_assert_int_eq(r.err, ENOTCONN);
+
+	/* a write that cannot finish: nobody reads 4 MiB */
+	ck_assert_int_eq(tstream_unix_socketpair(tt_mem, &b, tt_mem, &a), 0);
+	start_writev(a, &(struct iovec){.iov_base = big, .iov_len = 4 << 20}, 1,
+		     &w);
+	ck_assert(!loop_briefly(&w.done, 20));
+	talloc_free(a);
+	tt_wait(&w.done, WAIT_MS);
+	ck_assert_int_eq(w.err, ENOTCONN);
+	talloc_free(b);
+}
+END_TEST
+
+/* See test_tsocket_generic.c: tevent's first init allocates for good. */
+static void tevent_warmup(void)
+{
+	talloc_free(tevent_context_init(NULL));
+}
+
+static TCase *new_tcase(Suite *s, const char *name)
+{
+	TCase *tc = tcase_create(name);
+
+	tcase_add_unchecked_fixture(tc, tevent_warmup, NULL);
+	tcase_add_checked_fixture(tc, tt_setup, tt_teardown);
+	tcase_set_timeout(tc, 30);
+	suite_add_tcase(s, tc);
+	return tc;
+}
+
+static Suite *tsocket_stream_suite(void)
+{
+	Suite *s = suite_create("tsocket_stream");
+	TCase *tc;
+
+	tc = new_tcase(s, "tcp");
+	tcase_add_test(tc, test_tcp4_connect);
+	tcase_add_test(tc, test_tcp6_connect);
+	tcase_add_test(tc, test_tcp_bound_local);
+	tcase_add_test(tc, test_tcp_refused);
+
+	tc = new_tcase(s, "unix");
+	tcase_add_test(tc, test_unix_connect);
+	tcase_add_test(tc, test_unix_connect_errors);
+	tcase_add_test(tc, test_socketpair);
+	tcase_add_test(tc, test_existing_socket_ownership);
+
+	tc = new_tcase(s, "readv");
+	tcase_add_test(tc, test_readv_piecemeal);
+	tcase_add_test(tc, test_pending_bytes);
+	tcase_add_test(tc, test_vector_limits);
+	tcase_add_test(tc, test_busy);
+	tcase_add_test(tc, test_bulk_transfer);
+
+	tc = new_tcase(s, "close");
+	tcase_add_test(tc, test_peer_close_epipe);
+	tcase_add_test(tc, test_own_disconnect);
+	tcase_add_test(tc, test_no_sigpipe);
+	tcase_add_test(tc, test_shutdown_half_close);
+	tcase_add_test(tc, test_reset_is_sticky);
+	tcase_add_test(tc, test_free_with_outstanding);
+
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(tsocket_stream_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
