@@ -67,8 +67,10 @@ static void put_pdu(int fd, const char *body)
 	write_all(fd, body, len);
 }
 
-static void loop_for_fired(struct tevent_context *ev, struct tevent_timer *te,
-			   struct timeval now, void *private_data)
+static void loop_for_fired(struct tevent_context *ev,
+			   struct tevent_timer *te,
+			   struct timeval now,
+			   void *private_data)
 {
 	bool *fired = private_data;
 
@@ -348,6 +350,60 @@ START_TEST(test_pdu_next_vector_error)
 	start_pdu(stream, p, &r);
 	assert_failed(r, EMSGSIZE);
 	ck_assert_int_eq(p->vector_ctxs, p->vector_ctxs_freed);
+	close(raw);
+}
+END_TEST
+
+static int nv_complete_at_once(struct tstream_context *stream,
+			       void *private_data,
+			       TALLOC_CTX *mem_ctx,
+			       struct iovec **vector,
+			       size_t *count)
+{
+	*vector = NULL;
+	*count = 0;
+	return 0;
+}
+
+static int nv_fail_without_errno(struct tstream_context *stream,
+				 void *private_data,
+				 TALLOC_CTX *mem_ctx,
+				 struct iovec **vector,
+				 size_t *count)
+{
+	errno = 0;
+	return -1;
+}
+
+START_TEST(test_pdu_edge_callbacks)
+{
+	struct tstream_context *stream;
+	struct tevent_req *req;
+	struct res r;
+	int raw;
+
+	stream = raw_pair(&raw);
+
+	r = (struct res){.ret = -2};
+	req = tstream_readv_pdu_send(tt_mem, tt_ev, stream, nv_complete_at_once,
+				     NULL);
+	ck_assert_ptr_nonnull(req);
+	tevent_req_set_callback(req, res_pdu_done, &r);
+	ck_assert(!r.done);
+	assert_ok(r, 0);
+
+	r = (struct res){.ret = -2};
+	req = tstream_readv_pdu_send(tt_mem, tt_ev, stream,
+				     nv_fail_without_errno, NULL);
+	ck_assert_ptr_nonnull(req);
+	tevent_req_set_callback(req, res_pdu_done, &r);
+	assert_failed(r, EIO);
+
+	r = (struct res){.ret = -2};
+	req = tstream_readv_pdu_send(tt_mem, tt_ev, stream, NULL, NULL);
+	ck_assert_ptr_nonnull(req);
+	tevent_req_set_callback(req, res_pdu_done, &r);
+	assert_failed(r, EINVAL);
 	close(raw);
 }
 END_TEST
@@ -876,6 +932,7 @@ static Suite *tsocket_helpers_suite(void)
 	tcase_add_test(tc, test_pdu_next_vector_error);
 	tcase_add_test(tc, test_pdu_eof);
 	tcase_add_test(tc, test_pdu_empty_body);
+	tcase_add_test(tc, test_pdu_edge_callbacks);
 	tcase_add_test(tc, test_pdu_free_outstanding);
 
 	tc = new_tcase(s, "readv_pdu_queue");
