@@ -1,7 +1,8 @@
 #!/bin/sh
 # The installed libraries are usable by others: `meson install` the build
 # into a temporary DESTDIR, then build and run small programs against it
-# with nothing but `cc prog.c $(pkg-config --cflags --libs NAME)`.
+# with nothing but `cc prog.c $(pkg-config --cflags --libs NAME)` (our .pc
+# files relocated into the DESTDIR, system packages as installed).
 #
 #  - tsocket: an echo over tstream_unix_socketpair (must exist);
 #  - tstream-tls, tstream-gssapi: header + link check (each skipped when
@@ -40,21 +41,32 @@ if [ -z "$pcfile" ]; then
 	echo "FAIL: tsocket.pc was not installed" >&2
 	exit 1
 fi
-pcdir=$(dirname "$pcfile")
-# The .pc files say the real prefix; the sysroot maps it into DESTDIR.
-# System packages (talloc, tevent, gnutls, krb5) keep coming from the
-# default search path.
-PKG_CONFIG_SYSROOT_DIR=$root
+instdir=$(dirname "$pcfile")
+# The .pc files name the real prefix; relocate our own into DESTDIR (and
+# only ours: talloc, tevent, gnutls and krb5 keep coming from the system).
+pcdir="$tmp/pkgconfig"
+mkdir "$pcdir"
+for pc in "$instdir"/*.pc; do
+	sed "s|^prefix=|prefix=$root|" "$pc" >"$pcdir/$(basename "$pc")"
+done
 PKG_CONFIG_PATH=$pcdir
-export PKG_CONFIG_SYSROOT_DIR PKG_CONFIG_PATH
-libdir="$root$(pkg-config --variable=libdir tsocket | sed "s|^$root||")"
+export PKG_CONFIG_PATH
+unset PKG_CONFIG_SYSROOT_DIR || true
+libdir=$(pkg-config --variable=libdir tsocket)
+case $libdir in
+"$root"/*) ;;
+*)
+	echo "FAIL: tsocket.pc libdir '$libdir' is not under its prefix" >&2
+	exit 1
+	;;
+esac
 LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export LD_LIBRARY_PATH
 
-echo "installed tsocket $(pkg-config --modversion tsocket) in $pcdir"
+echo "installed tsocket $(pkg-config --modversion tsocket) in $instdir"
 
-for f in "$libdir/libtsocket.so" "$(pkg-config --variable=includedir tsocket)"; do
-	if [ ! -e "$f" ] && [ ! -e "$root$f" ]; then
+for f in "$libdir/libtsocket.so" "$(pkg-config --variable=includedir tsocket)/tsgate/tsocket.h"; do
+	if [ ! -e "$f" ]; then
 		echo "FAIL: not installed: $f" >&2
 		exit 1
 	fi
