@@ -9,9 +9,9 @@
  * well-formed calls (see tsocket_internal.h).
  *
  * Freeing rules:
- *  - a context remembers its outstanding generic requests; the state
- *    destructor of such a request forgets it again, so freeing a request
- *    early is always safe;
+ *  - a context remembers its outstanding generic requests; a request's
+ *    tevent cleanup function forgets it again when it finishes or is
+ *    freed, so freeing a request early is always safe;
  *  - the context's destructor frees the implementation's sub-requests
  *    (they live under the generic request's state) while the private
  *    data is still alive, then fails the generic requests with ENOTCONN
@@ -39,7 +39,7 @@
 _PUBLIC_ int tsocket_simple_int_recv(struct tevent_req *req, int *perrno)
 {
 	enum tevent_req_state state;
-	uint64_t error;
+	uint64_t error = 0;
 
 	if (!tevent_req_is_error(req, &state, &error)) {
 		return 0;
