@@ -357,8 +357,14 @@ static void tdgram_req_cleanup(struct tevent_req *req,
 	struct tdgram_req_common *c =
 	    (struct tdgram_req_common *)_tevent_req_data(req);
 
-	/* Called for done/error as well as when the request is freed. */
+	/*
+	 * Called for done/error as well as when the request is freed. A
+	 * request finished from outside (tevent_req_set_endtime) still has
+	 * its sub-request: drop it before the slot is free again, so the
+	 * implementation never sees two at once.
+	 */
 	if (c != NULL) {
+		TALLOC_FREE(c->subreq);
 		tdgram_forget(c, req);
 	}
 }
@@ -748,7 +754,9 @@ static void tstream_req_cleanup(struct tevent_req *req,
 	struct tstream_req_common *c =
 	    (struct tstream_req_common *)_tevent_req_data(req);
 
+	/* See tdgram_req_cleanup(). */
 	if (c != NULL) {
+		TALLOC_FREE(c->subreq);
 		tstream_forget(c, req);
 	}
 }

@@ -907,6 +907,39 @@ START_TEST(test_stream_free_request)
 }
 END_TEST
 
+START_TEST(test_stream_endtime)
+{
+	struct tstream_context *stream;
+	struct ctl_stream *cs;
+	char rbuf[4];
+	struct iovec riov = {.iov_base = rbuf, .iov_len = sizeof(rbuf)};
+	struct tevent_req *req;
+	bool done = false;
+	struct res r;
+	int err = 0;
+
+	stream = ctl_stream_make(tt_mem, &ctl_stream_ops, &cs);
+	req = tstream_readv_send(tt_mem, tt_ev, stream, &riov, 1);
+	ck_assert_ptr_nonnull(req);
+	tevent_req_set_callback(req, tt_set_done, &done);
+	ck_assert(tevent_req_set_endtime(req, tt_ev,
+					 tevent_timeval_current_ofs(0, 1000)));
+	tt_wait(&done, 2000);
+
+	/* Timed out: the implementation's readv is gone already... */
+	ck_assert_int_eq(ctl_live_subreqs, 0);
+	ck_assert_ptr_null(cs->read_req);
+	/* ...so a new readv may start before the old one is received. */
+	start_readv(stream, &riov, 1, &r);
+	ck_assert_int_eq(cs->readv_calls, 2);
+	ck_assert_int_eq(tstream_readv_recv(req, &err), -1);
+	ck_assert_int_eq(err, ETIMEDOUT);
+	talloc_free(req);
+	ctl_complete_read(cs, "abcd");
+	assert_ok(r, 4);
+}
+END_TEST
+
 START_TEST(test_stream_free_in_callback)
 {
 	struct tstream_context *stream;
@@ -1567,6 +1600,7 @@ static Suite *tsocket_generic_suite(void)
 	tcase_add_test(tc, test_stream_free_request);
 	tcase_add_test(tc, test_stream_free_after_ev);
 	tcase_add_test(tc, test_stream_free_in_callback);
+	tcase_add_test(tc, test_stream_endtime);
 
 	tc = new_tcase(s, "dgram");
 	tcase_add_test(tc, test_dgram_results_moved);
