@@ -34,11 +34,14 @@ struct tstream_readv_pdu_state {
 
 	/* Holds the current vector; replaced at every step. */
 	TALLOC_CTX *vector_ctx;
+	struct tevent_req *subreq;
 	int total;
 };
 
 static void tstream_readv_pdu_ask_for_next_vector(struct tevent_req *req);
 static void tstream_readv_pdu_readv_done(struct tevent_req *subreq);
+static void tstream_readv_pdu_cleanup(struct tevent_req *req,
+				      enum tevent_req_state req_state);
 
 _PUBLIC_ struct tevent_req *tstream_readv_pdu_send(
     TALLOC_CTX *mem_ctx,
@@ -64,12 +67,27 @@ _PUBLIC_ struct tevent_req *tstream_readv_pdu_send(
 		tevent_req_error(req, EINVAL);
 		return tevent_req_post(req, ev);
 	}
+	tevent_req_set_cleanup_fn(req, tstream_readv_pdu_cleanup);
 
 	tstream_readv_pdu_ask_for_next_vector(req);
 	if (!tevent_req_is_in_progress(req)) {
 		return tevent_req_post(req, ev);
 	}
 	return req;
+}
+
+/*
+ * However we finish (also from outside, by tevent_req_set_endtime), the
+ * readv stops with us: the stream is free for the next reader at once.
+ */
+static void tstream_readv_pdu_cleanup(struct tevent_req *req,
+				      enum tevent_req_state req_state)
+{
+	struct tstream_readv_pdu_state *state =
+	    tevent_req_data(req, struct tstream_readv_pdu_state);
+
+	TALLOC_FREE(state->subreq);
+	TALLOC_FREE(state->vector_ctx);
 }
 
 static void tstream_readv_pdu_ask_for_next_vector(struct tevent_req *req)
@@ -110,6 +128,7 @@ static void tstream_readv_pdu_ask_for_next_vector(struct tevent_req *req)
 	if (tevent_req_nomem(subreq, req)) {
 		return;
 	}
+	state->subreq = subreq;
 	tevent_req_set_callback(subreq, tstream_readv_pdu_readv_done, req);
 }
 
@@ -123,6 +142,7 @@ static void tstream_readv_pdu_readv_done(struct tevent_req *subreq)
 	int err = 0;
 
 	ret = tstream_readv_recv(subreq, &err);
+	state->subreq = NULL;
 	TALLOC_FREE(subreq);
 	if (ret == -1) {
 		TALLOC_FREE(state->vector_ctx);
@@ -164,6 +184,7 @@ struct tstream_readv_pdu_queue_state {
 	tstream_readv_pdu_next_vector_t next_vector_fn;
 	void *next_vector_private;
 	struct tevent_queue_entry *queue_entry;
+	struct tevent_req *subreq;
 	int ret;
 };
 
@@ -211,7 +232,12 @@ static void tstream_readv_pdu_queue_cleanup(struct tevent_req *req,
 	struct tstream_readv_pdu_queue_state *state =
 	    tevent_req_data(req, struct tstream_readv_pdu_queue_state);
 
-	/* Let the next entry run as soon as we are finished. */
+	/*
+	 * Let the next entry run as soon as we are finished; if we were
+	 * finished from outside (endtime), stop our I/O first so the next
+	 * one does not meet it (EBUSY).
+	 */
+	TALLOC_FREE(state->subreq);
 	TALLOC_FREE(state->queue_entry);
 }
 
@@ -228,6 +254,7 @@ static void tstream_readv_pdu_queue_trigger(struct tevent_req *req,
 	if (tevent_req_nomem(subreq, req)) {
 		return;
 	}
+	state->subreq = subreq;
 	tevent_req_set_callback(subreq, tstream_readv_pdu_queue_done, req);
 }
 
@@ -241,6 +268,7 @@ static void tstream_readv_pdu_queue_done(struct tevent_req *subreq)
 	int err = 0;
 
 	ret = tstream_readv_pdu_recv(subreq, &err);
+	state->subreq = NULL;
 	TALLOC_FREE(subreq);
 	if (ret == -1) {
 		tevent_req_error(req, err);
@@ -276,6 +304,7 @@ struct tstream_writev_queue_state {
 	struct iovec *vector;
 	size_t count;
 	struct tevent_queue_entry *queue_entry;
+	struct tevent_req *subreq;
 	int ret;
 };
 
@@ -336,6 +365,7 @@ static void tstream_writev_queue_cleanup(struct tevent_req *req,
 	struct tstream_writev_queue_state *state =
 	    tevent_req_data(req, struct tstream_writev_queue_state);
 
+	TALLOC_FREE(state->subreq);
 	TALLOC_FREE(state->queue_entry);
 }
 
@@ -351,6 +381,7 @@ static void tstream_writev_queue_trigger(struct tevent_req *req,
 	if (tevent_req_nomem(subreq, req)) {
 		return;
 	}
+	state->subreq = subreq;
 	tevent_req_set_callback(subreq, tstream_writev_queue_done, req);
 }
 
@@ -364,6 +395,7 @@ static void tstream_writev_queue_done(struct tevent_req *subreq)
 	int err = 0;
 
 	ret = tstream_writev_recv(subreq, &err);
+	state->subreq = NULL;
 	TALLOC_FREE(subreq);
 	if (ret == -1) {
 		tevent_req_error(req, err);
@@ -400,6 +432,7 @@ struct tdgram_sendto_queue_state {
 	size_t len;
 	const struct tsocket_address *dst;
 	struct tevent_queue_entry *queue_entry;
+	struct tevent_req *subreq;
 	ssize_t ret;
 };
 
@@ -454,6 +487,7 @@ static void tdgram_sendto_queue_cleanup(struct tevent_req *req,
 	struct tdgram_sendto_queue_state *state =
 	    tevent_req_data(req, struct tdgram_sendto_queue_state);
 
+	TALLOC_FREE(state->subreq);
 	TALLOC_FREE(state->queue_entry);
 }
 
@@ -469,6 +503,7 @@ static void tdgram_sendto_queue_trigger(struct tevent_req *req,
 	if (tevent_req_nomem(subreq, req)) {
 		return;
 	}
+	state->subreq = subreq;
 	tevent_req_set_callback(subreq, tdgram_sendto_queue_done, req);
 }
 
@@ -482,6 +517,7 @@ static void tdgram_sendto_queue_done(struct tevent_req *subreq)
 	int err = 0;
 
 	ret = tdgram_sendto_recv(subreq, &err);
+	state->subreq = NULL;
 	TALLOC_FREE(subreq);
 	if (ret == -1) {
 		tevent_req_error(req, err);

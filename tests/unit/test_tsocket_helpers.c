@@ -573,6 +573,50 @@ START_TEST(test_pdu_queue_order)
 }
 END_TEST
 
+START_TEST(test_pdu_queue_timeout)
+{
+	struct tstream_context *stream;
+	struct tevent_queue *queue;
+	struct tevent_req *reqs[2];
+	struct pdu *p[2];
+	struct qres r[2];
+	int order[2];
+	int norder = 0;
+	int raw;
+	int i;
+
+	stream = raw_pair(&raw);
+	queue = tevent_queue_create(tt_mem, "pdu_queue");
+	ck_assert_ptr_nonnull(queue);
+
+	for (i = 0; i < 2; i++) {
+		p[i] = pdu_new(tt_mem);
+		r[i] = (struct qres){
+		    .ret = -2, .id = i, .order = order, .norder = &norder};
+		reqs[i] = tstream_readv_pdu_queue_send(
+		    tt_mem, tt_ev, stream, queue, pdu_next_vector, p[i]);
+		ck_assert_ptr_nonnull(reqs[i]);
+		tevent_req_set_callback(reqs[i], qres_pdu_done, &r[i]);
+	}
+	/* The first one gives up waiting; its result is not received yet. */
+	tevent_req_set_callback(reqs[0], tt_set_done, &r[0].done);
+	ck_assert(tevent_req_set_endtime(reqs[0], tt_ev,
+					 tevent_timeval_current_ofs(0, 20000)));
+	tt_wait(&r[0].done, 5000);
+
+	/* The next one gets the stream anyway, not EBUSY. */
+	put_pdu(raw, "for the second");
+	tt_wait(&r[1].done, 5000);
+	ck_assert_int_eq(r[1].ret, 4 + 14);
+	ck_assert_str_eq((char *)p[1]->body, "for the second");
+
+	ck_assert_int_eq(tstream_readv_pdu_queue_recv(reqs[0], &r[0].err), -1);
+	ck_assert_int_eq(r[0].err, ETIMEDOUT);
+	talloc_free(reqs[0]);
+	close(raw);
+}
+END_TEST
+
 /*
  * TCase writev_queue
  */
@@ -937,6 +981,7 @@ static Suite *tsocket_helpers_suite(void)
 
 	tc = new_tcase(s, "readv_pdu_queue");
 	tcase_add_test(tc, test_pdu_queue_order);
+	tcase_add_test(tc, test_pdu_queue_timeout);
 
 	tc = new_tcase(s, "writev_queue");
 	tcase_add_test(tc, test_writev_queue_order);
