@@ -1348,10 +1348,12 @@ static struct tsgate_config_gssapi_client *cfg_gssapi_client(
 	} else if (seen[0] != NULL && g->target != NULL) {
 		const char *at = strchr(g->target, '@');
 
-		if (at == NULL || at == g->target || at[1] == '\0') {
+		/* "service@host", or a principal "service/host[@REALM]" */
+		if (strchr(g->target, '/') == NULL &&
+		    (at == NULL || at == g->target || at[1] == '\0')) {
 			cfg_error(p, seen[0],
-				  "'target': '%s' is not "
-				  "service@host",
+				  "'target': '%s' is not service@host (or a "
+				  "principal service/host@REALM)",
 				  g->target);
 		}
 	}

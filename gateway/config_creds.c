@@ -244,6 +244,8 @@ bool cfg_check_keytab(struct cfg_parser *p,
 	krb5_error_code kerr;
 	char *name = NULL;
 	size_t entries = 0, matching = 0;
+	const char *service = NULL;
+	bool any_realm = false;
 	bool ok = false;
 
 	kerr = krb5_init_context(&ctx);
@@ -260,12 +262,32 @@ bool cfg_check_keytab(struct cfg_parser *p,
 		return false;
 	}
 	if (principal != NULL) {
-		/* Without a realm the principal matches in any realm. */
-		kerr = krb5_parse_name_flags(ctx, principal,
-					     strchr(principal, '@') == NULL
-						 ? KRB5_PRINCIPAL_PARSE_NO_REALM
-						 : 0,
-					     &want);
+		/*
+		 * As the acceptor reads it: with a '/' a Kerberos principal
+		 * (without a realm it matches in any realm); otherwise a
+		 * host-based service "service@host" (any realm), or just
+		 * "service" (any host).
+		 */
+		const char *as = principal;
+		const char *at = strchr(principal, '@');
+
+		any_realm = true;
+		if (strchr(principal, '/') != NULL) {
+			any_realm = at == NULL;
+		} else if (at != NULL) {
+			as = talloc_asprintf(cfg_tmp(p), "%.*s/%s",
+					     (int)(at - principal), principal,
+					     at + 1);
+		} else {
+			service = principal;
+		}
+		kerr = as == NULL ? ENOMEM
+		       : service != NULL
+			   ? 0
+			   : krb5_parse_name_flags(
+				 ctx, as,
+				 any_realm ? KRB5_PRINCIPAL_PARSE_NO_REALM : 0,
+				 &want);
 		if (kerr != 0) {
 			const char *msg = krb5_get_error_message(ctx, kerr);
 
@@ -291,12 +313,24 @@ bool cfg_check_keytab(struct cfg_parser *p,
 	}
 	while (krb5_kt_next_entry(ctx, kt, &entry, &cursor) == 0) {
 		entries++;
-		if (want != NULL && (strchr(principal, '@') == NULL
-					 ? krb5_principal_compare_any_realm(
-					       ctx, want, entry.principal)
-					 : krb5_principal_compare(
-					       ctx, want, entry.principal))) {
+		if (want != NULL &&
+		    (any_realm ? krb5_principal_compare_any_realm(
+				     ctx, want, entry.principal)
+			       : krb5_principal_compare(ctx, want,
+							entry.principal))) {
 			matching++;
+		}
+		if (service != NULL) {
+			char *ename = NULL;
+			size_t sl = strlen(service);
+
+			if (krb5_unparse_name(ctx, entry.principal, &ename) ==
+				0 &&
+			    strncmp(ename, service, sl) == 0 &&
+			    ename[sl] == '/') {
+				matching++;
+			}
+			krb5_free_unparsed_name(ctx, ename);
 		}
 		krb5_free_keytab_entry_contents(ctx, &entry);
 	}
@@ -306,7 +340,7 @@ bool cfg_check_keytab(struct cfg_parser *p,
 			  cfg_node_text(node));
 		goto done;
 	}
-	if (want != NULL && matching == 0) {
+	if ((want != NULL || service != NULL) && matching == 0) {
 		cfg_error(p, principal_node,
 			  "'principal': keytab '%s' has no key for '%s'",
 			  cfg_node_text(node), principal);
