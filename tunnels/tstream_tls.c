@@ -161,6 +161,23 @@ static void tstream_tls_set_error(struct tstream_tls *tlss, int err)
 	tstream_tls_fail_req(tlss->close_req, tlss->error);
 }
 
+static bool tstream_tls_alert_is_about_cert(gnutls_alert_description_t a)
+{
+	switch (a) {
+	case GNUTLS_A_BAD_CERTIFICATE:
+	case GNUTLS_A_UNSUPPORTED_CERTIFICATE:
+	case GNUTLS_A_CERTIFICATE_REVOKED:
+	case GNUTLS_A_CERTIFICATE_EXPIRED:
+	case GNUTLS_A_CERTIFICATE_UNKNOWN:
+	case GNUTLS_A_UNKNOWN_CA:
+	case GNUTLS_A_ACCESS_DENIED:
+	case GNUTLS_A_CERTIFICATE_REQUIRED:
+		return true;
+	default:
+		return false;
+	}
+}
+
 /* Map a fatal GnuTLS result of record I/O to an errno. */
 static int tstream_tls_map_error(struct tstream_tls *tlss, int ret)
 {
@@ -168,6 +185,13 @@ static int tstream_tls_map_error(struct tstream_tls *tlss, int ret)
 		return tlss->error;
 	}
 	switch (ret) {
+	case GNUTLS_E_FATAL_ALERT_RECEIVED:
+		/* e.g. TLS 1.3: the server refused our certificate after
+		 * our side of the handshake was complete */
+		return tstream_tls_alert_is_about_cert(
+			   gnutls_alert_get(tlss->session))
+			   ? EACCES
+			   : EPROTO;
 	case GNUTLS_E_MEMORY_ERROR:
 		return ENOMEM;
 	case GNUTLS_E_PREMATURE_TERMINATION:
@@ -479,6 +503,29 @@ static void tstream_tls_io_cleanup(struct tevent_req *req,
 	state->tlss = NULL;
 }
 
+/* Consume n bytes of the state's vector. */
+static void tstream_tls_io_advance(struct tstream_tls_io_state *state, size_t n)
+{
+	state->ret += (int)n;
+	while (n > 0) {
+		size_t step =
+		    n < state->vector[0].iov_len ? n : state->vector[0].iov_len;
+
+		state->vector[0].iov_base =
+		    (uint8_t *)state->vector[0].iov_base + step;
+		state->vector[0].iov_len -= step;
+		n -= step;
+		if (state->vector[0].iov_len == 0) {
+			state->vector++;
+			state->count--;
+		}
+	}
+	while (state->count > 0 && state->vector[0].iov_len == 0) {
+		state->vector++;
+		state->count--;
+	}
+}
+
 static struct tevent_req *tstream_tls_io_send(TALLOC_CTX *mem_ctx,
 					      struct tevent_context *ev,
 					      struct tstream_context *stream,
@@ -506,6 +553,8 @@ static struct tevent_req *tstream_tls_io_send(TALLOC_CTX *mem_ctx,
 	}
 	memcpy(state->vector, vector, sizeof(*vector) * count);
 	state->count = count;
+	/* GnuTLS refuses empty buffers: skip empty entries */
+	tstream_tls_io_advance(state, 0);
 
 	if (tlss->error != 0) {
 		tevent_req_error(req, tlss->error);
@@ -530,29 +579,6 @@ static struct tevent_req *tstream_tls_io_send(TALLOC_CTX *mem_ctx,
 		return tevent_req_post(req, ev);
 	}
 	return req;
-}
-
-/* Consume n bytes of the state's vector. */
-static void tstream_tls_io_advance(struct tstream_tls_io_state *state, size_t n)
-{
-	state->ret += (int)n;
-	while (n > 0) {
-		size_t step =
-		    n < state->vector[0].iov_len ? n : state->vector[0].iov_len;
-
-		state->vector[0].iov_base =
-		    (uint8_t *)state->vector[0].iov_base + step;
-		state->vector[0].iov_len -= step;
-		n -= step;
-		if (state->vector[0].iov_len == 0) {
-			state->vector++;
-			state->count--;
-		}
-	}
-	while (state->count > 0 && state->vector[0].iov_len == 0) {
-		state->vector++;
-		state->count--;
-	}
 }
 
 static struct tevent_req *tstream_tls_readv_send(TALLOC_CTX *mem_ctx,
@@ -604,6 +630,11 @@ static void tstream_tls_read_step(struct tstream_tls *tlss)
 			continue;
 		}
 		if (ret < 0 && gnutls_error_is_fatal((int)ret) == 0) {
+			continue;
+		}
+		if (ret < 0 && tlss->pull.eof && tlss->error == 0) {
+			/* a record cut short by EOF: the stream ended */
+			tlss->read_eof = true;
 			continue;
 		}
 		if (ret < 0) {
@@ -1068,23 +1099,6 @@ _PUBLIC_ struct tevent_req *tstream_tls_connect_send(
 {
 	return tstream_tls_handshake_send(mem_ctx, ev, plain_stream, params,
 					  false, __location__);
-}
-
-static bool tstream_tls_alert_is_about_cert(gnutls_alert_description_t a)
-{
-	switch (a) {
-	case GNUTLS_A_BAD_CERTIFICATE:
-	case GNUTLS_A_UNSUPPORTED_CERTIFICATE:
-	case GNUTLS_A_CERTIFICATE_REVOKED:
-	case GNUTLS_A_CERTIFICATE_EXPIRED:
-	case GNUTLS_A_CERTIFICATE_UNKNOWN:
-	case GNUTLS_A_UNKNOWN_CA:
-	case GNUTLS_A_ACCESS_DENIED:
-	case GNUTLS_A_CERTIFICATE_REQUIRED:
-		return true;
-	default:
-		return false;
-	}
 }
 
 /* Decide the errno and the log reason of a failed handshake. */

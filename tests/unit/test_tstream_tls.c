@@ -1,0 +1,1440 @@
+/*
+ * tstream_tls: our client against our server over socketpairs and TCP,
+ * with a PKI made by certtool at start-up.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <tsocket.h>
+#include "tstream_tls.h"
+#include "tt.h"
+#include "tt_certs.h"
+
+static struct tt_certs *certs;
+
+/*
+ * Helpers
+ */
+
+static struct tstream_tls_params *server_params_cfg(
+    const struct tstream_tls_server_config *cfg)
+{
+	struct tstream_tls_params *p = NULL;
+	char *error = NULL;
+	int ret;
+
+	ret = tstream_tls_params_server(tt_mem, cfg, &p, &error);
+	ck_assert_msg(ret == 0, "server params: %s", error ? error : "?");
+	ck_assert_ptr_null(error);
+	return p;
+}
+
+static struct tstream_tls_params *server_params(const char *crt,
+						const char *key)
+{
+	struct tstream_tls_cert_config c = {.cert_file = crt, .key_file = key};
+	struct tstream_tls_server_config cfg = {.certs = &c, .num_certs = 1};
+
+	return server_params_cfg(&cfg);
+}
+
+static struct tstream_tls_params *client_params_cfg(
+    const struct tstream_tls_client_config *cfg)
+{
+	struct tstream_tls_params *p = NULL;
+	char *error = NULL;
+	int ret;
+
+	ret = tstream_tls_params_client(tt_mem, cfg, &p, &error);
+	ck_assert_msg(ret == 0, "client params: %s", error ? error : "?");
+	return p;
+}
+
+static struct tstream_tls_params *client_params(const char *peer_name)
+{
+	struct tstream_tls_client_config cfg = {
+	    .ca_file = certs->ca_crt,
+	    .peer_name = peer_name,
+	};
+
+	return client_params_cfg(&cfg);
+}
+
+struct hs {
+	struct tevent_req *req;
+	bool server;
+	bool done;
+	int ret;
+	int err;
+	char *reason;
+	struct tstream_context *tls;
+};
+
+static void hs_start(struct hs *h,
+		     struct tstream_context *plain,
+		     struct tstream_tls_params *params,
+		     bool server)
+{
+	memset(h, 0, sizeof(*h));
+	h->server = server;
+	if (server) {
+		h->req = tstream_tls_accept_send(tt_mem, tt_ev, plain, params);
+	} else {
+		h->req = tstream_tls_connect_send(tt_mem, tt_ev, plain, params);
+	}
+	ck_assert_ptr_nonnull(h->req);
+	tevent_req_set_callback(h->req, tt_set_done, &h->done);
+}
+
+static void hs_finish(struct hs *h)
+{
+	tt_wait(&h->done, 10000);
+	if (h->server) {
+		h->ret = tstream_tls_accept_recv(h->req, &h->err, tt_mem,
+						 &h->tls, &h->reason);
+	} else {
+		h->ret = tstream_tls_connect_recv(h->req, &h->err, tt_mem,
+						  &h->tls, &h->reason);
+	}
+	TALLOC_FREE(h->req);
+	if (h->ret == 0) {
+		ck_assert_ptr_nonnull(h->tls);
+		ck_assert_ptr_null(h->reason);
+	} else {
+		ck_assert_int_eq(h->ret, -1);
+		ck_assert_int_ne(h->err, 0);
+		ck_assert_ptr_nonnull(h->reason);
+	}
+}
+
+/* Run a handshake between srv_params and cli_params over a socketpair. */
+static void pair(struct tstream_tls_params *srv_params,
+		 struct tstream_tls_params *cli_params,
+		 struct hs *srv,
+		 struct hs *cli)
+{
+	struct tstream_context *a = NULL;
+	struct tstream_context *b = NULL;
+
+	ck_assert_int_eq(tstream_unix_socketpair(tt_mem, &a, tt_mem, &b), 0);
+	hs_start(srv, a, srv_params, true);
+	hs_start(cli, b, cli_params, false);
+	hs_finish(srv);
+	hs_finish(cli);
+}
+
+static void pair_ok(struct tstream_tls_params *srv_params,
+		    struct tstream_tls_params *cli_params,
+		    struct hs *srv,
+		    struct hs *cli)
+{
+	pair(srv_params, cli_params, srv, cli);
+	ck_assert_msg(srv->ret == 0, "server: %s", srv->reason);
+	ck_assert_msg(cli->ret == 0, "client: %s", cli->reason);
+}
+
+/* Byte pump: writes or reads len bytes with several iovecs per call. */
+struct xfer {
+	struct tstream_context *s;
+	uint8_t *buf;
+	size_t len;
+	size_t off;
+	size_t chunk;
+	bool write;
+	bool done;
+	int err;
+	struct iovec iov[3];
+};
+
+static void xfer_next(struct xfer *x);
+
+static void xfer_done(struct tevent_req *req)
+{
+	struct xfer *x = tevent_req_callback_data(req, struct xfer);
+	int ret;
+	int err = 0;
+
+	if (x->write) {
+		ret = tstream_writev_recv(req, &err);
+	} else {
+		ret = tstream_readv_recv(req, &err);
+	}
+	talloc_free(req);
+	if (ret == -1) {
+		x->err = err;
+		x->done = true;
+		return;
+	}
+	ck_assert_int_gt(ret, 0);
+	x->off += (size_t)ret;
+	xfer_next(x);
+}
+
+static void xfer_next(struct xfer *x)
+{
+	struct tevent_req *req;
+	size_t n = x->len - x->off;
+	size_t a;
+	size_t b;
+
+	if (n == 0) {
+		x->done = true;
+		return;
+	}
+	if (n > x->chunk) {
+		n = x->chunk;
+	}
+	/* uneven split, to cross record boundaries in odd places */
+	a = n / 3;
+	b = n / 5;
+	x->iov[0] = (struct iovec){x->buf + x->off, a};
+	x->iov[1] = (struct iovec){x->buf + x->off + a, b};
+	x->iov[2] = (struct iovec){x->buf + x->off + a + b, n - a - b};
+	if (x->write) {
+		req = tstream_writev_send(x, tt_ev, x->s, x->iov, 3);
+	} else {
+		req = tstream_readv_send(x, tt_ev, x->s, x->iov, 3);
+	}
+	ck_assert_ptr_nonnull(req);
+	tevent_req_set_callback(req, xfer_done, x);
+}
+
+static struct xfer *xfer_start(struct tstream_context *s,
+			       uint8_t *buf,
+			       size_t len,
+			       size_t chunk,
+			       bool write)
+{
+	struct xfer *x = talloc_zero(tt_mem, struct xfer);
+
+	x->s = s;
+	x->buf = buf;
+	x->len = len;
+	x->chunk = chunk;
+	x->write = write;
+	xfer_next(x);
+	return x;
+}
+
+static uint8_t *pattern(size_t len, unsigned seed)
+{
+	uint8_t *buf = talloc_size(tt_mem, len);
+	uint32_t v = seed * 2654435761u + 1;
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		v = v * 1103515245u + 12345u;
+		buf[i] = (uint8_t)(v >> 16);
+	}
+	return buf;
+}
+
+/* Both directions at once, byte-exact. */
+static void transfer_both(struct tstream_context *a,
+			  struct tstream_context *b,
+			  size_t len)
+{
+	uint8_t *ab = pattern(len, 1);
+	uint8_t *ba = pattern(len, 2);
+	uint8_t *ab_in = talloc_zero_size(tt_mem, len);
+	uint8_t *ba_in = talloc_zero_size(tt_mem, len);
+	struct xfer *w1 = xfer_start(a, ab, len, 100000, true);
+	struct xfer *r1 = xfer_start(b, ab_in, len, 7919, false);
+	struct xfer *w2 = xfer_start(b, ba, len, 65536 + 17, true);
+	struct xfer *r2 = xfer_start(a, ba_in, len, 300000, false);
+
+	tt_wait(&w1->done, 60000);
+	tt_wait(&r1->done, 60000);
+	tt_wait(&w2->done, 60000);
+	tt_wait(&r2->done, 60000);
+	ck_assert_int_eq(w1->err, 0);
+	ck_assert_int_eq(r1->err, 0);
+	ck_assert_int_eq(w2->err, 0);
+	ck_assert_int_eq(r2->err, 0);
+	ck_assert(memcmp(ab, ab_in, len) == 0);
+	ck_assert(memcmp(ba, ba_in, len) == 0);
+	talloc_free(ab);
+	talloc_free(ba);
+	talloc_free(ab_in);
+	talloc_free(ba_in);
+	talloc_free(w1);
+	talloc_free(r1);
+	talloc_free(w2);
+	talloc_free(r2);
+}
+
+/* Read one byte and expect an error. */
+static int read_error(struct tstream_context *s)
+{
+	uint8_t byte;
+	struct xfer *x = xfer_start(s, &byte, 1, 1, false);
+	int err;
+
+	tt_wait(&x->done, 10000);
+	err = x->err;
+	talloc_free(x);
+	return err;
+}
+
+static void run_for_fired(struct tevent_context *ev,
+			  struct tevent_timer *te,
+			  struct timeval now,
+			  void *private_data)
+{
+	*(bool *)private_data = true;
+}
+
+/* Run the event loop for ms milliseconds (the timer frees itself). */
+static void run_for(unsigned ms)
+{
+	bool fired = false;
+
+	ck_assert_ptr_nonnull(tevent_add_timer(
+	    tt_ev, tt_mem, tevent_timeval_current_ofs(0, ms * 1000),
+	    run_for_fired, &fired));
+	while (!fired) {
+		ck_assert_int_eq(tevent_loop_once(tt_ev), 0);
+	}
+}
+
+static size_t test_len(size_t len)
+{
+	/* valgrind is ~50x slower: keep the byte-exactness, fewer bytes */
+	return getenv("TSGATE_VALGRIND") != NULL ? len / 16 : len;
+}
+
+/*
+ * Parameters
+ */
+
+static int load_server(const char *crt,
+		       const char *key,
+		       const char *ca,
+		       enum tstream_tls_verify verify,
+		       const char *priority,
+		       char **error)
+{
+	struct tstream_tls_cert_config c = {.cert_file = crt, .key_file = key};
+	struct tstream_tls_server_config cfg = {
+	    .certs = &c,
+	    .num_certs = 1,
+	    .client_ca_file = ca,
+	    .verify_client = verify,
+	    .priority = priority,
+	};
+	struct tstream_tls_params *p = NULL;
+	int ret;
+
+	ret = tstream_tls_params_server(tt_mem, &cfg, &p, error);
+	if (ret == 0) {
+		ck_assert_ptr_nonnull(p);
+		talloc_free(p);
+	} else {
+		ck_assert_ptr_null(p);
+		ck_assert_ptr_nonnull(*error);
+	}
+	return ret;
+}
+
+START_TEST(params_errors)
+{
+	char *error = NULL;
+	char *missing = talloc_asprintf(tt_mem, "%s/nope.crt", certs->dir);
+	int ret;
+
+	ck_assert_int_eq(load_server(certs->srv_ec_crt, certs->srv_ec_key, NULL,
+				     0, NULL, &error),
+			 0);
+	ck_assert_ptr_null(error);
+
+	ret = load_server(missing, certs->srv_ec_key, NULL, 0, NULL, &error);
+	ck_assert_int_eq(ret, ENOENT);
+	ck_assert_msg(strstr(error, missing) != NULL &&
+			  strstr(error, "No such file") != NULL,
+		      "%s", error);
+	TALLOC_FREE(error);
+
+	ret = load_server(certs->garbage, certs->srv_ec_key, NULL, 0, NULL,
+			  &error);
+	ck_assert_int_eq(ret, EINVAL);
+	ck_assert_msg(strstr(error, certs->garbage) != NULL &&
+			  strstr(error, "not a PEM certificate") != NULL,
+		      "%s", error);
+	TALLOC_FREE(error);
+
+	ret = load_server(certs->srv_ec_crt, certs->garbage, NULL, 0, NULL,
+			  &error);
+	ck_assert_int_eq(ret, EINVAL);
+	ck_assert_msg(strstr(error, "not a PEM private key") != NULL, "%s",
+		      error);
+	TALLOC_FREE(error);
+
+	ret = load_server(certs->srv_ec_crt, certs->srv_rsa_key, NULL, 0, NULL,
+			  &error);
+	ck_assert_int_eq(ret, EINVAL);
+	ck_assert_msg(strstr(error, "does not match") != NULL &&
+			  strstr(error, certs->srv_rsa_key) != NULL &&
+			  strstr(error, certs->srv_ec_crt) != NULL,
+		      "%s", error);
+	TALLOC_FREE(error);
+
+	ret = load_server(certs->expired_crt, certs->expired_key, NULL, 0, NULL,
+			  &error);
+	ck_assert_int_eq(ret, EKEYEXPIRED);
+	ck_assert_msg(strstr(error, "expired on 2020-02-01") != NULL, "%s",
+		      error);
+	TALLOC_FREE(error);
+
+	ret = load_server(certs->srv_ec_crt, certs->srv_ec_key, NULL,
+			  TSTREAM_TLS_VERIFY_REQUIRE, NULL, &error);
+	ck_assert_int_eq(ret, EINVAL);
+	ck_assert_msg(strstr(error, "client CA") != NULL, "%s", error);
+	TALLOC_FREE(error);
+
+	ret = load_server(certs->srv_ec_crt, certs->srv_ec_key, certs->garbage,
+			  TSTREAM_TLS_VERIFY_REQUIRE, NULL, &error);
+	ck_assert_int_eq(ret, EINVAL);
+	ck_assert_msg(strstr(error, "not a PEM CA bundle") != NULL, "%s",
+		      error);
+	TALLOC_FREE(error);
+
+	ret = load_server(certs->srv_ec_crt, certs->srv_ec_key, NULL, 0,
+			  "NORMAL:+NONSENSE", &error);
+	ck_assert_int_eq(ret, EINVAL);
+	ck_assert_msg(strstr(error, "priority") != NULL, "%s", error);
+	TALLOC_FREE(error);
+
+	{
+		struct tstream_tls_client_config cfg = {
+		    .ca_file = certs->ca_crt,
+		};
+		struct tstream_tls_params *p = NULL;
+
+		/* verifying needs a name */
+		ret = tstream_tls_params_client(tt_mem, &cfg, &p, &error);
+		ck_assert_int_eq(ret, EINVAL);
+		ck_assert_ptr_nonnull(error);
+		TALLOC_FREE(error);
+
+		cfg.peer_name = "localhost";
+		cfg.cert_file = certs->client_crt;
+		ret = tstream_tls_params_client(tt_mem, &cfg, &p, &error);
+		ck_assert_int_eq(ret, EINVAL);
+		TALLOC_FREE(error);
+
+		cfg.key_file = certs->client_key;
+		cfg.crl_file = certs->crl;
+		ret = tstream_tls_params_client(tt_mem, &cfg, &p, &error);
+		ck_assert_msg(ret == 0, "%s", error);
+		talloc_free(p);
+	}
+	talloc_free(missing);
+}
+END_TEST
+
+/*
+ * Transfers
+ */
+
+START_TEST(transfer_tls13_ecdsa)
+{
+	struct tstream_tls_params *sp =
+	    server_params(certs->srv_ec_crt, certs->srv_ec_key);
+	struct tstream_tls_params *cp = client_params("localhost");
+	struct hs srv;
+	struct hs cli;
+
+	pair_ok(sp, cp, &srv, &cli);
+	ck_assert_str_eq(tstream_tls_version(srv.tls), "TLS1.3");
+	ck_assert_str_eq(tstream_tls_version(cli.tls), "TLS1.3");
+	ck_assert_str_eq(tstream_tls_cipher_suite(cli.tls),
+			 "TLS_AES_256_GCM_SHA384");
+	ck_assert_str_eq(tstream_tls_cipher_suite(srv.tls),
+			 tstream_tls_cipher_suite(cli.tls));
+	ck_assert_str_eq(tstream_tls_sni(srv.tls), "localhost");
+	ck_assert_str_eq(tstream_tls_sni(cli.tls), "localhost");
+	ck_assert_ptr_null(tstream_tls_alpn(srv.tls));
+	ck_assert(tstream_is_tls(srv.tls));
+	/* the server certificate as the client saw it */
+	ck_assert_str_eq(tstream_tls_peer_common_name(cli.tls), "localhost");
+	ck_assert_int_eq(tstream_tls_peer_verify_result(cli.tls, NULL),
+			 TSTREAM_TLS_PEER_VALID);
+	ck_assert_int_eq(tstream_tls_peer_verify_result(srv.tls, NULL),
+			 TSTREAM_TLS_PEER_NO_CERT);
+	ck_assert_ptr_null(tstream_tls_peer_subject(srv.tls));
+
+	transfer_both(srv.tls, cli.tls, test_len(4 * 1024 * 1024 + 13));
+	talloc_free(srv.tls);
+	talloc_free(cli.tls);
+	talloc_free(sp);
+	talloc_free(cp);
+}
+END_TEST
+
+START_TEST(transfer_tls12_rsa)
+{
+	struct tstream_tls_params *sp =
+	    server_params(certs->srv_rsa_crt, certs->srv_rsa_key);
+	struct tstream_tls_client_config cfg = {
+	    .ca_file = certs->ca_crt,
+	    .peer_name = "server.test",
+	    .priority = "NORMAL:-VERS-ALL:+VERS-TLS1.2",
+	};
+	struct tstream_tls_params *cp = client_params_cfg(&cfg);
+	struct hs srv;
+	struct hs cli;
+
+	pair_ok(sp, cp, &srv, &cli);
+	ck_assert_str_eq(tstream_tls_version(srv.tls), "TLS1.2");
+	ck_assert_str_eq(tstream_tls_cipher_suite(srv.tls),
+			 "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384");
+	ck_assert_str_eq(tstream_tls_sni(srv.tls), "server.test");
+	transfer_both(srv.tls, cli.tls, test_len(2 * 1024 * 1024 + 1));
+	talloc_free(srv.tls);
+	talloc_free(cli.tls);
+	talloc_free(sp);
+	talloc_free(cp);
+}
+END_TEST
+
+START_TEST(transfer_small_and_ip_name)
+{
+	struct tstream_tls_params *sp =
+	    server_params(certs->srv_ec_crt, certs->srv_ec_key);
+	struct tstream_tls_params *cp = client_params("127.0.0.1");
+	struct hs srv;
+	struct hs cli;
+
+	pair_ok(sp, cp, &srv, &cli);
+	/* an IP literal is verified against IP SANs and never sent as SNI */
+	ck_assert_ptr_null(tstream_tls_sni(srv.tls));
+	ck_assert_ptr_null(tstream_tls_sni(cli.tls));
+	transfer_both(srv.tls, cli.tls, 1);
+	transfer_both(cli.tls, srv.tls, 5);
+	talloc_free(srv.tls);
+	talloc_free(cli.tls);
+	talloc_free(sp);
+	talloc_free(cp);
+}
+END_TEST
+
+/* Params may go away (reload) while sessions made with them live on. */
+START_TEST(params_refcount)
+{
+	struct tstream_tls_params *sp =
+	    server_params(certs->srv_ec_crt, certs->srv_ec_key);
+	struct tstream_tls_params *cp = client_params("localhost");
+	struct hs srv;
+	struct hs cli;
+
+	pair_ok(sp, cp, &srv, &cli);
+	talloc_free(sp);
+	talloc_free(cp);
+	transfer_both(srv.tls, cli.tls, 100000);
+
+	/* and new ones work next to the old session */
+	sp = server_params(certs->srv_rsa_crt, certs->srv_rsa_key);
+	cp = client_params("localhost");
+	{
+		struct hs srv2;
+		struct hs cli2;
+
+		pair_ok(sp, cp, &srv2, &cli2);
+		transfer_both(srv2.tls, cli2.tls, 1000);
+		talloc_free(srv2.tls);
+		talloc_free(cli2.tls);
+	}
+	transfer_both(cli.tls, srv.tls, 1000);
+	talloc_free(srv.tls);
+	talloc_free(cli.tls);
+	talloc_free(sp);
+	talloc_free(cp);
+}
+END_TEST
+
+/*
+ * ALPN and SNI
+ */
+
+START_TEST(alpn)
+{
+	const char *srv_alpn[] = {"h2", "http/1.1", NULL};
+	const char *cli_alpn[] = {"http/1.1", "h2", NULL};
+	const char *cli_other[] = {"imap", NULL};
+	struct tstream_tls_cert_config c = {.cert_file = certs->srv_ec_crt,
+					    .key_file = certs->srv_ec_key};
+	struct tstream_tls_server_config scfg = {
+	    .certs = &c, .num_certs = 1, .alpn = srv_alpn};
+	struct tstream_tls_client_config ccfg = {
+	    .ca_file = certs->ca_crt,
+	    .peer_name = "localhost",
+	    .alpn = cli_alpn,
+	};
+	struct tstream_tls_params *sp = server_params_cfg(&scfg);
+	struct tstream_tls_params *cp = client_params_cfg(&ccfg);
+	struct hs srv;
+	struct hs cli;
+
+	pair_ok(sp, cp, &srv, &cli);
+	/* the server's preference wins */
+	ck_assert_str_eq(tstream_tls_alpn(srv.tls), "h2");
+	ck_assert_str_eq(tstream_tls_alpn(cli.tls), "h2");
+	talloc_free(srv.tls);
+	talloc_free(cli.tls);
+	talloc_free(cp);
+
+	ccfg.alpn = cli_other;
+	cp = client_params_cfg(&ccfg);
+	pair_ok(sp, cp, &srv, &cli);
+	ck_assert_ptr_null(tstream_tls_alpn(srv.tls));
+	ck_assert_ptr_null(tstream_tls_alpn(cli.tls));
+	talloc_free(srv.tls);
+	talloc_free(cli.tls);
+	talloc_free(cp);
+	talloc_free(sp);
+}
+END_TEST
+
+START_TEST(sni_selects_certificate)
+{
+	struct tstream_tls_cert_config c[] = {
+	    {.sni = "a.test",
+	     .cert_file = certs->a_crt,
+	     .key_file = certs->a_key},
+	    {.cert_file = certs->srv_ec_crt, .key_file = certs->srv_ec_key},
+	    {.sni = "*.b.test",
+	     .cert_file = certs->b_crt,
+	     .key_file = certs->b_key},
+	};
+	struct tstream_tls_server_config scfg = {.certs = c, .num_certs = 3};
+	struct tstream_tls_params *sp = server_params_cfg(&scfg);
+	const struct {
+		const char *name;
+		const char *cn;
+	} cases[] = {
+	    {"a.test", "a.test"},       {"A.TEST", "a.test"},
+	    {"x.b.test", "b.test"},     {"localhost", "localhost"},
+	    {"127.0.0.1", "localhost"}, /* no SNI: the default */
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct tstream_tls_params *cp = client_params(cases[i].name);
+		struct hs srv;
+		struct hs cli;
+
+		pair_ok(sp, cp, &srv, &cli);
+		ck_assert_str_eq(tstream_tls_peer_common_name(cli.tls),
+				 cases[i].cn);
+		transfer_both(srv.tls, cli.tls, 10);
+		talloc_free(srv.tls);
+		talloc_free(cli.tls);
+		talloc_free(cp);
+	}
+	talloc_free(sp);
+}
+END_TEST
+
+/*
+ * mTLS
+ */
+
+static struct tstream_tls_params *mtls_server(enum tstream_tls_verify v,
+					      const char *crl)
+{
+	struct tstream_tls_cert_config c = {.cert_file = certs->srv_ec_crt,
+					    .key_file = certs->srv_ec_key};
+	struct tstream_tls_server_config cfg = {
+	    .certs = &c,
+	    .num_certs = 1,
+	    .client_ca_file = certs->ca_crt,
+	    .crl_file = crl,
+	    .verify_client = v,
+	};
+
+	return server_params_cfg(&cfg);
+}
+
+static struct tstream_tls_params *mtls_client(const char *crt, const char *key)
+{
+	struct tstream_tls_client_config cfg = {
+	    .ca_file = certs->ca_crt,
+	    .peer_name = "localhost",
+	    .cert_file = crt,
+	    .key_file = key,
+	};
+
+	return client_params_cfg(&cfg);
+}
+
+static bool has_san(const char *const *sans, const char *san)
+{
+	size_t i;
+
+	for (i = 0; sans != NULL && sans[i] != NULL; i++) {
+		if (strcmp(sans[i], san) == 0) {
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * The client's view of a refused client certificate: with TLS 1.3 its
+ * handshake is over before the server decides, so the refusal (an alert)
+ * arrives on the first read.
+ */
+static void client_refused(struct hs *cli)
+{
+	if (cli->ret == 0) {
+		ck_assert_int_eq(read_error(cli->tls), EACCES);
+		talloc_free(cli->tls);
+	} else {
+		talloc_free(cli->reason);
+	}
+}
+
+START_TEST(mtls_good)
+{
+	struct tstream_tls_params *sp = mtls_server(0, NULL);
+	struct tstream_tls_params *cp =
+	    mtls_client(certs->client_crt, certs->client_key);
+	const char *const *sans;
+	const char *fp;
+	struct hs srv;
+	struct hs cli;
+
+	pair_ok(sp, cp, &srv, &cli);
+	ck_assert_int_eq(tstream_tls_peer_verify_result(srv.tls, NULL),
+			 TSTREAM_TLS_PEER_VALID);
+	ck_assert_str_eq(tstream_tls_peer_common_name(srv.tls), "alice");
+	ck_assert_msg(
+	    strstr(tstream_tls_peer_subject(srv.tls), "CN=alice") != NULL &&
+		strstr(tstream_tls_peer_subject(srv.tls), "O=Example") != NULL,
+	    "%s", tstream_tls_peer_subject(srv.tls));
+	sans = tstream_tls_peer_sans(srv.tls);
+	ck_assert_ptr_nonnull(sans);
+	ck_assert(has_san(sans, "DNS:alice.corp.test"));
+	ck_assert(has_san(sans, "email:alice@corp.test"));
+	ck_assert(has_san(sans, "URI:spiffe://test/alice"));
+	ck_assert(has_san(sans, "IP:127.0.0.2"));
+	ck_assert_ptr_null(sans[4]);
+	fp = tstream_tls_peer_fingerprint_sha256(srv.tls);
+	ck_assert_ptr_nonnull(fp);
+	ck_assert_uint_eq(strlen(fp), 64);
+	ck_assert_uint_eq(strspn(fp, "0123456789abcdef"), 64);
+	/* the client sees the server's SANs */
+	sans = tstream_tls_peer_sans(cli.tls);
+	ck_assert(has_san(sans, "DNS:localhost"));
+	ck_assert(has_san(sans, "DNS:server.test"));
+	ck_assert(has_san(sans, "IP:127.0.0.1"));
+	ck_assert(has_san(sans, "IP:::1"));
+	transfer_both(srv.tls, cli.tls, 50000);
+	talloc_free(srv.tls);
+	talloc_free(cli.tls);
+	talloc_free(sp);
+	talloc_free(cp);
+}
+END_TEST
+
+START_TEST(mtls_failures)
+{
+	struct tstream_tls_params *sp = mtls_server(0, certs->crl);
+	struct tstream_tls_params *cp;
+	struct hs srv;
+	struct hs cli;
+
+	/* required and missing */
+	cp = mtls_client(NULL, NULL);
+	pair(sp, cp, &srv, &cli);
+	ck_assert_int_eq(srv.ret, -1);
+	ck_assert_int_eq(srv.err, EACCES);
+	ck_assert_msg(strstr(srv.reason, "required") != NULL, "%s", srv.reason);
+	client_refused(&cli);
+	talloc_free(cp);
+
+	/* from another CA */
+	cp = mtls_client(certs->client2_crt, certs->client2_key);
+	pair(sp, cp, &srv, &cli);
+	ck_assert_int_eq(srv.ret, -1);
+	ck_assert_int_eq(srv.err, EACCES);
+	client_refused(&cli);
+	talloc_free(cp);
+
+	/* revoked */
+	cp = mtls_client(certs->revoked_crt, certs->revoked_key);
+	pair(sp, cp, &srv, &cli);
+	ck_assert_int_eq(srv.ret, -1);
+	ck_assert_int_eq(srv.err, EACCES);
+	ck_assert_msg(strstr(srv.reason, "revoked") != NULL, "%s", srv.reason);
+	client_refused(&cli);
+	talloc_free(cp);
+	talloc_free(sp);
+}
+END_TEST
+
+START_TEST(mtls_optional)
+{
+	struct tstream_tls_params *sp =
+	    mtls_server(TSTREAM_TLS_VERIFY_OPTIONAL, certs->crl);
+	struct tstream_tls_params *cp;
+	const char *reason;
+	struct hs srv;
+	struct hs cli;
+
+	cp = mtls_client(NULL, NULL);
+	pair_ok(sp, cp, &srv, &cli);
+	ck_assert_int_eq(tstream_tls_peer_verify_result(srv.tls, NULL),
+			 TSTREAM_TLS_PEER_NO_CERT);
+	talloc_free(srv.tls);
+	talloc_free(cli.tls);
+	talloc_free(cp);
+
+	/* a certificate that fails the check (revoked) is reported */
+	cp = mtls_client(certs->revoked_crt, certs->revoked_key);
+	pair_ok(sp, cp, &srv, &cli);
+	ck_assert_int_eq(tstream_tls_peer_verify_result(srv.tls, &reason),
+			 TSTREAM_TLS_PEER_INVALID);
+	ck_assert_msg(reason != NULL && strstr(reason, "revoked") != NULL, "%s",
+		      reason);
+	ck_assert_str_eq(tstream_tls_peer_common_name(srv.tls), "mallory");
+	transfer_both(srv.tls, cli.tls, 100);
+	talloc_free(srv.tls);
+	talloc_free(cli.tls);
+	talloc_free(cp);
+
+	cp = mtls_client(certs->client_crt, certs->client_key);
+	pair_ok(sp, cp, &srv, &cli);
+	ck_assert_int_eq(tstream_tls_peer_verify_result(srv.tls, NULL),
+			 TSTREAM_TLS_PEER_VALID);
+	talloc_free(srv.tls);
+	talloc_free(cli.tls);
+	talloc_free(cp);
+	talloc_free(sp);
+}
+END_TEST
+
+/*
+ * Client verification
+ */
+
+START_TEST(client_verification)
+{
+	struct tstream_tls_params *sp =
+	    server_params(certs->srv_ec_crt, certs->srv_ec_key);
+	struct tstream_tls_params *other =
+	    server_params(certs->other_srv_crt, certs->other_srv_key);
+	struct tstream_tls_params *cp;
+	struct hs srv;
+	struct hs cli;
+
+	/* wrong hostname */
+	cp = client_params("wrong.test");
+	pair(sp, cp, &srv, &cli);
+	ck_assert_int_eq(cli.ret, -1);
+	ck_assert_int_eq(cli.err, EACCES);
+	ck_assert_msg(strstr(cli.reason, "server certificate verification "
+					 "failed") != NULL &&
+			  strstr(cli.reason, "does not match") != NULL,
+		      "%s", cli.reason);
+	ck_assert_int_eq(srv.ret, -1);
+	talloc_free(cp);
+
+	/* wrong IP */
+	cp = client_params("127.0.0.9");
+	pair(sp, cp, &srv, &cli);
+	ck_assert_int_eq(cli.ret, -1);
+	ck_assert_int_eq(cli.err, EACCES);
+	talloc_free(cp);
+
+	/* unknown CA */
+	cp = client_params("localhost");
+	pair(other, cp, &srv, &cli);
+	ck_assert_int_eq(cli.ret, -1);
+	ck_assert_int_eq(cli.err, EACCES);
+	ck_assert_msg(strstr(cli.reason, "issuer") != NULL, "%s", cli.reason);
+	ck_assert_int_eq(srv.ret, -1);
+	talloc_free(cp);
+
+	/* optional: the handshake goes through, the result says why */
+	{
+		struct tstream_tls_client_config cfg = {
+		    .ca_file = certs->ca_crt,
+		    .peer_name = "localhost",
+		    .verify_server = TSTREAM_TLS_VERIFY_OPTIONAL,
+		};
+		const char *reason = NULL;
+
+		cp = client_params_cfg(&cfg);
+		pair_ok(other, cp, &srv, &cli);
+		ck_assert_int_eq(
+		    tstream_tls_peer_verify_result(cli.tls, &reason),
+		    TSTREAM_TLS_PEER_INVALID);
+		ck_assert_ptr_nonnull(reason);
+		talloc_free(srv.tls);
+		talloc_free(cli.tls);
+		talloc_free(cp);
+	}
+	talloc_free(sp);
+	talloc_free(other);
+}
+END_TEST
+
+/*
+ * Close, half-close, channel bindings
+ */
+
+static void run_req_int(struct tevent_req *req,
+			int (*recv_fn)(struct tevent_req *, int *),
+			int *ret,
+			int *err)
+{
+	bool done = false;
+
+	ck_assert_ptr_nonnull(req);
+	tevent_req_set_callback(req, tt_set_done, &done);
+	tt_wait(&done, 10000);
+	*err = 0;
+	*ret = recv_fn(req, err);
+	talloc_free(req);
+}
+
+START_TEST(half_close)
+{
+	struct tstream_tls_params *sp =
+	    server_params(certs->srv_ec_crt, certs->srv_ec_key);
+	struct tstream_tls_params *cp = client_params("localhost");
+	uint8_t *data = pattern(70000, 3);
+	uint8_t *in = talloc_zero_size(tt_mem, 70000);
+	struct xfer *w;
+	struct xfer *r;
+	struct hs srv;
+	struct hs cli;
+	int ret;
+	int err;
+
+	pair_ok(sp, cp, &srv, &cli);
+
+	/* client writes, then sends close_notify; it can still read */
+	w = xfer_start(cli.tls, data, 70000, 70000, true);
+	tt_wait(&w->done, 10000);
+	ck_assert_int_eq(w->err, 0);
+	run_req_int(tstream_shutdown_send(tt_mem, tt_ev, cli.tls),
+		    tstream_shutdown_recv, &ret, &err);
+	ck_assert_int_eq(ret, 0);
+
+	r = xfer_start(srv.tls, in, 70000, 70000, false);
+	tt_wait(&r->done, 10000);
+	ck_assert_int_eq(r->err, 0);
+	ck_assert(memcmp(data, in, 70000) == 0);
+	/* then the end of the stream */
+	ck_assert_int_eq(read_error(srv.tls), EPIPE);
+	ck_assert_int_eq(read_error(srv.tls), EPIPE);
+
+	/* the other direction still flows */
+	talloc_free(w);
+	talloc_free(r);
+	w = xfer_start(srv.tls, data, 70000, 30000, true);
+	memset(in, 0, 70000);
+	r = xfer_start(cli.tls, in, 70000, 70000, false);
+	tt_wait(&w->done, 10000);
+	tt_wait(&r->done, 10000);
+	ck_assert_int_eq(w->err, 0);
+	ck_assert_int_eq(r->err, 0);
+	ck_assert(memcmp(data, in, 70000) == 0);
+	talloc_free(w);
+
+	/* writing after the half-close is EPIPE */
+	w = xfer_start(cli.tls, data, 10, 10, true);
+	tt_wait(&w->done, 10000);
+	ck_assert_int_eq(w->err, EPIPE);
+	talloc_free(w);
+
+	/* the server disconnects: close_notify reaches the client */
+	run_req_int(tstream_disconnect_send(tt_mem, tt_ev, srv.tls),
+		    tstream_disconnect_recv, &ret, &err);
+	ck_assert_int_eq(ret, 0);
+	ck_assert_int_eq(read_error(cli.tls), EPIPE);
+	run_req_int(tstream_disconnect_send(tt_mem, tt_ev, cli.tls),
+		    tstream_disconnect_recv, &ret, &err);
+	ck_assert_int_eq(ret, 0);
+
+	talloc_free(r);
+	talloc_free(data);
+	talloc_free(in);
+	talloc_free(srv.tls);
+	talloc_free(cli.tls);
+	talloc_free(sp);
+	talloc_free(cp);
+}
+END_TEST
+
+START_TEST(channel_bindings)
+{
+	struct tstream_tls_params *sp =
+	    server_params(certs->srv_ec_crt, certs->srv_ec_key);
+	struct tstream_tls_params *cp = client_params("localhost");
+	struct hs srv;
+	struct hs cli;
+	enum tstream_tls_channel_binding types[] = {
+	    TSTREAM_TLS_CB_EXPORTER, TSTREAM_TLS_CB_SERVER_END_POINT};
+	size_t i;
+
+	pair_ok(sp, cp, &srv, &cli);
+	for (i = 0; i < 2; i++) {
+		uint8_t *a = NULL;
+		uint8_t *b = NULL;
+		size_t alen = 0;
+		size_t blen = 0;
+
+		ck_assert_int_eq(tstream_tls_channel_binding(srv.tls, types[i],
+							     tt_mem, &a, &alen),
+				 0);
+		ck_assert_int_eq(tstream_tls_channel_binding(cli.tls, types[i],
+							     tt_mem, &b, &blen),
+				 0);
+		ck_assert_uint_eq(alen, 32);
+		ck_assert_uint_eq(alen, blen);
+		ck_assert(memcmp(a, b, alen) == 0);
+		talloc_free(a);
+		talloc_free(b);
+	}
+	/* not a TLS stream */
+	{
+		struct tstream_context *x = NULL;
+		struct tstream_context *y = NULL;
+		uint8_t *d = NULL;
+		size_t dlen = 0;
+
+		ck_assert_int_eq(
+		    tstream_unix_socketpair(tt_mem, &x, tt_mem, &y), 0);
+		ck_assert(!tstream_is_tls(x));
+		ck_assert_ptr_null(tstream_tls_version(x));
+		ck_assert_int_eq(errno, EINVAL);
+		ck_assert_int_eq(
+		    tstream_tls_channel_binding(x, TSTREAM_TLS_CB_EXPORTER,
+						tt_mem, &d, &dlen),
+		    EINVAL);
+		talloc_free(x);
+		talloc_free(y);
+	}
+	talloc_free(srv.tls);
+	talloc_free(cli.tls);
+	talloc_free(sp);
+	talloc_free(cp);
+}
+END_TEST
+
+/* An idle session with a read waiting holds no I/O buffers of ours. */
+START_TEST(idle_memory)
+{
+	struct tstream_tls_params *sp =
+	    server_params(certs->srv_ec_crt, certs->srv_ec_key);
+	struct tstream_tls_params *cp = client_params("localhost");
+	struct hs srv;
+	struct hs cli;
+	uint8_t byte;
+	struct xfer *r;
+	size_t size;
+
+	pair_ok(sp, cp, &srv, &cli);
+	transfer_both(srv.tls, cli.tls, 300000);
+	r = xfer_start(srv.tls, &byte, 1, 1, false);
+	run_for(200);
+	ck_assert(!r->done);
+	size = talloc_total_size(srv.tls);
+	ck_assert_msg(size < 2048, "idle TLS stream holds %zu bytes", size);
+	talloc_free(r);
+	talloc_free(srv.tls);
+	talloc_free(cli.tls);
+	talloc_free(sp);
+	talloc_free(cp);
+}
+END_TEST
+
+/*
+ * Hostile peers. Each case runs next to a good session that must not
+ * notice.
+ */
+
+/* A raw socket as the peer; the other end becomes a BSD stream. */
+static struct tstream_context *raw_peer(int *raw_fd)
+{
+	struct tstream_context *s = NULL;
+	int sv[2];
+
+	ck_assert_int_eq(socketpair(AF_UNIX,
+				    SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+				    0, sv),
+			 0);
+	ck_assert_int_eq(tstream_bsd_existing_socket(tt_mem, sv[0], &s), 0);
+	*raw_fd = sv[1];
+	return s;
+}
+
+struct bystander {
+	struct tstream_tls_params *sp;
+	struct tstream_tls_params *cp;
+	struct hs srv;
+	struct hs cli;
+};
+
+static void bystander_start(struct bystander *b)
+{
+	b->sp = server_params(certs->srv_ec_crt, certs->srv_ec_key);
+	b->cp = client_params("localhost");
+	pair_ok(b->sp, b->cp, &b->srv, &b->cli);
+}
+
+static void bystander_check(struct bystander *b)
+{
+	transfer_both(b->srv.tls, b->cli.tls, 20000);
+	talloc_free(b->srv.tls);
+	talloc_free(b->cli.tls);
+	talloc_free(b->sp);
+	talloc_free(b->cp);
+}
+
+START_TEST(hostile_garbage_hello)
+{
+	struct bystander b;
+	struct hs h;
+	int fd;
+	const char junk[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+
+	bystander_start(&b);
+	hs_start(&h, raw_peer(&fd), b.sp, true);
+	ck_assert_int_eq(write(fd, junk, sizeof(junk) - 1),
+			 (ssize_t)sizeof(junk) - 1);
+	hs_finish(&h);
+	ck_assert_int_eq(h.ret, -1);
+	ck_assert_int_eq(h.err, EPROTO);
+	ck_assert_msg(strstr(h.reason, "TLS handshake failed") != NULL, "%s",
+		      h.reason);
+	talloc_free(h.reason);
+	close(fd);
+	bystander_check(&b);
+}
+END_TEST
+
+/* Move what is waiting on raw fd from to raw fd to (at most max). */
+static size_t shovel(int from, int to, size_t max)
+{
+	uint8_t buf[65536];
+	ssize_t n;
+
+	if (max > sizeof(buf)) {
+		max = sizeof(buf);
+	}
+	n = read(from, buf, max);
+	ck_assert_int_gt(n, 0);
+	ck_assert_int_eq(write(to, buf, (size_t)n), n);
+	return (size_t)n;
+}
+
+START_TEST(hostile_vanish_mid_handshake)
+{
+	struct bystander b;
+	struct hs srv;
+	struct hs cli;
+	int sfd;
+	int cfd;
+	size_t n;
+
+	bystander_start(&b);
+
+	/* the client sends its hello, then vanishes */
+	hs_start(&srv, raw_peer(&sfd), b.sp, true);
+	hs_start(&cli, raw_peer(&cfd), b.cp, false);
+	run_for(30);
+	shovel(cfd, sfd, 65536);
+	close(sfd);
+	hs_finish(&srv);
+	ck_assert_int_eq(srv.ret, -1);
+	ck_assert_msg(srv.err == EPIPE || srv.err == ECONNRESET, "%d %s",
+		      srv.err, srv.reason);
+	talloc_free(srv.reason);
+	TALLOC_FREE(cli.req);
+	close(cfd);
+
+	/* the server answers half of its flight, then vanishes */
+	hs_start(&srv, raw_peer(&sfd), b.sp, true);
+	hs_start(&cli, raw_peer(&cfd), b.cp, false);
+	run_for(30);
+	shovel(cfd, sfd, 65536);
+	run_for(30);
+	n = shovel(sfd, cfd, 100);
+	ck_assert_uint_eq(n, 100);
+	close(cfd);
+	hs_finish(&cli);
+	ck_assert_int_eq(cli.ret, -1);
+	ck_assert_int_eq(cli.err, EPIPE);
+	ck_assert_msg(strstr(cli.reason, "closed by peer") != NULL, "%s",
+		      cli.reason);
+	talloc_free(cli.reason);
+	TALLOC_FREE(srv.req);
+	close(sfd);
+	bystander_check(&b);
+}
+END_TEST
+
+START_TEST(hostile_never_finishes)
+{
+	struct bystander b;
+	struct hs h;
+	int fd;
+
+	bystander_start(&b);
+	hs_start(&h, raw_peer(&fd), b.sp, true);
+	ck_assert(tevent_req_set_endtime(
+	    h.req, tt_ev, tevent_timeval_current_ofs(0, 200000)));
+	/* half a record header, then nothing */
+	ck_assert_int_eq(write(fd, "\x16\x03", 2), 2);
+	hs_finish(&h);
+	ck_assert_int_eq(h.ret, -1);
+	ck_assert_int_eq(h.err, ETIMEDOUT);
+	ck_assert_msg(strstr(h.reason, "timed out") != NULL, "%s", h.reason);
+	talloc_free(h.reason);
+	close(fd);
+
+	/* freeing a request mid-handshake is clean too */
+	hs_start(&h, raw_peer(&fd), b.sp, true);
+	run_for(20);
+	ck_assert(!h.done);
+	TALLOC_FREE(h.req);
+	close(fd);
+	bystander_check(&b);
+}
+END_TEST
+
+/* After the handshake: a truncated record, then a corrupted one. */
+START_TEST(hostile_records)
+{
+	struct bystander b;
+	struct tstream_context *plain;
+	struct hs srv;
+	struct hs cli;
+	int fd;
+	int fd2;
+	uint8_t rec[64];
+
+	bystander_start(&b);
+
+	/* truncated: a header announcing 1000 bytes, 10 of them, EOF */
+	plain = raw_peer(&fd);
+	{
+		struct tstream_context *cplain = NULL;
+
+		ck_assert_int_eq(
+		    tstream_bsd_existing_socket(tt_mem, fd, &cplain), 0);
+		hs_start(&srv, plain, b.sp, true);
+		hs_start(&cli, cplain, b.cp, false);
+		hs_finish(&srv);
+		hs_finish(&cli);
+		ck_assert_int_eq(srv.ret, 0);
+		ck_assert_int_eq(cli.ret, 0);
+	}
+	/* write raw bytes under the client's TLS, on a dup of its fd */
+	fd2 = -1;
+	{
+		/* the client's fd is the one we handed over: still fd */
+		fd2 = dup(fd);
+		ck_assert_int_ge(fd2, 0);
+	}
+	memset(rec, 0x41, sizeof(rec));
+	rec[0] = 0x17;
+	rec[1] = 0x03;
+	rec[2] = 0x03;
+	rec[3] = 0x03;
+	rec[4] = 0xe8;
+	ck_assert_int_eq(write(fd2, rec, 15), 15);
+	shutdown(fd2, SHUT_WR);
+	ck_assert_int_eq(read_error(srv.tls), EPIPE);
+	close(fd2);
+	talloc_free(srv.tls);
+	talloc_free(cli.tls);
+
+	/* corrupted: a complete record of garbage fails with EPROTO,
+	 * stickily, for reads and writes */
+	plain = raw_peer(&fd);
+	{
+		struct tstream_context *cplain = NULL;
+
+		ck_assert_int_eq(
+		    tstream_bsd_existing_socket(tt_mem, fd, &cplain), 0);
+		hs_start(&srv, plain, b.sp, true);
+		hs_start(&cli, cplain, b.cp, false);
+		hs_finish(&srv);
+		hs_finish(&cli);
+		ck_assert_int_eq(srv.ret, 0);
+		ck_assert_int_eq(cli.ret, 0);
+	}
+	fd2 = dup(fd);
+	rec[3] = 0x00;
+	rec[4] = 59;
+	ck_assert_int_eq(write(fd2, rec, 64), 64);
+	ck_assert_int_eq(read_error(srv.tls), EPROTO);
+	ck_assert_int_eq(read_error(srv.tls), EPROTO);
+	{
+		struct xfer *w = xfer_start(srv.tls, rec, 10, 10, true);
+
+		tt_wait(&w->done, 10000);
+		ck_assert_int_eq(w->err, EPROTO);
+		talloc_free(w);
+		ck_assert_int_eq(tstream_pending_bytes(srv.tls), -1);
+		ck_assert_int_eq(errno, EPROTO);
+	}
+	close(fd2);
+	talloc_free(srv.tls);
+	talloc_free(cli.tls);
+	bystander_check(&b);
+}
+END_TEST
+
+/*
+ * Over TCP
+ */
+
+struct listener {
+	int fd;
+	int accepted;
+	bool done;
+};
+
+static void listener_handler(struct tevent_context *ev,
+			     struct tevent_fd *fde,
+			     uint16_t flags,
+			     void *private_data)
+{
+	struct listener *l = private_data;
+
+	l->accepted = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	l->done = true;
+	talloc_free(fde);
+}
+
+START_TEST(over_tcp)
+{
+	struct tstream_tls_params *sp =
+	    server_params(certs->srv_ec_crt, certs->srv_ec_key);
+	struct tstream_tls_params *cp = client_params("localhost");
+	struct sockaddr_in sin = {.sin_family = AF_INET};
+	socklen_t len = sizeof(sin);
+	struct listener l = {.fd = -1, .accepted = -1};
+	struct tsocket_address *local = NULL;
+	struct tsocket_address *remote = NULL;
+	struct tstream_context *cplain = NULL;
+	struct tstream_context *splain = NULL;
+	struct tevent_req *req;
+	bool done = false;
+	int err = 0;
+	struct hs srv;
+	struct hs cli;
+
+	l.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	ck_assert_int_ge(l.fd, 0);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(l.fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	ck_assert_int_eq(listen(l.fd, 4), 0);
+	ck_assert_int_eq(getsockname(l.fd, (struct sockaddr *)&sin, &len), 0);
+	ck_assert_ptr_nonnull(tevent_add_fd(tt_ev, tt_mem, l.fd, TEVENT_FD_READ,
+					    listener_handler, &l));
+
+	ck_assert_int_eq(
+	    tsocket_address_inet_from_strings(tt_mem, "ip", NULL, 0, &local),
+	    0);
+	ck_assert_int_eq(
+	    tsocket_address_inet_from_strings(tt_mem, "ip", "127.0.0.1",
+					      ntohs(sin.sin_port), &remote),
+	    0);
+	req = tstream_inet_tcp_connect_send(tt_mem, tt_ev, local, remote);
+	ck_assert_ptr_nonnull(req);
+	tevent_req_set_callback(req, tt_set_done, &done);
+	tt_wait(&done, 5000);
+	ck_assert_int_eq(
+	    tstream_inet_tcp_connect_recv(req, &err, tt_mem, &cplain), 0);
+	talloc_free(req);
+	tt_wait(&l.done, 5000);
+	ck_assert_int_ge(l.accepted, 0);
+	ck_assert_int_eq(
+	    tstream_bsd_existing_socket(tt_mem, l.accepted, &splain), 0);
+
+	hs_start(&srv, splain, sp, true);
+	hs_start(&cli, cplain, cp, false);
+	hs_finish(&srv);
+	hs_finish(&cli);
+	ck_assert_msg(srv.ret == 0, "%s", srv.reason);
+	ck_assert_msg(cli.ret == 0, "%s", cli.reason);
+	transfer_both(srv.tls, cli.tls, test_len(3 * 1024 * 1024));
+
+	close(l.fd);
+	talloc_free(local);
+	talloc_free(remote);
+	talloc_free(srv.tls);
+	talloc_free(cli.tls);
+	talloc_free(sp);
+	talloc_free(cp);
+}
+END_TEST
+
+static TCase *tc(const char *name, const TTest *test, int timeout)
+{
+	TCase *t = tcase_create(name);
+
+	tcase_add_checked_fixture(t, tt_setup, tt_teardown);
+	tcase_set_timeout(t, timeout);
+	_tcase_add_test(t, test, 0, 0, 0, 1);
+	return t;
+}
+
+int main(void)
+{
+	Suite *s = suite_create("tstream_tls");
+	SRunner *sr;
+	int failed;
+	int slow = getenv("TSGATE_VALGRIND") != NULL ? 10 : 1;
+
+	/* tevent registers its backends in global talloc memory at the
+	 * first tevent_context_init(): do it before tt_setup() counts */
+	talloc_free(tevent_context_init(NULL));
+	certs = tt_certs_create(NULL);
+	if (certs == NULL) {
+		return 99;
+	}
+	suite_add_tcase(s, tc("params", params_errors, 30 * slow));
+	suite_add_tcase(s, tc("tls13_ecdsa", transfer_tls13_ecdsa, 60 * slow));
+	suite_add_tcase(s, tc("tls12_rsa", transfer_tls12_rsa, 60 * slow));
+	suite_add_tcase(s,
+			tc("small_ip", transfer_small_and_ip_name, 30 * slow));
+	suite_add_tcase(s, tc("refcount", params_refcount, 30 * slow));
+	suite_add_tcase(s, tc("alpn", alpn, 30 * slow));
+	suite_add_tcase(s, tc("sni", sni_selects_certificate, 30 * slow));
+	suite_add_tcase(s, tc("mtls_good", mtls_good, 30 * slow));
+	suite_add_tcase(s, tc("mtls_failures", mtls_failures, 30 * slow));
+	suite_add_tcase(s, tc("mtls_optional", mtls_optional, 30 * slow));
+	suite_add_tcase(s, tc("client_verify", client_verification, 30 * slow));
+	suite_add_tcase(s, tc("half_close", half_close, 30 * slow));
+	suite_add_tcase(s, tc("channel_bindings", channel_bindings, 30 * slow));
+	suite_add_tcase(s, tc("idle_memory", idle_memory, 30 * slow));
+	suite_add_tcase(
+	    s, tc("hostile_garbage", hostile_garbage_hello, 30 * slow));
+	suite_add_tcase(
+	    s, tc("hostile_vanish", hostile_vanish_mid_handshake, 30 * slow));
+	suite_add_tcase(s,
+			tc("hostile_never", hostile_never_finishes, 30 * slow));
+	suite_add_tcase(s, tc("hostile_records", hostile_records, 30 * slow));
+	suite_add_tcase(s, tc("over_tcp", over_tcp, 60 * slow));
+
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	talloc_free(certs);
+	return failed == 0 ? 0 : 1;
+}
