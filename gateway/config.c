@@ -397,6 +397,9 @@ static void cfg_h_string(struct cfg_parser *p,
 	}
 }
 
+/* k->data of cfg_h_path for keytabs */
+static const char cfg_keytab_marker[] = "keytab";
+
 static char *cfg_abs_path(struct cfg_parser *p, const char *path)
 {
 	if (path[0] == '/') {
@@ -416,7 +419,13 @@ static void cfg_h_path(struct cfg_parser *p,
 {
 	const char **field = FIELD(obj, k, const char *);
 	const char *shown = cfg_str(node);
-	char *path = cfg_abs_path(p, shown);
+	char *path;
+
+	/* A keytab may be named "FILE:/path", as krb5 writes it. */
+	if (k->data == cfg_keytab_marker && strncmp(shown, "FILE:", 5) == 0) {
+		shown += 5;
+	}
+	path = cfg_abs_path(p, shown);
 	struct stat st;
 	int fd;
 
@@ -1149,29 +1158,17 @@ static struct tsgate_config_tls_server *cfg_tls_server(struct cfg_parser *p,
 
 #define GS(f) offsetof(struct tsgate_config_gssapi_server, f)
 static const struct cfg_key cfg_gssapi_server_keys[] = {
-    {"keytab", CFG_SCALAR, cfg_h_path, GS(keytab), NULL, "a file name"},
+    {"keytab", CFG_SCALAR, cfg_h_path, GS(keytab), cfg_keytab_marker,
+     "a file name"},
     {"principal", CFG_SCALAR, cfg_h_string, GS(principal), NULL, NULL},
 };
 #undef GS
-
-/* "FILE:/path" and "/path" both name a keytab file. */
-static void cfg_h_keytab_prefix(yaml_node_t *node)
-{
-	char *s = (char *)node->data.scalar.value;
-
-	if (strncmp(s, "FILE:", 5) == 0) {
-		memmove(s, s + 5, strlen(s + 5) + 1);
-		node->data.scalar.length -= 5;
-		node->start_mark.column += 5;
-	}
-}
 
 static struct tsgate_config_gssapi_server *cfg_gssapi_server(
     struct cfg_parser *p, yaml_node_t *node)
 {
 	struct tsgate_config_gssapi_server *g;
 	yaml_node_t *seen[ARRAY_SIZE(cfg_gssapi_server_keys)] = {NULL};
-	yaml_node_pair_t *pair;
 
 	g = talloc_zero(p->cfg, struct tsgate_config_gssapi_server);
 	if (g == NULL) {
@@ -1179,18 +1176,6 @@ static struct tsgate_config_gssapi_server *cfg_gssapi_server(
 		return NULL;
 	}
 	g->mark = cfg_mark(node);
-	for (pair = node->data.mapping.pairs.start;
-	     pair < node->data.mapping.pairs.top; pair++) {
-		yaml_node_t *key = cfg_node(p, pair->key);
-		yaml_node_t *value = cfg_node(p, pair->value);
-
-		if (key != NULL && value != NULL &&
-		    key->type == YAML_SCALAR_NODE &&
-		    value->type == YAML_SCALAR_NODE &&
-		    strcmp(cfg_str(key), "keytab") == 0) {
-			cfg_h_keytab_prefix(value);
-		}
-	}
 	if ((cfg_mapping(p, node, cfg_gssapi_server_keys,
 			 ARRAY_SIZE(cfg_gssapi_server_keys), g, "gssapi",
 			 seen) &
@@ -1307,8 +1292,8 @@ static struct tsgate_config_tls_client *cfg_tls_client(struct cfg_parser *p,
 static const struct cfg_key cfg_gssapi_client_keys[] = {
     {"target", CFG_SCALAR, cfg_h_string, GC(target), NULL, NULL},
     {"ccache", CFG_SCALAR, cfg_h_string, GC(ccache), NULL, NULL},
-    {"client_keytab", CFG_SCALAR, cfg_h_path, GC(client_keytab), NULL,
-     "a file name"},
+    {"client_keytab", CFG_SCALAR, cfg_h_path, GC(client_keytab),
+     cfg_keytab_marker, "a file name"},
 };
 #undef GC
 
@@ -1317,7 +1302,6 @@ static struct tsgate_config_gssapi_client *cfg_gssapi_client(
 {
 	struct tsgate_config_gssapi_client *g;
 	yaml_node_t *seen[ARRAY_SIZE(cfg_gssapi_client_keys)] = {NULL};
-	yaml_node_pair_t *pair;
 	uint32_t present;
 
 	g = talloc_zero(p->cfg, struct tsgate_config_gssapi_client);
@@ -1326,18 +1310,6 @@ static struct tsgate_config_gssapi_client *cfg_gssapi_client(
 		return NULL;
 	}
 	g->mark = cfg_mark(node);
-	for (pair = node->data.mapping.pairs.start;
-	     pair < node->data.mapping.pairs.top; pair++) {
-		yaml_node_t *key = cfg_node(p, pair->key);
-		yaml_node_t *value = cfg_node(p, pair->value);
-
-		if (key != NULL && value != NULL &&
-		    key->type == YAML_SCALAR_NODE &&
-		    value->type == YAML_SCALAR_NODE &&
-		    strcmp(cfg_str(key), "client_keytab") == 0) {
-			cfg_h_keytab_prefix(value);
-		}
-	}
 	present =
 	    cfg_mapping(p, node, cfg_gssapi_client_keys,
 			ARRAY_SIZE(cfg_gssapi_client_keys), g, "gssapi", seen);
