@@ -84,18 +84,22 @@ static void gssapi_set_gss_error(struct tstream_gssapi *g,
 /* Context lifetime is ours to enforce: MIT keeps wrapping after it. */
 static bool gssapi_expired(struct tstream_gssapi *g)
 {
+	char when[32] = "?";
+	struct tm tm;
+
 	if (g->error != 0) {
 		return true;
 	}
-	if (g->expiry != 0 && time(NULL) >= g->expiry) {
-		gssapi_set_error(g, EKEYEXPIRED,
-				 talloc_asprintf(g,
-						 "security context expired "
-						 "at %lld",
-						 (long long)g->expiry));
-		return true;
+	if (g->expiry == 0 || time(NULL) < g->expiry) {
+		return false;
 	}
-	return false;
+	if (gmtime_r(&g->expiry, &tm) != NULL) {
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	}
+	gssapi_set_error(
+	    g, EKEYEXPIRED,
+	    talloc_asprintf(g, "security context expired at %s", when));
+	return true;
 }
 
 static void put_be32(uint8_t *p, uint32_t v)

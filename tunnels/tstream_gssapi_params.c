@@ -48,7 +48,13 @@ char *tstream_gssapi_status_string(TALLOC_CTX *mem_ctx,
 {
 	char *s = talloc_strdup(mem_ctx, what);
 
-	if (major != GSS_S_COMPLETE) {
+	/*
+	 * "Unspecified GSS failure.  Minor code may provide more
+	 * information" says nothing when the minor code is there.
+	 */
+	if (major != GSS_S_COMPLETE &&
+	    !(GSS_ROUTINE_ERROR(major) == GSS_S_FAILURE && minor != 0 &&
+	      GSS_SUPPLEMENTARY_INFO(major) == 0)) {
 		append_status(&s, major, GSS_C_GSS_CODE);
 	}
 	if (minor != 0) {

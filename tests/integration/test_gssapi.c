@@ -159,6 +159,14 @@ static void our_pair(struct tstream_gssapi_params *ip,
 	tt_wait(&cli->done, 10000);
 }
 
+/* TT_VERBOSE=1 prints the reasons an operator would see. */
+static void show_reason(const char *what, const char *reason)
+{
+	if (getenv("TT_VERBOSE") != NULL) {
+		fprintf(stderr, "reason (%s): %s\n", what, reason);
+	}
+}
+
 /* ---- byte pumps ------------------------------------------------------ */
 
 struct pump {
@@ -762,6 +770,7 @@ static void hostile(const char *mode,
 		reason = tstream_gssapi_error_reason(bad.stream);
 	}
 	ck_assert_ptr_nonnull(reason);
+	show_reason(mode, reason);
 	ck_assert_msg(strcasestr(reason, want_reason) != NULL,
 		      "%s: reason '%s' lacks '%s'", mode, reason, want_reason);
 
@@ -912,6 +921,8 @@ START_TEST(test_wrong_keytab)
 			  strstr(srv.reason, "Key table entry not found") !=
 			      NULL,
 		      "%s", srv.reason);
+	show_reason("wrong keytab", srv.reason);
+	show_reason("wrong keytab, initiator", cli.reason);
 	/* the initiator sees the connection go away */
 	ck_assert_int_eq(cli.ret, -1);
 }
@@ -929,6 +940,7 @@ START_TEST(test_unknown_service)
 	ck_assert_msg(strstr(cli.reason, "not found in Kerberos database") !=
 			  NULL,
 		      "%s", cli.reason);
+	show_reason("unknown service", cli.reason);
 	/* the acceptor sees the initiator give up */
 	ck_assert_int_eq(srv.ret, -1);
 }
@@ -1005,6 +1017,7 @@ START_TEST(test_expired_ticket)
 	ck_assert_int_eq(err, EKEYEXPIRED);
 	ck_assert_ptr_nonnull(
 	    strstr(tstream_gssapi_error_reason(srv.stream), "expired"));
+	show_reason("expired context", tstream_gssapi_error_reason(srv.stream));
 	TALLOC_FREE(cli.stream);
 	TALLOC_FREE(srv.stream);
 
@@ -1014,6 +1027,7 @@ START_TEST(test_expired_ticket)
 	ck_assert_msg(cli.err == EKEYEXPIRED, "errno %d: %s", cli.err,
 		      cli.reason);
 	ck_assert_ptr_nonnull(cli.reason);
+	show_reason("expired ticket", cli.reason);
 	ck_assert_int_eq(srv.ret, -1);
 }
 END_TEST
