@@ -1027,6 +1027,17 @@ static Suite *config_suite(void)
 	return s;
 }
 
+/*
+ * tt_setup() turns on NULL tracking; talloc's context for it is only
+ * referenced from inside its own header, so valgrind and LeakSanitizer
+ * call it lost at exit unless it is freed. atexit() also runs in the
+ * children Check forks for each test.
+ */
+static void disable_null_tracking(void)
+{
+	talloc_disable_null_tracking();
+}
+
 int main(void)
 {
 	SRunner *sr;
@@ -1036,6 +1047,7 @@ int main(void)
 	/* tevent registers its backends once, on NULL: do it before the
 	 * leak check of the first test is armed. */
 	talloc_free(tevent_context_init(NULL));
+	atexit(disable_null_tracking);
 	/* The fixture list outlives every test: it is not tt_mem's. */
 	dir = talloc_asprintf(NULL, "%s" FIXTURES "/bad", srcdir());
 	bad_fixtures = list_files(dir, dir, ".yaml", &num_bad_fixtures);
@@ -1049,9 +1061,5 @@ int main(void)
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
 	talloc_free(dir);
-	/* tt_setup() turned on NULL tracking; its context is malloc'd by
-	 * talloc and only referenced inside its header, which valgrind
-	 * counts as definitely lost at exit unless it is freed. */
-	talloc_disable_null_tracking();
 	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
