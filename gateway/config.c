@@ -1094,7 +1094,7 @@ static struct tsgate_config_tls_server *cfg_tls_server(struct cfg_parser *p,
 {
 	struct tsgate_config_tls_server *tls;
 	yaml_node_t *seen[ARRAY_SIZE(cfg_tls_server_keys)] = {NULL};
-	struct cfg_tls_server_parse tp = {NULL};
+	struct cfg_tls_server_parse tp;
 	uint32_t present;
 	yaml_node_t *v;
 
@@ -1104,6 +1104,7 @@ static struct tsgate_config_tls_server *cfg_tls_server(struct cfg_parser *p,
 		return NULL;
 	}
 	tls->mark = cfg_mark(node);
+	memset(&tp, 0, sizeof(tp));
 	tp.tls = tls;
 	present =
 	    cfg_mapping(p, node, cfg_tls_server_keys,
