@@ -19,7 +19,14 @@
 #include "tstream_gssapi_private.h"
 
 /* Frames wrapped into one writev of the plain stream. */
-#define GSSAPI_WRITE_BATCH_FRAMES 16
+#define GSSAPI_WRITE_BATCH_FRAMES 8
+
+/*
+ * A write buffer bigger than this (a batch of several frames) is given
+ * back when its writev finishes, so idle streams keep at most about one
+ * frame's worth.
+ */
+#define GSSAPI_WRITE_KEEP (2 * (TSTREAM_GSSAPI_MAX_TOKEN + GSSAPI_LEN_SIZE))
 
 /* Flags handed out by gss_inquire_context() that we record. */
 struct tstream_gssapi {
@@ -188,6 +195,11 @@ static void tstream_gssapi_readv_next(struct tevent_req *req)
 	    tstream_context_data(state->stream, struct tstream_gssapi);
 	struct tevent_req *subreq;
 
+	/* zero-length entries must not make us wait for another frame */
+	while (state->count > 0 && state->vector[0].iov_len == 0) {
+		state->vector++;
+		state->count--;
+	}
 	while (state->count > 0 && g->read.plain_len > 0) {
 		struct iovec *v = &state->vector[0];
 		size_t n = v->iov_len < g->read.plain_len ? v->iov_len
@@ -199,7 +211,7 @@ static void tstream_gssapi_readv_next(struct tevent_req *req)
 		v->iov_base = (uint8_t *)v->iov_base + n;
 		v->iov_len -= n;
 		state->ret += (int)n;
-		if (v->iov_len == 0) {
+		while (state->count > 0 && state->vector[0].iov_len == 0) {
 			state->vector++;
 			state->count--;
 		}
@@ -477,6 +489,10 @@ static void tstream_gssapi_writev_next(struct tevent_req *req)
 	struct tevent_req *subreq;
 
 	if (remaining == 0) {
+		if (g->write.size > GSSAPI_WRITE_KEEP) {
+			TALLOC_FREE(g->write.buf);
+			g->write.size = 0;
+		}
 		tevent_req_done(req);
 		return;
 	}
@@ -1021,35 +1037,10 @@ int tstream_gssapi_stream_create(TALLOC_CTX *mem_ctx,
 		err = ENOMEM;
 		goto fail;
 	}
-	maj = gss_oid_to_str(&min, mech, &buf);
-	if (GSS_ERROR(maj)) {
-		err = ENOMEM;
-		goto fail;
-	}
-	g->mech_oid = talloc_strndup(g, buf.value, buf.length);
-	gss_release_buffer(&min, &buf);
+	g->mech_oid = tstream_gssapi_oid_string(g, mech);
 	if (g->mech_oid == NULL) {
 		err = ENOMEM;
 		goto fail;
-	}
-	/* MIT's string is "{ 1 2 840 ... }": make it dotted */
-	{
-		char *out = g->mech_oid;
-		bool need_dot = false;
-
-		for (const char *p = g->mech_oid; *p != '\0'; p++) {
-			if (*p >= '0' && *p <= '9') {
-				*out++ = *p;
-				need_dot = true;
-			} else if (need_dot) {
-				*out++ = '.';
-				need_dot = false;
-			}
-		}
-		if (out > g->mech_oid && out[-1] == '.') {
-			out--;
-		}
-		*out = '\0';
 	}
 
 	maj = gss_wrap_size_limit(&min, g->ctx, 1, GSS_C_QOP_DEFAULT,

@@ -182,6 +182,45 @@ static struct tevent_req *gssapi_handshake_send(
 }
 
 /* Check the established context against the policy. */
+/*
+ * The initial context token names its mechanism (RFC 2743 3.1:
+ * 0x60 <DER length> 0x06 <OID length> <OID> ...). Say plainly when it is
+ * not krb5 (SPNEGO, NTLM) instead of MIT's "No credentials were
+ * supplied". Tokens without that framing are left to GSSAPI.
+ */
+static bool gssapi_initial_token_is_krb5(struct tevent_req *req,
+					 const gss_buffer_t input)
+{
+	struct gssapi_handshake_state *state =
+	    tevent_req_data(req, struct gssapi_handshake_state);
+	const uint8_t *p = input->value;
+	size_t len = input->length;
+	size_t pos = 2;
+	gss_OID_desc oid;
+
+	if (len < 2 || p[0] != 0x60) {
+		return true;
+	}
+	if (p[1] & 0x80) {
+		pos += p[1] & 0x7f;
+	}
+	if (pos + 2 > len || p[pos] != 0x06 || p[pos + 1] > len - pos - 2) {
+		return true;
+	}
+	oid.length = p[pos + 1];
+	oid.elements = (void *)(p + pos + 2);
+	if (gss_oid_equal(&oid, gss_mech_krb5)) {
+		return true;
+	}
+	gssapi_handshake_fail(
+	    req, EACCES,
+	    talloc_asprintf(state,
+			    "initial token is for mechanism %s, not krb5: "
+			    "refused",
+			    tstream_gssapi_oid_string(state, &oid)));
+	return false;
+}
+
 static bool gssapi_handshake_check(struct tevent_req *req,
 				   gss_OID mech,
 				   OM_uint32 flags)
@@ -295,6 +334,10 @@ static void gssapi_handshake_step(struct tevent_req *req,
 	} else {
 		gss_cred_id_t deleg = GSS_C_NO_CREDENTIAL;
 
+		if (state->ctx == GSS_C_NO_CONTEXT &&
+		    !gssapi_initial_token_is_krb5(req, input)) {
+			return;
+		}
 		maj = gss_accept_sec_context(&min, &state->ctx, state->cred,
 					     input, GSS_C_NO_CHANNEL_BINDINGS,
 					     NULL, &mech, &state->out_token,

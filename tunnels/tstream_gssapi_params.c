@@ -63,6 +63,39 @@ char *tstream_gssapi_status_string(TALLOC_CTX *mem_ctx,
 	return s;
 }
 
+char *tstream_gssapi_oid_string(TALLOC_CTX *mem_ctx, const gss_OID oid)
+{
+	gss_buffer_desc buf = GSS_C_EMPTY_BUFFER;
+	OM_uint32 min;
+	bool need_dot = false;
+	char *s, *out;
+
+	if (GSS_ERROR(gss_oid_to_str(&min, oid, &buf))) {
+		return talloc_strdup(mem_ctx, "?");
+	}
+	s = talloc_strndup(mem_ctx, buf.value, buf.length);
+	gss_release_buffer(&min, &buf);
+	if (s == NULL) {
+		return NULL;
+	}
+	/* MIT's string is "{ 1 2 840 ... }": make it dotted */
+	out = s;
+	for (const char *p = s; *p != '\0'; p++) {
+		if (*p >= '0' && *p <= '9') {
+			*out++ = *p;
+			need_dot = true;
+		} else if (need_dot) {
+			*out++ = '.';
+			need_dot = false;
+		}
+	}
+	if (out > s && out[-1] == '.') {
+		out--;
+	}
+	*out = '\0';
+	return s;
+}
+
 int tstream_gssapi_map_error(OM_uint32 major, OM_uint32 minor, bool handshake)
 {
 	OM_uint32 routine = GSS_ROUTINE_ERROR(major);

@@ -48,6 +48,9 @@ char *tstream_gssapi_status_string(TALLOC_CTX *mem_ctx,
 				   OM_uint32 major,
 				   OM_uint32 minor);
 
+/* An OID as a dotted string ("1.2.840.113554.1.2.2"), on mem_ctx. */
+char *tstream_gssapi_oid_string(TALLOC_CTX *mem_ctx, const gss_OID oid);
+
 /*
  * errno for a failed GSSAPI call. handshake: the call was part of
  * context establishment or credential acquisition (authentication

@@ -7,16 +7,18 @@
  * The connected socket is fd 0. The Kerberos environment (KRB5_CONFIG,
  * KRB5_KTNAME, KRB5CCNAME, ...) comes from the caller.
  *
- *   knc-peer accept EXPECTED_CLIENT
+ *   knc-peer accept EXPECTED_CLIENT [EVIL]
  *       acceptor: check the client's display name, read data until the
  *       authenticated EOF, echo it back (in 7000-byte frames), send the
- *       authenticated close, wait for the peer to close.
+ *       authenticated close, wait for the peer to close. EVIL: hs-garbage
+ *       (answer the AP-REQ with junk), garbage (a junk data frame).
  *   knc-peer connect SERVICE SIZE [EVIL]
  *       initiator: send SIZE pattern bytes in frames of varying size,
  *       the authenticated close, read the echo and compare. With EVIL,
  *       misbehave after (or instead of) the handshake and wait for the
  *       other side to drop the connection: replay, reorder, bitflip,
- *       integ, len4g, zero, truncated, garbage, hs-garbage, hs-len4g.
+ *       integ, len4g, zero, truncated, garbage, hs-garbage, hs-len4g,
+ *       spnego (a SPNEGO instead of a krb5 initial token).
  *
  * Exit: 0 good, 2 usage, 3 GSSAPI failure, 4 I/O failure, 5 data
  * mismatch, 6 wrong client name.
@@ -217,7 +219,7 @@ static void wait_for_close(int fd)
 	}
 }
 
-static int do_accept(const char *expected)
+static int do_accept(const char *expected, const char *mode)
 {
 	gss_ctx_id_t ctx = GSS_C_NO_CONTEXT;
 	gss_name_t client = GSS_C_NO_NAME;
@@ -226,6 +228,18 @@ static int do_accept(const char *expected)
 	uint8_t *data;
 	size_t len;
 
+	if (mode != NULL && strcmp(mode, "hs-garbage") == 0) {
+		uint8_t junk[50];
+
+		if (recv_token(0, &in) != 1) {
+			return 4;
+		}
+		free(in.value);
+		memset(junk, 0xa5, sizeof(junk));
+		send_raw_token(0, junk, sizeof(junk));
+		wait_for_close(0);
+		return 0;
+	}
 	do {
 		if (recv_token(0, &in) != 1) {
 			fprintf(stderr, "knc-peer: EOF in handshake\n");
@@ -254,6 +268,17 @@ static int do_accept(const char *expected)
 	}
 	gss_release_buffer(&min, &name);
 	gss_release_name(&min, &client);
+	if (mode != NULL && strcmp(mode, "garbage") == 0) {
+		uint8_t junk[64];
+
+		for (size_t i = 0; i < sizeof(junk); i++) {
+			junk[i] = pattern(i + 7);
+		}
+		send_raw_token(0, junk, sizeof(junk));
+		wait_for_close(0);
+		gss_delete_sec_context(&min, &ctx, GSS_C_NO_BUFFER);
+		return 0;
+	}
 
 	data = recv_all(0, ctx, &len);
 	for (size_t off = 0; off < len; off += 7000) {
@@ -344,6 +369,30 @@ static int do_connect(const char *service, size_t size, const char *mode)
 		wait_for_close(0);
 		return 0;
 	}
+	if (mode != NULL && strcmp(mode, "spnego") == 0) {
+		/* a SPNEGO initial token: not krb5, must be refused */
+		static gss_OID_desc spnego = {6, "\x2b\x06\x01\x05\x05\x02"};
+
+		maj = gss_import_name(&min, &name, GSS_C_NT_HOSTBASED_SERVICE,
+				      &target);
+		if (GSS_ERROR(maj)) {
+			gss_die("gss_import_name", maj, min);
+		}
+		maj = gss_init_sec_context(
+		    &min, GSS_C_NO_CREDENTIAL, &ctx, target, &spnego,
+		    GSS_C_MUTUAL_FLAG | GSS_C_CONF_FLAG | GSS_C_INTEG_FLAG, 0,
+		    GSS_C_NO_CHANNEL_BINDINGS, GSS_C_NO_BUFFER, NULL, &out,
+		    &flags, NULL);
+		if (GSS_ERROR(maj)) {
+			gss_die("gss_init_sec_context (spnego)", maj, min);
+		}
+		send_token(0, &out);
+		gss_release_buffer(&min, &out);
+		gss_release_name(&min, &target);
+		wait_for_close(0);
+		gss_delete_sec_context(&min, &ctx, GSS_C_NO_BUFFER);
+		return 0;
+	}
 
 	maj = gss_import_name(&min, &name, GSS_C_NT_HOSTBASED_SERVICE, &target);
 	if (GSS_ERROR(maj)) {
@@ -419,14 +468,14 @@ static int do_connect(const char *service, size_t size, const char *mode)
 
 int main(int argc, char **argv)
 {
-	if (argc == 3 && strcmp(argv[1], "accept") == 0) {
-		return do_accept(argv[2]);
+	if ((argc == 3 || argc == 4) && strcmp(argv[1], "accept") == 0) {
+		return do_accept(argv[2], argc == 4 ? argv[3] : NULL);
 	}
 	if ((argc == 4 || argc == 5) && strcmp(argv[1], "connect") == 0) {
 		return do_connect(argv[2], strtoul(argv[3], NULL, 10),
 				  argc == 5 ? argv[4] : NULL);
 	}
-	fprintf(stderr, "usage: knc-peer accept CLIENT | "
+	fprintf(stderr, "usage: knc-peer accept CLIENT [EVIL] | "
 			"knc-peer connect SERVICE SIZE [EVIL]\n");
 	return 2;
 }

@@ -853,6 +853,68 @@ START_TEST(test_hostile_handshake_len4g)
 }
 END_TEST
 
+START_TEST(test_hostile_spnego)
+{
+	ck_assert_ptr_nonnull(kdc);
+	/* our acceptor's credential is krb5 only */
+	hostile("spnego", true, EACCES, "mechanism 1.3.6.1.5.5.2, not krb5");
+}
+END_TEST
+
+/* A knc-peer acceptor misbehaves against our initiator. */
+static void hostile_acceptor(const char *mode,
+			     bool in_handshake,
+			     int want_err,
+			     const char *want_reason)
+{
+	const char *argv[] = {"knc-peer", "accept", "alice@" TT_KDC_REALM, mode,
+			      NULL};
+	struct hs cli;
+	const char *reason;
+	char buf[4];
+	pid_t pid;
+	int a, b, err = 0;
+
+	setenv("KRB5_KTNAME", kdc->service_keytab, 1);
+	tcp_pair(&a, &b);
+	pid = spawn_peer(b, argv);
+	hs_start(&cli, false, bsd_stream(a),
+		 initiator_params("host@localhost", kdc->alice_ccache));
+	tt_wait(&cli.done, 10000);
+	if (in_handshake) {
+		ck_assert_int_eq(cli.ret, -1);
+		ck_assert_msg(cli.err == want_err, "%s: errno %d (%s)", mode,
+			      cli.err, cli.reason);
+		reason = cli.reason;
+	} else {
+		ck_assert_msg(cli.ret == 0, "connect: %s", cli.reason);
+		ck_assert_int_eq(do_read(cli.stream, buf, 1, &err), -1);
+		ck_assert_msg(err == want_err, "%s: errno %d (%s)", mode, err,
+			      tstream_gssapi_error_reason(cli.stream));
+		reason = tstream_gssapi_error_reason(cli.stream);
+	}
+	ck_assert_ptr_nonnull(reason);
+	show_reason(mode, reason);
+	ck_assert_msg(strcasestr(reason, want_reason) != NULL,
+		      "%s: reason '%s' lacks '%s'", mode, reason, want_reason);
+	TALLOC_FREE(cli.stream);
+	expect_peer_exit(pid, 0);
+}
+
+START_TEST(test_hostile_acceptor_handshake_garbage)
+{
+	ck_assert_ptr_nonnull(kdc);
+	hostile_acceptor("hs-garbage", true, EPROTO, "init_sec_context");
+}
+END_TEST
+
+START_TEST(test_hostile_acceptor_data_garbage)
+{
+	ck_assert_ptr_nonnull(kdc);
+	hostile_acceptor("garbage", false, EPROTO, "unwrap");
+}
+END_TEST
+
 /* ---- credentials and policy ---------------------------------------- */
 
 START_TEST(test_params_errors)
@@ -967,6 +1029,71 @@ START_TEST(test_client_keytab)
 }
 END_TEST
 
+/* Two acceptors with different keytabs in one process do not mix. */
+START_TEST(test_two_keytabs)
+{
+	char *kt2 = talloc_asprintf(tt_mem, "%s/svc2.keytab", kdc->dir);
+	struct tstream_gssapi_params *a1, *a2;
+	struct hs c1, s1, c2, s2, c3, s3;
+	int a, b, x, y;
+
+	ck_assert_int_eq(tt_kdc_add_principal(kdc, "svc2/localhost", kt2), 0);
+	a1 = acceptor_params(kdc->service_keytab);
+	a2 = acceptor_params(kt2);
+
+	/* both at once, interleaved in one event loop */
+	tcp_pair(&a, &b);
+	tcp_pair(&x, &y);
+	hs_start(&s1, true, bsd_stream(b), a1);
+	hs_start(&s2, true, bsd_stream(y), a2);
+	hs_start(&c1, false, bsd_stream(a),
+		 initiator_params("host@localhost", kdc->alice_ccache));
+	hs_start(&c2, false, bsd_stream(x),
+		 initiator_params("svc2@localhost", kdc->bob_ccache));
+	tt_wait(&s1.done, 10000);
+	tt_wait(&s2.done, 10000);
+	tt_wait(&c1.done, 10000);
+	tt_wait(&c2.done, 10000);
+	ck_assert_msg(s1.ret == 0 && c1.ret == 0, "%s / %s", s1.reason,
+		      c1.reason);
+	ck_assert_msg(s2.ret == 0 && c2.ret == 0, "%s / %s", s2.reason,
+		      c2.reason);
+	ck_assert_str_eq(tstream_gssapi_server_principal(s1.stream),
+			 "host/localhost@" TT_KDC_REALM);
+	ck_assert_str_eq(tstream_gssapi_server_principal(s2.stream),
+			 "svc2/localhost@" TT_KDC_REALM);
+	ck_assert_str_eq(tstream_gssapi_client_principal(s2.stream),
+			 "bob@" TT_KDC_REALM);
+
+	/* a ticket for svc2 is no good at the host/localhost acceptor */
+	our_pair(initiator_params("svc2@localhost", kdc->alice_ccache), a1, &c3,
+		 &s3);
+	ck_assert_int_eq(s3.ret, -1);
+	ck_assert_msg(strstr(s3.reason, "not found in keytab") != NULL, "%s",
+		      s3.reason);
+}
+END_TEST
+
+START_TEST(test_getters_on_other_streams)
+{
+	struct tstream_context *s1 = NULL, *s2 = NULL;
+	size_t n = 7;
+
+	ck_assert_int_eq(tstream_unix_socketpair(tt_mem, &s1, tt_mem, &s2), 0);
+	ck_assert(!tstream_gssapi_is_gssapi(s1));
+	errno = 0;
+	ck_assert_ptr_null(tstream_gssapi_client_principal(s1));
+	ck_assert_int_eq(errno, EINVAL);
+	ck_assert_ptr_null(tstream_gssapi_client_components(s1, &n));
+	ck_assert_ptr_null(tstream_gssapi_client_exported_name(s1, &n));
+	ck_assert_ptr_null(tstream_gssapi_client_localname(s1, tt_mem));
+	ck_assert_ptr_null(tstream_gssapi_mech_oid(s1));
+	ck_assert_uint_eq(tstream_gssapi_flags(s1), 0);
+	ck_assert_int_eq(tstream_gssapi_expiry(s1), 0);
+	ck_assert(!tstream_gssapi_is_gssapi(NULL));
+}
+END_TEST
+
 START_TEST(test_handshake_timeout)
 {
 	struct tstream_gssapi_params *ap = acceptor_params(kdc->service_keytab);
@@ -1037,7 +1164,7 @@ static Suite *gssapi_suite(void)
 	Suite *s = suite_create("tstream_gssapi");
 	struct {
 		const char *name;
-		const TTest *tests[12];
+		const TTest *tests[16];
 		int timeout;
 	} cases[] = {
 	    {"ours",
@@ -1053,12 +1180,14 @@ static Suite *gssapi_suite(void)
 	      test_hostile_integrity_only, test_hostile_len4g,
 	      test_hostile_zero_length, test_hostile_truncated,
 	      test_hostile_garbage, test_hostile_handshake_garbage,
-	      test_hostile_handshake_len4g, NULL},
-	     30},
+	      test_hostile_handshake_len4g, test_hostile_spnego,
+	      test_hostile_acceptor_handshake_garbage,
+	      test_hostile_acceptor_data_garbage, NULL},
+	     60},
 	    {"credentials",
 	     {test_params_errors, test_wrong_keytab, test_unknown_service,
 	      test_client_keytab, test_handshake_timeout, test_expired_ticket,
-	      NULL},
+	      test_two_keytabs, test_getters_on_other_streams, NULL},
 	     60},
 	};
 
