@@ -32,7 +32,7 @@ struct tstream_readv_pdu_state {
 	tstream_readv_pdu_next_vector_t next_vector_fn;
 	void *next_vector_private;
 
-	/* Holds the current vector; replaced at every step. */
+	/* Holds the current vector; emptied at every step. */
 	TALLOC_CTX *vector_ctx;
 	struct tevent_req *subreq;
 	int total;
@@ -99,10 +99,14 @@ static void tstream_readv_pdu_ask_for_next_vector(struct tevent_req *req)
 	struct tevent_req *subreq;
 	int ret;
 
-	TALLOC_FREE(state->vector_ctx);
-	state->vector_ctx = talloc_new(state);
-	if (tevent_req_nomem(state->vector_ctx, req)) {
-		return;
+	/* One context for the whole PDU, emptied before every step. */
+	if (state->vector_ctx == NULL) {
+		state->vector_ctx = talloc_new(state);
+		if (tevent_req_nomem(state->vector_ctx, req)) {
+			return;
+		}
+	} else {
+		talloc_free_children(state->vector_ctx);
 	}
 
 	errno = 0;

@@ -134,7 +134,7 @@ static int pdu_next_vector(struct tstream_context *stream,
 		return -1;
 	}
 
-	/* Every step gets a fresh context; the last one is gone by now. */
+	/* What the last step allocated on mem_ctx is gone by now. */
 	ck_assert_int_eq(p->vector_ctxs_freed, p->vector_ctxs);
 	p->vector_ctxs++;
 	marker = talloc(mem_ctx, int *);
