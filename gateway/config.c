@@ -25,6 +25,15 @@
 #define CFG_MAX_FILE_SIZE (4 * 1024 * 1024)
 /* Nodes visited at most: YAML aliases can make a small file huge. */
 #define CFG_MAX_VISITS 100000
+/*
+ * Sizes of lists, so the checks that compare entries pairwise (duplicate
+ * names, shadowed routes) stay fast on any input; far above real configs.
+ */
+#define CFG_MAX_LISTENERS 1000
+#define CFG_MAX_ROUTES    4096
+#define CFG_MAX_LIST      1024
+/* Errors recorded at most; the rest are counted in one last message. */
+#define CFG_MAX_ERRORS 1000
 
 struct cfg_parser {
 	TALLOC_CTX *tmp;
@@ -35,6 +44,7 @@ struct cfg_parser {
 	struct tsgate_config *cfg;
 	struct tsgate_config_errors *errs;
 	size_t visits;
+	size_t dropped_errors;
 	bool too_complex;
 	bool oom;
 };
@@ -90,6 +100,10 @@ static void cfg_add_error(struct cfg_parser *p,
 
 	if (msg == NULL) {
 		p->oom = true;
+		return;
+	}
+	if (e->num_errors >= CFG_MAX_ERRORS) {
+		p->dropped_errors++;
 		return;
 	}
 	/* The same node reached twice (YAML aliases) says the same thing. */
@@ -650,6 +664,12 @@ static bool cfg_strlist(struct cfg_parser *p,
 		cfg_error(p, node, "'%s' must not be an empty list", name);
 		return false;
 	}
+	if (node->data.sequence.items.top - node->data.sequence.items.start >
+	    CFG_MAX_LIST) {
+		cfg_error(p, node, "'%s' has too many values (at most %d)",
+			  name, CFG_MAX_LIST);
+		return false;
+	}
 	out->items = talloc_array(p->cfg, const char *,
 				  node->data.sequence.items.top -
 				      node->data.sequence.items.start);
@@ -1022,6 +1042,12 @@ static void cfg_tls_server_certs(struct cfg_parser *p,
 		     cert_node->data.sequence.items.start);
 	if (n == 0) {
 		cfg_error(p, cert_node, "'cert' must not be an empty list");
+		return;
+	}
+	if (n > CFG_MAX_LIST) {
+		cfg_error(p, cert_node,
+			  "'cert' has too many entries (at most %d)",
+			  CFG_MAX_LIST);
 		return;
 	}
 	tls->certs = talloc_zero_array(tls, struct tsgate_config_tls_cert, n);
@@ -1584,6 +1610,9 @@ static void cfg_route(struct cfg_parser *p,
 	if (!cfg_check_kind(p, "routes", CFG_MAPPING, "a list of mappings",
 			    node)) {
 		r->connect = TSGATE_CONFIG_CONNECT_PLAIN;
+		/* Already an error: it must not also hide the routes after
+		 * it as a catch-all would (the config is never used). */
+		r->match.has_match = true;
 		r->name = talloc_asprintf(p->cfg, "route-%zu", idx + 1);
 		return;
 	}
@@ -1874,6 +1903,12 @@ static void cfg_listener(struct cfg_parser *p,
 		cfg_error(p, routes, "listener '%s' has no routes", l->name);
 		return;
 	}
+	if (n > CFG_MAX_ROUTES) {
+		cfg_error(p, routes,
+			  "listener '%s' has too many routes (at most %d)",
+			  l->name, CFG_MAX_ROUTES);
+		return;
+	}
 	l->routes = talloc_zero_array(p->cfg, struct tsgate_config_route, n);
 	if (l->routes == NULL) {
 		p->oom = true;
@@ -1906,6 +1941,11 @@ static void cfg_h_listeners(struct cfg_parser *p,
 		     node->data.sequence.items.start);
 	if (n == 0) {
 		cfg_error(p, node, "'listeners' must not be empty");
+		return;
+	}
+	if (n > CFG_MAX_LISTENERS) {
+		cfg_error(p, node, "too many listeners (at most %d)",
+			  CFG_MAX_LISTENERS);
 		return;
 	}
 	cfg->listeners =
@@ -2037,6 +2077,20 @@ static void cfg_walk(struct cfg_parser *p, yaml_document_t *doc)
 	if (!PRESENT(cfg_top_keys, present, "listeners") && !p->too_complex) {
 		cfg_error(p, root, "missing key 'listeners' at the top level");
 	}
+	if (p->cfg->metrics_listen != NULL) {
+		size_t i;
+
+		for (i = 0; i < p->cfg->num_listeners; i++) {
+			if (cfg_same_addr(p->cfg->metrics_listen,
+					  &p->cfg->listeners[i].listen)) {
+				cfg_error(p,
+					  SEEN(cfg_top_keys, seen, "metrics"),
+					  "metrics listen on the same address "
+					  "as listener '%s'",
+					  p->cfg->listeners[i].name);
+			}
+		}
+	}
 }
 
 static int cfg_error_cmp(const void *a, const void *b)
@@ -2097,6 +2151,30 @@ static char *cfg_dirname(TALLOC_CTX *mem_ctx, const char *path)
 	return dir;
 }
 
+/* After the sort, so it is the last line: how many were not recorded. */
+static bool cfg_add_dropped(struct cfg_parser *p)
+{
+	struct tsgate_config_errors *e = p->errs;
+	struct tsgate_config_error *n;
+
+	n = talloc_realloc(e, e->errors, struct tsgate_config_error,
+			   e->num_errors + 1);
+	if (n == NULL) {
+		return false;
+	}
+	e->errors = n;
+	n[e->num_errors] = (struct tsgate_config_error){
+	    .file = p->file,
+	    .message = talloc_asprintf(n, "... and %zu more errors",
+				       p->dropped_errors),
+	};
+	if (n[e->num_errors].message == NULL) {
+		return false;
+	}
+	e->num_errors += 1;
+	return true;
+}
+
 static int cfg_finish(TALLOC_CTX *mem_ctx,
 		      struct cfg_parser *p,
 		      struct tsgate_config **pconfig,
@@ -2110,6 +2188,10 @@ static int cfg_finish(TALLOC_CTX *mem_ctx,
 	}
 	if (p->errs->num_errors > 0) {
 		cfg_sort_errors(p->errs);
+		if (p->dropped_errors > 0 && !cfg_add_dropped(p)) {
+			p->oom = true;
+			return cfg_finish(mem_ctx, p, pconfig, perrors);
+		}
 		talloc_free(p->cfg);
 		talloc_free(p->tmp);
 		*perrors = talloc_move(mem_ctx, &p->errs);

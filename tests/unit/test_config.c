@@ -728,6 +728,71 @@ START_TEST(test_junk_never_crashes)
 }
 END_TEST
 
+/* Inputs built to be big stay fast and give a bounded error list. */
+START_TEST(test_limits)
+{
+	struct tsgate_config *cfg = NULL;
+	struct tsgate_config_errors *errs = NULL;
+	char *y;
+	int i, ret;
+
+	/* 1001 listeners */
+	y = talloc_strdup(tt_mem, "listeners: [");
+	for (i = 0; i < 1001; i++) {
+		y = talloc_asprintf_append(y, "%s{}", i > 0 ? ", " : "");
+	}
+	y = talloc_strdup_append(y, "]\n");
+	ret =
+	    tsgate_config_load_buffer(tt_mem, "l.yaml", "/", (const uint8_t *)y,
+				      strlen(y), 0, &cfg, &errs);
+	ck_assert_int_eq(ret, EINVAL);
+	ck_assert_uint_eq(errs->num_errors, 1);
+	ck_assert_str_eq(tsgate_config_error_string(tt_mem, &errs->errors[0]),
+			 "l.yaml:1:12: too many listeners (at most 1000)");
+	talloc_free(errs);
+
+	/* 1025 values in one match key */
+	y = talloc_strdup(tt_mem, "listeners:\n"
+				  "  - name: a\n"
+				  "    listen: \"unix:/a\"\n"
+				  "    accept: tls\n"
+				  "    tls: {cert: /dev/null, key: /dev/null}\n"
+				  "    routes:\n"
+				  "      - backend: \"unix:/b\"\n"
+				  "        match: {sni: [");
+	for (i = 0; i < 1025; i++) {
+		y = talloc_asprintf_append(y, "%sn%d", i > 0 ? ", " : "", i);
+	}
+	y = talloc_strdup_append(y, "]}\n");
+	ret =
+	    tsgate_config_load_buffer(tt_mem, "s.yaml", "/", (const uint8_t *)y,
+				      strlen(y), 0, &cfg, &errs);
+	ck_assert_int_eq(ret, EINVAL);
+	ck_assert_str_eq(tsgate_config_error_string(
+			     tt_mem, &errs->errors[errs->num_errors - 1]),
+			 "s.yaml:8:22: 'sni' has too many values (at most "
+			 "1024)");
+	talloc_free(errs);
+
+	/* 3000 unknown keys: 1000 are listed, then how many more */
+	y = talloc_strdup(tt_mem, "");
+	for (i = 0; i < 3000; i++) {
+		y = talloc_asprintf_append(y, "k%d: 1\n", i);
+	}
+	ret =
+	    tsgate_config_load_buffer(tt_mem, "k.yaml", "/", (const uint8_t *)y,
+				      strlen(y), 0, &cfg, &errs);
+	ck_assert_int_eq(ret, EINVAL);
+	ck_assert_ptr_null(cfg);
+	ck_assert_uint_eq(errs->num_errors, 1001);
+	ck_assert_uint_eq(errs->errors[999].line, 1000);
+	ck_assert_str_eq(
+	    tsgate_config_error_string(tt_mem, &errs->errors[1000]),
+	    "k.yaml: ... and 2001 more errors");
+	talloc_free(errs);
+}
+END_TEST
+
 /* Credentials made here: ECDSA P-256 keys, self-signed certificates. */
 
 static void write_datum(const char *dir,
@@ -1014,6 +1079,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_missing_file);
 	tcase_add_test(tc, test_buffer_and_reload);
 	tcase_add_test(tc, test_junk_never_crashes);
+	tcase_add_test(tc, test_limits);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("credentials");
