@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -1548,6 +1549,37 @@ START_TEST(test_bsd_dgram_guards)
 }
 END_TEST
 
+/*
+ * Unix socket files of a TCase live under one scratch directory made in
+ * the parent process (unchecked fixture) and named by $TMPDIR, which
+ * tt_mkdtemp() uses: removed after the TCase even when a forked test
+ * failed half-way.
+ */
+static char scratch_dir[64];
+static char *saved_tmpdir;
+
+static void scratch_setup(void)
+{
+	const char *old = getenv("TMPDIR");
+
+	snprintf(scratch_dir, sizeof(scratch_dir), "/tmp/tsgate-core-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(scratch_dir));
+	saved_tmpdir = old != NULL ? strdup(old) : NULL;
+	setenv("TMPDIR", scratch_dir, 1);
+}
+
+static void scratch_teardown(void)
+{
+	tt_rmtree(scratch_dir);
+	if (saved_tmpdir != NULL) {
+		setenv("TMPDIR", saved_tmpdir, 1);
+		free(saved_tmpdir);
+		saved_tmpdir = NULL;
+	} else {
+		unsetenv("TMPDIR");
+	}
+}
+
 static TCase *new_tcase(Suite *s, const char *name)
 {
 	TCase *tc = tcase_create(name);
@@ -1597,6 +1629,7 @@ static Suite *tsocket_generic_suite(void)
 	tcase_add_test(tc, test_dgram_free_with_outstanding);
 
 	tc = new_tcase(s, "bsd");
+	tcase_add_unchecked_fixture(tc, scratch_setup, scratch_teardown);
 	tcase_add_test(tc, test_bsd_stream_busy);
 	tcase_add_test(tc, test_bsd_stream_disconnect);
 	tcase_add_test(tc, test_bsd_stream_shutdown);
