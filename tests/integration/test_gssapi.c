@@ -1074,6 +1074,39 @@ START_TEST(test_two_keytabs)
 }
 END_TEST
 
+/*
+ * Components come parsed: authorise on these. (A principal with an
+ * escaped '/' would test the unescaping, but this MIT 1.20 KDC refuses
+ * service tickets to such clients: "KDC can't fulfill requested option".)
+ */
+START_TEST(test_principal_components)
+{
+	char *kt = talloc_asprintf(tt_mem, "%s/odd.keytab", kdc->dir);
+	char *cc = talloc_asprintf(tt_mem, "FILE:%s/odd.ccache", kdc->dir);
+	const char *const *comps;
+	struct hs cli, srv;
+	size_t n = 0;
+
+	ck_assert_int_eq(tt_kdc_add_principal(kdc, "carol/ops", kt), 0);
+	ck_assert_int_eq(tt_kdc_kinit(kdc, "carol/ops", kt, cc, NULL), 0);
+	our_pair(initiator_params("host@localhost", cc),
+		 acceptor_params(kdc->service_keytab), &cli, &srv);
+	ck_assert_msg(srv.ret == 0 && cli.ret == 0, "handshake: %s / %s",
+		      srv.reason, cli.reason);
+	ck_assert_str_eq(tstream_gssapi_client_principal(srv.stream),
+			 "carol/ops@" TT_KDC_REALM);
+	comps = tstream_gssapi_client_components(srv.stream, &n);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_str_eq(comps[0], "carol");
+	ck_assert_str_eq(comps[1], "ops");
+	ck_assert_str_eq(tstream_gssapi_client_realm(srv.stream), TT_KDC_REALM);
+	/* no auth_to_local rule maps a two-component principal */
+	errno = 0;
+	ck_assert_ptr_null(tstream_gssapi_client_localname(srv.stream, tt_mem));
+	ck_assert_int_eq(errno, ENOENT);
+}
+END_TEST
+
 START_TEST(test_getters_on_other_streams)
 {
 	struct tstream_context *s1 = NULL, *s2 = NULL;
@@ -1187,7 +1220,8 @@ static Suite *gssapi_suite(void)
 	    {"credentials",
 	     {test_params_errors, test_wrong_keytab, test_unknown_service,
 	      test_client_keytab, test_handshake_timeout, test_expired_ticket,
-	      test_two_keytabs, test_getters_on_other_streams, NULL},
+	      test_two_keytabs, test_getters_on_other_streams,
+	      test_principal_components, NULL},
 	     60},
 	};
 
