@@ -408,6 +408,112 @@ START_TEST(test_pdu_edge_callbacks)
 }
 END_TEST
 
+/*
+ * A next_vector that scatters: the 4-byte header into 4 one-byte entries,
+ * then the body into 7-byte pieces (many entries, heap-copied by the
+ * generic layer).
+ */
+struct scatter {
+	uint8_t hdr[4];
+	char body[64];
+	size_t len;
+	int step;
+};
+
+static int scatter_next_vector(struct tstream_context *stream,
+			       void *private_data,
+			       TALLOC_CTX *mem_ctx,
+			       struct iovec **vector,
+			       size_t *count)
+{
+	struct scatter *sc = private_data;
+	struct iovec *v;
+	size_t i, n;
+
+	switch (sc->step++) {
+	case 0:
+		v = talloc_array(mem_ctx, struct iovec, 4);
+		ck_assert_ptr_nonnull(v);
+		for (i = 0; i < 4; i++) {
+			v[i].iov_base = &sc->hdr[i];
+			v[i].iov_len = 1;
+		}
+		*vector = v;
+		*count = 4;
+		return 0;
+	case 1:
+		sc->len = sc->hdr[3];
+		ck_assert_uint_lt(sc->len, sizeof(sc->body));
+		n = (sc->len + 6) / 7;
+		v = talloc_array(mem_ctx, struct iovec, n);
+		ck_assert_ptr_nonnull(v);
+		for (i = 0; i < n; i++) {
+			v[i].iov_base = sc->body + 7 * i;
+			v[i].iov_len = i + 1 < n ? 7 : sc->len - 7 * i;
+		}
+		*vector = v;
+		*count = n;
+		return 0;
+	default:
+		*vector = NULL;
+		*count = 0;
+		return 0;
+	}
+}
+
+/* More than the 1024 entries readv accepts: the PDU fails EMSGSIZE. */
+static int huge_next_vector(struct tstream_context *stream,
+			    void *private_data,
+			    TALLOC_CTX *mem_ctx,
+			    struct iovec **vector,
+			    size_t *count)
+{
+	static uint8_t byte;
+	struct iovec *v;
+	size_t i;
+
+	v = talloc_array(mem_ctx, struct iovec, 1025);
+	ck_assert_ptr_nonnull(v);
+	for (i = 0; i < 1025; i++) {
+		v[i].iov_base = &byte;
+		v[i].iov_len = 1;
+	}
+	*vector = v;
+	*count = 1025;
+	return 0;
+}
+
+START_TEST(test_pdu_scattered_vectors)
+{
+	static const char body[] = "a body of forty-one bytes, cut in pieces";
+	struct tstream_context *stream;
+	struct tevent_req *req;
+	struct scatter *sc;
+	struct res r;
+	int raw;
+
+	stream = raw_pair(&raw);
+	put_pdu(raw, body);
+	sc = talloc_zero(tt_mem, struct scatter);
+	r = (struct res){.ret = -2};
+	req = tstream_readv_pdu_send(tt_mem, tt_ev, stream, scatter_next_vector,
+				     sc);
+	ck_assert_ptr_nonnull(req);
+	tevent_req_set_callback(req, res_pdu_done, &r);
+	assert_ok(r, (int)(4 + strlen(body)));
+	ck_assert_uint_eq(sc->len, strlen(body));
+	ck_assert(memcmp(sc->body, body, sc->len) == 0);
+
+	r = (struct res){.ret = -2};
+	req = tstream_readv_pdu_send(tt_mem, tt_ev, stream, huge_next_vector,
+				     NULL);
+	ck_assert_ptr_nonnull(req);
+	tevent_req_set_callback(req, res_pdu_done, &r);
+	assert_failed(r, EMSGSIZE);
+	close(raw);
+}
+END_TEST
+
 START_TEST(test_pdu_eof)
 {
 	static const uint8_t cut[] = {0, 0, 0, 10, 'a', 'b', 'c'};
@@ -914,6 +1020,75 @@ START_TEST(test_sendto_queue_cancel_middle)
 }
 END_TEST
 
+START_TEST(test_sendto_queue_error_in_middle)
+{
+	struct tsocket_address *rx_addr, *tx_addr, *nowhere;
+	struct tdgram_context *tx;
+	struct dgram_sink *sink;
+	struct tevent_queue *queue;
+	struct tevent_req *req;
+	struct qres r[3];
+	int order[3];
+	int norder = 0;
+	char *dir = tt_mkdtemp(tt_mem);
+	int i;
+
+	ck_assert_ptr_nonnull(dir);
+	ck_assert_int_eq(
+	    tsocket_address_unix_from_path(
+		tt_mem, talloc_asprintf(tt_mem, "%s/rx", dir), &rx_addr),
+	    0);
+	ck_assert_int_eq(
+	    tsocket_address_unix_from_path(
+		tt_mem, talloc_asprintf(tt_mem, "%s/tx", dir), &tx_addr),
+	    0);
+	ck_assert_int_eq(tsocket_address_unix_from_path(
+			     tt_mem,
+			     talloc_asprintf(tt_mem, "%s/nobody-here", dir),
+			     &nowhere),
+			 0);
+	sink = talloc_zero(tt_mem, struct dgram_sink);
+	sink->want = 2;
+	sink->got = talloc_zero_array(sink, char *, 2);
+	ck_assert_int_eq(tdgram_unix_socket(rx_addr, NULL, sink, &sink->dgram),
+			 0);
+	ck_assert_int_eq(tdgram_unix_socket(tx_addr, NULL, tt_mem, &tx), 0);
+	sink_next(sink);
+	queue = tevent_queue_create(tt_mem, "sendto_queue");
+	ck_assert_ptr_nonnull(queue);
+
+	for (i = 0; i < 3; i++) {
+		r[i] = (struct qres){
+		    .ret = -2, .id = i, .order = order, .norder = &norder};
+		req = tdgram_sendto_queue_send(tt_mem, tt_ev, tx, queue,
+					       (const uint8_t *)"dgram", 5,
+					       i == 1 ? nowhere : rx_addr);
+		ck_assert_ptr_nonnull(req);
+		tevent_req_set_callback(req, qres_sendto_done, &r[i]);
+	}
+	for (i = 0; i < 3; i++) {
+		tt_wait(&r[i].done, 5000);
+	}
+	ck_assert_int_eq(r[0].ret, 5);
+	/* The kernel's word for a missing socket file comes through... */
+	ck_assert_int_eq(r[1].ret, -1);
+	ck_assert_msg(r[1].err == ENOENT || r[1].err == ECONNREFUSED,
+		      "errno %d (%s)", r[1].err, strerror(r[1].err));
+	/* ...and the queue goes on behind it, in order. */
+	ck_assert_int_eq(r[2].ret, 5);
+	ck_assert_int_eq(norder, 3);
+	ck_assert_int_eq(order[0], 0);
+	ck_assert_int_eq(order[1], 1);
+	ck_assert_int_eq(order[2], 2);
+	tt_wait(&sink->done, 5000);
+	ck_assert_int_eq(sink->ngot, 2);
+
+	talloc_free(sink);
+	talloc_free(tx);
+	tt_rmtree(dir);
+}
+END_TEST
+
 START_TEST(test_sendto_queue_len0)
 {
 	struct tsocket_address *addr;
@@ -996,6 +1171,7 @@ static Suite *tsocket_helpers_suite(void)
 	tcase_add_test(tc, test_pdu_eof);
 	tcase_add_test(tc, test_pdu_empty_body);
 	tcase_add_test(tc, test_pdu_edge_callbacks);
+	tcase_add_test(tc, test_pdu_scattered_vectors);
 	tcase_add_test(tc, test_pdu_free_outstanding);
 
 	tc = new_tcase(s, "readv_pdu_queue");
@@ -1012,6 +1188,7 @@ static Suite *tsocket_helpers_suite(void)
 	tcase_add_test(tc, test_sendto_queue_order);
 	tcase_add_test(tc, test_sendto_queue_cancel_middle);
 	tcase_add_test(tc, test_sendto_queue_len0);
+	tcase_add_test(tc, test_sendto_queue_error_in_middle);
 
 	return s;
 }
