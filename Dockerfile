@@ -1,0 +1,44 @@
+# tsgate container image: a TLS/GSSAPI tunnel gateway sidecar.
+#
+#   podman build --isolation=chroot --pull=never -t tsgate .   (or docker build -t tsgate .)
+#
+# Mount your config at /etc/tsgate/tsgate.yaml (certificates, keys and
+# keytabs beside it); the default one in the image only validates.
+
+# ---- build stage: compile, run the unit suite, install into /staging ----
+FROM docker.io/library/debian:bookworm AS build
+RUN apt-get update -qq \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	gcc libc6-dev meson ninja-build pkg-config \
+	libtalloc-dev libtevent-dev libgnutls28-dev libkrb5-dev libyaml-dev \
+	check >/dev/null \
+ && rm -rf /var/lib/apt/lists/*
+COPY . /src
+RUN meson setup /build /src --prefix=/usr --buildtype=release \
+	-Dtests=enabled -Dwerror=true >/dev/null \
+ && meson compile -C /build >/dev/null \
+ && meson test -C /build --suite unit --num-processes 2 --print-errorlogs \
+ && DESTDIR=/staging meson install -C /build --no-rebuild >/dev/null \
+ && install -D -m 0644 /src/etc/container/tsgate.yaml \
+	/staging/etc/tsgate/tsgate.yaml
+
+# ---- runtime stage: the daemon and its runtime libraries only ----
+FROM docker.io/library/debian:bookworm-slim
+RUN apt-get update -qq \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	libtalloc2 libtevent0 libgnutls30 libgssapi-krb5-2 libkrb5-3 \
+	libyaml-0-2 ca-certificates >/dev/null \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/* \
+ && groupadd --system --gid 10001 tsgate \
+ && useradd --system --uid 10001 --gid tsgate --home-dir /nonexistent \
+	--shell /usr/sbin/nologin tsgate
+COPY --from=build /staging/usr/bin/tsgate /usr/bin/tsgate
+COPY --from=build /staging/usr/lib/ /usr/lib/
+COPY --from=build /staging/etc/tsgate/ /etc/tsgate/
+USER tsgate:tsgate
+VOLUME ["/etc/tsgate"]
+EXPOSE 8443 9100
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
+	CMD ["/usr/bin/tsgate", "--health", "--config", "/etc/tsgate/tsgate.yaml"]
+ENTRYPOINT ["/usr/bin/tsgate", "--config", "/etc/tsgate/tsgate.yaml"]

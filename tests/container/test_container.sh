@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# End-to-end test of the container image, with podman/buildah (no Docker
+# engine here): build the image from the Dockerfile, check its metadata and
+# that it runs as non-root, validate the image's default config, then run
+# tsgate from the image and push a TLS connection through it to a backend
+# on the host. Bounded in time; cleans up what it starts (by pid / by id).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+image=localhost/tsgate:test
+pass=0
+fail=0
+ok() { echo "ok - $*"; pass=$((pass + 1)); }
+not_ok() { echo "not ok - $*"; fail=$((fail + 1)); }
+check() { # check DESCRIPTION COMMAND...
+	local what=$1
+	shift
+	if "$@"; then ok "$what"; else not_ok "$what"; fi
+}
+
+scripts/deps container
+for tool in podman buildah debootstrap openssl python3; do
+	command -v "$tool" >/dev/null || {
+		echo "test_container: $tool missing (scripts/deps container)" >&2
+		exit 1
+	}
+done
+
+tmp=$(mktemp -d /tmp/tsgate-container.XXXXXX)
+ctr=
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do
+		kill "$p" 2>/dev/null || true
+	done
+	for p in "${pids[@]}"; do
+		wait "$p" 2>/dev/null || true
+	done
+	[ -z "$ctr" ] || buildah rm "$ctr" >/dev/null 2>&1 || true
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+tests/container/base-image.sh
+
+echo "# building the image (build stage runs the unit suite)"
+timeout 1500 podman build --isolation=chroot --pull=never -t "$image" . \
+	>"$tmp/build.log" 2>&1 || {
+	tail -40 "$tmp/build.log"
+	not_ok "podman build"
+	exit 1
+}
+ok "podman build"
+
+inspect() { podman image inspect --format "$1" "$image"; }
+check "runs as a non-root USER" test "$(inspect '{{.Config.User}}')" = "tsgate:tsgate"
+check "STOPSIGNAL SIGTERM" test "$(inspect '{{.Config.StopSignal}}')" = "SIGTERM"
+check "HEALTHCHECK set" grep -q -- --health <<<"$(inspect '{{json .Config.Healthcheck}}')"
+check "VOLUME /etc/tsgate" grep -q '/etc/tsgate' <<<"$(inspect '{{json .Config.Volumes}}')"
+check "EXPOSE 8443" grep -q '8443/tcp' <<<"$(inspect '{{json .Config.ExposedPorts}}')"
+check "ENTRYPOINT runs tsgate in the foreground" grep -q '"/usr/bin/tsgate","--config"' \
+	<<<"$(inspect '{{json .Config.Entrypoint}}')"
+
+ctr=$(buildah from --pull-never "$image")
+run_in() { buildah run --isolation chroot "$@"; }
+
+uid=$(run_in "$ctr" -- id -u)
+check "process uid is not 0 (got $uid)" test "$uid" != 0
+check "default config validates" run_in "$ctr" -- /usr/bin/tsgate --check-config \
+	--config /etc/tsgate/tsgate.yaml
+check "tsgate --version" run_in "$ctr" -- /usr/bin/tsgate --version
+
+# A TLS connection through tsgate running from the image to a host backend.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+	-keyout "$tmp/server.key" -out "$tmp/server.crt" -days 2 \
+	-subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+	>/dev/null 2>&1
+chmod 0644 "$tmp/server.key" "$tmp/server.crt"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+bport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat >"$tmp/tsgate.yaml" <<YAML
+log: {level: info, format: text}
+listeners:
+  - name: tls-in
+    listen: "tcp://127.0.0.1:$port"
+    accept: tls
+    tls: {cert: /etc/tsgate/server.crt, key: /etc/tsgate/server.key}
+    routes:
+      - name: echo
+        backend: "tcp://127.0.0.1:$bport"
+YAML
+chmod 0755 "$tmp"
+chmod 0644 "$tmp/tsgate.yaml"
+
+# the backend: echoes one connection's bytes back, upper-cased
+python3 - "$bport" >"$tmp/backend.log" 2>&1 <<'PY' &
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(4)
+s.settimeout(120)
+c, _ = s.accept()
+while True:
+    b = c.recv(65536)
+    if not b:
+        break
+    c.sendall(b.upper())
+c.close()
+PY
+pids+=($!)
+
+run_in -v "$tmp:/etc/tsgate:ro" "$ctr" -- /usr/bin/tsgate \
+	--config /etc/tsgate/tsgate.yaml >"$tmp/tsgate.log" 2>&1 &
+gw=$!
+pids+=($gw)
+
+up=0
+for _ in $(seq 1 100); do
+	if python3 -c "import socket,sys; socket.create_connection(('127.0.0.1',$port),1)" 2>/dev/null; then
+		up=1
+		break
+	fi
+	sleep 0.1
+done
+check "tsgate in the image listens" test $up = 1
+
+printf 'hello through the sidecar\n' >"$tmp/in.txt"
+timeout 20 openssl s_client -connect "127.0.0.1:$port" -servername localhost \
+	-CAfile "$tmp/server.crt" -verify_return_error -quiet \
+	<"$tmp/in.txt" >"$tmp/out.txt" 2>"$tmp/s_client.log" || true
+check "TLS client → tsgate (image) → host backend, bytes echoed" \
+	grep -qx 'HELLO THROUGH THE SIDECAR' "$tmp/out.txt"
+
+kill -TERM "$gw" 2>/dev/null || true
+stopped=0
+for _ in $(seq 1 100); do
+	if ! kill -0 "$gw" 2>/dev/null; then
+		stopped=1
+		break
+	fi
+	sleep 0.1
+done
+check "tsgate stops on SIGTERM" test $stopped = 1
+
+if [ $fail -ne 0 ]; then
+	echo "--- tsgate log"
+	cat "$tmp/tsgate.log"
+	echo "--- s_client log"
+	cat "$tmp/s_client.log"
+fi
+echo "$pass passed, $fail failed"
+[ $fail -eq 0 ]
