@@ -44,6 +44,13 @@
 #define TSTREAM_BSD_INLINE_IOV 4
 
 /*
+ * A readv asking for less than this also reads up to this much ahead into
+ * the stream's own buffer: a PDU header read then brings the body along,
+ * and the body's readv is served without a syscall.
+ */
+#define TSTREAM_BSD_READAHEAD 4096
+
+/*
  * What a request waiting for room to write asks of its tevent_fd. tevent
  * before 0.15 only reports EPOLLERR/EPOLLHUP to an fd that waits for
  * TEVENT_FD_READ (a write-only one is silently dropped from epoll), so a
@@ -785,9 +792,6 @@ static void tdgram_bsd_recvfrom_cleanup(struct tevent_req *req,
 		state->bsd->recvfrom_req = NULL;
 	}
 	state->bsd = NULL;
-	if (req_state == TEVENT_REQ_RECEIVED) {
-		TALLOC_FREE(state->buf);
-	}
 }
 
 /*
@@ -894,7 +898,6 @@ static struct tevent_req *tdgram_bsd_recvfrom_send(TALLOC_CTX *mem_ctx,
 	}
 	state->bsd = bsd;
 	state->len = -1;
-	tevent_req_set_cleanup_fn(req, tdgram_bsd_recvfrom_cleanup);
 
 	if (bsd->fd == -1) {
 		tevent_req_error(req, ENOTCONN);
@@ -915,6 +918,8 @@ static struct tevent_req *tdgram_bsd_recvfrom_send(TALLOC_CTX *mem_ctx,
 		return tevent_req_post(req, ev);
 	}
 	bsd->recvfrom_req = req;
+	/* only a waiting request is known to bsd and must leave it */
+	tevent_req_set_cleanup_fn(req, tdgram_bsd_recvfrom_cleanup);
 	return req;
 }
 
@@ -1017,7 +1022,6 @@ static struct tevent_req *tdgram_bsd_sendto_send(
 	state->buf = buf;
 	state->len = len;
 	state->ret = -1;
-	tevent_req_set_cleanup_fn(req, tdgram_bsd_sendto_cleanup);
 
 	if (bsd->fd == -1) {
 		tevent_req_error(req, ENOTCONN);
@@ -1053,6 +1057,8 @@ static struct tevent_req *tdgram_bsd_sendto_send(
 		return tevent_req_post(req, ev);
 	}
 	bsd->sendto_req = req;
+	/* only a waiting request is known to bsd and must leave it */
+	tevent_req_set_cleanup_fn(req, tdgram_bsd_sendto_cleanup);
 	return req;
 }
 
@@ -1272,6 +1278,17 @@ struct tstream_bsd {
 
 	struct tevent_req *readv_req;
 	struct tevent_req *writev_req;
+
+	/* bytes read ahead, not yet handed out: [off, off + len) */
+	uint8_t *rahead;
+	size_t rahead_off;
+	size_t rahead_len;
+	/*
+	 * The last read found the socket empty and epoll has not said
+	 * otherwise since: the next readv waits instead of trying a read
+	 * that would only return EAGAIN.
+	 */
+	bool drained;
 };
 
 struct tstream_bsd_readv_state {
@@ -1279,7 +1296,8 @@ struct tstream_bsd_readv_state {
 	struct iovec *vector;
 	int count;
 	int ret;
-	struct iovec inline_iov[TSTREAM_BSD_INLINE_IOV];
+	/* one spare entry at the end for the read-ahead buffer */
+	struct iovec inline_iov[TSTREAM_BSD_INLINE_IOV + 1];
 };
 
 struct tstream_bsd_writev_state {
@@ -1415,6 +1433,7 @@ static void tstream_bsd_fde_handler(struct tevent_context *ev,
 		return;
 	}
 	if ((flags & TSOCKET_BSD_READ_EVENTS) != 0) {
+		bsd->drained = false;
 		if (bsd->readv_req != NULL) {
 			tstream_bsd_readv_try(bsd->readv_req);
 			return;
@@ -1455,7 +1474,7 @@ static ssize_t tstream_bsd_pending_bytes(struct tstream_context *stream)
 	if (ioctl(bsd->fd, FIONREAD, &avail) == -1) {
 		return -1;
 	}
-	return avail;
+	return (ssize_t)bsd->rahead_len + avail;
 }
 
 /*
@@ -1465,12 +1484,13 @@ static ssize_t tstream_bsd_pending_bytes(struct tstream_context *stream)
 static struct iovec *tstream_bsd_copy_vector(TALLOC_CTX *mem_ctx,
 					     struct iovec *inline_iov,
 					     const struct iovec *vector,
-					     size_t count)
+					     size_t count,
+					     size_t spare)
 {
 	struct iovec *copy = inline_iov;
 
 	if (count > TSTREAM_BSD_INLINE_IOV) {
-		copy = talloc_array(mem_ctx, struct iovec, count);
+		copy = talloc_array(mem_ctx, struct iovec, count + spare);
 		if (copy == NULL) {
 			return NULL;
 		}
@@ -1529,9 +1549,30 @@ static bool tstream_bsd_readv_try(struct tevent_req *req)
 	struct tstream_bsd_readv_state *state =
 	    tevent_req_data(req, struct tstream_bsd_readv_state);
 	struct tstream_bsd *bsd = state->bsd;
+	size_t want = 0;
+	size_t capacity;
+	int iovcnt = state->count;
 	ssize_t ret;
+	int i;
 
-	ret = readv(bsd->fd, state->vector, state->count);
+	for (i = 0; i < state->count && want < TSTREAM_BSD_READAHEAD; i++) {
+		want += state->vector[i].iov_len;
+	}
+	capacity = want;
+	if (want < TSTREAM_BSD_READAHEAD && state->count < IOV_MAX) {
+		if (bsd->rahead == NULL) {
+			bsd->rahead = talloc_size(bsd, TSTREAM_BSD_READAHEAD);
+		}
+		if (bsd->rahead != NULL) {
+			/* the spare entry after the caller's vector */
+			state->vector[iovcnt].iov_base = bsd->rahead;
+			state->vector[iovcnt].iov_len = TSTREAM_BSD_READAHEAD;
+			iovcnt++;
+			capacity += TSTREAM_BSD_READAHEAD;
+		}
+	}
+
+	ret = readv(bsd->fd, state->vector, iovcnt);
 	if (ret == 0) {
 		/* the peer closed: a read never reports 0 bytes */
 		tstream_bsd_fail(bsd, EPIPE, true);
@@ -1542,12 +1583,20 @@ static bool tstream_bsd_readv_try(struct tevent_req *req)
 		int err = errno;
 
 		if (tsocket_bsd_errno_is_retry(err)) {
+			bsd->drained = true;
 			return false;
 		}
 		tstream_bsd_fail(bsd, err, true);
 		tstream_bsd_fail_writer(bsd, err);
 		tevent_req_error(req, err);
 		return true;
+	}
+	bsd->drained = (size_t)ret < capacity;
+	if ((size_t)ret > want) {
+		/* the caller's vector is full, the rest went ahead */
+		bsd->rahead_off = 0;
+		bsd->rahead_len = (size_t)ret - want;
+		ret = (ssize_t)want;
 	}
 	state->ret += ret;
 	if (!tstream_bsd_advance(&state->vector, &state->count, (size_t)ret)) {
@@ -1556,6 +1605,29 @@ static bool tstream_bsd_readv_try(struct tevent_req *req)
 	}
 	tevent_req_done(req);
 	return true;
+}
+
+/*
+ * Serves a readv from the read-ahead buffer. Returns true when that
+ * filled the whole vector.
+ */
+static bool tstream_bsd_take_readahead(struct tstream_bsd *bsd,
+				       struct tstream_bsd_readv_state *state)
+{
+	while (bsd->rahead_len > 0 && state->count > 0) {
+		size_t n = state->vector[0].iov_len;
+
+		if (n > bsd->rahead_len) {
+			n = bsd->rahead_len;
+		}
+		memcpy(state->vector[0].iov_base, bsd->rahead + bsd->rahead_off,
+		       n);
+		bsd->rahead_off += n;
+		bsd->rahead_len -= n;
+		state->ret += (int)n;
+		tstream_bsd_advance(&state->vector, &state->count, n);
+	}
+	return state->count == 0;
 }
 
 static struct tevent_req *tstream_bsd_readv_send(TALLOC_CTX *mem_ctx,
@@ -1576,7 +1648,6 @@ static struct tevent_req *tstream_bsd_readv_send(TALLOC_CTX *mem_ctx,
 		return NULL;
 	}
 	state->bsd = bsd;
-	tevent_req_set_cleanup_fn(req, tstream_bsd_readv_cleanup);
 
 	if (bsd->fd == -1) {
 		tevent_req_error(req, ENOTCONN);
@@ -1595,7 +1666,7 @@ static struct tevent_req *tstream_bsd_readv_send(TALLOC_CTX *mem_ctx,
 		return tevent_req_post(req, ev);
 	}
 	state->vector =
-	    tstream_bsd_copy_vector(state, state->inline_iov, vector, count);
+	    tstream_bsd_copy_vector(state, state->inline_iov, vector, count, 1);
 	if (tevent_req_nomem(state->vector, req)) {
 		return tevent_req_post(req, ev);
 	}
@@ -1606,7 +1677,11 @@ static struct tevent_req *tstream_bsd_readv_send(TALLOC_CTX *mem_ctx,
 		return tevent_req_post(req, ev);
 	}
 
-	if (tstream_bsd_readv_try(req)) {
+	if (tstream_bsd_take_readahead(bsd, state)) {
+		tevent_req_done(req);
+		return tevent_req_post(req, ev);
+	}
+	if (!bsd->drained && tstream_bsd_readv_try(req)) {
 		return tevent_req_post(req, ev);
 	}
 
@@ -1616,6 +1691,8 @@ static struct tevent_req *tstream_bsd_readv_send(TALLOC_CTX *mem_ctx,
 		return tevent_req_post(req, ev);
 	}
 	bsd->readv_req = req;
+	/* only a waiting request is known to bsd and must leave it */
+	tevent_req_set_cleanup_fn(req, tstream_bsd_readv_cleanup);
 	return req;
 }
 
@@ -1755,7 +1832,6 @@ static struct tevent_req *tstream_bsd_writev_send(
 		return NULL;
 	}
 	state->bsd = bsd;
-	tevent_req_set_cleanup_fn(req, tstream_bsd_writev_cleanup);
 
 	if (bsd->fd == -1) {
 		tevent_req_error(req, ENOTCONN);
@@ -1774,7 +1850,7 @@ static struct tevent_req *tstream_bsd_writev_send(
 		return tevent_req_post(req, ev);
 	}
 	state->vector =
-	    tstream_bsd_copy_vector(state, state->inline_iov, vector, count);
+	    tstream_bsd_copy_vector(state, state->inline_iov, vector, count, 0);
 	if (tevent_req_nomem(state->vector, req)) {
 		return tevent_req_post(req, ev);
 	}
@@ -1794,6 +1870,8 @@ static struct tevent_req *tstream_bsd_writev_send(
 		return tevent_req_post(req, ev);
 	}
 	bsd->writev_req = req;
+	/* only a waiting request is known to bsd and must leave it */
+	tevent_req_set_cleanup_fn(req, tstream_bsd_writev_cleanup);
 	return req;
 }
 
