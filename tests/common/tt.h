@@ -25,6 +25,13 @@ void tt_setup(void);
 void tt_teardown(void);
 
 /*
+ * A test program's main: runs the suite (forking per test unless
+ * CK_FORK=no) with the process-wide talloc/tevent set-up the leak check
+ * needs; returns the exit code (0 when every test passed).
+ */
+int tt_run_suite(Suite *suite);
+
+/*
  * Run tt_ev (or ev) until *done is true or timeout_ms passes.
  * Returns true when *done became true.
  */
