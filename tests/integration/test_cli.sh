@@ -222,6 +222,95 @@ else
 	fail "running a broken config: $(cat "$tmp/err")"
 fi
 
+# Running etc/tsgate.yaml as scripts/run does: in the foreground, logging to
+# stderr, a TLS front for an echo backend on run/echo.sock; SIGTERM stops
+# it with exit 0. The listen port is moved to a free one.
+
+demo=$tmp/demo
+mkdir -p "$demo/run"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+sed "s|tcp://127.0.0.1:8443|tcp://127.0.0.1:$port|" "$src/etc/tsgate.yaml" >"$demo/tsgate.yaml"
+(
+	cd "$demo/run"
+	printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >ext
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		-keyout server.key -out server.csr -subj "/CN=localhost" 2>/dev/null
+	openssl x509 -req -in server.csr -CA "$pki/ca.crt" -CAkey "$pki/ca.key" \
+		-CAcreateserial -days 2 -extfile ext -out server.crt 2>/dev/null
+	cp "$pki/ca.crt" demo-ca.crt
+)
+pids=()
+cleanup() {
+	local pid
+	for pid in "${pids[@]}"; do
+		kill "$pid" 2>/dev/null || true
+	done
+	for pid in "${pids[@]}"; do
+		wait "$pid" 2>/dev/null || true
+	done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+python3 -c '
+import os, socket, sys, threading
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1])
+s.listen(16)
+def serve(c):
+    while True:
+        d = c.recv(65536)
+        if not d:
+            break
+        c.sendall(d)
+    c.close()
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+' "$demo/run/echo.sock" &
+pids+=($!)
+for _ in $(seq 100); do
+	[ -S "$demo/run/echo.sock" ] && break
+	sleep 0.05
+done
+"$tsgate" --config "$demo/tsgate.yaml" >"$demo/stdout" 2>"$demo/stderr" &
+tsgate_pid=$!
+pids+=($tsgate_pid)
+up=0
+for _ in $(seq 100); do
+	if ! kill -0 "$tsgate_pid" 2>/dev/null; then
+		break
+	fi
+	if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+		up=1
+		break
+	fi
+	sleep 0.05
+done
+if [ "$up" -eq 0 ] && grep -q 'this build has no daemon' "$demo/stderr"; then
+	echo "note: this build has no daemon; running etc/tsgate.yaml not tested"
+elif [ "$up" -eq 0 ]; then
+	fail "tsgate --config etc/tsgate.yaml did not listen on $port: $(cat "$demo/stderr")"
+else
+	reply=$( (printf 'hello through tsgate\n'; sleep 1) |
+		timeout 10 openssl s_client -connect "127.0.0.1:$port" \
+			-servername localhost -CAfile "$demo/run/demo-ca.crt" \
+			-verify_return_error -quiet -no_ign_eof 2>/dev/null || true)
+	if [ "$reply" = "hello through tsgate" ]; then
+		pass "etc/tsgate.yaml serves: TLS on 127.0.0.1 to the echo backend"
+	else
+		fail "etc/tsgate.yaml: echo through TLS gave '$reply'"
+		sed 's/^/    /' "$demo/stderr" >&2
+	fi
+	kill -TERM "$tsgate_pid"
+	rc=0
+	wait "$tsgate_pid" || rc=$?
+	if [ "$rc" -eq 0 ] && [ ! -s "$demo/stdout" ] && [ -s "$demo/stderr" ]; then
+		pass "SIGTERM: exit 0, logs on stderr only"
+	else
+		fail "after SIGTERM: exit $rc, stdout '$(cat "$demo/stdout")'"
+	fi
+fi
+
 if [ "$failures" -ne 0 ]; then
 	echo "$failures failure(s)" >&2
 	exit 1
