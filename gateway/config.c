@@ -4,6 +4,7 @@
  * typed structs of config.h. Every problem is recorded with the position
  * of the node at fault and the walk goes on, so one run lists them all.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -977,6 +978,25 @@ static void cfg_check_versions(struct cfg_parser *p,
 	}
 }
 
+static bool cfg_valid_cert_sni(const char *sni)
+{
+	const char *c;
+
+	if (strncmp(sni, "*.", 2) == 0) {
+		sni += 2;
+	}
+	if (*sni == '\0' || *sni == '.') {
+		return false;
+	}
+	for (c = sni; *c != '\0'; c++) {
+		if (!isalnum((unsigned char)*c) && *c != '-' && *c != '_' &&
+		    *c != '.') {
+			return false;
+		}
+	}
+	return true;
+}
+
 static void cfg_tls_server_certs(struct cfg_parser *p,
 				 yaml_node_t *tls_node,
 				 yaml_node_t *cert_node,
@@ -986,7 +1006,7 @@ static void cfg_tls_server_certs(struct cfg_parser *p,
 {
 	struct tsgate_config_tls_server *tls = tp->tls;
 	yaml_node_item_t *item;
-	size_t n, defaults = 0;
+	size_t n;
 
 	if (cert_node == NULL) {
 		cfg_error(p, tls_node, "missing key 'cert' in tls");
@@ -1062,7 +1082,6 @@ static void cfg_tls_server_certs(struct cfg_parser *p,
 		struct cfg_cert_entry ce = {NULL, NULL, NULL};
 		uint32_t present;
 		struct tsgate_config_tls_cert *c;
-		size_t i;
 
 		if (e == NULL || !cfg_visit(p, e)) {
 			return;
@@ -1082,25 +1101,17 @@ static void cfg_tls_server_certs(struct cfg_parser *p,
 		if (seen[1] == NULL || seen[2] == NULL) {
 			continue;
 		}
-		if (ce.sni == NULL) {
-			if (++defaults > 1) {
-				cfg_error(p, e,
-					  "only one cert entry may "
-					  "leave out 'sni' (the default)");
-				continue;
-			}
-		}
-		for (i = 0; i < tls->num_certs && ce.sni != NULL; i++) {
-			if (tls->certs[i].sni != NULL &&
-			    strcasecmp(tls->certs[i].sni, ce.sni) == 0) {
-				cfg_error(p, seen[0],
-					  "'sni': '%s' is listed twice",
-					  ce.sni);
-				break;
-			}
-		}
-		if (ce.sni != NULL && i < tls->num_certs) {
-			continue;
+		/*
+		 * Several entries may share a name or all lack one (e.g. an
+		 * ECDSA and an RSA chain): GnuTLS picks what the client
+		 * supports. A name is a host name or "*.domain", the one
+		 * wildcard form the TLS library matches.
+		 */
+		if (ce.sni != NULL && !cfg_valid_cert_sni(ce.sni)) {
+			cfg_error(p, seen[0],
+				  "'sni': '%s' must be a host name or "
+				  "*.domain (one wildcard label)",
+				  ce.sni);
 		}
 		c = &tls->certs[tls->num_certs++];
 		c->sni = ce.sni;

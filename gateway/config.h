@@ -108,7 +108,7 @@ enum tsgate_config_tls_version {
 
 /* One server certificate; sni == NULL for the default one. */
 struct tsgate_config_tls_cert {
-	const char *sni;  /* may hold '*' wildcards, e.g. "*.example.com" */
+	const char *sni;  /* a host name or "*.domain" (one wildcard label) */
 	const char *cert; /* absolute path, PEM */
 	const char *key;  /* absolute path, PEM */
 	struct tsgate_config_mark mark;
@@ -116,8 +116,9 @@ struct tsgate_config_tls_cert {
 
 /* listeners[].tls (accept: tls) */
 struct tsgate_config_tls_server {
-	/* At least one. Order of the file; the entry with sni == NULL (if
-	 * any) is the default, otherwise certs[0] is. */
+	/* At least one, in the order of the file. The first entry with
+	 * sni == NULL is the default, otherwise certs[0] is. Several entries
+	 * may share a name (or lack one): e.g. an ECDSA and an RSA chain. */
 	struct tsgate_config_tls_cert *certs;
 	size_t num_certs;
 	const char *client_ca; /* absolute path or NULL */
