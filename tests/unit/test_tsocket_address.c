@@ -385,17 +385,10 @@ START_TEST(test_sockaddr_errors)
 }
 END_TEST
 
-/* See test_tsocket_generic.c: tevent's first init allocates for good. */
-static void tevent_warmup(void)
-{
-	talloc_free(tevent_context_init(NULL));
-}
-
 static TCase *new_tcase(Suite *s, const char *name)
 {
 	TCase *tc = tcase_create(name);
 
-	tcase_add_unchecked_fixture(tc, tevent_warmup, NULL);
 	tcase_add_checked_fixture(tc, tt_setup, tt_teardown);
 	tcase_set_timeout(tc, 10);
 	suite_add_tcase(s, tc);
@@ -429,11 +422,5 @@ static Suite *tsocket_address_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(tsocket_address_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return tt_run_suite(tsocket_address_suite());
 }

@@ -23,39 +23,6 @@
 
 #define WAIT_MS 5000
 
-static void quiet_timer(struct tevent_context *ev,
-			struct tevent_timer *te,
-			struct timeval now,
-			void *private_data)
-{
-	bool *fired = private_data;
-
-	*fired = true;
-}
-
-/*
- * Runs the loop for up to ms while *done stays false; returns *done.
- * (Not tt_loop_until(): it frees its timer again after tevent freed it
- * on expiry, so it cannot be used to wait for something NOT to happen.)
- */
-static bool loop_briefly(const bool *done, unsigned ms)
-{
-	bool fired = false;
-	struct tevent_timer *te;
-
-	te = tevent_add_timer(tt_ev, tt_ev,
-			      tevent_timeval_current_ofs(0, ms * 1000),
-			      quiet_timer, &fired);
-	ck_assert_ptr_nonnull(te);
-	while (!*done && !fired) {
-		ck_assert_int_eq(tevent_loop_once(tt_ev), 0);
-	}
-	if (!fired) {
-		talloc_free(te);
-	}
-	return *done;
-}
-
 struct recv_result {
 	bool done;
 	ssize_t len;
@@ -332,7 +299,7 @@ START_TEST(test_udp_recv_waits)
 	/* the receive is outstanding before anything is sent */
 	for (i = 0; i < 3; i++) {
 		start_recv(b, &r);
-		ck_assert(!loop_briefly(&r.done, 50));
+		ck_assert(!tt_loop_until(tt_ev, &r.done, 50));
 		ck_assert_int_eq(send_one(a, "late", 4, NULL), 4);
 		tt_wait(&r.done, WAIT_MS);
 		ck_assert_int_eq(r.len, 4);
@@ -577,7 +544,7 @@ START_TEST(test_free_with_outstanding)
 	struct tevent_req *req;
 
 	start_recv(b, &r);
-	loop_briefly(&r.done, 20);
+	tt_loop_until(tt_ev, &r.done, 20);
 	ck_assert(!r.done);
 	talloc_free(b);
 	/* the request fails later from the loop, never inside the free */
@@ -592,7 +559,7 @@ START_TEST(test_free_with_outstanding)
 	ck_assert_ptr_nonnull(req);
 	talloc_free(req);
 	start_recv(b, &r);
-	ck_assert(!loop_briefly(&r.done, 20));
+	ck_assert(!tt_loop_until(tt_ev, &r.done, 20));
 	talloc_free(b);
 	tt_wait(&r.done, WAIT_MS);
 	ck_assert_int_eq(r.err, ENOTCONN);
@@ -648,17 +615,10 @@ START_TEST(test_existing_socket)
 }
 END_TEST
 
-/* See test_tsocket_generic.c: tevent's first init allocates for good. */
-static void tevent_warmup(void)
-{
-	talloc_free(tevent_context_init(NULL));
-}
-
 static TCase *new_tcase(Suite *s, const char *name)
 {
 	TCase *tc = tcase_create(name);
 
-	tcase_add_unchecked_fixture(tc, tevent_warmup, NULL);
 	tcase_add_checked_fixture(tc, tt_setup, tt_teardown);
 	tcase_set_timeout(tc, 20);
 	suite_add_tcase(s, tc);
@@ -698,11 +658,5 @@ static Suite *tsocket_dgram_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(tsocket_dgram_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return tt_run_suite(tsocket_dgram_suite());
 }

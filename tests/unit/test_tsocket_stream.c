@@ -25,39 +25,6 @@
 
 #define WAIT_MS 5000
 
-static void quiet_timer(struct tevent_context *ev,
-			struct tevent_timer *te,
-			struct timeval now,
-			void *private_data)
-{
-	bool *fired = private_data;
-
-	*fired = true;
-}
-
-/*
- * Runs the loop for up to ms while *done stays false; returns *done.
- * (Not tt_loop_until(): it frees its timer again after tevent freed it
- * on expiry, so it cannot be used to wait for something NOT to happen.)
- */
-static bool loop_briefly(const bool *done, unsigned ms)
-{
-	bool fired = false;
-	struct tevent_timer *te;
-
-	te = tevent_add_timer(tt_ev, tt_ev,
-			      tevent_timeval_current_ofs(0, ms * 1000),
-			      quiet_timer, &fired);
-	ck_assert_ptr_nonnull(te);
-	while (!*done && !fired) {
-		ck_assert_int_eq(tevent_loop_once(tt_ev), 0);
-	}
-	if (!fired) {
-		talloc_free(te);
-	}
-	return *done;
-}
-
 struct io_result {
 	bool done;
 	int ret;
@@ -545,12 +512,12 @@ START_TEST(test_readv_piecemeal)
 	start_readv(s, iov, 3, &r);
 	/* the vector is the caller's and stays unchanged */
 	ck_assert_ptr_eq(iov[1].iov_base, b);
-	ck_assert(!loop_briefly(&r.done, 20));
+	ck_assert(!tt_loop_until(tt_ev, &r.done, 20));
 
 	ck_assert_int_eq(write(peer, "0", 1), 1);
-	ck_assert(!loop_briefly(&r.done, 20));
+	ck_assert(!tt_loop_until(tt_ev, &r.done, 20));
 	ck_assert_int_eq(write(peer, "123456", 6), 6);
-	ck_assert(!loop_briefly(&r.done, 20));
+	ck_assert(!tt_loop_until(tt_ev, &r.done, 20));
 	ck_assert_int_eq(write(peer, "789abcdefXYZ", 12), 12);
 	tt_wait(&r.done, WAIT_MS);
 	ck_assert_int_eq(r.ret, 16);
@@ -684,9 +651,9 @@ START_TEST(test_peer_close_epipe)
 	/* a read already waiting when the peer goes */
 	peer = stream_and_raw_peer(&s);
 	start_readv(s, &iov, 1, &r);
-	ck_assert(!loop_briefly(&r.done, 20));
+	ck_assert(!tt_loop_until(tt_ev, &r.done, 20));
 	ck_assert_int_eq(write(peer, "z", 1), 1);
-	ck_assert(!loop_briefly(&r.done, 20));
+	ck_assert(!tt_loop_until(tt_ev, &r.done, 20));
 	close(peer);
 	tt_wait(&r.done, WAIT_MS);
 	ck_assert_int_eq(r.ret, -1);
@@ -981,7 +948,7 @@ START_TEST(test_free_with_outstanding)
 	ck_assert_int_eq(tstream_unix_socketpair(tt_mem, &a, tt_mem, &b), 0);
 
 	start_readv(b, &iov, 1, &r);
-	ck_assert(!loop_briefly(&r.done, 20));
+	ck_assert(!tt_loop_until(tt_ev, &r.done, 20));
 	talloc_free(b);
 	ck_assert(!r.done);
 	tt_wait(&r.done, WAIT_MS);
@@ -991,7 +958,7 @@ START_TEST(test_free_with_outstanding)
 	ck_assert_int_eq(tstream_unix_socketpair(tt_mem, &b, tt_mem, &a), 0);
 	start_writev(a, &(struct iovec){.iov_base = big, .iov_len = 4 << 20}, 1,
 		     &w);
-	ck_assert(!loop_briefly(&w.done, 20));
+	ck_assert(!tt_loop_until(tt_ev, &w.done, 20));
 	talloc_free(a);
 	tt_wait(&w.done, WAIT_MS);
 	ck_assert_int_eq(w.err, ENOTCONN);
@@ -999,17 +966,10 @@ START_TEST(test_free_with_outstanding)
 }
 END_TEST
 
-/* See test_tsocket_generic.c: tevent's first init allocates for good. */
-static void tevent_warmup(void)
-{
-	talloc_free(tevent_context_init(NULL));
-}
-
 static TCase *new_tcase(Suite *s, const char *name)
 {
 	TCase *tc = tcase_create(name);
 
-	tcase_add_unchecked_fixture(tc, tevent_warmup, NULL);
 	tcase_add_checked_fixture(tc, tt_setup, tt_teardown);
 	tcase_set_timeout(tc, 30);
 	suite_add_tcase(s, tc);
@@ -1053,11 +1013,5 @@ static Suite *tsocket_stream_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(tsocket_stream_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return tt_run_suite(tsocket_stream_suite());
 }
