@@ -877,89 +877,6 @@ static char *display_name(TALLOC_CTX *mem_ctx, gss_name_t name, bool *anonymous)
 	return s;
 }
 
-/*
- * Split a krb5 display name ("a/b\/c@REALM") into unescaped components
- * and realm, as krb5_parse_name does: '\' escapes the next character
- * ("\n", "\t", "\b", "\0" stand for control characters).
- */
-static int parse_principal(struct tstream_gssapi *g, const char *name)
-{
-	size_t len = strlen(name);
-	char *cur = talloc_size(g, len + 1);
-	size_t n = 0;
-	bool in_realm = false;
-
-	if (cur == NULL) {
-		return ENOMEM;
-	}
-	g->components = talloc_zero_array(g, char *, 1);
-	if (g->components == NULL) {
-		return ENOMEM;
-	}
-	for (size_t i = 0; i <= len; i++) {
-		char c = name[i];
-
-		if (c == '\\' && i + 1 < len) {
-			c = name[++i];
-			switch (c) {
-			case 'n':
-				c = '\n';
-				break;
-			case 't':
-				c = '\t';
-				break;
-			case 'b':
-				c = '\b';
-				break;
-			case '0':
-				c = '\0';
-				break;
-			default:
-				break;
-			}
-			cur[n++] = c;
-			continue;
-		}
-		if (c == '\0' || (!in_realm && (c == '/' || c == '@'))) {
-			char *part = talloc_strndup(g, cur, n);
-			char **comps;
-
-			if (part == NULL) {
-				return ENOMEM;
-			}
-			n = 0;
-			if (in_realm) {
-				g->client_realm = part;
-				break;
-			}
-			comps = talloc_realloc(g, g->components, char *,
-					       g->num_components + 2);
-			if (comps == NULL) {
-				return ENOMEM;
-			}
-			g->components = comps;
-			g->components[g->num_components++] = part;
-			g->components[g->num_components] = NULL;
-			if (c == '@') {
-				in_realm = true;
-			}
-			if (c == '\0') {
-				break;
-			}
-			continue;
-		}
-		cur[n++] = c;
-	}
-	talloc_free(cur);
-	if (g->client_realm == NULL) {
-		g->client_realm = talloc_strdup(g, "");
-		if (g->client_realm == NULL) {
-			return ENOMEM;
-		}
-	}
-	return 0;
-}
-
 int tstream_gssapi_stream_create(TALLOC_CTX *mem_ctx,
 				 struct tstream_context *plain_stream,
 				 gss_ctx_id_t *ctx,
@@ -1019,8 +936,15 @@ int tstream_gssapi_stream_create(TALLOC_CTX *mem_ctx,
 		err = EACCES;
 		goto fail;
 	}
-	err = parse_principal(g, g->client_display);
+	err = tstream_gssapi_parse_principal(g, g->client_display,
+					     &g->components, &g->num_components,
+					     &g->client_realm);
 	if (err != 0) {
+		*reason = talloc_asprintf(
+		    mem_ctx, "client principal '%s' refused: %s",
+		    g->client_display,
+		    err == EINVAL ? "malformed" : strerror(err));
+		err = err == EINVAL ? EACCES : err;
 		goto fail;
 	}
 	maj = gss_export_name(&min, g->client_name, &buf);

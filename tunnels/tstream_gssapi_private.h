@@ -1,7 +1,8 @@
 /*
  * tstream_gssapi internals shared by its source files (not installed).
  *
- *  tstream_gssapi_params.c     params, credentials, error reasons
+ *  tstream_gssapi_util.c       error texts, errno mapping, names, OIDs
+ *  tstream_gssapi_params.c     params, credentials
  *  tstream_gssapi_handshake.c  context establishment (accept/connect)
  *  tstream_gssapi.c            the established stream: framing, wrap/
  *                              unwrap, authenticated close, getters
@@ -65,6 +66,17 @@ int tstream_gssapi_map_error(OM_uint32 major, OM_uint32 minor, bool handshake);
 OM_uint32 tstream_gssapi_import_name(OM_uint32 *minor,
 				     const char *str,
 				     gss_name_t *name);
+
+/*
+ * Split a krb5 principal display string into unescaped components (a
+ * NULL-terminated array on mem_ctx) and realm ("" when none). 0, EINVAL
+ * for a malformed name, or ENOMEM.
+ */
+int tstream_gssapi_parse_principal(TALLOC_CTX *mem_ctx,
+				   const char *name,
+				   char ***_components,
+				   size_t *_num,
+				   char **_realm);
 
 /* Acquire a fresh credential as the params say (one per handshake). */
 int tstream_gssapi_acquire_cred(TALLOC_CTX *mem_ctx,

@@ -1003,6 +1003,8 @@ START_TEST(test_unknown_service)
 			  NULL,
 		      "%s", cli.reason);
 	show_reason("unknown service", cli.reason);
+	ck_assert_msg(strstr(cli.reason, "Unspecified") == NULL, "%s",
+		      cli.reason);
 	/* the acceptor sees the initiator give up */
 	ck_assert_int_eq(srv.ret, -1);
 }
