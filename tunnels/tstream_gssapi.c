@@ -61,6 +61,9 @@ struct tstream_gssapi {
 		int eof_err; /* end of stream seen: EPIPE or ECONNABORTED */
 	} read;
 
+	/* the authenticated close went out (or was tried) */
+	bool write_shut;
+
 	struct {
 		uint8_t *buf; /* batch of frames, grows, kept */
 		size_t size;
@@ -337,6 +340,11 @@ static void tstream_gssapi_readv_body_done(struct tevent_req *subreq)
 					 talloc_asprintf(g, "reading frame: %s",
 							 strerror(err)));
 		}
+		tevent_req_error(req, g->error);
+		return;
+	}
+	/* nothing that arrives after the context's end is delivered */
+	if (gssapi_expired(g)) {
 		tevent_req_error(req, g->error);
 		return;
 	}
@@ -702,7 +710,7 @@ static struct tevent_req *gssapi_close_send(TALLOC_CTX *mem_ctx,
 	 * A disconnect after a half-close, or of a failed stream, only
 	 * closes the plain stream.
 	 */
-	if (disconnect && (g->error != 0 || g->plain_stream == NULL)) {
+	if (disconnect && (g->error != 0 || g->write_shut)) {
 		gssapi_close_plain(req);
 		if (!tevent_req_is_in_progress(req)) {
 			return tevent_req_post(req, ev);
@@ -713,6 +721,7 @@ static struct tevent_req *gssapi_close_send(TALLOC_CTX *mem_ctx,
 		tevent_req_error(req, g->error);
 		return tevent_req_post(req, ev);
 	}
+	g->write_shut = true;
 	err = gssapi_close_build(state, g);
 	if (err != 0) {
 		if (disconnect) {

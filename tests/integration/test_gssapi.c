@@ -546,9 +546,11 @@ START_TEST(test_half_close_both_ways)
 	ck_assert_int_eq(do_read(cli.stream, buf, 1, &err), -1);
 	ck_assert_int_eq(err, EPIPE);
 
-	/* disconnect after both half-closes */
+	/* disconnect after both half-closes: no second close, no error */
 	ck_assert_int_eq(do_disconnect(cli.stream, &err), 0);
 	ck_assert_int_eq(do_disconnect(srv.stream, &err), 0);
+	ck_assert_ptr_null(tstream_gssapi_error_reason(cli.stream));
+	ck_assert_ptr_null(tstream_gssapi_error_reason(srv.stream));
 }
 END_TEST
 
