@@ -1132,6 +1132,7 @@ static struct tsgate_config_tls_server *cfg_tls_server(struct cfg_parser *p,
 	struct tsgate_config_tls_server *tls;
 	yaml_node_t *seen[ARRAY_SIZE(cfg_tls_server_keys)] = {NULL};
 	struct cfg_tls_server_parse tp;
+	size_t errors_before;
 	uint32_t present;
 	yaml_node_t *v;
 
@@ -1141,6 +1142,7 @@ static struct tsgate_config_tls_server *cfg_tls_server(struct cfg_parser *p,
 		return NULL;
 	}
 	tls->mark = cfg_mark(node);
+	errors_before = p->errs->num_errors;
 	memset(&tp, 0, sizeof(tp));
 	tp.tls = tls;
 	present =
@@ -1187,6 +1189,11 @@ static struct tsgate_config_tls_server *cfg_tls_server(struct cfg_parser *p,
 		v = SEEN(cfg_tls_server_keys, seen, "crl");
 		if (v != NULL && tls->crl != NULL) {
 			cfg_check_crl(p, tls->crl, v);
+		}
+		/* Clean so far: what the TLS library itself says. */
+		if (p->errs->num_errors == errors_before &&
+		    tls->num_certs > 0) {
+			cfg_check_tls_server_params(p, tls, node);
 		}
 	}
 	return tls;
@@ -1609,7 +1616,7 @@ static void cfg_route(struct cfg_parser *p,
 	yaml_node_t *v, *tls_node, *gssapi_node;
 	bool connect_known;
 	uint32_t present;
-	size_t i;
+	size_t i, errors_before = p->errs->num_errors;
 
 	/* Not a valid value: tells "connect: bogus" from no connect. */
 	r->connect = (enum tsgate_config_connect) - 1;
@@ -1733,6 +1740,13 @@ static void cfg_route(struct cfg_parser *p,
 				  "has no host name to verify; set "
 				  "'verify_name' (or 'sni')",
 				  r->name);
+		}
+		/* Clean so far: what the TLS library itself says. */
+		if (r->tls != NULL &&
+		    (p->flags & TSGATE_CONFIG_CHECK_CREDENTIALS) &&
+		    p->errs->num_errors == errors_before) {
+			cfg_check_tls_client_params(
+			    p, r->tls, tls_node != NULL ? tls_node : v);
 		}
 	}
 	v = SEEN(cfg_route_keys, seen, "max_pdu");

@@ -358,6 +358,32 @@ const char *tsgate_config_parse_address(TALLOC_CTX *mem_ctx,
 					struct tsgate_config_addr *addr);
 
 /*
+ * TLS parameters of the tunnel library (tunnels/tstream_tls.h) for a
+ * listener's or a route's tls block: what --check-config builds, and what
+ * the daemon should build so both agree. Same returns as
+ * tstream_tls_params_server()/tstream_tls_params_client().
+ */
+struct tstream_tls_params;
+int tsgate_config_tls_server_params(TALLOC_CTX *mem_ctx,
+				    const struct tsgate_config_tls_server *tls,
+				    struct tstream_tls_params **params,
+				    char **error);
+int tsgate_config_tls_client_params(TALLOC_CTX *mem_ctx,
+				    const struct tsgate_config_tls_client *tls,
+				    struct tstream_tls_params **params,
+				    char **error);
+
+/*
+ * The GnuTLS priority string for priority/min_version/max_version: NULL
+ * when none is set (the library's default), else priority (or the
+ * library's default) with the versions applied.
+ */
+char *tsgate_config_tls_priority(TALLOC_CTX *mem_ctx,
+				 const char *priority,
+				 enum tsgate_config_tls_version min,
+				 enum tsgate_config_tls_version max);
+
+/*
  * '*' wildcard match (any run of characters, including none), case
  * sensitive unless nocase. Shared with route matching so the loader's
  * "route can never match" check and the data path agree.

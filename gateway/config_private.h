@@ -55,4 +55,12 @@ bool cfg_check_priority(struct cfg_parser *p,
 			const char *priority,
 			const yaml_node_t *node);
 
+/* Build the tunnel library's TLS params from a block (config_tunnels.c). */
+bool cfg_check_tls_server_params(struct cfg_parser *p,
+				 const struct tsgate_config_tls_server *tls,
+				 const yaml_node_t *node);
+bool cfg_check_tls_client_params(struct cfg_parser *p,
+				 const struct tsgate_config_tls_client *tls,
+				 const yaml_node_t *node);
+
 #endif

@@ -1043,6 +1043,61 @@ START_TEST(test_creds_only_with_flag)
 }
 END_TEST
 
+START_TEST(test_tls_priority)
+{
+	char *s;
+
+	ck_assert_ptr_null(
+	    tsgate_config_tls_priority(tt_mem, NULL, TSGATE_CONFIG_TLS_DEFAULT,
+				       TSGATE_CONFIG_TLS_DEFAULT));
+	s = tsgate_config_tls_priority(tt_mem, "NORMAL",
+				       TSGATE_CONFIG_TLS_DEFAULT,
+				       TSGATE_CONFIG_TLS_DEFAULT);
+	ck_assert_str_eq(s, "NORMAL");
+	s = tsgate_config_tls_priority(tt_mem, "NORMAL", TSGATE_CONFIG_TLS_1_3,
+				       TSGATE_CONFIG_TLS_DEFAULT);
+	ck_assert_str_eq(s, "NORMAL:-VERS-ALL:+VERS-TLS1.3");
+	s = tsgate_config_tls_priority(
+	    tt_mem, "NORMAL", TSGATE_CONFIG_TLS_DEFAULT, TSGATE_CONFIG_TLS_1_2);
+	ck_assert_str_eq(s, "NORMAL:-VERS-ALL:+VERS-TLS1.2");
+	s = tsgate_config_tls_priority(tt_mem, NULL, TSGATE_CONFIG_TLS_1_2,
+				       TSGATE_CONFIG_TLS_1_3);
+	ck_assert_msg(strstr(s, ":-VERS-ALL:+VERS-TLS1.2:+VERS-TLS1.3") !=
+			      NULL &&
+			  strncmp(s, "NORMAL:", 7) == 0,
+		      "%s", s);
+}
+END_TEST
+
+START_TEST(test_tls_params_from_config)
+{
+	char *dir = tt_mkdtemp(tt_mem);
+	struct tsgate_config *cfg;
+	struct tstream_tls_params *params = NULL;
+	char *error = NULL;
+
+	ck_assert_ptr_nonnull(dir);
+	make_creds(dir);
+	copy_fixture(dir, "good-tls.yaml");
+	cfg = load_ok(talloc_asprintf(tt_mem, "%s/good-tls.yaml", dir),
+		      TSGATE_CONFIG_CHECK_CREDENTIALS);
+	ck_assert_int_eq(tsgate_config_tls_server_params(
+			     tt_mem, cfg->listeners[0].tls, &params, &error),
+			 0);
+	ck_assert_ptr_nonnull(params);
+	talloc_free(params);
+	params = NULL;
+	ck_assert_int_eq(
+	    tsgate_config_tls_client_params(
+		tt_mem, cfg->listeners[0].routes[2].tls, &params, &error),
+	    0);
+	ck_assert_ptr_nonnull(params);
+	talloc_free(params);
+	talloc_free(cfg);
+	tt_rmtree(dir);
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
 	Suite *s = suite_create("config");
@@ -1057,6 +1112,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_address_errors);
 	tcase_add_test(tc, test_address_unix);
 	tcase_add_test(tc, test_wildcard);
+	tcase_add_test(tc, test_tls_priority);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("bad_fixtures");
@@ -1089,6 +1145,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_creds_good_gssapi);
 	tcase_add_test(tc, test_creds_bad);
 	tcase_add_test(tc, test_creds_only_with_flag);
+	tcase_add_test(tc, test_tls_params_from_config);
 	suite_add_tcase(s, tc);
 	return s;
 }

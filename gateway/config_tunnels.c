@@ -1,0 +1,179 @@
+/*
+ * From config blocks to tunnel parameters: how a listener's or a route's
+ * tls block becomes tstream_tls params. --check-config builds them too, so
+ * whatever the TLS library refuses is reported before start-up.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "config_private.h"
+#include "tstream_tls.h"
+
+char *tsgate_config_tls_priority(TALLOC_CTX *mem_ctx,
+				 const char *priority,
+				 enum tsgate_config_tls_version min,
+				 enum tsgate_config_tls_version max)
+{
+	const char *base;
+
+	if (min == TSGATE_CONFIG_TLS_DEFAULT &&
+	    max == TSGATE_CONFIG_TLS_DEFAULT) {
+		return priority != NULL ? talloc_strdup(mem_ctx, priority)
+					: NULL;
+	}
+	base = priority != NULL ? priority : TSTREAM_TLS_DEFAULT_PRIORITY;
+	/* GnuTLS applies priority items in order: the last ones win. */
+	return talloc_asprintf(
+	    mem_ctx, "%s:-VERS-ALL%s%s", base,
+	    min != TSGATE_CONFIG_TLS_1_3 ? ":+VERS-TLS1.2" : "",
+	    max != TSGATE_CONFIG_TLS_1_2 ? ":+VERS-TLS1.3" : "");
+}
+
+/* NULL-terminated copy of a string list, or NULL for an empty one. */
+static const char *const *cfg_strv(TALLOC_CTX *mem_ctx,
+				   const char **v,
+				   size_t n,
+				   bool *oom)
+{
+	const char **out;
+	size_t i;
+
+	if (n == 0) {
+		return NULL;
+	}
+	out = talloc_zero_array(mem_ctx, const char *, n + 1);
+	if (out == NULL) {
+		*oom = true;
+		return NULL;
+	}
+	for (i = 0; i < n; i++) {
+		out[i] = v[i];
+	}
+	return out;
+}
+
+int tsgate_config_tls_server_params(TALLOC_CTX *mem_ctx,
+				    const struct tsgate_config_tls_server *tls,
+				    struct tstream_tls_params **params,
+				    char **error)
+{
+	TALLOC_CTX *tmp = talloc_new(mem_ctx);
+	struct tstream_tls_server_config c;
+	struct tstream_tls_cert_config *certs;
+	bool oom = false;
+	size_t i;
+	int ret;
+
+	if (tmp == NULL) {
+		return ENOMEM;
+	}
+	memset(&c, 0, sizeof(c));
+	certs = talloc_zero_array(tmp, struct tstream_tls_cert_config,
+				  tls->num_certs);
+	if (certs == NULL && tls->num_certs > 0) {
+		talloc_free(tmp);
+		return ENOMEM;
+	}
+	for (i = 0; i < tls->num_certs; i++) {
+		certs[i].sni = tls->certs[i].sni;
+		certs[i].cert_file = tls->certs[i].cert;
+		certs[i].key_file = tls->certs[i].key;
+	}
+	c.certs = certs;
+	c.num_certs = tls->num_certs;
+	c.client_ca_file = tls->client_ca;
+	c.crl_file = tls->crl;
+	switch (tls->verify_client) {
+	case TSGATE_CONFIG_VERIFY_NONE:
+		c.verify_client = TSTREAM_TLS_VERIFY_NONE;
+		break;
+	case TSGATE_CONFIG_VERIFY_OPTIONAL:
+		c.verify_client = TSTREAM_TLS_VERIFY_OPTIONAL;
+		break;
+	case TSGATE_CONFIG_VERIFY_REQUIRE:
+		c.verify_client = TSTREAM_TLS_VERIFY_REQUIRE;
+		break;
+	}
+	c.priority = tsgate_config_tls_priority(
+	    tmp, tls->priority, tls->min_version, tls->max_version);
+	c.alpn = cfg_strv(tmp, tls->alpn, tls->num_alpn, &oom);
+	if (oom) {
+		talloc_free(tmp);
+		return ENOMEM;
+	}
+	ret = tstream_tls_params_server(mem_ctx, &c, params, error);
+	talloc_free(tmp);
+	return ret;
+}
+
+int tsgate_config_tls_client_params(TALLOC_CTX *mem_ctx,
+				    const struct tsgate_config_tls_client *tls,
+				    struct tstream_tls_params **params,
+				    char **error)
+{
+	TALLOC_CTX *tmp = talloc_new(mem_ctx);
+	struct tstream_tls_client_config c;
+	bool oom = false;
+	int ret;
+
+	if (tmp == NULL) {
+		return ENOMEM;
+	}
+	memset(&c, 0, sizeof(c));
+	c.ca_file = tls->ca;
+	c.crl_file = tls->crl;
+	c.verify_server =
+	    tls->verify ? TSTREAM_TLS_VERIFY_REQUIRE : TSTREAM_TLS_VERIFY_NONE;
+	c.peer_name = tls->verify_name;
+	c.sni = tls->sni;
+	c.cert_file = tls->cert;
+	c.key_file = tls->key;
+	c.priority = tsgate_config_tls_priority(
+	    tmp, tls->priority, tls->min_version, tls->max_version);
+	c.alpn = cfg_strv(tmp, tls->alpn, tls->num_alpn, &oom);
+	if (oom) {
+		talloc_free(tmp);
+		return ENOMEM;
+	}
+	ret = tstream_tls_params_client(mem_ctx, &c, params, error);
+	talloc_free(tmp);
+	return ret;
+}
+
+/* --check-config: build the params once and report a refusal at node. */
+
+bool cfg_check_tls_server_params(struct cfg_parser *p,
+				 const struct tsgate_config_tls_server *tls,
+				 const yaml_node_t *node)
+{
+	struct tstream_tls_params *params = NULL;
+	char *error = NULL;
+	int ret;
+
+	ret = tsgate_config_tls_server_params(cfg_tmp(p), tls, &params, &error);
+	if (ret != 0) {
+		cfg_error(p, node, "'tls': the TLS library refuses it: %s",
+			  error != NULL ? error : strerror(ret));
+	}
+	talloc_free(params);
+	talloc_free(error);
+	return ret == 0;
+}
+
+bool cfg_check_tls_client_params(struct cfg_parser *p,
+				 const struct tsgate_config_tls_client *tls,
+				 const yaml_node_t *node)
+{
+	struct tstream_tls_params *params = NULL;
+	char *error = NULL;
+	int ret;
+
+	ret = tsgate_config_tls_client_params(cfg_tmp(p), tls, &params, &error);
+	if (ret != 0) {
+		cfg_error(p, node, "'tls': the TLS library refuses it: %s",
+			  error != NULL ? error : strerror(ret));
+	}
+	talloc_free(params);
+	talloc_free(error);
+	return ret == 0;
+}
