@@ -644,6 +644,8 @@ struct tdgram_bsd {
 	int fd;
 	bool inet;
 	uint8_t *scratch;
+	/* the last receive found nothing and epoll has not said otherwise */
+	bool drained;
 
 	struct tevent_context *ev;
 	struct tevent_fd *fde;
@@ -756,6 +758,7 @@ static void tdgram_bsd_fde_handler(struct tevent_context *ev,
 		return;
 	}
 	if ((flags & TSOCKET_BSD_READ_EVENTS) != 0) {
+		bsd->drained = false;
 		if (bsd->recvfrom_req != NULL) {
 			tdgram_bsd_recvfrom_try(bsd->recvfrom_req);
 			return;
@@ -856,6 +859,7 @@ static bool tdgram_bsd_recvfrom_try(struct tevent_req *req)
 
 			if (tsocket_bsd_errno_is_retry(err)) {
 				TALLOC_FREE(state->buf);
+				bsd->drained = true;
 				return false;
 			}
 			tevent_req_error(req, err);
@@ -908,7 +912,9 @@ static struct tevent_req *tdgram_bsd_recvfrom_send(TALLOC_CTX *mem_ctx,
 		return tevent_req_post(req, ev);
 	}
 
-	if (tdgram_bsd_recvfrom_try(req)) {
+	/* a server asks again right after each datagram: try it only if
+	 * the last attempt did not already find the queue empty */
+	if (!bsd->drained && tdgram_bsd_recvfrom_try(req)) {
 		return tevent_req_post(req, ev);
 	}
 
