@@ -1295,6 +1295,8 @@ struct tstream_bsd {
 	 * that would only return EAGAIN.
 	 */
 	bool drained;
+	/* both directions ready: take turns (see tstream_bsd_fde_handler) */
+	bool read_first;
 };
 
 struct tstream_bsd_readv_state {
@@ -1435,8 +1437,19 @@ static void tstream_bsd_fde_handler(struct tevent_context *ev,
 	 * for the other direction.
 	 */
 	if ((flags & TEVENT_FD_WRITE) != 0 && bsd->writev_req != NULL) {
-		tstream_bsd_writev_try(bsd->writev_req);
-		return;
+		/*
+		 * With a reader waiting too, alternate: a relay writing a
+		 * steady flow to this socket must not starve its reading.
+		 */
+		bool both = (flags & TSOCKET_BSD_READ_EVENTS) != 0 &&
+			    bsd->readv_req != NULL;
+
+		if (!both || !bsd->read_first) {
+			bsd->read_first = both;
+			tstream_bsd_writev_try(bsd->writev_req);
+			return;
+		}
+		bsd->read_first = false;
 	}
 	if ((flags & TSOCKET_BSD_READ_EVENTS) != 0) {
 		bsd->drained = false;

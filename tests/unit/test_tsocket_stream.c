@@ -937,6 +937,78 @@ START_TEST(test_bulk_transfer)
 }
 END_TEST
 
+static void bulk_init_writer(struct bulk *w,
+			     struct tstream_context *s,
+			     size_t total)
+{
+	size_t i;
+
+	w->s = s;
+	w->chunk = 65536;
+	w->total = total;
+	w->buf = talloc_size(tt_mem, 2 * 65536);
+	for (i = 0; i < 2 * 65536; i++) {
+		w->buf[i] = (uint8_t)((i % 65536) * 13);
+	}
+}
+
+static void bulk_init_reader(struct bulk *r,
+			     struct tstream_context *s,
+			     size_t total)
+{
+	r->s = s;
+	r->chunk = 12345;
+	r->total = total;
+	r->buf = talloc_size(tt_mem, r->chunk);
+}
+
+/* Both directions at full speed at once, as a relay does. */
+static void full_duplex(struct tstream_context *a, struct tstream_context *b)
+{
+	const size_t total = 4 << 20;
+	struct bulk wa = {0}, ra = {0}, wb = {0}, rb = {0};
+
+	bulk_init_writer(&wa, a, total);
+	bulk_init_writer(&wb, b, total);
+	bulk_init_reader(&ra, a, total);
+	bulk_init_reader(&rb, b, total);
+	bulk_write_next(&wa);
+	bulk_write_next(&wb);
+	bulk_read_next(&ra);
+	bulk_read_next(&rb);
+	tt_wait(&ra.done, 20000);
+	tt_wait(&rb.done, 20000);
+	tt_wait(&wa.done, 20000);
+	tt_wait(&wb.done, 20000);
+	ck_assert_msg(ra.err == 0 && rb.err == 0, "readers: %s / %s",
+		      strerror(ra.err), strerror(rb.err));
+	ck_assert_int_eq(wa.err, 0);
+	ck_assert_int_eq(wb.err, 0);
+	ck_assert_uint_eq(ra.done_bytes, total);
+	ck_assert_uint_eq(rb.done_bytes, total);
+}
+
+START_TEST(test_full_duplex)
+{
+	struct tstream_context *a = NULL, *b = NULL;
+	uint16_t port;
+	int lfd;
+
+	ck_assert_int_eq(tstream_unix_socketpair(tt_mem, &a, tt_mem, &b), 0);
+	full_duplex(a, b);
+	talloc_free(a);
+	talloc_free(b);
+
+	lfd = tcp_listener(AF_INET, &port);
+	ck_assert_int_eq(tcp_connect(inet("ipv4", NULL, 0),
+				     inet("ipv4", "127.0.0.1", port), &a),
+			 0);
+	b = accept_stream(lfd, NULL);
+	full_duplex(a, b);
+	close(lfd);
+}
+END_TEST
+
 START_TEST(test_free_with_outstanding)
 {
 	struct tstream_context *a = NULL, *b = NULL;
@@ -999,6 +1071,7 @@ static Suite *tsocket_stream_suite(void)
 	tcase_add_test(tc, test_vector_limits);
 	tcase_add_test(tc, test_busy);
 	tcase_add_test(tc, test_bulk_transfer);
+	tcase_add_test(tc, test_full_duplex);
 
 	tc = new_tcase(s, "close");
 	tcase_add_test(tc, test_peer_close_epipe);
