@@ -181,6 +181,31 @@ static struct tevent_req *gssapi_handshake_send(
 	return req;
 }
 
+/* " confidentiality, mutual authentication" for the missing flags. */
+static char *gssapi_flag_names(TALLOC_CTX *mem_ctx, OM_uint32 flags)
+{
+	static const struct {
+		OM_uint32 flag;
+		const char *name;
+	} names[] = {
+	    {GSS_C_DELEG_FLAG, "delegation"},
+	    {GSS_C_MUTUAL_FLAG, "mutual authentication"},
+	    {GSS_C_REPLAY_FLAG, "replay detection"},
+	    {GSS_C_SEQUENCE_FLAG, "sequence detection"},
+	    {GSS_C_CONF_FLAG, "confidentiality"},
+	    {GSS_C_INTEG_FLAG, "integrity"},
+	};
+	char *s = talloc_strdup(mem_ctx, "");
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if ((flags & names[i].flag) && s != NULL) {
+			s = talloc_asprintf_append(
+			    s, "%s %s", s[0] == '\0' ? "" : ",", names[i].name);
+		}
+	}
+	return s;
+}
+
 /* Check the established context against the policy. */
 /*
  * The initial context token names its mechanism (RFC 2743 3.1:
@@ -249,12 +274,9 @@ static bool gssapi_handshake_check(struct tevent_req *req,
 		gssapi_handshake_fail(
 		    req, EACCES,
 		    talloc_asprintf(state,
-				    "context flags 0x%x lack required "
-				    "0x%x (confidentiality, integrity%s)",
+				    "context flags 0x%x lack required 0x%x:%s",
 				    (unsigned)flags, (unsigned)need,
-				    state->params->acceptor
-					? ""
-					: ", mutual authentication"));
+				    gssapi_flag_names(state, need & ~flags)));
 		return false;
 	}
 	return true;

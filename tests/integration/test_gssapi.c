@@ -1111,6 +1111,34 @@ START_TEST(test_principal_components)
 }
 END_TEST
 
+START_TEST(test_required_flags)
+{
+	struct tstream_gssapi_params *ap = acceptor_params(kdc->service_keytab);
+	struct hs cli, srv;
+
+	/* our initiator always asks for replay and sequence detection */
+	tstream_gssapi_params_set_required_flags(ap, GSS_C_REPLAY_FLAG |
+							 GSS_C_SEQUENCE_FLAG);
+	our_pair(initiator_params("host@localhost", kdc->alice_ccache), ap,
+		 &cli, &srv);
+	ck_assert_msg(srv.ret == 0 && cli.ret == 0, "handshake: %s / %s",
+		      srv.reason, cli.reason);
+	TALLOC_FREE(cli.stream);
+	TALLOC_FREE(srv.stream);
+
+	/* delegation is never granted by default: demanding it fails */
+	tstream_gssapi_params_set_required_flags(ap, GSS_C_DELEG_FLAG);
+	our_pair(initiator_params("host@localhost", kdc->alice_ccache), ap,
+		 &cli, &srv);
+	ck_assert_int_eq(srv.ret, -1);
+	ck_assert_int_eq(srv.err, EACCES);
+	show_reason("required flags", srv.reason);
+	ck_assert_msg(strstr(srv.reason, "lack required") != NULL, "%s",
+		      srv.reason);
+	ck_assert_int_eq(cli.ret, -1);
+}
+END_TEST
+
 START_TEST(test_getters_on_other_streams)
 {
 	struct tstream_context *s1 = NULL, *s2 = NULL;
@@ -1225,7 +1253,7 @@ static Suite *gssapi_suite(void)
 	     {test_params_errors, test_wrong_keytab, test_unknown_service,
 	      test_client_keytab, test_handshake_timeout, test_expired_ticket,
 	      test_two_keytabs, test_getters_on_other_streams,
-	      test_principal_components, NULL},
+	      test_principal_components, test_required_flags, NULL},
 	     60},
 	};
 
