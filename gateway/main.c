@@ -4,9 +4,11 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <talloc.h>
 
@@ -94,6 +96,17 @@ static struct tsgate_config *load(TALLOC_CTX *mem_ctx, const char *path)
 static int run(TALLOC_CTX *mem_ctx, const char *path, struct tsgate_config *cfg)
 {
 #ifdef TSGATE_HAVE_DAEMON
+	char cwd[PATH_MAX];
+
+	/* A reload reads the file again, maybe after a chdir(): give the
+	 * daemon a path that does not depend on the working directory. */
+	if (path[0] != '/' && getcwd(cwd, sizeof(cwd)) != NULL) {
+		path = talloc_asprintf(mem_ctx, "%s/%s", cwd, path);
+		if (path == NULL) {
+			fprintf(stderr, "tsgate: out of memory\n");
+			return 1;
+		}
+	}
 	return tsgate_daemon_run(mem_ctx, path, cfg);
 #else
 	(void)mem_ctx;
