@@ -28,7 +28,7 @@
  */
 #define GSSAPI_WRITE_KEEP (2 * (TSTREAM_GSSAPI_MAX_TOKEN + GSSAPI_LEN_SIZE))
 
-/* Flags handed out by gss_inquire_context() that we record. */
+/* The private state of an established GSSAPI stream. */
 struct tstream_gssapi {
 	struct tstream_context *plain_stream;
 	gss_ctx_id_t ctx;
