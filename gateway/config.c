@@ -2248,8 +2248,9 @@ static int cfg_start(TALLOC_CTX *mem_ctx,
 	/* Errors point at the file name, which must outlive the config. */
 	p->file = talloc_strdup(p->errs, name);
 	p->cfg->path = talloc_strdup(p->cfg, name);
+	/* No base directory: the current one (the dirname of "file"). */
 	p->cfg->dir = base_dir != NULL ? talloc_strdup(p->cfg, base_dir)
-				       : cfg_dirname(p->cfg, "x");
+				       : cfg_dirname(p->cfg, "file");
 	if (p->file == NULL || p->cfg->path == NULL || p->cfg->dir == NULL) {
 		p->oom = true;
 	}
