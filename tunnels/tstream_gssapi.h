@@ -16,6 +16,16 @@
  * readv/writev/pending_bytes/disconnect, plus tstream_shutdown_send() for
  * the authenticated half-close.
  *
+ * Reads and writes fail with: EPIPE at the end of stream (the peer's
+ * authenticated close, or a bare FIN unless strict EOF is set; writes
+ * after one's own tstream_shutdown_send()), ECONNABORTED (truncated frame,
+ * or a bare FIN in strict mode), EMSGSIZE (frame length outside
+ * 1..TSTREAM_GSSAPI_MAX_TOKEN), EPROTO (a token that does not unwrap
+ * cleanly with confidentiality: forged, replayed, reordered, integrity
+ * only), EKEYEXPIRED (the context lifetime is over), or the plain
+ * stream's errno. Every error but EPIPE is sticky: later reads and
+ * writes fail the same way.
+ *
  * Errors are errno values; for GSSAPI failures a human-readable reason
  * (gss_display_status of the major and minor codes, e.g. "Key table entry
  * not found") is available from the _recv functions and from
