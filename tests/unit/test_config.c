@@ -1150,27 +1150,11 @@ static Suite *config_suite(void)
 	return s;
 }
 
-/*
- * tt_setup() turns on NULL tracking; talloc's context for it is only
- * referenced from inside its own header, so valgrind and LeakSanitizer
- * call it lost at exit unless it is freed. atexit() also runs in the
- * children Check forks for each test.
- */
-static void disable_null_tracking(void)
-{
-	talloc_disable_null_tracking();
-}
-
 int main(void)
 {
-	SRunner *sr;
 	char *dir;
-	int failed;
+	int ret;
 
-	/* tevent registers its backends once, on NULL: do it before the
-	 * leak check of the first test is armed. */
-	talloc_free(tevent_context_init(NULL));
-	atexit(disable_null_tracking);
 	/* The fixture list outlives every test: it is not tt_mem's. */
 	dir = talloc_asprintf(NULL, "%s" FIXTURES "/bad", srcdir());
 	bad_fixtures = list_files(dir, dir, ".yaml", &num_bad_fixtures);
@@ -1179,10 +1163,7 @@ int main(void)
 		talloc_free(dir);
 		return EXIT_FAILURE;
 	}
-	sr = srunner_create(config_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	ret = tt_run_suite(config_suite());
 	talloc_free(dir);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return ret;
 }
