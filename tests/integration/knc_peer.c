@@ -18,7 +18,9 @@
  *       misbehave after (or instead of) the handshake and wait for the
  *       other side to drop the connection: replay, reorder, bitflip,
  *       integ, len4g, zero, truncated, garbage, hs-garbage, hs-len4g,
- *       spnego (a SPNEGO instead of a krb5 initial token).
+ *       spnego (a SPNEGO instead of a krb5 initial token), expired-ticket
+ *       (SERVICE is then a principal whose expired ticket is in the
+ *       ccache: an AP-REQ made with it by hand).
  *
  * Exit: 0 good, 2 usage, 3 GSSAPI failure, 4 I/O failure, 5 data
  * mismatch, 6 wrong client name.
@@ -26,11 +28,13 @@
 #include <errno.h>
 #include <gssapi/gssapi.h>
 #include <gssapi/gssapi_krb5.h>
+#include <krb5.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_TOKEN (65536 + 512)
@@ -345,6 +349,85 @@ static int evil(gss_ctx_id_t ctx, const char *mode)
 	return 0;
 }
 
+/*
+ * GSSAPI cannot be made to present an expired ticket (it checks the
+ * ccache first), so build the krb5 AP-REQ by hand from the service
+ * ticket already in the ccache and frame it as the initial context
+ * token (RFC 1964 1.1: 0x60, length, krb5 OID, 01 00, AP-REQ).
+ */
+static int send_expired_ticket(const char *principal)
+{
+	static const uint8_t krb5_oid[] = {0x06, 0x09, 0x2a, 0x86, 0x48, 0x86,
+					   0xf7, 0x12, 0x01, 0x02, 0x02};
+	krb5_context kctx;
+	krb5_ccache cc;
+	krb5_creds match, creds;
+	krb5_auth_context ac = NULL;
+	krb5_data apreq;
+	uint8_t *tok;
+	size_t inner, len = 0;
+
+	memset(&match, 0, sizeof(match));
+	if (krb5_init_context(&kctx) != 0 || krb5_cc_default(kctx, &cc) != 0 ||
+	    krb5_cc_get_principal(kctx, cc, &match.client) != 0 ||
+	    krb5_parse_name(kctx, principal, &match.server) != 0) {
+		fprintf(stderr, "knc-peer: krb5 setup failed\n");
+		return 3;
+	}
+	/* no KRB5_TC_MATCH_TIMES: the expired ticket is what we want */
+	if (krb5_cc_retrieve_cred(kctx, cc, 0, &match, &creds) != 0) {
+		fprintf(stderr, "knc-peer: no ticket for %s in the ccache\n",
+			principal);
+		return 3;
+	}
+	/*
+	 * krb5_mk_req refuses a ticket that is expired by more than the
+	 * clock skew (2 s in tt_kdc's krb5.conf), and the acceptor refuses
+	 * an authenticator more than the skew away from its clock. So wait
+	 * until the ticket is expired for the acceptor (end + skew), then
+	 * date the authenticator end + skew: only the ticket is stale.
+	 */
+	while (time(NULL) <= (time_t)creds.times.endtime + 2) {
+		usleep(50000);
+	}
+	krb5_set_real_time(kctx, creds.times.endtime + 2, 0);
+	if (krb5_mk_req_extended(kctx, &ac, AP_OPTS_MUTUAL_REQUIRED, NULL,
+				 &creds, &apreq) != 0) {
+		fprintf(stderr, "knc-peer: krb5_mk_req_extended failed\n");
+		return 3;
+	}
+	inner = sizeof(krb5_oid) + 2 + apreq.length;
+	tok = malloc(inner + 4);
+	tok[len++] = 0x60;
+	if (inner < 128) {
+		tok[len++] = (uint8_t)inner;
+	} else if (inner < 256) {
+		tok[len++] = 0x81;
+		tok[len++] = (uint8_t)inner;
+	} else {
+		tok[len++] = 0x82;
+		tok[len++] = (uint8_t)(inner >> 8);
+		tok[len++] = (uint8_t)inner;
+	}
+	memcpy(tok + len, krb5_oid, sizeof(krb5_oid));
+	len += sizeof(krb5_oid);
+	tok[len++] = 0x01;
+	tok[len++] = 0x00;
+	memcpy(tok + len, apreq.data, apreq.length);
+	len += apreq.length;
+	send_raw_token(0, tok, (uint32_t)len);
+	free(tok);
+	krb5_free_data_contents(kctx, &apreq);
+	krb5_free_cred_contents(kctx, &creds);
+	krb5_auth_con_free(kctx, ac);
+	krb5_free_principal(kctx, match.client);
+	krb5_free_principal(kctx, match.server);
+	krb5_cc_close(kctx, cc);
+	krb5_free_context(kctx);
+	wait_for_close(0);
+	return 0;
+}
+
 static int do_connect(const char *service, size_t size, const char *mode)
 {
 	gss_ctx_id_t ctx = GSS_C_NO_CONTEXT;
@@ -356,6 +439,10 @@ static int do_connect(const char *service, size_t size, const char *mode)
 	uint8_t *data, *echo;
 	size_t len, off = 0, step = 1;
 
+	if (mode != NULL && strcmp(mode, "expired-ticket") == 0) {
+		/* SERVICE is a principal here: host/localhost */
+		return send_expired_ticket(service);
+	}
 	if (mode != NULL && strcmp(mode, "hs-garbage") == 0) {
 		uint8_t junk[100];
 

@@ -1221,6 +1221,30 @@ START_TEST(test_expired_ticket)
 	ck_assert_ptr_nonnull(cli.reason);
 	show_reason("expired ticket", cli.reason);
 	ck_assert_int_eq(srv.ret, -1);
+
+	/* an AP-REQ with the expired ticket, made by hand, at our acceptor */
+	{
+		const char *argv[] = {"knc-peer",       "connect",
+				      "host/localhost", "0",
+				      "expired-ticket", NULL};
+		struct hs bad;
+		pid_t pid;
+		int a, b;
+
+		setenv("KRB5CCNAME", cc, 1);
+		tcp_pair(&a, &b);
+		pid = spawn_peer(a, argv);
+		hs_start(&bad, true, bsd_stream(b),
+			 acceptor_params(kdc->service_keytab));
+		tt_wait(&bad.done, 10000);
+		ck_assert_int_eq(bad.ret, -1);
+		ck_assert_msg(bad.err == EKEYEXPIRED, "errno %d: %s", bad.err,
+			      bad.reason);
+		show_reason("expired ticket at the acceptor", bad.reason);
+		ck_assert_msg(strstr(bad.reason, "Ticket expired") != NULL,
+			      "%s", bad.reason);
+		expect_peer_exit(pid, 0);
+	}
 }
 END_TEST
 
