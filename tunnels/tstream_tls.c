@@ -595,6 +595,7 @@ static void tstream_tls_read_step(struct tstream_tls *tlss)
 	struct tevent_req *req = tlss->read_req;
 	struct tstream_tls_io_state *state =
 	    tevent_req_data(req, struct tstream_tls_io_state);
+	unsigned spins = 0;
 	ssize_t ret;
 
 	while (state->count > 0) {
@@ -613,6 +614,19 @@ static void tstream_tls_read_step(struct tstream_tls *tlss)
 		tstream_tls_flush(tlss);
 		if (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED) {
 			if (tlss->error != 0) {
+				continue;
+			}
+			if (tlss->pull.subreq == NULL && ++spins < 64) {
+				/*
+				 * Not waiting for the plain stream: GnuTLS
+				 * handled a post-handshake message (TLS 1.3
+				 * NewSessionTicket, KeyUpdate) and wants to
+				 * be called again.
+				 */
+				continue;
+			}
+			if (tlss->pull.subreq == NULL) {
+				tstream_tls_set_error(tlss, EPROTO);
 				continue;
 			}
 			return;
@@ -1427,9 +1441,12 @@ static void tstream_tls_handshake_step(struct tstream_tls *tlss)
 
 	do {
 		ret = gnutls_handshake(tlss->session);
-	} while (ret < 0 && ret != GNUTLS_E_AGAIN &&
-		 ret != GNUTLS_E_INTERRUPTED && tlss->error == 0 &&
-		 gnutls_error_is_fatal(ret) == 0);
+		/* again at once unless it waits for the plain stream */
+	} while (ret < 0 && tlss->error == 0 &&
+		 (((ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED) &&
+		   tlss->pull.subreq == NULL && !tlss->pull.eof) ||
+		  (ret != GNUTLS_E_AGAIN && ret != GNUTLS_E_INTERRUPTED &&
+		   gnutls_error_is_fatal(ret) == 0)));
 	tstream_tls_flush(tlss);
 
 	if (ret == 0 && tlss->error == 0) {
