@@ -175,6 +175,7 @@ static void tsgate_conn_finish(struct tsgate_conn *conn,
 	struct tsgate_daemon *d = conn->daemon;
 	struct tsgate_log_kv *kv;
 	struct timeval now = tevent_timeval_current();
+	int64_t elapsed_ms;
 	uint64_t ms;
 	const char *id;
 
@@ -183,8 +184,10 @@ static void tsgate_conn_finish(struct tsgate_conn *conn,
 	}
 	conn->finished = true;
 
-	ms = (uint64_t)(now.tv_sec - conn->start.tv_sec) * 1000 +
-	     (uint64_t)((now.tv_usec - conn->start.tv_usec) / 1000);
+	elapsed_ms =
+	    ((int64_t)now.tv_sec - (int64_t)conn->start.tv_sec) * 1000 +
+	    ((int64_t)now.tv_usec - (int64_t)conn->start.tv_usec) / 1000;
+	ms = elapsed_ms > 0 ? (uint64_t)elapsed_ms : 0;
 	kv = tsgate_log_kv_new(conn);
 	tsgate_log_kv_u64(kv, "id", conn->id);
 	tsgate_log_kv_str(kv, "listener", conn->listener->cfg->name);

@@ -136,6 +136,84 @@ static void tt_timer_set(struct tevent_context *ev,
 	*fired = true;
 }
 
+/*
+ * An echo peer: what it reads it writes back, one chunk at a time, and
+ * half-closes at end of stream (the way a real echo backend does).
+ */
+struct echo_peer {
+	struct tstream_context *s;
+	uint8_t *buf;
+	size_t len;
+	struct iovec iov;
+	uint64_t echoed;
+	bool done;
+	int err;
+};
+
+static void echo_read_done(struct tevent_req *req);
+static void echo_write_done(struct tevent_req *req);
+static void echo_shutdown_done(struct tevent_req *req);
+
+static void echo_next(struct echo_peer *e)
+{
+	struct tevent_req *req;
+
+	req = tsgate_pdu_read_send(e, tt_ev, e->s, TSGATE_FRAMING_RAW, 0);
+	ck_assert_ptr_nonnull(req);
+	tevent_req_set_callback(req, echo_read_done, e);
+}
+
+static void echo_read_done(struct tevent_req *req)
+{
+	struct echo_peer *e = tevent_req_callback_data_void(req);
+	int ret, err = 0;
+
+	TALLOC_FREE(e->buf);
+	ret = tsgate_pdu_read_recv(req, &err, e, &e->buf, &e->len);
+	TALLOC_FREE(req);
+	if (ret == -1) {
+		if (err != EPIPE) {
+			e->err = err;
+			e->done = true;
+			return;
+		}
+		req = tstream_shutdown_send(e, tt_ev, e->s);
+		ck_assert_ptr_nonnull(req);
+		tevent_req_set_callback(req, echo_shutdown_done, e);
+		return;
+	}
+	e->iov.iov_base = e->buf;
+	e->iov.iov_len = e->len;
+	req = tstream_writev_send(e, tt_ev, e->s, &e->iov, 1);
+	ck_assert_ptr_nonnull(req);
+	tevent_req_set_callback(req, echo_write_done, e);
+}
+
+static void echo_write_done(struct tevent_req *req)
+{
+	struct echo_peer *e = tevent_req_callback_data_void(req);
+	int ret, err = 0;
+
+	ret = tstream_writev_recv(req, &err);
+	TALLOC_FREE(req);
+	if (ret == -1) {
+		e->err = err;
+		e->done = true;
+		return;
+	}
+	e->echoed += e->len;
+	echo_next(e);
+}
+
+static void echo_shutdown_done(struct tevent_req *req)
+{
+	struct echo_peer *e = tevent_req_callback_data_void(req);
+
+	(void)tstream_shutdown_recv(req, &e->err);
+	TALLOC_FREE(req);
+	e->done = true;
+}
+
 /* The relay between two socketpairs, and the two test peers. */
 struct rig {
 	struct peer *client;  /* the test's client end */
@@ -251,6 +329,28 @@ START_TEST(test_raw_both_ways)
 	ck_assert_uint_eq(r->stats.bytes_up, up);
 	ck_assert_uint_eq(r->stats.bytes_down, down);
 	ck_assert_ptr_null(r->stats.reason);
+}
+END_TEST
+
+START_TEST(test_raw_echo_backend)
+{
+	const size_t n = 1024 * 1024 + 5;
+	uint8_t *data = pattern(n, 4);
+	struct rig *r = rig_start(TSGATE_FRAMING_RAW, 0, 0, true, false);
+	struct echo_peer *e = talloc_zero(r, struct echo_peer);
+
+	/* the backend end becomes an echo server */
+	e->s = r->backend->s;
+	echo_next(e);
+	peer_start_write(r->client, data, n, true);
+	tt_wait(&r->client->read_done, 20000);
+	ck_assert_msg(r->client->read_eof, "client read: %s",
+		      strerror(r->client->read_err));
+	ck_assert_uint_eq(r->client->in_len, n);
+	ck_assert_mem_eq(r->client->in, data, n);
+	tt_wait(&r->relay_done, 5000);
+	ck_assert_int_eq(r->relay_ret, 0);
+	ck_assert_uint_eq(e->echoed, n);
 }
 END_TEST
 
@@ -404,6 +504,7 @@ static Suite *relay_suite(void)
 
 	tc = new_tcase(s, "raw");
 	tcase_add_test(tc, test_raw_both_ways);
+	tcase_add_test(tc, test_raw_echo_backend);
 	tcase_add_test(tc, test_half_close_keeps_other_direction);
 	tcase_add_test(tc, test_backend_closes_first);
 

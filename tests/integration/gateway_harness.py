@@ -1,0 +1,365 @@
+"""Shared helpers of the tsgate integration tests (test_gateway_*.py).
+
+They start the real `tsgate` binary on YAML files written by the test,
+with backends the test runs (threads in this process: echo, sink,
+recorder, line), and certificates made with the openssl CLI in a
+temporary directory. Every wait is bounded; the daemon is stopped by pid.
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+BUILDDIR = os.environ.get("TSGATE_BUILDDIR", "")
+SRCDIR = os.environ.get("TSGATE_SRCDIR", "")
+TSGATE = os.path.join(BUILDDIR, "gateway", "tsgate")
+
+SKIP = 77
+
+
+def require_binary():
+    """Exit 77 (skip) when the daemon was not built."""
+    if not os.access(TSGATE, os.X_OK):
+        print("tsgate binary not found at %r: skipping" % TSGATE)
+        raise SystemExit(SKIP)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_until(pred, timeout=10.0, step=0.02):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(step)
+    return pred()
+
+
+def recv_all(sock, timeout=10.0):
+    """Read until end of stream (or a reset); returns the bytes."""
+    sock.settimeout(timeout)
+    chunks = []
+    while True:
+        try:
+            d = sock.recv(65536)
+        except (ConnectionResetError, ssl.SSLError):
+            break
+        if not d:
+            break
+        chunks.append(d)
+    return b"".join(chunks)
+
+
+def exchange(sock, data, timeout=20.0):
+    """Plain sockets: send data (from a thread) while reading, half-close
+    after sending, return everything read until the peer's end of stream.
+    """
+    def writer():
+        try:
+            sock.sendall(data)
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    t = threading.Thread(target=writer, daemon=True)
+    t.start()
+    got = recv_all(sock, timeout)
+    t.join(timeout)
+    return got
+
+
+def recv_exact(sock, n, timeout=20.0):
+    sock.settimeout(timeout)
+    chunks, have = [], 0
+    while have < n:
+        d = sock.recv(min(65536, n - have))
+        if not d:
+            break
+        chunks.append(d)
+        have += len(d)
+    return b"".join(chunks)
+
+
+def tls_roundtrip(sock, data, timeout=20.0):
+    """TLS: send data while reading the same number of bytes back, then
+    close_notify (unwrap), which tsgate passes on as end of stream and
+    answers with its own close_notify once the backend side ended."""
+    def writer():
+        try:
+            sock.sendall(data)
+        except OSError:
+            pass
+
+    t = threading.Thread(target=writer, daemon=True)
+    t.start()
+    got = recv_exact(sock, len(data), timeout)
+    t.join(timeout)
+    sock.settimeout(timeout)
+    clean = True
+    try:
+        sock.unwrap()
+    except (OSError, ssl.SSLError, ValueError):
+        clean = False
+    sock.close()
+    return got, clean
+
+
+class Backend:
+    """A test backend on a unix path or a TCP port, served by threads.
+
+    mode: "echo" (echo everything, half-close at EOF), "sink" (read and
+    drop), "recorder" (keep every connection's bytes; echo too when
+    echo=True), "line" (echo one line, then close), "greet" (send a
+    banner then echo).
+    """
+
+    def __init__(self, tmpdir, mode="echo", kind="unix", name="backend",
+                 echo=False):
+        self.mode = mode
+        self.echo = echo or mode == "echo"
+        self.records = []
+        self.lock = threading.Lock()
+        self.conns = []
+        self.accepted = 0
+        if kind == "unix":
+            self.path = os.path.join(tmpdir, name + ".sock")
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.bind(self.path)
+            self.address = "unix:" + self.path
+        else:
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self.sock.bind(("127.0.0.1", 0))
+            self.port = self.sock.getsockname()[1]
+            self.address = "tcp://127.0.0.1:%d" % self.port
+        self.sock.listen(256)
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.accepted += 1
+                self.conns.append(c)
+            threading.Thread(target=self._serve, args=(c,),
+                             daemon=True).start()
+
+    def _serve(self, c):
+        got = []
+        c.settimeout(60)
+        try:
+            if self.mode == "greet":
+                c.sendall(b"hello from backend\n")
+            if self.mode == "line":
+                buf = b""
+                while b"\n" not in buf:
+                    d = c.recv(4096)
+                    if not d:
+                        break
+                    buf += d
+                got.append(buf)
+                c.sendall(buf)
+            else:
+                while True:
+                    d = c.recv(65536)
+                    if not d:
+                        break
+                    got.append(d)
+                    if self.echo or self.mode == "greet":
+                        c.sendall(d)
+            c.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        finally:
+            with self.lock:
+                self.records.append(b"".join(got))
+            c.close()
+
+    def wait_records(self, n, timeout=10.0):
+        return wait_until(lambda: len(self.records) >= n, timeout)
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        with self.lock:
+            for c in self.conns:
+                try:
+                    c.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+
+class Gateway:
+    """The real tsgate daemon on a YAML text, logging JSON to a file."""
+
+    def __init__(self, tmpdir, yaml_text, name="tsgate"):
+        self.tmpdir = tmpdir
+        self.config = os.path.join(tmpdir, name + ".yaml")
+        self.logpath = os.path.join(tmpdir, name + ".log")
+        with open(self.config, "w") as f:
+            f.write(yaml_text)
+        self.logfile = open(self.logpath, "wb")
+        self.proc = subprocess.Popen([TSGATE, "--config", self.config],
+                                     stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL,
+                                     stderr=self.logfile)
+        ok = wait_until(lambda: self.proc.poll() is not None or
+                        b"tsgate ready" in self.log_bytes(), 10)
+        if not ok or self.proc.poll() is not None:
+            log = self.log_bytes().decode(errors="replace")
+            self.stop()
+            raise AssertionError("tsgate did not start:\n" + log)
+
+    def log_bytes(self):
+        try:
+            with open(self.logpath, "rb") as f:
+                return f.read()
+        except OSError:
+            return b""
+
+    def lines(self):
+        """Every log line, parsed (JSON format), or raw text lines."""
+        out = []
+        for raw in self.log_bytes().decode(errors="replace").splitlines():
+            try:
+                out.append(json.loads(raw))
+            except ValueError:
+                out.append({"raw": raw})
+        return out
+
+    def conn_lines(self):
+        return [l for l in self.lines() if l.get("event") == "conn"]
+
+    def wait_conn_lines(self, n, timeout=10.0):
+        wait_until(lambda: len(self.conn_lines()) >= n, timeout)
+        return self.conn_lines()
+
+    def stop(self, timeout=15.0):
+        """SIGTERM by pid, SIGKILL after timeout; returns the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.logfile.close()
+        return self.proc.returncode
+
+
+class Certs:
+    """A throw-away CA with a server certificate and client certificates."""
+
+    def __init__(self, tmpdir):
+        self.dir = os.path.join(tmpdir, "pki")
+        os.mkdir(self.dir)
+        self.ca_key, self.ca = self._path("ca.key"), self._path("ca.crt")
+        self._run(["req", "-x509", "-newkey", "ec", "-pkeyopt",
+                   "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
+                   self.ca_key, "-out", self.ca, "-days", "2",
+                   "-subj", "/CN=tsgate test CA"])
+        self.server_key, self.server = self.issue(
+            "server", "/CN=localhost",
+            "DNS:localhost,DNS:a.test,DNS:b.test,IP:127.0.0.1")
+        self.alice_key, self.alice = self.issue(
+            "alice", "/O=Example/CN=alice", "DNS:alice.corp.test")
+        self.mallory_key, self.mallory = self.issue(
+            "mallory", "/O=Example/CN=mallory", "DNS:mallory.evil.test")
+
+    def _path(self, name):
+        return os.path.join(self.dir, name)
+
+    def _run(self, args):
+        subprocess.run(["openssl"] + args, check=True, timeout=30,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def issue(self, name, subj, san):
+        key, csr, crt = (self._path(name + ".key"), self._path(name + ".csr"),
+                         self._path(name + ".crt"))
+        ext = self._path(name + ".ext")
+        with open(ext, "w") as f:
+            f.write("subjectAltName=%s\n" % san)
+        self._run(["req", "-newkey", "ec", "-pkeyopt",
+                   "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key,
+                   "-out", csr, "-subj", subj])
+        self._run(["x509", "-req", "-in", csr, "-CA", self.ca, "-CAkey",
+                   self.ca_key, "-CAcreateserial", "-out", crt, "-days", "2",
+                   "-extfile", ext])
+        os.chmod(key, 0o600)
+        return key, crt
+
+    def client_context(self, cert=None, key=None, alpn=None):
+        ctx = ssl.create_default_context(cafile=self.ca)
+        if cert:
+            ctx.load_cert_chain(cert, key)
+        if alpn:
+            ctx.set_alpn_protocols(alpn)
+        return ctx
+
+
+class GatewayTestCase(unittest.TestCase):
+    """A temp dir, cleaned up with every backend and daemon started."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="tsgate-it-")
+        self.backends = []
+        self.gateways = []
+        self.serial = 0
+
+    def reset(self):
+        """Stop every daemon and backend started so far (for subTests)."""
+        for g in self.gateways:
+            g.stop()
+        for b in self.backends:
+            b.close()
+        self.gateways = []
+        self.backends = []
+
+    def tearDown(self):
+        self.reset()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def next_name(self, prefix):
+        self.serial += 1
+        return "%s%d" % (prefix, self.serial)
+
+    def backend(self, **kw):
+        kw.setdefault("name", self.next_name("backend"))
+        b = Backend(self.tmp, **kw)
+        self.backends.append(b)
+        return b
+
+    def gateway(self, yaml_text, name=None):
+        g = Gateway(self.tmp, yaml_text, name or self.next_name("tsgate"))
+        self.gateways.append(g)
+        return g
+
+    def connect(self, address, timeout=10.0):
+        if address.startswith("unix:"):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(timeout)
+            s.connect(address[len("unix:"):])
+            return s
+        host, port = address[len("tcp://"):].rsplit(":", 1)
+        return socket.create_connection((host.strip("[]"), int(port)),
+                                        timeout=timeout)
