@@ -1375,19 +1375,22 @@ static void tstream_bsd_fail(struct tstream_bsd *bsd, int err, bool reading)
 }
 
 /*
- * A fatal error seen by the reader also ends a writev waiting for room
- * (it may never hear of it: see TSOCKET_BSD_WRITE_WAIT). Its callback
- * runs from the loop, not inside the reader's.
+ * A fatal error seen by one direction also ends a request waiting in the
+ * other: the kernel reports a reset only once, and a waiting writer may
+ * never hear of it (see TSOCKET_BSD_WRITE_WAIT). The other callback runs
+ * from the loop, not inside the current one.
  */
-static void tstream_bsd_fail_writer(struct tstream_bsd *bsd, int err)
+static void tstream_bsd_fail_other(struct tstream_bsd *bsd,
+				   int err,
+				   bool reading)
 {
-	struct tevent_req *writer = bsd->writev_req;
+	struct tevent_req *other = reading ? bsd->writev_req : bsd->readv_req;
 
-	if (writer == NULL || bsd->ev == NULL) {
+	if (err == EPIPE || other == NULL || bsd->ev == NULL) {
 		return;
 	}
-	tevent_req_defer_callback(writer, bsd->ev);
-	tevent_req_error(writer, err);
+	tevent_req_defer_callback(other, bsd->ev);
+	tevent_req_error(other, err);
 }
 
 static int tstream_bsd_want(struct tstream_bsd *bsd,
@@ -1603,7 +1606,7 @@ static bool tstream_bsd_readv_try(struct tevent_req *req)
 			return false;
 		}
 		tstream_bsd_fail(bsd, err, true);
-		tstream_bsd_fail_writer(bsd, err);
+		tstream_bsd_fail_other(bsd, err, true);
 		tevent_req_error(req, err);
 		return true;
 	}
@@ -1807,6 +1810,7 @@ static bool tstream_bsd_writev_try(struct tevent_req *req)
 			return false;
 		}
 		tstream_bsd_fail(bsd, err, false);
+		tstream_bsd_fail_other(bsd, err, false);
 		tevent_req_error(req, err);
 		return true;
 	}

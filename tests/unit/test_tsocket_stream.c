@@ -661,6 +661,26 @@ START_TEST(test_peer_close_epipe)
 }
 END_TEST
 
+START_TEST(test_readahead_then_eof)
+{
+	struct tstream_context *s = NULL;
+	int peer = stream_and_raw_peer(&s);
+	char buf[4];
+
+	/* a 1-byte read takes "bcd" ahead; they still come, then EPIPE */
+	ck_assert_int_eq(write(peer, "abcd", 4), 4);
+	close(peer);
+	ck_assert_int_eq(read_exact(s, buf, 1), 1);
+	ck_assert_int_eq(buf[0], 'a');
+	ck_assert_int_eq(tstream_pending_bytes(s), 3);
+	ck_assert_int_eq(read_exact(s, buf, 2), 2);
+	ck_assert_int_eq(memcmp(buf, "bc", 2), 0);
+	/* more than is buffered: the rest would come from the socket */
+	ck_assert_int_eq(read_exact(s, buf, 2), -EPIPE);
+	ck_assert_int_eq(read_exact(s, buf, 1), -EPIPE);
+}
+END_TEST
+
 START_TEST(test_own_disconnect)
 {
 	struct tstream_context *s = NULL;
@@ -813,6 +833,47 @@ START_TEST(test_reset_is_sticky)
 	errno = 0;
 	ck_assert_int_eq(tstream_pending_bytes(c), -1);
 	ck_assert_int_eq(errno, ECONNRESET);
+}
+END_TEST
+
+START_TEST(test_reset_fails_waiting_writer)
+{
+	struct tstream_context *c = NULL;
+	struct linger lin = {.l_onoff = 1, .l_linger = 0};
+	uint8_t *big = talloc_zero_size(tt_mem, 8 << 20);
+	uint16_t port;
+	int lfd = tcp_listener(AF_INET, &port);
+	struct io_result w;
+	int peer;
+	char buf[8];
+
+	ck_assert_int_eq(tcp_connect(inet("ipv4", NULL, 0),
+				     inet("ipv4", "127.0.0.1", port), &c),
+			 0);
+	peer = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	ck_assert_int_ge(peer, 0);
+	close(lfd);
+
+	/* bytes nobody reads yet, and a write that cannot finish */
+	ck_assert_int_eq(write(peer, "hello", 5), 5);
+	start_writev(c, &(struct iovec){.iov_base = big, .iov_len = 8 << 20}, 1,
+		     &w);
+	ck_assert(!tt_loop_until(tt_ev, &w.done, 50));
+
+	/* the peer resets the connection */
+	ck_assert_int_eq(
+	    setsockopt(peer, SOL_SOCKET, SO_LINGER, &lin, sizeof(lin)), 0);
+	close(peer);
+	tt_loop_until(tt_ev, &w.done, 50);
+
+	/* what arrived first is still delivered, then the reset, which
+	 * also ends the waiting write if it has not ended already */
+	ck_assert_int_eq(read_exact(c, buf, 5), 5);
+	ck_assert_int_eq(memcmp(buf, "hello", 5), 0);
+	ck_assert_int_eq(read_exact(c, buf, 1), -ECONNRESET);
+	tt_wait(&w.done, WAIT_MS);
+	ck_assert_int_eq(w.ret, -1);
+	ck_assert_int_eq(w.err, ECONNRESET);
 }
 END_TEST
 
@@ -1068,6 +1129,7 @@ static Suite *tsocket_stream_suite(void)
 	tc = new_tcase(s, "readv");
 	tcase_add_test(tc, test_readv_piecemeal);
 	tcase_add_test(tc, test_pending_bytes);
+	tcase_add_test(tc, test_readahead_then_eof);
 	tcase_add_test(tc, test_vector_limits);
 	tcase_add_test(tc, test_busy);
 	tcase_add_test(tc, test_bulk_transfer);
@@ -1079,6 +1141,7 @@ static Suite *tsocket_stream_suite(void)
 	tcase_add_test(tc, test_no_sigpipe);
 	tcase_add_test(tc, test_shutdown_half_close);
 	tcase_add_test(tc, test_reset_is_sticky);
+	tcase_add_test(tc, test_reset_fails_waiting_writer);
 	tcase_add_test(tc, test_free_with_outstanding);
 
 	return s;
