@@ -128,8 +128,9 @@ class Backend:
     """
 
     def __init__(self, tmpdir, mode="echo", kind="unix", name="backend",
-                 echo=False):
+                 echo=False, banner=b"hello from backend\n"):
         self.mode = mode
+        self.banner = banner
         self.echo = echo or mode == "echo"
         self.records = []
         self.lock = threading.Lock()
@@ -167,7 +168,7 @@ class Backend:
         c.settimeout(60)
         try:
             if self.mode == "greet":
-                c.sendall(b"hello from backend\n")
+                c.sendall(self.banner)
             if self.mode == "line":
                 buf = b""
                 while b"\n" not in buf:

@@ -1,0 +1,297 @@
+#!/usr/bin/env python3
+"""Integration tests of tsgate with TLS: the real daemon terminating and
+originating TLS, driven by Python's ssl, openssl s_client and gnutls-cli,
+with certificates made by openssl for the test.
+
+Covered: byte-exact transfers with close_notify both ways, SNI routing,
+an mTLS allow-list (client_san / client_subject), handshake failures and
+no-route cases in the log, the PROXY v2 SSL TLVs of a TLS client, client
+mode through two gateways (plain -> tsgate(connect tls) -> tsgate(accept
+tls) -> backend), and the standard TLS clients.
+"""
+
+import os
+import shutil
+import socket
+import ssl
+import struct
+import subprocess
+import sys
+import unittest
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gateway_harness as gh  # noqa: E402
+
+
+class TlsGateway(gh.GatewayTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.certs = gh.Certs(self.tmp)
+        self.port = gh.free_port()
+        self.listen = "tcp://127.0.0.1:%d" % self.port
+
+    def tls_listener(self, routes, verify_client=None, alpn=None,
+                     name="tls-in"):
+        c = self.certs
+        out = ["log: {level: info, format: json}",
+               "listeners:",
+               "  - name: %s" % name,
+               "    listen: \"%s\"" % self.listen,
+               "    accept: tls",
+               "    tls:",
+               "      cert: %s" % c.server,
+               "      key: %s" % c.server_key]
+        if verify_client:
+            out += ["      client_ca: %s" % c.ca,
+                    "      verify_client: %s" % verify_client]
+        if alpn:
+            out.append("      alpn: [%s]" % ", ".join(alpn))
+        out.append("    routes:")
+        for r in routes:
+            first = True
+            for k, v in r.items():
+                out.append(("      - " if first else "        ") +
+                           "%s: %s" % (k, v))
+                first = False
+        return self.gateway("\n".join(out) + "\n")
+
+    def tls_connect(self, server_hostname="localhost", cert=None, key=None,
+                    alpn=None, check_hostname=True):
+        ctx = self.certs.client_context(cert, key, alpn)
+        ctx.check_hostname = check_hostname
+        raw = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+        return ctx.wrap_socket(raw, server_hostname=server_hostname)
+
+    def test_tls_byte_exact_close_notify(self):
+        b = self.backend()
+        g = self.tls_listener([{"name": "echo",
+                                "backend": "\"%s\"" % b.address}])
+        data = os.urandom(1024 * 1024 + 7)
+        s = self.tls_connect()
+        got, clean = gh.tls_roundtrip(s, data)
+        self.assertEqual(got, data)
+        # our close_notify reached the backend as EOF, and the backend's
+        # end came back to us as tsgate's close_notify
+        self.assertTrue(clean)
+        line = g.wait_conn_lines(1)[0]
+        self.assertEqual(line["result"], "ok", line)
+        self.assertEqual(line["bytes_in"], len(data))
+        self.assertEqual(line["bytes_out"], len(data))
+        self.assertIn(line["tls_version"], ("TLS1.2", "TLS1.3"))
+        self.assertTrue(line["tls_cipher"])
+        self.assertEqual(line["sni"], "localhost")
+
+    def test_sni_routing(self):
+        a = self.backend(mode="greet", banner=b"backend A\n")
+        b = self.backend(mode="greet", banner=b"backend B\n")
+        g = self.tls_listener([
+            {"name": "to-a", "match": "{sni: a.test}",
+             "backend": "\"%s\"" % a.address},
+            {"name": "to-b", "match": "{sni: \"*.test\"}",
+             "backend": "\"%s\"" % b.address},
+        ])
+        for sni, banner in (("a.test", b"backend A\n"),
+                            ("b.test", b"backend B\n"),
+                            ("A.TEST", b"backend A\n")):
+            s = self.tls_connect(sni)
+            self.assertEqual(gh.recv_exact(s, len(banner)), banner, sni)
+            s.close()
+        # no route for this name: the connection is closed, and logged
+        s = self.tls_connect("localhost")
+        self.assertEqual(gh.recv_all(s), b"")
+        s.close()
+        lines = g.wait_conn_lines(4)
+        routes = [l.get("route") for l in lines]
+        self.assertEqual(routes.count("to-a"), 2)
+        self.assertEqual(routes.count("to-b"), 1)
+        noroute = [l for l in lines if l["result"] != "ok"]
+        self.assertEqual(len(noroute), 1)
+        self.assertEqual(noroute[0]["reason"], "no route")
+        self.assertEqual(noroute[0]["sni"], "localhost")
+
+    def test_mtls_allow_list(self):
+        b = self.backend(mode="greet", banner=b"welcome\n")
+        g = self.tls_listener([
+            {"name": "corp", "match":
+             "{client_san: \"DNS:*.corp.test\", client_subject: \"*CN=alice*\"}",
+             "backend": "\"%s\"" % b.address},
+        ], verify_client="require")
+        c = self.certs
+        # alice is on the list
+        s = self.tls_connect(cert=c.alice, key=c.alice_key)
+        self.assertEqual(gh.recv_exact(s, 8), b"welcome\n")
+        s.close()
+        # mallory has a valid certificate, but no matching SAN
+        s = self.tls_connect(cert=c.mallory, key=c.mallory_key)
+        self.assertEqual(gh.recv_all(s), b"")
+        s.close()
+        # no certificate at all: the handshake itself fails (with TLS 1.3
+        # the client learns it at its first read)
+        s = None
+        try:
+            with self.assertRaises((ssl.SSLError, OSError)):
+                s = self.tls_connect()
+                s.sendall(b"x")
+                if not s.recv(1):
+                    raise OSError("closed")
+        finally:
+            if s is not None:
+                s.close()
+        lines = g.wait_conn_lines(3)
+        by_result = sorted((l["result"], l.get("reason", "")) for l in lines)
+        self.assertEqual(by_result[2], ("ok", ""))
+        reasons = [r for _, r in by_result[:2]]
+        self.assertIn("no route", reasons)
+        self.assertTrue(any(r.startswith("tls handshake failed")
+                            for r in reasons), reasons)
+        ok = [l for l in lines if l["result"] == "ok"][0]
+        self.assertIn("CN=alice", ok["identity"])
+        self.assertEqual(b.accepted, 1)
+
+    def test_proxy_v2_ssl_tlvs(self):
+        b = self.backend(mode="recorder")
+        self.tls_listener([{"name": "pp", "identity": "proxy-v2",
+                            "backend": "\"%s\"" % b.address}],
+                          verify_client="require", alpn=["h2", "http/1.1"])
+        c = self.certs
+        s = self.tls_connect("a.test", cert=c.alice, key=c.alice_key,
+                             alpn=["http/1.1"])
+        cport = s.getsockname()[1]
+        s.sendall(b"GET")
+        s.close()
+        self.assertTrue(b.wait_records(1))
+        rec = b.records[0]
+        self.assertEqual(rec[:12], b"\r\n\r\n\x00\r\nQUIT\n")
+        self.assertEqual(rec[12:14], b"\x21\x11")
+        total = struct.unpack(">H", rec[14:16])[0]
+        body, rest = rec[16:16 + total], rec[16 + total:]
+        self.assertEqual(rest, b"GET")
+        self.assertEqual(struct.unpack(">H", body[8:10])[0], cport)
+        self.assertEqual(struct.unpack(">H", body[10:12])[0], self.port)
+        tlvs = {}
+        pos = 12
+        while pos < len(body):
+            t, n = body[pos], struct.unpack(">H", body[pos + 1:pos + 3])[0]
+            tlvs[t] = body[pos + 3:pos + 3 + n]
+            pos += 3 + n
+        self.assertEqual(pos, len(body))
+        self.assertEqual(tlvs[0x01], b"http/1.1")  # ALPN
+        self.assertEqual(tlvs[0x02], b"a.test")    # AUTHORITY
+        ssl_tlv = tlvs[0x20]
+        self.assertEqual(ssl_tlv[0], 0x07)  # SSL, CERT_CONN, CERT_SESS
+        self.assertEqual(ssl_tlv[1:5], b"\x00\x00\x00\x00")  # verified
+        subs = {}
+        pos = 5
+        while pos < len(ssl_tlv):
+            t = ssl_tlv[pos]
+            n = struct.unpack(">H", ssl_tlv[pos + 1:pos + 3])[0]
+            subs[t] = ssl_tlv[pos + 3:pos + 3 + n]
+            pos += 3 + n
+        self.assertIn(subs[0x21], (b"TLSv1.2", b"TLSv1.3"))  # VERSION
+        self.assertEqual(subs[0x22], b"alice")               # CN
+        self.assertTrue(subs[0x23])                          # CIPHER
+
+    def test_client_mode_two_gateways(self):
+        b = self.backend()
+        # the far gateway terminates TLS
+        self.tls_listener([{"name": "echo",
+                            "backend": "\"%s\"" % b.address}],
+                          name="far")
+        # the near one takes plaintext on a unix socket and originates TLS
+        near_sock = os.path.join(self.tmp, "near.sock")
+        near = self.gateway(
+            "log: {level: info, format: json}\n"
+            "listeners:\n"
+            "  - name: near\n"
+            "    listen: \"unix:%s\"\n"
+            "    accept: plain\n"
+            "    routes:\n"
+            "      - name: out\n"
+            "        backend: \"tcp://127.0.0.1:%d\"\n"
+            "        connect: tls\n"
+            "        tls: {ca: %s, sni: localhost}\n"
+            % (near_sock, self.port, self.certs.ca))
+        data = os.urandom(700000)
+        c = self.connect("unix:" + near_sock)
+        got = gh.exchange(c, data)
+        c.close()
+        self.assertEqual(got, data)
+        line = near.wait_conn_lines(1)[0]
+        self.assertEqual(line["result"], "ok", line)
+        self.assertEqual(line["bytes_in"], len(data))
+        far = self.gateways[0].wait_conn_lines(1)[0]
+        self.assertEqual(far["result"], "ok", far)
+        self.assertEqual(far["sni"], "localhost")
+
+    def test_client_mode_rejects_wrong_server(self):
+        b = self.backend()
+        self.tls_listener([{"name": "echo",
+                            "backend": "\"%s\"" % b.address}],
+                          name="far")
+        near_sock = os.path.join(self.tmp, "near.sock")
+        # the server's certificate does not name this host
+        near = self.gateway(
+            "log: {level: info, format: json}\n"
+            "listeners:\n"
+            "  - name: near\n"
+            "    listen: \"unix:%s\"\n"
+            "    accept: plain\n"
+            "    routes:\n"
+            "      - name: out\n"
+            "        backend: \"tcp://127.0.0.1:%d\"\n"
+            "        connect: tls\n"
+            "        tls: {ca: %s, sni: wrong.example}\n"
+            % (near_sock, self.port, self.certs.ca))
+        c = self.connect("unix:" + near_sock)
+        c.sendall(b"secret")
+        self.assertEqual(gh.recv_all(c), b"")
+        c.close()
+        line = near.wait_conn_lines(1)[0]
+        self.assertEqual(line["result"], "error")
+        self.assertTrue(line["reason"].startswith("backend connect failed"),
+                        line)
+        self.assertEqual(b.accepted, 0)
+
+    def test_openssl_s_client(self):
+        if shutil.which("openssl") is None:
+            self.skipTest("no openssl")
+        b = self.backend(mode="line")
+        g = self.tls_listener([{"name": "line",
+                                "backend": "\"%s\"" % b.address}])
+        p = subprocess.run(
+            ["openssl", "s_client", "-connect", "127.0.0.1:%d" % self.port,
+             "-servername", "localhost", "-CAfile", self.certs.ca,
+             "-verify_return_error", "-quiet"],
+            input=b"ping from s_client\n", capture_output=True, timeout=20)
+        self.assertIn(b"ping from s_client\n", p.stdout, p.stderr)
+        line = g.wait_conn_lines(1)[0]
+        self.assertEqual(line["sni"], "localhost")
+        self.assertEqual(b.records[0], b"ping from s_client\n")
+
+    def test_gnutls_cli(self):
+        if shutil.which("gnutls-cli") is None:
+            self.skipTest("no gnutls-cli")
+        b = self.backend(mode="line")
+        g = self.tls_listener([{"name": "line",
+                                "backend": "\"%s\"" % b.address}])
+        p = subprocess.run(
+            ["gnutls-cli", "--port", str(self.port), "--x509cafile",
+             self.certs.ca, "--sni-hostname", "localhost",
+             "--verify-hostname", "localhost", "127.0.0.1"],
+            input=b"ping from gnutls-cli\n", capture_output=True,
+            timeout=20)
+        self.assertIn(b"ping from gnutls-cli\n", p.stdout, p.stderr)
+        line = g.wait_conn_lines(1)[0]
+        self.assertEqual(line["sni"], "localhost")
+        self.assertTrue(b.wait_records(1))
+        self.assertEqual(b.records[0], b"ping from gnutls-cli\n")
+
+
+if __name__ == "__main__":
+    gh.require_binary()
+    if shutil.which("openssl") is None:
+        print("openssl is needed to make the test certificates: skipping")
+        raise SystemExit(gh.SKIP)
+    unittest.main(verbosity=2)
