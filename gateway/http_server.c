@@ -1,0 +1,775 @@
+/*
+ * A tiny, strict, bounded HTTP/1.x server for /metrics, /healthz and
+ * /readyz. See http_server.h for what it accepts.
+ *
+ * One struct http_client per connection, owned by the server. Its life:
+ * read the head (tstream_readv_pdu_send, at most TSGATE_HTTP_MAX_HEAD
+ * bytes, as much per step as the socket has pending), answer, half-close,
+ * then wait for the client to close (so the kernel does not turn unread
+ * request bytes into a reset that would destroy the answer) — all under
+ * one deadline. Freeing the client is the only teardown; it happens from
+ * an immediate event so no stream is freed under its own callback.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <netinet/in.h>
+#include <unistd.h>
+#include <talloc.h>
+#include <tevent.h>
+
+#include "tsocket.h"
+#include "config.h"
+#include "http_server.h"
+
+#define HTTP_DEFAULT_TIMEOUT_MS  5000
+#define HTTP_DEFAULT_MAX_CLIENTS 32
+#define HTTP_ACCEPT_BATCH        16
+#define HTTP_DISCARD_SIZE        512
+
+struct http_client;
+
+struct tsgate_http_server {
+	struct tevent_context *ev;
+	struct tsgate_http_params params;
+	tsgate_http_handler_t handler;
+	void *private_data;
+	int fd;
+	struct tevent_fd *fde;
+	uint16_t port;
+	char *unix_path; /* removed by the destructor while still ours */
+	dev_t unix_dev;
+	ino_t unix_ino;
+	struct http_client *clients;
+	unsigned num_clients;
+};
+
+struct http_client {
+	struct http_client *prev, *next;
+	struct tsgate_http_server *server;
+	struct tstream_context *stream;
+	struct tevent_timer *deadline;
+	struct tevent_immediate *free_im;
+	uint8_t head[TSGATE_HTTP_MAX_HEAD];
+	size_t head_len;
+	size_t scanned;  /* searched for the blank line up to here */
+	size_t head_end; /* offset just past the blank line; 0: not yet */
+	struct iovec iov[2];
+	char *answer_head;
+	struct tsgate_http_response resp;
+	bool head_only;
+	uint8_t discard[HTTP_DISCARD_SIZE];
+	bool finishing;
+};
+
+const char *tsgate_http_reason(unsigned status)
+{
+	switch (status) {
+	case 200:
+		return "OK";
+	case 400:
+		return "Bad Request";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 431:
+		return "Request Header Fields Too Large";
+	case 500:
+		return "Internal Server Error";
+	case 503:
+		return "Service Unavailable";
+	case 505:
+		return "HTTP Version Not Supported";
+	default:
+		return "Unknown";
+	}
+}
+
+/*
+ * Teardown
+ */
+
+static void http_client_free_now(struct tevent_context *ev,
+				 struct tevent_immediate *im,
+				 void *private_data)
+{
+	struct http_client *c =
+	    talloc_get_type_abort(private_data, struct http_client);
+
+	talloc_free(c);
+}
+
+/* End the connection (from a callback: freed on the next loop turn). */
+static void http_client_finish(struct http_client *c)
+{
+	if (c->finishing) {
+		return;
+	}
+	c->finishing = true;
+	TALLOC_FREE(c->deadline);
+	tevent_schedule_immediate(c->free_im, c->server->ev,
+				  http_client_free_now, c);
+}
+
+static int http_client_destructor(struct http_client *c)
+{
+	struct tsgate_http_server *s = c->server;
+
+	if (c->prev != NULL) {
+		c->prev->next = c->next;
+	} else {
+		s->clients = c->next;
+	}
+	if (c->next != NULL) {
+		c->next->prev = c->prev;
+	}
+	s->num_clients--;
+	return 0;
+}
+
+static void http_client_deadline(struct tevent_context *ev,
+				 struct tevent_timer *te,
+				 struct timeval now,
+				 void *private_data)
+{
+	struct http_client *c =
+	    talloc_get_type_abort(private_data, struct http_client);
+
+	/* tevent frees a timer after it fires */
+	c->deadline = NULL;
+	http_client_finish(c);
+}
+
+/*
+ * Request parsing: the head is c->head[0 .. head_end), ending in CRLF CRLF.
+ */
+
+static bool is_tchar(uint8_t ch)
+{
+	if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+	    (ch >= '0' && ch <= '9')) {
+		return true;
+	}
+	return ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL;
+}
+
+/* A header field value: visible ASCII, obs-text, SP and HTAB. */
+static bool is_field_char(uint8_t ch)
+{
+	return ch == '\t' || (ch >= 0x20 && ch != 0x7f);
+}
+
+/*
+ * The next line of the head, CRLF cut off and NUL-terminated in place;
+ * NULL when a line has a bare CR or LF.
+ */
+static char *next_line(char **pos, char *end)
+{
+	char *line = *pos;
+	char *p;
+
+	for (p = line; p + 1 < end; p++) {
+		if (p[0] == '\r' && p[1] == '\n') {
+			*p = '\0';
+			*pos = p + 2;
+			return line;
+		}
+		if (*p == '\r' || *p == '\n') {
+			return NULL;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * Parse the head into req. Returns 0 or the status to answer with (400,
+ * 405, 505).
+ */
+static unsigned http_parse_head(struct http_client *c,
+				struct tsgate_http_request *req)
+{
+	char *pos = (char *)c->head;
+	char *end = (char *)c->head + c->head_end;
+	char *line, *sp1, *sp2, *version, *target, *q;
+	unsigned num_host = 0;
+	size_t i;
+
+	for (i = 0; i < c->head_end; i++) {
+		if (c->head[i] == '\0') {
+			return 400;
+		}
+	}
+
+	/* request-line = method SP request-target SP HTTP-version */
+	line = next_line(&pos, end);
+	if (line == NULL || line[0] == '\0') {
+		return 400;
+	}
+	sp1 = strchr(line, ' ');
+	if (sp1 == NULL || sp1 == line) {
+		return 400;
+	}
+	*sp1 = '\0';
+	for (q = line; *q != '\0'; q++) {
+		if (!is_tchar((uint8_t)*q)) {
+			return 400;
+		}
+	}
+	target = sp1 + 1;
+	sp2 = strchr(target, ' ');
+	if (sp2 == NULL || sp2 == target) {
+		return 400;
+	}
+	*sp2 = '\0';
+	version = sp2 + 1;
+	if (strchr(version, ' ') != NULL) {
+		return 400;
+	}
+	for (q = target; *q != '\0'; q++) {
+		if ((uint8_t)*q <= 0x20 || (uint8_t)*q >= 0x7f) {
+			return 400;
+		}
+	}
+	if (strncmp(version, "HTTP/", 5) != 0 || strlen(version) != 8 ||
+	    version[5] < '0' || version[5] > '9' || version[6] != '.' ||
+	    version[7] < '0' || version[7] > '9') {
+		return 400;
+	}
+	if (version[5] != '1') {
+		return 505;
+	}
+	req->version_minor = version[7] == '0' ? 0 : 1;
+
+	/* header fields: name ":" OWS value OWS, no obs-fold */
+	while ((line = next_line(&pos, end)) != NULL && line[0] != '\0') {
+		char *colon = strchr(line, ':');
+
+		if (colon == NULL || colon == line) {
+			return 400;
+		}
+		for (q = line; q < colon; q++) {
+			if (!is_tchar((uint8_t)*q)) {
+				return 400; /* also a leading SP (obs-fold) */
+			}
+		}
+		for (q = colon + 1; *q != '\0'; q++) {
+			if (!is_field_char((uint8_t)*q)) {
+				return 400;
+			}
+		}
+		if ((size_t)(colon - line) == 4 &&
+		    strncasecmp(line, "Host", 4) == 0) {
+			num_host++;
+		}
+	}
+	if (line == NULL || pos != end) {
+		return 400;
+	}
+	if (req->version_minor == 1 && num_host != 1) {
+		return 400;
+	}
+	if (num_host > 1) {
+		return 400;
+	}
+
+	/* method last: a malformed request is 400 whatever its method */
+	if (strcmp((char *)c->head, "GET") != 0 &&
+	    strcmp((char *)c->head, "HEAD") != 0) {
+		return 405;
+	}
+	req->method = (const char *)c->head;
+	if (target[0] != '/') {
+		return 400; /* origin-form only */
+	}
+	q = strchr(target, '?');
+	if (q != NULL) {
+		*q = '\0';
+		req->query = q + 1;
+	}
+	req->path = target;
+	return 0;
+}
+
+/*
+ * Reading the head
+ */
+
+static int http_head_next_vector(struct tstream_context *stream,
+				 void *private_data,
+				 TALLOC_CTX *mem_ctx,
+				 struct iovec **vector,
+				 size_t *count)
+{
+	struct http_client *c =
+	    talloc_get_type_abort(private_data, struct http_client);
+	size_t from, want;
+	ssize_t pending;
+	struct iovec *v;
+	size_t i;
+
+	/* every vector asked for so far is filled: look for the blank line */
+	from = c->scanned > 3 ? c->scanned - 3 : 0;
+	for (i = from; i + 4 <= c->head_len; i++) {
+		if (memcmp(c->head + i, "\r\n\r\n", 4) == 0) {
+			c->head_end = i + 4;
+			*vector = NULL;
+			*count = 0;
+			return 0;
+		}
+	}
+	c->scanned = c->head_len;
+	if (c->head_len == sizeof(c->head)) {
+		errno = EMSGSIZE;
+		return -1;
+	}
+	pending = tstream_pending_bytes(stream);
+	want = pending > 0 ? (size_t)pending : 1;
+	if (want > sizeof(c->head) - c->head_len) {
+		want = sizeof(c->head) - c->head_len;
+	}
+	v = talloc_array(mem_ctx, struct iovec, 1);
+	if (v == NULL) {
+		errno = ENOMEM;
+		return -1;
+	}
+	v[0].iov_base = c->head + c->head_len;
+	v[0].iov_len = want;
+	/* counted now: the next call comes only once it is filled */
+	c->head_len += want;
+	*vector = v;
+	*count = 1;
+	return 0;
+}
+
+static void http_client_head_done(struct tevent_req *subreq);
+static void http_client_answer(struct http_client *c,
+			       unsigned status,
+			       const struct tsgate_http_request *req);
+static void http_client_written(struct tevent_req *subreq);
+static void http_client_shut(struct tevent_req *subreq);
+static void http_client_drain(struct http_client *c);
+static void http_client_drained(struct tevent_req *subreq);
+
+static void http_client_start(struct tsgate_http_server *s, int fd)
+{
+	struct http_client *c;
+	struct tevent_req *subreq;
+	int ret;
+
+	if (s->num_clients >= s->params.max_clients) {
+		close(fd);
+		return;
+	}
+	c = talloc_zero(s, struct http_client);
+	if (c == NULL) {
+		close(fd);
+		return;
+	}
+	c->server = s;
+	c->next = s->clients;
+	if (s->clients != NULL) {
+		s->clients->prev = c;
+	}
+	s->clients = c;
+	s->num_clients++;
+	talloc_set_destructor(c, http_client_destructor);
+
+	ret = tstream_bsd_existing_socket(c, fd, &c->stream);
+	if (ret != 0) {
+		close(fd);
+		talloc_free(c);
+		return;
+	}
+	c->free_im = tevent_create_immediate(c);
+	c->deadline = tevent_add_timer(
+	    s->ev, c,
+	    tevent_timeval_current_ofs(s->params.timeout_ms / 1000,
+				       (s->params.timeout_ms % 1000) * 1000),
+	    http_client_deadline, c);
+	if (c->free_im == NULL || c->deadline == NULL) {
+		talloc_free(c);
+		return;
+	}
+	subreq = tstream_readv_pdu_send(c, s->ev, c->stream,
+					http_head_next_vector, c);
+	if (subreq == NULL) {
+		talloc_free(c);
+		return;
+	}
+	tevent_req_set_callback(subreq, http_client_head_done, c);
+}
+
+static void http_client_head_done(struct tevent_req *subreq)
+{
+	struct http_client *c =
+	    tevent_req_callback_data(subreq, struct http_client);
+	struct tsgate_http_request req = {0};
+	unsigned status;
+	int ret, err;
+
+	ret = tstream_readv_pdu_recv(subreq, &err);
+	TALLOC_FREE(subreq);
+	if (ret == -1) {
+		if (err == EMSGSIZE) {
+			http_client_answer(c, 431, NULL);
+			return;
+		}
+		/* closed, reset or broken mid-head: nobody to answer */
+		http_client_finish(c);
+		return;
+	}
+	status = http_parse_head(c, &req);
+	http_client_answer(c, status, status == 0 ? &req : NULL);
+}
+
+/* status 0: ask the handler; otherwise answer with that error. */
+static void http_client_answer(struct http_client *c,
+			       unsigned status,
+			       const struct tsgate_http_request *req)
+{
+	struct tsgate_http_server *s = c->server;
+	struct tevent_req *subreq;
+	size_t count = 1;
+
+	c->resp = (struct tsgate_http_response){.status = 404};
+	if (status == 0) {
+		c->head_only = strcmp(req->method, "HEAD") == 0;
+		s->handler(s->private_data, c, req, &c->resp);
+	} else {
+		c->resp.status = status;
+	}
+	if (c->resp.body == NULL) {
+		const char *reason = tsgate_http_reason(c->resp.status);
+
+		c->resp.content_type = NULL;
+		c->resp.body = talloc_asprintf(c, "%s\n", reason);
+		if (c->resp.body == NULL) {
+			http_client_finish(c);
+			return;
+		}
+		c->resp.body_len = strlen(c->resp.body);
+	}
+	c->answer_head = talloc_asprintf(
+	    c,
+	    "HTTP/1.1 %u %s\r\n"
+	    "Content-Type: %s\r\n"
+	    "Content-Length: %zu\r\n"
+	    "Cache-Control: no-store\r\n"
+	    "%s"
+	    "Connection: close\r\n"
+	    "\r\n",
+	    c->resp.status, tsgate_http_reason(c->resp.status),
+	    c->resp.content_type != NULL ? c->resp.content_type
+					 : "text/plain; charset=utf-8",
+	    c->resp.body_len,
+	    c->resp.status == 405 ? "Allow: GET, HEAD\r\n" : "");
+	if (c->answer_head == NULL) {
+		http_client_finish(c);
+		return;
+	}
+	c->iov[0].iov_base = c->answer_head;
+	c->iov[0].iov_len = strlen(c->answer_head);
+	if (!c->head_only && c->resp.body_len > 0) {
+		c->iov[1].iov_base = (void *)(uintptr_t)c->resp.body;
+		c->iov[1].iov_len = c->resp.body_len;
+		count = 2;
+	}
+	subreq = tstream_writev_send(c, s->ev, c->stream, c->iov, count);
+	if (subreq == NULL) {
+		http_client_finish(c);
+		return;
+	}
+	tevent_req_set_callback(subreq, http_client_written, c);
+}
+
+static void http_client_written(struct tevent_req *subreq)
+{
+	struct http_client *c =
+	    tevent_req_callback_data(subreq, struct http_client);
+	int ret, err;
+
+	ret = tstream_writev_recv(subreq, &err);
+	TALLOC_FREE(subreq);
+	if (ret == -1) {
+		http_client_finish(c);
+		return;
+	}
+	subreq = tstream_shutdown_send(c, c->server->ev, c->stream);
+	if (subreq == NULL) {
+		http_client_finish(c);
+		return;
+	}
+	tevent_req_set_callback(subreq, http_client_shut, c);
+}
+
+static void http_client_shut(struct tevent_req *subreq)
+{
+	struct http_client *c =
+	    tevent_req_callback_data(subreq, struct http_client);
+	int ret, err;
+
+	ret = tstream_shutdown_recv(subreq, &err);
+	TALLOC_FREE(subreq);
+	if (ret == -1) {
+		http_client_finish(c);
+		return;
+	}
+	http_client_drain(c);
+}
+
+/* Discard what the client still sends until it closes (or the deadline). */
+static void http_client_drain(struct http_client *c)
+{
+	struct tevent_req *subreq;
+	ssize_t pending = tstream_pending_bytes(c->stream);
+
+	if (pending < 0) {
+		http_client_finish(c);
+		return;
+	}
+	if (pending == 0) {
+		pending = 1;
+	}
+	if ((size_t)pending > sizeof(c->discard)) {
+		pending = sizeof(c->discard);
+	}
+	c->iov[0].iov_base = c->discard;
+	c->iov[0].iov_len = (size_t)pending;
+	subreq = tstream_readv_send(c, c->server->ev, c->stream, c->iov, 1);
+	if (subreq == NULL) {
+		http_client_finish(c);
+		return;
+	}
+	tevent_req_set_callback(subreq, http_client_drained, c);
+}
+
+static void http_client_drained(struct tevent_req *subreq)
+{
+	struct http_client *c =
+	    tevent_req_callback_data(subreq, struct http_client);
+	int ret, err;
+
+	ret = tstream_readv_recv(subreq, &err);
+	TALLOC_FREE(subreq);
+	if (ret == -1) {
+		http_client_finish(c); /* EPIPE: the client closed */
+		return;
+	}
+	http_client_drain(c);
+}
+
+/*
+ * The listening socket
+ */
+
+static void http_server_accept(struct tevent_context *ev,
+			       struct tevent_fd *fde,
+			       uint16_t flags,
+			       void *private_data)
+{
+	struct tsgate_http_server *s =
+	    talloc_get_type_abort(private_data, struct tsgate_http_server);
+	int i, fd;
+
+	for (i = 0; i < HTTP_ACCEPT_BATCH; i++) {
+		fd = accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd == -1) {
+			return;
+		}
+		http_client_start(s, fd);
+	}
+}
+
+static int http_server_destructor(struct tsgate_http_server *s)
+{
+	struct stat st;
+
+	/* clients first: their destructors touch the server */
+	while (s->clients != NULL) {
+		talloc_free(s->clients);
+	}
+	TALLOC_FREE(s->fde);
+	if (s->fd != -1) {
+		close(s->fd);
+		s->fd = -1;
+	}
+	if (s->unix_path != NULL && lstat(s->unix_path, &st) == 0 &&
+	    st.st_dev == s->unix_dev && st.st_ino == s->unix_ino) {
+		unlink(s->unix_path);
+	}
+	return 0;
+}
+
+/*
+ * An existing unix socket file: replace it when nobody accepts on it
+ * (left over by a crash), refuse when someone does (EADDRINUSE) or when it
+ * is not a socket (EEXIST).
+ */
+static int http_unix_path_free(const char *path)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	struct stat st;
+	int fd, ret;
+
+	if (lstat(path, &st) != 0) {
+		return errno == ENOENT ? 0 : errno;
+	}
+	if (!S_ISSOCK(st.st_mode)) {
+		return EEXIST;
+	}
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		return ENAMETOOLONG;
+	}
+	memcpy(sun.sun_path, path, strlen(path));
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd == -1) {
+		return errno;
+	}
+	ret = connect(fd, (struct sockaddr *)&sun, sizeof(sun));
+	close(fd);
+	if (ret == 0) {
+		return EADDRINUSE;
+	}
+	if (unlink(path) != 0 && errno != ENOENT) {
+		return errno;
+	}
+	return 0;
+}
+
+static int http_server_bind(struct tsgate_http_server *s,
+			    const struct tsgate_config_addr *a)
+{
+	struct tsocket_address *addr = NULL;
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof(ss);
+	ssize_t len;
+	int one = 1;
+	int ret;
+	struct stat st;
+
+	if (a->kind == TSGATE_CONFIG_ADDR_UNIX) {
+		ret = http_unix_path_free(a->path);
+		if (ret != 0) {
+			return ret;
+		}
+		ret = tsocket_address_unix_from_path(s, a->path, &addr);
+	} else {
+		ret = tsocket_address_inet_from_strings(s, "ip", a->ip, a->port,
+							&addr);
+	}
+	if (ret != 0) {
+		return errno;
+	}
+	len = tsocket_address_bsd_sockaddr(addr, (struct sockaddr *)&ss,
+					   sizeof(ss));
+	TALLOC_FREE(addr);
+	if (len < 0) {
+		return errno;
+	}
+	s->fd =
+	    socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (s->fd == -1) {
+		return errno;
+	}
+	if (ss.ss_family != AF_UNIX) {
+		(void)setsockopt(s->fd, SOL_SOCKET, SO_REUSEADDR, &one,
+				 sizeof(one));
+	}
+	if (bind(s->fd, (struct sockaddr *)&ss, (socklen_t)len) != 0 ||
+	    listen(s->fd, 64) != 0) {
+		return errno;
+	}
+	if (ss.ss_family == AF_UNIX) {
+		s->unix_path = talloc_strdup(s, a->path);
+		if (s->unix_path == NULL) {
+			return ENOMEM;
+		}
+		if (lstat(a->path, &st) == 0) {
+			s->unix_dev = st.st_dev;
+			s->unix_ino = st.st_ino;
+		}
+		return 0;
+	}
+	if (getsockname(s->fd, (struct sockaddr *)&ss, &sslen) != 0) {
+		return errno;
+	}
+	if (ss.ss_family == AF_INET) {
+		s->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	} else if (ss.ss_family == AF_INET6) {
+		s->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	}
+	return 0;
+}
+
+int tsgate_http_server_new(TALLOC_CTX *mem_ctx,
+			   struct tevent_context *ev,
+			   const struct tsgate_config_addr *listen,
+			   const struct tsgate_http_params *params,
+			   tsgate_http_handler_t handler,
+			   void *private_data,
+			   struct tsgate_http_server **pserver,
+			   char **preason)
+{
+	struct tsgate_http_server *s;
+	int ret;
+
+	if (preason != NULL) {
+		*preason = NULL;
+	}
+	s = talloc_zero(mem_ctx, struct tsgate_http_server);
+	if (s == NULL) {
+		return ENOMEM;
+	}
+	s->ev = ev;
+	s->fd = -1;
+	s->handler = handler;
+	s->private_data = private_data;
+	if (params != NULL) {
+		s->params = *params;
+	}
+	if (s->params.timeout_ms == 0) {
+		s->params.timeout_ms = HTTP_DEFAULT_TIMEOUT_MS;
+	}
+	if (s->params.max_clients == 0) {
+		s->params.max_clients = HTTP_DEFAULT_MAX_CLIENTS;
+	}
+	talloc_set_destructor(s, http_server_destructor);
+
+	ret = http_server_bind(s, listen);
+	if (ret == 0) {
+		s->fde = tevent_add_fd(ev, s, s->fd, TEVENT_FD_READ,
+				       http_server_accept, s);
+		if (s->fde == NULL) {
+			ret = ENOMEM;
+		}
+	}
+	if (ret != 0) {
+		if (preason != NULL) {
+			*preason = talloc_asprintf(
+			    mem_ctx, "%s: %s",
+			    listen->text != NULL ? listen->text : "metrics",
+			    strerror(ret));
+		}
+		talloc_free(s);
+		return ret;
+	}
+	*pserver = s;
+	return 0;
+}
+
+uint16_t tsgate_http_server_port(const struct tsgate_http_server *server)
+{
+	return server->port;
+}
+
+unsigned tsgate_http_server_num_clients(const struct tsgate_http_server *server)
+{
+	return server->num_clients;
+}

@@ -1,0 +1,708 @@
+/*
+ * tsgate metrics: the registry of series and its Prometheus text
+ * rendering. See metrics.h for the life cycle of series and handles.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/time.h>
+#include <talloc.h>
+
+#include "metrics.h"
+#include "relay.h"
+
+#define N_ELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Bucket upper bounds in microseconds, and as rendered in le="...". */
+static const uint64_t connect_bucket_usec[] = {
+    500,    1000,   2500,   5000,    10000,   25000,   50000,
+    100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000,
+};
+static const char *const connect_bucket_le[] = {
+    "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05",
+    "0.1",    "0.25",  "0.5",    "1",     "2.5",  "5",     "10",
+};
+#define NUM_BUCKETS N_ELEM(connect_bucket_usec)
+
+struct metrics_rseries;
+
+/* The series of one listener (label listener="..."). */
+struct metrics_lseries {
+	struct metrics_lseries *prev, *next;
+	/* NULL once the registry is gone (the series then lives on the
+	 * NULL context until its last reference goes). */
+	struct tsgate_metrics *m;
+	char *name;
+	char *label; /* the name escaped for a label value */
+	unsigned refs;
+	uint64_t conns_total;
+	int64_t conns_active;
+	uint64_t hs_failures[TSGATE_METRICS_HS_NUM];
+	uint64_t drops[TSGATE_METRICS_DROP_NUM];
+	struct metrics_rseries *routes, *routes_tail;
+};
+
+/* The series of one route of a listener (labels listener, route). */
+struct metrics_rseries {
+	struct metrics_rseries *prev, *next;
+	struct metrics_lseries *ls; /* holds a reference on it */
+	char *name;
+	char *label;
+	unsigned refs;
+	uint64_t conns_total;
+	int64_t conns_active;
+	/* Totals of the connections closed so far. */
+	uint64_t bytes_up, bytes_down, pdus_up, pdus_down;
+	uint64_t connect_failures;
+	uint64_t connect_buckets[NUM_BUCKETS]; /* not cumulative */
+	uint64_t connect_count;
+	uint64_t connect_usec_sum;
+	/* Routed connections whose relay counters are still moving. */
+	struct tsgate_metrics_conn *live;
+};
+
+struct tsgate_metrics {
+	char *version_label;
+	struct timeval start;
+	enum tsgate_metrics_state state;
+	uint64_t reloads_ok;
+	uint64_t reloads_failed;
+	struct metrics_lseries *listeners, *listeners_tail;
+};
+
+struct tsgate_metrics_listener {
+	struct metrics_lseries *s;
+};
+
+struct tsgate_metrics_route {
+	struct metrics_rseries *s;
+};
+
+struct tsgate_metrics_conn {
+	struct tsgate_metrics_conn *prev, *next; /* in rs->live */
+	struct metrics_lseries *ls;
+	struct metrics_rseries *rs; /* NULL until routed */
+	const struct tsgate_relay_stats *stats;
+};
+
+static const char *const hs_reason_names[TSGATE_METRICS_HS_NUM] = {
+    [TSGATE_METRICS_HS_TIMEOUT] = "timeout",
+    [TSGATE_METRICS_HS_PROTOCOL] = "protocol",
+    [TSGATE_METRICS_HS_AUTH] = "auth",
+    [TSGATE_METRICS_HS_CLOSED] = "closed",
+    [TSGATE_METRICS_HS_OTHER] = "other",
+};
+
+static const char *const drop_reason_names[TSGATE_METRICS_DROP_NUM] = {
+    [TSGATE_METRICS_DROP_MAX_CONNECTIONS] = "max_connections",
+    [TSGATE_METRICS_DROP_HANDSHAKE_TIMEOUT] = "handshake_timeout",
+    [TSGATE_METRICS_DROP_HANDSHAKE_FAILED] = "handshake_failed",
+    [TSGATE_METRICS_DROP_NO_ROUTE] = "no_route",
+    [TSGATE_METRICS_DROP_BACKEND_REFUSED] = "backend_refused",
+    [TSGATE_METRICS_DROP_BACKEND_TIMEOUT] = "backend_timeout",
+    [TSGATE_METRICS_DROP_BACKEND_HANDSHAKE] = "backend_handshake",
+    [TSGATE_METRICS_DROP_IDLE_TIMEOUT] = "idle_timeout",
+    [TSGATE_METRICS_DROP_PDU_TOO_LARGE] = "pdu_too_large",
+    [TSGATE_METRICS_DROP_PDU_MALFORMED] = "pdu_malformed",
+    [TSGATE_METRICS_DROP_SHUTDOWN] = "shutdown",
+    [TSGATE_METRICS_DROP_OTHER] = "other",
+};
+
+const char *tsgate_metrics_handshake_reason_name(
+    enum tsgate_metrics_handshake_reason why)
+{
+	if ((unsigned)why >= TSGATE_METRICS_HS_NUM) {
+		why = TSGATE_METRICS_HS_OTHER;
+	}
+	return hs_reason_names[why];
+}
+
+const char *tsgate_metrics_drop_reason_name(enum tsgate_metrics_drop_reason why)
+{
+	if ((unsigned)why >= TSGATE_METRICS_DROP_NUM) {
+		why = TSGATE_METRICS_DROP_OTHER;
+	}
+	return drop_reason_names[why];
+}
+
+/*
+ * A label value as the exposition format wants it: backslash, double
+ * quote and line feed escaped.
+ */
+static char *label_escape(TALLOC_CTX *mem_ctx, const char *s)
+{
+	size_t len = strlen(s);
+	size_t extra = 0;
+	char *out, *p;
+
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] == '\\' || s[i] == '"' || s[i] == '\n') {
+			extra++;
+		}
+	}
+	out = talloc_array(mem_ctx, char, len + extra + 1);
+	if (out == NULL) {
+		return NULL;
+	}
+	p = out;
+	for (size_t i = 0; i < len; i++) {
+		switch (s[i]) {
+		case '\\':
+			*p++ = '\\';
+			*p++ = '\\';
+			break;
+		case '"':
+			*p++ = '\\';
+			*p++ = '"';
+			break;
+		case '\n':
+			*p++ = '\\';
+			*p++ = 'n';
+			break;
+		default:
+			*p++ = s[i];
+		}
+	}
+	*p = '\0';
+	return out;
+}
+
+/*
+ * Registry
+ */
+
+static int tsgate_metrics_destructor(struct tsgate_metrics *m)
+{
+	struct metrics_lseries *ls, *next;
+
+	/*
+	 * Handles still refer to these series: hand them over to the NULL
+	 * context; the last reference frees each one.
+	 */
+	for (ls = m->listeners; ls != NULL; ls = next) {
+		next = ls->next;
+		ls->m = NULL;
+		ls->prev = ls->next = NULL;
+		talloc_steal(NULL, ls);
+	}
+	m->listeners = m->listeners_tail = NULL;
+	return 0;
+}
+
+struct tsgate_metrics *tsgate_metrics_new(TALLOC_CTX *mem_ctx,
+					  const char *version,
+					  const struct timeval *start)
+{
+	struct tsgate_metrics *m = talloc_zero(mem_ctx, struct tsgate_metrics);
+
+	if (m == NULL) {
+		return NULL;
+	}
+	m->version_label = label_escape(m, version != NULL ? version : "");
+	if (m->version_label == NULL) {
+		talloc_free(m);
+		return NULL;
+	}
+	if (start != NULL) {
+		m->start = *start;
+	} else {
+		gettimeofday(&m->start, NULL);
+	}
+	m->state = TSGATE_METRICS_STARTING;
+	talloc_set_destructor(m, tsgate_metrics_destructor);
+	return m;
+}
+
+void tsgate_metrics_set_state(struct tsgate_metrics *m,
+			      enum tsgate_metrics_state state)
+{
+	m->state = state;
+}
+
+enum tsgate_metrics_state tsgate_metrics_get_state(
+    const struct tsgate_metrics *m)
+{
+	return m->state;
+}
+
+void tsgate_metrics_reload(struct tsgate_metrics *m, bool ok)
+{
+	if (ok) {
+		m->reloads_ok++;
+	} else {
+		m->reloads_failed++;
+	}
+}
+
+/*
+ * Series references
+ */
+
+static void lseries_unref(struct metrics_lseries *ls)
+{
+	struct tsgate_metrics *m = ls->m;
+
+	if (--ls->refs > 0) {
+		return;
+	}
+	if (m != NULL) {
+		if (ls->prev != NULL) {
+			ls->prev->next = ls->next;
+		} else {
+			m->listeners = ls->next;
+		}
+		if (ls->next != NULL) {
+			ls->next->prev = ls->prev;
+		} else {
+			m->listeners_tail = ls->prev;
+		}
+	}
+	talloc_free(ls);
+}
+
+static void rseries_unref(struct metrics_rseries *rs)
+{
+	struct metrics_lseries *ls = rs->ls;
+
+	if (--rs->refs > 0) {
+		return;
+	}
+	if (rs->prev != NULL) {
+		rs->prev->next = rs->next;
+	} else {
+		ls->routes = rs->next;
+	}
+	if (rs->next != NULL) {
+		rs->next->prev = rs->prev;
+	} else {
+		ls->routes_tail = rs->prev;
+	}
+	talloc_free(rs);
+	lseries_unref(ls);
+}
+
+static int listener_handle_destructor(struct tsgate_metrics_listener *l)
+{
+	lseries_unref(l->s);
+	return 0;
+}
+
+struct tsgate_metrics_listener *tsgate_metrics_listener_new(
+    TALLOC_CTX *mem_ctx, struct tsgate_metrics *m, const char *name)
+{
+	struct tsgate_metrics_listener *l;
+	struct metrics_lseries *ls;
+
+	l = talloc_zero(mem_ctx, struct tsgate_metrics_listener);
+	if (l == NULL) {
+		return NULL;
+	}
+	for (ls = m->listeners; ls != NULL; ls = ls->next) {
+		if (strcmp(ls->name, name) == 0) {
+			break;
+		}
+	}
+	if (ls == NULL) {
+		ls = talloc_zero(m, struct metrics_lseries);
+		if (ls == NULL) {
+			talloc_free(l);
+			return NULL;
+		}
+		ls->m = m;
+		ls->name = talloc_strdup(ls, name);
+		ls->label = label_escape(ls, name);
+		if (ls->name == NULL || ls->label == NULL) {
+			talloc_free(ls);
+			talloc_free(l);
+			return NULL;
+		}
+		ls->prev = m->listeners_tail;
+		if (m->listeners_tail != NULL) {
+			m->listeners_tail->next = ls;
+		} else {
+			m->listeners = ls;
+		}
+		m->listeners_tail = ls;
+	}
+	ls->refs++;
+	l->s = ls;
+	talloc_set_destructor(l, listener_handle_destructor);
+	return l;
+}
+
+static int route_handle_destructor(struct tsgate_metrics_route *r)
+{
+	rseries_unref(r->s);
+	return 0;
+}
+
+struct tsgate_metrics_route *tsgate_metrics_route_new(
+    TALLOC_CTX *mem_ctx,
+    struct tsgate_metrics_listener *listener,
+    const char *name)
+{
+	struct metrics_lseries *ls = listener->s;
+	struct tsgate_metrics_route *r;
+	struct metrics_rseries *rs;
+
+	r = talloc_zero(mem_ctx, struct tsgate_metrics_route);
+	if (r == NULL) {
+		return NULL;
+	}
+	for (rs = ls->routes; rs != NULL; rs = rs->next) {
+		if (strcmp(rs->name, name) == 0) {
+			break;
+		}
+	}
+	if (rs == NULL) {
+		rs = talloc_zero(ls, struct metrics_rseries);
+		if (rs == NULL) {
+			talloc_free(r);
+			return NULL;
+		}
+		rs->ls = ls;
+		rs->name = talloc_strdup(rs, name);
+		rs->label = label_escape(rs, name);
+		if (rs->name == NULL || rs->label == NULL) {
+			talloc_free(rs);
+			talloc_free(r);
+			return NULL;
+		}
+		rs->prev = ls->routes_tail;
+		if (ls->routes_tail != NULL) {
+			ls->routes_tail->next = rs;
+		} else {
+			ls->routes = rs;
+		}
+		ls->routes_tail = rs;
+		ls->refs++;
+	}
+	rs->refs++;
+	r->s = rs;
+	talloc_set_destructor(r, route_handle_destructor);
+	return r;
+}
+
+/*
+ * Hot path
+ */
+
+void tsgate_metrics_handshake_failed(struct tsgate_metrics_listener *l,
+				     enum tsgate_metrics_handshake_reason why)
+{
+	if ((unsigned)why >= TSGATE_METRICS_HS_NUM) {
+		why = TSGATE_METRICS_HS_OTHER;
+	}
+	l->s->hs_failures[why]++;
+}
+
+void tsgate_metrics_drop(struct tsgate_metrics_listener *l,
+			 enum tsgate_metrics_drop_reason why)
+{
+	if ((unsigned)why >= TSGATE_METRICS_DROP_NUM) {
+		why = TSGATE_METRICS_DROP_OTHER;
+	}
+	l->s->drops[why]++;
+}
+
+void tsgate_metrics_backend_connected(struct tsgate_metrics_route *r,
+				      uint64_t usec)
+{
+	struct metrics_rseries *rs = r->s;
+	size_t i;
+
+	for (i = 0; i < NUM_BUCKETS; i++) {
+		if (usec <= connect_bucket_usec[i]) {
+			rs->connect_buckets[i]++;
+			break;
+		}
+	}
+	rs->connect_count++;
+	rs->connect_usec_sum += usec;
+}
+
+void tsgate_metrics_backend_failed(struct tsgate_metrics_route *r)
+{
+	r->s->connect_failures++;
+}
+
+static int conn_tracker_destructor(struct tsgate_metrics_conn *c)
+{
+	struct metrics_rseries *rs = c->rs;
+
+	if (rs != NULL) {
+		rs->bytes_up += c->stats->bytes_up;
+		rs->bytes_down += c->stats->bytes_down;
+		rs->pdus_up += c->stats->pdus_up;
+		rs->pdus_down += c->stats->pdus_down;
+		rs->conns_active--;
+		if (c->prev != NULL) {
+			c->prev->next = c->next;
+		} else {
+			rs->live = c->next;
+		}
+		if (c->next != NULL) {
+			c->next->prev = c->prev;
+		}
+		rseries_unref(rs);
+	}
+	c->ls->conns_active--;
+	lseries_unref(c->ls);
+	return 0;
+}
+
+struct tsgate_metrics_conn *tsgate_metrics_conn_new(
+    TALLOC_CTX *mem_ctx, struct tsgate_metrics_listener *l)
+{
+	struct tsgate_metrics_conn *c;
+
+	c = talloc_zero(mem_ctx, struct tsgate_metrics_conn);
+	if (c == NULL) {
+		return NULL;
+	}
+	c->ls = l->s;
+	c->ls->refs++;
+	c->ls->conns_total++;
+	c->ls->conns_active++;
+	talloc_set_destructor(c, conn_tracker_destructor);
+	return c;
+}
+
+void tsgate_metrics_conn_routed(struct tsgate_metrics_conn *c,
+				struct tsgate_metrics_route *r,
+				const struct tsgate_relay_stats *stats)
+{
+	struct metrics_rseries *rs;
+
+	if (c == NULL || r == NULL || stats == NULL || c->rs != NULL) {
+		return;
+	}
+	rs = r->s;
+	c->rs = rs;
+	c->stats = stats;
+	rs->refs++;
+	rs->conns_total++;
+	rs->conns_active++;
+	c->prev = NULL;
+	c->next = rs->live;
+	if (rs->live != NULL) {
+		rs->live->prev = c;
+	}
+	rs->live = c;
+}
+
+/*
+ * Rendering
+ */
+
+static void family(char **out,
+		   const char *name,
+		   const char *type,
+		   const char *help)
+{
+	talloc_asprintf_addbuf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help,
+			       name, type);
+}
+
+/* The route's totals plus what its live connections moved so far. */
+static void route_traffic(const struct metrics_rseries *rs,
+			  uint64_t *up,
+			  uint64_t *down,
+			  uint64_t *pdus_up,
+			  uint64_t *pdus_down)
+{
+	const struct tsgate_metrics_conn *c;
+
+	*up = rs->bytes_up;
+	*down = rs->bytes_down;
+	*pdus_up = rs->pdus_up;
+	*pdus_down = rs->pdus_down;
+	for (c = rs->live; c != NULL; c = c->next) {
+		*up += c->stats->bytes_up;
+		*down += c->stats->bytes_down;
+		*pdus_up += c->stats->pdus_up;
+		*pdus_down += c->stats->pdus_down;
+	}
+}
+
+static void render_listener_families(char **out, const struct tsgate_metrics *m)
+{
+	const struct metrics_lseries *ls;
+	size_t i;
+
+	family(out, "tsgate_connections_active", "gauge",
+	       "Client connections open now, per listener.");
+	for (ls = m->listeners; ls != NULL; ls = ls->next) {
+		talloc_asprintf_addbuf(out,
+				       "tsgate_connections_active"
+				       "{listener=\"%s\"} %" PRId64 "\n",
+				       ls->label, ls->conns_active);
+	}
+	family(out, "tsgate_connections_total", "counter",
+	       "Client connections accepted, per listener.");
+	for (ls = m->listeners; ls != NULL; ls = ls->next) {
+		talloc_asprintf_addbuf(out,
+				       "tsgate_connections_total"
+				       "{listener=\"%s\"} %" PRIu64 "\n",
+				       ls->label, ls->conns_total);
+	}
+	family(out, "tsgate_handshake_failures_total", "counter",
+	       "Failed TLS/GSSAPI handshakes with clients, per listener and "
+	       "reason.");
+	for (ls = m->listeners; ls != NULL; ls = ls->next) {
+		for (i = 0; i < TSGATE_METRICS_HS_NUM; i++) {
+			talloc_asprintf_addbuf(
+			    out,
+			    "tsgate_handshake_failures_total"
+			    "{listener=\"%s\",reason=\"%s\"} %" PRIu64 "\n",
+			    ls->label, hs_reason_names[i], ls->hs_failures[i]);
+		}
+	}
+	family(out, "tsgate_connection_drops_total", "counter",
+	       "Connections the gateway closed early, per listener and "
+	       "reason.");
+	for (ls = m->listeners; ls != NULL; ls = ls->next) {
+		for (i = 0; i < TSGATE_METRICS_DROP_NUM; i++) {
+			talloc_asprintf_addbuf(
+			    out,
+			    "tsgate_connection_drops_total"
+			    "{listener=\"%s\",reason=\"%s\"} %" PRIu64 "\n",
+			    ls->label, drop_reason_names[i], ls->drops[i]);
+		}
+	}
+}
+
+#define FOREACH_ROUTE(m, ls, rs)                                     \
+	for ((ls) = (m)->listeners; (ls) != NULL; (ls) = (ls)->next) \
+		for ((rs) = (ls)->routes; (rs) != NULL; (rs) = (rs)->next)
+
+static void render_route_families(char **out, const struct tsgate_metrics *m)
+{
+	const struct metrics_lseries *ls;
+	const struct metrics_rseries *rs;
+	uint64_t up, down, pdus_up, pdus_down, cumulative;
+	size_t i;
+
+	family(out, "tsgate_route_connections_active", "gauge",
+	       "Routed connections open now, per listener and route.");
+	FOREACH_ROUTE(m, ls, rs)
+	{
+		talloc_asprintf_addbuf(out,
+				       "tsgate_route_connections_active"
+				       "{listener=\"%s\",route=\"%s\"} %" PRId64
+				       "\n",
+				       ls->label, rs->label, rs->conns_active);
+	}
+	family(out, "tsgate_route_connections_total", "counter",
+	       "Connections routed, per listener and route.");
+	FOREACH_ROUTE(m, ls, rs)
+	{
+		talloc_asprintf_addbuf(out,
+				       "tsgate_route_connections_total"
+				       "{listener=\"%s\",route=\"%s\"} %" PRIu64
+				       "\n",
+				       ls->label, rs->label, rs->conns_total);
+	}
+	family(out, "tsgate_route_bytes_total", "counter",
+	       "Payload bytes relayed, per listener, route and direction.");
+	FOREACH_ROUTE(m, ls, rs)
+	{
+		route_traffic(rs, &up, &down, &pdus_up, &pdus_down);
+		talloc_asprintf_addbuf(
+		    out,
+		    "tsgate_route_bytes_total{listener=\"%s\",route=\"%s\","
+		    "direction=\"client_to_backend\"} %" PRIu64 "\n"
+		    "tsgate_route_bytes_total{listener=\"%s\",route=\"%s\","
+		    "direction=\"backend_to_client\"} %" PRIu64 "\n",
+		    ls->label, rs->label, up, ls->label, rs->label, down);
+	}
+	family(out, "tsgate_route_pdus_total", "counter",
+	       "PDUs (raw framing: chunks) relayed, per listener, route and "
+	       "direction.");
+	FOREACH_ROUTE(m, ls, rs)
+	{
+		route_traffic(rs, &up, &down, &pdus_up, &pdus_down);
+		talloc_asprintf_addbuf(
+		    out,
+		    "tsgate_route_pdus_total{listener=\"%s\",route=\"%s\","
+		    "direction=\"client_to_backend\"} %" PRIu64 "\n"
+		    "tsgate_route_pdus_total{listener=\"%s\",route=\"%s\","
+		    "direction=\"backend_to_client\"} %" PRIu64 "\n",
+		    ls->label, rs->label, pdus_up, ls->label, rs->label,
+		    pdus_down);
+	}
+	family(out, "tsgate_backend_connect_failures_total", "counter",
+	       "Failed backend connects, per listener and route.");
+	FOREACH_ROUTE(m, ls, rs)
+	{
+		talloc_asprintf_addbuf(
+		    out,
+		    "tsgate_backend_connect_failures_total"
+		    "{listener=\"%s\",route=\"%s\"} %" PRIu64 "\n",
+		    ls->label, rs->label, rs->connect_failures);
+	}
+	family(out, "tsgate_backend_connect_duration_seconds", "histogram",
+	       "Time to a usable backend stream (connect and origination "
+	       "handshake), per listener and route.");
+	FOREACH_ROUTE(m, ls, rs)
+	{
+		cumulative = 0;
+		for (i = 0; i < NUM_BUCKETS; i++) {
+			cumulative += rs->connect_buckets[i];
+			talloc_asprintf_addbuf(
+			    out,
+			    "tsgate_backend_connect_duration_seconds_bucket"
+			    "{listener=\"%s\",route=\"%s\",le=\"%s\"} %" PRIu64
+			    "\n",
+			    ls->label, rs->label, connect_bucket_le[i],
+			    cumulative);
+		}
+		talloc_asprintf_addbuf(
+		    out,
+		    "tsgate_backend_connect_duration_seconds_bucket"
+		    "{listener=\"%s\",route=\"%s\",le=\"+Inf\"} %" PRIu64 "\n"
+		    "tsgate_backend_connect_duration_seconds_sum"
+		    "{listener=\"%s\",route=\"%s\"} %" PRIu64 ".%06" PRIu64 "\n"
+		    "tsgate_backend_connect_duration_seconds_count"
+		    "{listener=\"%s\",route=\"%s\"} %" PRIu64 "\n",
+		    ls->label, rs->label, rs->connect_count, ls->label,
+		    rs->label, rs->connect_usec_sum / 1000000,
+		    rs->connect_usec_sum % 1000000, ls->label, rs->label,
+		    rs->connect_count);
+	}
+}
+
+char *tsgate_metrics_render(TALLOC_CTX *mem_ctx, const struct tsgate_metrics *m)
+{
+	char *out = talloc_strdup(mem_ctx, "");
+
+	family(&out, "tsgate_build_info", "gauge",
+	       "Version of the running tsgate (always 1).");
+	talloc_asprintf_addbuf(&out, "tsgate_build_info{version=\"%s\"} 1\n",
+			       m->version_label);
+	family(&out, "tsgate_start_time_seconds", "gauge",
+	       "Start time of the process since the Unix epoch in seconds.");
+	talloc_asprintf_addbuf(&out, "tsgate_start_time_seconds %lld.%06ld\n",
+			       (long long)m->start.tv_sec,
+			       (long)m->start.tv_usec);
+	family(&out, "tsgate_ready", "gauge",
+	       "1 while listeners are bound and accepting, 0 while starting "
+	       "or draining.");
+	talloc_asprintf_addbuf(&out, "tsgate_ready %d\n",
+			       m->state == TSGATE_METRICS_READY ? 1 : 0);
+	family(&out, "tsgate_reloads_total", "counter",
+	       "Configuration reloads (SIGHUP), by result.");
+	talloc_asprintf_addbuf(
+	    &out,
+	    "tsgate_reloads_total{result=\"ok\"} %" PRIu64 "\n"
+	    "tsgate_reloads_total{result=\"failed\"} %" PRIu64 "\n",
+	    m->reloads_ok, m->reloads_failed);
+	render_listener_families(&out, m);
+	render_route_families(&out, m);
+	if (out == NULL) {
+		errno = ENOMEM;
+	}
+	return out;
+}

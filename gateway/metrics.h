@@ -1,0 +1,209 @@
+/*
+ * tsgate metrics: counters, gauges and a histogram per listener and route,
+ * rendered in the Prometheus text exposition format 0.0.4.
+ *
+ * One registry (struct tsgate_metrics) per process, made in main/daemon
+ * start-up and passed down (no global state). The daemon takes a handle
+ * per listener and per route when it creates them; the label set is
+ * resolved then, so the hot path is a pointer dereference and an add: no
+ * allocation, no lookup, no formatting.
+ *
+ * Series and handles
+ *  - A series (the counters of one label set) lives while a handle or a
+ *    connection tracker refers to it. Taking a handle for a name that is
+ *    already in use returns the same series, so a reload that re-creates a
+ *    listener or route of the same name continues its counters (Prometheus
+ *    counters never go backwards for a label set) — provided the new
+ *    handle is taken before the last old one is freed. A listener or route
+ *    that the reload removes keeps its series while live connections
+ *    still use it; when the last reference goes, the series leaves the
+ *    output (a later re-appearance starts from 0, which Prometheus treats
+ *    as a counter reset).
+ *  - Handles and trackers may be freed before or after the registry, in
+ *    any order.
+ *
+ * Bytes and PDUs are not counted per call: a connection tracker points at
+ * the relay's own live counters (struct tsgate_relay_stats) and the
+ * renderer adds them to the route's totals of closed connections, so
+ * /metrics shows live byte counts of long-lived connections at zero cost
+ * on the data path.
+ */
+#ifndef TSGATE_METRICS_H
+#define TSGATE_METRICS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/time.h>
+#include <talloc.h>
+
+struct tsgate_metrics;
+struct tsgate_metrics_listener;
+struct tsgate_metrics_route;
+struct tsgate_metrics_conn;
+struct tsgate_relay_stats;
+
+/* Why a TLS/GSSAPI handshake with a client failed (label "reason"). */
+enum tsgate_metrics_handshake_reason {
+	TSGATE_METRICS_HS_TIMEOUT = 0, /* handshake_timeout passed */
+	TSGATE_METRICS_HS_PROTOCOL,    /* malformed data, alert, bad token */
+	TSGATE_METRICS_HS_AUTH,   /* peer certificate/credentials refused */
+	TSGATE_METRICS_HS_CLOSED, /* peer closed or reset mid-handshake */
+	TSGATE_METRICS_HS_OTHER,
+	TSGATE_METRICS_HS_NUM
+};
+
+/* Why the gateway closed a connection early (label "reason"). */
+enum tsgate_metrics_drop_reason {
+	TSGATE_METRICS_DROP_MAX_CONNECTIONS = 0, /* refused at accept */
+	TSGATE_METRICS_DROP_HANDSHAKE_TIMEOUT,
+	TSGATE_METRICS_DROP_HANDSHAKE_FAILED,
+	TSGATE_METRICS_DROP_NO_ROUTE,
+	TSGATE_METRICS_DROP_BACKEND_REFUSED,   /* connect failed (refused...) */
+	TSGATE_METRICS_DROP_BACKEND_TIMEOUT,   /* connect_timeout passed */
+	TSGATE_METRICS_DROP_BACKEND_HANDSHAKE, /* connect: tls/gssapi failed */
+	TSGATE_METRICS_DROP_IDLE_TIMEOUT,
+	TSGATE_METRICS_DROP_PDU_TOO_LARGE,
+	TSGATE_METRICS_DROP_PDU_MALFORMED,
+	TSGATE_METRICS_DROP_SHUTDOWN, /* still open when shutdown_grace ended */
+	TSGATE_METRICS_DROP_OTHER,
+	TSGATE_METRICS_DROP_NUM
+};
+
+/* What /readyz answers (and the tsgate_ready gauge). */
+enum tsgate_metrics_state {
+	TSGATE_METRICS_STARTING = 0, /* 503: config loaded, not yet bound */
+	TSGATE_METRICS_READY,        /* 200: listeners bound, accepting */
+	TSGATE_METRICS_DRAINING,     /* 503: SIGTERM/SIGINT, draining */
+};
+
+/*
+ * Upper bounds of the backend connect latency histogram
+ * (tsgate_backend_connect_duration_seconds), in seconds:
+ * 0.0005 0.001 0.0025 0.005 0.01 0.025 0.05 0.1 0.25 0.5 1 2.5 5 10 +Inf.
+ * Drop reasons and handshake reasons are rendered for every listener,
+ * zeros included, so rate() works from the first scrape.
+ */
+
+/**
+ * @brief Make the registry.
+ *
+ * @param mem_ctx  Its owner.
+ * @param version  Reported by tsgate_build_info{version="..."}; copied.
+ * @param start    Process start time for tsgate_start_time_seconds; NULL
+ *                 means now.
+ * @return The registry (state STARTING), or NULL when out of memory.
+ */
+struct tsgate_metrics *tsgate_metrics_new(TALLOC_CTX *mem_ctx,
+					  const char *version,
+					  const struct timeval *start);
+
+/** @brief Set what /readyz answers: STARTING, READY or DRAINING. */
+void tsgate_metrics_set_state(struct tsgate_metrics *m,
+			      enum tsgate_metrics_state state);
+
+/** @brief The current readiness state. */
+enum tsgate_metrics_state tsgate_metrics_get_state(
+    const struct tsgate_metrics *m);
+
+/** @brief Count a SIGHUP reload: ok or failed (config kept). */
+void tsgate_metrics_reload(struct tsgate_metrics *m, bool ok);
+
+/**
+ * @brief A handle on the series of one listener.
+ *
+ * Call when the listener is created (at start-up and on each reload).
+ *
+ * @param mem_ctx  Owner of the handle (e.g. the listener struct).
+ * @param m        The registry.
+ * @param name     The listener's name (label listener="...").
+ * @return The handle, or NULL when out of memory.
+ */
+struct tsgate_metrics_listener *tsgate_metrics_listener_new(
+    TALLOC_CTX *mem_ctx, struct tsgate_metrics *m, const char *name);
+
+/**
+ * @brief A handle on the series of one route of a listener.
+ *
+ * @param mem_ctx   Owner of the handle (e.g. the listener struct).
+ * @param listener  The listener's handle.
+ * @param name      The route's name (label route="...").
+ * @return The handle, or NULL when out of memory.
+ */
+struct tsgate_metrics_route *tsgate_metrics_route_new(
+    TALLOC_CTX *mem_ctx,
+    struct tsgate_metrics_listener *listener,
+    const char *name);
+
+/**
+ * @brief Count a handshake failure with a client.
+ *
+ * Counted in tsgate_handshake_failures_total only; the daemon also calls
+ * tsgate_metrics_drop() with HANDSHAKE_TIMEOUT or HANDSHAKE_FAILED for the
+ * connection it then closes.
+ */
+void tsgate_metrics_handshake_failed(struct tsgate_metrics_listener *l,
+				     enum tsgate_metrics_handshake_reason why);
+
+/** @brief Count a connection the gateway closed early, by reason. */
+void tsgate_metrics_drop(struct tsgate_metrics_listener *l,
+			 enum tsgate_metrics_drop_reason why);
+
+/**
+ * @brief Count a successful backend connect and its latency.
+ *
+ * @param usec  Time from starting the connect to a usable backend stream
+ *              (including the TLS/GSSAPI handshake for connect: tls/gssapi),
+ *              in microseconds.
+ */
+void tsgate_metrics_backend_connected(struct tsgate_metrics_route *r,
+				      uint64_t usec);
+
+/** @brief Count a failed backend connect (refused, timeout, handshake). */
+void tsgate_metrics_backend_failed(struct tsgate_metrics_route *r);
+
+/**
+ * @brief Track one accepted connection.
+ *
+ * Counts it in tsgate_connections_total and tsgate_connections_active of
+ * the listener; freeing the tracker takes it out of the active gauge.
+ * Allocate it on the connection so it goes when the connection goes.
+ *
+ * @return The tracker, or NULL when out of memory (the connection can go
+ *         on uncounted; every tsgate_metrics_conn_* call accepts NULL).
+ */
+struct tsgate_metrics_conn *tsgate_metrics_conn_new(
+    TALLOC_CTX *mem_ctx, struct tsgate_metrics_listener *l);
+
+/**
+ * @brief The connection was routed: count it on the route and follow its
+ *        live byte and PDU counters.
+ *
+ * Counts it in tsgate_route_connections_total/_active. Until the tracker
+ * is freed, /metrics adds stats->bytes_up/bytes_down (client→backend,
+ * backend→client) and pdus_up/pdus_down to the route's totals; when it is
+ * freed their final values are added for good. stats must stay valid
+ * until the tracker is freed (a struct in the connection that owns the
+ * tracker is: talloc runs a child's destructor before the parent's memory
+ * goes). Call at most once per tracker; later calls are ignored.
+ */
+void tsgate_metrics_conn_routed(struct tsgate_metrics_conn *c,
+				struct tsgate_metrics_route *r,
+				const struct tsgate_relay_stats *stats);
+
+/**
+ * @brief Render every series in the Prometheus text format 0.0.4.
+ *
+ * @return The text (on mem_ctx), or NULL when out of memory.
+ */
+char *tsgate_metrics_render(TALLOC_CTX *mem_ctx,
+			    const struct tsgate_metrics *m);
+
+/** @brief The label value of a handshake failure reason ("timeout"...). */
+const char *tsgate_metrics_handshake_reason_name(
+    enum tsgate_metrics_handshake_reason why);
+
+/** @brief The label value of a drop reason ("max_connections"...). */
+const char *tsgate_metrics_drop_reason_name(
+    enum tsgate_metrics_drop_reason why);
+
+#endif /* TSGATE_METRICS_H */

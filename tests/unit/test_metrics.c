@@ -1,0 +1,437 @@
+/*
+ * Unit tests of gateway/metrics.c and the endpoint handler of
+ * gateway/health.c: exact Prometheus text, label escaping, histogram
+ * buckets, live byte counts, series surviving a reload, handles and
+ * registry freed in any order.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <check.h>
+#include <talloc.h>
+#include <tevent.h>
+
+#include "tt.h"
+#include "health.h"
+#include "http_server.h"
+#include "metrics.h"
+#include "relay.h"
+
+static const struct timeval start = {.tv_sec = 1764000000, .tv_usec = 250000};
+
+#define HEADER_FAMILIES                                                        \
+	"# HELP tsgate_build_info Version of the running tsgate (always 1).\n" \
+	"# TYPE tsgate_build_info gauge\n"                                     \
+	"tsgate_build_info{version=\"1.2.3\"} 1\n"                             \
+	"# HELP tsgate_start_time_seconds Start time of the process since "    \
+	"the Unix epoch in seconds.\n"                                         \
+	"# TYPE tsgate_start_time_seconds gauge\n"                             \
+	"tsgate_start_time_seconds 1764000000.250000\n"                        \
+	"# HELP tsgate_ready 1 while listeners are bound and accepting, 0 "    \
+	"while starting or draining.\n"                                        \
+	"# TYPE tsgate_ready gauge\n"
+
+#define RELOADS_FAMILY                                                    \
+	"# HELP tsgate_reloads_total Configuration reloads (SIGHUP), by " \
+	"result.\n"                                                       \
+	"# TYPE tsgate_reloads_total counter\n"
+
+#define H_CONN_ACTIVE                                                    \
+	"# HELP tsgate_connections_active Client connections open now, " \
+	"per listener.\n"                                                \
+	"# TYPE tsgate_connections_active gauge\n"
+#define H_CONN_TOTAL                                                    \
+	"# HELP tsgate_connections_total Client connections accepted, " \
+	"per listener.\n"                                               \
+	"# TYPE tsgate_connections_total counter\n"
+#define H_HS                                                                   \
+	"# HELP tsgate_handshake_failures_total Failed TLS/GSSAPI handshakes " \
+	"with clients, per listener and reason.\n"                             \
+	"# TYPE tsgate_handshake_failures_total counter\n"
+#define H_DROPS                                                                \
+	"# HELP tsgate_connection_drops_total Connections the gateway closed " \
+	"early, per listener and reason.\n"                                    \
+	"# TYPE tsgate_connection_drops_total counter\n"
+#define H_R_ACTIVE                                                        \
+	"# HELP tsgate_route_connections_active Routed connections open " \
+	"now, per listener and route.\n"                                  \
+	"# TYPE tsgate_route_connections_active gauge\n"
+#define H_R_TOTAL                                                        \
+	"# HELP tsgate_route_connections_total Connections routed, per " \
+	"listener and route.\n"                                          \
+	"# TYPE tsgate_route_connections_total counter\n"
+#define H_R_BYTES                                                     \
+	"# HELP tsgate_route_bytes_total Payload bytes relayed, per " \
+	"listener, route and direction.\n"                            \
+	"# TYPE tsgate_route_bytes_total counter\n"
+#define H_R_PDUS                                                              \
+	"# HELP tsgate_route_pdus_total PDUs (raw framing: chunks) relayed, " \
+	"per listener, route and direction.\n"                                \
+	"# TYPE tsgate_route_pdus_total counter\n"
+#define H_R_FAIL                                                       \
+	"# HELP tsgate_backend_connect_failures_total Failed backend " \
+	"connects, per listener and route.\n"                          \
+	"# TYPE tsgate_backend_connect_failures_total counter\n"
+#define H_R_HIST                                                            \
+	"# HELP tsgate_backend_connect_duration_seconds Time to a usable "  \
+	"backend stream (connect and origination handshake), per listener " \
+	"and route.\n"                                                      \
+	"# TYPE tsgate_backend_connect_duration_seconds histogram\n"
+
+START_TEST(test_render_empty)
+{
+	struct tsgate_metrics *m = tsgate_metrics_new(tt_mem, "1.2.3", &start);
+	char *text;
+
+	ck_assert_ptr_nonnull(m);
+	text = tsgate_metrics_render(tt_mem, m);
+	ck_assert_ptr_nonnull(text);
+	ck_assert_str_eq(
+	    text, HEADER_FAMILIES
+	    "tsgate_ready 0\n" RELOADS_FAMILY
+	    "tsgate_reloads_total{result=\"ok\"} 0\n"
+	    "tsgate_reloads_total{result=\"failed\"} 0\n" H_CONN_ACTIVE
+		H_CONN_TOTAL H_HS H_DROPS H_R_ACTIVE H_R_TOTAL H_R_BYTES
+		    H_R_PDUS H_R_FAIL H_R_HIST);
+	talloc_free(m);
+}
+END_TEST
+
+#define HIST(l, r, c)                                                  \
+	"tsgate_backend_connect_duration_seconds_bucket{listener=\"" l \
+	"\",route=\"" r "\",le=\"" c "\"} "
+
+START_TEST(test_render_full)
+{
+	TALLOC_CTX *ctx = talloc_new(tt_mem);
+	struct tsgate_metrics *m = tsgate_metrics_new(ctx, "1.2.3", &start);
+	struct tsgate_metrics_listener *l;
+	struct tsgate_metrics_route *r;
+	struct tsgate_metrics_conn *c1, *c2;
+	struct tsgate_relay_stats s1 = {0}, s2 = {0};
+	char *text;
+
+	tsgate_metrics_set_state(m, TSGATE_METRICS_READY);
+	tsgate_metrics_reload(m, true);
+	tsgate_metrics_reload(m, true);
+	tsgate_metrics_reload(m, false);
+	l = tsgate_metrics_listener_new(ctx, m, "pub");
+	r = tsgate_metrics_route_new(ctx, l, "ldap");
+	ck_assert_ptr_nonnull(r);
+
+	c1 = tsgate_metrics_conn_new(ctx, l);
+	c2 = tsgate_metrics_conn_new(ctx, l);
+	tsgate_metrics_conn_new(ctx, l); /* stays in the handshake */
+	tsgate_metrics_conn_routed(c1, r, &s1);
+	tsgate_metrics_conn_routed(c2, r, &s2);
+	tsgate_metrics_conn_routed(c2, r, &s1); /* ignored: once only */
+	s1 = (struct tsgate_relay_stats){10, 20, 1, 2, NULL};
+	s2 = (struct tsgate_relay_stats){100, 200, 3, 4, NULL};
+	talloc_free(c2);  /* its counts are now the route's for good */
+	s1.bytes_up = 11; /* c1 still moving */
+
+	tsgate_metrics_handshake_failed(l, TSGATE_METRICS_HS_TIMEOUT);
+	tsgate_metrics_handshake_failed(l, TSGATE_METRICS_HS_AUTH);
+	tsgate_metrics_handshake_failed(l, TSGATE_METRICS_HS_NUM); /* other */
+	tsgate_metrics_drop(l, TSGATE_METRICS_DROP_MAX_CONNECTIONS);
+	tsgate_metrics_drop(l, TSGATE_METRICS_DROP_PDU_TOO_LARGE);
+	tsgate_metrics_drop(l, TSGATE_METRICS_DROP_PDU_TOO_LARGE);
+	tsgate_metrics_backend_failed(r);
+	tsgate_metrics_backend_connected(r, 500);      /* le 0.0005 */
+	tsgate_metrics_backend_connected(r, 501);      /* le 0.001 */
+	tsgate_metrics_backend_connected(r, 10000000); /* le 10 */
+	tsgate_metrics_backend_connected(r, 20000001); /* +Inf only */
+
+	text = tsgate_metrics_render(ctx, m);
+	ck_assert_ptr_nonnull(text);
+	/* clang-format off */
+	ck_assert_str_eq(
+	    text,
+	    HEADER_FAMILIES "tsgate_ready 1\n" RELOADS_FAMILY
+	    "tsgate_reloads_total{result=\"ok\"} 2\n"
+	    "tsgate_reloads_total{result=\"failed\"} 1\n"
+	    H_CONN_ACTIVE
+	    "tsgate_connections_active{listener=\"pub\"} 2\n"
+	    H_CONN_TOTAL
+	    "tsgate_connections_total{listener=\"pub\"} 3\n"
+	    H_HS
+	    "tsgate_handshake_failures_total{listener=\"pub\",reason=\"timeout\"} 1\n"
+	    "tsgate_handshake_failures_total{listener=\"pub\",reason=\"protocol\"} 0\n"
+	    "tsgate_handshake_failures_total{listener=\"pub\",reason=\"auth\"} 1\n"
+	    "tsgate_handshake_failures_total{listener=\"pub\",reason=\"closed\"} 0\n"
+	    "tsgate_handshake_failures_total{listener=\"pub\",reason=\"other\"} 1\n"
+	    H_DROPS
+	    "tsgate_connection_drops_total{listener=\"pub\",reason=\"max_connections\"} 1\n"
+	    "tsgate_connection_drops_total{listener=\"pub\",reason=\"handshake_timeout\"} 0\n"
+	    "tsgate_connection_drops_total{listener=\"pub\",reason=\"handshake_failed\"} 0\n"
+	    "tsgate_connection_drops_total{listener=\"pub\",reason=\"no_route\"} 0\n"
+	    "tsgate_connection_drops_total{listener=\"pub\",reason=\"backend_refused\"} 0\n"
+	    "tsgate_connection_drops_total{listener=\"pub\",reason=\"backend_timeout\"} 0\n"
+	    "tsgate_connection_drops_total{listener=\"pub\",reason=\"backend_handshake\"} 0\n"
+	    "tsgate_connection_drops_total{listener=\"pub\",reason=\"idle_timeout\"} 0\n"
+	    "tsgate_connection_drops_total{listener=\"pub\",reason=\"pdu_too_large\"} 2\n"
+	    "tsgate_connection_drops_total{listener=\"pub\",reason=\"pdu_malformed\"} 0\n"
+	    "tsgate_connection_drops_total{listener=\"pub\",reason=\"shutdown\"} 0\n"
+	    "tsgate_connection_drops_total{listener=\"pub\",reason=\"other\"} 0\n"
+	    H_R_ACTIVE
+	    "tsgate_route_connections_active{listener=\"pub\",route=\"ldap\"} 1\n"
+	    H_R_TOTAL
+	    "tsgate_route_connections_total{listener=\"pub\",route=\"ldap\"} 2\n"
+	    H_R_BYTES
+	    "tsgate_route_bytes_total{listener=\"pub\",route=\"ldap\",direction=\"client_to_backend\"} 111\n"
+	    "tsgate_route_bytes_total{listener=\"pub\",route=\"ldap\",direction=\"backend_to_client\"} 220\n"
+	    H_R_PDUS
+	    "tsgate_route_pdus_total{listener=\"pub\",route=\"ldap\",direction=\"client_to_backend\"} 4\n"
+	    "tsgate_route_pdus_total{listener=\"pub\",route=\"ldap\",direction=\"backend_to_client\"} 6\n"
+	    H_R_FAIL
+	    "tsgate_backend_connect_failures_total{listener=\"pub\",route=\"ldap\"} 1\n"
+	    H_R_HIST
+	    HIST("pub", "ldap", "0.0005") "1\n"
+	    HIST("pub", "ldap", "0.001") "2\n"
+	    HIST("pub", "ldap", "0.0025") "2\n"
+	    HIST("pub", "ldap", "0.005") "2\n"
+	    HIST("pub", "ldap", "0.01") "2\n"
+	    HIST("pub", "ldap", "0.025") "2\n"
+	    HIST("pub", "ldap", "0.05") "2\n"
+	    HIST("pub", "ldap", "0.1") "2\n"
+	    HIST("pub", "ldap", "0.25") "2\n"
+	    HIST("pub", "ldap", "0.5") "2\n"
+	    HIST("pub", "ldap", "1") "2\n"
+	    HIST("pub", "ldap", "2.5") "2\n"
+	    HIST("pub", "ldap", "5") "2\n"
+	    HIST("pub", "ldap", "10") "3\n"
+	    HIST("pub", "ldap", "+Inf") "4\n"
+	    "tsgate_backend_connect_duration_seconds_sum{listener=\"pub\",route=\"ldap\"} 30.001002\n"
+	    "tsgate_backend_connect_duration_seconds_count{listener=\"pub\",route=\"ldap\"} 4\n");
+	/* clang-format on */
+	talloc_free(ctx);
+}
+END_TEST
+
+START_TEST(test_label_escaping)
+{
+	struct tsgate_metrics *m = tsgate_metrics_new(tt_mem, "v\"1\\", &start);
+	struct tsgate_metrics_listener *l =
+	    tsgate_metrics_listener_new(m, m, "a\"b\\c\nd");
+	struct tsgate_metrics_route *r =
+	    tsgate_metrics_route_new(m, l, "r\xc3\xa9 \\n");
+	char *text;
+
+	ck_assert_ptr_nonnull(r);
+	text = tsgate_metrics_render(m, m);
+	ck_assert_ptr_nonnull(text);
+	ck_assert_ptr_nonnull(
+	    strstr(text, "tsgate_build_info{version=\"v\\\"1\\\\\"} 1\n"));
+	ck_assert_ptr_nonnull(strstr(
+	    text,
+	    "tsgate_connections_total{listener=\"a\\\"b\\\\c\\nd\"} 0\n"));
+	ck_assert_ptr_nonnull(strstr(text, "tsgate_route_connections_total"
+					   "{listener=\"a\\\"b\\\\c\\nd\","
+					   "route=\"r\xc3\xa9 \\\\n\"} 0\n"));
+	/* no raw line feed inside a sample line: every line is a sample or
+	 * a comment */
+	for (char *line = text; *line != '\0'; line = strchr(line, '\n') + 1) {
+		ck_assert(strncmp(line, "tsgate_", 7) == 0 ||
+			  strncmp(line, "# ", 2) == 0);
+	}
+	talloc_free(m);
+}
+END_TEST
+
+/* A reload re-creates handles: counters of a name that stays carry over. */
+START_TEST(test_reload_carries_over)
+{
+	struct tsgate_metrics *m = tsgate_metrics_new(tt_mem, "1", &start);
+	TALLOC_CTX *gen1 = talloc_new(tt_mem);
+	TALLOC_CTX *gen2 = talloc_new(tt_mem);
+	struct tsgate_metrics_listener *l1, *l2, *gone;
+	struct tsgate_metrics_route *r1, *r2;
+	struct tsgate_metrics_conn *live;
+	struct tsgate_relay_stats st = {0};
+	char *text;
+
+	l1 = tsgate_metrics_listener_new(gen1, m, "pub");
+	r1 = tsgate_metrics_route_new(gen1, l1, "ldap");
+	gone = tsgate_metrics_listener_new(gen1, m, "old");
+	tsgate_metrics_conn_new(gen1, l1);
+	live = tsgate_metrics_conn_new(tt_mem, gone);
+	tsgate_metrics_drop(l1, TSGATE_METRICS_DROP_NO_ROUTE);
+	tsgate_metrics_backend_failed(r1);
+
+	/* the reload: new handles first, then the old generation goes,
+	 * except a connection on the removed listener "old" */
+	l2 = tsgate_metrics_listener_new(gen2, m, "pub");
+	r2 = tsgate_metrics_route_new(gen2, l2, "ldap");
+	tsgate_metrics_route_new(gen2, l2, "new");
+	talloc_free(gen1);
+	tsgate_metrics_backend_failed(r2);
+	tsgate_metrics_conn_routed(tsgate_metrics_conn_new(gen2, l2), r2, &st);
+
+	text = tsgate_metrics_render(tt_mem, m);
+	ck_assert_ptr_nonnull(
+	    strstr(text, "tsgate_connections_total{listener=\"pub\"} 2\n"));
+	ck_assert_ptr_nonnull(
+	    strstr(text, "tsgate_connections_active{listener=\"pub\"} 1\n"));
+	ck_assert_ptr_nonnull(strstr(text, "tsgate_connection_drops_total{"
+					   "listener=\"pub\",reason=\"no_"
+					   "route\"} 1\n"));
+	ck_assert_ptr_nonnull(strstr(text, "tsgate_backend_connect_failures_"
+					   "total{listener=\"pub\",route="
+					   "\"ldap\"} 2\n"));
+	ck_assert_ptr_nonnull(strstr(text, "route=\"new\""));
+	/* "old" lives while its connection does */
+	ck_assert_ptr_nonnull(
+	    strstr(text, "tsgate_connections_active{listener=\"old\"} 1\n"));
+	talloc_free(text);
+
+	talloc_free(live);
+	text = tsgate_metrics_render(tt_mem, m);
+	ck_assert_ptr_null(strstr(text, "listener=\"old\""));
+	talloc_free(text);
+
+	/* every handle gone: no series left */
+	talloc_free(gen2);
+	text = tsgate_metrics_render(tt_mem, m);
+	ck_assert_ptr_null(strstr(text, "listener="));
+	talloc_free(text);
+	talloc_free(m);
+}
+END_TEST
+
+/* The registry may go first; handles and trackers then free their series. */
+START_TEST(test_registry_freed_first)
+{
+	struct tsgate_metrics *m = tsgate_metrics_new(tt_mem, "1", NULL);
+	TALLOC_CTX *hold = talloc_new(tt_mem);
+	struct tsgate_metrics_listener *l;
+	struct tsgate_metrics_route *r;
+	struct tsgate_metrics_conn *c;
+	struct tsgate_relay_stats st = {0};
+
+	l = tsgate_metrics_listener_new(hold, m, "pub");
+	r = tsgate_metrics_route_new(hold, l, "ldap");
+	c = tsgate_metrics_conn_new(hold, l);
+	tsgate_metrics_conn_routed(c, r, &st);
+	talloc_free(m);
+	/* still usable, counted nowhere */
+	tsgate_metrics_drop(l, TSGATE_METRICS_DROP_OTHER);
+	tsgate_metrics_backend_connected(r, 1);
+	talloc_free(l); /* before the route and the tracker that use it */
+	talloc_free(hold);
+}
+END_TEST
+
+START_TEST(test_null_tracker)
+{
+	struct tsgate_metrics *m = tsgate_metrics_new(tt_mem, "1", NULL);
+	struct tsgate_metrics_listener *l =
+	    tsgate_metrics_listener_new(m, m, "pub");
+	struct tsgate_metrics_route *r = tsgate_metrics_route_new(m, l, "x");
+	struct tsgate_relay_stats st = {0};
+
+	/* out of memory for a tracker: calls on NULL are no-ops */
+	tsgate_metrics_conn_routed(NULL, r, &st);
+	ck_assert_int_eq(tsgate_metrics_get_state(m), TSGATE_METRICS_STARTING);
+	talloc_free(m);
+}
+END_TEST
+
+START_TEST(test_reason_names)
+{
+	ck_assert_str_eq(
+	    tsgate_metrics_drop_reason_name(TSGATE_METRICS_DROP_IDLE_TIMEOUT),
+	    "idle_timeout");
+	ck_assert_str_eq(tsgate_metrics_drop_reason_name(
+			     TSGATE_METRICS_DROP_BACKEND_REFUSED),
+			 "backend_refused");
+	ck_assert_str_eq(
+	    tsgate_metrics_drop_reason_name(TSGATE_METRICS_DROP_NUM), "other");
+	ck_assert_str_eq(
+	    tsgate_metrics_handshake_reason_name(TSGATE_METRICS_HS_CLOSED),
+	    "closed");
+	ck_assert_str_eq(tsgate_metrics_handshake_reason_name(99), "other");
+}
+END_TEST
+
+static struct tsgate_http_response call(struct tsgate_metrics *m,
+					const char *path)
+{
+	struct tsgate_http_request req = {
+	    .method = "GET", .path = path, .version_minor = 1};
+	struct tsgate_http_response resp = {.status = 404};
+
+	tsgate_metrics_http_handler(m, tt_mem, &req, &resp);
+	return resp;
+}
+
+START_TEST(test_endpoints)
+{
+	struct tsgate_metrics *m = tsgate_metrics_new(tt_mem, "1", NULL);
+	struct tsgate_http_response resp;
+
+	resp = call(m, "/healthz");
+	ck_assert_uint_eq(resp.status, 200);
+	ck_assert_str_eq(resp.body, "ok\n");
+	ck_assert_uint_eq(resp.body_len, 3);
+
+	resp = call(m, "/readyz");
+	ck_assert_uint_eq(resp.status, 503);
+	ck_assert_str_eq(resp.body, "starting\n");
+	tsgate_metrics_set_state(m, TSGATE_METRICS_READY);
+	resp = call(m, "/readyz");
+	ck_assert_uint_eq(resp.status, 200);
+	ck_assert_str_eq(resp.body, "ready\n");
+	tsgate_metrics_set_state(m, TSGATE_METRICS_DRAINING);
+	resp = call(m, "/readyz");
+	ck_assert_uint_eq(resp.status, 503);
+	ck_assert_str_eq(resp.body, "draining\n");
+
+	resp = call(m, "/metrics");
+	ck_assert_uint_eq(resp.status, 200);
+	ck_assert_str_eq(resp.content_type,
+			 "text/plain; version=0.0.4; charset=utf-8");
+	ck_assert_uint_eq(resp.body_len, strlen(resp.body));
+	ck_assert_ptr_nonnull(strstr(resp.body, "tsgate_ready 0\n"));
+
+	resp = call(m, "/metrics/");
+	ck_assert_uint_eq(resp.status, 404);
+	resp = call(m, "/");
+	ck_assert_uint_eq(resp.status, 404);
+	talloc_free(m);
+}
+END_TEST
+
+static Suite *metrics_suite(void)
+{
+	Suite *s = suite_create("metrics");
+	TCase *tc;
+
+	tc = tcase_create("render");
+	tcase_add_checked_fixture(tc, tt_setup, tt_teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_render_empty);
+	tcase_add_test(tc, test_render_full);
+	tcase_add_test(tc, test_label_escaping);
+	tcase_add_test(tc, test_reason_names);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("lifecycle");
+	tcase_add_checked_fixture(tc, tt_setup, tt_teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_reload_carries_over);
+	tcase_add_test(tc, test_registry_freed_first);
+	tcase_add_test(tc, test_null_tracker);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("endpoints");
+	tcase_add_checked_fixture(tc, tt_setup, tt_teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_endpoints);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return tt_run_suite(metrics_suite());
+}
