@@ -419,6 +419,66 @@ START_TEST(test_roundtrip_identity_and_bulk)
 }
 END_TEST
 
+/* Many streams in one event loop: no shared state between them. */
+START_TEST(test_many_concurrent)
+{
+	enum { N = 32, LEN = 100000 };
+	struct tstream_gssapi_params *ap = acceptor_params(kdc->service_keytab);
+	struct tstream_gssapi_params *ip =
+	    initiator_params("host@localhost", kdc->alice_ccache);
+	struct hs *cli = talloc_zero_array(tt_mem, struct hs, N);
+	struct hs *srv = talloc_zero_array(tt_mem, struct hs, N);
+	struct pump **cp = talloc_zero_array(tt_mem, struct pump *, N);
+	struct pump **sp = talloc_zero_array(tt_mem, struct pump *, N);
+
+	for (int i = 0; i < N; i++) {
+		int a, b;
+
+		tcp_pair(&a, &b);
+		hs_start(&srv[i], true, bsd_stream(b), ap);
+		hs_start(&cli[i], false, bsd_stream(a), ip);
+	}
+	for (int i = 0; i < N; i++) {
+		tt_wait(&srv[i].done, 20000);
+		tt_wait(&cli[i].done, 20000);
+		ck_assert_msg(srv[i].ret == 0 && cli[i].ret == 0, "%d: %s / %s",
+			      i, srv[i].reason, cli[i].reason);
+	}
+	for (int i = 0; i < N; i++) {
+		cp[i] = talloc_zero(tt_mem, struct pump);
+		sp[i] = talloc_zero(tt_mem, struct pump);
+		cp[i]->stream = cli[i].stream;
+		cp[i]->rng = 1000 + (uint64_t)i;
+		cp[i]->src = make_data(cp[i], LEN, 10 + (uint32_t)i);
+		cp[i]->src_len = LEN;
+		cp[i]->shutdown_after = true;
+		cp[i]->dst = talloc_size(cp[i], LEN + 1);
+		cp[i]->dst_len = LEN;
+		sp[i]->stream = srv[i].stream;
+		sp[i]->rng = 2000 + (uint64_t)i;
+		sp[i]->src = make_data(sp[i], LEN, 100 + (uint32_t)i);
+		sp[i]->src_len = LEN;
+		sp[i]->shutdown_after = true;
+		sp[i]->dst = talloc_size(sp[i], LEN + 1);
+		sp[i]->dst_len = LEN;
+		pump_write_next(cp[i]);
+		pump_write_next(sp[i]);
+		pump_read_next(cp[i]);
+		pump_read_next(sp[i]);
+	}
+	for (int i = 0; i < N; i++) {
+		tt_wait(&cp[i]->read_done, 20000);
+		tt_wait(&sp[i]->read_done, 20000);
+		tt_wait(&cp[i]->write_done, 20000);
+		tt_wait(&sp[i]->write_done, 20000);
+		ck_assert_int_eq(cp[i]->read_err, EPIPE);
+		ck_assert_int_eq(sp[i]->read_err, EPIPE);
+		ck_assert(memcmp(sp[i]->dst, cp[i]->src, LEN) == 0);
+		ck_assert(memcmp(cp[i]->dst, sp[i]->src, LEN) == 0);
+	}
+}
+END_TEST
+
 struct io {
 	bool done;
 	int ret;
@@ -1259,7 +1319,7 @@ static Suite *gssapi_suite(void)
 	    {"ours",
 	     {test_roundtrip_identity_and_bulk, test_half_close_both_ways,
 	      test_disconnect_sends_authenticated_close,
-	      test_strict_eof_bare_fin, NULL},
+	      test_strict_eof_bare_fin, test_many_concurrent, NULL},
 	     60},
 	    {"knc",
 	     {test_knc_peer_acceptor, test_knc_peer_initiator, NULL},
