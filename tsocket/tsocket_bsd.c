@@ -1928,6 +1928,9 @@ static struct tevent_req *tstream_bsd_disconnect_send(
 	bsd->fde_flags = 0;
 	close(bsd->fd);
 	bsd->fd = -1;
+	/* what was read ahead goes with the socket */
+	TALLOC_FREE(bsd->rahead);
+	bsd->rahead_len = 0;
 
 	tevent_req_done(req);
 	return tevent_req_post(req, ev);
