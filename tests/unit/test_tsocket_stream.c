@@ -586,6 +586,10 @@ START_TEST(test_vector_limits)
 	start_readv(b, iov, 1025, &r);
 	tt_wait(&r.done, WAIT_MS);
 	ck_assert_int_eq(r.err, EMSGSIZE);
+	/* entries that are all empty are an empty vector too */
+	start_writev(a, &(struct iovec){.iov_base = data, .iov_len = 0}, 1, &r);
+	tt_wait(&r.done, WAIT_MS);
+	ck_assert_int_eq(r.err, EINVAL);
 
 	/* 1024 is allowed, and fills entry by entry */
 	start_writev(a, iov, 1024, &r);
