@@ -73,8 +73,14 @@ static bool file_equals(const char *path, const uint8_t *buf, size_t len)
 	close(fd);
 	same = have == len && memcmp(got, buf, len) == 0;
 	if (!same) {
+		char *cmd = talloc_asprintf(tt_mem, "cat '%s.err' >&2", path);
+
 		fprintf(stderr, "%s: %zu bytes, expected %zu\n", path, have,
 			len);
+		if (system(cmd) != 0) {
+			fprintf(stderr, "(no stderr file)\n");
+		}
+		talloc_free(cmd);
 	}
 	talloc_free(got);
 	return same;
@@ -432,6 +438,19 @@ static void disconnect(struct tstream_context *s)
 	talloc_free(req);
 }
 
+static void shutdown_write(struct tstream_context *s)
+{
+	struct tevent_req *req = tstream_shutdown_send(tt_mem, tt_ev, s);
+	bool done = false;
+	int err = 0;
+
+	ck_assert_ptr_nonnull(req);
+	tevent_req_set_callback(req, tt_set_done, &done);
+	tt_wait(&done, 10000);
+	ck_assert_int_eq(tstream_shutdown_recv(req, &err), 0);
+	talloc_free(req);
+}
+
 /* Echo len bytes in chunks (read, then write back), then disconnect. */
 static void echo(struct tstream_context *s, size_t len)
 {
@@ -542,7 +561,8 @@ static pid_t spawn_with_files(const char *const argv[],
 	for (i = 0; argv[i] != NULL; i++) {
 		cmd = talloc_asprintf_append(cmd, " '%s'", argv[i]);
 	}
-	cmd = talloc_asprintf_append(cmd, " <'%s' >'%s' 2>/dev/null", in, out);
+	cmd = talloc_asprintf_append(cmd, " <'%s' >'%s' 2>'%s.err'", in, out,
+				     out);
 	sh[2] = cmd;
 	pid = tt_spawn(sh, NULL, NULL, NULL, true);
 	talloc_free(cmd);
@@ -707,6 +727,9 @@ static void client_vs_gnutls_serv(const char *crt,
 	io_finish(w, BIG);
 	io_finish(r, BIG);
 	ck_assert(memcmp(data, back, BIG) == 0);
+	/* half-close: our close_notify, the server's answer, then EOF */
+	shutdown_write(cli.tls);
+	ck_assert_int_eq(read_error(cli.tls), EPIPE);
 	disconnect(cli.tls);
 
 	tt_stop(pid, 2000);
@@ -761,8 +784,10 @@ START_TEST(client_verify_failures)
 END_TEST
 
 /*
- * Our client against openssl s_server: what we send lands in its stdout
- * file, its stdin file comes to us; then our close_notify ends it.
+ * Our client against openssl s_server: what we send comes out of its
+ * stdout pipe, what we feed into its stdin pipe comes to us. s_server
+ * ends the session at the end of its stdin, so that stays open until
+ * everything arrived both ways.
  */
 
 static void client_vs_s_server(const char *version_opt, const char *version)
@@ -772,8 +797,7 @@ static void client_vs_s_server(const char *version_opt, const char *version)
 	uint8_t *to_us = pattern(BIG, 14);
 	uint8_t *from_us = pattern(BIG, 15);
 	uint8_t *back = talloc_zero_size(tt_mem, BIG);
-	char *in = write_file("s_server.in", to_us, BIG);
-	char *out = talloc_asprintf(tt_mem, "%s/s_server.out", certs->dir);
+	uint8_t *got = talloc_zero_size(tt_mem, BIG);
 	const char *argv[] = {"openssl",
 			      "s_server",
 			      "-quiet",
@@ -792,30 +816,45 @@ static void client_vs_s_server(const char *version_opt, const char *version)
 	const char *alpn[] = {"h2", "http/1.1", NULL};
 	struct tstream_tls_params *cp =
 	    client_params(certs->ca_crt, "localhost", alpn, NULL);
+	struct pipe_io *feed;
+	struct pipe_io *collect;
+	int in_fd = -1;
+	int out_fd = -1;
 	struct io *w;
 	struct io *r;
 	struct hs cli;
 	pid_t pid;
 	int status;
 
-	pid = spawn_with_files(argv, in, out);
+	pid = tt_spawn(argv, NULL, &in_fd, &out_fd, true);
 	ck_assert_int_gt(pid, 0);
 	hs_run(&cli, connect_retry(port), cp, false);
 	ck_assert_msg(cli.ret == 0, "%s", cli.reason);
 	ck_assert_str_eq(tstream_tls_version(cli.tls), version);
 	ck_assert_str_eq(tstream_tls_alpn(cli.tls), "http/1.1");
 
+	feed = pipe_io_start(in_fd, to_us, BIG, true);
+	collect = pipe_io_start(out_fd, got, BIG, false);
 	w = io_start(cli.tls, from_us, BIG, true);
 	r = io_start(cli.tls, back, BIG, false);
 	io_finish(w, BIG);
 	io_finish(r, BIG);
 	ck_assert(memcmp(to_us, back, BIG) == 0);
+	tt_wait(&collect->done, 30000);
+	ck_assert_uint_eq(collect->off, BIG);
+	ck_assert(memcmp(from_us, got, BIG) == 0);
+
+	/* the end of its stdin makes s_server close: close_notify to us */
+	close(in_fd);
+	ck_assert_int_eq(read_error(cli.tls), EPIPE);
 	disconnect(cli.tls);
-	status = wait_child(pid, 20000);
+	status = wait_child(pid, 10000);
 	if (status == -1) {
 		tt_stop(pid, 1000);
 	}
-	ck_assert(file_equals(out, from_us, BIG));
+	close(out_fd);
+	talloc_free(feed);
+	talloc_free(collect);
 	talloc_free(cli.tls);
 	talloc_free(cp);
 }
