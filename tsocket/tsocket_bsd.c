@@ -3,11 +3,11 @@
  * sockets and stream sockets on top of the generic layer (tsocket.c).
  *
  * Every socket keeps one tevent_fd for its whole life; requests toggle
- * its flags instead of re-registering it, and every syscall is first
- * tried optimistically so that the common case (data already there,
- * socket buffer not full) completes without a trip through epoll.
- * See docs/tsocket.md ("BSD backend") for the decisions taken here where
- * the seed document is silent.
+ * its flags instead of re-registering it, and the syscall is tried at once
+ * (unless the last read already found nothing to read) so that the common
+ * case, data already there or room in the socket buffer, completes without
+ * a trip through epoll. See docs/tsocket.md ("BSD backend") for the
+ * decisions taken here where the seed document is silent.
  */
 
 #include <errno.h>
@@ -18,7 +18,6 @@
 #include <arpa/inet.h>
 #include <signal.h>
 #include <stddef.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
