@@ -324,6 +324,15 @@ static int http_head_next_vector(struct tstream_context *stream,
 			return 0;
 		}
 	}
+	/* bare LF line ends: stop here, the parser answers 400 */
+	for (i = from; i + 2 <= c->head_len; i++) {
+		if (c->head[i] == '\n' && c->head[i + 1] == '\n') {
+			c->head_end = i + 2;
+			*vector = NULL;
+			*count = 0;
+			return 0;
+		}
+	}
 	c->scanned = c->head_len;
 	if (c->head_len == sizeof(c->head)) {
 		errno = EMSGSIZE;
