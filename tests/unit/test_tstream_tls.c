@@ -641,6 +641,48 @@ START_TEST(sni_selects_certificate)
 }
 END_TEST
 
+/* An ECDSA and an RSA chain for the same name: the client's choice. */
+START_TEST(ecdsa_and_rsa)
+{
+	struct tstream_tls_cert_config c[] = {
+	    {.cert_file = certs->srv_ec_crt, .key_file = certs->srv_ec_key},
+	    {.cert_file = certs->srv_rsa_crt, .key_file = certs->srv_rsa_key},
+	};
+	struct tstream_tls_server_config scfg = {.certs = c, .num_certs = 2};
+	struct tstream_tls_params *sp = server_params_cfg(&scfg);
+	const struct {
+		const char *priority;
+		const char *suite;
+	} cases[] = {
+	    {"NORMAL:-VERS-ALL:+VERS-TLS1.2:-KX-ALL:+ECDHE-RSA",
+	     "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"},
+	    {"NORMAL:-VERS-ALL:+VERS-TLS1.2:-KX-ALL:+ECDHE-ECDSA",
+	     "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"},
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct tstream_tls_client_config ccfg = {
+		    .ca_file = certs->ca_crt,
+		    .peer_name = "localhost",
+		    .priority = cases[i].priority,
+		};
+		struct tstream_tls_params *cp = client_params_cfg(&ccfg);
+		struct hs srv;
+		struct hs cli;
+
+		pair_ok(sp, cp, &srv, &cli);
+		ck_assert_str_eq(tstream_tls_cipher_suite(cli.tls),
+				 cases[i].suite);
+		transfer_both(srv.tls, cli.tls, 1000);
+		talloc_free(srv.tls);
+		talloc_free(cli.tls);
+		talloc_free(cp);
+	}
+	talloc_free(sp);
+}
+END_TEST
+
 /*
  * mTLS
  */
@@ -861,6 +903,29 @@ START_TEST(client_verification)
 	ck_assert_msg(strstr(cli.reason, "issuer") != NULL, "%s", cli.reason);
 	ck_assert_int_eq(srv.ret, -1);
 	talloc_free(cp);
+
+	/* the system's CAs do not know our test CA */
+	{
+		struct tstream_tls_client_config cfg = {.peer_name =
+							    "localhost"};
+		char *error = NULL;
+		int ret;
+
+		cp = NULL;
+		ret = tstream_tls_params_client(tt_mem, &cfg, &cp, &error);
+		if (ret == 0) {
+			pair(sp, cp, &srv, &cli);
+			ck_assert_int_eq(cli.ret, -1);
+			ck_assert_int_eq(cli.err, EACCES);
+			talloc_free(cli.reason);
+			talloc_free(srv.reason);
+			talloc_free(cp);
+		} else {
+			/* no ca-certificates on this machine */
+			ck_assert_int_eq(ret, ENOENT);
+			talloc_free(error);
+		}
+	}
 
 	/* optional: the handshake goes through, the result says why */
 	{
@@ -1434,6 +1499,7 @@ int main(void)
 	suite_add_tcase(s, tc("refcount", params_refcount, 30 * slow));
 	suite_add_tcase(s, tc("alpn", alpn, 30 * slow));
 	suite_add_tcase(s, tc("sni", sni_selects_certificate, 30 * slow));
+	suite_add_tcase(s, tc("ecdsa_and_rsa", ecdsa_and_rsa, 30 * slow));
 	suite_add_tcase(s, tc("mtls_good", mtls_good, 30 * slow));
 	suite_add_tcase(s, tc("mtls_failures", mtls_failures, 30 * slow));
 	suite_add_tcase(s, tc("mtls_optional", mtls_optional, 30 * slow));
