@@ -15,6 +15,7 @@
 #include <limits.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <arpa/inet.h>
 #include <signal.h>
 #include <stddef.h>
@@ -683,7 +684,7 @@ static void tdgram_bsd_fde_handler(struct tevent_context *ev,
 				   struct tevent_fd *fde,
 				   uint16_t flags,
 				   void *private_data);
-static bool tdgram_bsd_recvfrom_try(struct tevent_req *req);
+static bool tdgram_bsd_recvfrom_try(struct tevent_req *req, bool from_event);
 static bool tdgram_bsd_sendto_try(struct tevent_req *req);
 
 static int tdgram_bsd_destructor(struct tdgram_bsd *bsd)
@@ -766,7 +767,7 @@ static void tdgram_bsd_fde_handler(struct tevent_context *ev,
 	if ((flags & TSOCKET_BSD_READ_EVENTS) != 0) {
 		bsd->drained = false;
 		if (bsd->recvfrom_req != NULL) {
-			tdgram_bsd_recvfrom_try(bsd->recvfrom_req);
+			tdgram_bsd_recvfrom_try(bsd->recvfrom_req, true);
 			return;
 		}
 		if (bsd->sendto_req != NULL &&
@@ -802,11 +803,20 @@ static void tdgram_bsd_recvfrom_cleanup(struct tevent_req *req,
 	state->bsd = NULL;
 }
 
+/* Whether the socket's reading side is shut (POLLRDHUP), checked rarely. */
+static bool tdgram_bsd_read_shut(struct tdgram_bsd *bsd)
+{
+	struct pollfd pfd = {.fd = bsd->fd, .events = POLLRDHUP};
+
+	return poll(&pfd, 1, 0) == 1 &&
+	       (pfd.revents & (POLLRDHUP | POLLHUP)) != 0;
+}
+
 /*
  * Receives one datagram without blocking. Returns true when the request
  * finished (done or error), false when it must wait for readability.
  */
-static bool tdgram_bsd_recvfrom_try(struct tevent_req *req)
+static bool tdgram_bsd_recvfrom_try(struct tevent_req *req, bool from_event)
 {
 	struct tdgram_bsd_recvfrom_state *state = _tevent_req_data(req);
 	struct tdgram_bsd *bsd = state->bsd;
@@ -864,13 +874,30 @@ static bool tdgram_bsd_recvfrom_try(struct tevent_req *req)
 			if (tsocket_bsd_errno_is_retry(err)) {
 				TALLOC_FREE(state->buf);
 				bsd->drained = true;
+				/*
+				 * Readable by epoll yet nothing to receive: a
+				 * socket shut for reading stays "readable"
+				 * forever and would spin the loop.
+				 */
+				if (from_event && tdgram_bsd_read_shut(bsd)) {
+					tevent_req_error(req, EPIPE);
+					return true;
+				}
 				return false;
 			}
 			tevent_req_error(req, err);
 			return true;
 		}
 		if (ret == 0) {
-			/* an empty datagram: never reported, wait for more */
+			/*
+			 * An empty datagram is never reported: take the next.
+			 * (A socket that is not a datagram socket says 0 at
+			 * its end, forever: that must not loop here.)
+			 */
+			if (tdgram_bsd_read_shut(bsd)) {
+				tevent_req_error(req, EPIPE);
+				return true;
+			}
 			continue;
 		}
 		if ((msg.msg_flags & MSG_TRUNC) != 0) {
@@ -918,7 +945,7 @@ static struct tevent_req *tdgram_bsd_recvfrom_send(TALLOC_CTX *mem_ctx,
 
 	/* a server asks again right after each datagram: try it only if
 	 * the last attempt did not already find the queue empty */
-	if (!bsd->drained && tdgram_bsd_recvfrom_try(req)) {
+	if (!bsd->drained && tdgram_bsd_recvfrom_try(req, false)) {
 		return tevent_req_post(req, ev);
 	}
 

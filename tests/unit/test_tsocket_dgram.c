@@ -434,6 +434,35 @@ START_TEST(test_unix_connected_and_large)
 }
 END_TEST
 
+START_TEST(test_empty_datagrams_and_shut)
+{
+	struct tdgram_context *d = NULL;
+	struct recv_result *r;
+	int fds[2];
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, fds),
+			 0);
+	ck_assert_int_eq(tdgram_bsd_existing_socket(tt_mem, fds[0], &d), 0);
+
+	/* empty datagrams are skipped: a receive never reports 0 bytes */
+	ck_assert_int_eq(send(fds[1], "", 0, 0), 0);
+	ck_assert_int_eq(send(fds[1], "", 0, 0), 0);
+	ck_assert_int_eq(send(fds[1], "x", 1, 0), 1);
+	r = recv_one(d);
+	ck_assert_int_eq(r->len, 1);
+	ck_assert_int_eq(r->buf[0], 'x');
+
+	/* a socket shut for reading ends receiving instead of spinning */
+	ck_assert_int_eq(shutdown(fds[0], SHUT_RD), 0);
+	r = talloc_zero(tt_mem, struct recv_result);
+	start_recv(d, r);
+	tt_wait(&r->done, WAIT_MS);
+	ck_assert_int_eq(r->len, -1);
+	ck_assert_int_eq(r->err, EPIPE);
+	close(fds[1]);
+}
+END_TEST
+
 START_TEST(test_len_zero_refused)
 {
 	struct tsocket_address *lb =
@@ -646,6 +675,7 @@ static Suite *tsocket_dgram_suite(void)
 
 	tc = new_tcase(s, "guards");
 	tcase_add_test(tc, test_len_zero_refused);
+	tcase_add_test(tc, test_empty_datagrams_and_shut);
 	tcase_add_test(tc, test_busy);
 	tcase_add_test(tc, test_disconnect);
 
