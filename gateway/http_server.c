@@ -32,6 +32,7 @@
 #define HTTP_DEFAULT_MAX_CLIENTS 32
 #define HTTP_ACCEPT_BATCH        16
 #define HTTP_DISCARD_SIZE        512
+#define HTTP_ACCEPT_PAUSE_MS     100
 
 struct http_client;
 
@@ -42,6 +43,7 @@ struct tsgate_http_server {
 	void *private_data;
 	int fd;
 	struct tevent_fd *fde;
+	struct tevent_timer *resume; /* accept paused after EMFILE */
 	uint16_t port;
 	char *unix_path; /* removed by the destructor while still ours */
 	dev_t unix_dev;
@@ -578,6 +580,37 @@ static void http_client_drained(struct tevent_req *subreq)
  * The listening socket
  */
 
+static void http_server_resume(struct tevent_context *ev,
+			       struct tevent_timer *te,
+			       struct timeval now,
+			       void *private_data)
+{
+	struct tsgate_http_server *s =
+	    talloc_get_type_abort(private_data, struct tsgate_http_server);
+
+	s->resume = NULL; /* tevent frees a timer after it fires */
+	TEVENT_FD_READABLE(s->fde);
+}
+
+/*
+ * Out of descriptors: the pending connection stays in the backlog and
+ * the socket stays readable, so stop watching it for a moment instead of
+ * spinning on accept.
+ */
+static void http_server_pause(struct tsgate_http_server *s)
+{
+	if (s->resume != NULL) {
+		return;
+	}
+	s->resume = tevent_add_timer(
+	    s->ev, s,
+	    tevent_timeval_current_ofs(0, HTTP_ACCEPT_PAUSE_MS * 1000),
+	    http_server_resume, s);
+	if (s->resume != NULL) {
+		TEVENT_FD_NOT_READABLE(s->fde);
+	}
+}
+
 static void http_server_accept(struct tevent_context *ev,
 			       struct tevent_fd *fde,
 			       uint16_t flags,
@@ -589,10 +622,15 @@ static void http_server_accept(struct tevent_context *ev,
 
 	for (i = 0; i < HTTP_ACCEPT_BATCH; i++) {
 		fd = accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd == -1) {
-			return;
+		if (fd != -1) {
+			http_client_start(s, fd);
+			continue;
 		}
-		http_client_start(s, fd);
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+		    errno == ENOMEM) {
+			http_server_pause(s);
+		}
+		return;
 	}
 }
 

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -437,6 +438,63 @@ START_TEST(test_max_clients)
 }
 END_TEST
 
+/*
+ * Out of descriptors: accept fails with EMFILE while the connection waits
+ * in the backlog. The server pauses accepting instead of spinning, and
+ * takes the connection once descriptors are free again.
+ */
+START_TEST(test_emfile_no_spin)
+{
+	struct rlimit old, low;
+	struct rusage r0, r1;
+	int fds[64];
+	size_t num_fds = 0;
+	bool never = false;
+	int64_t cpu_ms;
+	int client;
+
+	if (getenv("TSGATE_VALGRIND") != NULL) {
+		return; /* valgrind keeps descriptors of its own */
+	}
+	client = raw_connect();
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+	low = old;
+	low.rlim_cur = (rlim_t)client + 16;
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+	while (num_fds < 64) {
+		int fd = dup(client);
+
+		if (fd == -1) {
+			break;
+		}
+		fds[num_fds++] = fd;
+	}
+	ck_assert_int_eq(errno, EMFILE);
+
+	getrusage(RUSAGE_SELF, &r0);
+	tt_loop_until(tt_ev, &never, 400);
+	getrusage(RUSAGE_SELF, &r1);
+	cpu_ms = ((int64_t)(r1.ru_utime.tv_sec - r0.ru_utime.tv_sec) +
+		  (int64_t)(r1.ru_stime.tv_sec - r0.ru_stime.tv_sec)) *
+		     1000 +
+		 ((int64_t)(r1.ru_utime.tv_usec - r0.ru_utime.tv_usec) +
+		  (int64_t)(r1.ru_stime.tv_usec - r0.ru_stime.tv_usec)) /
+		     1000;
+	ck_assert_msg(cpu_ms < 100, "accept loop spun: %lld ms CPU in 400 ms",
+		      (long long)cpu_ms);
+	ck_assert_uint_eq(tsgate_http_server_num_clients(server), 0);
+
+	for (size_t i = 0; i < num_fds; i++) {
+		close(fds[i]);
+	}
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+	assert_starts(raw_request("GET /healthz HTTP/1.0\r\n\r\n", 25),
+		      "HTTP/1.1 200 OK\r\n");
+	close(client);
+	ck_assert(no_clients_within(2000));
+}
+END_TEST
+
 START_TEST(test_unix_socket)
 {
 	char *dir = tt_mkdtemp(tt_mem);
@@ -617,6 +675,7 @@ static Suite *metrics_http_suite(void)
 	tcase_add_test(tc, test_raw_garbage);
 	tcase_add_test(tc, test_slow_client_dropped);
 	tcase_add_test(tc, test_max_clients);
+	tcase_add_test(tc, test_emfile_no_spin);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("probe");
