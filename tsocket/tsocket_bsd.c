@@ -639,6 +639,43 @@ fail:
 	return -1;
 }
 
+/*
+ * A child of the tevent_context that a socket's tevent_fd lives on. When
+ * that context is freed, the socket forgets it: its tevent_fd is dead, and
+ * a new context (often at the very same address) needs a new one.
+ */
+struct tsocket_bsd_ev_guard {
+	struct tevent_context **pev;
+	struct tsocket_bsd_ev_guard **pguard;
+};
+
+static int tsocket_bsd_ev_guard_destructor(struct tsocket_bsd_ev_guard *guard)
+{
+	*guard->pev = NULL;
+	*guard->pguard = NULL;
+	return 0;
+}
+
+/* Sets *pev = ev, watched by a new guard in *pguard. */
+static bool tsocket_bsd_watch_ev(struct tevent_context *ev,
+				 struct tevent_context **pev,
+				 struct tsocket_bsd_ev_guard **pguard)
+{
+	struct tsocket_bsd_ev_guard *guard;
+
+	TALLOC_FREE(*pguard);
+	guard = talloc(ev, struct tsocket_bsd_ev_guard);
+	if (guard == NULL) {
+		return false;
+	}
+	guard->pev = pev;
+	guard->pguard = pguard;
+	talloc_set_destructor(guard, tsocket_bsd_ev_guard_destructor);
+	*pguard = guard;
+	*pev = ev;
+	return true;
+}
+
 static int tsocket_bsd_errno_is_retry(int err)
 {
 	return err == EAGAIN || err == EWOULDBLOCK || err == EINTR;
@@ -656,6 +693,7 @@ struct tdgram_bsd {
 	bool drained;
 
 	struct tevent_context *ev;
+	struct tsocket_bsd_ev_guard *ev_guard;
 	struct tevent_fd *fde;
 	uint16_t fde_flags;
 
@@ -706,6 +744,7 @@ static int tdgram_bsd_destructor(struct tdgram_bsd *bsd)
 	}
 	/* leave epoll before the fd number can be reused */
 	TALLOC_FREE(bsd->fde);
+	TALLOC_FREE(bsd->ev_guard);
 	if (bsd->fd != -1) {
 		close(bsd->fd);
 		bsd->fd = -1;
@@ -723,11 +762,12 @@ static int tdgram_bsd_want(struct tdgram_bsd *bsd,
 		bsd->fde_flags |= flag;
 		bsd->fde = tevent_add_fd(ev, bsd, bsd->fd, bsd->fde_flags,
 					 tdgram_bsd_fde_handler, bsd);
-		if (bsd->fde == NULL) {
+		if (bsd->fde == NULL ||
+		    !tsocket_bsd_watch_ev(ev, &bsd->ev, &bsd->ev_guard)) {
+			TALLOC_FREE(bsd->fde);
 			bsd->fde_flags = 0;
 			return ENOMEM;
 		}
-		bsd->ev = ev;
 		return 0;
 	}
 	if ((bsd->fde_flags & flag) != flag) {
@@ -1131,6 +1171,7 @@ static struct tevent_req *tdgram_bsd_disconnect_send(
 		return tevent_req_post(req, ev);
 	}
 	TALLOC_FREE(bsd->fde);
+	TALLOC_FREE(bsd->ev_guard);
 	bsd->fde_flags = 0;
 	close(bsd->fd);
 	bsd->fd = -1;
@@ -1306,6 +1347,7 @@ struct tstream_bsd {
 	int write_error;
 
 	struct tevent_context *ev;
+	struct tsocket_bsd_ev_guard *ev_guard;
 	struct tevent_fd *fde;
 	uint16_t fde_flags;
 
@@ -1368,6 +1410,7 @@ static int tstream_bsd_destructor(struct tstream_bsd *bsd)
 	}
 	/* leave epoll before the fd number can be reused */
 	TALLOC_FREE(bsd->fde);
+	TALLOC_FREE(bsd->ev_guard);
 	if (bsd->fd != -1) {
 		close(bsd->fd);
 		bsd->fd = -1;
@@ -1428,11 +1471,12 @@ static int tstream_bsd_want(struct tstream_bsd *bsd,
 		bsd->fde_flags |= flag;
 		bsd->fde = tevent_add_fd(ev, bsd, bsd->fd, bsd->fde_flags,
 					 tstream_bsd_fde_handler, bsd);
-		if (bsd->fde == NULL) {
+		if (bsd->fde == NULL ||
+		    !tsocket_bsd_watch_ev(ev, &bsd->ev, &bsd->ev_guard)) {
+			TALLOC_FREE(bsd->fde);
 			bsd->fde_flags = 0;
 			return ENOMEM;
 		}
-		bsd->ev = ev;
 		return 0;
 	}
 	if ((bsd->fde_flags & flag) != flag) {
@@ -1951,6 +1995,7 @@ static struct tevent_req *tstream_bsd_disconnect_send(
 		return tevent_req_post(req, ev);
 	}
 	TALLOC_FREE(bsd->fde);
+	TALLOC_FREE(bsd->ev_guard);
 	bsd->fde_flags = 0;
 	close(bsd->fd);
 	bsd->fd = -1;

@@ -1074,6 +1074,48 @@ START_TEST(test_full_duplex)
 }
 END_TEST
 
+static void readv_on(struct tevent_context *ev,
+		     struct tstream_context *s,
+		     void *buf,
+		     size_t len,
+		     struct io_result *r)
+{
+	struct iovec iov = {.iov_base = buf, .iov_len = len};
+	struct tevent_req *req;
+
+	memset(r, 0, sizeof(*r));
+	req = tstream_readv_send(tt_mem, ev, s, &iov, 1);
+	ck_assert_ptr_nonnull(req);
+	tevent_req_set_callback(req, readv_done, r);
+}
+
+START_TEST(test_event_context_replaced)
+{
+	struct tstream_context *s = NULL;
+	int peer = stream_and_raw_peer(&s);
+	struct tevent_context *ev;
+	struct io_result r;
+	char buf[4];
+	int i;
+
+	/*
+	 * A stream outlives the event context it waited on; the next one
+	 * (often at the very same address) must still wake it.
+	 */
+	for (i = 0; i < 3; i++) {
+		ev = tevent_context_init(tt_mem);
+		ck_assert_ptr_nonnull(ev);
+		readv_on(ev, s, buf, 4, &r);
+		ck_assert(!tt_loop_until(ev, &r.done, 20));
+		ck_assert_int_eq(write(peer, "wxyz", 4), 4);
+		ck_assert(tt_loop_until(ev, &r.done, WAIT_MS));
+		ck_assert_int_eq(r.ret, 4);
+		talloc_free(ev);
+	}
+	close(peer);
+}
+END_TEST
+
 START_TEST(test_free_with_outstanding)
 {
 	struct tstream_context *a = NULL, *b = NULL;
@@ -1147,6 +1189,7 @@ static Suite *tsocket_stream_suite(void)
 	tcase_add_test(tc, test_reset_is_sticky);
 	tcase_add_test(tc, test_reset_fails_waiting_writer);
 	tcase_add_test(tc, test_free_with_outstanding);
+	tcase_add_test(tc, test_event_context_replaced);
 
 	return s;
 }
