@@ -127,6 +127,63 @@ const char *tsgate_metrics_drop_reason_name(enum tsgate_metrics_drop_reason why)
 	return drop_reason_names[why];
 }
 
+enum tsgate_metrics_handshake_reason tsgate_metrics_handshake_reason_of(int err)
+{
+	switch (err) {
+	case ETIMEDOUT:
+		return TSGATE_METRICS_HS_TIMEOUT;
+	case EACCES:
+	case EPERM:
+	case EKEYEXPIRED:
+	case EKEYREJECTED:
+		return TSGATE_METRICS_HS_AUTH;
+	case EPIPE:
+	case ECONNRESET:
+		return TSGATE_METRICS_HS_CLOSED;
+	case EPROTO:
+	case EMSGSIZE:
+	case EBADMSG:
+	case ECONNABORTED:
+		return TSGATE_METRICS_HS_PROTOCOL;
+	default:
+		return TSGATE_METRICS_HS_OTHER;
+	}
+}
+
+enum tsgate_metrics_drop_reason tsgate_metrics_backend_drop_reason(int err)
+{
+	switch (err) {
+	case ETIMEDOUT:
+		return TSGATE_METRICS_DROP_BACKEND_TIMEOUT;
+	case ECONNREFUSED:
+	case ENOENT:
+	case EHOSTUNREACH:
+	case ENETUNREACH:
+	case EADDRNOTAVAIL:
+		return TSGATE_METRICS_DROP_BACKEND_REFUSED;
+	default:
+		return TSGATE_METRICS_DROP_BACKEND_HANDSHAKE;
+	}
+}
+
+bool tsgate_metrics_relay_drop_reason(int err,
+				      enum tsgate_metrics_drop_reason *why)
+{
+	switch (err) {
+	case EMSGSIZE:
+		*why = TSGATE_METRICS_DROP_PDU_TOO_LARGE;
+		return true;
+	case EPROTO:
+		*why = TSGATE_METRICS_DROP_PDU_MALFORMED;
+		return true;
+	case ETIMEDOUT:
+		*why = TSGATE_METRICS_DROP_IDLE_TIMEOUT;
+		return true;
+	default:
+		return false;
+	}
+}
+
 /*
  * A label value as the exposition format wants it: backslash, double
  * quote and line feed escaped.

@@ -198,6 +198,32 @@ void tsgate_metrics_conn_routed(struct tsgate_metrics_conn *c,
 char *tsgate_metrics_render(TALLOC_CTX *mem_ctx,
 			    const struct tsgate_metrics *m);
 
+/*
+ * errno to reason, so every caller classifies alike. Handshake (client
+ * side, tstream_tls_accept_recv/tstream_gssapi_accept_recv): ETIMEDOUT →
+ * TIMEOUT; EACCES, EPERM, EKEYEXPIRED, EKEYREJECTED → AUTH; EPIPE,
+ * ECONNRESET → CLOSED; EPROTO, EMSGSIZE, EBADMSG, ECONNABORTED → PROTOCOL;
+ * anything else → OTHER.
+ */
+enum tsgate_metrics_handshake_reason tsgate_metrics_handshake_reason_of(
+    int err);
+
+/*
+ * A failed backend connect (tsgate_backend_connect_recv): ETIMEDOUT →
+ * BACKEND_TIMEOUT; ECONNREFUSED, ENOENT, EHOSTUNREACH, ENETUNREACH,
+ * EADDRNOTAVAIL → BACKEND_REFUSED; anything else (the origination
+ * handshake failed) → BACKEND_HANDSHAKE.
+ */
+enum tsgate_metrics_drop_reason tsgate_metrics_backend_drop_reason(int err);
+
+/*
+ * A failed relay (tsgate_relay_recv): EMSGSIZE → PDU_TOO_LARGE, EPROTO →
+ * PDU_MALFORMED, ETIMEDOUT → IDLE_TIMEOUT: returns true with *why set.
+ * Other errors (a peer reset) are not the gateway's doing: false.
+ */
+bool tsgate_metrics_relay_drop_reason(int err,
+				      enum tsgate_metrics_drop_reason *why);
+
 /** @brief The label value of a handshake failure reason ("timeout"...). */
 const char *tsgate_metrics_handshake_reason_name(
     enum tsgate_metrics_handshake_reason why);

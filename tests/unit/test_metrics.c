@@ -353,6 +353,42 @@ START_TEST(test_reason_names)
 }
 END_TEST
 
+START_TEST(test_errno_classes)
+{
+	enum tsgate_metrics_drop_reason why = TSGATE_METRICS_DROP_OTHER;
+
+	ck_assert_int_eq(tsgate_metrics_handshake_reason_of(ETIMEDOUT),
+			 TSGATE_METRICS_HS_TIMEOUT);
+	ck_assert_int_eq(tsgate_metrics_handshake_reason_of(EACCES),
+			 TSGATE_METRICS_HS_AUTH);
+	ck_assert_int_eq(tsgate_metrics_handshake_reason_of(EKEYEXPIRED),
+			 TSGATE_METRICS_HS_AUTH);
+	ck_assert_int_eq(tsgate_metrics_handshake_reason_of(EPIPE),
+			 TSGATE_METRICS_HS_CLOSED);
+	ck_assert_int_eq(tsgate_metrics_handshake_reason_of(EPROTO),
+			 TSGATE_METRICS_HS_PROTOCOL);
+	ck_assert_int_eq(tsgate_metrics_handshake_reason_of(ENOMEM),
+			 TSGATE_METRICS_HS_OTHER);
+
+	ck_assert_int_eq(tsgate_metrics_backend_drop_reason(ETIMEDOUT),
+			 TSGATE_METRICS_DROP_BACKEND_TIMEOUT);
+	ck_assert_int_eq(tsgate_metrics_backend_drop_reason(ECONNREFUSED),
+			 TSGATE_METRICS_DROP_BACKEND_REFUSED);
+	ck_assert_int_eq(tsgate_metrics_backend_drop_reason(ENOENT),
+			 TSGATE_METRICS_DROP_BACKEND_REFUSED);
+	ck_assert_int_eq(tsgate_metrics_backend_drop_reason(EACCES),
+			 TSGATE_METRICS_DROP_BACKEND_HANDSHAKE);
+
+	ck_assert(tsgate_metrics_relay_drop_reason(EMSGSIZE, &why));
+	ck_assert_int_eq(why, TSGATE_METRICS_DROP_PDU_TOO_LARGE);
+	ck_assert(tsgate_metrics_relay_drop_reason(EPROTO, &why));
+	ck_assert_int_eq(why, TSGATE_METRICS_DROP_PDU_MALFORMED);
+	ck_assert(tsgate_metrics_relay_drop_reason(ETIMEDOUT, &why));
+	ck_assert_int_eq(why, TSGATE_METRICS_DROP_IDLE_TIMEOUT);
+	ck_assert(!tsgate_metrics_relay_drop_reason(ECONNRESET, &why));
+}
+END_TEST
+
 static struct tsgate_http_response call(struct tsgate_metrics *m,
 					const char *path)
 {
@@ -413,6 +449,7 @@ static Suite *metrics_suite(void)
 	tcase_add_test(tc, test_render_full);
 	tcase_add_test(tc, test_label_escaping);
 	tcase_add_test(tc, test_reason_names);
+	tcase_add_test(tc, test_errno_classes);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("lifecycle");
