@@ -267,7 +267,8 @@ static bool gssapi_handshake_check(struct tevent_req *req,
 	if (flags & GSS_C_ANON_FLAG) {
 		gssapi_handshake_fail(
 		    req, EACCES,
-		    talloc_strdup(state, "anonymous context refused"));
+		    talloc_strdup(
+			state, "anonymous context refused (anonymous flag)"));
 		return false;
 	}
 	if ((flags & need) != need) {

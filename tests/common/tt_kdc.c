@@ -19,10 +19,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define KDC_BIN          "/usr/sbin/krb5kdc"
-#define KDB5_UTIL_BIN    "/usr/sbin/kdb5_util"
-#define KADMIN_LOCAL_BIN "/usr/sbin/kadmin.local"
-#define KINIT_BIN        "/usr/bin/kinit"
+#define KDC_BIN           "/usr/sbin/krb5kdc"
+#define KDB5_UTIL_BIN     "/usr/sbin/kdb5_util"
+#define KADMIN_LOCAL_BIN  "/usr/sbin/kadmin.local"
+#define KINIT_BIN         "/usr/bin/kinit"
+#define OPENSSL_BIN       "/usr/bin/openssl"
+#define PKINIT_PLUGIN     "/usr/lib/x86_64-linux-gnu/krb5/plugins/preauth/pkinit.so"
+#define PKINIT_PLUGIN_ALT "/usr/lib/krb5/plugins/preauth/pkinit.so"
 
 bool tt_kdc_available(void)
 {
@@ -235,9 +238,37 @@ static bool pick_address(struct tt_kdc *kdc)
 	return false;
 }
 
-static bool write_configs(struct tt_kdc *kdc)
+static bool write_configs(struct tt_kdc *kdc, bool anonymous)
 {
-	char *krb5 = talloc_asprintf(
+	char *krb5_realm_extra = talloc_strdup(kdc, "");
+	char *kdc_realm_extra = talloc_strdup(kdc, "");
+
+	char *krb5;
+	char *kdcconf;
+	char *acl;
+
+	if (anonymous) {
+		/*
+		 * Anonymous PKINIT: the client accepts a KDC certificate
+		 * with a dNSName SAN and the serverAuth EKU, simpler to make
+		 * with the openssl tool than the id-pkinit-san form.
+		 */
+		krb5_realm_extra = talloc_asprintf(
+		    kdc,
+		    "\t\tpkinit_anchors = FILE:%s/ca.crt\n"
+		    "\t\tpkinit_kdc_hostname = kdc.tsgate.test\n"
+		    "\t\tpkinit_eku_checking = kpServerAuth\n",
+		    kdc->dir);
+		kdc_realm_extra = talloc_asprintf(
+		    kdc,
+		    "\t\tpkinit_identity = FILE:%s/kdc.crt,%s/kdc.key\n"
+		    "\t\tpkinit_anchors = FILE:%s/ca.crt\n",
+		    kdc->dir, kdc->dir, kdc->dir);
+	}
+	if (krb5_realm_extra == NULL || kdc_realm_extra == NULL) {
+		return false;
+	}
+	krb5 = talloc_asprintf(
 	    kdc,
 	    "[libdefaults]\n"
 	    "\tdefault_realm = %s\n"
@@ -255,14 +286,16 @@ static bool write_configs(struct tt_kdc *kdc)
 	    "\tmax_retries = 2\n"
 	    "[realms]\n"
 	    "\t%s = {\n"
+	    "%s"
 	    "\t\tkdc = tcp/%s:%u\n"
 	    "\t\tkdc = %s:%u\n"
 	    "\t}\n"
 	    "[domain_realm]\n"
 	    "\tlocalhost = %s\n",
-	    kdc->realm, kdc->dir, kdc->dir, kdc->dir, kdc->realm, kdc->addr,
-	    kdc->port, kdc->addr, kdc->port, kdc->realm);
-	char *kdcconf = talloc_asprintf(
+	    kdc->realm, kdc->dir, kdc->dir, kdc->dir, kdc->realm,
+	    krb5_realm_extra, kdc->addr, kdc->port, kdc->addr, kdc->port,
+	    kdc->realm);
+	kdcconf = talloc_asprintf(
 	    kdc,
 	    "[kdcdefaults]\n"
 	    "\tkdc_listen = %s:%u\n"
@@ -276,14 +309,15 @@ static bool write_configs(struct tt_kdc *kdc)
 	    "\t\tmax_renewable_life = 0\n"
 	    "\t\tsupported_enctypes = aes256-cts-hmac-sha1-96:normal "
 	    "aes128-cts-hmac-sha1-96:normal\n"
+	    "%s"
 	    "\t}\n"
 	    "[logging]\n"
 	    "\tkdc = FILE:%s/kdc.log\n"
 	    "\tadmin_server = FILE:%s/kadmin.log\n"
 	    "\tdefault = FILE:%s/krb5.log\n",
 	    kdc->addr, kdc->port, kdc->addr, kdc->port, kdc->realm, kdc->dir,
-	    kdc->dir, kdc->dir, kdc->dir, kdc->dir, kdc->dir);
-	char *acl = talloc_asprintf(kdc, "%s/kadm5.acl", kdc->dir);
+	    kdc->dir, kdc->dir, kdc_realm_extra, kdc->dir, kdc->dir, kdc->dir);
+	acl = talloc_asprintf(kdc, "%s/kadm5.acl", kdc->dir);
 
 	if (krb5 == NULL || kdcconf == NULL || acl == NULL) {
 		return false;
@@ -292,9 +326,87 @@ static bool write_configs(struct tt_kdc *kdc)
 	       write_file(kdc->kdc_conf, kdcconf) && write_file(acl, "");
 }
 
+bool tt_kdc_anonymous_available(void)
+{
+	return tt_kdc_available() && access(OPENSSL_BIN, X_OK) == 0 &&
+	       (access(PKINIT_PLUGIN, R_OK) == 0 ||
+		access(PKINIT_PLUGIN_ALT, R_OK) == 0);
+}
+
+/* A CA and a KDC certificate (P-256) for anonymous PKINIT. */
+static bool make_pkinit_certs(struct tt_kdc *kdc)
+{
+	char *ca_key = talloc_asprintf(kdc, "%s/ca.key", kdc->dir);
+	char *ca_crt = talloc_asprintf(kdc, "%s/ca.crt", kdc->dir);
+	char *kdc_key = talloc_asprintf(kdc, "%s/kdc.key", kdc->dir);
+	char *kdc_csr = talloc_asprintf(kdc, "%s/kdc.csr", kdc->dir);
+	char *kdc_crt = talloc_asprintf(kdc, "%s/kdc.crt", kdc->dir);
+	char *ext = talloc_asprintf(kdc, "%s/kdc.ext", kdc->dir);
+	char *serial = talloc_asprintf(kdc, "%s/ca.srl", kdc->dir);
+
+	if (serial == NULL || ca_key == NULL || ca_crt == NULL ||
+	    kdc_key == NULL || kdc_csr == NULL || kdc_crt == NULL ||
+	    ext == NULL) {
+		return false;
+	}
+	{
+		const char *ca[] = {OPENSSL_BIN,
+				    "req",
+				    "-x509",
+				    "-newkey",
+				    "ec",
+				    "-pkeyopt",
+				    "ec_paramgen_curve:P-256",
+				    "-nodes",
+				    "-keyout",
+				    ca_key,
+				    "-out",
+				    ca_crt,
+				    "-days",
+				    "2",
+				    "-subj",
+				    "/CN=tt-kdc test CA",
+				    NULL};
+		const char *req[] = {OPENSSL_BIN,
+				     "req",
+				     "-newkey",
+				     "ec",
+				     "-pkeyopt",
+				     "ec_paramgen_curve:P-256",
+				     "-nodes",
+				     "-keyout",
+				     kdc_key,
+				     "-out",
+				     kdc_csr,
+				     "-subj",
+				     "/CN=kdc.tsgate.test",
+				     NULL};
+		const char *sign[] = {
+		    OPENSSL_BIN, "x509",      "-req",  "-in",
+		    kdc_csr,     "-CA",       ca_crt,  "-CAkey",
+		    ca_key,      "-CAserial", serial,  "-CAcreateserial",
+		    "-out",      kdc_crt,     "-days", "2",
+		    "-extfile",  ext,         NULL};
+
+		/* MIT wants the digitalSignature key usage too */
+		return write_file(ext, "subjectAltName=DNS:kdc.tsgate.test\n"
+				       "extendedKeyUsage=serverAuth\n"
+				       "keyUsage=digitalSignature\n") &&
+		       tt_kdc_run(kdc, ca, NULL) == 0 &&
+		       tt_kdc_run(kdc, req, NULL) == 0 &&
+		       tt_kdc_run(kdc, sign, NULL) == 0;
+	}
+}
+
 struct tt_kdc *tt_kdc_start(TALLOC_CTX *mem_ctx)
 {
+	return tt_kdc_start_opts(mem_ctx, 0);
+}
+
+struct tt_kdc *tt_kdc_start_opts(TALLOC_CTX *mem_ctx, unsigned flags)
+{
 	struct tt_kdc *kdc = talloc_zero(mem_ctx, struct tt_kdc);
+	bool anonymous = (flags & TT_KDC_ANONYMOUS) != 0;
 	const char *kdb_argv[] = {
 	    KDB5_UTIL_BIN, "create",        "-s", "-r", TT_KDC_REALM,
 	    "-P",          "tt-kdc-master", NULL};
@@ -350,7 +462,11 @@ struct tt_kdc *tt_kdc_start(TALLOC_CTX *mem_ctx)
 			goto fail;
 		}
 	}
-	if (!write_configs(kdc)) {
+	if (anonymous && !make_pkinit_certs(kdc)) {
+		fprintf(stderr, "tt_kdc: openssl failed (%s)\n", kdc->dir);
+		goto fail;
+	}
+	if (!write_configs(kdc, anonymous)) {
 		goto fail;
 	}
 	if (tt_kdc_run(kdc, kdb_argv, NULL) != 0) {
@@ -375,6 +491,10 @@ struct tt_kdc *tt_kdc_start(TALLOC_CTX *mem_ctx)
 				"ktadd -k %s bob\n",
 				kdc->service_keytab, kdc->alice_keytab,
 				kdc->bob_keytab);
+	if (input != NULL && anonymous) {
+		input = talloc_strdup_append(
+		    input, "addprinc -randkey WELLKNOWN/ANONYMOUS\n");
+	}
 	if (input == NULL || tt_kdc_run(kdc, kadmin_argv, input) != 0) {
 		fprintf(stderr, "tt_kdc: kadmin.local failed (%s)\n", kdc->dir);
 		goto fail;
@@ -390,6 +510,19 @@ struct tt_kdc *tt_kdc_start(TALLOC_CTX *mem_ctx)
 		0) {
 		fprintf(stderr, "tt_kdc: kinit failed (%s)\n", kdc->dir);
 		goto fail;
+	}
+	if (anonymous) {
+		const char *argv[] = {KINIT_BIN, "-n", "-c", NULL, NULL};
+
+		kdc->anon_ccache =
+		    talloc_asprintf(kdc, "FILE:%s/anonymous.ccache", kdc->dir);
+		argv[3] = kdc->anon_ccache;
+		if (kdc->anon_ccache == NULL ||
+		    tt_kdc_run(kdc, argv, NULL) != 0) {
+			fprintf(stderr, "tt_kdc: kinit -n failed (%s)\n",
+				kdc->dir);
+			goto fail;
+		}
 	}
 	return kdc;
 fail:

@@ -34,8 +34,9 @@ struct tt_kdc {
 	char *alice_keytab;
 	char *alice_ccache; /* "FILE:..." */
 	char *bob_keytab;
-	char *bob_ccache; /* "FILE:..." */
-	char **env;       /* NULL-terminated "K=V" list */
+	char *bob_ccache;  /* "FILE:..." */
+	char *anon_ccache; /* "FILE:...", TT_KDC_ANONYMOUS only */
+	char **env;        /* NULL-terminated "K=V" list */
 };
 
 /*
@@ -47,6 +48,17 @@ struct tt_kdc *tt_kdc_start(TALLOC_CTX *mem_ctx);
 
 /* Whether the MIT KDC programs are installed (else: skip the test). */
 bool tt_kdc_available(void);
+
+/*
+ * With TT_KDC_ANONYMOUS the KDC also does anonymous PKINIT (a throw-away
+ * CA and KDC certificate made with openssl, WELLKNOWN/ANONYMOUS) and
+ * anon_ccache holds an anonymous TGT (kinit -n). Needs krb5-pkinit.
+ */
+#define TT_KDC_ANONYMOUS 0x1
+struct tt_kdc *tt_kdc_start_opts(TALLOC_CTX *mem_ctx, unsigned flags);
+
+/* Whether TT_KDC_ANONYMOUS can work here (pkinit plugin, openssl). */
+bool tt_kdc_anonymous_available(void);
 
 /* setenv() the variables of kdc->env in this process. */
 void tt_kdc_setenv(const struct tt_kdc *kdc);

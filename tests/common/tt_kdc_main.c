@@ -4,7 +4,7 @@
  * the KDC until SIGTERM/SIGINT/SIGHUP; then stops it and removes its
  * directory.
  *
- *   tt-kdc > kdc.env & kdc=$!
+ *   tt-kdc [--anonymous] > kdc.env & kdc=$!
  *   until grep -q '^# ready' kdc.env; do sleep 0.05; done
  *   . ./kdc.env        # KRB5_CONFIG, KRB5_KDC_PROFILE, TT_KDC_* ...
  *   ...
@@ -30,26 +30,39 @@ int main(int argc, char **argv)
 	char port[16];
 	char pid[16];
 
-	if (argc > 1) {
-		fprintf(stderr, "usage: %s  (see the comment in %s)\n", argv[0],
-			__FILE__);
+	unsigned flags = 0;
+
+	if (argc == 2 && strcmp(argv[1], "--anonymous") == 0) {
+		flags |= TT_KDC_ANONYMOUS;
+	} else if (argc > 1) {
+		fprintf(stderr,
+			"usage: %s [--anonymous]  (see the comment in %s)\n",
+			argv[0], __FILE__);
 		return 2;
 	}
 	if (!tt_kdc_available()) {
 		fprintf(stderr, "tt-kdc: krb5kdc/kadmin.local/kinit missing\n");
 		return 77;
 	}
+	if ((flags & TT_KDC_ANONYMOUS) && !tt_kdc_anonymous_available()) {
+		fprintf(stderr, "tt-kdc: krb5-pkinit or openssl missing\n");
+		return 77;
+	}
+
+	/*
+	 * Block the stop signals only after the start: krb5kdc would
+	 * inherit the mask and ignore SIGTERM.
+	 */
+	kdc = tt_kdc_start_opts(mem, flags);
+	if (kdc == NULL) {
+		talloc_free(mem);
+		return 1;
+	}
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
 	sigprocmask(SIG_BLOCK, &set, NULL);
-
-	kdc = tt_kdc_start(mem);
-	if (kdc == NULL) {
-		talloc_free(mem);
-		return 1;
-	}
 	for (size_t i = 0; kdc->env[i] != NULL; i++) {
 		char *eq = strchr(kdc->env[i], '=');
 
@@ -70,6 +83,9 @@ int main(int argc, char **argv)
 	print_export("TT_KDC_ALICE_CCACHE", kdc->alice_ccache);
 	print_export("TT_KDC_BOB_KEYTAB", kdc->bob_keytab);
 	print_export("TT_KDC_BOB_CCACHE", kdc->bob_ccache);
+	if (kdc->anon_ccache != NULL) {
+		print_export("TT_KDC_ANON_CCACHE", kdc->anon_ccache);
+	}
 	printf("# ready\n");
 	fflush(stdout);
 

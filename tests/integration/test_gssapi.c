@@ -36,6 +36,16 @@ static void kdc_setup(void)
 	}
 }
 
+/* The same with anonymous PKINIT (kdc->anon_ccache). */
+static void kdc_setup_anonymous(void)
+{
+	kdc_mem = talloc_new(NULL);
+	kdc = tt_kdc_start_opts(kdc_mem, TT_KDC_ANONYMOUS);
+	if (kdc != NULL) {
+		tt_kdc_setenv(kdc);
+	}
+}
+
 static void kdc_teardown(void)
 {
 	TALLOC_FREE(kdc_mem);
@@ -771,7 +781,8 @@ START_TEST(test_knc_peer_initiator)
 	}
 	ck_assert(memcmp(p->dst, expect, len) == 0);
 	ck_assert_int_eq(do_write(srv.stream, p->dst, len, &err), (int)len);
-	ck_assert_int_eq(do_shutdown(srv.stream, &err), 0);
+	ck_assert_msg(do_shutdown(srv.stream, &err) == 0, "shutdown: %s",
+		      strerror(err));
 	expect_peer_exit(pid, 0);
 }
 END_TEST
@@ -1199,6 +1210,25 @@ START_TEST(test_required_flags)
 }
 END_TEST
 
+/* A real anonymous ticket (anonymous PKINIT) is refused by the acceptor. */
+START_TEST(test_anonymous_refused)
+{
+	struct hs cli, srv;
+
+	ck_assert_ptr_nonnull(kdc);
+	ck_assert_ptr_nonnull(kdc->anon_ccache);
+	our_pair(initiator_params("host@localhost", kdc->anon_ccache),
+		 acceptor_params(kdc->service_keytab), &cli, &srv);
+	ck_assert_int_eq(srv.ret, -1);
+	ck_assert_msg(srv.err == EACCES, "errno %d: %s", srv.err, srv.reason);
+	show_reason("anonymous", srv.reason);
+	ck_assert_msg(strstr(srv.reason, "anonymous") != NULL, "%s",
+		      srv.reason);
+	/* the initiator sees the connection go away */
+	ck_assert_int_eq(cli.ret, -1);
+}
+END_TEST
+
 START_TEST(test_getters_on_other_streams)
 {
 	struct tstream_context *s1 = NULL, *s2 = NULL;
@@ -1341,6 +1371,19 @@ static Suite *gssapi_suite(void)
 	     60},
 	};
 
+	if (tt_kdc_anonymous_available()) {
+		TCase *tc = tcase_create("anonymous");
+
+		tcase_add_unchecked_fixture(tc, kdc_setup_anonymous,
+					    kdc_teardown);
+		tcase_add_checked_fixture(tc, tt_setup, tt_teardown);
+		tcase_set_timeout(tc, 30);
+		tcase_add_test(tc, test_anonymous_refused);
+		suite_add_tcase(s, tc);
+	} else {
+		fprintf(stderr, "NOTE: anonymous test left out: krb5-pkinit "
+				"or openssl missing (scripts/deps test)\n");
+	}
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		TCase *tc = tcase_create(cases[i].name);
 
