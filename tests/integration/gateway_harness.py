@@ -213,14 +213,17 @@ class Backend:
 class Gateway:
     """The real tsgate daemon on a YAML text, logging JSON to a file."""
 
-    def __init__(self, tmpdir, yaml_text, name="tsgate"):
+    def __init__(self, tmpdir, yaml_text, name="tsgate", env=None):
         self.tmpdir = tmpdir
         self.config = os.path.join(tmpdir, name + ".yaml")
         self.logpath = os.path.join(tmpdir, name + ".log")
         with open(self.config, "w") as f:
             f.write(yaml_text)
         self.logfile = open(self.logpath, "wb")
+        full_env = dict(os.environ)
+        full_env.update(env or {})
         self.proc = subprocess.Popen([TSGATE, "--config", self.config],
+                                     env=full_env,
                                      stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL,
                                      stderr=self.logfile)
@@ -318,6 +321,48 @@ class Certs:
         return ctx
 
 
+class Kdc:
+    """A throw-away MIT KDC (build/tests/tt-kdc), stopped by pid."""
+
+    def __init__(self, tmpdir):
+        self.exe = os.path.join(BUILDDIR, "tests", "tt-kdc")
+        self.envfile = os.path.join(tmpdir, "kdc.env")
+        self.env = {}
+        self.proc = None
+        if not os.access(self.exe, os.X_OK):
+            return
+        self.out = open(self.envfile, "wb")
+        self.proc = subprocess.Popen([self.exe], stdout=self.out,
+                                     stdin=subprocess.DEVNULL)
+        wait_until(lambda: self.proc.poll() is not None or
+                   b"# ready" in self._read(), 20)
+        if self.proc.poll() is not None:
+            self.proc = None
+            return
+        for line in self._read().decode().splitlines():
+            if line.startswith("export "):
+                k, _, v = line[len("export "):].partition("=")
+                self.env[k] = v.strip("'")
+
+    def _read(self):
+        with open(self.envfile, "rb") as f:
+            return f.read()
+
+    def available(self):
+        return self.proc is not None and "KRB5_CONFIG" in self.env
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        if self.proc is not None:
+            self.out.close()
+
+
 class GatewayTestCase(unittest.TestCase):
     """A temp dir, cleaned up with every backend and daemon started."""
 
@@ -350,8 +395,9 @@ class GatewayTestCase(unittest.TestCase):
         self.backends.append(b)
         return b
 
-    def gateway(self, yaml_text, name=None):
-        g = Gateway(self.tmp, yaml_text, name or self.next_name("tsgate"))
+    def gateway(self, yaml_text, name=None, env=None):
+        g = Gateway(self.tmp, yaml_text, name or self.next_name("tsgate"),
+                    env=env)
         self.gateways.append(g)
         return g
 
