@@ -30,6 +30,9 @@ struct fuzz_peer {
 	size_t next_chunk;
 	bool write_done;
 	bool read_done;
+	bool capture;
+	uint8_t *received;
+	size_t num_received;
 };
 
 void fuzz_fail(const char *file, int line, const char *what)
@@ -107,7 +110,38 @@ static void fuzz_peer_read(struct fuzz_peer *peer)
 	}
 	if (ret <= 0) {
 		peer->read_done = true;
+		return;
 	}
+	if (peer->capture) {
+		uint8_t *r = talloc_realloc(peer, peer->received, uint8_t,
+					    peer->num_received + (size_t)ret);
+
+		FUZZ_ASSERT(r != NULL);
+		memcpy(r + peer->num_received, buf, (size_t)ret);
+		peer->received = r;
+		peer->num_received += (size_t)ret;
+	}
+}
+
+void fuzz_peer_drain(struct fuzz_peer *peer)
+{
+	size_t before;
+
+	do {
+		before = peer->num_received;
+		fuzz_peer_read(peer);
+	} while (!peer->read_done && peer->num_received > before);
+}
+
+void fuzz_peer_capture(struct fuzz_peer *peer)
+{
+	peer->capture = true;
+}
+
+const uint8_t *fuzz_peer_received(const struct fuzz_peer *peer, size_t *len)
+{
+	*len = peer->num_received;
+	return peer->received;
 }
 
 static void fuzz_peer_handler(struct tevent_context *ev,

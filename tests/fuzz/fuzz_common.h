@@ -37,6 +37,15 @@ struct fuzz_peer *fuzz_peer_create(TALLOC_CTX *mem_ctx,
 				   size_t num_chunks,
 				   struct tstream_context **stream);
 
+/**
+ * @brief Keep what the near end sends (for seed making) instead of
+ * throwing it away; fuzz_peer_received() returns it.
+ */
+void fuzz_peer_capture(struct fuzz_peer *peer);
+const uint8_t *fuzz_peer_received(const struct fuzz_peer *peer, size_t *len);
+/** @brief Read what is already waiting (without the event loop). */
+void fuzz_peer_drain(struct fuzz_peer *peer);
+
 /** @brief Whether the peer has written everything and shut down. */
 bool fuzz_peer_done(const struct fuzz_peer *peer);
 

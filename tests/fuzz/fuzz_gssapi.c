@@ -66,16 +66,20 @@ static void make_keytab(const char *path)
 	check_krb5(ctx, krb5_kt_resolve(ctx, name, &kt), "keytab");
 	pw.data = password;
 	pw.length = strlen(password);
-	for (i = 0; i < sizeof(enctypes) / sizeof(enctypes[0]); i++) {
+	/* kvno 1-4: whatever kvno the seed-making KDC gave the key */
+	for (i = 0; i < 4 * sizeof(enctypes) / sizeof(enctypes[0]); i++) {
 		krb5_keytab_entry entry;
 
 		memset(&entry, 0, sizeof(entry));
 		entry.principal = princ;
-		entry.vno = 2;
-		check_krb5(ctx,
-			   krb5_c_string_to_key(ctx, enctypes[i], &pw, &salt,
-						&entry.key),
-			   "string_to_key");
+		entry.vno = 1 + i / (sizeof(enctypes) / sizeof(enctypes[0]));
+		check_krb5(
+		    ctx,
+		    krb5_c_string_to_key(
+			ctx,
+			enctypes[i % (sizeof(enctypes) / sizeof(enctypes[0]))],
+			&pw, &salt, &entry.key),
+		    "string_to_key");
 		check_krb5(ctx, krb5_kt_add_entry(ctx, kt, &entry),
 			   "kt_add_entry");
 		krb5_free_keyblock_contents(ctx, &entry.key);
@@ -95,6 +99,64 @@ static void write_text(const char *path, const char *text)
 	FUZZ_ASSERT(fclose(f) == 0);
 }
 
+static void req_done(struct tevent_req *req)
+{
+	bool *done = tevent_req_callback_data_void(req);
+
+	*done = true;
+}
+
+/*
+ * Seed making (make_gssapi_seeds.sh): as an initiator with the ccache
+ * and KDC of the environment, write [0][first handshake frame] to path.
+ */
+static void make_seed(const char *path)
+{
+	TALLOC_CTX *mem = talloc_new(NULL);
+	struct tevent_context *ev = fuzz_ev_create(mem);
+	struct tstream_gssapi_params *params = NULL;
+	struct tstream_context *plain = NULL, *gss = NULL;
+	struct fuzz_peer *peer;
+	struct tevent_req *req;
+	const uint8_t *token;
+	size_t len;
+	char *reason = NULL;
+	bool done = false;
+	int err = 0;
+	FILE *f;
+
+	if (tstream_gssapi_params_initiator(mem, "host@localhost", NULL, NULL,
+					    NULL, &params, &reason) != 0) {
+		fprintf(stderr, "fuzz-gssapi: initiator: %s\n",
+			reason != NULL ? reason : "?");
+		exit(1);
+	}
+	/* a peer that says nothing: the initiator writes, then sees EOF */
+	peer = fuzz_peer_create(mem, ev, NULL, 0, NULL, 0, &plain);
+	FUZZ_ASSERT(peer != NULL);
+	fuzz_peer_capture(peer);
+	req = tstream_gssapi_connect_send(mem, ev, plain, params);
+	FUZZ_ASSERT(req != NULL);
+	tevent_req_set_callback(req, req_done, &done);
+	fuzz_loop_until(ev, &done, "tstream_gssapi_connect");
+	FUZZ_ASSERT(
+	    tstream_gssapi_connect_recv(req, &err, mem, &gss, &reason) == -1);
+	fuzz_peer_drain(peer);
+	token = fuzz_peer_received(peer, &len);
+	if (len < 5) {
+		fprintf(stderr, "fuzz-gssapi: no token sent (%s)\n",
+			reason != NULL ? reason : strerror(err));
+		exit(1);
+	}
+	f = fopen(path, "w");
+	FUZZ_ASSERT(f != NULL);
+	FUZZ_ASSERT(fputc(0, f) == 0);
+	FUZZ_ASSERT(fwrite(token, 1, len, f) == len);
+	FUZZ_ASSERT(fclose(f) == 0);
+	talloc_free(mem);
+	exit(0);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	const char *dir = fuzz_tmpdir();
@@ -104,6 +166,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 	(void)argc;
 	(void)argv;
+	if (getenv("FUZZ_GSSAPI_MAKE_SEED") != NULL) {
+		make_seed(getenv("FUZZ_GSSAPI_MAKE_SEED"));
+	}
 	FUZZ_ASSERT(conf != NULL && keytab != NULL);
 	/* Never a KDC, DNS or the host's config: all an acceptor needs. */
 	write_text(conf, "[libdefaults]\n"
@@ -134,13 +199,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	talloc_free(conf);
 	talloc_free(keytab);
 	return 0;
-}
-
-static void req_done(struct tevent_req *req)
-{
-	bool *done = tevent_req_callback_data_void(req);
-
-	*done = true;
 }
 
 /* An accepted stream (only with a fresh seed): read it to the end. */
@@ -204,6 +262,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_loop_until(ev, &done, "tstream_gssapi_accept");
 	ret = tstream_gssapi_accept_recv(req, &err, mem, &gss, &reason);
 	TALLOC_FREE(req);
+	if (getenv("FUZZ_VERBOSE") != NULL) {
+		fprintf(stderr, "accept: %s\n",
+			ret == 0 ? "established"
+				 : (reason != NULL ? reason : strerror(err)));
+	}
 	if (ret == 0) {
 		FUZZ_ASSERT(gss != NULL);
 		drain(mem, ev, gss);

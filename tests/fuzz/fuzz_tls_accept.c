@@ -162,6 +162,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	tevent_req_set_callback(req, accept_done, &done);
 	fuzz_loop_until(ev, &done, "tstream_tls_accept");
 	ret = tstream_tls_accept_recv(req, &err, mem, &tls, &reason);
+	if (getenv("FUZZ_VERBOSE") != NULL) {
+		fprintf(stderr, "accept: %s\n",
+			ret == 0 ? "established"
+				 : (reason != NULL ? reason : strerror(err)));
+	}
 	if (ret == 0) {
 		/* a client this fuzzer cannot be: it has no keys */
 		FUZZ_ASSERT(tls != NULL);
