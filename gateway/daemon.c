@@ -26,8 +26,11 @@
 #include "backend.h"
 #include "config.h"
 #include "framing.h"
+#include "health.h"
+#include "http_server.h"
 #include "identity.h"
 #include "log.h"
+#include "metrics.h"
 #include "relay.h"
 #include "route.h"
 #include "tstream_gssapi.h"
@@ -35,6 +38,10 @@
 
 /* Connections accepted per readable event before going back to the loop. */
 #define TSGATE_ACCEPT_BATCH 32
+
+#ifndef TSGATE_VERSION
+#define TSGATE_VERSION "0.1.0"
+#endif
 
 struct tsgate_conn;
 struct tsgate_listener;
@@ -44,6 +51,8 @@ struct tsgate_daemon {
 	struct tsgate_config *cfg;
 	const char *config_path;
 	struct tsgate_log *log;
+	struct tsgate_metrics *metrics;
+	struct tsgate_http_server *metrics_server;
 	struct tsgate_listener *listeners;
 	struct tsgate_conn *conns;
 	uint32_t num_conns;
@@ -66,6 +75,8 @@ struct tsgate_listener {
 	struct tstream_tls_params *tls;
 	struct tstream_gssapi_params *gssapi;
 	struct tsgate_backend **backends; /* one per route */
+	struct tsgate_metrics_listener *metrics;
+	struct tsgate_metrics_route **route_metrics; /* one per route */
 	uint32_t num_conns;
 };
 
@@ -82,6 +93,9 @@ struct tsgate_conn {
 	struct tstream_context *backend;
 	const struct tsgate_config_route *route;
 	struct tsgate_backend *route_backend;
+	struct tsgate_metrics_route *route_metrics;
+	struct tsgate_metrics_conn *metrics;
+	struct timeval backend_start;
 	struct tsgate_peer_info info;
 	char *local_name;
 	uint8_t *handoff;
@@ -223,6 +237,21 @@ static void tsgate_conn_finish(struct tsgate_conn *conn,
 				  conn);
 }
 
+static void tsgate_conn_drop(struct tsgate_conn *conn,
+			     enum tsgate_metrics_drop_reason why)
+{
+	tsgate_metrics_drop(conn->listener->metrics, why);
+}
+
+static uint64_t elapsed_usec(const struct timeval *since)
+{
+	struct timeval now = tevent_timeval_current();
+	int64_t us = ((int64_t)now.tv_sec - (int64_t)since->tv_sec) * 1000000 +
+		     ((int64_t)now.tv_usec - (int64_t)since->tv_usec);
+
+	return us > 0 ? (uint64_t)us : 0;
+}
+
 static void tsgate_conn_tunnel_done(struct tevent_req *subreq);
 static void tsgate_conn_routed(struct tsgate_conn *conn);
 static void tsgate_conn_backend_done(struct tevent_req *subreq);
@@ -258,6 +287,8 @@ static void tsgate_conn_start(struct tsgate_listener *l, int fd)
 	d->num_conns++;
 	l->num_conns++;
 	talloc_set_destructor(conn, tsgate_conn_destructor);
+	/* counted from accept; freeing the tracker with conn uncounts it */
+	conn->metrics = tsgate_metrics_conn_new(conn, l->metrics);
 
 	conn->free_im = tevent_create_immediate(conn);
 	if (conn->free_im == NULL) {
@@ -296,6 +327,7 @@ static void tsgate_conn_start(struct tsgate_listener *l, int fd)
 	if ((lim->max_connections > 0 && d->num_conns > lim->max_connections) ||
 	    (l->cfg->max_connections > 0 &&
 	     l->num_conns > l->cfg->max_connections)) {
+		tsgate_conn_drop(conn, TSGATE_METRICS_DROP_MAX_CONNECTIONS);
 		tsgate_conn_finish(conn, EAGAIN,
 				   "refused: max_connections reached");
 		return;
@@ -408,6 +440,12 @@ static void tsgate_conn_tunnel_done(struct tevent_req *subreq)
 		if (err == ETIMEDOUT) {
 			why = "handshake timeout";
 		}
+		tsgate_metrics_handshake_failed(
+		    l->metrics, tsgate_metrics_handshake_reason_of(err));
+		tsgate_conn_drop(conn,
+				 err == ETIMEDOUT
+				     ? TSGATE_METRICS_DROP_HANDSHAKE_TIMEOUT
+				     : TSGATE_METRICS_DROP_HANDSHAKE_FAILED);
 		tsgate_conn_finish(conn, err, why);
 		return;
 	}
@@ -427,14 +465,19 @@ static void tsgate_conn_routed(struct tsgate_conn *conn)
 
 	conn->route = tsgate_route_select(l->cfg, &conn->info);
 	if (conn->route == NULL) {
+		tsgate_conn_drop(conn, TSGATE_METRICS_DROP_NO_ROUTE);
 		tsgate_conn_finish(conn, EACCES, "no route");
 		return;
 	}
 	for (i = 0; i < l->cfg->num_routes; i++) {
 		if (&l->cfg->routes[i] == conn->route) {
 			conn->route_backend = l->backends[i];
+			conn->route_metrics = l->route_metrics[i];
 		}
 	}
+	tsgate_metrics_conn_routed(conn->metrics, conn->route_metrics,
+				   &conn->stats);
+	conn->backend_start = tevent_timeval_current();
 	subreq = tsgate_backend_connect_send(conn, conn->daemon->ev,
 					     conn->route_backend);
 	if (subreq == NULL) {
@@ -458,6 +501,9 @@ static void tsgate_conn_backend_done(struct tevent_req *subreq)
 	if (ret != 0) {
 		const char *why;
 
+		tsgate_metrics_backend_failed(conn->route_metrics);
+		tsgate_conn_drop(conn, tsgate_metrics_backend_drop_reason(err));
+
 		if (err == ECONNREFUSED || err == ENOENT) {
 			why = "backend refused";
 		} else if (err == ETIMEDOUT) {
@@ -471,6 +517,9 @@ static void tsgate_conn_backend_done(struct tevent_req *subreq)
 		tsgate_conn_finish(conn, err, why);
 		return;
 	}
+
+	tsgate_metrics_backend_connected(conn->route_metrics,
+					 elapsed_usec(&conn->backend_start));
 
 	switch (conn->route->identity) {
 	case TSGATE_CONFIG_IDENTITY_NONE:
@@ -486,6 +535,7 @@ static void tsgate_conn_backend_done(struct tevent_req *subreq)
 		break;
 	}
 	if (err != 0) {
+		tsgate_conn_drop(conn, TSGATE_METRICS_DROP_OTHER);
 		tsgate_conn_finish(conn, err, "identity hand-off refused");
 		return;
 	}
@@ -546,6 +596,11 @@ static void tsgate_conn_relay_done(struct tevent_req *subreq)
 	ret = tsgate_relay_recv(subreq, &err);
 	TALLOC_FREE(subreq);
 	if (ret == -1) {
+		enum tsgate_metrics_drop_reason why;
+
+		if (tsgate_metrics_relay_drop_reason(err, &why)) {
+			tsgate_conn_drop(conn, why);
+		}
 		tsgate_conn_finish(conn, err,
 				   conn->stats.reason != NULL
 				       ? conn->stats.reason
@@ -829,9 +884,18 @@ static int tsgate_listener_new(struct tsgate_daemon *d,
 	}
 	l->backends =
 	    talloc_zero_array(l, struct tsgate_backend *, cfg->num_routes);
-	if (l->backends == NULL && cfg->num_routes > 0) {
+	l->route_metrics = talloc_zero_array(l, struct tsgate_metrics_route *,
+					     cfg->num_routes);
+	if ((l->backends == NULL || l->route_metrics == NULL) &&
+	    cfg->num_routes > 0) {
 		talloc_free(l);
 		return ENOMEM;
+	}
+	/* NULL handles (out of memory) only lose counts */
+	l->metrics = tsgate_metrics_listener_new(l, d->metrics, cfg->name);
+	for (i = 0; i < cfg->num_routes; i++) {
+		l->route_metrics[i] = tsgate_metrics_route_new(
+		    l, l->metrics, cfg->routes[i].name);
 	}
 	for (i = 0; i < cfg->num_routes; i++) {
 		ret = tsgate_backend_new(l, &cfg->routes[i],
@@ -877,6 +941,9 @@ static void tsgate_daemon_grace_over(struct tevent_context *ev,
 	d->grace_timer = NULL;
 	for (c = d->conns; c != NULL; c = next) {
 		next = c->next;
+		if (!c->finished) {
+			tsgate_conn_drop(c, TSGATE_METRICS_DROP_SHUTDOWN);
+		}
 		tsgate_conn_finish(c, ESHUTDOWN, "shutdown grace expired");
 	}
 	d->stop = true;
@@ -891,6 +958,7 @@ static void tsgate_daemon_drain(struct tsgate_daemon *d, const char *why)
 		return;
 	}
 	d->draining = true;
+	tsgate_metrics_set_state(d->metrics, TSGATE_METRICS_DRAINING);
 	tsgate_log_msg(d->log, TSGATE_LOG_INFO, "stop",
 		       "%s: stop accepting, draining %u connection(s)", why,
 		       (unsigned)d->num_conns);
@@ -958,7 +1026,8 @@ int tsgate_daemon_run(TALLOC_CTX *mem_ctx,
 							: TSGATE_LOG_TEXT;
 	d->log = tsgate_log_new(d, log_level_of(cfg->log.level), fmt);
 	d->ev = tevent_context_init(d);
-	if (d->log == NULL || d->ev == NULL) {
+	d->metrics = tsgate_metrics_new(d, TSGATE_VERSION, NULL);
+	if (d->log == NULL || d->ev == NULL || d->metrics == NULL) {
 		fprintf(stderr, "tsgate: out of memory\n");
 		talloc_free(d);
 		return 1;
@@ -978,6 +1047,19 @@ int tsgate_daemon_run(TALLOC_CTX *mem_ctx,
 		return 1;
 	}
 
+	if (cfg->metrics_listen != NULL) {
+		ret = tsgate_metrics_server_new(d, d->ev, d->metrics,
+						cfg->metrics_listen, NULL,
+						&d->metrics_server, &reason);
+		if (ret != 0) {
+			tsgate_log_msg(d->log, TSGATE_LOG_ERROR, "start",
+				       "metrics %s: %s",
+				       cfg->metrics_listen->text,
+				       reason ? reason : strerror(ret));
+			talloc_free(d);
+			return 1;
+		}
+	}
 	for (i = 0; i < cfg->num_listeners; i++) {
 		ret = tsgate_listener_new(d, &cfg->listeners[i], &reason);
 		if (ret != 0) {
@@ -1000,6 +1082,7 @@ int tsgate_daemon_run(TALLOC_CTX *mem_ctx,
 		tsgate_log_kv_emit(d->log, TSGATE_LOG_INFO, "listen", kv);
 		talloc_free(kv);
 	}
+	tsgate_metrics_set_state(d->metrics, TSGATE_METRICS_READY);
 	tsgate_log_msg(d->log, TSGATE_LOG_INFO, "start",
 		       "tsgate ready: %zu listener(s), config %s",
 		       cfg->num_listeners, config_path);

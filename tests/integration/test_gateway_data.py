@@ -11,8 +11,10 @@ checked byte by byte.
 """
 
 import os
+import shutil
 import socket
 import struct
+import subprocess
 import sys
 import threading
 import time
@@ -296,6 +298,45 @@ class PlainDataPath(gh.GatewayTestCase):
         self.assertEqual(lines[2], "REMOTE_PORT:%d" % cport)
         self.assertTrue(lines[3].startswith("VERSION:tsgate-"))
         self.assertEqual(len(lines), 4)
+
+    def test_metrics_with_curl(self):
+        if shutil.which("curl") is None:
+            self.skipTest("no curl")
+        b = self.backend()
+        listen = "tcp://127.0.0.1:%d" % gh.free_port()
+        mport = gh.free_port()
+        g = self.gateway(config(
+            listener_yaml("in", listen, [
+                {"name": "echo", "backend": "\"%s\"" % b.address}]),
+            extra="metrics: {listen: \"tcp://127.0.0.1:%d\"}\n" % mport))
+        c = self.connect(listen)
+        self.assertEqual(gh.exchange(c, b"12345"), b"12345")
+        c.close()
+        g.wait_conn_lines(1)
+        dead = self.connect(listen)  # a second, still open connection
+        dead.sendall(b"abc")
+        self.assertEqual(gh.recv_exact(dead, 3), b"abc")
+
+        def curl(path):
+            return subprocess.run(
+                ["curl", "-s", "-S", "--max-time", "5", "-o", "-", "-w",
+                 "\n%{http_code}", "http://127.0.0.1:%d%s" % (mport, path)],
+                capture_output=True, timeout=10).stdout.decode()
+
+        text = curl("/metrics")
+        self.assertTrue(text.endswith("\n200"), text[-200:])
+        self.assertIn('tsgate_connections_total{listener="in"} 2', text)
+        self.assertIn('tsgate_connections_active{listener="in"} 1', text)
+        self.assertIn('tsgate_route_connections_total{listener="in",'
+                      'route="echo"} 2', text)
+        self.assertIn('tsgate_route_bytes_total{listener="in",route="echo",'
+                      'direction="client_to_backend"} 8', text)
+        self.assertIn("tsgate_ready 1", text)
+        self.assertTrue(curl("/readyz").endswith("200"))
+        dead.close()
+        g.wait_conn_lines(2)
+        text = curl("/metrics")
+        self.assertIn('tsgate_connections_active{listener="in"} 0', text)
 
     def test_sigterm_drains_active_transfer(self):
         b, g, listen = self.start_echo()
