@@ -275,17 +275,22 @@ struct tsgate_metrics *tsgate_metrics_new(TALLOC_CTX *mem_ctx,
 void tsgate_metrics_set_state(struct tsgate_metrics *m,
 			      enum tsgate_metrics_state state)
 {
-	m->state = state;
+	if (m != NULL) {
+		m->state = state;
+	}
 }
 
 enum tsgate_metrics_state tsgate_metrics_get_state(
     const struct tsgate_metrics *m)
 {
-	return m->state;
+	return m != NULL ? m->state : TSGATE_METRICS_STARTING;
 }
 
 void tsgate_metrics_reload(struct tsgate_metrics *m, bool ok)
 {
+	if (m == NULL) {
+		return;
+	}
 	if (ok) {
 		m->reloads_ok++;
 	} else {
@@ -352,6 +357,9 @@ struct tsgate_metrics_listener *tsgate_metrics_listener_new(
 	struct tsgate_metrics_listener *l;
 	struct metrics_lseries *ls;
 
+	if (m == NULL || name == NULL) {
+		return NULL;
+	}
 	l = talloc_zero(mem_ctx, struct tsgate_metrics_listener);
 	if (l == NULL) {
 		return NULL;
@@ -400,10 +408,14 @@ struct tsgate_metrics_route *tsgate_metrics_route_new(
     struct tsgate_metrics_listener *listener,
     const char *name)
 {
-	struct metrics_lseries *ls = listener->s;
+	struct metrics_lseries *ls;
 	struct tsgate_metrics_route *r;
 	struct metrics_rseries *rs;
 
+	if (listener == NULL || name == NULL) {
+		return NULL;
+	}
+	ls = listener->s;
 	r = talloc_zero(mem_ctx, struct tsgate_metrics_route);
 	if (r == NULL) {
 		return NULL;
@@ -449,6 +461,9 @@ struct tsgate_metrics_route *tsgate_metrics_route_new(
 void tsgate_metrics_handshake_failed(struct tsgate_metrics_listener *l,
 				     enum tsgate_metrics_handshake_reason why)
 {
+	if (l == NULL) {
+		return;
+	}
 	if ((unsigned)why >= TSGATE_METRICS_HS_NUM) {
 		why = TSGATE_METRICS_HS_OTHER;
 	}
@@ -458,6 +473,9 @@ void tsgate_metrics_handshake_failed(struct tsgate_metrics_listener *l,
 void tsgate_metrics_drop(struct tsgate_metrics_listener *l,
 			 enum tsgate_metrics_drop_reason why)
 {
+	if (l == NULL) {
+		return;
+	}
 	if ((unsigned)why >= TSGATE_METRICS_DROP_NUM) {
 		why = TSGATE_METRICS_DROP_OTHER;
 	}
@@ -467,9 +485,13 @@ void tsgate_metrics_drop(struct tsgate_metrics_listener *l,
 void tsgate_metrics_backend_connected(struct tsgate_metrics_route *r,
 				      uint64_t usec)
 {
-	struct metrics_rseries *rs = r->s;
+	struct metrics_rseries *rs;
 	size_t i;
 
+	if (r == NULL) {
+		return;
+	}
+	rs = r->s;
 	for (i = 0; i < NUM_BUCKETS; i++) {
 		if (usec <= connect_bucket_usec[i]) {
 			rs->connect_buckets[i]++;
@@ -482,7 +504,9 @@ void tsgate_metrics_backend_connected(struct tsgate_metrics_route *r,
 
 void tsgate_metrics_backend_failed(struct tsgate_metrics_route *r)
 {
-	r->s->connect_failures++;
+	if (r != NULL) {
+		r->s->connect_failures++;
+	}
 }
 
 static int conn_tracker_destructor(struct tsgate_metrics_conn *c)
@@ -515,6 +539,9 @@ struct tsgate_metrics_conn *tsgate_metrics_conn_new(
 {
 	struct tsgate_metrics_conn *c;
 
+	if (l == NULL) {
+		return NULL;
+	}
 	c = talloc_zero(mem_ctx, struct tsgate_metrics_conn);
 	if (c == NULL) {
 		return NULL;
@@ -733,8 +760,13 @@ static void render_route_families(char **out, const struct tsgate_metrics *m)
 
 char *tsgate_metrics_render(TALLOC_CTX *mem_ctx, const struct tsgate_metrics *m)
 {
-	char *out = talloc_strdup(mem_ctx, "");
+	char *out;
 
+	if (m == NULL) {
+		errno = EINVAL;
+		return NULL;
+	}
+	out = talloc_strdup(mem_ctx, "");
 	family(&out, "tsgate_build_info", "gauge",
 	       "Version of the running tsgate (always 1).");
 	talloc_asprintf_addbuf(&out, "tsgate_build_info{version=\"%s\"} 1\n",

@@ -22,6 +22,10 @@
  *  - Handles and trackers may be freed before or after the registry, in
  *    any order.
  *
+ * A handle that could not be made (NULL: out of memory) may be passed to
+ * every function here: the call then does nothing (or returns NULL), so a
+ * connection goes on uncounted rather than failing.
+ *
  * Bytes and PDUs are not counted per call: a connection tracker points at
  * the relay's own live counters (struct tsgate_relay_stats) and the
  * renderer adds them to the route's totals of closed connections, so

@@ -329,8 +329,19 @@ START_TEST(test_null_tracker)
 	struct tsgate_metrics_route *r = tsgate_metrics_route_new(m, l, "x");
 	struct tsgate_relay_stats st = {0};
 
-	/* out of memory for a tracker: calls on NULL are no-ops */
+	/* out of memory for a handle: calls on NULL are no-ops */
 	tsgate_metrics_conn_routed(NULL, r, &st);
+	tsgate_metrics_conn_routed(tsgate_metrics_conn_new(m, l), NULL, &st);
+	ck_assert_ptr_null(tsgate_metrics_listener_new(m, NULL, "x"));
+	ck_assert_ptr_null(tsgate_metrics_route_new(m, NULL, "x"));
+	ck_assert_ptr_null(tsgate_metrics_conn_new(m, NULL));
+	tsgate_metrics_drop(NULL, TSGATE_METRICS_DROP_OTHER);
+	tsgate_metrics_handshake_failed(NULL, TSGATE_METRICS_HS_OTHER);
+	tsgate_metrics_backend_connected(NULL, 1);
+	tsgate_metrics_backend_failed(NULL);
+	tsgate_metrics_set_state(NULL, TSGATE_METRICS_READY);
+	tsgate_metrics_reload(NULL, true);
+	ck_assert_ptr_null(tsgate_metrics_render(m, NULL));
 	ck_assert_int_eq(tsgate_metrics_get_state(m), TSGATE_METRICS_STARTING);
 	talloc_free(m);
 }
