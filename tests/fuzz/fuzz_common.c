@@ -31,6 +31,7 @@ struct fuzz_peer {
 	bool write_done;
 	bool read_done;
 	bool capture;
+	bool keep_open;
 	uint8_t *received;
 	size_t num_received;
 };
@@ -94,7 +95,9 @@ static void fuzz_peer_write(struct fuzz_peer *peer)
 		}
 	}
 	if (peer->sent == peer->len) {
-		shutdown(peer->fd, SHUT_WR);
+		if (!peer->keep_open) {
+			shutdown(peer->fd, SHUT_WR);
+		}
 		peer->write_done = true;
 	}
 }
@@ -131,6 +134,25 @@ void fuzz_peer_drain(struct fuzz_peer *peer)
 		before = peer->num_received;
 		fuzz_peer_read(peer);
 	} while (!peer->read_done && peer->num_received > before);
+}
+
+void fuzz_peer_keep_open(struct fuzz_peer *peer)
+{
+	peer->keep_open = true;
+}
+
+void fuzz_peer_send(struct fuzz_peer *peer,
+		    const uint8_t *data,
+		    size_t len,
+		    bool finish)
+{
+	peer->data = data;
+	peer->len = len;
+	peer->sent = 0;
+	peer->next_chunk = 0;
+	peer->keep_open = !finish;
+	peer->write_done = false;
+	fuzz_peer_update_flags(peer);
 }
 
 void fuzz_peer_capture(struct fuzz_peer *peer)

@@ -46,6 +46,16 @@ const uint8_t *fuzz_peer_received(const struct fuzz_peer *peer, size_t *len);
 /** @brief Read what is already waiting (without the event loop). */
 void fuzz_peer_drain(struct fuzz_peer *peer);
 
+/**
+ * @brief Do not shut down after the data: more comes with
+ * fuzz_peer_send() (finish: shut down after that data).
+ */
+void fuzz_peer_keep_open(struct fuzz_peer *peer);
+void fuzz_peer_send(struct fuzz_peer *peer,
+		    const uint8_t *data,
+		    size_t len,
+		    bool finish);
+
 /** @brief Whether the peer has written everything and shut down. */
 bool fuzz_peer_done(const struct fuzz_peer *peer);
 
@@ -68,6 +78,9 @@ struct tevent_context *fuzz_ev_create(TALLOC_CTX *mem_ctx);
 			fuzz_fail(__FILE__, __LINE__, #cond); \
 		}                                             \
 	} while (0)
+
+/** @brief For C APIs that take a non-const pointer they do not write. */
+#define FUZZ_DISCARD_CONST(p) ((void *)(uintptr_t)(p))
 
 void fuzz_fail(const char *file, int line, const char *what)
     __attribute__((noreturn));

@@ -3,11 +3,11 @@
 #
 #   tests/fuzz/run.sh TARGET|all SECONDS
 #
-# TARGET is config, framing, gssapi, tls-accept or proxy (with or without
-# the fuzz- prefix). Builds nothing: the fuzzers come from $FUZZ_BUILDDIR
-# (default build-fuzz, see docs/fuzzing.md). Each runs for SECONDS from a
-# temporary copy of tests/fuzz/corpus/TARGET, so the committed corpus is
-# never touched; crashes, leaks and timeouts land in
+# TARGET is config, framing, proxy, gssapi, gssapi-data or tls-accept
+# (with or without the fuzz- prefix). Builds nothing: the fuzzers come
+# from $FUZZ_BUILDDIR (default build-fuzz, see docs/fuzzing.md). Each
+# runs for SECONDS from a temporary copy of tests/fuzz/corpus/TARGET, so
+# the committed corpus is never touched; crashes, leaks and timeouts land in
 # $FUZZ_BUILDDIR/fuzz-artifacts/TARGET/ and make the script fail.
 # FUZZ_KEEP_CORPUS=DIR keeps the grown corpora under DIR/TARGET.
 set -euo pipefail
@@ -15,7 +15,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 builddir=${FUZZ_BUILDDIR:-$root/build-fuzz}
-all_targets="config framing proxy gssapi tls-accept"
+all_targets="config framing proxy gssapi gssapi-data tls-accept"
 
 usage() {
 	echo "usage: $0 TARGET|all SECONDS (targets: $all_targets)" >&2
@@ -40,6 +40,7 @@ max_len() {
 	proxy) echo 4096 ;;
 	framing) echo 4096 ;;
 	gssapi) echo 16384 ;;
+	gssapi-data) echo 4096 ;;
 	tls-accept) echo 16384 ;;
 	*) echo 4096 ;;
 	esac
