@@ -1229,6 +1229,34 @@ START_TEST(test_anonymous_refused)
 }
 END_TEST
 
+/* Wrong arguments fail the request, never the process. */
+START_TEST(test_wrong_arguments)
+{
+	struct tstream_context *s1 = NULL, *s2 = NULL;
+	struct hs h;
+
+	ck_assert_int_eq(tstream_unix_socketpair(tt_mem, &s1, tt_mem, &s2), 0);
+	hs_start(&h, true, s1, NULL);
+	tt_wait(&h.done, 1000);
+	ck_assert_int_eq(h.ret, -1);
+	ck_assert_int_eq(h.err, EINVAL);
+
+	ck_assert_int_eq(tstream_unix_socketpair(tt_mem, &s1, tt_mem, &s2), 0);
+	hs_start(&h, true, s1,
+		 initiator_params("host@localhost", kdc->alice_ccache));
+	tt_wait(&h.done, 1000);
+	ck_assert_int_eq(h.ret, -1);
+	ck_assert_int_eq(h.err, EINVAL);
+	ck_assert_msg(strstr(h.reason, "other side") != NULL, "%s", h.reason);
+
+	ck_assert_int_eq(tstream_unix_socketpair(tt_mem, &s1, tt_mem, &s2), 0);
+	hs_start(&h, false, s1, acceptor_params(kdc->service_keytab));
+	tt_wait(&h.done, 1000);
+	ck_assert_int_eq(h.ret, -1);
+	ck_assert_int_eq(h.err, EINVAL);
+}
+END_TEST
+
 START_TEST(test_getters_on_other_streams)
 {
 	struct tstream_context *s1 = NULL, *s2 = NULL;
@@ -1367,7 +1395,8 @@ static Suite *gssapi_suite(void)
 	     {test_params_errors, test_wrong_keytab, test_unknown_service,
 	      test_client_keytab, test_handshake_timeout, test_expired_ticket,
 	      test_two_keytabs, test_getters_on_other_streams,
-	      test_principal_components, test_required_flags, NULL},
+	      test_principal_components, test_required_flags,
+	      test_wrong_arguments, NULL},
 	     60},
 	};
 
