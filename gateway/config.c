@@ -33,6 +33,12 @@
 #define CFG_MAX_LISTENERS 1000
 #define CFG_MAX_ROUTES    4096
 #define CFG_MAX_LIST      1024
+/*
+ * Nesting depth at most: libyaml's scanner does work proportional to the
+ * flow nesting for every token, so "[[[[..." a megabyte deep would run for
+ * minutes. The schema itself is 6 levels deep.
+ */
+#define CFG_MAX_DEPTH 64
 /* Errors recorded at most; the rest are counted in one last message. */
 #define CFG_MAX_ERRORS 1000
 
@@ -2258,6 +2264,56 @@ static int cfg_start(TALLOC_CTX *mem_ctx,
 	return 0;
 }
 
+/*
+ * A first pass over the events, only to refuse deep nesting before the
+ * document loader builds it. Syntax errors are left to the loader, which
+ * reports them the same way.
+ */
+static bool cfg_depth_ok(struct cfg_parser *p, const uint8_t *buf, size_t len)
+{
+	yaml_parser_t parser;
+	yaml_event_t ev;
+	int depth = 0;
+	bool ok = true;
+
+	if (!yaml_parser_initialize(&parser)) {
+		p->oom = true;
+		return false;
+	}
+	yaml_parser_set_input_string(&parser, buf, len);
+	for (;;) {
+		yaml_event_type_t type;
+
+		if (!yaml_parser_parse(&parser, &ev)) {
+			break;
+		}
+		type = ev.type;
+		if (type == YAML_SEQUENCE_START_EVENT ||
+		    type == YAML_MAPPING_START_EVENT) {
+			if (++depth > CFG_MAX_DEPTH) {
+				cfg_add_error(
+				    p, (unsigned)ev.start_mark.line + 1,
+				    (unsigned)ev.start_mark.column + 1,
+				    talloc_asprintf(
+					p->tmp,
+					"nested more than %d levels "
+					"deep",
+					CFG_MAX_DEPTH));
+				ok = false;
+			}
+		} else if (type == YAML_SEQUENCE_END_EVENT ||
+			   type == YAML_MAPPING_END_EVENT) {
+			depth--;
+		}
+		yaml_event_delete(&ev);
+		if (!ok || type == YAML_STREAM_END_EVENT) {
+			break;
+		}
+	}
+	yaml_parser_delete(&parser);
+	return ok;
+}
+
 static void cfg_parse_buffer(struct cfg_parser *p,
 			     const uint8_t *buf,
 			     size_t len)
@@ -2265,6 +2321,9 @@ static void cfg_parse_buffer(struct cfg_parser *p,
 	yaml_parser_t parser;
 	yaml_document_t doc, extra;
 
+	if (!cfg_depth_ok(p, buf, len)) {
+		return;
+	}
 	if (!yaml_parser_initialize(&parser)) {
 		p->oom = true;
 		return;

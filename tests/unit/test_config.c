@@ -774,6 +774,18 @@ START_TEST(test_limits)
 			 "1024)");
 	talloc_free(errs);
 
+	/* a megabyte of '[': refused at once, not after minutes */
+	y = talloc_size(tt_mem, 1024 * 1024);
+	memset(y, '[', 1024 * 1024);
+	ret =
+	    tsgate_config_load_buffer(tt_mem, "d.yaml", "/", (const uint8_t *)y,
+				      1024 * 1024, 0, &cfg, &errs);
+	ck_assert_int_eq(ret, EINVAL);
+	ck_assert_uint_eq(errs->num_errors, 1);
+	ck_assert_str_eq(tsgate_config_error_string(tt_mem, &errs->errors[0]),
+			 "d.yaml:1:65: nested more than 64 levels deep");
+	talloc_free(errs);
+
 	/* 3000 unknown keys: 1000 are listed, then how many more */
 	y = talloc_strdup(tt_mem, "");
 	for (i = 0; i < 3000; i++) {
