@@ -66,7 +66,8 @@ void tt_kdc_setenv(const struct tt_kdc *kdc);
 /*
  * Run a program with the KDC's environment, feeding it `input` (or
  * nothing) on stdin; returns its exit status (0 good) or -1.
- * Bounded: killed after 20 s.
+ * Bounded: killed after 20 s. With input, SIGPIPE is set to SIG_IGN in
+ * this process (a program that exits early must not kill the test).
  */
 int tt_kdc_run(const struct tt_kdc *kdc,
 	       const char *const argv[],
