@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/un.h>
+#include <grp.h>
 #include <unistd.h>
 
 #include <tsocket.h>
@@ -53,7 +54,8 @@ struct tsgate_daemon {
 	struct tsgate_log *log;
 	struct tsgate_metrics *metrics;
 	struct tsgate_http_server *metrics_server;
-	struct tsgate_listener *listeners;
+	struct tsgate_listener *listeners; /* accepting */
+	struct tsgate_listener *retired;   /* replaced, serving old conns */
 	struct tsgate_conn *conns;
 	uint32_t num_conns;
 	uint64_t next_conn_id;
@@ -67,6 +69,9 @@ struct tsgate_listener {
 	struct tsgate_listener *prev, *next;
 	struct tsgate_daemon *daemon;
 	const struct tsgate_config_listener *cfg;
+	struct tsgate_config *cfg_tree; /* a talloc reference: kept alive */
+	bool retired;
+	struct tevent_immediate *free_im;
 	int fd;
 	struct tevent_fd *fde;
 	char *unix_path; /* unlinked by the destructor when still ours */
@@ -158,6 +163,46 @@ static void tsgate_conn_free_now(struct tevent_context *ev,
 	talloc_free(conn);
 }
 
+static void tsgate_listener_unlink(struct tsgate_listener **list,
+				   struct tsgate_listener *l)
+{
+	if (l->prev != NULL) {
+		l->prev->next = l->next;
+	} else if (*list == l) {
+		*list = l->next;
+	}
+	if (l->next != NULL) {
+		l->next->prev = l->prev;
+	}
+	l->prev = l->next = NULL;
+}
+
+static void tsgate_listener_push(struct tsgate_listener **list,
+				 struct tsgate_listener *l)
+{
+	l->prev = NULL;
+	l->next = *list;
+	if (*list != NULL) {
+		(*list)->prev = l;
+	}
+	*list = l;
+}
+
+static void tsgate_listener_free_now(struct tevent_context *ev,
+				     struct tevent_immediate *im,
+				     void *private_data)
+{
+	struct tsgate_listener *l =
+	    talloc_get_type_abort(private_data, struct tsgate_listener);
+
+	(void)ev;
+	(void)im;
+	if (l->num_conns == 0) {
+		tsgate_listener_unlink(&l->daemon->retired, l);
+		talloc_free(l);
+	}
+}
+
 static int tsgate_conn_destructor(struct tsgate_conn *conn)
 {
 	struct tsgate_daemon *d = conn->daemon;
@@ -172,6 +217,12 @@ static int tsgate_conn_destructor(struct tsgate_conn *conn)
 	}
 	d->num_conns--;
 	conn->listener->num_conns--;
+	if (conn->listener->retired && conn->listener->num_conns == 0) {
+		/* not from inside this free: the tracker still uses it */
+		tevent_schedule_immediate(conn->listener->free_im, d->ev,
+					  tsgate_listener_free_now,
+					  conn->listener);
+	}
 	if (d->draining && d->num_conns == 0) {
 		d->stop = true;
 	}
@@ -833,7 +884,9 @@ static int tsgate_listener_tls(struct tsgate_listener *l, char **preason)
 	return ret;
 }
 
-static int tsgate_listener_gssapi(struct tsgate_listener *l, char **preason)
+static int tsgate_listener_gssapi(struct tsgate_listener *l,
+				  const struct tsgate_config *cfg_tree,
+				  char **preason)
 {
 	const struct tsgate_config_gssapi_server *g = l->cfg->gssapi;
 	char *reason = NULL;
@@ -851,13 +904,19 @@ static int tsgate_listener_gssapi(struct tsgate_listener *l, char **preason)
 		return ret;
 	}
 	tstream_gssapi_params_set_handshake_timeout(
-	    l->gssapi, ms32(l->daemon->cfg->limits.handshake_timeout_ms));
+	    l->gssapi, ms32(cfg_tree->limits.handshake_timeout_ms));
 	return 0;
 }
 
-static int tsgate_listener_new(struct tsgate_daemon *d,
-			       const struct tsgate_config_listener *cfg,
-			       char **preason)
+/*
+ * A listener's runtime (tunnel parameters, backends, metrics handles)
+ * for one listener of cfg_tree, without its socket yet.
+ */
+static int tsgate_listener_prepare(struct tsgate_daemon *d,
+				   struct tsgate_config *cfg_tree,
+				   const struct tsgate_config_listener *cfg,
+				   struct tsgate_listener **pl,
+				   char **preason)
 {
 	struct tsgate_listener *l;
 	size_t i;
@@ -871,11 +930,17 @@ static int tsgate_listener_new(struct tsgate_daemon *d,
 	l->cfg = cfg;
 	l->fd = -1;
 	talloc_set_destructor(l, tsgate_listener_destructor);
+	l->free_im = tevent_create_immediate(l);
+	if (l->free_im == NULL || talloc_reference(l, cfg_tree) == NULL) {
+		talloc_free(l);
+		return ENOMEM;
+	}
+	l->cfg_tree = cfg_tree;
 
 	if (cfg->accept == TSGATE_CONFIG_ACCEPT_TLS) {
 		ret = tsgate_listener_tls(l, preason);
 	} else if (cfg->accept == TSGATE_CONFIG_ACCEPT_GSSAPI) {
-		ret = tsgate_listener_gssapi(l, preason);
+		ret = tsgate_listener_gssapi(l, cfg_tree, preason);
 	}
 	if (ret != 0) {
 		*preason = talloc_steal(d, *preason);
@@ -899,7 +964,7 @@ static int tsgate_listener_new(struct tsgate_daemon *d,
 	}
 	for (i = 0; i < cfg->num_routes; i++) {
 		ret = tsgate_backend_new(l, &cfg->routes[i],
-					 d->cfg->limits.connect_timeout_ms,
+					 cfg_tree->limits.connect_timeout_ms,
 					 &l->backends[i], preason);
 		if (ret != 0) {
 			*preason = talloc_asprintf(
@@ -908,18 +973,172 @@ static int tsgate_listener_new(struct tsgate_daemon *d,
 			return ret;
 		}
 	}
-	ret = tsgate_listener_bind(l, preason);
+	*pl = l;
+	return 0;
+}
+
+static bool same_address(const struct tsgate_config_addr *a,
+			 const struct tsgate_config_addr *b)
+{
+	if (a->kind != b->kind) {
+		return false;
+	}
+	if (a->kind == TSGATE_CONFIG_ADDR_UNIX) {
+		return strcmp(a->path, b->path) == 0;
+	}
+	return a->port == b->port && strcmp(a->ip, b->ip) == 0;
+}
+
+/* Move the listening socket (and its unix file) from old to l. */
+static int tsgate_listener_take_socket(struct tsgate_listener *l,
+				       struct tsgate_listener *old)
+{
+	l->fde = tevent_add_fd(l->daemon->ev, l, old->fd, TEVENT_FD_READ,
+			       tsgate_listener_accept, l);
+	if (l->fde == NULL) {
+		return ENOMEM;
+	}
+	TALLOC_FREE(old->fde);
+	l->fd = old->fd;
+	old->fd = -1;
+	l->unix_path = talloc_move(l, &old->unix_path);
+	l->unix_dev = old->unix_dev;
+	l->unix_ino = old->unix_ino;
+	return 0;
+}
+
+static struct tsgate_listener *find_listener(
+    struct tsgate_listener *list, const struct tsgate_config_listener *cfg)
+{
+	for (; list != NULL; list = list->next) {
+		if (strcmp(list->cfg->name, cfg->name) == 0 &&
+		    same_address(&list->cfg->listen, &cfg->listen)) {
+			return list;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * Make the listeners of cfg_tree the accepting ones. A listener of the
+ * same name on the same address keeps its socket (no connection attempt
+ * is refused during a reload); the others are bound now. On failure
+ * nothing changed. The replaced listeners are retired: they stop
+ * accepting and go when their last connection does.
+ */
+static int tsgate_daemon_apply(struct tsgate_daemon *d,
+			       struct tsgate_config *cfg_tree,
+			       char **preason)
+{
+	struct tsgate_listener **fresh, *l, *old;
+	size_t i, n = cfg_tree->num_listeners;
+	int ret = 0;
+
+	fresh = talloc_zero_array(d, struct tsgate_listener *, n + 1);
+	if (fresh == NULL) {
+		return ENOMEM;
+	}
+	for (i = 0; i < n && ret == 0; i++) {
+		ret = tsgate_listener_prepare(
+		    d, cfg_tree, &cfg_tree->listeners[i], &fresh[i], preason);
+		if (ret != 0) {
+			*preason = talloc_asprintf(d, "listener %s: %s",
+						   cfg_tree->listeners[i].name,
+						   *preason);
+		}
+	}
+	/* new addresses first: a bind failure still changes nothing */
+	for (i = 0; i < n && ret == 0; i++) {
+		if (find_listener(d->listeners, fresh[i]->cfg) != NULL) {
+			continue;
+		}
+		ret = tsgate_listener_bind(fresh[i], preason);
+		if (ret != 0) {
+			*preason =
+			    talloc_asprintf(d, "listener %s: %s",
+					    fresh[i]->cfg->name, *preason);
+		}
+	}
+	for (i = 0; i < n && ret == 0; i++) {
+		old = find_listener(d->listeners, fresh[i]->cfg);
+		if (old != NULL) {
+			ret = tsgate_listener_take_socket(fresh[i], old);
+		}
+	}
 	if (ret != 0) {
-		*preason = talloc_steal(d, *preason);
-		talloc_free(l);
+		/* (take_socket fails only before it moved anything) */
+		for (i = 0; i < n; i++) {
+			talloc_free(fresh[i]);
+		}
+		talloc_free(fresh);
 		return ret;
 	}
-	l->next = d->listeners;
-	if (d->listeners != NULL) {
-		d->listeners->prev = l;
+	while ((old = d->listeners) != NULL) {
+		tsgate_listener_unlink(&d->listeners, old);
+		tsgate_listener_close(old);
+		old->retired = true;
+		tsgate_listener_push(&d->retired, old);
+		if (old->num_conns == 0) {
+			tevent_schedule_immediate(
+			    old->free_im, d->ev, tsgate_listener_free_now, old);
+		}
 	}
-	d->listeners = l;
+	for (i = n; i > 0; i--) {
+		l = fresh[i - 1];
+		tsgate_listener_push(&d->listeners, l);
+	}
+	talloc_free(fresh);
 	return 0;
+}
+
+static void tsgate_daemon_reload(struct tsgate_daemon *d)
+{
+	struct tsgate_config *cfg = NULL;
+	struct tsgate_config_errors *errs = NULL;
+	struct tsgate_config *old = d->cfg;
+	char *reason = NULL;
+	size_t i;
+	int ret;
+
+	if (d->draining) {
+		return;
+	}
+	ret = tsgate_config_load(d, d->config_path, 0, &cfg, &errs);
+	if (ret != 0) {
+		for (i = 0; errs != NULL && i < errs->num_errors; i++) {
+			tsgate_log_msg(
+			    d->log, TSGATE_LOG_ERROR, "reload", "%s",
+			    tsgate_config_error_string(errs, &errs->errors[i]));
+		}
+		tsgate_log_msg(d->log, TSGATE_LOG_ERROR, "reload",
+			       "%s: %s; the running configuration stays",
+			       d->config_path, strerror(ret));
+		talloc_free(errs);
+		tsgate_metrics_reload(d->metrics, false);
+		return;
+	}
+	ret = tsgate_daemon_apply(d, cfg, &reason);
+	if (ret != 0) {
+		tsgate_log_msg(d->log, TSGATE_LOG_ERROR, "reload",
+			       "%s; the running configuration stays",
+			       reason ? reason : strerror(ret));
+		talloc_free(reason);
+		talloc_free(cfg);
+		tsgate_metrics_reload(d->metrics, false);
+		return;
+	}
+	/* listeners hold references to the trees they use */
+	d->cfg = cfg;
+	talloc_unlink(d, old);
+	d->log->level = log_level_of(cfg->log.level);
+	d->log->format = cfg->log.format == TSGATE_CONFIG_LOG_JSON
+			     ? TSGATE_LOG_JSON
+			     : TSGATE_LOG_TEXT;
+	tsgate_metrics_reload(d->metrics, true);
+	tsgate_log_msg(d->log, TSGATE_LOG_INFO, "reload",
+		       "%s: %zu listener(s); live connections keep their "
+		       "configuration",
+		       d->config_path, cfg->num_listeners);
 }
 
 /*
@@ -977,6 +1196,43 @@ static void tsgate_daemon_drain(struct tsgate_daemon *d, const char *why)
 	}
 }
 
+/* After binding: switch to cfg->user (and its group) when asked. */
+static int tsgate_daemon_drop_privileges(struct tsgate_daemon *d)
+{
+	const struct tsgate_config *cfg = d->cfg;
+
+	if (cfg->user == NULL) {
+		return 0;
+	}
+	if (geteuid() != 0) {
+		if (geteuid() == cfg->uid) {
+			return 0;
+		}
+		tsgate_log_msg(d->log, TSGATE_LOG_ERROR, "start",
+			       "cannot become user %s: not running as root",
+			       cfg->user);
+		return EPERM;
+	}
+	if (setgroups(0, NULL) != 0 || setgid(cfg->gid) != 0 ||
+	    setuid(cfg->uid) != 0) {
+		int err = errno;
+
+		tsgate_log_msg(d->log, TSGATE_LOG_ERROR, "start",
+			       "cannot become user %s: %s", cfg->user,
+			       strerror(err));
+		return err;
+	}
+	if (setuid(0) == 0) {
+		tsgate_log_msg(d->log, TSGATE_LOG_ERROR, "start",
+			       "could regain root after dropping it");
+		return EPERM;
+	}
+	tsgate_log_msg(d->log, TSGATE_LOG_INFO, "start",
+		       "running as user %s (uid %u, gid %u)", cfg->user,
+		       (unsigned)cfg->uid, (unsigned)cfg->gid);
+	return 0;
+}
+
 static void tsgate_daemon_signal(struct tevent_context *ev,
 				 struct tevent_signal *se,
 				 int signum,
@@ -992,9 +1248,7 @@ static void tsgate_daemon_signal(struct tevent_context *ev,
 	(void)count;
 	(void)siginfo;
 	if (signum == SIGHUP) {
-		tsgate_log_msg(d->log, TSGATE_LOG_WARN, "reload",
-			       "SIGHUP: reload is not supported yet; "
-			       "the running configuration stays");
+		tsgate_daemon_reload(d);
 		return;
 	}
 	tsgate_daemon_drain(d, signum == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -1007,7 +1261,6 @@ int tsgate_daemon_run(TALLOC_CTX *mem_ctx,
 	struct tsgate_daemon *d;
 	struct tsgate_listener *l;
 	char *reason = NULL;
-	size_t i;
 	int ret;
 	enum tsgate_log_format fmt;
 
@@ -1060,16 +1313,17 @@ int tsgate_daemon_run(TALLOC_CTX *mem_ctx,
 			return 1;
 		}
 	}
-	for (i = 0; i < cfg->num_listeners; i++) {
-		ret = tsgate_listener_new(d, &cfg->listeners[i], &reason);
-		if (ret != 0) {
-			tsgate_log_msg(d->log, TSGATE_LOG_ERROR, "start",
-				       "listener %s: %s",
-				       cfg->listeners[i].name,
-				       reason ? reason : strerror(ret));
-			talloc_free(d);
-			return 1;
-		}
+	ret = tsgate_daemon_apply(d, cfg, &reason);
+	if (ret != 0) {
+		tsgate_log_msg(d->log, TSGATE_LOG_ERROR, "start", "%s",
+			       reason ? reason : strerror(ret));
+		talloc_free(d);
+		return 1;
+	}
+	ret = tsgate_daemon_drop_privileges(d);
+	if (ret != 0) {
+		talloc_free(d);
+		return 1;
 	}
 	for (l = d->listeners; l != NULL; l = l->next) {
 		struct tsgate_log_kv *kv = tsgate_log_kv_new(d);

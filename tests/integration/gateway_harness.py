@@ -373,17 +373,29 @@ class GatewayTestCase(unittest.TestCase):
         self.serial = 0
 
     def reset(self):
-        """Stop every daemon and backend started so far (for subTests)."""
+        """Stop every daemon and backend started so far (for subTests).
+
+        A daemon must exit 0 on SIGTERM: a crash, or a leak report of a
+        sanitizer build, fails the test."""
+        bad = []
         for g in self.gateways:
-            g.stop()
+            code = g.stop()
+            if code != 0:
+                bad.append("%s exited %s:\n%s" % (
+                    g.config, code,
+                    g.log_bytes().decode(errors="replace")[-3000:]))
         for b in self.backends:
             b.close()
         self.gateways = []
         self.backends = []
+        if bad:
+            raise AssertionError("\n".join(bad))
 
     def tearDown(self):
-        self.reset()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        try:
+            self.reset()
+        finally:
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
     def next_name(self, prefix):
         self.serial += 1

