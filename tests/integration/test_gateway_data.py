@@ -280,6 +280,37 @@ class PlainDataPath(gh.GatewayTestCase):
         self.assertEqual(dst, listen[len("unix:"):])
         self.assertEqual(rec[16 + 216:], b"x")
 
+    def test_ipv6_listener_proxy_v2(self):
+        try:
+            probe = socket.socket(socket.AF_INET6)
+            probe.bind(("::1", 0))
+            probe.close()
+        except OSError:
+            self.skipTest("no IPv6 loopback")
+        b = self.backend(mode="recorder", kind="tcp")
+        port = gh.free_port()
+        listen = "tcp://[::1]:%d" % port
+        g = self.gateway(config(listener_yaml("v6", listen, [
+            {"name": "r", "backend": "\"%s\"" % b.address,
+             "identity": "proxy-v2"}])))
+        c = socket.create_connection(("::1", port), timeout=10)
+        cport = c.getsockname()[1]
+        c.sendall(b"six")
+        c.shutdown(socket.SHUT_WR)
+        gh.recv_all(c)
+        c.close()
+        self.assertTrue(b.wait_records(1))
+        rec = b.records[0]
+        self.assertEqual(rec[12:14], b"\x21\x21")  # PROXY, TCP over IPv6
+        self.assertEqual(struct.unpack(">H", rec[14:16])[0], 36)
+        loop6 = socket.inet_pton(socket.AF_INET6, "::1")
+        self.assertEqual(rec[16:32], loop6)
+        self.assertEqual(rec[32:48], loop6)
+        self.assertEqual(struct.unpack(">HH", rec[48:52]), (cport, port))
+        self.assertEqual(rec[52:], b"six")
+        line = g.wait_conn_lines(1)[0]
+        self.assertEqual(line["peer"], "ipv6:::1:%d" % cport)
+
     def test_knc_handoff_plain(self):
         b, g, listen = self.start_echo(identity="knc", mode="recorder")
         c = self.connect(listen)

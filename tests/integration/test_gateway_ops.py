@@ -154,6 +154,24 @@ class Operations(gh.GatewayTestCase):
         c.close()
         self.assertIsNone(g.proc.poll())
 
+    def test_sigterm_grace_expires(self):
+        a = self.backend()
+        p1 = gh.free_port()
+        g = self.gateway(plain_config([("in", p1, a.address)],
+                                      limits="shutdown_grace: 300ms"))
+        idle = socket.create_connection(("127.0.0.1", p1), timeout=10)
+        idle.sendall(b"x")
+        self.assertEqual(gh.recv_exact(idle, 1), b"x")
+        t = time.monotonic()
+        g.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(gh.recv_all(idle, 5), b"")
+        idle.close()
+        g.proc.wait(5)
+        self.assertLess(time.monotonic() - t, 3)
+        self.assertEqual(g.proc.returncode, 0)
+        line = g.conn_lines()[0]
+        self.assertEqual(line["reason"], "shutdown grace expired")
+
     def test_max_connections(self):
         a = self.backend()
         p1 = gh.free_port()
