@@ -1296,6 +1296,26 @@ START_TEST(test_handshake_timeout)
 }
 END_TEST
 
+START_TEST(test_handshake_timeout_initiator)
+{
+	struct tstream_gssapi_params *ip =
+	    initiator_params("host@localhost", kdc->alice_ccache);
+	struct hs cli;
+	int a, b;
+
+	tstream_gssapi_params_set_handshake_timeout(ip, 300);
+	tcp_pair(&a, &b);
+	/* the acceptor takes the AP-REQ and never answers */
+	hs_start(&cli, false, bsd_stream(a), ip);
+	tt_wait(&cli.done, 5000);
+	ck_assert_int_eq(cli.ret, -1);
+	ck_assert_int_eq(cli.err, ETIMEDOUT);
+	ck_assert_msg(strstr(cli.reason, "timed out") != NULL, "%s",
+		      cli.reason);
+	close(b);
+}
+END_TEST
+
 START_TEST(test_expired_ticket)
 {
 	char *cc = talloc_asprintf(tt_mem, "FILE:%s/short.ccache", kdc->dir);
@@ -1396,7 +1416,7 @@ static Suite *gssapi_suite(void)
 	      test_client_keytab, test_handshake_timeout, test_expired_ticket,
 	      test_two_keytabs, test_getters_on_other_streams,
 	      test_principal_components, test_required_flags,
-	      test_wrong_arguments, NULL},
+	      test_wrong_arguments, test_handshake_timeout_initiator, NULL},
 	     60},
 	};
 
