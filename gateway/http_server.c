@@ -27,6 +27,7 @@
 #include "tsocket.h"
 #include "config.h"
 #include "http_server.h"
+#include "http_server_private.h"
 
 #define HTTP_DEFAULT_TIMEOUT_MS  5000
 #define HTTP_DEFAULT_MAX_CLIENTS 32
@@ -190,21 +191,19 @@ static char *next_line(char **pos, char *end)
 	return NULL;
 }
 
-/*
- * Parse the head into req. Returns 0 or the status to answer with (400,
- * 405, 505).
- */
-static unsigned http_parse_head(struct http_client *c,
+unsigned tsgate_http_parse_head(char *head,
+				size_t len,
 				struct tsgate_http_request *req)
 {
-	char *pos = (char *)c->head;
-	char *end = (char *)c->head + c->head_end;
+	char *pos = head;
+	char *end = head + len;
 	char *line, *sp1, *sp2, *version, *target, *q;
 	unsigned num_host = 0;
 	size_t i;
 
-	for (i = 0; i < c->head_end; i++) {
-		if (c->head[i] == '\0') {
+	*req = (struct tsgate_http_request){0};
+	for (i = 0; i < len; i++) {
+		if (head[i] == '\0') {
 			return 400;
 		}
 	}
@@ -282,11 +281,10 @@ static unsigned http_parse_head(struct http_client *c,
 	}
 
 	/* method last: a malformed request is 400 whatever its method */
-	if (strcmp((char *)c->head, "GET") != 0 &&
-	    strcmp((char *)c->head, "HEAD") != 0) {
+	if (strcmp(head, "GET") != 0 && strcmp(head, "HEAD") != 0) {
 		return 405;
 	}
-	req->method = (const char *)c->head;
+	req->method = head;
 	if (target[0] != '/') {
 		return 400; /* origin-form only */
 	}
@@ -297,6 +295,32 @@ static unsigned http_parse_head(struct http_client *c,
 	}
 	req->path = target;
 	return 0;
+}
+
+bool tsgate_http_head_end(const uint8_t *buf,
+			  size_t len,
+			  size_t scanned,
+			  size_t *end)
+{
+	size_t from = scanned > 3 ? scanned - 3 : 0;
+	size_t i;
+
+	for (i = from; i + 2 <= len; i++) {
+		if (buf[i] != '\n') {
+			continue;
+		}
+		/* bare LF line ends: stop here, the parser answers 400 */
+		if (buf[i + 1] == '\n') {
+			*end = i + 2;
+			return true;
+		}
+		if (i >= 1 && i + 3 <= len && buf[i - 1] == '\r' &&
+		    buf[i + 1] == '\r' && buf[i + 2] == '\n') {
+			*end = i + 3;
+			return true;
+		}
+	}
+	return false;
 }
 
 /*
@@ -311,29 +335,16 @@ static int http_head_next_vector(struct tstream_context *stream,
 {
 	struct http_client *c =
 	    talloc_get_type_abort(private_data, struct http_client);
-	size_t from, want;
+	size_t want;
 	ssize_t pending;
 	struct iovec *v;
-	size_t i;
 
 	/* every vector asked for so far is filled: look for the blank line */
-	from = c->scanned > 3 ? c->scanned - 3 : 0;
-	for (i = from; i + 4 <= c->head_len; i++) {
-		if (memcmp(c->head + i, "\r\n\r\n", 4) == 0) {
-			c->head_end = i + 4;
-			*vector = NULL;
-			*count = 0;
-			return 0;
-		}
-	}
-	/* bare LF line ends: stop here, the parser answers 400 */
-	for (i = from; i + 2 <= c->head_len; i++) {
-		if (c->head[i] == '\n' && c->head[i + 1] == '\n') {
-			c->head_end = i + 2;
-			*vector = NULL;
-			*count = 0;
-			return 0;
-		}
+	if (tsgate_http_head_end(c->head, c->head_len, c->scanned,
+				 &c->head_end)) {
+		*vector = NULL;
+		*count = 0;
+		return 0;
 	}
 	c->scanned = c->head_len;
 	if (c->head_len == sizeof(c->head)) {
@@ -436,7 +447,7 @@ static void http_client_head_done(struct tevent_req *subreq)
 		http_client_finish(c);
 		return;
 	}
-	status = http_parse_head(c, &req);
+	status = tsgate_http_parse_head((char *)c->head, c->head_end, &req);
 	http_client_answer(c, status, status == 0 ? &req : NULL);
 }
 
