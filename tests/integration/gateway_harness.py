@@ -222,13 +222,20 @@ class Gateway:
         self.logfile = open(self.logpath, "wb")
         full_env = dict(os.environ)
         full_env.update(env or {})
-        self.proc = subprocess.Popen([TSGATE, "--config", self.config],
+        # e.g. TSGATE_IT_WRAPPER="valgrind --error-exitcode=1
+        # --leak-check=full --errors-for-leak-kinds=definite" to run every
+        # daemon of the tests under valgrind (by hand: timing-based tests
+        # get slow)
+        wrapper = os.environ.get("TSGATE_IT_WRAPPER", "").split()
+        self.proc = subprocess.Popen(wrapper + [TSGATE, "--config",
+                                                self.config],
                                      env=full_env,
                                      stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL,
                                      stderr=self.logfile)
         ok = wait_until(lambda: self.proc.poll() is not None or
-                        b"tsgate ready" in self.log_bytes(), 10)
+                        b"tsgate ready" in self.log_bytes(),
+                        60 if wrapper else 10)
         if not ok or self.proc.poll() is not None:
             log = self.log_bytes().decode(errors="replace")
             self.stop()
@@ -258,7 +265,7 @@ class Gateway:
         wait_until(lambda: len(self.conn_lines()) >= n, timeout)
         return self.conn_lines()
 
-    def stop(self, timeout=15.0):
+    def stop(self, timeout=30.0):
         """SIGTERM by pid, SIGKILL after timeout; returns the exit code."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
