@@ -657,6 +657,10 @@ static bool cfg_strlist(struct cfg_parser *p,
 			return false;
 		}
 		out->items[0] = talloc_strdup(out->items, cfg_str(node));
+		if (out->items[0] == NULL) {
+			p->oom = true;
+			return false;
+		}
 		out->num = 1;
 		return true;
 	}
@@ -705,7 +709,12 @@ static bool cfg_strlist(struct cfg_parser *p,
 		if (i < out->num) {
 			continue;
 		}
-		out->items[out->num++] = talloc_strdup(out->items, cfg_str(v));
+		out->items[out->num] = talloc_strdup(out->items, cfg_str(v));
+		if (out->items[out->num] == NULL) {
+			p->oom = true;
+			return false;
+		}
+		out->num++;
 	}
 	return out->num > 0;
 }
