@@ -1,0 +1,364 @@
+#!/usr/bin/env python3
+"""Metrics and health of the real tsgate daemon, read with the real curl.
+
+Every /metrics answer is checked against the Prometheus text exposition
+format 0.0.4 by an independent parser here (HELP/TYPE before samples,
+families not interleaved, label syntax and escaping, histogram buckets
+cumulative with +Inf == _count). Then: drops and handshake failures by
+reason (no route, backend refused, max_connections, idle timeout, PDU too
+large, TLS garbage, TLS handshake timeout), backend connect latency,
+counters carried over a SIGHUP reload for names that stay, series of a
+removed listener gone once its last connection ends, failed reloads,
+/readyz 503 while draining.
+"""
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import unittest
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gateway_harness as gh  # noqa: E402
+
+NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
+LABEL = r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\\\|\\"|\\n)*)"'
+SAMPLE = re.compile(r"^(%s)(?:\{(.*)\})? (\S+)$" % NAME)
+
+
+def parse_labels(text):
+    """'a="x",b="y"' -> {'a': 'x', 'b': 'y'} (unescaped); strict."""
+    out = {}
+    pos = 0
+    while pos < len(text):
+        m = re.compile(LABEL).match(text, pos)
+        if m is None:
+            raise AssertionError("bad labels: %r" % text)
+        value = re.sub(r"\\(.)", lambda e: {"n": "\n"}.get(e.group(1),
+                                                          e.group(1)),
+                       m.group(2))
+        if m.group(1) in out:
+            raise AssertionError("label %s twice: %r" % (m.group(1), text))
+        out[m.group(1)] = value
+        pos = m.end()
+        if pos < len(text):
+            if text[pos] != ",":
+                raise AssertionError("bad labels: %r" % text)
+            pos += 1
+    return out
+
+
+def parse_exposition(text):
+    """Check text against format 0.0.4; returns {(name, labels): value}
+    with labels as a sorted tuple of pairs, and {family: type}."""
+    assert text.endswith("\n"), "no final line feed"
+    types, helps, samples = {}, {}, {}
+    done_families = set()
+    current = None
+    for line in text[:-1].split("\n"):
+        if line.startswith("# HELP "):
+            name, _, doc = line[7:].partition(" ")
+            assert re.fullmatch(NAME, name), line
+            assert name not in helps, "HELP twice: " + name
+            helps[name] = doc
+            continue
+        if line.startswith("# TYPE "):
+            name, _, typ = line[7:].partition(" ")
+            assert typ in ("counter", "gauge", "histogram", "summary",
+                           "untyped"), line
+            assert name not in types, "TYPE twice: " + name
+            assert name in helps, "TYPE before HELP: " + name
+            if current is not None:
+                done_families.add(current)
+            types[name] = typ
+            current = name
+            continue
+        assert not line.startswith("#"), "stray comment: " + line
+        m = SAMPLE.match(line)
+        assert m, "bad sample line: %r" % line
+        name, labels, value = m.group(1), m.group(2) or "", m.group(3)
+        family = name
+        if types.get(current) == "histogram":
+            family = re.sub(r"_(bucket|sum|count)$", "", name)
+        assert family == current, "sample %s outside its family %s" % (
+            name, current)
+        assert family not in done_families, "family split: " + family
+        if types[current] == "counter":
+            assert name.endswith("_total"), name
+        float(value)
+        key = (name, tuple(sorted(parse_labels(labels).items())))
+        assert key not in samples, "duplicate series: " + line
+        samples[key] = float(value)
+    # histograms: cumulative buckets, +Inf == count
+    for (name, labels), value in samples.items():
+        if not name.endswith("_count") or \
+                types.get(name[:-6]) != "histogram":
+            continue
+        base = name[:-6]
+        buckets = sorted(
+            (float(dict(l)["le"]), v) for (n, l), v in samples.items()
+            if n == base + "_bucket" and
+            tuple(p for p in l if p[0] != "le") == labels)
+        assert buckets and buckets[-1][0] == float("inf"), base
+        assert buckets[-1][1] == value, base
+        counts = [v for _, v in buckets]
+        assert counts == sorted(counts), "buckets not cumulative: " + base
+    return samples, types
+
+
+def value(samples, name, **labels):
+    key = (name, tuple(sorted(labels.items())))
+    return samples.get(key)
+
+
+class MetricsTestCase(gh.GatewayTestCase):
+
+    def setUp(self):
+        if shutil.which("curl") is None:
+            self.skipTest("no curl")
+        super().setUp()
+
+    def curl(self, port, path, extra=()):
+        """(status, body) of GET path with the real curl."""
+        r = subprocess.run(
+            ["curl", "-sS", "--max-time", "5", "-o", "-", "-w",
+             "\n%{http_code}"] + list(extra) +
+            ["http://127.0.0.1:%d%s" % (port, path)],
+            capture_output=True, timeout=15)
+        body, _, status = r.stdout.decode().rpartition("\n")
+        return int(status), body
+
+    def scrape(self, port):
+        status, body = self.curl(port, "/metrics")
+        self.assertEqual(status, 200)
+        samples, _ = parse_exposition(body)
+        return samples
+
+    def config(self, mport, listeners, limits=""):
+        out = ["log: {level: info, format: json}",
+               "metrics: {listen: \"tcp://127.0.0.1:%d\"}" % mport]
+        if limits:
+            out.append("limits: {%s}" % limits)
+        out.append("listeners:")
+        return "\n".join(out) + "\n" + "".join(listeners)
+
+    def plain(self, name, port, routes, extra=""):
+        out = ["  - name: %s" % name,
+               "    listen: \"tcp://127.0.0.1:%d\"" % port,
+               "    accept: plain"]
+        if extra:
+            out.append(extra)
+        out.append("    routes:")
+        for r in routes:
+            out.append("      - name: %s" % r["name"])
+            for k, v in r.items():
+                if k != "name":
+                    out.append("        %s: %s" % (k, v))
+        return "\n".join(out) + "\n"
+
+    def test_format_and_drops(self):
+        echo = self.backend()
+        mport, p_echo, p_dead, p_pdu, p_max = (gh.free_port()
+                                               for _ in range(5))
+        g = self.gateway(self.config(mport, [
+            self.plain("echo", p_echo, [
+                {"name": "echo", "backend": "\"%s\"" % echo.address}]),
+            self.plain("dead", p_dead, [
+                {"name": "nobody",
+                 "backend": "\"unix:%s/nobody.sock\"" % self.tmp}]),
+            self.plain("pdu", p_pdu, [
+                {"name": "framed", "backend": "\"%s\"" % echo.address,
+                 "framing": "length32", "max_pdu": "64"}]),
+            self.plain("few", p_max, [
+                {"name": "echo2", "backend": "\"%s\"" % echo.address}],
+                extra="    max_connections: 1"),
+        ], limits="idle_timeout: 400ms"))
+
+        status, body = self.curl(mport, "/healthz")
+        self.assertEqual((status, body), (200, "ok\n"))
+        status, body = self.curl(mport, "/readyz")
+        self.assertEqual((status, body), (200, "ready\n"))
+        s = self.scrape(mport)
+        self.assertEqual(value(s, "tsgate_ready"), 1)
+        self.assertEqual(value(s, "tsgate_build_info", version="0.1.0"), 1)
+        self.assertEqual(value(s, "tsgate_connection_drops_total",
+                               listener="dead", reason="backend_refused"),
+                         0)
+
+        # one good exchange, bytes each way
+        c = self.connect("tcp://127.0.0.1:%d" % p_echo)
+        self.assertEqual(gh.exchange(c, b"x" * 1000), b"x" * 1000)
+        c.close()
+        # backend refused
+        c = self.connect("tcp://127.0.0.1:%d" % p_dead)
+        gh.recv_all(c, 5)
+        c.close()
+        # a PDU over max_pdu
+        c = self.connect("tcp://127.0.0.1:%d" % p_pdu)
+        c.sendall(b"\x00\x00\x10\x00" + b"y" * 16)
+        gh.recv_all(c, 5)
+        c.close()
+        # max_connections: 1 — the second is refused
+        held = self.connect("tcp://127.0.0.1:%d" % p_max)
+        held.sendall(b"hi")  # (exchange() would half-close it)
+        self.assertEqual(gh.recv_exact(held, 2), b"hi")
+        refused = self.connect("tcp://127.0.0.1:%d" % p_max)
+        self.assertEqual(gh.recv_all(refused, 5), b"")
+        refused.close()
+        # held goes silent: idle timeout
+        self.assertEqual(gh.recv_all(held, 5), b"")
+        held.close()
+        g.wait_conn_lines(6)
+
+        s = self.scrape(mport)
+        drops = {(l["listener"], l["reason"]): int(v)
+                 for (n, lt), v in s.items()
+                 if n == "tsgate_connection_drops_total"
+                 for l in [dict(lt)] if v > 0}
+        self.assertEqual(drops, {
+            ("dead", "backend_refused"): 1,
+            ("pdu", "pdu_too_large"): 1,
+            ("few", "max_connections"): 1,
+            ("few", "idle_timeout"): 1,
+        })
+        self.assertEqual(value(s, "tsgate_route_bytes_total",
+                               listener="echo", route="echo",
+                               direction="client_to_backend"), 1000)
+        self.assertEqual(value(s, "tsgate_route_bytes_total",
+                               listener="echo", route="echo",
+                               direction="backend_to_client"), 1000)
+        self.assertEqual(value(s, "tsgate_backend_connect_failures_total",
+                               listener="dead", route="nobody"), 1)
+        self.assertEqual(value(
+            s, "tsgate_backend_connect_duration_seconds_count",
+            listener="echo", route="echo"), 1)
+        self.assertEqual(value(s, "tsgate_connections_total",
+                               listener="few"), 2)
+        for lst in ("echo", "dead", "pdu", "few"):
+            self.assertEqual(value(s, "tsgate_connections_active",
+                                   listener=lst), 0)
+
+    def test_tls_handshake_failures(self):
+        certs = gh.Certs(self.tmp)
+        echo = self.backend()
+        mport, p = gh.free_port(), gh.free_port()
+        g = self.gateway(self.config(mport, [
+            "  - name: tls\n"
+            "    listen: \"tcp://127.0.0.1:%d\"\n"
+            "    accept: tls\n"
+            "    tls: {cert: %s, key: %s}\n"
+            "    routes:\n"
+            "      - name: echo\n"
+            "        backend: \"%s\"\n"
+            % (p, certs.server, certs.server_key, echo.address)],
+            limits="handshake_timeout: 300ms"))
+        garbage = self.connect("tcp://127.0.0.1:%d" % p)
+        garbage.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        gh.recv_all(garbage, 5)
+        garbage.close()
+        silent = self.connect("tcp://127.0.0.1:%d" % p)
+        self.assertEqual(gh.recv_all(silent, 5), b"")
+        silent.close()
+        g.wait_conn_lines(2)
+        s = self.scrape(mport)
+        hs = {dict(l)["reason"]: v for (n, l), v in s.items()
+              if n == "tsgate_handshake_failures_total"}
+        self.assertEqual(hs, {"timeout": 1, "protocol": 1, "auth": 0,
+                              "closed": 0, "other": 0})
+        self.assertEqual(value(s, "tsgate_connection_drops_total",
+                               listener="tls", reason="handshake_timeout"), 1)
+        self.assertEqual(value(s, "tsgate_connection_drops_total",
+                               listener="tls", reason="handshake_failed"), 1)
+
+    def test_reload_carries_counters(self):
+        echo = self.backend()
+        mport, p1, p2, p3 = (gh.free_port() for _ in range(4))
+        route = {"name": "echo", "backend": "\"%s\"" % echo.address}
+        g = self.gateway(self.config(mport, [
+            self.plain("keep", p1, [route]),
+            self.plain("gone", p2, [route])]))
+        for _ in range(3):
+            c = self.connect("tcp://127.0.0.1:%d" % p1)
+            self.assertEqual(gh.exchange(c, b"abc"), b"abc")
+            c.close()
+        # a live connection on the listener the reload removes
+        live = self.connect("tcp://127.0.0.1:%d" % p2)
+        live.sendall(b"12345")
+        self.assertEqual(gh.recv_exact(live, 5), b"12345")
+        g.wait_conn_lines(3)
+
+        # the new config: "keep" stays (same names), "gone" goes, "new"
+        with open(g.config, "w") as f:
+            f.write(self.config(mport, [
+                self.plain("keep", p1, [route]),
+                self.plain("new", p3, [route])]))
+        g.proc.send_signal(signal.SIGHUP)
+        self.assertTrue(gh.wait_until(
+            lambda: any(l.get("event") == "reload" for l in g.lines())))
+        c = self.connect("tcp://127.0.0.1:%d" % p1)
+        self.assertEqual(gh.exchange(c, b"abcd"), b"abcd")
+        c.close()
+        g.wait_conn_lines(4)
+
+        s = self.scrape(mport)
+        self.assertEqual(value(s, "tsgate_reloads_total", result="ok"), 1)
+        self.assertEqual(value(s, "tsgate_connections_total",
+                               listener="keep"), 4)
+        self.assertEqual(value(s, "tsgate_route_bytes_total",
+                               listener="keep", route="echo",
+                               direction="client_to_backend"), 13)
+        self.assertEqual(value(s, "tsgate_route_connections_total",
+                               listener="new", route="echo"), 0)
+        # "gone" lives on while its connection does, bytes still counted
+        self.assertEqual(value(s, "tsgate_connections_active",
+                               listener="gone"), 1)
+        self.assertEqual(value(s, "tsgate_route_bytes_total",
+                               listener="gone", route="echo",
+                               direction="backend_to_client"), 5)
+        live.close()
+        g.wait_conn_lines(5)
+        self.assertTrue(gh.wait_until(
+            lambda: value(self.scrape(mport), "tsgate_connections_active",
+                          listener="gone") is None, 5))
+
+        # a broken config: counted, and the counters stay
+        with open(g.config, "w") as f:
+            f.write("listeners: [\n")
+        g.proc.send_signal(signal.SIGHUP)
+        self.assertTrue(gh.wait_until(
+            lambda: value(self.scrape(mport), "tsgate_reloads_total",
+                          result="failed") == 1, 10))
+        s = self.scrape(mport)
+        self.assertEqual(value(s, "tsgate_connections_total",
+                               listener="keep"), 4)
+
+    def test_readyz_while_draining(self):
+        echo = self.backend()
+        mport, p = gh.free_port(), gh.free_port()
+        g = self.gateway(self.config(mport, [
+            self.plain("in", p, [{"name": "echo",
+                                  "backend": "\"%s\"" % echo.address}])],
+            limits="shutdown_grace: 10s"))
+        c = self.connect("tcp://127.0.0.1:%d" % p)
+        c.sendall(b"hold")
+        self.assertEqual(gh.recv_exact(c, 4), b"hold")
+        g.proc.send_signal(signal.SIGTERM)
+        self.assertTrue(gh.wait_until(
+            lambda: self.curl(mport, "/readyz") == (503, "draining\n"), 5))
+        self.assertEqual(self.curl(mport, "/healthz"), (200, "ok\n"))
+        s = self.scrape(mport)
+        self.assertEqual(value(s, "tsgate_ready"), 0)
+        self.assertEqual(value(s, "tsgate_connections_active",
+                               listener="in"), 1)
+        c.close()
+        g.proc.wait(10)
+        self.assertEqual(g.proc.returncode, 0)
+
+
+if __name__ == "__main__":
+    gh.require_binary()
+    unittest.main(verbosity=2)
