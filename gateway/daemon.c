@@ -1336,6 +1336,13 @@ int tsgate_daemon_run(TALLOC_CTX *mem_ctx,
 		tsgate_log_kv_emit(d->log, TSGATE_LOG_INFO, "listen", kv);
 		talloc_free(kv);
 	}
+	if (cfg->workers > 1) {
+		/* not implemented yet: say so rather than pretend */
+		tsgate_log_msg(d->log, TSGATE_LOG_WARN, "start",
+			       "workers: %u asked for; this version runs one "
+			       "process",
+			       (unsigned)cfg->workers);
+	}
 	tsgate_metrics_set_state(d->metrics, TSGATE_METRICS_READY);
 	tsgate_log_msg(d->log, TSGATE_LOG_INFO, "start",
 		       "tsgate ready: %zu listener(s), config %s",

@@ -1,0 +1,179 @@
+/*
+ * Unit tests of gateway/log.c: level and format names, text and JSON
+ * rendering, escaping of values that come from the network (no forged
+ * lines), level filtering of what is written.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <check.h>
+#include <talloc.h>
+#include <tevent.h>
+
+#include "tt.h"
+#include "log.h"
+
+/* The part after the timestamp: "LEVEL EVENT ..." or the JSON tail. */
+static const char *after_time(const char *line, bool json)
+{
+	const char *p;
+
+	if (json) {
+		p = strstr(line, "\",\"level\"");
+		ck_assert_ptr_nonnull(p);
+		ck_assert(strncmp(line, "{\"time\":\"", 9) == 0);
+		/* 2026-01-02T03:04:05.678Z */
+		ck_assert_uint_eq((size_t)(p - line) - 9, 24);
+		return p + 2;
+	}
+	p = strchr(line, ' ');
+	ck_assert_ptr_nonnull(p);
+	ck_assert_uint_eq((size_t)(p - line), 24);
+	ck_assert_int_eq(line[23], 'Z');
+	return p + 1;
+}
+
+START_TEST(test_names)
+{
+	enum tsgate_log_level l;
+	enum tsgate_log_format f;
+
+	ck_assert_int_eq(tsgate_log_level_parse("debug", &l), 0);
+	ck_assert_int_eq(l, TSGATE_LOG_DEBUG);
+	ck_assert_int_eq(tsgate_log_level_parse("warning", &l), 0);
+	ck_assert_int_eq(l, TSGATE_LOG_WARN);
+	ck_assert_int_eq(tsgate_log_level_parse("loud", &l), EINVAL);
+	ck_assert_int_eq(tsgate_log_format_parse("json", &f), 0);
+	ck_assert_int_eq(f, TSGATE_LOG_JSON);
+	ck_assert_int_eq(tsgate_log_format_parse("xml", &f), EINVAL);
+}
+END_TEST
+
+START_TEST(test_text)
+{
+	struct tsgate_log_kv *kv = tsgate_log_kv_new(tt_mem);
+	char *line;
+
+	tsgate_log_kv_str(kv, "listener", "public-tls");
+	tsgate_log_kv_str(kv, "skipped", NULL);
+	tsgate_log_kv_str(kv, "identity", "CN=alice,O=Example Corp");
+	tsgate_log_kv_u64(kv, "bytes_in", 12345);
+	tsgate_log_kv_str(kv, "empty", "");
+	line = tsgate_log_kv_render(tt_mem, TSGATE_LOG_TEXT, TSGATE_LOG_INFO,
+				    "conn", kv);
+	ck_assert_ptr_nonnull(line);
+	ck_assert_str_eq(after_time(line, false),
+			 "info conn listener=public-tls "
+			 "identity=\"CN=alice,O=Example Corp\" bytes_in=12345 "
+			 "empty=\"\"");
+}
+END_TEST
+
+START_TEST(test_text_escapes_forgery)
+{
+	struct tsgate_log_kv *kv = tsgate_log_kv_new(tt_mem);
+	char *line;
+
+	/* an SNI trying to start a second log line */
+	tsgate_log_kv_str(kv, "sni",
+			  "x\n2026-01-01T00:00:00.000Z info conn result=ok");
+	tsgate_log_kv_str(kv, "q", "a\"b\\c\t\x01\xc3\xa9");
+	line = tsgate_log_kv_render(tt_mem, TSGATE_LOG_TEXT, TSGATE_LOG_WARN,
+				    "conn", kv);
+	ck_assert_ptr_null(strchr(line, '\n'));
+	ck_assert_str_eq(
+	    after_time(line, false),
+	    "warn conn sni=\"x\\n2026-01-01T00:00:00.000Z info "
+	    "conn result=ok\" q=\"a\\\"b\\\\c\\t\\x01\\xc3\\xa9\"");
+}
+END_TEST
+
+START_TEST(test_json)
+{
+	struct tsgate_log_kv *kv = tsgate_log_kv_new(tt_mem);
+	char *line;
+
+	tsgate_log_kv_str(kv, "peer", "ipv6:::1:443");
+	tsgate_log_kv_u64(kv, "bytes_out", 7);
+	tsgate_log_kv_str(kv, "principal", "al\"ice\n\x7f\xc3\xa9@R");
+	tsgate_log_kv_fmt(kv, "msg", "%d %s", 42, "x");
+	line = tsgate_log_kv_render(tt_mem, TSGATE_LOG_JSON, TSGATE_LOG_ERROR,
+				    "conn", kv);
+	ck_assert_ptr_null(strchr(line, '\n'));
+	/* numbers stay numbers, UTF-8 stays UTF-8, controls are \u00XX */
+	ck_assert_str_eq(after_time(line, true),
+			 "\"level\":\"error\",\"event\":\"conn\","
+			 "\"peer\":\"ipv6:::1:443\",\"bytes_out\":7,"
+			 "\"principal\":\"al\\\"ice\\n\\u007f\xc3\xa9@R\","
+			 "\"msg\":\"42 x\"}");
+}
+END_TEST
+
+START_TEST(test_levels_filter_output)
+{
+	struct tsgate_log *log;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	ck_assert_ptr_nonnull(f);
+	log = tsgate_log_new(tt_mem, TSGATE_LOG_WARN, TSGATE_LOG_TEXT);
+	log->out = f;
+	ck_assert(tsgate_log_enabled(log, TSGATE_LOG_ERROR));
+	ck_assert(!tsgate_log_enabled(log, TSGATE_LOG_INFO));
+	tsgate_log_msg(log, TSGATE_LOG_INFO, "start", "hidden %d", 1);
+	tsgate_log_msg(log, TSGATE_LOG_WARN, "start", "shown %d", 2);
+	fclose(f);
+	ck_assert_ptr_null(strstr(buf, "hidden"));
+	ck_assert_ptr_nonnull(strstr(buf, " warn start msg=\"shown 2\"\n"));
+	ck_assert_ptr_eq(strchr(buf, '\n'), buf + len - 1); /* one line */
+	free(buf);
+}
+END_TEST
+
+static void tevent_warmup(void)
+{
+	talloc_free(tevent_context_init(NULL));
+}
+
+static TCase *new_tcase(Suite *s, const char *name)
+{
+	TCase *tc = tcase_create(name);
+
+	tcase_add_unchecked_fixture(tc, tevent_warmup, NULL);
+	tcase_add_checked_fixture(tc, tt_setup, tt_teardown);
+	tcase_set_timeout(tc, 10);
+	suite_add_tcase(s, tc);
+	return tc;
+}
+
+static Suite *log_suite(void)
+{
+	Suite *s = suite_create("log");
+	TCase *tc;
+
+	tc = new_tcase(s, "names");
+	tcase_add_test(tc, test_names);
+
+	tc = new_tcase(s, "render");
+	tcase_add_test(tc, test_text);
+	tcase_add_test(tc, test_text_escapes_forgery);
+	tcase_add_test(tc, test_json);
+
+	tc = new_tcase(s, "output");
+	tcase_add_test(tc, test_levels_filter_output);
+
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(log_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
