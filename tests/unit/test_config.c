@@ -682,6 +682,39 @@ START_TEST(test_buffer_and_reload)
 }
 END_TEST
 
+START_TEST(test_user)
+{
+	static const char good[] = "user: root\n"
+				   "listeners:\n"
+				   "  - {name: a, listen: \"unix:/a\", accept: "
+				   "plain, routes: [{backend: \"unix:/b\"}]}\n";
+	static const char bad[] = "user: no-such-user-tsgate\n";
+	struct tsgate_config *cfg = NULL;
+	struct tsgate_config_errors *errs = NULL;
+	int ret;
+
+	ret = tsgate_config_load_buffer(tt_mem, "u.yaml", "/",
+					(const uint8_t *)good, strlen(good), 0,
+					&cfg, &errs);
+	ck_assert_int_eq(ret, 0);
+	ck_assert_str_eq(cfg->user, "root");
+	ck_assert_uint_eq(cfg->uid, 0);
+	ck_assert_uint_eq(cfg->gid, 0);
+	talloc_free(cfg);
+
+	ret = tsgate_config_load_buffer(tt_mem, "u.yaml", "/",
+					(const uint8_t *)bad, strlen(bad), 0,
+					&cfg, &errs);
+	ck_assert_int_eq(ret, EINVAL);
+	/* [0] is "missing key 'listeners'" at 1:1 */
+	ck_assert_uint_eq(errs->num_errors, 2);
+	ck_assert_str_eq(tsgate_config_error_string(tt_mem, &errs->errors[1]),
+			 "u.yaml:1:7: 'user': no such user "
+			 "'no-such-user-tsgate'");
+	talloc_free(errs);
+}
+END_TEST
+
 START_TEST(test_junk_never_crashes)
 {
 	/* Every prefix of a real config and some junk: errors, no crash. */
@@ -1146,6 +1179,7 @@ static Suite *config_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_missing_file);
 	tcase_add_test(tc, test_buffer_and_reload);
+	tcase_add_test(tc, test_user);
 	tcase_add_test(tc, test_junk_never_crashes);
 	tcase_add_test(tc, test_limits);
 	suite_add_tcase(s, tc);
