@@ -124,7 +124,8 @@ class Backend:
     mode: "echo" (echo everything, half-close at EOF), "sink" (read and
     drop), "recorder" (keep every connection's bytes; echo too when
     echo=True), "line" (echo one line, then close), "greet" (send a
-    banner then echo).
+    banner then echo), "count" (after the client's end of stream, answer
+    how many bytes came).
     """
 
     def __init__(self, tmpdir, mode="echo", kind="unix", name="backend",
@@ -186,6 +187,9 @@ class Backend:
                     got.append(d)
                     if self.echo or self.mode == "greet":
                         c.sendall(d)
+                if self.mode == "count":
+                    # answers only after the client's end of stream
+                    c.sendall(b"got %d bytes\n" % sum(map(len, got)))
             c.shutdown(socket.SHUT_WR)
         except OSError:
             pass

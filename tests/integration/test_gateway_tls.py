@@ -270,6 +270,26 @@ class TlsGateway(gh.GatewayTestCase):
         self.assertEqual(line["sni"], "localhost")
         self.assertEqual(b.records[0], b"ping from s_client\n")
 
+    def test_tls_half_close_reply_after_eof(self):
+        """gnutls-cli sends close_notify at the end of its stdin
+        (gnutls_bye SHUT_WR) and keeps reading: the backend sees EOF and
+        only then answers, through tsgate, over the half-closed TLS."""
+        if shutil.which("gnutls-cli") is None:
+            self.skipTest("no gnutls-cli")
+        b = self.backend(mode="count")
+        g = self.tls_listener([{"name": "count",
+                                "backend": "\"%s\"" % b.address}])
+        data = b"z" * 100000
+        p = subprocess.run(
+            ["gnutls-cli", "--port", str(self.port), "--x509cafile",
+             self.certs.ca, "--sni-hostname", "localhost",
+             "--verify-hostname", "localhost", "127.0.0.1"],
+            input=data, capture_output=True, timeout=20)
+        self.assertIn(b"got 100000 bytes\n", p.stdout, p.stderr)
+        line = g.wait_conn_lines(1)[0]
+        self.assertEqual(line["result"], "ok", line)
+        self.assertEqual(line["bytes_in"], 100000)
+
     def test_gnutls_cli(self):
         if shutil.which("gnutls-cli") is None:
             self.skipTest("no gnutls-cli")
