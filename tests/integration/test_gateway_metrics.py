@@ -359,6 +359,50 @@ class MetricsTestCase(gh.GatewayTestCase):
         self.assertEqual(g.proc.returncode, 0)
 
 
+    def health(self, config_path):
+        r = subprocess.run([gh.TSGATE, "--health", "--config", config_path],
+                           capture_output=True, timeout=15)
+        return r.returncode, r.stderr.decode()
+
+    def test_health_cli(self):
+        """tsgate --health, as the container HEALTHCHECK runs it."""
+        usage = subprocess.run([gh.TSGATE, "--help"], capture_output=True,
+                               timeout=10).stdout.decode()
+        if "--health" not in usage:
+            self.skipTest("this tsgate has no --health yet (gateway/main.c)")
+        echo = self.backend()
+        mport, p = gh.free_port(), gh.free_port()
+        g = self.gateway(self.config(mport, [
+            self.plain("in", p, [{"name": "echo",
+                                  "backend": "\"%s\"" % echo.address}])],
+            limits="shutdown_grace: 10s"))
+        self.assertEqual(self.health(g.config), (0, ""))
+        # draining is still alive
+        c = self.connect("tcp://127.0.0.1:%d" % p)
+        c.sendall(b"hold")
+        self.assertEqual(gh.recv_exact(c, 4), b"hold")
+        g.proc.send_signal(signal.SIGTERM)
+        self.assertTrue(gh.wait_until(
+            lambda: self.curl(mport, "/readyz")[0] == 503, 5))
+        self.assertEqual(self.health(g.config)[0], 0)
+        c.close()
+        g.proc.wait(10)
+        # nobody there any more
+        code, err = self.health(g.config)
+        self.assertEqual(code, 1)
+        self.assertIn("refused", err)
+        # no metrics listener: nothing to ask, healthy if the file loads
+        plain = os.path.join(self.tmp, "nometrics.yaml")
+        with open(plain, "w") as f:
+            f.write("listeners:\n" + self.plain(
+                "in", p, [{"name": "echo",
+                           "backend": "\"%s\"" % echo.address}]))
+        self.assertEqual(self.health(plain)[0], 0)
+        with open(plain, "w") as f:
+            f.write("listeners: [\n")
+        self.assertEqual(self.health(plain)[0], 1)
+
+
 if __name__ == "__main__":
     gh.require_binary()
     unittest.main(verbosity=2)
