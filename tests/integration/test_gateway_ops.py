@@ -172,6 +172,43 @@ class Operations(gh.GatewayTestCase):
         line = g.conn_lines()[0]
         self.assertEqual(line["reason"], "shutdown grace expired")
 
+    def test_backend_connect_timeout(self):
+        # a TCP backend that never accepts, with its backlog full: a new
+        # connect's SYN is dropped and the connect hangs
+        stuck = socket.socket()
+        stuck.bind(("127.0.0.1", 0))
+        stuck.listen(0)
+        bport = stuck.getsockname()[1]
+        fillers = []
+        for _ in range(4):
+            f = socket.socket()
+            f.setblocking(False)
+            try:
+                f.connect(("127.0.0.1", bport))
+            except BlockingIOError:
+                pass
+            fillers.append(f)
+        time.sleep(0.2)
+        try:
+            p1 = gh.free_port()
+            g = self.gateway(plain_config(
+                [("in", p1, "tcp://127.0.0.1:%d" % bport)],
+                limits="connect_timeout: 400ms"))
+            c = socket.create_connection(("127.0.0.1", p1), timeout=10)
+            t = time.monotonic()
+            self.assertEqual(gh.recv_all(c, 10), b"")
+            elapsed = time.monotonic() - t
+            c.close()
+            line = g.wait_conn_lines(1)[0]
+            self.assertEqual(line["reason"], "backend connect timeout",
+                             line)
+            self.assertGreater(elapsed, 0.3)
+            self.assertLess(elapsed, 5)
+        finally:
+            for f in fillers:
+                f.close()
+            stuck.close()
+
     def test_max_connections(self):
         a = self.backend()
         p1 = gh.free_port()
