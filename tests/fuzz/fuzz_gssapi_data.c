@@ -341,11 +341,14 @@ static void build_stream(gss_ctx_id_t ctx,
 				out_frame(o, tok.value, tok.length);
 				sent_wrapped(e, op == 0, p, n);
 			}
-			last.len = 0;
-			out_put(&last, tok.value, tok.length);
+			if (op != 3) {
+				/* a skipped token sent later is no replay */
+				last.len = 0;
+				out_put(&last, tok.value, tok.length);
+			}
 			gss_release_buffer(&min, &tok);
 			break;
-		case 2: /* the last token again: a replay */
+		case 2: /* the last token sent, again: a replay */
 			if (last.len > 0) {
 				out_frame(o, last.data, last.len);
 				hostile(e);
