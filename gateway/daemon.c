@@ -294,6 +294,27 @@ static void tsgate_conn_drop(struct tsgate_conn *conn,
 	tsgate_metrics_drop(conn->listener->metrics, why);
 }
 
+/* A debug line about one step of a connection (nothing when disabled). */
+static void tsgate_conn_debug(struct tsgate_conn *conn,
+			      const char *step,
+			      const char *detail)
+{
+	struct tsgate_log_kv *kv;
+
+	if (!tsgate_log_enabled(conn->daemon->log, TSGATE_LOG_DEBUG)) {
+		return;
+	}
+	kv = tsgate_log_kv_new(conn);
+	tsgate_log_kv_u64(kv, "id", conn->id);
+	tsgate_log_kv_str(kv, "listener", conn->listener->cfg->name);
+	tsgate_log_kv_str(kv, "step", step);
+	tsgate_log_kv_str(kv, "peer", conn->peer);
+	tsgate_log_kv_str(kv, "detail", detail);
+	tsgate_log_kv_emit(conn->daemon->log, TSGATE_LOG_DEBUG, "conn_step",
+			   kv);
+	talloc_free(kv);
+}
+
 static uint64_t elapsed_usec(const struct timeval *since)
 {
 	struct timeval now = tevent_timeval_current();
@@ -370,6 +391,7 @@ static void tsgate_conn_start(struct tsgate_listener *l, int fd)
 	}
 	conn->info.remote = conn->remote;
 	conn->info.local = conn->local;
+	tsgate_conn_debug(conn, "accepted", NULL);
 
 	if (d->draining) {
 		tsgate_conn_finish(conn, ESHUTDOWN, "shutting down");
@@ -505,6 +527,8 @@ static void tsgate_conn_tunnel_done(struct tevent_req *subreq)
 	} else {
 		tsgate_conn_gssapi_info(conn);
 	}
+	tsgate_conn_debug(conn, "handshake done",
+			  tsgate_identity_summary(&conn->info));
 	tsgate_conn_routed(conn);
 }
 
@@ -528,6 +552,7 @@ static void tsgate_conn_routed(struct tsgate_conn *conn)
 	}
 	tsgate_metrics_conn_routed(conn->metrics, conn->route_metrics,
 				   &conn->stats);
+	tsgate_conn_debug(conn, "routed", conn->route->name);
 	conn->backend_start = tevent_timeval_current();
 	subreq = tsgate_backend_connect_send(conn, conn->daemon->ev,
 					     conn->route_backend);
@@ -571,6 +596,7 @@ static void tsgate_conn_backend_done(struct tevent_req *subreq)
 
 	tsgate_metrics_backend_connected(conn->route_metrics,
 					 elapsed_usec(&conn->backend_start));
+	tsgate_conn_debug(conn, "backend connected", conn->route->backend.text);
 
 	switch (conn->route->identity) {
 	case TSGATE_CONFIG_IDENTITY_NONE:
