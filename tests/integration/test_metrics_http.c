@@ -167,6 +167,10 @@ static void assert_starts(const char *s, const char *prefix)
 		      "expected '%s...', got '%.200s'", prefix, s);
 }
 
+static char *probe(const struct tsgate_config_addr *a,
+		   const char *path,
+		   unsigned timeout_ms);
+
 /* Let the server see the clients' closes; true once none is left. */
 static bool no_clients_within(unsigned timeout_ms)
 {
@@ -540,6 +544,36 @@ START_TEST(test_unix_socket)
 }
 END_TEST
 
+/* IPv6 loopback, and a wildcard "::" probed on "::1". */
+START_TEST(test_ipv6)
+{
+	struct tsgate_config_addr a = {.kind = TSGATE_CONFIG_ADDR_TCP,
+				       .text = "tcp://[::1]:0",
+				       .host = "::1",
+				       .ip = "::1",
+				       .port = 0};
+	struct tsgate_http_server *s6 = NULL;
+	char *reason = NULL;
+	char *out, *u;
+	int ret, status;
+
+	ret =
+	    tsgate_metrics_server_new(tt_mem, tt_ev, m, &a, NULL, &s6, &reason);
+	if (ret == EADDRNOTAVAIL || ret == EAFNOSUPPORT) {
+		return; /* no IPv6 loopback here */
+	}
+	ck_assert_msg(ret == 0, "%s", reason);
+	a.port = tsgate_http_server_port(s6);
+	u = talloc_asprintf(tt_mem, "http://[::1]:%u/healthz", a.port);
+	out = curl(u, (const char *[]){"-g", NULL}, &status);
+	ck_assert_int_eq(status, 0);
+	assert_starts(out, "HTTP/1.1 200 OK\r\n");
+	a.ip = "::";
+	ck_assert_str_eq(probe(&a, NULL, 2000), "0 0 0");
+	talloc_free(s6);
+}
+END_TEST
+
 START_TEST(test_bind_in_use)
 {
 	struct tsgate_config_addr a = {.kind = TSGATE_CONFIG_ADDR_TCP,
@@ -667,6 +701,7 @@ static Suite *metrics_http_suite(void)
 	tcase_add_test(tc, test_curl_errors);
 	tcase_add_test(tc, test_unix_socket);
 	tcase_add_test(tc, test_bind_in_use);
+	tcase_add_test(tc, test_ipv6);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("hostile");
