@@ -39,6 +39,8 @@
 
 /* Connections accepted per readable event before going back to the loop. */
 #define TSGATE_ACCEPT_BATCH 32
+/* Out of file descriptors: stop accepting for this long, don't spin. */
+#define TSGATE_ACCEPT_PAUSE_MS 100
 
 #ifndef TSGATE_VERSION
 #define TSGATE_VERSION "0.1.0"
@@ -74,6 +76,7 @@ struct tsgate_listener {
 	struct tevent_immediate *free_im;
 	int fd;
 	struct tevent_fd *fde;
+	struct tevent_timer *accept_pause;
 	char *unix_path; /* unlinked by the destructor when still ours */
 	dev_t unix_dev;
 	ino_t unix_ino;
@@ -701,6 +704,7 @@ static void tsgate_listener_close(struct tsgate_listener *l)
 	struct stat st;
 
 	TALLOC_FREE(l->fde);
+	TALLOC_FREE(l->accept_pause);
 	if (l->fd != -1) {
 		close(l->fd);
 		l->fd = -1;
@@ -719,6 +723,23 @@ static int tsgate_listener_destructor(struct tsgate_listener *l)
 	return 0;
 }
 
+static void tsgate_listener_resume(struct tevent_context *ev,
+				   struct tevent_timer *te,
+				   struct timeval now,
+				   void *private_data)
+{
+	struct tsgate_listener *l =
+	    talloc_get_type_abort(private_data, struct tsgate_listener);
+
+	(void)ev;
+	(void)te;
+	(void)now;
+	l->accept_pause = NULL;
+	if (l->fde != NULL) {
+		tevent_fd_set_flags(l->fde, TEVENT_FD_READ);
+	}
+}
+
 static void tsgate_listener_accept(struct tevent_context *ev,
 				   struct tevent_fd *fde,
 				   uint16_t flags,
@@ -726,22 +747,39 @@ static void tsgate_listener_accept(struct tevent_context *ev,
 {
 	struct tsgate_listener *l =
 	    talloc_get_type_abort(private_data, struct tsgate_listener);
-	int i, fd;
+	int i, fd, err;
 
-	(void)ev;
-	(void)fde;
 	(void)flags;
 	for (i = 0; i < TSGATE_ACCEPT_BATCH; i++) {
 		fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd == -1) {
-			if (errno == EMFILE || errno == ENFILE) {
-				tsgate_log_msg(l->daemon->log, TSGATE_LOG_WARN,
-					       "accept", "%s: %s", l->cfg->name,
-					       strerror(errno));
-			}
+		if (fd != -1) {
+			tsgate_conn_start(l, fd);
+			continue;
+		}
+		err = errno;
+		if ((err != EMFILE && err != ENFILE && err != ENOBUFS &&
+		     err != ENOMEM) ||
+		    l->accept_pause != NULL) {
+			/* EAGAIN, or a connection gone before we took it */
 			return;
 		}
-		tsgate_conn_start(l, fd);
+		/*
+		 * The pending connection stays readable: polling again at
+		 * once would spin. Pause, and let connections end meanwhile.
+		 */
+		tsgate_log_msg(l->daemon->log, TSGATE_LOG_WARN, "accept",
+			       "%s: %s; accepting paused for %d ms",
+			       l->cfg->name, strerror(err),
+			       TSGATE_ACCEPT_PAUSE_MS);
+		l->accept_pause =
+		    tevent_add_timer(ev, l,
+				     tevent_timeval_current_ofs(
+					 0, TSGATE_ACCEPT_PAUSE_MS * 1000),
+				     tsgate_listener_resume, l);
+		if (l->accept_pause != NULL) {
+			tevent_fd_set_flags(fde, 0);
+		}
+		return;
 	}
 }
 

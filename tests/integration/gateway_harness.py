@@ -217,7 +217,8 @@ class Backend:
 class Gateway:
     """The real tsgate daemon on a YAML text, logging JSON to a file."""
 
-    def __init__(self, tmpdir, yaml_text, name="tsgate", env=None):
+    def __init__(self, tmpdir, yaml_text, name="tsgate", env=None,
+                 nofile=None):
         self.tmpdir = tmpdir
         self.config = os.path.join(tmpdir, name + ".yaml")
         self.logpath = os.path.join(tmpdir, name + ".log")
@@ -231,9 +232,15 @@ class Gateway:
         # daemon of the tests under valgrind (by hand: timing-based tests
         # get slow)
         wrapper = os.environ.get("TSGATE_IT_WRAPPER", "").split()
+
+        def limit_fds():
+            if nofile is not None:
+                import resource
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
         self.proc = subprocess.Popen(wrapper + [TSGATE, "--config",
                                                 self.config],
-                                     env=full_env,
+                                     env=full_env, preexec_fn=limit_fds,
                                      stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL,
                                      stderr=self.logfile)
@@ -268,6 +275,13 @@ class Gateway:
     def wait_conn_lines(self, n, timeout=10.0):
         wait_until(lambda: len(self.conn_lines()) >= n, timeout)
         return self.conn_lines()
+
+    def cpu_seconds(self):
+        """User + system CPU time the daemon used so far (Linux /proc)."""
+        with open("/proc/%d/stat" % self.proc.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf(
+            "SC_CLK_TCK")
 
     def stop(self, timeout=30.0):
         """SIGTERM by pid, SIGKILL after timeout; returns the exit code."""
@@ -418,9 +432,9 @@ class GatewayTestCase(unittest.TestCase):
         self.backends.append(b)
         return b
 
-    def gateway(self, yaml_text, name=None, env=None):
+    def gateway(self, yaml_text, name=None, env=None, nofile=None):
         g = Gateway(self.tmp, yaml_text, name or self.next_name("tsgate"),
-                    env=env)
+                    env=env, nofile=nofile)
         self.gateways.append(g)
         return g
 

@@ -209,6 +209,30 @@ class Operations(gh.GatewayTestCase):
                 f.close()
             stuck.close()
 
+    def test_out_of_fds_pauses_accept(self):
+        a = self.backend()
+        p1 = gh.free_port()
+        g = self.gateway(plain_config([("in", p1, a.address)]), nofile=24)
+        held = []
+        # each relayed connection costs tsgate two fds: run it out
+        for _ in range(20):
+            c = socket.create_connection(("127.0.0.1", p1), timeout=10)
+            c.sendall(b"x")
+            held.append(c)
+        self.assertTrue(gh.wait_until(
+            lambda: b"accepting paused" in g.log_bytes(), 10))
+        cpu0 = g.cpu_seconds()
+        time.sleep(1.0)
+        # paused, not spinning on the readable listener
+        self.assertLess(g.cpu_seconds() - cpu0, 0.5)
+        self.assertIsNone(g.proc.poll())
+        for c in held:
+            c.close()
+        # room again: new connections are served
+        c = socket.create_connection(("127.0.0.1", p1), timeout=10)
+        self.assertEqual(gh.exchange(c, b"back"), b"back")
+        c.close()
+
     def test_max_connections(self):
         a = self.backend()
         p1 = gh.free_port()
