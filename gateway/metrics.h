@@ -26,6 +26,21 @@
  * every function here: the call then does nothing (or returns NULL), so a
  * connection goes on uncounted rather than failing.
  *
+ * The daemon's calls, in the order things happen:
+ *
+ *   m = tsgate_metrics_new(d, version, NULL);          start-up
+ *   tsgate_metrics_server_new(d, ev, m, cfg->metrics_listen, ...)
+ *   l->metrics = tsgate_metrics_listener_new(l, m, name);   per listener
+ *   l->route_metrics[i] = tsgate_metrics_route_new(l, l->metrics, name);
+ *   tsgate_metrics_set_state(m, TSGATE_METRICS_READY);  listeners bound
+ *   conn->metrics = tsgate_metrics_conn_new(conn, l->metrics);  accept
+ *   tsgate_metrics_handshake_failed() / tsgate_metrics_drop()  failures
+ *   tsgate_metrics_conn_routed(conn->metrics, route, &conn->stats);
+ *   tsgate_metrics_backend_connected() / _backend_failed()
+ *   (conn freed: the tracker goes with it)
+ *   tsgate_metrics_reload(m, ok);                       SIGHUP
+ *   tsgate_metrics_set_state(m, TSGATE_METRICS_DRAINING);  SIGTERM
+ *
  * Bytes and PDUs are not counted per call: a connection tracker points at
  * the relay's own live counters (struct tsgate_relay_stats) and the
  * renderer adds them to the route's totals of closed connections, so
