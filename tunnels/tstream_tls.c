@@ -251,6 +251,30 @@ static ssize_t tstream_tls_push(gnutls_transport_ptr_t ptr,
 	return (ssize_t)total;
 }
 
+/*
+ * Give back the I/O buffers a direction does not use at the moment: an
+ * idle session keeps none (they come back with the next burst).
+ */
+static void tstream_tls_release_idle(struct tstream_tls *tlss)
+{
+	if (tlss->push.fill_len == 0) {
+		TALLOC_FREE(tlss->push.fill);
+		tlss->push.fill_cap = 0;
+		if (tlss->push.subreq == NULL) {
+			TALLOC_FREE(tlss->push.busy);
+			tlss->push.busy_cap = 0;
+		}
+	}
+	if (tlss->pull.subreq == NULL && tlss->pull.len == tlss->pull.ofs &&
+	    tlss->pull.big != NULL) {
+		TALLOC_FREE(tlss->pull.big);
+		tlss->pull.big_cap = 0;
+		tlss->pull.data = tlss->pull.small;
+		tlss->pull.ofs = 0;
+		tlss->pull.len = 0;
+	}
+}
+
 static void tstream_tls_push_done(struct tevent_req *subreq);
 
 /* Send the queued records with one plain writev, unless one is running. */
@@ -298,13 +322,8 @@ static void tstream_tls_push_done(struct tevent_req *subreq)
 		tstream_tls_retry(tlss);
 		return;
 	}
-	if (tlss->push.fill_len == 0 && tlss->write_req == NULL &&
-	    tlss->handshake_req == NULL) {
-		/* the writing direction is idle: give the memory back */
-		TALLOC_FREE(tlss->push.busy);
-		TALLOC_FREE(tlss->push.fill);
-		tlss->push.busy_cap = 0;
-		tlss->push.fill_cap = 0;
+	if (tlss->write_req == NULL && tlss->handshake_req == NULL) {
+		tstream_tls_release_idle(tlss);
 	}
 	tstream_tls_flush(tlss);
 	tstream_tls_retry(tlss);
@@ -335,14 +354,20 @@ static void tstream_tls_pull_start(struct tstream_tls *tlss, size_t size)
 			n = cap;
 		}
 		if (tlss->pull.big_cap < n) {
+			/* grows with the traffic, up to cap */
+			size_t want = (n + 4095) & ~(size_t)4095;
+
+			if (want > cap) {
+				want = cap;
+			}
 			TALLOC_FREE(tlss->pull.big);
-			tlss->pull.big = talloc_size(tlss, cap);
+			tlss->pull.big = talloc_size(tlss, want);
 			if (tlss->pull.big == NULL) {
 				tlss->pull.big_cap = 0;
 				tstream_tls_set_error(tlss, ENOMEM);
 				return;
 			}
-			tlss->pull.big_cap = cap;
+			tlss->pull.big_cap = want;
 		}
 		tlss->pull.data = tlss->pull.big;
 	}
@@ -658,6 +683,7 @@ static void tstream_tls_read_step(struct tstream_tls *tlss)
 		}
 		tstream_tls_io_advance(state, (size_t)ret);
 	}
+	tstream_tls_release_idle(tlss);
 	tstream_tls_done_req(req);
 }
 
@@ -721,6 +747,7 @@ static void tstream_tls_write_step(struct tstream_tls *tlss)
 		tstream_tls_fail_req(req, tlss->error);
 		return;
 	}
+	tstream_tls_release_idle(tlss);
 	tstream_tls_done_req(req);
 }
 
@@ -1458,6 +1485,7 @@ static void tstream_tls_handshake_step(struct tstream_tls *tlss)
 			return;
 		}
 		tlss->established = true;
+		tstream_tls_release_idle(tlss);
 		tstream_tls_done_req(req);
 		return;
 	}
