@@ -905,6 +905,62 @@ START_TEST(server_sees_close_notify)
 }
 END_TEST
 
+/* gnutls-cli asks for a name by SNI and verifies what it gets. */
+START_TEST(server_sni_gnutls_cli)
+{
+	struct tstream_tls_cert_config c[] = {
+	    {.cert_file = certs->srv_ec_crt, .key_file = certs->srv_ec_key},
+	    {.sni = "a.test",
+	     .cert_file = certs->a_crt,
+	     .key_file = certs->a_key},
+	    {.sni = "*.b.test",
+	     .cert_file = certs->b_crt,
+	     .key_file = certs->b_key},
+	};
+	struct tstream_tls_server_config cfg = {.certs = c, .num_certs = 3};
+	const char *names[] = {"x.b.test", "a.test", "localhost"};
+	struct tstream_tls_params *sp = NULL;
+	char *error = NULL;
+	size_t i;
+
+	ck_assert_msg(tstream_tls_params_server(tt_mem, &cfg, &sp, &error) == 0,
+		      "%s", error);
+	for (i = 0; i < 3; i++) {
+		struct listener *l = listen_local();
+		char *port = talloc_asprintf(tt_mem, "%u", l->port);
+		char *logfile =
+		    talloc_asprintf(tt_mem, "%s/gnutls-cli3.log", certs->dir);
+		const char *argv[] = {"gnutls-cli",  "--x509cafile",
+				      certs->ca_crt, "-p",
+				      port,          "--logfile",
+				      logfile,       "--sni-hostname",
+				      names[i],      "--verify-hostname",
+				      names[i],      "127.0.0.1",
+				      NULL};
+		uint8_t buf[5];
+		int in_fd = -1;
+		int out_fd = -1;
+		struct hs srv;
+		pid_t pid;
+
+		pid = tt_spawn(argv, NULL, &in_fd, &out_fd, true);
+		hs_run(&srv, accept_one(l), sp, true);
+		ck_assert_msg(srv.ret == 0, "%s", srv.reason);
+		ck_assert_str_eq(tstream_tls_sni(srv.tls), names[i]);
+		/* data flows only if gnutls-cli accepted the certificate */
+		ck_assert_int_eq(write(in_fd, "ping\n", 5), 5);
+		io_finish(io_start(srv.tls, buf, 5, false), 5);
+		ck_assert(memcmp(buf, "ping\n", 5) == 0);
+		close(in_fd);
+		close(out_fd);
+		tt_stop(pid, 2000);
+		talloc_free(srv.tls);
+		talloc_free(l);
+	}
+	talloc_free(sp);
+}
+END_TEST
+
 static TCase *tc(const char *name, const TTest *test, int timeout)
 {
 	TCase *t = tcase_create(name);
@@ -961,6 +1017,7 @@ int main(void)
 			      server_s_client_mtls_missing, 60));
 	suite_add_tcase(s,
 			tc("srv_close_notify", server_sees_close_notify, 60));
+	suite_add_tcase(s, tc("srv_sni", server_sni_gnutls_cli, 60));
 	suite_add_tcase(
 	    s, tc("cli_gnutls_serv_13", client_gnutls_serv_tls13_ecdsa, 60));
 	suite_add_tcase(
