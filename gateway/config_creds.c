@@ -264,16 +264,16 @@ bool cfg_check_keytab(struct cfg_parser *p,
 	if (principal != NULL) {
 		/*
 		 * As the acceptor reads it: with a '/' a Kerberos principal
-		 * (without a realm it matches in any realm); otherwise a
-		 * host-based service "service@host" (any realm), or just
-		 * "service" (any host).
+		 * (without a realm: in the default realm of krb5.conf, as
+		 * GSSAPI imports it); otherwise a host-based service
+		 * "service@host" (any realm), or just "service" (any host).
 		 */
 		const char *as = principal;
 		const char *at = strchr(principal, '@');
 
 		any_realm = true;
 		if (strchr(principal, '/') != NULL) {
-			any_realm = at == NULL;
+			any_realm = false;
 		} else if (at != NULL) {
 			as = talloc_asprintf(cfg_tmp(p), "%.*s/%s",
 					     (int)(at - principal), principal,

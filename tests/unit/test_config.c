@@ -932,6 +932,12 @@ static void make_creds(const char *dir)
 	gnutls_x509_privkey_t server, other, expired, client;
 	static const char junk[] = "this is not a certificate\n";
 	static const uint8_t empty_keytab[] = {0x05, 0x02};
+	static const char krb5_conf[] = "[libdefaults]\n"
+					"\tdefault_realm = EXAMPLE.COM\n"
+					"\tdns_lookup_kdc = false\n"
+					"\tdns_lookup_realm = false\n"
+					"\tdns_canonicalize_hostname = false\n"
+					"\trdns = false\n";
 	char path[4096];
 
 	server = make_key(dir, "server.key");
@@ -956,6 +962,18 @@ static void make_creds(const char *dir)
 	snprintf(path, sizeof(path), "%s/empty.keytab", dir);
 	write_file(path, empty_keytab, sizeof(empty_keytab));
 	make_keytab(dir, "tsgate.keytab", "tsgate/gw.example.com@EXAMPLE.COM");
+
+	/* A principal without a realm is in the default realm: make it
+	 * EXAMPLE.COM whatever the machine's krb5.conf says. */
+	snprintf(path, sizeof(path), "%s/krb5.conf", dir);
+	write_file(path, krb5_conf, strlen(krb5_conf));
+	ck_assert_int_eq(setenv("KRB5_CONFIG", path, 1), 0);
+}
+
+static void drop_creds(const char *dir)
+{
+	unsetenv("KRB5_CONFIG");
+	tt_rmtree(dir);
 }
 
 /* Copy a creds fixture (and its .expect) into dir. */
@@ -1028,7 +1046,7 @@ START_TEST(test_creds_good_tls)
 	ck_assert_str_eq(r->tls->verify_name, "api.example.com");
 	ck_assert_str_eq(r->tls->cert,
 			 talloc_asprintf(tt_mem, "%s/client.crt", dir));
-	tt_rmtree(dir);
+	drop_creds(dir);
 }
 END_TEST
 
@@ -1053,7 +1071,7 @@ START_TEST(test_creds_good_gssapi)
 	l = &cfg->listeners[1];
 	ck_assert_str_eq(l->routes[0].gssapi->client_keytab,
 			 talloc_asprintf(tt_mem, "%s/tsgate.keytab", dir));
-	tt_rmtree(dir);
+	drop_creds(dir);
 }
 END_TEST
 
@@ -1069,7 +1087,7 @@ START_TEST(test_creds_bad)
 		copy_fixture(dir, names[i]);
 		check_expect(dir, names[i]);
 	}
-	tt_rmtree(dir);
+	drop_creds(dir);
 }
 END_TEST
 
@@ -1084,7 +1102,7 @@ START_TEST(test_creds_only_with_flag)
 	copy_fixture(dir, "bad-tls.yaml");
 	cfg = load_ok(talloc_asprintf(tt_mem, "%s/bad-tls.yaml", dir), 0);
 	ck_assert_uint_eq(cfg->num_listeners, 3);
-	tt_rmtree(dir);
+	drop_creds(dir);
 }
 END_TEST
 
@@ -1139,7 +1157,7 @@ START_TEST(test_tls_params_from_config)
 	ck_assert_ptr_nonnull(params);
 	talloc_free(params);
 	talloc_free(cfg);
-	tt_rmtree(dir);
+	drop_creds(dir);
 }
 END_TEST
 
