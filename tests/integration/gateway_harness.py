@@ -97,17 +97,39 @@ def recv_exact(sock, n, timeout=20.0):
 def tls_roundtrip(sock, data, timeout=20.0):
     """TLS: send data while reading the same number of bytes back, then
     close_notify (unwrap), which tsgate passes on as end of stream and
-    answers with its own close_notify once the backend side ended."""
-    def writer():
-        try:
-            sock.sendall(data)
-        except OSError:
-            pass
+    answers with its own close_notify once the backend side ended.
 
-    t = threading.Thread(target=writer, daemon=True)
-    t.start()
-    got = recv_exact(sock, len(data), timeout)
-    t.join(timeout)
+    One thread drives both directions with a non-blocking socket: an
+    OpenSSL connection must not be read and written from two threads at
+    once."""
+    import select
+
+    sock.setblocking(False)
+    end = time.monotonic() + timeout
+    sent, got = 0, []
+    have = 0
+    while have < len(data) and time.monotonic() < end:
+        progress = False
+        if sent < len(data):
+            try:
+                sent += sock.send(data[sent:sent + 16384])
+                progress = True
+            except (ssl.SSLWantWriteError, ssl.SSLWantReadError,
+                    BlockingIOError):
+                pass
+        try:
+            d = sock.recv(65536)
+            if not d:
+                break
+            got.append(d)
+            have += len(d)
+            progress = True
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError,
+                BlockingIOError):
+            pass
+        if not progress:
+            select.select([sock], [sock] if sent < len(data) else [], [],
+                          0.05)
     sock.settimeout(timeout)
     clean = True
     try:
@@ -115,7 +137,7 @@ def tls_roundtrip(sock, data, timeout=20.0):
     except (OSError, ssl.SSLError, ValueError):
         clean = False
     sock.close()
-    return got, clean
+    return b"".join(got), clean
 
 
 class Backend:

@@ -67,7 +67,7 @@ class GssapiGateway(gh.GatewayTestCase):
                 first = False
         return self.gateway("\n".join(out) + "\n", name="far", env=self.env)
 
-    def near_gateway(self, ccache, name="near"):
+    def near_gateway(self, ccache, name="near", framing="raw"):
         path = os.path.join(self.tmp, name + ".sock")
         g = self.gateway(
             "log: {level: info, format: json}\n"
@@ -79,8 +79,10 @@ class GssapiGateway(gh.GatewayTestCase):
             "      - name: to-far\n"
             "        backend: \"tcp://127.0.0.1:%d\"\n"
             "        connect: gssapi\n"
+            "        framing: %s\n"
             "        gssapi: {target: \"host@localhost\", ccache: \"%s\"}\n"
-            % (name, path, self.port, ccache), name=name, env=self.env)
+            % (name, path, self.port, framing, ccache), name=name,
+            env=self.env)
         return g, "unix:" + path
 
     def test_client_mode_knc_handoff_and_principal_routing(self):
@@ -180,6 +182,22 @@ class GssapiGateway(gh.GatewayTestCase):
         self.assertEqual(len(bad), 1)
         self.assertEqual(bad[0]["reason"], "no route")
         self.assertEqual(bad[0]["identity"], "bob@TSGATE.TEST")
+
+    def test_framed_client_mode(self):
+        b = self.backend(kind="tcp")
+        self.far_gateway([{"name": "any", "framing": "length32",
+                           "max_pdu": "64KiB",
+                           "backend": "\"%s\"" % b.address}])
+        near, path = self.near_gateway(self.env["TT_KDC_ALICE_CCACHE"],
+                                       framing="length32")
+        data = b"".join(struct.pack(">I", n) + os.urandom(n)
+                        for n in (0, 1, 65532, 300))
+        c = self.connect(path)
+        self.assertEqual(gh.exchange(c, data, timeout=30), data)
+        c.close()
+        line = near.wait_conn_lines(1)[0]
+        self.assertEqual(line["pdus_in"], 4)
+        self.assertEqual(line["result"], "ok")
 
     def test_garbage_instead_of_gssapi(self):
         b = self.backend()

@@ -83,6 +83,56 @@ class TlsGateway(gh.GatewayTestCase):
         self.assertTrue(line["tls_cipher"])
         self.assertEqual(line["sni"], "localhost")
 
+    def test_framing_matrix_over_tls(self):
+        """accept tls x every framing x unix/TCP backend, and the same
+        through client mode (plain -> connect tls -> accept tls)."""
+        pdus = {
+            "raw": os.urandom(100000),
+            "length32": b"".join(struct.pack(">I", n) + os.urandom(n)
+                                 for n in (0, 10, 40000)),
+            "nbt": b"".join(b"\x00" + struct.pack(">I", n)[1:] +
+                            os.urandom(n) for n in (1, 70000)),
+            "ncacn": b"".join(bytes([5, 0, 0, 3, 0x10, 0, 0, 0]) +
+                              struct.pack("<H", 16 + n) + b"\0\0" +
+                              b"\1\0\0\0" + os.urandom(n)
+                              for n in (0, 5000)),
+        }
+        for framing, data in pdus.items():
+            for kind in ("unix", "tcp"):
+                with self.subTest(framing=framing, backend=kind):
+                    self.reset()
+                    self.port = gh.free_port()
+                    self.listen = "tcp://127.0.0.1:%d" % self.port
+                    b = self.backend(kind=kind)
+                    far = self.tls_listener([
+                        {"name": "f", "framing": framing,
+                         "backend": "\"%s\"" % b.address}])
+                    s = self.tls_connect()
+                    got, clean = gh.tls_roundtrip(s, data)
+                    self.assertEqual(got, data)
+                    self.assertTrue(clean)
+                    # client mode in front, framed on both gateways
+                    near_sock = os.path.join(
+                        self.tmp, self.next_name("near") + ".sock")
+                    self.gateway(
+                        "log: {level: info, format: json}\n"
+                        "listeners:\n"
+                        "  - name: near\n"
+                        "    listen: \"unix:%s\"\n"
+                        "    accept: plain\n"
+                        "    routes:\n"
+                        "      - backend: \"tcp://127.0.0.1:%d\"\n"
+                        "        connect: tls\n"
+                        "        framing: %s\n"
+                        "        tls: {ca: %s, sni: localhost}\n"
+                        % (near_sock, self.port, framing, self.certs.ca))
+                    c = self.connect("unix:" + near_sock)
+                    self.assertEqual(gh.exchange(c, data), data)
+                    c.close()
+                    lines = far.wait_conn_lines(2)
+                    self.assertTrue(all(l["result"] == "ok"
+                                        for l in lines), lines)
+
     def test_sni_routing(self):
         a = self.backend(mode="greet", banner=b"backend A\n")
         b = self.backend(mode="greet", banner=b"backend B\n")
