@@ -379,20 +379,20 @@ static void http_client_shut(struct tevent_req *subreq);
 static void http_client_drain(struct http_client *c);
 static void http_client_drained(struct tevent_req *subreq);
 
-static void http_client_start(struct tsgate_http_server *s, int fd)
+int tsgate_http_server_serve(struct tsgate_http_server *s,
+			     struct tstream_context *stream)
 {
 	struct http_client *c;
 	struct tevent_req *subreq;
-	int ret;
 
 	if (s->num_clients >= s->params.max_clients) {
-		close(fd);
-		return;
+		talloc_free(stream);
+		return EAGAIN;
 	}
 	c = talloc_zero(s, struct http_client);
 	if (c == NULL) {
-		close(fd);
-		return;
+		talloc_free(stream);
+		return ENOMEM;
 	}
 	c->server = s;
 	c->next = s->clients;
@@ -403,12 +403,7 @@ static void http_client_start(struct tsgate_http_server *s, int fd)
 	s->num_clients++;
 	talloc_set_destructor(c, http_client_destructor);
 
-	ret = tstream_bsd_existing_socket(c, fd, &c->stream);
-	if (ret != 0) {
-		close(fd);
-		talloc_free(c);
-		return;
-	}
+	c->stream = talloc_steal(c, stream);
 	c->free_im = tevent_create_immediate(c);
 	c->deadline = tevent_add_timer(
 	    s->ev, c,
@@ -417,15 +412,32 @@ static void http_client_start(struct tsgate_http_server *s, int fd)
 	    http_client_deadline, c);
 	if (c->free_im == NULL || c->deadline == NULL) {
 		talloc_free(c);
-		return;
+		return ENOMEM;
 	}
 	subreq = tstream_readv_pdu_send(c, s->ev, c->stream,
 					http_head_next_vector, c);
 	if (subreq == NULL) {
 		talloc_free(c);
-		return;
+		return ENOMEM;
 	}
 	tevent_req_set_callback(subreq, http_client_head_done, c);
+	return 0;
+}
+
+static void http_client_start(struct tsgate_http_server *s, int fd)
+{
+	struct tstream_context *stream = NULL;
+
+	/* checked here too, so a refused client costs no allocation */
+	if (s->num_clients >= s->params.max_clients) {
+		close(fd);
+		return;
+	}
+	if (tstream_bsd_existing_socket(s, fd, &stream) != 0) {
+		close(fd);
+		return;
+	}
+	(void)tsgate_http_server_serve(s, stream);
 }
 
 static void http_client_head_done(struct tevent_req *subreq)

@@ -38,4 +38,19 @@ unsigned tsgate_http_parse_head(char *head,
 				size_t len,
 				struct tsgate_http_request *req);
 
+struct tstream_context;
+
+/**
+ * @brief Serve one request on a stream connected elsewhere (what the
+ *        listening socket does for each accepted connection; tests and
+ *        the fuzzer use socketpairs).
+ *
+ * @param server  The server.
+ * @param stream  The connection; the server owns it from now on (it is
+ *                freed on failure too).
+ * @return 0, EAGAIN when max_clients are busy, ENOMEM.
+ */
+int tsgate_http_server_serve(struct tsgate_http_server *server,
+			     struct tstream_context *stream);
+
 #endif /* TSGATE_HTTP_SERVER_PRIVATE_H */

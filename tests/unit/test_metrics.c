@@ -5,6 +5,9 @@
  * registry freed in any order.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <check.h>
@@ -12,6 +15,8 @@
 #include <tevent.h>
 
 #include "tt.h"
+#include "config.h"
+#include "tsocket.h"
 #include "health.h"
 #include "http_server.h"
 #include "http_server_private.h"
@@ -595,6 +600,201 @@ START_TEST(test_parse_random)
 }
 END_TEST
 
+/*
+ * The server on socketpairs: requests delivered in pieces of every size,
+ * pipelined, with a body, cut short; max_clients.
+ */
+
+struct pair_reader {
+	int fd;
+	char *buf;
+	bool eof;
+};
+
+static void pair_readable(struct tevent_context *ev,
+			  struct tevent_fd *fde,
+			  uint16_t flags,
+			  void *private_data)
+{
+	struct pair_reader *r = private_data;
+	char tmp[4096];
+	ssize_t n = read(r->fd, tmp, sizeof(tmp));
+
+	if (n > 0) {
+		r->buf = talloc_strndup_append_buffer(r->buf, tmp, (size_t)n);
+		ck_assert_ptr_nonnull(r->buf);
+		return;
+	}
+	if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+		return;
+	}
+	r->eof = true;
+	talloc_free(fde);
+}
+
+static struct tsgate_http_server *pair_server(unsigned max_clients)
+{
+	char *dir = tt_mkdtemp(tt_mem);
+	char *path = talloc_asprintf(tt_mem, "%s/m.sock", dir);
+	struct tsgate_config_addr a = {
+	    .kind = TSGATE_CONFIG_ADDR_UNIX, .text = path, .path = path};
+	struct tsgate_http_params p = {.timeout_ms = 2000,
+				       .max_clients = max_clients};
+	struct tsgate_metrics *m = tsgate_metrics_new(tt_mem, "1", NULL);
+	struct tsgate_http_server *s = NULL;
+
+	ck_assert_int_eq(
+	    tsgate_metrics_server_new(tt_mem, tt_ev, m, &a, &p, &s, NULL), 0);
+	/* the socket file goes with the server; the directory now */
+	tt_rmtree(dir);
+	return s;
+}
+
+/* A socketpair whose one end the server serves; returns the other. */
+static int pair_connect(struct tsgate_http_server *s, int *pret)
+{
+	struct tstream_context *st = NULL;
+	int sv[2];
+
+	ck_assert_int_eq(socketpair(AF_UNIX,
+				    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+				    0, sv),
+			 0);
+	ck_assert_int_eq(tstream_bsd_existing_socket(tt_mem, sv[0], &st), 0);
+	*pret = tsgate_http_server_serve(s, st);
+	return sv[1];
+}
+
+/* Send text in pieces of chunk bytes, half-close, read to EOF. */
+static char *pair_exchange(struct tsgate_http_server *s,
+			   const char *text,
+			   size_t len,
+			   size_t chunk,
+			   bool finish)
+{
+	struct pair_reader *r = talloc_zero(tt_mem, struct pair_reader);
+	bool never = false;
+	size_t off = 0;
+	int ret;
+
+	r->fd = pair_connect(s, &ret);
+	ck_assert_int_eq(ret, 0);
+	r->buf = talloc_strdup(r, "");
+	while (off < len) {
+		size_t n = len - off < chunk ? len - off : chunk;
+
+		ck_assert_int_eq(write(r->fd, text + off, n), (ssize_t)n);
+		off += n;
+		tt_loop_until(tt_ev, &never, 1);
+	}
+	if (finish) {
+		shutdown(r->fd, SHUT_WR);
+	}
+	ck_assert_ptr_nonnull(
+	    tevent_add_fd(tt_ev, r, r->fd, TEVENT_FD_READ, pair_readable, r));
+	tt_wait(&r->eof, 5000);
+	close(r->fd);
+	return r->buf;
+}
+
+START_TEST(test_server_pieces)
+{
+	static const char req[] = "GET /healthz?x=1 HTTP/1.1\r\n"
+				  "Host: a\r\nAccept: */*\r\n\r\n";
+	struct tsgate_http_server *s = pair_server(4);
+	const char *ok = "HTTP/1.1 200 OK\r\n"
+			 "Content-Type: text/plain; charset=utf-8\r\n"
+			 "Content-Length: 3\r\n"
+			 "Cache-Control: no-store\r\n"
+			 "Connection: close\r\n"
+			 "\r\n"
+			 "ok\n";
+
+	for (size_t chunk = 1; chunk <= sizeof(req); chunk += 6) {
+		ck_assert_str_eq(
+		    pair_exchange(s, req, sizeof(req) - 1, chunk, true), ok);
+	}
+	/* the client need not close first: the answer ends the exchange */
+	ck_assert_str_eq(pair_exchange(s, req, sizeof(req) - 1, 1000, false),
+			 ok);
+	/* pipelined: one answer, then the connection closes */
+	ck_assert_str_eq(pair_exchange(s,
+				       "GET /healthz HTTP/1.0\r\n\r\n"
+				       "GET /metrics HTTP/1.0\r\n\r\n",
+				       50, 50, true),
+			 ok);
+	/* a body is not read, but drained */
+	ck_assert_str_eq(pair_exchange(s,
+				       "GET /healthz HTTP/1.0\r\n"
+				       "Content-Length: 5\r\n\r\nhello",
+				       48, 7, true),
+			 ok);
+	/* HEAD: the same head, no body */
+	ck_assert_str_eq(
+	    pair_exchange(s, "HEAD /healthz HTTP/1.0\r\n\r\n", 26, 26, true),
+	    "HTTP/1.1 200 OK\r\n"
+	    "Content-Type: text/plain; charset=utf-8\r\n"
+	    "Content-Length: 3\r\n"
+	    "Cache-Control: no-store\r\n"
+	    "Connection: close\r\n"
+	    "\r\n");
+	/* cut short: no answer */
+	ck_assert_str_eq(
+	    pair_exchange(s, "GET /healthz HTTP/1.0\r\n", 24, 5, true), "");
+	ck_assert_str_eq(pair_exchange(s, "", 0, 1, true), "");
+	ck_assert_uint_eq(tsgate_http_server_num_clients(s), 0);
+	talloc_free(s);
+}
+END_TEST
+
+START_TEST(test_server_errors)
+{
+	struct tsgate_http_server *s = pair_server(4);
+	char *out;
+
+	out = pair_exchange(s, "PUT / HTTP/1.0\r\n\r\n", 18, 3, true);
+	ck_assert_str_eq(out, "HTTP/1.1 405 Method Not Allowed\r\n"
+			      "Content-Type: text/plain; charset=utf-8\r\n"
+			      "Content-Length: 19\r\n"
+			      "Cache-Control: no-store\r\n"
+			      "Allow: GET, HEAD\r\n"
+			      "Connection: close\r\n"
+			      "\r\n"
+			      "Method Not Allowed\n");
+	out = pair_exchange(s, "\x16\x03\x01\x00\x05hello\n\n", 12, 12, true);
+	ck_assert_str_eq(out, "HTTP/1.1 400 Bad Request\r\n"
+			      "Content-Type: text/plain; charset=utf-8\r\n"
+			      "Content-Length: 12\r\n"
+			      "Cache-Control: no-store\r\n"
+			      "Connection: close\r\n"
+			      "\r\n"
+			      "Bad Request\n");
+	out = pair_exchange(s, "GET /nope HTTP/1.0\r\n\r\n", 22, 22, true);
+	ck_assert_ptr_nonnull(strstr(out, "HTTP/1.1 404 Not Found\r\n"));
+	ck_assert_ptr_nonnull(strstr(out, "\r\n\r\nnot found\n"));
+	talloc_free(s);
+}
+END_TEST
+
+START_TEST(test_server_max_clients)
+{
+	struct tsgate_http_server *s = pair_server(1);
+	int held, extra, ret;
+	char buf[1];
+
+	held = pair_connect(s, &ret);
+	ck_assert_int_eq(ret, 0);
+	extra = pair_connect(s, &ret);
+	ck_assert_int_eq(ret, EAGAIN);
+	/* refused: its end was closed at once */
+	ck_assert_int_eq(read(extra, buf, 1), 0);
+	close(extra);
+	ck_assert_uint_eq(tsgate_http_server_num_clients(s), 1);
+	close(held);
+	talloc_free(s); /* with a client still open: no leak */
+}
+END_TEST
+
 static struct tsgate_http_response call(struct tsgate_metrics *m,
 					const char *path)
 {
@@ -673,6 +873,14 @@ static Suite *metrics_suite(void)
 	tcase_add_test(tc, test_parse_bad);
 	tcase_add_test(tc, test_head_end_incremental);
 	tcase_add_test(tc, test_parse_random);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("http_server");
+	tcase_add_checked_fixture(tc, tt_setup, tt_teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_server_pieces);
+	tcase_add_test(tc, test_server_errors);
+	tcase_add_test(tc, test_server_max_clients);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("endpoints");
