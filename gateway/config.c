@@ -1667,7 +1667,9 @@ static void cfg_route(struct cfg_parser *p,
 	}
 	for (i = 0; i < idx; i++) {
 		if (strcmp(l->routes[i].name, r->name) == 0) {
-			cfg_error(p, SEEN(cfg_route_keys, seen, "name"),
+			v = SEEN(cfg_route_keys, seen, "name");
+			/* An unnamed route may clash with a "route-N" name. */
+			cfg_error(p, v != NULL ? v : node,
 				  "duplicate route name '%s' in listener '%s' "
 				  "(first at line %u)",
 				  r->name, l->name, l->routes[i].mark.line);
