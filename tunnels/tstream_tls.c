@@ -621,6 +621,7 @@ static void tstream_tls_read_step(struct tstream_tls *tlss)
 	struct tstream_tls_io_state *state =
 	    tevent_req_data(req, struct tstream_tls_io_state);
 	unsigned spins = 0;
+	size_t avail;
 	ssize_t ret;
 
 	while (state->count > 0) {
@@ -632,11 +633,15 @@ static void tstream_tls_read_step(struct tstream_tls *tlss)
 			tstream_tls_fail_req(req, EPIPE);
 			return;
 		}
+		avail = tlss->pull.len - tlss->pull.ofs;
 		ret =
 		    gnutls_record_recv(tlss->session, state->vector[0].iov_base,
 				       state->vector[0].iov_len);
 		/* a KeyUpdate or an alert may have been queued */
 		tstream_tls_flush(tlss);
+		if (tlss->pull.len - tlss->pull.ofs != avail) {
+			spins = 0; /* GnuTLS consumed input: progress */
+		}
 		if (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED) {
 			if (tlss->error != 0) {
 				continue;

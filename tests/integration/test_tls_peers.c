@@ -961,6 +961,71 @@ START_TEST(server_sni_gnutls_cli)
 }
 END_TEST
 
+/*
+ * TLS 1.3 KeyUpdate from openssl s_client (its "K" command): our server
+ * answers it inside readv and the data keeps flowing both ways.
+ */
+START_TEST(server_key_update)
+{
+	struct tstream_tls_params *sp =
+	    server_params(certs->srv_ec_crt, certs->srv_ec_key, NULL, NULL);
+	struct listener *l = listen_local();
+	char *addr = talloc_asprintf(tt_mem, "127.0.0.1:%u", l->port);
+	const char *argv[] = {
+	    "openssl",     "s_client",    "-connect",  addr,      "-CAfile",
+	    certs->ca_crt, "-servername", "localhost", "-tls1_3", NULL};
+	uint8_t *out = talloc_zero_size(tt_mem, 65536);
+	const char marker[] = "pong-from-tsgate\n";
+	struct pipe_io *collect;
+	uint8_t buf[5];
+	int in_fd = -1;
+	int out_fd = -1;
+	struct hs srv;
+	unsigned waited;
+	pid_t pid;
+
+	pid = tt_spawn(argv, NULL, &in_fd, &out_fd, true);
+	hs_run(&srv, accept_one(l), sp, true);
+	ck_assert_msg(srv.ret == 0, "%s", srv.reason);
+	collect = pipe_io_start(out_fd, out, 65535, false);
+
+	/* two KeyUpdates (one line each, s_client eats a command line) */
+	ck_assert_int_eq(write(in_fd, "K\n", 2), 2);
+	run_for(200);
+	ck_assert_int_eq(write(in_fd, "k\n", 2), 2);
+	run_for(200);
+	ck_assert_int_eq(write(in_fd, "ping\n", 5), 5);
+	io_finish(io_start(srv.tls, buf, 5, false), 5);
+	/* the command lines were not sent as data: they were KeyUpdates */
+	ck_assert(memcmp(buf, "ping\n", 5) == 0);
+
+	/* the keys we answered with are the ones s_client decrypts with */
+	io_finish(
+	    io_start(srv.tls, (uint8_t *)marker, sizeof(marker) - 1, true),
+	    sizeof(marker) - 1);
+	for (waited = 0; waited < 10000; waited += 50) {
+		if (memmem(out, collect->off, marker, sizeof(marker) - 1) !=
+		    NULL) {
+			break;
+		}
+		run_for(50);
+	}
+	ck_assert_msg(memmem(out, collect->off, marker, sizeof(marker) - 1) !=
+			  NULL,
+		      "s_client did not print our data");
+
+	/* end of its stdin: s_client closes */
+	close(in_fd);
+	ck_assert_int_eq(read_error(srv.tls), EPIPE);
+	tt_stop(pid, 2000);
+	close(out_fd);
+	talloc_free(collect);
+	talloc_free(srv.tls);
+	talloc_free(sp);
+	talloc_free(l);
+}
+END_TEST
+
 static TCase *tc(const char *name, const TTest *test, int timeout)
 {
 	TCase *t = tcase_create(name);
@@ -1018,6 +1083,7 @@ int main(void)
 	suite_add_tcase(s,
 			tc("srv_close_notify", server_sees_close_notify, 60));
 	suite_add_tcase(s, tc("srv_sni", server_sni_gnutls_cli, 60));
+	suite_add_tcase(s, tc("srv_key_update", server_key_update, 60));
 	suite_add_tcase(
 	    s, tc("cli_gnutls_serv_13", client_gnutls_serv_tls13_ecdsa, 60));
 	suite_add_tcase(
