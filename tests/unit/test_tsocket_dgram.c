@@ -308,6 +308,25 @@ START_TEST(test_udp_recv_waits)
 }
 END_TEST
 
+START_TEST(test_udp_refused_not_sticky)
+{
+	/* nobody on that port: the kernel's ICMP answer is an error ... */
+	struct tsocket_address *dead =
+	    inet("ipv4", "127.0.0.1", udp_free_port(AF_INET));
+	struct tdgram_context *a = udp(inet("ipv4", NULL, 0), dead);
+	struct recv_result r;
+
+	ck_assert_int_eq(send_one(a, "x", 1, NULL), 1);
+	start_recv(a, &r);
+	tt_wait(&r.done, WAIT_MS);
+	ck_assert_int_eq(r.len, -1);
+	ck_assert_int_eq(r.err, ECONNREFUSED);
+
+	/* ... of that one request only: datagram errors are not sticky */
+	ck_assert_int_eq(send_one(a, "y", 1, NULL), 1);
+}
+END_TEST
+
 START_TEST(test_udp_broadcast_socket)
 {
 	struct tsocket_address *lb =
@@ -666,6 +685,7 @@ static Suite *tsocket_dgram_suite(void)
 	tcase_add_test(tc, test_udp6_connected);
 	tcase_add_test(tc, test_udp_boundaries);
 	tcase_add_test(tc, test_udp_recv_waits);
+	tcase_add_test(tc, test_udp_refused_not_sticky);
 	tcase_add_test(tc, test_udp_broadcast_socket);
 	tcase_add_test(tc, test_udp_bad_addresses);
 
