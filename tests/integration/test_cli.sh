@@ -214,6 +214,36 @@ for f in "$src"/etc/examples/*.yaml; do
 done
 [ "$n" -ge 4 ] || fail "only $n examples in etc/examples"
 
+# An unreadable key (as root, checked as nobody): reported at the key.
+as_nobody() {
+	setpriv --reuid=65534 --regid=65534 --clear-groups "$@"
+}
+if [ "$(id -u)" -ne 0 ] || ! command -v setpriv >/dev/null; then
+	echo "note: not root or no setpriv; unreadable-key check skipped"
+elif ! as_nobody "$tsgate" --version >/dev/null 2>&1; then
+	echo "note: nobody cannot run $tsgate; unreadable-key check skipped"
+else
+	mkdir -p "$tmp/perm"
+	cp "$pki/server.crt" "$pki/server.key" "$tmp/perm/"
+	printf 'listeners:\n  - name: a\n    listen: "tcp://127.0.0.1:8443"\n    accept: tls\n    tls: {cert: server.crt, key: server.key}\n    routes:\n      - backend: "unix:/x"\n' \
+		>"$tmp/perm/perm.yaml"
+	chmod 755 "$tmp" "$tmp/perm"
+	chmod 644 "$tmp/perm/perm.yaml" "$tmp/perm/server.crt"
+	chmod 600 "$tmp/perm/server.key"
+	rc=0
+	(cd "$tmp/perm" && as_nobody "$tsgate" -t -c perm.yaml) \
+		>"$tmp/out" 2>"$tmp/err" || rc=$?
+	want="perm.yaml:5:34: 'key': cannot open 'server.key': Permission denied"
+	if [ "$rc" -eq 1 ] && [ "$(head -n 1 "$tmp/err")" = "$want" ]; then
+		pass "unreadable key: $want"
+	elif grep -q "cannot open the config file: Permission denied" "$tmp/err"; then
+		echo "note: nobody cannot reach $tmp; unreadable-key check skipped"
+	else
+		fail "unreadable key: exit $rc, $(cat "$tmp/err")"
+	fi
+	chmod 700 "$tmp"
+fi
+
 # Running (not checking) a broken config: the errors, exit 1, nothing else.
 if run run-broken 1 "$fixtures/bad" --config values.yaml &&
 	head -n -1 "$tmp/err" | diff -q - "$fixtures/bad/values.expect" >/dev/null; then
