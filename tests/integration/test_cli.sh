@@ -6,8 +6,10 @@
 #   --check-config on etc/tsgate.yaml and every etc/examples/*.yaml, with
 #   the certificates, CRL and keytabs they name made here (openssl,
 #   certtool, ktutil) in a temp dir;
-#   a bad key or a missing file in a real config points at its line;
-#   running (not checking) a broken config fails before doing anything.
+#   a bad key, a missing file or (as nobody) an unreadable key in a real
+#   config points at its line and column;
+#   running (not checking) a broken config fails before doing anything;
+#   running etc/tsgate.yaml serves TLS to an echo backend, SIGTERM exits 0.
 # Usage: test_cli.sh PATH/TO/tsgate   (TSGATE_SRCDIR: the source tree)
 set -euo pipefail
 
