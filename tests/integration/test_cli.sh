@@ -306,7 +306,7 @@ for _ in $(seq 100); do
 done
 "$tsgate" --config "$demo/tsgate.yaml" >"$demo/stdout" 2>"$demo/stderr" &
 tsgate_pid=$!
-pids+=($tsgate_pid)
+pids+=("$tsgate_pid")
 up=0
 for _ in $(seq 100); do
 	if ! kill -0 "$tsgate_pid" 2>/dev/null; then
