@@ -1053,7 +1053,6 @@ static bool have(const char *prog)
 int main(void)
 {
 	Suite *s = suite_create("tstream_tls_peers");
-	SRunner *sr;
 	int failed;
 
 	if (!have("gnutls-cli") || !have("gnutls-serv") || !have("openssl") ||
@@ -1061,12 +1060,11 @@ int main(void)
 		fprintf(stderr, "gnutls-bin or openssl missing: skipped\n");
 		return 77;
 	}
+	/* TLS_BIG=n: bytes per transfer, to narrow a failure down */
 	if (getenv("TLS_BIG") != NULL) {
 		BIG = strtoul(getenv("TLS_BIG"), NULL, 10);
 	}
-	talloc_free(tevent_context_init(NULL));
-	/* see test_tstream_tls.c: keeps talloc's null_context reachable */
-	talloc_enable_null_tracking();
+	/* made before tt_run_suite() starts counting talloc blocks */
 	certs = tt_certs_create(NULL);
 	if (certs == NULL) {
 		return 99;
@@ -1092,11 +1090,7 @@ int main(void)
 	suite_add_tcase(s, tc("cli_s_server_13", client_s_server_tls13, 60));
 	suite_add_tcase(s, tc("cli_s_server_12", client_s_server_tls12, 60));
 
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	failed = tt_run_suite(s);
 	talloc_free(certs);
-	talloc_disable_null_tracking();
-	return failed == 0 ? 0 : 1;
+	return failed;
 }

@@ -1473,20 +1473,10 @@ static TCase *tc(const char *name, const TTest *test, int timeout)
 int main(void)
 {
 	Suite *s = suite_create("tstream_tls");
-	SRunner *sr;
 	int failed;
 	int slow = getenv("TSGATE_VALGRIND") != NULL ? 10 : 1;
 
-	/* tevent registers its backends in global talloc memory at the
-	 * first tevent_context_init(): do it before tt_setup() counts */
-	talloc_free(tevent_context_init(NULL));
-	/*
-	 * talloc's null_context is only referenced one past its end (a
-	 * zero-size chunk), which valgrind and LeakSanitizer call lost;
-	 * a live child keeps it reachable while tests run, and it is freed
-	 * on the way out.
-	 */
-	talloc_enable_null_tracking();
+	/* made before tt_run_suite() starts counting talloc blocks */
 	certs = tt_certs_create(NULL);
 	if (certs == NULL) {
 		return 99;
@@ -1516,11 +1506,7 @@ int main(void)
 	suite_add_tcase(s, tc("hostile_records", hostile_records, 30 * slow));
 	suite_add_tcase(s, tc("over_tcp", over_tcp, 60 * slow));
 
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	failed = tt_run_suite(s);
 	talloc_free(certs);
-	talloc_disable_null_tracking();
-	return failed == 0 ? 0 : 1;
+	return failed;
 }
