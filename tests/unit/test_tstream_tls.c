@@ -360,6 +360,11 @@ START_TEST(params_errors)
 		      "%s", error);
 	TALLOC_FREE(error);
 
+	ret = load_server(certs->dir, certs->srv_ec_key, NULL, 0, NULL, &error);
+	ck_assert_int_eq(ret, EINVAL);
+	ck_assert_msg(strstr(error, "not a file") != NULL, "%s", error);
+	TALLOC_FREE(error);
+
 	ret = load_server(certs->garbage, certs->srv_ec_key, NULL, 0, NULL,
 			  &error);
 	ck_assert_int_eq(ret, EINVAL);
@@ -410,6 +415,25 @@ START_TEST(params_errors)
 	ck_assert_msg(strstr(error, "priority") != NULL, "%s", error);
 	TALLOC_FREE(error);
 
+	{
+		const char *alpn[] = {"h2", "", NULL};
+		struct tstream_tls_cert_config c = {
+		    .cert_file = certs->srv_ec_crt,
+		    .key_file = certs->srv_ec_key};
+		struct tstream_tls_server_config cfg = {
+		    .certs = &c, .num_certs = 1, .alpn = alpn};
+		struct tstream_tls_params *p = NULL;
+
+		ret = tstream_tls_params_server(tt_mem, &cfg, &p, &error);
+		ck_assert_int_eq(ret, EINVAL);
+		ck_assert_msg(strstr(error, "ALPN") != NULL, "%s", error);
+		TALLOC_FREE(error);
+		/* no certificate at all */
+		cfg.num_certs = 0;
+		ret = tstream_tls_params_server(tt_mem, &cfg, &p, &error);
+		ck_assert_int_eq(ret, EINVAL);
+		TALLOC_FREE(error);
+	}
 	{
 		struct tstream_tls_client_config cfg = {
 		    .ca_file = certs->ca_crt,
