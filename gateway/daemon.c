@@ -19,6 +19,8 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <grp.h>
 #include <unistd.h>
 
@@ -61,6 +63,8 @@ struct tsgate_daemon {
 	struct tsgate_conn *conns;
 	uint32_t num_conns;
 	uint64_t next_conn_id;
+	unsigned worker;      /* 0 .. num_workers-1 */
+	unsigned num_workers; /* workers: N (1: no supervisor) */
 	bool draining;
 	bool stop;
 	int exit_code;
@@ -863,6 +867,14 @@ static int tsgate_listener_bind(struct tsgate_listener *l, char **preason)
 		(void)setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one,
 				 sizeof(one));
 	}
+	if (ss.ss_family != AF_UNIX && l->daemon->num_workers > 1 &&
+	    setsockopt(l->fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) !=
+		0) {
+		err = errno;
+		*preason = talloc_asprintf(l, "%s: SO_REUSEPORT: %s", a->text,
+					   strerror(err));
+		return err;
+	}
 	if (bind(l->fd, (struct sockaddr *)&ss, (socklen_t)sslen) != 0 ||
 	    listen(l->fd, 1024) != 0) {
 		err = errno;
@@ -1103,6 +1115,14 @@ static int tsgate_daemon_apply(struct tsgate_daemon *d,
 		return ENOMEM;
 	}
 	for (i = 0; i < n && ret == 0; i++) {
+		/*
+		 * With workers, TCP listeners are shared with SO_REUSEPORT;
+		 * a unix socket path can only be bound once: worker 0 has it.
+		 */
+		if (d->worker != 0 && cfg_tree->listeners[i].listen.kind ==
+					  TSGATE_CONFIG_ADDR_UNIX) {
+			continue;
+		}
 		ret = tsgate_listener_prepare(
 		    d, cfg_tree, &cfg_tree->listeners[i], &fresh[i], preason);
 		if (ret != 0) {
@@ -1113,7 +1133,8 @@ static int tsgate_daemon_apply(struct tsgate_daemon *d,
 	}
 	/* new addresses first: a bind failure still changes nothing */
 	for (i = 0; i < n && ret == 0; i++) {
-		if (find_listener(d->listeners, fresh[i]->cfg) != NULL) {
+		if (fresh[i] == NULL ||
+		    find_listener(d->listeners, fresh[i]->cfg) != NULL) {
 			continue;
 		}
 		ret = tsgate_listener_bind(fresh[i], preason);
@@ -1124,7 +1145,9 @@ static int tsgate_daemon_apply(struct tsgate_daemon *d,
 		}
 	}
 	for (i = 0; i < n && ret == 0; i++) {
-		old = find_listener(d->listeners, fresh[i]->cfg);
+		old = fresh[i] != NULL
+			  ? find_listener(d->listeners, fresh[i]->cfg)
+			  : NULL;
 		if (old != NULL) {
 			ret = tsgate_listener_take_socket(fresh[i], old);
 		}
@@ -1149,7 +1172,9 @@ static int tsgate_daemon_apply(struct tsgate_daemon *d,
 	}
 	for (i = n; i > 0; i--) {
 		l = fresh[i - 1];
-		tsgate_listener_push(&d->listeners, l);
+		if (l != NULL) {
+			tsgate_listener_push(&d->listeners, l);
+		}
 	}
 	talloc_free(fresh);
 	return 0;
@@ -1318,9 +1343,11 @@ static void tsgate_daemon_signal(struct tevent_context *ev,
 	tsgate_daemon_drain(d, signum == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
-int tsgate_daemon_run(TALLOC_CTX *mem_ctx,
-		      const char *config_path,
-		      struct tsgate_config *cfg)
+static int tsgate_daemon_serve(TALLOC_CTX *mem_ctx,
+			       const char *config_path,
+			       struct tsgate_config *cfg,
+			       unsigned worker,
+			       unsigned num_workers)
 {
 	struct tsgate_daemon *d;
 	struct tsgate_listener *l;
@@ -1338,6 +1365,8 @@ int tsgate_daemon_run(TALLOC_CTX *mem_ctx,
 		return 1;
 	}
 	d->cfg = cfg;
+	d->worker = worker;
+	d->num_workers = num_workers;
 	d->config_path = talloc_strdup(d, config_path);
 	fmt = cfg->log.format == TSGATE_CONFIG_LOG_JSON ? TSGATE_LOG_JSON
 							: TSGATE_LOG_TEXT;
@@ -1348,6 +1377,9 @@ int tsgate_daemon_run(TALLOC_CTX *mem_ctx,
 		fprintf(stderr, "tsgate: out of memory\n");
 		talloc_free(d);
 		return 1;
+	}
+	if (num_workers > 1) {
+		d->log->worker = (int)worker;
 	}
 
 	/* Writes to a closed peer must fail with EPIPE, not kill us. */
@@ -1364,7 +1396,8 @@ int tsgate_daemon_run(TALLOC_CTX *mem_ctx,
 		return 1;
 	}
 
-	if (cfg->metrics_listen != NULL) {
+	/* with workers, worker 0 serves /metrics (for its own traffic) */
+	if (cfg->metrics_listen != NULL && worker == 0) {
 		ret = tsgate_metrics_server_new(d, d->ev, d->metrics,
 						cfg->metrics_listen, NULL,
 						&d->metrics_server, &reason);
@@ -1400,13 +1433,7 @@ int tsgate_daemon_run(TALLOC_CTX *mem_ctx,
 		tsgate_log_kv_emit(d->log, TSGATE_LOG_INFO, "listen", kv);
 		talloc_free(kv);
 	}
-	if (cfg->workers > 1) {
-		/* not implemented yet: say so rather than pretend */
-		tsgate_log_msg(d->log, TSGATE_LOG_WARN, "start",
-			       "workers: %u asked for; this version runs one "
-			       "process",
-			       (unsigned)cfg->workers);
-	}
+
 	tsgate_metrics_set_state(d->metrics, TSGATE_METRICS_READY);
 	tsgate_log_msg(d->log, TSGATE_LOG_INFO, "start",
 		       "tsgate ready: %zu listener(s), config %s",
@@ -1429,4 +1456,161 @@ int tsgate_daemon_run(TALLOC_CTX *mem_ctx,
 	ret = d->exit_code;
 	talloc_free(d);
 	return ret;
+}
+
+/*
+ * workers: N > 1. This process only supervises: it forks N workers, each
+ * a whole daemon with its own event loop, sharing the TCP listeners with
+ * SO_REUSEPORT. Signals are passed on; a worker that dies is restarted
+ * (at most once a second); a worker failing at start-up stops them all.
+ */
+struct tsgate_worker_slot {
+	pid_t pid;
+	time_t started;
+};
+
+static pid_t tsgate_worker_spawn(TALLOC_CTX *mem_ctx,
+				 const char *config_path,
+				 struct tsgate_config *cfg,
+				 unsigned worker,
+				 const sigset_t *oldmask)
+{
+	pid_t pid = fork();
+
+	if (pid != 0) {
+		return pid;
+	}
+	/* the worker: signals as before, then the normal daemon */
+	sigprocmask(SIG_SETMASK, oldmask, NULL);
+	exit(tsgate_daemon_serve(mem_ctx, config_path, cfg, worker,
+				 cfg->workers));
+}
+
+static int tsgate_daemon_supervise(TALLOC_CTX *mem_ctx,
+				   const char *config_path,
+				   struct tsgate_config *cfg)
+{
+	unsigned n = cfg->workers, i, alive = 0;
+	struct tsgate_worker_slot *slots;
+	sigset_t set, oldmask;
+	bool stopping = false;
+	int exit_code = 0, sig, status;
+	struct tsgate_log *log;
+	pid_t pid;
+
+	slots = talloc_zero_array(mem_ctx, struct tsgate_worker_slot, n);
+	log = tsgate_log_new(slots, log_level_of(cfg->log.level),
+			     cfg->log.format == TSGATE_CONFIG_LOG_JSON
+				 ? TSGATE_LOG_JSON
+				 : TSGATE_LOG_TEXT);
+	if (slots == NULL || log == NULL) {
+		fprintf(stderr, "tsgate: out of memory\n");
+		talloc_free(slots);
+		return 1;
+	}
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &set, &oldmask);
+
+	for (i = 0; i < n; i++) {
+		slots[i].pid =
+		    tsgate_worker_spawn(mem_ctx, config_path, cfg, i, &oldmask);
+		slots[i].started = time(NULL);
+		if (slots[i].pid > 0) {
+			alive++;
+		}
+	}
+	tsgate_log_msg(log, TSGATE_LOG_INFO, "start",
+		       "supervisor pid %d: %u of %u workers started",
+		       (int)getpid(), alive, n);
+	if (alive < n) {
+		tsgate_log_msg(log, TSGATE_LOG_ERROR, "start",
+			       "fork: %s; stopping", strerror(errno));
+		stopping = true;
+		exit_code = 1;
+		for (i = 0; i < n; i++) {
+			if (slots[i].pid > 0) {
+				kill(slots[i].pid, SIGTERM);
+			}
+		}
+	}
+
+	while (alive > 0) {
+		if (sigwait(&set, &sig) != 0) {
+			continue;
+		}
+		if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP) {
+			stopping = stopping || sig != SIGHUP;
+			for (i = 0; i < n; i++) {
+				if (slots[i].pid > 0) {
+					kill(slots[i].pid, sig);
+				}
+			}
+			continue;
+		}
+		/* SIGCHLD: reap, restart unless stopping */
+		while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+			for (i = 0; i < n && slots[i].pid != pid; i++) {
+			}
+			if (i == n) {
+				continue;
+			}
+			slots[i].pid = 0;
+			alive--;
+			if (stopping) {
+				/* the exit code says how the stop went */
+				if (!WIFEXITED(status) ||
+				    WEXITSTATUS(status) != 0) {
+					exit_code = 1;
+				}
+				continue;
+			}
+			if (WIFEXITED(status) && WEXITSTATUS(status) == 1 &&
+			    time(NULL) - slots[i].started < 2) {
+				/* failed at start-up: no point in retrying */
+				tsgate_log_msg(log, TSGATE_LOG_ERROR, "stop",
+					       "worker %u failed to start; "
+					       "stopping",
+					       i);
+				stopping = true;
+				exit_code = 1;
+				for (i = 0; i < n; i++) {
+					if (slots[i].pid > 0) {
+						kill(slots[i].pid, SIGTERM);
+					}
+				}
+				continue;
+			}
+			tsgate_log_msg(log, TSGATE_LOG_WARN, "worker",
+				       "worker %u (pid %d) ended with status "
+				       "0x%x; restarting it",
+				       i, (int)pid, (unsigned)status);
+			if (time(NULL) - slots[i].started < 1) {
+				sleep(1);
+			}
+			slots[i].pid = tsgate_worker_spawn(mem_ctx, config_path,
+							   cfg, i, &oldmask);
+			slots[i].started = time(NULL);
+			if (slots[i].pid > 0) {
+				alive++;
+			}
+		}
+	}
+	sigprocmask(SIG_SETMASK, &oldmask, NULL);
+	tsgate_log_msg(log, TSGATE_LOG_INFO, "stop", "supervisor stopped");
+	talloc_free(slots);
+	return exit_code;
+}
+
+int tsgate_daemon_run(TALLOC_CTX *mem_ctx,
+		      const char *config_path,
+		      struct tsgate_config *cfg)
+{
+	if (cfg->workers > 1) {
+		return tsgate_daemon_supervise(mem_ctx, config_path, cfg);
+	}
+	return tsgate_daemon_serve(mem_ctx, config_path, cfg, 0, 1);
 }

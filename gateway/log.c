@@ -73,6 +73,7 @@ struct tsgate_log *tsgate_log_new(TALLOC_CTX *mem_ctx,
 	log->level = level;
 	log->format = format;
 	log->out = stderr;
+	log->worker = -1;
 	return log;
 }
 
@@ -282,12 +283,29 @@ void tsgate_log_kv_emit(struct tsgate_log *log,
 			const char *event,
 			const struct tsgate_log_kv *kv)
 {
+	struct tsgate_log_kv *all;
 	char *line;
 
 	if (!tsgate_log_enabled(log, level)) {
 		return;
 	}
-	line = tsgate_log_kv_render(NULL, log->format, level, event, kv);
+	all = log->worker >= 0 ? tsgate_log_kv_new(NULL) : NULL;
+	if (all != NULL) {
+		size_t i;
+
+		tsgate_log_kv_u64(all, "worker", (uint64_t)log->worker);
+		for (i = 0; kv != NULL && i < kv->count; i++) {
+			kv_add(all, kv->fields[i].key,
+			       talloc_strdup(all, kv->fields[i].value),
+			       kv->fields[i].number);
+		}
+		line =
+		    tsgate_log_kv_render(NULL, log->format, level, event, all);
+		talloc_free(all);
+	} else {
+		line =
+		    tsgate_log_kv_render(NULL, log->format, level, event, kv);
+	}
 	if (line == NULL) {
 		return;
 	}

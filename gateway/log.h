@@ -28,7 +28,8 @@ enum tsgate_log_format {
 struct tsgate_log {
 	enum tsgate_log_level level;
 	enum tsgate_log_format format;
-	FILE *out; /* stderr unless a test says otherwise */
+	FILE *out;  /* stderr unless a test says otherwise */
+	int worker; /* >= 0: a "worker" field leads every line; -1: none */
 };
 
 /** @brief Parse "error", "warn"/"warning", "info", "debug". */

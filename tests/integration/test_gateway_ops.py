@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import ssl
+import subprocess
 import sys
 import threading
 import time
@@ -232,6 +233,79 @@ class Operations(gh.GatewayTestCase):
         c = socket.create_connection(("127.0.0.1", p1), timeout=10)
         self.assertEqual(gh.exchange(c, b"back"), b"back")
         c.close()
+
+    def test_workers(self):
+        a = self.backend(mode="greet", banner=b"A\n")
+        b = self.backend(mode="greet", banner=b"B\n")
+        p1 = gh.free_port()
+        usock = os.path.join(self.tmp, "workers.sock")
+        text = plain_config([("in", p1, a.address)])
+        text = text.replace("log: {level: info, format: json}\n",
+                            "log: {level: info, format: json}\n"
+                            "workers: 2\n")
+        text += ("  - name: local\n"
+                 "    listen: \"unix:%s\"\n"
+                 "    accept: plain\n"
+                 "    routes:\n"
+                 "      - backend: \"%s\"\n" % (usock, a.address))
+        g = self.gateway(text)
+        self.assertTrue(gh.wait_until(
+            lambda: g.log_bytes().count(b"tsgate ready") >= 2, 10))
+        with open("/proc/%d/task/%d/children" % (g.proc.pid, g.proc.pid)) \
+                as f:
+            workers = [int(x) for x in f.read().split()]
+        self.assertEqual(len(workers), 2)
+        for _ in range(40):
+            c = socket.create_connection(("127.0.0.1", p1), timeout=10)
+            self.assertEqual(gh.recv_exact(c, 2), b"A\n")
+            c.close()
+        c = self.connect("unix:" + usock)
+        self.assertEqual(gh.recv_exact(c, 2), b"A\n")
+        c.close()
+        lines = g.wait_conn_lines(41)
+        # SO_REUSEPORT spread the TCP connections over both workers
+        self.assertEqual({l["worker"] for l in lines if
+                          l["listener"] == "in"}, {0, 1})
+        # a reload reaches every worker
+        self.rewrite(g, text.replace(a.address, b.address, 1))
+        g.proc.send_signal(signal.SIGHUP)
+        self.assertTrue(gh.wait_until(
+            lambda: len([l for l in g.lines()
+                         if l.get("event") == "reload"]) >= 2, 10))
+        for _ in range(20):
+            c = socket.create_connection(("127.0.0.1", p1), timeout=10)
+            self.assertEqual(gh.recv_exact(c, 2), b"B\n")
+            c.close()
+        # a worker that dies is replaced
+        os.kill(workers[1], signal.SIGKILL)
+        self.assertTrue(gh.wait_until(
+            lambda: b"restarting it" in g.log_bytes(), 10))
+        self.assertTrue(gh.wait_until(
+            lambda: g.log_bytes().count(b"tsgate ready") >= 3, 10))
+        self.assertEqual(g.stop(), 0)
+        for pid in workers:
+            with self.assertRaises(ProcessLookupError):
+                os.kill(pid, 0)
+
+    def test_workers_bind_failure_stops_all(self):
+        busy = socket.socket()
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        try:
+            cfg = os.path.join(self.tmp, "busy.yaml")
+            with open(cfg, "w") as f:
+                f.write(plain_config([("in", port, "tcp://127.0.0.1:9")])
+                        .replace("log: {level: info, format: json}\n",
+                                 "log: {level: info, format: json}\n"
+                                 "workers: 2\n"))
+            p = subprocess.run([gh.TSGATE, "--config", cfg],
+                               capture_output=True, timeout=20)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn(b"Address already in use", p.stderr)
+            self.assertIn(b"failed to start", p.stderr)
+        finally:
+            busy.close()
 
     def test_max_connections(self):
         a = self.backend()

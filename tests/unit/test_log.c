@@ -132,6 +132,25 @@ START_TEST(test_levels_filter_output)
 }
 END_TEST
 
+START_TEST(test_worker_field_leads)
+{
+	struct tsgate_log *log;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	ck_assert_ptr_nonnull(f);
+	log = tsgate_log_new(tt_mem, TSGATE_LOG_INFO, TSGATE_LOG_JSON);
+	log->out = f;
+	log->worker = 3;
+	tsgate_log_msg(log, TSGATE_LOG_INFO, "start", "hi");
+	fclose(f);
+	ck_assert_ptr_nonnull(
+	    strstr(buf, "\"event\":\"start\",\"worker\":3,\"msg\":\"hi\"}\n"));
+	free(buf);
+}
+END_TEST
+
 static void tevent_warmup(void)
 {
 	talloc_free(tevent_context_init(NULL));
@@ -163,6 +182,7 @@ static Suite *log_suite(void)
 
 	tc = new_tcase(s, "output");
 	tcase_add_test(tc, test_levels_filter_output);
+	tcase_add_test(tc, test_worker_field_leads);
 
 	return s;
 }
