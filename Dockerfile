@@ -6,12 +6,14 @@
 # keytabs beside it); the default one in the image only validates.
 
 # ---- build stage: compile, run the unit suite, install into /staging ----
+# (the unit suite makes its certificates and KDC with the real tools)
 FROM docker.io/library/debian:bookworm AS build
 RUN apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 	gcc libc6-dev meson ninja-build pkg-config \
 	libtalloc-dev libtevent-dev libgnutls28-dev libkrb5-dev libyaml-dev \
-	check >/dev/null \
+	check gnutls-bin openssl krb5-kdc krb5-admin-server krb5-user \
+	python3 procps ca-certificates >/dev/null \
  && rm -rf /var/lib/apt/lists/*
 COPY . /src
 RUN meson setup /build /src --prefix=/usr --buildtype=release \

@@ -13,6 +13,7 @@
 #include <talloc.h>
 
 #include "config.h"
+#include "health.h"
 #ifdef TSGATE_HAVE_DAEMON
 #include "daemon.h"
 #endif
@@ -31,6 +32,7 @@ static void usage(FILE *out)
 	fprintf(out,
 		"Usage: tsgate [--config FILE]\n"
 		"       tsgate --check-config [--config FILE]\n"
+		"       tsgate --health [--config FILE]\n"
 		"       tsgate --version | --help\n"
 		"\n"
 		"TLS/GSSAPI tunnel gateway. Runs in the foreground and logs "
@@ -45,6 +47,11 @@ static void usage(FILE *out)
 		"                      error as FILE:LINE:COLUMN: message and "
 		"exit\n"
 		"                      0 when it is good, 1 when it is not\n"
+		"  -H, --health        ask the running daemon's metrics "
+		"listener for\n"
+		"                      GET /healthz; exit 0 on 200 (or when "
+		"no metrics\n"
+		"                      listener is configured), 1 otherwise\n"
 		"  -V, --version       print the version and exit\n"
 		"  -h, --help          print this help and exit\n"
 		"\n"
@@ -71,14 +78,14 @@ static void print_errors(const struct tsgate_config_errors *errs)
 }
 
 /* Load path; prints every error. Returns the config or NULL. */
-static struct tsgate_config *load(TALLOC_CTX *mem_ctx, const char *path)
+static struct tsgate_config *load(TALLOC_CTX *mem_ctx, const char *path,
+				  unsigned flags)
 {
 	struct tsgate_config *cfg = NULL;
 	struct tsgate_config_errors *errs = NULL;
 	int ret;
 
-	ret = tsgate_config_load(mem_ctx, path, TSGATE_CONFIG_CHECK_CREDENTIALS,
-				 &cfg, &errs);
+	ret = tsgate_config_load(mem_ctx, path, flags, &cfg, &errs);
 	if (ret == EINVAL) {
 		print_errors(errs);
 		fprintf(stderr, "%s: %zu error%s\n", path, errs->num_errors,
@@ -124,23 +131,28 @@ int main(int argc, char *argv[])
 	static const struct option options[] = {
 	    {"config", required_argument, NULL, 'c'},
 	    {"check-config", no_argument, NULL, 't'},
+	    {"health", no_argument, NULL, 'H'},
 	    {"version", no_argument, NULL, 'V'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *path = TSGATE_DEFAULT_CONFIG;
 	bool check = false;
+	bool health = false;
 	TALLOC_CTX *mem_ctx;
 	struct tsgate_config *cfg;
 	int opt, ret;
 
-	while ((opt = getopt_long(argc, argv, "c:tVh", options, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "c:tHVh", options, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
 			path = optarg;
 			break;
 		case 't':
 			check = true;
+			break;
+		case 'H':
+			health = true;
 			break;
 		case 'V':
 			printf("tsgate %s\n", TSGATE_VERSION);
@@ -165,7 +177,9 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "tsgate: out of memory\n");
 		return 1;
 	}
-	cfg = load(mem_ctx, path);
+	/* the health check runs every few seconds: skip loading keys */
+	cfg = load(mem_ctx, path,
+		   health ? 0 : TSGATE_CONFIG_CHECK_CREDENTIALS);
 	if (cfg == NULL) {
 		talloc_free(mem_ctx);
 		return 1;
@@ -175,6 +189,16 @@ int main(int argc, char *argv[])
 		       cfg->num_listeners, cfg->num_listeners == 1 ? "" : "s");
 		talloc_free(mem_ctx);
 		return 0;
+	}
+	if (health) {
+		/* 2 s: below the image's HEALTHCHECK --timeout=3s */
+		ret = tsgate_health_probe(cfg, 2000) == 0 ? 0 : 1;
+		if (ret != 0) {
+			fprintf(stderr, "tsgate: health: %s: %s\n",
+				cfg->metrics_listen->text, strerror(errno));
+		}
+		talloc_free(mem_ctx);
+		return ret;
 	}
 	ret = run(mem_ctx, path, cfg);
 	talloc_free(mem_ctx);
