@@ -993,7 +993,13 @@ static int tstream_tls_client_hello(gnutls_session_t session)
 static int tstream_tls_session_init(struct tstream_tls *tlss)
 {
 	const struct tstream_tls_params_internal *p = tlss->params->internal;
-	unsigned int flags = GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL;
+	/*
+	 * No session tickets: nothing here resumes sessions, and without
+	 * them a TLS 1.3 server sends no NewSessionTicket messages for the
+	 * client to keep.
+	 */
+	unsigned int flags =
+	    GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL | GNUTLS_NO_TICKETS;
 	int ret;
 
 	flags |= p->is_server ? GNUTLS_SERVER : GNUTLS_CLIENT;

@@ -1026,6 +1026,66 @@ START_TEST(server_key_update)
 }
 END_TEST
 
+/* TLS 1.3 KeyUpdate from openssl s_server ("K" command) to our client. */
+START_TEST(client_key_update)
+{
+	uint16_t port = tt_free_port();
+	char *p = talloc_asprintf(tt_mem, "%u", port);
+	const char *argv[] = {
+	    "openssl", "s_server", "-naccept",        "1",    "-accept",
+	    p,         "-cert",    certs->srv_ec_crt, "-key", certs->srv_ec_key,
+	    "-tls1_3", NULL};
+	struct tstream_tls_params *cp =
+	    client_params(certs->ca_crt, "localhost", NULL, NULL);
+	uint8_t *out = talloc_zero_size(tt_mem, 65536);
+	const char marker[] = "from-tsgate-client\n";
+	struct pipe_io *collect;
+	uint8_t buf[6];
+	int in_fd = -1;
+	int out_fd = -1;
+	struct hs cli;
+	unsigned waited;
+	pid_t pid;
+
+	pid = tt_spawn(argv, NULL, &in_fd, &out_fd, true);
+	ck_assert_int_gt(pid, 0);
+	collect = pipe_io_start(out_fd, out, 65535, false);
+	hs_run(&cli, connect_retry(port), cp, false);
+	ck_assert_msg(cli.ret == 0, "%s", cli.reason);
+	run_for(200);
+
+	ck_assert_int_eq(write(in_fd, "K\n", 2), 2);
+	run_for(200);
+	ck_assert_int_eq(write(in_fd, "k\n", 2), 2);
+	run_for(200);
+	ck_assert_int_eq(write(in_fd, "hello\n", 6), 6);
+	io_finish(io_start(cli.tls, buf, 6, false), 6);
+	/* the command lines were KeyUpdates, not data */
+	ck_assert(memcmp(buf, "hello\n", 6) == 0);
+
+	io_finish(
+	    io_start(cli.tls, (uint8_t *)marker, sizeof(marker) - 1, true),
+	    sizeof(marker) - 1);
+	for (waited = 0; waited < 10000; waited += 50) {
+		if (memmem(out, collect->off, marker, sizeof(marker) - 1) !=
+		    NULL) {
+			break;
+		}
+		run_for(50);
+	}
+	ck_assert_msg(memmem(out, collect->off, marker, sizeof(marker) - 1) !=
+			  NULL,
+		      "s_server did not print our data");
+	disconnect(cli.tls);
+	close(in_fd);
+	tt_stop(pid, 2000);
+	close(out_fd);
+	talloc_free(collect);
+	talloc_free(cli.tls);
+	talloc_free(cp);
+}
+END_TEST
+
 static TCase *tc(const char *name, const TTest *test, int timeout)
 {
 	TCase *t = tcase_create(name);
@@ -1082,6 +1142,7 @@ int main(void)
 			tc("srv_close_notify", server_sees_close_notify, 60));
 	suite_add_tcase(s, tc("srv_sni", server_sni_gnutls_cli, 60));
 	suite_add_tcase(s, tc("srv_key_update", server_key_update, 60));
+	suite_add_tcase(s, tc("cli_key_update", client_key_update, 60));
 	suite_add_tcase(
 	    s, tc("cli_gnutls_serv_13", client_gnutls_serv_tls13_ecdsa, 60));
 	suite_add_tcase(
