@@ -340,6 +340,26 @@ class Certs:
     def _path(self, name):
         return os.path.join(self.dir, name)
 
+    def stranger(self):
+        """A client certificate from another CA (not trusted by tsgate)."""
+        other = os.path.join(self.dir, "other")
+        os.mkdir(other)
+        ca_key, ca = (os.path.join(other, "ca.key"),
+                      os.path.join(other, "ca.crt"))
+        self._run(["req", "-x509", "-newkey", "ec", "-pkeyopt",
+                   "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
+                   ca_key, "-out", ca, "-days", "2",
+                   "-subj", "/CN=some other CA"])
+        key, csr, crt = (os.path.join(other, "s.key"),
+                         os.path.join(other, "s.csr"),
+                         os.path.join(other, "s.crt"))
+        self._run(["req", "-newkey", "ec", "-pkeyopt",
+                   "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key,
+                   "-out", csr, "-subj", "/CN=stranger"])
+        self._run(["x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key,
+                   "-CAcreateserial", "-out", crt, "-days", "2"])
+        return key, crt
+
     def _run(self, args):
         subprocess.run(["openssl"] + args, check=True, timeout=30,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

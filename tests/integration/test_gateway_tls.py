@@ -243,6 +243,34 @@ class TlsGateway(gh.GatewayTestCase):
         self.assertEqual(subs[0x22], b"alice")               # CN
         self.assertTrue(subs[0x23])                          # CIPHER
 
+    def test_verify_optional_reports_result(self):
+        b = self.backend(mode="recorder")
+        self.tls_listener([{"name": "pp", "identity": "proxy-v2",
+                            "backend": "\"%s\"" % b.address}],
+                          verify_client="optional")
+        skey, scrt = self.certs.stranger()
+        c = self.certs
+        for cert, key in ((c.alice, c.alice_key), (scrt, skey),
+                          (None, None)):
+            s = self.tls_connect(cert=cert, key=key)
+            s.sendall(b".")
+            s.close()
+        self.assertTrue(b.wait_records(3))
+        verdicts = []
+        for rec in b.records:
+            total = struct.unpack(">H", rec[14:16])[0]
+            body = rec[16 + 12:16 + total]
+            pos = 0
+            while body[pos] != 0x20:
+                pos += 3 + struct.unpack(">H", body[pos + 1:pos + 3])[0]
+            ssl_tlv = body[pos + 3:]
+            verdicts.append((ssl_tlv[0],
+                             struct.unpack(">I", ssl_tlv[1:5])[0]))
+        # alice: certificate, verified; stranger: certificate, failed;
+        # none: SSL only, "not verified"
+        self.assertEqual(sorted(verdicts), [(0x01, 1), (0x07, 0),
+                                            (0x07, 1)])
+
     def test_client_mode_two_gateways(self):
         b = self.backend()
         # the far gateway terminates TLS
