@@ -33,7 +33,7 @@ class TlsGateway(gh.GatewayTestCase):
         self.listen = "tcp://127.0.0.1:%d" % self.port
 
     def tls_listener(self, routes, verify_client=None, alpn=None,
-                     name="tls-in"):
+                     name="tls-in", extra_tls=()):
         c = self.certs
         out = ["log: {level: info, format: json}",
                "listeners:",
@@ -48,6 +48,7 @@ class TlsGateway(gh.GatewayTestCase):
                     "      verify_client: %s" % verify_client]
         if alpn:
             out.append("      alpn: [%s]" % ", ".join(alpn))
+        out += ["      " + line for line in extra_tls]
         out.append("    routes:")
         for r in routes:
             first = True
@@ -270,6 +271,25 @@ class TlsGateway(gh.GatewayTestCase):
         # none: SSL only, "not verified"
         self.assertEqual(sorted(verdicts), [(0x01, 1), (0x07, 0),
                                             (0x07, 1)])
+
+    def test_min_version(self):
+        b = self.backend()
+        g = self.tls_listener([{"name": "echo",
+                                "backend": "\"%s\"" % b.address}],
+                              extra_tls=["min_version: TLS1.3"])
+        ctx = self.certs.client_context()
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        raw = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+        with self.assertRaises(ssl.SSLError):
+            ctx.wrap_socket(raw, server_hostname="localhost")
+        raw.close()
+        s = self.tls_connect()
+        self.assertEqual(s.version(), "TLSv1.3")
+        got, clean = gh.tls_roundtrip(s, b"13")
+        self.assertEqual(got, b"13")
+        lines = g.wait_conn_lines(2)
+        self.assertEqual(sorted(l["result"] for l in lines),
+                         ["error", "ok"])
 
     def test_client_mode_two_gateways(self):
         b = self.backend()
