@@ -1,103 +1,35 @@
 /*
- * fuzz-gssapi: bytes from the network side into tstream_gssapi_accept_send().
+ * fuzz-gssapi: bytes from the network side into a tstream_gssapi handshake.
  *
- * At start-up a keytab for host/localhost@TSGATE.TEST is made with the
- * krb5 API from a fixed password (so a token from a KDC that knows the
- * same password decrypts: see make_gssapi_seeds.sh), with a krb5.conf
- * and no replay cache, in a temporary directory. Input:
- * [n][n chunk sizes][bytes]: the bytes reach the acceptor through a
- * socketpair in writes cut by the chunk sizes, then the peer shuts down.
- * So the 4-byte-length frame reader and MIT's context acceptor see
- * hostile lengths and tokens; a handshake must end (success or error)
- * without a crash, a leak or a hang. Should one ever succeed, the stream
- * is read until it fails, which runs the data frame reader and unwrap.
+ * At start-up fuzz_krb5_setup() makes a krb5.conf, a keytab for
+ * host/localhost@TSGATE.TEST from a fixed password (so a token from a
+ * KDC that knows the same password decrypts: see make_gssapi_seeds.sh)
+ * and a ticket to it, in a temporary directory, without a KDC. Input:
+ * [mode | n][n chunk sizes][bytes]. The bytes reach the stream through
+ * a socketpair in writes cut by the chunk sizes, then the peer shuts
+ * down. Mode bit 7 clear: tstream_gssapi_accept_send() (the bytes are a
+ * client's); set: tstream_gssapi_connect_send() (the bytes are a
+ * server's answer to our AP-REQ). So the 4-byte-length frame reader and
+ * MIT's context acceptor and initiator see hostile lengths and tokens;
+ * a handshake must end (success or error) without a crash, a leak or a
+ * hang. Should one succeed, the stream is read until it fails, which
+ * runs the data frame reader and unwrap.
  */
 #include <errno.h>
-#include <krb5/krb5.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <tsocket.h>
 
 #include "fuzz_common.h"
+#include "fuzz_krb5.h"
 #include "tstream_gssapi.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define FUZZ_REALM     "TSGATE.TEST"
-#define FUZZ_PRINCIPAL "host/localhost@" FUZZ_REALM
-/* Also in make_gssapi_seeds.sh: the seeds' service key derives from it. */
-#define FUZZ_PASSWORD "tsgate-fuzz-service-key"
-
-static struct tstream_gssapi_params *fuzz_params;
-
-static void check_krb5(krb5_context ctx, krb5_error_code code, const char *w)
-{
-	if (code != 0) {
-		const char *msg = krb5_get_error_message(ctx, code);
-
-		fprintf(stderr, "fuzz-gssapi: %s: %s\n", w, msg);
-		abort();
-	}
-}
-
-static void make_keytab(const char *path)
-{
-	static const krb5_enctype enctypes[] = {
-	    ENCTYPE_AES256_CTS_HMAC_SHA1_96,
-	    ENCTYPE_AES128_CTS_HMAC_SHA1_96,
-	    ENCTYPE_AES256_CTS_HMAC_SHA384_192,
-	    ENCTYPE_AES128_CTS_HMAC_SHA256_128,
-	};
-	static char password[] = FUZZ_PASSWORD;
-	krb5_context ctx;
-	krb5_principal princ;
-	krb5_keytab kt;
-	krb5_data salt, pw;
-	char name[4200];
-	size_t i;
-
-	check_krb5(NULL, krb5_init_context(&ctx), "krb5_init_context");
-	check_krb5(ctx, krb5_parse_name(ctx, FUZZ_PRINCIPAL, &princ),
-		   "parse principal");
-	check_krb5(ctx, krb5_principal2salt(ctx, princ, &salt), "salt");
-	snprintf(name, sizeof(name), "FILE:%s", path);
-	check_krb5(ctx, krb5_kt_resolve(ctx, name, &kt), "keytab");
-	pw.data = password;
-	pw.length = strlen(password);
-	/* kvno 1-4: whatever kvno the seed-making KDC gave the key */
-	for (i = 0; i < 4 * sizeof(enctypes) / sizeof(enctypes[0]); i++) {
-		krb5_keytab_entry entry;
-
-		memset(&entry, 0, sizeof(entry));
-		entry.principal = princ;
-		entry.vno = 1 + i / (sizeof(enctypes) / sizeof(enctypes[0]));
-		check_krb5(
-		    ctx,
-		    krb5_c_string_to_key(
-			ctx,
-			enctypes[i % (sizeof(enctypes) / sizeof(enctypes[0]))],
-			&pw, &salt, &entry.key),
-		    "string_to_key");
-		check_krb5(ctx, krb5_kt_add_entry(ctx, kt, &entry),
-			   "kt_add_entry");
-		krb5_free_keyblock_contents(ctx, &entry.key);
-	}
-	krb5_kt_close(ctx, kt);
-	krb5_free_data_contents(ctx, &salt);
-	krb5_free_principal(ctx, princ);
-	krb5_free_context(ctx);
-}
-
-static void write_text(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-
-	FUZZ_ASSERT(f != NULL);
-	FUZZ_ASSERT(fputs(text, f) >= 0);
-	FUZZ_ASSERT(fclose(f) == 0);
-}
+static struct tstream_gssapi_params *fuzz_acceptor;
+static struct tstream_gssapi_params *fuzz_initiator;
 
 static void req_done(struct tevent_req *req)
 {
@@ -159,45 +91,28 @@ static void make_seed(const char *path)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	const char *dir = fuzz_tmpdir();
-	char *conf = talloc_asprintf(NULL, "%s/krb5.conf", dir);
-	char *keytab = talloc_asprintf(NULL, "%s/fuzz.keytab", dir);
+	const char *keytab;
 	char *reason = NULL;
 
 	(void)argc;
 	(void)argv;
 	if (getenv("FUZZ_GSSAPI_MAKE_SEED") != NULL) {
+		/* with the environment's krb5.conf, ccache and KDC */
 		make_seed(getenv("FUZZ_GSSAPI_MAKE_SEED"));
 	}
-	FUZZ_ASSERT(conf != NULL && keytab != NULL);
-	/* Never a KDC, DNS or the host's config: all an acceptor needs. */
-	write_text(conf, "[libdefaults]\n"
-			 "\tdefault_realm = " FUZZ_REALM "\n"
-			 "\tdns_lookup_kdc = false\n"
-			 "\tdns_lookup_realm = false\n"
-			 "\trdns = false\n"
-			 "\tdns_canonicalize_hostname = false\n"
-			 "\tqualify_shortname = \"\"\n"
-			 "[realms]\n"
-			 "\t" FUZZ_REALM " = {\n"
-			 "\t\tkdc = 127.0.0.1:1\n"
-			 "\t}\n");
-	setenv("KRB5_CONFIG", conf, 1);
-	setenv("KRB5_KDC_PROFILE", conf, 1);
-	setenv("KRB5RCACHETYPE", "none", 1);
-	setenv("KRB5CCNAME", "MEMORY:fuzz-gssapi", 1);
-	setenv("KRB5_TRACE", "/dev/null", 1);
-	make_keytab(keytab);
-	if (tstream_gssapi_params_acceptor(NULL, keytab, NULL, &fuzz_params,
-					   &reason) != 0) {
-		fprintf(stderr, "fuzz-gssapi: acceptor params: %s\n",
+	keytab = fuzz_krb5_setup(fuzz_tmpdir());
+	if (tstream_gssapi_params_acceptor(NULL, keytab, NULL, &fuzz_acceptor,
+					   &reason) != 0 ||
+	    tstream_gssapi_params_initiator(NULL, FUZZ_KRB5_SERVICE,
+					    FUZZ_KRB5_CCACHE, NULL, NULL,
+					    &fuzz_initiator, &reason) != 0) {
+		fprintf(stderr, "fuzz-gssapi: params: %s\n",
 			reason != NULL ? reason : "?");
 		abort();
 	}
 	/* below fuzz_loop_until's guard, so a stall is the library's call */
-	tstream_gssapi_params_set_handshake_timeout(fuzz_params, 3000);
-	talloc_free(conf);
-	talloc_free(keytab);
+	tstream_gssapi_params_set_handshake_timeout(fuzz_acceptor, 3000);
+	tstream_gssapi_params_set_handshake_timeout(fuzz_initiator, 3000);
 	return 0;
 }
 
@@ -237,13 +152,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct fuzz_peer *peer;
 	struct tevent_req *req;
 	size_t num_chunks;
-	bool done = false;
+	bool initiator, done = false;
 	char *reason = NULL;
 	int ret, err = 0;
 
 	if (size < 1) {
 		return 0;
 	}
+	/* bit 7: we are the initiator and the bytes are the server's */
+	initiator = (data[0] & 0x80) != 0;
 	num_chunks = data[0] % 8;
 	if (size < 1 + num_chunks) {
 		return 0;
@@ -256,14 +173,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				&plain);
 	FUZZ_ASSERT(peer != NULL);
 
-	req = tstream_gssapi_accept_send(mem, ev, plain, fuzz_params);
+	if (initiator) {
+		req =
+		    tstream_gssapi_connect_send(mem, ev, plain, fuzz_initiator);
+	} else {
+		req = tstream_gssapi_accept_send(mem, ev, plain, fuzz_acceptor);
+	}
 	FUZZ_ASSERT(req != NULL);
 	tevent_req_set_callback(req, req_done, &done);
-	fuzz_loop_until(ev, &done, "tstream_gssapi_accept");
-	ret = tstream_gssapi_accept_recv(req, &err, mem, &gss, &reason);
+	fuzz_loop_until(ev, &done, "tstream_gssapi handshake");
+	if (initiator) {
+		ret =
+		    tstream_gssapi_connect_recv(req, &err, mem, &gss, &reason);
+	} else {
+		ret = tstream_gssapi_accept_recv(req, &err, mem, &gss, &reason);
+	}
 	TALLOC_FREE(req);
 	if (getenv("FUZZ_VERBOSE") != NULL) {
-		fprintf(stderr, "accept: %s\n",
+		fprintf(stderr, "%s: %s\n", initiator ? "connect" : "accept",
 			ret == 0 ? "established"
 				 : (reason != NULL ? reason : strerror(err)));
 	}

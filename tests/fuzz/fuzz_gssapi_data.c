@@ -2,9 +2,10 @@
  * fuzz-gssapi-data: the data path of an accepted tstream_gssapi stream
  * against an initiator that misbehaves on purpose.
  *
- * At start-up the fuzzer makes a keytab for host/localhost@TSGATE.TEST
- * and forges a service ticket for alice with that key into a MEMORY
- * ccache (krb5_encrypt_tkt_part), so no KDC is needed. Each input runs
+ * At start-up fuzz_krb5_setup() makes a keytab for
+ * host/localhost@TSGATE.TEST and forges a service ticket for alice with
+ * that key into a MEMORY ccache (krb5_encrypt_tkt_part), so no KDC is
+ * needed. Each input runs
  * a real handshake (gss_init_sec_context here, tstream_gssapi_accept_send
  * over a socketpair), then turns its bytes into a list of initiator
  * actions: a proper wrap(payload), an integrity-only wrap, a replayed
@@ -17,44 +18,24 @@
 #include <gssapi/gssapi.h>
 #include <gssapi/gssapi_ext.h>
 #include <gssapi/gssapi_krb5.h>
-#include <krb5/krb5.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <tsocket.h>
 
 #include "fuzz_common.h"
+#include "fuzz_krb5.h"
 #include "tstream_gssapi.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define FUZZ_REALM     "TSGATE.TEST"
-#define FUZZ_SERVICE   "host/localhost@" FUZZ_REALM
-#define FUZZ_CLIENT    "alice@" FUZZ_REALM
-#define FUZZ_CCACHE    "MEMORY:tsgate-fuzz-gssapi-data"
 #define FUZZ_MAX_OPS   64
 #define FUZZ_MAX_BYTES (64 * 1024)
-
-/* MIT exports these (the KDC uses them) without declaring them. */
-krb5_error_code encode_krb5_ticket(const krb5_ticket *rep, krb5_data **code);
-krb5_error_code krb5_encrypt_tkt_part(krb5_context context,
-				      const krb5_keyblock *srv_key,
-				      krb5_ticket *dec_ticket);
 
 static struct tstream_gssapi_params *fuzz_acceptor;
 static gss_cred_id_t fuzz_initiator_cred = GSS_C_NO_CREDENTIAL;
 static gss_name_t fuzz_target = GSS_C_NO_NAME;
-
-static void check_krb5(krb5_context ctx, krb5_error_code code, const char *w)
-{
-	if (code != 0) {
-		fprintf(stderr, "fuzz-gssapi-data: %s: %s\n", w,
-			krb5_get_error_message(ctx, code));
-		abort();
-	}
-}
 
 static void check_gss(OM_uint32 maj, OM_uint32 min, const char *w)
 {
@@ -65,120 +46,19 @@ static void check_gss(OM_uint32 maj, OM_uint32 min, const char *w)
 	}
 }
 
-/* A random service key in a keytab, and a ticket to it in a ccache. */
-static void make_credentials(const char *keytab_path)
-{
-	krb5_context ctx;
-	krb5_principal client, server;
-	krb5_keyblock service_key, session_key;
-	krb5_keytab_entry entry;
-	krb5_enc_tkt_part enc;
-	krb5_ticket ticket;
-	krb5_creds creds;
-	krb5_data *der = NULL;
-	krb5_keytab kt;
-	krb5_ccache cc;
-	char name[4200];
-	krb5_timestamp now = (krb5_timestamp)time(NULL);
-
-	check_krb5(NULL, krb5_init_context(&ctx), "krb5_init_context");
-	check_krb5(ctx, krb5_parse_name(ctx, FUZZ_CLIENT, &client), "client");
-	check_krb5(ctx, krb5_parse_name(ctx, FUZZ_SERVICE, &server), "server");
-	check_krb5(ctx,
-		   krb5_c_make_random_key(ctx, ENCTYPE_AES256_CTS_HMAC_SHA1_96,
-					  &service_key),
-		   "service key");
-	check_krb5(ctx,
-		   krb5_c_make_random_key(ctx, ENCTYPE_AES256_CTS_HMAC_SHA1_96,
-					  &session_key),
-		   "session key");
-
-	snprintf(name, sizeof(name), "FILE:%s", keytab_path);
-	check_krb5(ctx, krb5_kt_resolve(ctx, name, &kt), "keytab");
-	memset(&entry, 0, sizeof(entry));
-	entry.principal = server;
-	entry.vno = 1;
-	entry.key = service_key;
-	check_krb5(ctx, krb5_kt_add_entry(ctx, kt, &entry), "kt_add_entry");
-	krb5_kt_close(ctx, kt);
-
-	memset(&enc, 0, sizeof(enc));
-	enc.flags = TKT_FLG_INITIAL;
-	enc.session = &session_key;
-	enc.client = client;
-	enc.times.authtime = now;
-	enc.times.starttime = now;
-	/* outlives any fuzzing session */
-	enc.times.endtime = now + 30 * 24 * 3600;
-	memset(&ticket, 0, sizeof(ticket));
-	ticket.server = server;
-	ticket.enc_part.kvno = 1;
-	ticket.enc_part2 = &enc;
-	check_krb5(ctx, krb5_encrypt_tkt_part(ctx, &service_key, &ticket),
-		   "encrypt ticket");
-	check_krb5(ctx, encode_krb5_ticket(&ticket, &der), "encode ticket");
-
-	memset(&creds, 0, sizeof(creds));
-	creds.client = client;
-	creds.server = server;
-	creds.keyblock = session_key;
-	creds.times = enc.times;
-	creds.ticket_flags = TKT_FLG_INITIAL;
-	creds.ticket = *der;
-	check_krb5(ctx, krb5_cc_resolve(ctx, FUZZ_CCACHE, &cc), "ccache");
-	check_krb5(ctx, krb5_cc_initialize(ctx, cc, client), "cc init");
-	check_krb5(ctx, krb5_cc_store_cred(ctx, cc, &creds), "cc store");
-	/* a MEMORY ccache lives on in the process after close */
-	krb5_cc_close(ctx, cc);
-
-	krb5_free_data(ctx, der);
-	krb5_free_data_contents(ctx, &ticket.enc_part.ciphertext);
-	krb5_free_keyblock_contents(ctx, &service_key);
-	krb5_free_keyblock_contents(ctx, &session_key);
-	krb5_free_principal(ctx, client);
-	krb5_free_principal(ctx, server);
-	krb5_free_context(ctx);
-}
-
-static void write_text(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-
-	FUZZ_ASSERT(f != NULL);
-	FUZZ_ASSERT(fputs(text, f) >= 0);
-	FUZZ_ASSERT(fclose(f) == 0);
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	const char *dir = fuzz_tmpdir();
-	char *conf = talloc_asprintf(NULL, "%s/krb5.conf", dir);
-	char *keytab = talloc_asprintf(NULL, "%s/fuzz.keytab", dir);
-	gss_key_value_element_desc el = {"ccache", FUZZ_CCACHE};
+	gss_key_value_element_desc el = {"ccache", FUZZ_KRB5_CCACHE};
 	gss_key_value_set_desc store = {1, &el};
-	gss_buffer_desc name_buf = {strlen(FUZZ_SERVICE),
-				    FUZZ_DISCARD_CONST(FUZZ_SERVICE)};
+	gss_buffer_desc name_buf = {strlen(FUZZ_KRB5_SERVICE),
+				    FUZZ_DISCARD_CONST(FUZZ_KRB5_SERVICE)};
+	const char *keytab;
 	char *reason = NULL;
 	OM_uint32 maj, min;
 
 	(void)argc;
 	(void)argv;
-	FUZZ_ASSERT(conf != NULL && keytab != NULL);
-	write_text(conf, "[libdefaults]\n"
-			 "\tdefault_realm = " FUZZ_REALM "\n"
-			 "\tdns_lookup_kdc = false\n"
-			 "\tdns_lookup_realm = false\n"
-			 "\trdns = false\n"
-			 "\tdns_canonicalize_hostname = false\n"
-			 "[realms]\n"
-			 "\t" FUZZ_REALM " = {\n"
-			 "\t\tkdc = 127.0.0.1:1\n"
-			 "\t}\n");
-	setenv("KRB5_CONFIG", conf, 1);
-	setenv("KRB5RCACHETYPE", "none", 1);
-	setenv("KRB5CCNAME", FUZZ_CCACHE, 1);
-	make_credentials(keytab);
-
+	keytab = fuzz_krb5_setup(fuzz_tmpdir());
 	if (tstream_gssapi_params_acceptor(NULL, keytab, NULL, &fuzz_acceptor,
 					   &reason) != 0) {
 		fprintf(stderr, "fuzz-gssapi-data: acceptor: %s\n",
@@ -193,8 +73,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 				    GSS_C_NO_OID_SET, GSS_C_INITIATE, &store,
 				    &fuzz_initiator_cred, NULL, NULL);
 	check_gss(maj, min, "acquire initiator cred");
-	talloc_free(conf);
-	talloc_free(keytab);
 	return 0;
 }
 

@@ -16,7 +16,7 @@ root=$(cd "$here/../.." && pwd)
 ttkdc=${1:?usage: $0 TT_KDC_BIN [FUZZ_BUILDDIR]}
 builddir=${2:-$root/build-fuzz}
 fuzzer=$builddir/tests/fuzz/fuzz-gssapi
-password=tsgate-fuzz-service-key # FUZZ_PASSWORD in fuzz_gssapi.c
+password=tsgate-fuzz-service-key # FUZZ_KRB5_PASSWORD in fuzz_krb5.h
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/tsgate-gssapi-seeds.XXXXXX")
 kdc=
