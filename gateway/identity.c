@@ -84,7 +84,27 @@ static int sockaddr_of(const struct tsocket_address *addr,
 	}
 	n = tsocket_address_bsd_sockaddr(addr, (struct sockaddr *)ss,
 					 sizeof(*ss));
-	return n < 0 ? -1 : 0;
+	if (n < 0) {
+		return -1;
+	}
+	/*
+	 * A dual-stack listener ([::]) sees IPv4 clients as ::ffff:a.b.c.d.
+	 * Hand them on as the IPv4 addresses they are (as a backend that
+	 * checks "127.0.0.1" expects).
+	 */
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const void *)ss;
+
+		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+			struct sockaddr_in s4 = {.sin_family = AF_INET};
+
+			s4.sin_port = s6->sin6_port;
+			memcpy(&s4.sin_addr, &s6->sin6_addr.s6_addr[12], 4);
+			memset(ss, 0, sizeof(*ss));
+			memcpy(ss, &s4, sizeof(s4));
+		}
+	}
+	return 0;
 }
 
 /*
@@ -271,6 +291,7 @@ int tsgate_identity_knc(TALLOC_CTX *mem_ctx,
 	TALLOC_CTX *tmp = talloc_new(NULL);
 	char *buf = talloc_strdup(tmp, "");
 	const char *addr = NULL, *port = NULL;
+	struct sockaddr_storage ss;
 	bool v4 = false, v6 = false;
 	int err = 0;
 
@@ -279,13 +300,23 @@ int tsgate_identity_knc(TALLOC_CTX *mem_ctx,
 		return ENOMEM;
 	}
 	if (info->remote != NULL &&
-	    tsocket_address_is_inet(info->remote, "ip")) {
-		addr = tsocket_address_inet_addr_string(info->remote, tmp);
+	    tsocket_address_is_inet(info->remote, "ip") &&
+	    sockaddr_of(info->remote, &ss) == 0) {
+		char text[INET6_ADDRSTRLEN];
+		const struct sockaddr_in *s4 = (const void *)&ss;
+		const struct sockaddr_in6 *s6 = (const void *)&ss;
+
+		v4 = ss.ss_family == AF_INET;
+		v6 = ss.ss_family == AF_INET6;
+		if (inet_ntop(ss.ss_family,
+			      v4 ? (const void *)&s4->sin_addr
+				 : (const void *)&s6->sin6_addr,
+			      text, sizeof(text)) != NULL) {
+			addr = talloc_strdup(tmp, text);
+		}
 		port = talloc_asprintf(
 		    tmp, "%u",
-		    (unsigned)tsocket_address_inet_port(info->remote));
-		v4 = tsocket_address_is_inet(info->remote, "ipv4");
-		v6 = !v4;
+		    (unsigned)ntohs(v4 ? s4->sin_port : s6->sin6_port));
 	}
 
 	if (info->gssapi) {

@@ -223,6 +223,36 @@ START_TEST(test_pp2_unix_gssapi)
 }
 END_TEST
 
+START_TEST(test_v4_mapped_is_ipv4)
+{
+	/* a dual-stack [::] listener sees IPv4 clients as ::ffff:a.b.c.d */
+	struct tsgate_peer_info info = {
+	    .remote = inet("::ffff:192.0.2.10", 40000),
+	    .local = inet("::ffff:198.51.100.1", 8443),
+	};
+	static const uint8_t addrs[12] = {192, 0, 2,    10,   198,  51,
+					  100, 1, 0x9c, 0x40, 0x20, 0xfb};
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	char *text;
+	struct cur c;
+
+	ck_assert_int_eq(tsgate_identity_proxy_v2(tt_mem, &info, &buf, &len),
+			 0);
+	c = (struct cur){buf, len};
+	expect_header(&c, 0x11);
+	expect_bytes(&c, addrs, sizeof(addrs));
+	ck_assert_int_eq(tsgate_identity_knc(tt_mem, &info, &buf, &len), 0);
+	text = talloc_strndup(tt_mem, (const char *)buf, len);
+	ck_assert(
+	    strncmp(text,
+		    "REMOTE_IP:192.0.2.10\nREMOTE_ADDR:192.0.2.10\n"
+		    "REMOTE_PORT:40000\n",
+		    strlen("REMOTE_IP:192.0.2.10\nREMOTE_ADDR:192.0.2.10\n"
+			   "REMOTE_PORT:40000\n")) == 0);
+}
+END_TEST
+
 START_TEST(test_pp2_unspec)
 {
 	/* mixed families (or unknown addresses): UNSPEC, no address block */
@@ -375,6 +405,7 @@ static Suite *identity_suite(void)
 	tcase_add_test(tc, test_pp2_tls_no_cert);
 	tcase_add_test(tc, test_pp2_unix_gssapi);
 	tcase_add_test(tc, test_pp2_unspec);
+	tcase_add_test(tc, test_v4_mapped_is_ipv4);
 
 	tc = new_tcase(s, "knc");
 	tcase_add_test(tc, test_knc_gssapi_v4);
