@@ -158,9 +158,9 @@ struct tstream_tls_client_config {
  *        with AES-GCM first (GnuTLS's ChaCha20 is far slower than its
  *        AES-GCM on CPUs with AES-NI).
  */
-#define TSTREAM_TLS_DEFAULT_PRIORITY                                         \
-	"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:"                        \
-	"-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:+CHACHA20-POLY1305:"          \
+#define TSTREAM_TLS_DEFAULT_PRIORITY                                \
+	"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:"               \
+	"-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:+CHACHA20-POLY1305:" \
 	"-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA"
 
 /**
@@ -234,10 +234,11 @@ int tstream_tls_accept_recv(struct tevent_req *req,
  *
  * Same conventions as tstream_tls_accept_send().
  */
-struct tevent_req *tstream_tls_connect_send(TALLOC_CTX *mem_ctx,
-					    struct tevent_context *ev,
-					    struct tstream_context *plain_stream,
-					    struct tstream_tls_params *params);
+struct tevent_req *tstream_tls_connect_send(
+    TALLOC_CTX *mem_ctx,
+    struct tevent_context *ev,
+    struct tstream_context *plain_stream,
+    struct tstream_tls_params *params);
 
 /** @brief Receive the TLS stream of tstream_tls_connect_send(). */
 int tstream_tls_connect_recv(struct tevent_req *req,
@@ -313,9 +314,8 @@ enum tstream_tls_peer_result {
  * @return The result; TSTREAM_TLS_PEER_NO_CERT (errno EINVAL) on a
  *         stream that is not TLS.
  */
-enum tstream_tls_peer_result
-tstream_tls_peer_verify_result(struct tstream_context *stream,
-			       const char **reason);
+enum tstream_tls_peer_result tstream_tls_peer_verify_result(
+    struct tstream_context *stream, const char **reason);
 
 /** @brief Channel binding types (RFC 9266, RFC 5929). */
 enum tstream_tls_channel_binding {
