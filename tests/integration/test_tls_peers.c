@@ -1086,6 +1086,84 @@ START_TEST(client_key_update)
 }
 END_TEST
 
+/*
+ * Channel bindings checked by another implementation: openssl s_client
+ * exports the "EXPORTER-Channel-Binding" keying material (RFC 9266
+ * tls-exporter) and prints it; our server must compute the same bytes.
+ */
+START_TEST(server_tls_exporter_s_client)
+{
+	struct tstream_tls_params *sp =
+	    server_params(certs->srv_ec_crt, certs->srv_ec_key, NULL, NULL);
+	struct listener *l = listen_local();
+	char *addr = talloc_asprintf(tt_mem, "127.0.0.1:%u", l->port);
+	const char *argv[] = {"openssl",
+			      "s_client",
+			      "-connect",
+			      addr,
+			      "-CAfile",
+			      certs->ca_crt,
+			      "-servername",
+			      "localhost",
+			      "-tls1_3",
+			      "-keymatexport",
+			      "EXPORTER-Channel-Binding",
+			      "-keymatexportlen",
+			      "32",
+			      NULL};
+	uint8_t *out = talloc_zero_size(tt_mem, 65536);
+	const char *tag = "Keying material: ";
+	struct pipe_io *collect;
+	uint8_t *cb = NULL;
+	size_t cb_len = 0;
+	char hex[65];
+	char *found = NULL;
+	int in_fd = -1;
+	int out_fd = -1;
+	struct hs srv;
+	unsigned waited;
+	size_t i;
+	pid_t pid;
+
+	pid = tt_spawn(argv, NULL, &in_fd, &out_fd, true);
+	hs_run(&srv, accept_one(l), sp, true);
+	ck_assert_msg(srv.ret == 0, "%s", srv.reason);
+	ck_assert_int_eq(tstream_tls_channel_binding(srv.tls,
+						     TSTREAM_TLS_CB_EXPORTER,
+						     tt_mem, &cb, &cb_len),
+			 0);
+	ck_assert_uint_eq(cb_len, 32);
+	for (i = 0; i < 32; i++) {
+		snprintf(hex + 2 * i, 3, "%02X", cb[i]);
+	}
+
+	collect = pipe_io_start(out_fd, out, 65535, false);
+	for (waited = 0; waited < 10000 && found == NULL; waited += 50) {
+		run_for(50);
+		found = memmem(out, collect->off, tag, strlen(tag));
+		if (found != NULL &&
+		    (size_t)(found - (char *)out) + strlen(tag) + 64 >
+			collect->off) {
+			found = NULL; /* not all of it yet */
+		}
+	}
+	ck_assert_msg(found != NULL, "no keying material printed: %.*s",
+		      (int)collect->off, out);
+	ck_assert_msg(strncmp(found + strlen(tag), hex, 64) == 0,
+		      "s_client %.64s, we %s", found + strlen(tag), hex);
+
+	close(in_fd);
+	ck_assert_int_eq(read_error(srv.tls), EPIPE);
+	tt_stop(pid, 2000);
+	close(out_fd);
+	talloc_free(collect);
+	talloc_free(cb);
+	talloc_free(srv.tls);
+	talloc_free(sp);
+	talloc_free(l);
+}
+END_TEST
+
 static TCase *tc(const char *name, const TTest *test, int timeout)
 {
 	TCase *t = tcase_create(name);
@@ -1143,6 +1221,8 @@ int main(void)
 	suite_add_tcase(s, tc("srv_sni", server_sni_gnutls_cli, 60));
 	suite_add_tcase(s, tc("srv_key_update", server_key_update, 60));
 	suite_add_tcase(s, tc("cli_key_update", client_key_update, 60));
+	suite_add_tcase(s,
+			tc("srv_exporter", server_tls_exporter_s_client, 60));
 	suite_add_tcase(
 	    s, tc("cli_gnutls_serv_13", client_gnutls_serv_tls13_ecdsa, 60));
 	suite_add_tcase(

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -1091,6 +1092,19 @@ START_TEST(channel_bindings)
 		ck_assert_uint_eq(alen, 32);
 		ck_assert_uint_eq(alen, blen);
 		ck_assert(memcmp(a, b, alen) == 0);
+		if (types[i] == TSTREAM_TLS_CB_SERVER_END_POINT) {
+			/* RFC 5929: the SHA-256 of the server certificate
+			 * (signed with ECDSA-SHA256) */
+			const char *fp =
+			    tstream_tls_peer_fingerprint_sha256(cli.tls);
+			char hex[65];
+			size_t j;
+
+			for (j = 0; j < 32; j++) {
+				snprintf(hex + 2 * j, 3, "%02x", a[j]);
+			}
+			ck_assert_str_eq(hex, fp);
+		}
 		talloc_free(a);
 		talloc_free(b);
 	}
