@@ -18,50 +18,15 @@ struct tsgate_backend {
 	struct tstream_tls_params *tls;
 };
 
-/* A NULL-terminated copy of a config string list (NULL when empty). */
-static const char *const *strv(TALLOC_CTX *mem_ctx, const char **v, size_t n)
-{
-	const char **out;
-	size_t i;
-
-	if (n == 0) {
-		return NULL;
-	}
-	out = talloc_zero_array(mem_ctx, const char *, n + 1);
-	if (out == NULL) {
-		return NULL;
-	}
-	for (i = 0; i < n; i++) {
-		out[i] = v[i];
-	}
-	return out;
-}
-
-char *tsgate_tls_priority(TALLOC_CTX *mem_ctx,
-			  const char *priority,
-			  enum tsgate_config_tls_version min,
-			  enum tsgate_config_tls_version max)
-{
-	const char *base = priority ? priority : TSTREAM_TLS_DEFAULT_PRIORITY;
-	bool tls12 = min != TSGATE_CONFIG_TLS_1_3;
-	bool tls13 = max != TSGATE_CONFIG_TLS_1_2;
-
-	if (min == TSGATE_CONFIG_TLS_DEFAULT &&
-	    max == TSGATE_CONFIG_TLS_DEFAULT) {
-		return talloc_strdup(mem_ctx, base);
-	}
-	/* GnuTLS applies priority items in order: the last ones win. */
-	return talloc_asprintf(mem_ctx, "%s:-VERS-ALL%s%s", base,
-			       tls12 ? ":+VERS-TLS1.2" : "",
-			       tls13 ? ":+VERS-TLS1.3" : "");
-}
-
+/*
+ * The route's TLS client parameters, built by the config code so that
+ * --check-config and the daemon agree on them.
+ */
 static int backend_tls_params(struct tsgate_backend *b,
 			      TALLOC_CTX *mem_ctx,
 			      char **preason)
 {
 	const struct tsgate_config_tls_client *t = b->route->tls;
-	struct tstream_tls_client_config c = {0};
 	char *error = NULL;
 	int ret;
 
@@ -69,22 +34,12 @@ static int backend_tls_params(struct tsgate_backend *b,
 		*preason = talloc_strdup(mem_ctx, "no tls block");
 		return EINVAL;
 	}
-	c.ca_file = t->ca;
-	c.crl_file = t->crl;
-	c.verify_server =
-	    t->verify ? TSTREAM_TLS_VERIFY_REQUIRE : TSTREAM_TLS_VERIFY_NONE;
-	c.peer_name = t->verify_name;
-	c.sni = t->sni;
-	c.cert_file = t->cert;
-	c.key_file = t->key;
-	c.alpn = strv(b, t->alpn, t->num_alpn);
-	c.priority =
-	    tsgate_tls_priority(b, t->priority, t->min_version, t->max_version);
-	ret = tstream_tls_params_client(b, &c, &b->tls, &error);
+	ret = tsgate_config_tls_client_params(b, t, &b->tls, &error);
 	if (ret != 0) {
 		*preason = talloc_asprintf(mem_ctx, "tls client: %s",
 					   error ? error : strerror(ret));
 	}
+	talloc_free(error);
 	return ret;
 }
 

@@ -58,13 +58,4 @@ int tsgate_backend_connect_recv(struct tevent_req *req,
 				struct tstream_context **pstream,
 				char **preason);
 
-/**
- * @brief The GnuTLS priority string for a tls block: its priority (or
- *        TSTREAM_TLS_DEFAULT_PRIORITY) narrowed to min/max_version.
- */
-char *tsgate_tls_priority(TALLOC_CTX *mem_ctx,
-			  const char *priority,
-			  enum tsgate_config_tls_version min,
-			  enum tsgate_config_tls_version max);
-
 #endif /* TSGATE_BACKEND_H */

@@ -897,66 +897,25 @@ static int tsgate_listener_bind(struct tsgate_listener *l, char **preason)
 	return 0;
 }
 
+/*
+ * The listener's TLS server parameters, built by the config code so that
+ * --check-config and the daemon agree on them.
+ */
 static int tsgate_listener_tls(struct tsgate_listener *l, char **preason)
 {
-	const struct tsgate_config_tls_server *t = l->cfg->tls;
-	struct tstream_tls_server_config c = {0};
-	struct tstream_tls_cert_config *certs;
-	const char **alpn = NULL;
 	char *error = NULL;
-	size_t i;
 	int ret;
 
-	if (t == NULL) {
+	if (l->cfg->tls == NULL) {
 		*preason = talloc_strdup(l, "no tls block");
 		return EINVAL;
 	}
-	certs =
-	    talloc_zero_array(l, struct tstream_tls_cert_config, t->num_certs);
-	if (certs == NULL) {
-		return ENOMEM;
-	}
-	for (i = 0; i < t->num_certs; i++) {
-		certs[i].sni = t->certs[i].sni;
-		certs[i].cert_file = t->certs[i].cert;
-		certs[i].key_file = t->certs[i].key;
-	}
-	if (t->num_alpn > 0) {
-		alpn = talloc_zero_array(l, const char *, t->num_alpn + 1);
-		if (alpn == NULL) {
-			return ENOMEM;
-		}
-		for (i = 0; i < t->num_alpn; i++) {
-			alpn[i] = t->alpn[i];
-		}
-	}
-	c.certs = certs;
-	c.num_certs = t->num_certs;
-	c.client_ca_file = t->client_ca;
-	c.crl_file = t->crl;
-	switch (t->verify_client) {
-	case TSGATE_CONFIG_VERIFY_NONE:
-		c.verify_client = TSTREAM_TLS_VERIFY_NONE;
-		break;
-	case TSGATE_CONFIG_VERIFY_OPTIONAL:
-		c.verify_client = TSTREAM_TLS_VERIFY_OPTIONAL;
-		break;
-	case TSGATE_CONFIG_VERIFY_REQUIRE:
-		c.verify_client = TSTREAM_TLS_VERIFY_REQUIRE;
-		break;
-	}
-	if (t->priority != NULL ||
-	    t->min_version != TSGATE_CONFIG_TLS_DEFAULT ||
-	    t->max_version != TSGATE_CONFIG_TLS_DEFAULT) {
-		c.priority = tsgate_tls_priority(l, t->priority, t->min_version,
-						 t->max_version);
-	}
-	c.alpn = alpn;
-	ret = tstream_tls_params_server(l, &c, &l->tls, &error);
+	ret = tsgate_config_tls_server_params(l, l->cfg->tls, &l->tls, &error);
 	if (ret != 0) {
 		*preason = talloc_asprintf(l, "tls: %s",
 					   error ? error : strerror(ret));
 	}
+	talloc_free(error);
 	return ret;
 }
 
