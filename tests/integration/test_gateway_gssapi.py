@@ -199,6 +199,26 @@ class GssapiGateway(gh.GatewayTestCase):
         self.assertEqual(line["pdus_in"], 4)
         self.assertEqual(line["result"], "ok")
 
+    def test_handshake_timeout(self):
+        b = self.backend()
+        out = ["log: {level: info, format: json}",
+               "limits: {handshake_timeout: 300ms}",
+               "listeners:",
+               "  - name: krb-in",
+               "    listen: \"tcp://127.0.0.1:%d\"" % self.port,
+               "    accept: gssapi",
+               "    gssapi: {keytab: %s, principal: \"host/localhost\"}"
+               % self.env["TT_KDC_SERVICE_KEYTAB"],
+               "    routes:",
+               "      - backend: \"%s\"" % b.address]
+        g = self.gateway("\n".join(out) + "\n", env=self.env)
+        c = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+        c.sendall(b"\x00\x00\x01\x00")  # a token announced, never sent
+        self.assertEqual(gh.recv_all(c, 5), b"")
+        c.close()
+        line = g.wait_conn_lines(1)[0]
+        self.assertEqual(line["reason"], "handshake timeout")
+
     def test_garbage_instead_of_gssapi(self):
         b = self.backend()
         far = self.far_gateway([{"name": "any",

@@ -307,6 +307,32 @@ class Operations(gh.GatewayTestCase):
         finally:
             busy.close()
 
+    def test_drops_privileges_after_binding(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root to switch users")
+        import pwd
+        try:
+            nobody = pwd.getpwnam("nobody")
+        except KeyError:
+            self.skipTest("no user nobody")
+        a = self.backend(kind="tcp")
+        p1 = gh.free_port()
+        text = plain_config([("in", p1, a.address)]).replace(
+            "log: {level: info, format: json}\n",
+            "log: {level: info, format: json}\nuser: nobody\n")
+        g = self.gateway(text)
+        self.assertIn(b"running as user nobody", g.log_bytes())
+        with open("/proc/%d/status" % g.proc.pid) as f:
+            status = dict(line.split(":", 1) for line in f
+                          if ":" in line)
+        self.assertEqual(status["Uid"].split()[:3],
+                         [str(nobody.pw_uid)] * 3)
+        self.assertEqual(status["Gid"].split()[0], str(nobody.pw_gid))
+        self.assertEqual(status["Groups"].strip(), "")
+        c = socket.create_connection(("127.0.0.1", p1), timeout=10)
+        self.assertEqual(gh.exchange(c, b"as nobody"), b"as nobody")
+        c.close()
+
     def test_max_connections(self):
         a = self.backend()
         p1 = gh.free_port()
