@@ -653,6 +653,14 @@ struct tstream_context {
 	bool write_shut;
 	bool disconnected;
 	struct tsocket_ev_watch watch;
+
+	/*
+	 * The mem_ctx tstream_readv_pdu hands to next_vector: a pool kept
+	 * for the stream's life and emptied after every step, so the
+	 * vector arrays of a PDU read cost no malloc (one readv_pdu at a
+	 * time: it holds the readv slot).
+	 */
+	TALLOC_CTX *pdu_vector_ctx;
 };
 
 struct tstream_req_common {
@@ -871,6 +879,222 @@ _PUBLIC_ int tstream_readv_recv(struct tevent_req *req, int *perrno)
 	ret = tsocket_simple_int_recv(req, perrno);
 	if (ret == 0) {
 		ret = state->ret;
+	}
+
+	tevent_req_received(req);
+	return ret;
+}
+
+/*
+ * tstream_readv_pdu: ask next_vector for a vector, fill it, repeat until
+ * next_vector says the PDU is complete (count 0).
+ *
+ * It lives here rather than with the other helpers because it talks to
+ * the stream type's ops directly: the PDU request takes the readv slot
+ * itself (EBUSY, ENOTCONN and freeing the context work as for a readv)
+ * and keeps it from the first vector to the last, so there is no
+ * generic readv request per step. Once the PDU request is waiting (called
+ * back from the loop), a step whose read finishes at once (the body of a
+ * PDU whose header brought it along) is taken on the spot instead of
+ * through a posted callback.
+ */
+
+struct tstream_readv_pdu_state {
+	/* first: the context destructor sees it as a tstream_req_common */
+	struct tstream_req_common c;
+	tstream_readv_pdu_next_vector_t next_vector_fn;
+	void *next_vector_private;
+	struct iovec small_vector[TSOCKET_SMALL_IOVEC];
+	int total;
+};
+
+static void tstream_readv_pdu_next(struct tevent_req *req, bool in_send);
+static void tstream_readv_pdu_readv_done(struct tevent_req *subreq);
+static void tstream_readv_pdu_cleanup(struct tevent_req *req,
+				      enum tevent_req_state req_state);
+
+_PUBLIC_ struct tevent_req *tstream_readv_pdu_send(
+    TALLOC_CTX *mem_ctx,
+    struct tevent_context *ev,
+    struct tstream_context *stream,
+    tstream_readv_pdu_next_vector_t next_vector_fn,
+    void *next_vector_private)
+{
+	struct tevent_req *req;
+	struct tstream_readv_pdu_state *state;
+
+	req =
+	    tevent_req_create(mem_ctx, &state, struct tstream_readv_pdu_state);
+	if (req == NULL) {
+		return NULL;
+	}
+	state->c.ev = ev;
+	state->next_vector_fn = next_vector_fn;
+	state->next_vector_private = next_vector_private;
+
+	if (next_vector_fn == NULL) {
+		tevent_req_error(req, EINVAL);
+		return tevent_req_post(req, ev);
+	}
+	if (stream->disconnected || stream->disconnect_req != NULL) {
+		tevent_req_error(req, ENOTCONN);
+		return tevent_req_post(req, ev);
+	}
+	if (stream->readv_req != NULL) {
+		tevent_req_error(req, EBUSY);
+		return tevent_req_post(req, ev);
+	}
+	if (stream->pdu_vector_ctx == NULL) {
+		stream->pdu_vector_ctx = talloc_pool(stream, 1024);
+		if (tevent_req_nomem(stream->pdu_vector_ctx, req)) {
+			return tevent_req_post(req, ev);
+		}
+	}
+
+	if (!tstream_register(stream, &stream->readv_req, req, &state->c)) {
+		return tevent_req_post(req, ev);
+	}
+	tevent_req_set_cleanup_fn(req, tstream_readv_pdu_cleanup);
+
+	tstream_readv_pdu_next(req, true);
+	if (!tevent_req_is_in_progress(req)) {
+		return tevent_req_post(req, ev);
+	}
+	return req;
+}
+
+/*
+ * Whenever we finish (also from outside, by tevent_req_set_endtime), the
+ * step's read stops with us, the last vector goes and the slot is free
+ * for the next reader.
+ */
+static void tstream_readv_pdu_cleanup(struct tevent_req *req,
+				      enum tevent_req_state req_state)
+{
+	struct tstream_readv_pdu_state *state = _tevent_req_data(req);
+
+	if (state == NULL) {
+		return;
+	}
+	TALLOC_FREE(state->c.subreq);
+	if (state->c.stream != NULL) {
+		talloc_free_children(state->c.stream->pdu_vector_ctx);
+	}
+	tstream_forget(&state->c, req);
+}
+
+/*
+ * Takes the result of a finished step's read. Returns false when that
+ * ended the PDU with an error.
+ */
+static bool tstream_readv_pdu_step_done(struct tevent_req *req,
+					struct tstream_readv_pdu_state *state,
+					struct tevent_req *subreq)
+{
+	int ret;
+	int err = 0;
+
+	ret = state->c.stream->ops->readv_recv(subreq, &err);
+	TALLOC_FREE(subreq);
+	if (ret == -1) {
+		tevent_req_error(req, err);
+		return false;
+	}
+	if (ret > INT_MAX - state->total) {
+		tevent_req_error(req, EMSGSIZE);
+		return false;
+	}
+	state->total += ret;
+	return true;
+}
+
+/*
+ * Runs steps until one has to wait or the PDU is finished (done or
+ * failed). Inside tstream_readv_pdu_send() (in_send) a read that finished
+ * at once still comes back through its posted callback: the request stays
+ * outstanding, holding the slot, until its callback has run.
+ */
+static void tstream_readv_pdu_next(struct tevent_req *req, bool in_send)
+{
+	struct tstream_readv_pdu_state *state = _tevent_req_data(req);
+	struct tstream_context *stream = state->c.stream;
+	struct tevent_req *subreq;
+
+	for (;;) {
+		struct iovec *vector = NULL;
+		struct iovec *copy = NULL;
+		size_t count = 0;
+		size_t total = 0;
+		int ret;
+		int err;
+
+		/* What the last step allocated is gone before the next. */
+		talloc_free_children(stream->pdu_vector_ctx);
+
+		errno = 0;
+		ret = state->next_vector_fn(stream, state->next_vector_private,
+					    stream->pdu_vector_ctx, &vector,
+					    &count);
+		if (ret == -1) {
+			err = errno;
+			/* A callback that forgot errno still fails the PDU. */
+			tevent_req_error(req, err != 0 ? err : EIO);
+			return;
+		}
+		if (count == 0) {
+			/* also a PDU complete before any read: 0 bytes */
+			tevent_req_done(req);
+			return;
+		}
+
+		err = tsocket_copy_vector(stream->pdu_vector_ctx, vector, count,
+					  state->small_vector, &copy, &total);
+		if (err != 0) {
+			tevent_req_error(req, err);
+			return;
+		}
+
+		subreq = stream->ops->readv_send(state, state->c.ev, stream,
+						 copy, count);
+		if (tevent_req_nomem(subreq, req)) {
+			return;
+		}
+		if (in_send || tevent_req_is_in_progress(subreq)) {
+			state->c.subreq = subreq;
+			tevent_req_set_callback(
+			    subreq, tstream_readv_pdu_readv_done, req);
+			return;
+		}
+		/*
+		 * Finished at once (read-ahead, or bytes already there): its
+		 * posted callback goes with it, we go on right here.
+		 */
+		if (!tstream_readv_pdu_step_done(req, state, subreq)) {
+			return;
+		}
+	}
+}
+
+static void tstream_readv_pdu_readv_done(struct tevent_req *subreq)
+{
+	struct tevent_req *req = tevent_req_callback_data_void(subreq);
+	struct tstream_readv_pdu_state *state = _tevent_req_data(req);
+
+	state->c.subreq = NULL;
+	if (!tstream_readv_pdu_step_done(req, state, subreq)) {
+		return;
+	}
+	tstream_readv_pdu_next(req, false);
+}
+
+_PUBLIC_ int tstream_readv_pdu_recv(struct tevent_req *req, int *perrno)
+{
+	struct tstream_readv_pdu_state *state = _tevent_req_data(req);
+	int ret;
+
+	ret = tsocket_simple_int_recv(req, perrno);
+	if (ret == 0) {
+		ret = state->total;
 	}
 
 	tevent_req_received(req);

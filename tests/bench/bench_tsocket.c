@@ -13,9 +13,14 @@
  *             destination, recvfrom with the sender's address, at most
  *             64 in flight, datagrams/s
  *
- * Usage: bench_tsocket [-t SECONDS] [bulk|pingpong|udp]...
+ * Usage: bench_tsocket [-t SECONDS] [-n COUNT] [bulk|pingpong|udp]...
  * Output: "NAME VALUE" per wall-clock second and "NAME_cpu VALUE" per
  * CPU second of this process, for each figure.
+ *
+ * -n stops each figure after COUNT operations (chunks read, round trips,
+ * datagrams received) instead of after the time: under
+ * valgrind --tool=callgrind that gives the same work in every run, so
+ * instruction counts per operation can be compared exactly.
  */
 
 #include <errno.h>
@@ -44,6 +49,9 @@
 #define PDU_HDR    4
 #define UDP_SIZE   100
 #define UDP_WINDOW 64
+
+/* -n: stop a figure after this many operations (0: only the time). */
+static uint64_t op_limit;
 
 static double now_s(void)
 {
@@ -81,6 +89,12 @@ static void die(const char *what, int err)
 	fprintf(stderr, "bench_tsocket (%s): %s: %s\n", BENCH_IMPL, what,
 		strerror(err));
 	exit(1);
+}
+
+/* Whether a figure has done its time or its -n operations. */
+static bool bench_over(double now, double deadline, uint64_t ops)
+{
+	return now >= deadline || (op_limit != 0 && ops >= op_limit);
 }
 
 /* Runs ev until *done; the figures stop themselves at their deadline. */
@@ -165,7 +179,7 @@ static void bulk_read_done(struct tevent_req *req)
 	TALLOC_FREE(req);
 	b->bytes += BULK_CHUNK;
 	now = now_s();
-	if (now >= b->deadline) {
+	if (bench_over(now, b->deadline, b->bytes / BULK_CHUNK)) {
 		b->elapsed = now - b->start;
 		b->done = true;
 		return;
@@ -348,7 +362,7 @@ static void pp_read_done(struct tevent_req *req)
 
 		pp->round_trips++;
 		now = now_s();
-		if (now >= pp->deadline) {
+		if (bench_over(now, pp->deadline, pp->round_trips)) {
 			pp->elapsed = now - pp->start;
 			pp->done = true;
 			return;
@@ -479,7 +493,7 @@ static void udp_recv_done(struct tevent_req *req)
 	talloc_free(src);
 	u->received++;
 	now = now_s();
-	if (now >= u->deadline) {
+	if (bench_over(now, u->deadline, u->received)) {
 		u->elapsed = now - u->start;
 		u->done = true;
 		return;
@@ -583,6 +597,8 @@ int main(int argc, char **argv)
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "-t") == 0 && i + 1 < argc) {
 			seconds = atof(argv[++i]);
+		} else if (strcmp(argv[i], "-n") == 0 && i + 1 < argc) {
+			op_limit = strtoull(argv[++i], NULL, 10);
 		} else if (strcmp(argv[i], "bulk") == 0) {
 			want_bulk = true;
 			all = false;
@@ -593,10 +609,10 @@ int main(int argc, char **argv)
 			want_udp = true;
 			all = false;
 		} else {
-			fprintf(
-			    stderr,
-			    "usage: %s [-t SECONDS] [bulk|pingpong|udp]...\n",
-			    argv[0]);
+			fprintf(stderr,
+				"usage: %s [-t SECONDS] [-n COUNT] "
+				"[bulk|pingpong|udp]...\n",
+				argv[0]);
 			return 2;
 		}
 	}
