@@ -310,6 +310,43 @@ static void tstream_gssapi_readv_hdr_done(struct tevent_req *subreq)
 	tevent_req_set_callback(subreq, tstream_gssapi_readv_body_done, req);
 }
 
+/*
+ * Unwrap a frame that is not an RFC 4121 wrap token (token ID 05 04)
+ * with gss_unwrap(), the plaintext copied back into the frame buffer.
+ * MIT krb5 (1.20) dereferences NULL in gss_unwrap_iov(STREAM) when an
+ * RFC 1964 token (ID 01 01, 02 01, ..., with or without the 0x60
+ * framing) reaches a context that uses RFC 4121 (AES keys): one frame
+ * from any peer crashed the process (found by fuzz-gssapi-data).
+ * gss_unwrap() refuses such a token cleanly and still serves peers
+ * whose contexts use RFC 1964 tokens (RC4).
+ */
+static OM_uint32 gssapi_unwrap_copy(struct tstream_gssapi *g,
+				    size_t len,
+				    OM_uint32 *min,
+				    int *conf,
+				    gss_buffer_t plain)
+{
+	gss_buffer_desc in = {.length = len, .value = g->read.buf};
+	gss_buffer_desc out = GSS_C_EMPTY_BUFFER;
+	OM_uint32 maj, tmp;
+
+	maj = gss_unwrap(min, g->ctx, &in, &out, conf, NULL);
+	if (maj == GSS_S_COMPLETE && out.length > len) {
+		/* cannot happen: a token is larger than its plaintext */
+		maj = GSS_S_FAILURE;
+		*min = 0;
+	}
+	if (maj == GSS_S_COMPLETE) {
+		if (out.length > 0) {
+			memcpy(g->read.buf, out.value, out.length);
+		}
+		plain->value = g->read.buf;
+		plain->length = out.length;
+	}
+	gss_release_buffer(&tmp, &out);
+	return maj;
+}
+
 static void tstream_gssapi_readv_body_done(struct tevent_req *subreq)
 {
 	struct tevent_req *req =
@@ -355,7 +392,13 @@ static void tstream_gssapi_readv_body_done(struct tevent_req *subreq)
 	iov[1].type = GSS_IOV_BUFFER_TYPE_DATA;
 	iov[1].buffer.value = NULL;
 	iov[1].buffer.length = 0;
-	maj = gss_unwrap_iov(&min, g->ctx, &conf, &qop, iov, 2);
+	if (state->frame_len >= 2 && g->read.buf[0] == 0x05 &&
+	    g->read.buf[1] == 0x04) {
+		maj = gss_unwrap_iov(&min, g->ctx, &conf, &qop, iov, 2);
+	} else {
+		maj = gssapi_unwrap_copy(g, state->frame_len, &min, &conf,
+					 &iov[1].buffer);
+	}
 	/*
 	 * Anything but a clean GSS_S_COMPLETE is fatal: MIT reports
 	 * duplicates, gaps and old tokens as supplementary bits that
