@@ -11,10 +11,11 @@
 #include <sys/un.h>
 #include <tsocket.h>
 
-#define TSGATE_KNC_VERSION "tsgate-" TSGATE_VERSION_STRING
-#ifndef TSGATE_VERSION_STRING
-#define TSGATE_VERSION_STRING "0.1.0"
+/* meson passes the project version; "VERSION:" names tsgate, not knc */
+#ifndef TSGATE_VERSION
+#define TSGATE_VERSION "0.1.0"
 #endif
+#define TSGATE_KNC_VERSION "tsgate-" TSGATE_VERSION
 
 struct pp2_buf {
 	uint8_t *data;
