@@ -367,7 +367,7 @@ const char *tsgate_identity_summary(const struct tsgate_peer_info *info)
 	if (info->gssapi && info->principal != NULL) {
 		return info->principal;
 	}
-	if (info->tls && info->client_cert && info->client_subject != NULL) {
+	if (info->tls && info->cert_verified && info->client_subject != NULL) {
 		return info->client_subject;
 	}
 	return NULL;

@@ -97,7 +97,10 @@ int tsgate_identity_knc(TALLOC_CTX *mem_ctx,
 			uint8_t **buf,
 			size_t *len);
 
-/** @brief A one-line summary for logs ("principal", "CN", or NULL). */
+/**
+ * @brief Who the client is, for logs: the Kerberos principal, or the
+ *        subject of a client certificate that verified; else NULL.
+ */
 const char *tsgate_identity_summary(const struct tsgate_peer_info *info);
 
 #endif /* TSGATE_IDENTITY_H */

@@ -83,9 +83,14 @@ bool tsgate_route_matches(const struct tsgate_config_match *m,
 	    !any_matches(m->alpn, m->num_alpn, info->alpn, false)) {
 		return false;
 	}
+	/*
+	 * Certificate names count only once the certificate verified: with
+	 * verify_client: optional anyone can present a self-made
+	 * "CN=admin".
+	 */
 	if (m->num_client_subject > 0) {
 		const char *subject =
-		    info->client_cert ? info->client_subject : NULL;
+		    info->cert_verified ? info->client_subject : NULL;
 
 		if (!any_matches(m->client_subject, m->num_client_subject,
 				 subject, false)) {
@@ -95,7 +100,7 @@ bool tsgate_route_matches(const struct tsgate_config_match *m,
 	if (m->num_client_san > 0) {
 		ok = false;
 		for (i = 0; i < m->num_client_san && !ok; i++) {
-			ok = info->client_cert &&
+			ok = info->cert_verified &&
 			     san_matches(&m->client_san[i], info);
 		}
 		if (!ok) {

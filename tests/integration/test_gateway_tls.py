@@ -272,6 +272,26 @@ class TlsGateway(gh.GatewayTestCase):
         self.assertEqual(sorted(verdicts), [(0x01, 1), (0x07, 0),
                                             (0x07, 1)])
 
+    def test_unverified_certificate_matches_no_name(self):
+        """verify_client: optional lets a certificate from an unknown CA
+        through the handshake, but its names are nobody's: a route on
+        client_subject must not match it."""
+        admin = self.backend(mode="greet", banner=b"admin\n")
+        rest = self.backend(mode="greet", banner=b"rest\n")
+        g = self.tls_listener([
+            {"name": "admin", "match": "{client_subject: \"CN=stranger\"}",
+             "backend": "\"%s\"" % admin.address},
+            {"name": "rest", "backend": "\"%s\"" % rest.address},
+        ], verify_client="optional")
+        skey, scrt = self.certs.stranger()
+        s = self.tls_connect(cert=scrt, key=skey)
+        self.assertEqual(gh.recv_exact(s, 5), b"rest\n")
+        s.close()
+        line = g.wait_conn_lines(1)[0]
+        self.assertEqual(line["route"], "rest")
+        self.assertNotIn("identity", line)
+        self.assertEqual(admin.accepted, 0)
+
     def test_min_version(self):
         b = self.backend()
         g = self.tls_listener([{"name": "echo",

@@ -371,6 +371,8 @@ START_TEST(test_summary)
 	info.client_subject = "CN=x";
 	ck_assert_ptr_null(tsgate_identity_summary(&info)); /* no cert */
 	info.client_cert = true;
+	ck_assert_ptr_null(tsgate_identity_summary(&info)); /* unverified */
+	info.cert_verified = true;
 	ck_assert_str_eq(tsgate_identity_summary(&info), "CN=x");
 	info.gssapi = true;
 	info.principal = "p@R";

@@ -98,6 +98,7 @@ START_TEST(test_client_subject_and_san)
 	struct tsgate_peer_info info = {
 	    .tls = true,
 	    .client_cert = true,
+	    .cert_verified = true,
 	    .client_subject = "CN=alice,O=Example",
 	    .client_sans = peer_sans,
 	    .num_client_sans = 2,
@@ -115,6 +116,12 @@ START_TEST(test_client_subject_and_san)
 	ck_assert(!tsgate_route_matches(&m, &info));
 	peer_sans[1] = "IP:10.0.0.7";
 	ck_assert(tsgate_route_matches(&m, &info));
+	/*
+	 * a certificate that did not verify (verify_client: optional) is
+	 * anyone's claim: its names never match
+	 */
+	info.cert_verified = false;
+	ck_assert(!tsgate_route_matches(&m, &info));
 	/* no certificate: no subject, no SANs */
 	info.client_cert = false;
 	ck_assert(!tsgate_route_matches(&m, &info));
