@@ -378,8 +378,10 @@ static void tsgate_conn_start(struct tsgate_listener *l, int fd)
 
 	ret = tstream_bsd_existing_socket(conn, fd, &conn->client);
 	if (ret != 0) {
+		int err = errno != 0 ? errno : ENOMEM;
+
 		close(fd);
-		tsgate_conn_finish(conn, errno, "wrapping the socket failed");
+		tsgate_conn_finish(conn, err, "wrapping the socket failed");
 		return;
 	}
 
@@ -700,8 +702,8 @@ static void tsgate_conn_relay_done(struct tevent_req *subreq)
 
 /*
  * Stop accepting: close the socket and remove our unix socket file. The
- * listener object itself stays until the daemon ends, because live
- * connections use its tunnel parameters and backends.
+ * listener object itself stays while connections it accepted live: they
+ * use its tunnel parameters, backends and config tree.
  */
 static void tsgate_listener_close(struct tsgate_listener *l)
 {
