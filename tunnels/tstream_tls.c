@@ -1464,6 +1464,7 @@ static void tstream_tls_handshake_step(struct tstream_tls *tlss)
 	struct tevent_req *req = tlss->handshake_req;
 	struct tstream_tls_handshake_state *state =
 	    tevent_req_data(req, struct tstream_tls_handshake_state);
+	unsigned spins = 0;
 	int ret;
 	int err;
 
@@ -1480,12 +1481,18 @@ static void tstream_tls_handshake_step(struct tstream_tls *tlss)
 	do {
 		ret = gnutls_handshake(tlss->session);
 		/* again at once unless it waits for the plain stream */
-	} while (ret < 0 && tlss->error == 0 &&
+	} while (ret < 0 && tlss->error == 0 && ++spins < 64 &&
 		 (((ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED) &&
 		   tlss->pull.subreq == NULL && !tlss->pull.eof) ||
 		  (ret != GNUTLS_E_AGAIN && ret != GNUTLS_E_INTERRUPTED &&
 		   gnutls_error_is_fatal(ret) == 0)));
 	tstream_tls_flush(tlss);
+	if ((ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED) &&
+	    tlss->error == 0 && tlss->pull.subreq == NULL &&
+	    tlss->push.subreq == NULL) {
+		/* nothing would ever wake us up again */
+		ret = GNUTLS_E_INTERNAL_ERROR;
+	}
 
 	if (ret == 0 && tlss->error == 0) {
 		err = tstream_tls_collect(tlss);
