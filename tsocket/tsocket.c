@@ -139,7 +139,9 @@ static void tsocket_orphan_req(struct tevent_req *req,
 
 /*
  * Check and copy an iovec array into a request state: the ops get a
- * private copy they may consume in place.
+ * private copy they may consume in place. The copy has one spare entry
+ * after the last (small has TSOCKET_SMALL_IOVEC + 1): a stream's try
+ * function (see tstream_try_io_fn) may use it for its read-ahead.
  */
 static int tsocket_copy_vector(TALLOC_CTX *mem_ctx,
 			       const struct iovec *vector,
@@ -173,7 +175,7 @@ static int tsocket_copy_vector(TALLOC_CTX *mem_ctx,
 	}
 
 	if (count > TSOCKET_SMALL_IOVEC) {
-		copy = talloc_array(mem_ctx, struct iovec, count);
+		copy = talloc_array(mem_ctx, struct iovec, count + 1);
 		if (copy == NULL) {
 			return ENOMEM;
 		}
@@ -641,6 +643,28 @@ _PUBLIC_ int tdgram_disconnect_recv(struct tevent_req *req, int *perrno)
  * tstream_context
  */
 
+/*
+ * Private to libtsocket (hidden, not in any installed header): a stream
+ * type of this library may offer to try a readv or writev at once,
+ * without a request of its own. The generic layer then calls it first
+ * and creates the type's request (readv_send/writev_send) only for what
+ * is left; an operation done at once costs one tevent_req instead of
+ * two. A try function gets the generic layer's private copy of the
+ * vector (with a spare entry after the last, see tsocket_copy_vector())
+ * and advances it past the bytes it moved. It returns those bytes (0:
+ * nothing possible now), or -1 with *perrno to fail the request. It is
+ * only called with no request of the type outstanding in its direction.
+ * The BSD backend registers one (tsocket_bsd.c); other types (the
+ * tunnels) go through their ops as always.
+ */
+typedef ssize_t (*tstream_try_io_fn)(struct tstream_context *stream,
+				     struct iovec **vector,
+				     int *count,
+				     int *perrno);
+void _tstream_context_set_try(struct tstream_context *stream,
+			      tstream_try_io_fn try_readv,
+			      tstream_try_io_fn try_writev);
+
 struct tstream_context {
 	const char *location;
 	const struct tstream_context_ops *ops;
@@ -661,12 +685,21 @@ struct tstream_context {
 	 * time: it holds the readv slot).
 	 */
 	TALLOC_CTX *pdu_vector_ctx;
+
+	/* see _tstream_context_set_try() */
+	tstream_try_io_fn try_readv;
+	tstream_try_io_fn try_writev;
+	struct tevent_immediate *readv_im;
+	struct tevent_immediate *writev_im;
 };
 
 struct tstream_req_common {
 	struct tevent_context *ev;
 	struct tstream_context *stream;
 	struct tevent_req *subreq;
+	/* a finish scheduled on the stream's immediate *pim, with err */
+	struct tevent_immediate **pim;
+	int err;
 };
 
 static int tstream_context_destructor(struct tstream_context *stream);
@@ -705,6 +738,59 @@ _PUBLIC_ struct tstream_context *_tstream_context_create(
 _PUBLIC_ void *_tstream_context_data(struct tstream_context *stream)
 {
 	return stream->private_data;
+}
+
+void _tstream_context_set_try(struct tstream_context *stream,
+			      tstream_try_io_fn try_readv,
+			      tstream_try_io_fn try_writev)
+{
+	stream->try_readv = try_readv;
+	stream->try_writev = try_writev;
+}
+
+/*
+ * The immediate a request done at once is finished through, one per
+ * direction, made on first use and kept for the stream's life. false
+ * (no memory) means: take the ops path instead.
+ */
+static bool tstream_fast_ready(struct tstream_context *stream,
+			       struct tevent_immediate **pim)
+{
+	if (*pim == NULL) {
+		*pim = tevent_create_immediate(stream);
+	}
+	return *pim != NULL;
+}
+
+static void tstream_finish_now(struct tevent_context *ev,
+			       struct tevent_immediate *im,
+			       void *private_data)
+{
+	struct tevent_req *req = private_data;
+	struct tstream_req_common *c = _tevent_req_data(req);
+
+	c->pim = NULL;
+	if (c->err != 0) {
+		tevent_req_error(req, c->err);
+		return;
+	}
+	tevent_req_done(req);
+}
+
+/*
+ * Finishes a request whose I/O is over (err 0: done) from the loop: it
+ * stays outstanding, holding its slot, until its callback runs, exactly
+ * like one that had to wait. Freeing it (or its endtime) before then
+ * cancels this (tstream_req_cleanup()).
+ */
+static void tstream_finish_later(struct tevent_req *req,
+				 struct tstream_req_common *c,
+				 struct tevent_immediate **pim,
+				 int err)
+{
+	c->err = err;
+	c->pim = pim;
+	tevent_schedule_immediate(*pim, c->ev, tstream_finish_now, req);
 }
 
 static void tstream_detach(struct tstream_context *stream,
@@ -765,6 +851,11 @@ static void tstream_req_cleanup(struct tevent_req *req,
 	/* See tdgram_req_cleanup(). */
 	if (c != NULL) {
 		TALLOC_FREE(c->subreq);
+		if (c->pim != NULL && c->stream != NULL) {
+			/* finished early: drop the scheduled finish */
+			TALLOC_FREE(*c->pim);
+		}
+		c->pim = NULL;
 		tstream_forget(c, req);
 	}
 }
@@ -796,7 +887,7 @@ _PUBLIC_ ssize_t tstream_pending_bytes(struct tstream_context *stream)
 
 struct tstream_readv_state {
 	struct tstream_req_common c;
-	struct iovec small_vector[TSOCKET_SMALL_IOVEC];
+	struct iovec small_vector[TSOCKET_SMALL_IOVEC + 1];
 	int ret;
 };
 
@@ -819,7 +910,6 @@ _PUBLIC_ struct tevent_req *tstream_readv_send(TALLOC_CTX *mem_ctx,
 		return NULL;
 	}
 	state->c.ev = ev;
-	state->ret = -1;
 
 	if (stream->disconnected || stream->disconnect_req != NULL) {
 		tevent_req_error(req, ENOTCONN);
@@ -840,6 +930,23 @@ _PUBLIC_ struct tevent_req *tstream_readv_send(TALLOC_CTX *mem_ctx,
 		return tevent_req_post(req, ev);
 	}
 
+	if (stream->try_readv != NULL &&
+	    tstream_fast_ready(stream, &stream->readv_im)) {
+		int left = (int)count;
+		ssize_t n;
+
+		err = 0;
+		n = stream->try_readv(stream, &copy, &left, &err);
+		if (n == -1 || left == 0) {
+			state->ret = (int)n;
+			tstream_finish_later(req, &state->c, &stream->readv_im,
+					     err);
+			return req;
+		}
+		state->ret = (int)n;
+		count = (size_t)left;
+	}
+
 	state->c.subreq =
 	    stream->ops->readv_send(state, ev, stream, copy, count);
 	if (tevent_req_nomem(state->c.subreq, req)) {
@@ -851,10 +958,8 @@ _PUBLIC_ struct tevent_req *tstream_readv_send(TALLOC_CTX *mem_ctx,
 
 static void tstream_readv_done(struct tevent_req *subreq)
 {
-	struct tevent_req *req =
-	    tevent_req_callback_data(subreq, struct tevent_req);
-	struct tstream_readv_state *state =
-	    tevent_req_data(req, struct tstream_readv_state);
+	struct tevent_req *req = tevent_req_callback_data_void(subreq);
+	struct tstream_readv_state *state = _tevent_req_data(req);
 	struct tstream_context *stream = state->c.stream;
 	int ret;
 	int err = 0;
@@ -866,14 +971,13 @@ static void tstream_readv_done(struct tevent_req *subreq)
 		tevent_req_error(req, err);
 		return;
 	}
-	state->ret = ret;
+	state->ret += ret;
 	tevent_req_done(req);
 }
 
 _PUBLIC_ int tstream_readv_recv(struct tevent_req *req, int *perrno)
 {
-	struct tstream_readv_state *state =
-	    tevent_req_data(req, struct tstream_readv_state);
+	struct tstream_readv_state *state = _tevent_req_data(req);
 	int ret;
 
 	ret = tsocket_simple_int_recv(req, perrno);
@@ -904,7 +1008,7 @@ struct tstream_readv_pdu_state {
 	struct tstream_req_common c;
 	tstream_readv_pdu_next_vector_t next_vector_fn;
 	void *next_vector_private;
-	struct iovec small_vector[TSOCKET_SMALL_IOVEC];
+	struct iovec small_vector[TSOCKET_SMALL_IOVEC + 1];
 	int total;
 };
 
@@ -973,14 +1077,10 @@ static void tstream_readv_pdu_cleanup(struct tevent_req *req,
 {
 	struct tstream_readv_pdu_state *state = _tevent_req_data(req);
 
-	if (state == NULL) {
-		return;
-	}
-	TALLOC_FREE(state->c.subreq);
-	if (state->c.stream != NULL) {
+	if (state != NULL && state->c.stream != NULL) {
 		talloc_free_children(state->c.stream->pdu_vector_ctx);
 	}
-	tstream_forget(&state->c, req);
+	tstream_req_cleanup(req, req_state);
 }
 
 /*
@@ -1009,10 +1109,33 @@ static bool tstream_readv_pdu_step_done(struct tevent_req *req,
 }
 
 /*
+ * Ends the PDU (err 0: done). Inside tstream_readv_pdu_send() (in_send)
+ * the request stays outstanding, holding the slot, until its callback
+ * runs from the loop.
+ */
+static void tstream_readv_pdu_finish(struct tevent_req *req,
+				     struct tstream_readv_pdu_state *state,
+				     bool in_send,
+				     int err)
+{
+	struct tstream_context *stream = state->c.stream;
+
+	if (in_send && tstream_fast_ready(stream, &stream->readv_im)) {
+		tstream_finish_later(req, &state->c, &stream->readv_im, err);
+		return;
+	}
+	if (err != 0) {
+		tevent_req_error(req, err);
+		return;
+	}
+	tevent_req_done(req);
+}
+
+/*
  * Runs steps until one has to wait or the PDU is finished (done or
- * failed). Inside tstream_readv_pdu_send() (in_send) a read that finished
- * at once still comes back through its posted callback: the request stays
- * outstanding, holding the slot, until its callback has run.
+ * failed). Inside tstream_readv_pdu_send() (in_send) a type's read that
+ * finished at once still comes back through its posted callback: the
+ * request never finishes before its send returned.
  */
 static void tstream_readv_pdu_next(struct tevent_req *req, bool in_send)
 {
@@ -1038,20 +1161,44 @@ static void tstream_readv_pdu_next(struct tevent_req *req, bool in_send)
 		if (ret == -1) {
 			err = errno;
 			/* A callback that forgot errno still fails the PDU. */
-			tevent_req_error(req, err != 0 ? err : EIO);
+			tstream_readv_pdu_finish(req, state, in_send,
+						 err != 0 ? err : EIO);
 			return;
 		}
 		if (count == 0) {
 			/* also a PDU complete before any read: 0 bytes */
-			tevent_req_done(req);
+			tstream_readv_pdu_finish(req, state, in_send, 0);
 			return;
 		}
 
 		err = tsocket_copy_vector(stream->pdu_vector_ctx, vector, count,
 					  state->small_vector, &copy, &total);
 		if (err != 0) {
-			tevent_req_error(req, err);
+			tstream_readv_pdu_finish(req, state, in_send, err);
 			return;
+		}
+
+		if (stream->try_readv != NULL) {
+			int left = (int)count;
+			ssize_t n;
+
+			err = 0;
+			n = stream->try_readv(stream, &copy, &left, &err);
+			if (n == -1) {
+				tstream_readv_pdu_finish(req, state, in_send,
+							 err);
+				return;
+			}
+			if (n > INT_MAX - state->total) {
+				tstream_readv_pdu_finish(req, state, in_send,
+							 EMSGSIZE);
+				return;
+			}
+			state->total += (int)n;
+			if (left == 0) {
+				continue;
+			}
+			count = (size_t)left;
 		}
 
 		subreq = stream->ops->readv_send(state, state->c.ev, stream,
@@ -1103,7 +1250,7 @@ _PUBLIC_ int tstream_readv_pdu_recv(struct tevent_req *req, int *perrno)
 
 struct tstream_writev_state {
 	struct tstream_req_common c;
-	struct iovec small_vector[TSOCKET_SMALL_IOVEC];
+	struct iovec small_vector[TSOCKET_SMALL_IOVEC + 1];
 	int ret;
 };
 
@@ -1126,7 +1273,6 @@ _PUBLIC_ struct tevent_req *tstream_writev_send(TALLOC_CTX *mem_ctx,
 		return NULL;
 	}
 	state->c.ev = ev;
-	state->ret = -1;
 
 	if (stream->disconnected || stream->disconnect_req != NULL) {
 		tevent_req_error(req, ENOTCONN);
@@ -1151,6 +1297,23 @@ _PUBLIC_ struct tevent_req *tstream_writev_send(TALLOC_CTX *mem_ctx,
 		return tevent_req_post(req, ev);
 	}
 
+	if (stream->try_writev != NULL &&
+	    tstream_fast_ready(stream, &stream->writev_im)) {
+		int left = (int)count;
+		ssize_t n;
+
+		err = 0;
+		n = stream->try_writev(stream, &copy, &left, &err);
+		if (n == -1 || left == 0) {
+			state->ret = (int)n;
+			tstream_finish_later(req, &state->c, &stream->writev_im,
+					     err);
+			return req;
+		}
+		state->ret = (int)n;
+		count = (size_t)left;
+	}
+
 	state->c.subreq =
 	    stream->ops->writev_send(state, ev, stream, copy, count);
 	if (tevent_req_nomem(state->c.subreq, req)) {
@@ -1162,10 +1325,8 @@ _PUBLIC_ struct tevent_req *tstream_writev_send(TALLOC_CTX *mem_ctx,
 
 static void tstream_writev_done(struct tevent_req *subreq)
 {
-	struct tevent_req *req =
-	    tevent_req_callback_data(subreq, struct tevent_req);
-	struct tstream_writev_state *state =
-	    tevent_req_data(req, struct tstream_writev_state);
+	struct tevent_req *req = tevent_req_callback_data_void(subreq);
+	struct tstream_writev_state *state = _tevent_req_data(req);
 	struct tstream_context *stream = state->c.stream;
 	int ret;
 	int err = 0;
@@ -1177,14 +1338,13 @@ static void tstream_writev_done(struct tevent_req *subreq)
 		tevent_req_error(req, err);
 		return;
 	}
-	state->ret = ret;
+	state->ret += ret;
 	tevent_req_done(req);
 }
 
 _PUBLIC_ int tstream_writev_recv(struct tevent_req *req, int *perrno)
 {
-	struct tstream_writev_state *state =
-	    tevent_req_data(req, struct tstream_writev_state);
+	struct tstream_writev_state *state = _tevent_req_data(req);
 	int ret;
 
 	ret = tsocket_simple_int_recv(req, perrno);

@@ -1631,54 +1631,59 @@ static void tstream_bsd_readv_cleanup(struct tevent_req *req,
 }
 
 /*
- * One readv without blocking. Returns true when the request finished,
- * false when it waits for more bytes.
+ * One readv(2) into *vector / *count without blocking; the vector has a
+ * spare entry at [*count] for the read-ahead buffer. Returns the bytes
+ * that went into the vector (advanced past them; a short read leaves
+ * the socket drained), 0 when there was nothing to read, or -1 with
+ * *perrno (EPIPE at the end of the stream), recorded as sticky.
  */
-static bool tstream_bsd_readv_try(struct tevent_req *req)
+static ssize_t tstream_bsd_readv_once(struct tstream_bsd *bsd,
+				      struct iovec **vector,
+				      int *count,
+				      int *perrno)
 {
-	struct tstream_bsd_readv_state *state = _tevent_req_data(req);
-	struct tstream_bsd *bsd = state->bsd;
+	struct iovec *v = *vector;
 	size_t want = 0;
 	size_t capacity;
-	int iovcnt = state->count;
+	int iovcnt = *count;
 	ssize_t ret;
 	int i;
 
-	for (i = 0; i < state->count && want < TSTREAM_BSD_READAHEAD; i++) {
-		want += state->vector[i].iov_len;
+	for (i = 0; i < *count && want < TSTREAM_BSD_READAHEAD; i++) {
+		want += v[i].iov_len;
 	}
 	capacity = want;
-	if (want < TSTREAM_BSD_READAHEAD && state->count < IOV_MAX) {
+	if (want < TSTREAM_BSD_READAHEAD && *count < IOV_MAX) {
 		if (bsd->rahead == NULL) {
 			bsd->rahead = talloc_size(bsd, TSTREAM_BSD_READAHEAD);
 		}
 		if (bsd->rahead != NULL) {
 			/* the spare entry after the caller's vector */
-			state->vector[iovcnt].iov_base = bsd->rahead;
-			state->vector[iovcnt].iov_len = TSTREAM_BSD_READAHEAD;
+			v[iovcnt].iov_base = bsd->rahead;
+			v[iovcnt].iov_len = TSTREAM_BSD_READAHEAD;
 			iovcnt++;
 			capacity += TSTREAM_BSD_READAHEAD;
 		}
 	}
 
-	ret = readv(bsd->fd, state->vector, iovcnt);
+	ret = readv(bsd->fd, v, iovcnt);
 	if (ret == 0) {
 		/* the peer closed: a read never reports 0 bytes */
 		tstream_bsd_fail(bsd, EPIPE, true);
-		tevent_req_error(req, EPIPE);
-		return true;
+		*perrno = EPIPE;
+		return -1;
 	}
 	if (ret == -1) {
 		int err = errno;
 
 		if (tsocket_bsd_errno_is_retry(err)) {
 			bsd->drained = true;
-			return false;
+			return 0;
 		}
 		tstream_bsd_fail(bsd, err, true);
 		tstream_bsd_fail_other(bsd, err, true);
-		tevent_req_error(req, err);
-		return true;
+		*perrno = err;
+		return -1;
 	}
 	bsd->drained = (size_t)ret < capacity;
 	if ((size_t)ret > want) {
@@ -1687,8 +1692,28 @@ static bool tstream_bsd_readv_try(struct tevent_req *req)
 		bsd->rahead_len = (size_t)ret - want;
 		ret = (ssize_t)want;
 	}
+	tstream_bsd_advance(vector, count, (size_t)ret);
+	return ret;
+}
+
+/*
+ * One readv without blocking. Returns true when the request finished,
+ * false when it waits for more bytes.
+ */
+static bool tstream_bsd_readv_try(struct tevent_req *req)
+{
+	struct tstream_bsd_readv_state *state = _tevent_req_data(req);
+	ssize_t ret;
+	int err = 0;
+
+	ret = tstream_bsd_readv_once(state->bsd, &state->vector, &state->count,
+				     &err);
+	if (ret == -1) {
+		tevent_req_error(req, err);
+		return true;
+	}
 	state->ret += ret;
-	if (!tstream_bsd_advance(&state->vector, &state->count, (size_t)ret)) {
+	if (state->count > 0) {
 		/* a short read means the socket is drained: wait */
 		return false;
 	}
@@ -1697,26 +1722,28 @@ static bool tstream_bsd_readv_try(struct tevent_req *req)
 }
 
 /*
- * Serves a readv from the read-ahead buffer. Returns true when that
- * filled the whole vector.
+ * Serves a readv from the read-ahead buffer. Returns the bytes copied
+ * (the vector is advanced past them).
  */
-static bool tstream_bsd_take_readahead(struct tstream_bsd *bsd,
-				       struct tstream_bsd_readv_state *state)
+static size_t tstream_bsd_take_readahead(struct tstream_bsd *bsd,
+					 struct iovec **vector,
+					 int *count)
 {
-	while (bsd->rahead_len > 0 && state->count > 0) {
-		size_t n = state->vector[0].iov_len;
+	size_t taken = 0;
+
+	while (bsd->rahead_len > 0 && *count > 0) {
+		size_t n = (*vector)[0].iov_len;
 
 		if (n > bsd->rahead_len) {
 			n = bsd->rahead_len;
 		}
-		memcpy(state->vector[0].iov_base, bsd->rahead + bsd->rahead_off,
-		       n);
+		memcpy((*vector)[0].iov_base, bsd->rahead + bsd->rahead_off, n);
 		bsd->rahead_off += n;
 		bsd->rahead_len -= n;
-		state->ret += (int)n;
-		tstream_bsd_advance(&state->vector, &state->count, n);
+		taken += n;
+		tstream_bsd_advance(vector, count, n);
 	}
-	return state->count == 0;
+	return taken;
 }
 
 static struct tevent_req *tstream_bsd_readv_send(TALLOC_CTX *mem_ctx,
@@ -1765,7 +1792,9 @@ static struct tevent_req *tstream_bsd_readv_send(TALLOC_CTX *mem_ctx,
 		return tevent_req_post(req, ev);
 	}
 
-	if (tstream_bsd_take_readahead(bsd, state)) {
+	state->ret =
+	    (int)tstream_bsd_take_readahead(bsd, &state->vector, &state->count);
+	if (state->count == 0) {
 		tevent_req_done(req);
 		return tevent_req_post(req, ev);
 	}
@@ -1848,17 +1877,23 @@ static ssize_t tstream_bsd_writev_nosigpipe(int fd,
 	return ret;
 }
 
-static bool tstream_bsd_writev_try(struct tevent_req *req)
+/*
+ * One write of *vector / *count without blocking. Returns the bytes
+ * written (the vector is advanced past them), 0 when the socket buffer
+ * is full, or -1 with *perrno, recorded as sticky.
+ */
+static ssize_t tstream_bsd_writev_once(struct tstream_bsd *bsd,
+				       struct iovec **vector,
+				       int *count,
+				       int *perrno)
 {
-	struct tstream_bsd_writev_state *state = _tevent_req_data(req);
-	struct tstream_bsd *bsd = state->bsd;
 	ssize_t ret;
 
 	for (;;) {
 		if (bsd->is_socket) {
 			struct msghdr msg = {
-			    .msg_iov = state->vector,
-			    .msg_iovlen = (size_t)state->count,
+			    .msg_iov = *vector,
+			    .msg_iovlen = (size_t)*count,
 			};
 
 			ret =
@@ -1868,8 +1903,8 @@ static bool tstream_bsd_writev_try(struct tevent_req *req)
 				continue;
 			}
 		} else {
-			ret = tstream_bsd_writev_nosigpipe(
-			    bsd->fd, state->vector, state->count);
+			ret = tstream_bsd_writev_nosigpipe(bsd->fd, *vector,
+							   *count);
 		}
 		break;
 	}
@@ -1877,21 +1912,37 @@ static bool tstream_bsd_writev_try(struct tevent_req *req)
 		int err = errno;
 
 		if (tsocket_bsd_errno_is_retry(err)) {
-			return false;
+			return 0;
 		}
 		tstream_bsd_fail(bsd, err, false);
 		tstream_bsd_fail_other(bsd, err, false);
-		tevent_req_error(req, err);
-		return true;
+		*perrno = err;
+		return -1;
 	}
 	if (ret == 0) {
 		/* nothing taken from a non-empty vector: treat as closed */
 		tstream_bsd_fail(bsd, EPIPE, false);
-		tevent_req_error(req, EPIPE);
+		*perrno = EPIPE;
+		return -1;
+	}
+	tstream_bsd_advance(vector, count, (size_t)ret);
+	return ret;
+}
+
+static bool tstream_bsd_writev_try(struct tevent_req *req)
+{
+	struct tstream_bsd_writev_state *state = _tevent_req_data(req);
+	ssize_t ret;
+	int err = 0;
+
+	ret = tstream_bsd_writev_once(state->bsd, &state->vector, &state->count,
+				      &err);
+	if (ret == -1) {
+		tevent_req_error(req, err);
 		return true;
 	}
 	state->ret += ret;
-	if (!tstream_bsd_advance(&state->vector, &state->count, (size_t)ret)) {
+	if (state->count > 0) {
 		/* socket buffer full: wait for room */
 		return false;
 	}
@@ -2048,6 +2099,67 @@ static struct tevent_req *tstream_bsd_shutdown_send(
 	return tevent_req_post(req, ev);
 }
 
+/*
+ * The generic layer's fast path (see _tstream_context_set_try() in
+ * tsocket.c, private to libtsocket): the same readv/writev as the
+ * requests below, tried before any request of ours exists. Only called
+ * with no request of ours outstanding in that direction; 0 lets the
+ * request path deal with everything else.
+ */
+typedef ssize_t (*tstream_try_io_fn)(struct tstream_context *stream,
+				     struct iovec **vector,
+				     int *count,
+				     int *perrno);
+void _tstream_context_set_try(struct tstream_context *stream,
+			      tstream_try_io_fn try_readv,
+			      tstream_try_io_fn try_writev);
+
+static ssize_t tstream_bsd_try_readv(struct tstream_context *stream,
+				     struct iovec **vector,
+				     int *count,
+				     int *perrno)
+{
+	struct tstream_bsd *bsd = _tstream_context_data(stream);
+	size_t taken;
+	ssize_t ret;
+
+	if (bsd->fd == -1 || bsd->readv_req != NULL) {
+		return 0;
+	}
+	if (bsd->read_error != 0) {
+		*perrno = bsd->read_error;
+		return -1;
+	}
+	tstream_bsd_advance(vector, count, 0);
+	taken = tstream_bsd_take_readahead(bsd, vector, count);
+	if (*count == 0 || bsd->drained) {
+		return (ssize_t)taken;
+	}
+	ret = tstream_bsd_readv_once(bsd, vector, count, perrno);
+	if (ret == -1) {
+		return -1;
+	}
+	return (ssize_t)taken + ret;
+}
+
+static ssize_t tstream_bsd_try_writev(struct tstream_context *stream,
+				      struct iovec **vector,
+				      int *count,
+				      int *perrno)
+{
+	struct tstream_bsd *bsd = _tstream_context_data(stream);
+
+	if (bsd->fd == -1 || bsd->writev_req != NULL) {
+		return 0;
+	}
+	if (bsd->write_error != 0) {
+		*perrno = bsd->write_error;
+		return -1;
+	}
+	tstream_bsd_advance(vector, count, 0);
+	return tstream_bsd_writev_once(bsd, vector, count, perrno);
+}
+
 static const struct tstream_context_ops tstream_bsd_ops = {
     .name = "bsd",
     .pending_bytes = tstream_bsd_pending_bytes,
@@ -2080,6 +2192,8 @@ static int tstream_bsd_wrap(TALLOC_CTX *mem_ctx,
 	bsd->fd = fd;
 	bsd->is_socket = is_socket;
 	talloc_set_destructor(bsd, tstream_bsd_destructor);
+	_tstream_context_set_try(stream, tstream_bsd_try_readv,
+				 tstream_bsd_try_writev);
 
 	*_stream = stream;
 	return 0;
