@@ -251,6 +251,32 @@ _PUBLIC_ struct tsocket_address *_tsocket_address_copy(
  * tdgram_context
  */
 
+/*
+ * Private to libtsocket (hidden, not in any installed header): like
+ * tstream_try_io_fn for streams, a datagram type of this library may
+ * offer to receive or send at once without a request of its own. A try
+ * function returns false when it did nothing (the type's request does
+ * the work), true when the operation is over: *pret the length, or -1
+ * with *perrno. A received datagram and its sender are allocated on
+ * mem_ctx. Only called with no request of the type outstanding in that
+ * direction. The BSD backend registers them (tsocket_bsd.c).
+ */
+typedef bool (*tdgram_try_recvfrom_fn)(struct tdgram_context *dgram,
+				       TALLOC_CTX *mem_ctx,
+				       uint8_t **buf,
+				       struct tsocket_address **src,
+				       ssize_t *pret,
+				       int *perrno);
+typedef bool (*tdgram_try_sendto_fn)(struct tdgram_context *dgram,
+				     const uint8_t *buf,
+				     size_t len,
+				     const struct tsocket_address *dst,
+				     ssize_t *pret,
+				     int *perrno);
+void _tdgram_context_set_try(struct tdgram_context *dgram,
+			     tdgram_try_recvfrom_fn try_recvfrom,
+			     tdgram_try_sendto_fn try_sendto);
+
 struct tdgram_context {
 	const char *location;
 	const struct tdgram_context_ops *ops;
@@ -261,6 +287,12 @@ struct tdgram_context {
 	struct tevent_req *disconnect_req;
 	bool disconnected;
 	struct tsocket_ev_watch watch;
+
+	/* see _tdgram_context_set_try() */
+	tdgram_try_recvfrom_fn try_recvfrom;
+	tdgram_try_sendto_fn try_sendto;
+	struct tevent_immediate *recvfrom_im;
+	struct tevent_immediate *sendto_im;
 };
 
 /* What the context destructor needs to detach any generic request. */
@@ -268,6 +300,9 @@ struct tdgram_req_common {
 	struct tevent_context *ev;
 	struct tdgram_context *dgram;
 	struct tevent_req *subreq;
+	/* a finish scheduled on the context's immediate *pim, with err */
+	struct tevent_immediate **pim;
+	int err;
 };
 
 static int tdgram_context_destructor(struct tdgram_context *dgram);
@@ -306,6 +341,50 @@ _PUBLIC_ struct tdgram_context *_tdgram_context_create(
 _PUBLIC_ void *_tdgram_context_data(struct tdgram_context *dgram)
 {
 	return dgram->private_data;
+}
+
+void _tdgram_context_set_try(struct tdgram_context *dgram,
+			     tdgram_try_recvfrom_fn try_recvfrom,
+			     tdgram_try_sendto_fn try_sendto)
+{
+	dgram->try_recvfrom = try_recvfrom;
+	dgram->try_sendto = try_sendto;
+}
+
+/* As tstream_fast_ready(). */
+static bool tdgram_fast_ready(struct tdgram_context *dgram,
+			      struct tevent_immediate **pim)
+{
+	if (*pim == NULL) {
+		*pim = tevent_create_immediate(dgram);
+	}
+	return *pim != NULL;
+}
+
+static void tdgram_finish_now(struct tevent_context *ev,
+			      struct tevent_immediate *im,
+			      void *private_data)
+{
+	struct tevent_req *req = private_data;
+	struct tdgram_req_common *c = _tevent_req_data(req);
+
+	c->pim = NULL;
+	if (c->err != 0) {
+		tevent_req_error(req, c->err);
+		return;
+	}
+	tevent_req_done(req);
+}
+
+/* As tstream_finish_later(). */
+static void tdgram_finish_later(struct tevent_req *req,
+				struct tdgram_req_common *c,
+				struct tevent_immediate **pim,
+				int err)
+{
+	c->err = err;
+	c->pim = pim;
+	tevent_schedule_immediate(*pim, c->ev, tdgram_finish_now, req);
 }
 
 static void tdgram_detach(struct tdgram_context *dgram,
@@ -367,6 +446,11 @@ static void tdgram_req_cleanup(struct tevent_req *req,
 	 */
 	if (c != NULL) {
 		TALLOC_FREE(c->subreq);
+		if (c->pim != NULL && c->dgram != NULL) {
+			/* finished early: drop the scheduled finish */
+			TALLOC_FREE(*c->pim);
+		}
+		c->pim = NULL;
 		tdgram_forget(c, req);
 	}
 }
@@ -422,6 +506,20 @@ _PUBLIC_ struct tevent_req *tdgram_recvfrom_send(TALLOC_CTX *mem_ctx,
 		return tevent_req_post(req, ev);
 	}
 
+	if (dgram->try_recvfrom != NULL &&
+	    tdgram_fast_ready(dgram, &dgram->recvfrom_im)) {
+		ssize_t ret = -1;
+		int err = 0;
+
+		if (dgram->try_recvfrom(dgram, state, &state->buf, &state->src,
+					&ret, &err)) {
+			state->len = ret == -1 ? 0 : (size_t)ret;
+			tdgram_finish_later(req, &state->c, &dgram->recvfrom_im,
+					    ret == -1 ? err : 0);
+			return req;
+		}
+	}
+
 	state->c.subreq = dgram->ops->recvfrom_send(state, ev, dgram);
 	if (tevent_req_nomem(state->c.subreq, req)) {
 		return tevent_req_post(req, ev);
@@ -432,10 +530,8 @@ _PUBLIC_ struct tevent_req *tdgram_recvfrom_send(TALLOC_CTX *mem_ctx,
 
 static void tdgram_recvfrom_done(struct tevent_req *subreq)
 {
-	struct tevent_req *req =
-	    tevent_req_callback_data(subreq, struct tevent_req);
-	struct tdgram_recvfrom_state *state =
-	    tevent_req_data(req, struct tdgram_recvfrom_state);
+	struct tevent_req *req = tevent_req_callback_data_void(subreq);
+	struct tdgram_recvfrom_state *state = _tevent_req_data(req);
 	struct tdgram_context *dgram = state->c.dgram;
 	ssize_t ret;
 	int err = 0;
@@ -458,8 +554,7 @@ _PUBLIC_ ssize_t tdgram_recvfrom_recv(struct tevent_req *req,
 				      uint8_t **buf,
 				      struct tsocket_address **src)
 {
-	struct tdgram_recvfrom_state *state =
-	    tevent_req_data(req, struct tdgram_recvfrom_state);
+	struct tdgram_recvfrom_state *state = _tevent_req_data(req);
 	ssize_t ret;
 
 	ret = tsocket_simple_int_recv(req, perrno);
@@ -521,6 +616,19 @@ _PUBLIC_ struct tevent_req *tdgram_sendto_send(
 		return tevent_req_post(req, ev);
 	}
 
+	if (dgram->try_sendto != NULL &&
+	    tdgram_fast_ready(dgram, &dgram->sendto_im)) {
+		ssize_t ret = -1;
+		int err = 0;
+
+		if (dgram->try_sendto(dgram, buf, len, dst, &ret, &err)) {
+			state->ret = ret;
+			tdgram_finish_later(req, &state->c, &dgram->sendto_im,
+					    ret == -1 ? err : 0);
+			return req;
+		}
+	}
+
 	state->c.subreq =
 	    dgram->ops->sendto_send(state, ev, dgram, buf, len, dst);
 	if (tevent_req_nomem(state->c.subreq, req)) {
@@ -532,10 +640,8 @@ _PUBLIC_ struct tevent_req *tdgram_sendto_send(
 
 static void tdgram_sendto_done(struct tevent_req *subreq)
 {
-	struct tevent_req *req =
-	    tevent_req_callback_data(subreq, struct tevent_req);
-	struct tdgram_sendto_state *state =
-	    tevent_req_data(req, struct tdgram_sendto_state);
+	struct tevent_req *req = tevent_req_callback_data_void(subreq);
+	struct tdgram_sendto_state *state = _tevent_req_data(req);
 	struct tdgram_context *dgram = state->c.dgram;
 	ssize_t ret;
 	int err = 0;
@@ -553,8 +659,7 @@ static void tdgram_sendto_done(struct tevent_req *subreq)
 
 _PUBLIC_ ssize_t tdgram_sendto_recv(struct tevent_req *req, int *perrno)
 {
-	struct tdgram_sendto_state *state =
-	    tevent_req_data(req, struct tdgram_sendto_state);
+	struct tdgram_sendto_state *state = _tevent_req_data(req);
 	ssize_t ret;
 
 	ret = tsocket_simple_int_recv(req, perrno);

@@ -853,13 +853,20 @@ static bool tdgram_bsd_read_shut(struct tdgram_bsd *bsd)
 }
 
 /*
- * Receives one datagram without blocking. Returns true when the request
- * finished (done or error), false when it must wait for readability.
+ * Receives one datagram without blocking into *pbuf (allocated on
+ * mem_ctx) and its sender into *src / *src_len. Returns its length, 0
+ * when there was none (bsd->drained set), or -1 with *perrno.
+ * from_event: epoll said readable (a socket shut for reading says so
+ * forever, which must end with EPIPE instead of spinning).
  */
-static bool tdgram_bsd_recvfrom_try(struct tevent_req *req, bool from_event)
+static ssize_t tdgram_bsd_recv_once(struct tdgram_bsd *bsd,
+				    TALLOC_CTX *mem_ctx,
+				    uint8_t **pbuf,
+				    union tsocket_bsd_sockaddr *src,
+				    socklen_t *src_len,
+				    bool from_event,
+				    int *perrno)
 {
-	struct tdgram_bsd_recvfrom_state *state = _tevent_req_data(req);
-	struct tdgram_bsd *bsd = state->bsd;
 	struct iovec iov;
 	struct msghdr msg;
 	ssize_t ret;
@@ -872,8 +879,9 @@ static bool tdgram_bsd_recvfrom_try(struct tevent_req *req, bool from_event)
 			if (bsd->scratch == NULL) {
 				bsd->scratch =
 				    talloc_size(bsd, TDGRAM_BSD_INET_SCRATCH);
-				if (tevent_req_nomem(bsd->scratch, req)) {
-					return true;
+				if (bsd->scratch == NULL) {
+					*perrno = ENOMEM;
+					return -1;
 				}
 			}
 			dest = bsd->scratch;
@@ -883,27 +891,28 @@ static bool tdgram_bsd_recvfrom_try(struct tevent_req *req, bool from_event)
 
 			ret = ioctl(bsd->fd, FIONREAD, &avail);
 			if (ret == -1) {
-				tevent_req_error(req, errno);
-				return true;
+				*perrno = errno;
+				return -1;
 			}
 			if (avail <= 0) {
 				/* nothing queued, or an empty datagram */
 				avail = 1;
 			}
-			TALLOC_FREE(state->buf);
-			state->buf = talloc_size(state, (size_t)avail);
-			if (tevent_req_nomem(state->buf, req)) {
-				return true;
+			TALLOC_FREE(*pbuf);
+			*pbuf = talloc_size(mem_ctx, (size_t)avail);
+			if (*pbuf == NULL) {
+				*perrno = ENOMEM;
+				return -1;
 			}
-			dest = state->buf;
+			dest = *pbuf;
 			want = (size_t)avail;
 		}
 
 		iov.iov_base = dest;
 		iov.iov_len = want;
 		memset(&msg, 0, sizeof(msg));
-		msg.msg_name = &state->src;
-		msg.msg_namelen = sizeof(state->src);
+		msg.msg_name = src;
+		msg.msg_namelen = sizeof(*src);
 		msg.msg_iov = &iov;
 		msg.msg_iovlen = 1;
 
@@ -912,7 +921,7 @@ static bool tdgram_bsd_recvfrom_try(struct tevent_req *req, bool from_event)
 			int err = errno;
 
 			if (tsocket_bsd_errno_is_retry(err)) {
-				TALLOC_FREE(state->buf);
+				TALLOC_FREE(*pbuf);
 				bsd->drained = true;
 				/*
 				 * Readable by epoll yet nothing to receive: a
@@ -920,13 +929,13 @@ static bool tdgram_bsd_recvfrom_try(struct tevent_req *req, bool from_event)
 				 * forever and would spin the loop.
 				 */
 				if (from_event && tdgram_bsd_read_shut(bsd)) {
-					tevent_req_error(req, EPIPE);
-					return true;
+					*perrno = EPIPE;
+					return -1;
 				}
-				return false;
+				return 0;
 			}
-			tevent_req_error(req, err);
-			return true;
+			*perrno = err;
+			return -1;
 		}
 		if (ret == 0) {
 			/*
@@ -935,26 +944,64 @@ static bool tdgram_bsd_recvfrom_try(struct tevent_req *req, bool from_event)
 			 * its end, forever: that must not loop here.)
 			 */
 			if (tdgram_bsd_read_shut(bsd)) {
-				tevent_req_error(req, EPIPE);
-				return true;
+				*perrno = EPIPE;
+				return -1;
 			}
 			continue;
 		}
 		if ((msg.msg_flags & MSG_TRUNC) != 0) {
-			tevent_req_error(req, EMSGSIZE);
-			return true;
+			*perrno = EMSGSIZE;
+			return -1;
 		}
-		state->src_len = msg.msg_namelen;
-		state->len = ret;
+		*src_len = msg.msg_namelen;
 		if (bsd->inet) {
-			state->buf = talloc_memdup(state, dest, (size_t)ret);
-			if (tevent_req_nomem(state->buf, req)) {
-				return true;
+			*pbuf = talloc_memdup(mem_ctx, dest, (size_t)ret);
+			if (*pbuf == NULL) {
+				*perrno = ENOMEM;
+				return -1;
 			}
 		}
-		tevent_req_done(req);
+		return ret;
+	}
+}
+
+/*
+ * Receives one datagram without blocking. Returns true when the request
+ * finished (done or error), false when it must wait for readability.
+ */
+static bool tdgram_bsd_recvfrom_try(struct tevent_req *req, bool from_event)
+{
+	struct tdgram_bsd_recvfrom_state *state = _tevent_req_data(req);
+	ssize_t ret;
+	int err = 0;
+
+	ret = tdgram_bsd_recv_once(state->bsd, state, &state->buf, &state->src,
+				   &state->src_len, from_event, &err);
+	if (ret == -1) {
+		tevent_req_error(req, err);
 		return true;
 	}
+	if (ret == 0) {
+		return false;
+	}
+	state->len = ret;
+	tevent_req_done(req);
+	return true;
+}
+
+/* A sender's address as the caller gets it. */
+static int tdgram_bsd_src_address(TALLOC_CTX *mem_ctx,
+				  union tsocket_bsd_sockaddr *sa,
+				  socklen_t len,
+				  struct tsocket_address **src)
+{
+	if (len < (socklen_t)sizeof(sa_family_t)) {
+		/* an unbound unix peer: empty path */
+		sa->sa.sa_family = AF_UNIX;
+		len = sizeof(sa_family_t);
+	}
+	return _tsocket_address_bsd_from_sockaddr(mem_ctx, &sa->sa, len, src,
+						  __location__);
 }
 
 static struct tevent_req *tdgram_bsd_recvfrom_send(TALLOC_CTX *mem_ctx,
@@ -1012,17 +1059,9 @@ static ssize_t tdgram_bsd_recvfrom_recv(struct tevent_req *req,
 	ret = tsocket_simple_int_recv(req, perrno);
 	if (ret == 0) {
 		if (src != NULL) {
-			union tsocket_bsd_sockaddr *sa = &state->src;
-			socklen_t len = state->src_len;
-			int rc;
+			int rc = tdgram_bsd_src_address(mem_ctx, &state->src,
+							state->src_len, src);
 
-			if (len < (socklen_t)sizeof(sa_family_t)) {
-				/* an unbound unix peer: empty path */
-				sa->sa.sa_family = AF_UNIX;
-				len = sizeof(sa_family_t);
-			}
-			rc = _tsocket_address_bsd_from_sockaddr(
-			    mem_ctx, &sa->sa, len, src, __location__);
 			if (rc != 0) {
 				*perrno = errno;
 				tevent_req_received(req);
@@ -1052,22 +1091,48 @@ static void tdgram_bsd_sendto_cleanup(struct tevent_req *req,
 	state->bsd = NULL;
 }
 
-static bool tdgram_bsd_sendto_try(struct tevent_req *req)
+/*
+ * One sendto without blocking. Returns the bytes sent, 0 when the socket
+ * buffer is full, or -1 with *perrno.
+ */
+static ssize_t tdgram_bsd_send_once(struct tdgram_bsd *bsd,
+				    const uint8_t *buf,
+				    size_t len,
+				    const struct sockaddr *dst,
+				    socklen_t dst_len,
+				    int *perrno)
 {
-	struct tdgram_bsd_sendto_state *state = _tevent_req_data(req);
 	ssize_t ret;
 
-	ret = sendto(
-	    state->bsd->fd, state->buf, state->len, MSG_NOSIGNAL | MSG_DONTWAIT,
-	    state->dst_len != 0 ? &state->dst.sa : NULL, state->dst_len);
+	ret = sendto(bsd->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT, dst,
+		     dst_len);
 	if (ret == -1) {
 		int err = errno;
 
 		if (tsocket_bsd_errno_is_retry(err)) {
-			return false;
+			return 0;
 		}
+		*perrno = err;
+		return -1;
+	}
+	return ret;
+}
+
+static bool tdgram_bsd_sendto_try(struct tevent_req *req)
+{
+	struct tdgram_bsd_sendto_state *state = _tevent_req_data(req);
+	ssize_t ret;
+	int err = 0;
+
+	ret = tdgram_bsd_send_once(state->bsd, state->buf, state->len,
+				   state->dst_len != 0 ? &state->dst.sa : NULL,
+				   state->dst_len, &err);
+	if (ret == -1) {
 		tevent_req_error(req, err);
 		return true;
+	}
+	if (ret == 0) {
+		return false;
 	}
 	state->ret = ret;
 	tevent_req_done(req);
@@ -1189,6 +1254,86 @@ static int tdgram_bsd_disconnect_recv(struct tevent_req *req, int *perrno)
 	return ret;
 }
 
+/*
+ * The generic layer's fast path for datagrams (see
+ * _tdgram_context_set_try() in tsocket.c, private to libtsocket): the
+ * same receive/send as the requests above, tried before any request of
+ * ours exists. false: nothing done, the request path deals with it.
+ */
+typedef bool (*tdgram_try_recvfrom_fn)(struct tdgram_context *dgram,
+				       TALLOC_CTX *mem_ctx,
+				       uint8_t **buf,
+				       struct tsocket_address **src,
+				       ssize_t *pret,
+				       int *perrno);
+typedef bool (*tdgram_try_sendto_fn)(struct tdgram_context *dgram,
+				     const uint8_t *buf,
+				     size_t len,
+				     const struct tsocket_address *dst,
+				     ssize_t *pret,
+				     int *perrno);
+void _tdgram_context_set_try(struct tdgram_context *dgram,
+			     tdgram_try_recvfrom_fn try_recvfrom,
+			     tdgram_try_sendto_fn try_sendto);
+
+static bool tdgram_bsd_try_recvfrom(struct tdgram_context *dgram,
+				    TALLOC_CTX *mem_ctx,
+				    uint8_t **buf,
+				    struct tsocket_address **src,
+				    ssize_t *pret,
+				    int *perrno)
+{
+	struct tdgram_bsd *bsd = _tdgram_context_data(dgram);
+	union tsocket_bsd_sockaddr sa;
+	socklen_t sa_len = 0;
+	ssize_t ret;
+
+	if (bsd->fd == -1 || bsd->recvfrom_req != NULL || bsd->drained) {
+		return false;
+	}
+	ret = tdgram_bsd_recv_once(bsd, mem_ctx, buf, &sa, &sa_len, false,
+				   perrno);
+	if (ret == 0) {
+		return false;
+	}
+	if (ret > 0 && tdgram_bsd_src_address(mem_ctx, &sa, sa_len, src) != 0) {
+		*perrno = errno;
+		ret = -1;
+	}
+	*pret = ret;
+	return true;
+}
+
+static bool tdgram_bsd_try_sendto(struct tdgram_context *dgram,
+				  const uint8_t *buf,
+				  size_t len,
+				  const struct tsocket_address *dst,
+				  ssize_t *pret,
+				  int *perrno)
+{
+	struct tdgram_bsd *bsd = _tdgram_context_data(dgram);
+	const struct tsocket_address_bsd *dbsd = NULL;
+	ssize_t ret;
+
+	if (bsd->fd == -1 || bsd->sendto_req != NULL) {
+		return false;
+	}
+	if (dst != NULL) {
+		dbsd = tsocket_address_bsd_get(dst);
+		if (dbsd == NULL) {
+			return false;
+		}
+	}
+	ret = tdgram_bsd_send_once(bsd, buf, len,
+				   dbsd != NULL ? &dbsd->u.sa : NULL,
+				   dbsd != NULL ? dbsd->sa_socklen : 0, perrno);
+	if (ret == 0) {
+		return false;
+	}
+	*pret = ret;
+	return true;
+}
+
 static const struct tdgram_context_ops tdgram_bsd_ops = {
     .name = "bsd",
     .recvfrom_send = tdgram_bsd_recvfrom_send,
@@ -1218,6 +1363,8 @@ static int tdgram_bsd_wrap(TALLOC_CTX *mem_ctx,
 	bsd->fd = fd;
 	bsd->inet = inet;
 	talloc_set_destructor(bsd, tdgram_bsd_destructor);
+	_tdgram_context_set_try(dgram, tdgram_bsd_try_recvfrom,
+				tdgram_bsd_try_sendto);
 
 	*_dgram = dgram;
 	return 0;
