@@ -54,6 +54,17 @@ struct cfg_parser {
 	size_t dropped_errors;
 	bool too_complex;
 	bool oom;
+	/* private keys and keytabs named, checked once the file is read */
+	struct cfg_secret *secrets;
+	size_t num_secrets;
+};
+
+/* A private key or keytab file and what fstat() said of it. */
+struct cfg_secret {
+	const yaml_node_t *node;
+	const char *what;
+	mode_t mode;
+	uid_t uid;
 };
 
 enum cfg_kind {
@@ -432,6 +443,72 @@ static char *cfg_abs_path(struct cfg_parser *p, const char *path)
 	return talloc_asprintf(p->cfg, "%s/%s", p->base_dir, path);
 }
 
+static void cfg_add_secret(struct cfg_parser *p,
+			   const char *what,
+			   const yaml_node_t *node,
+			   const struct stat *st)
+{
+	struct cfg_secret *s;
+
+	s = talloc_realloc(p->tmp, p->secrets, struct cfg_secret,
+			   p->num_secrets + 1);
+	if (s == NULL) {
+		p->oom = true;
+		return;
+	}
+	p->secrets = s;
+	p->secrets[p->num_secrets++] = (struct cfg_secret){
+	    .node = node,
+	    .what = what,
+	    .mode = st->st_mode,
+	    .uid = st->st_uid,
+	};
+}
+
+/*
+ * Private keys and keytabs, as ssh and PostgreSQL judge them: owned by
+ * root, by the user we run as or by the one we drop to; no access for
+ * others; group read only when root owns the file (a root-owned 0640 key
+ * with an ssl-cert style group, or a Kubernetes secret with fsGroup and
+ * defaultMode 0440). allow_insecure_key_permissions: true turns this off.
+ */
+static void cfg_check_secrets(struct cfg_parser *p)
+{
+	const char *fix = "; chmod 0600 it (0640 or 0440 if root owns it), "
+			  "or set allow_insecure_key_permissions: true";
+	uid_t me = geteuid();
+	size_t i;
+
+	if (!(p->flags & TSGATE_CONFIG_CHECK_CREDENTIALS) ||
+	    p->cfg->allow_insecure_key_permissions) {
+		return;
+	}
+	for (i = 0; i < p->num_secrets; i++) {
+		const struct cfg_secret *s = &p->secrets[i];
+		unsigned mode = (unsigned)(s->mode & 07777);
+
+		if (s->uid != 0 && s->uid != me &&
+		    (p->cfg->user == NULL || s->uid != p->cfg->uid)) {
+			cfg_error(p, s->node,
+				  "'%s': '%s' is owned by uid %u, not by root "
+				  "or the user tsgate runs as; chown it, or "
+				  "set allow_insecure_key_permissions: true",
+				  s->what, cfg_str(s->node), (unsigned)s->uid);
+		} else if ((mode & S_IRWXO) != 0) {
+			cfg_error(p, s->node,
+				  "'%s': '%s' is accessible by others (mode "
+				  "%04o)%s",
+				  s->what, cfg_str(s->node), mode, fix);
+		} else if ((mode & S_IRWXG) != 0 &&
+			   (s->uid != 0 || (mode & S_IRWXG) != S_IRGRP)) {
+			cfg_error(p, s->node,
+				  "'%s': '%s' is accessible by its group "
+				  "(mode %04o)%s",
+				  s->what, cfg_str(s->node), mode, fix);
+		}
+	}
+}
+
 /* A file that must exist and be readable: stored as an absolute path. */
 static void cfg_h_path(struct cfg_parser *p,
 		       const struct cfg_key *k,
@@ -467,6 +544,9 @@ static void cfg_h_path(struct cfg_parser *p,
 		return;
 	}
 	close(fd);
+	if (k->data == cfg_keytab_marker || strcmp(k->name, "key") == 0) {
+		cfg_add_secret(p, k->name, node, &st);
+	}
 	/* Only a usable file is stored: later checks skip the others. */
 	*field = path;
 }
@@ -2017,6 +2097,8 @@ static const struct cfg_key cfg_top_keys[] = {
     {"metrics", CFG_MAPPING, cfg_h_metrics, 0, NULL, NULL},
     {"limits", CFG_MAPPING, cfg_h_limits, 0, NULL, NULL},
     {"listeners", CFG_SEQUENCE, cfg_h_listeners, 0, NULL, NULL},
+    {"allow_insecure_key_permissions", CFG_SCALAR, cfg_h_bool,
+     CF(allow_insecure_key_permissions), NULL, NULL},
 };
 #undef CF
 
@@ -2119,6 +2201,7 @@ static void cfg_walk(struct cfg_parser *p, yaml_document_t *doc)
 	if (!PRESENT(cfg_top_keys, present, "listeners") && !p->too_complex) {
 		cfg_error(p, root, "missing key 'listeners' at the top level");
 	}
+	cfg_check_secrets(p);
 	if (p->cfg->metrics_listen != NULL) {
 		size_t i;
 

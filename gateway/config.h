@@ -252,6 +252,13 @@ struct tsgate_config {
 	const char *user;
 	uid_t uid;
 	gid_t gid;
+	/*
+	 * allow_insecure_key_permissions: accept private keys and keytabs
+	 * that others can read, or that another non-root user owns
+	 * (default false: such a file is an error, checked with
+	 * TSGATE_CONFIG_CHECK_CREDENTIALS).
+	 */
+	bool allow_insecure_key_permissions;
 	/* NULL when no metrics listener is configured. */
 	struct tsgate_config_addr *metrics_listen;
 	struct tsgate_config_limits limits;

@@ -1153,7 +1153,8 @@ static void tsgate_daemon_reload(struct tsgate_daemon *d)
 	if (d->draining) {
 		return;
 	}
-	ret = tsgate_config_load(d, d->config_path, 0, &cfg, &errs);
+	ret = tsgate_config_load(d, d->config_path,
+				 TSGATE_CONFIG_CHECK_CREDENTIALS, &cfg, &errs);
 	if (ret != 0) {
 		for (i = 0; errs != NULL && i < errs->num_errors; i++) {
 			tsgate_log_msg(
@@ -1363,9 +1364,9 @@ static int tsgate_daemon_serve(TALLOC_CTX *mem_ctx,
 						cfg->metrics_listen, NULL,
 						&d->metrics_server, &reason);
 		if (ret != 0) {
+			/* the reason names the address */
 			tsgate_log_msg(d->log, TSGATE_LOG_ERROR, "start",
-				       "metrics %s: %s",
-				       cfg->metrics_listen->text,
+				       "metrics: %s",
 				       reason ? reason : strerror(ret));
 			talloc_free(d);
 			return 1;
