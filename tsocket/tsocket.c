@@ -201,13 +201,19 @@ _PUBLIC_ struct tsocket_address *_tsocket_address_create(
 	void **ppstate = (void **)pstate;
 	struct tsocket_address *addr;
 
-	addr = talloc_zero(mem_ctx, struct tsocket_address);
+	/*
+	 * One malloc for both: a received datagram's sender is made for
+	 * every datagram.
+	 */
+	addr = talloc_pooled_object(mem_ctx, struct tsocket_address, 1, psize);
 	if (addr == NULL) {
 		errno = ENOMEM;
 		return NULL;
 	}
-	addr->location = location;
-	addr->ops = ops;
+	*addr = (struct tsocket_address){
+	    .location = location,
+	    .ops = ops,
+	};
 	addr->private_data = talloc_zero_size(addr, psize);
 	if (addr->private_data == NULL) {
 		talloc_free(addr);
