@@ -34,6 +34,7 @@
 #include "identity.h"
 #include "log.h"
 #include "metrics.h"
+#include "metrics_workers.h"
 #include "relay.h"
 #include "route.h"
 #include "tstream_gssapi.h"
@@ -58,8 +59,9 @@ struct tsgate_daemon {
 	struct tsgate_log *log;
 	struct tsgate_metrics *metrics;
 	struct tsgate_http_server *metrics_server;
-	struct tsgate_listener *listeners; /* accepting */
-	struct tsgate_listener *retired;   /* replaced, serving old conns */
+	struct tsgate_metrics_workers *metrics_workers; /* workers: N > 1 */
+	struct tsgate_listener *listeners;              /* accepting */
+	struct tsgate_listener *retired; /* replaced, serving old conns */
 	struct tsgate_conn *conns;
 	uint32_t num_conns;
 	uint64_t next_conn_id;
@@ -1309,7 +1311,8 @@ static int tsgate_daemon_serve(TALLOC_CTX *mem_ctx,
 			       const char *config_path,
 			       struct tsgate_config *cfg,
 			       unsigned worker,
-			       unsigned num_workers)
+			       unsigned num_workers,
+			       struct tsgate_metrics_links *links)
 {
 	struct tsgate_daemon *d;
 	struct tsgate_listener *l;
@@ -1343,6 +1346,15 @@ static int tsgate_daemon_serve(TALLOC_CTX *mem_ctx,
 	if (num_workers > 1) {
 		d->log->worker = (int)worker;
 	}
+	if (links != NULL) {
+		d->metrics_workers = tsgate_metrics_workers_new(
+		    d, d->ev, d->metrics, links, worker);
+		if (d->metrics_workers == NULL) {
+			fprintf(stderr, "tsgate: out of memory\n");
+			talloc_free(d);
+			return 1;
+		}
+	}
 
 	/* Writes to a closed peer must fail with EPIPE, not kill us. */
 	signal(SIGPIPE, SIG_IGN);
@@ -1358,7 +1370,7 @@ static int tsgate_daemon_serve(TALLOC_CTX *mem_ctx,
 		return 1;
 	}
 
-	/* with workers, worker 0 serves /metrics (for its own traffic) */
+	/* with workers, worker 0 serves /metrics for all of them */
 	if (cfg->metrics_listen != NULL && worker == 0) {
 		ret = tsgate_metrics_server_new(d, d->ev, d->metrics,
 						cfg->metrics_listen, NULL,
@@ -1370,6 +1382,10 @@ static int tsgate_daemon_serve(TALLOC_CTX *mem_ctx,
 				       reason ? reason : strerror(ret));
 			talloc_free(d);
 			return 1;
+		}
+		if (d->metrics_workers != NULL) {
+			tsgate_metrics_workers_serve(d->metrics_workers,
+						     d->metrics_server);
 		}
 	}
 	ret = tsgate_daemon_apply(d, cfg, &reason);
@@ -1435,6 +1451,7 @@ static pid_t tsgate_worker_spawn(TALLOC_CTX *mem_ctx,
 				 const char *config_path,
 				 struct tsgate_config *cfg,
 				 unsigned worker,
+				 struct tsgate_metrics_links *links,
 				 const sigset_t *oldmask)
 {
 	pid_t pid = fork();
@@ -1445,7 +1462,7 @@ static pid_t tsgate_worker_spawn(TALLOC_CTX *mem_ctx,
 	/* the worker: signals as before, then the normal daemon */
 	sigprocmask(SIG_SETMASK, oldmask, NULL);
 	exit(tsgate_daemon_serve(mem_ctx, config_path, cfg, worker,
-				 cfg->workers));
+				 cfg->workers, links));
 }
 
 static int tsgate_daemon_supervise(TALLOC_CTX *mem_ctx,
@@ -1458,6 +1475,7 @@ static int tsgate_daemon_supervise(TALLOC_CTX *mem_ctx,
 	bool stopping = false;
 	int exit_code = 0, sig, status;
 	struct tsgate_log *log;
+	struct tsgate_metrics_links *links;
 	pid_t pid;
 
 	slots = talloc_zero_array(mem_ctx, struct tsgate_worker_slot, n);
@@ -1477,9 +1495,17 @@ static int tsgate_daemon_supervise(TALLOC_CTX *mem_ctx,
 	sigaddset(&set, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &set, &oldmask);
 
+	/* kept open here, so a restarted worker answers on the same one */
+	links = tsgate_metrics_links_new(slots, n);
+	if (links == NULL) {
+		tsgate_log_msg(log, TSGATE_LOG_WARN, "start",
+			       "metrics of workers 1..%u: %s; /metrics shows "
+			       "worker 0 only",
+			       n - 1, strerror(errno));
+	}
 	for (i = 0; i < n; i++) {
-		slots[i].pid =
-		    tsgate_worker_spawn(mem_ctx, config_path, cfg, i, &oldmask);
+		slots[i].pid = tsgate_worker_spawn(mem_ctx, config_path, cfg, i,
+						   links, &oldmask);
 		slots[i].started = time(NULL);
 		if (slots[i].pid > 0) {
 			alive++;
@@ -1553,8 +1579,8 @@ static int tsgate_daemon_supervise(TALLOC_CTX *mem_ctx,
 			if (time(NULL) - slots[i].started < 1) {
 				sleep(1);
 			}
-			slots[i].pid = tsgate_worker_spawn(mem_ctx, config_path,
-							   cfg, i, &oldmask);
+			slots[i].pid = tsgate_worker_spawn(
+			    mem_ctx, config_path, cfg, i, links, &oldmask);
 			slots[i].started = time(NULL);
 			if (slots[i].pid > 0) {
 				alive++;
@@ -1574,5 +1600,5 @@ int tsgate_daemon_run(TALLOC_CTX *mem_ctx,
 	if (cfg->workers > 1) {
 		return tsgate_daemon_supervise(mem_ctx, config_path, cfg);
 	}
-	return tsgate_daemon_serve(mem_ctx, config_path, cfg, 0, 1);
+	return tsgate_daemon_serve(mem_ctx, config_path, cfg, 0, 1, NULL);
 }

@@ -42,6 +42,8 @@ struct tsgate_http_server {
 	struct tsgate_http_params params;
 	tsgate_http_handler_t handler;
 	void *private_data;
+	tsgate_http_handler_send_t send_fn; /* NULL: handler answers */
+	tsgate_http_handler_recv_t recv_fn;
 	int fd;
 	struct tevent_fd *fde;
 	struct tevent_timer *resume; /* accept paused after EMFILE */
@@ -374,6 +376,8 @@ static void http_client_head_done(struct tevent_req *subreq);
 static void http_client_answer(struct http_client *c,
 			       unsigned status,
 			       const struct tsgate_http_request *req);
+static void http_client_handled(struct tevent_req *subreq);
+static void http_client_respond(struct http_client *c);
 static void http_client_written(struct tevent_req *subreq);
 static void http_client_shut(struct tevent_req *subreq);
 static void http_client_drain(struct http_client *c);
@@ -470,15 +474,45 @@ static void http_client_answer(struct http_client *c,
 {
 	struct tsgate_http_server *s = c->server;
 	struct tevent_req *subreq;
-	size_t count = 1;
 
 	c->resp = (struct tsgate_http_response){.status = 404};
+	if (status == 0 && s->send_fn != NULL) {
+		c->head_only = strcmp(req->method, "HEAD") == 0;
+		subreq = s->send_fn(c, s->ev, s->private_data, req);
+		if (subreq == NULL) {
+			c->resp.status = 500;
+			http_client_respond(c);
+			return;
+		}
+		tevent_req_set_callback(subreq, http_client_handled, c);
+		return;
+	}
 	if (status == 0) {
 		c->head_only = strcmp(req->method, "HEAD") == 0;
 		s->handler(s->private_data, c, req, &c->resp);
 	} else {
 		c->resp.status = status;
 	}
+	http_client_respond(c);
+}
+
+static void http_client_handled(struct tevent_req *subreq)
+{
+	struct http_client *c =
+	    tevent_req_callback_data(subreq, struct http_client);
+
+	c->server->recv_fn(subreq, c, &c->resp);
+	TALLOC_FREE(subreq);
+	http_client_respond(c);
+}
+
+/* Write c->resp. */
+static void http_client_respond(struct http_client *c)
+{
+	struct tsgate_http_server *s = c->server;
+	struct tevent_req *subreq;
+	size_t count = 1;
+
 	if (c->resp.body == NULL) {
 		const char *reason = tsgate_http_reason(c->resp.status);
 
@@ -832,6 +866,16 @@ int tsgate_http_server_new(TALLOC_CTX *mem_ctx,
 	}
 	*pserver = s;
 	return 0;
+}
+
+void tsgate_http_server_set_async(struct tsgate_http_server *server,
+				  tsgate_http_handler_send_t send_fn,
+				  tsgate_http_handler_recv_t recv_fn,
+				  void *private_data)
+{
+	server->send_fn = send_fn;
+	server->recv_fn = recv_fn;
+	server->private_data = private_data;
 }
 
 uint16_t tsgate_http_server_port(const struct tsgate_http_server *server)

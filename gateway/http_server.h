@@ -95,6 +95,42 @@ int tsgate_http_server_new(TALLOC_CTX *mem_ctx,
 			   struct tsgate_http_server **pserver,
 			   char **preason);
 
+/**
+ * @brief Start answering one request asynchronously.
+ *
+ * @param mem_ctx       Lives until the answer is written (freed, with the
+ *                      request, when the client's deadline passes first).
+ * @param ev            The server's event loop.
+ * @param private_data  As given to tsgate_http_server_set_async().
+ * @param req           The request; valid until the request finishes.
+ * @return A tevent request, or NULL (answered with 500).
+ */
+typedef struct tevent_req *(*tsgate_http_handler_send_t)(
+    TALLOC_CTX *mem_ctx,
+    struct tevent_context *ev,
+    void *private_data,
+    const struct tsgate_http_request *req);
+
+/**
+ * @brief Collect the answer of a finished tsgate_http_handler_send_t.
+ *
+ * @param req      The request (freed by the server afterwards).
+ * @param mem_ctx  Where a body may be moved to.
+ * @param resp     Fill in status and body; starts as 404.
+ */
+typedef void (*tsgate_http_handler_recv_t)(struct tevent_req *req,
+					   TALLOC_CTX *mem_ctx,
+					   struct tsgate_http_response *resp);
+
+/**
+ * @brief Answer requests with an asynchronous handler from now on
+ *        (instead of the one given to tsgate_http_server_new()).
+ */
+void tsgate_http_server_set_async(struct tsgate_http_server *server,
+				  tsgate_http_handler_send_t send_fn,
+				  tsgate_http_handler_recv_t recv_fn,
+				  void *private_data);
+
 /** @brief The bound TCP port (0 for a unix socket). */
 uint16_t tsgate_http_server_port(const struct tsgate_http_server *server);
 

@@ -795,3 +795,165 @@ char *tsgate_metrics_render(TALLOC_CTX *mem_ctx, const struct tsgate_metrics *m)
 	}
 	return out;
 }
+
+/*
+ * Workers: merging rendered texts. A family block starts at its
+ * "# HELP name" line and runs to the next one.
+ */
+
+struct merge_block {
+	const char *name; /* not NUL-terminated: name_len */
+	size_t name_len;
+	const char *start;   /* the HELP line */
+	const char *samples; /* the first line after HELP and TYPE */
+	const char *end;
+};
+
+static size_t merge_blocks(TALLOC_CTX *mem_ctx,
+			   const char *text,
+			   struct merge_block **pblocks)
+{
+	struct merge_block *b = NULL;
+	size_t n = 0;
+	const char *p = text;
+
+	while (*p != '\0') {
+		const char *eol = strchr(p, '\n');
+		const char *next = eol != NULL ? eol + 1 : p + strlen(p);
+
+		if (strncmp(p, "# HELP ", 7) == 0) {
+			struct merge_block *nb;
+
+			nb = talloc_realloc(mem_ctx, b, struct merge_block,
+					    n + 1);
+			if (nb == NULL) {
+				break;
+			}
+			b = nb;
+			b[n].name = p + 7;
+			b[n].name_len = strcspn(p + 7, " \n");
+			b[n].start = p;
+			b[n].samples = next;
+			b[n].end = next;
+			n++;
+		} else if (n > 0) {
+			if (strncmp(p, "# TYPE ", 7) == 0 &&
+			    b[n - 1].samples == p) {
+				b[n - 1].samples = next;
+			}
+			b[n - 1].end = next;
+		}
+		p = next;
+	}
+	*pblocks = b;
+	return n;
+}
+
+static const struct merge_block *merge_find(const struct merge_block *b,
+					    size_t n,
+					    const struct merge_block *want)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (b[i].name_len == want->name_len &&
+		    memcmp(b[i].name, want->name, want->name_len) == 0) {
+			return &b[i];
+		}
+	}
+	return NULL;
+}
+
+/* The sample lines of a block with worker="w" as their first label. */
+static void merge_samples(char **out, const struct merge_block *b, unsigned w)
+{
+	const char *p = b->samples;
+
+	while (p < b->end) {
+		const char *eol = memchr(p, '\n', (size_t)(b->end - p));
+		size_t len =
+		    eol != NULL ? (size_t)(eol - p) : (size_t)(b->end - p);
+		size_t name = strcspn(p, "{ \n");
+
+		if (len > 0 && p[0] != '#' && name < len) {
+			if (p[name] == '{') {
+				talloc_asprintf_addbuf(
+				    out, "%.*sworker=\"%u\",%.*s\n",
+				    (int)name + 1, p, w, (int)(len - name - 1),
+				    p + name + 1);
+			} else {
+				talloc_asprintf_addbuf(
+				    out, "%.*s{worker=\"%u\"}%.*s\n", (int)name,
+				    p, w, (int)(len - name), p + name);
+			}
+		}
+		p += len + 1;
+	}
+}
+
+char *tsgate_metrics_merge_workers(TALLOC_CTX *mem_ctx,
+				   const char *const *texts,
+				   unsigned n)
+{
+	TALLOC_CTX *tmp = talloc_new(NULL);
+	struct merge_block **blocks;
+	size_t *counts;
+	char *out;
+	unsigned w, k;
+	size_t i;
+
+	if (tmp == NULL) {
+		return NULL;
+	}
+	blocks = talloc_zero_array(tmp, struct merge_block *, n);
+	counts = talloc_zero_array(tmp, size_t, n);
+	out = talloc_strdup(mem_ctx, "");
+	if (blocks == NULL || counts == NULL || out == NULL) {
+		talloc_free(tmp);
+		talloc_free(out);
+		return NULL;
+	}
+	for (w = 0; w < n; w++) {
+		if (texts[w] != NULL) {
+			counts[w] = merge_blocks(tmp, texts[w], &blocks[w]);
+		}
+	}
+	/* families in the order of the first text that has them */
+	for (w = 0; w < n; w++) {
+		for (i = 0; i < counts[w]; i++) {
+			const struct merge_block *f = &blocks[w][i];
+
+			/* already written with an earlier worker's text */
+			for (k = 0; k < w; k++) {
+				if (merge_find(blocks[k], counts[k], f) !=
+				    NULL) {
+					break;
+				}
+			}
+			if (k < w) {
+				continue;
+			}
+			talloc_asprintf_addbuf(&out, "%.*s",
+					       (int)(f->samples - f->start),
+					       f->start);
+			for (k = w; k < n; k++) {
+				const struct merge_block *b =
+				    merge_find(blocks[k], counts[k], f);
+
+				if (b != NULL) {
+					merge_samples(&out, b, k);
+				}
+			}
+		}
+	}
+	family(&out, "tsgate_worker_up", "gauge",
+	       "1 for a worker that answered this scrape, 0 for one that did "
+	       "not (restarting).");
+	for (w = 0; w < n; w++) {
+		talloc_asprintf_addbuf(&out,
+				       "tsgate_worker_up{worker=\"%u\"} %d\n",
+				       w, texts[w] != NULL ? 1 : 0);
+	}
+	talloc_free(tmp);
+	return out;
+}

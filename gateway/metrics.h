@@ -217,6 +217,23 @@ void tsgate_metrics_conn_routed(struct tsgate_metrics_conn *c,
 char *tsgate_metrics_render(TALLOC_CTX *mem_ctx,
 			    const struct tsgate_metrics *m);
 
+/**
+ * @brief Merge the /metrics texts of the workers of `workers: N` into one
+ *        exposition: each family once (HELP and TYPE of the first text
+ *        that has it), with the samples of every worker labelled
+ *        worker="N", followed by tsgate_worker_up{worker="N"} (1 for a
+ *        worker whose text is given, 0 for one that did not answer).
+ *
+ * @param mem_ctx  Owner of the result.
+ * @param texts    One rendered text per worker (tsgate_metrics_render()
+ *                 output), NULL for a worker that did not answer.
+ * @param n        Number of workers.
+ * @return The text, or NULL when out of memory.
+ */
+char *tsgate_metrics_merge_workers(TALLOC_CTX *mem_ctx,
+				   const char *const *texts,
+				   unsigned n);
+
 /*
  * errno to reason, so every caller classifies alike. Handshake (client
  * side, tstream_tls_accept_recv/tstream_gssapi_accept_recv): ETIMEDOUT →

@@ -359,6 +359,57 @@ class MetricsTestCase(gh.GatewayTestCase):
         self.assertEqual(g.proc.returncode, 0)
 
 
+    def test_workers_one_exposition(self):
+        """workers: 2 — worker 0 serves every worker's series, labelled
+        worker="N"; /readyz answers for the whole set."""
+        echo = self.backend()
+        mport, p = gh.free_port(), gh.free_port()
+        g = self.gateway("workers: 2\n" + self.config(mport, [
+            self.plain("in", p, [{"name": "echo",
+                                  "backend": "\"%s\"" % echo.address}])]))
+        self.assertTrue(gh.wait_until(
+            lambda: g.log_bytes().count(b"tsgate ready") >= 2, 10))
+        for _ in range(40):
+            c = self.connect("tcp://127.0.0.1:%d" % p)
+            self.assertEqual(gh.exchange(c, b"ping"), b"ping")
+            c.close()
+        lines = g.wait_conn_lines(40)
+        per_worker = [len([l for l in lines if l["worker"] == w])
+                      for w in (0, 1)]
+        self.assertEqual(sum(per_worker), 40)
+        self.assertTrue(gh.wait_until(
+            lambda: value(self.scrape(mport), "tsgate_route_connections"
+                          "_total", listener="in", route="echo",
+                          worker="1") == per_worker[1], 5))
+        s = self.scrape(mport)
+        for w in (0, 1):
+            self.assertEqual(value(s, "tsgate_connections_total",
+                                   listener="in", worker=str(w)),
+                             per_worker[w])
+            self.assertEqual(value(s, "tsgate_route_bytes_total",
+                                   listener="in", route="echo",
+                                   direction="client_to_backend",
+                                   worker=str(w)), 4 * per_worker[w])
+            self.assertEqual(value(s, "tsgate_worker_up", worker=str(w)), 1)
+            self.assertEqual(value(s, "tsgate_ready", worker=str(w)), 1)
+        self.assertTrue(all(dict(k[1]).get("worker") in ("0", "1")
+                            for k in s), "a series without worker")
+        self.assertEqual(self.curl(mport, "/readyz"), (200, "ready\n"))
+        self.assertEqual(self.curl(mport, "/healthz"), (200, "ok\n"))
+        # a restarted worker 1 answers again, its counters from 0
+        with open("/proc/%d/task/%d/children" % (g.proc.pid, g.proc.pid)) \
+                as f:
+            workers = [int(x) for x in f.read().split()]
+        self.assertEqual(len(workers), 2)
+        os.kill(workers[1], signal.SIGKILL)
+        self.assertTrue(gh.wait_until(
+            lambda: g.log_bytes().count(b"tsgate ready") >= 3, 10))
+        self.assertTrue(gh.wait_until(
+            lambda: value(self.scrape(mport), "tsgate_connections_total",
+                          listener="in", worker="1") == 0, 10))
+        self.assertEqual(self.curl(mport, "/readyz"), (200, "ready\n"))
+        self.assertEqual(g.stop(), 0)
+
     def health(self, config_path):
         r = subprocess.run([gh.TSGATE, "--health", "--config", config_path],
                            capture_output=True, timeout=15)
