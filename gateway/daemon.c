@@ -1451,6 +1451,7 @@ static pid_t tsgate_worker_spawn(TALLOC_CTX *mem_ctx,
 				 const char *config_path,
 				 struct tsgate_config *cfg,
 				 unsigned worker,
+				 unsigned num_workers,
 				 struct tsgate_metrics_links *links,
 				 const sigset_t *oldmask)
 {
@@ -1461,8 +1462,34 @@ static pid_t tsgate_worker_spawn(TALLOC_CTX *mem_ctx,
 	}
 	/* the worker: signals as before, then the normal daemon */
 	sigprocmask(SIG_SETMASK, oldmask, NULL);
-	exit(tsgate_daemon_serve(mem_ctx, config_path, cfg, worker,
-				 cfg->workers, links));
+	exit(tsgate_daemon_serve(mem_ctx, config_path, cfg, worker, num_workers,
+				 links));
+}
+
+/*
+ * SIGHUP in the supervisor: the workers reload (and log) on their own;
+ * this only keeps the configuration a restarted worker starts with equal
+ * to the one the others run. A broken file keeps the previous one.
+ * (workers: itself takes effect at the next start.)
+ */
+static void tsgate_supervise_reload(TALLOC_CTX *mem_ctx,
+				    const char *config_path,
+				    struct tsgate_config *first,
+				    struct tsgate_config **pcur)
+{
+	struct tsgate_config *next = NULL;
+	struct tsgate_config_errors *errs = NULL;
+
+	if (tsgate_config_load(mem_ctx, config_path,
+			       TSGATE_CONFIG_CHECK_CREDENTIALS, &next,
+			       &errs) != 0) {
+		talloc_free(errs);
+		return;
+	}
+	if (*pcur != first) {
+		talloc_free(*pcur);
+	}
+	*pcur = next;
 }
 
 static int tsgate_daemon_supervise(TALLOC_CTX *mem_ctx,
@@ -1476,6 +1503,7 @@ static int tsgate_daemon_supervise(TALLOC_CTX *mem_ctx,
 	int exit_code = 0, sig, status;
 	struct tsgate_log *log;
 	struct tsgate_metrics_links *links;
+	struct tsgate_config *cur = cfg;
 	pid_t pid;
 
 	slots = talloc_zero_array(mem_ctx, struct tsgate_worker_slot, n);
@@ -1505,7 +1533,7 @@ static int tsgate_daemon_supervise(TALLOC_CTX *mem_ctx,
 	}
 	for (i = 0; i < n; i++) {
 		slots[i].pid = tsgate_worker_spawn(mem_ctx, config_path, cfg, i,
-						   links, &oldmask);
+						   n, links, &oldmask);
 		slots[i].started = time(NULL);
 		if (slots[i].pid > 0) {
 			alive++;
@@ -1536,6 +1564,10 @@ static int tsgate_daemon_supervise(TALLOC_CTX *mem_ctx,
 				if (slots[i].pid > 0) {
 					kill(slots[i].pid, sig);
 				}
+			}
+			if (sig == SIGHUP && !stopping) {
+				tsgate_supervise_reload(slots, config_path, cfg,
+							&cur);
 			}
 			continue;
 		}
@@ -1579,8 +1611,9 @@ static int tsgate_daemon_supervise(TALLOC_CTX *mem_ctx,
 			if (time(NULL) - slots[i].started < 1) {
 				sleep(1);
 			}
+			/* the configuration of the last good reload */
 			slots[i].pid = tsgate_worker_spawn(
-			    mem_ctx, config_path, cfg, i, links, &oldmask);
+			    mem_ctx, config_path, cur, i, n, links, &oldmask);
 			slots[i].started = time(NULL);
 			if (slots[i].pid > 0) {
 				alive++;

@@ -282,6 +282,14 @@ class Operations(gh.GatewayTestCase):
             lambda: b"restarting it" in g.log_bytes(), 10))
         self.assertTrue(gh.wait_until(
             lambda: g.log_bytes().count(b"tsgate ready") >= 3, 10))
+        # ... with the reloaded configuration, not the one started with
+        lines = g.wait_conn_lines(61)
+        for _ in range(30):
+            c = socket.create_connection(("127.0.0.1", p1), timeout=10)
+            self.assertEqual(gh.recv_exact(c, 2), b"B\n")
+            c.close()
+        lines = g.wait_conn_lines(91)
+        self.assertEqual({l["worker"] for l in lines[61:]}, {0, 1})
         self.assertEqual(g.stop(), 0)
         for pid in workers:
             with self.assertRaises(ProcessLookupError):
