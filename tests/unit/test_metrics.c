@@ -843,6 +843,51 @@ START_TEST(test_endpoints)
 }
 END_TEST
 
+START_TEST(test_merge_workers)
+{
+	const char *w0 = "# HELP a_total A.\n# TYPE a_total counter\n"
+			 "a_total{l=\"x\"} 1\n"
+			 "# HELP up Up.\n# TYPE up gauge\nup 1\n"
+			 "# HELP h H.\n# TYPE h histogram\n"
+			 "h_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 3\n"
+			 "h_sum 0.5\nh_count 3\n";
+	const char *w2 = "# HELP a_total A.\n# TYPE a_total counter\n"
+			 "a_total{l=\"x\"} 5\na_total{l=\"y\"} 6\n"
+			 "# HELP only2 Only in 2.\n# TYPE only2 gauge\n"
+			 "only2 7\n"
+			 "# HELP h H.\n# TYPE h histogram\n"
+			 "h_bucket{le=\"1\"} 0\nh_bucket{le=\"+Inf\"} 0\n"
+			 "h_sum 0.000000\nh_count 0\n";
+	const char *texts[3] = {w0, NULL, w2};
+	char *out;
+
+	out = tsgate_metrics_merge_workers(tt_mem, texts, 3);
+	ck_assert_ptr_nonnull(out);
+	ck_assert_str_eq(
+	    out, "# HELP a_total A.\n# TYPE a_total counter\n"
+		 "a_total{worker=\"0\",l=\"x\"} 1\n"
+		 "a_total{worker=\"2\",l=\"x\"} 5\n"
+		 "a_total{worker=\"2\",l=\"y\"} 6\n"
+		 "# HELP up Up.\n# TYPE up gauge\nup{worker=\"0\"} 1\n"
+		 "# HELP h H.\n# TYPE h histogram\n"
+		 "h_bucket{worker=\"0\",le=\"1\"} 2\n"
+		 "h_bucket{worker=\"0\",le=\"+Inf\"} 3\n"
+		 "h_sum{worker=\"0\"} 0.5\nh_count{worker=\"0\"} 3\n"
+		 "h_bucket{worker=\"2\",le=\"1\"} 0\n"
+		 "h_bucket{worker=\"2\",le=\"+Inf\"} 0\n"
+		 "h_sum{worker=\"2\"} 0.000000\nh_count{worker=\"2\"} 0\n"
+		 "# HELP only2 Only in 2.\n# TYPE only2 gauge\n"
+		 "only2{worker=\"2\"} 7\n"
+		 "# HELP tsgate_worker_up 1 for a worker that answered this "
+		 "scrape, 0 for one that did not (restarting).\n"
+		 "# TYPE tsgate_worker_up gauge\n"
+		 "tsgate_worker_up{worker=\"0\"} 1\n"
+		 "tsgate_worker_up{worker=\"1\"} 0\n"
+		 "tsgate_worker_up{worker=\"2\"} 1\n");
+	talloc_free(out);
+}
+END_TEST
+
 static Suite *metrics_suite(void)
 {
 	Suite *s = suite_create("metrics");
@@ -856,6 +901,7 @@ static Suite *metrics_suite(void)
 	tcase_add_test(tc, test_label_escaping);
 	tcase_add_test(tc, test_reason_names);
 	tcase_add_test(tc, test_errno_classes);
+	tcase_add_test(tc, test_merge_workers);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("lifecycle");
