@@ -6,7 +6,14 @@
 #
 #  - tsocket: an echo over tstream_unix_socketpair (must exist);
 #  - tstream-tls, tstream-gssapi: header + link check (each skipped when
-#    the build did not install its .pc, e.g. -Dtls=disabled).
+#    the build did not install its .pc, e.g. -Dtls=disabled);
+#  - the example programs of docs/api.md (docs/examples/*.c), built the
+#    way their comments say and run: a TCP echo (tsocket), a TLS session
+#    with certificates made here by openssl (tstream-tls), a Kerberos
+#    session against tt-kdc, the test KDC (tstream-gssapi).
+#
+# A sanitizer build installs libraries that need the sanitizer runtime
+# loaded first: the programs are then built with the same -fsanitize.
 #
 # usage: test_pkgconfig.sh [BUILDDIR]   (default: $TSGATE_BUILDDIR)
 set -eu
@@ -72,6 +79,15 @@ for f in "$libdir/libtsocket.so" "$(pkg-config --variable=includedir tsocket)/ts
 	fi
 done
 
+# A library built with -Db_sanitize needs its runtime first in the
+# program: build the programs with the same sanitizers.
+san=
+if command -v ldd >/dev/null 2>&1; then
+	needed=$(ldd "$libdir/libtsocket.so" 2>/dev/null || true)
+	case $needed in *libasan*) san="$san -fsanitize=address" ;; esac
+	case $needed in *libubsan*) san="$san -fsanitize=undefined" ;; esac
+fi
+
 # build NAME SOURCE: compile and link SOURCE against pkg-config NAME only.
 build() {
 	name=$1
@@ -80,7 +96,7 @@ build() {
 	libs=$(pkg-config --libs "$name")
 	echo "cc $src $cflags $libs"
 	# shellcheck disable=SC2086 # word splitting of flags is intended
-	if ! "$CC" -Wall -Werror -o "${src%.c}" "$src" $cflags $libs \
+	if ! "$CC" -Wall -Wextra -Werror $san -o "${src%.c}" "$src" $cflags $libs \
 		>"$tmp/cc.log" 2>&1; then
 		cat "$tmp/cc.log" >&2
 		echo "FAIL: building against the installed $name" >&2
@@ -189,5 +205,100 @@ EOF
 
 check_optional tstream-tls tstream_tls.h tstream_tls_connect_send
 check_optional tstream-gssapi tstream_gssapi.h tstream_gssapi_connect_send
+
+# The example programs of docs/api.md, built as their comments say.
+examples=${TSGATE_SRCDIR:-$(dirname "$0")/../..}/docs/examples
+for f in tsocket_echo tls_echo gssapi_echo; do
+	if [ ! -f "$examples/$f.c" ]; then
+		echo "FAIL: $examples/$f.c is missing" >&2
+		exit 1
+	fi
+	cp "$examples/$f.c" "$tmp/"
+done
+
+build tsocket "$tmp/tsocket_echo.c"
+out=$("$tmp/tsocket_echo")
+if ! printf '%s\n' "$out" |
+	grep -Eq '^ipv4:127\.0\.0\.1:[0-9]+ echoed "hello, tsocket"$'; then
+	echo "FAIL: docs/examples/tsocket_echo printed '$out'" >&2
+	exit 1
+fi
+echo "docs/examples/tsocket_echo: $out"
+
+if [ ! -f "$pcdir/tstream-tls.pc" ]; then
+	echo "docs/examples/tls_echo: tstream-tls not installed, skipped"
+elif ! command -v openssl >/dev/null 2>&1; then
+	echo "docs/examples/tls_echo: no openssl to make certificates, skipped"
+else
+	build tstream-tls "$tmp/tls_echo.c"
+	(
+		cd "$tmp"
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
+			-nodes -keyout ca.key -out ca.crt -days 2 \
+			-subj "/CN=example CA" 2>/dev/null
+		openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+			-keyout server.key -out server.csr -subj "/CN=localhost" \
+			2>/dev/null
+		printf 'subjectAltName=DNS:localhost\n' >server.ext
+		openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key \
+			-CAcreateserial -days 2 -extfile server.ext \
+			-out server.crt 2>/dev/null
+	)
+	out=$("$tmp/tls_echo" "$tmp/server.crt" "$tmp/server.key" "$tmp/ca.crt")
+	if ! printf '%s\n' "$out" | grep -q '^TLS1\.[23] .*CN=localhost$' ||
+		! printf '%s\n' "$out" | grep -q '^echoed "hello over TLS"$'; then
+		echo "FAIL: docs/examples/tls_echo printed '$out'" >&2
+		exit 1
+	fi
+	# and it refuses a certificate for another name
+	if "$tmp/tls_echo" "$tmp/server.crt" "$tmp/server.key" "$tmp/ca.crt" \
+		other.example >/dev/null 2>"$tmp/tls.err" ||
+		! grep -q 'verification failed' "$tmp/tls.err"; then
+		echo "FAIL: tls_echo accepted a certificate for another name" >&2
+		exit 1
+	fi
+	echo "docs/examples/tls_echo: $(printf '%s' "$out" | tr '\n' ' ')"
+fi
+
+kdc_exe=$builddir/tests/tt-kdc
+if [ ! -f "$pcdir/tstream-gssapi.pc" ]; then
+	echo "docs/examples/gssapi_echo: tstream-gssapi not installed, skipped"
+elif [ ! -x "$kdc_exe" ] || [ ! -x /usr/sbin/krb5kdc ]; then
+	echo "docs/examples/gssapi_echo: no test KDC (tt-kdc, krb5kdc), skipped"
+else
+	build tstream-gssapi "$tmp/gssapi_echo.c"
+	"$kdc_exe" >"$tmp/kdc.env" 2>"$tmp/kdc.err" &
+	kdc_pid=$!
+	trap 'kill "$kdc_pid" 2>/dev/null || true; rm -rf "$tmp"' EXIT INT TERM
+	i=0
+	until grep -q '^# ready' "$tmp/kdc.env"; do
+		if ! kill -0 "$kdc_pid" 2>/dev/null || [ "$i" -gt 200 ]; then
+			cat "$tmp/kdc.err" >&2
+			echo "FAIL: tt-kdc did not start" >&2
+			exit 1
+		fi
+		i=$((i + 1))
+		sleep 0.05
+	done
+	out=$(
+		# shellcheck disable=SC1091 # written by tt-kdc just now
+		. "$tmp/kdc.env"
+		"$tmp/gssapi_echo" "$TT_KDC_SERVICE_KEYTAB" \
+			"$TT_KDC_SERVICE@$TT_KDC_REALM" "$TT_KDC_ALICE_CCACHE"
+	) || {
+		echo "FAIL: docs/examples/gssapi_echo failed: $out" >&2
+		exit 1
+	}
+	kill "$kdc_pid"
+	wait "$kdc_pid" || true
+	trap 'rm -rf "$tmp"' EXIT INT TERM
+	if ! printf '%s\n' "$out" |
+		grep -q '^alice@[A-Z.]* authenticated to host/localhost@.* (krb5)$' ||
+		! printf '%s\n' "$out" | grep -q '^echoed "hello over GSSAPI"$'; then
+		echo "FAIL: docs/examples/gssapi_echo printed '$out'" >&2
+		exit 1
+	fi
+	echo "docs/examples/gssapi_echo: $(printf '%s' "$out" | tr '\n' ' ')"
+fi
 
 echo "PASS"
