@@ -57,6 +57,16 @@ int tt_run_suite(Suite *suite)
 	return failed == 0 ? 0 : 1;
 }
 
+TCase *tt_tcase(Suite *s, const char *name, double timeout_s)
+{
+	TCase *tc = tcase_create(name);
+
+	tcase_add_checked_fixture(tc, tt_setup, tt_teardown);
+	tcase_set_timeout(tc, timeout_s);
+	suite_add_tcase(s, tc);
+	return tc;
+}
+
 void tt_setup(void)
 {
 	tt_global_init();

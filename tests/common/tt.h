@@ -32,6 +32,12 @@ void tt_teardown(void);
 int tt_run_suite(Suite *suite);
 
 /*
+ * A new TCase of suite s with the leak-check fixture (tt_setup and
+ * tt_teardown) and a timeout of timeout_s seconds.
+ */
+TCase *tt_tcase(Suite *s, const char *name, double timeout_s);
+
+/*
  * Run tt_ev (or ev) until *done is true or timeout_ms passes.
  * Returns true when *done became true.
  */

@@ -1466,20 +1466,8 @@ const char *__lsan_default_suppressions(void)
 	return "leak:gss_add_cred_from\n";
 }
 
-/*
- * talloc's null_context (from tt_setup's talloc_enable_null_tracking)
- * is reported as lost at exit by valgrind and LSan: free it.
- */
-static void disable_null_tracking(void)
-{
-	talloc_disable_null_tracking();
-}
-
 int main(void)
 {
-	SRunner *sr;
-	int failed;
-
 	if (!tt_kdc_available()) {
 		fprintf(stderr, "krb5kdc/kadmin.local/kinit not installed\n");
 		return 77;
@@ -1490,15 +1478,5 @@ int main(void)
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	/*
-	 * tevent registers its backends on the NULL context at the first
-	 * tevent_context_init(): do that before tt_setup() counts blocks.
-	 */
-	talloc_free(tevent_context_init(NULL));
-	atexit(disable_null_tracking);
-	sr = srunner_create(gssapi_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	return tt_run_suite(gssapi_suite());
 }

@@ -356,33 +356,17 @@ START_TEST(test_raw_takes_pending)
 }
 END_TEST
 
-/* tevent's first init allocates for good: do it before the leak check. */
-static void tevent_warmup(void)
-{
-	talloc_free(tevent_context_init(NULL));
-}
-
-static TCase *new_tcase(Suite *s, const char *name)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_add_unchecked_fixture(tc, tevent_warmup, NULL);
-	tcase_add_checked_fixture(tc, tt_setup, tt_teardown);
-	tcase_set_timeout(tc, 20);
-	suite_add_tcase(s, tc);
-	return tc;
-}
 
 static Suite *framing_suite(void)
 {
 	Suite *s = suite_create("framing");
 	TCase *tc;
 
-	tc = new_tcase(s, "headers");
+	tc = tt_tcase(s, "headers", 20);
 	tcase_add_test(tc, test_parse_names);
 	tcase_add_test(tc, test_header_sizes);
 
-	tc = new_tcase(s, "framed_reads");
+	tc = tt_tcase(s, "framed_reads", 20);
 	tcase_add_test(tc, test_length32_whole_pdus);
 	tcase_add_test(tc, test_split_writes);
 	tcase_add_test(tc, test_too_large);
@@ -390,7 +374,7 @@ static Suite *framing_suite(void)
 	tcase_add_test(tc, test_malformed);
 	tcase_add_test(tc, test_truncated);
 
-	tc = new_tcase(s, "raw_reads");
+	tc = tt_tcase(s, "raw_reads", 20);
 	tcase_add_test(tc, test_raw_chunks);
 	tcase_add_test(tc, test_raw_takes_pending);
 
@@ -399,11 +383,5 @@ static Suite *framing_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(framing_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return tt_run_suite(framing_suite());
 }

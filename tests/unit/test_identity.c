@@ -380,28 +380,13 @@ START_TEST(test_summary)
 }
 END_TEST
 
-static void tevent_warmup(void)
-{
-	talloc_free(tevent_context_init(NULL));
-}
-
-static TCase *new_tcase(Suite *s, const char *name)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_add_unchecked_fixture(tc, tevent_warmup, NULL);
-	tcase_add_checked_fixture(tc, tt_setup, tt_teardown);
-	tcase_set_timeout(tc, 10);
-	suite_add_tcase(s, tc);
-	return tc;
-}
 
 static Suite *identity_suite(void)
 {
 	Suite *s = suite_create("identity");
 	TCase *tc;
 
-	tc = new_tcase(s, "proxy_v2");
+	tc = tt_tcase(s, "proxy_v2", 10);
 	tcase_add_test(tc, test_pp2_tcp4_plain);
 	tcase_add_test(tc, test_pp2_tcp6_tls);
 	tcase_add_test(tc, test_pp2_tls_no_cert);
@@ -409,12 +394,12 @@ static Suite *identity_suite(void)
 	tcase_add_test(tc, test_pp2_unspec);
 	tcase_add_test(tc, test_v4_mapped_is_ipv4);
 
-	tc = new_tcase(s, "knc");
+	tc = tt_tcase(s, "knc", 10);
 	tcase_add_test(tc, test_knc_gssapi_v4);
 	tcase_add_test(tc, test_knc_v6_no_gssapi);
 	tcase_add_test(tc, test_knc_refuses_newline);
 
-	tc = new_tcase(s, "summary");
+	tc = tt_tcase(s, "summary", 10);
 	tcase_add_test(tc, test_summary);
 
 	return s;
@@ -422,11 +407,5 @@ static Suite *identity_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(identity_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return tt_run_suite(identity_suite());
 }

@@ -151,36 +151,21 @@ START_TEST(test_worker_field_leads)
 }
 END_TEST
 
-static void tevent_warmup(void)
-{
-	talloc_free(tevent_context_init(NULL));
-}
-
-static TCase *new_tcase(Suite *s, const char *name)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_add_unchecked_fixture(tc, tevent_warmup, NULL);
-	tcase_add_checked_fixture(tc, tt_setup, tt_teardown);
-	tcase_set_timeout(tc, 10);
-	suite_add_tcase(s, tc);
-	return tc;
-}
 
 static Suite *log_suite(void)
 {
 	Suite *s = suite_create("log");
 	TCase *tc;
 
-	tc = new_tcase(s, "names");
+	tc = tt_tcase(s, "names", 10);
 	tcase_add_test(tc, test_names);
 
-	tc = new_tcase(s, "render");
+	tc = tt_tcase(s, "render", 10);
 	tcase_add_test(tc, test_text);
 	tcase_add_test(tc, test_text_escapes_forgery);
 	tcase_add_test(tc, test_json);
 
-	tc = new_tcase(s, "output");
+	tc = tt_tcase(s, "output", 10);
 	tcase_add_test(tc, test_levels_filter_output);
 	tcase_add_test(tc, test_worker_field_leads);
 
@@ -189,11 +174,5 @@ static Suite *log_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(log_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return tt_run_suite(log_suite());
 }

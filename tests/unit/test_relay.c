@@ -481,38 +481,23 @@ START_TEST(test_backend_closes_first)
 }
 END_TEST
 
-static void tevent_warmup(void)
-{
-	talloc_free(tevent_context_init(NULL));
-}
-
-static TCase *new_tcase(Suite *s, const char *name)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_add_unchecked_fixture(tc, tevent_warmup, NULL);
-	tcase_add_checked_fixture(tc, tt_setup, tt_teardown);
-	tcase_set_timeout(tc, 60);
-	suite_add_tcase(s, tc);
-	return tc;
-}
 
 static Suite *relay_suite(void)
 {
 	Suite *s = suite_create("relay");
 	TCase *tc;
 
-	tc = new_tcase(s, "raw");
+	tc = tt_tcase(s, "raw", 60);
 	tcase_add_test(tc, test_raw_both_ways);
 	tcase_add_test(tc, test_raw_echo_backend);
 	tcase_add_test(tc, test_half_close_keeps_other_direction);
 	tcase_add_test(tc, test_backend_closes_first);
 
-	tc = new_tcase(s, "framed");
+	tc = tt_tcase(s, "framed", 60);
 	tcase_add_test(tc, test_framed_whole_pdus_then_too_large);
 	tcase_add_test(tc, test_framed_truncated_pdu);
 
-	tc = new_tcase(s, "limits");
+	tc = tt_tcase(s, "limits", 60);
 	tcase_add_test(tc, test_idle_timeout);
 	tcase_add_test(tc, test_backpressure);
 
@@ -521,11 +506,5 @@ static Suite *relay_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(relay_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return tt_run_suite(relay_suite());
 }

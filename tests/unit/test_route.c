@@ -235,28 +235,13 @@ START_TEST(test_from_yaml)
 }
 END_TEST
 
-static void tevent_warmup(void)
-{
-	talloc_free(tevent_context_init(NULL));
-}
-
-static TCase *new_tcase(Suite *s, const char *name)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_add_unchecked_fixture(tc, tevent_warmup, NULL);
-	tcase_add_checked_fixture(tc, tt_setup, tt_teardown);
-	tcase_set_timeout(tc, 10);
-	suite_add_tcase(s, tc);
-	return tc;
-}
 
 static Suite *route_suite(void)
 {
 	Suite *s = suite_create("route");
 	TCase *tc;
 
-	tc = new_tcase(s, "match");
+	tc = tt_tcase(s, "match", 10);
 	tcase_add_test(tc, test_empty_match_matches_all);
 	tcase_add_test(tc, test_sni);
 	tcase_add_test(tc, test_sni_star_needs_sni);
@@ -264,7 +249,7 @@ static Suite *route_suite(void)
 	tcase_add_test(tc, test_client_subject_and_san);
 	tcase_add_test(tc, test_principal);
 
-	tc = new_tcase(s, "select");
+	tc = tt_tcase(s, "select", 10);
 	tcase_add_test(tc, test_first_match_wins);
 	tcase_add_test(tc, test_from_yaml);
 
@@ -273,11 +258,5 @@ static Suite *route_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(route_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return tt_run_suite(route_suite());
 }

@@ -1639,38 +1639,7 @@ static Suite *tsocket_generic_suite(void)
 	return s;
 }
 
-/*
- * Keeps talloc's null_context reachable: a global (a leak-checker root)
- * pointing inside a non-empty chunk whose header points to null_context.
- */
-static TALLOC_CTX *anchor;
-
 int main(void)
 {
-	SRunner *sr;
-	int failed;
-
-	/*
-	 * tevent registers its backends in global talloc memory at the first
-	 * tevent_context_init(): do that before tt_setup() counts blocks.
-	 * talloc's null_context is only referenced one past its end, which
-	 * valgrind and LeakSanitizer call lost: enable the tracking here, in
-	 * the parent of the forked tests, with a live child (anchor) keeping
-	 * it reachable, and free it all on the way out.
-	 */
-	talloc_free(tevent_context_init(NULL));
-	talloc_enable_null_tracking();
-	anchor = talloc_named_const(NULL, 1, "anchor");
-	if (anchor == NULL) {
-		return EXIT_FAILURE;
-	}
-
-	sr = srunner_create(tsocket_generic_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-
-	talloc_free(anchor);
-	talloc_disable_null_tracking();
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return tt_run_suite(tsocket_generic_suite());
 }

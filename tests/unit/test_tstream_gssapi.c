@@ -154,22 +154,7 @@ static Suite *suite(void)
 	return s;
 }
 
-/* talloc's null_context would show as lost at exit: free it. */
-static void disable_null_tracking(void)
-{
-	talloc_disable_null_tracking();
-}
-
 int main(void)
 {
-	SRunner *sr = srunner_create(suite());
-	int failed;
-
-	/* tevent's backend list lives on the NULL context: make it first */
-	talloc_free(tevent_context_init(NULL));
-	atexit(disable_null_tracking);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	return tt_run_suite(suite());
 }
