@@ -117,6 +117,7 @@ struct tsgate_conn {
 	struct tsgate_relay_stats stats;
 	struct tevent_immediate *free_im;
 	bool finished;
+	bool dropped; /* counted in tsgate_connection_drops_total */
 };
 
 /* Helpers for log lines. */
@@ -257,6 +258,14 @@ static void tsgate_conn_finish(struct tsgate_conn *conn,
 		return;
 	}
 	conn->finished = true;
+	/* the gateway's own reasons that no caller counted */
+	if (!conn->dropped && err == ESHUTDOWN) {
+		tsgate_metrics_drop(conn->listener->metrics,
+				    TSGATE_METRICS_DROP_SHUTDOWN);
+	} else if (!conn->dropped && err == ENOMEM) {
+		tsgate_metrics_drop(conn->listener->metrics,
+				    TSGATE_METRICS_DROP_OTHER);
+	}
 
 	elapsed_ms =
 	    ((int64_t)now.tv_sec - (int64_t)conn->start.tv_sec) * 1000 +
@@ -300,6 +309,7 @@ static void tsgate_conn_finish(struct tsgate_conn *conn,
 static void tsgate_conn_drop(struct tsgate_conn *conn,
 			     enum tsgate_metrics_drop_reason why)
 {
+	conn->dropped = true;
 	tsgate_metrics_drop(conn->listener->metrics, why);
 }
 
@@ -383,6 +393,7 @@ static void tsgate_conn_start(struct tsgate_listener *l, int fd)
 		int err = errno != 0 ? errno : ENOMEM;
 
 		close(fd);
+		tsgate_conn_drop(conn, TSGATE_METRICS_DROP_OTHER);
 		tsgate_conn_finish(conn, err, "wrapping the socket failed");
 		return;
 	}
