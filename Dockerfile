@@ -16,7 +16,8 @@ RUN apt-get update -qq \
 	python3 procps ca-certificates >/dev/null \
  && rm -rf /var/lib/apt/lists/*
 COPY . /src
-RUN meson setup /build /src --prefix=/usr --buildtype=release \
+RUN meson setup /build /src --prefix=/usr \
+	--libdir="lib/$(gcc -print-multiarch)" --buildtype=release \
 	-Dtests=enabled -Dwerror=true >/dev/null \
  && meson compile -C /build >/dev/null \
  && meson test -C /build --suite unit --num-processes 2 --print-errorlogs \

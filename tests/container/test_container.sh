@@ -44,7 +44,8 @@ trap cleanup EXIT
 tests/container/base-image.sh
 
 echo "# building the image (build stage runs the unit suite)"
-timeout 1500 podman build --isolation=chroot --pull=never -t "$image" . \
+timeout 1500 podman build --isolation=chroot --pull=never --format docker \
+	-t "$image" . \
 	>"$tmp/build.log" 2>&1 || {
 	tail -40 "$tmp/build.log"
 	not_ok "podman build"
@@ -75,11 +76,16 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
 	-keyout "$tmp/server.key" -out "$tmp/server.crt" -days 2 \
 	-subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
 	>/dev/null 2>&1
-chmod 0644 "$tmp/server.key" "$tmp/server.crt"
+# the image's user (uid 10001) owns its key, readable by nobody else
+chmod 0644 "$tmp/server.crt"
+chown 10001:10001 "$tmp/server.key"
+chmod 0600 "$tmp/server.key"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+mport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 bport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 cat >"$tmp/tsgate.yaml" <<YAML
 log: {level: info, format: text}
+metrics: {listen: "tcp://127.0.0.1:$mport"}
 listeners:
   - name: tls-in
     listen: "tcp://127.0.0.1:$port"
@@ -124,11 +130,27 @@ for _ in $(seq 1 100); do
 	sleep 0.1
 done
 check "tsgate in the image listens" test $up = 1
+# the image's HEALTHCHECK command, run in the image against the running daemon
+check "HEALTHCHECK command (tsgate --health) answers healthy" \
+	run_in -v "$tmp:/etc/tsgate:ro" "$ctr" -- /usr/bin/tsgate --health \
+	--config /etc/tsgate/tsgate.yaml
 
-printf 'hello through the sidecar\n' >"$tmp/in.txt"
-timeout 20 openssl s_client -connect "127.0.0.1:$port" -servername localhost \
-	-CAfile "$tmp/server.crt" -verify_return_error -quiet \
-	<"$tmp/in.txt" >"$tmp/out.txt" 2>"$tmp/s_client.log" || true
+# a real TLS client (Python's ssl, OpenSSL): verify the certificate, send a
+# line, read the echo, close
+timeout 20 python3 - "$port" "$tmp/server.crt" >"$tmp/out.txt" 2>"$tmp/client.log" <<'PY' || true
+import socket, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+with socket.create_connection(("127.0.0.1", int(sys.argv[1])), 10) as raw:
+    with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+        s.sendall(b"hello through the sidecar\n")
+        got = b""
+        while not got.endswith(b"\n"):
+            b = s.recv(4096)
+            if not b:
+                break
+            got += b
+        sys.stdout.write(got.decode())
+PY
 check "TLS client → tsgate (image) → host backend, bytes echoed" \
 	grep -qx 'HELLO THROUGH THE SIDECAR' "$tmp/out.txt"
 
@@ -146,8 +168,8 @@ check "tsgate stops on SIGTERM" test $stopped = 1
 if [ $fail -ne 0 ]; then
 	echo "--- tsgate log"
 	cat "$tmp/tsgate.log"
-	echo "--- s_client log"
-	cat "$tmp/s_client.log"
+	echo "--- client log"
+	cat "$tmp/client.log"
 fi
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
