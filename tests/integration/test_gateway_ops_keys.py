@@ -6,7 +6,8 @@ the old configuration, each with file:line:col; the override
 allow_insecure_key_permissions; and the log of a whole run (start,
 listen, conn, reload, stop lines in text and in json) never holds the
 private key, nor payload bytes, while each drop has its reason logged and
-counted (curl /metrics).
+counted (curl /metrics); at log level debug, a GSSAPI run logs no
+ticket, keytab key or payload either.
 """
 
 import base64
@@ -313,6 +314,90 @@ class Logs(gh.GatewayTestCase):
         self.assertTrue(any('reason="tls handshake failed' in l
                             for l in conns), conns)
         self.assert_no_secrets(g.log_bytes(), marker)
+
+
+class GssapiLogs(gh.GatewayTestCase):
+    """Client mode into server mode over GSSAPI at log level debug: the
+    logs of both daemons hold neither the Kerberos ticket nor the key of
+    the service keytab nor the payload."""
+
+    def setUp(self):
+        super().setUp()
+        self.kdc = gh.Kdc(self.tmp)
+        if not self.kdc.available():
+            self.kdc.stop()
+            self.skipTest("no KDC (krb5-kdc not installed?)")
+        self.env = self.kdc.env
+
+    def tearDown(self):
+        super().tearDown()
+        self.kdc.stop()
+
+    def secret_windows(self, blob):
+        """16-byte pieces of a binary secret, skipping printable ones
+        (principal names may be logged)."""
+        out = []
+        for i in range(0, max(len(blob) - 16, 0), 8):
+            w = blob[i:i + 16]
+            if all(32 <= b < 127 for b in w):
+                continue
+            out.append(w)
+        return out
+
+    def test_no_ticket_in_logs(self):
+        echo = self.backend()
+        port = gh.free_port()
+        far = self.gateway(
+            "log: {level: debug, format: json}\n"
+            "listeners:\n"
+            "  - name: krb-in\n"
+            "    listen: \"tcp://127.0.0.1:%d\"\n"
+            "    accept: gssapi\n"
+            "    gssapi: {keytab: %s, principal: \"host/localhost\"}\n"
+            "    routes: [{name: echo, backend: \"%s\"}]\n"
+            % (port, self.env["TT_KDC_SERVICE_KEYTAB"], echo.address),
+            name="far", env=self.env)
+        sock = os.path.join(self.tmp, "near.sock")
+        near = self.gateway(
+            "log: {level: debug, format: text}\n"
+            "listeners:\n"
+            "  - name: near\n"
+            "    listen: \"unix:%s\"\n"
+            "    accept: plain\n"
+            "    routes:\n"
+            "      - name: to-far\n"
+            "        backend: \"tcp://127.0.0.1:%d\"\n"
+            "        connect: gssapi\n"
+            "        gssapi: {target: \"host@localhost\", ccache: \"%s\"}\n"
+            % (sock, port, self.env["TT_KDC_ALICE_CCACHE"]),
+            name="near", env=self.env)
+        marker = ("GSS-PAYLOAD-%s" % os.urandom(8).hex()).encode()
+        c = self.connect("unix:" + sock)
+        self.assertEqual(gh.exchange(c, marker * 100, timeout=30),
+                         marker * 100)
+        c.close()
+        self.assertEqual(far.wait_conn_lines(1)[0]["identity"],
+                         "alice@TSGATE.TEST")
+        near.wait_conn_lines(1)
+        self.assertEqual(far.stop(), 0)
+        self.assertEqual(near.stop(), 0)
+        ccache = self.env["TT_KDC_ALICE_CCACHE"]
+        if ccache.startswith("FILE:"):
+            ccache = ccache[5:]
+        secrets = []
+        for path in (ccache, self.env["TT_KDC_SERVICE_KEYTAB"]):
+            with open(path, "rb") as f:
+                secrets += self.secret_windows(f.read())
+        self.assertGreater(len(secrets), 10)
+        for g in (far, near):
+            log = g.log_bytes()
+            self.assertIn(b"conn_step", log)  # debug lines were written
+            self.assertNotIn(marker, log)
+            low = log.lower()
+            for w in secrets:
+                self.assertNotIn(w, log)
+                self.assertNotIn(w.hex().encode(), low)
+                self.assertNotIn(base64.b64encode(w)[:20], log)
 
 
 if __name__ == "__main__":
