@@ -55,6 +55,12 @@ COVERED_ELSEWHERE = {
     "./scripts/run": "test_cli.sh runs etc/tsgate.yaml as scripts/run does",
     "cc prog.c $(pkg-config --cflags --libs tsocket)":
         "test_pkgconfig.sh builds docs/examples/*.c exactly so",
+    "cc tsocket_echo.c $(pkg-config --cflags --libs tsocket)":
+        "test_pkgconfig.sh builds and runs it",
+    "cc tls_echo.c $(pkg-config --cflags --libs tstream-tls)":
+        "test_pkgconfig.sh builds and runs it (certificates by openssl)",
+    "cc gssapi_echo.c $(pkg-config --cflags --libs tstream-gssapi)":
+        "test_pkgconfig.sh builds and runs it (against tt-kdc)",
     "CC=clang meson setup build-fuzz -Dfuzzing=true -Dtests=disabled "
     "-Db_sanitize=address,undefined -Db_lundef=false":
         "scripts/test step 4 (the same options)",
