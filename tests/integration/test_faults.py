@@ -679,10 +679,18 @@ class FaultMatrix(gh.GatewayTestCase):
             c.sendall(b"\x00\x00\x02\x00" + os.urandom(256))
             c.close()
             self.assert_failed("gss", "gssapi handshake failed", 3)
+            # the same, but the client stays and says nothing more
+            c = self.plain("gss")
+            c.sendall(b"\x00\x00\x02\x00" + os.urandom(256))
+            t = time.monotonic()
+            self.assertEqual(gh.recv_all(c, 10), b"")
+            self.assertLess(time.monotonic() - t, 8)
+            c.close()
+            self.assert_failed("gss", "handshake timeout", 4)
             # the real client still gets through
             p = self.knc(["host@localhost", "100000"])
             self.assertEqual(p.returncode, 0, p.stderr)
-        self.assertEqual(self.wait_line("gss", 4)["result"], "ok")
+        self.assertEqual(self.wait_line("gss", 5)["result"], "ok")
 
     def test_gssapi_bad_frames_after_handshake(self):
         """4 GiB frame length, replayed, reordered and truncated wrap
