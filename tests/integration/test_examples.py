@@ -23,6 +23,11 @@
 - Every command line in a ```sh block of docs/*.md is either run here or
   listed below with the test that runs it; a new command without one
   fails this test.
+- Every ```yaml block of docs/*.md is valid YAML; a tsgate configuration
+  or fragment of one (top-level keys, a listener's `tls`/`gssapi` block, a
+  `routes` list) passes `tsgate --check-config`, completed into a whole
+  file where it is a fragment, with the files it names made here;
+  Kubernetes fragments (probes) agree with the manifests.
 """
 
 import os
@@ -50,8 +55,15 @@ K8S = os.path.join(EXAMPLES, "kubernetes")
 COMPOSE = os.path.join(EXAMPLES, "docker-compose.yml")
 UNIT = os.path.join(SRC, "etc", "tsgate.service")
 
-# Commands shown in docs/ that this test does not run, and what runs them.
+# Commands shown in docs/ that this test does not run, and what runs them
+# (or, for a by-hand run too long for CI, why not).
 COVERED_ELSEWHERE = {
+    "meson test -C build gateway_faults --print-errorlogs":
+        "scripts/test (integration suite, normal and ASan)",
+    "TSGATE_BUILDDIR=build python3 tests/integration/test_faults.py -v":
+        "the gateway_faults test of scripts/test runs this file",
+    "tests/bench/soak.py build 600":
+        "a 10-minute soak by hand, too long for CI (docs/hardening.md)",
     "./scripts/run": "test_cli.sh runs etc/tsgate.yaml as scripts/run does",
     "cc prog.c $(pkg-config --cflags --libs tsocket)":
         "test_pkgconfig.sh builds docs/examples/*.c exactly so",
@@ -169,7 +181,9 @@ def check_config(path, env=None):
                           env=full)
 
 
-class ExampleTest(gh.GatewayTestCase):
+class ConfigCase(gh.GatewayTestCase):
+    """A temp dir with credentials and a krb5.conf that names nothing
+    outside, for checking configurations."""
 
     def setUp(self):
         super().setUp()
@@ -185,6 +199,9 @@ class ExampleTest(gh.GatewayTestCase):
 
     def rooted(self, text, root):
         return text.replace("/etc/tsgate/", root.rstrip("/") + "/")
+
+
+class ExampleTest(ConfigCase):
 
     def test_embedded_configs_pass_check_config(self):
         configs = embedded_configs()
@@ -519,6 +536,159 @@ def talk(argv, cwd, timeout=20.0):
         p.stdin.close()
         p.stdout.close()
     return out
+
+
+FILE_KEYS = ("cert", "key", "client_ca", "ca", "crl", "keytab",
+             "client_keytab")
+
+
+def yaml_blocks(path):
+    """(line, text) of each ```yaml block of a Markdown file."""
+    out, cur, start = [], None, 0
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if line.startswith("```"):
+                if cur is not None:
+                    out.append((start, "".join(cur)))
+                    cur = None
+                elif line[3:].strip() == "yaml":
+                    cur, start = [], n
+                continue
+            if cur is not None:
+                cur.append(line)
+    return out
+
+
+def named_files(node, out=None, principal=None):
+    """(key, path, principal) of every file a config tree names."""
+    out = [] if out is None else out
+    if isinstance(node, dict):
+        principal = node.get("principal", principal)
+        for k, v in node.items():
+            if k in FILE_KEYS and isinstance(v, str):
+                out.append((k, v, principal))
+            else:
+                named_files(v, out, principal)
+    elif isinstance(node, list):
+        for v in node:
+            named_files(v, out, principal)
+    return out
+
+
+TOP_KEYS = {"log", "workers", "user", "metrics", "limits", "listeners"}
+MINIMAL_LISTENER = [{"name": "doc", "listen": "tcp://127.0.0.1:1",
+                     "accept": "plain",
+                     "routes": [{"backend": "tcp://127.0.0.1:2"}]}]
+
+
+def complete(fragment):
+    """A whole tsgate config around a docs fragment, or None when the
+    fragment is not tsgate's."""
+    keys = set(fragment)
+    if keys <= TOP_KEYS:
+        full = dict(fragment)
+        full.setdefault("listeners", MINIMAL_LISTENER)
+        return full
+    if keys == {"tls"}:
+        return {"listeners": [{"name": "doc", "listen": "tcp://127.0.0.1:1",
+                               "accept": "tls", "tls": fragment["tls"],
+                               "routes": [{"backend": "tcp://127.0.0.1:2"}]}]}
+    if keys == {"gssapi"}:
+        return {"listeners": [{"name": "doc", "listen": "tcp://127.0.0.1:1",
+                               "accept": "gssapi",
+                               "gssapi": fragment["gssapi"],
+                               "routes": [{"backend": "tcp://127.0.0.1:2"}]}]}
+    if keys == {"routes"}:
+        # a TLS listener that asks for client certificates, so that
+        # every match key but principal can apply
+        return {"listeners": [{"name": "doc", "listen": "tcp://127.0.0.1:1",
+                               "accept": "tls",
+                               "tls": {"cert": "server.crt",
+                                       "key": "server.key",
+                                       "client_ca": "clients-ca.crt",
+                                       "verify_client": "require",
+                                       "alpn": ["h2", "http/1.1"]},
+                               "routes": fragment["routes"]}]}
+    return None
+
+
+class DocsConfigsTest(ConfigCase):
+
+    def make_files(self, root, config):
+        certs = self.creds.certs
+        for key, path, principal in named_files(config):
+            dest = (os.path.join(root, path[len("/etc/tsgate/"):])
+                    if path.startswith("/etc/tsgate/")
+                    else os.path.join(root, path))
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            if key in ("keytab", "client_keytab"):
+                Credentials.keytab(dest, principal or "app@EXAMPLE.COM")
+            elif key == "key":
+                shutil.copy(certs.server_key, dest)
+            elif key in ("client_ca", "ca"):
+                shutil.copy(certs.ca, dest)
+            elif key == "crl":
+                tmpl = os.path.join(self.tmp, "crl.tmpl")
+                with open(tmpl, "w") as f:
+                    f.write("crl_next_update = 2\ncrl_number = 1\n")
+                subprocess.run(["certtool", "--generate-crl",
+                                "--load-ca-privkey", certs.ca_key,
+                                "--load-ca-certificate", certs.ca,
+                                "--template", tmpl, "--outfile", dest],
+                               check=True, timeout=30,
+                               stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+            else:
+                shutil.copy(certs.server, dest)
+
+    def test_yaml_blocks(self):
+        if shutil.which("certtool") is None:
+            self.skipTest("certtool not installed")
+        docs = os.path.join(SRC, "docs")
+        checked = probes = 0
+        for name in sorted(os.listdir(docs)):
+            if not name.endswith(".md"):
+                continue
+            for line, text in yaml_blocks(os.path.join(docs, name)):
+                where = "docs/%s:%d" % (name, line)
+                with self.subTest(where):
+                    fragment = yaml.safe_load(text)
+                    self.assertIsInstance(fragment, dict, where)
+                    if "livenessProbe" in fragment:
+                        self.check_probes(fragment)
+                        probes += 1
+                        continue
+                    config = complete(fragment)
+                    if config is None:
+                        continue  # another program's YAML: parsed only
+                    root = os.path.join(self.tmp, self.next_name("doc"))
+                    os.makedirs(root)
+                    self.make_files(root, config)
+                    path = os.path.join(root, "tsgate.yaml")
+                    with open(path, "w") as f:
+                        f.write(self.rooted(yaml.safe_dump(config), root))
+                    r = check_config(path, self.env)
+                    self.assertEqual(r.returncode, 0, "%s:\n%s\n%s" % (
+                        where, text, r.stderr))
+                    checked += 1
+        self.assertGreaterEqual(checked, 7)
+        self.assertGreaterEqual(probes, 1)
+
+    def check_probes(self, fragment):
+        """The probes shown in docs are those of the manifests."""
+        want = {"livenessProbe": "/healthz", "readinessProbe": "/readyz"}
+        for probe, path in want.items():
+            self.assertEqual(fragment[probe]["httpGet"]["path"], path)
+            self.assertEqual(fragment[probe]["httpGet"]["port"], 9100)
+        for fname, docs in k8s_docs():
+            for d in docs:
+                spec = d.get("spec", {})
+                spec = spec.get("template", {}).get("spec", spec)
+                for c in spec.get("containers", []):
+                    for probe, path in want.items():
+                        if probe in c:
+                            self.assertEqual(c[probe]["httpGet"]["path"],
+                                             path, fname)
 
 
 class DocsCommandsTest(gh.GatewayTestCase):
