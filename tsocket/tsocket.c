@@ -6,12 +6,17 @@
  * write at a time" (EBUSY), refuses I/O after a disconnect (ENOTCONN) or
  * writes after a half-close (EPIPE), and makes talloc_free() of a context
  * safe while requests are outstanding. The ops therefore only ever see
- * well-formed calls (see tsocket_internal.h).
+ * well-formed calls (see tsocket_internal.h). The BSD types also give
+ * this layer try functions (_tstream_context_set_try(),
+ * _tdgram_context_set_try()): an operation they complete at once needs no
+ * request of the type, and its request is finished from the loop through
+ * an immediate of the context, so it never completes inside its _send.
  *
  * Freeing rules:
  *  - a context remembers its outstanding generic requests; a request's
  *    tevent cleanup function forgets it again when it finishes or is
- *    freed, so freeing a request early is always safe;
+ *    freed (and cancels a finish scheduled on the context's immediate),
+ *    so freeing a request early is always safe;
  *  - the context's destructor frees the implementation's sub-requests
  *    (they live under the generic request's state) while the private
  *    data is still alive, then fails the generic requests with ENOTCONN

@@ -1092,15 +1092,16 @@ static void tdgram_bsd_sendto_cleanup(struct tevent_req *req,
 }
 
 /*
- * One sendto without blocking. Returns the bytes sent, 0 when the socket
- * buffer is full, or -1 with *perrno.
+ * One sendto without blocking. Returns false when the socket buffer is
+ * full, true when it is done: *pret the bytes sent, or -1 with *perrno.
  */
-static ssize_t tdgram_bsd_send_once(struct tdgram_bsd *bsd,
-				    const uint8_t *buf,
-				    size_t len,
-				    const struct sockaddr *dst,
-				    socklen_t dst_len,
-				    int *perrno)
+static bool tdgram_bsd_send_once(struct tdgram_bsd *bsd,
+				 const uint8_t *buf,
+				 size_t len,
+				 const struct sockaddr *dst,
+				 socklen_t dst_len,
+				 ssize_t *pret,
+				 int *perrno)
 {
 	ssize_t ret;
 
@@ -1110,29 +1111,28 @@ static ssize_t tdgram_bsd_send_once(struct tdgram_bsd *bsd,
 		int err = errno;
 
 		if (tsocket_bsd_errno_is_retry(err)) {
-			return 0;
+			return false;
 		}
 		*perrno = err;
-		return -1;
 	}
-	return ret;
+	*pret = ret;
+	return true;
 }
 
 static bool tdgram_bsd_sendto_try(struct tevent_req *req)
 {
 	struct tdgram_bsd_sendto_state *state = _tevent_req_data(req);
-	ssize_t ret;
+	ssize_t ret = -1;
 	int err = 0;
 
-	ret = tdgram_bsd_send_once(state->bsd, state->buf, state->len,
-				   state->dst_len != 0 ? &state->dst.sa : NULL,
-				   state->dst_len, &err);
+	if (!tdgram_bsd_send_once(state->bsd, state->buf, state->len,
+				  state->dst_len != 0 ? &state->dst.sa : NULL,
+				  state->dst_len, &ret, &err)) {
+		return false;
+	}
 	if (ret == -1) {
 		tevent_req_error(req, err);
 		return true;
-	}
-	if (ret == 0) {
-		return false;
 	}
 	state->ret = ret;
 	tevent_req_done(req);
@@ -1313,7 +1313,6 @@ static bool tdgram_bsd_try_sendto(struct tdgram_context *dgram,
 {
 	struct tdgram_bsd *bsd = _tdgram_context_data(dgram);
 	const struct tsocket_address_bsd *dbsd = NULL;
-	ssize_t ret;
 
 	if (bsd->fd == -1 || bsd->sendto_req != NULL) {
 		return false;
@@ -1324,14 +1323,9 @@ static bool tdgram_bsd_try_sendto(struct tdgram_context *dgram,
 			return false;
 		}
 	}
-	ret = tdgram_bsd_send_once(bsd, buf, len,
-				   dbsd != NULL ? &dbsd->u.sa : NULL,
-				   dbsd != NULL ? dbsd->sa_socklen : 0, perrno);
-	if (ret == 0) {
-		return false;
-	}
-	*pret = ret;
-	return true;
+	return tdgram_bsd_send_once(
+	    bsd, buf, len, dbsd != NULL ? &dbsd->u.sa : NULL,
+	    dbsd != NULL ? dbsd->sa_socklen : 0, pret, perrno);
 }
 
 static const struct tdgram_context_ops tdgram_bsd_ops = {
