@@ -255,6 +255,57 @@ class ExampleTest(ConfigCase):
         conn = g.wait_conn_lines(1)
         self.assertEqual(conn[0].get("result"), "ok", conn)
 
+    def test_kerberos_sidecar_serves(self):
+        """The Kerberos sidecar config with a real KDC: its keytab and
+        principal swapped for the test KDC's, a client-mode tsgate with
+        alice's tickets in front; the app gets PROXY v2 with alice."""
+        kerberos = [t for w, t in embedded_configs() if "accept: gssapi" in t]
+        self.assertEqual(len(kerberos), 1)
+        kdc = gh.Kdc(self.tmp)
+        try:
+            if not kdc.available():
+                self.skipTest("no KDC (krb5-kdc not installed?)")
+            env = dict(kdc.env)
+            realm = env["TT_KDC_REALM"]
+            app = self.backend(mode="recorder", echo=True)
+            port, mport = gh.free_port(), gh.free_port()
+            text = kerberos[0]
+            for old, new in (
+                    ("/etc/tsgate/keytab/tsgate.keytab",
+                     env["TT_KDC_SERVICE_KEYTAB"]),
+                    ("tsgate/app.example.com@EXAMPLE.COM",
+                     "host/localhost@" + realm),
+                    ("*@EXAMPLE.COM", "*@" + realm),
+                    ("tcp://0.0.0.0:9443", "tcp://127.0.0.1:%d" % port),
+                    ("tcp://0.0.0.0:9100", "tcp://127.0.0.1:%d" % mport),
+                    ("tcp://127.0.0.1:8080", app.address)):
+                self.assertIn(old, text)
+                text = text.replace(old, new)
+            self.gateway(text, name="sidecar", env=env)
+            near_sock = os.path.join(self.tmp, "near.sock")
+            self.gateway(
+                "listeners:\n  - name: near\n    listen: \"unix:%s\"\n"
+                "    accept: plain\n    routes:\n"
+                "      - backend: \"tcp://127.0.0.1:%d\"\n"
+                "        connect: gssapi\n"
+                "        gssapi: {target: \"host@localhost\", "
+                "ccache: \"%s\"}\n" % (near_sock, port,
+                                        env["TT_KDC_ALICE_CCACHE"]),
+                name="near", env=env)
+            with self.connect("unix:" + near_sock) as c:
+                got = gh.exchange(c, b"kerberised hello\n")
+            self.assertTrue(app.wait_records(1))
+            record = app.records[0]
+            # PROXY v2 signature, then the principal in TLV 0xE0
+            self.assertTrue(record.startswith(b"\r\n\r\n\x00\r\nQUIT\n"),
+                            record[:32])
+            self.assertIn(("alice@" + realm).encode(), record)
+            self.assertTrue(record.endswith(b"kerberised hello\n"))
+            self.assertTrue(got.endswith(b"kerberised hello\n"), got)
+            self.reset()
+        finally:
+            kdc.stop()
+
     def test_tls_sidecars_serve(self):
         if shutil.which("curl") is None:
             self.skipTest("curl not installed")
@@ -334,6 +385,17 @@ class ManifestTest(unittest.TestCase):
             else:
                 self.assertIn(key, configmaps[vol["configMap"]["name"]],
                               path)
+        # A Kerberos acceptor writes its replay cache: with a read-only
+        # root file system that must be an emptyDir.
+        if any(lst["accept"] == "gssapi" for lst in config["listeners"]):
+            env = {e["name"]: e["value"] for e in c.get("env", [])}
+            rc = env.get("KRB5RCACHEDIR")
+            self.assertIsNotNone(rc, "%s: no KRB5RCACHEDIR" % fname)
+            on = [m for m in mounts if rc == m["mountPath"] or
+                  rc.startswith(m["mountPath"].rstrip("/") + "/")]
+            self.assertTrue(on and "emptyDir" in volumes[on[-1]["name"]],
+                            "%s: KRB5RCACHEDIR %s is not on an emptyDir"
+                            % (fname, rc))
         # An environment file named in env must come from the ConfigMap.
         for e in c.get("env", []):
             if e["value"].startswith("/etc/tsgate/"):
