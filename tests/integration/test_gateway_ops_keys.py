@@ -43,6 +43,11 @@ def tls_config(port, cert, key, backend, fmt="json", mport=None,
     return "\n".join(out) + "\n" + extra
 
 
+def ssl_der(pem):
+    import ssl
+    return ssl.PEM_cert_to_DER_cert(pem.decode())
+
+
 def position(path, needle):
     """1-based (line, column) of needle in the file."""
     with open(path) as f:
@@ -147,6 +152,49 @@ class KeyPermissions(gh.GatewayTestCase):
             lambda: any(l.get("event") == "reload" and
                         l["level"] == "info" for l in g.lines()), 10))
         self.assertIsNone(g.proc.poll())
+
+    def test_reload_rotates_certificate(self):
+        """SIGHUP re-reads cert and key: new connections get the new
+        certificate, a live one keeps its session and streams on."""
+        echo = self.backend()
+        port = gh.free_port()
+        cert = os.path.join(self.keydir, "server.crt")
+        shutil.copyfile(self.certs.server, cert)
+        os.chmod(self.key, 0o600)
+        g = self.gateway(tls_config(port, cert, self.key, echo.address),
+                         name="rotate")
+
+        def connect():
+            return self.certs.client_context().wrap_socket(
+                socket.create_connection(("127.0.0.1", port), timeout=10),
+                server_hostname="localhost")
+
+        with open(self.certs.server, "rb") as f:
+            old_der = ssl_der(f.read())
+        live = connect()
+        self.assertEqual(live.getpeercert(binary_form=True), old_der)
+        live.sendall(b"before")
+        self.assertEqual(gh.recv_exact(live, 6), b"before")
+
+        new_key, new_cert = self.certs.issue(
+            "server2", "/CN=localhost", "DNS:localhost,IP:127.0.0.1")
+        shutil.copyfile(new_key, self.key)
+        shutil.copyfile(new_cert, cert)
+        with open(new_cert, "rb") as f:
+            new_der = ssl_der(f.read())
+        self.assertNotEqual(new_der, old_der)
+        g.proc.send_signal(signal.SIGHUP)
+        self.assertTrue(gh.wait_until(
+            lambda: b"live connections keep" in g.log_bytes(), 10))
+        fresh = connect()
+        self.assertEqual(fresh.getpeercert(binary_form=True), new_der)
+        data = os.urandom(20000)
+        self.assertEqual(gh.tls_roundtrip(fresh, data)[0], data)
+        live.sendall(b"after")
+        self.assertEqual(gh.recv_exact(live, 5), b"after")
+        live.unwrap().close()  # close_notify, answered once echoed
+        lines = g.wait_conn_lines(2)
+        self.assertTrue(all(l["result"] == "ok" for l in lines), lines)
 
     def test_key_owned_by_another_user(self):
         if os.geteuid() != 0:
