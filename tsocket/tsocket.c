@@ -41,6 +41,13 @@
 /* Vectors up to this size are copied into the request state itself. */
 #define TSOCKET_SMALL_IOVEC 4
 
+/*
+ * The pool tstream_readv_pdu's next_vector allocates from (kept per
+ * stream): room for the few small vector arrays of a step; larger ones
+ * fall back to malloc.
+ */
+#define TSOCKET_PDU_VECTOR_POOL 512
+
 _PUBLIC_ int tsocket_simple_int_recv(struct tevent_req *req, int *perrno)
 {
 	enum tevent_req_state state;
@@ -1165,7 +1172,8 @@ _PUBLIC_ struct tevent_req *tstream_readv_pdu_send(
 		return tevent_req_post(req, ev);
 	}
 	if (stream->pdu_vector_ctx == NULL) {
-		stream->pdu_vector_ctx = talloc_pool(stream, 1024);
+		stream->pdu_vector_ctx =
+		    talloc_pool(stream, TSOCKET_PDU_VECTOR_POOL);
 		if (tevent_req_nomem(stream->pdu_vector_ctx, req)) {
 			return tevent_req_post(req, ev);
 		}
