@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import unittest
 
 sys.dont_write_bytecode = True
@@ -401,6 +402,22 @@ class MetricsTestCase(gh.GatewayTestCase):
                 as f:
             workers = [int(x) for x in f.read().split()]
         self.assertEqual(len(workers), 2)
+        # a worker that does not answer: up 0, the set not ready, and
+        # the scrape still answered within the gather bound
+        os.kill(workers[1], signal.SIGSTOP)
+        try:
+            t = time.monotonic()
+            s = self.scrape(mport)
+            self.assertLess(time.monotonic() - t, 4.5)
+            self.assertEqual(value(s, "tsgate_worker_up", worker="1"), 0)
+            self.assertEqual(value(s, "tsgate_worker_up", worker="0"), 1)
+            self.assertIsNone(value(s, "tsgate_connections_total",
+                                    listener="in", worker="1"))
+            self.assertEqual(self.curl(mport, "/readyz"),
+                             (503, "starting\n"))
+        finally:
+            os.kill(workers[1], signal.SIGCONT)
+        self.assertEqual(self.curl(mport, "/readyz"), (200, "ready\n"))
         os.kill(workers[1], signal.SIGKILL)
         self.assertTrue(gh.wait_until(
             lambda: g.log_bytes().count(b"tsgate ready") >= 3, 10))
