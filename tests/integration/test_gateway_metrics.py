@@ -427,6 +427,31 @@ class MetricsTestCase(gh.GatewayTestCase):
         self.assertEqual(self.curl(mport, "/readyz"), (200, "ready\n"))
         self.assertEqual(g.stop(), 0)
 
+    def test_metrics_address_in_use(self):
+        """A metrics address that is taken stops start-up with one clear
+        line naming it once."""
+        busy = socket.socket()
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        mport = busy.getsockname()[1]
+        try:
+            cfg = os.path.join(self.tmp, "busy.yaml")
+            with open(cfg, "w") as f:
+                f.write(self.config(mport, [self.plain(
+                    "in", gh.free_port(),
+                    [{"name": "r", "backend": "\"tcp://127.0.0.1:9\""}])]))
+            r = subprocess.run([gh.TSGATE, "--config", cfg],
+                               capture_output=True, timeout=30,
+                               stdin=subprocess.DEVNULL)
+        finally:
+            busy.close()
+        self.assertEqual(r.returncode, 1, r)
+        err = r.stderr.decode()
+        line = [l for l in err.splitlines() if "Address already" in l]
+        self.assertEqual(len(line), 1, err)
+        self.assertIn('"msg":"metrics: tcp://127.0.0.1:%d: Address already '
+                      'in use"' % mport, line[0])
+
     def health(self, config_path):
         r = subprocess.run([gh.TSGATE, "--health", "--config", config_path],
                            capture_output=True, timeout=15)
