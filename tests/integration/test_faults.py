@@ -557,6 +557,68 @@ class FaultMatrix(gh.GatewayTestCase):
         self.assertLess(peak - before, 4096, "daemon RSS grew")
         self.clients.append(c)
 
+    def test_client_stops_reading_memory_bounded(self):
+        """The other direction: a backend floods up to 200 MiB towards a
+        client that never reads; the daemon's RSS stays bounded."""
+        lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        path = os.path.join(self.tmp, "flood.sock")
+        lsock.bind(path)
+        lsock.listen(4)
+        pushed = []
+
+        def flood():
+            chunk = os.urandom(1 << 16)
+            with contextlib.suppress(OSError):
+                while True:
+                    c, _ = lsock.accept()
+                    n = 0
+                    c.settimeout(3)
+                    with contextlib.suppress(OSError):
+                        while n < (200 << 20):
+                            c.sendall(chunk)
+                            n += len(chunk)
+                    pushed.append(n)
+                    c.close()
+
+        t = threading.Thread(target=flood, daemon=True)
+        t.start()
+        self.start([
+            self.listener("flood", "plain", "unix:" + path),
+            self.listener("tls-flood", "tls", "unix:" + path,
+                          self.tls_block())])
+        pid = self.g.proc.pid
+        try:
+            with self.witnessed():
+                for n, name in enumerate(("flood", "tls-flood"), 1):
+                    before = rss_kib(pid)
+                    peak = before
+                    c = (self.tls(name) if name.startswith("tls")
+                         else self.plain(name))
+                    self.clients.append(c)
+                    end = time.monotonic() + 30
+                    while len(pushed) < n and time.monotonic() < end:
+                        peak = max(peak, rss_kib(pid))
+                        time.sleep(0.02)
+                    self.assertEqual(len(pushed), n, "flood never blocked")
+                    print("client stops reading (%s): backend pushed %d "
+                          "KiB, daemon RSS %d -> peak %d KiB" % (
+                              name, pushed[-1] >> 10, before, peak),
+                          file=sys.stderr)
+                    self.assertLess(pushed[-1], 64 << 20, "no backpressure")
+                    self.assertLess(peak - before, 4096, "daemon RSS grew")
+                    # the client goes away with unread data: logged
+                    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                 struct.pack("ii", 1, 0))
+                    c.close()
+                    line = self.wait_line(name)
+                    self.assertEqual(line["result"], "error", line)
+                    self.assertTrue(line["reason"].startswith("client "),
+                                    line)
+        finally:
+            lsock.shutdown(socket.SHUT_RDWR)
+            lsock.close()
+            t.join(5)
+
     # -- fd exhaustion and reload ------------------------------------------
 
     def test_fd_exhaustion_survived(self):
