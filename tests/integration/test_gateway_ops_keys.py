@@ -7,7 +7,8 @@ allow_insecure_key_permissions; and the log of a whole run (start,
 listen, conn, reload, stop lines in text and in json) never holds the
 private key, nor payload bytes, while each drop has its reason logged and
 counted (curl /metrics); at log level debug, a GSSAPI run logs no
-ticket, keytab key or payload either.
+ticket, keytab key or payload either. Reloads rotate a TLS certificate and
+a service keytab while a connection made before keeps streaming.
 """
 
 import base64
@@ -364,10 +365,9 @@ class Logs(gh.GatewayTestCase):
         self.assert_no_secrets(g.log_bytes(), marker)
 
 
-class GssapiLogs(gh.GatewayTestCase):
-    """Client mode into server mode over GSSAPI at log level debug: the
-    logs of both daemons hold neither the Kerberos ticket nor the key of
-    the service keytab nor the payload."""
+class Gssapi(gh.GatewayTestCase):
+    """A real KDC: keytab rotation on reload, and no ticket, key or
+    payload in the logs of a GSSAPI run."""
 
     def setUp(self):
         super().setUp()
@@ -391,6 +391,71 @@ class GssapiLogs(gh.GatewayTestCase):
                 continue
             out.append(w)
         return out
+
+    def test_reload_rotates_keytab(self):
+        """The service key changes (ktadd: new kvno), the keytab file is
+        replaced and tsgate reloaded: a client with a new ticket gets
+        in, a connection made before streams on."""
+        if shutil.which("kadmin.local") is None:
+            self.skipTest("no kadmin.local")
+        echo = self.backend()
+        port = gh.free_port()
+        keytab = os.path.join(self.tmp, "service.keytab")
+        shutil.copyfile(self.env["TT_KDC_SERVICE_KEYTAB"], keytab)
+        os.chmod(keytab, 0o600)
+        far = self.gateway(
+            "log: {level: info, format: json}\n"
+            "listeners:\n"
+            "  - name: krb-in\n"
+            "    listen: \"tcp://127.0.0.1:%d\"\n"
+            "    accept: gssapi\n"
+            "    gssapi: {keytab: %s, principal: \"host/localhost\"}\n"
+            "    routes: [{name: echo, backend: \"%s\"}]\n"
+            % (port, keytab, echo.address), name="far", env=self.env)
+
+        def near(who):
+            sock = os.path.join(self.tmp, who + ".sock")
+            self.gateway(
+                "listeners:\n"
+                "  - name: %s\n"
+                "    listen: \"unix:%s\"\n"
+                "    accept: plain\n"
+                "    routes:\n"
+                "      - backend: \"tcp://127.0.0.1:%d\"\n"
+                "        connect: gssapi\n"
+                "        gssapi: {target: \"host@localhost\", "
+                "ccache: \"%s\"}\n"
+                % (who, sock, port,
+                   self.env["TT_KDC_%s_CCACHE" % who.upper()]),
+                name="near-" + who, env=self.env)
+            return "unix:" + sock
+
+        live = self.connect(near("alice"))
+        live.sendall(b"before")
+        self.assertEqual(gh.recv_exact(live, 6, timeout=20), b"before")
+
+        fresh = os.path.join(self.tmp, "fresh.keytab")
+        env = dict(os.environ, **self.env)
+        r = subprocess.run(["kadmin.local", "-q",
+                            "ktadd -k %s host/localhost" % fresh],
+                           env=env, capture_output=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r)
+        shutil.copyfile(fresh, keytab)
+        far.proc.send_signal(signal.SIGHUP)
+        self.assertTrue(gh.wait_until(
+            lambda: b"live connections keep" in far.log_bytes(), 10))
+
+        c = self.connect(near("bob"))
+        self.assertEqual(gh.exchange(c, b"new key", timeout=30), b"new key")
+        c.close()
+        live.sendall(b"after")
+        live.shutdown(socket.SHUT_WR)
+        self.assertEqual(gh.recv_all(live, 20), b"after")
+        live.close()
+        lines = far.wait_conn_lines(2, 20)
+        self.assertEqual(sorted(l["identity"] for l in lines),
+                         ["alice@TSGATE.TEST", "bob@TSGATE.TEST"])
+        self.assertTrue(all(l["result"] == "ok" for l in lines), lines)
 
     def test_no_ticket_in_logs(self):
         echo = self.backend()
