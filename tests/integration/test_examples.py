@@ -20,9 +20,10 @@
   no warning and has the directives docs/operations.md promises; its
   ExecStartPre/ExecStart/ExecReload command lines run: check, start,
   checked reload by SIGHUP to $MAINPID, then SIGTERM exits 0.
-- Every command line in a ```sh block of docs/*.md is either run here or
-  listed below with the test that runs it; a new command without one
-  fails this test.
+- Every command line in a ```sh block of docs/*.md (and every line that
+  starts like a command in a block without a language) is either run
+  here or listed below with the test that runs it (or why it is run by
+  hand only); a new command without one fails this test.
 - Every ```yaml block of docs/*.md is valid YAML; a tsgate configuration
   or fragment of one (top-level keys, a listener's `tls`/`gssapi` block, a
   `routes` list) passes `tsgate --check-config`, completed into a whole
