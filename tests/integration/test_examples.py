@@ -370,6 +370,7 @@ class ManifestTest(unittest.TestCase):
         self.assertEqual(len(tsgate), 1, fname)
         c = tsgate[0]
         self.assertNotIn("command", c, "the image's ENTRYPOINT runs tsgate")
+        apps = [a for a in containers if a is not c]
         csc = c.get("securityContext", {})
         self.assertIs(csc.get("readOnlyRootFilesystem"), True, fname)
         self.assertIs(csc.get("allowPrivilegeEscalation"), False, fname)
@@ -385,6 +386,8 @@ class ManifestTest(unittest.TestCase):
         self.assertIn(cm_name, configmaps, fname)
         text = configmaps[cm_name]["tsgate.yaml"]
         config = yaml.safe_load(text)
+        for a in apps:
+            self.check_app(a.get("command"), config)
         # Probes at the metrics listener of that config.
         mport = int(config["metrics"]["listen"].rsplit(":", 1)[1])
         for probe, path in (("livenessProbe", "/healthz"),
@@ -435,6 +438,17 @@ class ManifestTest(unittest.TestCase):
                               configmaps[cm_name], e)
         return config
 
+    def check_app(self, command, config):
+        """An app whose command is shown listens where the routes go, on
+        loopback only."""
+        if not command:
+            return
+        backends = {r["backend"] for lst in config["listeners"]
+                    for r in lst["routes"]}
+        self.assertIn("127.0.0.1", command)
+        ports = [a for a in command if a.isdigit()]
+        self.assertEqual(backends, {"tcp://127.0.0.1:%s" % p for p in ports})
+
     def test_manifests(self):
         kinds = []
         for fname, docs in k8s_docs():
@@ -484,6 +498,7 @@ class ManifestTest(unittest.TestCase):
         published = [str(p).split(":")[-1] for p in services[app]["ports"]]
         for lst in config["listeners"]:
             self.assertIn(lst["listen"].rsplit(":", 1)[1], published)
+        self.check_app(services[app].get("command"), config)
         for v in gw["volumes"]:
             host, target, mode = v.split(":")
             self.assertEqual(mode, "ro", v)
