@@ -23,7 +23,8 @@
 - Every command line in a ```sh block of docs/*.md (and every line that
   starts like a command in a block without a language) is either run
   here or listed below with the test that runs it (or why it is run by
-  hand only); a new command without one fails this test.
+  hand only); a new command without one fails this test. Relative links
+  of docs/*.md reach their file, and their heading when they name one.
 - Every ```yaml block of docs/*.md is valid YAML; a tsgate configuration
   or fragment of one (top-level keys, a listener's `tls`/`gssapi` block, a
   `routes` list) passes `tsgate --check-config`, completed into a whole
@@ -825,6 +826,41 @@ class DocsCommandsTest(gh.GatewayTestCase):
         self.assertEqual(unknown, [], "commands in docs/ that no test "
                          "runs: add them to tests/integration/"
                          "test_examples.py")
+
+    def test_links(self):
+        """Relative links of docs/*.md reach a file, and a heading when
+        they name one (GitHub's anchors)."""
+        docs = os.path.join(SRC, "docs")
+
+        def slug(heading):
+            h = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+            return h.replace(" ", "-")
+
+        def anchors(path):
+            with open(path, encoding="utf-8") as f:
+                text = re.sub(r"```.*?```", "", f.read(), flags=re.S)
+            return {slug(m) for m in re.findall(r"(?m)^#+\s+(.*)$", text)}
+
+        n = 0
+        for name in sorted(os.listdir(docs)):
+            if not name.endswith(".md"):
+                continue
+            path = os.path.join(docs, name)
+            with open(path, encoding="utf-8") as f:
+                text = re.sub(r"```.*?```", "", f.read(), flags=re.S)
+            for target in re.findall(r"\]\(([^)\s]+)\)", text):
+                if re.match(r"[a-z]+:", target):
+                    continue
+                file, _, anchor = target.partition("#")
+                dest = os.path.normpath(os.path.join(docs, file)) \
+                    if file else path
+                self.assertTrue(os.path.exists(dest),
+                                "docs/%s: link to %s" % (name, target))
+                if anchor and dest.endswith(".md"):
+                    self.assertIn(anchor, anchors(dest),
+                                  "docs/%s: link to %s" % (name, target))
+                n += 1
+        self.assertGreater(n, 10)
 
     def test_quick_start_clients(self):
         """operations.md's two clients against etc/tsgate.yaml as
