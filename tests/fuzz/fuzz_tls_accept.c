@@ -1,14 +1,18 @@
 /*
- * fuzz-tls-accept: bytes from a TLS client into tstream_tls_accept_send().
+ * fuzz-tls-accept: bytes from a TLS client into tstream_tls_accept_send()
+ * (and, mode bit 7, from a TLS server into tstream_tls_connect_send()).
  *
  * At start-up a self-signed ECDSA certificate and key are made with
  * GnuTLS's x509 API into a temporary directory; server parameters are
  * built from them for each client-certificate policy, with and without
- * ALPN and an SNI entry. Input: [variant][client bytes]. The bytes reach
- * the acceptor through a socketpair whose peer then shuts down, so the
- * record layer, the ClientHello and extension parsing, the SNI/ALPN
- * callbacks and the alert paths all see hostile data. Every handshake
- * must end (success or error) without a crash, a leak or a hang.
+ * ALPN and an SNI entry, and client parameters for each server
+ * verification policy (with a peer name, with SNI, with a client
+ * certificate). Input: [mode | variant][peer bytes]. The bytes reach the
+ * stream through a socketpair whose peer then shuts down, so the record
+ * layer, the ClientHello/ServerHello, certificate and extension parsing,
+ * the SNI/ALPN callbacks, verification and the alert paths all see
+ * hostile data. Every handshake must end (success or error) without a
+ * crash, a leak or a hang.
  */
 #include <errno.h>
 #include <gnutls/abstract.h>
@@ -28,7 +32,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define NUM_VARIANTS 6
 
+#define NUM_CLIENT_VARIANTS 3
+
 static struct tstream_tls_params *fuzz_params[NUM_VARIANTS];
+static struct tstream_tls_params *fuzz_client[NUM_CLIENT_VARIANTS];
 
 static void write_file(const char *path, const gnutls_datum_t *d)
 {
@@ -124,6 +131,25 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 			abort();
 		}
 	}
+	for (i = 0; i < NUM_CLIENT_VARIANTS; i++) {
+		struct tstream_tls_client_config cfg = {
+		    .ca_file = crt,
+		    .verify_server = verify[2 - i],
+		    .peer_name = i == 0 ? "localhost" : NULL,
+		    .sni = i == 1 ? "a.example.com" : NULL,
+		    .cert_file = i == 2 ? crt : NULL,
+		    .key_file = i == 2 ? key : NULL,
+		    .alpn = i == 0 ? alpn : NULL,
+		};
+		char *error = NULL;
+
+		if (tstream_tls_params_client(NULL, &cfg, &fuzz_client[i],
+					      &error) != 0) {
+			fprintf(stderr, "fuzz-tls-accept: client params: %s\n",
+				error != NULL ? error : "?");
+			abort();
+		}
+	}
 	talloc_free(crt);
 	talloc_free(key);
 	return 0;
@@ -143,7 +169,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct tstream_context *plain = NULL, *tls = NULL;
 	struct fuzz_peer *peer;
 	struct tevent_req *req;
-	bool done = false;
+	bool client, done = false;
 	char *reason = NULL;
 	int ret, err = 0;
 
@@ -156,19 +182,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	peer = fuzz_peer_create(mem, ev, data + 1, size - 1, NULL, 0, &plain);
 	FUZZ_ASSERT(peer != NULL);
 
-	req = tstream_tls_accept_send(mem, ev, plain,
-				      fuzz_params[data[0] % NUM_VARIANTS]);
+	/* bit 7: we are the client and the bytes are a server's */
+	client = (data[0] & 0x80) != 0;
+	if (client) {
+		req = tstream_tls_connect_send(
+		    mem, ev, plain, fuzz_client[data[0] % NUM_CLIENT_VARIANTS]);
+	} else {
+		req = tstream_tls_accept_send(
+		    mem, ev, plain, fuzz_params[data[0] % NUM_VARIANTS]);
+	}
 	FUZZ_ASSERT(req != NULL);
 	tevent_req_set_callback(req, accept_done, &done);
-	fuzz_loop_until(ev, &done, "tstream_tls_accept");
-	ret = tstream_tls_accept_recv(req, &err, mem, &tls, &reason);
+	fuzz_loop_until(ev, &done, "tstream_tls handshake");
+	if (client) {
+		ret = tstream_tls_connect_recv(req, &err, mem, &tls, &reason);
+	} else {
+		ret = tstream_tls_accept_recv(req, &err, mem, &tls, &reason);
+	}
 	if (getenv("FUZZ_VERBOSE") != NULL) {
-		fprintf(stderr, "accept: %s\n",
+		fprintf(stderr, "%s: %s\n", client ? "connect" : "accept",
 			ret == 0 ? "established"
 				 : (reason != NULL ? reason : strerror(err)));
 	}
 	if (ret == 0) {
-		/* a client this fuzzer cannot be: it has no keys */
+		/* a peer this fuzzer cannot be: it has no keys */
 		FUZZ_ASSERT(tls != NULL);
 	} else {
 		FUZZ_ASSERT(err != 0);
