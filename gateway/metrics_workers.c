@@ -515,9 +515,12 @@ static void gather_recv(struct tevent_req *req,
 		bool ready =
 		    tsgate_metrics_get_state(w->m) == TSGATE_METRICS_READY;
 
+		unsigned missing = 0;
+
 		for (i = 1; i < state->n; i++) {
 			if (state->texts[i] == NULL) {
 				ready = false;
+				missing++;
 				continue;
 			}
 			draining = draining ||
@@ -529,6 +532,14 @@ static void gather_recv(struct tevent_req *req,
 			text_answer(resp, 503, "draining\n");
 		} else if (ready) {
 			text_answer(resp, 200, "ready\n");
+		} else if (missing > 0) {
+			resp->status = 503;
+			resp->content_type = NULL;
+			resp->body = talloc_asprintf(
+			    mem_ctx, "%u of %u workers not answering\n",
+			    missing, state->n);
+			resp->body_len =
+			    resp->body != NULL ? strlen(resp->body) : 0;
 		} else {
 			text_answer(resp, 503, "starting\n");
 		}

@@ -414,7 +414,7 @@ class MetricsTestCase(gh.GatewayTestCase):
             self.assertIsNone(value(s, "tsgate_connections_total",
                                     listener="in", worker="1"))
             self.assertEqual(self.curl(mport, "/readyz"),
-                             (503, "starting\n"))
+                             (503, "1 of 2 workers not answering\n"))
         finally:
             os.kill(workers[1], signal.SIGCONT)
         self.assertEqual(self.curl(mport, "/readyz"), (200, "ready\n"))
