@@ -25,7 +25,6 @@ errors survived, service resumes) and a reload with a broken config.
 """
 
 import contextlib
-import datetime
 import errno
 import os
 import random
@@ -305,40 +304,30 @@ class FaultMatrix(gh.GatewayTestCase):
         self.assertEqual(self.recorder.accepted, 0)
 
     def test_certificate_from_wrong_ca_and_expired(self):
-        from cryptography import x509
-        from cryptography.hazmat.primitives import hashes, serialization
-        from cryptography.hazmat.primitives.asymmetric import ec
-        from cryptography.x509.oid import NameOID
-
         c = self.certs
         self.start([self.listener(
             "mtls", "tls", self.recorder.address,
             self.tls_block(["client_ca: %s" % c.ca,
                             "verify_client: require"]))])
-        # an expired client certificate from the right CA
-        with open(c.ca, "rb") as f:
-            ca = x509.load_pem_x509_certificate(f.read())
-        with open(c.ca_key, "rb") as f:
-            ca_key = serialization.load_pem_private_key(f.read(), None)
-        key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.datetime.now(datetime.timezone.utc)
-        cert = (x509.CertificateBuilder()
-                .subject_name(x509.Name([x509.NameAttribute(
-                    NameOID.COMMON_NAME, "expired alice")]))
-                .issuer_name(ca.subject)
-                .public_key(key.public_key())
-                .serial_number(x509.random_serial_number())
-                .not_valid_before(now - datetime.timedelta(days=10))
-                .not_valid_after(now - datetime.timedelta(days=1))
-                .sign(ca_key, hashes.SHA256()))
+        # an expired client certificate from the right CA (certtool, as
+        # openssl x509 cannot set a validity period in the past)
         expired_crt = os.path.join(self.tmp, "expired.crt")
         expired_key = os.path.join(self.tmp, "expired.key")
-        with open(expired_crt, "wb") as f:
-            f.write(cert.public_bytes(serialization.Encoding.PEM))
-        with open(expired_key, "wb") as f:
-            f.write(key.private_bytes(serialization.Encoding.PEM,
-                                      serialization.PrivateFormat.PKCS8,
-                                      serialization.NoEncryption()))
+        tmpl = os.path.join(self.tmp, "expired.tmpl")
+        with open(tmpl, "w") as f:
+            f.write("cn = \"expired alice\"\n"
+                    "activation_date = \"2020-01-01 00:00:00\"\n"
+                    "expiration_date = \"2020-01-31 00:00:00\"\n"
+                    "tls_www_client\nsigning_key\n")
+        c._run(["genpkey", "-algorithm", "EC", "-pkeyopt",
+                "ec_paramgen_curve:prime256v1", "-out", expired_key])
+        subprocess.run(["certtool", "--generate-certificate",
+                        "--load-privkey", expired_key,
+                        "--load-ca-certificate", c.ca,
+                        "--load-ca-privkey", c.ca_key,
+                        "--template", tmpl, "--outfile", expired_crt],
+                       check=True, timeout=30, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
         stranger_key, stranger = c.stranger()
         with self.witnessed():
             for n, (crt, k) in enumerate([(stranger, stranger_key),
@@ -355,7 +344,9 @@ class FaultMatrix(gh.GatewayTestCase):
                     if s is not None:
                         s.close()
                 self.assertEqual(got, b"")
-                self.assert_failed("mtls", "tls handshake failed", n)
+                line = self.assert_failed("mtls", "tls handshake failed", n)
+                self.assertIn(("issuer is unknown", "expired")[n - 1],
+                              line["reason"])
             # the right certificate still passes
             s = self.tls("mtls", c.alice, c.alice_key)
             got, _ = gh.tls_roundtrip(s, b"alice")
