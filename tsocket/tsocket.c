@@ -1120,10 +1120,12 @@ _PUBLIC_ int tstream_readv_recv(struct tevent_req *req, int *perrno)
  * the stream type's ops directly: the PDU request takes the readv slot
  * itself (EBUSY, ENOTCONN and freeing the context work as for a readv)
  * and keeps it from the first vector to the last, so there is no
- * generic readv request per step. Once the PDU request is waiting (called
- * back from the loop), a step whose read finishes at once (the body of a
- * PDU whose header brought it along) is taken on the spot instead of
- * through a posted callback.
+ * generic readv request per step. A step the stream's try function
+ * completes at once (the body of a PDU whose header brought it along)
+ * costs no request at all; a type's request that finishes at once is
+ * taken on the spot too once the PDU request is waiting (called back from
+ * the loop). Either way the PDU request itself never finishes inside its
+ * _send: then it is finished from the loop like a readv.
  */
 
 struct tstream_readv_pdu_state {
