@@ -69,10 +69,13 @@ struct relay_pump_state {
 	uint8_t *buf;
 	size_t len;
 	struct iovec iov;
+	uint8_t first; /* raw framing: the first byte of a chunk */
 };
 
 static void relay_pump_read(struct tevent_req *req);
 static void relay_pump_read_done(struct tevent_req *subreq);
+static void relay_pump_raw_first_done(struct tevent_req *subreq);
+static void relay_pump_raw_rest_done(struct tevent_req *subreq);
 static void relay_pump_write_done(struct tevent_req *subreq);
 static void relay_pump_shutdown_done(struct tevent_req *subreq);
 
@@ -127,6 +130,23 @@ static void relay_pump_read(struct tevent_req *req)
 	    tevent_req_data(req, struct relay_pump_state);
 	struct tevent_req *subreq;
 
+	if (state->params->framing == TSGATE_FRAMING_RAW) {
+		/*
+		 * Raw chunks the way tsgate_pdu_read_send() cuts them (one
+		 * byte, then what the source has pending), without its two
+		 * requests and readv_pdu's pool: an idle connection keeps
+		 * one plain readv per direction.
+		 */
+		state->iov.iov_base = &state->first;
+		state->iov.iov_len = 1;
+		subreq = tstream_readv_send(state, state->ev, state->src,
+					    &state->iov, 1);
+		if (tevent_req_nomem(subreq, req)) {
+			return;
+		}
+		tevent_req_set_callback(subreq, relay_pump_raw_first_done, req);
+		return;
+	}
 	subreq = tsgate_pdu_read_send(state, state->ev, state->src,
 				      state->params->framing,
 				      state->params->max_pdu);
@@ -134,6 +154,72 @@ static void relay_pump_read(struct tevent_req *req)
 		return;
 	}
 	tevent_req_set_callback(subreq, relay_pump_read_done, req);
+}
+
+static void relay_pump_read_failed(struct tevent_req *req, int err);
+static void relay_pump_write(struct tevent_req *req);
+
+static void relay_pump_raw_first_done(struct tevent_req *subreq)
+{
+	struct tevent_req *req =
+	    tevent_req_callback_data(subreq, struct tevent_req);
+	struct relay_pump_state *state =
+	    tevent_req_data(req, struct relay_pump_state);
+	size_t max = state->params->max_pdu;
+	size_t want = 1;
+	ssize_t pending;
+	int ret, err = 0;
+
+	ret = tstream_readv_recv(subreq, &err);
+	TALLOC_FREE(subreq);
+	if (ret == -1) {
+		relay_pump_read_failed(req, err);
+		return;
+	}
+	if (max == 0) {
+		max = TSGATE_FRAMING_RAW_CHUNK;
+	}
+	pending = tstream_pending_bytes(state->src);
+	if (pending > 0) {
+		want = max;
+		if ((size_t)pending < max - 1) {
+			want = 1 + (size_t)pending;
+		}
+	}
+	state->buf = talloc_size(state, want);
+	if (tevent_req_nomem(state->buf, req)) {
+		return;
+	}
+	state->buf[0] = state->first;
+	state->len = want;
+	if (want <= 1) {
+		relay_pump_write(req);
+		return;
+	}
+	state->iov.iov_base = state->buf + 1;
+	state->iov.iov_len = want - 1;
+	subreq =
+	    tstream_readv_send(state, state->ev, state->src, &state->iov, 1);
+	if (tevent_req_nomem(subreq, req)) {
+		return;
+	}
+	tevent_req_set_callback(subreq, relay_pump_raw_rest_done, req);
+}
+
+static void relay_pump_raw_rest_done(struct tevent_req *subreq)
+{
+	struct tevent_req *req =
+	    tevent_req_callback_data(subreq, struct tevent_req);
+	int ret, err = 0;
+
+	ret = tstream_readv_recv(subreq, &err);
+	TALLOC_FREE(subreq);
+	if (ret == -1) {
+		/* the end inside a chunk: truncated, as the framer says */
+		relay_pump_read_failed(req, err == EPIPE ? EPROTO : err);
+		return;
+	}
+	relay_pump_write(req);
 }
 
 static void relay_pump_read_done(struct tevent_req *subreq)
@@ -147,7 +233,20 @@ static void relay_pump_read_done(struct tevent_req *subreq)
 	ret =
 	    tsgate_pdu_read_recv(subreq, &err, state, &state->buf, &state->len);
 	TALLOC_FREE(subreq);
-	if (ret == -1 && err == EPIPE) {
+	if (ret == -1) {
+		relay_pump_read_failed(req, err);
+		return;
+	}
+	relay_pump_write(req);
+}
+
+static void relay_pump_read_failed(struct tevent_req *req, int err)
+{
+	struct relay_pump_state *state =
+	    tevent_req_data(req, struct relay_pump_state);
+	struct tevent_req *subreq;
+
+	if (err == EPIPE) {
 		/* Clean end of this direction: pass it on. */
 		subreq = tstream_shutdown_send(state, state->ev, state->dst);
 		if (tevent_req_nomem(subreq, req)) {
@@ -156,16 +255,22 @@ static void relay_pump_read_done(struct tevent_req *subreq)
 		tevent_req_set_callback(subreq, relay_pump_shutdown_done, req);
 		return;
 	}
-	if (ret == -1) {
-		if (err == EMSGSIZE) {
-			relay_pump_fail(req, FAIL_TOO_LARGE, err);
-		} else if (err == EPROTO) {
-			relay_pump_fail(req, FAIL_MALFORMED, err);
-		} else {
-			relay_pump_fail(req, FAIL_READ, err);
-		}
-		return;
+	if (err == EMSGSIZE) {
+		relay_pump_fail(req, FAIL_TOO_LARGE, err);
+	} else if (err == EPROTO) {
+		relay_pump_fail(req, FAIL_MALFORMED, err);
+	} else {
+		relay_pump_fail(req, FAIL_READ, err);
 	}
+}
+
+/* A chunk or PDU is in state->buf: pass it on. */
+static void relay_pump_write(struct tevent_req *req)
+{
+	struct relay_pump_state *state =
+	    tevent_req_data(req, struct relay_pump_state);
+	struct tevent_req *subreq;
+
 	*state->last_activity = tevent_timeval_current();
 
 	state->iov.iov_base = state->buf;
