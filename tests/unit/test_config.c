@@ -517,6 +517,7 @@ START_TEST(test_good_everything)
 	ck_assert_int_eq(cfg->log.level, TSGATE_CONFIG_LOG_DEBUG);
 	ck_assert_int_eq(cfg->log.format, TSGATE_CONFIG_LOG_JSON);
 	ck_assert_uint_eq(cfg->workers, 4);
+	ck_assert(cfg->allow_insecure_key_permissions);
 	ck_assert_ptr_nonnull(cfg->metrics_listen);
 	ck_assert_str_eq(cfg->metrics_listen->ip, "::1");
 	ck_assert_uint_eq(cfg->metrics_listen->port, 9100);
