@@ -7,6 +7,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -57,6 +58,7 @@ struct cfg_parser {
 	/* private keys and keytabs named, checked once the file is read */
 	struct cfg_secret *secrets;
 	size_t num_secrets;
+	gid_t group_gid; /* of cfg->group */
 };
 
 /* A private key or keytab file and what fstat() said of it. */
@@ -988,6 +990,31 @@ static void cfg_h_user(struct cfg_parser *p,
 	}
 	cfg->uid = pw.pw_uid;
 	cfg->gid = pw.pw_gid;
+}
+
+/* Resolved now; applied after the walk (user sets the primary group). */
+static void cfg_h_group(struct cfg_parser *p,
+			const struct cfg_key *k,
+			yaml_node_t *node,
+			void *obj)
+{
+	struct tsgate_config *cfg = obj;
+	struct group gr, *res = NULL;
+	char buf[4096];
+	int ret;
+
+	cfg->group = talloc_strdup(p->cfg, cfg_str(node));
+	if (cfg->group == NULL) {
+		p->oom = true;
+		return;
+	}
+	ret = getgrnam_r(cfg->group, &gr, buf, sizeof(buf), &res);
+	if (ret != 0 || res == NULL) {
+		cfg_error(p, node, "'group': no such group '%s'", cfg->group);
+		cfg->group = NULL;
+		return;
+	}
+	p->group_gid = gr.gr_gid;
 }
 
 /* listeners[].tls */
@@ -2094,6 +2121,7 @@ static const struct cfg_key cfg_top_keys[] = {
     {"workers", CFG_SCALAR, cfg_h_u32, CF(workers), &cfg_workers_range,
      "a number"},
     {"user", CFG_SCALAR, cfg_h_user, 0, NULL, "a user name"},
+    {"group", CFG_SCALAR, cfg_h_group, 0, NULL, "a group name"},
     {"metrics", CFG_MAPPING, cfg_h_metrics, 0, NULL, NULL},
     {"limits", CFG_MAPPING, cfg_h_limits, 0, NULL, NULL},
     {"listeners", CFG_SEQUENCE, cfg_h_listeners, 0, NULL, NULL},
@@ -2200,6 +2228,12 @@ static void cfg_walk(struct cfg_parser *p, yaml_document_t *doc)
 			      p->cfg, "the top level", seen);
 	if (!PRESENT(cfg_top_keys, present, "listeners") && !p->too_complex) {
 		cfg_error(p, root, "missing key 'listeners' at the top level");
+	}
+	if (p->cfg->group != NULL && p->cfg->user == NULL) {
+		cfg_error(p, SEEN(cfg_top_keys, seen, "group"),
+			  "'group' needs 'user' (the user to drop to)");
+	} else if (p->cfg->group != NULL) {
+		p->cfg->gid = p->group_gid;
 	}
 	cfg_check_secrets(p);
 	if (p->cfg->metrics_listen != NULL) {

@@ -252,6 +252,8 @@ struct tsgate_config {
 	const char *user;
 	uid_t uid;
 	gid_t gid;
+	/* group: this group instead of the user's primary one (needs user) */
+	const char *group;
 	/*
 	 * allow_insecure_key_permissions: accept private keys and keytabs
 	 * that others can read, or that another non-root user owns

@@ -341,6 +341,46 @@ class Operations(gh.GatewayTestCase):
         self.assertEqual(gh.exchange(c, b"as nobody"), b"as nobody")
         c.close()
 
+    def test_drops_to_user_and_group(self):
+        """group: another group than the user's primary one."""
+        if os.geteuid() != 0:
+            self.skipTest("needs root to switch users")
+        import grp
+        import pwd
+        try:
+            nobody = pwd.getpwnam("nobody")
+            users = grp.getgrnam("users")
+        except KeyError:
+            self.skipTest("no user nobody or group users")
+        self.assertNotEqual(users.gr_gid, nobody.pw_gid)
+        a = self.backend(kind="tcp")
+        p1 = gh.free_port()
+        base = plain_config([("in", p1, a.address)])
+        # group alone is an error: it needs the user to drop to
+        bad = os.path.join(self.tmp, "group-only.yaml")
+        with open(bad, "w") as f:
+            f.write("group: users\n" + base)
+        r = subprocess.run([gh.TSGATE, "-t", "-c", bad], capture_output=True,
+                           timeout=30)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("group-only.yaml:1:8: 'group' needs 'user'",
+                      r.stderr.decode())
+        g = self.gateway("user: nobody\ngroup: users\n" + base)
+        self.assertIn(b"running as user nobody (uid %d, gid %d)"
+                      % (nobody.pw_uid, users.gr_gid), g.log_bytes())
+        with open("/proc/%d/status" % g.proc.pid) as f:
+            status = dict(line.split(":", 1) for line in f
+                          if ":" in line)
+        self.assertEqual(status["Uid"].split()[:3],
+                         [str(nobody.pw_uid)] * 3)
+        self.assertEqual(status["Gid"].split()[:3],
+                         [str(users.gr_gid)] * 3)
+        self.assertEqual(status["Groups"].strip(), "")
+        c = socket.create_connection(("127.0.0.1", p1), timeout=10)
+        self.assertEqual(gh.exchange(c, b"as nobody:users"),
+                         b"as nobody:users")
+        c.close()
+
     def test_max_connections(self):
         a = self.backend()
         p1 = gh.free_port()

@@ -664,8 +664,8 @@ START_TEST(test_buffer_and_reload)
 			 "mem.yaml:1:13: missing key 'listen' in listener 'a'");
 	ck_assert_str_eq(tsgate_config_error_string(tt_mem, &errs->errors[3]),
 			 "mem.yaml:2:1: unknown key 'extra' in the top level "
-			 "(expected log, workers, user, metrics, limits, "
-			 "listeners, allow_insecure_key_permissions)");
+			 "(expected log, workers, user, group, metrics, "
+			 "limits, listeners, allow_insecure_key_permissions)");
 	ck_assert_uint_eq(talloc_total_blocks(live), blocks);
 	ck_assert_ptr_eq(talloc_parent(errs), tt_mem);
 	talloc_free(errs);
