@@ -7,10 +7,10 @@
  * writes after a half-close (EPIPE), and makes talloc_free() of a context
  * safe while requests are outstanding. The ops therefore only ever see
  * well-formed calls (see tsocket_internal.h). The BSD types also give
- * this layer try functions (_tstream_context_set_try(),
- * _tdgram_context_set_try()): an operation they complete at once needs no
- * request of the type, and its request is finished from the loop through
- * an immediate of the context, so it never completes inside its _send.
+ * this layer try functions (tsocket_private.h, not installed): an
+ * operation they complete at once needs no request of the type, and its
+ * request is finished from the loop through an immediate of the context,
+ * so it never completes inside its _send.
  *
  * Freeing rules:
  *  - a context remembers its outstanding generic requests; a request's
@@ -34,6 +34,7 @@
 
 #include "tsgate_export.h"
 #include "tsocket_internal.h"
+#include "tsocket_private.h"
 
 /* The most entries one readv/writev may carry (the kernel's IOV_MAX). */
 #define TSOCKET_MAX_IOVEC 1024
@@ -268,32 +269,6 @@ _PUBLIC_ struct tsocket_address *_tsocket_address_copy(
 /*
  * tdgram_context
  */
-
-/*
- * Private to libtsocket (hidden, not in any installed header): like
- * tstream_try_io_fn for streams, a datagram type of this library may
- * offer to receive or send at once without a request of its own. A try
- * function returns false when it did nothing (the type's request does
- * the work), true when the operation is over: *pret the length, or -1
- * with *perrno. A received datagram and its sender are allocated on
- * mem_ctx. Only called with no request of the type outstanding in that
- * direction. The BSD backend registers them (tsocket_bsd.c).
- */
-typedef bool (*tdgram_try_recvfrom_fn)(struct tdgram_context *dgram,
-				       TALLOC_CTX *mem_ctx,
-				       uint8_t **buf,
-				       struct tsocket_address **src,
-				       ssize_t *pret,
-				       int *perrno);
-typedef bool (*tdgram_try_sendto_fn)(struct tdgram_context *dgram,
-				     const uint8_t *buf,
-				     size_t len,
-				     const struct tsocket_address *dst,
-				     ssize_t *pret,
-				     int *perrno);
-void _tdgram_context_set_try(struct tdgram_context *dgram,
-			     tdgram_try_recvfrom_fn try_recvfrom,
-			     tdgram_try_sendto_fn try_sendto);
 
 struct tdgram_context {
 	const char *location;
@@ -765,28 +740,6 @@ _PUBLIC_ int tdgram_disconnect_recv(struct tevent_req *req, int *perrno)
 /*
  * tstream_context
  */
-
-/*
- * Private to libtsocket (hidden, not in any installed header): a stream
- * type of this library may offer to try a readv or writev at once,
- * without a request of its own. The generic layer then calls it first
- * and creates the type's request (readv_send/writev_send) only for what
- * is left; an operation done at once costs one tevent_req instead of
- * two. A try function gets the generic layer's private copy of the
- * vector (with a spare entry after the last, see tsocket_copy_vector())
- * and advances it past the bytes it moved. It returns those bytes (0:
- * nothing possible now), or -1 with *perrno to fail the request. It is
- * only called with no request of the type outstanding in its direction.
- * The BSD backend registers one (tsocket_bsd.c); other types (the
- * tunnels) go through their ops as always.
- */
-typedef ssize_t (*tstream_try_io_fn)(struct tstream_context *stream,
-				     struct iovec **vector,
-				     int *count,
-				     int *perrno);
-void _tstream_context_set_try(struct tstream_context *stream,
-			      tstream_try_io_fn try_readv,
-			      tstream_try_io_fn try_writev);
 
 struct tstream_context {
 	const char *location;

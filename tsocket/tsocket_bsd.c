@@ -31,6 +31,7 @@
 
 #include "tsgate_export.h"
 #include "tsocket_internal.h"
+#include "tsocket_private.h"
 
 /*
  * Private data is fetched with _tevent_req_data(), _tstream_context_data()
@@ -1255,27 +1256,11 @@ static int tdgram_bsd_disconnect_recv(struct tevent_req *req, int *perrno)
 }
 
 /*
- * The generic layer's fast path for datagrams (see
- * _tdgram_context_set_try() in tsocket.c, private to libtsocket): the
- * same receive/send as the requests above, tried before any request of
- * ours exists. false: nothing done, the request path deals with it.
+ * The generic layer's fast path for datagrams (tdgram_try_recvfrom_fn and
+ * tdgram_try_sendto_fn of tsocket_private.h): the same receive/send as
+ * the requests above, tried before any request of ours exists. false:
+ * nothing done, the request path deals with it.
  */
-typedef bool (*tdgram_try_recvfrom_fn)(struct tdgram_context *dgram,
-				       TALLOC_CTX *mem_ctx,
-				       uint8_t **buf,
-				       struct tsocket_address **src,
-				       ssize_t *pret,
-				       int *perrno);
-typedef bool (*tdgram_try_sendto_fn)(struct tdgram_context *dgram,
-				     const uint8_t *buf,
-				     size_t len,
-				     const struct tsocket_address *dst,
-				     ssize_t *pret,
-				     int *perrno);
-void _tdgram_context_set_try(struct tdgram_context *dgram,
-			     tdgram_try_recvfrom_fn try_recvfrom,
-			     tdgram_try_sendto_fn try_sendto);
-
 static bool tdgram_bsd_try_recvfrom(struct tdgram_context *dgram,
 				    TALLOC_CTX *mem_ctx,
 				    uint8_t **buf,
@@ -2241,20 +2226,12 @@ static struct tevent_req *tstream_bsd_shutdown_send(
 }
 
 /*
- * The generic layer's fast path (see _tstream_context_set_try() in
- * tsocket.c, private to libtsocket): the same readv/writev as the
- * requests below, tried before any request of ours exists. Only called
- * with no request of ours outstanding in that direction; 0 lets the
- * request path deal with everything else.
+ * The generic layer's fast path (tstream_try_io_fn of
+ * tsocket_private.h): the same readv/writev as the requests below,
+ * tried before any request of ours exists. Only called with no request
+ * of ours outstanding in that direction; 0 lets the request path deal
+ * with everything else.
  */
-typedef ssize_t (*tstream_try_io_fn)(struct tstream_context *stream,
-				     struct iovec **vector,
-				     int *count,
-				     int *perrno);
-void _tstream_context_set_try(struct tstream_context *stream,
-			      tstream_try_io_fn try_readv,
-			      tstream_try_io_fn try_writev);
-
 static ssize_t tstream_bsd_try_readv(struct tstream_context *stream,
 				     struct iovec **vector,
 				     int *count,
