@@ -27,7 +27,6 @@ import hashlib
 import os
 import random
 import signal
-import socket
 import struct
 import sys
 import tempfile
@@ -152,7 +151,7 @@ def main():
         backend = gh.Backend(tmp, mode="echo")
         tls_port, plain_port = gh.free_port(), gh.free_port()
         cfg = ("log: {level: info, format: json}\n"
-               "limits: {handshake_timeout: 500ms}\n"
+               "limits: {handshake_timeout: 3s}\n"
                "listeners:\n"
                "  - name: tls\n"
                "    listen: \"tcp://127.0.0.1:%d\"\n"
@@ -222,7 +221,12 @@ def main():
         print("soak: daemon alive at the end %s, exit code on SIGTERM %s"
               % (alive, code))
         if errors:
-            print("soak: first errors: %r" % errors[:5])
+            kinds = {}
+            for job, e in errors:
+                key = "%s: %r" % (job, e)
+                kinds[key] = kinds.get(key, 0) + 1
+            for key, n in sorted(kinds.items(), key=lambda kv: -kv[1]):
+                print("soak: error x%d %s" % (n, key))
         ok = (growth < 5.0 and fd_values == [fd0] and not errors and
               alive and code == 0)
         print("soak: %s" % ("PASS" if ok else "FAIL"))

@@ -30,6 +30,7 @@ import os
 import random
 import select
 import shutil
+import signal
 import socket
 import ssl
 import struct
@@ -669,7 +670,7 @@ class FaultMatrix(gh.GatewayTestCase):
             for n, text in enumerate(broken, 1):
                 with open(self.g.config, "w") as f:
                     f.write(text)
-                self.g.proc.send_signal(__import__("signal").SIGHUP)
+                self.g.proc.send_signal(signal.SIGHUP)
                 self.assertTrue(gh.wait_until(
                     lambda: len([l for l in self.g.lines()
                                  if l.get("event") == "reload"]) >= n, 10))

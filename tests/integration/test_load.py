@@ -20,7 +20,6 @@ import asyncio
 import hashlib
 import os
 import resource
-import socket
 import subprocess
 import sys
 import time
