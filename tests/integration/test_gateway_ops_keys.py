@@ -324,6 +324,7 @@ class Logs(gh.GatewayTestCase):
         events = [l["event"] for l in lines]
         for e in ("listen", "start", "conn", "reload", "stop"):
             self.assertIn(e, events)
+        self.assertNotIn("conn_step", events)  # debug only; level info
         start = [l for l in lines if l["event"] == "start"]
         self.assertTrue(any("tsgate ready" in l["msg"] for l in start))
         stop = [l["msg"] for l in lines if l["event"] == "stop"]
