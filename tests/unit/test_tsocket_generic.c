@@ -6,7 +6,10 @@
  * Most tests use "ctl", a stream and datagram type defined here through
  * tsocket_internal.h whose requests complete only when the test says so:
  * that is the only way to hold a request outstanding at a chosen moment
- * and to see exactly which calls reached the implementation.
+ * and to see exactly which calls reached the implementation. The bsd
+ * TCases check the same rules over real sockets, including requests the
+ * BSD try functions finish at once (bytes already there, room to write),
+ * and tstream_readv_pdu's guards and next_vector's mem_ctx.
  */
 
 #include <errno.h>
@@ -14,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <check.h>
 #include <talloc.h>
@@ -1550,6 +1554,541 @@ START_TEST(test_bsd_dgram_guards)
 END_TEST
 
 /*
+ * BSD requests the try functions finish at once (bytes already there,
+ * room to write): no request of the backend, the generic request is
+ * finished through an immediate of the context. From outside they must
+ * look exactly like any other request.
+ */
+
+/* Run the loop for ms milliseconds (anything scheduled gets to run). */
+static void loop_idle(unsigned ms)
+{
+	bool never = false;
+
+	ck_assert(!tt_loop_until(tt_ev, &never, ms));
+}
+
+static void bsd_write_now(struct tstream_context *s, const char *data)
+{
+	struct iovec iov = {.iov_base = (void *)data, .iov_len = strlen(data)};
+	struct res w;
+
+	start_writev(s, &iov, 1, &w);
+	assert_ok(w, (int)strlen(data));
+}
+
+/* A unix datagram socketpair wrapped as two BSD datagram contexts. */
+static void bsd_dgram_pair(TALLOC_CTX *mem_a,
+			   struct tdgram_context **a,
+			   struct tdgram_context **b)
+{
+	int fds[2];
+
+	ck_assert_int_eq(socketpair(AF_UNIX,
+				    SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+				    0, fds),
+			 0);
+	ck_assert_int_eq(tdgram_bsd_existing_socket(mem_a, fds[0], a), 0);
+	ck_assert_int_eq(tdgram_bsd_existing_socket(tt_mem, fds[1], b), 0);
+}
+
+static void bsd_send_now(struct tdgram_context *d, const char *data)
+{
+	struct dres s;
+
+	start_sendto(d, data, strlen(data), &s);
+	tt_wait(&s.done, 2000);
+	ck_assert_int_eq(s.ret, (ssize_t)strlen(data));
+}
+
+static void assert_datagram(struct dres *r, const char *data)
+{
+	tt_wait(&r->done, 2000);
+	ck_assert_msg(r->ret == (ssize_t)strlen(data), "ret %zd errno %d (%s)",
+		      r->ret, r->err, strerror(r->err));
+	ck_assert(memcmp(r->buf, data, strlen(data)) == 0);
+	TALLOC_FREE(r->buf);
+	TALLOC_FREE(r->src);
+}
+
+START_TEST(test_bsd_early_stream_not_in_send)
+{
+	struct tstream_context *a, *b;
+	char rbuf[5], rbuf2[5];
+	struct iovec riov = {.iov_base = rbuf, .iov_len = sizeof(rbuf)};
+	struct iovec riov2 = {.iov_base = rbuf2, .iov_len = sizeof(rbuf2)};
+	struct iovec wiov = {.iov_base = (void *)"ping", .iov_len = 4};
+	struct tevent_req *req;
+	struct res r1, r2, w1, w2;
+
+	bsd_pair(&a, &b);
+	bsd_write_now(b, "hello");
+
+	/* The bytes are there, yet the readv is done only from the loop... */
+	req = start_readv(a, &riov, 1, &r1);
+	ck_assert(tevent_req_is_in_progress(req));
+	ck_assert(!r1.done);
+	/* ...and holds the readv slot until then. */
+	start_readv(a, &riov2, 1, &r2);
+	ck_assert(!r2.done);
+
+	/* The same for a writev that finds room in the socket buffer. */
+	req = start_writev(a, &wiov, 1, &w1);
+	ck_assert(tevent_req_is_in_progress(req));
+	ck_assert(!w1.done);
+	start_writev(a, &wiov, 1, &w2);
+	ck_assert(!w2.done);
+
+	assert_ok(r1, 5);
+	ck_assert(memcmp(rbuf, "hello", 5) == 0);
+	assert_failed(r2, EBUSY);
+	assert_ok(w1, 4);
+	assert_failed(w2, EBUSY);
+}
+END_TEST
+
+START_TEST(test_bsd_early_stream_freed)
+{
+	struct tstream_context *a, *b;
+	char rbuf[5], rbuf2[6], bbuf[8];
+	struct iovec riov = {.iov_base = rbuf, .iov_len = sizeof(rbuf)};
+	struct iovec riov2 = {.iov_base = rbuf2, .iov_len = sizeof(rbuf2)};
+	struct iovec biov = {.iov_base = bbuf, .iov_len = sizeof(bbuf)};
+	struct iovec ping = {.iov_base = (void *)"ping", .iov_len = 4};
+	struct iovec pong = {.iov_base = (void *)"pong", .iov_len = 4};
+	struct tevent_req *req;
+	struct res r1, r2, w1, w2, rb;
+
+	bsd_pair(&a, &b);
+	bsd_write_now(b, "hello world");
+
+	/*
+	 * Freed before its callback ran: the finish scheduled for it goes
+	 * with it, the slot is free at once, and the next readv (started
+	 * before the loop runs again) gets the bytes that followed.
+	 */
+	req = start_readv(a, &riov, 1, &r1);
+	ck_assert(tevent_req_is_in_progress(req));
+	talloc_free(req);
+	start_readv(a, &riov2, 1, &r2);
+	assert_ok(r2, 6);
+	ck_assert(memcmp(rbuf2, " world", 6) == 0);
+	ck_assert(!r1.done);
+
+	/*
+	 * The same with the loop running in between, on a fresh pair (a
+	 * has found its socket empty by now, so its next readv would
+	 * wait for epoll instead of being done at once).
+	 */
+	bsd_pair(&a, &b);
+	bsd_write_now(b, "hello world");
+	req = start_readv(a, &riov, 1, &r1);
+	ck_assert(tevent_req_is_in_progress(req));
+	talloc_free(req);
+	loop_idle(20);
+	ck_assert(!r1.done);
+	start_readv(a, &riov2, 1, &r2);
+	assert_ok(r2, 6);
+	ck_assert(memcmp(rbuf2, " world", 6) == 0);
+
+	/* A writev: its bytes went out, the next one follows them. */
+	req = start_writev(a, &ping, 1, &w1);
+	ck_assert(tevent_req_is_in_progress(req));
+	talloc_free(req);
+	start_writev(a, &pong, 1, &w2);
+	assert_ok(w2, 4);
+	ck_assert(!w1.done);
+	start_readv(b, &biov, 1, &rb);
+	assert_ok(rb, 8);
+	ck_assert(memcmp(bbuf, "pingpong", 8) == 0);
+	loop_idle(20);
+	ck_assert(!r1.done);
+	ck_assert(!w1.done);
+}
+END_TEST
+
+START_TEST(test_bsd_early_stream_free_context)
+{
+	TALLOC_CTX *owner = talloc_new(tt_mem);
+	struct tstream_context *a = NULL, *b = NULL;
+	char rbuf[5];
+	struct iovec riov = {.iov_base = rbuf, .iov_len = sizeof(rbuf)};
+	struct iovec wiov = {.iov_base = (void *)"ping", .iov_len = 4};
+	struct tevent_req *rreq, *wreq;
+	struct res r, w;
+
+	ck_assert_int_eq(tstream_unix_socketpair(owner, &a, tt_mem, &b), 0);
+	bsd_write_now(b, "hello");
+
+	rreq = start_readv(a, &riov, 1, &r);
+	wreq = start_writev(a, &wiov, 1, &w);
+	ck_assert(tevent_req_is_in_progress(rreq));
+	ck_assert(tevent_req_is_in_progress(wreq));
+
+	/* Their I/O is over, but their stream is gone before they were. */
+	talloc_free(owner);
+	ck_assert(!r.done);
+	ck_assert(!w.done);
+	assert_failed(r, ENOTCONN);
+	assert_failed(w, ENOTCONN);
+	loop_idle(20);
+}
+END_TEST
+
+START_TEST(test_bsd_early_dgram_not_in_send)
+{
+	struct tdgram_context *a, *b;
+	struct tevent_req *req;
+	struct dres r1, r2, s1, s2;
+
+	bsd_dgram_pair(tt_mem, &a, &b);
+	bsd_send_now(b, "one");
+
+	req = start_recvfrom(a, &r1);
+	ck_assert(tevent_req_is_in_progress(req));
+	ck_assert(!r1.done);
+	start_recvfrom(a, &r2);
+	ck_assert(!r2.done);
+
+	req = start_sendto(a, "ping", 4, &s1);
+	ck_assert(tevent_req_is_in_progress(req));
+	ck_assert(!s1.done);
+	start_sendto(a, "pong", 4, &s2);
+	ck_assert(!s2.done);
+
+	assert_datagram(&r1, "one");
+	assert_dfailed(r2, EBUSY);
+	tt_wait(&s1.done, 2000);
+	ck_assert_int_eq(s1.ret, 4);
+	assert_dfailed(s2, EBUSY);
+}
+END_TEST
+
+START_TEST(test_bsd_early_dgram_freed)
+{
+	struct tdgram_context *a, *b;
+	struct tevent_req *req;
+	struct dres r1, r2, s1, s2, rb;
+
+	bsd_dgram_pair(tt_mem, &a, &b);
+	bsd_send_now(b, "one");
+	bsd_send_now(b, "two");
+	bsd_send_now(b, "three");
+
+	/* The freed receive took "one" (and its buffer goes with it). */
+	req = start_recvfrom(a, &r1);
+	ck_assert(tevent_req_is_in_progress(req));
+	talloc_free(req);
+	start_recvfrom(a, &r2);
+	assert_datagram(&r2, "two");
+
+	req = start_recvfrom(a, &r1);
+	talloc_free(req);
+	loop_idle(20);
+	ck_assert(!r1.done);
+	bsd_send_now(b, "four");
+	start_recvfrom(a, &r2);
+	assert_datagram(&r2, "four");
+
+	req = start_sendto(a, "ping", 4, &s1);
+	ck_assert(tevent_req_is_in_progress(req));
+	talloc_free(req);
+	start_sendto(a, "pong", 4, &s2);
+	tt_wait(&s2.done, 2000);
+	ck_assert_int_eq(s2.ret, 4);
+	start_recvfrom(b, &rb);
+	assert_datagram(&rb, "ping");
+	start_recvfrom(b, &rb);
+	assert_datagram(&rb, "pong");
+	loop_idle(20);
+	ck_assert(!r1.done);
+	ck_assert(!s1.done);
+}
+END_TEST
+
+START_TEST(test_bsd_early_dgram_free_context)
+{
+	TALLOC_CTX *owner = talloc_new(tt_mem);
+	struct tdgram_context *a = NULL, *b = NULL;
+	struct tevent_req *rreq, *sreq;
+	struct dres r, s;
+
+	bsd_dgram_pair(owner, &a, &b);
+	bsd_send_now(b, "one");
+
+	rreq = start_recvfrom(a, &r);
+	sreq = start_sendto(a, "ping", 4, &s);
+	ck_assert(tevent_req_is_in_progress(rreq));
+	ck_assert(tevent_req_is_in_progress(sreq));
+
+	talloc_free(owner);
+	ck_assert(!r.done);
+	ck_assert(!s.done);
+	assert_dfailed(r, ENOTCONN);
+	ck_assert_ptr_null(r.buf);
+	assert_dfailed(s, ENOTCONN);
+	loop_idle(20);
+}
+END_TEST
+
+/*
+ * tstream_readv_pdu's guards: a refused PDU read never asks for a vector
+ * and leaves the outstanding request alone.
+ */
+
+struct pdu_count {
+	int calls;
+	struct res r;
+};
+
+static int pdu_count_next_vector(struct tstream_context *stream,
+				 void *private_data,
+				 TALLOC_CTX *mem_ctx,
+				 struct iovec **vector,
+				 size_t *count)
+{
+	struct pdu_count *p = private_data;
+
+	p->calls++;
+	*vector = NULL;
+	*count = 0;
+	return 0;
+}
+
+static void pdu_count_done(struct tevent_req *req)
+{
+	struct pdu_count *p = tevent_req_callback_data_void(req);
+
+	p->r.ret = tstream_readv_pdu_recv(req, &p->r.err);
+	p->r.done = true;
+	talloc_free(req);
+}
+
+static void start_pdu_count(struct tstream_context *stream, struct pdu_count *p)
+{
+	struct tevent_req *req;
+
+	*p = (struct pdu_count){.r = {.ret = -2}};
+	req = tstream_readv_pdu_send(tt_mem, tt_ev, stream,
+				     pdu_count_next_vector, p);
+	ck_assert_ptr_nonnull(req);
+	tevent_req_set_callback(req, pdu_count_done, p);
+}
+
+START_TEST(test_bsd_pdu_guards)
+{
+	struct tstream_context *a, *b;
+	char rbuf[5];
+	struct iovec riov = {.iov_base = rbuf, .iov_len = sizeof(rbuf)};
+	struct pdu_count p;
+	struct res r, d;
+
+	bsd_pair(&a, &b);
+
+	/* A readv waiting for bytes. */
+	start_readv(a, &riov, 1, &r);
+	start_pdu_count(a, &p);
+	ck_assert_int_eq(p.calls, 0);
+	assert_failed(p.r, EBUSY);
+	ck_assert_int_eq(p.calls, 0);
+	ck_assert(!r.done);
+	bsd_write_now(b, "hello");
+	assert_ok(r, 5);
+	ck_assert(memcmp(rbuf, "hello", 5) == 0);
+
+	/* A readv done at once, not yet called back. */
+	bsd_write_now(b, "world");
+	start_readv(a, &riov, 1, &r);
+	start_pdu_count(a, &p);
+	assert_failed(p.r, EBUSY);
+	ck_assert_int_eq(p.calls, 0);
+	assert_ok(r, 5);
+	ck_assert(memcmp(rbuf, "world", 5) == 0);
+
+	/* The slot is free again: the PDU read runs (and asks once). */
+	start_pdu_count(a, &p);
+	assert_ok(p.r, 0);
+	ck_assert_int_eq(p.calls, 1);
+
+	/* While a disconnect runs, and after it. */
+	start_disconnect(a, &d);
+	start_pdu_count(a, &p);
+	assert_failed(p.r, ENOTCONN);
+	ck_assert_int_eq(p.calls, 0);
+	assert_ok(d, 0);
+	start_pdu_count(a, &p);
+	assert_failed(p.r, ENOTCONN);
+	ck_assert_int_eq(p.calls, 0);
+}
+END_TEST
+
+START_TEST(test_stream_pdu_guards)
+{
+	struct tstream_context *stream;
+	struct ctl_stream *cs;
+	char rbuf[4];
+	struct iovec riov = {.iov_base = rbuf, .iov_len = sizeof(rbuf)};
+	struct pdu_count p;
+	struct res r, d;
+
+	stream = ctl_stream_make(tt_mem, &ctl_stream_ops, &cs);
+
+	start_readv(stream, &riov, 1, &r);
+	ck_assert_int_eq(cs->readv_calls, 1);
+	start_pdu_count(stream, &p);
+	assert_failed(p.r, EBUSY);
+	ck_assert_int_eq(p.calls, 0);
+	/* The type never saw it, and its readv is undisturbed. */
+	ck_assert_int_eq(cs->readv_calls, 1);
+	ck_assert_ptr_nonnull(cs->read_req);
+	ctl_complete_read(cs, "abcd");
+	assert_ok(r, 4);
+
+	start_disconnect(stream, &d);
+	assert_ok(d, 0);
+	start_pdu_count(stream, &p);
+	assert_failed(p.r, ENOTCONN);
+	ck_assert_int_eq(p.calls, 0);
+	ck_assert_int_eq(cs->readv_calls, 1);
+}
+END_TEST
+
+/*
+ * next_vector's mem_ctx: what a step allocated there is gone before the
+ * next step asks, and after the last one, also when the PDU request is
+ * freed half-way.
+ */
+
+struct pdu_pool {
+	uint8_t hdr[2];
+	uint8_t body[3];
+	int step;
+	/* markers allocated on mem_ctx and not yet freed */
+	int live;
+	/* next_vector calls that found an earlier step's marker alive */
+	int stale;
+	struct res r;
+};
+
+struct pdu_marker {
+	int *live;
+};
+
+static int pdu_marker_destructor(struct pdu_marker *m)
+{
+	(*m->live)--;
+	return 0;
+}
+
+static int pdu_pool_next_vector(struct tstream_context *stream,
+				void *private_data,
+				TALLOC_CTX *mem_ctx,
+				struct iovec **vector,
+				size_t *count)
+{
+	struct pdu_pool *p = private_data;
+	struct pdu_marker *m;
+	struct iovec *v;
+
+	if (p->live != 0) {
+		p->stale++;
+	}
+	if (p->step == 2) {
+		*vector = NULL;
+		*count = 0;
+		return 0;
+	}
+	m = talloc(mem_ctx, struct pdu_marker);
+	ck_assert_ptr_nonnull(m);
+	m->live = &p->live;
+	p->live++;
+	talloc_set_destructor(m, pdu_marker_destructor);
+
+	v = talloc(mem_ctx, struct iovec);
+	ck_assert_ptr_nonnull(v);
+	if (p->step == 0) {
+		*v = (struct iovec){.iov_base = p->hdr, .iov_len = 2};
+	} else {
+		*v = (struct iovec){.iov_base = p->body, .iov_len = 3};
+	}
+	p->step++;
+	*vector = v;
+	*count = 1;
+	return 0;
+}
+
+static void pdu_pool_done(struct tevent_req *req)
+{
+	struct pdu_pool *p = tevent_req_callback_data_void(req);
+
+	p->r.ret = tstream_readv_pdu_recv(req, &p->r.err);
+	p->r.done = true;
+	talloc_free(req);
+}
+
+static struct tevent_req *start_pdu_pool(struct tstream_context *stream,
+					 struct pdu_pool *p)
+{
+	struct tevent_req *req;
+
+	*p = (struct pdu_pool){.r = {.ret = -2}};
+	req = tstream_readv_pdu_send(tt_mem, tt_ev, stream,
+				     pdu_pool_next_vector, p);
+	ck_assert_ptr_nonnull(req);
+	tevent_req_set_callback(req, pdu_pool_done, p);
+	return req;
+}
+
+START_TEST(test_bsd_pdu_vector_ctx_emptied)
+{
+	struct tstream_context *a, *b;
+	struct tevent_req *req;
+	struct pdu_pool p;
+	struct res d;
+
+	bsd_pair(&a, &b);
+
+	/* Header and body already there: still done from the loop only. */
+	bsd_write_now(b, "hiabc");
+	req = start_pdu_pool(a, &p);
+	ck_assert(tevent_req_is_in_progress(req));
+	ck_assert(!p.r.done);
+	assert_ok(p.r, 5);
+	ck_assert(memcmp(p.hdr, "hi", 2) == 0);
+	ck_assert(memcmp(p.body, "abc", 3) == 0);
+	ck_assert_int_eq(p.stale, 0);
+	ck_assert_int_eq(p.live, 0);
+
+	/* Each step waits for its bytes. */
+	start_pdu_pool(a, &p);
+	loop_idle(10);
+	bsd_write_now(b, "HI");
+	loop_idle(10);
+	bsd_write_now(b, "ABC");
+	assert_ok(p.r, 5);
+	ck_assert(memcmp(p.body, "ABC", 3) == 0);
+	ck_assert_int_eq(p.stale, 0);
+	ck_assert_int_eq(p.live, 0);
+
+	/* Freed while its body's read waits: the last vector goes too. */
+	bsd_write_now(b, "hi");
+	req = start_pdu_pool(a, &p);
+	loop_idle(20);
+	ck_assert_int_eq(p.step, 2);
+	ck_assert_int_eq(p.live, 1);
+	talloc_free(req);
+	ck_assert_int_eq(p.live, 0);
+
+	/* Cut short by the end of the stream: the same. */
+	start_pdu_pool(a, &p);
+	start_disconnect(b, &d);
+	assert_ok(d, 0);
+	assert_failed(p.r, EPIPE);
+	ck_assert_int_eq(p.live, 0);
+}
+END_TEST
+
+/*
  * Unix socket files of a TCase live under one scratch directory made in
  * the parent process (unchecked fixture) and named by $TMPDIR, which
  * tt_mkdtemp() uses: removed after the TCase even when a forked test
@@ -1635,6 +2174,19 @@ static Suite *tsocket_generic_suite(void)
 	tcase_add_test(tc, test_bsd_stream_shutdown);
 	tcase_add_test(tc, test_bsd_stream_free_outstanding);
 	tcase_add_test(tc, test_bsd_dgram_guards);
+
+	tc = tt_tcase(s, "bsd_done_at_once", 10);
+	tcase_add_test(tc, test_bsd_early_stream_not_in_send);
+	tcase_add_test(tc, test_bsd_early_stream_freed);
+	tcase_add_test(tc, test_bsd_early_stream_free_context);
+	tcase_add_test(tc, test_bsd_early_dgram_not_in_send);
+	tcase_add_test(tc, test_bsd_early_dgram_freed);
+	tcase_add_test(tc, test_bsd_early_dgram_free_context);
+
+	tc = tt_tcase(s, "readv_pdu", 10);
+	tcase_add_test(tc, test_stream_pdu_guards);
+	tcase_add_test(tc, test_bsd_pdu_guards);
+	tcase_add_test(tc, test_bsd_pdu_vector_ctx_emptied);
 
 	return s;
 }
