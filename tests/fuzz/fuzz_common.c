@@ -36,9 +36,13 @@ struct fuzz_peer {
 	size_t num_received;
 };
 
+static void fuzz_tmpdir_remove(void);
+
 void fuzz_fail(const char *file, int line, const char *what)
 {
 	fprintf(stderr, "%s:%d: fuzz assertion failed: %s\n", file, line, what);
+	/* abort() skips atexit(): keys and keytabs must not stay behind */
+	fuzz_tmpdir_remove();
 	abort();
 }
 
@@ -247,6 +251,7 @@ static void fuzz_guard_expired(struct tevent_context *ev,
 {
 	fprintf(stderr, "fuzz: %s did not finish within %d s (hang)\n",
 		(const char *)private_data, FUZZ_MAX_SECONDS);
+	fuzz_tmpdir_remove();
 	abort();
 }
 
