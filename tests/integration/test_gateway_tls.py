@@ -408,6 +408,30 @@ class TlsGateway(gh.GatewayTestCase):
         self.assertEqual(line["result"], "ok", line)
         self.assertEqual(line["bytes_in"], 100000)
 
+    def test_tls_below_1_2_refused_by_default(self):
+        """A client that offers only TLS 1.0 or 1.1 gets a protocol_version
+        alert from a listener with the default priority, the failure is
+        logged, and nothing reaches the backend."""
+        if shutil.which("gnutls-cli") is None:
+            self.skipTest("no gnutls-cli")
+        b = self.backend(mode="line")
+        g = self.tls_listener([{"name": "line",
+                                "backend": "\"%s\"" % b.address}])
+        for n, vers in enumerate(["TLS1.0", "TLS1.1"], start=1):
+            p = subprocess.run(
+                ["gnutls-cli", "--port", str(self.port), "--x509cafile",
+                 self.certs.ca, "--sni-hostname", "localhost",
+                 "--priority", "NORMAL:-VERS-ALL:+VERS-" + vers,
+                 "127.0.0.1"],
+                input=b"must not pass\n", capture_output=True, timeout=20)
+            self.assertNotEqual(p.returncode, 0, vers)
+            self.assertIn(b"protocol version", p.stdout + p.stderr, vers)
+            line = g.wait_conn_lines(n)[n - 1]
+            self.assertEqual(line["result"], "error", line)
+            self.assertIn("unsupported version", line["reason"], line)
+        self.assertEqual(b.accepted, 0)
+        self.assertEqual(b.records, [])
+
     def test_gnutls_cli(self):
         if shutil.which("gnutls-cli") is None:
             self.skipTest("no gnutls-cli")
