@@ -64,6 +64,13 @@ COVERED_ELSEWHERE = {
         "scripts/test (integration suite, normal and ASan)",
     "TSGATE_BUILDDIR=build python3 tests/integration/test_faults.py -v":
         "the gateway_faults test of scripts/test runs this file",
+    "TSGATE_IT_WRAPPER=\"valgrind --error-exitcode=1 --leak-check=full "
+    "--errors-for-leak-kinds=definite "
+    "--suppressions=$PWD/tests/valgrind.supp\" TSGATE_BUILDDIR=build "
+    "python3 tests/integration/test_faults.py -v "
+    "FaultMatrix.test_gssapi_bad_frames_after_handshake ...":
+        "a by-hand valgrind run of fault cases, too slow for CI "
+        "(docs/hardening.md); the same tests run in CI without valgrind",
     "tests/bench/soak.py build 600":
         "a 10-minute soak by hand, too long for CI (docs/hardening.md)",
     "./scripts/run": "test_cli.sh runs etc/tsgate.yaml as scripts/run does",
