@@ -7,6 +7,7 @@
  * is a talloc child of its struct tsgate_conn, so freeing it is the only
  * teardown.
  */
+#include "tsgate_dlist.h"
 #include "daemon.h"
 
 #include <errno.h>
@@ -176,26 +177,13 @@ static void tsgate_conn_free_now(struct tevent_context *ev,
 static void tsgate_listener_unlink(struct tsgate_listener **list,
 				   struct tsgate_listener *l)
 {
-	if (l->prev != NULL) {
-		l->prev->next = l->next;
-	} else if (*list == l) {
-		*list = l->next;
-	}
-	if (l->next != NULL) {
-		l->next->prev = l->prev;
-	}
-	l->prev = l->next = NULL;
+	TSG_DLIST_REMOVE(*list, l);
 }
 
 static void tsgate_listener_push(struct tsgate_listener **list,
 				 struct tsgate_listener *l)
 {
-	l->prev = NULL;
-	l->next = *list;
-	if (*list != NULL) {
-		(*list)->prev = l;
-	}
-	*list = l;
+	TSG_DLIST_ADD(*list, l);
 }
 
 static void tsgate_listener_free_now(struct tevent_context *ev,
@@ -217,14 +205,7 @@ static int tsgate_conn_destructor(struct tsgate_conn *conn)
 {
 	struct tsgate_daemon *d = conn->daemon;
 
-	if (conn->prev != NULL) {
-		conn->prev->next = conn->next;
-	} else {
-		d->conns = conn->next;
-	}
-	if (conn->next != NULL) {
-		conn->next->prev = conn->prev;
-	}
+	TSG_DLIST_REMOVE(d->conns, conn);
 	d->num_conns--;
 	conn->listener->num_conns--;
 	if (conn->listener->retired && conn->listener->num_conns == 0) {
@@ -370,11 +351,7 @@ static void tsgate_conn_start(struct tsgate_listener *l, int fd)
 	conn->listener = l;
 	conn->id = ++d->next_conn_id;
 	conn->start = tevent_timeval_current();
-	conn->next = d->conns;
-	if (d->conns != NULL) {
-		d->conns->prev = conn;
-	}
-	d->conns = conn;
+	TSG_DLIST_ADD(d->conns, conn);
 	d->num_conns++;
 	l->num_conns++;
 	talloc_set_destructor(conn, tsgate_conn_destructor);

@@ -24,6 +24,7 @@
 #include <talloc.h>
 #include <tevent.h>
 
+#include "tsgate_dlist.h"
 #include "tsocket.h"
 #include "config.h"
 #include "http_server.h"
@@ -127,14 +128,7 @@ static int http_client_destructor(struct http_client *c)
 {
 	struct tsgate_http_server *s = c->server;
 
-	if (c->prev != NULL) {
-		c->prev->next = c->next;
-	} else {
-		s->clients = c->next;
-	}
-	if (c->next != NULL) {
-		c->next->prev = c->prev;
-	}
+	TSG_DLIST_REMOVE(s->clients, c);
 	s->num_clients--;
 	return 0;
 }
@@ -399,11 +393,7 @@ int tsgate_http_server_serve(struct tsgate_http_server *s,
 		return ENOMEM;
 	}
 	c->server = s;
-	c->next = s->clients;
-	if (s->clients != NULL) {
-		s->clients->prev = c;
-	}
-	s->clients = c;
+	TSG_DLIST_ADD(s->clients, c);
 	s->num_clients++;
 	talloc_set_destructor(c, http_client_destructor);
 

@@ -10,6 +10,7 @@
 #include <sys/time.h>
 #include <talloc.h>
 
+#include "tsgate_dlist.h"
 #include "metrics.h"
 #include "relay.h"
 
@@ -519,14 +520,7 @@ static int conn_tracker_destructor(struct tsgate_metrics_conn *c)
 		rs->pdus_up += c->stats->pdus_up;
 		rs->pdus_down += c->stats->pdus_down;
 		rs->conns_active--;
-		if (c->prev != NULL) {
-			c->prev->next = c->next;
-		} else {
-			rs->live = c->next;
-		}
-		if (c->next != NULL) {
-			c->next->prev = c->prev;
-		}
+		TSG_DLIST_REMOVE(rs->live, c);
 		rseries_unref(rs);
 	}
 	c->ls->conns_active--;
@@ -569,12 +563,7 @@ void tsgate_metrics_conn_routed(struct tsgate_metrics_conn *c,
 	rs->refs++;
 	rs->conns_total++;
 	rs->conns_active++;
-	c->prev = NULL;
-	c->next = rs->live;
-	if (rs->live != NULL) {
-		rs->live->prev = c;
-	}
-	rs->live = c;
+	TSG_DLIST_ADD(rs->live, c);
 }
 
 /*
