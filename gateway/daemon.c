@@ -673,14 +673,26 @@ static void tsgate_conn_relay_done(struct tevent_req *subreq)
 	TALLOC_FREE(subreq);
 	if (ret == -1) {
 		enum tsgate_metrics_drop_reason why;
+		const char *reason = conn->stats.reason != NULL
+					 ? conn->stats.reason
+					 : "relay failed";
+		bool stream_err = !conn->stats.pdu_refused &&
+				  (err == EMSGSIZE || err == EPROTO);
 
-		if (tsgate_metrics_relay_drop_reason(err, &why)) {
+		/* a tunnel's EMSGSIZE/EPROTO is not a PDU verdict */
+		if (!stream_err &&
+		    tsgate_metrics_relay_drop_reason(err, &why)) {
 			tsgate_conn_drop(conn, why);
 		}
+		if (stream_err &&
+		    conn->listener->cfg->accept == TSGATE_CONFIG_ACCEPT_GSSAPI &&
+		    tstream_gssapi_error_reason(conn->client) != NULL) {
+			reason = talloc_asprintf(
+			    conn, "%s: %s", reason,
+			    tstream_gssapi_error_reason(conn->client));
+		}
 		tsgate_conn_finish(conn, err,
-				   conn->stats.reason != NULL
-				       ? conn->stats.reason
-				       : "relay failed");
+				   reason != NULL ? reason : "relay failed");
 		return;
 	}
 	tsgate_conn_finish(conn, 0, NULL);

@@ -120,6 +120,7 @@ static void relay_pump_fail(struct tevent_req *req,
 
 	if (state->stats->reason == NULL) {
 		state->stats->reason = relay_reasons[state->dir][f];
+		state->stats->pdu_refused = (f != FAIL_READ);
 	}
 	tevent_req_error(req, err);
 }
@@ -214,9 +215,13 @@ static void relay_pump_raw_rest_done(struct tevent_req *subreq)
 
 	ret = tstream_readv_recv(subreq, &err);
 	TALLOC_FREE(subreq);
-	if (ret == -1) {
+	if (ret == -1 && err == EPIPE) {
 		/* the end inside a chunk: truncated, as the framer says */
-		relay_pump_read_failed(req, err == EPIPE ? EPROTO : err);
+		relay_pump_fail(req, FAIL_MALFORMED, EPROTO);
+		return;
+	}
+	if (ret == -1) {
+		relay_pump_read_failed(req, err);
 		return;
 	}
 	relay_pump_write(req);
@@ -245,6 +250,7 @@ static void relay_pump_read_failed(struct tevent_req *req, int err)
 	struct relay_pump_state *state =
 	    tevent_req_data(req, struct relay_pump_state);
 	struct tevent_req *subreq;
+	bool framed;
 
 	if (err == EPIPE) {
 		/* Clean end of this direction: pass it on. */
@@ -255,9 +261,14 @@ static void relay_pump_read_failed(struct tevent_req *req, int err)
 		tevent_req_set_callback(subreq, relay_pump_shutdown_done, req);
 		return;
 	}
-	if (err == EMSGSIZE) {
+	/*
+	 * Only a framer judges PDUs. On a raw route these errnos are the
+	 * source stream's own (a GSSAPI frame the tunnel refused, say).
+	 */
+	framed = state->params->framing != TSGATE_FRAMING_RAW;
+	if (framed && err == EMSGSIZE) {
 		relay_pump_fail(req, FAIL_TOO_LARGE, err);
-	} else if (err == EPROTO) {
+	} else if (framed && err == EPROTO) {
 		relay_pump_fail(req, FAIL_MALFORMED, err);
 	} else {
 		relay_pump_fail(req, FAIL_READ, err);

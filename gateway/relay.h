@@ -12,6 +12,7 @@
 #ifndef TSGATE_RELAY_H
 #define TSGATE_RELAY_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <talloc.h>
 #include <tevent.h>
@@ -37,6 +38,11 @@ struct tsgate_relay_stats {
 	 * "client read: PDU too large"; NULL on success.
 	 */
 	const char *reason;
+	/*
+	 * True when the failure is a framer's verdict on a PDU (too large,
+	 * malformed or truncated), false when the stream itself failed.
+	 */
+	bool pdu_refused;
 };
 
 /**

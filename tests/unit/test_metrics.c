@@ -131,8 +131,8 @@ START_TEST(test_render_full)
 	tsgate_metrics_conn_routed(c1, r, &s1);
 	tsgate_metrics_conn_routed(c2, r, &s2);
 	tsgate_metrics_conn_routed(c2, r, &s1); /* ignored: once only */
-	s1 = (struct tsgate_relay_stats){10, 20, 1, 2, NULL};
-	s2 = (struct tsgate_relay_stats){100, 200, 3, 4, NULL};
+	s1 = (struct tsgate_relay_stats){10, 20, 1, 2, NULL, false};
+	s2 = (struct tsgate_relay_stats){100, 200, 3, 4, NULL, false};
 	talloc_free(c2);  /* its counts are now the route's for good */
 	s1.bytes_up = 11; /* c1 still moving */
 
