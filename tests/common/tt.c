@@ -67,6 +67,32 @@ TCase *tt_tcase(Suite *s, const char *name, double timeout_s)
 	return tc;
 }
 
+static char tt_scratch_dir[64];
+static char *tt_saved_tmpdir;
+
+void tt_scratch_setup(void)
+{
+	const char *old = getenv("TMPDIR");
+
+	snprintf(tt_scratch_dir, sizeof(tt_scratch_dir),
+		 "/tmp/tsgate-test-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tt_scratch_dir));
+	tt_saved_tmpdir = old != NULL ? strdup(old) : NULL;
+	setenv("TMPDIR", tt_scratch_dir, 1);
+}
+
+void tt_scratch_teardown(void)
+{
+	tt_rmtree(tt_scratch_dir);
+	if (tt_saved_tmpdir != NULL) {
+		setenv("TMPDIR", tt_saved_tmpdir, 1);
+		free(tt_saved_tmpdir);
+		tt_saved_tmpdir = NULL;
+	} else {
+		unsetenv("TMPDIR");
+	}
+}
+
 void tt_setup(void)
 {
 	tt_global_init();
@@ -102,7 +128,8 @@ static uint64_t now_ms(void)
 
 static void tt_timeout_handler(struct tevent_context *ev,
 			       struct tevent_timer *te,
-			       struct timeval now, void *private_data)
+			       struct timeval now,
+			       void *private_data)
 {
 	bool *fired = private_data;
 
@@ -112,18 +139,19 @@ static void tt_timeout_handler(struct tevent_context *ev,
 	*fired = true;
 }
 
-bool tt_loop_until(struct tevent_context *ev, const bool *done,
+bool tt_loop_until(struct tevent_context *ev,
+		   const bool *done,
 		   unsigned timeout_ms)
 {
 	bool fired = false;
 	struct tevent_timer *te;
 	uint64_t deadline = now_ms() + timeout_ms;
 
-	te = tevent_add_timer(ev, ev,
-			      tevent_timeval_current_ofs(timeout_ms / 1000,
-							 (timeout_ms % 1000) *
-								 1000),
-			      tt_timeout_handler, &fired);
+	te =
+	    tevent_add_timer(ev, ev,
+			     tevent_timeval_current_ofs(
+				 timeout_ms / 1000, (timeout_ms % 1000) * 1000),
+			     tt_timeout_handler, &fired);
 	if (te == NULL) {
 		return false;
 	}
@@ -146,8 +174,11 @@ void tt_set_done(struct tevent_req *req)
 	*done = true;
 }
 
-pid_t tt_spawn(const char *const argv[], const char *const env[],
-	       int *in_fd, int *out_fd, bool quiet_stderr)
+pid_t tt_spawn(const char *const argv[],
+	       const char *const env[],
+	       int *in_fd,
+	       int *out_fd,
+	       bool quiet_stderr)
 {
 	int in[2] = {-1, -1};
 	int out[2] = {-1, -1};
@@ -298,7 +329,9 @@ char *tt_mkdtemp(TALLOC_CTX *mem_ctx)
 	return tmpl;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag,
+static int rm_entry(const char *path,
+		    const struct stat *st,
+		    int flag,
 		    struct FTW *ftw)
 {
 	(void)st;

@@ -38,6 +38,16 @@ int tt_run_suite(Suite *suite);
 TCase *tt_tcase(Suite *s, const char *name, double timeout_s);
 
 /*
+ * Unchecked fixture for a TCase that makes files (unix sockets): a scratch
+ * directory made in the parent process and exported as $TMPDIR, which
+ * tt_mkdtemp() uses, removed after the TCase even when a forked test
+ * failed half-way. tcase_add_unchecked_fixture(tc, tt_scratch_setup,
+ * tt_scratch_teardown).
+ */
+void tt_scratch_setup(void);
+void tt_scratch_teardown(void);
+
+/*
  * Run tt_ev (or ev) until *done is true or timeout_ms passes.
  * Returns true when *done became true.
  */

@@ -385,22 +385,12 @@ START_TEST(test_sockaddr_errors)
 }
 END_TEST
 
-static TCase *new_tcase(Suite *s, const char *name)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_add_checked_fixture(tc, tt_setup, tt_teardown);
-	tcase_set_timeout(tc, 10);
-	suite_add_tcase(s, tc);
-	return tc;
-}
-
 static Suite *tsocket_address_suite(void)
 {
 	Suite *s = suite_create("tsocket_address");
 	TCase *tc;
 
-	tc = new_tcase(s, "inet");
+	tc = tt_tcase(s, "inet", 10);
 	tcase_add_test(tc, test_ipv4);
 	tcase_add_test(tc, test_ipv6_canonical);
 	tcase_add_test(tc, test_ip_autodetect);
@@ -408,12 +398,12 @@ static Suite *tsocket_address_suite(void)
 	tcase_add_test(tc, test_no_dns);
 	tcase_add_test(tc, test_set_port_and_copy);
 
-	tc = new_tcase(s, "unix");
+	tc = tt_tcase(s, "unix", 10);
 	tcase_add_test(tc, test_unix);
 	tcase_add_test(tc, test_unix_name_too_long);
 	tcase_add_test(tc, test_wrong_kind_getters);
 
-	tc = new_tcase(s, "sockaddr");
+	tc = tt_tcase(s, "sockaddr", 10);
 	tcase_add_test(tc, test_sockaddr_roundtrip);
 	tcase_add_test(tc, test_sockaddr_errors);
 

@@ -663,22 +663,12 @@ START_TEST(test_existing_socket)
 }
 END_TEST
 
-static TCase *new_tcase(Suite *s, const char *name)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_add_checked_fixture(tc, tt_setup, tt_teardown);
-	tcase_set_timeout(tc, 20);
-	suite_add_tcase(s, tc);
-	return tc;
-}
-
 static Suite *tsocket_dgram_suite(void)
 {
 	Suite *s = suite_create("tsocket_dgram");
 	TCase *tc;
 
-	tc = new_tcase(s, "udp");
+	tc = tt_tcase(s, "udp", 20);
 	tcase_add_test(tc, test_udp4_unconnected);
 	tcase_add_test(tc, test_udp6_unconnected);
 	tcase_add_test(tc, test_udp4_connected);
@@ -689,17 +679,17 @@ static Suite *tsocket_dgram_suite(void)
 	tcase_add_test(tc, test_udp_broadcast_socket);
 	tcase_add_test(tc, test_udp_bad_addresses);
 
-	tc = new_tcase(s, "unix");
+	tc = tt_tcase(s, "unix", 20);
 	tcase_add_test(tc, test_unix_unconnected);
 	tcase_add_test(tc, test_unix_connected_and_large);
 
-	tc = new_tcase(s, "guards");
+	tc = tt_tcase(s, "guards", 20);
 	tcase_add_test(tc, test_len_zero_refused);
 	tcase_add_test(tc, test_empty_datagrams_and_shut);
 	tcase_add_test(tc, test_busy);
 	tcase_add_test(tc, test_disconnect);
 
-	tc = new_tcase(s, "lifetime");
+	tc = tt_tcase(s, "lifetime", 20);
 	tcase_add_test(tc, test_free_with_outstanding);
 	tcase_add_test(tc, test_existing_socket);
 

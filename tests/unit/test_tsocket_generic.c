@@ -2088,87 +2088,46 @@ START_TEST(test_bsd_pdu_vector_ctx_emptied)
 }
 END_TEST
 
-/*
- * Unix socket files of a TCase live under one scratch directory made in
- * the parent process (unchecked fixture) and named by $TMPDIR, which
- * tt_mkdtemp() uses: removed after the TCase even when a forked test
- * failed half-way.
- */
-static char scratch_dir[64];
-static char *saved_tmpdir;
-
-static void scratch_setup(void)
-{
-	const char *old = getenv("TMPDIR");
-
-	snprintf(scratch_dir, sizeof(scratch_dir), "/tmp/tsgate-core-XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(scratch_dir));
-	saved_tmpdir = old != NULL ? strdup(old) : NULL;
-	setenv("TMPDIR", scratch_dir, 1);
-}
-
-static void scratch_teardown(void)
-{
-	tt_rmtree(scratch_dir);
-	if (saved_tmpdir != NULL) {
-		setenv("TMPDIR", saved_tmpdir, 1);
-		free(saved_tmpdir);
-		saved_tmpdir = NULL;
-	} else {
-		unsetenv("TMPDIR");
-	}
-}
-
-static TCase *new_tcase(Suite *s, const char *name)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_add_checked_fixture(tc, tt_setup, tt_teardown);
-	tcase_set_timeout(tc, 10);
-	suite_add_tcase(s, tc);
-	return tc;
-}
-
 static Suite *tsocket_generic_suite(void)
 {
 	Suite *s = suite_create("tsocket_generic");
 	TCase *tc;
 
-	tc = new_tcase(s, "address");
+	tc = tt_tcase(s, "address", 10);
 	tcase_add_test(tc, test_address_string_copy);
 	tcase_add_test(tc, test_context_data);
 
-	tc = new_tcase(s, "stream_args");
+	tc = tt_tcase(s, "stream_args", 10);
 	tcase_add_test(tc, test_stream_args);
 	tcase_add_test(tc, test_stream_vector_copied);
 
-	tc = new_tcase(s, "stream_busy");
+	tc = tt_tcase(s, "stream_busy", 10);
 	tcase_add_test(tc, test_stream_busy);
 	tcase_add_test(tc, test_stream_errors_pass_through);
 
-	tc = new_tcase(s, "stream_disconnect");
+	tc = tt_tcase(s, "stream_disconnect", 10);
 	tcase_add_test(tc, test_stream_after_disconnect);
 	tcase_add_test(tc, test_stream_disconnect_failed);
 
-	tc = new_tcase(s, "stream_shutdown");
+	tc = tt_tcase(s, "stream_shutdown", 10);
 	tcase_add_test(tc, test_stream_shutdown_unsupported);
 	tcase_add_test(tc, test_stream_shutdown_half_close);
 
-	tc = new_tcase(s, "stream_free");
+	tc = tt_tcase(s, "stream_free", 10);
 	tcase_add_test(tc, test_stream_free_with_outstanding);
 	tcase_add_test(tc, test_stream_free_request);
 	tcase_add_test(tc, test_stream_free_after_ev);
 	tcase_add_test(tc, test_stream_free_in_callback);
 	tcase_add_test(tc, test_stream_endtime);
 
-	tc = new_tcase(s, "dgram");
+	tc = tt_tcase(s, "dgram", 10);
 	tcase_add_test(tc, test_dgram_results_moved);
 	tcase_add_test(tc, test_dgram_src_optional);
 	tcase_add_test(tc, test_dgram_guards);
 	tcase_add_test(tc, test_dgram_free_with_outstanding);
 
-	tc = new_tcase(s, "bsd");
-	tcase_add_unchecked_fixture(tc, scratch_setup, scratch_teardown);
+	tc = tt_tcase(s, "bsd", 10);
+	tcase_add_unchecked_fixture(tc, tt_scratch_setup, tt_scratch_teardown);
 	tcase_add_test(tc, test_bsd_stream_busy);
 	tcase_add_test(tc, test_bsd_stream_disconnect);
 	tcase_add_test(tc, test_bsd_stream_shutdown);

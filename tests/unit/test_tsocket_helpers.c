@@ -1118,53 +1118,12 @@ START_TEST(test_sendto_queue_len0)
 }
 END_TEST
 
-/*
- * Unix socket files of a TCase live under one scratch directory made in
- * the parent process (unchecked fixture) and named by $TMPDIR, which
- * tt_mkdtemp() uses: removed after the TCase even when a forked test
- * failed half-way.
- */
-static char scratch_dir[64];
-static char *saved_tmpdir;
-
-static void scratch_setup(void)
-{
-	const char *old = getenv("TMPDIR");
-
-	snprintf(scratch_dir, sizeof(scratch_dir), "/tmp/tsgate-core-XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(scratch_dir));
-	saved_tmpdir = old != NULL ? strdup(old) : NULL;
-	setenv("TMPDIR", scratch_dir, 1);
-}
-
-static void scratch_teardown(void)
-{
-	tt_rmtree(scratch_dir);
-	if (saved_tmpdir != NULL) {
-		setenv("TMPDIR", saved_tmpdir, 1);
-		free(saved_tmpdir);
-		saved_tmpdir = NULL;
-	} else {
-		unsetenv("TMPDIR");
-	}
-}
-
-static TCase *new_tcase(Suite *s, const char *name)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_add_checked_fixture(tc, tt_setup, tt_teardown);
-	tcase_set_timeout(tc, 20);
-	suite_add_tcase(s, tc);
-	return tc;
-}
-
 static Suite *tsocket_helpers_suite(void)
 {
 	Suite *s = suite_create("tsocket_helpers");
 	TCase *tc;
 
-	tc = new_tcase(s, "readv_pdu");
+	tc = tt_tcase(s, "readv_pdu", 20);
 	tcase_add_test(tc, test_pdu_several);
 	tcase_add_test(tc, test_pdu_piecemeal);
 	tcase_add_test(tc, test_pdu_next_vector_error);
@@ -1174,17 +1133,17 @@ static Suite *tsocket_helpers_suite(void)
 	tcase_add_test(tc, test_pdu_scattered_vectors);
 	tcase_add_test(tc, test_pdu_free_outstanding);
 
-	tc = new_tcase(s, "readv_pdu_queue");
+	tc = tt_tcase(s, "readv_pdu_queue", 20);
 	tcase_add_test(tc, test_pdu_queue_order);
 	tcase_add_test(tc, test_pdu_queue_timeout);
 
-	tc = new_tcase(s, "writev_queue");
+	tc = tt_tcase(s, "writev_queue", 20);
 	tcase_add_test(tc, test_writev_queue_order);
 	tcase_add_test(tc, test_writev_queue_cancel_middle);
 	tcase_add_test(tc, test_writev_queue_errors);
 
-	tc = new_tcase(s, "sendto_queue");
-	tcase_add_unchecked_fixture(tc, scratch_setup, scratch_teardown);
+	tc = tt_tcase(s, "sendto_queue", 20);
+	tcase_add_unchecked_fixture(tc, tt_scratch_setup, tt_scratch_teardown);
 	tcase_add_test(tc, test_sendto_queue_order);
 	tcase_add_test(tc, test_sendto_queue_cancel_middle);
 	tcase_add_test(tc, test_sendto_queue_len0);

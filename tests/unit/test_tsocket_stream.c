@@ -1145,34 +1145,24 @@ START_TEST(test_free_with_outstanding)
 }
 END_TEST
 
-static TCase *new_tcase(Suite *s, const char *name)
-{
-	TCase *tc = tcase_create(name);
-
-	tcase_add_checked_fixture(tc, tt_setup, tt_teardown);
-	tcase_set_timeout(tc, 30);
-	suite_add_tcase(s, tc);
-	return tc;
-}
-
 static Suite *tsocket_stream_suite(void)
 {
 	Suite *s = suite_create("tsocket_stream");
 	TCase *tc;
 
-	tc = new_tcase(s, "tcp");
+	tc = tt_tcase(s, "tcp", 30);
 	tcase_add_test(tc, test_tcp4_connect);
 	tcase_add_test(tc, test_tcp6_connect);
 	tcase_add_test(tc, test_tcp_bound_local);
 	tcase_add_test(tc, test_tcp_refused);
 
-	tc = new_tcase(s, "unix");
+	tc = tt_tcase(s, "unix", 30);
 	tcase_add_test(tc, test_unix_connect);
 	tcase_add_test(tc, test_unix_connect_errors);
 	tcase_add_test(tc, test_socketpair);
 	tcase_add_test(tc, test_existing_socket_ownership);
 
-	tc = new_tcase(s, "readv");
+	tc = tt_tcase(s, "readv", 30);
 	tcase_add_test(tc, test_readv_piecemeal);
 	tcase_add_test(tc, test_pending_bytes);
 	tcase_add_test(tc, test_readahead_then_eof);
@@ -1181,7 +1171,7 @@ static Suite *tsocket_stream_suite(void)
 	tcase_add_test(tc, test_bulk_transfer);
 	tcase_add_test(tc, test_full_duplex);
 
-	tc = new_tcase(s, "close");
+	tc = tt_tcase(s, "close", 30);
 	tcase_add_test(tc, test_peer_close_epipe);
 	tcase_add_test(tc, test_own_disconnect);
 	tcase_add_test(tc, test_no_sigpipe);
