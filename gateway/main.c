@@ -5,6 +5,9 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,10 +103,29 @@ static struct tsgate_config *load(TALLOC_CTX *mem_ctx, const char *path,
 	return cfg;
 }
 
+/*
+ * A relayed 64 KiB chunk passes through a few short-lived buffers of up
+ * to 64 KiB each (ciphertext, GnuTLS's decrypted records, the relay's
+ * chunk). With glibc's default trim threshold (128 KiB) freeing them
+ * together at the top of the heap gives the pages back with brk(), and
+ * the next chunk takes them again, page faults included: about one brk
+ * per chunk and a fifth more CPU per GiB. Keep up to 512 KiB of free
+ * heap top per process instead (glibc raises the threshold to 2x its
+ * largest freed mmap chunk on its own anyway; this only fixes it).
+ */
+static void tune_malloc(void)
+{
+#ifdef __GLIBC__
+	(void)mallopt(M_TRIM_THRESHOLD, 512 * 1024);
+#endif
+}
+
 static int run(TALLOC_CTX *mem_ctx, const char *path, struct tsgate_config *cfg)
 {
 #ifdef TSGATE_HAVE_DAEMON
 	char cwd[PATH_MAX];
+
+	tune_malloc();
 
 	/* A reload reads the file again, maybe after a chdir(): give the
 	 * daemon a path that does not depend on the working directory. */
