@@ -17,6 +17,16 @@
  * flight, one filling). Both are released when their direction is idle,
  * so an idle session holds no I/O buffers of ours.
  *
+ * Reading takes whole decrypted records from GnuTLS
+ * (gnutls_record_recv_packet(): the plaintext stays in GnuTLS's buffer
+ * and is copied once, into the caller's vector). pending_bytes decrypts
+ * ahead the records that are already complete in the ciphertext buffer,
+ * without starting a plain read, and keeps them in a short queue: a
+ * reader that asks for what pending_bytes reported gets several records
+ * in one readv (the raw relay writes up to 64 KiB to its backend at once
+ * instead of one TLS record per write). The queue is empty, and holds no
+ * buffers, whenever the session is idle.
+ *
  * Every request of ours defers its callback to the event loop, so
  * completing one never runs the caller's code in the middle of a step.
  */
@@ -43,6 +53,12 @@
 #define TLS_IN_MAX (4 * (TLS_RECORD_MAX + 256 + 5))
 /* Reads up to this size use the buffer inside struct tstream_tls. */
 #define TLS_IN_SMALL 64
+/* Decrypt ahead while less than this much plaintext is queued ... */
+#define TLS_AHEAD_MAX (4 * TLS_RECORD_MAX)
+/* ... and fewer records than this (small records count as well). */
+#define TLS_AHEAD_RECORDS 8
+/* TLS record header: type, version, length */
+#define TLS_HEADER_SIZE 5
 
 #ifndef ARRAY_SIZE
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -84,8 +100,24 @@ struct tstream_tls {
 		size_t len;
 		uint8_t *big;
 		size_t big_cap;
+		bool no_io; /* decrypting ahead: never start a plain readv */
 		uint8_t small[TLS_IN_SMALL];
 	} pull;
+
+	/* decrypted records the reader has not taken yet, oldest first */
+	struct {
+		gnutls_packet_t pkt[TLS_AHEAD_RECORDS];
+		unsigned head;
+		unsigned count;
+		size_t ofs;   /* taken from pkt[head] */
+		size_t bytes; /* plaintext queued, less ofs */
+		/*
+		 * What stopped decrypting ahead (close_notify, an alert, an
+		 * error): the reader sees it after the queued data.
+		 */
+		bool stopped;
+		int stop_ret;
+	} ahead;
 
 	/* what the getters report, filled when the handshake succeeds */
 	const char *version;
@@ -415,7 +447,7 @@ static ssize_t tstream_tls_pull(gnutls_transport_ptr_t ptr,
 	if (size == 0) {
 		return 0;
 	}
-	if (tlss->pull.subreq == NULL) {
+	if (tlss->pull.subreq == NULL && !tlss->pull.no_io) {
 		tstream_tls_pull_start(tlss, size);
 		if (tlss->error != 0) {
 			gnutls_transport_set_errno(tlss->session, tlss->error);
@@ -467,8 +499,11 @@ static void tstream_tls_retry(struct tstream_tls *tlss)
 	}
 }
 
+static void tstream_tls_ahead_drop(struct tstream_tls *tlss);
+
 static int tstream_tls_destructor(struct tstream_tls *tlss)
 {
+	tstream_tls_ahead_drop(tlss);
 	/* plain sub-requests first, while the plain stream exists */
 	TALLOC_FREE(tlss->pull.subreq);
 	TALLOC_FREE(tlss->push.subreq);
@@ -489,6 +524,134 @@ static struct tstream_tls *tstream_tls_of(struct tstream_context *stream)
 	return tstream_context_data(stream, struct tstream_tls);
 }
 
+/*
+ * The queue of decrypted records
+ */
+
+static void tstream_tls_ahead_add(struct tstream_tls *tlss,
+				  gnutls_packet_t pkt,
+				  size_t len)
+{
+	unsigned tail =
+	    (tlss->ahead.head + tlss->ahead.count) % TLS_AHEAD_RECORDS;
+
+	tlss->ahead.pkt[tail] = pkt;
+	tlss->ahead.count++;
+	tlss->ahead.bytes += len;
+}
+
+/* The next queued plaintext, or false when the queue is empty. */
+static bool tstream_tls_ahead_peek(struct tstream_tls *tlss,
+				   uint8_t **data,
+				   size_t *len)
+{
+	gnutls_datum_t d;
+
+	if (tlss->ahead.count == 0) {
+		return false;
+	}
+	gnutls_packet_get(tlss->ahead.pkt[tlss->ahead.head], &d, NULL);
+	*data = d.data + tlss->ahead.ofs;
+	*len = d.size - tlss->ahead.ofs;
+	return true;
+}
+
+/* Consume n bytes of the oldest record (at most what peek gave). */
+static void tstream_tls_ahead_consume(struct tstream_tls *tlss, size_t n)
+{
+	uint8_t *data;
+	size_t len;
+
+	if (!tstream_tls_ahead_peek(tlss, &data, &len)) {
+		return;
+	}
+	tlss->ahead.ofs += n;
+	tlss->ahead.bytes -= n;
+	if (n < len) {
+		return;
+	}
+	gnutls_packet_deinit(tlss->ahead.pkt[tlss->ahead.head]);
+	tlss->ahead.pkt[tlss->ahead.head] = NULL;
+	tlss->ahead.head = (tlss->ahead.head + 1) % TLS_AHEAD_RECORDS;
+	tlss->ahead.count--;
+	tlss->ahead.ofs = 0;
+}
+
+static void tstream_tls_ahead_drop(struct tstream_tls *tlss)
+{
+	while (tlss->ahead.count > 0) {
+		gnutls_packet_deinit(tlss->ahead.pkt[tlss->ahead.head]);
+		tlss->ahead.pkt[tlss->ahead.head] = NULL;
+		tlss->ahead.head = (tlss->ahead.head + 1) % TLS_AHEAD_RECORDS;
+		tlss->ahead.count--;
+	}
+	tlss->ahead.ofs = 0;
+	tlss->ahead.bytes = 0;
+}
+
+/*
+ * Whether the ciphertext buffer seems to start with a complete record.
+ * Only a hint (GnuTLS may hold the start of a record already, then this
+ * looks at the middle of one): decrypting ahead never reads from the
+ * plain stream, so a wrong guess costs a GnuTLS call, nothing else.
+ */
+static bool tstream_tls_pull_has_record(struct tstream_tls *tlss)
+{
+	size_t avail = tlss->pull.len - tlss->pull.ofs;
+	const uint8_t *p;
+
+	if (avail < TLS_HEADER_SIZE) {
+		return false;
+	}
+	p = tlss->pull.data + tlss->pull.ofs;
+	return avail >= TLS_HEADER_SIZE + (((size_t)p[3] << 8) | p[4]);
+}
+
+/*
+ * Decrypt the records that are already complete in the ciphertext
+ * buffer into the queue, up to TLS_AHEAD_MAX. Starts no I/O: GnuTLS's
+ * pull gets EAGAIN instead of a plain readv, and a KeyUpdate answer
+ * GnuTLS may queue goes out with the next record we send. Anything but
+ * data or EAGAIN ends it and is kept for the reader, after the data.
+ */
+static void tstream_tls_read_ahead(struct tstream_tls *tlss)
+{
+	unsigned spins = 0;
+
+	while (tlss->error == 0 && !tlss->read_eof && !tlss->ahead.stopped &&
+	       tlss->ahead.count < TLS_AHEAD_RECORDS &&
+	       tlss->ahead.bytes < TLS_AHEAD_MAX &&
+	       tstream_tls_pull_has_record(tlss)) {
+		size_t avail = tlss->pull.len - tlss->pull.ofs;
+		gnutls_packet_t pkt = NULL;
+		ssize_t ret;
+
+		tlss->pull.no_io = true;
+		ret = gnutls_record_recv_packet(tlss->session, &pkt);
+		tlss->pull.no_io = false;
+		if (ret > 0 && pkt != NULL) {
+			tstream_tls_ahead_add(tlss, pkt, (size_t)ret);
+			continue;
+		}
+		if (pkt != NULL) {
+			gnutls_packet_deinit(pkt);
+		}
+		if (ret > 0) {
+			ret = GNUTLS_E_INTERNAL_ERROR; /* data, no packet */
+		}
+		if (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED) {
+			/* a post-handshake message was handled: go on */
+			if (tlss->pull.len - tlss->pull.ofs != avail &&
+			    ++spins < 64) {
+				continue;
+			}
+			return;
+		}
+		tlss->ahead.stopped = true;
+		tlss->ahead.stop_ret = (int)ret;
+	}
+}
+
 static ssize_t tstream_tls_pending_bytes(struct tstream_context *stream)
 {
 	struct tstream_tls *tlss = tstream_tls_of(stream);
@@ -497,7 +660,12 @@ static ssize_t tstream_tls_pending_bytes(struct tstream_context *stream)
 		errno = tlss->error;
 		return -1;
 	}
-	return (ssize_t)gnutls_record_check_pending(tlss->session);
+	if (tlss->read_req == NULL) {
+		/* a running read takes what arrives itself */
+		tstream_tls_read_ahead(tlss);
+	}
+	return (ssize_t)(tlss->ahead.bytes +
+			 gnutls_record_check_pending(tlss->session));
 }
 
 /* An op request's state: the vector left to do. */
@@ -615,6 +783,23 @@ static struct tevent_req *tstream_tls_readv_send(TALLOC_CTX *mem_ctx,
 	return tstream_tls_io_send(mem_ctx, ev, stream, vector, count, false);
 }
 
+/* Copy queued plaintext into the request's vector. */
+static void tstream_tls_ahead_take(struct tstream_tls *tlss,
+				   struct tstream_tls_io_state *state)
+{
+	uint8_t *data;
+	size_t len;
+
+	while (state->count > 0 && tstream_tls_ahead_peek(tlss, &data, &len)) {
+		if (len > state->vector[0].iov_len) {
+			len = state->vector[0].iov_len;
+		}
+		memcpy(state->vector[0].iov_base, data, len);
+		tstream_tls_ahead_consume(tlss, len);
+		tstream_tls_io_advance(state, len);
+	}
+}
+
 static void tstream_tls_read_step(struct tstream_tls *tlss)
 {
 	struct tevent_req *req = tlss->read_req;
@@ -624,21 +809,45 @@ static void tstream_tls_read_step(struct tstream_tls *tlss)
 	size_t avail;
 	ssize_t ret;
 
+	/* whatever GnuTLS queued while decrypting ahead goes out now */
+	tstream_tls_flush(tlss);
 	while (state->count > 0) {
+		gnutls_packet_t pkt = NULL;
+
 		if (tlss->error != 0) {
 			tstream_tls_fail_req(req, tlss->error);
 			return;
+		}
+		if (tlss->ahead.count > 0) {
+			/* data before whatever stopped decrypting ahead */
+			tstream_tls_ahead_take(tlss, state);
+			continue;
 		}
 		if (tlss->read_eof) {
 			tstream_tls_fail_req(req, EPIPE);
 			return;
 		}
 		avail = tlss->pull.len - tlss->pull.ofs;
-		ret =
-		    gnutls_record_recv(tlss->session, state->vector[0].iov_base,
-				       state->vector[0].iov_len);
+		if (tlss->ahead.stopped) {
+			ret = tlss->ahead.stop_ret;
+			tlss->ahead.stopped = false;
+		} else {
+			ret = gnutls_record_recv_packet(tlss->session, &pkt);
+		}
 		/* a KeyUpdate or an alert may have been queued */
 		tstream_tls_flush(tlss);
+		if (ret > 0 && pkt != NULL) {
+			tstream_tls_ahead_add(tlss, pkt, (size_t)ret);
+			continue;
+		}
+		if (ret > 0) {
+			/* data without a packet: GnuTLS broke its word */
+			tstream_tls_set_error(tlss, EIO);
+			return;
+		}
+		if (pkt != NULL) {
+			gnutls_packet_deinit(pkt);
+		}
 		if (tlss->pull.len - tlss->pull.ofs != avail) {
 			spins = 0; /* GnuTLS consumed input: progress */
 		}
@@ -686,7 +895,6 @@ static void tstream_tls_read_step(struct tstream_tls *tlss)
 			    tlss, tstream_tls_map_error(tlss, (int)ret));
 			return;
 		}
-		tstream_tls_io_advance(state, (size_t)ret);
 	}
 	tstream_tls_release_idle(tlss);
 	tstream_tls_done_req(req);
