@@ -9,8 +9,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <gnutls/gnutls.h>
 
 #include <tsocket.h>
 #include "tstream_tls.h"
@@ -1174,6 +1178,258 @@ START_TEST(idle_memory)
 END_TEST
 
 /*
+ * Reading ahead: what pending_bytes reports is there without more input
+ */
+
+/* Read exactly len bytes from s (one readv) within 10 s; 0 or errno. */
+static int read_exact(struct tstream_context *s, uint8_t *buf, size_t len)
+{
+	struct xfer *x = xfer_start(s, buf, len, len, false);
+	int err;
+
+	tt_wait(&x->done, 10000);
+	err = x->err;
+	talloc_free(x);
+	return err;
+}
+
+/* Write buf with one writev and wait until the plain stream took it. */
+static void write_all(struct tstream_context *s, uint8_t *buf, size_t len)
+{
+	struct xfer *x = xfer_start(s, buf, len, len, true);
+
+	tt_wait(&x->done, 10000);
+	ck_assert_int_eq(x->err, 0);
+	talloc_free(x);
+}
+
+START_TEST(pending_several_records)
+{
+	struct tstream_tls_params *sp =
+	    server_params(certs->srv_ec_crt, certs->srv_ec_key);
+	struct tstream_tls_params *cp = client_params("localhost");
+	const size_t len = 4 * 16384;
+	uint8_t *data = pattern(len, 5);
+	uint8_t *in = talloc_zero_size(tt_mem, len);
+	struct hs srv;
+	struct hs cli;
+	ssize_t pending;
+
+	pair_ok(sp, cp, &srv, &cli);
+	ck_assert_int_eq(tstream_pending_bytes(srv.tls), 0);
+
+	/* 64 KiB in several records (xfer cuts them unevenly), all in the
+	 * server's socket before it reads */
+	write_all(cli.tls, data, len);
+	ck_assert_int_eq(read_exact(srv.tls, in, 1), 0);
+	/* the rest of the first record and the three others */
+	pending = tstream_pending_bytes(srv.tls);
+	ck_assert_int_eq(pending, (ssize_t)len - 1);
+	/* asking twice decrypts nothing twice */
+	ck_assert_int_eq(tstream_pending_bytes(srv.tls), pending);
+	/* the client writes nothing more: this needs no further input */
+	ck_assert_int_eq(read_exact(srv.tls, in + 1, (size_t)pending), 0);
+	ck_assert(memcmp(data, in, len) == 0);
+	ck_assert_int_eq(tstream_pending_bytes(srv.tls), 0);
+
+	/* and the session goes on both ways afterwards */
+	transfer_both(srv.tls, cli.tls, 100000);
+
+	talloc_free(data);
+	talloc_free(in);
+	talloc_free(srv.tls);
+	talloc_free(cli.tls);
+	talloc_free(sp);
+	talloc_free(cp);
+}
+END_TEST
+
+START_TEST(pending_data_then_close_notify)
+{
+	struct tstream_tls_params *sp =
+	    server_params(certs->srv_ec_crt, certs->srv_ec_key);
+	struct tstream_tls_params *cp = client_params("localhost");
+	const size_t len = 16384 + 3616;
+	uint8_t *data = pattern(len, 6);
+	uint8_t *in = talloc_zero_size(tt_mem, len);
+	struct hs srv;
+	struct hs cli;
+	ssize_t pending;
+	int ret;
+	int err;
+
+	pair_ok(sp, cp, &srv, &cli);
+
+	/* two records and close_notify wait in the server's socket */
+	write_all(cli.tls, data, len);
+	run_req_int(tstream_shutdown_send(tt_mem, tt_ev, cli.tls),
+		    tstream_shutdown_recv, &ret, &err);
+	ck_assert_int_eq(ret, 0);
+
+	ck_assert_int_eq(read_exact(srv.tls, in, 1), 0);
+	/* decrypting ahead meets close_notify: the data comes first */
+	pending = tstream_pending_bytes(srv.tls);
+	ck_assert_int_eq(pending, (ssize_t)len - 1);
+	ck_assert_int_eq(read_exact(srv.tls, in + 1, (size_t)pending), 0);
+	ck_assert(memcmp(data, in, len) == 0);
+	/* then the end of the stream, for good; no error in between */
+	ck_assert_int_eq(tstream_pending_bytes(srv.tls), 0);
+	ck_assert_int_eq(read_error(srv.tls), EPIPE);
+	ck_assert_int_eq(read_error(srv.tls), EPIPE);
+	ck_assert_int_eq(tstream_pending_bytes(srv.tls), 0);
+
+	/* the server can still answer the half-closed client */
+	write_all(srv.tls, data, 1000);
+	ck_assert_int_eq(read_exact(cli.tls, in, 1000), 0);
+	ck_assert(memcmp(data, in, 1000) == 0);
+
+	talloc_free(data);
+	talloc_free(in);
+	talloc_free(srv.tls);
+	talloc_free(cli.tls);
+	talloc_free(sp);
+	talloc_free(cp);
+}
+END_TEST
+
+#define KU_HALF  (2 * 16384)
+#define KU_REPLY 1000
+
+/*
+ * A blocking GnuTLS client in a child process: two records, a KeyUpdate
+ * that asks for ours too (GNUTLS_KU_PEER), two more records and
+ * close_notify, all before it tells the parent (one byte on sync_fd);
+ * then it reads KU_REPLY bytes sent under the server's new keys.
+ * Returns the child's exit status (0 when everything checked out).
+ */
+static int ku_client(int fd, int sync_fd, const uint8_t *data)
+{
+	gnutls_certificate_credentials_t cred;
+	gnutls_session_t session;
+	uint8_t reply[KU_REPLY];
+	size_t got = 0;
+	ssize_t n;
+	int ret;
+
+	if (gnutls_certificate_allocate_credentials(&cred) < 0 ||
+	    gnutls_certificate_set_x509_trust_file(cred, certs->ca_crt,
+						   GNUTLS_X509_FMT_PEM) <= 0 ||
+	    gnutls_init(&session, GNUTLS_CLIENT) < 0 ||
+	    gnutls_set_default_priority(session) < 0 ||
+	    gnutls_credentials_set(session, GNUTLS_CRD_CERTIFICATE, cred) < 0) {
+		return 10;
+	}
+	gnutls_session_set_verify_cert(session, "localhost", 0);
+	gnutls_transport_set_int(session, fd);
+	do {
+		ret = gnutls_handshake(session);
+	} while (ret < 0 && gnutls_error_is_fatal(ret) == 0);
+	if (ret < 0 || gnutls_protocol_get_version(session) != GNUTLS_TLS1_3) {
+		return 11;
+	}
+	if (gnutls_record_send(session, data, 16384) != 16384 ||
+	    gnutls_record_send(session, data + 16384, 16384) != 16384) {
+		return 12;
+	}
+	if (gnutls_session_key_update(session, GNUTLS_KU_PEER) < 0) {
+		return 13;
+	}
+	if (gnutls_record_send(session, data + KU_HALF, 16384) != 16384 ||
+	    gnutls_record_send(session, data + KU_HALF + 16384, 16384) !=
+		16384) {
+		return 14;
+	}
+	if (gnutls_bye(session, GNUTLS_SHUT_WR) < 0) {
+		return 15;
+	}
+	if (write(sync_fd, "k", 1) != 1) {
+		return 16;
+	}
+	while (got < KU_REPLY) {
+		n = gnutls_record_recv(session, reply + got, KU_REPLY - got);
+		if (n < 0 && gnutls_error_is_fatal((int)n) == 0) {
+			/* our KeyUpdate, handled: GnuTLS says again */
+			continue;
+		}
+		if (n <= 0) {
+			fprintf(stderr, "GnuTLS client: %s\n",
+				gnutls_strerror((int)n));
+			return 17;
+		}
+		got += (size_t)n;
+	}
+	if (memcmp(reply, data, KU_REPLY) != 0) {
+		return 18;
+	}
+	gnutls_deinit(session);
+	gnutls_certificate_free_credentials(cred);
+	return 0;
+}
+
+START_TEST(pending_across_key_update)
+{
+	struct tstream_tls_params *sp =
+	    server_params(certs->srv_ec_crt, certs->srv_ec_key);
+	const size_t len = 2 * KU_HALF;
+	uint8_t *data = pattern(len, 7);
+	uint8_t *in = talloc_zero_size(tt_mem, len);
+	struct tstream_context *plain = NULL;
+	struct pollfd pfd;
+	struct hs srv;
+	ssize_t pending;
+	char byte;
+	pid_t pid;
+	int sync[2];
+	int sv[2];
+	int status;
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
+			 0);
+	ck_assert_int_eq(pipe2(sync, O_CLOEXEC), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		close(sv[0]);
+		close(sync[0]);
+		_exit(ku_client(sv[1], sync[1], data));
+	}
+	close(sv[1]);
+	close(sync[1]);
+	ck_assert_int_eq(fcntl(sv[0], F_SETFL, O_NONBLOCK), 0);
+	ck_assert_int_eq(tstream_bsd_existing_socket(tt_mem, sv[0], &plain), 0);
+	hs_start(&srv, plain, sp, true);
+	hs_finish(&srv);
+	ck_assert_msg(srv.ret == 0, "server: %s", srv.reason);
+
+	/* everything the client sends is in our socket before we read */
+	pfd = (struct pollfd){.fd = sync[0], .events = POLLIN};
+	ck_assert_int_eq(poll(&pfd, 1, 10000), 1);
+	ck_assert_int_eq(read(sync[0], &byte, 1), 1);
+
+	ck_assert_int_eq(read_exact(srv.tls, in, 1), 0);
+	/* the KeyUpdate between the second and third record is handled
+	 * while decrypting ahead, and the records after it come along */
+	pending = tstream_pending_bytes(srv.tls);
+	ck_assert_int_eq(pending, (ssize_t)len - 1);
+	ck_assert_int_eq(read_exact(srv.tls, in + 1, (size_t)pending), 0);
+	ck_assert(memcmp(data, in, len) == 0);
+	ck_assert_int_eq(read_error(srv.tls), EPIPE);
+
+	/* our answer: the client reads it under the keys it asked for */
+	write_all(srv.tls, data, KU_REPLY);
+	status = tt_wait_exit(pid, 10000);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		      "GnuTLS client: status 0x%x", status);
+
+	close(sync[0]);
+	talloc_free(data);
+	talloc_free(in);
+	talloc_free(srv.tls);
+	talloc_free(sp);
+}
+END_TEST
+
+/*
  * Hostile peers. Each case runs next to a good session that must not
  * notice.
  */
@@ -1543,6 +1799,12 @@ int main(void)
 	suite_add_tcase(s, tc("half_close", half_close, 30 * slow));
 	suite_add_tcase(s, tc("channel_bindings", channel_bindings, 30 * slow));
 	suite_add_tcase(s, tc("idle_memory", idle_memory, 30 * slow));
+	suite_add_tcase(s, tc("pending_several_records",
+			      pending_several_records, 30 * slow));
+	suite_add_tcase(s, tc("pending_close_notify",
+			      pending_data_then_close_notify, 30 * slow));
+	suite_add_tcase(
+	    s, tc("pending_key_update", pending_across_key_update, 30 * slow));
 	suite_add_tcase(
 	    s, tc("hostile_garbage", hostile_garbage_hello, 30 * slow));
 	suite_add_tcase(
