@@ -125,19 +125,31 @@ static void relay_pump_fail(struct tevent_req *req,
 	tevent_req_error(req, err);
 }
 
+static void relay_pump_raw_chunk(struct tevent_req *req,
+				 size_t pending,
+				 bool have_first);
+
 static void relay_pump_read(struct tevent_req *req)
 {
 	struct relay_pump_state *state =
 	    tevent_req_data(req, struct relay_pump_state);
 	struct tevent_req *subreq;
+	ssize_t pending;
 
 	if (state->params->framing == TSGATE_FRAMING_RAW) {
 		/*
 		 * Raw chunks the way tsgate_pdu_read_send() cuts them (one
 		 * byte, then what the source has pending), without its two
 		 * requests and readv_pdu's pool: an idle connection keeps
-		 * one plain readv per direction.
+		 * one plain readv per direction. When the source has bytes
+		 * pending already (a busy socket), the chunk is read at
+		 * once: one readv instead of two.
 		 */
+		pending = tstream_pending_bytes(state->src);
+		if (pending > 0) {
+			relay_pump_raw_chunk(req, (size_t)pending, false);
+			return;
+		}
 		state->iov.iov_base = &state->first;
 		state->iov.iov_len = 1;
 		subreq = tstream_readv_send(state, state->ev, state->src,
@@ -166,8 +178,6 @@ static void relay_pump_raw_first_done(struct tevent_req *subreq)
 	    tevent_req_callback_data(subreq, struct tevent_req);
 	struct relay_pump_state *state =
 	    tevent_req_data(req, struct relay_pump_state);
-	size_t max = state->params->max_pdu;
-	size_t want = 1;
 	ssize_t pending;
 	int ret, err = 0;
 
@@ -177,28 +187,46 @@ static void relay_pump_raw_first_done(struct tevent_req *subreq)
 		relay_pump_read_failed(req, err);
 		return;
 	}
+	pending = tstream_pending_bytes(state->src);
+	relay_pump_raw_chunk(req, pending > 0 ? (size_t)pending : 0, true);
+}
+
+/*
+ * Read a raw chunk of what is pending (up to the chunk size), after the
+ * first byte when have_first.
+ */
+static void relay_pump_raw_chunk(struct tevent_req *req,
+				 size_t pending,
+				 bool have_first)
+{
+	struct relay_pump_state *state =
+	    tevent_req_data(req, struct relay_pump_state);
+	struct tevent_req *subreq;
+	size_t max = state->params->max_pdu;
+	size_t first = have_first ? 1 : 0;
+	size_t want;
+
 	if (max == 0) {
 		max = TSGATE_FRAMING_RAW_CHUNK;
 	}
-	pending = tstream_pending_bytes(state->src);
-	if (pending > 0) {
+	want = first + pending;
+	if (want > max) {
 		want = max;
-		if ((size_t)pending < max - 1) {
-			want = 1 + (size_t)pending;
-		}
 	}
 	state->buf = talloc_size(state, want);
 	if (tevent_req_nomem(state->buf, req)) {
 		return;
 	}
-	state->buf[0] = state->first;
+	if (have_first) {
+		state->buf[0] = state->first;
+	}
 	state->len = want;
-	if (want <= 1) {
+	if (want <= first) {
 		relay_pump_write(req);
 		return;
 	}
-	state->iov.iov_base = state->buf + 1;
-	state->iov.iov_len = want - 1;
+	state->iov.iov_base = state->buf + first;
+	state->iov.iov_len = want - first;
 	subreq =
 	    tstream_readv_send(state, state->ev, state->src, &state->iov, 1);
 	if (tevent_req_nomem(subreq, req)) {
