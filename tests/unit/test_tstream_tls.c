@@ -1296,14 +1296,18 @@ END_TEST
 #define KU_REPLY 1000
 
 /*
- * A blocking GnuTLS client in a child process: two records, a KeyUpdate
- * that asks for ours too (GNUTLS_KU_PEER), two more records and
- * close_notify, all before it tells the parent (one byte on sync_fd);
- * then it reads KU_REPLY bytes sent under the server's new keys.
- * Returns the child's exit status (0 when everything checked out).
+ * A blocking GnuTLS client in a child process. After the handshake it
+ * waits for the parent (one byte on go_fd: the server has finished its
+ * handshake, so none of what follows is read with the client's Finished),
+ * then sends two records, a KeyUpdate that asks for ours too
+ * (GNUTLS_KU_PEER), two more records and close_notify, all before it
+ * tells the parent (one byte on sync_fd); then it reads KU_REPLY bytes
+ * sent under the server's new keys. Returns the child's exit status (0
+ * when everything checked out).
  */
-static int ku_client(int fd, int sync_fd, const uint8_t *data)
+static int ku_client(int fd, int go_fd, int sync_fd, const uint8_t *data)
 {
+	char go;
 	gnutls_certificate_credentials_t cred;
 	gnutls_session_t session;
 	uint8_t reply[KU_REPLY];
@@ -1326,6 +1330,9 @@ static int ku_client(int fd, int sync_fd, const uint8_t *data)
 	} while (ret < 0 && gnutls_error_is_fatal(ret) == 0);
 	if (ret < 0 || gnutls_protocol_get_version(session) != GNUTLS_TLS1_3) {
 		return 11;
+	}
+	if (read(go_fd, &go, 1) != 1) {
+		return 19;
 	}
 	if (gnutls_record_send(session, data, 16384) != 16384 ||
 	    gnutls_record_send(session, data + 16384, 16384) != 16384) {
@@ -1380,26 +1387,32 @@ START_TEST(pending_across_key_update)
 	char byte;
 	pid_t pid;
 	int sync[2];
+	int go[2];
 	int sv[2];
 	int status;
 
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
 			 0);
 	ck_assert_int_eq(pipe2(sync, O_CLOEXEC), 0);
+	ck_assert_int_eq(pipe2(go, O_CLOEXEC), 0);
 	pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
 		close(sv[0]);
 		close(sync[0]);
-		_exit(ku_client(sv[1], sync[1], data));
+		close(go[1]);
+		_exit(ku_client(sv[1], go[0], sync[1], data));
 	}
 	close(sv[1]);
 	close(sync[1]);
+	close(go[0]);
 	ck_assert_int_eq(fcntl(sv[0], F_SETFL, O_NONBLOCK), 0);
 	ck_assert_int_eq(tstream_bsd_existing_socket(tt_mem, sv[0], &plain), 0);
 	hs_start(&srv, plain, sp, true);
 	hs_finish(&srv);
 	ck_assert_msg(srv.ret == 0, "server: %s", srv.reason);
+	ck_assert_int_eq(write(go[1], "g", 1), 1);
+	close(go[1]);
 
 	/* everything the client sends is in our socket before we read */
 	pfd = (struct pollfd){.fd = sync[0], .events = POLLIN};
