@@ -912,6 +912,26 @@ START_TEST(test_hostile_garbage)
 }
 END_TEST
 
+/*
+ * RFC 1964 wrap tokens on an AES (RFC 4121) context: MIT krb5 1.20's
+ * gss_unwrap_iov(STREAM) dereferences NULL on them, so without the
+ * gss_unwrap() detour in tstream_gssapi one such frame would crash the
+ * whole process (found by fuzz-gssapi-data). Here it fails that stream.
+ */
+START_TEST(test_hostile_rfc1964_token)
+{
+	ck_assert_ptr_nonnull(kdc);
+	hostile("rfc1964", false, EPROTO, "unwrap");
+}
+END_TEST
+
+START_TEST(test_hostile_rfc1964_framed_token)
+{
+	ck_assert_ptr_nonnull(kdc);
+	hostile("rfc1964-framed", false, EPROTO, "unwrap");
+}
+END_TEST
+
 START_TEST(test_hostile_handshake_garbage)
 {
 	ck_assert_ptr_nonnull(kdc);
@@ -1406,7 +1426,8 @@ static Suite *gssapi_suite(void)
 	     {test_hostile_replay, test_hostile_reorder, test_hostile_bitflip,
 	      test_hostile_integrity_only, test_hostile_len4g,
 	      test_hostile_zero_length, test_hostile_truncated,
-	      test_hostile_garbage, test_hostile_handshake_garbage,
+	      test_hostile_garbage, test_hostile_rfc1964_token,
+	      test_hostile_rfc1964_framed_token, test_hostile_handshake_garbage,
 	      test_hostile_handshake_len4g, test_hostile_spnego,
 	      test_hostile_acceptor_handshake_garbage,
 	      test_hostile_acceptor_data_garbage, NULL},
