@@ -362,8 +362,7 @@ static int evil(gss_ctx_id_t ctx, const char *mode)
 			memcpy(tok + n, mech, sizeof(mech));
 			n += sizeof(mech);
 		}
-		memcpy(tok + n,
-		       "\x02\x01\x11\x00\x10\x00\xff\xff", 8);
+		memcpy(tok + n, "\x02\x01\x11\x00\x10\x00\xff\xff", 8);
 		for (size_t i = 8; i < 32; i++) {
 			tok[n + i] = pattern(i + 7);
 		}
