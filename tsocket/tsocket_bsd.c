@@ -1480,7 +1480,11 @@ struct tstream_bsd {
 	struct tevent_req *readv_req;
 	struct tevent_req *writev_req;
 
-	/* bytes read ahead, not yet handed out: [off, off + len) */
+	/*
+	 * Bytes read ahead, not yet handed out: [off, off + len). The
+	 * buffer exists only while it holds bytes: an idle stream keeps
+	 * none.
+	 */
 	uint8_t *rahead;
 	size_t rahead_off;
 	size_t rahead_len;
@@ -1756,9 +1760,19 @@ static void tstream_bsd_readv_cleanup(struct tevent_req *req,
 	state->bsd = NULL;
 }
 
+/* The read-ahead buffer goes as soon as it is empty. */
+static void tstream_bsd_rahead_release(struct tstream_bsd *bsd)
+{
+	if (bsd->rahead_len == 0) {
+		TALLOC_FREE(bsd->rahead);
+		bsd->rahead_off = 0;
+	}
+}
+
 /*
  * One readv(2) into *vector / *count without blocking; the vector has a
- * spare entry at [*count] for the read-ahead buffer. Returns the bytes
+ * spare entry at [*count] for the read-ahead buffer (made for this read
+ * and freed again unless bytes went into it). Returns the bytes
  * that went into the vector (advanced past them; a short read leaves
  * the socket drained), 0 when there was nothing to read, or -1 with
  * *perrno (EPIPE at the end of the stream), recorded as sticky.
@@ -1793,6 +1807,10 @@ static ssize_t tstream_bsd_readv_once(struct tstream_bsd *bsd,
 	}
 
 	ret = readv(bsd->fd, v, iovcnt);
+	if (ret <= (ssize_t)want) {
+		/* nothing went ahead (or nothing came at all) */
+		TALLOC_FREE(bsd->rahead);
+	}
 	if (ret == 0) {
 		/* the peer closed: a read never reports 0 bytes */
 		tstream_bsd_fail(bsd, EPIPE, true);
@@ -1869,6 +1887,7 @@ static size_t tstream_bsd_take_readahead(struct tstream_bsd *bsd,
 		taken += n;
 		tstream_bsd_advance(vector, count, n);
 	}
+	tstream_bsd_rahead_release(bsd);
 	return taken;
 }
 

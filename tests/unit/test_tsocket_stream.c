@@ -685,6 +685,50 @@ START_TEST(test_readahead_then_eof)
 }
 END_TEST
 
+/* The read-ahead buffer exists only while it holds bytes. */
+START_TEST(test_readahead_released)
+{
+	struct tstream_context *s = NULL;
+	int peer = stream_and_raw_peer(&s);
+	char buf[4];
+	struct iovec iov = {.iov_base = buf, .iov_len = 1};
+	struct io_result r;
+	size_t idle;
+
+	/* one read that waits first: the tevent_fd and immediate exist */
+	start_readv(s, &iov, 1, &r);
+	ck_assert(!tt_loop_until(tt_ev, &r.done, 20));
+	ck_assert_int_eq(write(peer, "x", 1), 1);
+	tt_wait(&r.done, WAIT_MS);
+	ck_assert_int_eq(r.ret, 1);
+	idle = talloc_total_size(s);
+	/* the structs only: no 4 KiB read-ahead buffer in there */
+	ck_assert_uint_lt(idle, 1024);
+
+	/* a read waiting on an empty socket holds no buffer */
+	start_readv(s, &iov, 1, &r);
+	ck_assert(!tt_loop_until(tt_ev, &r.done, 20));
+	ck_assert_uint_eq(talloc_total_size(s), idle);
+
+	/* "bcd" went ahead with the "a" of that read and are kept... */
+	ck_assert_int_eq(write(peer, "abcd", 4), 4);
+	tt_wait(&r.done, WAIT_MS);
+	ck_assert_int_eq(r.ret, 1);
+	ck_assert_int_eq(buf[0], 'a');
+	ck_assert_uint_ge(talloc_total_size(s), idle + 3);
+	/* ...until the read that drains them */
+	ck_assert_int_eq(read_exact(s, buf, 3), 3);
+	ck_assert_int_eq(memcmp(buf, "bcd", 3), 0);
+	ck_assert_uint_eq(talloc_total_size(s), idle);
+
+	/* a read served at once without read-ahead keeps none either */
+	ck_assert_int_eq(write(peer, "ef", 2), 2);
+	ck_assert_int_eq(read_exact(s, buf, 2), 2);
+	ck_assert_uint_eq(talloc_total_size(s), idle);
+	close(peer);
+}
+END_TEST
+
 START_TEST(test_own_disconnect)
 {
 	struct tstream_context *s = NULL;
@@ -1166,6 +1210,7 @@ static Suite *tsocket_stream_suite(void)
 	tcase_add_test(tc, test_readv_piecemeal);
 	tcase_add_test(tc, test_pending_bytes);
 	tcase_add_test(tc, test_readahead_then_eof);
+	tcase_add_test(tc, test_readahead_released);
 	tcase_add_test(tc, test_vector_limits);
 	tcase_add_test(tc, test_busy);
 	tcase_add_test(tc, test_bulk_transfer);
