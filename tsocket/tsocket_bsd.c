@@ -1479,6 +1479,8 @@ struct tstream_bsd {
 
 	struct tevent_req *readv_req;
 	struct tevent_req *writev_req;
+	/* the generic layer's wait_readable request, see tstream_bsd_wait */
+	struct tevent_req *wait_req;
 
 	/*
 	 * Bytes read ahead, not yet handed out: [off, off + len). The
@@ -1538,6 +1540,8 @@ static int tstream_bsd_destructor(struct tstream_bsd *bsd)
 		state->bsd = NULL;
 		bsd->writev_req = NULL;
 	}
+	/* the generic layer cancelled it already (its destructor runs first) */
+	bsd->wait_req = NULL;
 	/* leave epoll before the fd number can be reused */
 	TALLOC_FREE(bsd->fde);
 	TALLOC_FREE(bsd->ev_guard);
@@ -1585,7 +1589,18 @@ static void tstream_bsd_fail_other(struct tstream_bsd *bsd,
 {
 	struct tevent_req *other = reading ? bsd->writev_req : bsd->readv_req;
 
-	if (err == EPIPE || other == NULL || bsd->ev == NULL) {
+	if (err == EPIPE || bsd->ev == NULL) {
+		return;
+	}
+	if (!reading && bsd->wait_req != NULL) {
+		/* a readv would fail at once now: the wait is over */
+		other = bsd->wait_req;
+		bsd->wait_req = NULL;
+		tevent_req_defer_callback(other, bsd->ev);
+		tevent_req_done(other);
+		return;
+	}
+	if (other == NULL) {
 		return;
 	}
 	tevent_req_defer_callback(other, bsd->ev);
@@ -1645,7 +1660,7 @@ static void tstream_bsd_fde_handler(struct tevent_context *ev,
 		 * steady flow to this socket must not starve its reading.
 		 */
 		bool both = (flags & TSOCKET_BSD_READ_EVENTS) != 0 &&
-			    bsd->readv_req != NULL;
+			    (bsd->readv_req != NULL || bsd->wait_req != NULL);
 
 		if (!both || !bsd->read_first) {
 			bsd->read_first = both;
@@ -1658,6 +1673,15 @@ static void tstream_bsd_fde_handler(struct tevent_context *ev,
 		bsd->drained = false;
 		if (bsd->readv_req != NULL) {
 			tstream_bsd_readv_try(bsd->readv_req);
+			return;
+		}
+		if (bsd->wait_req != NULL) {
+			struct tevent_req *req = bsd->wait_req;
+
+			/* bytes, EOF or an error: the readv that follows
+			 * takes them (TEVENT_FD_READ stays set for it) */
+			bsd->wait_req = NULL;
+			tevent_req_done(req);
 			return;
 		}
 		if (bsd->writev_req != NULL &&
@@ -2297,6 +2321,44 @@ static ssize_t tstream_bsd_try_writev(struct tstream_context *stream,
 	return tstream_bsd_writev_once(bsd, vector, count, perrno);
 }
 
+/*
+ * tstream_wait_readable for the generic layer (tstream_wait_fn of
+ * tsocket_private.h): no request and no buffer of ours, just
+ * TEVENT_FD_READ on the socket's tevent_fd; the handler finishes the
+ * generic request. Only called with no readv outstanding.
+ */
+static int tstream_bsd_wait(struct tstream_context *stream,
+			    struct tevent_context *ev,
+			    struct tevent_req *req,
+			    bool *pready)
+{
+	struct tstream_bsd *bsd = _tstream_context_data(stream);
+	int err;
+
+	if (bsd->fd == -1) {
+		return ENOTCONN;
+	}
+	if (bsd->read_error != 0 || bsd->rahead_len > 0) {
+		/* the readv fails or is served at once */
+		*pready = true;
+		return 0;
+	}
+	err = tstream_bsd_want(bsd, ev, TEVENT_FD_READ);
+	if (err != 0) {
+		return err;
+	}
+	bsd->wait_req = req;
+	return 0;
+}
+
+static void tstream_bsd_wait_cancel(struct tstream_context *stream)
+{
+	struct tstream_bsd *bsd = _tstream_context_data(stream);
+
+	/* TEVENT_FD_READ stays: the handler drops it if nobody reads */
+	bsd->wait_req = NULL;
+}
+
 static const struct tstream_context_ops tstream_bsd_ops = {
     .name = "bsd",
     .pending_bytes = tstream_bsd_pending_bytes,
@@ -2331,6 +2393,8 @@ static int tstream_bsd_wrap(TALLOC_CTX *mem_ctx,
 	talloc_set_destructor(bsd, tstream_bsd_destructor);
 	_tstream_context_set_try(stream, tstream_bsd_try_readv,
 				 tstream_bsd_try_writev);
+	_tstream_context_set_wait(stream, tstream_bsd_wait,
+				  tstream_bsd_wait_cancel);
 
 	*_stream = stream;
 	return 0;
