@@ -886,6 +886,73 @@ static int tstream_gssapi_close_recv(struct tevent_req *req, int *perrno)
 	return ret;
 }
 
+/*
+ * tstream_wait_readable: at once when a readv has something to work on
+ * here (unread plaintext, the end, an error); otherwise the wait of the
+ * plain stream, which holds no buffer of ours.
+ */
+struct tstream_gssapi_wait_state {
+	struct tevent_req *subreq;
+};
+
+static void tstream_gssapi_wait_readable_done(struct tevent_req *subreq);
+
+static struct tevent_req *tstream_gssapi_wait_readable_send(
+    TALLOC_CTX *mem_ctx,
+    struct tevent_context *ev,
+    struct tstream_context *stream)
+{
+	struct tstream_gssapi *g =
+	    tstream_context_data(stream, struct tstream_gssapi);
+	struct tevent_req *req;
+	struct tstream_gssapi_wait_state *state;
+
+	req = tevent_req_create(mem_ctx, &state,
+				struct tstream_gssapi_wait_state);
+	if (req == NULL) {
+		return NULL;
+	}
+	if (g->error != 0 || g->read.eof_err != 0 || g->read.plain_len > 0) {
+		tevent_req_done(req);
+		return tevent_req_post(req, ev);
+	}
+	state->subreq = tstream_wait_readable_send(state, ev, g->plain_stream);
+	if (tevent_req_nomem(state->subreq, req)) {
+		return tevent_req_post(req, ev);
+	}
+	tevent_req_set_callback(state->subreq,
+				tstream_gssapi_wait_readable_done, req);
+	return req;
+}
+
+static void tstream_gssapi_wait_readable_done(struct tevent_req *subreq)
+{
+	struct tevent_req *req =
+	    tevent_req_callback_data(subreq, struct tevent_req);
+	struct tstream_gssapi_wait_state *state =
+	    tevent_req_data(req, struct tstream_gssapi_wait_state);
+	int ret;
+	int err = 0;
+
+	ret = tstream_wait_readable_recv(subreq, &err);
+	TALLOC_FREE(subreq);
+	state->subreq = NULL;
+	if (ret == -1) {
+		tevent_req_error(req, err);
+		return;
+	}
+	tevent_req_done(req);
+}
+
+static int tstream_gssapi_wait_readable_recv(struct tevent_req *req,
+					     int *perrno)
+{
+	int ret = tsocket_simple_int_recv(req, perrno);
+
+	tevent_req_received(req);
+	return ret;
+}
+
 static const struct tstream_context_ops tstream_gssapi_ops = {
     .name = "gssapi",
     .pending_bytes = tstream_gssapi_pending_bytes,
@@ -897,6 +964,8 @@ static const struct tstream_context_ops tstream_gssapi_ops = {
     .disconnect_recv = tstream_gssapi_close_recv,
     .shutdown_send = tstream_gssapi_shutdown_send,
     .shutdown_recv = tstream_gssapi_close_recv,
+    .wait_readable_send = tstream_gssapi_wait_readable_send,
+    .wait_readable_recv = tstream_gssapi_wait_readable_recv,
 };
 
 /* ------------------------------------------------------------------ */
