@@ -70,8 +70,13 @@ struct relay_pump_state {
 	size_t len;
 	struct iovec iov;
 	uint8_t first; /* raw framing: the first byte of a chunk */
+	/* the last raw chunk was cut at max: read on without waiting */
+	bool more;
 };
 
+static void relay_pump_wait(struct tevent_req *req);
+static void relay_pump_read_failed(struct tevent_req *req, int err);
+static void relay_pump_wait_done(struct tevent_req *subreq);
 static void relay_pump_read(struct tevent_req *req);
 static void relay_pump_read_done(struct tevent_req *subreq);
 static void relay_pump_raw_first_done(struct tevent_req *subreq);
@@ -104,7 +109,7 @@ static struct tevent_req *relay_pump_send(
 	state->stats = stats;
 	state->last_activity = last_activity;
 
-	relay_pump_read(req);
+	relay_pump_wait(req);
 	if (!tevent_req_is_in_progress(req)) {
 		return tevent_req_post(req, ev);
 	}
@@ -123,6 +128,45 @@ static void relay_pump_fail(struct tevent_req *req,
 		state->stats->pdu_refused = (f != FAIL_READ);
 	}
 	tevent_req_error(req, err);
+}
+
+/*
+ * An idle direction waits for its source to become readable before it
+ * reads: a wait holds no buffer and, unlike a readv, no read request of
+ * each stream layer underneath (the TLS readv, its pull's BSD readv and
+ * read-ahead). Only a source that just filled a whole chunk is read on
+ * at once.
+ */
+static void relay_pump_wait(struct tevent_req *req)
+{
+	struct relay_pump_state *state =
+	    tevent_req_data(req, struct relay_pump_state);
+	struct tevent_req *subreq;
+
+	if (state->more) {
+		relay_pump_read(req);
+		return;
+	}
+	subreq = tstream_wait_readable_send(state, state->ev, state->src);
+	if (tevent_req_nomem(subreq, req)) {
+		return;
+	}
+	tevent_req_set_callback(subreq, relay_pump_wait_done, req);
+}
+
+static void relay_pump_wait_done(struct tevent_req *subreq)
+{
+	struct tevent_req *req =
+	    tevent_req_callback_data(subreq, struct tevent_req);
+	int ret, err = 0;
+
+	ret = tstream_wait_readable_recv(subreq, &err);
+	TALLOC_FREE(subreq);
+	if (ret == -1) {
+		relay_pump_read_failed(req, err);
+		return;
+	}
+	relay_pump_read(req);
 }
 
 static void relay_pump_read(struct tevent_req *req)
@@ -157,7 +201,6 @@ static void relay_pump_read(struct tevent_req *req)
 	tevent_req_set_callback(subreq, relay_pump_read_done, req);
 }
 
-static void relay_pump_read_failed(struct tevent_req *req, int err);
 static void relay_pump_write(struct tevent_req *req);
 
 static void relay_pump_raw_first_done(struct tevent_req *subreq)
@@ -181,10 +224,13 @@ static void relay_pump_raw_first_done(struct tevent_req *subreq)
 		max = TSGATE_FRAMING_RAW_CHUNK;
 	}
 	pending = tstream_pending_bytes(state->src);
+	state->more = false;
 	if (pending > 0) {
 		want = max;
 		if ((size_t)pending < max - 1) {
 			want = 1 + (size_t)pending;
+		} else {
+			state->more = true;
 		}
 	}
 	state->buf = talloc_size(state, want);
@@ -326,7 +372,7 @@ static void relay_pump_write_done(struct tevent_req *subreq)
 		state->stats->bytes_down += state->len;
 		state->stats->pdus_down++;
 	}
-	relay_pump_read(req);
+	relay_pump_wait(req);
 }
 
 static void relay_pump_shutdown_done(struct tevent_req *subreq)
