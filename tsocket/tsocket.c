@@ -1105,6 +1105,20 @@ _PUBLIC_ int tstream_readv_recv(struct tevent_req *req, int *perrno)
  * _send: then it is finished from the loop like a readv.
  */
 
+/*
+ * A stream that waits to read is usually idle for a while: it gives back
+ * the immediates of its fast path (neither is scheduled: no readv holds
+ * the slot, no writev is outstanding). The next fast operation makes
+ * them again.
+ */
+static void tstream_idle_release(struct tstream_context *stream)
+{
+	TALLOC_FREE(stream->readv_im);
+	if (stream->writev_req == NULL) {
+		TALLOC_FREE(stream->writev_im);
+	}
+}
+
 struct tstream_wait_readable_state {
 	struct tstream_req_common c;
 };
@@ -1148,6 +1162,7 @@ _PUBLIC_ struct tevent_req *tstream_wait_readable_send(
 		}
 		if (!ready) {
 			state->c.type_waits = true;
+			tstream_idle_release(stream);
 			return req;
 		}
 	} else if (stream->ops->wait_readable_send != NULL &&
@@ -1159,6 +1174,7 @@ _PUBLIC_ struct tevent_req *tstream_wait_readable_send(
 		}
 		tevent_req_set_callback(state->c.subreq,
 					tstream_wait_readable_done, req);
+		tstream_idle_release(stream);
 		return req;
 	}
 

@@ -768,10 +768,11 @@ START_TEST(test_wait_readable)
 	ck_assert_int_eq(read_exact(s, buf, 1), 1);
 	idle = talloc_total_size(s);
 
-	/* waits on an empty socket, holding no buffer */
+	/* waits on an empty socket, holding no buffer (it even gives
+	 * back the immediates of the fast path) */
 	start_wait(s, &w);
 	ck_assert(!tt_loop_until(tt_ev, &w.done, 50));
-	ck_assert_uint_eq(talloc_total_size(s), idle);
+	ck_assert_uint_le(talloc_total_size(s), idle);
 	ck_assert_uint_lt(idle, 1024);
 	ck_assert_int_eq(write(peer, "hi", 2), 2);
 	tt_wait(&w.done, WAIT_MS);
