@@ -888,15 +888,9 @@ static int tstream_gssapi_close_recv(struct tevent_req *req, int *perrno)
 
 /*
  * tstream_wait_readable: at once when a readv has something to work on
- * here (unread plaintext, the end, an error); otherwise the wait of the
- * plain stream, which holds no buffer of ours.
+ * here (unread plaintext, the end, an error); otherwise the plain
+ * stream's wait, which holds no buffer and no request of ours.
  */
-struct tstream_gssapi_wait_state {
-	struct tevent_req *subreq;
-};
-
-static void tstream_gssapi_wait_readable_done(struct tevent_req *subreq);
-
 static struct tevent_req *tstream_gssapi_wait_readable_send(
     TALLOC_CTX *mem_ctx,
     struct tevent_context *ev,
@@ -904,46 +898,24 @@ static struct tevent_req *tstream_gssapi_wait_readable_send(
 {
 	struct tstream_gssapi *g =
 	    tstream_context_data(stream, struct tstream_gssapi);
+	bool ready =
+	    g->error != 0 || g->read.eof_err != 0 || g->read.plain_len > 0;
 	struct tevent_req *req;
-	struct tstream_gssapi_wait_state *state;
+	int *state;
 
-	req = tevent_req_create(mem_ctx, &state,
-				struct tstream_gssapi_wait_state);
+	if (!ready) {
+		/* the plain stream's request is ours: none of this layer */
+		return tstream_wait_readable_send(mem_ctx, ev, g->plain_stream);
+	}
+	req = tevent_req_create(mem_ctx, &state, int);
 	if (req == NULL) {
 		return NULL;
 	}
-	if (g->error != 0 || g->read.eof_err != 0 || g->read.plain_len > 0) {
-		tevent_req_done(req);
-		return tevent_req_post(req, ev);
-	}
-	state->subreq = tstream_wait_readable_send(state, ev, g->plain_stream);
-	if (tevent_req_nomem(state->subreq, req)) {
-		return tevent_req_post(req, ev);
-	}
-	tevent_req_set_callback(state->subreq,
-				tstream_gssapi_wait_readable_done, req);
-	return req;
-}
-
-static void tstream_gssapi_wait_readable_done(struct tevent_req *subreq)
-{
-	struct tevent_req *req =
-	    tevent_req_callback_data(subreq, struct tevent_req);
-	struct tstream_gssapi_wait_state *state =
-	    tevent_req_data(req, struct tstream_gssapi_wait_state);
-	int ret;
-	int err = 0;
-
-	ret = tstream_wait_readable_recv(subreq, &err);
-	TALLOC_FREE(subreq);
-	state->subreq = NULL;
-	if (ret == -1) {
-		tevent_req_error(req, err);
-		return;
-	}
 	tevent_req_done(req);
+	return tevent_req_post(req, ev);
 }
 
+/* Receives either kind of request of the _send above. */
 static int tstream_gssapi_wait_readable_recv(struct tevent_req *req,
 					     int *perrno)
 {

@@ -932,63 +932,36 @@ static struct tevent_req *tstream_tls_shutdown_send(
 /*
  * tstream_wait_readable: at once when a readv has something to work on
  * here (decrypted or ciphertext bytes, the end, an error, a pull of
- * ours in flight); otherwise the wait of the plain stream, which holds
- * no buffer of ours.
+ * ours in flight); otherwise the plain stream's wait, which holds no
+ * buffer and no request of ours.
  */
-struct tstream_tls_wait_state {
-	struct tevent_req *subreq;
-};
-
-static void tstream_tls_wait_readable_done(struct tevent_req *subreq);
-
 static struct tevent_req *tstream_tls_wait_readable_send(
     TALLOC_CTX *mem_ctx,
     struct tevent_context *ev,
     struct tstream_context *stream)
 {
 	struct tstream_tls *tlss = tstream_tls_of(stream);
+	bool ready = tlss->error != 0 || tlss->read_eof || tlss->pull.eof ||
+		     tlss->pull.subreq != NULL ||
+		     tlss->pull.len > tlss->pull.ofs ||
+		     gnutls_record_check_pending(tlss->session) > 0;
 	struct tevent_req *req;
-	struct tstream_tls_wait_state *state;
+	int *state;
 
-	req = tevent_req_create(mem_ctx, &state, struct tstream_tls_wait_state);
+	if (!ready) {
+		/* the plain stream's request is ours: none of this layer */
+		return tstream_wait_readable_send(mem_ctx, ev,
+						  tlss->plain_stream);
+	}
+	req = tevent_req_create(mem_ctx, &state, int);
 	if (req == NULL) {
 		return NULL;
 	}
-	if (tlss->error != 0 || tlss->read_eof || tlss->pull.eof ||
-	    tlss->pull.subreq != NULL || tlss->pull.len > tlss->pull.ofs ||
-	    gnutls_record_check_pending(tlss->session) > 0) {
-		tevent_req_done(req);
-		return tevent_req_post(req, ev);
-	}
-	state->subreq =
-	    tstream_wait_readable_send(state, ev, tlss->plain_stream);
-	if (tevent_req_nomem(state->subreq, req)) {
-		return tevent_req_post(req, ev);
-	}
-	tevent_req_set_callback(state->subreq, tstream_tls_wait_readable_done,
-				req);
-	return req;
-}
-
-static void tstream_tls_wait_readable_done(struct tevent_req *subreq)
-{
-	struct tevent_req *req =
-	    tevent_req_callback_data(subreq, struct tevent_req);
-	struct tstream_tls_wait_state *state =
-	    tevent_req_data(req, struct tstream_tls_wait_state);
-	int ret;
-	int err = 0;
-
-	ret = tstream_wait_readable_recv(subreq, &err);
-	TALLOC_FREE(subreq);
-	state->subreq = NULL;
-	if (ret == -1) {
-		tevent_req_error(req, err);
-		return;
-	}
 	tevent_req_done(req);
+	return tevent_req_post(req, ev);
 }
 
+/* Receives either kind of request of the _send above. */
 static int tstream_tls_wait_readable_recv(struct tevent_req *req, int *perrno)
 {
 	int ret = tstream_tls_req_error(req, perrno);
