@@ -140,14 +140,16 @@ static void relay_pump_fail(struct relay_pump *p, enum relay_failure f, int err)
  * An idle direction waits for its source to become readable before it
  * reads: a wait holds no buffer and, unlike a readv, no read request of
  * each stream layer underneath (the TLS readv, its pull's BSD readv and
- * read-ahead). Only a source that just filled a whole chunk is read on
- * at once.
+ * read-ahead). A source that just filled a whole chunk, or says it has
+ * bytes pending, is read on at once: a busy direction takes no extra
+ * turn of the event loop per chunk.
  */
 static void relay_pump_wait(struct relay_pump *p)
 {
 	struct tevent_req *subreq;
 
-	if (p->more) {
+	if (p->more || tstream_pending_bytes(p->src) != 0) {
+		/* bytes waiting (or an error for the readv to report) */
 		relay_pump_read(p);
 		return;
 	}
