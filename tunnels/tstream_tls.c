@@ -931,9 +931,9 @@ static struct tevent_req *tstream_tls_shutdown_send(
 
 /*
  * tstream_wait_readable: at once when a readv has something to work on
- * here (decrypted or ciphertext bytes, the end, an error, a pull of
- * ours in flight); otherwise the plain stream's wait, which holds no
- * buffer and no request of ours.
+ * here (decrypted bytes as pending_bytes counts them, ciphertext, the
+ * end, an error, a pull of ours in flight); otherwise the plain
+ * stream's wait, which holds no buffer and no request of ours.
  */
 static struct tevent_req *tstream_tls_wait_readable_send(
     TALLOC_CTX *mem_ctx,
@@ -944,7 +944,7 @@ static struct tevent_req *tstream_tls_wait_readable_send(
 	bool ready = tlss->error != 0 || tlss->read_eof || tlss->pull.eof ||
 		     tlss->pull.subreq != NULL ||
 		     tlss->pull.len > tlss->pull.ofs ||
-		     gnutls_record_check_pending(tlss->session) > 0;
+		     tstream_tls_pending_bytes(stream) != 0;
 	struct tevent_req *req;
 	int *state;
 
