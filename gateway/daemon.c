@@ -654,6 +654,15 @@ static void tsgate_conn_relay(struct tsgate_conn *conn)
 	};
 	struct tevent_req *subreq;
 
+	/*
+	 * The addresses served routing and the identity hand-off; the log
+	 * line has conn->peer. A long-lived connection need not keep them.
+	 */
+	conn->info.remote = NULL;
+	conn->info.local = NULL;
+	TALLOC_FREE(conn->remote);
+	TALLOC_FREE(conn->local);
+
 	subreq = tsgate_relay_send(conn, conn->daemon->ev, conn->client,
 				   conn->backend, &p, &conn->stats);
 	if (subreq == NULL) {

@@ -57,8 +57,17 @@ static int req_errno(struct tevent_req *req, int *perrno)
 	return -1;
 }
 
-/* One direction: read a PDU from src, write it to dst, repeat. */
-struct relay_pump_state {
+/*
+ * One direction: read a PDU from src, write it to dst, repeat. A pump is
+ * a plain struct of the relay, not a request of its own (with tevent
+ * 0.14 every tevent_req is a talloc pool of about 0.9 KiB, and an idle
+ * connection keeps its two pumps for hours). A pump ends by telling the
+ * relay (relay_pump_end()), as the last thing it does: the relay may be
+ * freed from there.
+ */
+struct relay_pump {
+	struct tevent_req *relay;
+	void *mem; /* the relay's state: owns the pump's requests */
 	struct tevent_context *ev;
 	struct tstream_context *src;
 	struct tstream_context *dst;
@@ -70,315 +79,9 @@ struct relay_pump_state {
 	size_t len;
 	struct iovec iov;
 	uint8_t first; /* raw framing: the first byte of a chunk */
+	/* the last raw chunk was cut at max: read on without waiting */
+	bool more;
 };
-
-static void relay_pump_read(struct tevent_req *req);
-static void relay_pump_read_done(struct tevent_req *subreq);
-static void relay_pump_raw_first_done(struct tevent_req *subreq);
-static void relay_pump_raw_rest_done(struct tevent_req *subreq);
-static void relay_pump_write_done(struct tevent_req *subreq);
-static void relay_pump_shutdown_done(struct tevent_req *subreq);
-
-static struct tevent_req *relay_pump_send(
-    TALLOC_CTX *mem_ctx,
-    struct tevent_context *ev,
-    struct tstream_context *src,
-    struct tstream_context *dst,
-    enum relay_dir dir,
-    const struct tsgate_relay_params *params,
-    struct tsgate_relay_stats *stats,
-    struct timeval *last_activity)
-{
-	struct tevent_req *req;
-	struct relay_pump_state *state;
-
-	req = tevent_req_create(mem_ctx, &state, struct relay_pump_state);
-	if (req == NULL) {
-		return NULL;
-	}
-	state->ev = ev;
-	state->src = src;
-	state->dst = dst;
-	state->dir = dir;
-	state->params = params;
-	state->stats = stats;
-	state->last_activity = last_activity;
-
-	relay_pump_read(req);
-	if (!tevent_req_is_in_progress(req)) {
-		return tevent_req_post(req, ev);
-	}
-	return req;
-}
-
-static void relay_pump_fail(struct tevent_req *req,
-			    enum relay_failure f,
-			    int err)
-{
-	struct relay_pump_state *state =
-	    tevent_req_data(req, struct relay_pump_state);
-
-	if (state->stats->reason == NULL) {
-		state->stats->reason = relay_reasons[state->dir][f];
-		state->stats->pdu_refused = (f != FAIL_READ);
-	}
-	tevent_req_error(req, err);
-}
-
-static void relay_pump_raw_chunk(struct tevent_req *req,
-				 size_t pending,
-				 bool have_first);
-
-static void relay_pump_read(struct tevent_req *req)
-{
-	struct relay_pump_state *state =
-	    tevent_req_data(req, struct relay_pump_state);
-	struct tevent_req *subreq;
-	ssize_t pending;
-
-	if (state->params->framing == TSGATE_FRAMING_RAW) {
-		/*
-		 * Raw chunks the way tsgate_pdu_read_send() cuts them (one
-		 * byte, then what the source has pending), without its two
-		 * requests and readv_pdu's pool: an idle connection keeps
-		 * one plain readv per direction. When the source has bytes
-		 * pending already (a busy socket), the chunk is read at
-		 * once: one readv instead of two.
-		 */
-		pending = tstream_pending_bytes(state->src);
-		if (pending > 0) {
-			relay_pump_raw_chunk(req, (size_t)pending, false);
-			return;
-		}
-		state->iov.iov_base = &state->first;
-		state->iov.iov_len = 1;
-		subreq = tstream_readv_send(state, state->ev, state->src,
-					    &state->iov, 1);
-		if (tevent_req_nomem(subreq, req)) {
-			return;
-		}
-		tevent_req_set_callback(subreq, relay_pump_raw_first_done, req);
-		return;
-	}
-	subreq = tsgate_pdu_read_send(state, state->ev, state->src,
-				      state->params->framing,
-				      state->params->max_pdu);
-	if (tevent_req_nomem(subreq, req)) {
-		return;
-	}
-	tevent_req_set_callback(subreq, relay_pump_read_done, req);
-}
-
-static void relay_pump_read_failed(struct tevent_req *req, int err);
-static void relay_pump_write(struct tevent_req *req);
-
-static void relay_pump_raw_first_done(struct tevent_req *subreq)
-{
-	struct tevent_req *req =
-	    tevent_req_callback_data(subreq, struct tevent_req);
-	struct relay_pump_state *state =
-	    tevent_req_data(req, struct relay_pump_state);
-	ssize_t pending;
-	int ret, err = 0;
-
-	ret = tstream_readv_recv(subreq, &err);
-	TALLOC_FREE(subreq);
-	if (ret == -1) {
-		relay_pump_read_failed(req, err);
-		return;
-	}
-	pending = tstream_pending_bytes(state->src);
-	relay_pump_raw_chunk(req, pending > 0 ? (size_t)pending : 0, true);
-}
-
-/*
- * Read a raw chunk of what is pending (up to the chunk size), after the
- * first byte when have_first.
- */
-static void relay_pump_raw_chunk(struct tevent_req *req,
-				 size_t pending,
-				 bool have_first)
-{
-	struct relay_pump_state *state =
-	    tevent_req_data(req, struct relay_pump_state);
-	struct tevent_req *subreq;
-	size_t max = state->params->max_pdu;
-	size_t first = have_first ? 1 : 0;
-	size_t want;
-
-	if (max == 0) {
-		max = TSGATE_FRAMING_RAW_CHUNK;
-	}
-	want = first + pending;
-	if (want > max) {
-		want = max;
-	}
-	state->buf = talloc_size(state, want);
-	if (tevent_req_nomem(state->buf, req)) {
-		return;
-	}
-	if (have_first) {
-		state->buf[0] = state->first;
-	}
-	state->len = want;
-	if (want <= first) {
-		relay_pump_write(req);
-		return;
-	}
-	state->iov.iov_base = state->buf + first;
-	state->iov.iov_len = want - first;
-	subreq =
-	    tstream_readv_send(state, state->ev, state->src, &state->iov, 1);
-	if (tevent_req_nomem(subreq, req)) {
-		return;
-	}
-	tevent_req_set_callback(subreq, relay_pump_raw_rest_done, req);
-}
-
-static void relay_pump_raw_rest_done(struct tevent_req *subreq)
-{
-	struct tevent_req *req =
-	    tevent_req_callback_data(subreq, struct tevent_req);
-	int ret, err = 0;
-
-	ret = tstream_readv_recv(subreq, &err);
-	TALLOC_FREE(subreq);
-	if (ret == -1 && err == EPIPE) {
-		/* the end inside a chunk: truncated, as the framer says */
-		relay_pump_fail(req, FAIL_MALFORMED, EPROTO);
-		return;
-	}
-	if (ret == -1) {
-		relay_pump_read_failed(req, err);
-		return;
-	}
-	relay_pump_write(req);
-}
-
-static void relay_pump_read_done(struct tevent_req *subreq)
-{
-	struct tevent_req *req =
-	    tevent_req_callback_data(subreq, struct tevent_req);
-	struct relay_pump_state *state =
-	    tevent_req_data(req, struct relay_pump_state);
-	int ret, err = 0;
-
-	ret =
-	    tsgate_pdu_read_recv(subreq, &err, state, &state->buf, &state->len);
-	TALLOC_FREE(subreq);
-	if (ret == -1) {
-		relay_pump_read_failed(req, err);
-		return;
-	}
-	relay_pump_write(req);
-}
-
-static void relay_pump_read_failed(struct tevent_req *req, int err)
-{
-	struct relay_pump_state *state =
-	    tevent_req_data(req, struct relay_pump_state);
-	struct tevent_req *subreq;
-	bool framed;
-
-	if (err == EPIPE) {
-		/* Clean end of this direction: pass it on. */
-		subreq = tstream_shutdown_send(state, state->ev, state->dst);
-		if (tevent_req_nomem(subreq, req)) {
-			return;
-		}
-		tevent_req_set_callback(subreq, relay_pump_shutdown_done, req);
-		return;
-	}
-	/*
-	 * Only a framer judges PDUs. On a raw route these errnos are the
-	 * source stream's own (a GSSAPI frame the tunnel refused, say).
-	 */
-	framed = state->params->framing != TSGATE_FRAMING_RAW;
-	if (framed && err == EMSGSIZE) {
-		relay_pump_fail(req, FAIL_TOO_LARGE, err);
-	} else if (framed && err == EPROTO) {
-		relay_pump_fail(req, FAIL_MALFORMED, err);
-	} else {
-		relay_pump_fail(req, FAIL_READ, err);
-	}
-}
-
-/* A chunk or PDU is in state->buf: pass it on. */
-static void relay_pump_write(struct tevent_req *req)
-{
-	struct relay_pump_state *state =
-	    tevent_req_data(req, struct relay_pump_state);
-	struct tevent_req *subreq;
-
-	*state->last_activity = tevent_timeval_current();
-
-	state->iov.iov_base = state->buf;
-	state->iov.iov_len = state->len;
-	subreq =
-	    tstream_writev_send(state, state->ev, state->dst, &state->iov, 1);
-	if (tevent_req_nomem(subreq, req)) {
-		return;
-	}
-	tevent_req_set_callback(subreq, relay_pump_write_done, req);
-}
-
-static void relay_pump_write_done(struct tevent_req *subreq)
-{
-	struct tevent_req *req =
-	    tevent_req_callback_data(subreq, struct tevent_req);
-	struct relay_pump_state *state =
-	    tevent_req_data(req, struct relay_pump_state);
-	int ret, err = 0;
-
-	ret = tstream_writev_recv(subreq, &err);
-	TALLOC_FREE(subreq);
-	TALLOC_FREE(state->buf);
-	if (ret == -1 && err == EPIPE) {
-		/*
-		 * The destination stopped reading (it closed). Nothing more
-		 * can go this way; the other direction may still have data
-		 * to deliver, so end this pump only.
-		 */
-		tevent_req_done(req);
-		return;
-	}
-	if (ret == -1) {
-		relay_pump_fail(req, FAIL_WRITE, err);
-		return;
-	}
-	*state->last_activity = tevent_timeval_current();
-	if (state->dir == RELAY_UP) {
-		state->stats->bytes_up += state->len;
-		state->stats->pdus_up++;
-	} else {
-		state->stats->bytes_down += state->len;
-		state->stats->pdus_down++;
-	}
-	relay_pump_read(req);
-}
-
-static void relay_pump_shutdown_done(struct tevent_req *subreq)
-{
-	struct tevent_req *req =
-	    tevent_req_callback_data(subreq, struct tevent_req);
-	int err = 0;
-
-	/*
-	 * A failed half-close (peer already gone, or a stream type that
-	 * cannot half-close) ends this direction all the same.
-	 */
-	(void)tstream_shutdown_recv(subreq, &err);
-	TALLOC_FREE(subreq);
-	tevent_req_done(req);
-}
-
-static int relay_pump_recv(struct tevent_req *req, int *perrno)
-{
-	int ret = req_errno(req, perrno);
-
-	tevent_req_received(req);
-	return ret;
-}
 
 /* The relay: two pumps and an idle timer. */
 struct tsgate_relay_state {
@@ -387,10 +90,319 @@ struct tsgate_relay_state {
 	struct tsgate_relay_stats *stats;
 	struct timeval last_activity;
 	struct tevent_timer *idle_timer;
+	struct relay_pump pumps[2];
 	unsigned pumps_running;
 };
 
-static void tsgate_relay_pump_done(struct tevent_req *subreq);
+static void relay_pump_wait(struct relay_pump *p);
+static void relay_pump_wait_done(struct tevent_req *subreq);
+static void relay_pump_read(struct relay_pump *p);
+static void relay_pump_read_done(struct tevent_req *subreq);
+static void relay_pump_raw_first_done(struct tevent_req *subreq);
+static void relay_pump_raw_rest_done(struct tevent_req *subreq);
+static void relay_pump_read_failed(struct relay_pump *p, int err);
+static void relay_pump_write(struct relay_pump *p);
+static void relay_pump_write_done(struct tevent_req *subreq);
+static void relay_pump_shutdown_done(struct tevent_req *subreq);
+
+/*
+ * The pump is over (err 0: its direction ended cleanly). An error ends
+ * the relay, and the other pump with it.
+ */
+static void relay_pump_end(struct relay_pump *p, int err)
+{
+	struct tevent_req *req = p->relay;
+	struct tsgate_relay_state *state =
+	    tevent_req_data(req, struct tsgate_relay_state);
+
+	TALLOC_FREE(p->buf);
+	if (err != 0) {
+		tevent_req_error(req, err);
+		return;
+	}
+	state->pumps_running--;
+	if (state->pumps_running > 0) {
+		return;
+	}
+	tevent_req_done(req);
+}
+
+static void relay_pump_fail(struct relay_pump *p, enum relay_failure f, int err)
+{
+	if (p->stats->reason == NULL) {
+		p->stats->reason = relay_reasons[p->dir][f];
+		p->stats->pdu_refused = (f != FAIL_READ);
+	}
+	relay_pump_end(p, err);
+}
+
+/*
+ * An idle direction waits for its source to become readable before it
+ * reads: a wait holds no buffer and, unlike a readv, no read request of
+ * each stream layer underneath (the TLS readv, its pull's BSD readv and
+ * read-ahead). A source that just filled a whole chunk, or says it has
+ * bytes pending, is read on at once: a busy direction takes no extra
+ * turn of the event loop per chunk.
+ */
+static void relay_pump_wait(struct relay_pump *p)
+{
+	struct tevent_req *subreq;
+
+	if (p->more || tstream_pending_bytes(p->src) != 0) {
+		/* bytes waiting (or an error for the readv to report) */
+		relay_pump_read(p);
+		return;
+	}
+	subreq = tstream_wait_readable_send(p->mem, p->ev, p->src);
+	if (subreq == NULL) {
+		relay_pump_end(p, ENOMEM);
+		return;
+	}
+	tevent_req_set_callback(subreq, relay_pump_wait_done, p);
+}
+
+static void relay_pump_wait_done(struct tevent_req *subreq)
+{
+	struct relay_pump *p = tevent_req_callback_data_void(subreq);
+	int ret, err = 0;
+
+	ret = tstream_wait_readable_recv(subreq, &err);
+	TALLOC_FREE(subreq);
+	if (ret == -1) {
+		relay_pump_read_failed(p, err);
+		return;
+	}
+	relay_pump_read(p);
+}
+
+static void relay_pump_raw_chunk(struct relay_pump *p,
+				 size_t pending,
+				 bool have_first);
+
+static void relay_pump_read(struct relay_pump *p)
+{
+	struct tevent_req *subreq;
+	ssize_t pending;
+
+	if (p->params->framing == TSGATE_FRAMING_RAW) {
+		/*
+		 * Raw chunks the way tsgate_pdu_read_send() cuts them (one
+		 * byte, then what the source has pending), without its two
+		 * requests and readv_pdu's pool. When the source has bytes
+		 * pending already (a busy socket, records a TLS stream has
+		 * decrypted ahead), the chunk is read at once: one readv
+		 * instead of two.
+		 */
+		pending = tstream_pending_bytes(p->src);
+		if (pending > 0) {
+			relay_pump_raw_chunk(p, (size_t)pending, false);
+			return;
+		}
+		p->iov.iov_base = &p->first;
+		p->iov.iov_len = 1;
+		subreq = tstream_readv_send(p->mem, p->ev, p->src, &p->iov, 1);
+		if (subreq == NULL) {
+			relay_pump_end(p, ENOMEM);
+			return;
+		}
+		tevent_req_set_callback(subreq, relay_pump_raw_first_done, p);
+		return;
+	}
+	subreq = tsgate_pdu_read_send(p->mem, p->ev, p->src, p->params->framing,
+				      p->params->max_pdu);
+	if (subreq == NULL) {
+		relay_pump_end(p, ENOMEM);
+		return;
+	}
+	tevent_req_set_callback(subreq, relay_pump_read_done, p);
+}
+
+static void relay_pump_raw_first_done(struct tevent_req *subreq)
+{
+	struct relay_pump *p = tevent_req_callback_data_void(subreq);
+	ssize_t pending;
+	int ret, err = 0;
+
+	ret = tstream_readv_recv(subreq, &err);
+	TALLOC_FREE(subreq);
+	if (ret == -1) {
+		relay_pump_read_failed(p, err);
+		return;
+	}
+	pending = tstream_pending_bytes(p->src);
+	relay_pump_raw_chunk(p, pending > 0 ? (size_t)pending : 0, true);
+}
+
+/*
+ * Read a raw chunk of what is pending (up to the chunk size), after the
+ * first byte when have_first.
+ */
+static void relay_pump_raw_chunk(struct relay_pump *p,
+				 size_t pending,
+				 bool have_first)
+{
+	struct tevent_req *subreq;
+	size_t max = p->params->max_pdu;
+	size_t first = have_first ? 1 : 0;
+	size_t want;
+
+	if (max == 0) {
+		max = TSGATE_FRAMING_RAW_CHUNK;
+	}
+	want = first + pending;
+	/* cut at max: more is waiting, read on without waiting */
+	p->more = want >= max;
+	if (want > max) {
+		want = max;
+	}
+	p->buf = talloc_size(p->mem, want);
+	if (p->buf == NULL) {
+		relay_pump_end(p, ENOMEM);
+		return;
+	}
+	if (have_first) {
+		p->buf[0] = p->first;
+	}
+	p->len = want;
+	if (want <= first) {
+		relay_pump_write(p);
+		return;
+	}
+	p->iov.iov_base = p->buf + first;
+	p->iov.iov_len = want - first;
+	subreq = tstream_readv_send(p->mem, p->ev, p->src, &p->iov, 1);
+	if (subreq == NULL) {
+		relay_pump_end(p, ENOMEM);
+		return;
+	}
+	tevent_req_set_callback(subreq, relay_pump_raw_rest_done, p);
+}
+
+static void relay_pump_raw_rest_done(struct tevent_req *subreq)
+{
+	struct relay_pump *p = tevent_req_callback_data_void(subreq);
+	int ret, err = 0;
+
+	ret = tstream_readv_recv(subreq, &err);
+	TALLOC_FREE(subreq);
+	if (ret == -1 && err == EPIPE) {
+		/* the end inside a chunk: truncated, as the framer says */
+		relay_pump_fail(p, FAIL_MALFORMED, EPROTO);
+		return;
+	}
+	if (ret == -1) {
+		relay_pump_read_failed(p, err);
+		return;
+	}
+	relay_pump_write(p);
+}
+
+static void relay_pump_read_done(struct tevent_req *subreq)
+{
+	struct relay_pump *p = tevent_req_callback_data_void(subreq);
+	int ret, err = 0;
+
+	ret = tsgate_pdu_read_recv(subreq, &err, p->mem, &p->buf, &p->len);
+	TALLOC_FREE(subreq);
+	if (ret == -1) {
+		relay_pump_read_failed(p, err);
+		return;
+	}
+	relay_pump_write(p);
+}
+
+static void relay_pump_read_failed(struct relay_pump *p, int err)
+{
+	struct tevent_req *subreq;
+	bool framed;
+
+	if (err == EPIPE) {
+		/* Clean end of this direction: pass it on. */
+		subreq = tstream_shutdown_send(p->mem, p->ev, p->dst);
+		if (subreq == NULL) {
+			relay_pump_end(p, ENOMEM);
+			return;
+		}
+		tevent_req_set_callback(subreq, relay_pump_shutdown_done, p);
+		return;
+	}
+	/*
+	 * Only a framer judges PDUs. On a raw route these errnos are the
+	 * source stream's own (a GSSAPI frame the tunnel refused, say).
+	 */
+	framed = p->params->framing != TSGATE_FRAMING_RAW;
+	if (framed && err == EMSGSIZE) {
+		relay_pump_fail(p, FAIL_TOO_LARGE, err);
+	} else if (framed && err == EPROTO) {
+		relay_pump_fail(p, FAIL_MALFORMED, err);
+	} else {
+		relay_pump_fail(p, FAIL_READ, err);
+	}
+}
+
+/* A chunk or PDU is in p->buf: pass it on. */
+static void relay_pump_write(struct relay_pump *p)
+{
+	struct tevent_req *subreq;
+
+	*p->last_activity = tevent_timeval_current();
+
+	p->iov.iov_base = p->buf;
+	p->iov.iov_len = p->len;
+	subreq = tstream_writev_send(p->mem, p->ev, p->dst, &p->iov, 1);
+	if (subreq == NULL) {
+		relay_pump_end(p, ENOMEM);
+		return;
+	}
+	tevent_req_set_callback(subreq, relay_pump_write_done, p);
+}
+
+static void relay_pump_write_done(struct tevent_req *subreq)
+{
+	struct relay_pump *p = tevent_req_callback_data_void(subreq);
+	int ret, err = 0;
+
+	ret = tstream_writev_recv(subreq, &err);
+	TALLOC_FREE(subreq);
+	TALLOC_FREE(p->buf);
+	if (ret == -1 && err == EPIPE) {
+		/*
+		 * The destination stopped reading (it closed). Nothing more
+		 * can go this way; the other direction may still have data
+		 * to deliver, so end this pump only.
+		 */
+		relay_pump_end(p, 0);
+		return;
+	}
+	if (ret == -1) {
+		relay_pump_fail(p, FAIL_WRITE, err);
+		return;
+	}
+	*p->last_activity = tevent_timeval_current();
+	if (p->dir == RELAY_UP) {
+		p->stats->bytes_up += p->len;
+		p->stats->pdus_up++;
+	} else {
+		p->stats->bytes_down += p->len;
+		p->stats->pdus_down++;
+	}
+	relay_pump_wait(p);
+}
+
+static void relay_pump_shutdown_done(struct tevent_req *subreq)
+{
+	struct relay_pump *p = tevent_req_callback_data_void(subreq);
+	int err = 0;
+
+	/*
+	 * A failed half-close (peer already gone, or a stream type that
+	 * cannot half-close) ends this direction all the same.
+	 */
+	(void)tstream_shutdown_recv(subreq, &err);
+	TALLOC_FREE(subreq);
+	relay_pump_end(p, 0);
+}
+
 static void tsgate_relay_idle_check(struct tevent_context *ev,
 				    struct tevent_timer *te,
 				    struct timeval now,
@@ -411,6 +423,30 @@ static bool relay_arm_idle(struct tevent_req *req)
 	return state->idle_timer != NULL;
 }
 
+static void relay_pump_start(struct tevent_req *req,
+			     enum relay_dir dir,
+			     struct tstream_context *src,
+			     struct tstream_context *dst)
+{
+	struct tsgate_relay_state *state =
+	    tevent_req_data(req, struct tsgate_relay_state);
+	struct relay_pump *p = &state->pumps[dir];
+
+	*p = (struct relay_pump){
+	    .relay = req,
+	    .mem = state,
+	    .ev = state->ev,
+	    .src = src,
+	    .dst = dst,
+	    .dir = dir,
+	    .params = &state->params,
+	    .stats = state->stats,
+	    .last_activity = &state->last_activity,
+	};
+	state->pumps_running++;
+	relay_pump_wait(p);
+}
+
 struct tevent_req *tsgate_relay_send(TALLOC_CTX *mem_ctx,
 				     struct tevent_context *ev,
 				     struct tstream_context *client,
@@ -418,7 +454,7 @@ struct tevent_req *tsgate_relay_send(TALLOC_CTX *mem_ctx,
 				     const struct tsgate_relay_params *params,
 				     struct tsgate_relay_stats *stats)
 {
-	struct tevent_req *req, *subreq;
+	struct tevent_req *req;
 	struct tsgate_relay_state *state;
 
 	req = tevent_req_create(mem_ctx, &state, struct tsgate_relay_state);
@@ -430,49 +466,21 @@ struct tevent_req *tsgate_relay_send(TALLOC_CTX *mem_ctx,
 	state->stats = stats;
 	state->last_activity = tevent_timeval_current();
 
-	subreq = relay_pump_send(state, ev, client, backend, RELAY_UP,
-				 &state->params, stats, &state->last_activity);
-	if (tevent_req_nomem(subreq, req)) {
+	/* a pump only ends at once when out of memory */
+	relay_pump_start(req, RELAY_UP, client, backend);
+	if (!tevent_req_is_in_progress(req)) {
 		return tevent_req_post(req, ev);
 	}
-	tevent_req_set_callback(subreq, tsgate_relay_pump_done, req);
-	state->pumps_running++;
-
-	subreq = relay_pump_send(state, ev, backend, client, RELAY_DOWN,
-				 &state->params, stats, &state->last_activity);
-	if (tevent_req_nomem(subreq, req)) {
+	relay_pump_start(req, RELAY_DOWN, backend, client);
+	if (!tevent_req_is_in_progress(req)) {
 		return tevent_req_post(req, ev);
 	}
-	tevent_req_set_callback(subreq, tsgate_relay_pump_done, req);
-	state->pumps_running++;
 
 	if (params->idle_timeout_ms > 0 && !relay_arm_idle(req)) {
 		tevent_req_oom(req);
 		return tevent_req_post(req, ev);
 	}
 	return req;
-}
-
-static void tsgate_relay_pump_done(struct tevent_req *subreq)
-{
-	struct tevent_req *req =
-	    tevent_req_callback_data(subreq, struct tevent_req);
-	struct tsgate_relay_state *state =
-	    tevent_req_data(req, struct tsgate_relay_state);
-	int ret, err = 0;
-
-	ret = relay_pump_recv(subreq, &err);
-	TALLOC_FREE(subreq);
-	if (ret == -1) {
-		/* The other pump dies with the request's state. */
-		tevent_req_error(req, err);
-		return;
-	}
-	state->pumps_running--;
-	if (state->pumps_running > 0) {
-		return;
-	}
-	tevent_req_done(req);
 }
 
 static void tsgate_relay_idle_check(struct tevent_context *ev,

@@ -765,6 +765,9 @@ struct tstream_context {
 	/* see _tstream_context_set_try() */
 	tstream_try_io_fn try_readv;
 	tstream_try_io_fn try_writev;
+	/* see _tstream_context_set_wait() */
+	tstream_wait_fn wait;
+	tstream_wait_cancel_fn wait_cancel;
 	struct tevent_immediate *readv_im;
 	struct tevent_immediate *writev_im;
 };
@@ -776,6 +779,8 @@ struct tstream_req_common {
 	/* a finish scheduled on the stream's immediate *pim, with err */
 	struct tevent_immediate **pim;
 	int err;
+	/* the stream type's wait function holds the request */
+	bool type_waits;
 };
 
 static int tstream_context_destructor(struct tstream_context *stream);
@@ -822,6 +827,23 @@ void _tstream_context_set_try(struct tstream_context *stream,
 {
 	stream->try_readv = try_readv;
 	stream->try_writev = try_writev;
+}
+
+void _tstream_context_set_wait(struct tstream_context *stream,
+			       tstream_wait_fn wait,
+			       tstream_wait_cancel_fn cancel)
+{
+	stream->wait = wait;
+	stream->wait_cancel = cancel;
+}
+
+/* Makes the stream type let go of a wait request it holds. */
+static void tstream_unwait(struct tstream_req_common *c)
+{
+	if (c->type_waits && c->stream != NULL) {
+		c->stream->wait_cancel(c->stream);
+	}
+	c->type_waits = false;
 }
 
 /*
@@ -881,6 +903,7 @@ static void tstream_detach(struct tstream_context *stream,
 	*preq = NULL;
 
 	c = (struct tstream_req_common *)_tevent_req_data(req);
+	tstream_unwait(c);
 	c->stream = NULL;
 	TALLOC_FREE(c->subreq);
 	tsocket_orphan_req(req, c->ev, &stream->watch);
@@ -932,6 +955,7 @@ static void tstream_req_cleanup(struct tevent_req *req,
 			TALLOC_FREE(*c->pim);
 		}
 		c->pim = NULL;
+		tstream_unwait(c);
 		tstream_forget(c, req);
 	}
 }
@@ -1080,6 +1104,116 @@ _PUBLIC_ int tstream_readv_recv(struct tevent_req *req, int *perrno)
  * the loop). Either way the PDU request itself never finishes inside its
  * _send: then it is finished from the loop like a readv.
  */
+
+/*
+ * A stream that waits to read is usually idle for a while: it gives back
+ * the immediates of its fast path (neither is scheduled: no readv holds
+ * the slot, no writev is outstanding). The next fast operation makes
+ * them again.
+ */
+static void tstream_idle_release(struct tstream_context *stream)
+{
+	TALLOC_FREE(stream->readv_im);
+	if (stream->writev_req == NULL) {
+		TALLOC_FREE(stream->writev_im);
+	}
+}
+
+struct tstream_wait_readable_state {
+	struct tstream_req_common c;
+};
+
+static void tstream_wait_readable_done(struct tevent_req *subreq);
+
+_PUBLIC_ struct tevent_req *tstream_wait_readable_send(
+    TALLOC_CTX *mem_ctx,
+    struct tevent_context *ev,
+    struct tstream_context *stream)
+{
+	struct tevent_req *req;
+	struct tstream_wait_readable_state *state;
+	bool ready = false;
+	int err;
+
+	req = tevent_req_create(mem_ctx, &state,
+				struct tstream_wait_readable_state);
+	if (req == NULL) {
+		return NULL;
+	}
+	state->c.ev = ev;
+
+	if (stream->disconnected || stream->disconnect_req != NULL) {
+		tevent_req_error(req, ENOTCONN);
+		return tevent_req_post(req, ev);
+	}
+	if (stream->readv_req != NULL) {
+		tevent_req_error(req, EBUSY);
+		return tevent_req_post(req, ev);
+	}
+	if (!tstream_register(stream, &stream->readv_req, req, &state->c)) {
+		return tevent_req_post(req, ev);
+	}
+
+	if (stream->wait != NULL) {
+		err = stream->wait(stream, ev, req, &ready);
+		if (err != 0) {
+			tevent_req_error(req, err);
+			return tevent_req_post(req, ev);
+		}
+		if (!ready) {
+			state->c.type_waits = true;
+			tstream_idle_release(stream);
+			return req;
+		}
+	} else if (stream->ops->wait_readable_send != NULL &&
+		   stream->ops->wait_readable_recv != NULL) {
+		state->c.subreq =
+		    stream->ops->wait_readable_send(state, ev, stream);
+		if (tevent_req_nomem(state->c.subreq, req)) {
+			return tevent_req_post(req, ev);
+		}
+		tevent_req_set_callback(state->c.subreq,
+					tstream_wait_readable_done, req);
+		tstream_idle_release(stream);
+		return req;
+	}
+
+	/* readable now, or a type that cannot tell: a readv may go ahead */
+	if (tstream_fast_ready(stream, &stream->readv_im)) {
+		tstream_finish_later(req, &state->c, &stream->readv_im, 0);
+		return req;
+	}
+	tevent_req_done(req);
+	return tevent_req_post(req, ev);
+}
+
+static void tstream_wait_readable_done(struct tevent_req *subreq)
+{
+	struct tevent_req *req = tevent_req_callback_data_void(subreq);
+	struct tstream_wait_readable_state *state = _tevent_req_data(req);
+	struct tstream_context *stream = state->c.stream;
+	int ret;
+	int err = 0;
+
+	ret = stream->ops->wait_readable_recv(subreq, &err);
+	state->c.subreq = NULL;
+	TALLOC_FREE(subreq);
+	if (ret == -1) {
+		tevent_req_error(req, err);
+		return;
+	}
+	tevent_req_done(req);
+}
+
+_PUBLIC_ int tstream_wait_readable_recv(struct tevent_req *req, int *perrno)
+{
+	int ret;
+
+	ret = tsocket_simple_int_recv(req, perrno);
+
+	tevent_req_received(req);
+	return ret;
+}
 
 struct tstream_readv_pdu_state {
 	/* first: the context destructor sees it as a tstream_req_common */

@@ -261,6 +261,32 @@ struct tevent_req *tstream_shutdown_send(TALLOC_CTX *mem_ctx,
 int tstream_shutdown_recv(struct tevent_req *req,
 			  int *perrno);
 
+/**
+ * @brief Wait until a readv would not have to wait, without reading.
+ *
+ * tsgate extension (not in Samba), like poll(2) for POLLIN: the request
+ * completes when the stream has bytes to hand out, has reached its end,
+ * or has failed; the readv that follows then returns the bytes, EPIPE or
+ * the error. It holds no buffer: an idle connection waits with it
+ * instead of keeping a readv (and its buffers) outstanding. It takes the
+ * read slot: EBUSY while a readv (or another wait) is outstanding, and a
+ * readv or disconnect is EBUSY while it waits; ENOTCONN after (or
+ * during) a disconnect. Freeing it while it waits cancels it. A tunnel
+ * stream may complete it for bytes that carry no data (a TLS record
+ * without application data), so the readv may still wait. A stream type
+ * without the operation completes it at once.
+ */
+struct tevent_req *tstream_wait_readable_send(TALLOC_CTX *mem_ctx,
+					      struct tevent_context *ev,
+					      struct tstream_context *stream);
+
+/**
+ * @brief Receive the result of tstream_wait_readable_send().
+ * @return 0 (a readv may go ahead), or -1 with *perrno set (EBUSY,
+ *         ENOTCONN, ENOMEM, or what the stream type could not wait for).
+ */
+int tstream_wait_readable_recv(struct tevent_req *req, int *perrno);
+
 /** @} */
 
 /**

@@ -1479,8 +1479,14 @@ struct tstream_bsd {
 
 	struct tevent_req *readv_req;
 	struct tevent_req *writev_req;
+	/* the generic layer's wait_readable request, see tstream_bsd_wait */
+	struct tevent_req *wait_req;
 
-	/* bytes read ahead, not yet handed out: [off, off + len) */
+	/*
+	 * Bytes read ahead, not yet handed out: [off, off + len). The
+	 * buffer exists only while it holds bytes: an idle stream keeps
+	 * none.
+	 */
 	uint8_t *rahead;
 	size_t rahead_off;
 	size_t rahead_len;
@@ -1534,6 +1540,8 @@ static int tstream_bsd_destructor(struct tstream_bsd *bsd)
 		state->bsd = NULL;
 		bsd->writev_req = NULL;
 	}
+	/* the generic layer cancelled it already (its destructor runs first) */
+	bsd->wait_req = NULL;
 	/* leave epoll before the fd number can be reused */
 	TALLOC_FREE(bsd->fde);
 	TALLOC_FREE(bsd->ev_guard);
@@ -1581,7 +1589,18 @@ static void tstream_bsd_fail_other(struct tstream_bsd *bsd,
 {
 	struct tevent_req *other = reading ? bsd->writev_req : bsd->readv_req;
 
-	if (err == EPIPE || other == NULL || bsd->ev == NULL) {
+	if (err == EPIPE || bsd->ev == NULL) {
+		return;
+	}
+	if (!reading && bsd->wait_req != NULL) {
+		/* a readv would fail at once now: the wait is over */
+		other = bsd->wait_req;
+		bsd->wait_req = NULL;
+		tevent_req_defer_callback(other, bsd->ev);
+		tevent_req_done(other);
+		return;
+	}
+	if (other == NULL) {
 		return;
 	}
 	tevent_req_defer_callback(other, bsd->ev);
@@ -1641,7 +1660,7 @@ static void tstream_bsd_fde_handler(struct tevent_context *ev,
 		 * steady flow to this socket must not starve its reading.
 		 */
 		bool both = (flags & TSOCKET_BSD_READ_EVENTS) != 0 &&
-			    bsd->readv_req != NULL;
+			    (bsd->readv_req != NULL || bsd->wait_req != NULL);
 
 		if (!both || !bsd->read_first) {
 			bsd->read_first = both;
@@ -1654,6 +1673,15 @@ static void tstream_bsd_fde_handler(struct tevent_context *ev,
 		bsd->drained = false;
 		if (bsd->readv_req != NULL) {
 			tstream_bsd_readv_try(bsd->readv_req);
+			return;
+		}
+		if (bsd->wait_req != NULL) {
+			struct tevent_req *req = bsd->wait_req;
+
+			/* bytes, EOF or an error: the readv that follows
+			 * takes them (TEVENT_FD_READ stays set for it) */
+			bsd->wait_req = NULL;
+			tevent_req_done(req);
 			return;
 		}
 		if (bsd->writev_req != NULL &&
@@ -1756,9 +1784,19 @@ static void tstream_bsd_readv_cleanup(struct tevent_req *req,
 	state->bsd = NULL;
 }
 
+/* The read-ahead buffer goes as soon as it is empty. */
+static void tstream_bsd_rahead_release(struct tstream_bsd *bsd)
+{
+	if (bsd->rahead_len == 0) {
+		TALLOC_FREE(bsd->rahead);
+		bsd->rahead_off = 0;
+	}
+}
+
 /*
  * One readv(2) into *vector / *count without blocking; the vector has a
- * spare entry at [*count] for the read-ahead buffer. Returns the bytes
+ * spare entry at [*count] for the read-ahead buffer (made for this read
+ * and freed again unless bytes went into it). Returns the bytes
  * that went into the vector (advanced past them; a short read leaves
  * the socket drained), 0 when there was nothing to read, or -1 with
  * *perrno (EPIPE at the end of the stream), recorded as sticky.
@@ -1793,6 +1831,10 @@ static ssize_t tstream_bsd_readv_once(struct tstream_bsd *bsd,
 	}
 
 	ret = readv(bsd->fd, v, iovcnt);
+	if (ret <= (ssize_t)want) {
+		/* nothing went ahead (or nothing came at all) */
+		TALLOC_FREE(bsd->rahead);
+	}
 	if (ret == 0) {
 		/* the peer closed: a read never reports 0 bytes */
 		tstream_bsd_fail(bsd, EPIPE, true);
@@ -1869,6 +1911,7 @@ static size_t tstream_bsd_take_readahead(struct tstream_bsd *bsd,
 		taken += n;
 		tstream_bsd_advance(vector, count, n);
 	}
+	tstream_bsd_rahead_release(bsd);
 	return taken;
 }
 
@@ -2278,6 +2321,44 @@ static ssize_t tstream_bsd_try_writev(struct tstream_context *stream,
 	return tstream_bsd_writev_once(bsd, vector, count, perrno);
 }
 
+/*
+ * tstream_wait_readable for the generic layer (tstream_wait_fn of
+ * tsocket_private.h): no request and no buffer of ours, just
+ * TEVENT_FD_READ on the socket's tevent_fd; the handler finishes the
+ * generic request. Only called with no readv outstanding.
+ */
+static int tstream_bsd_wait(struct tstream_context *stream,
+			    struct tevent_context *ev,
+			    struct tevent_req *req,
+			    bool *pready)
+{
+	struct tstream_bsd *bsd = _tstream_context_data(stream);
+	int err;
+
+	if (bsd->fd == -1) {
+		return ENOTCONN;
+	}
+	if (bsd->read_error != 0 || bsd->rahead_len > 0) {
+		/* the readv fails or is served at once */
+		*pready = true;
+		return 0;
+	}
+	err = tstream_bsd_want(bsd, ev, TEVENT_FD_READ);
+	if (err != 0) {
+		return err;
+	}
+	bsd->wait_req = req;
+	return 0;
+}
+
+static void tstream_bsd_wait_cancel(struct tstream_context *stream)
+{
+	struct tstream_bsd *bsd = _tstream_context_data(stream);
+
+	/* TEVENT_FD_READ stays: the handler drops it if nobody reads */
+	bsd->wait_req = NULL;
+}
+
 static const struct tstream_context_ops tstream_bsd_ops = {
     .name = "bsd",
     .pending_bytes = tstream_bsd_pending_bytes,
@@ -2312,6 +2393,8 @@ static int tstream_bsd_wrap(TALLOC_CTX *mem_ctx,
 	talloc_set_destructor(bsd, tstream_bsd_destructor);
 	_tstream_context_set_try(stream, tstream_bsd_try_readv,
 				 tstream_bsd_try_writev);
+	_tstream_context_set_wait(stream, tstream_bsd_wait,
+				  tstream_bsd_wait_cancel);
 
 	*_stream = stream;
 	return 0;

@@ -145,6 +145,18 @@ struct tstream_context_ops {
 					    struct tstream_context *stream);
 	int (*shutdown_recv)(struct tevent_req *req,
 			     int *perrno);
+
+	/*
+	 * tsgate extension, optional: complete once a readv would not wait
+	 * (see tstream_wait_readable_send()); read nothing. Called with no
+	 * readv outstanding: the wait holds the read slot. NULL makes the
+	 * generic layer complete every wait at once.
+	 */
+	struct tevent_req *(*wait_readable_send)(
+	    TALLOC_CTX *mem_ctx,
+	    struct tevent_context *ev,
+	    struct tstream_context *stream);
+	int (*wait_readable_recv)(struct tevent_req *req, int *perrno);
 };
 
 /**

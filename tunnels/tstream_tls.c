@@ -1137,6 +1137,48 @@ static struct tevent_req *tstream_tls_shutdown_send(
 	return tstream_tls_close_send(mem_ctx, ev, stream, false);
 }
 
+/*
+ * tstream_wait_readable: at once when a readv has something to work on
+ * here (decrypted bytes as pending_bytes counts them, ciphertext, the
+ * end, an error, what stopped decrypting ahead, a pull of ours in
+ * flight); otherwise the plain
+ * stream's wait, which holds no buffer and no request of ours.
+ */
+static struct tevent_req *tstream_tls_wait_readable_send(
+    TALLOC_CTX *mem_ctx,
+    struct tevent_context *ev,
+    struct tstream_context *stream)
+{
+	struct tstream_tls *tlss = tstream_tls_of(stream);
+	bool ready =
+	    tlss->error != 0 || tlss->read_eof || tlss->pull.eof ||
+	    tlss->pull.subreq != NULL || tlss->pull.len > tlss->pull.ofs ||
+	    tstream_tls_pending_bytes(stream) != 0 || tlss->ahead.stopped;
+	struct tevent_req *req;
+	int *state;
+
+	if (!ready) {
+		/* the plain stream's request is ours: none of this layer */
+		return tstream_wait_readable_send(mem_ctx, ev,
+						  tlss->plain_stream);
+	}
+	req = tevent_req_create(mem_ctx, &state, int);
+	if (req == NULL) {
+		return NULL;
+	}
+	tevent_req_done(req);
+	return tevent_req_post(req, ev);
+}
+
+/* Receives either kind of request of the _send above. */
+static int tstream_tls_wait_readable_recv(struct tevent_req *req, int *perrno)
+{
+	int ret = tstream_tls_req_error(req, perrno);
+
+	tevent_req_received(req);
+	return ret;
+}
+
 static const struct tstream_context_ops tstream_tls_ops = {
     .name = "tls",
     .pending_bytes = tstream_tls_pending_bytes,
@@ -1148,6 +1190,8 @@ static const struct tstream_context_ops tstream_tls_ops = {
     .disconnect_recv = tstream_tls_close_recv,
     .shutdown_send = tstream_tls_shutdown_send,
     .shutdown_recv = tstream_tls_close_recv,
+    .wait_readable_send = tstream_tls_wait_readable_send,
+    .wait_readable_recv = tstream_tls_wait_readable_recv,
 };
 
 /*

@@ -20,6 +20,10 @@ Environment (all optional):
   BENCH_IDLE       idle connection counts (default "1000 9000": the
                    container's hard RLIMIT_NOFILE is 20000 and a proxy
                    with 10,000 connections needs 20,000 fds plus its own)
+  BENCH_IDLE_W2    idle counts measured once more on tsgate with
+                   `workers: 2` (two processes, each under the fd limit:
+                   how tsgate holds 10,000 here; default "10000" when the
+                   hard limit is below 20,100, else none; "" for none)
   BENCH_GSS_CTX    GSSAPI context establishments per run (default 500)
   BENCH_PEERS      subset, e.g. "tsgate haproxy" (default all found)
   BENCH_SKIP       figures to skip: any of bulk handshake mtls idle gss
@@ -51,6 +55,9 @@ HANDSHAKES = int(os.environ.get("BENCH_HANDSHAKES", "2000"))
 IDLE = [int(x) for x in os.environ.get("BENCH_IDLE", "1000 9000").split()]
 GSS_CTX = int(os.environ.get("BENCH_GSS_CTX", "500"))
 SKIP = set(os.environ.get("BENCH_SKIP", "").split())
+_HARD_NOFILE = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+IDLE_W2 = [int(x) for x in os.environ.get(
+    "BENCH_IDLE_W2", "10000" if 0 <= _HARD_NOFILE < 20100 else "").split()]
 TICK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 TIMEOUT = 600
@@ -207,13 +214,15 @@ class Server:
         self.logf.close()
 
 
-def start_peer(name, pki, sink_port, workdir, mtls=False):
+def start_peer(name, pki, sink_port, workdir, mtls=False, workers=1):
     port = free_port()
-    cfg = os.path.join(workdir, "%s%s.conf" % (name, "-mtls" if mtls else ""))
+    cfg = os.path.join(workdir, "%s%s-w%d.conf" % (name, "-mtls" if mtls
+                                                    else "", workers))
     if name == "tsgate":
         with open(cfg, "w") as f:
-            f.write("log: {level: error}\nworkers: 1\n"
-                    "limits: {max_connections: 9500, idle_timeout: 600s}\n"
+            f.write("log: {level: error}\nworkers: %d\n"
+                    "limits: {max_connections: 10500, idle_timeout: 600s}\n"
+                    % workers +
                     "listeners:\n"
                     "  - name: bench\n"
                     "    listen: \"tcp://127.0.0.1:%d\"\n"
@@ -496,6 +505,15 @@ def main():
                         log("   idle %d %s" % (n, r["idle%d" % n]))
             finally:
                 srv.stop()
+            if peer == "tsgate" and "idle" not in SKIP and IDLE_W2:
+                srv = start_peer(peer, pki, sink_port, workdir, workers=2)
+                try:
+                    for n in IDLE_W2:
+                        r["idle%dw2" % n] = bench_idle(srv, n)
+                        log("   idle %d (workers: 2) %s" %
+                            (n, r["idle%dw2" % n]))
+                finally:
+                    srv.stop()
             if "mtls" not in SKIP and "handshake" not in SKIP:
                 srv = start_peer(peer, pki, sink_port, workdir, mtls=True)
                 try:
@@ -533,6 +551,10 @@ def main():
     for n in IDLE:
         rows.append(("PSS KiB per idle conn (%d)" % n,
                      lambda r, n=n: r.get("idle%d" % n, {}).get(
+                         "pss_kib_per_conn"), ".1f"))
+    for n in IDLE_W2:
+        rows.append(("PSS KiB per idle conn (%d; tsgate workers: 2)" % n,
+                     lambda r, n=n: r.get("idle%dw2" % n, {}).get(
                          "pss_kib_per_conn"), ".1f"))
     others = [p for p in peers if p != "tsgate"]
     ours = results.get("tsgate", {})

@@ -17,7 +17,9 @@
  *       the authenticated close, read the echo and compare. With EVIL,
  *       misbehave after (or instead of) the handshake and wait for the
  *       other side to drop the connection: replay, reorder, bitflip,
- *       integ, len4g, zero, truncated, garbage, hs-garbage, hs-len4g,
+ *       integ, len4g, zero, truncated, garbage, rfc1964 (a bare RFC 1964
+ *       wrap token, ID 02 01), rfc1964-framed (the same inside the 0x60
+ *       krb5 mechanism framing), hs-garbage, hs-len4g,
  *       spnego (a SPNEGO instead of a krb5 initial token), expired-ticket
  *       (SERVICE is then a principal whose expired ticket is in the
  *       ccache: an AP-REQ made with it by hand).
@@ -339,6 +341,33 @@ static int evil(gss_ctx_id_t ctx, const char *mode)
 			junk[i] = pattern(i + 99);
 		}
 		send_raw_token(0, junk, sizeof(junk));
+	} else if (strcmp(mode, "rfc1964") == 0 ||
+		   strcmp(mode, "rfc1964-framed") == 0) {
+		/*
+		 * An RFC 1964 wrap token (TOK_ID 02 01, SGN_ALG HMAC-MD5,
+		 * SEAL_ALG RC4, filler, SND_SEQ, SGN_CKSUM, 8 bytes of
+		 * confounder+data) on a context whose keys are AES (RFC
+		 * 4121): MIT krb5 1.20's gss_unwrap_iov(STREAM) dereferences
+		 * NULL on it.
+		 */
+		static const uint8_t mech[] = {0x06, 0x09, 0x2a, 0x86,
+					       0x48, 0x86, 0xf7, 0x12,
+					       0x01, 0x02, 0x02};
+		uint8_t tok[2 + sizeof(mech) + 32];
+		size_t n = 0;
+
+		if (strcmp(mode, "rfc1964-framed") == 0) {
+			tok[n++] = 0x60;
+			tok[n++] = (uint8_t)(sizeof(mech) + 32);
+			memcpy(tok + n, mech, sizeof(mech));
+			n += sizeof(mech);
+		}
+		memcpy(tok + n, "\x02\x01\x11\x00\x10\x00\xff\xff", 8);
+		for (size_t i = 8; i < 32; i++) {
+			tok[n + i] = pattern(i + 7);
+		}
+		n += 32;
+		send_raw_token(0, tok, n);
 	} else {
 		fprintf(stderr, "knc-peer: unknown mode %s\n", mode);
 		return 2;

@@ -386,6 +386,9 @@ class TlsGateway(gh.GatewayTestCase):
         self.assertIn(b"ping from s_client\n", p.stdout, p.stderr)
         line = g.wait_conn_lines(1)[0]
         self.assertEqual(line["sni"], "localhost")
+        # the backend thread records after its shutdown: tsgate may log
+        # the connection first
+        self.assertTrue(b.wait_records(1))
         self.assertEqual(b.records[0], b"ping from s_client\n")
 
     def test_tls_half_close_reply_after_eof(self):

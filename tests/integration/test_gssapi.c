@@ -624,6 +624,69 @@ START_TEST(test_half_close_both_ways)
 }
 END_TEST
 
+static void io_wait_done(struct tevent_req *req)
+{
+	struct io *io = tevent_req_callback_data_void(req);
+
+	io->ret = tstream_wait_readable_recv(req, &io->err);
+	talloc_free(req);
+	io->done = true;
+}
+
+static void start_wait(struct tstream_context *s, struct io *io)
+{
+	struct tevent_req *req = tstream_wait_readable_send(tt_mem, tt_ev, s);
+
+	ck_assert_ptr_nonnull(req);
+	*io = (struct io){0};
+	tevent_req_set_callback(req, io_wait_done, io);
+}
+
+/* tstream_wait_readable on a GSSAPI stream. */
+START_TEST(test_wait_readable)
+{
+	struct hs cli, srv;
+	struct io w;
+	char buf[8];
+	int err = 0;
+
+	ck_assert_ptr_nonnull(kdc);
+	our_pair(initiator_params("host@localhost", kdc->alice_ccache),
+		 acceptor_params(kdc->service_keytab), &cli, &srv);
+	ck_assert_msg(srv.ret == 0 && cli.ret == 0, "handshake: %s / %s",
+		      srv.reason, cli.reason);
+
+	/* nothing there: it waits; a frame arrives: ready, nothing read */
+	start_wait(srv.stream, &w);
+	ck_assert(!tt_loop_until(tt_ev, &w.done, 50));
+	ck_assert_int_eq(do_write(cli.stream, "ping", 4, &err), 4);
+	tt_wait(&w.done, 10000);
+	ck_assert_int_eq(w.ret, 0);
+	ck_assert_int_eq(do_read(srv.stream, buf, 1, &err), 1);
+	/* unwrapped bytes left: ready at once */
+	ck_assert_int_eq(tstream_pending_bytes(srv.stream), 3);
+	start_wait(srv.stream, &w);
+	ck_assert(!w.done);
+	tt_wait(&w.done, 1000);
+	ck_assert_int_eq(w.ret, 0);
+	ck_assert_int_eq(do_read(srv.stream, buf, 3, &err), 3);
+	ck_assert(memcmp(buf, "ing", 3) == 0);
+
+	/* the authenticated close: ready, then EPIPE */
+	start_wait(srv.stream, &w);
+	ck_assert(!tt_loop_until(tt_ev, &w.done, 20));
+	ck_assert_int_eq(do_shutdown(cli.stream, &err), 0);
+	tt_wait(&w.done, 10000);
+	ck_assert_int_eq(w.ret, 0);
+	ck_assert_int_eq(do_read(srv.stream, buf, 1, &err), -1);
+	ck_assert_int_eq(err, EPIPE);
+	/* and at once after it */
+	start_wait(srv.stream, &w);
+	tt_wait(&w.done, 1000);
+	ck_assert_int_eq(w.ret, 0);
+}
+END_TEST
+
 START_TEST(test_disconnect_sends_authenticated_close)
 {
 	struct hs cli, srv;
@@ -909,6 +972,26 @@ START_TEST(test_hostile_garbage)
 {
 	ck_assert_ptr_nonnull(kdc);
 	hostile("garbage", false, EPROTO, "unwrap");
+}
+END_TEST
+
+/*
+ * RFC 1964 wrap tokens on an AES (RFC 4121) context: MIT krb5 1.20's
+ * gss_unwrap_iov(STREAM) dereferences NULL on them, so without the
+ * gss_unwrap() detour in tstream_gssapi one such frame would crash the
+ * whole process (found by fuzz-gssapi-data). Here it fails that stream.
+ */
+START_TEST(test_hostile_rfc1964_token)
+{
+	ck_assert_ptr_nonnull(kdc);
+	hostile("rfc1964", false, EPROTO, "unwrap");
+}
+END_TEST
+
+START_TEST(test_hostile_rfc1964_framed_token)
+{
+	ck_assert_ptr_nonnull(kdc);
+	hostile("rfc1964-framed", false, EPROTO, "unwrap");
 }
 END_TEST
 
@@ -1397,7 +1480,8 @@ static Suite *gssapi_suite(void)
 	    {"ours",
 	     {test_roundtrip_identity_and_bulk, test_half_close_both_ways,
 	      test_disconnect_sends_authenticated_close,
-	      test_strict_eof_bare_fin, test_many_concurrent, NULL},
+	      test_strict_eof_bare_fin, test_many_concurrent,
+	      test_wait_readable, NULL},
 	     60},
 	    {"knc",
 	     {test_knc_peer_acceptor, test_knc_peer_initiator, NULL},
@@ -1406,7 +1490,8 @@ static Suite *gssapi_suite(void)
 	     {test_hostile_replay, test_hostile_reorder, test_hostile_bitflip,
 	      test_hostile_integrity_only, test_hostile_len4g,
 	      test_hostile_zero_length, test_hostile_truncated,
-	      test_hostile_garbage, test_hostile_handshake_garbage,
+	      test_hostile_garbage, test_hostile_rfc1964_token,
+	      test_hostile_rfc1964_framed_token, test_hostile_handshake_garbage,
 	      test_hostile_handshake_len4g, test_hostile_spnego,
 	      test_hostile_acceptor_handshake_garbage,
 	      test_hostile_acceptor_data_garbage, NULL},

@@ -102,6 +102,7 @@ struct ctl_stream {
 	int writev_calls;
 	int disconnect_calls;
 	int shutdown_calls;
+	int wait_calls;
 	int disconnect_err;
 	size_t last_count;
 };
@@ -257,6 +258,18 @@ static struct tevent_req *ctl_shutdown_send(TALLOC_CTX *mem_ctx,
 	return ctl_now_send(mem_ctx, ev, 0);
 }
 
+/* A wait holds the read slot; ctl_complete_read(cs, "") finishes it. */
+static struct tevent_req *ctl_wait_send(TALLOC_CTX *mem_ctx,
+					struct tevent_context *ev,
+					struct tstream_context *stream)
+{
+	struct ctl_stream *cs = tstream_context_data(stream, struct ctl_stream);
+
+	ck_assert_ptr_null(cs->read_req);
+	cs->wait_calls++;
+	return ctl_io_send(mem_ctx, cs, &cs->read_req, NULL, 0);
+}
+
 static const struct tstream_context_ops ctl_stream_ops = {
     .name = "ctl",
     .pending_bytes = ctl_pending_bytes,
@@ -268,6 +281,8 @@ static const struct tstream_context_ops ctl_stream_ops = {
     .disconnect_recv = ctl_now_recv,
     .shutdown_send = ctl_shutdown_send,
     .shutdown_recv = ctl_now_recv,
+    .wait_readable_send = ctl_wait_send,
+    .wait_readable_recv = ctl_io_recv,
 };
 
 /* The same type without half-close. */
@@ -425,6 +440,27 @@ static void start_disconnect(struct tstream_context *stream, struct res *r)
 	req = tstream_disconnect_send(tt_mem, tt_ev, stream);
 	ck_assert_ptr_nonnull(req);
 	tevent_req_set_callback(req, res_disconnect_done, r);
+}
+
+static void res_wait_done(struct tevent_req *req)
+{
+	struct res *r = tevent_req_callback_data_void(req);
+
+	r->ret = tstream_wait_readable_recv(req, &r->err);
+	r->done = true;
+	talloc_free(req);
+}
+
+static struct tevent_req *start_wait(struct tstream_context *stream,
+				     struct res *r)
+{
+	struct tevent_req *req;
+
+	*r = (struct res){.ret = -2};
+	req = tstream_wait_readable_send(tt_mem, tt_ev, stream);
+	ck_assert_ptr_nonnull(req);
+	tevent_req_set_callback(req, res_wait_done, r);
+	return req;
 }
 
 static void start_shutdown(struct tstream_context *stream, struct res *r)
@@ -754,6 +790,80 @@ START_TEST(test_stream_shutdown_unsupported)
 	start_writev(stream, &wiov, 1, &r);
 	ctl_complete_write(cs);
 	assert_ok(r, 4);
+}
+END_TEST
+
+/* tstream_wait_readable through a type's op: guards and freeing. */
+START_TEST(test_stream_wait_readable)
+{
+	TALLOC_CTX *owner = talloc_new(tt_mem);
+	struct tstream_context *stream;
+	struct ctl_stream *cs;
+	char rbuf[4];
+	struct iovec riov = {.iov_base = rbuf, .iov_len = sizeof(rbuf)};
+	struct iovec wiov = {.iov_base = (void *)"wxyz", .iov_len = 4};
+	struct tevent_req *req;
+	struct res r, r2, w, d;
+
+	stream = ctl_stream_make(owner, &ctl_stream_ops, &cs);
+	start_wait(stream, &r);
+	ck_assert_int_eq(cs->wait_calls, 1);
+	/* the read slot is taken; a write goes on */
+	start_readv(stream, &riov, 1, &r2);
+	assert_failed(r2, EBUSY);
+	start_wait(stream, &r2);
+	assert_failed(r2, EBUSY);
+	start_disconnect(stream, &d);
+	assert_failed(d, EBUSY);
+	ck_assert_int_eq(cs->readv_calls, 0);
+	ck_assert_int_eq(cs->wait_calls, 1);
+	start_writev(stream, &wiov, 1, &w);
+	ctl_complete_write(cs);
+	assert_ok(w, 4);
+	ck_assert(!r.done);
+	ctl_complete_read(cs, "");
+	assert_ok(r, 0);
+
+	/* the type's error comes through */
+	start_wait(stream, &r);
+	ctl_fail(&cs->read_req, EIO);
+	assert_failed(r, EIO);
+
+	/* a freed wait frees the type's request and the slot */
+	req = start_wait(stream, &r);
+	ck_assert_int_eq(ctl_live_subreqs, 1);
+	talloc_free(req);
+	ck_assert_int_eq(ctl_live_subreqs, 0);
+	start_readv(stream, &riov, 1, &r2);
+	ctl_complete_read(cs, "abcd");
+	assert_ok(r2, 4);
+
+	/* the stream freed under a wait: ENOTCONN, never from free */
+	start_wait(stream, &r);
+	talloc_free(owner);
+	ck_assert_int_eq(ctl_live_subreqs, 0);
+	ck_assert(!r.done);
+	assert_failed(r, ENOTCONN);
+}
+END_TEST
+
+/* A type without the op: every wait completes at once, from the loop. */
+START_TEST(test_stream_wait_readable_unsupported)
+{
+	struct tstream_context *stream;
+	struct ctl_stream *cs;
+	struct res r, d;
+
+	stream = ctl_stream_make(tt_mem, &ctl_stream_noshut_ops, &cs);
+	start_wait(stream, &r);
+	ck_assert(!r.done);
+	assert_ok(r, 0);
+
+	start_disconnect(stream, &d);
+	assert_ok(d, 0);
+	start_wait(stream, &r);
+	assert_failed(r, ENOTCONN);
+	talloc_free(stream);
 }
 END_TEST
 
@@ -2112,6 +2222,10 @@ static Suite *tsocket_generic_suite(void)
 	tc = tt_tcase(s, "stream_shutdown", 10);
 	tcase_add_test(tc, test_stream_shutdown_unsupported);
 	tcase_add_test(tc, test_stream_shutdown_half_close);
+
+	tc = tt_tcase(s, "stream_wait_readable", 10);
+	tcase_add_test(tc, test_stream_wait_readable);
+	tcase_add_test(tc, test_stream_wait_readable_unsupported);
 
 	tc = tt_tcase(s, "stream_free", 10);
 	tcase_add_test(tc, test_stream_free_with_outstanding);

@@ -143,6 +143,27 @@ static int half_close(struct tstream_context *s)
 	return r.ret == -1 ? -r.err : r.ret;
 }
 
+static void wait_done(struct tevent_req *req)
+{
+	struct simple_result *r = tevent_req_callback_data_void(req);
+
+	r->ret = tstream_wait_readable_recv(req, &r->err);
+	TALLOC_FREE(req);
+	r->done = true;
+}
+
+static struct tevent_req *start_wait(struct tstream_context *s,
+				     struct simple_result *r)
+{
+	struct tevent_req *req;
+
+	memset(r, 0, sizeof(*r));
+	req = tstream_wait_readable_send(tt_mem, tt_ev, s);
+	ck_assert_ptr_nonnull(req);
+	tevent_req_set_callback(req, wait_done, r);
+	return req;
+}
+
 static struct tsocket_address *inet(const char *fam,
 				    const char *str,
 				    uint16_t port)
@@ -685,6 +706,227 @@ START_TEST(test_readahead_then_eof)
 }
 END_TEST
 
+/* The read-ahead buffer exists only while it holds bytes. */
+START_TEST(test_readahead_released)
+{
+	struct tstream_context *s = NULL;
+	int peer = stream_and_raw_peer(&s);
+	char buf[4];
+	struct iovec iov = {.iov_base = buf, .iov_len = 1};
+	struct io_result r;
+	size_t idle;
+
+	/* one read that waits first: the tevent_fd and immediate exist */
+	start_readv(s, &iov, 1, &r);
+	ck_assert(!tt_loop_until(tt_ev, &r.done, 20));
+	ck_assert_int_eq(write(peer, "x", 1), 1);
+	tt_wait(&r.done, WAIT_MS);
+	ck_assert_int_eq(r.ret, 1);
+	idle = talloc_total_size(s);
+	/* the structs only: no 4 KiB read-ahead buffer in there */
+	ck_assert_uint_lt(idle, 1024);
+
+	/* a read waiting on an empty socket holds no buffer */
+	start_readv(s, &iov, 1, &r);
+	ck_assert(!tt_loop_until(tt_ev, &r.done, 20));
+	ck_assert_uint_eq(talloc_total_size(s), idle);
+
+	/* "bcd" went ahead with the "a" of that read and are kept... */
+	ck_assert_int_eq(write(peer, "abcd", 4), 4);
+	tt_wait(&r.done, WAIT_MS);
+	ck_assert_int_eq(r.ret, 1);
+	ck_assert_int_eq(buf[0], 'a');
+	ck_assert_uint_ge(talloc_total_size(s), idle + 3);
+	/* ...until the read that drains them */
+	ck_assert_int_eq(read_exact(s, buf, 3), 3);
+	ck_assert_int_eq(memcmp(buf, "bcd", 3), 0);
+	ck_assert_uint_eq(talloc_total_size(s), idle);
+
+	/* a read served at once without read-ahead keeps none either */
+	ck_assert_int_eq(write(peer, "ef", 2), 2);
+	ck_assert_int_eq(read_exact(s, buf, 2), 2);
+	ck_assert_uint_eq(talloc_total_size(s), idle);
+	close(peer);
+}
+END_TEST
+
+/* tstream_wait_readable: data, EOF, and nothing read by the wait. */
+START_TEST(test_wait_readable)
+{
+	struct tstream_context *s = NULL;
+	int peer = stream_and_raw_peer(&s);
+	struct simple_result w;
+	size_t idle;
+	char buf[4];
+
+	/* never inside its _send, even with bytes there */
+	ck_assert_int_eq(write(peer, "x", 1), 1);
+	start_wait(s, &w);
+	ck_assert(!w.done);
+	tt_wait(&w.done, WAIT_MS);
+	ck_assert_int_eq(w.ret, 0);
+	ck_assert_int_eq(read_exact(s, buf, 1), 1);
+	idle = talloc_total_size(s);
+
+	/* waits on an empty socket, holding no buffer (it even gives
+	 * back the immediates of the fast path) */
+	start_wait(s, &w);
+	ck_assert(!tt_loop_until(tt_ev, &w.done, 50));
+	ck_assert_uint_le(talloc_total_size(s), idle);
+	ck_assert_uint_lt(idle, 1024);
+	ck_assert_int_eq(write(peer, "hi", 2), 2);
+	tt_wait(&w.done, WAIT_MS);
+	ck_assert_int_eq(w.ret, 0);
+	/* the wait consumed nothing */
+	ck_assert_int_eq(tstream_pending_bytes(s), 2);
+	ck_assert_int_eq(read_exact(s, buf, 2), 2);
+	ck_assert_int_eq(memcmp(buf, "hi", 2), 0);
+
+	/* read-ahead bytes: ready at once (from the loop) */
+	ck_assert_int_eq(write(peer, "abc", 3), 3);
+	ck_assert_int_eq(read_exact(s, buf, 1), 1);
+	start_wait(s, &w);
+	ck_assert(!w.done);
+	tt_wait(&w.done, WAIT_MS);
+	ck_assert_int_eq(w.ret, 0);
+	ck_assert_int_eq(read_exact(s, buf, 2), 2);
+	ck_assert_int_eq(memcmp(buf, "bc", 2), 0);
+
+	/* the end of the stream: ready, the readv says EPIPE */
+	start_wait(s, &w);
+	ck_assert(!tt_loop_until(tt_ev, &w.done, 20));
+	close(peer);
+	tt_wait(&w.done, WAIT_MS);
+	ck_assert_int_eq(w.ret, 0);
+	ck_assert_int_eq(read_exact(s, buf, 1), -EPIPE);
+	/* and at once after it */
+	start_wait(s, &w);
+	tt_wait(&w.done, WAIT_MS);
+	ck_assert_int_eq(w.ret, 0);
+}
+END_TEST
+
+/* A reset ends a wait; ENOTCONN after a disconnect. */
+START_TEST(test_wait_readable_errors)
+{
+	struct tstream_context *c = NULL;
+	struct linger lin = {.l_onoff = 1, .l_linger = 0};
+	uint16_t port;
+	int lfd = tcp_listener(AF_INET, &port);
+	struct simple_result w;
+	int peer;
+	char buf[4];
+
+	ck_assert_int_eq(tcp_connect(inet("ipv4", NULL, 0),
+				     inet("ipv4", "127.0.0.1", port), &c),
+			 0);
+	peer = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	ck_assert_int_ge(peer, 0);
+	close(lfd);
+
+	start_wait(c, &w);
+	ck_assert(!tt_loop_until(tt_ev, &w.done, 20));
+	ck_assert_int_eq(
+	    setsockopt(peer, SOL_SOCKET, SO_LINGER, &lin, sizeof(lin)), 0);
+	close(peer);
+	tt_wait(&w.done, WAIT_MS);
+	ck_assert_int_eq(w.ret, 0);
+	ck_assert_int_eq(read_exact(c, buf, 1), -ECONNRESET);
+	/* a known error: ready at once */
+	start_wait(c, &w);
+	tt_wait(&w.done, WAIT_MS);
+	ck_assert_int_eq(w.ret, 0);
+
+	ck_assert_int_eq(disconnect(c), 0);
+	start_wait(c, &w);
+	tt_wait(&w.done, WAIT_MS);
+	ck_assert_int_eq(w.ret, -1);
+	ck_assert_int_eq(w.err, ENOTCONN);
+}
+END_TEST
+
+/* The wait holds the read slot; a write goes on next to it. */
+START_TEST(test_wait_readable_busy)
+{
+	struct tstream_context *a = NULL, *b = NULL;
+	char buf[4];
+	struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf)};
+	struct simple_result w, w2, d;
+	struct io_result r;
+	struct tevent_req *req;
+
+	ck_assert_int_eq(tstream_unix_socketpair(tt_mem, &a, tt_mem, &b), 0);
+	start_wait(b, &w);
+	start_wait(b, &w2);
+	tt_wait(&w2.done, WAIT_MS);
+	ck_assert_int_eq(w2.ret, -1);
+	ck_assert_int_eq(w2.err, EBUSY);
+	start_readv(b, &iov, 1, &r);
+	tt_wait(&r.done, WAIT_MS);
+	ck_assert_int_eq(r.err, EBUSY);
+	memset(&d, 0, sizeof(d));
+	req = tstream_disconnect_send(tt_mem, tt_ev, b);
+	ck_assert_ptr_nonnull(req);
+	tevent_req_set_callback(req, disconnect_done, &d);
+	tt_wait(&d.done, WAIT_MS);
+	ck_assert_int_eq(d.err, EBUSY);
+	/* b writes while it waits to read */
+	ck_assert_int_eq(write_all(b, "ping", 4), 4);
+	ck_assert_int_eq(read_exact(a, buf, 4), 4);
+	ck_assert(!w.done);
+	ck_assert_int_eq(write_all(a, "pong", 4), 4);
+	tt_wait(&w.done, WAIT_MS);
+	ck_assert_int_eq(w.ret, 0);
+
+	/* a readv outstanding: a wait is EBUSY */
+	start_readv(b, &iov, 1, &r);
+	start_wait(b, &w);
+	tt_wait(&w.done, WAIT_MS);
+	ck_assert_int_eq(w.err, EBUSY);
+	tt_wait(&r.done, WAIT_MS);
+	ck_assert_int_eq(r.ret, 4);
+	ck_assert_int_eq(memcmp(buf, "pong", 4), 0);
+}
+END_TEST
+
+/* Freeing a waiting request, or its stream, is safe. */
+START_TEST(test_wait_readable_free)
+{
+	struct tstream_context *a = NULL, *b = NULL;
+	struct simple_result w;
+	struct tevent_req *req;
+	char buf[4];
+
+	ck_assert_int_eq(tstream_unix_socketpair(tt_mem, &a, tt_mem, &b), 0);
+	req = start_wait(b, &w);
+	ck_assert(!tt_loop_until(tt_ev, &w.done, 20));
+	talloc_free(req);
+	/* the slot is free, and readability finds nobody waiting */
+	ck_assert_int_eq(write_all(a, "abcd", 4), 4);
+	ck_assert(!tt_loop_until(tt_ev, &w.done, 20));
+	ck_assert_int_eq(read_exact(b, buf, 4), 4);
+
+	/* freed after it was scheduled to finish at once */
+	ck_assert_int_eq(write_all(a, "efgh", 4), 4);
+	ck_assert_int_eq(read_exact(b, buf, 1), 1);
+	req = start_wait(b, &w);
+	talloc_free(req);
+	ck_assert(!tt_loop_until(tt_ev, &w.done, 20));
+	ck_assert_int_eq(read_exact(b, buf, 3), 3);
+	ck_assert_int_eq(memcmp(buf, "fgh", 3), 0);
+
+	/* the stream freed under a waiting request: ENOTCONN */
+	start_wait(b, &w);
+	ck_assert(!tt_loop_until(tt_ev, &w.done, 20));
+	talloc_free(b);
+	ck_assert(!w.done);
+	tt_wait(&w.done, WAIT_MS);
+	ck_assert_int_eq(w.ret, -1);
+	ck_assert_int_eq(w.err, ENOTCONN);
+	talloc_free(a);
+}
+END_TEST
+
 START_TEST(test_own_disconnect)
 {
 	struct tstream_context *s = NULL;
@@ -1166,10 +1408,17 @@ static Suite *tsocket_stream_suite(void)
 	tcase_add_test(tc, test_readv_piecemeal);
 	tcase_add_test(tc, test_pending_bytes);
 	tcase_add_test(tc, test_readahead_then_eof);
+	tcase_add_test(tc, test_readahead_released);
 	tcase_add_test(tc, test_vector_limits);
 	tcase_add_test(tc, test_busy);
 	tcase_add_test(tc, test_bulk_transfer);
 	tcase_add_test(tc, test_full_duplex);
+
+	tc = tt_tcase(s, "wait_readable", 30);
+	tcase_add_test(tc, test_wait_readable);
+	tcase_add_test(tc, test_wait_readable_errors);
+	tcase_add_test(tc, test_wait_readable_busy);
+	tcase_add_test(tc, test_wait_readable_free);
 
 	tc = tt_tcase(s, "close", 30);
 	tcase_add_test(tc, test_peer_close_epipe);

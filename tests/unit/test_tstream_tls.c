@@ -1177,6 +1177,113 @@ START_TEST(idle_memory)
 }
 END_TEST
 
+/* tstream_wait_readable on a TLS stream. */
+START_TEST(wait_readable)
+{
+	struct tstream_tls_params *sp =
+	    server_params(certs->srv_ec_crt, certs->srv_ec_key);
+	struct tstream_tls_params *cp = client_params("localhost");
+	struct tstream_context *a = NULL;
+	struct tstream_context *b = NULL;
+	uint8_t in[16];
+	struct tevent_req *req;
+	struct xfer *w;
+	struct xfer *r;
+	struct hs srv;
+	struct hs cli;
+	bool done = false;
+	size_t size;
+	int size_ret = 0;
+	int err = 0;
+
+	ck_assert_int_eq(tstream_unix_socketpair(tt_mem, &a, tt_mem, &b), 0);
+	hs_start(&srv, a, sp, true);
+	hs_start(&cli, b, cp, false);
+	hs_finish(&srv);
+	hs_finish(&cli);
+	ck_assert_int_eq(srv.ret, 0);
+	ck_assert_int_eq(cli.ret, 0);
+
+	/* nothing to read: it waits, without a read buffer of ours */
+	req = tstream_wait_readable_send(tt_mem, tt_ev, srv.tls);
+	ck_assert_ptr_nonnull(req);
+	tevent_req_set_callback(req, tt_set_done, &done);
+	run_for(100);
+	ck_assert(!done);
+	size = talloc_total_size(srv.tls) - talloc_total_size(a);
+	ck_assert_msg(size < 2048, "waiting TLS stream holds %zu bytes", size);
+
+	/* a record arrives */
+	w = xfer_start(cli.tls, (uint8_t *)"hello, world", 12, 12, true);
+	tt_wait(&w->done, 10000);
+	ck_assert_int_eq(w->err, 0);
+	tt_wait(&done, 10000);
+	ck_assert_int_eq(tstream_wait_readable_recv(req, &err), 0);
+	talloc_free(req);
+	/* nothing was taken from it */
+	r = xfer_start(srv.tls, in, 5, 5, false);
+	tt_wait(&r->done, 10000);
+	ck_assert_int_eq(r->err, 0);
+	ck_assert_int_eq(memcmp(in, "hello", 5), 0);
+	talloc_free(r);
+
+	/* decrypted bytes left in the session: ready with no new bytes on
+	 * the socket */
+	ck_assert_int_gt(tstream_pending_bytes(srv.tls), 0);
+	ck_assert_int_eq(tstream_pending_bytes(a), 0);
+	done = false;
+	req = tstream_wait_readable_send(tt_mem, tt_ev, srv.tls);
+	ck_assert_ptr_nonnull(req);
+	tevent_req_set_callback(req, tt_set_done, &done);
+	ck_assert(!done);
+	tt_wait(&done, 1000);
+	ck_assert_int_eq(tstream_wait_readable_recv(req, &err), 0);
+	talloc_free(req);
+	r = xfer_start(srv.tls, in, 7, 7, false);
+	tt_wait(&r->done, 10000);
+	ck_assert_int_eq(r->err, 0);
+	ck_assert_int_eq(memcmp(in, ", world", 7), 0);
+	talloc_free(r);
+	talloc_free(w);
+
+	/* close_notify: ready, then EPIPE */
+	done = false;
+	req = tstream_wait_readable_send(tt_mem, tt_ev, srv.tls);
+	ck_assert_ptr_nonnull(req);
+	tevent_req_set_callback(req, tt_set_done, &done);
+	run_for(20);
+	ck_assert(!done);
+	run_req_int(tstream_shutdown_send(tt_mem, tt_ev, cli.tls),
+		    tstream_shutdown_recv, &size_ret, &err);
+	tt_wait(&done, 10000);
+	ck_assert_int_eq(tstream_wait_readable_recv(req, &err), 0);
+	talloc_free(req);
+	ck_assert_int_eq(read_error(srv.tls), EPIPE);
+
+	/* freeing a waiting request frees the plain stream's wait too */
+	done = false;
+	req = tstream_wait_readable_send(tt_mem, tt_ev, cli.tls);
+	ck_assert_ptr_nonnull(req);
+	tevent_req_set_callback(req, tt_set_done, &done);
+	run_for(20);
+	ck_assert(!done);
+	talloc_free(req);
+	r = xfer_start(srv.tls, in, 1, 1, true);
+	tt_wait(&r->done, 10000);
+	ck_assert_int_eq(r->err, 0);
+	talloc_free(r);
+	r = xfer_start(cli.tls, in, 1, 1, false);
+	tt_wait(&r->done, 10000);
+	ck_assert_int_eq(r->err, 0);
+	talloc_free(r);
+
+	talloc_free(srv.tls);
+	talloc_free(cli.tls);
+	talloc_free(sp);
+	talloc_free(cp);
+}
+END_TEST
+
 /*
  * Reading ahead: what pending_bytes reports is there without more input
  */
@@ -1381,8 +1488,11 @@ START_TEST(pending_across_key_update)
 	uint8_t *data = pattern(len, 7);
 	uint8_t *in = talloc_zero_size(tt_mem, len);
 	struct tstream_context *plain = NULL;
+	struct tevent_req *req;
 	struct pollfd pfd;
 	struct hs srv;
+	bool done = false;
+	int err = 0;
 	ssize_t pending;
 	char byte;
 	pid_t pid;
@@ -1426,6 +1536,17 @@ START_TEST(pending_across_key_update)
 	ck_assert_int_eq(pending, (ssize_t)len - 1);
 	ck_assert_int_eq(read_exact(srv.tls, in + 1, (size_t)pending), 0);
 	ck_assert(memcmp(data, in, len) == 0);
+	/*
+	 * close_notify was met while decrypting ahead and the socket has
+	 * nothing more (the client waits for our reply): a wait for
+	 * readability still ends at once, for the readv to see the end.
+	 */
+	req = tstream_wait_readable_send(tt_mem, tt_ev, srv.tls);
+	ck_assert_ptr_nonnull(req);
+	tevent_req_set_callback(req, tt_set_done, &done);
+	tt_wait(&done, 2000);
+	ck_assert_int_eq(tstream_wait_readable_recv(req, &err), 0);
+	talloc_free(req);
 	ck_assert_int_eq(read_error(srv.tls), EPIPE);
 
 	/* our answer: the client reads it under the keys it asked for */
@@ -1818,6 +1939,7 @@ int main(void)
 			      pending_data_then_close_notify, 30 * slow));
 	suite_add_tcase(
 	    s, tc("pending_key_update", pending_across_key_update, 30 * slow));
+	suite_add_tcase(s, tc("wait_readable", wait_readable, 30 * slow));
 	suite_add_tcase(
 	    s, tc("hostile_garbage", hostile_garbage_hello, 30 * slow));
 	suite_add_tcase(
