@@ -104,20 +104,14 @@ struct tstream_tls {
 		uint8_t small[TLS_IN_SMALL];
 	} pull;
 
-	/* decrypted records the reader has not taken yet, oldest first */
-	struct {
-		gnutls_packet_t pkt[TLS_AHEAD_RECORDS];
-		unsigned head;
-		unsigned count;
-		size_t ofs;   /* taken from pkt[head] */
-		size_t bytes; /* plaintext queued, less ofs */
-		/*
-		 * What stopped decrypting ahead (close_notify, an alert, an
-		 * error): the reader sees it after the queued data.
-		 */
-		bool stopped;
-		int stop_ret;
-	} ahead;
+	/* decrypted records not taken yet; NULL when there are none */
+	struct tstream_tls_ahead *ahead;
+	/*
+	 * What stopped decrypting ahead (close_notify, an alert, an error):
+	 * the reader sees it after the queued data.
+	 */
+	bool ahead_stopped;
+	int ahead_stop_ret;
 
 	/* what the getters report, filled when the handshake succeeds */
 	const char *version;
@@ -130,6 +124,18 @@ struct tstream_tls {
 	const char **peer_sans;
 	enum tstream_tls_peer_result verify_result;
 	char *verify_reason;
+};
+
+/*
+ * Decrypted records the reader has not taken yet, oldest first. Made for
+ * the first one and freed with the last, so an idle stream has none.
+ */
+struct tstream_tls_ahead {
+	gnutls_packet_t pkt[TLS_AHEAD_RECORDS];
+	unsigned head;
+	unsigned count;
+	size_t ofs;   /* taken from pkt[head] */
+	size_t bytes; /* plaintext queued, less ofs */
 };
 
 static void tstream_tls_retry(struct tstream_tls *tlss);
@@ -528,16 +534,30 @@ static struct tstream_tls *tstream_tls_of(struct tstream_context *stream)
  * The queue of decrypted records
  */
 
-static void tstream_tls_ahead_add(struct tstream_tls *tlss,
+static size_t tstream_tls_ahead_bytes(struct tstream_tls *tlss)
+{
+	return tlss->ahead != NULL ? tlss->ahead->bytes : 0;
+}
+
+/* Queue a decrypted record; false (pkt released) when out of memory. */
+static bool tstream_tls_ahead_add(struct tstream_tls *tlss,
 				  gnutls_packet_t pkt,
 				  size_t len)
 {
-	unsigned tail =
-	    (tlss->ahead.head + tlss->ahead.count) % TLS_AHEAD_RECORDS;
+	struct tstream_tls_ahead *a = tlss->ahead;
 
-	tlss->ahead.pkt[tail] = pkt;
-	tlss->ahead.count++;
-	tlss->ahead.bytes += len;
+	if (a == NULL) {
+		a = talloc_zero(tlss, struct tstream_tls_ahead);
+		if (a == NULL) {
+			gnutls_packet_deinit(pkt);
+			return false;
+		}
+		tlss->ahead = a;
+	}
+	a->pkt[(a->head + a->count) % TLS_AHEAD_RECORDS] = pkt;
+	a->count++;
+	a->bytes += len;
+	return true;
 }
 
 /* The next queued plaintext, or false when the queue is empty. */
@@ -545,48 +565,56 @@ static bool tstream_tls_ahead_peek(struct tstream_tls *tlss,
 				   uint8_t **data,
 				   size_t *len)
 {
+	struct tstream_tls_ahead *a = tlss->ahead;
 	gnutls_datum_t d;
 
-	if (tlss->ahead.count == 0) {
+	if (a == NULL || a->count == 0) {
 		return false;
 	}
-	gnutls_packet_get(tlss->ahead.pkt[tlss->ahead.head], &d, NULL);
-	*data = d.data + tlss->ahead.ofs;
-	*len = d.size - tlss->ahead.ofs;
+	gnutls_packet_get(a->pkt[a->head], &d, NULL);
+	*data = d.data + a->ofs;
+	*len = d.size - a->ofs;
 	return true;
 }
 
 /* Consume n bytes of the oldest record (at most what peek gave). */
 static void tstream_tls_ahead_consume(struct tstream_tls *tlss, size_t n)
 {
+	struct tstream_tls_ahead *a = tlss->ahead;
 	uint8_t *data;
 	size_t len;
 
 	if (!tstream_tls_ahead_peek(tlss, &data, &len)) {
 		return;
 	}
-	tlss->ahead.ofs += n;
-	tlss->ahead.bytes -= n;
+	a->ofs += n;
+	a->bytes -= n;
 	if (n < len) {
 		return;
 	}
-	gnutls_packet_deinit(tlss->ahead.pkt[tlss->ahead.head]);
-	tlss->ahead.pkt[tlss->ahead.head] = NULL;
-	tlss->ahead.head = (tlss->ahead.head + 1) % TLS_AHEAD_RECORDS;
-	tlss->ahead.count--;
-	tlss->ahead.ofs = 0;
+	gnutls_packet_deinit(a->pkt[a->head]);
+	a->pkt[a->head] = NULL;
+	a->head = (a->head + 1) % TLS_AHEAD_RECORDS;
+	a->count--;
+	a->ofs = 0;
+	if (a->count == 0) {
+		TALLOC_FREE(tlss->ahead);
+	}
 }
 
 static void tstream_tls_ahead_drop(struct tstream_tls *tlss)
 {
-	while (tlss->ahead.count > 0) {
-		gnutls_packet_deinit(tlss->ahead.pkt[tlss->ahead.head]);
-		tlss->ahead.pkt[tlss->ahead.head] = NULL;
-		tlss->ahead.head = (tlss->ahead.head + 1) % TLS_AHEAD_RECORDS;
-		tlss->ahead.count--;
+	struct tstream_tls_ahead *a = tlss->ahead;
+
+	if (a == NULL) {
+		return;
 	}
-	tlss->ahead.ofs = 0;
-	tlss->ahead.bytes = 0;
+	while (a->count > 0) {
+		gnutls_packet_deinit(a->pkt[a->head]);
+		a->head = (a->head + 1) % TLS_AHEAD_RECORDS;
+		a->count--;
+	}
+	TALLOC_FREE(tlss->ahead);
 }
 
 /*
@@ -618,10 +646,11 @@ static void tstream_tls_read_ahead(struct tstream_tls *tlss)
 {
 	unsigned spins = 0;
 
-	while (tlss->error == 0 && !tlss->read_eof && !tlss->ahead.stopped &&
-	       tlss->ahead.count < TLS_AHEAD_RECORDS &&
-	       tlss->ahead.bytes < TLS_AHEAD_MAX &&
-	       tstream_tls_pull_has_record(tlss)) {
+	while (
+	    tlss->error == 0 && !tlss->read_eof && !tlss->ahead_stopped &&
+	    (tlss->ahead == NULL || tlss->ahead->count < TLS_AHEAD_RECORDS) &&
+	    tstream_tls_ahead_bytes(tlss) < TLS_AHEAD_MAX &&
+	    tstream_tls_pull_has_record(tlss)) {
 		size_t avail = tlss->pull.len - tlss->pull.ofs;
 		gnutls_packet_t pkt = NULL;
 		ssize_t ret;
@@ -630,8 +659,11 @@ static void tstream_tls_read_ahead(struct tstream_tls *tlss)
 		ret = gnutls_record_recv_packet(tlss->session, &pkt);
 		tlss->pull.no_io = false;
 		if (ret > 0 && pkt != NULL) {
-			tstream_tls_ahead_add(tlss, pkt, (size_t)ret);
-			continue;
+			if (tstream_tls_ahead_add(tlss, pkt, (size_t)ret)) {
+				continue;
+			}
+			pkt = NULL;
+			ret = GNUTLS_E_MEMORY_ERROR; /* the record is lost */
 		}
 		if (pkt != NULL) {
 			gnutls_packet_deinit(pkt);
@@ -647,8 +679,8 @@ static void tstream_tls_read_ahead(struct tstream_tls *tlss)
 			}
 			return;
 		}
-		tlss->ahead.stopped = true;
-		tlss->ahead.stop_ret = (int)ret;
+		tlss->ahead_stopped = true;
+		tlss->ahead_stop_ret = (int)ret;
 	}
 }
 
@@ -664,7 +696,7 @@ static ssize_t tstream_tls_pending_bytes(struct tstream_context *stream)
 		/* a running read takes what arrives itself */
 		tstream_tls_read_ahead(tlss);
 	}
-	return (ssize_t)(tlss->ahead.bytes +
+	return (ssize_t)(tstream_tls_ahead_bytes(tlss) +
 			 gnutls_record_check_pending(tlss->session));
 }
 
@@ -818,7 +850,7 @@ static void tstream_tls_read_step(struct tstream_tls *tlss)
 			tstream_tls_fail_req(req, tlss->error);
 			return;
 		}
-		if (tlss->ahead.count > 0) {
+		if (tlss->ahead != NULL) {
 			/* data before whatever stopped decrypting ahead */
 			tstream_tls_ahead_take(tlss, state);
 			continue;
@@ -828,16 +860,19 @@ static void tstream_tls_read_step(struct tstream_tls *tlss)
 			return;
 		}
 		avail = tlss->pull.len - tlss->pull.ofs;
-		if (tlss->ahead.stopped) {
-			ret = tlss->ahead.stop_ret;
-			tlss->ahead.stopped = false;
+		if (tlss->ahead_stopped) {
+			ret = tlss->ahead_stop_ret;
+			tlss->ahead_stopped = false;
 		} else {
 			ret = gnutls_record_recv_packet(tlss->session, &pkt);
 		}
 		/* a KeyUpdate or an alert may have been queued */
 		tstream_tls_flush(tlss);
 		if (ret > 0 && pkt != NULL) {
-			tstream_tls_ahead_add(tlss, pkt, (size_t)ret);
+			if (!tstream_tls_ahead_add(tlss, pkt, (size_t)ret)) {
+				tstream_tls_set_error(tlss, ENOMEM);
+				return;
+			}
 			continue;
 		}
 		if (ret > 0) {
@@ -1153,7 +1188,7 @@ static struct tevent_req *tstream_tls_wait_readable_send(
 	bool ready =
 	    tlss->error != 0 || tlss->read_eof || tlss->pull.eof ||
 	    tlss->pull.subreq != NULL || tlss->pull.len > tlss->pull.ofs ||
-	    tstream_tls_pending_bytes(stream) != 0 || tlss->ahead.stopped;
+	    tstream_tls_pending_bytes(stream) != 0 || tlss->ahead_stopped;
 	struct tevent_req *req;
 	int *state;
 
