@@ -994,11 +994,17 @@ int tstream_gssapi_stream_create(TALLOC_CTX *mem_ctx,
 	bool anonymous = false;
 	int err;
 
-	stream = tstream_context_create(mem_ctx, &tstream_gssapi_ops, &g,
+	/*
+	 * Made outside mem_ctx (the handshake request's state, a talloc
+	 * pool), then moved under it: a stream carved from the pool would
+	 * keep the whole pool alive for the connection's life.
+	 */
+	stream = tstream_context_create(NULL, &tstream_gssapi_ops, &g,
 					struct tstream_gssapi, __location__);
 	if (stream == NULL) {
 		return ENOMEM;
 	}
+	talloc_steal(mem_ctx, stream);
 	g->plain_stream = plain_stream;
 	g->ctx = *ctx;
 	*ctx = GSS_C_NO_CONTEXT;

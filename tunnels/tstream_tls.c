@@ -1386,11 +1386,17 @@ static struct tevent_req *tstream_tls_handshake_send(
 		return tevent_req_post(req, ev);
 	}
 
+	/*
+	 * Made outside the request's talloc pool, then owned by the state:
+	 * a stream carved from the pool would keep the whole pool alive for
+	 * the connection's life once the request is gone.
+	 */
 	state->tls_stream = tstream_context_create(
-	    state, &tstream_tls_ops, &tlss, struct tstream_tls, location);
+	    NULL, &tstream_tls_ops, &tlss, struct tstream_tls, location);
 	if (tevent_req_nomem(state->tls_stream, req)) {
 		return tevent_req_post(req, ev);
 	}
+	talloc_steal(state, state->tls_stream);
 	talloc_set_destructor(tlss, tstream_tls_destructor);
 	tlss->plain_stream = talloc_steal(tlss, plain_stream);
 	tlss->ev = ev;
