@@ -81,6 +81,8 @@ struct relay_pump {
 	uint8_t first; /* raw framing: the first byte of a chunk */
 	/* the last raw chunk was cut at max: read on without waiting */
 	bool more;
+	/* src has our readable handler (see relay_pump_wait) */
+	bool waiting;
 };
 
 /* The relay: two pumps and an idle timer. */
@@ -95,7 +97,8 @@ struct tsgate_relay_state {
 };
 
 static void relay_pump_wait(struct relay_pump *p);
-static void relay_pump_wait_done(struct tevent_req *subreq);
+static void relay_pump_readable(struct tstream_context *stream,
+				void *private_data);
 static void relay_pump_read(struct relay_pump *p);
 static void relay_pump_read_done(struct tevent_req *subreq);
 static void relay_pump_raw_first_done(struct tevent_req *subreq);
@@ -138,40 +141,40 @@ static void relay_pump_fail(struct relay_pump *p, enum relay_failure f, int err)
 
 /*
  * An idle direction waits for its source to become readable before it
- * reads: a wait holds no buffer and, unlike a readv, no read request of
- * each stream layer underneath (the TLS readv, its pull's BSD readv and
- * read-ahead). A source that just filled a whole chunk, or says it has
- * bytes pending, is read on at once: a busy direction takes no extra
- * turn of the event loop per chunk.
+ * reads: a readable handler holds no buffer and, unlike a readv, no read
+ * request of each stream layer underneath (the TLS readv, its pull's BSD
+ * readv and read-ahead); unlike tstream_wait_readable, no request at
+ * all. A source that just filled a whole chunk, or says it has bytes
+ * pending, is read on at once: a busy direction takes no extra turn of
+ * the event loop per chunk.
  */
 static void relay_pump_wait(struct relay_pump *p)
 {
-	struct tevent_req *subreq;
-
 	if (p->more || tstream_pending_bytes(p->src) != 0) {
 		/* bytes waiting (or an error for the readv to report) */
 		relay_pump_read(p);
 		return;
 	}
-	subreq = tstream_wait_readable_send(p->mem, p->ev, p->src);
-	if (subreq == NULL) {
-		relay_pump_end(p, ENOMEM);
+	if (tstream_set_readable_handler(p->src, p->ev, relay_pump_readable,
+					 p) == -1) {
+		if (errno == ENOSYS) {
+			/* a type that cannot tell: its readv waits */
+			relay_pump_read(p);
+			return;
+		}
+		relay_pump_read_failed(p, errno);
 		return;
 	}
-	tevent_req_set_callback(subreq, relay_pump_wait_done, p);
+	p->waiting = true;
 }
 
-static void relay_pump_wait_done(struct tevent_req *subreq)
+static void relay_pump_readable(struct tstream_context *stream,
+				void *private_data)
 {
-	struct relay_pump *p = tevent_req_callback_data_void(subreq);
-	int ret, err = 0;
+	struct relay_pump *p = private_data;
 
-	ret = tstream_wait_readable_recv(subreq, &err);
-	TALLOC_FREE(subreq);
-	if (ret == -1) {
-		relay_pump_read_failed(p, err);
-		return;
-	}
+	(void)stream;
+	p->waiting = false;
 	relay_pump_read(p);
 }
 
@@ -408,6 +411,28 @@ static void tsgate_relay_idle_check(struct tevent_context *ev,
 				    struct timeval now,
 				    void *private_data);
 
+/*
+ * The relay is over (or freed): a pump waiting on its source takes its
+ * handler back, the streams outlive the relay.
+ */
+static void tsgate_relay_cleanup(struct tevent_req *req,
+				 enum tevent_req_state req_state)
+{
+	struct tsgate_relay_state *state =
+	    tevent_req_data(req, struct tsgate_relay_state);
+	size_t i;
+
+	(void)req_state;
+	for (i = 0; i < sizeof(state->pumps) / sizeof(state->pumps[0]); i++) {
+		struct relay_pump *p = &state->pumps[i];
+
+		if (p->waiting) {
+			p->waiting = false;
+			tstream_set_readable_handler(p->src, NULL, NULL, NULL);
+		}
+	}
+}
+
 static bool relay_arm_idle(struct tevent_req *req)
 {
 	struct tsgate_relay_state *state =
@@ -465,6 +490,7 @@ struct tevent_req *tsgate_relay_send(TALLOC_CTX *mem_ctx,
 	state->params = *params;
 	state->stats = stats;
 	state->last_activity = tevent_timeval_current();
+	tevent_req_set_cleanup_fn(req, tsgate_relay_cleanup);
 
 	/* a pump only ends at once when out of memory */
 	relay_pump_start(req, RELAY_UP, client, backend);

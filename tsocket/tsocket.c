@@ -770,6 +770,12 @@ struct tstream_context {
 	tstream_wait_cancel_fn wait_cancel;
 	struct tevent_immediate *readv_im;
 	struct tevent_immediate *writev_im;
+
+	/* see tstream_set_readable_handler() */
+	tstream_readable_handler_t readable_fn;
+	void *readable_private;
+	/* readv_im calls it: the type said readable at once */
+	bool readable_scheduled;
 };
 
 struct tstream_req_common {
@@ -891,6 +897,25 @@ static void tstream_finish_later(struct tevent_req *req,
 	tevent_schedule_immediate(*pim, c->ev, tstream_finish_now, req);
 }
 
+/*
+ * Forgets the readable handler (the type forgets it too): a readv, a
+ * wait or a disconnect takes over, or the stream goes away.
+ */
+static void tstream_readable_clear(struct tstream_context *stream)
+{
+	if (stream->readable_fn == NULL) {
+		return;
+	}
+	stream->readable_fn = NULL;
+	stream->readable_private = NULL;
+	if (stream->readable_scheduled) {
+		stream->readable_scheduled = false;
+		TALLOC_FREE(stream->readv_im);
+		return;
+	}
+	stream->ops->set_readable_handler(stream, NULL, NULL, NULL, NULL);
+}
+
 static void tstream_detach(struct tstream_context *stream,
 			   struct tevent_req **preq)
 {
@@ -911,6 +936,7 @@ static void tstream_detach(struct tstream_context *stream,
 
 static int tstream_context_destructor(struct tstream_context *stream)
 {
+	tstream_readable_clear(stream);
 	tstream_detach(stream, &stream->readv_req);
 	tstream_detach(stream, &stream->writev_req);
 	tstream_detach(stream, &stream->shutdown_req);
@@ -969,6 +995,9 @@ static bool tstream_register(struct tstream_context *stream,
 	if (!tsocket_ev_watch(&stream->watch, c->ev)) {
 		tevent_req_oom(req);
 		return false;
+	}
+	if (slot == &stream->readv_req || slot == &stream->disconnect_req) {
+		tstream_readable_clear(stream);
 	}
 	c->stream = stream;
 	*slot = req;
@@ -1213,6 +1242,87 @@ _PUBLIC_ int tstream_wait_readable_recv(struct tevent_req *req, int *perrno)
 
 	tevent_req_received(req);
 	return ret;
+}
+
+/*
+ * The handler of the stream type (tstream_readable_handler_t): one shot,
+ * forgotten before the caller's handler runs, which may free the stream.
+ */
+static void tstream_readable_fire(struct tstream_context *stream,
+				  void *private_data)
+{
+	tstream_readable_handler_t fn = stream->readable_fn;
+	void *fn_private = stream->readable_private;
+
+	(void)private_data;
+	stream->readable_fn = NULL;
+	stream->readable_private = NULL;
+	stream->readable_scheduled = false;
+	if (fn != NULL) {
+		fn(stream, fn_private);
+	}
+}
+
+static void tstream_readable_now(struct tevent_context *ev,
+				 struct tevent_immediate *im,
+				 void *private_data)
+{
+	(void)ev;
+	(void)im;
+	tstream_readable_fire(private_data, NULL);
+}
+
+_PUBLIC_ int tstream_set_readable_handler(struct tstream_context *stream,
+					  struct tevent_context *ev,
+					  tstream_readable_handler_t handler,
+					  void *private_data)
+{
+	bool ready = false;
+	int err;
+
+	if (handler == NULL) {
+		tstream_readable_clear(stream);
+		return 0;
+	}
+	if (ev == NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (stream->disconnected || stream->disconnect_req != NULL) {
+		errno = ENOTCONN;
+		return -1;
+	}
+	if (stream->readv_req != NULL) {
+		errno = EBUSY;
+		return -1;
+	}
+	if (stream->ops->set_readable_handler == NULL) {
+		errno = ENOSYS;
+		return -1;
+	}
+	tstream_readable_clear(stream);
+
+	err = stream->ops->set_readable_handler(
+	    stream, ev, tstream_readable_fire, NULL, &ready);
+	if (err != 0) {
+		errno = err;
+		return -1;
+	}
+	if (ready) {
+		/* from the loop, never from inside this call */
+		if (!tstream_fast_ready(stream, &stream->readv_im)) {
+			errno = ENOMEM;
+			return -1;
+		}
+		stream->readable_scheduled = true;
+		tevent_schedule_immediate(stream->readv_im, ev,
+					  tstream_readable_now, stream);
+	} else {
+		tstream_idle_release(stream);
+	}
+	stream->readable_fn = handler;
+	stream->readable_private = private_data;
+	return 0;
 }
 
 struct tstream_readv_pdu_state {

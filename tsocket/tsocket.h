@@ -287,6 +287,43 @@ struct tevent_req *tstream_wait_readable_send(TALLOC_CTX *mem_ctx,
  */
 int tstream_wait_readable_recv(struct tevent_req *req, int *perrno);
 
+/**
+ * @brief Called once when a readv on stream would not wait.
+ * @see tstream_set_readable_handler()
+ */
+typedef void (*tstream_readable_handler_t)(struct tstream_context *stream,
+					   void *private_data);
+
+/**
+ * @brief Have handler called once a readv would not have to wait.
+ *
+ * tsgate extension (not in Samba): tstream_wait_readable_send() without
+ * a request, for a connection that waits for hours. The handler is
+ * called once, always from the event loop (never from inside this
+ * call), when the stream has bytes to hand out, has reached its end or
+ * has failed, and is cleared before it runs; set it again to wait
+ * again. Setting a handler replaces the one set before. It follows the
+ * rules of a wait: EBUSY while a readv (or a wait) is outstanding,
+ * ENOTCONN after (or during) a disconnect. A readv, readv_pdu, wait or
+ * disconnect started while it is set clears it, so does freeing the
+ * stream; the handler is then not called. Whoever owns private_data
+ * clears the handler (or frees the stream) before freeing it. A tunnel
+ * stream may call it for bytes that carry no data (see
+ * tstream_wait_readable_send()).
+ *
+ * @param stream  The stream to watch.
+ * @param ev      The event loop the handler is called from.
+ * @param handler The handler, or NULL to clear (always succeeds).
+ * @param private_data Handed to the handler.
+ * @return 0, or -1 with errno set: EBUSY, ENOTCONN, EINVAL (no ev),
+ *         ENOMEM, ENOSYS (a stream type without the operation), or what
+ *         the stream type could not wait for.
+ */
+int tstream_set_readable_handler(struct tstream_context *stream,
+				 struct tevent_context *ev,
+				 tstream_readable_handler_t handler,
+				 void *private_data);
+
 /** @} */
 
 /**

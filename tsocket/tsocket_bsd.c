@@ -1481,6 +1481,15 @@ struct tstream_bsd {
 	struct tevent_req *writev_req;
 	/* the generic layer's wait_readable request, see tstream_bsd_wait */
 	struct tevent_req *wait_req;
+	/*
+	 * The readable handler (see tstream_bsd_set_readable_handler): it
+	 * waits on the tevent_fd like wait_req. readable_im exists only
+	 * after a writer's error had to call it (tstream_bsd_fail_other).
+	 */
+	tstream_readable_handler_t readable_fn;
+	void *readable_private;
+	struct tstream_context *readable_stream;
+	struct tevent_immediate *readable_im;
 
 	/*
 	 * Bytes read ahead, not yet handed out: [off, off + len). The
@@ -1583,6 +1592,28 @@ static void tstream_bsd_fail(struct tstream_bsd *bsd, int err, bool reading)
  * never hear of it (see TSOCKET_BSD_WRITE_WAIT). The other callback runs
  * from the loop, not inside the current one.
  */
+/* Forgets the readable handler and calls it (which may free bsd). */
+static void tstream_bsd_readable_fire(struct tstream_bsd *bsd)
+{
+	tstream_readable_handler_t fn = bsd->readable_fn;
+
+	bsd->readable_fn = NULL;
+	fn(bsd->readable_stream, bsd->readable_private);
+}
+
+static void tstream_bsd_readable_im_handler(struct tevent_context *ev,
+					    struct tevent_immediate *im,
+					    void *private_data)
+{
+	struct tstream_bsd *bsd = private_data;
+
+	(void)ev;
+	(void)im;
+	if (bsd->readable_fn != NULL) {
+		tstream_bsd_readable_fire(bsd);
+	}
+}
+
 static void tstream_bsd_fail_other(struct tstream_bsd *bsd,
 				   int err,
 				   bool reading)
@@ -1590,6 +1621,22 @@ static void tstream_bsd_fail_other(struct tstream_bsd *bsd,
 	struct tevent_req *other = reading ? bsd->writev_req : bsd->readv_req;
 
 	if (err == EPIPE || bsd->ev == NULL) {
+		return;
+	}
+	if (!reading && bsd->readable_fn != NULL) {
+		/*
+		 * A readv would fail at once now: call the handler from the
+		 * loop. Rare enough for an immediate made on demand; without
+		 * memory the socket's error still wakes the tevent_fd.
+		 */
+		if (bsd->readable_im == NULL) {
+			bsd->readable_im = tevent_create_immediate(bsd);
+		}
+		if (bsd->readable_im != NULL) {
+			tevent_schedule_immediate(
+			    bsd->readable_im, bsd->ev,
+			    tstream_bsd_readable_im_handler, bsd);
+		}
 		return;
 	}
 	if (!reading && bsd->wait_req != NULL) {
@@ -1660,7 +1707,8 @@ static void tstream_bsd_fde_handler(struct tevent_context *ev,
 		 * steady flow to this socket must not starve its reading.
 		 */
 		bool both = (flags & TSOCKET_BSD_READ_EVENTS) != 0 &&
-			    (bsd->readv_req != NULL || bsd->wait_req != NULL);
+			    (bsd->readv_req != NULL || bsd->wait_req != NULL ||
+			     bsd->readable_fn != NULL);
 
 		if (!both || !bsd->read_first) {
 			bsd->read_first = both;
@@ -1682,6 +1730,11 @@ static void tstream_bsd_fde_handler(struct tevent_context *ev,
 			 * takes them (TEVENT_FD_READ stays set for it) */
 			bsd->wait_req = NULL;
 			tevent_req_done(req);
+			return;
+		}
+		if (bsd->readable_fn != NULL) {
+			/* like wait_req: the readv that follows reads */
+			tstream_bsd_readable_fire(bsd);
 			return;
 		}
 		if (bsd->writev_req != NULL &&
@@ -2359,6 +2412,44 @@ static void tstream_bsd_wait_cancel(struct tstream_context *stream)
 	bsd->wait_req = NULL;
 }
 
+/*
+ * tstream_set_readable_handler: the handler waits on the socket's
+ * tevent_fd like a wait_readable request, with no allocation.
+ */
+static int tstream_bsd_set_readable_handler(struct tstream_context *stream,
+					    struct tevent_context *ev,
+					    tstream_readable_handler_t handler,
+					    void *private_data,
+					    bool *pready)
+{
+	struct tstream_bsd *bsd = _tstream_context_data(stream);
+	int err;
+
+	if (handler == NULL) {
+		/* TEVENT_FD_READ stays: the handler drops it if nobody reads */
+		bsd->readable_fn = NULL;
+		bsd->readable_private = NULL;
+		TALLOC_FREE(bsd->readable_im);
+		return 0;
+	}
+	if (bsd->fd == -1) {
+		return ENOTCONN;
+	}
+	if (bsd->read_error != 0 || bsd->rahead_len > 0) {
+		/* the readv fails or is served at once */
+		*pready = true;
+		return 0;
+	}
+	err = tstream_bsd_want(bsd, ev, TEVENT_FD_READ);
+	if (err != 0) {
+		return err;
+	}
+	bsd->readable_fn = handler;
+	bsd->readable_private = private_data;
+	bsd->readable_stream = stream;
+	return 0;
+}
+
 static const struct tstream_context_ops tstream_bsd_ops = {
     .name = "bsd",
     .pending_bytes = tstream_bsd_pending_bytes,
@@ -2370,6 +2461,7 @@ static const struct tstream_context_ops tstream_bsd_ops = {
     .disconnect_recv = tstream_bsd_simple_recv,
     .shutdown_send = tstream_bsd_shutdown_send,
     .shutdown_recv = tstream_bsd_simple_recv,
+    .set_readable_handler = tstream_bsd_set_readable_handler,
 };
 
 /* Wraps fd; on failure the caller keeps the fd. */

@@ -18,6 +18,7 @@
 #ifndef _TSOCKET_INTERNAL_H
 #define _TSOCKET_INTERNAL_H
 
+#include <stdbool.h>
 #include <sys/uio.h>
 #include "tsocket.h"
 
@@ -157,6 +158,23 @@ struct tstream_context_ops {
 	    struct tevent_context *ev,
 	    struct tstream_context *stream);
 	int (*wait_readable_recv)(struct tevent_req *req, int *perrno);
+
+	/*
+	 * tsgate extension, optional: see tstream_set_readable_handler().
+	 * With a handler: when a readv would not wait now, set *pready and
+	 * keep nothing (the generic layer calls it from the loop);
+	 * otherwise keep handler and private_data and call
+	 * handler(stream, private_data) once, from the loop, when a readv
+	 * would not wait, forgetting them before the call; or return an
+	 * errno. With handler NULL (pready NULL too): forget them. Called
+	 * with no readv outstanding, except to forget. NULL makes
+	 * tstream_set_readable_handler() fail with ENOSYS.
+	 */
+	int (*set_readable_handler)(struct tstream_context *stream,
+				    struct tevent_context *ev,
+				    tstream_readable_handler_t handler,
+				    void *private_data,
+				    bool *pready);
 };
 
 /**

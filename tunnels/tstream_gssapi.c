@@ -31,6 +31,9 @@
 /* The private state of an established GSSAPI stream. */
 struct tstream_gssapi {
 	struct tstream_context *plain_stream;
+	/* the readable handler, waiting on the plain stream's */
+	tstream_readable_handler_t readable_fn;
+	void *readable_private;
 	gss_ctx_id_t ctx;
 	gss_name_t client_name;
 	bool initiator;
@@ -925,6 +928,59 @@ static int tstream_gssapi_wait_readable_recv(struct tevent_req *req,
 	return ret;
 }
 
+/* The plain stream is readable: so is this one (see wait_readable). */
+static void tstream_gssapi_plain_readable(struct tstream_context *plain,
+					  void *private_data)
+{
+	struct tstream_context *stream = private_data;
+	struct tstream_gssapi *g =
+	    tstream_context_data(stream, struct tstream_gssapi);
+	tstream_readable_handler_t fn = g->readable_fn;
+
+	(void)plain;
+	g->readable_fn = NULL;
+	if (fn != NULL) {
+		fn(stream, g->readable_private);
+	}
+}
+
+/*
+ * tstream_set_readable_handler: ready at once on the conditions of
+ * tstream_gssapi_wait_readable_send(); otherwise a handler on the plain
+ * stream, which costs no allocation there nor here.
+ */
+static int tstream_gssapi_set_readable_handler(
+    struct tstream_context *stream,
+    struct tevent_context *ev,
+    tstream_readable_handler_t handler,
+    void *private_data,
+    bool *pready)
+{
+	struct tstream_gssapi *g =
+	    tstream_context_data(stream, struct tstream_gssapi);
+
+	if (handler == NULL) {
+		if (g->readable_fn != NULL) {
+			g->readable_fn = NULL;
+			tstream_set_readable_handler(g->plain_stream, NULL,
+						     NULL, NULL);
+		}
+		return 0;
+	}
+	if (g->error != 0 || g->read.eof_err != 0 || g->read.plain_len > 0) {
+		*pready = true;
+		return 0;
+	}
+	if (tstream_set_readable_handler(g->plain_stream, ev,
+					 tstream_gssapi_plain_readable,
+					 stream) == -1) {
+		return errno;
+	}
+	g->readable_fn = handler;
+	g->readable_private = private_data;
+	return 0;
+}
+
 static const struct tstream_context_ops tstream_gssapi_ops = {
     .name = "gssapi",
     .pending_bytes = tstream_gssapi_pending_bytes,
@@ -938,6 +994,7 @@ static const struct tstream_context_ops tstream_gssapi_ops = {
     .shutdown_recv = tstream_gssapi_close_recv,
     .wait_readable_send = tstream_gssapi_wait_readable_send,
     .wait_readable_recv = tstream_gssapi_wait_readable_recv,
+    .set_readable_handler = tstream_gssapi_set_readable_handler,
 };
 
 /* ------------------------------------------------------------------ */

@@ -113,6 +113,10 @@ struct tstream_tls {
 	bool ahead_stopped;
 	int ahead_stop_ret;
 
+	/* the readable handler, waiting on the plain stream's */
+	tstream_readable_handler_t readable_fn;
+	void *readable_private;
+
 	/* what the getters report, filled when the handshake succeeds */
 	const char *version;
 	const char *cipher;
@@ -1214,6 +1218,60 @@ static int tstream_tls_wait_readable_recv(struct tevent_req *req, int *perrno)
 	return ret;
 }
 
+/* The plain stream is readable: so is this one (see wait_readable). */
+static void tstream_tls_plain_readable(struct tstream_context *plain,
+				       void *private_data)
+{
+	struct tstream_context *stream = private_data;
+	struct tstream_tls *tlss = tstream_tls_of(stream);
+	tstream_readable_handler_t fn = tlss->readable_fn;
+
+	(void)plain;
+	tlss->readable_fn = NULL;
+	if (fn != NULL) {
+		fn(stream, tlss->readable_private);
+	}
+}
+
+/*
+ * tstream_set_readable_handler: ready at once on the conditions of
+ * tstream_tls_wait_readable_send(); otherwise a handler on the plain
+ * stream, which costs no allocation there nor here.
+ */
+static int tstream_tls_set_readable_handler(struct tstream_context *stream,
+					    struct tevent_context *ev,
+					    tstream_readable_handler_t handler,
+					    void *private_data,
+					    bool *pready)
+{
+	struct tstream_tls *tlss = tstream_tls_of(stream);
+	bool ready;
+
+	if (handler == NULL) {
+		if (tlss->readable_fn != NULL) {
+			tlss->readable_fn = NULL;
+			tstream_set_readable_handler(tlss->plain_stream, NULL,
+						     NULL, NULL);
+		}
+		return 0;
+	}
+	ready = tlss->error != 0 || tlss->read_eof || tlss->pull.eof ||
+		tlss->pull.subreq != NULL || tlss->pull.len > tlss->pull.ofs ||
+		tstream_tls_pending_bytes(stream) != 0 || tlss->ahead_stopped;
+	if (ready) {
+		*pready = true;
+		return 0;
+	}
+	if (tstream_set_readable_handler(tlss->plain_stream, ev,
+					 tstream_tls_plain_readable,
+					 stream) == -1) {
+		return errno;
+	}
+	tlss->readable_fn = handler;
+	tlss->readable_private = private_data;
+	return 0;
+}
+
 static const struct tstream_context_ops tstream_tls_ops = {
     .name = "tls",
     .pending_bytes = tstream_tls_pending_bytes,
@@ -1227,6 +1285,7 @@ static const struct tstream_context_ops tstream_tls_ops = {
     .shutdown_recv = tstream_tls_close_recv,
     .wait_readable_send = tstream_tls_wait_readable_send,
     .wait_readable_recv = tstream_tls_wait_readable_recv,
+    .set_readable_handler = tstream_tls_set_readable_handler,
 };
 
 /*

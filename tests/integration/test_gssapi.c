@@ -687,6 +687,81 @@ START_TEST(test_wait_readable)
 }
 END_TEST
 
+static void on_readable(struct tstream_context *stream, void *private_data)
+{
+	struct io *io = private_data;
+
+	(void)stream;
+	io->ret++;
+	io->done = true;
+}
+
+/* Set on_readable, counting calls in io->ret; never called inside. */
+static void set_readable(struct tstream_context *s, struct io *io)
+{
+	*io = (struct io){0};
+	ck_assert_int_eq(
+	    tstream_set_readable_handler(s, tt_ev, on_readable, io), 0);
+	ck_assert(!io->done);
+}
+
+/* tstream_set_readable_handler on a GSSAPI stream. */
+START_TEST(test_readable_handler)
+{
+	struct hs cli, srv;
+	struct io h;
+	char buf[8];
+	int err = 0;
+
+	ck_assert_ptr_nonnull(kdc);
+	our_pair(initiator_params("host@localhost", kdc->alice_ccache),
+		 acceptor_params(kdc->service_keytab), &cli, &srv);
+	ck_assert_msg(srv.ret == 0 && cli.ret == 0, "handshake: %s / %s",
+		      srv.reason, cli.reason);
+
+	/* nothing there: it waits; a frame arrives: once, nothing read */
+	set_readable(srv.stream, &h);
+	ck_assert(!tt_loop_until(tt_ev, &h.done, 50));
+	ck_assert_int_eq(do_write(cli.stream, "ping", 4, &err), 4);
+	tt_wait(&h.done, 10000);
+	h.done = false;
+	ck_assert(!tt_loop_until(tt_ev, &h.done, 20));
+	ck_assert_int_eq(h.ret, 1);
+	ck_assert_int_eq(do_read(srv.stream, buf, 1, &err), 1);
+	/* unwrapped bytes left: at once, from the loop */
+	ck_assert_int_eq(tstream_pending_bytes(srv.stream), 3);
+	set_readable(srv.stream, &h);
+	tt_wait(&h.done, 1000);
+	ck_assert_int_eq(do_read(srv.stream, buf, 3, &err), 3);
+	ck_assert(memcmp(buf, "ing", 3) == 0);
+
+	/* cleared: a frame finds nobody */
+	set_readable(srv.stream, &h);
+	ck_assert_int_eq(
+	    tstream_set_readable_handler(srv.stream, NULL, NULL, NULL), 0);
+	ck_assert_int_eq(do_write(cli.stream, "pong", 4, &err), 4);
+	ck_assert(!tt_loop_until(tt_ev, &h.done, 50));
+	ck_assert_int_eq(do_read(srv.stream, buf, 4, &err), 4);
+
+	/* the authenticated close: called, then EPIPE */
+	set_readable(srv.stream, &h);
+	ck_assert(!tt_loop_until(tt_ev, &h.done, 20));
+	ck_assert_int_eq(do_shutdown(cli.stream, &err), 0);
+	tt_wait(&h.done, 10000);
+	ck_assert_int_eq(do_read(srv.stream, buf, 1, &err), -1);
+	ck_assert_int_eq(err, EPIPE);
+	/* and at once after it */
+	set_readable(srv.stream, &h);
+	tt_wait(&h.done, 1000);
+
+	/* freed while set: the plain stream's handler goes too */
+	set_readable(cli.stream, &h);
+	talloc_free(cli.stream);
+	ck_assert_int_eq(do_write(srv.stream, "late", 4, &err), 4);
+	ck_assert(!tt_loop_until(tt_ev, &h.done, 50));
+}
+END_TEST
+
 START_TEST(test_disconnect_sends_authenticated_close)
 {
 	struct hs cli, srv;
@@ -1481,7 +1556,7 @@ static Suite *gssapi_suite(void)
 	     {test_roundtrip_identity_and_bulk, test_half_close_both_ways,
 	      test_disconnect_sends_authenticated_close,
 	      test_strict_eof_bare_fin, test_many_concurrent,
-	      test_wait_readable, NULL},
+	      test_wait_readable, test_readable_handler, NULL},
 	     60},
 	    {"knc",
 	     {test_knc_peer_acceptor, test_knc_peer_initiator, NULL},

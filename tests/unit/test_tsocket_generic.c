@@ -104,6 +104,14 @@ struct ctl_stream {
 	int shutdown_calls;
 	int wait_calls;
 	int disconnect_err;
+	/* set_readable_handler: what the type keeps, how it answers */
+	tstream_readable_handler_t readable_fn;
+	void *readable_private;
+	struct tstream_context *readable_stream;
+	bool readable_ready;
+	int readable_err;
+	int readable_sets;
+	int readable_clears;
 	size_t last_count;
 };
 
@@ -270,6 +278,47 @@ static struct tevent_req *ctl_wait_send(TALLOC_CTX *mem_ctx,
 	return ctl_io_send(mem_ctx, cs, &cs->read_req, NULL, 0);
 }
 
+static int ctl_set_readable_handler(struct tstream_context *stream,
+				    struct tevent_context *ev,
+				    tstream_readable_handler_t handler,
+				    void *private_data,
+				    bool *pready)
+{
+	struct ctl_stream *cs = tstream_context_data(stream, struct ctl_stream);
+
+	if (handler == NULL) {
+		ck_assert_ptr_null(pready);
+		cs->readable_clears++;
+		cs->readable_fn = NULL;
+		return 0;
+	}
+	ck_assert_ptr_nonnull(ev);
+	ck_assert_ptr_null(cs->read_req);
+	ck_assert_ptr_null(cs->readable_fn);
+	cs->readable_sets++;
+	if (cs->readable_err != 0) {
+		return cs->readable_err;
+	}
+	if (cs->readable_ready) {
+		*pready = true;
+		return 0;
+	}
+	cs->readable_fn = handler;
+	cs->readable_private = private_data;
+	cs->readable_stream = stream;
+	return 0;
+}
+
+/* The type's readability: call what it keeps, once. */
+static void ctl_readable(struct ctl_stream *cs)
+{
+	tstream_readable_handler_t fn = cs->readable_fn;
+
+	ck_assert_ptr_nonnull(fn);
+	cs->readable_fn = NULL;
+	fn(cs->readable_stream, cs->readable_private);
+}
+
 static const struct tstream_context_ops ctl_stream_ops = {
     .name = "ctl",
     .pending_bytes = ctl_pending_bytes,
@@ -283,6 +332,7 @@ static const struct tstream_context_ops ctl_stream_ops = {
     .shutdown_recv = ctl_now_recv,
     .wait_readable_send = ctl_wait_send,
     .wait_readable_recv = ctl_io_recv,
+    .set_readable_handler = ctl_set_readable_handler,
 };
 
 /* The same type without half-close. */
@@ -863,6 +913,175 @@ START_TEST(test_stream_wait_readable_unsupported)
 	assert_ok(d, 0);
 	start_wait(stream, &r);
 	assert_failed(r, ENOTCONN);
+	talloc_free(stream);
+}
+END_TEST
+
+struct readable_res {
+	int calls;
+	struct tstream_context *stream;
+	bool free_stream; /* the handler frees the stream */
+};
+
+static void on_readable(struct tstream_context *stream, void *private_data)
+{
+	struct readable_res *r = private_data;
+
+	r->calls++;
+	r->stream = stream;
+	if (r->free_stream) {
+		talloc_free(stream);
+	}
+}
+
+static void set_readable(struct tstream_context *stream, struct readable_res *r)
+{
+	*r = (struct readable_res){0};
+	ck_assert_int_eq(
+	    tstream_set_readable_handler(stream, tt_ev, on_readable, r), 0);
+}
+
+static void assert_set_readable_fails(struct tstream_context *stream, int err)
+{
+	struct readable_res r = {0};
+
+	errno = 0;
+	ck_assert_int_eq(
+	    tstream_set_readable_handler(stream, tt_ev, on_readable, &r), -1);
+	ck_assert_int_eq(errno, err);
+	ck_assert(!tt_loop_until(tt_ev, &(bool){false}, 10));
+	ck_assert_int_eq(r.calls, 0);
+}
+
+/* tstream_set_readable_handler through a type's op: guards and clears. */
+START_TEST(test_stream_readable_handler)
+{
+	TALLOC_CTX *owner = talloc_new(tt_mem);
+	struct tstream_context *stream;
+	struct ctl_stream *cs;
+	char rbuf[4];
+	struct iovec riov = {.iov_base = rbuf, .iov_len = sizeof(rbuf)};
+	struct readable_res h;
+	struct res r, d;
+	bool never = false;
+
+	stream = ctl_stream_make(owner, &ctl_stream_ops, &cs);
+	errno = 0;
+	ck_assert_int_eq(
+	    tstream_set_readable_handler(stream, NULL, on_readable, &h), -1);
+	ck_assert_int_eq(errno, EINVAL);
+	ck_assert_int_eq(cs->readable_sets, 0);
+
+	/* the type keeps it and calls it: once, handed to the caller */
+	set_readable(stream, &h);
+	ck_assert_int_eq(cs->readable_sets, 1);
+	ck_assert_ptr_nonnull(cs->readable_fn);
+	ctl_readable(cs);
+	ck_assert_int_eq(h.calls, 1);
+	ck_assert_ptr_eq(h.stream, stream);
+	/* nothing left to clear: a readv does not ask the type */
+	start_readv(stream, &riov, 1, &r);
+	ck_assert_int_eq(cs->readable_clears, 0);
+	ctl_complete_read(cs, "abcd");
+	assert_ok(r, 4);
+
+	/* ready at once: from the loop, never from inside the set */
+	cs->readable_ready = true;
+	set_readable(stream, &h);
+	ck_assert_int_eq(h.calls, 0);
+	ck_assert_ptr_null(cs->readable_fn);
+	ck_assert(!tt_loop_until(tt_ev, &never, 20));
+	ck_assert_int_eq(h.calls, 1);
+	/* ...unless a readv comes first: it clears it */
+	set_readable(stream, &h);
+	start_readv(stream, &riov, 1, &r);
+	ctl_complete_read(cs, "efgh");
+	assert_ok(r, 4);
+	ck_assert(!tt_loop_until(tt_ev, &never, 20));
+	ck_assert_int_eq(h.calls, 0);
+	/* ...or a clear */
+	set_readable(stream, &h);
+	ck_assert_int_eq(tstream_set_readable_handler(stream, NULL, NULL, NULL),
+			 0);
+	ck_assert(!tt_loop_until(tt_ev, &never, 20));
+	ck_assert_int_eq(h.calls, 0);
+	cs->readable_ready = false;
+
+	/* the type's error comes through, nothing kept */
+	cs->readable_err = EIO;
+	assert_set_readable_fails(stream, EIO);
+	cs->readable_err = 0;
+
+	/* a readv, a wait, a new handler or a clear make the type forget */
+	set_readable(stream, &h);
+	start_readv(stream, &riov, 1, &r);
+	ck_assert_int_eq(cs->readable_clears, 1);
+	ck_assert_ptr_null(cs->readable_fn);
+	/* while the readv is outstanding: EBUSY */
+	assert_set_readable_fails(stream, EBUSY);
+	ctl_complete_read(cs, "ijkl");
+	assert_ok(r, 4);
+	set_readable(stream, &h);
+	start_wait(stream, &r);
+	ck_assert_int_eq(cs->readable_clears, 2);
+	assert_set_readable_fails(stream, EBUSY);
+	ctl_complete_read(cs, "");
+	assert_ok(r, 0);
+	set_readable(stream, &h);
+	set_readable(stream, &h);
+	ck_assert_int_eq(cs->readable_clears, 3);
+	ck_assert_int_eq(tstream_set_readable_handler(stream, NULL, NULL, NULL),
+			 0);
+	ck_assert_int_eq(cs->readable_clears, 4);
+	ck_assert_int_eq(h.calls, 0);
+
+	/* a disconnect clears it; ENOTCONN after */
+	set_readable(stream, &h);
+	start_disconnect(stream, &d);
+	ck_assert_int_eq(cs->readable_clears, 5);
+	assert_set_readable_fails(stream, ENOTCONN);
+	assert_ok(d, 0);
+	assert_set_readable_fails(stream, ENOTCONN);
+	ck_assert_int_eq(tstream_set_readable_handler(stream, NULL, NULL, NULL),
+			 0);
+	ck_assert_int_eq(h.calls, 0);
+	talloc_free(owner);
+
+	/* freeing the stream makes the type forget (its data still alive) */
+	owner = talloc_new(tt_mem);
+	stream = ctl_stream_make(owner, &ctl_stream_ops, &cs);
+	set_readable(stream, &h);
+	talloc_free(owner);
+	ck_assert(!tt_loop_until(tt_ev, &never, 20));
+	ck_assert_int_eq(h.calls, 0);
+
+	/* ...and a scheduled call with it; the handler may free it */
+	owner = talloc_new(tt_mem);
+	stream = ctl_stream_make(owner, &ctl_stream_ops, &cs);
+	cs->readable_ready = true;
+	set_readable(stream, &h);
+	talloc_free(owner);
+	ck_assert(!tt_loop_until(tt_ev, &never, 20));
+	ck_assert_int_eq(h.calls, 0);
+	stream = ctl_stream_make(tt_mem, &ctl_stream_ops, &cs);
+	cs->readable_ready = true;
+	set_readable(stream, &h);
+	h.free_stream = true;
+	ck_assert(!tt_loop_until(tt_ev, &never, 20));
+	ck_assert_int_eq(h.calls, 1);
+}
+END_TEST
+
+/* A type without the op: ENOSYS; clearing is always fine. */
+START_TEST(test_stream_readable_handler_unsupported)
+{
+	struct tstream_context *stream;
+	struct ctl_stream *cs;
+
+	stream = ctl_stream_make(tt_mem, &ctl_stream_noshut_ops, &cs);
+	assert_set_readable_fails(stream, ENOSYS);
+	ck_assert_int_eq(tstream_set_readable_handler(stream, NULL, NULL, NULL),
+			 0);
 	talloc_free(stream);
 }
 END_TEST
@@ -2226,6 +2445,8 @@ static Suite *tsocket_generic_suite(void)
 	tc = tt_tcase(s, "stream_wait_readable", 10);
 	tcase_add_test(tc, test_stream_wait_readable);
 	tcase_add_test(tc, test_stream_wait_readable_unsupported);
+	tcase_add_test(tc, test_stream_readable_handler);
+	tcase_add_test(tc, test_stream_readable_handler_unsupported);
 
 	tc = tt_tcase(s, "stream_free", 10);
 	tcase_add_test(tc, test_stream_free_with_outstanding);

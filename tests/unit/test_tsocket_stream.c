@@ -927,6 +927,226 @@ START_TEST(test_wait_readable_free)
 }
 END_TEST
 
+struct readable_res {
+	bool done;
+	int calls;
+	struct tstream_context *stream;
+	bool free_stream; /* the handler frees the stream */
+};
+
+static void on_readable(struct tstream_context *stream, void *private_data)
+{
+	struct readable_res *r = private_data;
+
+	r->calls++;
+	r->done = true;
+	r->stream = stream;
+	if (r->free_stream) {
+		talloc_free(stream);
+	}
+}
+
+static void set_readable(struct tstream_context *s, struct readable_res *r)
+{
+	*r = (struct readable_res){0};
+	ck_assert_int_eq(tstream_set_readable_handler(s, tt_ev, on_readable, r),
+			 0);
+	/* never from inside the set */
+	ck_assert_int_eq(r->calls, 0);
+}
+
+static void assert_set_readable_fails(struct tstream_context *s, int err)
+{
+	struct readable_res r = {0};
+
+	errno = 0;
+	ck_assert_int_eq(
+	    tstream_set_readable_handler(s, tt_ev, on_readable, &r), -1);
+	ck_assert_int_eq(errno, err);
+	ck_assert(!tt_loop_until(tt_ev, &r.done, 10));
+}
+
+/* The readable handler: data, read-ahead, EOF; one shot, no allocation. */
+START_TEST(test_readable_handler)
+{
+	struct tstream_context *s = NULL;
+	int peer = stream_and_raw_peer(&s);
+	struct readable_res h;
+	size_t idle;
+	char buf[4];
+
+	/* bytes there already: from the loop, once */
+	ck_assert_int_eq(write(peer, "x", 1), 1);
+	set_readable(s, &h);
+	tt_wait(&h.done, WAIT_MS);
+	ck_assert_ptr_eq(h.stream, s);
+	h.done = false;
+	ck_assert(!tt_loop_until(tt_ev, &h.done, 30));
+	ck_assert_int_eq(h.calls, 1);
+	ck_assert_int_eq(read_exact(s, buf, 1), 1);
+	idle = talloc_total_size(s);
+	ck_assert_uint_lt(idle, 1024);
+
+	/* waits on an empty socket without allocating anything */
+	set_readable(s, &h);
+	ck_assert_uint_le(talloc_total_size(s), idle);
+	ck_assert(!tt_loop_until(tt_ev, &h.done, 50));
+	ck_assert_int_eq(write(peer, "hi", 2), 2);
+	tt_wait(&h.done, WAIT_MS);
+	/* one shot, and it read nothing */
+	h.done = false;
+	ck_assert(!tt_loop_until(tt_ev, &h.done, 30));
+	ck_assert_int_eq(h.calls, 1);
+	ck_assert_int_eq(tstream_pending_bytes(s), 2);
+	ck_assert_int_eq(read_exact(s, buf, 2), 2);
+	ck_assert_int_eq(memcmp(buf, "hi", 2), 0);
+
+	/* read-ahead bytes: ready at once (from the loop) */
+	ck_assert_int_eq(write(peer, "abc", 3), 3);
+	ck_assert_int_eq(read_exact(s, buf, 1), 1);
+	set_readable(s, &h);
+	tt_wait(&h.done, WAIT_MS);
+	ck_assert_int_eq(read_exact(s, buf, 2), 2);
+	ck_assert_int_eq(memcmp(buf, "bc", 2), 0);
+
+	/* the end of the stream: called, the readv says EPIPE */
+	set_readable(s, &h);
+	ck_assert(!tt_loop_until(tt_ev, &h.done, 20));
+	close(peer);
+	tt_wait(&h.done, WAIT_MS);
+	ck_assert_int_eq(read_exact(s, buf, 1), -EPIPE);
+	/* and at once after it */
+	set_readable(s, &h);
+	tt_wait(&h.done, WAIT_MS);
+	ck_assert_int_eq(h.calls, 1);
+}
+END_TEST
+
+/* A reset calls it; ENOTCONN after a disconnect. */
+START_TEST(test_readable_handler_errors)
+{
+	struct tstream_context *c = NULL;
+	struct linger lin = {.l_onoff = 1, .l_linger = 0};
+	uint16_t port;
+	int lfd = tcp_listener(AF_INET, &port);
+	struct readable_res h;
+	int peer;
+	char buf[4];
+
+	ck_assert_int_eq(tcp_connect(inet("ipv4", NULL, 0),
+				     inet("ipv4", "127.0.0.1", port), &c),
+			 0);
+	peer = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	ck_assert_int_ge(peer, 0);
+	close(lfd);
+
+	set_readable(c, &h);
+	ck_assert(!tt_loop_until(tt_ev, &h.done, 20));
+	ck_assert_int_eq(
+	    setsockopt(peer, SOL_SOCKET, SO_LINGER, &lin, sizeof(lin)), 0);
+	close(peer);
+	tt_wait(&h.done, WAIT_MS);
+	ck_assert_int_eq(read_exact(c, buf, 1), -ECONNRESET);
+	/* a known error: at once, from the loop */
+	set_readable(c, &h);
+	tt_wait(&h.done, WAIT_MS);
+
+	ck_assert_int_eq(disconnect(c), 0);
+	assert_set_readable_fails(c, ENOTCONN);
+}
+END_TEST
+
+/* EBUSY next to a readv or a wait; a readv, disconnect or clear end it. */
+START_TEST(test_readable_handler_busy)
+{
+	struct tstream_context *a = NULL, *b = NULL;
+	char buf[4];
+	struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf)};
+	struct readable_res h;
+	struct simple_result w;
+	struct io_result r;
+
+	ck_assert_int_eq(tstream_unix_socketpair(tt_mem, &a, tt_mem, &b), 0);
+	start_readv(b, &iov, 1, &r);
+	assert_set_readable_fails(b, EBUSY);
+	ck_assert_int_eq(write_all(a, "abcd", 4), 4);
+	tt_wait(&r.done, WAIT_MS);
+	ck_assert_int_eq(r.ret, 4);
+	start_wait(b, &w);
+	assert_set_readable_fails(b, EBUSY);
+	ck_assert_int_eq(write_all(a, "efgh", 4), 4);
+	tt_wait(&w.done, WAIT_MS);
+	ck_assert_int_eq(w.ret, 0);
+	ck_assert_int_eq(read_exact(b, buf, 4), 4);
+
+	/* b writes while the handler waits: no call for that */
+	set_readable(b, &h);
+	ck_assert_int_eq(write_all(b, "ping", 4), 4);
+	ck_assert_int_eq(read_exact(a, buf, 4), 4);
+	ck_assert(!tt_loop_until(tt_ev, &h.done, 20));
+
+	/* a readv takes over: the handler is never called */
+	start_readv(b, &iov, 1, &r);
+	ck_assert_int_eq(write_all(a, "pong", 4), 4);
+	tt_wait(&r.done, WAIT_MS);
+	ck_assert_int_eq(r.ret, 4);
+	ck_assert(!tt_loop_until(tt_ev, &h.done, 20));
+
+	/* cleared: the bytes find nobody */
+	set_readable(b, &h);
+	ck_assert_int_eq(tstream_set_readable_handler(b, NULL, NULL, NULL), 0);
+	ck_assert_int_eq(write_all(a, "abcd", 4), 4);
+	ck_assert(!tt_loop_until(tt_ev, &h.done, 30));
+	/* cleared while its call was scheduled (read-ahead there) */
+	ck_assert_int_eq(read_exact(b, buf, 1), 1);
+	set_readable(b, &h);
+	ck_assert_int_eq(tstream_set_readable_handler(b, NULL, NULL, NULL), 0);
+	ck_assert(!tt_loop_until(tt_ev, &h.done, 30));
+	ck_assert_int_eq(read_exact(b, buf, 3), 3);
+	ck_assert_int_eq(memcmp(buf, "bcd", 3), 0);
+
+	/* a disconnect clears it */
+	set_readable(b, &h);
+	ck_assert_int_eq(disconnect(b), 0);
+	ck_assert_int_eq(write_all(a, "efgh", 4), -EPIPE);
+	ck_assert(!tt_loop_until(tt_ev, &h.done, 30));
+	ck_assert_int_eq(h.calls, 0);
+}
+END_TEST
+
+/* Freeing the stream while it is set, or from the handler, is safe. */
+START_TEST(test_readable_handler_free)
+{
+	struct tstream_context *a = NULL, *b = NULL;
+	struct readable_res h;
+	char buf[4];
+
+	ck_assert_int_eq(tstream_unix_socketpair(tt_mem, &a, tt_mem, &b), 0);
+	set_readable(b, &h);
+	talloc_free(b);
+	ck_assert_int_eq(write_all(a, "abcd", 4), -EPIPE);
+	ck_assert(!tt_loop_until(tt_ev, &h.done, 30));
+	talloc_free(a);
+
+	/* freed with its call scheduled */
+	ck_assert_int_eq(tstream_unix_socketpair(tt_mem, &a, tt_mem, &b), 0);
+	ck_assert_int_eq(write_all(a, "abcd", 4), 4);
+	ck_assert_int_eq(read_exact(b, buf, 1), 1);
+	set_readable(b, &h);
+	talloc_free(b);
+	ck_assert(!tt_loop_until(tt_ev, &h.done, 30));
+
+	/* the handler frees the stream */
+	ck_assert_int_eq(tstream_unix_socketpair(tt_mem, &a, tt_mem, &b), 0);
+	set_readable(b, &h);
+	h.free_stream = true;
+	ck_assert_int_eq(write_all(a, "abcd", 4), 4);
+	tt_wait(&h.done, WAIT_MS);
+	ck_assert_int_eq(h.calls, 1);
+	talloc_free(a);
+}
+END_TEST
+
 START_TEST(test_own_disconnect)
 {
 	struct tstream_context *s = NULL;
@@ -1419,6 +1639,10 @@ static Suite *tsocket_stream_suite(void)
 	tcase_add_test(tc, test_wait_readable_errors);
 	tcase_add_test(tc, test_wait_readable_busy);
 	tcase_add_test(tc, test_wait_readable_free);
+	tcase_add_test(tc, test_readable_handler);
+	tcase_add_test(tc, test_readable_handler_errors);
+	tcase_add_test(tc, test_readable_handler_busy);
+	tcase_add_test(tc, test_readable_handler_free);
 
 	tc = tt_tcase(s, "close", 30);
 	tcase_add_test(tc, test_peer_close_epipe);

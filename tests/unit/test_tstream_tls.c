@@ -1284,6 +1284,139 @@ START_TEST(wait_readable)
 }
 END_TEST
 
+static void on_readable(struct tstream_context *stream, void *private_data)
+{
+	int *calls = private_data;
+
+	(void)stream;
+	(*calls)++;
+}
+
+/* Set on_readable on s, counting in *calls; it is never called inside. */
+static void set_readable(struct tstream_context *s, int *calls)
+{
+	*calls = 0;
+	ck_assert_int_eq(
+	    tstream_set_readable_handler(s, tt_ev, on_readable, calls), 0);
+	ck_assert_int_eq(*calls, 0);
+}
+
+/* Run the loop until *calls is non-zero, at most about ms; once only. */
+static void wait_calls(int *calls, int ms)
+{
+	int waited;
+
+	for (waited = 0; *calls == 0 && waited < ms; waited += 10) {
+		run_for(10);
+	}
+	ck_assert_int_eq(*calls, 1);
+}
+
+static void write_all(struct tstream_context *s, uint8_t *buf, size_t len);
+
+/* tstream_set_readable_handler on a TLS stream. */
+START_TEST(readable_handler)
+{
+	struct tstream_tls_params *sp =
+	    server_params(certs->srv_ec_crt, certs->srv_ec_key);
+	struct tstream_tls_params *cp = client_params("localhost");
+	struct tstream_context *a = NULL;
+	struct tstream_context *b = NULL;
+	uint8_t in[16];
+	struct xfer *w;
+	struct xfer *r;
+	struct hs srv;
+	struct hs cli;
+	size_t before;
+	int calls = 0;
+	int size_ret = 0;
+	int err = 0;
+
+	ck_assert_int_eq(tstream_unix_socketpair(tt_mem, &a, tt_mem, &b), 0);
+	hs_start(&srv, a, sp, true);
+	hs_start(&cli, b, cp, false);
+	hs_finish(&srv);
+	hs_finish(&cli);
+	ck_assert_int_eq(srv.ret, 0);
+	ck_assert_int_eq(cli.ret, 0);
+	transfer_both(srv.tls, cli.tls, 1000);
+
+	/* nothing to read: it waits, allocating nothing on either layer */
+	before = talloc_total_size(srv.tls);
+	set_readable(srv.tls, &calls);
+	run_for(100);
+	ck_assert_int_eq(calls, 0);
+	ck_assert_uint_le(talloc_total_size(srv.tls), before);
+
+	/* a record arrives: once, and nothing was taken */
+	w = xfer_start(cli.tls, (uint8_t *)"hello, world", 12, 12, true);
+	tt_wait(&w->done, 10000);
+	ck_assert_int_eq(w->err, 0);
+	wait_calls(&calls, 10000);
+	run_for(50);
+	ck_assert_int_eq(calls, 1);
+	r = xfer_start(srv.tls, in, 5, 5, false);
+	tt_wait(&r->done, 10000);
+	ck_assert_int_eq(r->err, 0);
+	ck_assert_int_eq(memcmp(in, "hello", 5), 0);
+	talloc_free(r);
+
+	/* decrypted bytes buffered: from the loop, no new socket bytes */
+	ck_assert_int_gt(tstream_pending_bytes(srv.tls), 0);
+	ck_assert_int_eq(tstream_pending_bytes(a), 0);
+	set_readable(srv.tls, &calls);
+	wait_calls(&calls, 1000);
+	/* cleared before its scheduled call: never called */
+	set_readable(srv.tls, &calls);
+	ck_assert_int_eq(
+	    tstream_set_readable_handler(srv.tls, NULL, NULL, NULL), 0);
+	run_for(50);
+	ck_assert_int_eq(calls, 0);
+	r = xfer_start(srv.tls, in, 7, 7, false);
+	tt_wait(&r->done, 10000);
+	ck_assert_int_eq(r->err, 0);
+	ck_assert_int_eq(memcmp(in, ", world", 7), 0);
+	talloc_free(r);
+	talloc_free(w);
+
+	/* a readv clears it (and the plain stream's) */
+	set_readable(srv.tls, &calls);
+	r = xfer_start(srv.tls, in, 2, 2, false);
+	write_all(cli.tls, (uint8_t *)"ab", 2);
+	tt_wait(&r->done, 10000);
+	ck_assert_int_eq(r->err, 0);
+	talloc_free(r);
+	run_for(50);
+	ck_assert_int_eq(calls, 0);
+
+	/* close_notify: called, then EPIPE */
+	set_readable(srv.tls, &calls);
+	run_for(20);
+	ck_assert_int_eq(calls, 0);
+	run_req_int(tstream_shutdown_send(tt_mem, tt_ev, cli.tls),
+		    tstream_shutdown_recv, &size_ret, &err);
+	wait_calls(&calls, 10000);
+	ck_assert_int_eq(read_error(srv.tls), EPIPE);
+
+	/* cleared: bytes for the client find nobody; the stream freed with
+	 * it set is fine too */
+	set_readable(cli.tls, &calls);
+	ck_assert_int_eq(
+	    tstream_set_readable_handler(cli.tls, NULL, NULL, NULL), 0);
+	write_all(srv.tls, in, 1);
+	run_for(50);
+	ck_assert_int_eq(calls, 0);
+	set_readable(cli.tls, &calls);
+	talloc_free(cli.tls);
+	run_for(50);
+	ck_assert_int_eq(calls, 0);
+
+	talloc_free(srv.tls);
+	talloc_free(sp);
+	talloc_free(cp);
+}
+END_TEST
+
 /*
  * Reading ahead: what pending_bytes reports is there without more input
  */
@@ -1492,6 +1625,7 @@ START_TEST(pending_across_key_update)
 	struct pollfd pfd;
 	struct hs srv;
 	bool done = false;
+	int calls = 0;
 	int err = 0;
 	ssize_t pending;
 	char byte;
@@ -1539,8 +1673,11 @@ START_TEST(pending_across_key_update)
 	/*
 	 * close_notify was met while decrypting ahead and the socket has
 	 * nothing more (the client waits for our reply): a wait for
-	 * readability still ends at once, for the readv to see the end.
+	 * readability still ends at once, for the readv to see the end;
+	 * so does a readable handler (called from the loop).
 	 */
+	set_readable(srv.tls, &calls);
+	wait_calls(&calls, 2000);
 	req = tstream_wait_readable_send(tt_mem, tt_ev, srv.tls);
 	ck_assert_ptr_nonnull(req);
 	tevent_req_set_callback(req, tt_set_done, &done);
@@ -1940,6 +2077,7 @@ int main(void)
 	suite_add_tcase(
 	    s, tc("pending_key_update", pending_across_key_update, 30 * slow));
 	suite_add_tcase(s, tc("wait_readable", wait_readable, 30 * slow));
+	suite_add_tcase(s, tc("readable_handler", readable_handler, 30 * slow));
 	suite_add_tcase(
 	    s, tc("hostile_garbage", hostile_garbage_hello, 30 * slow));
 	suite_add_tcase(
