@@ -329,7 +329,9 @@ static void tsgate_conn_routed(struct tsgate_conn *conn);
 static void tsgate_conn_backend_done(struct tevent_req *subreq);
 static void tsgate_conn_handoff_done(struct tevent_req *subreq);
 static void tsgate_conn_relay(struct tsgate_conn *conn);
-static void tsgate_conn_relay_done(struct tevent_req *subreq);
+static void tsgate_conn_relay_done(struct tsgate_relay *relay,
+				   int err,
+				   void *private_data);
 
 static void tsgate_conn_start(struct tsgate_listener *l, int fd)
 {
@@ -652,7 +654,7 @@ static void tsgate_conn_relay(struct tsgate_conn *conn)
 			   : (size_t)r->max_pdu,
 	    .idle_timeout_ms = ms32(conn->daemon->cfg->limits.idle_timeout_ms),
 	};
-	struct tevent_req *subreq;
+	struct tsgate_relay *relay;
 
 	/*
 	 * The addresses served routing and the identity hand-off; the log
@@ -663,24 +665,24 @@ static void tsgate_conn_relay(struct tsgate_conn *conn)
 	TALLOC_FREE(conn->remote);
 	TALLOC_FREE(conn->local);
 
-	subreq = tsgate_relay_send(conn, conn->daemon->ev, conn->client,
-				   conn->backend, &p, &conn->stats);
-	if (subreq == NULL) {
+	relay = tsgate_relay_start(conn, conn->daemon->ev, conn->client,
+				   conn->backend, &p, &conn->stats,
+				   tsgate_conn_relay_done, conn);
+	if (relay == NULL) {
 		tsgate_conn_finish(conn, ENOMEM, "out of memory");
 		return;
 	}
-	tevent_req_set_callback(subreq, tsgate_conn_relay_done, conn);
 }
 
-static void tsgate_conn_relay_done(struct tevent_req *subreq)
+static void tsgate_conn_relay_done(struct tsgate_relay *relay,
+				   int err,
+				   void *private_data)
 {
 	struct tsgate_conn *conn =
-	    tevent_req_callback_data(subreq, struct tsgate_conn);
-	int ret, err = 0;
+	    talloc_get_type_abort(private_data, struct tsgate_conn);
 
-	ret = tsgate_relay_recv(subreq, &err);
-	TALLOC_FREE(subreq);
-	if (ret == -1) {
+	talloc_free(relay);
+	if (err != 0) {
 		enum tsgate_metrics_drop_reason why;
 		const char *reason = conn->stats.reason != NULL
 					 ? conn->stats.reason
