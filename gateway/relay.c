@@ -139,8 +139,8 @@ static void relay_pump_wait(struct relay_pump *p)
 		relay_pump_read(p);
 		return;
 	}
-	if (tstream_set_readable_handler(p->src, p->relay->ev, relay_pump_readable,
-					 p) == -1) {
+	if (tstream_set_readable_handler(p->src, p->relay->ev,
+					 relay_pump_readable, p) == -1) {
 		if (errno == ENOSYS) {
 			/* a type that cannot tell: its readv waits */
 			relay_pump_read(p);
@@ -187,16 +187,18 @@ static void relay_pump_read(struct relay_pump *p)
 		}
 		p->iov.iov_base = &p->first;
 		p->iov.iov_len = 1;
-		subreq = tstream_readv_send(p->relay, p->relay->ev, p->src, &p->iov, 1);
+		subreq = tstream_readv_send(p->relay, p->relay->ev, p->src,
+					    &p->iov, 1);
 		if (subreq == NULL) {
 			relay_pump_end(p, ENOMEM);
 			return;
 		}
 		tevent_req_set_callback(subreq, relay_pump_raw_first_done, p);
-	p->subreq = subreq;
+		p->subreq = subreq;
 		return;
 	}
-	subreq = tsgate_pdu_read_send(p->relay, p->relay->ev, p->src, p->relay->params.framing,
+	subreq = tsgate_pdu_read_send(p->relay, p->relay->ev, p->src,
+				      p->relay->params.framing,
 				      p->relay->params.max_pdu);
 	if (subreq == NULL) {
 		relay_pump_end(p, ENOMEM);
@@ -317,7 +319,7 @@ static void relay_pump_read_failed(struct relay_pump *p, int err)
 			return;
 		}
 		tevent_req_set_callback(subreq, relay_pump_shutdown_done, p);
-	p->subreq = subreq;
+		p->subreq = subreq;
 		return;
 	}
 	/*
@@ -343,7 +345,8 @@ static void relay_pump_write(struct relay_pump *p)
 
 	p->iov.iov_base = p->buf;
 	p->iov.iov_len = p->len;
-	subreq = tstream_writev_send(p->relay, p->relay->ev, p->dst, &p->iov, 1);
+	subreq =
+	    tstream_writev_send(p->relay, p->relay->ev, p->dst, &p->iov, 1);
 	if (subreq == NULL) {
 		relay_pump_end(p, ENOMEM);
 		return;
@@ -507,15 +510,15 @@ static void relay_start_done(struct tsgate_relay *relay,
 	*ended = true;
 }
 
-struct tsgate_relay *
-tsgate_relay_start(TALLOC_CTX *mem_ctx,
-		   struct tevent_context *ev,
-		   struct tstream_context *client,
-		   struct tstream_context *backend,
-		   const struct tsgate_relay_params *params,
-		   struct tsgate_relay_stats *stats,
-		   tsgate_relay_done_fn done_fn,
-		   void *private_data)
+struct tsgate_relay *tsgate_relay_start(
+    TALLOC_CTX *mem_ctx,
+    struct tevent_context *ev,
+    struct tstream_context *client,
+    struct tstream_context *backend,
+    const struct tsgate_relay_params *params,
+    struct tsgate_relay_stats *stats,
+    tsgate_relay_done_fn done_fn,
+    void *private_data)
 {
 	struct tsgate_relay *relay;
 	bool ended = false;

@@ -78,13 +78,14 @@ typedef void (*tsgate_relay_done_fn)(struct tsgate_relay *relay,
  * @return The relay, a talloc child of mem_ctx; NULL only when out of
  *         memory (done_fn is then never called).
  */
-struct tsgate_relay *tsgate_relay_start(TALLOC_CTX *mem_ctx,
-					struct tevent_context *ev,
-					struct tstream_context *client,
-					struct tstream_context *backend,
-					const struct tsgate_relay_params *params,
-					struct tsgate_relay_stats *stats,
-					tsgate_relay_done_fn done_fn,
-					void *private_data);
+struct tsgate_relay *tsgate_relay_start(
+    TALLOC_CTX *mem_ctx,
+    struct tevent_context *ev,
+    struct tstream_context *client,
+    struct tstream_context *backend,
+    const struct tsgate_relay_params *params,
+    struct tsgate_relay_stats *stats,
+    tsgate_relay_done_fn done_fn,
+    void *private_data);
 
 #endif /* TSGATE_RELAY_H */

@@ -269,9 +269,9 @@ static struct rig *rig_start(enum tsgate_framing framing,
 	    .idle_timeout_ms = idle_ms,
 	};
 
-	r->relay = tsgate_relay_start(r, tt_ev, r->relay_client,
-				      r->relay_backend, &params, &r->stats,
-				      relay_done, r);
+	r->relay =
+	    tsgate_relay_start(r, tt_ev, r->relay_client, r->relay_backend,
+			       &params, &r->stats, relay_done, r);
 	ck_assert_ptr_nonnull(r->relay);
 	if (read_client) {
 		peer_read_next(r->client);
@@ -543,9 +543,9 @@ START_TEST(test_start_failure_from_loop)
 	busy = tstream_readv_send(tt_mem, tt_ev, r->relay_client, &iov, 1);
 	ck_assert_ptr_nonnull(busy);
 
-	r->relay = tsgate_relay_start(r, tt_ev, r->relay_client,
-				      r->relay_backend, &params, &r->stats,
-				      relay_done, r);
+	r->relay =
+	    tsgate_relay_start(r, tt_ev, r->relay_client, r->relay_backend,
+			       &params, &r->stats, relay_done, r);
 	ck_assert_ptr_nonnull(r->relay);
 	ck_assert(!r->relay_done);
 	tt_wait(&r->relay_done, 5000);
@@ -558,9 +558,9 @@ START_TEST(test_start_failure_from_loop)
 	/* again, freed before the loop ran: never called */
 	r->relay_done = false;
 	r->stats = (struct tsgate_relay_stats){0};
-	r->relay = tsgate_relay_start(r, tt_ev, r->relay_client,
-				      r->relay_backend, &params, &r->stats,
-				      relay_done, r);
+	r->relay =
+	    tsgate_relay_start(r, tt_ev, r->relay_client, r->relay_backend,
+			       &params, &r->stats, relay_done, r);
 	ck_assert_ptr_nonnull(r->relay);
 	TALLOC_FREE(r->relay);
 	loop_for(50);
