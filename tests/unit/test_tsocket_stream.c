@@ -1609,8 +1609,8 @@ START_TEST(test_readable_handler_guards)
 		    tstream_set_readable_handler(s, ev, on_readable, &h), 0);
 		idle = talloc_total_blocks(ev);
 		ck_assert_msg(idle + 1 == busy,
-			      "idle stream: %zu blocks under ev, busy %zu", idle,
-			      busy);
+			      "idle stream: %zu blocks under ev, busy %zu",
+			      idle, busy);
 		ck_assert(!tt_loop_until(ev, &h.done, 20));
 
 		/* the context goes first, the handler still set */
