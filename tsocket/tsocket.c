@@ -977,6 +977,9 @@ static void tstream_req_cleanup(struct tevent_req *req,
 
 	/* See tdgram_req_cleanup(). */
 	if (c != NULL) {
+		struct tstream_context *stream = c->stream;
+		bool writer = stream != NULL && stream->writev_req == req;
+
 		TALLOC_FREE(c->subreq);
 		if (c->pim != NULL && c->stream != NULL) {
 			/* finished early: drop the scheduled finish */
@@ -985,6 +988,18 @@ static void tstream_req_cleanup(struct tevent_req *req,
 		c->pim = NULL;
 		tstream_unwait(c);
 		tstream_forget(c, req);
+		if (writer && stream->readable_fn != NULL &&
+		    !stream->readable_scheduled) {
+			/*
+			 * A write to a stream that waits to read (a relay's
+			 * other direction): the stream is as idle as
+			 * tstream_idle_release() left it once the write is
+			 * over, so it keeps no writev immediate either (tevent
+			 * lets an immediate be freed from its own handler,
+			 * where this may run).
+			 */
+			TALLOC_FREE(stream->writev_im);
+		}
 	}
 }
 

@@ -476,8 +476,12 @@ START_TEST(test_idle_holds_no_reads)
 	 * and a readv per direction 2.5 KiB.
 	 */
 	ck_assert_msg(held < 384, "idle relay holds %zu bytes", held);
-	/* the stream structs only: no 4 KiB read-ahead in either */
-	ck_assert_msg(streams < 2048, "idle streams hold %zu bytes", streams);
+	/*
+	 * The stream structs only: no 4 KiB read-ahead in either, and no
+	 * fast-path immediate kept by the stream written to last while its
+	 * other direction waits (816 bytes on x86-64; 928 with it).
+	 */
+	ck_assert_msg(streams < 880, "idle streams hold %zu bytes", streams);
 	ck_assert(!r->relay_done);
 
 	/* still relaying after the wait */
