@@ -118,6 +118,7 @@ struct tsgate_pdu_read_state {
 	struct iovec iov;
 	unsigned step;
 	bool truncated_is_error;
+	bool verdict; /* the failure is this framer's judgment of a PDU */
 };
 
 static int tsgate_pdu_next_vector(struct tstream_context *stream,
@@ -242,10 +243,12 @@ static int tsgate_pdu_next_vector(struct tstream_context *stream,
 		ret = tsgate_framing_pdu_size(state->framing, state->buf,
 					      &state->total);
 		if (ret != 0) {
+			state->verdict = true;
 			errno = ret;
 			return -1;
 		}
 		if (state->total > state->max_pdu) {
+			state->verdict = true;
 			errno = EMSGSIZE;
 			return -1;
 		}
@@ -270,6 +273,7 @@ static void tsgate_pdu_read_done(struct tevent_req *subreq)
 	TALLOC_FREE(subreq);
 	if (ret == -1) {
 		if (err == EPIPE && state->truncated_is_error) {
+			state->verdict = true;
 			err = EPROTO;
 		}
 		tevent_req_error(req, err);
@@ -280,6 +284,7 @@ static void tsgate_pdu_read_done(struct tevent_req *subreq)
 
 int tsgate_pdu_read_recv(struct tevent_req *req,
 			 int *perrno,
+			 bool *verdict,
 			 TALLOC_CTX *mem_ctx,
 			 uint8_t **buf,
 			 size_t *len)
@@ -289,8 +294,14 @@ int tsgate_pdu_read_recv(struct tevent_req *req,
 	enum tevent_req_state rs;
 	uint64_t err;
 
+	if (verdict != NULL) {
+		*verdict = false;
+	}
 	if (tevent_req_is_error(req, &rs, &err)) {
 		*perrno = (rs == TEVENT_REQ_USER_ERROR) ? (int)err : ENOMEM;
+		if (verdict != NULL) {
+			*verdict = state->verdict;
+		}
 		tevent_req_received(req);
 		return -1;
 	}

@@ -68,12 +68,18 @@ struct tevent_req *tsgate_pdu_read_send(TALLOC_CTX *mem_ctx,
 
 /**
  * @brief Receive the PDU of tsgate_pdu_read_send().
+ * @param verdict  May be NULL. On failure, true when the failure is the
+ *                 framer's judgment of a PDU (too large, malformed,
+ *                 truncated), false when the stream itself failed — a
+ *                 tunnel may fail with EMSGSIZE or EPROTO too (a GSSAPI
+ *                 frame it refused), which is not a PDU verdict.
  * @param buf  The PDU, allocated on mem_ctx.
  * @param len  Its length (never 0).
  * @return 0, or -1 with *perrno set.
  */
 int tsgate_pdu_read_recv(struct tevent_req *req,
 			 int *perrno,
+			 bool *verdict,
 			 TALLOC_CTX *mem_ctx,
 			 uint8_t **buf,
 			 size_t *len);

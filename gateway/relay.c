@@ -295,10 +295,17 @@ static void relay_pump_read_done(struct tevent_req *subreq)
 {
 	struct relay_pump *p = tevent_req_callback_data_void(subreq);
 	int ret, err = 0;
+	bool verdict = false;
 
-	ret = tsgate_pdu_read_recv(subreq, &err, p->relay, &p->buf, &p->len);
+	ret = tsgate_pdu_read_recv(subreq, &err, &verdict, p->relay, &p->buf,
+				   &p->len);
 	TALLOC_FREE(subreq);
 	p->subreq = NULL;
+	if (ret == -1 && verdict) {
+		relay_pump_fail(
+		    p, err == EMSGSIZE ? FAIL_TOO_LARGE : FAIL_MALFORMED, err);
+		return;
+	}
 	if (ret == -1) {
 		relay_pump_read_failed(p, err);
 		return;
@@ -309,7 +316,6 @@ static void relay_pump_read_done(struct tevent_req *subreq)
 static void relay_pump_read_failed(struct relay_pump *p, int err)
 {
 	struct tevent_req *subreq;
-	bool framed;
 
 	if (err == EPIPE) {
 		/* Clean end of this direction: pass it on. */
@@ -323,17 +329,11 @@ static void relay_pump_read_failed(struct relay_pump *p, int err)
 		return;
 	}
 	/*
-	 * Only a framer judges PDUs. On a raw route these errnos are the
-	 * source stream's own (a GSSAPI frame the tunnel refused, say).
+	 * The framer's verdicts do not come here (relay_pump_read_done);
+	 * an EMSGSIZE or EPROTO here is the source stream's own (a GSSAPI
+	 * frame the tunnel refused, say), on raw and framed routes alike.
 	 */
-	framed = p->relay->params.framing != TSGATE_FRAMING_RAW;
-	if (framed && err == EMSGSIZE) {
-		relay_pump_fail(p, FAIL_TOO_LARGE, err);
-	} else if (framed && err == EPROTO) {
-		relay_pump_fail(p, FAIL_MALFORMED, err);
-	} else {
-		relay_pump_fail(p, FAIL_READ, err);
-	}
+	relay_pump_fail(p, FAIL_READ, err);
 }
 
 /* A chunk or PDU is in p->buf: pass it on. */

@@ -132,7 +132,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_ASSERT(req != NULL);
 		tevent_req_set_callback(req, read_done, &done);
 		fuzz_loop_until(ev, &done, "tsgate_pdu_read");
-		ret = tsgate_pdu_read_recv(req, &err, mem, &pdu, &len);
+		ret = tsgate_pdu_read_recv(req, &err, NULL, mem, &pdu, &len);
 		TALLOC_FREE(req);
 		if (ret == -1) {
 			if (framing != TSGATE_FRAMING_RAW &&

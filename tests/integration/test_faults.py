@@ -783,6 +783,39 @@ class FaultMatrix(gh.GatewayTestCase):
                 self.assertEqual(self.recorder.records[-1], forwarded,
                                  mode)
 
+    def test_gssapi_bad_frames_on_framed_route(self):
+        """On a framed route the tunnel's own refusal (a 4 GiB GSSAPI
+        frame length: EMSGSIZE; a wrap token out of order: EPROTO) is
+        still a read failure with the GSSAPI reason, not the framer's
+        'PDU too large' or 'malformed' verdict."""
+        self.start_kdc()
+        if not os.access(KNC_PEER, os.X_OK):
+            self.skipTest("knc-peer not built")
+        self.start([self.listener(
+            "gss-framed", "gssapi", self.recorder.address,
+            ["gssapi: {keytab: %s, principal: \"host/localhost\"}"
+             % self.env["TT_KDC_SERVICE_KEYTAB"]],
+            route=["framing: length32"])])
+        cases = [("len4g", errno.EMSGSIZE, "frame length 4294967295"),
+                 ("reorder", errno.EPROTO, "unwrap")]
+        with self.witnessed():
+            for n, (mode, err, why) in enumerate(cases, 1):
+                sock = self.plain("gss-framed", timeout=30)
+                sock.setblocking(True)
+                try:
+                    p = self.knc(["host@localhost", "0", mode], sock=sock)
+                finally:
+                    sock.close()
+                self.assertEqual(p.returncode, 0, p.stderr)
+                line = self.assert_failed("gss-framed",
+                                          "client read failed: ", n)
+                self.assertIn(why, line["reason"], line)
+                self.assertEqual(line["error"], os.strerror(err), line)
+                self.assertEqual(line["bytes_in"], 0, line)
+                # the backend connection saw no byte
+                self.assertTrue(self.recorder.wait_records(n))
+                self.assertEqual(self.recorder.records[-1], b"", mode)
+
     def test_gssapi_captured_client_replayed_on_new_connection(self):
         self.start_gss()
         with self.witnessed():

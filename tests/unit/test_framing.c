@@ -20,6 +20,7 @@
 /* One end as a tstream, the other as a plain blocking fd for the test. */
 struct pair {
 	struct tstream_context *stream;
+	int ours; /* the stream's fd (owned by the stream) */
 	int peer;
 };
 
@@ -40,6 +41,7 @@ static struct pair *pair_new(void)
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	ck_assert_int_eq(fcntl(sv[0], F_SETFL, O_NONBLOCK), 0);
 	ck_assert_int_eq(tstream_bsd_existing_socket(p, sv[0], &p->stream), 0);
+	p->ours = sv[0];
 	p->peer = sv[1];
 	talloc_set_destructor(p, pair_destructor);
 	return p;
@@ -60,6 +62,7 @@ struct read_result {
 	bool done;
 	int ret;
 	int err;
+	bool verdict;
 	uint8_t *buf;
 	size_t len;
 };
@@ -68,7 +71,8 @@ static void read_done(struct tevent_req *req)
 {
 	struct read_result *r = tevent_req_callback_data_void(req);
 
-	r->ret = tsgate_pdu_read_recv(req, &r->err, tt_mem, &r->buf, &r->len);
+	r->ret = tsgate_pdu_read_recv(req, &r->err, &r->verdict, tt_mem,
+				      &r->buf, &r->len);
 	TALLOC_FREE(req);
 	r->done = true;
 }
@@ -95,11 +99,17 @@ static void assert_pdu(struct read_result *r, const void *bytes, size_t len)
 	ck_assert_ptr_eq(talloc_parent(r->buf), tt_mem);
 }
 
+/*
+ * In these tests every EMSGSIZE and EPROTO is the framer's verdict on a
+ * PDU, and anything else (EPIPE, a reset) the stream's own failure.
+ */
 static void assert_error(struct read_result *r, int err)
 {
 	ck_assert_int_eq(r->ret, -1);
 	ck_assert_msg(r->err == err, "errno %d (%s), expected %d (%s)", r->err,
 		      strerror(r->err), err, strerror(err));
+	ck_assert_msg(r->verdict == (err == EMSGSIZE || err == EPROTO),
+		      "verdict %d for errno %d", r->verdict, err);
 }
 
 START_TEST(test_parse_names)
@@ -315,6 +325,31 @@ START_TEST(test_truncated)
 }
 END_TEST
 
+/* A stream that fails by itself: no verdict, whatever the framing. */
+START_TEST(test_stream_error_is_no_verdict)
+{
+	const enum tsgate_framing framings[] = {
+	    TSGATE_FRAMING_RAW, TSGATE_FRAMING_LENGTH32, TSGATE_FRAMING_NBT,
+	    TSGATE_FRAMING_NCACN};
+	const uint8_t half_header[] = {0, 0};
+	size_t i;
+
+	for (i = 0; i < sizeof(framings) / sizeof(framings[0]); i++) {
+		struct pair *p = pair_new();
+		struct read_result *r;
+
+		/* the peer leaves with our bytes unread: a reset for us */
+		ck_assert_int_eq(write(p->ours, "unread", 6), 6);
+		if (framings[i] != TSGATE_FRAMING_RAW) {
+			peer_write(p, half_header, sizeof(half_header));
+		}
+		peer_close(p);
+		r = read_pdu(p, framings[i], 1024);
+		assert_error(r, ECONNRESET);
+	}
+}
+END_TEST
+
 START_TEST(test_raw_chunks)
 {
 	struct pair *p = pair_new();
@@ -373,6 +408,7 @@ static Suite *framing_suite(void)
 	tcase_add_test(tc, test_exact_max_pdu);
 	tcase_add_test(tc, test_malformed);
 	tcase_add_test(tc, test_truncated);
+	tcase_add_test(tc, test_stream_error_is_no_verdict);
 
 	tc = tt_tcase(s, "raw_reads", 20);
 	tcase_add_test(tc, test_raw_chunks);

@@ -107,7 +107,7 @@ static void peer_read_done(struct tevent_req *req)
 	size_t len = 0;
 	int ret, err = 0;
 
-	ret = tsgate_pdu_read_recv(req, &err, p, &buf, &len);
+	ret = tsgate_pdu_read_recv(req, &err, NULL, p, &buf, &len);
 	TALLOC_FREE(req);
 	if (ret == -1) {
 		p->read_eof = err == EPIPE;
@@ -169,7 +169,7 @@ static void echo_read_done(struct tevent_req *req)
 	int ret, err = 0;
 
 	TALLOC_FREE(e->buf);
-	ret = tsgate_pdu_read_recv(req, &err, e, &e->buf, &e->len);
+	ret = tsgate_pdu_read_recv(req, &err, NULL, e, &e->buf, &e->len);
 	TALLOC_FREE(req);
 	if (ret == -1) {
 		if (err != EPIPE) {
