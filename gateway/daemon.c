@@ -64,6 +64,9 @@ struct tsgate_daemon {
 	struct tsgate_listener *listeners;              /* accepting */
 	struct tsgate_listener *retired; /* replaced, serving old conns */
 	struct tsgate_conn *conns;
+	/* finished, to be freed by conn_free_im (one for all of them) */
+	struct tsgate_conn *finished_conns;
+	struct tevent_immediate *conn_free_im;
 	uint32_t num_conns;
 	uint64_t next_conn_id;
 	unsigned worker;      /* 0 .. num_workers-1 */
@@ -116,8 +119,7 @@ struct tsgate_conn {
 	uint8_t *handoff;
 	struct iovec handoff_iov;
 	struct tsgate_relay_stats stats;
-	struct tevent_immediate *free_im;
-	bool finished;
+	bool finished; /* on d->finished_conns instead of d->conns */
 	bool dropped; /* counted in tsgate_connection_drops_total */
 };
 
@@ -162,16 +164,23 @@ static uint32_t ms32(uint64_t ms)
  * Connections
  */
 
-static void tsgate_conn_free_now(struct tevent_context *ev,
-				 struct tevent_immediate *im,
-				 void *private_data)
+/*
+ * Frees the finished connections. One immediate of the daemon serves all
+ * of them: an immediate per connection, made at accept and kept for the
+ * connection's life, cost ~0.2 KiB per idle connection.
+ */
+static void tsgate_conns_free_finished(struct tevent_context *ev,
+				       struct tevent_immediate *im,
+				       void *private_data)
 {
-	struct tsgate_conn *conn =
-	    talloc_get_type_abort(private_data, struct tsgate_conn);
+	struct tsgate_daemon *d =
+	    talloc_get_type_abort(private_data, struct tsgate_daemon);
 
 	(void)ev;
 	(void)im;
-	talloc_free(conn);
+	while (d->finished_conns != NULL) {
+		talloc_free(d->finished_conns);
+	}
 }
 
 static void tsgate_listener_unlink(struct tsgate_listener **list,
@@ -205,7 +214,11 @@ static int tsgate_conn_destructor(struct tsgate_conn *conn)
 {
 	struct tsgate_daemon *d = conn->daemon;
 
-	TSG_DLIST_REMOVE(d->conns, conn);
+	if (conn->finished) {
+		TSG_DLIST_REMOVE(d->finished_conns, conn);
+	} else {
+		TSG_DLIST_REMOVE(d->conns, conn);
+	}
 	d->num_conns--;
 	conn->listener->num_conns--;
 	if (conn->listener->retired && conn->listener->num_conns == 0) {
@@ -239,6 +252,8 @@ static void tsgate_conn_finish(struct tsgate_conn *conn,
 		return;
 	}
 	conn->finished = true;
+	TSG_DLIST_REMOVE(d->conns, conn);
+	TSG_DLIST_ADD(d->finished_conns, conn);
 	/* the gateway's own reasons that no caller counted */
 	if (!conn->dropped && err == ESHUTDOWN) {
 		tsgate_metrics_drop(conn->listener->metrics,
@@ -283,8 +298,8 @@ static void tsgate_conn_finish(struct tsgate_conn *conn,
 			   "conn", kv);
 	talloc_free(kv);
 
-	tevent_schedule_immediate(conn->free_im, d->ev, tsgate_conn_free_now,
-				  conn);
+	tevent_schedule_immediate(d->conn_free_im, d->ev,
+				  tsgate_conns_free_finished, d);
 }
 
 static void tsgate_conn_drop(struct tsgate_conn *conn,
@@ -329,7 +344,9 @@ static void tsgate_conn_routed(struct tsgate_conn *conn);
 static void tsgate_conn_backend_done(struct tevent_req *subreq);
 static void tsgate_conn_handoff_done(struct tevent_req *subreq);
 static void tsgate_conn_relay(struct tsgate_conn *conn);
-static void tsgate_conn_relay_done(struct tevent_req *subreq);
+static void tsgate_conn_relay_done(struct tsgate_relay *relay,
+				   int err,
+				   void *private_data);
 
 static void tsgate_conn_start(struct tsgate_listener *l, int fd)
 {
@@ -357,13 +374,6 @@ static void tsgate_conn_start(struct tsgate_listener *l, int fd)
 	talloc_set_destructor(conn, tsgate_conn_destructor);
 	/* counted from accept; freeing the tracker with conn uncounts it */
 	conn->metrics = tsgate_metrics_conn_new(conn, l->metrics);
-
-	conn->free_im = tevent_create_immediate(conn);
-	if (conn->free_im == NULL) {
-		close(fd);
-		talloc_free(conn);
-		return;
-	}
 
 	ret = tstream_bsd_existing_socket(conn, fd, &conn->client);
 	if (ret != 0) {
@@ -652,7 +662,7 @@ static void tsgate_conn_relay(struct tsgate_conn *conn)
 			   : (size_t)r->max_pdu,
 	    .idle_timeout_ms = ms32(conn->daemon->cfg->limits.idle_timeout_ms),
 	};
-	struct tevent_req *subreq;
+	struct tsgate_relay *relay;
 
 	/*
 	 * The addresses served routing and the identity hand-off; the log
@@ -663,24 +673,24 @@ static void tsgate_conn_relay(struct tsgate_conn *conn)
 	TALLOC_FREE(conn->remote);
 	TALLOC_FREE(conn->local);
 
-	subreq = tsgate_relay_send(conn, conn->daemon->ev, conn->client,
-				   conn->backend, &p, &conn->stats);
-	if (subreq == NULL) {
+	relay = tsgate_relay_start(conn, conn->daemon->ev, conn->client,
+				   conn->backend, &p, &conn->stats,
+				   tsgate_conn_relay_done, conn);
+	if (relay == NULL) {
 		tsgate_conn_finish(conn, ENOMEM, "out of memory");
 		return;
 	}
-	tevent_req_set_callback(subreq, tsgate_conn_relay_done, conn);
 }
 
-static void tsgate_conn_relay_done(struct tevent_req *subreq)
+static void tsgate_conn_relay_done(struct tsgate_relay *relay,
+				   int err,
+				   void *private_data)
 {
 	struct tsgate_conn *conn =
-	    tevent_req_callback_data(subreq, struct tsgate_conn);
-	int ret, err = 0;
+	    talloc_get_type_abort(private_data, struct tsgate_conn);
 
-	ret = tsgate_relay_recv(subreq, &err);
-	TALLOC_FREE(subreq);
-	if (ret == -1) {
+	talloc_free(relay);
+	if (err != 0) {
 		enum tsgate_metrics_drop_reason why;
 		const char *reason = conn->stats.reason != NULL
 					 ? conn->stats.reason
@@ -1346,8 +1356,10 @@ static int tsgate_daemon_serve(TALLOC_CTX *mem_ctx,
 							: TSGATE_LOG_TEXT;
 	d->log = tsgate_log_new(d, log_level_of(cfg->log.level), fmt);
 	d->ev = tevent_context_init(d);
+	d->conn_free_im = tevent_create_immediate(d);
 	d->metrics = tsgate_metrics_new(d, TSGATE_VERSION, NULL);
-	if (d->log == NULL || d->ev == NULL || d->metrics == NULL) {
+	if (d->log == NULL || d->ev == NULL || d->conn_free_im == NULL ||
+	    d->metrics == NULL) {
 		fprintf(stderr, "tsgate: out of memory\n");
 		talloc_free(d);
 		return 1;
@@ -1436,6 +1448,9 @@ static int tsgate_daemon_serve(TALLOC_CTX *mem_ctx,
 		}
 	}
 	/* Connections scheduled for freeing go now, then everything. */
+	while (d->finished_conns != NULL) {
+		talloc_free(d->finished_conns);
+	}
 	while (d->conns != NULL) {
 		talloc_free(d->conns);
 	}

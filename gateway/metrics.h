@@ -253,8 +253,9 @@ enum tsgate_metrics_handshake_reason tsgate_metrics_handshake_reason_of(
 enum tsgate_metrics_drop_reason tsgate_metrics_backend_drop_reason(int err);
 
 /*
- * A failed relay (tsgate_relay_recv): EMSGSIZE → PDU_TOO_LARGE, EPROTO →
- * PDU_MALFORMED, ETIMEDOUT → IDLE_TIMEOUT: returns true with *why set.
+ * A failed relay (tsgate_relay_start's done callback): EMSGSIZE →
+ * PDU_TOO_LARGE, EPROTO → PDU_MALFORMED, ETIMEDOUT → IDLE_TIMEOUT:
+ * returns true with *why set.
  * Other errors (a peer reset) are not the gateway's doing: false.
  */
 bool tsgate_metrics_relay_drop_reason(int err,

@@ -35,28 +35,6 @@ static const char *const relay_reasons[2][FAIL_COUNT] = {
 	},
 };
 
-static int req_errno(struct tevent_req *req, int *perrno)
-{
-	enum tevent_req_state state;
-	uint64_t err;
-
-	if (!tevent_req_is_error(req, &state, &err)) {
-		return 0;
-	}
-	switch (state) {
-	case TEVENT_REQ_USER_ERROR:
-		*perrno = (int)err;
-		break;
-	case TEVENT_REQ_TIMED_OUT:
-		*perrno = ETIMEDOUT;
-		break;
-	default:
-		*perrno = ENOMEM;
-		break;
-	}
-	return -1;
-}
-
 /*
  * One direction: read a PDU from src, write it to dst, repeat. A pump is
  * a plain struct of the relay, not a request of its own (with tevent
@@ -66,15 +44,12 @@ static int req_errno(struct tevent_req *req, int *perrno)
  * freed from there.
  */
 struct relay_pump {
-	struct tevent_req *relay;
-	void *mem; /* the relay's state: owns the pump's requests */
-	struct tevent_context *ev;
+	struct tsgate_relay *relay; /* owns the pump's requests */
+	/* the pump's one outstanding request (freed when the relay ends) */
+	struct tevent_req *subreq;
 	struct tstream_context *src;
 	struct tstream_context *dst;
 	enum relay_dir dir;
-	const struct tsgate_relay_params *params;
-	struct tsgate_relay_stats *stats;
-	struct timeval *last_activity;
 	uint8_t *buf;
 	size_t len;
 	struct iovec iov;
@@ -85,16 +60,27 @@ struct relay_pump {
 	bool waiting;
 };
 
-/* The relay: two pumps and an idle timer. */
-struct tsgate_relay_state {
+/*
+ * The relay: two pumps and an idle timer. A plain talloc object with a
+ * done callback, not a tevent_req (see relay.h).
+ */
+struct tsgate_relay {
 	struct tevent_context *ev;
 	struct tsgate_relay_params params;
 	struct tsgate_relay_stats *stats;
 	struct timeval last_activity;
 	struct tevent_timer *idle_timer;
+	/* made only when the relay ends inside tsgate_relay_start() */
+	struct tevent_immediate *done_im;
+	tsgate_relay_done_fn done_fn;
+	void *done_private;
 	struct relay_pump pumps[2];
 	unsigned pumps_running;
+	int err;
+	bool finished;
 };
+
+static void relay_finish(struct tsgate_relay *relay, int err);
 
 static void relay_pump_wait(struct relay_pump *p);
 static void relay_pump_readable(struct tstream_context *stream,
@@ -114,27 +100,25 @@ static void relay_pump_shutdown_done(struct tevent_req *subreq);
  */
 static void relay_pump_end(struct relay_pump *p, int err)
 {
-	struct tevent_req *req = p->relay;
-	struct tsgate_relay_state *state =
-	    tevent_req_data(req, struct tsgate_relay_state);
+	struct tsgate_relay *relay = p->relay;
 
 	TALLOC_FREE(p->buf);
 	if (err != 0) {
-		tevent_req_error(req, err);
+		relay_finish(relay, err);
 		return;
 	}
-	state->pumps_running--;
-	if (state->pumps_running > 0) {
+	relay->pumps_running--;
+	if (relay->pumps_running > 0) {
 		return;
 	}
-	tevent_req_done(req);
+	relay_finish(relay, 0);
 }
 
 static void relay_pump_fail(struct relay_pump *p, enum relay_failure f, int err)
 {
-	if (p->stats->reason == NULL) {
-		p->stats->reason = relay_reasons[p->dir][f];
-		p->stats->pdu_refused = (f != FAIL_READ);
+	if (p->relay->stats->reason == NULL) {
+		p->relay->stats->reason = relay_reasons[p->dir][f];
+		p->relay->stats->pdu_refused = (f != FAIL_READ);
 	}
 	relay_pump_end(p, err);
 }
@@ -155,8 +139,8 @@ static void relay_pump_wait(struct relay_pump *p)
 		relay_pump_read(p);
 		return;
 	}
-	if (tstream_set_readable_handler(p->src, p->ev, relay_pump_readable,
-					 p) == -1) {
+	if (tstream_set_readable_handler(p->src, p->relay->ev,
+					 relay_pump_readable, p) == -1) {
 		if (errno == ENOSYS) {
 			/* a type that cannot tell: its readv waits */
 			relay_pump_read(p);
@@ -187,7 +171,7 @@ static void relay_pump_read(struct relay_pump *p)
 	struct tevent_req *subreq;
 	ssize_t pending;
 
-	if (p->params->framing == TSGATE_FRAMING_RAW) {
+	if (p->relay->params.framing == TSGATE_FRAMING_RAW) {
 		/*
 		 * Raw chunks the way tsgate_pdu_read_send() cuts them (one
 		 * byte, then what the source has pending), without its two
@@ -203,21 +187,25 @@ static void relay_pump_read(struct relay_pump *p)
 		}
 		p->iov.iov_base = &p->first;
 		p->iov.iov_len = 1;
-		subreq = tstream_readv_send(p->mem, p->ev, p->src, &p->iov, 1);
+		subreq = tstream_readv_send(p->relay, p->relay->ev, p->src,
+					    &p->iov, 1);
 		if (subreq == NULL) {
 			relay_pump_end(p, ENOMEM);
 			return;
 		}
 		tevent_req_set_callback(subreq, relay_pump_raw_first_done, p);
+		p->subreq = subreq;
 		return;
 	}
-	subreq = tsgate_pdu_read_send(p->mem, p->ev, p->src, p->params->framing,
-				      p->params->max_pdu);
+	subreq = tsgate_pdu_read_send(p->relay, p->relay->ev, p->src,
+				      p->relay->params.framing,
+				      p->relay->params.max_pdu);
 	if (subreq == NULL) {
 		relay_pump_end(p, ENOMEM);
 		return;
 	}
 	tevent_req_set_callback(subreq, relay_pump_read_done, p);
+	p->subreq = subreq;
 }
 
 static void relay_pump_raw_first_done(struct tevent_req *subreq)
@@ -228,6 +216,7 @@ static void relay_pump_raw_first_done(struct tevent_req *subreq)
 
 	ret = tstream_readv_recv(subreq, &err);
 	TALLOC_FREE(subreq);
+	p->subreq = NULL;
 	if (ret == -1) {
 		relay_pump_read_failed(p, err);
 		return;
@@ -245,7 +234,7 @@ static void relay_pump_raw_chunk(struct relay_pump *p,
 				 bool have_first)
 {
 	struct tevent_req *subreq;
-	size_t max = p->params->max_pdu;
+	size_t max = p->relay->params.max_pdu;
 	size_t first = have_first ? 1 : 0;
 	size_t want;
 
@@ -258,7 +247,7 @@ static void relay_pump_raw_chunk(struct relay_pump *p,
 	if (want > max) {
 		want = max;
 	}
-	p->buf = talloc_size(p->mem, want);
+	p->buf = talloc_size(p->relay, want);
 	if (p->buf == NULL) {
 		relay_pump_end(p, ENOMEM);
 		return;
@@ -273,12 +262,13 @@ static void relay_pump_raw_chunk(struct relay_pump *p,
 	}
 	p->iov.iov_base = p->buf + first;
 	p->iov.iov_len = want - first;
-	subreq = tstream_readv_send(p->mem, p->ev, p->src, &p->iov, 1);
+	subreq = tstream_readv_send(p->relay, p->relay->ev, p->src, &p->iov, 1);
 	if (subreq == NULL) {
 		relay_pump_end(p, ENOMEM);
 		return;
 	}
 	tevent_req_set_callback(subreq, relay_pump_raw_rest_done, p);
+	p->subreq = subreq;
 }
 
 static void relay_pump_raw_rest_done(struct tevent_req *subreq)
@@ -288,6 +278,7 @@ static void relay_pump_raw_rest_done(struct tevent_req *subreq)
 
 	ret = tstream_readv_recv(subreq, &err);
 	TALLOC_FREE(subreq);
+	p->subreq = NULL;
 	if (ret == -1 && err == EPIPE) {
 		/* the end inside a chunk: truncated, as the framer says */
 		relay_pump_fail(p, FAIL_MALFORMED, EPROTO);
@@ -306,9 +297,10 @@ static void relay_pump_read_done(struct tevent_req *subreq)
 	int ret, err = 0;
 	bool verdict = false;
 
-	ret = tsgate_pdu_read_recv(subreq, &err, &verdict, p->mem, &p->buf,
+	ret = tsgate_pdu_read_recv(subreq, &err, &verdict, p->relay, &p->buf,
 				   &p->len);
 	TALLOC_FREE(subreq);
+	p->subreq = NULL;
 	if (ret == -1 && verdict) {
 		relay_pump_fail(
 		    p, err == EMSGSIZE ? FAIL_TOO_LARGE : FAIL_MALFORMED, err);
@@ -327,12 +319,13 @@ static void relay_pump_read_failed(struct relay_pump *p, int err)
 
 	if (err == EPIPE) {
 		/* Clean end of this direction: pass it on. */
-		subreq = tstream_shutdown_send(p->mem, p->ev, p->dst);
+		subreq = tstream_shutdown_send(p->relay, p->relay->ev, p->dst);
 		if (subreq == NULL) {
 			relay_pump_end(p, ENOMEM);
 			return;
 		}
 		tevent_req_set_callback(subreq, relay_pump_shutdown_done, p);
+		p->subreq = subreq;
 		return;
 	}
 	/*
@@ -348,16 +341,18 @@ static void relay_pump_write(struct relay_pump *p)
 {
 	struct tevent_req *subreq;
 
-	*p->last_activity = tevent_timeval_current();
+	p->relay->last_activity = tevent_timeval_current();
 
 	p->iov.iov_base = p->buf;
 	p->iov.iov_len = p->len;
-	subreq = tstream_writev_send(p->mem, p->ev, p->dst, &p->iov, 1);
+	subreq =
+	    tstream_writev_send(p->relay, p->relay->ev, p->dst, &p->iov, 1);
 	if (subreq == NULL) {
 		relay_pump_end(p, ENOMEM);
 		return;
 	}
 	tevent_req_set_callback(subreq, relay_pump_write_done, p);
+	p->subreq = subreq;
 }
 
 static void relay_pump_write_done(struct tevent_req *subreq)
@@ -367,6 +362,7 @@ static void relay_pump_write_done(struct tevent_req *subreq)
 
 	ret = tstream_writev_recv(subreq, &err);
 	TALLOC_FREE(subreq);
+	p->subreq = NULL;
 	TALLOC_FREE(p->buf);
 	if (ret == -1 && err == EPIPE) {
 		/*
@@ -381,13 +377,13 @@ static void relay_pump_write_done(struct tevent_req *subreq)
 		relay_pump_fail(p, FAIL_WRITE, err);
 		return;
 	}
-	*p->last_activity = tevent_timeval_current();
+	p->relay->last_activity = tevent_timeval_current();
 	if (p->dir == RELAY_UP) {
-		p->stats->bytes_up += p->len;
-		p->stats->pdus_up++;
+		p->relay->stats->bytes_up += p->len;
+		p->relay->stats->pdus_up++;
 	} else {
-		p->stats->bytes_down += p->len;
-		p->stats->pdus_down++;
+		p->relay->stats->bytes_down += p->len;
+		p->relay->stats->pdus_down++;
 	}
 	relay_pump_wait(p);
 }
@@ -403,6 +399,7 @@ static void relay_pump_shutdown_done(struct tevent_req *subreq)
 	 */
 	(void)tstream_shutdown_recv(subreq, &err);
 	TALLOC_FREE(subreq);
+	p->subreq = NULL;
 	relay_pump_end(p, 0);
 }
 
@@ -412,101 +409,152 @@ static void tsgate_relay_idle_check(struct tevent_context *ev,
 				    void *private_data);
 
 /*
- * The relay is over (or freed): a pump waiting on its source takes its
- * handler back, the streams outlive the relay.
+ * Stops both pumps: a pump waiting on its source takes its handler back,
+ * its outstanding request and buffer go. The streams outlive the relay.
  */
-static void tsgate_relay_cleanup(struct tevent_req *req,
-				 enum tevent_req_state req_state)
+static void relay_stop(struct tsgate_relay *relay)
 {
-	struct tsgate_relay_state *state =
-	    tevent_req_data(req, struct tsgate_relay_state);
 	size_t i;
 
-	(void)req_state;
-	for (i = 0; i < sizeof(state->pumps) / sizeof(state->pumps[0]); i++) {
-		struct relay_pump *p = &state->pumps[i];
+	for (i = 0; i < sizeof(relay->pumps) / sizeof(relay->pumps[0]); i++) {
+		struct relay_pump *p = &relay->pumps[i];
 
 		if (p->waiting) {
 			p->waiting = false;
 			tstream_set_readable_handler(p->src, NULL, NULL, NULL);
 		}
+		TALLOC_FREE(p->subreq);
+		TALLOC_FREE(p->buf);
 	}
+	TALLOC_FREE(relay->idle_timer);
 }
 
-static bool relay_arm_idle(struct tevent_req *req)
+static int tsgate_relay_destructor(struct tsgate_relay *relay)
 {
-	struct tsgate_relay_state *state =
-	    tevent_req_data(req, struct tsgate_relay_state);
-	uint32_t ms = state->params.idle_timeout_ms;
+	relay_stop(relay);
+	return 0;
+}
+
+/*
+ * The relay is over: stop, then tell the owner, as the very last thing
+ * (the callback may free the relay). Always inside the event loop: from
+ * a pump's callback, a readable handler or the idle timer.
+ */
+static void relay_finish(struct tsgate_relay *relay, int err)
+{
+	if (relay->finished) {
+		return;
+	}
+	relay->finished = true;
+	relay->err = err;
+	relay_stop(relay);
+	relay->done_fn(relay, err, relay->done_private);
+}
+
+static void relay_finish_later(struct tevent_context *ev,
+			       struct tevent_immediate *im,
+			       void *private_data)
+{
+	struct tsgate_relay *relay =
+	    talloc_get_type_abort(private_data, struct tsgate_relay);
+
+	(void)ev;
+	(void)im;
+	TALLOC_FREE(relay->done_im);
+	relay->done_fn(relay, relay->err, relay->done_private);
+}
+
+static bool relay_arm_idle(struct tsgate_relay *relay)
+{
+	uint32_t ms = relay->params.idle_timeout_ms;
 	struct timeval at;
 
-	at = tevent_timeval_add(&state->last_activity, ms / 1000,
+	at = tevent_timeval_add(&relay->last_activity, ms / 1000,
 				(ms % 1000) * 1000);
-	TALLOC_FREE(state->idle_timer);
-	state->idle_timer = tevent_add_timer(state->ev, state, at,
-					     tsgate_relay_idle_check, req);
-	return state->idle_timer != NULL;
+	TALLOC_FREE(relay->idle_timer);
+	relay->idle_timer = tevent_add_timer(relay->ev, relay, at,
+					     tsgate_relay_idle_check, relay);
+	return relay->idle_timer != NULL;
 }
 
-static void relay_pump_start(struct tevent_req *req,
+static void relay_pump_start(struct tsgate_relay *relay,
 			     enum relay_dir dir,
 			     struct tstream_context *src,
 			     struct tstream_context *dst)
 {
-	struct tsgate_relay_state *state =
-	    tevent_req_data(req, struct tsgate_relay_state);
-	struct relay_pump *p = &state->pumps[dir];
+	struct relay_pump *p = &relay->pumps[dir];
 
 	*p = (struct relay_pump){
-	    .relay = req,
-	    .mem = state,
-	    .ev = state->ev,
+	    .relay = relay,
 	    .src = src,
 	    .dst = dst,
 	    .dir = dir,
-	    .params = &state->params,
-	    .stats = state->stats,
-	    .last_activity = &state->last_activity,
 	};
-	state->pumps_running++;
+	relay->pumps_running++;
 	relay_pump_wait(p);
 }
 
-struct tevent_req *tsgate_relay_send(TALLOC_CTX *mem_ctx,
-				     struct tevent_context *ev,
-				     struct tstream_context *client,
-				     struct tstream_context *backend,
-				     const struct tsgate_relay_params *params,
-				     struct tsgate_relay_stats *stats)
+/*
+ * During tsgate_relay_start() a pump can only end at once when out of
+ * memory (or when its source fails at once); the owner hears of it from
+ * the loop.
+ */
+static void relay_start_done(struct tsgate_relay *relay,
+			     int err,
+			     void *private_data)
 {
-	struct tevent_req *req;
-	struct tsgate_relay_state *state;
+	bool *ended = private_data;
 
-	req = tevent_req_create(mem_ctx, &state, struct tsgate_relay_state);
-	if (req == NULL) {
+	(void)relay;
+	(void)err;
+	*ended = true;
+}
+
+struct tsgate_relay *tsgate_relay_start(
+    TALLOC_CTX *mem_ctx,
+    struct tevent_context *ev,
+    struct tstream_context *client,
+    struct tstream_context *backend,
+    const struct tsgate_relay_params *params,
+    struct tsgate_relay_stats *stats,
+    tsgate_relay_done_fn done_fn,
+    void *private_data)
+{
+	struct tsgate_relay *relay;
+	bool ended = false;
+
+	relay = talloc_zero(mem_ctx, struct tsgate_relay);
+	if (relay == NULL) {
 		return NULL;
 	}
-	state->ev = ev;
-	state->params = *params;
-	state->stats = stats;
-	state->last_activity = tevent_timeval_current();
-	tevent_req_set_cleanup_fn(req, tsgate_relay_cleanup);
+	relay->ev = ev;
+	relay->params = *params;
+	relay->stats = stats;
+	relay->last_activity = tevent_timeval_current();
+	/* a relay that ends in here must not call back in here */
+	relay->done_fn = relay_start_done;
+	relay->done_private = &ended;
+	talloc_set_destructor(relay, tsgate_relay_destructor);
 
-	/* a pump only ends at once when out of memory */
-	relay_pump_start(req, RELAY_UP, client, backend);
-	if (!tevent_req_is_in_progress(req)) {
-		return tevent_req_post(req, ev);
+	relay_pump_start(relay, RELAY_UP, client, backend);
+	if (!ended) {
+		relay_pump_start(relay, RELAY_DOWN, backend, client);
 	}
-	relay_pump_start(req, RELAY_DOWN, backend, client);
-	if (!tevent_req_is_in_progress(req)) {
-		return tevent_req_post(req, ev);
+	if (!ended && params->idle_timeout_ms > 0 && !relay_arm_idle(relay)) {
+		relay_finish(relay, ENOMEM);
 	}
-
-	if (params->idle_timeout_ms > 0 && !relay_arm_idle(req)) {
-		tevent_req_oom(req);
-		return tevent_req_post(req, ev);
+	relay->done_fn = done_fn;
+	relay->done_private = private_data;
+	if (ended) {
+		relay->done_im = tevent_create_immediate(relay);
+		if (relay->done_im == NULL) {
+			talloc_free(relay);
+			return NULL;
+		}
+		tevent_schedule_immediate(relay->done_im, ev,
+					  relay_finish_later, relay);
 	}
-	return req;
+	return relay;
 }
 
 static void tsgate_relay_idle_check(struct tevent_context *ev,
@@ -514,35 +562,25 @@ static void tsgate_relay_idle_check(struct tevent_context *ev,
 				    struct timeval now,
 				    void *private_data)
 {
-	struct tevent_req *req =
-	    talloc_get_type_abort(private_data, struct tevent_req);
-	struct tsgate_relay_state *state =
-	    tevent_req_data(req, struct tsgate_relay_state);
+	struct tsgate_relay *relay =
+	    talloc_get_type_abort(private_data, struct tsgate_relay);
 	struct timeval deadline;
-	uint32_t ms = state->params.idle_timeout_ms;
+	uint32_t ms = relay->params.idle_timeout_ms;
 
 	(void)ev;
 	(void)te;
-	state->idle_timer = NULL;
-	deadline = tevent_timeval_add(&state->last_activity, ms / 1000,
+	relay->idle_timer = NULL;
+	deadline = tevent_timeval_add(&relay->last_activity, ms / 1000,
 				      (ms % 1000) * 1000);
 	if (tevent_timeval_compare(&now, &deadline) < 0) {
 		/* There was traffic since: wait for the new deadline. */
-		if (!relay_arm_idle(req)) {
-			tevent_req_oom(req);
+		if (!relay_arm_idle(relay)) {
+			relay_finish(relay, ENOMEM);
 		}
 		return;
 	}
-	if (state->stats->reason == NULL) {
-		state->stats->reason = "idle timeout";
+	if (relay->stats->reason == NULL) {
+		relay->stats->reason = "idle timeout";
 	}
-	tevent_req_error(req, ETIMEDOUT);
-}
-
-int tsgate_relay_recv(struct tevent_req *req, int *perrno)
-{
-	int ret = req_errno(req, perrno);
-
-	tevent_req_received(req);
-	return ret;
+	relay_finish(relay, ETIMEDOUT);
 }

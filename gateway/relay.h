@@ -45,29 +45,47 @@ struct tsgate_relay_stats {
 	bool pdu_refused;
 };
 
+struct tsgate_relay;
+
+/**
+ * @brief Called once when the relay is over.
+ *
+ * Always from the event loop, never from inside tsgate_relay_start(). The
+ * relay is inert by then (no request, handler or timer left); the callback
+ * may free it.
+ *
+ * @param relay The relay that ended.
+ * @param err 0 when both directions ended cleanly; otherwise EMSGSIZE
+ *        (PDU over max_pdu), EPROTO (malformed or truncated PDU),
+ *        ETIMEDOUT (idle timeout), ENOMEM, or the stream's error
+ *        (ECONNRESET...). stats->reason says which side.
+ * @param private_data The pointer given to tsgate_relay_start().
+ */
+typedef void (*tsgate_relay_done_fn)(struct tsgate_relay *relay,
+				     int err,
+				     void *private_data);
+
 /**
  * @brief Relay between client and backend until both directions end.
  *
+ * Not a tevent_req: an idle connection keeps its relay for hours, and with
+ * tevent 0.14 every request is a talloc pool of about 0.9 KiB. Freeing the
+ * relay before done_fn ran cancels it (done_fn is then never called).
+ *
  * Neither stream is freed or disconnected here: the caller owns them and
- * frees them after tsgate_relay_recv().
+ * frees them after done_fn (or after freeing the relay).
  *
- * @return A request; NULL only when out of memory.
+ * @return The relay, a talloc child of mem_ctx; NULL only when out of
+ *         memory (done_fn is then never called).
  */
-struct tevent_req *tsgate_relay_send(TALLOC_CTX *mem_ctx,
-				     struct tevent_context *ev,
-				     struct tstream_context *client,
-				     struct tstream_context *backend,
-				     const struct tsgate_relay_params *params,
-				     struct tsgate_relay_stats *stats);
-
-/**
- * @brief Receive the result of tsgate_relay_send().
- *
- * @return 0 when both directions ended cleanly, or -1 with *perrno set:
- *         EMSGSIZE (PDU over max_pdu), EPROTO (malformed or truncated
- *         PDU), ETIMEDOUT (idle timeout), or the stream's error
- *         (ECONNRESET...). stats->reason says which side.
- */
-int tsgate_relay_recv(struct tevent_req *req, int *perrno);
+struct tsgate_relay *tsgate_relay_start(
+    TALLOC_CTX *mem_ctx,
+    struct tevent_context *ev,
+    struct tstream_context *client,
+    struct tstream_context *backend,
+    const struct tsgate_relay_params *params,
+    struct tsgate_relay_stats *stats,
+    tsgate_relay_done_fn done_fn,
+    void *private_data);
 
 #endif /* TSGATE_RELAY_H */

@@ -127,9 +127,11 @@ static bool tsocket_ev_watch(struct tsocket_ev_watch *watch,
 	return true;
 }
 
+/* Forgets the event context: the next tsocket_ev_watch() guards anew. */
 static void tsocket_ev_unwatch(struct tsocket_ev_watch *watch)
 {
 	TALLOC_FREE(watch->guard);
+	watch->ev = NULL;
 }
 
 /*
@@ -975,6 +977,9 @@ static void tstream_req_cleanup(struct tevent_req *req,
 
 	/* See tdgram_req_cleanup(). */
 	if (c != NULL) {
+		struct tstream_context *stream = c->stream;
+		bool writer = stream != NULL && stream->writev_req == req;
+
 		TALLOC_FREE(c->subreq);
 		if (c->pim != NULL && c->stream != NULL) {
 			/* finished early: drop the scheduled finish */
@@ -983,6 +988,18 @@ static void tstream_req_cleanup(struct tevent_req *req,
 		c->pim = NULL;
 		tstream_unwait(c);
 		tstream_forget(c, req);
+		if (writer && stream->readable_fn != NULL &&
+		    !stream->readable_scheduled) {
+			/*
+			 * A write to a stream that waits to read (a relay's
+			 * other direction): the stream is as idle as
+			 * tstream_idle_release() left it once the write is
+			 * over, so it keeps no writev immediate either (tevent
+			 * lets an immediate be freed from its own handler,
+			 * where this may run).
+			 */
+			TALLOC_FREE(stream->writev_im);
+		}
 	}
 }
 
@@ -1139,12 +1156,25 @@ _PUBLIC_ int tstream_readv_recv(struct tevent_req *req, int *perrno)
  * the immediates of its fast path (neither is scheduled: no readv holds
  * the slot, no writev is outstanding). The next fast operation makes
  * them again.
+ *
+ * With no request outstanding at all it gives back its event-context
+ * guard, too: the watch only serves tstream_detach(), which fails the
+ * outstanding requests of a stream freed under them through their event
+ * context if that is still alive. Without a request there is nothing to
+ * fail; the next request guards its context anew (tstream_register()).
+ * A stream type that keeps a tevent_fd while idle guards that itself
+ * (tsocket_bsd.c), and the readable handler's immediate is tevent's
+ * own, cancelled by tevent when its context goes.
  */
 static void tstream_idle_release(struct tstream_context *stream)
 {
 	TALLOC_FREE(stream->readv_im);
 	if (stream->writev_req == NULL) {
 		TALLOC_FREE(stream->writev_im);
+	}
+	if (stream->readv_req == NULL && stream->writev_req == NULL &&
+	    stream->shutdown_req == NULL && stream->disconnect_req == NULL) {
+		tsocket_ev_unwatch(&stream->watch);
 	}
 }
 

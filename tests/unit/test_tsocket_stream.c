@@ -1578,6 +1578,68 @@ START_TEST(test_event_context_replaced)
 }
 END_TEST
 
+/*
+ * An idle stream waiting with a readable handler keeps one event-context
+ * guard (the BSD stream's, for its tevent_fd), not the generic layer's
+ * too; and either may go first, the stream or its event context.
+ */
+START_TEST(test_readable_handler_guards)
+{
+	struct tstream_context *s = NULL;
+	int peer = stream_and_raw_peer(&s);
+	struct tevent_context *ev;
+	struct readable_res h = {0};
+	struct io_result r;
+	size_t busy, idle;
+	char buf[4];
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		ev = tevent_context_init(tt_mem);
+		ck_assert_ptr_nonnull(ev);
+		readv_on(ev, s, buf, 4, &r);
+		ck_assert_int_eq(write(peer, "wxyz", 4), 4);
+		ck_assert(tt_loop_until(ev, &r.done, WAIT_MS));
+		ck_assert_int_eq(r.ret, 4);
+		/* a guard of each layer (generic, BSD) under ev */
+		busy = talloc_total_blocks(ev);
+
+		h = (struct readable_res){0};
+		ck_assert_int_eq(
+		    tstream_set_readable_handler(s, ev, on_readable, &h), 0);
+		idle = talloc_total_blocks(ev);
+		ck_assert_msg(idle + 1 == busy,
+			      "idle stream: %zu blocks under ev, busy %zu",
+			      idle, busy);
+		ck_assert(!tt_loop_until(ev, &h.done, 20));
+
+		/* the context goes first, the handler still set */
+		talloc_free(ev);
+	}
+
+	/* a new context (often at the same address) still wakes it */
+	ev = tevent_context_init(tt_mem);
+	ck_assert_ptr_nonnull(ev);
+	h = (struct readable_res){0};
+	ck_assert_int_eq(tstream_set_readable_handler(s, ev, on_readable, &h),
+			 0);
+	ck_assert_int_eq(write(peer, "ab", 2), 2);
+	ck_assert(tt_loop_until(ev, &h.done, WAIT_MS));
+	ck_assert_int_eq(h.calls, 1);
+	readv_on(ev, s, buf, 2, &r);
+	ck_assert(tt_loop_until(ev, &r.done, WAIT_MS));
+	ck_assert_int_eq(r.ret, 2);
+
+	/* a readv outstanding, its context freed, then the stream */
+	readv_on(ev, s, buf, 4, &r);
+	ck_assert(!tt_loop_until(ev, &r.done, 20));
+	talloc_free(ev);
+	talloc_free(s);
+	ck_assert(!r.done);
+	close(peer);
+}
+END_TEST
+
 START_TEST(test_free_with_outstanding)
 {
 	struct tstream_context *a = NULL, *b = NULL;
@@ -1643,6 +1705,7 @@ static Suite *tsocket_stream_suite(void)
 	tcase_add_test(tc, test_readable_handler_errors);
 	tcase_add_test(tc, test_readable_handler_busy);
 	tcase_add_test(tc, test_readable_handler_free);
+	tcase_add_test(tc, test_readable_handler_guards);
 
 	tc = tt_tcase(s, "close", 30);
 	tcase_add_test(tc, test_peer_close_epipe);
