@@ -67,6 +67,8 @@ struct tsgate_daemon {
 	/* finished, to be freed by conn_free_im (one for all of them) */
 	struct tsgate_conn *finished_conns;
 	struct tevent_immediate *conn_free_im;
+	/* the relays' idle timeouts: one timer for all connections */
+	struct tsgate_relay_sweeper *idle_sweeper;
 	uint32_t num_conns;
 	uint64_t next_conn_id;
 	unsigned worker;      /* 0 .. num_workers-1 */
@@ -661,6 +663,7 @@ static void tsgate_conn_relay(struct tsgate_conn *conn)
 			   ? 0
 			   : (size_t)r->max_pdu,
 	    .idle_timeout_ms = ms32(conn->daemon->cfg->limits.idle_timeout_ms),
+	    .sweeper = conn->daemon->idle_sweeper,
 	};
 	struct tsgate_relay *relay;
 
@@ -1357,9 +1360,11 @@ static int tsgate_daemon_serve(TALLOC_CTX *mem_ctx,
 	d->log = tsgate_log_new(d, log_level_of(cfg->log.level), fmt);
 	d->ev = tevent_context_init(d);
 	d->conn_free_im = tevent_create_immediate(d);
+	d->idle_sweeper =
+	    d->ev != NULL ? tsgate_relay_sweeper_new(d, d->ev) : NULL;
 	d->metrics = tsgate_metrics_new(d, TSGATE_VERSION, NULL);
 	if (d->log == NULL || d->ev == NULL || d->conn_free_im == NULL ||
-	    d->metrics == NULL) {
+	    d->idle_sweeper == NULL || d->metrics == NULL) {
 		fprintf(stderr, "tsgate: out of memory\n");
 		talloc_free(d);
 		return 1;

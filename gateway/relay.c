@@ -9,6 +9,25 @@
 
 enum relay_dir { RELAY_UP = 0, RELAY_DOWN = 1 };
 
+/*
+ * The sweeper's relays with one idle timeout, oldest activity first: the
+ * head has the list's earliest deadline.
+ */
+struct relay_idle_list {
+	struct relay_idle_list *next;
+	struct tsgate_relay_sweeper *sweeper;
+	uint32_t timeout_ms;
+	struct tsgate_relay *head, *tail;
+};
+
+struct tsgate_relay_sweeper {
+	struct tevent_context *ev;
+	struct relay_idle_list *lists; /* one per distinct timeout, kept */
+	struct tevent_timer *timer;    /* only while a relay is listed */
+	struct timeval timer_at;
+	size_t num_relays;
+};
+
 enum relay_failure {
 	FAIL_READ = 0,
 	FAIL_TOO_LARGE,
@@ -69,7 +88,11 @@ struct tsgate_relay {
 	struct tsgate_relay_params params;
 	struct tsgate_relay_stats *stats;
 	struct timeval last_activity;
+	/* without a sweeper: the relay's own timer */
 	struct tevent_timer *idle_timer;
+	/* with a sweeper: the list it is on, by last activity */
+	struct relay_idle_list *idle_list;
+	struct tsgate_relay *idle_prev, *idle_next;
 	/* made only when the relay ends inside tsgate_relay_start() */
 	struct tevent_immediate *done_im;
 	tsgate_relay_done_fn done_fn;
@@ -81,6 +104,8 @@ struct tsgate_relay {
 };
 
 static void relay_finish(struct tsgate_relay *relay, int err);
+static void relay_touch(struct tsgate_relay *relay);
+static void relay_unlist(struct tsgate_relay *relay);
 
 static void relay_pump_wait(struct relay_pump *p);
 static void relay_pump_readable(struct tstream_context *stream,
@@ -341,7 +366,7 @@ static void relay_pump_write(struct relay_pump *p)
 {
 	struct tevent_req *subreq;
 
-	p->relay->last_activity = tevent_timeval_current();
+	relay_touch(p->relay);
 
 	p->iov.iov_base = p->buf;
 	p->iov.iov_len = p->len;
@@ -377,7 +402,7 @@ static void relay_pump_write_done(struct tevent_req *subreq)
 		relay_pump_fail(p, FAIL_WRITE, err);
 		return;
 	}
-	p->relay->last_activity = tevent_timeval_current();
+	relay_touch(p->relay);
 	if (p->dir == RELAY_UP) {
 		p->relay->stats->bytes_up += p->len;
 		p->relay->stats->pdus_up++;
@@ -427,6 +452,7 @@ static void relay_stop(struct tsgate_relay *relay)
 		TALLOC_FREE(p->buf);
 	}
 	TALLOC_FREE(relay->idle_timer);
+	relay_unlist(relay);
 }
 
 static int tsgate_relay_destructor(struct tsgate_relay *relay)
@@ -475,6 +501,226 @@ static bool relay_arm_idle(struct tsgate_relay *relay)
 	relay->idle_timer = tevent_add_timer(relay->ev, relay, at,
 					     tsgate_relay_idle_check, relay);
 	return relay->idle_timer != NULL;
+}
+
+/*
+ * The sweeper
+ */
+
+static struct timeval relay_deadline(const struct tsgate_relay *relay)
+{
+	uint32_t ms = relay->params.idle_timeout_ms;
+
+	return tevent_timeval_add(&relay->last_activity, ms / 1000,
+				  (ms % 1000) * 1000);
+}
+
+static void relay_sweep(struct tevent_context *ev,
+			struct tevent_timer *te,
+			struct timeval now,
+			void *private_data);
+
+/*
+ * Arm the timer for the earliest deadline of the list heads. Activity only
+ * moves deadlines later, so a timer armed earlier than needed fires once,
+ * finds nothing due and re-arms for the new earliest deadline; no timer
+ * while no relay is listed.
+ */
+static bool relay_sweeper_arm(struct tsgate_relay_sweeper *s)
+{
+	struct relay_idle_list *l;
+	struct timeval at = {0};
+	bool any = false;
+
+	for (l = s->lists; l != NULL; l = l->next) {
+		struct timeval d;
+
+		if (l->head == NULL) {
+			continue;
+		}
+		d = relay_deadline(l->head);
+		if (!any || tevent_timeval_compare(&d, &at) < 0) {
+			at = d;
+			any = true;
+		}
+	}
+	TALLOC_FREE(s->timer);
+	if (!any) {
+		return true;
+	}
+	s->timer = tevent_add_timer(s->ev, s, at, relay_sweep, s);
+	s->timer_at = at;
+	return s->timer != NULL;
+}
+
+static void relay_list_append(struct relay_idle_list *l,
+			      struct tsgate_relay *relay)
+{
+	relay->idle_list = l;
+	relay->idle_next = NULL;
+	relay->idle_prev = l->tail;
+	if (l->tail != NULL) {
+		l->tail->idle_next = relay;
+	} else {
+		l->head = relay;
+	}
+	l->tail = relay;
+}
+
+static void relay_list_remove(struct tsgate_relay *relay)
+{
+	struct relay_idle_list *l = relay->idle_list;
+
+	if (relay->idle_prev != NULL) {
+		relay->idle_prev->idle_next = relay->idle_next;
+	} else {
+		l->head = relay->idle_next;
+	}
+	if (relay->idle_next != NULL) {
+		relay->idle_next->idle_prev = relay->idle_prev;
+	} else {
+		l->tail = relay->idle_prev;
+	}
+	relay->idle_prev = relay->idle_next = NULL;
+	relay->idle_list = NULL;
+}
+
+/* Put a new relay on the list of its timeout, at the tail. */
+static bool relay_list(struct tsgate_relay_sweeper *s,
+		       struct tsgate_relay *relay)
+{
+	struct relay_idle_list *l;
+	struct timeval d;
+
+	for (l = s->lists; l != NULL; l = l->next) {
+		if (l->timeout_ms == relay->params.idle_timeout_ms) {
+			break;
+		}
+	}
+	if (l == NULL) {
+		l = talloc_zero(s, struct relay_idle_list);
+		if (l == NULL) {
+			return false;
+		}
+		l->sweeper = s;
+		l->timeout_ms = relay->params.idle_timeout_ms;
+		l->next = s->lists;
+		s->lists = l;
+	}
+	relay_list_append(l, relay);
+	s->num_relays++;
+	d = relay_deadline(relay);
+	if (s->timer == NULL || tevent_timeval_compare(&d, &s->timer_at) < 0) {
+		/* the first relay, or a shorter timeout after a reload */
+		struct tevent_timer *te =
+		    tevent_add_timer(s->ev, s, d, relay_sweep, s);
+
+		if (te == NULL) {
+			/* the others keep the timer they had */
+			relay_unlist(relay);
+			return false;
+		}
+		TALLOC_FREE(s->timer);
+		s->timer = te;
+		s->timer_at = d;
+	}
+	return true;
+}
+
+static void relay_unlist(struct tsgate_relay *relay)
+{
+	struct tsgate_relay_sweeper *s;
+
+	if (relay->idle_list == NULL) {
+		return;
+	}
+	s = relay->idle_list->sweeper;
+	relay_list_remove(relay);
+	s->num_relays--;
+	if (s->num_relays == 0) {
+		TALLOC_FREE(s->timer);
+	}
+}
+
+/* Activity: a later deadline, so the tail of its list (O(1)). */
+static void relay_touch(struct tsgate_relay *relay)
+{
+	struct relay_idle_list *l = relay->idle_list;
+
+	relay->last_activity = tevent_timeval_current();
+	if (l != NULL && l->tail != relay) {
+		relay_list_remove(relay);
+		relay_list_append(l, relay);
+	}
+}
+
+static void relay_time_out(struct tsgate_relay *relay)
+{
+	if (relay->stats->reason == NULL) {
+		relay->stats->reason = "idle timeout";
+	}
+	relay_finish(relay, ETIMEDOUT);
+}
+
+static void relay_sweep(struct tevent_context *ev,
+			struct tevent_timer *te,
+			struct timeval now,
+			void *private_data)
+{
+	struct tsgate_relay_sweeper *s =
+	    talloc_get_type_abort(private_data, struct tsgate_relay_sweeper);
+	struct relay_idle_list *l;
+
+	(void)ev;
+	(void)te;
+	s->timer = NULL;
+	for (l = s->lists; l != NULL; l = l->next) {
+		while (l->head != NULL) {
+			struct tsgate_relay *relay = l->head;
+			struct timeval d = relay_deadline(relay);
+
+			if (tevent_timeval_compare(&now, &d) < 0) {
+				break;
+			}
+			/* relay_finish() takes it off the list */
+			relay_time_out(relay);
+		}
+	}
+	if (!relay_sweeper_arm(s)) {
+		/* out of memory: end them all rather than never time out */
+		for (l = s->lists; l != NULL; l = l->next) {
+			while (l->head != NULL) {
+				relay_finish(l->head, ENOMEM);
+			}
+		}
+	}
+}
+
+static int relay_sweeper_destructor(struct tsgate_relay_sweeper *s)
+{
+	struct relay_idle_list *l;
+
+	for (l = s->lists; l != NULL; l = l->next) {
+		while (l->head != NULL) {
+			relay_list_remove(l->head);
+		}
+	}
+	s->num_relays = 0;
+	return 0;
+}
+
+struct tsgate_relay_sweeper *tsgate_relay_sweeper_new(TALLOC_CTX *mem_ctx,
+						      struct tevent_context *ev)
+{
+	struct tsgate_relay_sweeper *s;
+
+	s = talloc_zero(mem_ctx, struct tsgate_relay_sweeper);
+	if (s == NULL) {
+		return NULL;
+	}
+	s->ev = ev;
+	talloc_set_destructor(s, relay_sweeper_destructor);
+	return s;
 }
 
 static void relay_pump_start(struct tsgate_relay *relay,
@@ -540,8 +786,14 @@ struct tsgate_relay *tsgate_relay_start(
 	if (!ended) {
 		relay_pump_start(relay, RELAY_DOWN, backend, client);
 	}
-	if (!ended && params->idle_timeout_ms > 0 && !relay_arm_idle(relay)) {
-		relay_finish(relay, ENOMEM);
+	if (!ended && params->idle_timeout_ms > 0) {
+		bool armed = params->sweeper != NULL
+				 ? relay_list(params->sweeper, relay)
+				 : relay_arm_idle(relay);
+
+		if (!armed) {
+			relay_finish(relay, ENOMEM);
+		}
 	}
 	relay->done_fn = done_fn;
 	relay->done_private = private_data;
@@ -579,8 +831,5 @@ static void tsgate_relay_idle_check(struct tevent_context *ev,
 		}
 		return;
 	}
-	if (relay->stats->reason == NULL) {
-		relay->stats->reason = "idle timeout";
-	}
-	relay_finish(relay, ETIMEDOUT);
+	relay_time_out(relay);
 }

@@ -20,12 +20,34 @@
 #include "framing.h"
 
 struct tstream_context;
+struct tsgate_relay_sweeper;
 
 struct tsgate_relay_params {
 	enum tsgate_framing framing; /* applied to both directions */
 	size_t max_pdu;              /* 0: framing default */
 	uint32_t idle_timeout_ms;    /* both directions silent; 0: none */
+	/*
+	 * Watches the idle timeout for many relays with one timer (see
+	 * tsgate_relay_sweeper_new()); NULL: the relay has a timer of its
+	 * own.
+	 */
+	struct tsgate_relay_sweeper *sweeper;
 };
+
+/**
+ * @brief One idle timer for all the relays that are given it.
+ *
+ * A tevent_timer per relay costs ~0.2 KiB per idle connection. The
+ * sweeper keeps its relays in one list per distinct idle timeout, in the
+ * order of their last activity (activity moves a relay to the tail), and
+ * one timer armed for the earliest deadline of the list heads. Free it
+ * before ev and not from a relay's done callback; freed before its
+ * relays, it lets go of them (they then never time out).
+ *
+ * @return The sweeper, a talloc child of mem_ctx; NULL when out of memory.
+ */
+struct tsgate_relay_sweeper *tsgate_relay_sweeper_new(
+    TALLOC_CTX *mem_ctx, struct tevent_context *ev);
 
 /* Live counters, updated as data moves; owned by the caller. */
 struct tsgate_relay_stats {

@@ -225,6 +225,8 @@ struct rig {
 	bool relay_done;
 	int relay_ret;
 	int relay_err;
+	struct timeval started;
+	struct timeval done_at;
 };
 
 static void relay_done(struct tsgate_relay *relay, int err, void *private_data)
@@ -238,6 +240,7 @@ static void relay_done(struct tsgate_relay *relay, int err, void *private_data)
 	r->relay_err = err;
 	TALLOC_FREE(r->relay);
 	r->relay_done = true;
+	r->done_at = tevent_timeval_current();
 }
 
 /* Two socketpairs, no relay yet. */
@@ -256,18 +259,22 @@ static struct rig *rig_new(void)
 	return r;
 }
 
-static struct rig *rig_start(enum tsgate_framing framing,
-			     size_t max_pdu,
-			     uint32_t idle_ms,
-			     bool read_client,
-			     bool read_backend)
+static struct rig *rig_start_swept(enum tsgate_framing framing,
+				   size_t max_pdu,
+				   uint32_t idle_ms,
+				   bool read_client,
+				   bool read_backend,
+				   struct tsgate_relay_sweeper *sweeper)
 {
 	struct rig *r = rig_new();
 	struct tsgate_relay_params params = {
 	    .framing = framing,
 	    .max_pdu = max_pdu,
 	    .idle_timeout_ms = idle_ms,
+	    .sweeper = sweeper,
 	};
+
+	r->started = tevent_timeval_current();
 
 	r->relay =
 	    tsgate_relay_start(r, tt_ev, r->relay_client, r->relay_backend,
@@ -280,6 +287,25 @@ static struct rig *rig_start(enum tsgate_framing framing,
 		peer_read_next(r->backend);
 	}
 	return r;
+}
+
+static struct rig *rig_start(enum tsgate_framing framing,
+			     size_t max_pdu,
+			     uint32_t idle_ms,
+			     bool read_client,
+			     bool read_backend)
+{
+	return rig_start_swept(framing, max_pdu, idle_ms, read_client,
+			       read_backend, NULL);
+}
+
+/* Milliseconds from the relay's start to its end. */
+static long rig_ms(const struct rig *r)
+{
+	return (long)(tevent_timeval_until(&r->started, &r->done_at).tv_sec *
+			  1000 +
+		      tevent_timeval_until(&r->started, &r->done_at).tv_usec /
+			  1000);
 }
 
 /*
@@ -446,6 +472,113 @@ START_TEST(test_idle_timeout)
 	ck_assert_int_eq(r->relay_err, ETIMEDOUT);
 	ck_assert_str_eq(r->stats.reason, "idle timeout");
 	ck_assert_uint_eq(r->stats.bytes_up, sizeof(hi));
+}
+END_TEST
+
+/*
+ * The sweeper: of two relays with one timeout, only the idle one times
+ * out, at its deadline; the other's activity postpones its own.
+ */
+START_TEST(test_sweeper_only_idle_times_out)
+{
+	const uint8_t ping[] = "ping";
+	struct tsgate_relay_sweeper *sw =
+	    tsgate_relay_sweeper_new(tt_mem, tt_ev);
+	struct rig *idle, *busy;
+	struct timeval last;
+	unsigned i;
+
+	ck_assert_ptr_nonnull(sw);
+	idle = rig_start_swept(TSGATE_FRAMING_RAW, 0, 300, true, true, sw);
+	busy = rig_start_swept(TSGATE_FRAMING_RAW, 0, 300, true, true, sw);
+	for (i = 0; i < 7; i++) {
+		peer_start_write(busy->client, ping, sizeof(ping), false);
+		loop_for(100);
+	}
+	last = tevent_timeval_current();
+	ck_assert(idle->relay_done);
+	ck_assert_int_eq(idle->relay_err, ETIMEDOUT);
+	ck_assert_str_eq(idle->stats.reason, "idle timeout");
+	ck_assert_msg(rig_ms(idle) >= 300 && rig_ms(idle) < 600,
+		      "timed out after %ld ms", rig_ms(idle));
+	ck_assert(!busy->relay_done);
+	ck_assert_uint_eq(busy->backend->in_len, 7 * sizeof(ping));
+
+	tt_wait(&busy->relay_done, 3000);
+	ck_assert_int_eq(busy->relay_err, ETIMEDOUT);
+	ck_assert_str_eq(busy->stats.reason, "idle timeout");
+	ck_assert_msg(rig_ms(busy) >= 700 + 300 - 100, "timed out after %ld ms",
+		      rig_ms(busy));
+	ck_assert_msg(tevent_timeval_until(&last, &busy->done_at).tv_sec == 0,
+		      "late by more than a second");
+	/* nothing listed: no timer left, only the sweeper and its list */
+	ck_assert_uint_eq(talloc_total_blocks(sw), 2);
+	talloc_free(sw);
+}
+END_TEST
+
+/* A freed relay leaves the sweeper; the others still time out. */
+START_TEST(test_sweeper_free_relay)
+{
+	struct tsgate_relay_sweeper *sw =
+	    tsgate_relay_sweeper_new(tt_mem, tt_ev);
+	struct rig *a, *b;
+
+	ck_assert_ptr_nonnull(sw);
+	a = rig_start_swept(TSGATE_FRAMING_RAW, 0, 200, true, true, sw);
+	b = rig_start_swept(TSGATE_FRAMING_RAW, 0, 200, true, true, sw);
+	TALLOC_FREE(a->relay);
+	tt_wait(&b->relay_done, 3000);
+	ck_assert_int_eq(b->relay_err, ETIMEDOUT);
+	ck_assert(!a->relay_done);
+	loop_for(50);
+	ck_assert_uint_eq(talloc_total_blocks(sw), 2);
+
+	/* the last relay freed: the timer goes with it */
+	a = rig_start_swept(TSGATE_FRAMING_RAW, 0, 200, true, true, sw);
+	ck_assert_uint_eq(talloc_total_blocks(sw), 3);
+	TALLOC_FREE(a->relay);
+	ck_assert_uint_eq(talloc_total_blocks(sw), 2);
+
+	/* the sweeper freed first lets go of its relays */
+	a = rig_start_swept(TSGATE_FRAMING_RAW, 0, 200, true, true, sw);
+	talloc_free(sw);
+	loop_for(300);
+	ck_assert(!a->relay_done);
+	TALLOC_FREE(a->relay);
+}
+END_TEST
+
+/*
+ * After a reload the timeout differs: a relay with a shorter timeout than
+ * the ones listed before it still times out at its own deadline; 0 lists
+ * nothing.
+ */
+START_TEST(test_sweeper_differing_timeouts)
+{
+	struct tsgate_relay_sweeper *sw =
+	    tsgate_relay_sweeper_new(tt_mem, tt_ev);
+	struct rig *slow, *fast, *never;
+
+	ck_assert_ptr_nonnull(sw);
+	slow = rig_start_swept(TSGATE_FRAMING_RAW, 0, 1000, true, true, sw);
+	never = rig_start_swept(TSGATE_FRAMING_RAW, 0, 0, true, true, sw);
+	fast = rig_start_swept(TSGATE_FRAMING_RAW, 0, 200, true, true, sw);
+	tt_wait(&fast->relay_done, 3000);
+	ck_assert_int_eq(fast->relay_err, ETIMEDOUT);
+	ck_assert_msg(rig_ms(fast) >= 200 && rig_ms(fast) < 700,
+		      "timed out after %ld ms", rig_ms(fast));
+	ck_assert(!slow->relay_done);
+	tt_wait(&slow->relay_done, 3000);
+	ck_assert_int_eq(slow->relay_err, ETIMEDOUT);
+	ck_assert_str_eq(slow->stats.reason, "idle timeout");
+	ck_assert_msg(rig_ms(slow) >= 1000 && rig_ms(slow) < 1500,
+		      "timed out after %ld ms", rig_ms(slow));
+	ck_assert(!never->relay_done);
+	/* two lists (200, 1000), no timer */
+	ck_assert_uint_eq(talloc_total_blocks(sw), 3);
+	TALLOC_FREE(never->relay);
+	talloc_free(sw);
 }
 END_TEST
 
@@ -637,6 +770,9 @@ static Suite *relay_suite(void)
 
 	tc = tt_tcase(s, "limits", 60);
 	tcase_add_test(tc, test_idle_timeout);
+	tcase_add_test(tc, test_sweeper_only_idle_times_out);
+	tcase_add_test(tc, test_sweeper_free_relay);
+	tcase_add_test(tc, test_sweeper_differing_timeouts);
 	tcase_add_test(tc, test_idle_holds_no_reads);
 	tcase_add_test(tc, test_backpressure);
 
