@@ -100,26 +100,34 @@ struct tsgate_listener {
 	uint32_t num_conns;
 };
 
+/*
+ * What a connection needs only until its relay starts: freed then, so an
+ * idle connection does not keep it.
+ */
+struct tsgate_conn_setup {
+	struct tsocket_address *remote;
+	struct tsocket_address *local;
+	struct tsgate_backend *route_backend;
+	struct timeval backend_start;
+	uint8_t *handoff;
+	struct iovec handoff_iov;
+};
+
 struct tsgate_conn {
 	struct tsgate_conn *prev, *next;
 	struct tsgate_daemon *daemon;
 	struct tsgate_listener *listener;
 	uint64_t id;
 	struct timeval start;
-	struct tsocket_address *remote;
-	struct tsocket_address *local;
+	struct tsgate_conn_setup *setup; /* NULL once the relay started */
 	char *peer;
 	struct tstream_context *client;
 	struct tstream_context *backend;
 	const struct tsgate_config_route *route;
-	struct tsgate_backend *route_backend;
 	struct tsgate_metrics_route *route_metrics;
 	struct tsgate_metrics_conn *metrics;
-	struct timeval backend_start;
 	struct tsgate_peer_info info;
 	char *local_name;
-	uint8_t *handoff;
-	struct iovec handoff_iov;
 	struct tsgate_relay_stats stats;
 	bool finished; /* on d->finished_conns instead of d->conns */
 	bool dropped; /* counted in tsgate_connection_drops_total */
@@ -376,6 +384,12 @@ static void tsgate_conn_start(struct tsgate_listener *l, int fd)
 	talloc_set_destructor(conn, tsgate_conn_destructor);
 	/* counted from accept; freeing the tracker with conn uncounts it */
 	conn->metrics = tsgate_metrics_conn_new(conn, l->metrics);
+	conn->setup = talloc_zero(conn, struct tsgate_conn_setup);
+	if (conn->setup == NULL) {
+		close(fd);
+		tsgate_conn_finish(conn, ENOMEM, "out of memory");
+		return;
+	}
 
 	ret = tstream_bsd_existing_socket(conn, fd, &conn->client);
 	if (ret != 0) {
@@ -390,18 +404,20 @@ static void tsgate_conn_start(struct tsgate_listener *l, int fd)
 	sslen = sizeof(ss);
 	if (getpeername(fd, (struct sockaddr *)&ss, &sslen) == 0) {
 		(void)tsocket_address_bsd_from_sockaddr(
-		    conn, (struct sockaddr *)&ss, sslen, &conn->remote);
+		    conn->setup, (struct sockaddr *)&ss, sslen,
+		    &conn->setup->remote);
 	}
 	sslen = sizeof(ss);
 	if (getsockname(fd, (struct sockaddr *)&ss, &sslen) == 0) {
 		(void)tsocket_address_bsd_from_sockaddr(
-		    conn, (struct sockaddr *)&ss, sslen, &conn->local);
+		    conn->setup, (struct sockaddr *)&ss, sslen,
+		    &conn->setup->local);
 	}
-	if (conn->remote != NULL) {
-		conn->peer = tsocket_address_string(conn->remote, conn);
+	if (conn->setup->remote != NULL) {
+		conn->peer = tsocket_address_string(conn->setup->remote, conn);
 	}
-	conn->info.remote = conn->remote;
-	conn->info.local = conn->local;
+	conn->info.remote = conn->setup->remote;
+	conn->info.local = conn->setup->local;
 	tsgate_conn_debug(conn, "accepted", NULL);
 
 	if (d->draining) {
@@ -557,16 +573,16 @@ static void tsgate_conn_routed(struct tsgate_conn *conn)
 	}
 	for (i = 0; i < l->cfg->num_routes; i++) {
 		if (&l->cfg->routes[i] == conn->route) {
-			conn->route_backend = l->backends[i];
+			conn->setup->route_backend = l->backends[i];
 			conn->route_metrics = l->route_metrics[i];
 		}
 	}
 	tsgate_metrics_conn_routed(conn->metrics, conn->route_metrics,
 				   &conn->stats);
 	tsgate_conn_debug(conn, "routed", conn->route->name);
-	conn->backend_start = tevent_timeval_current();
+	conn->setup->backend_start = tevent_timeval_current();
 	subreq = tsgate_backend_connect_send(conn, conn->daemon->ev,
-					     conn->route_backend);
+					     conn->setup->route_backend);
 	if (subreq == NULL) {
 		tsgate_conn_finish(conn, ENOMEM, "out of memory");
 		return;
@@ -605,8 +621,8 @@ static void tsgate_conn_backend_done(struct tevent_req *subreq)
 		return;
 	}
 
-	tsgate_metrics_backend_connected(conn->route_metrics,
-					 elapsed_usec(&conn->backend_start));
+	tsgate_metrics_backend_connected(
+	    conn->route_metrics, elapsed_usec(&conn->setup->backend_start));
 	tsgate_conn_debug(conn, "backend connected", conn->route->backend.text);
 
 	switch (conn->route->identity) {
@@ -614,12 +630,12 @@ static void tsgate_conn_backend_done(struct tevent_req *subreq)
 		tsgate_conn_relay(conn);
 		return;
 	case TSGATE_CONFIG_IDENTITY_PROXY_V2:
-		err = tsgate_identity_proxy_v2(conn, &conn->info,
-					       &conn->handoff, &len);
+		err = tsgate_identity_proxy_v2(conn->setup, &conn->info,
+					       &conn->setup->handoff, &len);
 		break;
 	case TSGATE_CONFIG_IDENTITY_KNC:
-		err = tsgate_identity_knc(conn, &conn->info, &conn->handoff,
-					  &len);
+		err = tsgate_identity_knc(conn->setup, &conn->info,
+					  &conn->setup->handoff, &len);
 		break;
 	}
 	if (err != 0) {
@@ -627,10 +643,10 @@ static void tsgate_conn_backend_done(struct tevent_req *subreq)
 		tsgate_conn_finish(conn, err, "identity hand-off refused");
 		return;
 	}
-	conn->handoff_iov.iov_base = conn->handoff;
-	conn->handoff_iov.iov_len = len;
+	conn->setup->handoff_iov.iov_base = conn->setup->handoff;
+	conn->setup->handoff_iov.iov_len = len;
 	subreq = tstream_writev_send(conn, conn->daemon->ev, conn->backend,
-				     &conn->handoff_iov, 1);
+				     &conn->setup->handoff_iov, 1);
 	if (subreq == NULL) {
 		tsgate_conn_finish(conn, ENOMEM, "out of memory");
 		return;
@@ -646,7 +662,7 @@ static void tsgate_conn_handoff_done(struct tevent_req *subreq)
 
 	ret = tstream_writev_recv(subreq, &err);
 	TALLOC_FREE(subreq);
-	TALLOC_FREE(conn->handoff);
+	TALLOC_FREE(conn->setup->handoff);
 	if (ret == -1) {
 		tsgate_conn_finish(conn, err, "identity hand-off failed");
 		return;
@@ -669,12 +685,12 @@ static void tsgate_conn_relay(struct tsgate_conn *conn)
 
 	/*
 	 * The addresses served routing and the identity hand-off; the log
-	 * line has conn->peer. A long-lived connection need not keep them.
+	 * line has conn->peer. A long-lived connection need not keep them,
+	 * nor the rest of its set-up.
 	 */
 	conn->info.remote = NULL;
 	conn->info.local = NULL;
-	TALLOC_FREE(conn->remote);
-	TALLOC_FREE(conn->local);
+	TALLOC_FREE(conn->setup);
 
 	relay = tsgate_relay_start(conn, conn->daemon->ev, conn->client,
 				   conn->backend, &p, &conn->stats,
