@@ -29,9 +29,22 @@ done
 tmp=$(mktemp -d /tmp/tsgate-container.XXXXXX)
 ctr=
 pids=()
+# pid and every descendant of it (by parent pid, from ps): a backgrounded
+# shell function is a subshell, and buildah runs the command two process
+# levels below itself, so killing the pid $! gives is not enough.
+tree() {
+	local c
+	echo "$1"
+	for c in $(ps -o pid= --ppid "$1" 2>/dev/null); do
+		tree "$c"
+	done
+}
 cleanup() {
+	local p
 	for p in "${pids[@]}"; do
-		kill "$p" 2>/dev/null || true
+		for q in $(tree "$p"); do
+			kill "$q" 2>/dev/null || true
+		done
 	done
 	for p in "${pids[@]}"; do
 		wait "$p" 2>/dev/null || true
@@ -154,16 +167,27 @@ PY
 check "TLS client → tsgate (image) → host backend, bytes echoed" \
 	grep -qx 'HELLO THROUGH THE SIDECAR' "$tmp/out.txt"
 
-kill -TERM "$gw" 2>/dev/null || true
+# SIGTERM (the image's STOPSIGNAL) to tsgate itself, as a container
+# runtime would send it: tsgate must drain, log its stop line and exit,
+# and with it the buildah run around it.
+ts=
+for p in $(tree "$gw"); do
+	if [ "$(cat "/proc/$p/comm" 2>/dev/null)" = tsgate ]; then
+		ts=$p
+	fi
+done
+check "tsgate's process found under buildah run" test -n "$ts"
+[ -z "$ts" ] || kill -TERM "$ts" 2>/dev/null || true
 stopped=0
 for _ in $(seq 1 100); do
-	if ! kill -0 "$gw" 2>/dev/null; then
+	if ! kill -0 "$gw" 2>/dev/null && { [ -z "$ts" ] || ! kill -0 "$ts" 2>/dev/null; }; then
 		stopped=1
 		break
 	fi
 	sleep 0.1
 done
 check "tsgate stops on SIGTERM" test $stopped = 1
+check "tsgate logs its stop" grep -q 'tsgate stopped' "$tmp/tsgate.log"
 
 if [ $fail -ne 0 ]; then
 	echo "--- tsgate log"
