@@ -2380,14 +2380,15 @@ static ssize_t tstream_bsd_try_writev(struct tstream_context *stream,
  * TEVENT_FD_READ on the socket's tevent_fd; the handler finishes the
  * generic request. Only called with no readv outstanding.
  */
-static int tstream_bsd_wait(struct tstream_context *stream,
-			    struct tevent_context *ev,
-			    struct tevent_req *req,
-			    bool *pready)
+/*
+ * What a readability wait (request or handler) needs first: ENOTCONN, or
+ * *pready when a readv would not wait, else TEVENT_FD_READ wanted.
+ * Returns 0 with *pready false when the caller must register its waiter.
+ */
+static int tstream_bsd_wait_prepare(struct tstream_bsd *bsd,
+				    struct tevent_context *ev,
+				    bool *pready)
 {
-	struct tstream_bsd *bsd = _tstream_context_data(stream);
-	int err;
-
 	if (bsd->fd == -1) {
 		return ENOTCONN;
 	}
@@ -2396,8 +2397,19 @@ static int tstream_bsd_wait(struct tstream_context *stream,
 		*pready = true;
 		return 0;
 	}
-	err = tstream_bsd_want(bsd, ev, TEVENT_FD_READ);
-	if (err != 0) {
+	return tstream_bsd_want(bsd, ev, TEVENT_FD_READ);
+}
+
+static int tstream_bsd_wait(struct tstream_context *stream,
+			    struct tevent_context *ev,
+			    struct tevent_req *req,
+			    bool *pready)
+{
+	struct tstream_bsd *bsd = _tstream_context_data(stream);
+	int err;
+
+	err = tstream_bsd_wait_prepare(bsd, ev, pready);
+	if (err != 0 || *pready) {
 		return err;
 	}
 	bsd->wait_req = req;
@@ -2432,16 +2444,8 @@ static int tstream_bsd_set_readable_handler(struct tstream_context *stream,
 		TALLOC_FREE(bsd->readable_im);
 		return 0;
 	}
-	if (bsd->fd == -1) {
-		return ENOTCONN;
-	}
-	if (bsd->read_error != 0 || bsd->rahead_len > 0) {
-		/* the readv fails or is served at once */
-		*pready = true;
-		return 0;
-	}
-	err = tstream_bsd_want(bsd, ev, TEVENT_FD_READ);
-	if (err != 0) {
+	err = tstream_bsd_wait_prepare(bsd, ev, pready);
+	if (err != 0 || *pready) {
 		return err;
 	}
 	bsd->readable_fn = handler;
