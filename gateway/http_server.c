@@ -4,11 +4,19 @@
  *
  * One struct http_client per connection, owned by the server. Its life:
  * read the head (tstream_readv_pdu_send, at most TSGATE_HTTP_MAX_HEAD
- * bytes, as much per step as the socket has pending), answer, half-close,
- * then wait for the client to close (so the kernel does not turn unread
- * request bytes into a reset that would destroy the answer) — all under
- * one deadline. Freeing the client is the only teardown; it happens from
- * an immediate event so no stream is freed under its own callback.
+ * bytes, as much per step as the socket has pending) under the head
+ * deadline, answer, half-close, then wait for the client to close (so the
+ * kernel does not turn unread request bytes into a reset that would
+ * destroy the answer) — all under one deadline for the whole connection.
+ * Freeing the client is the only teardown; it happens from an immediate
+ * event so no stream is freed under its own callback.
+ *
+ * At max_clients, a new connection takes the slot of the oldest one that
+ * is not being answered (one already answered and draining first, then
+ * the oldest still sending its head), the way HAProxy and Envoy shed idle
+ * connections under overload: whoever holds slots open without finishing
+ * a request cannot keep a liveness probe out. Only when every slot is
+ * being answered is the newcomer closed.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -31,6 +39,7 @@
 #include "http_server_private.h"
 
 #define HTTP_DEFAULT_TIMEOUT_MS  5000
+#define HTTP_DEFAULT_HEAD_MS     2000
 #define HTTP_DEFAULT_MAX_CLIENTS 32
 #define HTTP_ACCEPT_BATCH        16
 #define HTTP_DISCARD_SIZE        512
@@ -54,12 +63,21 @@ struct tsgate_http_server {
 	ino_t unix_ino;
 	struct http_client *clients;
 	unsigned num_clients;
+	uint64_t num_evicted;
+};
+
+enum http_client_phase {
+	HTTP_CLIENT_HEAD,     /* reading the request head: evictable */
+	HTTP_CLIENT_ANSWER,   /* handler and write: keeps its slot */
+	HTTP_CLIENT_DRAINING, /* answered, waiting for the close: evictable */
 };
 
 struct http_client {
 	struct http_client *prev, *next;
 	struct tsgate_http_server *server;
 	struct tstream_context *stream;
+	struct timeval start;
+	enum http_client_phase phase;
 	struct tevent_timer *deadline;
 	struct tevent_immediate *free_im;
 	uint8_t head[TSGATE_HTTP_MAX_HEAD];
@@ -144,6 +162,62 @@ static void http_client_deadline(struct tevent_context *ev,
 	/* tevent frees a timer after it fires */
 	c->deadline = NULL;
 	http_client_finish(c);
+}
+
+/* (Re)arm the deadline at ms after the connection was accepted. */
+static bool http_client_arm(struct http_client *c, uint32_t ms)
+{
+	struct timeval end =
+	    tevent_timeval_add(&c->start, ms / 1000, (ms % 1000) * 1000);
+
+	TALLOC_FREE(c->deadline);
+	c->deadline =
+	    tevent_add_timer(c->server->ev, c, end, http_client_deadline, c);
+	return c->deadline != NULL;
+}
+
+/*
+ * The connection to make room for a new one at max_clients: one being
+ * freed anyway, else the oldest answered one still draining, else the
+ * oldest still sending its head; NULL when all are being answered.
+ * The list has the newest first, so the last match is the oldest.
+ */
+static struct http_client *http_server_victim(struct tsgate_http_server *s)
+{
+	struct http_client *c, *draining = NULL, *head = NULL;
+
+	for (c = s->clients; c != NULL; c = c->next) {
+		if (c->finishing) {
+			return c;
+		}
+		if (c->phase == HTTP_CLIENT_DRAINING) {
+			draining = c;
+		} else if (c->phase == HTTP_CLIENT_HEAD) {
+			head = c;
+		}
+	}
+	return draining != NULL ? draining : head;
+}
+
+/*
+ * Room for one more client: true when below max_clients or after evicting
+ * one. Called from the accept handler (or a test), never from a client's
+ * own callback, so the victim can be freed at once.
+ */
+static bool http_server_make_room(struct tsgate_http_server *s)
+{
+	struct http_client *victim;
+
+	if (s->num_clients < s->params.max_clients) {
+		return true;
+	}
+	victim = http_server_victim(s);
+	if (victim == NULL) {
+		return false;
+	}
+	s->num_evicted++;
+	talloc_free(victim);
+	return true;
 }
 
 /*
@@ -383,7 +457,7 @@ int tsgate_http_server_serve(struct tsgate_http_server *s,
 	struct http_client *c;
 	struct tevent_req *subreq;
 
-	if (s->num_clients >= s->params.max_clients) {
+	if (!http_server_make_room(s)) {
 		talloc_free(stream);
 		return EAGAIN;
 	}
@@ -398,13 +472,10 @@ int tsgate_http_server_serve(struct tsgate_http_server *s,
 	talloc_set_destructor(c, http_client_destructor);
 
 	c->stream = talloc_steal(c, stream);
+	c->start = tevent_timeval_current();
+	c->phase = HTTP_CLIENT_HEAD;
 	c->free_im = tevent_create_immediate(c);
-	c->deadline = tevent_add_timer(
-	    s->ev, c,
-	    tevent_timeval_current_ofs(s->params.timeout_ms / 1000,
-				       (s->params.timeout_ms % 1000) * 1000),
-	    http_client_deadline, c);
-	if (c->free_im == NULL || c->deadline == NULL) {
+	if (c->free_im == NULL || !http_client_arm(c, s->params.head_ms)) {
 		talloc_free(c);
 		return ENOMEM;
 	}
@@ -423,7 +494,7 @@ static void http_client_start(struct tsgate_http_server *s, int fd)
 	struct tstream_context *stream = NULL;
 
 	/* checked here too, so a refused client costs no allocation */
-	if (s->num_clients >= s->params.max_clients) {
+	if (!http_server_make_room(s)) {
 		close(fd);
 		return;
 	}
@@ -444,13 +515,19 @@ static void http_client_head_done(struct tevent_req *subreq)
 
 	ret = tstream_readv_pdu_recv(subreq, &err);
 	TALLOC_FREE(subreq);
-	if (ret == -1) {
-		if (err == EMSGSIZE) {
-			http_client_answer(c, 431, NULL);
-			return;
-		}
+	if (ret == -1 && err != EMSGSIZE) {
 		/* closed, reset or broken mid-head: nobody to answer */
 		http_client_finish(c);
+		return;
+	}
+	/* the head is in: the rest of the connection's own deadline */
+	c->phase = HTTP_CLIENT_ANSWER;
+	if (!http_client_arm(c, c->server->params.timeout_ms)) {
+		http_client_finish(c);
+		return;
+	}
+	if (ret == -1) {
+		http_client_answer(c, 431, NULL); /* EMSGSIZE */
 		return;
 	}
 	status = tsgate_http_parse_head((char *)c->head, c->head_end, &req);
@@ -579,6 +656,8 @@ static void http_client_shut(struct tevent_req *subreq)
 		http_client_finish(c);
 		return;
 	}
+	/* answered: from now on its slot may go to a new client */
+	c->phase = HTTP_CLIENT_DRAINING;
 	http_client_drain(c);
 }
 
@@ -834,6 +913,12 @@ int tsgate_http_server_new(TALLOC_CTX *mem_ctx,
 	if (s->params.max_clients == 0) {
 		s->params.max_clients = HTTP_DEFAULT_MAX_CLIENTS;
 	}
+	if (s->params.head_ms == 0) {
+		s->params.head_ms = HTTP_DEFAULT_HEAD_MS;
+	}
+	if (s->params.head_ms > s->params.timeout_ms) {
+		s->params.head_ms = s->params.timeout_ms;
+	}
 	talloc_set_destructor(s, http_server_destructor);
 
 	ret = http_server_bind(s, listen);
@@ -876,4 +961,9 @@ uint16_t tsgate_http_server_port(const struct tsgate_http_server *server)
 unsigned tsgate_http_server_num_clients(const struct tsgate_http_server *server)
 {
 	return server->num_clients;
+}
+
+uint64_t tsgate_http_server_num_evicted(const struct tsgate_http_server *server)
+{
+	return server->num_evicted;
 }
