@@ -890,6 +890,8 @@ static const struct cfg_enum cfg_tls_versions[] = {
 
 static const struct cfg_range cfg_workers_range = {1, 1024};
 static const struct cfg_range cfg_conn_range = {1, 10000000};
+static const struct cfg_range cfg_conn_or_off_range = {0, 10000000};
+static const struct cfg_range cfg_ipv6_prefix_range = {1, 128};
 static const struct cfg_range cfg_positive_ms = {1, 0};
 
 /* log, metrics, limits */
@@ -946,6 +948,10 @@ static void cfg_h_metrics(struct cfg_parser *p,
 static const struct cfg_key cfg_limits_keys[] = {
     {"max_connections", CFG_SCALAR, cfg_h_u32, LIM(max_connections),
      &cfg_conn_range, "a number"},
+    {"max_connections_per_source", CFG_SCALAR, cfg_h_u32,
+     LIM(max_connections_per_source), &cfg_conn_or_off_range, "a number"},
+    {"per_source_ipv6_prefix", CFG_SCALAR, cfg_h_u32,
+     LIM(per_source_ipv6_prefix), &cfg_ipv6_prefix_range, "a number"},
     {"handshake_timeout", CFG_SCALAR, cfg_h_duration, LIM(handshake_timeout_ms),
      &cfg_positive_ms, "a duration"},
     {"idle_timeout", CFG_SCALAR, cfg_h_duration, LIM(idle_timeout_ms), NULL,
@@ -2136,6 +2142,8 @@ static void cfg_defaults(struct tsgate_config *cfg)
 	cfg->log.format = TSGATE_CONFIG_LOG_TEXT;
 	cfg->workers = 1;
 	cfg->limits.max_connections = 10000;
+	cfg->limits.max_connections_per_source = 0;
+	cfg->limits.per_source_ipv6_prefix = 64;
 	cfg->limits.handshake_timeout_ms = 10 * 1000;
 	cfg->limits.idle_timeout_ms = 300 * 1000;
 	cfg->limits.shutdown_grace_ms = 30 * 1000;

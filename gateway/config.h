@@ -232,7 +232,15 @@ struct tsgate_config_listener {
 };
 
 struct tsgate_config_limits {
-	uint32_t max_connections;      /* default 10000 */
+	uint32_t max_connections; /* default 10000 */
+	/*
+	 * Connections at once from one client source, per worker; 0 = no
+	 * limit (the default: behind a load balancer or in a sidecar every
+	 * client shares one source). TCP listeners only.
+	 */
+	uint32_t max_connections_per_source;
+	/* Bits of an IPv6 client address that make its source (default 64) */
+	uint32_t per_source_ipv6_prefix;
 	uint64_t handshake_timeout_ms; /* default 10 s */
 	uint64_t idle_timeout_ms;      /* default 300 s; 0 = none */
 	uint64_t shutdown_grace_ms;    /* default 30 s */

@@ -168,6 +168,7 @@ START_TEST(test_render_full)
 	    "tsgate_handshake_failures_total{listener=\"pub\",reason=\"other\"} 1\n"
 	    H_DROPS
 	    "tsgate_connection_drops_total{listener=\"pub\",reason=\"max_connections\"} 1\n"
+	    "tsgate_connection_drops_total{listener=\"pub\",reason=\"max_connections_per_source\"} 0\n"
 	    "tsgate_connection_drops_total{listener=\"pub\",reason=\"handshake_timeout\"} 0\n"
 	    "tsgate_connection_drops_total{listener=\"pub\",reason=\"handshake_failed\"} 0\n"
 	    "tsgate_connection_drops_total{listener=\"pub\",reason=\"no_route\"} 0\n"
