@@ -11,12 +11,11 @@
  * Freeing the client is the only teardown; it happens from an immediate
  * event so no stream is freed under its own callback.
  *
- * At max_clients, a new connection takes the slot of the oldest one that
- * is not being answered (one already answered and draining first, then
- * the oldest still sending its head), the way HAProxy and Envoy shed idle
- * connections under overload: whoever holds slots open without finishing
- * a request cannot keep a liveness probe out. Only when every slot is
- * being answered is the newcomer closed.
+ * At max_clients, a new connection takes the slot of one that is not
+ * being answered (see http_server_victim()), the way nginx reclaims idle
+ * connections when it runs out: whoever holds slots open without
+ * finishing a request cannot keep a liveness probe out. Only when every
+ * slot is being answered is the newcomer closed.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -37,6 +36,7 @@
 #include "config.h"
 #include "http_server.h"
 #include "http_server_private.h"
+#include "source_limit.h"
 
 #define HTTP_DEFAULT_TIMEOUT_MS  5000
 #define HTTP_DEFAULT_HEAD_MS     2000
@@ -44,6 +44,15 @@
 #define HTTP_ACCEPT_BATCH        16
 #define HTTP_DISCARD_SIZE        512
 #define HTTP_ACCEPT_PAUSE_MS     100
+/*
+ * Connections the kernel completes while we are not accepting: room for
+ * everything an attacker holds beyond max_clients (nginx uses 511), so a
+ * probe's SYN is not dropped (and retried only a second later) while the
+ * queue is full of connections waiting to evict each other.
+ */
+#define HTTP_BACKLOG 511
+/* Clients of one IPv6 /64 count as one source when choosing a victim. */
+#define HTTP_SOURCE_IPV6_PREFIX 64
 
 struct http_client;
 
@@ -78,6 +87,8 @@ struct http_client {
 	struct tstream_context *stream;
 	struct timeval start;
 	enum http_client_phase phase;
+	bool has_source; /* false: unix socket or socketpair */
+	struct tsgate_source_key source;
 	struct tevent_timer *deadline;
 	struct tevent_immediate *free_im;
 	uint8_t head[TSGATE_HTTP_MAX_HEAD];
@@ -176,15 +187,33 @@ static bool http_client_arm(struct http_client *c, uint32_t ms)
 	return c->deadline != NULL;
 }
 
+static bool http_same_source(const struct http_client *a,
+			     const struct http_client *b)
+{
+	if (a->has_source != b->has_source) {
+		return false;
+	}
+	return !a->has_source ||
+	       memcmp(&a->source, &b->source, sizeof(a->source)) == 0;
+}
+
 /*
- * The connection to make room for a new one at max_clients: one being
- * freed anyway, else the oldest answered one still draining, else the
- * oldest still sending its head; NULL when all are being answered.
- * The list has the newest first, so the last match is the oldest.
+ * The connection to make room for a new one at max_clients:
+ *  1. one being freed anyway;
+ *  2. the oldest answered one still waiting for the client's close;
+ *  3. a client still sending its head, from the source address that holds
+ *     the most connections: one attacker's idle or slow-loris connections
+ *     then only ever displace each other, never a probe from another
+ *     address, however fast the attacker reconnects. Within that source,
+ *     one with nothing unread before one whose bytes wait (a request that
+ *     came in just after accept), then the oldest.
+ * NULL when all are being answered. The list has the newest first.
  */
 static struct http_client *http_server_victim(struct tsgate_http_server *s)
 {
-	struct http_client *c, *draining = NULL, *head = NULL;
+	struct http_client *c, *o, *draining = NULL, *best = NULL;
+	unsigned n, best_n = 0;
+	bool quiet, best_quiet = false;
 
 	for (c = s->clients; c != NULL; c = c->next) {
 		if (c->finishing) {
@@ -192,11 +221,29 @@ static struct http_client *http_server_victim(struct tsgate_http_server *s)
 		}
 		if (c->phase == HTTP_CLIENT_DRAINING) {
 			draining = c;
-		} else if (c->phase == HTTP_CLIENT_HEAD) {
-			head = c;
 		}
 	}
-	return draining != NULL ? draining : head;
+	if (draining != NULL) {
+		return draining;
+	}
+	for (c = s->clients; c != NULL; c = c->next) {
+		if (c->phase != HTTP_CLIENT_HEAD) {
+			continue;
+		}
+		n = 0;
+		for (o = s->clients; o != NULL; o = o->next) {
+			n += http_same_source(c, o) ? 1 : 0;
+		}
+		quiet = tstream_pending_bytes(c->stream) == 0;
+		/* ">=" on a tie: later in the list is older */
+		if (best == NULL || n > best_n ||
+		    (n == best_n && (quiet || !best_quiet))) {
+			best = c;
+			best_n = n;
+			best_quiet = quiet;
+		}
+	}
+	return best;
 }
 
 /*
@@ -451,8 +498,11 @@ static void http_client_shut(struct tevent_req *subreq);
 static void http_client_drain(struct http_client *c);
 static void http_client_drained(struct tevent_req *subreq);
 
-int tsgate_http_server_serve(struct tsgate_http_server *s,
-			     struct tstream_context *stream)
+/* Serve a client whose address is peer (NULL: unknown, a socketpair). */
+static int http_server_serve_peer(struct tsgate_http_server *s,
+				  struct tstream_context *stream,
+				  const struct sockaddr *peer,
+				  socklen_t peer_len)
 {
 	struct http_client *c;
 	struct tevent_req *subreq;
@@ -472,6 +522,10 @@ int tsgate_http_server_serve(struct tsgate_http_server *s,
 	talloc_set_destructor(c, http_client_destructor);
 
 	c->stream = talloc_steal(c, stream);
+	c->has_source = peer != NULL &&
+			tsgate_source_key_from_sockaddr(peer, peer_len,
+							HTTP_SOURCE_IPV6_PREFIX,
+							&c->source);
 	c->start = tevent_timeval_current();
 	c->phase = HTTP_CLIENT_HEAD;
 	c->free_im = tevent_create_immediate(c);
@@ -489,7 +543,16 @@ int tsgate_http_server_serve(struct tsgate_http_server *s,
 	return 0;
 }
 
-static void http_client_start(struct tsgate_http_server *s, int fd)
+int tsgate_http_server_serve(struct tsgate_http_server *s,
+			     struct tstream_context *stream)
+{
+	return http_server_serve_peer(s, stream, NULL, 0);
+}
+
+static void http_client_start(struct tsgate_http_server *s,
+			      int fd,
+			      const struct sockaddr *peer,
+			      socklen_t peer_len)
 {
 	struct tstream_context *stream = NULL;
 
@@ -502,7 +565,7 @@ static void http_client_start(struct tsgate_http_server *s, int fd)
 		close(fd);
 		return;
 	}
-	(void)tsgate_http_server_serve(s, stream);
+	(void)http_server_serve_peer(s, stream, peer, peer_len);
 }
 
 static void http_client_head_done(struct tevent_req *subreq)
@@ -744,12 +807,16 @@ static void http_server_accept(struct tevent_context *ev,
 {
 	struct tsgate_http_server *s =
 	    talloc_get_type_abort(private_data, struct tsgate_http_server);
+	struct sockaddr_storage ss;
+	socklen_t len;
 	int i, fd;
 
 	for (i = 0; i < HTTP_ACCEPT_BATCH; i++) {
-		fd = accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		len = sizeof(ss);
+		fd = accept4(s->fd, (struct sockaddr *)&ss, &len,
+			     SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd != -1) {
-			http_client_start(s, fd);
+			http_client_start(s, fd, (struct sockaddr *)&ss, len);
 			continue;
 		}
 		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
@@ -856,7 +923,7 @@ static int http_server_bind(struct tsgate_http_server *s,
 				 sizeof(one));
 	}
 	if (bind(s->fd, (struct sockaddr *)&ss, (socklen_t)len) != 0 ||
-	    listen(s->fd, 64) != 0) {
+	    listen(s->fd, HTTP_BACKLOG) != 0) {
 		return errno;
 	}
 	if (ss.ss_family == AF_UNIX) {

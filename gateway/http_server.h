@@ -16,10 +16,11 @@
  *    connection is affected;
  *  - at most params.max_clients connections at once, so memory stays
  *    bounded (one head buffer per connection); at the cap a new
- *    connection evicts the oldest one not being answered (answered and
- *    waiting for the client's close first, then still sending its head),
- *    so idle or slow clients cannot keep a health probe out; only when
- *    all are being answered is the new one closed at accept;
+ *    connection evicts one not being answered (answered and waiting for
+ *    the client's close first, then one still sending its head from the
+ *    source address holding the most connections, oldest first), so idle
+ *    or slow clients cannot keep a health probe out; only when all are
+ *    being answered is the new one closed at accept;
  *  - nothing blocks: every read and write goes through the event loop.
  */
 #ifndef TSGATE_HTTP_SERVER_H
