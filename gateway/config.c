@@ -1917,6 +1917,8 @@ static const struct cfg_key cfg_listener_keys[] = {
     {"gssapi", CFG_MAPPING, NULL, 0, NULL, NULL},
     {"max_connections", CFG_SCALAR, cfg_h_u32, LS(max_connections),
      &cfg_conn_range, "a number"},
+    {"allow_plain_public", CFG_SCALAR, cfg_h_bool, LS(allow_plain_public), NULL,
+     NULL},
     {"routes", CFG_SEQUENCE, NULL, 0, NULL, NULL},
 };
 #undef LS
@@ -1933,6 +1935,66 @@ static bool cfg_same_addr(const struct tsgate_config_addr *a,
 	}
 	return a->ip != NULL && b->ip != NULL && a->port == b->port &&
 	       strcmp(a->ip, b->ip) == 0;
+}
+
+/* Whether every address a TCP listen address resolved to is loopback. */
+static bool cfg_addr_loopback(const struct tsgate_config_addr *a)
+{
+	struct in_addr in4;
+	struct in6_addr in6;
+	size_t i;
+
+	for (i = 0; i < a->num_ips; i++) {
+		if (inet_pton(AF_INET, a->ips[i], &in4) == 1) {
+			if ((ntohl(in4.s_addr) >> 24) != 127) {
+				return false;
+			}
+		} else if (inet_pton(AF_INET6, a->ips[i], &in6) == 1) {
+			if (!IN6_IS_ADDR_LOOPBACK(&in6) &&
+			    !(IN6_IS_ADDR_V4MAPPED(&in6) &&
+			      in6.s6_addr[12] == 127)) {
+				return false;
+			}
+		} else {
+			return false;
+		}
+	}
+	return a->num_ips > 0;
+}
+
+/*
+ * Nothing forwards plaintext from the network by accident: 'accept:
+ * plain' on an address other than loopback needs 'allow_plain_public:
+ * true' (an image or a copied example must not expose an application
+ * without TLS because a real config was forgotten).
+ */
+static void cfg_check_plain_public(struct cfg_parser *p,
+				   const struct tsgate_config_listener *l,
+				   yaml_node_t *accept_node,
+				   yaml_node_t *allow_node)
+{
+	if (l->accept != TSGATE_CONFIG_ACCEPT_PLAIN) {
+		if (allow_node != NULL) {
+			cfg_error(p, allow_node,
+				  "'allow_plain_public' is only used with "
+				  "'accept: plain' (listener '%s' accepts %s)",
+				  l->name,
+				  tsgate_config_accept_name(l->accept));
+		}
+		return;
+	}
+	if (accept_node == NULL || l->allow_plain_public ||
+	    l->listen.kind != TSGATE_CONFIG_ADDR_TCP || l->listen.ip == NULL ||
+	    cfg_addr_loopback(&l->listen)) {
+		return;
+	}
+	cfg_error(p, accept_node,
+		  "'accept: plain' on %s forwards plaintext from the network: "
+		  "listen on a loopback address or a unix socket, use "
+		  "'accept: tls' or 'gssapi', or set 'allow_plain_public: "
+		  "true' in listener '%s'",
+		  l->listen.text != NULL ? l->listen.text : l->listen.ip,
+		  l->name);
 }
 
 static void cfg_listener(struct cfg_parser *p,
@@ -2042,6 +2104,11 @@ static void cfg_listener(struct cfg_parser *p,
 			  "'accept: gssapi' needs a 'gssapi' block with "
 			  "'keytab' in listener '%s'",
 			  l->name);
+	}
+	if (accept_known) {
+		cfg_check_plain_public(
+		    p, l, v,
+		    SEEN(cfg_listener_keys, seen, "allow_plain_public"));
 	}
 	routes = SEEN(cfg_listener_keys, seen, "routes");
 	if (routes == NULL) {

@@ -225,6 +225,9 @@ struct tsgate_config_listener {
 	struct tsgate_config_gssapi_server *gssapi; /* accept: gssapi only */
 	/* 0 = only the global limits.max_connections applies. */
 	uint32_t max_connections;
+	/* accept: plain on a non-loopback TCP address is allowed (default
+	 * false: such a listener is a config error) */
+	bool allow_plain_public;
 	/* First match wins; at least one. */
 	struct tsgate_config_route *routes;
 	size_t num_routes;

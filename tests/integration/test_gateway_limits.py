@@ -11,6 +11,10 @@
   sources (127.0.0.2, 127.0.0.3) are still served, slots come back when
   connections close, and tsgate_connection_drops_total counts the refusals
   (defect 7); also with workers: 2.
+- No plaintext from the network by default (defect 8): without a config
+  file tsgate exits 1 naming the path to mount, and the health check
+  fails; `accept: plain` on a non-loopback address needs
+  `allow_plain_public: true`.
 """
 
 import os
@@ -366,6 +370,7 @@ class PerSourceLimit(LimitsTestCase):
         # a closed connection gives its slot back (freed asynchronously:
         # retry until tsgate has let go of it)
         held.pop().close()
+        refused = [31]
 
         def slot_back():
             c = connect_from("127.0.0.1", port)
@@ -373,6 +378,7 @@ class PerSourceLimit(LimitsTestCase):
                 held.append(c)
                 return True
             c.close()
+            refused[0] += 1  # not given back yet: refused and counted
             return False
         self.assertTrue(gh.wait_until(slot_back, 5, step=0.05))
         self.assertTrue(all(served(c) for c in held + others))
@@ -380,23 +386,22 @@ class PerSourceLimit(LimitsTestCase):
         # the count of those it did not log: the lines account for every
         # refusal the metric counted
         before = len(self.limit_lines(g))
-        tries = [0]
 
         def logged_again():
             c = connect_from("127.0.0.1", port)
             self.assertFalse(served(c))
             c.close()
-            tries[0] += 1
+            refused[0] += 1
             return len(self.limit_lines(g)) > before
         self.assertTrue(gh.wait_until(logged_again, 5, step=0.1))
         lines = self.limit_lines(g)
         self.assertGreater(lines[-1]["suppressed"], 0)
         self.assertEqual(sum(l["suppressed"] for l in lines) + len(lines),
-                         31 + tries[0])
+                         refused[0])
         self.assertEqual(metric(mport, "tsgate_connection_drops_total",
                                 listener="pub",
                                 reason="max_connections_per_source"),
-                         31 + tries[0])
+                         refused[0])
         for c in held + others:
             c.close()
 
@@ -449,6 +454,53 @@ class PerSourceLimit(LimitsTestCase):
             5))
         for c in conns + [other]:
             c.close()
+
+
+class NoPlaintextByDefault(LimitsTestCase):
+    """Defect 8: nothing forwards plaintext from the network unless the
+    config says so explicitly."""
+
+    def run_tsgate(self, *args):
+        return subprocess.run([gh.TSGATE] + list(args),
+                              capture_output=True, timeout=30)
+
+    def test_missing_config_refuses_with_the_mount_path(self):
+        """No config file (a container without its mount): exit 1, a
+        message naming the path to mount, the health check fails."""
+        path = os.path.join(self.tmp, "etc", "tsgate.yaml")
+        r = self.run_tsgate("--config", path)
+        self.assertEqual(r.returncode, 1)
+        err = r.stderr.decode()
+        self.assertIn("no configuration at %s" % path, err)
+        self.assertIn("mount it at %s" % path, err)
+        r = self.run_tsgate("--health", "--config", path)
+        self.assertEqual(r.returncode, 1)
+
+    def test_plain_on_public_address_needs_opt_in(self):
+        """accept: plain on 0.0.0.0 is a config error (the daemon does not
+        start, nothing listens); with allow_plain_public: true it
+        starts."""
+        echo = self.backend()
+        port = gh.free_port()
+        yaml = self.config(None, listen_ip="0.0.0.0", port=port,
+                           backend=echo.address)
+        path = os.path.join(self.tmp, "public.yaml")
+        with open(path, "w") as f:
+            f.write(yaml)
+        r = self.run_tsgate("--config", path)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("'accept: plain' on tcp://0.0.0.0:%d forwards "
+                      "plaintext from the network" % port,
+                      r.stderr.decode())
+        self.assertIn("public.yaml:5:13: ", r.stderr.decode())
+        with self.assertRaises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.gateway(yaml.replace("    accept: plain\n",
+                                  "    accept: plain\n"
+                                  "    allow_plain_public: true\n"))
+        c = connect_from("127.0.0.1", port)
+        self.assertTrue(served(c))
+        c.close()
 
 
 if __name__ == "__main__":

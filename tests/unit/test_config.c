@@ -524,6 +524,8 @@ START_TEST(test_good_everything)
 	ck_assert_str_eq(cfg->metrics_listen->ip, "::1");
 	ck_assert_uint_eq(cfg->metrics_listen->port, 9100);
 	ck_assert_uint_eq(cfg->limits.max_connections, 500);
+	ck_assert_uint_eq(cfg->limits.max_connections_per_source, 20);
+	ck_assert_uint_eq(cfg->limits.per_source_ipv6_prefix, 56);
 	ck_assert_uint_eq(cfg->limits.handshake_timeout_ms, 2500);
 	ck_assert_uint_eq(cfg->limits.idle_timeout_ms, 300000);
 	ck_assert_uint_eq(cfg->limits.shutdown_grace_ms, 0);
@@ -535,6 +537,7 @@ START_TEST(test_good_everything)
 	ck_assert_str_eq(l->listen.ip, "::");
 	ck_assert_uint_eq(l->listen.port, 8443);
 	ck_assert_uint_eq(l->max_connections, 50);
+	ck_assert(l->allow_plain_public);
 	r = &l->routes[0];
 	ck_assert_str_eq(r->name, "echo");
 	ck_assert_str_eq(r->backend.path,
