@@ -821,8 +821,7 @@ static void tsgate_conn_relay_done(struct tsgate_relay *relay,
 			tsgate_conn_drop(conn, why);
 		}
 		if (stream_err &&
-		    conn->listener->cfg->accept ==
-			TSGATE_CONFIG_ACCEPT_GSSAPI &&
+		    conn->listener->cfg->accept == TSGATE_CONFIG_ACCEPT_GSSAPI &&
 		    tstream_gssapi_error_reason(conn->client) != NULL) {
 			reason = talloc_asprintf(
 			    conn, "%s: %s", reason,
