@@ -193,11 +193,11 @@ class LimitsTestCase(gh.GatewayTestCase):
 
 class HealthUnderLoad(LimitsTestCase):
 
-    def probe_under(self, holders, probes=10):
+    def probe_under(self, holders, probes=10, workers=None):
         """holders: keyword arguments of each Holder; then `probes` curl
         probes from 127.0.0.2 must all be answered."""
         mport = gh.free_port()
-        self.gateway(self.config(mport))
+        self.gateway(self.config(mport, workers=workers))
         self.assertEqual(curl_probe(mport)[0], 200)
         hs = [Holder(mport, **kw) for kw in holders]
         for h in hs:
@@ -228,6 +228,12 @@ class HealthUnderLoad(LimitsTestCase):
         answered."""
         self.probe_under([{"idle": 64, "linger": 16},
                           {"slow": 32, "source": "127.0.0.3"}])
+
+    def test_healthz_under_load_with_workers(self):
+        """The same with workers: 2 (worker 0 answers through the
+        asynchronous handler that gathers the other workers' metrics)."""
+        self.probe_under([{"idle": 64, "linger": 16},
+                          {"slow": 32, "source": "127.0.0.3"}], workers=2)
 
     def test_healthz_under_lingering_answered_clients(self):
         """The keep-alive path: clients that got their answer but never
