@@ -1,0 +1,685 @@
+#!/usr/bin/env python3
+"""tsgate against third-party peers, run as unprivileged configs in a temp
+dir on free loopback ports (issue 13, "real consumers and peers").
+
+PROXY v2 consumers (tsgate `identity: proxy-v2` in front of them), for
+TCP4, TCP6 and unix clients of tsgate, plain and TLS:
+  - HAProxy (`bind ... accept-proxy`, `http-request return` of %ci/%cp/
+    %fi/%fp and fc_pp_authority);
+  - nginx (`listen ... proxy_protocol`, `return` of $proxy_protocol_addr,
+    $proxy_protocol_port, $proxy_protocol_server_*, and
+    $proxy_protocol_tlv_* when this nginx has them, 1.23.2 on).
+TLS peers, bytes checked end to end (SHA-256 of MiBs both ways, half-close,
+the server side closing first):
+  - stunnel (client mode) and HAProxy (`server ... ssl verify required`,
+    with and without a client certificate) as TLS clients of a tsgate TLS
+    listener;
+  - stunnel (server mode) and HAProxy (`bind ... ssl crt`, `verify
+    required` for mTLS) as TLS servers behind a tsgate `connect: tls`
+    route.
+
+The peers are Debian's haproxy, nginx-light and stunnel4 (scripts/deps
+test installs them); a missing one fails the test rather than skipping.
+"""
+
+import hashlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import unittest
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gateway_harness as gh  # noqa: E402
+
+HTTP_GET = b"GET / HTTP/1.0\r\nHost: peer.test\r\n\r\n"
+
+
+def have_ipv6():
+    try:
+        s = socket.socket(socket.AF_INET6)
+        s.bind(("::1", 0))
+        s.close()
+        return True
+    except OSError:
+        return False
+
+
+def port_listening(port):
+    """A socket listens on this TCP port (from /proc/net/tcp*, state 0A):
+    checked without connecting, since a connection to a proxying peer
+    would reach the daemon behind it and show up in its counts."""
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(name) as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            cols = row.split()
+            if cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1],
+                                        16) == port:
+                return True
+    return False
+
+
+def find(*names):
+    """The first of these programs on PATH (or in /usr/sbin, not on a
+    user's PATH), else fail: CI installs them (scripts/deps test)."""
+    for n in names:
+        for p in (shutil.which(n), "/usr/sbin/" + n, "/usr/bin/" + n):
+            if p and os.access(p, os.X_OK):
+                return p
+    raise AssertionError("%s not installed (scripts/deps test installs it)"
+                         % " or ".join(names))
+
+
+class Peer:
+    """A third-party program in the foreground, stopped by pid; ready when
+    every TCP port it should listen on accepts."""
+
+    def __init__(self, tmpdir, name, argv, ports, env=None):
+        self.name = name
+        self.logpath = os.path.join(tmpdir, name + ".log")
+        self.log = open(self.logpath, "wb")
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                     stdout=self.log, stderr=self.log,
+                                     env=env)
+        ok = gh.wait_until(lambda: self.proc.poll() is not None or
+                           all(port_listening(p) for p in ports), 15)
+        if not ok or self.proc.poll() is not None:
+            text = self.text()
+            self.stop()
+            raise AssertionError("%s did not start:\n%s" % (name, text))
+
+    def text(self):
+        with open(self.logpath, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.log.close()
+
+
+class DataServer:
+    """A TCP backend on 127.0.0.1 for the byte checks. mode "echo": echo
+    everything, half-close at end of stream; "source": send `data` at once
+    and close without reading (the server side ends first)."""
+
+    def __init__(self, mode="echo", data=b""):
+        self.mode, self.data = mode, data
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.done = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,),
+                             daemon=True).start()
+
+    def _serve(self, c):
+        c.settimeout(60)
+        n = 0
+        try:
+            if self.mode == "source":
+                c.sendall(self.data)
+            else:
+                while True:
+                    d = c.recv(65536)
+                    if not d:
+                        break
+                    n += len(d)
+                    c.sendall(d)
+            c.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        finally:
+            self.done.append(n)
+            c.close()
+
+    def close(self):
+        self.sock.close()
+
+
+def sha(b):
+    return hashlib.sha256(b).hexdigest()
+
+
+def http_body(raw):
+    head, sep, body = raw.partition(b"\r\n\r\n")
+    if not sep or not head.startswith(b"HTTP/1."):
+        raise AssertionError("not an HTTP response: %r" % raw[:200])
+    status = int(head.split()[1])
+    return status, body.decode(errors="replace")
+
+
+def fields(body):
+    """'a=1 b= c=x' -> {'a': '1', 'b': '', 'c': 'x'}"""
+    return dict(kv.split("=", 1) for kv in body.split())
+
+
+class PeersTestCase(gh.GatewayTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.peers = []
+        self.servers = []
+        self.certs = gh.Certs(self.tmp)
+        c = self.certs
+        # PEM bundles for HAProxy's crt (cert then key)
+        self.server_pem = self._bundle("server.pem", c.server, c.server_key)
+        self.alice_pem = self._bundle("alice.pem", c.alice, c.alice_key)
+
+    def tearDown(self):
+        for p in self.peers:
+            p.stop()
+        for s in self.servers:
+            s.close()
+        super().tearDown()
+
+    def _bundle(self, name, crt, key):
+        path = os.path.join(self.tmp, name)
+        with open(path, "wb") as out:
+            for f in (crt, key):
+                with open(f, "rb") as src:
+                    out.write(src.read())
+        os.chmod(path, 0o600)
+        return path
+
+    def peer(self, name, argv, ports):
+        p = Peer(self.tmp, self.next_name(name), argv, ports)
+        self.peers.append(p)
+        return p
+
+    def data_server(self, **kw):
+        s = DataServer(**kw)
+        self.servers.append(s)
+        return s
+
+    # ---- the peers ----
+
+    def haproxy(self, body, ports):
+        cfg = os.path.join(self.tmp, self.next_name("haproxy") + ".cfg")
+        with open(cfg, "w") as f:
+            f.write("global\n"
+                    "    maxconn 100\n"
+                    "defaults\n"
+                    "    timeout connect 5s\n"
+                    "    timeout client 30s\n"
+                    "    timeout server 30s\n"
+                    "    timeout client-fin 30s\n"
+                    "    timeout server-fin 30s\n" + body)
+        return self.peer("haproxy", [find("haproxy"), "-f", cfg, "-db"],
+                         ports)
+
+    def nginx(self, server_block, ports):
+        prefix = os.path.join(self.tmp, self.next_name("nginx"))
+        os.mkdir(prefix)
+        conf = os.path.join(prefix, "nginx.conf")
+        temp = ["%s_temp_path %s/%s;" % (t, prefix, t)
+                for t in ("client_body", "proxy", "fastcgi", "uwsgi",
+                          "scgi")]
+        with open(conf, "w") as f:
+            f.write("events { worker_connections 64; }\n"
+                    "http {\n    access_log off;\n    " +
+                    "\n    ".join(temp) + "\n" + server_block + "\n}\n")
+        return self.peer("nginx", [
+            find("nginx"), "-p", prefix, "-c", conf,
+            "-e", os.path.join(prefix, "error.log"),
+            "-g", "daemon off; master_process off; pid %s/nginx.pid; "
+                  "error_log %s/error.log info;" % (prefix, prefix)],
+            ports)
+
+    def stunnel(self, service):
+        conf = os.path.join(self.tmp, self.next_name("stunnel") + ".conf")
+        ports = [int(m) for m in
+                 re.findall(r"accept = 127\.0\.0\.1:(\d+)", service)]
+        with open(conf, "w") as f:
+            f.write("foreground = yes\n"
+                    "pid =\n"
+                    "debug = 5\n"
+                    "[svc]\n" + service)
+        return self.peer("stunnel", [find("stunnel4", "stunnel"), conf],
+                         ports)
+
+
+class ProxyV2Consumers(PeersTestCase):
+    """HAProxy and nginx read the PROXY v2 header tsgate writes."""
+
+    def start_consumers(self):
+        """An HAProxy and an nginx, each answering one HTTP request with
+        what it learnt from the PROXY v2 header; returns their ports."""
+        hp, np_ = gh.free_port(), gh.free_port()
+        self.haproxy(
+            "frontend pp\n"
+            "    mode http\n"
+            "    bind 127.0.0.1:%d accept-proxy\n"
+            "    http-request return status 200 content-type text/plain "
+            "lf-string \"ci=%%ci cp=%%cp fi=%%fi fp=%%fp "
+            "auth=%%[fc_pp_authority]\\n\"\n" % hp, [hp])
+        tlv = ""
+        if self.nginx_has_tlv_vars():
+            tlv = (" auth=$proxy_protocol_tlv_authority"
+                   " ssl=$proxy_protocol_tlv_ssl_version")
+        self.nginx(
+            "server {\n"
+            "    listen 127.0.0.1:%d proxy_protocol;\n"
+            "    location / {\n"
+            "        default_type text/plain;\n"
+            "        return 200 \"addr=$proxy_protocol_addr "
+            "port=$proxy_protocol_port saddr=$proxy_protocol_server_addr "
+            "sport=$proxy_protocol_server_port remote=$remote_addr%s\\n\";\n"
+            "    }\n"
+            "}" % (np_, tlv), [np_])
+        return {"haproxy": hp, "nginx": np_}
+
+    @staticmethod
+    def nginx_has_tlv_vars():
+        """$proxy_protocol_tlv_* came with nginx 1.23.2."""
+        p = subprocess.run([find("nginx"), "-v"], capture_output=True,
+                           timeout=10)
+        m = re.search(rb"nginx/(\d+)\.(\d+)\.(\d+)", p.stderr)
+        return m is not None and tuple(map(int, m.groups())) >= (1, 23, 2)
+
+    def gateway_for(self, family, backend_port, tls=False):
+        """tsgate with one listener of this client family, identity
+        proxy-v2 to 127.0.0.1:backend_port; returns (gateway, listen)."""
+        if family == "tcp4":
+            listen = "tcp://127.0.0.1:%d" % gh.free_port()
+        elif family == "tcp6":
+            listen = "tcp://[::1]:%d" % gh.free_port()
+        else:
+            listen = "unix:" + os.path.join(self.tmp,
+                                            self.next_name("in") + ".sock")
+        lines = ["log: {level: info, format: json}",
+                 "listeners:",
+                 "  - name: in",
+                 "    listen: \"%s\"" % listen]
+        if tls:
+            lines += ["    accept: tls",
+                      "    tls: {cert: %s, key: %s}" % (self.certs.server,
+                                                        self.certs.server_key)]
+        else:
+            lines.append("    accept: plain")
+        lines += ["    routes:",
+                  "      - name: pp",
+                  "        backend: \"tcp://127.0.0.1:%d\"" % backend_port,
+                  "        identity: proxy-v2"]
+        return self.gateway("\n".join(lines) + "\n"), listen
+
+    def ask(self, listen, tls=False):
+        """One HTTP request through tsgate; returns (status, body, the
+        client's own port or None)."""
+        c = self.connect(listen)
+        cport = None
+        if c.family in (socket.AF_INET, socket.AF_INET6):
+            cport = c.getsockname()[1]
+        try:
+            if tls:
+                ctx = self.certs.client_context()
+                c = ctx.wrap_socket(c, server_hostname="localhost")
+                c.sendall(HTTP_GET)
+                raw = gh.recv_all(c, 15)
+            else:
+                raw = gh.exchange(c, HTTP_GET, 15)
+        finally:
+            c.close()
+        status, body = http_body(raw)
+        return status, body, cport
+
+    def test_client_families(self):
+        """TCP4, TCP6 and unix clients, plain: what each consumer sees."""
+        ports = self.start_consumers()
+        families = ["tcp4", "unix"] + (["tcp6"] if have_ipv6() else [])
+        for family in families:
+            for consumer in ("haproxy", "nginx"):
+                with self.subTest(family=family, consumer=consumer):
+                    g, listen = self.gateway_for(family, ports[consumer])
+                    status, body, cport = self.ask(listen)
+                    self.assertEqual(status, 200, body)
+                    f = fields(body)
+                    lport = listen.rsplit(":", 1)[1]
+                    client = {"tcp4": "127.0.0.1", "tcp6": "::1"}.get(family)
+                    if consumer == "haproxy":
+                        if client:
+                            self.assertEqual(f["ci"], client, body)
+                            self.assertEqual(f["cp"], str(cport), body)
+                            self.assertEqual(f["fi"], client, body)
+                            self.assertEqual(f["fp"], lport, body)
+                        else:
+                            # LOCAL: HAProxy keeps the connection's own
+                            # addresses (tsgate's socket to it)
+                            self.assertEqual(f["ci"], "127.0.0.1", body)
+                            self.assertEqual(f["fp"],
+                                             str(ports["haproxy"]), body)
+                    else:
+                        self.assertEqual(f["remote"], "127.0.0.1", body)
+                        if client:
+                            self.assertEqual(f["addr"], client, body)
+                            self.assertEqual(f["port"], str(cport), body)
+                            self.assertEqual(f["saddr"], client, body)
+                            self.assertEqual(f["sport"], lport, body)
+                        else:
+                            # nginx skips a LOCAL header: no address
+                            self.assertEqual(f["addr"], "", body)
+                            self.assertEqual(f["port"], "", body)
+                    line = g.wait_conn_lines(1)[0]
+                    self.assertEqual(line["result"], "ok", line)
+                    self.reset_gateways()
+
+    def test_tls_clients(self):
+        """TLS clients of tsgate: the SNI reaches HAProxy as the
+        AUTHORITY TLV (fc_pp_authority) for TCP clients; for a unix
+        client the LOCAL header is accepted by both consumers."""
+        ports = self.start_consumers()
+        tlv_vars = self.nginx_has_tlv_vars()
+        for family in ("tcp4", "unix"):
+            for consumer in ("haproxy", "nginx"):
+                with self.subTest(family=family, consumer=consumer):
+                    g, listen = self.gateway_for(family, ports[consumer],
+                                                 tls=True)
+                    status, body, cport = self.ask(listen, tls=True)
+                    self.assertEqual(status, 200, body)
+                    f = fields(body)
+                    if consumer == "haproxy" and family == "tcp4":
+                        self.assertEqual(f["ci"], "127.0.0.1", body)
+                        self.assertEqual(f["cp"], str(cport), body)
+                        self.assertEqual(f["auth"], "localhost", body)
+                    elif consumer == "haproxy":
+                        # HAProxy reads the TLVs of a LOCAL header from
+                        # 3.0 on; 2.6 skips them
+                        self.assertIn(f["auth"], ("", "-", "localhost"),
+                                      body)
+                    elif family == "tcp4":
+                        self.assertEqual(f["addr"], "127.0.0.1", body)
+                        self.assertEqual(f["port"], str(cport), body)
+                        if tlv_vars:
+                            self.assertEqual(f["auth"], "localhost", body)
+                            self.assertEqual(f["ssl"], "TLSv1.3", body)
+                    else:
+                        self.assertEqual(f["addr"], "", body)
+                    line = g.wait_conn_lines(1)[0]
+                    self.assertEqual(line["result"], "ok", line)
+                    self.reset_gateways()
+
+    def reset_gateways(self):
+        """Stop the gateways of one sub-test (each must exit 0)."""
+        gws, self.gateways = self.gateways, []
+        bad = []
+        for g in gws:
+            code = g.stop()
+            if code != 0:
+                bad.append("%s exited %s" % (g.config, code))
+        if bad:
+            raise AssertionError("\n".join(bad))
+
+
+MIB = 1024 * 1024
+
+
+class TlsPeers(PeersTestCase):
+    """stunnel and HAProxy as TLS clients and servers of tsgate."""
+
+    def check_echo(self, port, size=4 * MIB):
+        """size random bytes both ways through 127.0.0.1:port: the client
+        sends everything, half-closes, and must read the same bytes back
+        and then end of stream."""
+        data = os.urandom(size)
+        c = socket.create_connection(("127.0.0.1", port), timeout=10)
+        try:
+            got = gh.exchange(c, data, timeout=60)
+        finally:
+            c.close()
+        self.assertEqual(len(got), len(data))
+        self.assertEqual(sha(got), sha(data))
+
+    def check_server_first(self, port, source):
+        """The server side sends its bytes and closes first; the client
+        (which sends nothing) gets all of them, then end of stream."""
+        c = socket.create_connection(("127.0.0.1", port), timeout=10)
+        try:
+            got = gh.recv_all(c, 60)
+        finally:
+            c.close()
+        self.assertEqual(len(got), len(source.data))
+        self.assertEqual(sha(got), sha(source.data))
+
+    def check_refused(self, port):
+        """The TLS handshake fails: the client's bytes go nowhere and it
+        sees its connection end without a byte."""
+        c = socket.create_connection(("127.0.0.1", port), timeout=10)
+        try:
+            got = gh.exchange(c, b"must not arrive", timeout=20)
+        finally:
+            c.close()
+        self.assertEqual(got, b"")
+
+    # ---- tsgate terminates TLS, the peer is the client ----
+
+    def tls_gateway(self, backend_port, mtls=False):
+        c = self.certs
+        port = gh.free_port()
+        lines = ["log: {level: info, format: json}",
+                 "listeners:",
+                 "  - name: tls-in",
+                 "    listen: \"tcp://127.0.0.1:%d\"" % port,
+                 "    accept: tls",
+                 "    tls:",
+                 "      cert: %s" % c.server,
+                 "      key: %s" % c.server_key]
+        if mtls:
+            lines += ["      client_ca: %s" % c.ca,
+                      "      verify_client: require"]
+        lines += ["    routes:",
+                  "      - name: r",
+                  "        backend: \"tcp://127.0.0.1:%d\"" % backend_port]
+        if mtls:
+            lines.append("        match: {client_san: \"DNS:alice.corp.test\"}")
+        return self.gateway("\n".join(lines) + "\n"), port
+
+    def stunnel_client(self, tsgate_port, cert=False, tls12=False):
+        c = self.certs
+        port = gh.free_port()
+        service = ("client = yes\n"
+                   "accept = 127.0.0.1:%d\n"
+                   "connect = 127.0.0.1:%d\n"
+                   "CAfile = %s\n"
+                   "verifyChain = yes\n"
+                   "checkHost = localhost\n"
+                   "sni = localhost\n" % (port, tsgate_port, c.ca))
+        if cert:
+            service += "cert = %s\nkey = %s\n" % (c.alice, c.alice_key)
+        if tls12:
+            service += "sslVersionMax = TLSv1.2\n"
+        self.stunnel(service)
+        return port
+
+    def haproxy_client(self, tsgate_port, cert=False, tls12=False):
+        port = gh.free_port()
+        self.haproxy(
+            "frontend f\n"
+            "    mode tcp\n"
+            "    bind 127.0.0.1:%d\n"
+            "    default_backend b\n"
+            "backend b\n"
+            "    mode tcp\n"
+            "    server tsgate 127.0.0.1:%d ssl verify required ca-file %s "
+            "sni str(localhost) verifyhost localhost%s%s\n"
+            % (port, tsgate_port, self.certs.ca,
+               " crt %s" % self.alice_pem if cert else "",
+               " ssl-max-ver TLSv1.2" if tls12 else ""), [port])
+        return port
+
+    def test_tls_clients_of_tsgate(self):
+        for client, mtls, tls12 in [(c, m, v) for c in ("stunnel", "haproxy")
+                                    for m in (False, True)
+                                    for v in (False, True)]:
+            with self.subTest(client=client, mtls=mtls, tls12=tls12):
+                try:
+                    self.one_tls_client(client, mtls, tls12)
+                finally:
+                    self.reset_peers()
+
+    def one_tls_client(self, client, mtls, tls12):
+        echo = self.data_server()
+        g, tport = self.tls_gateway(echo.port, mtls=mtls)
+        make = (self.stunnel_client if client == "stunnel"
+                else self.haproxy_client)
+        port = make(tport, cert=mtls, tls12=tls12)
+        self.check_echo(port)
+        line = g.wait_conn_lines(1)[0]
+        self.assertEqual(line["result"], "ok", line)
+        self.assertEqual(line["sni"], "localhost", line)
+        self.assertEqual(line["tls_version"],
+                         "TLS1.2" if tls12 else "TLS1.3", line)
+        self.assertEqual(line["bytes_in"], 4 * MIB, line)
+        self.assertEqual(line["bytes_out"], 4 * MIB, line)
+
+        source = self.data_server(mode="source",
+                                  data=os.urandom(3 * MIB))
+        g, tport = self.tls_gateway(source.port, mtls=mtls)
+        port = make(tport, cert=mtls, tls12=tls12)
+        self.check_server_first(port, source)
+        line = g.wait_conn_lines(1)[0]
+        self.assertEqual(line["result"], "ok", line)
+
+    def test_haproxy_client_without_certificate_refused(self):
+        echo = self.data_server()
+        g, tport = self.tls_gateway(echo.port, mtls=True)
+        port = self.haproxy_client(tport, cert=False)
+        self.check_refused(port)
+        line = g.wait_conn_lines(1)[0]
+        self.assertEqual(line["result"], "error", line)
+        self.assertEqual(echo.done, [])
+
+    # ---- the peer terminates TLS, tsgate is the client ----
+
+    def client_gateway(self, tls_port, cert=False):
+        c = self.certs
+        port = gh.free_port()
+        tls = "{ca: %s, sni: localhost" % c.ca
+        if cert:
+            tls += ", cert: %s, key: %s" % (c.alice, c.alice_key)
+        tls += "}"
+        g = self.gateway(
+            "log: {level: info, format: json}\n"
+            "listeners:\n"
+            "  - name: plain-in\n"
+            "    listen: \"tcp://127.0.0.1:%d\"\n"
+            "    accept: plain\n"
+            "    routes:\n"
+            "      - name: out\n"
+            "        backend: \"tcp://127.0.0.1:%d\"\n"
+            "        connect: tls\n"
+            "        tls: %s\n" % (port, tls_port, tls))
+        return g, port
+
+    def stunnel_server(self, backend_port, mtls=False, tls12=False):
+        c = self.certs
+        port = gh.free_port()
+        service = ("accept = 127.0.0.1:%d\n"
+                   "connect = 127.0.0.1:%d\n"
+                   "cert = %s\n"
+                   "key = %s\n" % (port, backend_port, c.server,
+                                   c.server_key))
+        if mtls:
+            service += ("CAfile = %s\nverifyChain = yes\n"
+                        "requireCert = yes\n" % c.ca)
+        if tls12:
+            service += "sslVersionMax = TLSv1.2\n"
+        self.stunnel(service)
+        return port
+
+    def haproxy_server(self, backend_port, mtls=False, tls12=False):
+        port = gh.free_port()
+        verify = " verify required ca-file %s" % self.certs.ca if mtls else ""
+        if tls12:
+            verify += " ssl-max-ver TLSv1.2"
+        self.haproxy(
+            "frontend f\n"
+            "    mode tcp\n"
+            "    bind 127.0.0.1:%d ssl crt %s%s\n"
+            "    default_backend b\n"
+            "backend b\n"
+            "    mode tcp\n"
+            "    server app 127.0.0.1:%d\n"
+            % (port, self.server_pem, verify, backend_port), [port])
+        return port
+
+    def test_tls_servers_behind_tsgate(self):
+        for server, mtls, tls12 in [(c, m, v) for c in ("stunnel", "haproxy")
+                                    for m in (False, True)
+                                    for v in (False, True)]:
+            with self.subTest(server=server, mtls=mtls, tls12=tls12):
+                try:
+                    self.one_tls_server(server, mtls, tls12)
+                finally:
+                    self.reset_peers()
+
+    def one_tls_server(self, server, mtls, tls12):
+        make = (self.stunnel_server if server == "stunnel"
+                else self.haproxy_server)
+        echo = self.data_server()
+        g, port = self.client_gateway(
+            make(echo.port, mtls, tls12), cert=mtls)
+        self.check_echo(port)
+        line = g.wait_conn_lines(1)[0]
+        self.assertEqual(line["result"], "ok", line)
+        self.assertEqual(line["bytes_in"], 4 * MIB, line)
+        self.assertEqual(line["bytes_out"], 4 * MIB, line)
+
+        source = self.data_server(mode="source",
+                                  data=os.urandom(3 * MIB))
+        g, port = self.client_gateway(
+            make(source.port, mtls, tls12), cert=mtls)
+        self.check_server_first(port, source)
+        line = g.wait_conn_lines(1)[0]
+        self.assertEqual(line["result"], "ok", line)
+
+    def test_tls_servers_require_client_certificate(self):
+        for server in ("stunnel", "haproxy"):
+            with self.subTest(server=server):
+                make = (self.stunnel_server if server == "stunnel"
+                        else self.haproxy_server)
+                echo = self.data_server()
+                g, port = self.client_gateway(make(echo.port, True),
+                                              cert=False)
+                self.check_refused(port)
+                line = g.wait_conn_lines(1)[0]
+                self.assertEqual(line["result"], "error", line)
+                self.assertEqual(echo.done, [])
+                self.reset_peers()
+
+    def reset_peers(self):
+        """Stop what one sub-test started (each daemon must exit 0)."""
+        for p in self.peers:
+            p.stop()
+        for s in self.servers:
+            s.close()
+        self.peers, self.servers = [], []
+        self.reset()
+
+
+if __name__ == "__main__":
+    gh.require_binary()
+    if shutil.which("openssl") is None:
+        raise SystemExit("openssl is needed to make the test certificates")
+    unittest.main(verbosity=2)
