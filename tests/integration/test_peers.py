@@ -306,6 +306,9 @@ class ProxyV2Consumers(PeersTestCase):
             listen = "tcp://127.0.0.1:%d" % gh.free_port()
         elif family == "tcp6":
             listen = "tcp://[::1]:%d" % gh.free_port()
+        elif family.startswith("dual"):
+            # a dual-stack listener: IPv4 clients appear as ::ffff:a.b.c.d
+            listen = "tcp://[::]:%d" % gh.free_port()
         else:
             listen = "unix:" + os.path.join(self.tmp,
                                             self.next_name("in") + ".sock")
@@ -325,10 +328,15 @@ class ProxyV2Consumers(PeersTestCase):
                   "        identity: proxy-v2"]
         return self.gateway("\n".join(lines) + "\n"), listen
 
-    def ask(self, listen, tls=False):
-        """One HTTP request through tsgate; returns (status, body, the
-        client's own port or None)."""
-        c = self.connect(listen)
+    def ask(self, listen, tls=False, host=None):
+        """One HTTP request through tsgate (to host instead of the
+        listener's address if given); returns (status, body, the client's
+        own port or None)."""
+        if host:
+            c = socket.create_connection(
+                (host, int(listen.rsplit(":", 1)[1])), timeout=10)
+        else:
+            c = self.connect(listen)
         cport = None
         if c.family in (socket.AF_INET, socket.AF_INET6):
             cport = c.getsockname()[1]
@@ -346,18 +354,24 @@ class ProxyV2Consumers(PeersTestCase):
         return status, body, cport
 
     def test_client_families(self):
-        """TCP4, TCP6 and unix clients, plain: what each consumer sees."""
+        """TCP4, TCP6 and unix clients, plain: what each consumer sees.
+        dual4/dual6: IPv4 and IPv6 clients of a [::] listener (the IPv4
+        one must arrive as TCP4 127.0.0.1, not ::ffff:127.0.0.1)."""
         ports = self.start_consumers()
-        families = ["tcp4", "unix"] + (["tcp6"] if have_ipv6() else [])
+        families = ["tcp4", "unix"]
+        if have_ipv6():
+            families += ["tcp6", "dual4", "dual6"]
         for family in families:
             for consumer in ("haproxy", "nginx"):
                 with self.subTest(family=family, consumer=consumer):
                     g, listen = self.gateway_for(family, ports[consumer])
-                    status, body, cport = self.ask(listen)
+                    client = {"tcp4": "127.0.0.1", "dual4": "127.0.0.1",
+                              "tcp6": "::1", "dual6": "::1"}.get(family)
+                    status, body, cport = self.ask(
+                        listen, host=client if "dual" in family else None)
                     self.assertEqual(status, 200, body)
                     f = fields(body)
                     lport = listen.rsplit(":", 1)[1]
-                    client = {"tcp4": "127.0.0.1", "tcp6": "::1"}.get(family)
                     if consumer == "haproxy":
                         if client:
                             self.assertEqual(f["ci"], client, body)
