@@ -115,7 +115,8 @@ class Peer:
 class DataServer:
     """A TCP backend on 127.0.0.1 for the byte checks. mode "echo": echo
     everything, half-close at end of stream; "source": send `data` at once
-    and close without reading (the server side ends first)."""
+    and close without reading (the server side ends first); "half": send
+    `data`, half-close, then read to the end (kept in `received`)."""
 
     def __init__(self, mode="echo", data=b""):
         self.mode, self.data = mode, data
@@ -124,6 +125,7 @@ class DataServer:
         self.sock.listen(16)
         self.port = self.sock.getsockname()[1]
         self.done = []
+        self.received = []
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self):
@@ -138,9 +140,19 @@ class DataServer:
     def _serve(self, c):
         c.settimeout(60)
         n = 0
+        got = []
         try:
             if self.mode == "source":
                 c.sendall(self.data)
+            elif self.mode == "half":
+                c.sendall(self.data)
+                c.shutdown(socket.SHUT_WR)
+                while True:
+                    d = c.recv(65536)
+                    if not d:
+                        break
+                    got.append(d)
+                self.received.append(b"".join(got))
             else:
                 while True:
                     d = c.recv(65536)
@@ -476,6 +488,23 @@ class TlsPeers(PeersTestCase):
         self.assertEqual(len(got), len(source.data))
         self.assertEqual(sha(got), sha(source.data))
 
+    def check_server_half_first(self, port, half):
+        """The server side sends its bytes and half-closes first; the
+        client reads them to end of stream, and only then sends its own,
+        which must all reach the server (the direction stays open)."""
+        data = os.urandom(2 * MIB)
+        c = socket.create_connection(("127.0.0.1", port), timeout=10)
+        try:
+            got = gh.recv_all(c, 60)
+            c.sendall(data)
+            c.shutdown(socket.SHUT_WR)
+            self.assertTrue(gh.wait_until(lambda: half.received, 60))
+        finally:
+            c.close()
+        self.assertEqual(sha(got), sha(half.data))
+        self.assertEqual(len(half.received[0]), len(data))
+        self.assertEqual(sha(half.received[0]), sha(data))
+
     def check_refused(self, port):
         """The TLS handshake fails: the client's bytes go nowhere and it
         sees its connection end without a byte."""
@@ -575,6 +604,13 @@ class TlsPeers(PeersTestCase):
         line = g.wait_conn_lines(1)[0]
         self.assertEqual(line["result"], "ok", line)
 
+        half = self.data_server(mode="half", data=os.urandom(MIB))
+        g, tport = self.tls_gateway(half.port, mtls=mtls)
+        port = make(tport, cert=mtls, tls12=tls12)
+        self.check_server_half_first(port, half)
+        line = g.wait_conn_lines(1)[0]
+        self.assertEqual(line["result"], "ok", line)
+
     def test_haproxy_client_without_certificate_refused(self):
         echo = self.data_server()
         g, tport = self.tls_gateway(echo.port, mtls=True)
@@ -665,6 +701,13 @@ class TlsPeers(PeersTestCase):
         g, port = self.client_gateway(
             make(source.port, mtls, tls12), cert=mtls)
         self.check_server_first(port, source)
+        line = g.wait_conn_lines(1)[0]
+        self.assertEqual(line["result"], "ok", line)
+
+        half = self.data_server(mode="half", data=os.urandom(MIB))
+        g, port = self.client_gateway(
+            make(half.port, mtls, tls12), cert=mtls)
+        self.check_server_half_first(port, half)
         line = g.wait_conn_lines(1)[0]
         self.assertEqual(line["result"], "ok", line)
 
