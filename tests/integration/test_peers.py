@@ -460,6 +460,67 @@ class ProxyV2Consumers(PeersTestCase):
                     self.assertEqual(line["result"], "ok", line)
                     self.reset_gateways()
 
+    def test_unix_backends(self):
+        """tsgate reaching HAProxy (`bind unix@… accept-proxy`) and nginx
+        (`listen unix:… proxy_protocol`) over unix sockets: the header
+        still carries the client's TCP address, and a unix client's LOCAL
+        header is accepted there too."""
+        hsock = os.path.join(self.tmp, "haproxy-pp.sock")
+        nsock = os.path.join(self.tmp, "nginx-pp.sock")
+        # a TCP port each, only so that readiness can be seen
+        hp, np_ = gh.free_port(), gh.free_port()
+        self.haproxy(
+            "frontend pp\n"
+            "    mode http\n"
+            "    bind unix@%s accept-proxy\n"
+            "    bind 127.0.0.1:%d\n"
+            "    http-request return status 200 content-type text/plain "
+            "lf-string \"ci=%%ci cp=%%cp\\n\"\n" % (hsock, hp), [hp])
+        self.nginx(
+            "server {\n"
+            "    listen unix:%s proxy_protocol;\n"
+            "    listen 127.0.0.1:%d;\n"
+            "    location / {\n"
+            "        default_type text/plain;\n"
+            "        return 200 \"addr=$proxy_protocol_addr "
+            "port=$proxy_protocol_port remote=$remote_addr\\n\";\n"
+            "    }\n"
+            "}" % (nsock, np_), [np_])
+        for family in ("tcp4", "unix"):
+            for consumer, path in (("haproxy", hsock), ("nginx", nsock)):
+                with self.subTest(family=family, consumer=consumer):
+                    if family == "tcp4":
+                        listen = "tcp://127.0.0.1:%d" % gh.free_port()
+                    else:
+                        listen = "unix:" + os.path.join(
+                            self.tmp, self.next_name("in") + ".sock")
+                    self.gateway(
+                        "log: {level: info, format: json}\n"
+                        "listeners:\n"
+                        "  - name: in\n"
+                        "    listen: \"%s\"\n"
+                        "    accept: plain\n"
+                        "    routes:\n"
+                        "      - name: pp\n"
+                        "        backend: \"unix:%s\"\n"
+                        "        identity: proxy-v2\n" % (listen, path))
+                    status, body, cport = self.ask(listen)
+                    self.assertEqual(status, 200, body)
+                    f = fields(body)
+                    if consumer == "haproxy" and family == "tcp4":
+                        self.assertEqual(f["ci"], "127.0.0.1", body)
+                        self.assertEqual(f["cp"], str(cport), body)
+                    elif consumer == "haproxy":
+                        # LOCAL: HAProxy's own view, a unix socket
+                        self.assertEqual(f["ci"], "unix", body)
+                    elif family == "tcp4":
+                        self.assertEqual(f["addr"], "127.0.0.1", body)
+                        self.assertEqual(f["port"], str(cport), body)
+                    else:
+                        self.assertEqual(f["addr"], "", body)
+                        self.assertEqual(f["remote"], "unix:", body)
+                    self.reset_gateways()
+
     def reset_gateways(self):
         """Stop the gateways of one sub-test (each must exit 0)."""
         gws, self.gateways = self.gateways, []
@@ -661,6 +722,56 @@ class TlsPeers(PeersTestCase):
         line = g.wait_conn_lines(1)[0]
         self.assertEqual(line["result"], "error", line)
         self.assertEqual(echo.done, [])
+
+    def test_haproxy_small_records_and_alpn(self):
+        """HAProxy writing 100-byte TLS records (tune.ssl.maxrecord) as a
+        client that asks for ALPN h2 (routed on it) and as a server;
+        1 MiB echoed both ways through both."""
+        c = self.certs
+        echo = self.data_server()
+        tport = gh.free_port()
+        g = self.gateway(
+            "log: {level: info, format: json}\n"
+            "listeners:\n"
+            "  - name: tls-in\n"
+            "    listen: \"tcp://127.0.0.1:%d\"\n"
+            "    accept: tls\n"
+            "    tls: {cert: %s, key: %s, alpn: [h2, http/1.1]}\n"
+            "    routes:\n"
+            "      - name: h2\n"
+            "        match: {alpn: h2}\n"
+            "        backend: \"tcp://127.0.0.1:%d\"\n"
+            % (tport, c.server, c.server_key, echo.port))
+        front, back = gh.free_port(), gh.free_port()
+        self.haproxy(
+            "global\n"
+            "    tune.ssl.maxrecord 100\n"
+            "frontend f\n"
+            "    mode tcp\n"
+            "    bind 127.0.0.1:%d\n"
+            "    default_backend to_tsgate\n"
+            "backend to_tsgate\n"
+            "    mode tcp\n"
+            "    server t 127.0.0.1:%d ssl verify required ca-file %s "
+            "sni str(localhost) alpn h2\n"
+            "frontend tls_server\n"
+            "    mode tcp\n"
+            "    bind 127.0.0.1:%d ssl crt %s\n"
+            "    default_backend echo\n"
+            "backend echo\n"
+            "    mode tcp\n"
+            "    server e 127.0.0.1:%d\n"
+            % (front, tport, c.ca, back, self.server_pem, echo.port),
+            [front, back])
+        self.check_echo(front, size=MIB)
+        line = g.wait_conn_lines(1)[0]
+        self.assertEqual(line["result"], "ok", line)
+        self.assertEqual(line["alpn"], "h2", line)
+        self.assertEqual(line["route"], "h2", line)
+        near, port = self.client_gateway(back)
+        self.check_echo(port, size=MIB)
+        line = near.wait_conn_lines(1)[0]
+        self.assertEqual(line["result"], "ok", line)
 
     # ---- the peer terminates TLS, tsgate is the client ----
 
