@@ -50,10 +50,13 @@ def have_ipv6():
         return False
 
 
-def port_listening(port):
-    """A socket listens on this TCP port (from /proc/net/tcp*, state 0A):
-    checked without connecting, since a connection to a proxying peer
-    would reach the daemon behind it and show up in its counts."""
+def port_listening(port, pid):
+    """Process pid listens on this TCP port: a LISTEN socket of the port
+    in /proc/net/tcp* whose inode is one of the process's fds. Checked
+    without connecting (a connection to a proxying peer would reach
+    tsgate behind it and count there), and only the peer's own socket
+    counts (after a port clash another program listens there)."""
+    inodes = set()
     for name in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             with open(name) as f:
@@ -64,7 +67,17 @@ def port_listening(port):
             cols = row.split()
             if cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1],
                                         16) == port:
+                inodes.add("socket:[%s]" % cols[9])
+    try:
+        fds = os.listdir("/proc/%d/fd" % pid)
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink("/proc/%d/fd/%s" % (pid, fd)) in inodes:
                 return True
+        except OSError:
+            pass
     return False
 
 
@@ -91,7 +104,7 @@ class Peer:
                                      stdout=self.log, stderr=self.log,
                                      env=env)
         ok = gh.wait_until(lambda: self.proc.poll() is not None or
-                           all(port_listening(p) for p in ports), 15)
+                           all(port_listening(p, self.proc.pid) for p in ports), 15)
         if not ok or self.proc.poll() is not None:
             text = self.text()
             self.stop()
@@ -183,6 +196,23 @@ class DataServer:
 
     def close(self):
         self.sock.close()
+
+
+def retry_on_port_clash(fn):
+    """Run a helper that picks free ports and starts something on them
+    again (up to 5 times) when a port was taken between gh.free_port()
+    and the bind: other tests run at the same time on this machine."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kw):
+        for attempt in range(5):
+            try:
+                return fn(*args, **kw)
+            except AssertionError as e:
+                if "Address already in use" not in str(e) or attempt == 4:
+                    raise
+    return wrapper
 
 
 def sha(b):
@@ -290,6 +320,7 @@ class PeersTestCase(gh.GatewayTestCase):
 class ProxyV2Consumers(PeersTestCase):
     """HAProxy and nginx read the PROXY v2 header tsgate writes."""
 
+    @retry_on_port_clash
     def start_consumers(self):
         """An HAProxy and an nginx, each answering one HTTP request with
         what it learnt from the PROXY v2 header; returns their ports."""
@@ -325,6 +356,7 @@ class ProxyV2Consumers(PeersTestCase):
         m = re.search(rb"nginx/(\d+)\.(\d+)\.(\d+)", p.stderr)
         return m is not None and tuple(map(int, m.groups())) >= (1, 23, 2)
 
+    @retry_on_port_clash
     def gateway_for(self, family, backend_port, tls=False):
         """tsgate with one listener of this client family, identity
         proxy-v2 to 127.0.0.1:backend_port; returns (gateway, listen)."""
@@ -460,6 +492,27 @@ class ProxyV2Consumers(PeersTestCase):
                     self.assertEqual(line["result"], "ok", line)
                     self.reset_gateways()
 
+    @retry_on_port_clash
+    def plain_gateway_to(self, family, path):
+        """tsgate, listening for this client family, identity proxy-v2 to
+        a unix socket path; returns the listen address."""
+        if family == "tcp4":
+            listen = "tcp://127.0.0.1:%d" % gh.free_port()
+        else:
+            listen = "unix:" + os.path.join(
+                self.tmp, self.next_name("in") + ".sock")
+        self.gateway(
+            "log: {level: info, format: json}\n"
+            "listeners:\n"
+            "  - name: in\n"
+            "    listen: \"%s\"\n"
+            "    accept: plain\n"
+            "    routes:\n"
+            "      - name: pp\n"
+            "        backend: \"unix:%s\"\n"
+            "        identity: proxy-v2\n" % (listen, path))
+        return listen
+
     def test_unix_backends(self):
         """tsgate reaching HAProxy (`bind unix@… accept-proxy`) and nginx
         (`listen unix:… proxy_protocol`) over unix sockets: the header
@@ -467,43 +520,38 @@ class ProxyV2Consumers(PeersTestCase):
         header is accepted there too."""
         hsock = os.path.join(self.tmp, "haproxy-pp.sock")
         nsock = os.path.join(self.tmp, "nginx-pp.sock")
-        # a TCP port each, only so that readiness can be seen
-        hp, np_ = gh.free_port(), gh.free_port()
-        self.haproxy(
-            "frontend pp\n"
-            "    mode http\n"
-            "    bind unix@%s accept-proxy\n"
-            "    bind 127.0.0.1:%d\n"
-            "    http-request return status 200 content-type text/plain "
-            "lf-string \"ci=%%ci cp=%%cp\\n\"\n" % (hsock, hp), [hp])
-        self.nginx(
-            "server {\n"
-            "    listen unix:%s proxy_protocol;\n"
-            "    listen 127.0.0.1:%d;\n"
-            "    location / {\n"
-            "        default_type text/plain;\n"
-            "        return 200 \"addr=$proxy_protocol_addr "
-            "port=$proxy_protocol_port remote=$remote_addr\\n\";\n"
-            "    }\n"
-            "}" % (nsock, np_), [np_])
+
+        @retry_on_port_clash
+        def start_consumers():
+            # a retry after a port clash must find the paths free
+            for path in (hsock, nsock):
+                if os.path.exists(path):
+                    os.unlink(path)
+            # a TCP port each, only so that readiness can be seen
+            hp, np_ = gh.free_port(), gh.free_port()
+            self.haproxy(
+                "frontend pp\n"
+                "    mode http\n"
+                "    bind unix@%s accept-proxy\n"
+                "    bind 127.0.0.1:%d\n"
+                "    http-request return status 200 content-type text/plain "
+                "lf-string \"ci=%%ci cp=%%cp\\n\"\n" % (hsock, hp), [hp])
+            self.nginx(
+                "server {\n"
+                "    listen unix:%s proxy_protocol;\n"
+                "    listen 127.0.0.1:%d;\n"
+                "    location / {\n"
+                "        default_type text/plain;\n"
+                "        return 200 \"addr=$proxy_protocol_addr "
+                "port=$proxy_protocol_port remote=$remote_addr\\n\";\n"
+                "    }\n"
+                "}" % (nsock, np_), [np_])
+
+        start_consumers()
         for family in ("tcp4", "unix"):
             for consumer, path in (("haproxy", hsock), ("nginx", nsock)):
                 with self.subTest(family=family, consumer=consumer):
-                    if family == "tcp4":
-                        listen = "tcp://127.0.0.1:%d" % gh.free_port()
-                    else:
-                        listen = "unix:" + os.path.join(
-                            self.tmp, self.next_name("in") + ".sock")
-                    self.gateway(
-                        "log: {level: info, format: json}\n"
-                        "listeners:\n"
-                        "  - name: in\n"
-                        "    listen: \"%s\"\n"
-                        "    accept: plain\n"
-                        "    routes:\n"
-                        "      - name: pp\n"
-                        "        backend: \"unix:%s\"\n"
-                        "        identity: proxy-v2\n" % (listen, path))
+                    listen = self.plain_gateway_to(family, path)
                     status, body, cport = self.ask(listen)
                     self.assertEqual(status, 200, body)
                     f = fields(body)
@@ -620,6 +668,7 @@ class TlsPeers(PeersTestCase):
 
     # ---- tsgate terminates TLS, the peer is the client ----
 
+    @retry_on_port_clash
     def tls_gateway(self, backend_port, mtls=False):
         c = self.certs
         port = gh.free_port()
@@ -641,6 +690,7 @@ class TlsPeers(PeersTestCase):
             lines.append("        match: {client_san: \"DNS:alice.corp.test\"}")
         return self.gateway("\n".join(lines) + "\n"), port
 
+    @retry_on_port_clash
     def stunnel_client(self, tsgate_port, cert=False, tls12=False):
         c = self.certs
         port = gh.free_port()
@@ -658,6 +708,7 @@ class TlsPeers(PeersTestCase):
         self.stunnel(service)
         return port
 
+    @retry_on_port_clash
     def haproxy_client(self, tsgate_port, cert=False, tls12=False):
         port = gh.free_port()
         self.haproxy(
@@ -729,40 +780,46 @@ class TlsPeers(PeersTestCase):
         1 MiB echoed both ways through both."""
         c = self.certs
         echo = self.data_server()
-        tport = gh.free_port()
-        g = self.gateway(
-            "log: {level: info, format: json}\n"
-            "listeners:\n"
-            "  - name: tls-in\n"
-            "    listen: \"tcp://127.0.0.1:%d\"\n"
-            "    accept: tls\n"
-            "    tls: {cert: %s, key: %s, alpn: [h2, http/1.1]}\n"
-            "    routes:\n"
-            "      - name: h2\n"
-            "        match: {alpn: h2}\n"
-            "        backend: \"tcp://127.0.0.1:%d\"\n"
-            % (tport, c.server, c.server_key, echo.port))
-        front, back = gh.free_port(), gh.free_port()
-        self.haproxy(
-            "global\n"
-            "    tune.ssl.maxrecord 100\n"
-            "frontend f\n"
-            "    mode tcp\n"
-            "    bind 127.0.0.1:%d\n"
-            "    default_backend to_tsgate\n"
-            "backend to_tsgate\n"
-            "    mode tcp\n"
-            "    server t 127.0.0.1:%d ssl verify required ca-file %s "
-            "sni str(localhost) alpn h2\n"
-            "frontend tls_server\n"
-            "    mode tcp\n"
-            "    bind 127.0.0.1:%d ssl crt %s\n"
-            "    default_backend echo\n"
-            "backend echo\n"
-            "    mode tcp\n"
-            "    server e 127.0.0.1:%d\n"
-            % (front, tport, c.ca, back, self.server_pem, echo.port),
-            [front, back])
+
+        @retry_on_port_clash
+        def start():
+            tport = gh.free_port()
+            g = self.gateway(
+                "log: {level: info, format: json}\n"
+                "listeners:\n"
+                "  - name: tls-in\n"
+                "    listen: \"tcp://127.0.0.1:%d\"\n"
+                "    accept: tls\n"
+                "    tls: {cert: %s, key: %s, alpn: [h2, http/1.1]}\n"
+                "    routes:\n"
+                "      - name: h2\n"
+                "        match: {alpn: h2}\n"
+                "        backend: \"tcp://127.0.0.1:%d\"\n"
+                % (tport, c.server, c.server_key, echo.port))
+            front, back = gh.free_port(), gh.free_port()
+            self.haproxy(
+                "global\n"
+                "    tune.ssl.maxrecord 100\n"
+                "frontend f\n"
+                "    mode tcp\n"
+                "    bind 127.0.0.1:%d\n"
+                "    default_backend to_tsgate\n"
+                "backend to_tsgate\n"
+                "    mode tcp\n"
+                "    server t 127.0.0.1:%d ssl verify required ca-file %s "
+                "sni str(localhost) alpn h2\n"
+                "frontend tls_server\n"
+                "    mode tcp\n"
+                "    bind 127.0.0.1:%d ssl crt %s\n"
+                "    default_backend echo\n"
+                "backend echo\n"
+                "    mode tcp\n"
+                "    server e 127.0.0.1:%d\n"
+                % (front, tport, c.ca, back, self.server_pem, echo.port),
+                [front, back])
+            return g, front, back
+
+        g, front, back = start()
         self.check_echo(front, size=MIB)
         line = g.wait_conn_lines(1)[0]
         self.assertEqual(line["result"], "ok", line)
@@ -775,6 +832,7 @@ class TlsPeers(PeersTestCase):
 
     # ---- the peer terminates TLS, tsgate is the client ----
 
+    @retry_on_port_clash
     def client_gateway(self, tls_port, cert=False):
         c = self.certs
         port = gh.free_port()
@@ -795,6 +853,7 @@ class TlsPeers(PeersTestCase):
             "        tls: %s\n" % (port, tls_port, tls))
         return g, port
 
+    @retry_on_port_clash
     def stunnel_server(self, backend_port, mtls=False, tls12=False):
         c = self.certs
         port = gh.free_port()
@@ -811,6 +870,7 @@ class TlsPeers(PeersTestCase):
         self.stunnel(service)
         return port
 
+    @retry_on_port_clash
     def haproxy_server(self, backend_port, mtls=False, tls12=False):
         port = gh.free_port()
         verify = " verify required ca-file %s" % self.certs.ca if mtls else ""
