@@ -3,20 +3,22 @@
 dir on free loopback ports (issue 13, "real consumers and peers").
 
 PROXY v2 consumers (tsgate `identity: proxy-v2` in front of them), for
-TCP4, TCP6 and unix clients of tsgate, plain and TLS:
+TCP4, TCP6, dual-stack and unix clients of tsgate, plain and TLS, reached
+over TCP and over unix sockets:
   - HAProxy (`bind ... accept-proxy`, `http-request return` of %ci/%cp/
     %fi/%fp and fc_pp_authority);
   - nginx (`listen ... proxy_protocol`, `return` of $proxy_protocol_addr,
     $proxy_protocol_port, $proxy_protocol_server_*, and
     $proxy_protocol_tlv_* when this nginx has them, 1.23.2 on).
 TLS peers, bytes checked end to end (SHA-256 of MiBs both ways, half-close,
-the server side closing first):
+the server side closing first or half-closing first), TLS 1.3 and 1.2:
   - stunnel (client mode) and HAProxy (`server ... ssl verify required`,
     with and without a client certificate) as TLS clients of a tsgate TLS
     listener;
   - stunnel (server mode) and HAProxy (`bind ... ssl crt`, `verify
     required` for mTLS) as TLS servers behind a tsgate `connect: tls`
-    route.
+    route;
+  - HAProxy writing 100-byte records, with ALPN.
 
 The peers are Debian's haproxy, nginx-light and stunnel4 (scripts/deps
 test installs them); a missing one fails the test rather than skipping.
