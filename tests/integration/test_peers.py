@@ -96,7 +96,7 @@ def find(*names):
 
 class Peer:
     """A third-party program in the foreground, stopped by pid; ready when
-    every TCP port it should listen on accepts."""
+    it listens on every TCP port it should."""
 
     def __init__(self, tmpdir, name, argv, ports, env=None):
         self.name = name
@@ -105,8 +105,9 @@ class Peer:
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                      stdout=self.log, stderr=self.log,
                                      env=env)
-        ok = gh.wait_until(lambda: self.proc.poll() is not None or
-                           all(port_listening(p, self.proc.pid) for p in ports), 15)
+        ok = gh.wait_until(
+            lambda: self.proc.poll() is not None or
+            all(port_listening(p, self.proc.pid) for p in ports), 15)
         if not ok or self.proc.poll() is not None:
             text = self.text()
             self.stop()
@@ -311,9 +312,12 @@ class PeersTestCase(gh.GatewayTestCase):
         ports = [int(m) for m in
                  re.findall(r"accept = 127\.0\.0\.1:(\d+)", service)]
         with open(conf, "w") as f:
+            # TSGATE_STUNNEL_DEBUG=7 logs each step of stunnel's
+            # transfer loop (how its tail-loss defect was found)
+            debug = os.environ.get("TSGATE_STUNNEL_DEBUG", "5")
             f.write("foreground = yes\n"
                     "pid =\n"
-                    "debug = " + os.environ.get("TSGATE_STUNNEL_DEBUG", "5") + "\n"
+                    "debug = " + debug + "\n"
                     "[svc]\n" + service)
         return self.peer("stunnel", [find("stunnel4", "stunnel"), conf],
                          ports)
@@ -689,7 +693,8 @@ class TlsPeers(PeersTestCase):
                   "      - name: r",
                   "        backend: \"tcp://127.0.0.1:%d\"" % backend_port]
         if mtls:
-            lines.append("        match: {client_san: \"DNS:alice.corp.test\"}")
+            lines.append(
+                "        match: {client_san: \"DNS:alice.corp.test\"}")
         return self.gateway("\n".join(lines) + "\n"), port
 
     @retry_on_port_clash
