@@ -678,11 +678,10 @@ static int tstream_gssapi_writev_recv(struct tevent_req *req, int *perrno)
 struct gssapi_close_state {
 	struct tevent_context *ev;
 	struct tstream_context *stream;
-	bool disconnect; /* else: half-close */
-	int close_err;   /* the close tokens could not be sent */
-	gss_buffer_desc tok[2];
-	uint8_t hdr[2][GSSAPI_LEN_SIZE];
-	struct iovec iov[4];
+	bool disconnect;     /* else: half-close */
+	gss_buffer_desc tok; /* wrap(""), the end marker */
+	uint8_t hdr[GSSAPI_LEN_SIZE];
+	struct iovec iov[2];
 };
 
 static void gssapi_close_tokens_done(struct tevent_req *subreq);
@@ -692,42 +691,41 @@ static int gssapi_close_state_destructor(struct gssapi_close_state *state)
 {
 	OM_uint32 min;
 
-	for (int i = 0; i < 2; i++) {
-		if (state->tok[i].value != NULL) {
-			gss_release_buffer(&min, &state->tok[i]);
-		}
+	if (state->tok.value != NULL) {
+		gss_release_buffer(&min, &state->tok);
 	}
 	return 0;
 }
 
 static void gssapi_close_plain(struct tevent_req *req);
 
-/* wrap("") then wrap("\x00"), what knc's library sends at EOF. */
+/*
+ * wrap(""): the one end marker, and nothing after it. A knc 1.x peer
+ * stops reading at its first end marker (an empty payload or a bare FIN)
+ * and later closes; any frame sent after the marker stays unread there,
+ * and closing a socket with unread bytes makes its kernel reset the
+ * connection, dropping the reply still in flight to us. The marker
+ * itself is sent, although knc ends with a bare FIN, so that a strict
+ * receiver can tell an authenticated end from a FIN an attacker forged.
+ */
 static int gssapi_close_build(struct gssapi_close_state *state,
 			      struct tstream_gssapi *g)
 {
-	static const uint8_t zero = 0;
-	gss_buffer_desc in[2] = {
-	    {.length = 0, .value = NULL},
-	    {.length = 1, .value = (void *)&zero},
-	};
+	gss_buffer_desc empty = {.length = 0, .value = NULL};
+	OM_uint32 maj, min;
+	int conf = 0;
 
-	for (int i = 0; i < 2; i++) {
-		OM_uint32 maj, min;
-		int conf = 0;
-
-		maj = gss_wrap(&min, g->ctx, 1, GSS_C_QOP_DEFAULT, &in[i],
-			       &conf, &state->tok[i]);
-		if (maj != GSS_S_COMPLETE || !conf) {
-			gssapi_set_gss_error(g, "wrap (close)", maj, min);
-			return g->error;
-		}
-		put_be32(state->hdr[i], (uint32_t)state->tok[i].length);
-		state->iov[2 * i].iov_base = state->hdr[i];
-		state->iov[2 * i].iov_len = GSSAPI_LEN_SIZE;
-		state->iov[2 * i + 1].iov_base = state->tok[i].value;
-		state->iov[2 * i + 1].iov_len = state->tok[i].length;
+	maj = gss_wrap(&min, g->ctx, 1, GSS_C_QOP_DEFAULT, &empty, &conf,
+		       &state->tok);
+	if (maj != GSS_S_COMPLETE || !conf) {
+		gssapi_set_gss_error(g, "wrap (close)", maj, min);
+		return g->error;
 	}
+	put_be32(state->hdr, (uint32_t)state->tok.length);
+	state->iov[0].iov_base = state->hdr;
+	state->iov[0].iov_len = GSSAPI_LEN_SIZE;
+	state->iov[1].iov_base = state->tok.value;
+	state->iov[1].iov_len = state->tok.length;
 	return 0;
 }
 
@@ -780,7 +778,7 @@ static struct tevent_req *gssapi_close_send(TALLOC_CTX *mem_ctx,
 		tevent_req_error(req, err);
 		return tevent_req_post(req, ev);
 	}
-	subreq = tstream_writev_send(state, ev, g->plain_stream, state->iov, 4);
+	subreq = tstream_writev_send(state, ev, g->plain_stream, state->iov, 2);
 	if (tevent_req_nomem(subreq, req)) {
 		return tevent_req_post(req, ev);
 	}
@@ -847,10 +845,10 @@ static void gssapi_close_plain_done(struct tevent_req *subreq)
 	} else {
 		ret = tstream_shutdown_recv(subreq, &err);
 		/*
-		 * The authenticated close is written: that is what tells
-		 * the peer. A knc peer stops reading at wrap("") and may
-		 * have closed (even reset, with wrap("\x00") unread) before
-		 * we shut TCP's writing side: nothing is lost then.
+		 * The end marker is written: that is what tells the peer.
+		 * A knc peer that has finished its own direction may have
+		 * closed before we shut TCP's writing side: nothing is
+		 * lost then.
 		 */
 		if (ret == -1 && (err == EOPNOTSUPP || err == ENOTCONN ||
 				  err == ECONNRESET || err == EPIPE)) {
