@@ -28,6 +28,14 @@
  */
 #define GSSAPI_WRITE_KEEP (2 * (TSTREAM_GSSAPI_MAX_TOKEN + GSSAPI_LEN_SIZE))
 
+/*
+ * After the peer's end marker, what it still sends is read and dropped
+ * (gssapi_drain_next) in reads of at most GSSAPI_DRAIN_BUF bytes, up to
+ * GSSAPI_DRAIN_MAX bytes in all.
+ */
+#define GSSAPI_DRAIN_BUF 4096
+#define GSSAPI_DRAIN_MAX (1024 * 1024)
+
 /* The private state of an established GSSAPI stream. */
 struct tstream_gssapi {
 	struct tstream_context *plain_stream;
@@ -63,6 +71,15 @@ struct tstream_gssapi {
 		size_t plain_len;
 		int eof_err; /* end of stream seen: EPIPE or ECONNABORTED */
 	} read;
+
+	/* bytes after the peer's end marker, read and dropped */
+	struct {
+		struct tevent_context *ev;
+		struct tevent_req *req; /* readv of the plain stream */
+		uint8_t *buf;
+		struct iovec iov;
+		size_t total;
+	} drain;
 
 	/* the authenticated close went out (or was tried) */
 	bool write_shut;
@@ -155,6 +172,7 @@ struct tstream_gssapi_readv_state {
 };
 
 static void tstream_gssapi_readv_next(struct tevent_req *req);
+static void gssapi_drain_next(struct tstream_gssapi *g);
 static void tstream_gssapi_readv_hdr_done(struct tevent_req *subreq);
 static void tstream_gssapi_readv_body_done(struct tevent_req *subreq);
 
@@ -422,12 +440,81 @@ static void tstream_gssapi_readv_body_done(struct tevent_req *subreq)
 	if (iov[1].buffer.length == 0) {
 		/* wrap("") is the authenticated end of stream */
 		g->read.eof_err = EPIPE;
+		g->drain.ev = state->ev;
+		gssapi_drain_next(g);
 		tevent_req_error(req, EPIPE);
 		return;
 	}
 	g->read.plain = iov[1].buffer.value;
 	g->read.plain_len = iov[1].buffer.length;
 	tstream_gssapi_readv_next(req);
+}
+
+/* ------------------------------------------------------------------ */
+/* after the peer's end marker                                         */
+
+static void gssapi_drain_done(struct tevent_req *subreq);
+
+static void gssapi_drain_stop(struct tstream_gssapi *g)
+{
+	TALLOC_FREE(g->drain.req);
+	TALLOC_FREE(g->drain.buf);
+}
+
+/*
+ * Read and drop what the peer sends after its wrap("") marker (libknc's
+ * and older tsgates' second close frame, wrap("\x00"), say): nothing of
+ * it is unwrapped or delivered, but left unread it would make closing
+ * this socket reset the connection, and the reset throws away the part
+ * of our own direction still queued for the peer (the knc program loses
+ * replies that way, see gssapi_close_build()). Stops at the peer's FIN,
+ * an error, GSSAPI_DRAIN_MAX bytes, or when this stream closes.
+ */
+static void gssapi_drain_next(struct tstream_gssapi *g)
+{
+	ssize_t pending = tstream_pending_bytes(g->plain_stream);
+	size_t n;
+
+	if (pending < 0 || g->drain.total >= GSSAPI_DRAIN_MAX) {
+		gssapi_drain_stop(g);
+		return;
+	}
+	if (g->drain.buf == NULL) {
+		g->drain.buf = talloc_size(g, GSSAPI_DRAIN_BUF);
+		if (g->drain.buf == NULL) {
+			return;
+		}
+	}
+	/* one byte waits for more (or the FIN); never wait to fill more */
+	n = pending == 0                         ? 1
+	    : (size_t)pending < GSSAPI_DRAIN_BUF ? (size_t)pending
+						 : GSSAPI_DRAIN_BUF;
+	g->drain.iov.iov_base = g->drain.buf;
+	g->drain.iov.iov_len = n;
+	g->drain.req = tstream_readv_send(g, g->drain.ev, g->plain_stream,
+					  &g->drain.iov, 1);
+	if (g->drain.req == NULL) {
+		gssapi_drain_stop(g);
+		return;
+	}
+	tevent_req_set_callback(g->drain.req, gssapi_drain_done, g);
+}
+
+static void gssapi_drain_done(struct tevent_req *subreq)
+{
+	struct tstream_gssapi *g =
+	    tevent_req_callback_data(subreq, struct tstream_gssapi);
+	int ret, err;
+
+	ret = tstream_readv_recv(subreq, &err);
+	TALLOC_FREE(subreq);
+	g->drain.req = NULL;
+	if (ret == -1) {
+		gssapi_drain_stop(g);
+		return;
+	}
+	g->drain.total += (size_t)ret;
+	gssapi_drain_next(g);
 }
 
 static int tstream_gssapi_readv_recv(struct tevent_req *req, int *perrno)
@@ -820,6 +907,8 @@ static void gssapi_close_plain(struct tevent_req *req)
 	struct tevent_req *subreq;
 
 	if (state->disconnect) {
+		/* a disconnect is refused (EBUSY) with a read in flight */
+		gssapi_drain_stop(g);
 		subreq =
 		    tstream_disconnect_send(state, state->ev, g->plain_stream);
 	} else {
@@ -1001,6 +1090,9 @@ static const struct tstream_context_ops tstream_gssapi_ops = {
 static int tstream_gssapi_destructor(struct tstream_gssapi *g)
 {
 	OM_uint32 min;
+
+	/* before the plain stream it reads goes */
+	gssapi_drain_stop(g);
 
 	if (g->ctx != GSS_C_NO_CONTEXT) {
 		gss_delete_sec_context(&min, &g->ctx, GSS_C_NO_BUFFER);

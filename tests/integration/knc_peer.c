@@ -29,15 +29,19 @@
  *       ("knc -l PORT cat"), see "The knc program" below. BEHAVIOUR:
  *       close-first (send a banner and end our direction at once, then
  *       read the client's data to its end marker and report its size
- *       and SHA-256 on stderr), reset (reset the connection after the
- *       first data frame).
+ *       and FNV-1a hash on stderr), reset (reset the connection after
+ *       the first data frame).
  *   knc-peer knc-client SERVICE SIZE [BEHAVIOUR]
  *       initiator like "knc SERVICE@HOST PORT < file": send SIZE pattern
  *       bytes while reading the reply, end with a bare FIN, read the
  *       reply to its end marker and compare. BEHAVIOUR: marker (end with
  *       wrap("") then FIN instead), trailing (wrap(""), then one more
- *       frame "TRAILING", then FIN: bytes after the marker), half (do
- *       not end our direction until the reply has ended).
+ *       frame "TRAILING", then FIN: bytes after the marker),
+ *       trailing-late (the same with a 64 KiB frame after the marker
+ *       when SIZE allows, and a slow reader: it reads nothing
+ *       until its direction has ended and 300 ms have passed, so the
+ *       reply is still queued on the other side when that side closes;
+ *       for a peer that reads all before it answers).
  *
  * Exit: 0 good, 2 usage, 3 GSSAPI failure, 4 I/O failure, 5 data
  * mismatch, 6 wrong client name, 7 bytes followed the peer's end marker
@@ -993,11 +997,16 @@ static int knc_client(gss_ctx_id_t ctx, size_t size, const char *behaviour)
 	size_t pos = 0, got = 0, cap = 0;
 	int ends = 0; /* end frames queued: marker, trailing frame */
 	int want_ends = 0, ret;
+	bool late = false;
 
 	if (behaviour != NULL && strcmp(behaviour, "marker") == 0) {
 		want_ends = 1;
 	} else if (behaviour != NULL && strcmp(behaviour, "trailing") == 0) {
 		want_ends = 2;
+	} else if (behaviour != NULL &&
+		   strcmp(behaviour, "trailing-late") == 0) {
+		want_ends = 2;
+		late = true;
 	} else if (behaviour != NULL) {
 		fprintf(stderr, "knc-peer: unknown behaviour %s\n", behaviour);
 		return 2;
@@ -1027,6 +1036,9 @@ static int knc_client(gss_ctx_id_t ctx, size_t size, const char *behaviour)
 			/* not knc: a marker, and maybe a frame after it */
 			if (ends == 0) {
 				knc_queue_frame(&k, "", 0);
+			} else if (late && size >= KNC_MAX_PLAIN) {
+				/* more than a reader's read-ahead takes */
+				knc_queue_frame(&k, data, KNC_MAX_PLAIN);
 			} else {
 				knc_queue_frame(&k, "TRAILING", 8);
 			}
@@ -1034,9 +1046,14 @@ static int knc_client(gss_ctx_id_t ctx, size_t size, const char *behaviour)
 			continue;
 		} else if (k.write_open) {
 			knc_end_write(&k);
+			if (late) {
+				/* a slow reader: the reply piles up */
+				poll(NULL, 0, 300);
+				late = false;
+			}
 			continue;
 		}
-		if (k.read_open) {
+		if (k.read_open && !(late && k.write_open)) {
 			r = knc_read_frame(&k, &plain);
 			if (r == 1) {
 				if (got + plain.length > cap) {
@@ -1055,7 +1072,8 @@ static int knc_client(gss_ctx_id_t ctx, size_t size, const char *behaviour)
 				continue;
 			}
 		}
-		knc_poll(&k, k.read_open, k.write_open && k.out_len > 0);
+		knc_poll(&k, k.read_open && !(late && k.write_open),
+			 k.write_open && k.out_len > 0);
 	}
 	ret = knc_close(&k);
 	if (got != size || (size > 0 && memcmp(reply, data, size) != 0)) {

@@ -8,10 +8,12 @@
 #include <fcntl.h>
 #include <gssapi/gssapi.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -991,23 +993,67 @@ START_TEST(test_knc_program_acceptor_strict)
 }
 END_TEST
 
+static void tick_done(struct tevent_context *ev,
+		      struct tevent_timer *te,
+		      struct timeval now,
+		      void *private_data)
+{
+	bool *tick = private_data;
+
+	(void)ev;
+	(void)te;
+	(void)now;
+	*tick = true;
+}
+
+/*
+ * Run the event loop until the peer's FIN has arrived on fd and no byte
+ * is left unread in its kernel buffer, or timeout_ms passed; returns the
+ * bytes still unread (0: drained).
+ */
+static int wait_input_drained(int fd, unsigned timeout_ms)
+{
+	int unread = -1;
+
+	for (unsigned waited = 0; waited <= timeout_ms; waited += 10) {
+		struct pollfd pfd = {.fd = fd, .events = POLLRDHUP};
+		TALLOC_CTX *tmp = talloc_new(tt_mem);
+		bool tick = false;
+
+		if (poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLRDHUP) &&
+		    ioctl(fd, FIONREAD, &unread) == 0 && unread == 0) {
+			talloc_free(tmp);
+			return 0;
+		}
+		ioctl(fd, FIONREAD, &unread);
+		tevent_add_timer(tt_ev, tmp,
+				 tevent_timeval_current_ofs(0, 10000),
+				 tick_done, &tick);
+		tt_loop_until(tt_ev, &tick, 1000);
+		talloc_free(tmp);
+	}
+	return unread;
+}
+
 /*
  * knc-peer's knc-client ("knc SERVICE@HOST PORT < file"): our acceptor
  * reads to its end (a bare FIN; with "trailing", wrap("") and then one
- * more frame, which must not be delivered), echoes, ends with one
- * marker and a FIN: the peer reads nothing after the marker (exit 0).
+ * more frame, which must not be delivered but is read and dropped),
+ * echoes, ends with one marker and a FIN, and closes: the peer reads
+ * nothing after our marker and gets the whole echo (exit 0).
  */
-static void knc_program_initiator(const char *behaviour)
+static void knc_program_initiator(const char *behaviour, size_t len)
 {
-	const size_t len = 2 * 1024 * 1024 + 5;
+	char size[32];
 	const char *argv[] = {"knc-peer", "knc-client", "host@localhost",
-			      "2097157",  behaviour,    NULL};
+			      size,       behaviour,    NULL};
 	struct pump *p = talloc_zero(tt_mem, struct pump);
 	struct hs srv;
 	uint8_t *expect;
 	pid_t pid;
 	int a, b, err = 0;
 
+	snprintf(size, sizeof(size), "%zu", len);
 	setenv("KRB5CCNAME", kdc->alice_ccache, 1);
 	tcp_pair(&a, &b);
 	pid = spawn_peer(a, argv);
@@ -1035,21 +1081,41 @@ static void knc_program_initiator(const char *behaviour)
 	ck_assert_int_eq(do_write(srv.stream, p->dst, len, &err), (int)len);
 	ck_assert_msg(do_shutdown(srv.stream, &err) == 0, "shutdown: %s",
 		      strerror(err));
-	expect_peer_exit(pid, 0);
+	if (behaviour != NULL) {
+		/*
+		 * The frame after the peer's marker is read and dropped
+		 * (more of it than the plain stream's read-ahead takes):
+		 * nothing is left in the kernel once the peer's FIN is in.
+		 */
+		int unread = wait_input_drained(b, 10000);
+
+		ck_assert_msg(unread == 0,
+			      "%d bytes after the marker left unread", unread);
+	}
+	/*
+	 * Close with the echo still queued (the peer reads late): had
+	 * bytes been left unread, the kernel would reset the connection
+	 * and drop the echo's tail (the peer then exits 4 or 5).
+	 */
 	TALLOC_FREE(srv.stream);
+	expect_peer_exit(pid, 0);
 }
 
 START_TEST(test_knc_program_initiator)
 {
 	ck_assert_ptr_nonnull(kdc);
-	knc_program_initiator(NULL);
+	knc_program_initiator(NULL, 2 * 1024 * 1024 + 5);
 }
 END_TEST
 
 START_TEST(test_knc_program_initiator_trailing_frame)
 {
 	ck_assert_ptr_nonnull(kdc);
-	knc_program_initiator("trailing");
+	/*
+	 * Small enough to sit whole in the socket buffers while the peer
+	 * does not read yet: we close with all of it still queued.
+	 */
+	knc_program_initiator("trailing-late", 256 * 1024 + 5);
 }
 END_TEST
 
