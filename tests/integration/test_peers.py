@@ -386,6 +386,9 @@ class ProxyV2Consumers(PeersTestCase):
                                                         self.certs.server_key)]
         else:
             lines.append("    accept: plain")
+            if family.startswith("dual"):
+                # [::] is a public address: plain needs the opt-in
+                lines.append("    allow_plain_public: true")
         lines += ["    routes:",
                   "      - name: pp",
                   "        backend: \"tcp://127.0.0.1:%d\"" % backend_port,
