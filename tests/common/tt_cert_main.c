@@ -208,8 +208,9 @@ int main(int argc, char **argv)
 	int i, ret;
 
 	if (argc < 5) {
-		fprintf(stderr, "usage: tt-cert CA_CRT CA_KEY OUT_CRT OUT_KEY "
-				"[--rdn TYPE=VALUE]... [--san KIND:VALUE]...\n");
+		fprintf(stderr,
+			"usage: tt-cert CA_CRT CA_KEY OUT_CRT OUT_KEY "
+			"[--rdn TYPE=VALUE]... [--san KIND:VALUE]...\n");
 		return 2;
 	}
 	if ((ret = gnutls_global_init()) < 0 ||
@@ -255,8 +256,8 @@ int main(int argc, char **argv)
 		der_put(&ext, &seq, 1);
 		der_len(&ext, names.len);
 		der_put(&ext, names.data, names.len);
-		ret = gnutls_x509_crt_set_extension_by_oid(crt, "2.5.29.17",
-							   ext.data, ext.len, 0);
+		ret = gnutls_x509_crt_set_extension_by_oid(
+		    crt, "2.5.29.17", ext.data, ext.len, 0);
 		if (ret < 0) {
 			die("subjectAltName", ret);
 		}
@@ -285,9 +286,9 @@ int main(int argc, char **argv)
 	}
 	write_file(argv[3], &out);
 	gnutls_free(out.data);
-	if ((ret = gnutls_x509_privkey_export2_pkcs8(
-		 key, GNUTLS_X509_FMT_PEM, NULL, GNUTLS_PKCS_PLAIN, &out)) <
-	    0) {
+	if ((ret = gnutls_x509_privkey_export2_pkcs8(key, GNUTLS_X509_FMT_PEM,
+						     NULL, GNUTLS_PKCS_PLAIN,
+						     &out)) < 0) {
 		die("export key", ret);
 	}
 	write_file(argv[4], &out);
