@@ -1788,18 +1788,122 @@ static int tstream_tls_collect_sans(struct tstream_tls *tlss,
 	return 0;
 }
 
+static bool tstream_tls_put_utf8(char *out, size_t *len, uint32_t cp)
+{
+	if (cp >= 0xd800 && cp <= 0xdfff) {
+		return false;
+	}
+	if (cp < 0x80) {
+		out[(*len)++] = (char)cp;
+	} else if (cp < 0x800) {
+		out[(*len)++] = (char)(0xc0 | (cp >> 6));
+		out[(*len)++] = (char)(0x80 | (cp & 0x3f));
+	} else if (cp < 0x10000) {
+		out[(*len)++] = (char)(0xe0 | (cp >> 12));
+		out[(*len)++] = (char)(0x80 | ((cp >> 6) & 0x3f));
+		out[(*len)++] = (char)(0x80 | (cp & 0x3f));
+	} else if (cp <= 0x10ffff) {
+		out[(*len)++] = (char)(0xf0 | (cp >> 18));
+		out[(*len)++] = (char)(0x80 | ((cp >> 12) & 0x3f));
+		out[(*len)++] = (char)(0x80 | ((cp >> 6) & 0x3f));
+		out[(*len)++] = (char)(0x80 | (cp & 0x3f));
+	} else {
+		return false;
+	}
+	return true;
+}
+
+static const char tstream_tls_ava_nomem[] = "out of memory";
+
+/*
+ * An attribute value as UTF-8 text (the value itself, unescaped), or why
+ * it cannot be a name (tstream_tls_ava_nomem: no memory to tell). *text
+ * is NULL for a value that is not a string.
+ */
+static const char *tstream_tls_ava_text(TALLOC_CTX *mem_ctx,
+					const gnutls_x509_ava_st *ava,
+					char **text)
+{
+	const unsigned char *v = ava->value.data;
+	size_t n = ava->value.size;
+	size_t w = 1, i, len = 0;
+	const char *problem;
+	char *out;
+
+	*text = NULL;
+	switch (ava->value_tag) {
+	case 12: /* UTF8String */
+	case 19: /* PrintableString */
+	case 22: /* IA5String */
+		problem = tstream_tls_name_problem(v, n, ava->value_tag != 12);
+		if (problem != NULL) {
+			return problem;
+		}
+		*text = talloc_strndup(mem_ctx, (const char *)v, n);
+		return *text == NULL ? tstream_tls_ava_nomem : NULL;
+	case 20: /* TeletexString: taken as Latin-1 */
+		w = 1;
+		break;
+	case 30: /* BMPString: UCS-2 big-endian */
+		w = 2;
+		break;
+	case 28: /* UniversalString: UCS-4 big-endian */
+		w = 4;
+		break;
+	default:
+		return NULL; /* not a string: GnuTLS shows "#hex" */
+	}
+	if (n == 0) {
+		return "is empty";
+	}
+	if (n % w != 0) {
+		return "is not valid UCS";
+	}
+	out = talloc_array(mem_ctx, char, (n / w) * 4 + 1);
+	if (out == NULL) {
+		return tstream_tls_ava_nomem;
+	}
+	for (i = 0; i < n; i += w) {
+		uint32_t cp = 0;
+		size_t k;
+
+		for (k = 0; k < w; k++) {
+			cp = (cp << 8) | v[i + k];
+		}
+		if (cp == 0) {
+			return "holds a NUL byte";
+		}
+		if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f)) {
+			return "holds a control byte";
+		}
+		if (!tstream_tls_put_utf8(out, &len, cp)) {
+			return "is not valid UCS";
+		}
+	}
+	out[len] = '\0';
+	*text = out;
+	return NULL;
+}
+
 /*
  * Check every attribute value of the subject: a NUL or control byte in
  * any RDN (not only the CN) would reach the logs and the subject
  * matching, where GnuTLS prints it as "#0c06..." hex that a pattern like
  * "CN=*" matches.
+ *
+ * And take the most specific CN: the last one in DER order, the first of
+ * the RFC 4514 string (HAProxy's ssl_c_s_dn(cn) takes the last entry
+ * too). One rule for logs, the PROXY v2 CN and the leftmost RDN a
+ * client_subject pattern lines up with. Its value as it is, not the
+ * RFC 4514 escaped text gnutls_x509_crt_get_dn_by_oid() gives ("a\,b").
  */
 static int tstream_tls_check_subject(struct tstream_tls *tlss,
 				     gnutls_x509_crt_t crt)
 {
 	gnutls_x509_dn_t dn;
 	gnutls_x509_ava_st ava;
-	int irdn, iava, ret;
+	char *cn = NULL;
+	int irdn, iava;
 
 	if (gnutls_x509_crt_get_subject(crt, &dn) < 0) {
 		return tstream_tls_name_error(tlss, "the subject",
@@ -1807,154 +1911,52 @@ static int tstream_tls_check_subject(struct tstream_tls *tlss,
 	}
 	for (irdn = 0;; irdn++) {
 		for (iava = 0;; iava++) {
-			const unsigned char *v;
-			const char *problem = NULL;
+			const char *problem;
+			char *text = NULL;
 			bool is_cn;
-			size_t i;
 
-			ret = gnutls_x509_dn_get_rdn_ava(dn, irdn, iava, &ava);
-			if (ret < 0) {
+			if (gnutls_x509_dn_get_rdn_ava(dn, irdn, iava, &ava) <
+			    0) {
 				break;
 			}
-			v = ava.value.data;
 			/* the dotted OID, its size counting a final NUL */
 			is_cn =
 			    strnlen((const char *)ava.oid.data, ava.oid.size) ==
 				strlen(GNUTLS_OID_X520_COMMON_NAME) &&
 			    memcmp(ava.oid.data, GNUTLS_OID_X520_COMMON_NAME,
 				   strlen(GNUTLS_OID_X520_COMMON_NAME)) == 0;
-			switch (ava.value_tag) {
-			case 12: /* UTF8String */
-				problem = tstream_tls_name_problem(
-				    v, ava.value.size, false);
-				break;
-			case 19: /* PrintableString */
-			case 22: /* IA5String */
-				problem = tstream_tls_name_problem(
-				    v, ava.value.size, true);
-				break;
-			case 20: /* TeletexString: take it as Latin-1 */
-				for (i = 0; i < ava.value.size && !problem;
-				     i++) {
-					if (v[i] == 0) {
-						problem = "holds a NUL byte";
-					} else if (v[i] < 0x20 ||
-						   (v[i] >= 0x7f &&
-						    v[i] <= 0x9f)) {
-						problem =
-						    "holds a control byte";
-					}
-				}
-				if (ava.value.size == 0) {
-					problem = "is empty";
-				}
-				break;
-			case 30: /* BMPString: UCS-2 big-endian */
-			case 28: /* UniversalString: UCS-4 big-endian */
-			{
-				size_t w = ava.value_tag == 30 ? 2 : 4;
-
-				if (ava.value.size % w != 0) {
-					problem = "is not valid UCS";
-				}
-				for (i = 0; i + w <= ava.value.size && !problem;
-				     i += w) {
-					uint32_t cp = 0;
-					size_t k;
-
-					for (k = 0; k < w; k++) {
-						cp = (cp << 8) | v[i + k];
-					}
-					if (cp == 0) {
-						problem = "holds a NUL byte";
-					} else if (cp < 0x20 ||
-						   (cp >= 0x7f && cp <= 0x9f)) {
-						problem =
-						    "holds a control byte";
-					}
-				}
-				if (ava.value.size == 0) {
-					problem = "is empty";
-				}
-				break;
+			problem = tstream_tls_ava_text(tlss, &ava, &text);
+			if (problem == tstream_tls_ava_nomem) {
+				talloc_free(cn);
+				return ENOMEM;
 			}
-			default:
-				/*
-				 * Not a string: GnuTLS shows it as "#hex". As
-				 * a CN it would reach a backend as a name.
-				 */
-				if (is_cn) {
-					problem = "is not a string";
-				}
-				break;
-			}
-			/* an empty CN is no CN, not a hostile one */
-			if (problem != NULL && is_cn &&
+			if (is_cn && problem != NULL &&
 			    strcmp(problem, "is empty") == 0) {
-				problem = NULL;
+				problem = NULL; /* an empty CN is no CN */
+			} else if (is_cn && problem == NULL && text == NULL) {
+				/* "#hex" would reach a backend as a name */
+				problem = "is not a string";
 			}
 			if (problem != NULL) {
+				talloc_free(cn);
 				return tstream_tls_name_error(
 				    tlss,
 				    is_cn ? "the subject CN"
 					  : "a subject attribute",
 				    problem);
 			}
+			if (is_cn) {
+				talloc_free(cn);
+				cn = text;
+			} else {
+				talloc_free(text);
+			}
 		}
 		if (iava == 0) {
 			break; /* no such RDN: the end */
 		}
 	}
-	return 0;
-}
-
-/*
- * The most specific CN: the last one in DER order, the first of the
- * RFC 4514 string (as HAProxy's ssl_c_s_dn(cn) and OpenSSL-based tools
- * that take the last entry). One rule for logs, the PROXY v2 CN and the
- * knc hand-off, and the one a client_subject pattern's leftmost RDN
- * lines up with.
- */
-static int tstream_tls_collect_cn(struct tstream_tls *tlss,
-				  gnutls_x509_crt_t crt)
-{
-	unsigned idx, last = 0;
-	bool found = false;
-	size_t size;
-	char *cn;
-	int ret;
-
-	for (idx = 0;; idx++) {
-		size = 0;
-		ret = gnutls_x509_crt_get_dn_by_oid(
-		    crt, GNUTLS_OID_X520_COMMON_NAME, idx, 0, NULL, &size);
-		if (ret != GNUTLS_E_SHORT_MEMORY_BUFFER && ret != 0) {
-			break;
-		}
-		found = true;
-		last = idx;
-	}
-	if (!found) {
-		return 0;
-	}
-	size = 0;
-	if (gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME,
-					  last, 0, NULL, &size) !=
-		GNUTLS_E_SHORT_MEMORY_BUFFER ||
-	    size == 0) {
-		return 0; /* empty: no CN */
-	}
-	cn = talloc_zero_size(tlss, size + 1);
-	if (cn == NULL) {
-		return ENOMEM;
-	}
-	if (gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME,
-					  last, 0, cn, &size) == 0 &&
-	    cn[0] != '\0') {
-		tlss->peer_cn = cn;
-	} else {
-		talloc_free(cn);
-	}
+	tlss->peer_cn = cn;
 	return 0;
 }
 
@@ -2001,6 +2003,7 @@ static int tstream_tls_collect_peer(struct tstream_tls *tlss)
 		 * a caller that checks only the names it looks for would
 		 * otherwise still trust the certificate's other ones.
 		 */
+		TALLOC_FREE(tlss->peer_cn);
 		TALLOC_FREE(tlss->peer_sans);
 		tlss->peer_sans = talloc_zero_array(tlss, const char *, 1);
 		err = tlss->peer_sans == NULL ? ENOMEM : 0;
@@ -2015,7 +2018,6 @@ static int tstream_tls_collect_peer(struct tstream_tls *tlss)
 			goto out;
 		}
 	}
-	err = tstream_tls_collect_cn(tlss, crt);
 out:
 	gnutls_x509_crt_deinit(crt);
 	return err;
