@@ -264,6 +264,46 @@ class HostileCerts(gh.GatewayTestCase):
         for b in self.backends_by_route.values():
             self.assertEqual(b.accepted, 0)
 
+    def test_hostile_sni(self):
+        """The SNI is a DNS name too: one label per '*', and names with
+        control bytes or spaces (GnuTLS refuses them in the handshake)
+        never reach the route match or the log."""
+        b = self.backend(mode="recorder")
+        port = gh.free_port()
+        g = self.gateway(
+            "log: {level: info, format: json}\n"
+            "listeners:\n"
+            "  - name: sni\n"
+            "    listen: \"tcp://127.0.0.1:%d\"\n"
+            "    accept: tls\n"
+            "    tls: {cert: %s, key: %s}\n"
+            "    routes:\n"
+            "      - name: ops\n"
+            "        match: {sni: \"*.ops.example.com\"}\n"
+            "        backend: \"%s\"\n"
+            % (port, self.certs.server, self.certs.server_key, b.address))
+        cases = [("alice.ops.example.com", "ops", None),
+                 ("ALICE.OPS.example.com", "ops", None),
+                 ("a.b.ops.example.com", None, "no route"),
+                 ("ops.example.com", None, "no route"),
+                 ("a.ops.example.com\nforged line", None,
+                  "disallowed SNI"),
+                 ("a.ops.example.com\x01", None, "disallowed SNI"),
+                 ("a b.ops.example.com", None, "disallowed SNI")]
+        for n, (sni, route, reason) in enumerate(cases, start=1):
+            with self.subTest(sni=sni):
+                subprocess.run(
+                    ["openssl", "s_client", "-connect",
+                     "127.0.0.1:%d" % port, "-servername", sni,
+                     "-quiet", "-no_ign_eof"],
+                    input=b"x\n", capture_output=True, timeout=30)
+                line = g.wait_conn_lines(n)[n - 1]
+                self.assertEqual(line.get("route"), route, line)
+                if reason is not None:
+                    self.assertIn(reason, line["reason"], line)
+                if "disallowed" in (reason or ""):
+                    self.assertNotIn("sni", line)
+
 if __name__ == "__main__":
     gh.require_binary()
     for prog in ("openssl", "gnutls-cli"):
