@@ -1894,8 +1894,9 @@ static const char *tstream_tls_ava_text(TALLOC_CTX *mem_ctx,
  * And take the most specific CN: the last one in DER order, the first of
  * the RFC 4514 string (as Go's pkix.Name and curl do; HAProxy defaults to
  * the first in DER order, see docs/tls.md). One rule for logs, the PROXY
- * v2 CN and the leftmost RDN a client_subject pattern lines up with. Its value as it is, not the
- * RFC 4514 escaped text gnutls_x509_crt_get_dn_by_oid() gives ("a\,b").
+ * v2 CN and the leftmost RDN a client_subject pattern lines up with. Its
+ * value as it is, not the RFC 4514 escaped text that
+ * gnutls_x509_crt_get_dn_by_oid() gives ("a\,b").
  */
 static int tstream_tls_check_subject(struct tstream_tls *tlss,
 				     gnutls_x509_crt_t crt)
