@@ -14,15 +14,15 @@ static char ascii_lower(char c)
 }
 
 /*
- * Glob over [p, pe) against [v, ve): '*' matches any run of bytes that
- * are not `stop`; a backslash makes the next pattern byte literal.
+ * Glob over [p, pe) against [v, ve): '*' matches any run of bytes none of
+ * which is in `stops`; a backslash makes the next pattern byte literal.
  */
 static bool glob_match(const char *p,
 		       const char *pe,
 		       const char *v,
 		       const char *ve,
 		       bool nocase,
-		       char stop)
+		       const char *stops)
 {
 	const char *star_p = NULL, *star_v = NULL;
 
@@ -45,7 +45,7 @@ static bool glob_match(const char *p,
 				continue;
 			}
 		}
-		if (star_p == NULL || *star_v == stop) {
+		if (star_p == NULL || strchr(stops, *star_v) != NULL) {
 			return false;
 		}
 		p = star_p + 1;
@@ -128,7 +128,7 @@ bool tsgate_name_dns_match(const char *pattern, const char *name)
 	if (pdot - pattern > 1 && strncasecmp(name, "xn--", 4) == 0) {
 		return false;
 	}
-	return glob_match(pattern, pdot, name, ndot, true, '.');
+	return glob_match(pattern, pdot, name, ndot, true, ".");
 }
 
 /* email addresses */
@@ -139,7 +139,18 @@ bool tsgate_name_email_match(const char *pattern, const char *address)
 		return false;
 	}
 	return glob_match(pattern, pattern + strlen(pattern), address,
-			  address + strlen(address), false, '@');
+			  address + strlen(address), false, "@");
+}
+
+/* URIs */
+
+bool tsgate_name_uri_match(const char *pattern, const char *uri)
+{
+	if (pattern == NULL || uri == NULL) {
+		return false;
+	}
+	return glob_match(pattern, pattern + strlen(pattern), uri,
+			  uri + strlen(uri), false, "/?#");
 }
 
 /* subject DNs */
@@ -360,7 +371,7 @@ bool tsgate_name_dn_match(const char *pattern, const char *subject)
 			     strchr(pa->value, '*') != NULL) ||
 			    !glob_match(pa->value, pa->value + pa->value_len,
 					sa->value, sa->value + sa->value_len,
-					false, '\0')) {
+					false, "")) {
 				goto out;
 			}
 		}

@@ -36,6 +36,14 @@ const char *tsgate_name_dns_pattern_error(const char *pattern);
 bool tsgate_name_email_match(const char *pattern, const char *address);
 
 /**
+ * @brief Whether a URI matches a pattern: exact, and a '*' matches within
+ *        one path segment ('/', '?' and '#' end it): a pattern ending
+ *        in "/prod/" and a '*' is not ".../prod/x/admin" nor
+ *        ".../prod/../admin".
+ */
+bool tsgate_name_uri_match(const char *pattern, const char *uri);
+
+/**
  * @brief Whether a subject DN (RFC 4514, as GnuTLS prints it) matches a
  *        DN pattern.
  *

@@ -74,8 +74,10 @@ static bool san_matches(const struct tsgate_config_san *pattern,
 			ok =
 			    tsgate_name_email_match(pattern->value, san + plen);
 			break;
-		case TSGATE_CONFIG_SAN_IP:
 		case TSGATE_CONFIG_SAN_URI:
+			ok = tsgate_name_uri_match(pattern->value, san + plen);
+			break;
+		case TSGATE_CONFIG_SAN_IP:
 			ok = tsgate_config_wildcard_match(pattern->value,
 							  san + plen, false);
 			break;

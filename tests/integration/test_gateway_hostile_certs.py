@@ -31,6 +31,7 @@ ROUTES = [
     ("apps", "{client_subject: \"CN=app-*,O=Example\"}"),
     ("multi", "{client_subject: \"CN=app-*,CN=root,O=Example\"}"),
     ("mail", "{client_san: \"email:*@ops.example.com\"}"),
+    ("spiffe", "{client_san: \"URI:spiffe://ops/prod/*\"}"),
 ]
 
 GOOD_DNS = "DNS:alice.ops.example.com"
@@ -118,6 +119,12 @@ CASES = [
     ("email allowed",
      ["--rdn", "CN=m", "--san", "email:bob@ops.example.com"],
      "mail", None, b"m"),
+    ("URI: '*' is one path segment",
+     ["--rdn", "CN=u", "--san", "URI:spiffe://ops/prod/web"],
+     "spiffe", None, b"u"),
+    ("URI: '*' does not cross a '/'",
+     ["--rdn", "CN=u", "--san", "URI:spiffe://ops/prod/x/admin"],
+     None, "no route", None),
 ]
 
 
@@ -220,7 +227,11 @@ class HostileCerts(gh.GatewayTestCase):
         self.assertEqual(line["result"], "ok", line)
         self.assertNotIn("cert_name_error", line)
         b = self.backends_by_route[route]
-        self.assertTrue(b.wait_records(counts[route] + 1))
+        self.assertTrue(b.wait_records(counts[route] + 1),
+                        "backend %s: %d records (%d before), %d accepted; "
+                        "last conn line %r"
+                        % (route, len(b.records), counts[route],
+                           b.accepted, self.g.conn_lines()[-1:]))
         rest, _, subs, client_bits, verify = parse_proxy_v2(
             b.records[counts[route]])
         self.assertEqual(rest, data)

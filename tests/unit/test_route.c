@@ -229,6 +229,52 @@ static const struct {
     {"alice@*", "alice@x@y", false},
 };
 
+static const struct {
+	const char *pattern;
+	const char *uri;
+	bool match;
+} uri_cases[] = {
+    {"spiffe://example.org/ns/prod/*", "spiffe://example.org/ns/prod/web",
+     true},
+    /* '*' is one path segment */
+    {"spiffe://example.org/ns/prod/*", "spiffe://example.org/ns/prod/x/admin",
+     false},
+    {"spiffe://example.org/ns/prod/*", "spiffe://example.org/ns/prod/../admin",
+     false},
+    {"spiffe://example.org/ns/prod/*", "spiffe://example.org/ns/prod/x?y",
+     false},
+    {"spiffe://example.org/*/web", "spiffe://example.org/a/b/web", false},
+    {"spiffe://example.org/*/web", "spiffe://example.org/ns/web", true},
+    {"spiffe://example.org/ns/prod/web", "SPIFFE://example.org/ns/prod/web",
+     false},
+};
+
+START_TEST(test_uri_wildcard_table)
+{
+	const char *peer_sans[] = {NULL, NULL};
+	struct tsgate_config_san pat = {TSGATE_CONFIG_SAN_URI, NULL};
+	struct tsgate_config_match m = {
+	    .has_match = true, .client_san = &pat, .num_client_san = 1};
+	struct tsgate_peer_info info = {
+	    .tls = true,
+	    .client_cert = true,
+	    .cert_verified = true,
+	    .client_sans = peer_sans,
+	    .num_client_sans = 1,
+	};
+	size_t i;
+
+	for (i = 0; i < N(uri_cases); i++) {
+		pat.value = uri_cases[i].pattern;
+		peer_sans[0] =
+		    talloc_asprintf(tt_mem, "URI:%s", uri_cases[i].uri);
+		ck_assert_msg(
+		    tsgate_route_matches(&m, &info) == uri_cases[i].match,
+		    "URI:%s vs %s", uri_cases[i].pattern, uri_cases[i].uri);
+	}
+}
+END_TEST
+
 START_TEST(test_email_wildcard_table)
 {
 	const char *peer_sans[] = {NULL, NULL};
@@ -553,6 +599,7 @@ static Suite *route_suite(void)
 	tc = tt_tcase(s, "hostile names", 10);
 	tcase_add_test(tc, test_dns_wildcard_table);
 	tcase_add_test(tc, test_email_wildcard_table);
+	tcase_add_test(tc, test_uri_wildcard_table);
 	tcase_add_test(tc, test_subject_rdn_table);
 	tcase_add_test(tc, test_name_error_matches_nothing);
 	tcase_add_test(tc, test_bad_patterns_refused);
