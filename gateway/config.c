@@ -1335,6 +1335,8 @@ static const struct cfg_key cfg_gssapi_server_keys[] = {
     {"keytab", CFG_SCALAR, cfg_h_path, GS(keytab), cfg_keytab_marker,
      "a file name"},
     {"principal", CFG_SCALAR, cfg_h_string, GS(principal), NULL, NULL},
+    {"strict_end", CFG_SCALAR, cfg_h_bool, GS(strict_end), NULL,
+     "true or false"},
 };
 #undef GS
 
@@ -1468,6 +1470,8 @@ static const struct cfg_key cfg_gssapi_client_keys[] = {
     {"ccache", CFG_SCALAR, cfg_h_string, GC(ccache), NULL, NULL},
     {"client_keytab", CFG_SCALAR, cfg_h_path, GC(client_keytab),
      cfg_keytab_marker, "a file name"},
+    {"strict_end", CFG_SCALAR, cfg_h_bool, GC(strict_end), NULL,
+     "true or false"},
 };
 #undef GC
 

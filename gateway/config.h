@@ -137,6 +137,8 @@ struct tsgate_config_tls_server {
 struct tsgate_config_gssapi_server {
 	const char *keytab;    /* absolute path (no "FILE:" prefix) */
 	const char *principal; /* acceptor name or NULL (any in keytab) */
+	/* a bare FIN from the client is truncation, not end of stream */
+	bool strict_end;
 	struct tsgate_config_mark mark;
 };
 
@@ -166,6 +168,8 @@ struct tsgate_config_gssapi_client {
 	/* At most one of these; neither = the default ccache. */
 	const char *ccache;        /* as written, e.g. "FILE:/tmp/krb5cc_app" */
 	const char *client_keytab; /* absolute path */
+	/* a bare FIN from the backend is truncation, not end of stream */
+	bool strict_end;
 	struct tsgate_config_mark mark;
 };
 

@@ -809,6 +809,30 @@ static void tsgate_conn_relay(struct tsgate_conn *conn)
 	}
 }
 
+/*
+ * The relay's reason with the GSSAPI stream's own text after it (a
+ * refused frame, or a truncated stream in strict_end mode), from the
+ * client side or else the backend side, whichever has one.
+ */
+static const char *tsgate_conn_gssapi_reason(struct tsgate_conn *conn,
+					     const char *reason)
+{
+	struct tstream_context *streams[2] = {conn->client, conn->backend};
+
+	for (size_t i = 0; i < 2; i++) {
+		const char *why;
+
+		if (!tstream_gssapi_is_gssapi(streams[i])) {
+			continue;
+		}
+		why = tstream_gssapi_error_reason(streams[i]);
+		if (why != NULL) {
+			return talloc_asprintf(conn, "%s: %s", reason, why);
+		}
+	}
+	return reason;
+}
+
 static void tsgate_conn_relay_done(struct tsgate_relay *relay,
 				   int err,
 				   void *private_data)
@@ -830,13 +854,8 @@ static void tsgate_conn_relay_done(struct tsgate_relay *relay,
 		    tsgate_metrics_relay_drop_reason(err, &why)) {
 			tsgate_conn_drop(conn, why);
 		}
-		if (stream_err &&
-		    conn->listener->cfg->accept ==
-			TSGATE_CONFIG_ACCEPT_GSSAPI &&
-		    tstream_gssapi_error_reason(conn->client) != NULL) {
-			reason = talloc_asprintf(
-			    conn, "%s: %s", reason,
-			    tstream_gssapi_error_reason(conn->client));
+		if (stream_err || err == ECONNABORTED) {
+			reason = tsgate_conn_gssapi_reason(conn, reason);
 		}
 		tsgate_conn_finish(conn, err,
 				   reason != NULL ? reason : "relay failed");
@@ -1091,6 +1110,7 @@ static int tsgate_listener_gssapi(struct tsgate_listener *l,
 	}
 	tstream_gssapi_params_set_handshake_timeout(
 	    l->gssapi, ms32(cfg_tree->limits.handshake_timeout_ms));
+	tstream_gssapi_params_set_strict_eof(l->gssapi, g->strict_end);
 	return 0;
 }
 

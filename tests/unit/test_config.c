@@ -558,6 +558,7 @@ START_TEST(test_good_everything)
 	ck_assert_str_eq(r->gssapi->target, "tsgate@gw.example.com");
 	ck_assert_str_eq(r->gssapi->ccache, "FILE:/tmp/krb5cc_app");
 	ck_assert_ptr_null(r->gssapi->client_keytab);
+	ck_assert(r->gssapi->strict_end);
 	ck_assert_int_eq(r->framing, TSGATE_CONFIG_FRAMING_NCACN);
 	ck_assert_uint_eq(r->max_pdu, 16);
 	ck_assert_int_eq(r->identity, TSGATE_CONFIG_IDENTITY_KNC);
@@ -1110,9 +1111,13 @@ START_TEST(test_creds_good_gssapi)
 	ck_assert_str_eq(l->gssapi->principal,
 			 "tsgate/gw.example.com@EXAMPLE.COM");
 	ck_assert_str_eq(l->routes[0].match.principal[0], "*@EXAMPLE.COM");
+	ck_assert(l->gssapi->strict_end);
 	l = &cfg->listeners[1];
 	ck_assert_str_eq(l->routes[0].gssapi->client_keytab,
 			 talloc_asprintf(tt_mem, "%s/tsgate.keytab", dir));
+	/* knc never sends the wrap("") marker: off unless asked for */
+	ck_assert(!l->gssapi->strict_end);
+	ck_assert(!l->routes[0].gssapi->strict_end);
 	drop_creds(dir);
 }
 END_TEST
