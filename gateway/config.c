@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "config_private.h"
+#include "name_match.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -1560,6 +1561,15 @@ static void cfg_match(struct cfg_parser *p,
 		case CFG_M_SNI:
 			m->sni = l.items;
 			m->num_sni = l.num;
+			for (size_t j = 0; j < l.num; j++) {
+				const char *why =
+				    tsgate_name_dns_pattern_error(l.items[j]);
+
+				if (why != NULL) {
+					cfg_error(p, seen[i], "'sni': '%s': %s",
+						  l.items[j], why);
+				}
+			}
 			break;
 		case CFG_M_ALPN:
 			m->alpn = l.items;
@@ -1568,6 +1578,17 @@ static void cfg_match(struct cfg_parser *p,
 		case CFG_M_SUBJECT:
 			m->client_subject = l.items;
 			m->num_client_subject = l.num;
+			for (size_t j = 0; j < l.num; j++) {
+				const char *why = tsgate_name_dn_pattern_error(
+				    p->cfg, l.items[j]);
+
+				if (why != NULL) {
+					cfg_error(p, seen[i],
+						  "'client_subject': '%s' is "
+						  "not an RFC 4514 DN: %s",
+						  l.items[j], why);
+				}
+			}
 			break;
 		case CFG_M_PRINCIPAL:
 			m->principal = l.items;
@@ -1614,6 +1635,17 @@ static void cfg_match(struct cfg_parser *p,
 					  "a value",
 					  l.items[j]);
 				continue;
+			}
+			if (types[t].type == TSGATE_CONFIG_SAN_DNS) {
+				const char *why = tsgate_name_dns_pattern_error(
+				    l.items[j] + strlen(types[t].prefix));
+
+				if (why != NULL) {
+					cfg_error(p, seen[i],
+						  "'client_san': '%s': %s",
+						  l.items[j], why);
+					continue;
+				}
 			}
 			m->client_san[m->num_client_san].type = types[t].type;
 			m->client_san[m->num_client_san].value =

@@ -300,6 +300,7 @@ static void tsgate_conn_finish(struct tsgate_conn *conn,
 	tsgate_log_kv_str(kv, "peer", conn->peer);
 	id = tsgate_identity_summary(&conn->info);
 	tsgate_log_kv_str(kv, "identity", id);
+	tsgate_log_kv_str(kv, "cert_name_error", conn->info.client_name_error);
 	tsgate_log_kv_str(kv, "local_name", conn->info.local_name);
 	tsgate_log_kv_str(kv, "tls_version", conn->info.tls_version);
 	tsgate_log_kv_str(kv, "tls_cipher", conn->info.tls_cipher);
@@ -580,6 +581,7 @@ static void tsgate_conn_tls_info(struct tsgate_conn *conn)
 	info->cert_verified = pr == TSTREAM_TLS_PEER_VALID;
 	info->client_subject = tstream_tls_peer_subject(s);
 	info->client_cn = tstream_tls_peer_common_name(s);
+	info->client_name_error = tstream_tls_peer_name_error(s);
 	sans = tstream_tls_peer_sans(s);
 	while (sans != NULL && sans[n] != NULL) {
 		n++;
@@ -666,7 +668,15 @@ static void tsgate_conn_routed(struct tsgate_conn *conn)
 	conn->route = tsgate_route_select(l->cfg, &conn->info);
 	if (conn->route == NULL) {
 		tsgate_conn_drop(conn, TSGATE_METRICS_DROP_NO_ROUTE);
-		tsgate_conn_finish(conn, EACCES, "no route");
+		/* say why a certificate that looked right matched nothing */
+		tsgate_conn_finish(
+		    conn, EACCES,
+		    conn->info.client_name_error == NULL
+			? "no route"
+			: talloc_asprintf(conn,
+					  "no route: client certificate "
+					  "names rejected: %s",
+					  conn->info.client_name_error));
 		return;
 	}
 	for (i = 0; i < l->cfg->num_routes; i++) {

@@ -206,8 +206,15 @@ static void pp2_ssl(struct pp2_buf *b, const struct tsgate_peer_info *info)
 	if (info->client_cert) {
 		client |= PP2_CLIENT_CERT_CONN | PP2_CLIENT_CERT_SESS;
 	}
-	/* 0 only for a presented certificate that verified (spec 2.2.5) */
-	verify = (info->client_cert && info->cert_verified) ? 0 : 1;
+	/*
+	 * 0 only for a presented certificate that verified (spec 2.2.5) and
+	 * whose names can be trusted: a backend that takes "verify == 0" for
+	 * "authenticated" must not take a NUL-bearing name's certificate so.
+	 */
+	verify = (info->client_cert && info->cert_verified &&
+		  info->client_name_error == NULL)
+		     ? 0
+		     : 1;
 	head[0] = client;
 	head[1] = verify >> 24;
 	head[2] = (verify >> 16) & 0xff;
@@ -216,7 +223,7 @@ static void pp2_ssl(struct pp2_buf *b, const struct tsgate_peer_info *info)
 	pp2_put(&sub, head, sizeof(head));
 	pp2_tlv_str(&sub, PP2_SUBTYPE_SSL_VERSION,
 		    pp2_tls_version(tmp, info->tls_version));
-	if (info->client_cert) {
+	if (info->client_cert && info->client_name_error == NULL) {
 		pp2_tlv_str(&sub, PP2_SUBTYPE_SSL_CN, info->client_cn);
 	}
 	pp2_tlv_str(&sub, PP2_SUBTYPE_SSL_CIPHER, info->tls_cipher);
@@ -383,7 +390,8 @@ const char *tsgate_identity_summary(const struct tsgate_peer_info *info)
 	if (info->gssapi && info->principal != NULL) {
 		return info->principal;
 	}
-	if (info->tls && info->cert_verified && info->client_subject != NULL) {
+	if (info->tls && info->cert_verified &&
+	    info->client_name_error == NULL && info->client_subject != NULL) {
 		return info->client_subject;
 	}
 	return NULL;

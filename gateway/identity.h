@@ -52,7 +52,13 @@ struct tsgate_peer_info {
 	bool client_cert;           /* a certificate was presented */
 	bool cert_verified;         /* ... and it verified */
 	const char *client_subject; /* RFC 4514 DN */
-	const char *client_cn;
+	const char *client_cn;      /* the most specific (leftmost) CN */
+	/*
+	 * Why the certificate's names cannot be trusted (a NUL in a SAN...),
+	 * else NULL. Then it has no subject, CN or SANs, matches no
+	 * client_subject/client_san and a backend is told it did not verify.
+	 */
+	const char *client_name_error;
 	const char *const *client_sans; /* "DNS:x", "IP:1.2.3.4", ... */
 	size_t num_client_sans;
 

@@ -199,6 +199,49 @@ START_TEST(test_pp2_tls_no_cert)
 END_TEST
 
 /*
+ * Issue 13, defect 2: a certificate whose names cannot be trusted (a NUL
+ * in a SAN) reaches the backend as "not verified" and without a CN, even
+ * if a CN string is around, and gives no identity for the logs.
+ */
+START_TEST(test_pp2_name_error)
+{
+	struct tsgate_peer_info info = {
+	    .remote = inet("127.0.0.1", 5000),
+	    .local = inet("127.0.0.1", 6000),
+	    .tls = true,
+	    .tls_version = "TLS1.3",
+	    .tls_cipher = "TLS_AES_128_GCM_SHA256",
+	    .client_cert = true,
+	    .cert_verified = true,
+	    .client_subject = "CN=alice",
+	    .client_cn = "alice",
+	    .client_name_error = "DNS SAN holds a NUL byte",
+	};
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	struct cur c;
+
+	ck_assert_ptr_null(tsgate_identity_summary(&info));
+	ck_assert_int_eq(tsgate_identity_proxy_v2(tt_mem, &info, &buf, &len),
+			 0);
+	c = (struct cur){buf, len};
+	expect_header(&c, 0x11);
+	c.p += 12;
+	c.left -= 12;
+	ck_assert_uint_eq(u8(&c), 0x20); /* PP2_TYPE_SSL */
+	ck_assert_uint_eq(u16(&c), c.left);
+	/* a certificate was presented ... */
+	ck_assert_uint_eq(u8(&c), 0x01 | 0x02 | 0x04);
+	/* ... but it does not count as verified */
+	ck_assert_uint_ne(((uint32_t)u16(&c) << 16) | u16(&c), 0);
+	expect_tlv_str(&c, 0x21, "TLSv1.3");
+	/* and no SSL_CN sub-TLV */
+	expect_tlv_str(&c, 0x23, "TLS_AES_128_GCM_SHA256");
+	ck_assert_uint_eq(c.left, 0);
+}
+END_TEST
+
+/*
  * A unix-socket client has no address a consumer can use: HAProxy (up to
  * 3.x) rejects a PROXY command with any family but TCP4/TCP6 (it then
  * parses the TLVs from offset 0, the signature), and nginx ignores such a
@@ -464,6 +507,7 @@ static Suite *identity_suite(void)
 	tcase_add_test(tc, test_pp2_tcp4_plain);
 	tcase_add_test(tc, test_pp2_tcp6_tls);
 	tcase_add_test(tc, test_pp2_tls_no_cert);
+	tcase_add_test(tc, test_pp2_name_error);
 	tcase_add_test(tc, test_pp2_unix_gssapi);
 	tcase_add_test(tc, test_pp2_unix_tls_keeps_tlvs);
 	tcase_add_test(tc, test_pp2_unspec);
