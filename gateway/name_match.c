@@ -1,6 +1,7 @@
 /*
- * Name patterns of the allow-lists: DNS names, email addresses and
- * subject DNs matched on their structure, not as flat strings.
+ * Name patterns of the allow-lists: DNS names, email addresses, URIs, IP
+ * addresses, Kerberos principals and subject DNs matched on their
+ * structure, not as flat strings.
  */
 #include "name_match.h"
 
@@ -151,6 +152,28 @@ bool tsgate_name_uri_match(const char *pattern, const char *uri)
 	}
 	return glob_match(pattern, pattern + strlen(pattern), uri,
 			  uri + strlen(uri), false, "/?#");
+}
+
+/* Kerberos principals */
+
+bool tsgate_name_principal_match(const char *pattern, const char *principal)
+{
+	if (pattern == NULL || principal == NULL) {
+		return false;
+	}
+	return glob_match(pattern, pattern + strlen(pattern), principal,
+			  principal + strlen(principal), false, "/@");
+}
+
+/* IP addresses */
+
+bool tsgate_name_ip_match(const char *pattern, const char *address)
+{
+	if (pattern == NULL || address == NULL) {
+		return false;
+	}
+	return glob_match(pattern, pattern + strlen(pattern), address,
+			  address + strlen(address), true, ".:");
 }
 
 /* subject DNs */

@@ -1,9 +1,10 @@
 /*
- * Allow-list patterns for names: DNS names (sni, client_san "DNS:") and
- * subject DNs (client_subject). A pattern must mean what an operator
- * reads, so a '*' never crosses the boundary of the part it is written
- * in: one DNS label, one RDN attribute value, the local part of an
- * email address.
+ * Allow-list patterns for names: DNS names (sni, client_san "DNS:"),
+ * email, URI and IP SANs, Kerberos principals and subject DNs
+ * (client_subject). A pattern must mean what an operator reads, so a '*'
+ * never crosses the boundary of the part it is written in: one DNS label,
+ * one RDN attribute value, the local part of an email address, one URI
+ * path segment, one IP octet or group, one principal component.
  */
 #ifndef TSGATE_NAME_MATCH_H
 #define TSGATE_NAME_MATCH_H
@@ -42,6 +43,24 @@ bool tsgate_name_email_match(const char *pattern, const char *address);
  *        ".../prod/../admin".
  */
 bool tsgate_name_uri_match(const char *pattern, const char *uri);
+
+/**
+ * @brief Whether a Kerberos principal (as gss_display_name shows it,
+ *        "alice@EXAMPLE.COM", "HTTP/gw.example.com@EXAMPLE.COM") matches a
+ *        pattern: exact and case-sensitive, and a '*' matches within one
+ *        name component or the realm: '/' and '@' end it, so
+ *        "*@EXAMPLE.COM" is any one-component (user) principal of that
+ *        realm, never "alice/admin@EXAMPLE.COM" nor
+ *        "host/evil.example.com@EXAMPLE.COM".
+ */
+bool tsgate_name_principal_match(const char *pattern, const char *principal);
+
+/**
+ * @brief Whether an IP address SAN (canonical text, "10.0.0.7",
+ *        "2001:db8::1") matches a pattern: exact, a '*' matches within one
+ *        IPv4 octet or IPv6 group ('.' and ':' end it).
+ */
+bool tsgate_name_ip_match(const char *pattern, const char *address);
 
 /**
  * @brief Whether a subject DN (RFC 4514, as GnuTLS prints it) matches a

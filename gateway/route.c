@@ -78,8 +78,7 @@ static bool san_matches(const struct tsgate_config_san *pattern,
 			ok = tsgate_name_uri_match(pattern->value, san + plen);
 			break;
 		case TSGATE_CONFIG_SAN_IP:
-			ok = tsgate_config_wildcard_match(pattern->value,
-							  san + plen, false);
+			ok = tsgate_name_ip_match(pattern->value, san + plen);
 			break;
 		}
 		if (ok) {
@@ -132,7 +131,8 @@ bool tsgate_route_matches(const struct tsgate_config_match *m,
 	}
 	if (m->num_principal > 0 &&
 	    !any_matches(m->principal, m->num_principal,
-			 info->gssapi ? info->principal : NULL, exact_match)) {
+			 info->gssapi ? info->principal : NULL,
+			 tsgate_name_principal_match)) {
 		return false;
 	}
 	return true;

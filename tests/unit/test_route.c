@@ -476,6 +476,88 @@ START_TEST(test_bad_patterns_refused)
 }
 END_TEST
 
+static const struct {
+	const char *pattern;
+	const char *principal;
+	bool match;
+} principal_cases[] = {
+    {"*@EXAMPLE.COM", "alice@EXAMPLE.COM", true},
+    /* '*' is one component: a user pattern never takes an admin or a host */
+    {"*@EXAMPLE.COM", "alice/admin@EXAMPLE.COM", false},
+    {"*@EXAMPLE.COM", "host/evil.example.com@EXAMPLE.COM", false},
+    {"*/admin@EXAMPLE.COM", "alice/admin@EXAMPLE.COM", true},
+    {"*/admin@EXAMPLE.COM", "a/b/admin@EXAMPLE.COM", false},
+    {"HTTP/*@EXAMPLE.COM", "HTTP/gw.example.com@EXAMPLE.COM", true},
+    {"HTTP/*@EXAMPLE.COM", "HTTP/gw/x@EXAMPLE.COM", false},
+    /* '*' in the realm stays in the realm */
+    {"alice@*", "alice@OTHER.ORG", true},
+    {"alice@*", "alice/admin@OTHER.ORG", false},
+    /* an escaped '@' inside a component is no realm separator to '*' */
+    {"*@EXAMPLE.COM", "alice\\@EVIL.ORG@EXAMPLE.COM", false},
+    {"alice@EXAMPLE.COM", "alice@EXAMPLE.COM.EVIL", false},
+    {"alice@EXAMPLE.COM", "Alice@EXAMPLE.COM", false},
+};
+
+static const struct {
+	const char *pattern;
+	const char *ip;
+	bool match;
+} ip_cases[] = {
+    {"10.0.0.7", "10.0.0.7", true},
+    {"10.0.0.*", "10.0.0.255", true},
+    /* '*' is one octet or one group */
+    {"10.*.7", "10.0.0.7", false},
+    {"10.0.*", "10.0.0.7", false},
+    {"10.0.0.*", "10.0.0.7.evil", false},
+    {"2001:db8::*", "2001:db8::1", true},
+    {"2001:db8:*", "2001:db8:0:1::1", false},
+    {"2001:DB8::1", "2001:db8::1", true},
+};
+
+START_TEST(test_principal_wildcard_table)
+{
+	const char *princ[] = {NULL};
+	struct tsgate_config_match m = {
+	    .has_match = true, .principal = princ, .num_principal = 1};
+	struct tsgate_peer_info info = {.gssapi = true};
+	size_t i;
+
+	for (i = 0; i < N(principal_cases); i++) {
+		princ[0] = principal_cases[i].pattern;
+		info.principal = principal_cases[i].principal;
+		ck_assert_msg(tsgate_route_matches(&m, &info) ==
+				  principal_cases[i].match,
+			      "%s vs %s", principal_cases[i].pattern,
+			      principal_cases[i].principal);
+	}
+}
+END_TEST
+
+START_TEST(test_ip_wildcard_table)
+{
+	const char *peer_sans[] = {NULL, NULL};
+	struct tsgate_config_san pat = {TSGATE_CONFIG_SAN_IP, NULL};
+	struct tsgate_config_match m = {
+	    .has_match = true, .client_san = &pat, .num_client_san = 1};
+	struct tsgate_peer_info info = {
+	    .tls = true,
+	    .client_cert = true,
+	    .cert_verified = true,
+	    .client_sans = peer_sans,
+	    .num_client_sans = 1,
+	};
+	size_t i;
+
+	for (i = 0; i < N(ip_cases); i++) {
+		pat.value = ip_cases[i].pattern;
+		peer_sans[0] = talloc_asprintf(tt_mem, "IP:%s", ip_cases[i].ip);
+		ck_assert_msg(
+		    tsgate_route_matches(&m, &info) == ip_cases[i].match,
+		    "IP:%s vs %s", ip_cases[i].pattern, ip_cases[i].ip);
+	}
+}
+END_TEST
+
 START_TEST(test_principal)
 {
 	const char *princ[] = {"*@EXAMPLE.COM", "admin/*@OTHER.ORG"};
@@ -600,6 +682,8 @@ static Suite *route_suite(void)
 	tcase_add_test(tc, test_dns_wildcard_table);
 	tcase_add_test(tc, test_email_wildcard_table);
 	tcase_add_test(tc, test_uri_wildcard_table);
+	tcase_add_test(tc, test_principal_wildcard_table);
+	tcase_add_test(tc, test_ip_wildcard_table);
 	tcase_add_test(tc, test_subject_rdn_table);
 	tcase_add_test(tc, test_name_error_matches_nothing);
 	tcase_add_test(tc, test_bad_patterns_refused);
