@@ -1853,6 +1853,8 @@ static void tstream_bsd_rahead_release(struct tstream_bsd *bsd)
  * that went into the vector (advanced past them; a short read leaves
  * the socket drained), 0 when there was nothing to read, or -1 with
  * *perrno (EPIPE at the end of the stream), recorded as sticky.
+ *
+ * Only called with the read-ahead buffer empty (a readv takes it first).
  */
 static ssize_t tstream_bsd_readv_once(struct tstream_bsd *bsd,
 				      struct iovec **vector,
@@ -1866,7 +1868,14 @@ static ssize_t tstream_bsd_readv_once(struct tstream_bsd *bsd,
 	ssize_t ret;
 	int i;
 
-	for (i = 0; i < *count && want < TSTREAM_BSD_READAHEAD; i++) {
+	/*
+	 * want is everything readv(2) may put into the caller's buffers,
+	 * all of them: only bytes beyond it are read-ahead. (Stopping the
+	 * sum at the read-ahead size once booked bytes that had landed in
+	 * later buffers as read-ahead, with no buffer behind them: issue
+	 * 13.) The generic layer caps the total at INT_MAX.
+	 */
+	for (i = 0; i < *count; i++) {
 		want += v[i].iov_len;
 	}
 	capacity = want;
