@@ -319,7 +319,9 @@ _PUBLIC_ int _tsocket_address_inet_from_strings(TALLOC_CTX *mem_ctx,
 			addr = "::";
 		}
 	} else {
-		errno = EINVAL;
+		/* not a family we know, as Samba says (EINVAL is the address)
+		 */
+		errno = EAFNOSUPPORT;
 		return -1;
 	}
 
@@ -1108,6 +1110,24 @@ static bool tdgram_bsd_send_once(struct tdgram_bsd *bsd,
 
 	ret = sendto(bsd->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT, dst,
 		     dst_len);
+	if (ret == -1 && errno == EMSGSIZE && len <= INT_MAX - 1023) {
+		/*
+		 * A unix datagram is limited by the send buffer, not by a
+		 * protocol: raise SO_SNDBUF to the datagram and try once
+		 * more, as Samba does (the tsocket oracle found 300 KB that
+		 * Samba sends and we refused). For UDP above 64 KiB the
+		 * second try fails with EMSGSIZE again.
+		 */
+		int size = (int)((len + 1023) & ~(size_t)1023);
+
+		if (setsockopt(bsd->fd, SOL_SOCKET, SO_SNDBUF, &size,
+			       sizeof(size)) == 0) {
+			ret = sendto(bsd->fd, buf, len,
+				     MSG_NOSIGNAL | MSG_DONTWAIT, dst, dst_len);
+		} else {
+			errno = EMSGSIZE;
+		}
+	}
 	if (ret == -1) {
 		int err = errno;
 
