@@ -758,8 +758,9 @@ static void phase_pdu(void)
 		      p->ret > 0 ? (unsigned long long)fnv(FNV_INIT, p->body,
 							   p->body_len)
 				 : 0ULL,
-		      p->ret > 0 && (p->body_len != len ||
-				     memcmp(p->body, src, len) != 0)
+		      p->ret > 0 &&
+			      (p->body_len != len ||
+			       (len > 0 && memcmp(p->body, src, len) != 0))
 			  ? " WRONG-BYTES"
 			  : "");
 		talloc_free(p);
@@ -2053,7 +2054,8 @@ int main(int argc, char **argv)
 	seed = strtoull(argv[1], NULL, 10);
 	/* Samba's streams write with writev(2): SIGPIPE must be ignored */
 	signal(SIGPIPE, SIG_IGN);
-	setvbuf(stdout, NULL, _IOFBF, 1 << 16);
+	/* line by line: a crash keeps the trace up to it */
+	setvbuf(stdout, NULL, _IOLBF, 0);
 
 	snprintf(tmpdir, sizeof(tmpdir), "%s/tsocket-oracle.XXXXXX",
 		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
