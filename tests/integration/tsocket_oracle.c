@@ -1577,6 +1577,143 @@ static void phase_dgram(void)
 	}
 }
 
+/* ---- phase queue: the tevent_queue helpers ---- */
+
+#define QUEUE_N 8
+
+struct queued_write {
+	struct vec v;
+	uint8_t *wire;
+	size_t len;
+	int ret;
+	int err;
+	bool done;
+};
+
+static void queued_write_done(struct tevent_req *req)
+{
+	struct queued_write *q = tevent_req_callback_data_void(req);
+
+	q->ret = tstream_writev_queue_recv(req, &q->err);
+	talloc_free(req);
+	q->done = true;
+}
+
+static void queued_read_done(struct tevent_req *req)
+{
+	struct pdu_reader *p = tevent_req_callback_data_void(req);
+
+	p->ret = tstream_readv_pdu_queue_recv(req, &p->err);
+	talloc_free(req);
+	p->done = true;
+}
+
+static void queued_send_done(struct tevent_req *req)
+{
+	struct queued_write *q = tevent_req_callback_data_void(req);
+
+	q->ret = (int)tdgram_sendto_queue_recv(req, &q->err);
+	talloc_free(req);
+	q->done = true;
+}
+
+/*
+ * QUEUE_N PDUs written through tstream_writev_queue_send and read
+ * through tstream_readv_pdu_queue_send, all submitted at once; then
+ * QUEUE_N datagrams through tdgram_sendto_queue_send.
+ */
+static void phase_queue(void)
+{
+	struct tstream_context *a, *b;
+	struct tevent_queue *wq = tevent_queue_create(mem, "oracle-w");
+	struct tevent_queue *rq = tevent_queue_create(mem, "oracle-r");
+	struct queued_write *w =
+	    talloc_zero_array(mem, struct queued_write, QUEUE_N);
+	struct pdu_reader **r =
+	    talloc_zero_array(mem, struct pdu_reader *, QUEUE_N);
+	struct dg_peer peers[2];
+	unsigned i;
+
+	stream_pair((int)below(3), &a, &b);
+	for (i = 0; i < QUEUE_N; i++) {
+		struct tevent_req *req;
+		size_t len = below(4) == 0 ? 0 : below(200001);
+
+		w[i].len = len;
+		w[i].wire = talloc_size(w, 4 + len);
+		w[i].wire[0] = (uint8_t)(len >> 24);
+		w[i].wire[1] = (uint8_t)(len >> 16);
+		w[i].wire[2] = (uint8_t)(len >> 8);
+		w[i].wire[3] = (uint8_t)len;
+		memcpy(w[i].wire + 4, src + i * 1000, len);
+		split(&w[i].v, w[i].wire, 4 + len);
+		req = tstream_writev_queue_send(mem, ev, a, wq, w[i].v.iov,
+						w[i].v.count);
+		tevent_req_set_callback(req, queued_write_done, &w[i]);
+	}
+	for (i = 0; i < QUEUE_N; i++) {
+		struct tevent_req *req;
+
+		r[i] = talloc_zero(r, struct pdu_reader);
+		req = tstream_readv_pdu_queue_send(r[i], ev, b, rq,
+						   pdu_next_vector, r[i]);
+		tevent_req_set_callback(req, queued_read_done, r[i]);
+	}
+	trace("queue lengths w=%zu r=%zu", tevent_queue_length(wq),
+	      tevent_queue_length(rq));
+	for (i = 0; i < QUEUE_N; i++) {
+		wait_for(&r[i]->done, "queued readv_pdu");
+		wait_for(&w[i].done, "queued writev");
+	}
+	for (i = 0; i < QUEUE_N; i++) {
+		struct pdu_reader *p = r[i];
+		bool wrong = p->ret > 0 &&
+			     (p->body_len != w[i].len ||
+			      (w[i].len > 0 &&
+			       memcmp(p->body, src + i * 1000, w[i].len) != 0));
+
+		trace("queue writev %u n=%zu " RES_FMT, i, w[i].v.count,
+		      RES(w[i].ret, w[i].err));
+		trace("queue readv_pdu %u len=%zu " RES_FMT " hash=%016llx%s",
+		      i, w[i].len, RES(p->ret, p->err),
+		      p->ret > 0 ? (unsigned long long)fnv(FNV_INIT, p->body,
+							   p->body_len)
+				 : 0ULL,
+		      wrong ? " WRONG-BYTES" : "");
+	}
+	talloc_free(a);
+	talloc_free(b);
+
+	/* datagrams, queued at once, received in order */
+	udp_peer(&peers[0], "A", AF_INET);
+	udp_peer(&peers[1], "B", AF_INET);
+	for (i = 0; i < QUEUE_N; i++) {
+		struct tevent_req *req;
+
+		w[i].len = 1 + below(8000);
+		w[i].done = false;
+		req = tdgram_sendto_queue_send(mem, ev, peers[0].d, wq, src + i,
+					       w[i].len, peers[1].addr);
+		tevent_req_set_callback(req, queued_send_done, &w[i]);
+	}
+	for (i = 0; i < QUEUE_N; i++) {
+		wait_for(&w[i].done, "queued sendto");
+		trace("queue sendto %u len=%zu " RES_FMT, i, w[i].len,
+		      RES(w[i].ret, w[i].err));
+	}
+	for (i = 0; i < QUEUE_N; i++) {
+		dg_recvfrom("queue", &peers[1], peers, 2, false);
+	}
+	for (i = 0; i < 2; i++) {
+		talloc_free(peers[i].d);
+		talloc_free(peers[i].addr);
+	}
+	talloc_free(w);
+	talloc_free(r);
+	talloc_free(wq);
+	talloc_free(rq);
+}
+
 /* ---- phase addr: address functions ---- */
 
 static void trace_addr(const char *what,
@@ -2041,7 +2178,7 @@ int main(int argc, char **argv)
 	    {"addr", phase_addr},     {"connect", phase_connect},
 	    {"guards", phase_guards}, {"ends", phase_ends},
 	    {"pdu", phase_pdu},       {"dgram", phase_dgram},
-	    {"stream", phase_stream},
+	    {"stream", phase_stream}, {"queue", phase_queue},
 	};
 	unsigned long long seed;
 	size_t i;
