@@ -319,8 +319,7 @@ _PUBLIC_ int _tsocket_address_inet_from_strings(TALLOC_CTX *mem_ctx,
 			addr = "::";
 		}
 	} else {
-		/* not a family we know, as Samba says (EINVAL is the address)
-		 */
+		/* as Samba: EINVAL is for an address the family refuses */
 		errno = EAFNOSUPPORT;
 		return -1;
 	}

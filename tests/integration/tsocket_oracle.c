@@ -246,15 +246,15 @@ static void wait_for(const bool *done, const char *what)
 static void settle(void)
 {
 	bool expired = false;
-	struct tevent_timer *te;
 
-	te = tevent_add_timer(ev, mem, tevent_timeval_current_ofs(0, 20000),
-			      deadline_fired, &expired);
+	/* a timer that fired is freed by tevent: not kept */
+	if (tevent_add_timer(ev, mem, tevent_timeval_current_ofs(0, 20000),
+			     deadline_fired, &expired) == NULL) {
+		exit(1);
+	}
 	while (!expired) {
 		tevent_loop_once(ev);
 	}
-	/* a timer that fired is freed by tevent */
-	(void)te;
 }
 
 static void set_done(struct tevent_req *req)
