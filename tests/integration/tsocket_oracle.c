@@ -357,23 +357,30 @@ static uint64_t hash_source(size_t off, size_t len)
 
 /* ---- stream pairs ---- */
 
-static void tcp_fds(int fds[2])
+/* A connected TCP pair over 127.0.0.1 (family AF_INET) or ::1. */
+static void tcp_fds(int fds[2], int family)
 {
-	struct sockaddr_in sin = {.sin_family = AF_INET};
-	socklen_t len = sizeof(sin);
+	struct sockaddr_storage ss = {.ss_family = (sa_family_t)family};
+	socklen_t len;
 	int lfd;
 
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	lfd = socket(AF_INET, SOCK_STREAM, 0);
-	if (lfd == -1 || bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) != 0 ||
+	if (family == AF_INET) {
+		((struct sockaddr_in *)&ss)->sin_addr.s_addr =
+		    htonl(INADDR_LOOPBACK);
+		len = sizeof(struct sockaddr_in);
+	} else {
+		((struct sockaddr_in6 *)&ss)->sin6_addr = in6addr_loopback;
+		len = sizeof(struct sockaddr_in6);
+	}
+	lfd = socket(family, SOCK_STREAM, 0);
+	if (lfd == -1 || bind(lfd, (struct sockaddr *)&ss, len) != 0 ||
 	    listen(lfd, 1) != 0 ||
-	    getsockname(lfd, (struct sockaddr *)&sin, &len) != 0) {
+	    getsockname(lfd, (struct sockaddr *)&ss, &len) != 0) {
 		perror("tcp listener");
 		exit(1);
 	}
-	fds[0] = socket(AF_INET, SOCK_STREAM, 0);
-	if (fds[0] == -1 ||
-	    connect(fds[0], (struct sockaddr *)&sin, sizeof(sin)) != 0) {
+	fds[0] = socket(family, SOCK_STREAM, 0);
+	if (fds[0] == -1 || connect(fds[0], (struct sockaddr *)&ss, len) != 0) {
 		perror("tcp connect");
 		exit(1);
 	}
@@ -408,7 +415,12 @@ static void wrap_fd(int fd, struct tstream_context **s)
 	}
 }
 
-/* kind 0: tstream_unix_socketpair, 1: TCP, 2: socketpair(2) wrapped */
+/*
+ * kind 0: tstream_unix_socketpair, 1: TCP over 127.0.0.1, 2: socketpair(2)
+ * wrapped, 3: TCP over ::1
+ */
+#define STREAM_KINDS      4
+#define KIND_IS_TCP(kind) ((kind) == 1 || (kind) == 3)
 static void stream_pair(int kind,
 			struct tstream_context **a,
 			struct tstream_context **b)
@@ -422,8 +434,8 @@ static void stream_pair(int kind,
 		}
 		return;
 	}
-	if (kind == 1) {
-		tcp_fds(fds);
+	if (KIND_IS_TCP(kind)) {
+		tcp_fds(fds, kind == 1 ? AF_INET : AF_INET6);
 	} else if (socketpair(AF_UNIX, SOCK_STREAM, 0, fds) != 0) {
 		perror("socketpair");
 		exit(1);
@@ -570,14 +582,14 @@ static void flow_trace(const struct flow *f)
 
 static void phase_stream(void)
 {
-	static const char *kinds[] = {"socketpair", "tcp", "fdpair"};
+	static const char *kinds[] = {"socketpair", "tcp", "fdpair", "tcp6"};
 	struct flow *ab = talloc_zero(mem, struct flow);
 	struct flow *ba = talloc_zero(mem, struct flow);
 	unsigned k, round;
 
 	ab->scratch = talloc_size(ab, VECTOR_BUDGET);
 	ba->scratch = talloc_size(ba, VECTOR_BUDGET);
-	for (k = 0; k < 3; k++) {
+	for (k = 0; k < STREAM_KINDS; k++) {
 		struct tstream_context *a, *b;
 		size_t base_ab = 0, base_ba = 0;
 
@@ -849,7 +861,7 @@ static void phase_ends(void)
 	int ret, err;
 
 	/* EOF: n bytes, then the peer closes; a readv of n + m crosses it */
-	kind = (int)below(3);
+	kind = (int)below(STREAM_KINDS);
 	stream_pair(kind, &a, &b);
 	iov[0] = (struct iovec){src, n};
 	ret = do_writev(a, iov, 1, &err);
@@ -889,16 +901,16 @@ static void phase_ends(void)
 	 */
 	trace_by_design(
 	    "eof readv-past-end", "tsocket.md end of stream",
-	    ret == -1 &&
-		TSGATE_OR_SAMBA(err == EPIPE,
-				err == (kind == 1 ? ECONNRESET : EPIPE)),
+	    ret == -1 && TSGATE_OR_SAMBA(
+			     err == EPIPE,
+			     err == (KIND_IS_TCP(kind) ? ECONNRESET : EPIPE)),
 	    ret, err);
 	ret = do_readv(b, iov, 1, &err);
 	trace_by_design(
 	    "eof readv-again", "tsocket.md end of stream",
-	    ret == -1 &&
-		TSGATE_OR_SAMBA(err == EPIPE,
-				err == (kind == 1 ? ECONNRESET : EPIPE)),
+	    ret == -1 && TSGATE_OR_SAMBA(
+			     err == EPIPE,
+			     err == (KIND_IS_TCP(kind) ? ECONNRESET : EPIPE)),
 	    ret, err);
 	{
 		ssize_t pend;
@@ -908,14 +920,15 @@ static void phase_ends(void)
 		err = errno;
 		trace_by_design(
 		    "eof pending_bytes", "tsocket.md end of stream",
-		    pend == -1 && TSGATE_OR_SAMBA(
-				      err == EPIPE,
-				      err == (kind == 1 ? ECONNRESET : EPIPE)),
+		    pend == -1 &&
+			TSGATE_OR_SAMBA(
+			    err == EPIPE,
+			    err == (KIND_IS_TCP(kind) ? ECONNRESET : EPIPE)),
 		    pend, err);
 	}
 	iov[0] = (struct iovec){src, 100};
 	ret = do_writev(b, iov, 1, &err);
-	if (kind == 1) {
+	if (KIND_IS_TCP(kind)) {
 		/*
 		 * TCP cannot tell a close from a half-close: tsgate writes
 		 * on after the peer's FIN (tsocket.md, Streams: a half-closed
@@ -932,7 +945,7 @@ static void phase_ends(void)
 	talloc_free(b);
 
 	/* reset: a TCP peer closes with SO_LINGER 0 */
-	tcp_fds(fds);
+	tcp_fds(fds, below(2) == 0 ? AF_INET : AF_INET6);
 	wrap_fd(fds[0], &b);
 	if (write(fds[1], src, m) != (ssize_t)m) {
 		exit(1);
@@ -954,7 +967,7 @@ static void phase_ends(void)
 	talloc_free(b);
 
 	/* EBUSY: a second readv, a second writev while one waits */
-	stream_pair((int)below(3), &a, &b);
+	stream_pair((int)below(STREAM_KINDS), &a, &b);
 	iov[0] = (struct iovec){buf, 10};
 	r1 = tstream_readv_send(mem, ev, b, iov, 1);
 	tevent_req_set_callback(r1, set_done, &d1);
@@ -1012,6 +1025,26 @@ static void phase_ends(void)
 		ret = tstream_writev_recv(w1, &err);
 		trace("busy writev-big " RES_FMT, RES(ret, err));
 		talloc_free(w1);
+	}
+
+	/* a disconnect while a readv waits: EBUSY, the readv goes on */
+	{
+		struct tevent_req *rr;
+		bool dr = false;
+
+		iov[0] = (struct iovec){buf, 5};
+		rr = tstream_readv_send(mem, ev, a, iov, 1);
+		tevent_req_set_callback(rr, set_done, &dr);
+		ret = do_disconnect(a, &err);
+		trace("busy disconnect-while-readv " RES_FMT, RES(ret, err));
+		iov[1] = (struct iovec){src, 5};
+		ret = do_writev(b, &iov[1], 1, &err);
+		trace("busy writev-to-reader " RES_FMT, RES(ret, err));
+		wait_for(&dr, "readv after a refused disconnect");
+		ret = tstream_readv_recv(rr, &err);
+		trace("busy readv-after-disconnect " RES_FMT " hash=%016llx",
+		      RES(ret, err), (unsigned long long)fnv(FNV_INIT, buf, 5));
+		talloc_free(rr);
 	}
 
 	/* ENOTCONN after our own disconnect */
@@ -1369,6 +1402,20 @@ static void dg_random(const char *what,
 	dg_recvfrom(what, &peers[2], peers, npeers, true);
 }
 
+static void dg_disconnect(const char *what, struct dg_peer *p)
+{
+	struct tevent_req *req;
+	bool done = false;
+	int ret, err = 0;
+
+	req = tdgram_disconnect_send(mem, ev, p->d);
+	tevent_req_set_callback(req, set_done, &done);
+	wait_for(&done, "dgram disconnect");
+	ret = tdgram_disconnect_recv(req, &err);
+	talloc_free(req);
+	trace("%s disconnect %s " RES_FMT, what, p->role, RES(ret, err));
+}
+
 static void dg_errors(const char *what, struct dg_peer *peers, size_t npeers)
 {
 	struct tevent_req *r1, *r2;
@@ -1386,6 +1433,8 @@ static void dg_errors(const char *what, struct dg_peer *peers, size_t npeers)
 	ret = tdgram_recvfrom_recv(r2, &err, mem, &buf, NULL);
 	trace("%s recvfrom-second " RES_FMT, what, RES(ret, err));
 	talloc_free(r2);
+	/* a disconnect while the recvfrom waits: EBUSY */
+	dg_disconnect(what, &peers[1]);
 	dg_sendto(what, &peers[0], peers[1].addr, 7);
 	wait_for(&d1, "first recvfrom");
 	ret = tdgram_recvfrom_recv(r1, &err, mem, &buf, NULL);
@@ -1396,20 +1445,6 @@ static void dg_errors(const char *what, struct dg_peer *peers, size_t npeers)
 	talloc_free(buf);
 	/* no destination on an unconnected socket */
 	dg_sendto(what, &peers[0], NULL, 5);
-}
-
-static void dg_disconnect(const char *what, struct dg_peer *p)
-{
-	struct tevent_req *req;
-	bool done = false;
-	int ret, err = 0;
-
-	req = tdgram_disconnect_send(mem, ev, p->d);
-	tevent_req_set_callback(req, set_done, &done);
-	wait_for(&done, "dgram disconnect");
-	ret = tdgram_disconnect_recv(req, &err);
-	talloc_free(req);
-	trace("%s disconnect %s " RES_FMT, what, p->role, RES(ret, err));
 }
 
 static void phase_dgram(void)
@@ -1634,7 +1669,7 @@ static void phase_queue(void)
 	struct dg_peer peers[2];
 	unsigned i;
 
-	stream_pair((int)below(3), &a, &b);
+	stream_pair((int)below(STREAM_KINDS), &a, &b);
 	for (i = 0; i < QUEUE_N; i++) {
 		struct tevent_req *req;
 		size_t len = below(4) == 0 ? 0 : below(200001);
