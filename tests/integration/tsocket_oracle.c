@@ -146,6 +146,8 @@ static const char *errname(int err)
 		return "ENOSYS";
 	case EPROTOTYPE:
 		return "EPROTOTYPE";
+	case EPROTO:
+		return "EPROTO";
 	default:
 		snprintf(buf, sizeof(buf), "E%d", err);
 		return buf;
@@ -1066,6 +1068,55 @@ static void phase_ends(void)
 	talloc_free(buf);
 }
 
+/* ---- readv_pdu callbacks that misbehave ---- */
+
+/* a vector of two empty buffers */
+static int pdu_empty_vector(struct tstream_context *stream,
+			    void *private_data,
+			    TALLOC_CTX *mem_ctx,
+			    struct iovec **_vector,
+			    size_t *_count)
+{
+	struct iovec *v = talloc_zero_array(mem_ctx, struct iovec, 2);
+
+	if (v == NULL) {
+		return -1;
+	}
+	*_vector = v;
+	*_count = 2;
+	return 0;
+}
+
+/* fails, with errno as private_data says (0: forgot to set it) */
+static int pdu_fails(struct tstream_context *stream,
+		     void *private_data,
+		     TALLOC_CTX *mem_ctx,
+		     struct iovec **_vector,
+		     size_t *_count)
+{
+	errno = *(const int *)private_data;
+	return -1;
+}
+
+static void guard_pdu(struct tstream_context *s,
+		      const char *what,
+		      tstream_readv_pdu_next_vector_t fn,
+		      void *private_data,
+		      int *pret,
+		      int *perr)
+{
+	struct tevent_req *req;
+	bool done = false;
+
+	*perr = 0;
+	req = tstream_readv_pdu_send(mem, ev, s, fn, private_data);
+	tevent_req_set_callback(req, set_done, &done);
+	settle();
+	/* -2: still waiting (a request that never ends) */
+	*pret = done ? tstream_readv_pdu_recv(req, perr) : -2;
+	talloc_free(req);
+}
+
 /* ---- phase guards: EINVAL, EMSGSIZE ---- */
 
 static void phase_guards(void)
@@ -1101,6 +1152,27 @@ static void phase_guards(void)
 	ret = do_readv(b, iov, IOV_MAX, &err);
 	trace("guard readv count=IOV_MAX " RES_FMT, RES(ret, err));
 	iov[IOV_MAX - 1].iov_len = 0;
+
+	/* readv_pdu whose callback misbehaves */
+	{
+		int e = EPROTO, zero = 0;
+
+		guard_pdu(b, "empty", pdu_empty_vector, NULL, &ret, &err);
+		trace("guard readv_pdu all-empty " RES_FMT, RES(ret, err));
+		guard_pdu(b, "fails", pdu_fails, &e, &ret, &err);
+		trace("guard readv_pdu callback-fails " RES_FMT, RES(ret, err));
+		/*
+		 * errno 0: tsgate fails the PDU with EIO (api.md, decision
+		 * 8); Samba calls tevent_req_error(req, 0), which does
+		 * nothing: the request never ends.
+		 */
+		guard_pdu(b, "fails-no-errno", pdu_fails, &zero, &ret, &err);
+		trace_by_design(
+		    "guard readv_pdu callback-fails-no-errno",
+		    "api.md decision 8",
+		    TSGATE_OR_SAMBA(ret == -1 && err == EIO, ret == -2), ret,
+		    err);
+	}
 
 	/*
 	 * More than INT_MAX bytes: EMSGSIZE (docs/api.md, decision 2); a
