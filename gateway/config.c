@@ -1047,6 +1047,7 @@ static const struct cfg_key cfg_tls_server_keys[] = {
     {"priority", CFG_SCALAR, NULL, 0, NULL, NULL},
     {"min_version", CFG_SCALAR, NULL, 0, NULL, NULL},
     {"max_version", CFG_SCALAR, NULL, 0, NULL, NULL},
+    {"strict_end", CFG_SCALAR, NULL, 0, NULL, "true or false"},
 };
 #undef TSP
 
@@ -1073,6 +1074,7 @@ static const struct cfg_key cfg_tls_server_direct[] = {
      NULL},
     {"max_version", CFG_SCALAR, cfg_h_enum, TS(max_version), cfg_tls_versions,
      NULL},
+    {"strict_end", CFG_SCALAR, cfg_h_bool, TS(strict_end), NULL, NULL},
 };
 #undef TS
 
@@ -1389,6 +1391,7 @@ static const struct cfg_key cfg_tls_client_keys[] = {
     {"priority", CFG_SCALAR, NULL, 0, NULL, NULL},
     {"min_version", CFG_SCALAR, NULL, 0, NULL, NULL},
     {"max_version", CFG_SCALAR, NULL, 0, NULL, NULL},
+    {"strict_end", CFG_SCALAR, NULL, 0, NULL, "true or false"},
 };
 #undef TCP_
 
@@ -1402,6 +1405,7 @@ static const struct cfg_key cfg_tls_client_direct[] = {
      NULL},
     {"max_version", CFG_SCALAR, cfg_h_enum, TC(max_version), cfg_tls_versions,
      NULL},
+    {"strict_end", CFG_SCALAR, cfg_h_bool, TC(strict_end), NULL, NULL},
 };
 #undef TC
 

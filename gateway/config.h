@@ -130,6 +130,8 @@ struct tsgate_config_tls_server {
 	const char *priority; /* GnuTLS priority string or NULL (default) */
 	enum tsgate_config_tls_version min_version;
 	enum tsgate_config_tls_version max_version;
+	/* an end without close_notify from the client is truncation */
+	bool strict_end;
 	struct tsgate_config_mark mark;
 };
 
@@ -159,6 +161,8 @@ struct tsgate_config_tls_client {
 	const char *priority;
 	enum tsgate_config_tls_version min_version;
 	enum tsgate_config_tls_version max_version;
+	/* an end without close_notify from the backend is truncation */
+	bool strict_end;
 	struct tsgate_config_mark mark;
 };
 

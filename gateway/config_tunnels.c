@@ -97,6 +97,7 @@ int tsgate_config_tls_server_params(TALLOC_CTX *mem_ctx,
 	c.priority = tsgate_config_tls_priority(
 	    tmp, tls->priority, tls->min_version, tls->max_version);
 	c.alpn = cfg_strv(tmp, tls->alpn, tls->num_alpn, &oom);
+	c.strict_end = tls->strict_end;
 	if (oom) {
 		talloc_free(tmp);
 		return ENOMEM;
@@ -131,6 +132,7 @@ int tsgate_config_tls_client_params(TALLOC_CTX *mem_ctx,
 	c.priority = tsgate_config_tls_priority(
 	    tmp, tls->priority, tls->min_version, tls->max_version);
 	c.alpn = cfg_strv(tmp, tls->alpn, tls->num_alpn, &oom);
+	c.strict_end = tls->strict_end;
 	if (oom) {
 		talloc_free(tmp);
 		return ENOMEM;

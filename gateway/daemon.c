@@ -254,6 +254,24 @@ static int tsgate_conn_destructor(struct tsgate_conn *conn)
 }
 
 /*
+ * Which TLS side ended without close_notify, if any: a crashed peer or a
+ * FIN injected on the path cut what it sent short, which the relay, off
+ * strict_end, passed on as a clean end.
+ */
+static const char *tsgate_conn_truncated(const struct tsgate_conn *conn)
+{
+	bool client =
+	    conn->client != NULL && tstream_tls_truncated(conn->client);
+	bool backend =
+	    conn->backend != NULL && tstream_tls_truncated(conn->backend);
+
+	if (client && backend) {
+		return "client,backend";
+	}
+	return client ? "client" : backend ? "backend" : NULL;
+}
+
+/*
  * The one log line of a connection, then free it (from an immediate
  * event, so no stream is freed under its own callback).
  */
@@ -307,6 +325,7 @@ static void tsgate_conn_finish(struct tsgate_conn *conn,
 	tsgate_log_kv_str(kv, "sni", conn->info.sni);
 	tsgate_log_kv_str(kv, "alpn", conn->info.alpn);
 	tsgate_log_kv_str(kv, "gss_mech", conn->info.mech);
+	tsgate_log_kv_str(kv, "tls_truncated", tsgate_conn_truncated(conn));
 	if (conn->route != NULL) {
 		tsgate_log_kv_str(kv, "backend", conn->route->backend.text);
 	}
@@ -810,22 +829,24 @@ static void tsgate_conn_relay(struct tsgate_conn *conn)
 }
 
 /*
- * The relay's reason with the GSSAPI stream's own text after it (a
- * refused frame, or a truncated stream in strict_end mode), from the
+ * The relay's reason with the tunnel's own text after it (a refused
+ * GSSAPI frame, or a stream truncated in strict_end mode), from the
  * client side or else the backend side, whichever has one.
  */
-static const char *tsgate_conn_gssapi_reason(struct tsgate_conn *conn,
+static const char *tsgate_conn_tunnel_reason(struct tsgate_conn *conn,
 					     const char *reason)
 {
 	struct tstream_context *streams[2] = {conn->client, conn->backend};
 
 	for (size_t i = 0; i < 2; i++) {
-		const char *why;
+		const char *why = NULL;
 
-		if (!tstream_gssapi_is_gssapi(streams[i])) {
-			continue;
+		if (tstream_gssapi_is_gssapi(streams[i])) {
+			why = tstream_gssapi_error_reason(streams[i]);
+		} else if (tstream_tls_truncated(streams[i])) {
+			why = "TLS stream truncated: peer closed without "
+			      "close_notify";
 		}
-		why = tstream_gssapi_error_reason(streams[i]);
 		if (why != NULL) {
 			return talloc_asprintf(conn, "%s: %s", reason, why);
 		}
@@ -855,7 +876,7 @@ static void tsgate_conn_relay_done(struct tsgate_relay *relay,
 			tsgate_conn_drop(conn, why);
 		}
 		if (stream_err || err == ECONNABORTED) {
-			reason = tsgate_conn_gssapi_reason(conn, reason);
+			reason = tsgate_conn_tunnel_reason(conn, reason);
 		}
 		tsgate_conn_finish(conn, err,
 				   reason != NULL ? reason : "relay failed");

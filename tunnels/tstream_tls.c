@@ -74,6 +74,7 @@ struct tstream_tls {
 	int error; /* sticky: the first fatal error */
 	bool established;
 	bool read_eof;   /* close_notify (or transport EOF) seen */
+	bool truncated;  /* ... and it was transport EOF, no close_notify */
 	bool write_shut; /* close_notify sent */
 
 	struct tevent_req *handshake_req;
@@ -837,6 +838,19 @@ static void tstream_tls_ahead_take(struct tstream_tls *tlss,
 	}
 }
 
+/*
+ * How a read learns the end: EPIPE, or with strict_end ECONNABORTED when
+ * the peer never said close_notify, so a relay does not pass a cut-short
+ * stream on as a clean end.
+ */
+static int tstream_tls_eof_errno(const struct tstream_tls *tlss)
+{
+	if (tlss->truncated && tlss->params->internal->strict_end) {
+		return ECONNABORTED;
+	}
+	return EPIPE;
+}
+
 static void tstream_tls_read_step(struct tstream_tls *tlss)
 {
 	struct tevent_req *req = tlss->read_req;
@@ -861,7 +875,7 @@ static void tstream_tls_read_step(struct tstream_tls *tlss)
 			continue;
 		}
 		if (tlss->read_eof) {
-			tstream_tls_fail_req(req, EPIPE);
+			tstream_tls_fail_req(req, tstream_tls_eof_errno(tlss));
 			return;
 		}
 		avail = tlss->pull.len - tlss->pull.ofs;
@@ -913,6 +927,7 @@ static void tstream_tls_read_step(struct tstream_tls *tlss)
 		if (ret == 0 || ret == GNUTLS_E_PREMATURE_TERMINATION) {
 			/* close_notify, or EOF without one: end of stream */
 			tlss->read_eof = true;
+			tlss->truncated = ret != 0;
 			continue;
 		}
 		if (ret == GNUTLS_E_REHANDSHAKE) {
@@ -928,6 +943,7 @@ static void tstream_tls_read_step(struct tstream_tls *tlss)
 		if (ret < 0 && tlss->pull.eof && tlss->error == 0) {
 			/* a record cut short by EOF: the stream ended */
 			tlss->read_eof = true;
+			tlss->truncated = true;
 			continue;
 		}
 		if (ret < 0) {
@@ -2297,6 +2313,13 @@ _PUBLIC_ const char *tstream_tls_peer_name_error(struct tstream_context *stream)
 	struct tstream_tls *tlss = tstream_tls_established(stream);
 
 	return tlss != NULL ? tlss->peer_name_error : NULL;
+}
+
+_PUBLIC_ bool tstream_tls_truncated(struct tstream_context *stream)
+{
+	struct tstream_tls *tlss = tstream_tls_established(stream);
+
+	return tlss != NULL && tlss->read_eof && tlss->truncated;
 }
 
 _PUBLIC_ const char *const *tstream_tls_peer_sans(

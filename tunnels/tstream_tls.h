@@ -123,6 +123,13 @@ struct tstream_tls_server_config {
 	 * them gets no ALPN (tstream_tls_alpn() returns NULL).
 	 */
 	const char *const *alpn;
+	/**
+	 * A read direction that ends without the peer's close_notify (a
+	 * bare TCP FIN or reset, also in the middle of a record) fails the
+	 * read with ECONNABORTED instead of ending it with EPIPE. Off: the
+	 * end is EPIPE either way and tstream_tls_truncated() tells.
+	 */
+	bool strict_end;
 };
 
 /** @brief What tstream_tls_params_client() loads. Zero what you don't set. */
@@ -151,6 +158,8 @@ struct tstream_tls_client_config {
 	const char *priority;
 	/** NULL-terminated ALPN protocols to offer, or NULL. */
 	const char *const *alpn;
+	/** As in tstream_tls_server_config. */
+	bool strict_end;
 };
 
 /**
@@ -304,6 +313,19 @@ const char *const *tstream_tls_peer_sans(struct tstream_context *stream);
  * allow-list or reach a backend. The fingerprint and verify result stay.
  */
 const char *tstream_tls_peer_name_error(struct tstream_context *stream);
+
+/**
+ * @brief Whether the read direction ended without the peer's
+ *        close_notify: the transport ended (FIN or reset) between or
+ *        inside records. A peer that crashed, or a FIN injected on the
+ *        path, looks like this; so do many HTTP clients that never send
+ *        close_notify.
+ *
+ * @return true once a read has ended that way (EPIPE, or ECONNABORTED with
+ *         strict_end); false before the end, after a close_notify, or for
+ *         a stream that is not TLS.
+ */
+bool tstream_tls_truncated(struct tstream_context *stream);
 
 /**
  * @brief SHA-256 fingerprint of the peer certificate (DER) as 64

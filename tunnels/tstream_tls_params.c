@@ -551,6 +551,7 @@ _PUBLIC_ int tstream_tls_params_server(
 		return tls_fail(&ld, ENOMEM, "out of memory");
 	}
 	p->is_server = true;
+	p->strict_end = cfg->strict_end;
 	p->verify = cfg->verify_client;
 	if (p->verify == TSTREAM_TLS_VERIFY_DEFAULT) {
 		p->verify = cfg->client_ca_file != NULL
@@ -678,6 +679,7 @@ _PUBLIC_ int tstream_tls_params_client(
 		return tls_fail(&ld, ENOMEM, "out of memory");
 	}
 	p->is_server = false;
+	p->strict_end = cfg->strict_end;
 	p->verify = cfg->verify_server;
 	if (p->verify == TSTREAM_TLS_VERIFY_DEFAULT) {
 		p->verify = TSTREAM_TLS_VERIFY_REQUIRE;

@@ -37,6 +37,8 @@ struct tstream_tls_params_internal {
 
 	gnutls_datum_t *alpn;
 	unsigned num_alpn;
+
+	bool strict_end; /* an end without close_notify is ECONNABORTED */
 };
 
 struct tstream_tls_params {

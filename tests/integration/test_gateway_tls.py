@@ -17,6 +17,7 @@ import ssl
 import struct
 import subprocess
 import sys
+import threading
 import unittest
 
 sys.dont_write_bytecode = True
@@ -412,6 +413,115 @@ class TlsGateway(gh.GatewayTestCase):
         line = g.wait_conn_lines(1)[0]
         self.assertEqual(line["result"], "ok", line)
         self.assertEqual(line["bytes_in"], 100000)
+
+    def test_end_without_close_notify(self):
+        """A client whose TLS stream ends with a bare FIN (no
+        close_notify: a crash, or a FIN injected on the path) is logged
+        as such (tls_truncated: client); with strict_end the connection
+        is an error instead of a clean end. A close_notify is neither."""
+        cases = [(False, False), (False, True), (True, False), (True, True)]
+        for strict, clean in cases:
+            with self.subTest(strict=strict, clean=clean):
+                b = self.backend(mode="recorder")
+                self.port = gh.free_port()
+                self.listen = "tcp://127.0.0.1:%d" % self.port
+                g = self.tls_listener(
+                    [{"name": "rec", "backend": "\"%s\"" % b.address}],
+                    extra_tls=["strict_end: %s" %
+                               ("true" if strict else "false")])
+                data = os.urandom(50000)
+                s = self.tls_connect()
+                s.sendall(data)
+                if clean:
+                    s.unwrap()  # close_notify
+                else:
+                    # SSLSocket.shutdown drops the TLS layer: a bare FIN
+                    s.shutdown(socket.SHUT_WR)
+                line = g.wait_conn_lines(1)[0]
+                s.close()
+                self.assertTrue(b.wait_records(1))
+                self.assertEqual(b.records[0], data)
+                if clean:
+                    self.assertEqual(line["result"], "ok", line)
+                    self.assertNotIn("tls_truncated", line)
+                elif strict:
+                    self.assertEqual(line["result"], "error", line)
+                    self.assertEqual(
+                        line["reason"], "client read failed: TLS stream "
+                        "truncated: peer closed without close_notify", line)
+                    self.assertEqual(line["tls_truncated"], "client", line)
+                else:
+                    self.assertEqual(line["result"], "ok", line)
+                    self.assertEqual(line["tls_truncated"], "client", line)
+                g.stop()
+
+    def test_client_mode_backend_end_without_close_notify(self):
+        """connect: tls to a server that ends its reply with a bare FIN:
+        logged as tls_truncated: backend; with the route's strict_end the
+        connection is an error. Python's ssl is the TLS server here."""
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(self.certs.server, self.certs.server_key)
+        lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        lsock.bind(("127.0.0.1", 0))
+        lsock.listen(8)
+        self.addCleanup(lsock.close)
+        reply = os.urandom(30000)
+
+        def serve_one():
+            raw, _ = lsock.accept()
+            with ctx.wrap_socket(raw, server_side=True) as t:
+                t.sendall(reply)
+                # drops the TLS layer: a bare FIN, no close_notify
+                t.shutdown(socket.SHUT_WR)
+                t.settimeout(10)
+                try:
+                    while t.recv(65536):
+                        pass
+                except OSError:
+                    pass
+
+        for strict in (False, True):
+            with self.subTest(strict=strict):
+                th = threading.Thread(target=serve_one, daemon=True)
+                th.start()
+                path = os.path.join(self.tmp, "near%d.sock" % strict)
+                near = self.gateway(
+                    "log: {level: info, format: json}\n"
+                    "listeners:\n"
+                    "  - name: near\n"
+                    "    listen: \"unix:%s\"\n"
+                    "    accept: plain\n"
+                    "    routes:\n"
+                    "      - name: out\n"
+                    "        backend: \"tcp://127.0.0.1:%d\"\n"
+                    "        connect: tls\n"
+                    "        tls: {ca: %s, sni: localhost, strict_end: %s}\n"
+                    % (path, lsock.getsockname()[1], self.certs.ca,
+                       "true" if strict else "false"))
+                c = self.connect("unix:" + path)
+                got = b""
+                c.settimeout(20)
+                try:
+                    while True:
+                        d = c.recv(65536)
+                        if not d:
+                            break
+                        got += d
+                except OSError:
+                    pass
+                c.close()
+                line = near.wait_conn_lines(1)[0]
+                th.join(20)
+                self.assertEqual(line["tls_truncated"], "backend", line)
+                if strict:
+                    self.assertEqual(line["result"], "error", line)
+                    self.assertEqual(
+                        line["reason"], "backend read failed: TLS stream "
+                        "truncated: peer closed without close_notify", line)
+                else:
+                    self.assertEqual(got, reply)
+                    self.assertEqual(line["result"], "ok", line)
+                near.stop()
 
     def test_tls_below_1_2_refused_by_default(self):
         """A client that offers only TLS 1.0 or 1.1 gets a protocol_version

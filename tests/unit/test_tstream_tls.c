@@ -1807,6 +1807,69 @@ START_TEST(pending_data_then_close_notify)
 }
 END_TEST
 
+/*
+ * The peer's stream ends without close_notify (it is freed, which sends
+ * none: a crash, or a FIN injected on the path): the data before arrives,
+ * then the end is EPIPE, or ECONNABORTED with strict_end, and
+ * tstream_tls_truncated() says so; after a close_notify it says not.
+ */
+static void end_case(bool strict, bool server_side, bool clean)
+{
+	struct tstream_tls_cert_config c = {.cert_file = certs->srv_ec_crt,
+					    .key_file = certs->srv_ec_key};
+	struct tstream_tls_server_config scfg = {
+	    .certs = &c, .num_certs = 1, .strict_end = strict};
+	struct tstream_tls_client_config ccfg = {.ca_file = certs->ca_crt,
+						 .peer_name = "localhost",
+						 .strict_end = strict};
+	struct tstream_tls_params *sp = server_params_cfg(&scfg);
+	struct tstream_tls_params *cp = client_params_cfg(&ccfg);
+	const size_t len = 20000;
+	uint8_t *data = pattern(len, 9);
+	uint8_t *in = talloc_zero_size(tt_mem, len);
+	struct tstream_context *reader, **writer;
+	struct hs srv;
+	struct hs cli;
+	int ret, err;
+
+	pair_ok(sp, cp, &srv, &cli);
+	reader = server_side ? srv.tls : cli.tls;
+	writer = server_side ? &cli.tls : &srv.tls;
+	write_all(*writer, data, len);
+	if (clean) {
+		run_req_int(tstream_shutdown_send(tt_mem, tt_ev, *writer),
+			    tstream_shutdown_recv, &ret, &err);
+		ck_assert_int_eq(ret, 0);
+	} else {
+		TALLOC_FREE(*writer);
+	}
+	ck_assert(!tstream_tls_truncated(reader));
+	ck_assert_int_eq(read_exact(reader, in, len), 0);
+	ck_assert(memcmp(data, in, len) == 0);
+	ck_assert_int_eq(read_error(reader),
+			 strict && !clean ? ECONNABORTED : EPIPE);
+	ck_assert_msg(tstream_tls_truncated(reader) == !clean,
+		      "strict %d server %d clean %d", strict, server_side,
+		      clean);
+
+	talloc_free(data);
+	talloc_free(in);
+	talloc_free(srv.tls);
+	talloc_free(cli.tls);
+	talloc_free(sp);
+	talloc_free(cp);
+}
+
+START_TEST(end_without_close_notify)
+{
+	for (int i = 0; i < 8; i++) {
+		end_case(i & 1, i & 2, i & 4);
+	}
+	/* not a TLS stream, or not established: false */
+	ck_assert(!tstream_tls_truncated(NULL));
+}
+END_TEST
+
 #define KU_HALF  (2 * 16384)
 #define KU_REPLY 1000
 
@@ -2353,6 +2416,8 @@ int main(void)
 			      pending_data_then_close_notify, 30 * slow));
 	suite_add_tcase(
 	    s, tc("pending_key_update", pending_across_key_update, 30 * slow));
+	suite_add_tcase(s, tc("end_without_close_notify",
+			      end_without_close_notify, 30 * slow));
 	suite_add_tcase(s, tc("wait_readable", wait_readable, 30 * slow));
 	suite_add_tcase(s, tc("readable_handler", readable_handler, 30 * slow));
 	suite_add_tcase(
