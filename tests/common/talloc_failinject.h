@@ -1,0 +1,19 @@
+/*
+ * Control of the talloc allocation-failure shim (talloc_failinject.c)
+ * for a test program linked with it.
+ */
+#ifndef TALLOC_FAILINJECT_H
+#define TALLOC_FAILINJECT_H
+
+#include <stdint.h>
+
+/*
+ * From now on, after skip more allocations, fail one talloc allocation
+ * in rate (1: every one; 0: none), chosen by a generator seeded with seed.
+ */
+void talloc_failinject_set(unsigned rate, uint64_t seed, uint64_t skip);
+
+/* How many allocations were failed so far. */
+uint64_t talloc_failinject_failed(void);
+
+#endif /* TALLOC_FAILINJECT_H */
