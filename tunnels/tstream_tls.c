@@ -116,6 +116,7 @@ struct tstream_tls {
 	/* the readable handler, waiting on the plain stream's */
 	tstream_readable_handler_t readable_fn;
 	void *readable_private;
+	struct tstream_context *readable_stream; /* this stream */
 
 	/* what the getters report, filled when the handshake succeeds */
 	const char *version;
@@ -506,6 +507,24 @@ static void tstream_tls_retry(struct tstream_tls *tlss)
 	}
 	if (tlss->close_req != NULL) {
 		tstream_tls_close_step(tlss);
+	}
+	/*
+	 * An error of our own push or pull (a failed allocation, a reset
+	 * seen while writing) makes this stream readable -- a read gets the
+	 * error -- but the handler waits on the plain stream, which may
+	 * never become readable: the peer waits for the bytes we failed to
+	 * send. Tell the handler now (from a plain sub-request's callback,
+	 * so from the loop), or an idle relay direction waits forever
+	 * (issue 13, found by the allocation-failure injection). Last: the
+	 * handler may free this stream.
+	 */
+	if (tlss->error != 0 && tlss->readable_fn != NULL) {
+		tstream_readable_handler_t fn = tlss->readable_fn;
+
+		tlss->readable_fn = NULL;
+		tstream_set_readable_handler(tlss->plain_stream, NULL, NULL,
+					     NULL);
+		fn(tlss->readable_stream, tlss->readable_private);
 	}
 }
 
@@ -1269,6 +1288,7 @@ static int tstream_tls_set_readable_handler(struct tstream_context *stream,
 	}
 	tlss->readable_fn = handler;
 	tlss->readable_private = private_data;
+	tlss->readable_stream = stream;
 	return 0;
 }
 
