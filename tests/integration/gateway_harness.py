@@ -63,6 +63,20 @@ def run_for(seconds, pred=None, step=0.02):
     return pred() if pred is not None else False
 
 
+def wait_sent(sock, timeout=10.0):
+    """Wait until the kernel has no unacknowledged bytes of sock left to
+    send (the peer's kernel has them all): a condition, where a test
+    used to sleep before resetting a connection."""
+    import fcntl
+    import struct
+    import termios
+
+    def empty():
+        buf = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0" * 4)
+        return struct.unpack("i", buf)[0] == 0
+    return wait_until(empty, timeout)
+
+
 def asan_build():
     """True when the daemon is built with AddressSanitizer."""
     try:
