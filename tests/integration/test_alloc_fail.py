@@ -29,6 +29,7 @@ import re
 import signal
 import socket
 import ssl
+import struct
 import subprocess
 import sys
 import time
@@ -105,6 +106,40 @@ class AllocFail(gh.GatewayTestCase):
             "        backend: \"%s\"" % self.echo.address,
         ]) + "\n"
 
+    def client_mode_config(self, port, backend_port):
+        """Plain in, length32 PDUs, TLS out (client mode) to backend_port."""
+        return "\n".join([
+            "log: {level: info, format: json}",
+            "limits: {handshake_timeout: 5s}",
+            "listeners:",
+            "  - name: out",
+            "    listen: \"tcp://127.0.0.1:%d\"" % port,
+            "    accept: plain",
+            "    routes:",
+            "      - name: tls-out",
+            "        framing: length32",
+            "        backend: \"tcp://127.0.0.1:%d\"" % backend_port,
+            "        connect: tls",
+            "        tls: {ca: %s, sni: localhost}" % self.certs.ca,
+        ]) + "\n"
+
+    def plain_round_trip(self, port, data):
+        try:
+            c = socket.create_connection(("127.0.0.1", port), timeout=10)
+        except OSError:
+            return "failed"
+        try:
+            got = gh.exchange(c, data, timeout=10)
+        except OSError:
+            return "failed"
+        finally:
+            c.close()
+        if got == data:
+            return "exact"
+        if data.startswith(got):
+            return "failed"
+        return "corrupt"
+
     def round_trip(self, port, ctx, data):
         """'exact', 'failed' (nothing, or a prefix of data) or 'corrupt'."""
         try:
@@ -128,11 +163,20 @@ class AllocFail(gh.GatewayTestCase):
             return "failed"
         return "corrupt"
 
-    def run_rate(self, rate, fmt="json", workers=1, seed=None):
+    def run_rate(self, rate, fmt="json", workers=1, seed=None,
+                 client_mode=False):
         seed = seed if seed is not None else rate * 7919
         arm = os.path.join(self.tmp, "arm-%d-%s" % (rate, fmt))
         port = gh.free_port()
-        g = self.gateway(self.config(port, fmt, workers), env=shim_env({
+        config = self.config(port, fmt, workers)
+        if client_mode:
+            # this daemon (no failures) is the TLS server of the one
+            # under test, which runs in client mode in front of it
+            tls_port = port
+            self.gateway(self.config(tls_port))
+            port = gh.free_port()
+            config = self.client_mode_config(port, tls_port)
+        g = self.gateway(config, env=shim_env({
             "TSGATE_FAILINJECT_RATE": str(rate),
             "TSGATE_FAILINJECT_SEED": str(seed),
             "TSGATE_FAILINJECT_ARM_FILE": arm,
@@ -145,7 +189,13 @@ class AllocFail(gh.GatewayTestCase):
             data = rnd.randbytes(rnd.choice([1, 100, 4096, 16385, 65536,
                                              rnd.randrange(1, 200000)]))
             start = time.monotonic()
-            outcome[self.round_trip(port, ctx, data)] += 1
+            if client_mode:
+                pdus = b"".join(struct.pack(">I", len(p)) + p
+                                for p in (data, data[:rnd.randrange(
+                                    len(data) + 1)]))
+                outcome[self.plain_round_trip(port, pdus)] += 1
+            else:
+                outcome[self.round_trip(port, ctx, data)] += 1
             # a round trip that ran into the client's 10 s deadline: the
             # daemon stalled a connection instead of failing it
             if time.monotonic() - start > 9:
@@ -198,6 +248,12 @@ class AllocFail(gh.GatewayTestCase):
 
     def test_rate_10_two_workers(self):
         self.run_rate(10, workers=2)
+
+    def test_rate_50_client_mode_length32(self):
+        """connect: tls with length32 PDUs: the daemon is the TLS client,
+        and cuts PDUs, while its allocations fail."""
+        outcome = self.run_rate(50, client_mode=True)
+        self.assertGreater(outcome["exact"], 0, outcome)
 
     def start_once(self, env, name):
         """Start the daemon; returns ("ready", proc) or ("exit", code)."""
