@@ -280,6 +280,13 @@ static ssize_t tstream_tls_push(gnutls_transport_ptr_t ptr,
 		}
 		buf = talloc_realloc(tlss, tlss->push.fill, uint8_t, cap);
 		if (buf == NULL) {
+			/*
+			 * A record GnuTLS could not hand over is lost: the
+			 * stream is broken, and says why (else the
+			 * GNUTLS_E_PUSH_ERROR maps to EIO, and a close_notify
+			 * that never left looks like a peer that went away).
+			 */
+			tstream_tls_set_error(tlss, ENOMEM);
 			gnutls_transport_set_errno(tlss->session, ENOMEM);
 			return -1;
 		}

@@ -123,6 +123,13 @@ void talloc_failinject_set(unsigned rate, uint64_t seed, uint64_t skip)
 	fi.armed = true;
 }
 
+void talloc_failinject_only(uint64_t k)
+{
+	fi.rate = 0;
+	fi.only = k != 0 ? fi.calls + k : 0;
+	fi.armed = true;
+}
+
 uint64_t talloc_failinject_failed(void)
 {
 	return fi.failed;

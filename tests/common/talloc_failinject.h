@@ -13,6 +13,9 @@
  */
 void talloc_failinject_set(unsigned rate, uint64_t seed, uint64_t skip);
 
+/* Fail exactly the k-th talloc allocation from now, no other (0: none). */
+void talloc_failinject_only(uint64_t k);
+
 /* How many allocations were failed so far. */
 uint64_t talloc_failinject_failed(void);
 

@@ -146,12 +146,19 @@ bool tt_loop_until(struct tevent_context *ev,
 	bool fired = false;
 	struct tevent_timer *te;
 	uint64_t deadline = now_ms() + timeout_ms;
+	int tries = 0;
 
-	te =
-	    tevent_add_timer(ev, ev,
-			     tevent_timeval_current_ofs(
-				 timeout_ms / 1000, (timeout_ms % 1000) * 1000),
-			     tt_timeout_handler, &fired);
+	/*
+	 * Again once: a test that fails one talloc allocation on purpose
+	 * (talloc_failinject_only()) may hit this timer instead.
+	 */
+	do {
+		te = tevent_add_timer(
+		    ev, ev,
+		    tevent_timeval_current_ofs(timeout_ms / 1000,
+					       (timeout_ms % 1000) * 1000),
+		    tt_timeout_handler, &fired);
+	} while (te == NULL && ++tries < 2);
 	if (te == NULL) {
 		return false;
 	}
