@@ -18,6 +18,10 @@ The start-up path: each of the first allocations of a start fails in
 turn (one per run, TSGATE_FAILINJECT_ONLY); the daemon either starts
 anyway or exits non-zero with an error line -- never a crash.
 
+The same at 1 in 50 in client mode (connect: tls, length32 PDUs) and on
+both ends of a GSSAPI tunnel (accept: gssapi, connect: gssapi; a
+throw-away KDC).
+
 Only talloc is interposed; GnuTLS (GMP) aborts when its own malloc fails,
 which is why the shim never touches malloc (docs/hardening.md).
 """
@@ -163,12 +167,44 @@ class AllocFail(gh.GatewayTestCase):
             return "failed"
         return "corrupt"
 
+    def gss_configs(self, far_port, near_port, kdc):
+        """A GSSAPI acceptor (to the echo backend) and a plain-in,
+        GSSAPI-out client of it (alice's ccache)."""
+        far = "\n".join([
+            "log: {level: info, format: json}",
+            "listeners:",
+            "  - name: krb-in",
+            "    listen: \"tcp://127.0.0.1:%d\"" % far_port,
+            "    accept: gssapi",
+            "    gssapi: {keytab: %s, principal: \"host/localhost\"}"
+            % kdc.env["TT_KDC_SERVICE_KEYTAB"],
+            "    routes:",
+            "      - name: echo",
+            "        backend: \"%s\"" % self.echo.address,
+        ]) + "\n"
+        near = "\n".join([
+            "log: {level: info, format: json}",
+            "listeners:",
+            "  - name: krb-out",
+            "    listen: \"tcp://127.0.0.1:%d\"" % near_port,
+            "    accept: plain",
+            "    routes:",
+            "      - name: to-far",
+            "        backend: \"tcp://127.0.0.1:%d\"" % far_port,
+            "        connect: gssapi",
+            "        gssapi: {target: \"host@localhost\", ccache: \"%s\"}"
+            % kdc.env["TT_KDC_ALICE_CCACHE"],
+        ]) + "\n"
+        return far, near
+
     def run_rate(self, rate, fmt="json", workers=1, seed=None,
-                 client_mode=False):
+                 client_mode=False, gssapi=None):
         seed = seed if seed is not None else rate * 7919
         arm = os.path.join(self.tmp, "arm-%d-%s" % (rate, fmt))
         port = gh.free_port()
         config = self.config(port, fmt, workers)
+        env = {}
+        plain = client_mode or gssapi is not None
         if client_mode:
             # this daemon (no failures) is the TLS server of the one
             # under test, which runs in client mode in front of it
@@ -176,11 +212,30 @@ class AllocFail(gh.GatewayTestCase):
             self.gateway(self.config(tls_port))
             port = gh.free_port()
             config = self.client_mode_config(port, tls_port)
-        g = self.gateway(config, env=shim_env({
+        if gssapi is not None:
+            # gssapi = "acceptor" or "initiator": which of the two
+            # daemons runs with failing allocations
+            kdc = gh.Kdc(self.tmp)
+            self.addCleanup(kdc.stop)
+            if not kdc.available():
+                raise AssertionError("no KDC: scripts/deps test installs "
+                                     "krb5-kdc")
+            env = dict(kdc.env)
+            far_port, port = gh.free_port(), gh.free_port()
+            far, near = self.gss_configs(far_port, port, kdc)
+            if gssapi == "acceptor":
+                config = far
+            else:
+                config = near
+                self.gateway(far, env=env)
+        env.update(shim_env({
             "TSGATE_FAILINJECT_RATE": str(rate),
             "TSGATE_FAILINJECT_SEED": str(seed),
             "TSGATE_FAILINJECT_ARM_FILE": arm,
         }))
+        g = self.gateway(config, env=env)
+        if gssapi == "acceptor":
+            self.gateway(near, env=dict(kdc.env))
         open(arm, "w").close()
         ctx = self.certs.client_context()
         rnd = random.Random(seed)
@@ -194,6 +249,8 @@ class AllocFail(gh.GatewayTestCase):
                                 for p in (data, data[:rnd.randrange(
                                     len(data) + 1)]))
                 outcome[self.plain_round_trip(port, pdus)] += 1
+            elif plain:
+                outcome[self.plain_round_trip(port, data)] += 1
             else:
                 outcome[self.round_trip(port, ctx, data)] += 1
             # a round trip that ran into the client's 10 s deadline: the
@@ -229,8 +286,10 @@ class AllocFail(gh.GatewayTestCase):
                             "within 20 s of SIGTERM (a stalled connection)")
         self.assertGreaterEqual(code, 0, "tsgate died by signal %d:\n%s" % (
             -code, raw.decode(errors="replace")[-3000:]))
-        print("rate 1/%d %s workers=%d: %s, %d log lines" % (
-            rate, fmt, workers, outcome, raw.count(b"\n")))
+        mode = ("client mode length32" if client_mode else
+                 "gssapi " + gssapi if gssapi else "tls")
+        print("rate 1/%d %s %s workers=%d: %s, %d log lines" % (
+            rate, mode, fmt, workers, outcome, raw.count(b"\n")))
         return outcome
 
     def test_rate_50(self):
@@ -253,6 +312,17 @@ class AllocFail(gh.GatewayTestCase):
         """connect: tls with length32 PDUs: the daemon is the TLS client,
         and cuts PDUs, while its allocations fail."""
         outcome = self.run_rate(50, client_mode=True)
+        self.assertGreater(outcome["exact"], 0, outcome)
+
+    def test_rate_50_gssapi_acceptor(self):
+        """accept: gssapi failing (a tsgate client in front, no
+        failures there)."""
+        outcome = self.run_rate(50, gssapi="acceptor")
+        self.assertGreater(outcome["exact"], 0, outcome)
+
+    def test_rate_50_gssapi_initiator(self):
+        """connect: gssapi failing (the acceptor has no failures)."""
+        outcome = self.run_rate(50, gssapi="initiator")
         self.assertGreater(outcome["exact"], 0, outcome)
 
     def start_once(self, env, name):
