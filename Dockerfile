@@ -3,7 +3,9 @@
 #   podman build --isolation=chroot --pull=never -t tsgate .   (or docker build -t tsgate .)
 #
 # Mount your config at /etc/tsgate/tsgate.yaml (certificates, keys and
-# keytabs beside it); the default one in the image only validates.
+# keytabs beside it). The image has no configuration of its own: without
+# the mount tsgate exits 1 with a message naming that path, opens no port,
+# and the health check fails, so a forgotten mount exposes nothing.
 
 # ---- build stage: compile, run the unit suite, install into /staging ----
 # (the unit suite makes its certificates and KDC with the real tools)
@@ -21,9 +23,7 @@ RUN meson setup /build /src --prefix=/usr \
 	-Dtests=enabled -Dwerror=true >/dev/null \
  && meson compile -C /build >/dev/null \
  && meson test -C /build --suite unit --num-processes 2 --print-errorlogs \
- && DESTDIR=/staging meson install -C /build --no-rebuild >/dev/null \
- && install -D -m 0644 /src/etc/container/tsgate.yaml \
-	/staging/etc/tsgate/tsgate.yaml
+ && DESTDIR=/staging meson install -C /build --no-rebuild >/dev/null
 
 # ---- runtime stage: the daemon and its runtime libraries only ----
 FROM docker.io/library/debian:bookworm-slim
@@ -37,7 +37,6 @@ RUN apt-get update -qq \
 	--shell /usr/sbin/nologin tsgate
 COPY --from=build /staging/usr/bin/tsgate /usr/bin/tsgate
 COPY --from=build /staging/usr/lib/ /usr/lib/
-COPY --from=build /staging/etc/tsgate/ /etc/tsgate/
 USER tsgate:tsgate
 VOLUME ["/etc/tsgate"]
 EXPOSE 8443 9100

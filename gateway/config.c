@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "config_private.h"
+#include "name_match.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -890,6 +891,8 @@ static const struct cfg_enum cfg_tls_versions[] = {
 
 static const struct cfg_range cfg_workers_range = {1, 1024};
 static const struct cfg_range cfg_conn_range = {1, 10000000};
+static const struct cfg_range cfg_conn_or_off_range = {0, 10000000};
+static const struct cfg_range cfg_ipv6_prefix_range = {1, 128};
 static const struct cfg_range cfg_positive_ms = {1, 0};
 
 /* log, metrics, limits */
@@ -946,6 +949,10 @@ static void cfg_h_metrics(struct cfg_parser *p,
 static const struct cfg_key cfg_limits_keys[] = {
     {"max_connections", CFG_SCALAR, cfg_h_u32, LIM(max_connections),
      &cfg_conn_range, "a number"},
+    {"max_connections_per_source", CFG_SCALAR, cfg_h_u32,
+     LIM(max_connections_per_source), &cfg_conn_or_off_range, "a number"},
+    {"per_source_ipv6_prefix", CFG_SCALAR, cfg_h_u32,
+     LIM(per_source_ipv6_prefix), &cfg_ipv6_prefix_range, "a number"},
     {"handshake_timeout", CFG_SCALAR, cfg_h_duration, LIM(handshake_timeout_ms),
      &cfg_positive_ms, "a duration"},
     {"idle_timeout", CFG_SCALAR, cfg_h_duration, LIM(idle_timeout_ms), NULL,
@@ -1328,6 +1335,8 @@ static const struct cfg_key cfg_gssapi_server_keys[] = {
     {"keytab", CFG_SCALAR, cfg_h_path, GS(keytab), cfg_keytab_marker,
      "a file name"},
     {"principal", CFG_SCALAR, cfg_h_string, GS(principal), NULL, NULL},
+    {"strict_end", CFG_SCALAR, cfg_h_bool, GS(strict_end), NULL,
+     "true or false"},
 };
 #undef GS
 
@@ -1461,6 +1470,8 @@ static const struct cfg_key cfg_gssapi_client_keys[] = {
     {"ccache", CFG_SCALAR, cfg_h_string, GC(ccache), NULL, NULL},
     {"client_keytab", CFG_SCALAR, cfg_h_path, GC(client_keytab),
      cfg_keytab_marker, "a file name"},
+    {"strict_end", CFG_SCALAR, cfg_h_bool, GC(strict_end), NULL,
+     "true or false"},
 };
 #undef GC
 
@@ -1550,6 +1561,15 @@ static void cfg_match(struct cfg_parser *p,
 		case CFG_M_SNI:
 			m->sni = l.items;
 			m->num_sni = l.num;
+			for (size_t j = 0; j < l.num; j++) {
+				const char *why =
+				    tsgate_name_dns_pattern_error(l.items[j]);
+
+				if (why != NULL) {
+					cfg_error(p, seen[i], "'sni': '%s': %s",
+						  l.items[j], why);
+				}
+			}
 			break;
 		case CFG_M_ALPN:
 			m->alpn = l.items;
@@ -1558,6 +1578,17 @@ static void cfg_match(struct cfg_parser *p,
 		case CFG_M_SUBJECT:
 			m->client_subject = l.items;
 			m->num_client_subject = l.num;
+			for (size_t j = 0; j < l.num; j++) {
+				const char *why = tsgate_name_dn_pattern_error(
+				    p->cfg, l.items[j]);
+
+				if (why != NULL) {
+					cfg_error(p, seen[i],
+						  "'client_subject': '%s' is "
+						  "not an RFC 4514 DN: %s",
+						  l.items[j], why);
+				}
+			}
 			break;
 		case CFG_M_PRINCIPAL:
 			m->principal = l.items;
@@ -1604,6 +1635,17 @@ static void cfg_match(struct cfg_parser *p,
 					  "a value",
 					  l.items[j]);
 				continue;
+			}
+			if (types[t].type == TSGATE_CONFIG_SAN_DNS) {
+				const char *why = tsgate_name_dns_pattern_error(
+				    l.items[j] + strlen(types[t].prefix));
+
+				if (why != NULL) {
+					cfg_error(p, seen[i],
+						  "'client_san': '%s': %s",
+						  l.items[j], why);
+					continue;
+				}
 			}
 			m->client_san[m->num_client_san].type = types[t].type;
 			m->client_san[m->num_client_san].value =
@@ -1911,6 +1953,8 @@ static const struct cfg_key cfg_listener_keys[] = {
     {"gssapi", CFG_MAPPING, NULL, 0, NULL, NULL},
     {"max_connections", CFG_SCALAR, cfg_h_u32, LS(max_connections),
      &cfg_conn_range, "a number"},
+    {"allow_plain_public", CFG_SCALAR, cfg_h_bool, LS(allow_plain_public), NULL,
+     NULL},
     {"routes", CFG_SEQUENCE, NULL, 0, NULL, NULL},
 };
 #undef LS
@@ -1927,6 +1971,66 @@ static bool cfg_same_addr(const struct tsgate_config_addr *a,
 	}
 	return a->ip != NULL && b->ip != NULL && a->port == b->port &&
 	       strcmp(a->ip, b->ip) == 0;
+}
+
+/* Whether every address a TCP listen address resolved to is loopback. */
+static bool cfg_addr_loopback(const struct tsgate_config_addr *a)
+{
+	struct in_addr in4;
+	struct in6_addr in6;
+	size_t i;
+
+	for (i = 0; i < a->num_ips; i++) {
+		if (inet_pton(AF_INET, a->ips[i], &in4) == 1) {
+			if ((ntohl(in4.s_addr) >> 24) != 127) {
+				return false;
+			}
+		} else if (inet_pton(AF_INET6, a->ips[i], &in6) == 1) {
+			if (!IN6_IS_ADDR_LOOPBACK(&in6) &&
+			    !(IN6_IS_ADDR_V4MAPPED(&in6) &&
+			      in6.s6_addr[12] == 127)) {
+				return false;
+			}
+		} else {
+			return false;
+		}
+	}
+	return a->num_ips > 0;
+}
+
+/*
+ * Nothing forwards plaintext from the network by accident: 'accept:
+ * plain' on an address other than loopback needs 'allow_plain_public:
+ * true' (an image or a copied example must not expose an application
+ * without TLS because a real config was forgotten).
+ */
+static void cfg_check_plain_public(struct cfg_parser *p,
+				   const struct tsgate_config_listener *l,
+				   yaml_node_t *accept_node,
+				   yaml_node_t *allow_node)
+{
+	if (l->accept != TSGATE_CONFIG_ACCEPT_PLAIN) {
+		if (allow_node != NULL) {
+			cfg_error(p, allow_node,
+				  "'allow_plain_public' is only used with "
+				  "'accept: plain' (listener '%s' accepts %s)",
+				  l->name,
+				  tsgate_config_accept_name(l->accept));
+		}
+		return;
+	}
+	if (accept_node == NULL || l->allow_plain_public ||
+	    l->listen.kind != TSGATE_CONFIG_ADDR_TCP || l->listen.ip == NULL ||
+	    cfg_addr_loopback(&l->listen)) {
+		return;
+	}
+	cfg_error(p, accept_node,
+		  "'accept: plain' on %s forwards plaintext from the network: "
+		  "listen on a loopback address or a unix socket, use "
+		  "'accept: tls' or 'gssapi', or set 'allow_plain_public: "
+		  "true' in listener '%s'",
+		  l->listen.text != NULL ? l->listen.text : l->listen.ip,
+		  l->name);
 }
 
 static void cfg_listener(struct cfg_parser *p,
@@ -2037,6 +2141,11 @@ static void cfg_listener(struct cfg_parser *p,
 			  "'keytab' in listener '%s'",
 			  l->name);
 	}
+	if (accept_known) {
+		cfg_check_plain_public(
+		    p, l, v,
+		    SEEN(cfg_listener_keys, seen, "allow_plain_public"));
+	}
 	routes = SEEN(cfg_listener_keys, seen, "routes");
 	if (routes == NULL) {
 		if (!PRESENT(cfg_listener_keys, present, "routes")) {
@@ -2136,6 +2245,8 @@ static void cfg_defaults(struct tsgate_config *cfg)
 	cfg->log.format = TSGATE_CONFIG_LOG_TEXT;
 	cfg->workers = 1;
 	cfg->limits.max_connections = 10000;
+	cfg->limits.max_connections_per_source = 0;
+	cfg->limits.per_source_ipv6_prefix = 64;
 	cfg->limits.handshake_timeout_ms = 10 * 1000;
 	cfg->limits.idle_timeout_ms = 300 * 1000;
 	cfg->limits.shutdown_grace_ms = 30 * 1000;

@@ -137,6 +137,8 @@ struct tsgate_config_tls_server {
 struct tsgate_config_gssapi_server {
 	const char *keytab;    /* absolute path (no "FILE:" prefix) */
 	const char *principal; /* acceptor name or NULL (any in keytab) */
+	/* a bare FIN from the client is truncation, not end of stream */
+	bool strict_end;
 	struct tsgate_config_mark mark;
 };
 
@@ -166,6 +168,8 @@ struct tsgate_config_gssapi_client {
 	/* At most one of these; neither = the default ccache. */
 	const char *ccache;        /* as written, e.g. "FILE:/tmp/krb5cc_app" */
 	const char *client_keytab; /* absolute path */
+	/* a bare FIN from the backend is truncation, not end of stream */
+	bool strict_end;
 	struct tsgate_config_mark mark;
 };
 
@@ -225,6 +229,9 @@ struct tsgate_config_listener {
 	struct tsgate_config_gssapi_server *gssapi; /* accept: gssapi only */
 	/* 0 = only the global limits.max_connections applies. */
 	uint32_t max_connections;
+	/* accept: plain on a non-loopback TCP address is allowed (default
+	 * false: such a listener is a config error) */
+	bool allow_plain_public;
 	/* First match wins; at least one. */
 	struct tsgate_config_route *routes;
 	size_t num_routes;
@@ -232,7 +239,15 @@ struct tsgate_config_listener {
 };
 
 struct tsgate_config_limits {
-	uint32_t max_connections;      /* default 10000 */
+	uint32_t max_connections; /* default 10000 */
+	/*
+	 * Connections at once from one client source, per worker; 0 = no
+	 * limit (the default: behind a load balancer or in a sidecar every
+	 * client shares one source). TCP listeners only.
+	 */
+	uint32_t max_connections_per_source;
+	/* Bits of an IPv6 client address that make its source (default 64) */
+	uint32_t per_source_ipv6_prefix;
 	uint64_t handshake_timeout_ms; /* default 10 s */
 	uint64_t idle_timeout_ms;      /* default 300 s; 0 = none */
 	uint64_t shutdown_grace_ms;    /* default 30 s */

@@ -38,6 +38,7 @@
 #include "metrics_workers.h"
 #include "relay.h"
 #include "route.h"
+#include "source_limit.h"
 #include "tstream_gssapi.h"
 #include "tstream_tls.h"
 
@@ -45,6 +46,8 @@
 #define TSGATE_ACCEPT_BATCH 32
 /* Out of file descriptors: stop accepting for this long, don't spin. */
 #define TSGATE_ACCEPT_PAUSE_MS 100
+/* At most one log line per this long about per-source refusals. */
+#define TSGATE_SOURCE_LOG_INTERVAL_MS 1000
 
 #ifndef TSGATE_VERSION
 #define TSGATE_VERSION "0.1.0"
@@ -70,6 +73,10 @@ struct tsgate_daemon {
 	/* the relays' idle timeouts: one timer for all connections */
 	struct tsgate_relay_sweeper *idle_sweeper;
 	uint32_t num_conns;
+	/* limits.max_connections_per_source: this worker's count per source */
+	struct tsgate_source_limit *sources;
+	struct timeval source_log_last; /* the last refusal logged */
+	uint64_t source_log_suppressed; /* refusals since, not logged */
 	uint64_t next_conn_id;
 	unsigned worker;      /* 0 .. num_workers-1 */
 	unsigned num_workers; /* workers: N (1: no supervisor) */
@@ -131,6 +138,9 @@ struct tsgate_conn {
 	struct tsgate_relay_stats stats;
 	bool finished; /* on d->finished_conns instead of d->conns */
 	bool dropped;  /* counted in tsgate_connection_drops_total */
+	bool quiet;    /* no log line of its own (a rate-limited one instead) */
+	/* a slot of its source's limit, given back when conn is freed */
+	struct tsgate_source_slot *source_slot;
 };
 
 /* Helpers for log lines. */
@@ -264,6 +274,11 @@ static void tsgate_conn_finish(struct tsgate_conn *conn,
 	conn->finished = true;
 	TSG_DLIST_REMOVE(d->conns, conn);
 	TSG_DLIST_ADD(d->finished_conns, conn);
+	if (conn->quiet) {
+		tevent_schedule_immediate(d->conn_free_im, d->ev,
+					  tsgate_conns_free_finished, d);
+		return;
+	}
 	/* the gateway's own reasons that no caller counted */
 	if (!conn->dropped && err == ESHUTDOWN) {
 		tsgate_metrics_drop(conn->listener->metrics,
@@ -285,6 +300,7 @@ static void tsgate_conn_finish(struct tsgate_conn *conn,
 	tsgate_log_kv_str(kv, "peer", conn->peer);
 	id = tsgate_identity_summary(&conn->info);
 	tsgate_log_kv_str(kv, "identity", id);
+	tsgate_log_kv_str(kv, "cert_name_error", conn->info.client_name_error);
 	tsgate_log_kv_str(kv, "local_name", conn->info.local_name);
 	tsgate_log_kv_str(kv, "tls_version", conn->info.tls_version);
 	tsgate_log_kv_str(kv, "tls_cipher", conn->info.tls_cipher);
@@ -358,13 +374,90 @@ static void tsgate_conn_relay_done(struct tsgate_relay *relay,
 				   int err,
 				   void *private_data);
 
+/*
+ * A connection refused for max_connections_per_source: logged at most once
+ * per TSGATE_SOURCE_LOG_INTERVAL_MS, so a source that keeps reconnecting
+ * cannot flood the log; the line says how many refusals went unlogged
+ * before it (the metric counts every one).
+ */
+static void tsgate_source_refused(struct tsgate_conn *conn,
+				  const struct tsgate_source_key *key,
+				  uint32_t limit)
+{
+	struct tsgate_daemon *d = conn->daemon;
+	struct timeval now = tevent_timeval_current();
+	struct tsgate_log_kv *kv;
+	int64_t ms;
+
+	ms =
+	    ((int64_t)now.tv_sec - (int64_t)d->source_log_last.tv_sec) * 1000 +
+	    ((int64_t)now.tv_usec - (int64_t)d->source_log_last.tv_usec) / 1000;
+	if (d->source_log_last.tv_sec != 0 && ms >= 0 &&
+	    ms < TSGATE_SOURCE_LOG_INTERVAL_MS) {
+		d->source_log_suppressed++;
+		return;
+	}
+	kv = tsgate_log_kv_new(conn);
+	tsgate_log_kv_u64(kv, "id", conn->id);
+	tsgate_log_kv_str(kv, "listener", conn->listener->cfg->name);
+	tsgate_log_kv_str(kv, "source", tsgate_source_key_string(kv, key));
+	tsgate_log_kv_str(kv, "peer", conn->peer);
+	tsgate_log_kv_u64(kv, "max_connections_per_source", limit);
+	tsgate_log_kv_u64(kv, "suppressed", d->source_log_suppressed);
+	tsgate_log_kv_str(kv, "reason",
+			  "refused: max_connections_per_source reached");
+	tsgate_log_kv_emit(d->log, TSGATE_LOG_WARN, "limit", kv);
+	talloc_free(kv);
+	d->source_log_last = now;
+	d->source_log_suppressed = 0;
+}
+
+/*
+ * Take a slot of the client's source: false when it has none left (the
+ * connection is finished then). Unix-socket clients have no source.
+ */
+static bool tsgate_conn_take_source(struct tsgate_conn *conn,
+				    const struct sockaddr *sa,
+				    socklen_t len)
+{
+	struct tsgate_daemon *d = conn->daemon;
+	const struct tsgate_config_limits *lim = &d->cfg->limits;
+	struct tsgate_source_key key;
+	int ret;
+
+	if (lim->max_connections_per_source == 0 ||
+	    !tsgate_source_key_from_sockaddr(
+		sa, len, lim->per_source_ipv6_prefix, &key)) {
+		return true;
+	}
+	ret = tsgate_source_limit_take(conn, d->sources, &key,
+				       lim->max_connections_per_source,
+				       &conn->source_slot);
+	if (ret == EAGAIN) {
+		tsgate_conn_drop(
+		    conn, TSGATE_METRICS_DROP_MAX_CONNECTIONS_PER_SOURCE);
+		tsgate_source_refused(conn, &key,
+				      lim->max_connections_per_source);
+		conn->quiet = true;
+		tsgate_conn_finish(
+		    conn, EAGAIN,
+		    "refused: max_connections_per_source reached");
+		return false;
+	}
+	if (ret != 0) {
+		tsgate_conn_finish(conn, ret, "out of memory");
+		return false;
+	}
+	return true;
+}
+
 static void tsgate_conn_start(struct tsgate_listener *l, int fd)
 {
 	struct tsgate_daemon *d = l->daemon;
 	const struct tsgate_config_limits *lim = &d->cfg->limits;
 	struct tsgate_conn *conn;
-	struct sockaddr_storage ss;
-	socklen_t sslen;
+	struct sockaddr_storage ss, peer;
+	socklen_t sslen, peerlen = 0;
 	struct tevent_req *subreq = NULL;
 	struct timeval end;
 	int ret;
@@ -413,11 +506,14 @@ static void tsgate_conn_start(struct tsgate_listener *l, int fd)
 		return;
 	}
 
-	sslen = sizeof(ss);
-	if (getpeername(fd, (struct sockaddr *)&ss, &sslen) == 0) {
+	peerlen = sizeof(peer);
+	if (getpeername(fd, (struct sockaddr *)&peer, &peerlen) == 0) {
 		(void)tsocket_address_bsd_from_sockaddr(
-		    conn->setup, (struct sockaddr *)&ss, sslen,
+		    conn->setup, (struct sockaddr *)&peer, peerlen,
 		    &conn->setup->remote);
+	} else {
+		peerlen = 0;
+		peer.ss_family = AF_UNSPEC;
 	}
 	sslen = sizeof(ss);
 	if (getsockname(fd, (struct sockaddr *)&ss, &sslen) == 0) {
@@ -442,6 +538,9 @@ static void tsgate_conn_start(struct tsgate_listener *l, int fd)
 		tsgate_conn_drop(conn, TSGATE_METRICS_DROP_MAX_CONNECTIONS);
 		tsgate_conn_finish(conn, EAGAIN,
 				   "refused: max_connections reached");
+		return;
+	}
+	if (!tsgate_conn_take_source(conn, (struct sockaddr *)&peer, peerlen)) {
 		return;
 	}
 
@@ -494,6 +593,7 @@ static void tsgate_conn_tls_info(struct tsgate_conn *conn)
 	info->cert_verified = pr == TSTREAM_TLS_PEER_VALID;
 	info->client_subject = tstream_tls_peer_subject(s);
 	info->client_cn = tstream_tls_peer_common_name(s);
+	info->client_name_error = tstream_tls_peer_name_error(s);
 	sans = tstream_tls_peer_sans(s);
 	while (sans != NULL && sans[n] != NULL) {
 		n++;
@@ -586,7 +686,15 @@ static void tsgate_conn_routed(struct tsgate_conn *conn)
 	conn->route = tsgate_route_select(l->cfg, &conn->info);
 	if (conn->route == NULL) {
 		tsgate_conn_drop(conn, TSGATE_METRICS_DROP_NO_ROUTE);
-		tsgate_conn_finish(conn, EACCES, "no route");
+		/* say why a certificate that looked right matched nothing */
+		tsgate_conn_finish(
+		    conn, EACCES,
+		    conn->info.client_name_error == NULL
+			? "no route"
+			: talloc_asprintf(conn,
+					  "no route: client certificate "
+					  "names rejected: %s",
+					  conn->info.client_name_error));
 		return;
 	}
 	for (i = 0; i < l->cfg->num_routes; i++) {
@@ -723,6 +831,34 @@ static void tsgate_conn_relay(struct tsgate_conn *conn)
 	}
 }
 
+/*
+ * The relay's reason with the GSSAPI stream's own text after it (a
+ * refused frame, or a truncated stream in strict_end mode), from the
+ * client side or else the backend side, whichever has one.
+ */
+static const char *tsgate_conn_gssapi_reason(struct tsgate_conn *conn,
+					     const char *reason)
+{
+	struct tstream_context *streams[2] = {conn->client, conn->backend};
+
+	for (size_t i = 0; i < 2; i++) {
+		const char *why;
+
+		if (!tstream_gssapi_is_gssapi(streams[i])) {
+			continue;
+		}
+		why = tstream_gssapi_error_reason(streams[i]);
+		if (why != NULL) {
+			const char *both =
+			    talloc_asprintf(conn, "%s: %s", reason, why);
+
+			/* a reason must not be lost to a failed allocation */
+			return both != NULL ? both : reason;
+		}
+	}
+	return reason;
+}
+
 static void tsgate_conn_relay_done(struct tsgate_relay *relay,
 				   int err,
 				   void *private_data)
@@ -736,7 +872,6 @@ static void tsgate_conn_relay_done(struct tsgate_relay *relay,
 		const char *reason = conn->stats.reason != NULL
 					 ? conn->stats.reason
 					 : "relay failed";
-		char why_buf[512];
 		bool stream_err = !conn->stats.pdu_refused &&
 				  (err == EMSGSIZE || err == EPROTO);
 
@@ -745,14 +880,8 @@ static void tsgate_conn_relay_done(struct tsgate_relay *relay,
 		    tsgate_metrics_relay_drop_reason(err, &why)) {
 			tsgate_conn_drop(conn, why);
 		}
-		if (stream_err &&
-		    conn->listener->cfg->accept ==
-			TSGATE_CONFIG_ACCEPT_GSSAPI &&
-		    tstream_gssapi_error_reason(conn->client) != NULL) {
-			/* on the stack: see tsgate_conn_tunnel_done() */
-			snprintf(why_buf, sizeof(why_buf), "%s: %s", reason,
-				 tstream_gssapi_error_reason(conn->client));
-			reason = why_buf;
+		if (stream_err || err == ECONNABORTED) {
+			reason = tsgate_conn_gssapi_reason(conn, reason);
 		}
 		tsgate_conn_finish(conn, err, reason);
 		return;
@@ -1006,6 +1135,7 @@ static int tsgate_listener_gssapi(struct tsgate_listener *l,
 	}
 	tstream_gssapi_params_set_handshake_timeout(
 	    l->gssapi, ms32(cfg_tree->limits.handshake_timeout_ms));
+	tstream_gssapi_params_set_strict_eof(l->gssapi, g->strict_end);
 	return 0;
 }
 
@@ -1402,12 +1532,13 @@ static int tsgate_daemon_serve(TALLOC_CTX *mem_ctx,
 	d->log = tsgate_log_new(d, log_level_of(cfg->log.level), fmt);
 	d->ev = tevent_context_init(d);
 	d->conn_free_im = tevent_create_immediate(d);
+	d->sources = tsgate_source_limit_new(d);
 	d->idle_sweeper =
 	    d->ev != NULL ? tsgate_relay_sweeper_new(d, d->ev) : NULL;
 	d->metrics = tsgate_metrics_new(d, TSGATE_VERSION, NULL);
 	if (d->config_path == NULL || d->log == NULL || d->ev == NULL ||
-	    d->conn_free_im == NULL || d->idle_sweeper == NULL ||
-	    d->metrics == NULL) {
+	    d->conn_free_im == NULL || d->sources == NULL ||
+	    d->idle_sweeper == NULL || d->metrics == NULL) {
 		fprintf(stderr, "tsgate: out of memory\n");
 		talloc_free(d);
 		return 1;

@@ -4,11 +4,18 @@
  *
  * One struct http_client per connection, owned by the server. Its life:
  * read the head (tstream_readv_pdu_send, at most TSGATE_HTTP_MAX_HEAD
- * bytes, as much per step as the socket has pending), answer, half-close,
- * then wait for the client to close (so the kernel does not turn unread
- * request bytes into a reset that would destroy the answer) — all under
- * one deadline. Freeing the client is the only teardown; it happens from
- * an immediate event so no stream is freed under its own callback.
+ * bytes, as much per step as the socket has pending) under the head
+ * deadline, answer, half-close, then wait for the client to close (so the
+ * kernel does not turn unread request bytes into a reset that would
+ * destroy the answer) — all under one deadline for the whole connection.
+ * Freeing the client is the only teardown; it happens from an immediate
+ * event so no stream is freed under its own callback.
+ *
+ * At max_clients, a new connection takes the slot of one that is not
+ * being answered (see http_server_victim()), the way nginx reclaims idle
+ * connections when it runs out: whoever holds slots open without
+ * finishing a request cannot keep a liveness probe out. Only when every
+ * slot is being answered is the newcomer closed.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -29,12 +36,23 @@
 #include "config.h"
 #include "http_server.h"
 #include "http_server_private.h"
+#include "source_limit.h"
 
 #define HTTP_DEFAULT_TIMEOUT_MS  5000
+#define HTTP_DEFAULT_HEAD_MS     2000
 #define HTTP_DEFAULT_MAX_CLIENTS 32
 #define HTTP_ACCEPT_BATCH        16
 #define HTTP_DISCARD_SIZE        512
 #define HTTP_ACCEPT_PAUSE_MS     100
+/*
+ * Connections the kernel completes while we are not accepting: room for
+ * everything an attacker holds beyond max_clients (nginx uses 511), so a
+ * probe's SYN is not dropped (and retried only a second later) while the
+ * queue is full of connections waiting to evict each other.
+ */
+#define HTTP_BACKLOG 511
+/* Clients of one IPv6 /64 count as one source when choosing a victim. */
+#define HTTP_SOURCE_IPV6_PREFIX 64
 
 struct http_client;
 
@@ -54,12 +72,23 @@ struct tsgate_http_server {
 	ino_t unix_ino;
 	struct http_client *clients;
 	unsigned num_clients;
+	uint64_t num_evicted;
+};
+
+enum http_client_phase {
+	HTTP_CLIENT_HEAD,     /* reading the request head: evictable */
+	HTTP_CLIENT_ANSWER,   /* handler and write: keeps its slot */
+	HTTP_CLIENT_DRAINING, /* answered, waiting for the close: evictable */
 };
 
 struct http_client {
 	struct http_client *prev, *next;
 	struct tsgate_http_server *server;
 	struct tstream_context *stream;
+	struct timeval start;
+	enum http_client_phase phase;
+	bool has_source; /* false: unix socket or socketpair */
+	struct tsgate_source_key source;
 	struct tevent_timer *deadline;
 	struct tevent_immediate *free_im;
 	uint8_t head[TSGATE_HTTP_MAX_HEAD];
@@ -144,6 +173,98 @@ static void http_client_deadline(struct tevent_context *ev,
 	/* tevent frees a timer after it fires */
 	c->deadline = NULL;
 	http_client_finish(c);
+}
+
+/* (Re)arm the deadline at ms after the connection was accepted. */
+static bool http_client_arm(struct http_client *c, uint32_t ms)
+{
+	struct timeval end =
+	    tevent_timeval_add(&c->start, ms / 1000, (ms % 1000) * 1000);
+
+	TALLOC_FREE(c->deadline);
+	c->deadline =
+	    tevent_add_timer(c->server->ev, c, end, http_client_deadline, c);
+	return c->deadline != NULL;
+}
+
+static bool http_same_source(const struct http_client *a,
+			     const struct http_client *b)
+{
+	if (a->has_source != b->has_source) {
+		return false;
+	}
+	return !a->has_source ||
+	       memcmp(&a->source, &b->source, sizeof(a->source)) == 0;
+}
+
+/*
+ * The connection to make room for a new one at max_clients:
+ *  1. one being freed anyway;
+ *  2. the oldest answered one still waiting for the client's close;
+ *  3. a client still sending its head, from the source address that holds
+ *     the most connections: one attacker's idle or slow-loris connections
+ *     then only ever displace each other, never a probe from another
+ *     address, however fast the attacker reconnects. Within that source,
+ *     one with nothing unread before one whose bytes wait (a request that
+ *     came in just after accept), then the oldest.
+ * NULL when all are being answered. The list has the newest first.
+ */
+static struct http_client *http_server_victim(struct tsgate_http_server *s)
+{
+	struct http_client *c, *o, *draining = NULL, *best = NULL;
+	unsigned n, best_n = 0;
+	bool quiet, best_quiet = false;
+
+	for (c = s->clients; c != NULL; c = c->next) {
+		if (c->finishing) {
+			return c;
+		}
+		if (c->phase == HTTP_CLIENT_DRAINING) {
+			draining = c;
+		}
+	}
+	if (draining != NULL) {
+		return draining;
+	}
+	for (c = s->clients; c != NULL; c = c->next) {
+		if (c->phase != HTTP_CLIENT_HEAD) {
+			continue;
+		}
+		n = 0;
+		for (o = s->clients; o != NULL; o = o->next) {
+			n += http_same_source(c, o) ? 1 : 0;
+		}
+		quiet = tstream_pending_bytes(c->stream) == 0;
+		/* ">=" on a tie: later in the list is older */
+		if (best == NULL || n > best_n ||
+		    (n == best_n && (quiet || !best_quiet))) {
+			best = c;
+			best_n = n;
+			best_quiet = quiet;
+		}
+	}
+	return best;
+}
+
+/*
+ * Room for one more client: true when below max_clients or after evicting
+ * one. Called from the accept handler (or a test), never from a client's
+ * own callback, so the victim can be freed at once.
+ */
+static bool http_server_make_room(struct tsgate_http_server *s)
+{
+	struct http_client *victim;
+
+	if (s->num_clients < s->params.max_clients) {
+		return true;
+	}
+	victim = http_server_victim(s);
+	if (victim == NULL) {
+		return false;
+	}
+	s->num_evicted++;
+	talloc_free(victim);
+	return true;
 }
 
 /*
@@ -377,13 +498,16 @@ static void http_client_shut(struct tevent_req *subreq);
 static void http_client_drain(struct http_client *c);
 static void http_client_drained(struct tevent_req *subreq);
 
-int tsgate_http_server_serve(struct tsgate_http_server *s,
-			     struct tstream_context *stream)
+/* Serve a client whose address is peer (NULL: unknown, a socketpair). */
+static int http_server_serve_peer(struct tsgate_http_server *s,
+				  struct tstream_context *stream,
+				  const struct sockaddr *peer,
+				  socklen_t peer_len)
 {
 	struct http_client *c;
 	struct tevent_req *subreq;
 
-	if (s->num_clients >= s->params.max_clients) {
+	if (!http_server_make_room(s)) {
 		talloc_free(stream);
 		return EAGAIN;
 	}
@@ -398,13 +522,14 @@ int tsgate_http_server_serve(struct tsgate_http_server *s,
 	talloc_set_destructor(c, http_client_destructor);
 
 	c->stream = talloc_steal(c, stream);
+	c->has_source = peer != NULL &&
+			tsgate_source_key_from_sockaddr(peer, peer_len,
+							HTTP_SOURCE_IPV6_PREFIX,
+							&c->source);
+	c->start = tevent_timeval_current();
+	c->phase = HTTP_CLIENT_HEAD;
 	c->free_im = tevent_create_immediate(c);
-	c->deadline = tevent_add_timer(
-	    s->ev, c,
-	    tevent_timeval_current_ofs(s->params.timeout_ms / 1000,
-				       (s->params.timeout_ms % 1000) * 1000),
-	    http_client_deadline, c);
-	if (c->free_im == NULL || c->deadline == NULL) {
+	if (c->free_im == NULL || !http_client_arm(c, s->params.head_ms)) {
 		talloc_free(c);
 		return ENOMEM;
 	}
@@ -418,12 +543,21 @@ int tsgate_http_server_serve(struct tsgate_http_server *s,
 	return 0;
 }
 
-static void http_client_start(struct tsgate_http_server *s, int fd)
+int tsgate_http_server_serve(struct tsgate_http_server *s,
+			     struct tstream_context *stream)
+{
+	return http_server_serve_peer(s, stream, NULL, 0);
+}
+
+static void http_client_start(struct tsgate_http_server *s,
+			      int fd,
+			      const struct sockaddr *peer,
+			      socklen_t peer_len)
 {
 	struct tstream_context *stream = NULL;
 
 	/* checked here too, so a refused client costs no allocation */
-	if (s->num_clients >= s->params.max_clients) {
+	if (!http_server_make_room(s)) {
 		close(fd);
 		return;
 	}
@@ -431,7 +565,7 @@ static void http_client_start(struct tsgate_http_server *s, int fd)
 		close(fd);
 		return;
 	}
-	(void)tsgate_http_server_serve(s, stream);
+	(void)http_server_serve_peer(s, stream, peer, peer_len);
 }
 
 static void http_client_head_done(struct tevent_req *subreq)
@@ -444,13 +578,19 @@ static void http_client_head_done(struct tevent_req *subreq)
 
 	ret = tstream_readv_pdu_recv(subreq, &err);
 	TALLOC_FREE(subreq);
-	if (ret == -1) {
-		if (err == EMSGSIZE) {
-			http_client_answer(c, 431, NULL);
-			return;
-		}
+	if (ret == -1 && err != EMSGSIZE) {
 		/* closed, reset or broken mid-head: nobody to answer */
 		http_client_finish(c);
+		return;
+	}
+	/* the head is in: the rest of the connection's own deadline */
+	c->phase = HTTP_CLIENT_ANSWER;
+	if (!http_client_arm(c, c->server->params.timeout_ms)) {
+		http_client_finish(c);
+		return;
+	}
+	if (ret == -1) {
+		http_client_answer(c, 431, NULL); /* EMSGSIZE */
 		return;
 	}
 	status = tsgate_http_parse_head((char *)c->head, c->head_end, &req);
@@ -579,6 +719,8 @@ static void http_client_shut(struct tevent_req *subreq)
 		http_client_finish(c);
 		return;
 	}
+	/* answered: from now on its slot may go to a new client */
+	c->phase = HTTP_CLIENT_DRAINING;
 	http_client_drain(c);
 }
 
@@ -665,12 +807,16 @@ static void http_server_accept(struct tevent_context *ev,
 {
 	struct tsgate_http_server *s =
 	    talloc_get_type_abort(private_data, struct tsgate_http_server);
+	struct sockaddr_storage ss;
+	socklen_t len;
 	int i, fd;
 
 	for (i = 0; i < HTTP_ACCEPT_BATCH; i++) {
-		fd = accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		len = sizeof(ss);
+		fd = accept4(s->fd, (struct sockaddr *)&ss, &len,
+			     SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd != -1) {
-			http_client_start(s, fd);
+			http_client_start(s, fd, (struct sockaddr *)&ss, len);
 			continue;
 		}
 		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
@@ -777,7 +923,7 @@ static int http_server_bind(struct tsgate_http_server *s,
 				 sizeof(one));
 	}
 	if (bind(s->fd, (struct sockaddr *)&ss, (socklen_t)len) != 0 ||
-	    listen(s->fd, 64) != 0) {
+	    listen(s->fd, HTTP_BACKLOG) != 0) {
 		return errno;
 	}
 	if (ss.ss_family == AF_UNIX) {
@@ -834,6 +980,12 @@ int tsgate_http_server_new(TALLOC_CTX *mem_ctx,
 	if (s->params.max_clients == 0) {
 		s->params.max_clients = HTTP_DEFAULT_MAX_CLIENTS;
 	}
+	if (s->params.head_ms == 0) {
+		s->params.head_ms = HTTP_DEFAULT_HEAD_MS;
+	}
+	if (s->params.head_ms > s->params.timeout_ms) {
+		s->params.head_ms = s->params.timeout_ms;
+	}
 	talloc_set_destructor(s, http_server_destructor);
 
 	ret = http_server_bind(s, listen);
@@ -876,4 +1028,9 @@ uint16_t tsgate_http_server_port(const struct tsgate_http_server *server)
 unsigned tsgate_http_server_num_clients(const struct tsgate_http_server *server)
 {
 	return server->num_clients;
+}
+
+uint64_t tsgate_http_server_num_evicted(const struct tsgate_http_server *server)
+{
+	return server->num_evicted;
 }

@@ -10,11 +10,17 @@
  *    TSGATE_HTTP_MAX_HEAD bytes (431 beyond), CRLF line ends, no obsolete
  *    line folding, no control characters, HTTP/1.1 needs exactly one Host
  *    (400 otherwise); a request body is never read;
- *  - each connection has one deadline (params.timeout_ms from accept to
- *    the end of the answer): a slow or silent client is dropped then,
- *    without an answer, and only its own connection is affected;
- *  - at most params.max_clients connections at once; more are closed at
- *    accept, so memory stays bounded (one head buffer per connection);
+ *  - the request head must arrive within params.head_ms of accept, and
+ *    the whole connection ends params.timeout_ms after accept: a slow or
+ *    silent client is dropped then, without an answer, and only its own
+ *    connection is affected;
+ *  - at most params.max_clients connections at once, so memory stays
+ *    bounded (one head buffer per connection); at the cap a new
+ *    connection evicts one not being answered (answered and waiting for
+ *    the client's close first, then one still sending its head from the
+ *    source address holding the most connections, oldest first), so idle
+ *    or slow clients cannot keep a health probe out; only when all are
+ *    being answered is the new one closed at accept;
  *  - nothing blocks: every read and write goes through the event loop.
  */
 #ifndef TSGATE_HTTP_SERVER_H
@@ -34,6 +40,7 @@ struct tsgate_http_server;
 struct tsgate_http_params {
 	uint32_t timeout_ms;  /* per connection; 0: 5000 */
 	uint32_t max_clients; /* connections at once; 0: 32 */
+	uint32_t head_ms;     /* request head; 0: 2000 (at most timeout_ms) */
 };
 
 /* A parsed request, valid during the handler call. */
@@ -136,6 +143,10 @@ uint16_t tsgate_http_server_port(const struct tsgate_http_server *server);
 
 /** @brief Connections open now. */
 unsigned tsgate_http_server_num_clients(
+    const struct tsgate_http_server *server);
+
+/** @brief Connections evicted at max_clients so far. */
+uint64_t tsgate_http_server_num_evicted(
     const struct tsgate_http_server *server);
 
 /** @brief The reason phrase of a status code ("OK", "Not Found"...). */

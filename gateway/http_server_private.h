@@ -48,7 +48,7 @@ struct tstream_context;
  * @param server  The server.
  * @param stream  The connection; the server owns it from now on (it is
  *                freed on failure too).
- * @return 0, EAGAIN when max_clients are busy, ENOMEM.
+ * @return 0, EAGAIN when all max_clients are being answered, ENOMEM.
  */
 int tsgate_http_server_serve(struct tsgate_http_server *server,
 			     struct tstream_context *stream);

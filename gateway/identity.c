@@ -8,7 +8,6 @@
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <tsocket.h>
 
 /* meson passes the project version; "VERSION:" names tsgate, not knc */
@@ -120,28 +119,56 @@ static const char *pp2_tls_version(TALLOC_CTX *mem_ctx, const char *v)
 	return v;
 }
 
-static void unix_path_field(char field[108], const struct sockaddr_un *sun)
+/* An IPv4 address as IPv6 (::ffff:a.b.c.d), port kept. */
+static void v4_to_v6(struct sockaddr_storage *ss)
 {
-	size_t n = strnlen(sun->sun_path, sizeof(sun->sun_path));
+	const struct sockaddr_in s4 = *(const struct sockaddr_in *)ss;
+	struct sockaddr_in6 s6 = {.sin6_family = AF_INET6};
 
-	if (n > 107) {
-		n = 107;
-	}
-	memset(field, 0, 108);
-	memcpy(field, sun->sun_path, n);
+	s6.sin6_port = s4.sin_port;
+	s6.sin6_addr.s6_addr[10] = 0xff;
+	s6.sin6_addr.s6_addr[11] = 0xff;
+	memcpy(&s6.sin6_addr.s6_addr[12], &s4.sin_addr, 4);
+	memset(ss, 0, sizeof(*ss));
+	memcpy(ss, &s6, sizeof(s6));
 }
 
+static bool is_inet(const struct sockaddr_storage *ss)
+{
+	return ss->ss_family == AF_INET || ss->ss_family == AF_INET6;
+}
+
+/*
+ * The command, family and address block. Only TCP4 and TCP6 are
+ * addresses a consumer uses: HAProxy (2.6 to 3.x, conn_recv_proxy)
+ * fails a PROXY command of any other family as a bad header, and nginx
+ * (ngx_proxy_protocol_v2_read) skips such a header. Both accept LOCAL
+ * with UNSPEC and keep their own view of the connection, and HAProxy
+ * (3.0 on) still reads the TLVs after it. That is also what HAProxy
+ * itself sends for a unix-socket client, so a unix client gets LOCAL.
+ */
 static void pp2_addresses(struct pp2_buf *b,
 			  const struct tsgate_peer_info *info,
+			  uint8_t *ver_cmd,
 			  uint8_t *fam)
 {
 	struct sockaddr_storage src, dst;
 	bool have = sockaddr_of(info->remote, &src) == 0 &&
 		    sockaddr_of(info->local, &dst) == 0;
 
+	*ver_cmd = PP2_VERSION_LOCAL;
 	*fam = PP2_FAM_UNSPEC;
-	if (!have || src.ss_family != dst.ss_family) {
+	if (!have || !is_inet(&src) || !is_inet(&dst)) {
 		return;
+	}
+	*ver_cmd = PP2_VERSION_PROXY;
+	if (src.ss_family != dst.ss_family) {
+		/* one end IPv4, the other IPv6: both as IPv6 */
+		if (src.ss_family == AF_INET) {
+			v4_to_v6(&src);
+		} else {
+			v4_to_v6(&dst);
+		}
 	}
 	if (src.ss_family == AF_INET) {
 		const struct sockaddr_in *s = (const void *)&src;
@@ -152,7 +179,7 @@ static void pp2_addresses(struct pp2_buf *b,
 		pp2_put(b, &d->sin_addr, 4);
 		pp2_put(b, &s->sin_port, 2); /* already network order */
 		pp2_put(b, &d->sin_port, 2);
-	} else if (src.ss_family == AF_INET6) {
+	} else {
 		const struct sockaddr_in6 *s = (const void *)&src;
 		const struct sockaddr_in6 *d = (const void *)&dst;
 
@@ -161,17 +188,6 @@ static void pp2_addresses(struct pp2_buf *b,
 		pp2_put(b, &d->sin6_addr, 16);
 		pp2_put(b, &s->sin6_port, 2);
 		pp2_put(b, &d->sin6_port, 2);
-	} else if (src.ss_family == AF_UNIX) {
-		const struct sockaddr_un *s = (const void *)&src;
-		const struct sockaddr_un *d = (const void *)&dst;
-		char path[108];
-
-		*fam = PP2_FAM_UNIX_STREAM;
-		/* 108 bytes each, NUL-padded, as the spec lays them out */
-		unix_path_field(path, s);
-		pp2_put(b, path, sizeof(path));
-		unix_path_field(path, d);
-		pp2_put(b, path, sizeof(path));
 	}
 }
 
@@ -190,8 +206,15 @@ static void pp2_ssl(struct pp2_buf *b, const struct tsgate_peer_info *info)
 	if (info->client_cert) {
 		client |= PP2_CLIENT_CERT_CONN | PP2_CLIENT_CERT_SESS;
 	}
-	/* 0 only for a presented certificate that verified (spec 2.2.5) */
-	verify = (info->client_cert && info->cert_verified) ? 0 : 1;
+	/*
+	 * 0 only for a presented certificate that verified (spec 2.2.5) and
+	 * whose names can be trusted: a backend that takes "verify == 0" for
+	 * "authenticated" must not take a NUL-bearing name's certificate so.
+	 */
+	verify = (info->client_cert && info->cert_verified &&
+		  info->client_name_error == NULL)
+		     ? 0
+		     : 1;
 	head[0] = client;
 	head[1] = verify >> 24;
 	head[2] = (verify >> 16) & 0xff;
@@ -200,7 +223,7 @@ static void pp2_ssl(struct pp2_buf *b, const struct tsgate_peer_info *info)
 	pp2_put(&sub, head, sizeof(head));
 	pp2_tlv_str(&sub, PP2_SUBTYPE_SSL_VERSION,
 		    pp2_tls_version(tmp, info->tls_version));
-	if (info->client_cert) {
+	if (info->client_cert && info->client_name_error == NULL) {
 		pp2_tlv_str(&sub, PP2_SUBTYPE_SSL_CN, info->client_cn);
 	}
 	pp2_tlv_str(&sub, PP2_SUBTYPE_SSL_CIPHER, info->tls_cipher);
@@ -220,10 +243,10 @@ int tsgate_identity_proxy_v2(TALLOC_CTX *mem_ctx,
 {
 	struct pp2_buf body = {0};
 	struct pp2_buf out = {0};
-	uint8_t fam;
+	uint8_t ver_cmd, fam;
 	int err;
 
-	pp2_addresses(&body, info, &fam);
+	pp2_addresses(&body, info, &ver_cmd, &fam);
 	pp2_tlv_str(&body, PP2_TYPE_ALPN, info->alpn);
 	pp2_tlv_str(&body, PP2_TYPE_AUTHORITY, info->sni);
 	if (info->tls) {
@@ -239,7 +262,7 @@ int tsgate_identity_proxy_v2(TALLOC_CTX *mem_ctx,
 	}
 
 	pp2_put(&out, PP2_SIGNATURE, PP2_SIGNATURE_LEN);
-	pp2_put_u8(&out, PP2_VERSION_PROXY);
+	pp2_put_u8(&out, ver_cmd);
 	pp2_put_u8(&out, fam);
 	pp2_put_u16(&out, (uint16_t)body.len);
 	pp2_put(&out, body.data, body.len);
@@ -367,7 +390,8 @@ const char *tsgate_identity_summary(const struct tsgate_peer_info *info)
 	if (info->gssapi && info->principal != NULL) {
 		return info->principal;
 	}
-	if (info->tls && info->cert_verified && info->client_subject != NULL) {
+	if (info->tls && info->cert_verified &&
+	    info->client_name_error == NULL && info->client_subject != NULL) {
 		return info->client_subject;
 	}
 	return NULL;

@@ -17,10 +17,10 @@ struct tsocket_address;
 #define PP2_SIGNATURE           "\r\n\r\n\0\r\nQUIT\n"
 #define PP2_SIGNATURE_LEN       12
 #define PP2_VERSION_PROXY       0x21 /* version 2, command PROXY */
+#define PP2_VERSION_LOCAL       0x20 /* version 2, command LOCAL */
 #define PP2_FAM_UNSPEC          0x00
 #define PP2_FAM_TCP4            0x11
 #define PP2_FAM_TCP6            0x21
-#define PP2_FAM_UNIX_STREAM     0x31
 #define PP2_TYPE_ALPN           0x01
 #define PP2_TYPE_AUTHORITY      0x02
 #define PP2_TYPE_SSL            0x20
@@ -52,7 +52,13 @@ struct tsgate_peer_info {
 	bool client_cert;           /* a certificate was presented */
 	bool cert_verified;         /* ... and it verified */
 	const char *client_subject; /* RFC 4514 DN */
-	const char *client_cn;
+	const char *client_cn;      /* the most specific (leftmost) CN */
+	/*
+	 * Why the certificate's names cannot be trusted (a NUL in a SAN...),
+	 * else NULL. Then it has no subject, CN or SANs, matches no
+	 * client_subject/client_san and a backend is told it did not verify.
+	 */
+	const char *client_name_error;
 	const char *const *client_sans; /* "DNS:x", "IP:1.2.3.4", ... */
 	size_t num_client_sans;
 
@@ -68,8 +74,12 @@ struct tsgate_peer_info {
 /**
  * @brief The PROXY protocol v2 header for a connection.
  *
- * Addresses: TCP4/TCP6 when both ends are inet of one family, UNIX_STREAM
- * when both are unix, else UNSPEC (no address block). TLVs in order:
+ * Addresses: the PROXY command with TCP4 when both ends are IPv4, TCP6
+ * when both are inet and one is IPv6 (an IPv4 end as ::ffff:a.b.c.d);
+ * anything else (unix sockets, unknown addresses) is the LOCAL command
+ * with UNSPEC and no address block, which is what HAProxy and nginx
+ * accept (they refuse or ignore a PROXY command of another family).
+ * The TLVs are the same for every family, in order:
  * ALPN, AUTHORITY (SNI), SSL (with VERSION, CN, CIPHER sub-TLVs) when the
  * client came over TLS, then 0xE0 principal, 0xE1 local name, 0xE2
  * mechanism for GSSAPI.

@@ -81,7 +81,8 @@ static void print_errors(const struct tsgate_config_errors *errs)
 }
 
 /* Load path; prints every error. Returns the config or NULL. */
-static struct tsgate_config *load(TALLOC_CTX *mem_ctx, const char *path,
+static struct tsgate_config *load(TALLOC_CTX *mem_ctx,
+				  const char *path,
 				  unsigned flags)
 {
 	struct tsgate_config *cfg = NULL;
@@ -94,6 +95,21 @@ static struct tsgate_config *load(TALLOC_CTX *mem_ctx, const char *path,
 		fprintf(stderr, "%s: %zu error%s\n", path, errs->num_errors,
 			errs->num_errors == 1 ? "" : "s");
 		talloc_free(errs);
+		/*
+		 * There is no built-in configuration (and the container image
+		 * ships none, so a forgotten mount cannot expose anything):
+		 * say where the file goes.
+		 */
+		if (access(path, F_OK) != 0 && errno == ENOENT) {
+			fprintf(stderr,
+				"tsgate: no configuration at %s, and tsgate "
+				"has no default: write one (see "
+				"docs/configuration.md and etc/examples/) and "
+				"give it with --config FILE, or in a container "
+				"mount it at %s (e.g. -v "
+				"./tsgate.yaml:%s:ro)\n",
+				path, path, path);
+		}
 		return NULL;
 	}
 	if (ret != 0) {
@@ -200,8 +216,7 @@ int main(int argc, char *argv[])
 		return 1;
 	}
 	/* the health check runs every few seconds: skip loading keys */
-	cfg = load(mem_ctx, path,
-		   health ? 0 : TSGATE_CONFIG_CHECK_CREDENTIALS);
+	cfg = load(mem_ctx, path, health ? 0 : TSGATE_CONFIG_CHECK_CREDENTIALS);
 	if (cfg == NULL) {
 		talloc_free(mem_ctx);
 		return 1;

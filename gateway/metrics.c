@@ -98,6 +98,8 @@ static const char *const hs_reason_names[TSGATE_METRICS_HS_NUM] = {
 
 static const char *const drop_reason_names[TSGATE_METRICS_DROP_NUM] = {
     [TSGATE_METRICS_DROP_MAX_CONNECTIONS] = "max_connections",
+    [TSGATE_METRICS_DROP_MAX_CONNECTIONS_PER_SOURCE] =
+	"max_connections_per_source",
     [TSGATE_METRICS_DROP_HANDSHAKE_TIMEOUT] = "handshake_timeout",
     [TSGATE_METRICS_DROP_HANDSHAKE_FAILED] = "handshake_failed",
     [TSGATE_METRICS_DROP_NO_ROUTE] = "no_route",

@@ -74,6 +74,8 @@ enum tsgate_metrics_handshake_reason {
 /* Why the gateway closed a connection early (label "reason"). */
 enum tsgate_metrics_drop_reason {
 	TSGATE_METRICS_DROP_MAX_CONNECTIONS = 0, /* refused at accept */
+	/* refused at accept: limits.max_connections_per_source */
+	TSGATE_METRICS_DROP_MAX_CONNECTIONS_PER_SOURCE,
 	TSGATE_METRICS_DROP_HANDSHAKE_TIMEOUT,
 	TSGATE_METRICS_DROP_HANDSHAKE_FAILED,
 	TSGATE_METRICS_DROP_NO_ROUTE,

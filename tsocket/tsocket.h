@@ -342,7 +342,8 @@ bool tsocket_address_is_inet(const struct tsocket_address *addr,
  * @brief Make an ipv4/ipv6 address from strings.
  *
  * @param mem_ctx      The talloc parent of the address.
- * @param fam          "ipv4", "ipv6" or "ip" (autodetect from addr).
+ * @param fam          "ipv4", "ipv6" or "ip" (autodetect from addr);
+ *                     another family is EAFNOSUPPORT, as in Samba.
  * @param addr         A numeric address; DNS names are refused (EINVAL);
  *                     NULL means any ("0.0.0.0" or "::"; "0.0.0.0" for "ip").
  * @param port         The port.

@@ -319,7 +319,8 @@ _PUBLIC_ int _tsocket_address_inet_from_strings(TALLOC_CTX *mem_ctx,
 			addr = "::";
 		}
 	} else {
-		errno = EINVAL;
+		/* as Samba: EINVAL is for an address the family refuses */
+		errno = EAFNOSUPPORT;
 		return -1;
 	}
 
@@ -1108,6 +1109,24 @@ static bool tdgram_bsd_send_once(struct tdgram_bsd *bsd,
 
 	ret = sendto(bsd->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT, dst,
 		     dst_len);
+	if (ret == -1 && errno == EMSGSIZE && len <= INT_MAX - 1023) {
+		/*
+		 * A unix datagram is limited by the send buffer, not by a
+		 * protocol: raise SO_SNDBUF to the datagram and try once
+		 * more, as Samba does (the tsocket oracle found 300 KB that
+		 * Samba sends and we refused). For UDP above 64 KiB the
+		 * second try fails with EMSGSIZE again.
+		 */
+		int size = (int)((len + 1023) & ~(size_t)1023);
+
+		if (setsockopt(bsd->fd, SOL_SOCKET, SO_SNDBUF, &size,
+			       sizeof(size)) == 0) {
+			ret = sendto(bsd->fd, buf, len,
+				     MSG_NOSIGNAL | MSG_DONTWAIT, dst, dst_len);
+		} else {
+			errno = EMSGSIZE;
+		}
+	}
 	if (ret == -1) {
 		int err = errno;
 
@@ -1853,6 +1872,8 @@ static void tstream_bsd_rahead_release(struct tstream_bsd *bsd)
  * that went into the vector (advanced past them; a short read leaves
  * the socket drained), 0 when there was nothing to read, or -1 with
  * *perrno (EPIPE at the end of the stream), recorded as sticky.
+ *
+ * Only called with the read-ahead buffer empty (a readv takes it first).
  */
 static ssize_t tstream_bsd_readv_once(struct tstream_bsd *bsd,
 				      struct iovec **vector,
@@ -1866,7 +1887,14 @@ static ssize_t tstream_bsd_readv_once(struct tstream_bsd *bsd,
 	ssize_t ret;
 	int i;
 
-	for (i = 0; i < *count && want < TSTREAM_BSD_READAHEAD; i++) {
+	/*
+	 * want is everything readv(2) may put into the caller's buffers,
+	 * all of them: only bytes beyond it are read-ahead. (Stopping the
+	 * sum at the read-ahead size once booked bytes that had landed in
+	 * later buffers as read-ahead, with no buffer behind them: issue
+	 * 13.) The generic layer caps the total at INT_MAX.
+	 */
+	for (i = 0; i < *count; i++) {
 		want += v[i].iov_len;
 	}
 	capacity = want;

@@ -28,6 +28,14 @@
  */
 #define GSSAPI_WRITE_KEEP (2 * (TSTREAM_GSSAPI_MAX_TOKEN + GSSAPI_LEN_SIZE))
 
+/*
+ * After the peer's end marker, what it still sends is read and dropped
+ * (gssapi_drain_next) in reads of at most GSSAPI_DRAIN_BUF bytes, up to
+ * GSSAPI_DRAIN_MAX bytes in all.
+ */
+#define GSSAPI_DRAIN_BUF 4096
+#define GSSAPI_DRAIN_MAX (1024 * 1024)
+
 /* The private state of an established GSSAPI stream. */
 struct tstream_gssapi {
 	struct tstream_context *plain_stream;
@@ -63,6 +71,15 @@ struct tstream_gssapi {
 		size_t plain_len;
 		int eof_err; /* end of stream seen: EPIPE or ECONNABORTED */
 	} read;
+
+	/* bytes after the peer's end marker, read and dropped */
+	struct {
+		struct tevent_context *ev;
+		struct tevent_req *req; /* readv of the plain stream */
+		uint8_t *buf;
+		struct iovec iov;
+		size_t total;
+	} drain;
 
 	/* the authenticated close went out (or was tried) */
 	bool write_shut;
@@ -155,6 +172,7 @@ struct tstream_gssapi_readv_state {
 };
 
 static void tstream_gssapi_readv_next(struct tevent_req *req);
+static void gssapi_drain_next(struct tstream_gssapi *g);
 static void tstream_gssapi_readv_hdr_done(struct tevent_req *subreq);
 static void tstream_gssapi_readv_body_done(struct tevent_req *subreq);
 
@@ -422,12 +440,81 @@ static void tstream_gssapi_readv_body_done(struct tevent_req *subreq)
 	if (iov[1].buffer.length == 0) {
 		/* wrap("") is the authenticated end of stream */
 		g->read.eof_err = EPIPE;
+		g->drain.ev = state->ev;
+		gssapi_drain_next(g);
 		tevent_req_error(req, EPIPE);
 		return;
 	}
 	g->read.plain = iov[1].buffer.value;
 	g->read.plain_len = iov[1].buffer.length;
 	tstream_gssapi_readv_next(req);
+}
+
+/* ------------------------------------------------------------------ */
+/* after the peer's end marker                                         */
+
+static void gssapi_drain_done(struct tevent_req *subreq);
+
+static void gssapi_drain_stop(struct tstream_gssapi *g)
+{
+	TALLOC_FREE(g->drain.req);
+	TALLOC_FREE(g->drain.buf);
+}
+
+/*
+ * Read and drop what the peer sends after its wrap("") marker (libknc's
+ * and older tsgates' second close frame, wrap("\x00"), say): nothing of
+ * it is unwrapped or delivered, but left unread it would make closing
+ * this socket reset the connection, and the reset throws away the part
+ * of our own direction still queued for the peer (the knc program loses
+ * replies that way, see gssapi_close_build()). Stops at the peer's FIN,
+ * an error, GSSAPI_DRAIN_MAX bytes, or when this stream closes.
+ */
+static void gssapi_drain_next(struct tstream_gssapi *g)
+{
+	ssize_t pending = tstream_pending_bytes(g->plain_stream);
+	size_t n;
+
+	if (pending < 0 || g->drain.total >= GSSAPI_DRAIN_MAX) {
+		gssapi_drain_stop(g);
+		return;
+	}
+	if (g->drain.buf == NULL) {
+		g->drain.buf = talloc_size(g, GSSAPI_DRAIN_BUF);
+		if (g->drain.buf == NULL) {
+			return;
+		}
+	}
+	/* one byte waits for more (or the FIN); never wait to fill more */
+	n = pending == 0                         ? 1
+	    : (size_t)pending < GSSAPI_DRAIN_BUF ? (size_t)pending
+						 : GSSAPI_DRAIN_BUF;
+	g->drain.iov.iov_base = g->drain.buf;
+	g->drain.iov.iov_len = n;
+	g->drain.req = tstream_readv_send(g, g->drain.ev, g->plain_stream,
+					  &g->drain.iov, 1);
+	if (g->drain.req == NULL) {
+		gssapi_drain_stop(g);
+		return;
+	}
+	tevent_req_set_callback(g->drain.req, gssapi_drain_done, g);
+}
+
+static void gssapi_drain_done(struct tevent_req *subreq)
+{
+	struct tstream_gssapi *g =
+	    tevent_req_callback_data(subreq, struct tstream_gssapi);
+	int ret, err;
+
+	ret = tstream_readv_recv(subreq, &err);
+	TALLOC_FREE(subreq);
+	g->drain.req = NULL;
+	if (ret == -1) {
+		gssapi_drain_stop(g);
+		return;
+	}
+	g->drain.total += (size_t)ret;
+	gssapi_drain_next(g);
 }
 
 static int tstream_gssapi_readv_recv(struct tevent_req *req, int *perrno)
@@ -678,11 +765,10 @@ static int tstream_gssapi_writev_recv(struct tevent_req *req, int *perrno)
 struct gssapi_close_state {
 	struct tevent_context *ev;
 	struct tstream_context *stream;
-	bool disconnect; /* else: half-close */
-	int close_err;   /* the close tokens could not be sent */
-	gss_buffer_desc tok[2];
-	uint8_t hdr[2][GSSAPI_LEN_SIZE];
-	struct iovec iov[4];
+	bool disconnect;     /* else: half-close */
+	gss_buffer_desc tok; /* wrap(""), the end marker */
+	uint8_t hdr[GSSAPI_LEN_SIZE];
+	struct iovec iov[2];
 };
 
 static void gssapi_close_tokens_done(struct tevent_req *subreq);
@@ -692,42 +778,41 @@ static int gssapi_close_state_destructor(struct gssapi_close_state *state)
 {
 	OM_uint32 min;
 
-	for (int i = 0; i < 2; i++) {
-		if (state->tok[i].value != NULL) {
-			gss_release_buffer(&min, &state->tok[i]);
-		}
+	if (state->tok.value != NULL) {
+		gss_release_buffer(&min, &state->tok);
 	}
 	return 0;
 }
 
 static void gssapi_close_plain(struct tevent_req *req);
 
-/* wrap("") then wrap("\x00"), what knc's library sends at EOF. */
+/*
+ * wrap(""): the one end marker, and nothing after it. A knc 1.x peer
+ * stops reading at its first end marker (an empty payload or a bare FIN)
+ * and later closes; any frame sent after the marker stays unread there,
+ * and closing a socket with unread bytes makes its kernel reset the
+ * connection, dropping the reply still in flight to us. The marker
+ * itself is sent, although knc ends with a bare FIN, so that a strict
+ * receiver can tell an authenticated end from a FIN an attacker forged.
+ */
 static int gssapi_close_build(struct gssapi_close_state *state,
 			      struct tstream_gssapi *g)
 {
-	static const uint8_t zero = 0;
-	gss_buffer_desc in[2] = {
-	    {.length = 0, .value = NULL},
-	    {.length = 1, .value = (void *)&zero},
-	};
+	gss_buffer_desc empty = {.length = 0, .value = NULL};
+	OM_uint32 maj, min;
+	int conf = 0;
 
-	for (int i = 0; i < 2; i++) {
-		OM_uint32 maj, min;
-		int conf = 0;
-
-		maj = gss_wrap(&min, g->ctx, 1, GSS_C_QOP_DEFAULT, &in[i],
-			       &conf, &state->tok[i]);
-		if (maj != GSS_S_COMPLETE || !conf) {
-			gssapi_set_gss_error(g, "wrap (close)", maj, min);
-			return g->error;
-		}
-		put_be32(state->hdr[i], (uint32_t)state->tok[i].length);
-		state->iov[2 * i].iov_base = state->hdr[i];
-		state->iov[2 * i].iov_len = GSSAPI_LEN_SIZE;
-		state->iov[2 * i + 1].iov_base = state->tok[i].value;
-		state->iov[2 * i + 1].iov_len = state->tok[i].length;
+	maj = gss_wrap(&min, g->ctx, 1, GSS_C_QOP_DEFAULT, &empty, &conf,
+		       &state->tok);
+	if (maj != GSS_S_COMPLETE || !conf) {
+		gssapi_set_gss_error(g, "wrap (close)", maj, min);
+		return g->error;
 	}
+	put_be32(state->hdr, (uint32_t)state->tok.length);
+	state->iov[0].iov_base = state->hdr;
+	state->iov[0].iov_len = GSSAPI_LEN_SIZE;
+	state->iov[1].iov_base = state->tok.value;
+	state->iov[1].iov_len = state->tok.length;
 	return 0;
 }
 
@@ -780,7 +865,7 @@ static struct tevent_req *gssapi_close_send(TALLOC_CTX *mem_ctx,
 		tevent_req_error(req, err);
 		return tevent_req_post(req, ev);
 	}
-	subreq = tstream_writev_send(state, ev, g->plain_stream, state->iov, 4);
+	subreq = tstream_writev_send(state, ev, g->plain_stream, state->iov, 2);
 	if (tevent_req_nomem(subreq, req)) {
 		return tevent_req_post(req, ev);
 	}
@@ -822,6 +907,8 @@ static void gssapi_close_plain(struct tevent_req *req)
 	struct tevent_req *subreq;
 
 	if (state->disconnect) {
+		/* a disconnect is refused (EBUSY) with a read in flight */
+		gssapi_drain_stop(g);
 		subreq =
 		    tstream_disconnect_send(state, state->ev, g->plain_stream);
 	} else {
@@ -847,10 +934,10 @@ static void gssapi_close_plain_done(struct tevent_req *subreq)
 	} else {
 		ret = tstream_shutdown_recv(subreq, &err);
 		/*
-		 * The authenticated close is written: that is what tells
-		 * the peer. A knc peer stops reading at wrap("") and may
-		 * have closed (even reset, with wrap("\x00") unread) before
-		 * we shut TCP's writing side: nothing is lost then.
+		 * The end marker is written: that is what tells the peer.
+		 * A knc peer that has finished its own direction may have
+		 * closed before we shut TCP's writing side: nothing is
+		 * lost then.
 		 */
 		if (ret == -1 && (err == EOPNOTSUPP || err == ENOTCONN ||
 				  err == ECONNRESET || err == EPIPE)) {
@@ -1003,6 +1090,9 @@ static const struct tstream_context_ops tstream_gssapi_ops = {
 static int tstream_gssapi_destructor(struct tstream_gssapi *g)
 {
 	OM_uint32 min;
+
+	/* before the plain stream it reads goes */
+	gssapi_drain_stop(g);
 
 	if (g->ctx != GSS_C_NO_CONTEXT) {
 		gss_delete_sec_context(&min, &g->ctx, GSS_C_NO_BUFFER);

@@ -6,8 +6,11 @@
  * a 4-byte big-endian length followed by the token. The initiator speaks
  * first; context tokens are exchanged until both sides are done. Data
  * frames carry one gss_wrap token each, with confidentiality; plaintext
- * is cut so a frame stays within 64 KiB. The writing side ends with the
- * authenticated close wrap("") followed by wrap("\x00").
+ * is cut so a frame stays within 64 KiB. The writing side ends with one
+ * end marker, wrap("") (the authenticated close), then TCP's FIN, and
+ * nothing after it: the knc program stops reading at its first end
+ * marker, and bytes it leaves unread make its kernel reset the
+ * connection.
  *
  * Usage: build a params object once (at configuration time; it checks
  * the keytab/ccache and reports a readable reason), then run
@@ -151,8 +154,12 @@ void tstream_gssapi_params_set_delegate(struct tstream_gssapi_params *params,
  * @brief Treat a bare end of the plain stream (TCP FIN without the
  *        authenticated close) as truncation.
  *
- * Off by default (knc 1.x compatible: a FIN is end of stream, EPIPE).
- * When on, such a read fails with ECONNABORTED instead.
+ * Off by default: the knc program ends its direction with a bare FIN,
+ * which is then end of stream (EPIPE), as is wrap(""). When on, only
+ * wrap("") ends the stream, and a FIN between frames fails the read
+ * with ECONNABORTED ("stream truncated: peer closed without the
+ * authenticated close"). Streams of this library always send wrap("")
+ * before their FIN, so two of them may both be strict.
  */
 void tstream_gssapi_params_set_strict_eof(struct tstream_gssapi_params *params,
 					  bool strict);

@@ -276,7 +276,11 @@ const char *tstream_tls_alpn(struct tstream_context *stream);
  */
 const char *tstream_tls_peer_subject(struct tstream_context *stream);
 
-/** @brief The first CN of the peer certificate's subject, or NULL. */
+/**
+ * @brief The most specific CN of the peer certificate's subject (the last
+ *        in DER order, the first in the RFC 4514 string), or NULL if it
+ *        has none or an empty one.
+ */
 const char *tstream_tls_peer_common_name(struct tstream_context *stream);
 
 /**
@@ -287,6 +291,19 @@ const char *tstream_tls_peer_common_name(struct tstream_context *stream);
  *        array when the certificate has none, NULL without a certificate.
  */
 const char *const *tstream_tls_peer_sans(struct tstream_context *stream);
+
+/**
+ * @brief Why the peer certificate's names cannot be trusted, or NULL.
+ *
+ * Set when a DNS, email or URI SAN holds a NUL, a control or a non-ASCII
+ * byte or is empty, an IP SAN is not 4 or 16 bytes, or a subject
+ * attribute holds a NUL or control byte or is not valid UTF-8 (e.g.
+ * "DNS SAN holds a NUL byte"). Then tstream_tls_peer_subject() and
+ * tstream_tls_peer_common_name() are NULL and tstream_tls_peer_sans() is
+ * empty: no name of such a certificate is reported, so none can match an
+ * allow-list or reach a backend. The fingerprint and verify result stay.
+ */
+const char *tstream_tls_peer_name_error(struct tstream_context *stream);
 
 /**
  * @brief SHA-256 fingerprint of the peer certificate (DER) as 64

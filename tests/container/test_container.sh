@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # End-to-end test of the container image, with podman/buildah (no Docker
 # engine here): build the image from the Dockerfile, check its metadata and
-# that it runs as non-root, validate the image's default config, then run
-# tsgate from the image and push a TLS connection through it to a backend
-# on the host. Bounded in time; cleans up what it starts (by pid / by id).
+# that it runs as non-root, that without a mounted config it refuses to
+# start (exit 1, a message naming the mount path, the health check
+# failing: the image has no config of its own), then run tsgate from the
+# image and push a TLS connection through it to a backend on the host. Bounded in time; cleans up what it starts (by pid / by id).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -80,8 +81,27 @@ run_in() { buildah run --isolation chroot "$@"; }
 
 uid=$(run_in "$ctr" -- id -u)
 check "process uid is not 0 (got $uid)" test "$uid" != 0
-check "default config validates" run_in "$ctr" -- /usr/bin/tsgate --check-config \
-	--config /etc/tsgate/tsgate.yaml
+check "the image has no config of its own" \
+	run_in "$ctr" -- sh -c '! test -e /etc/tsgate/tsgate.yaml'
+
+# Without a config mounted, the ENTRYPOINT (as the image says it, run in the
+# image) exits 1 with a message naming the mount path, and the HEALTHCHECK
+# command says unhealthy: a forgotten mount exposes nothing.
+mapfile -t entrypoint < <(inspect '{{json .Config.Entrypoint}}' |
+	python3 -c 'import json,sys; print("\n".join(json.load(sys.stdin)))')
+mapfile -t healthcmd < <(inspect '{{json .Config.Healthcheck.Test}}' |
+	python3 -c 'import json,sys; t=json.load(sys.stdin); print("\n".join(t[1:] if t[0]=="CMD" else ["sh","-c",t[1]]))')
+rc=0
+timeout 60 buildah run --isolation chroot "$ctr" -- "${entrypoint[@]}" \
+	>"$tmp/noconfig.log" 2>&1 || rc=$?
+check "without a config the entrypoint exits 1 (got $rc)" test "$rc" = 1
+check "... naming the mount path /etc/tsgate/tsgate.yaml" \
+	grep -q 'no configuration at /etc/tsgate/tsgate.yaml.*mount it at /etc/tsgate/tsgate.yaml' \
+	"$tmp/noconfig.log"
+rc=0
+timeout 60 buildah run --isolation chroot "$ctr" -- "${healthcmd[@]}" \
+	>"$tmp/nohealth.log" 2>&1 || rc=$?
+check "without a config the HEALTHCHECK command fails (got $rc)" test "$rc" != 0
 check "tsgate --version" run_in "$ctr" -- /usr/bin/tsgate --version
 
 # A TLS connection through tsgate running from the image to a host backend.

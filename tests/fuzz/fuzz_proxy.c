@@ -144,6 +144,7 @@ struct pp2_tlv {
 };
 
 struct pp2_parsed {
+	uint8_t ver_cmd;
 	uint8_t fam;
 	const uint8_t *addr;
 	size_t addr_len;
@@ -191,11 +192,16 @@ static bool pp2_parse(const uint8_t *buf, size_t len, struct pp2_parsed *out)
 	if (len < 16 || memcmp(buf, sig, 12) != 0) {
 		return false;
 	}
-	/* version 2 (high nibble), command PROXY (low nibble 1) */
-	if (buf[12] != 0x21) {
+	/*
+	 * version 2 (high nibble), command PROXY (1) with TCP4/TCP6, or
+	 * LOCAL (0) with UNSPEC: the only forms HAProxy and nginx use
+	 */
+	out->ver_cmd = buf[12];
+	out->fam = buf[13];
+	if (!(out->ver_cmd == 0x21 && (out->fam == 0x11 || out->fam == 0x21)) &&
+	    !(out->ver_cmd == 0x20 && out->fam == 0x00)) {
 		return false;
 	}
-	out->fam = buf[13];
 	body = be16(buf + 14);
 	if (16 + body != len) {
 		return false;
@@ -209,9 +215,6 @@ static bool pp2_parse(const uint8_t *buf, size_t len, struct pp2_parsed *out)
 		break;
 	case 0x21:
 		out->addr_len = 36;
-		break;
-	case 0x31:
-		out->addr_len = 216;
 		break;
 	default:
 		return false;
@@ -315,20 +318,22 @@ static void check_inet(const uint8_t *field,
 	FUZZ_ASSERT(be16(port_field) == tsocket_address_inet_port(a));
 }
 
-static void check_unix(const uint8_t *field, const struct tsocket_address *a)
+/* An end of a TCP6 header: IPv6 as is, IPv4 as ::ffff:a.b.c.d. */
+static void check_inet6(const uint8_t *field,
+			const uint8_t *port_field,
+			const struct tsocket_address *a)
 {
-	TALLOC_CTX *tmp = talloc_new(NULL);
-	char *path = tsocket_address_unix_path(a, tmp);
-	size_t n, i;
+	static const uint8_t mapped[12] = {0, 0, 0, 0, 0,    0,
+					   0, 0, 0, 0, 0xff, 0xff};
+	uint8_t raw[16];
 
-	FUZZ_ASSERT(path != NULL);
-	n = strlen(path);
-	FUZZ_ASSERT(n <= 107);
-	FUZZ_ASSERT(memcmp(field, path, n) == 0);
-	for (i = n; i < 108; i++) {
-		FUZZ_ASSERT(field[i] == 0);
+	if (inet_effective(a, raw) == AF_INET) {
+		FUZZ_ASSERT(memcmp(field, mapped, 12) == 0);
+		FUZZ_ASSERT(memcmp(field + 12, raw, 4) == 0);
+	} else {
+		FUZZ_ASSERT(memcmp(field, raw, 16) == 0);
 	}
-	talloc_free(tmp);
+	FUZZ_ASSERT(be16(port_field) == tsocket_address_inet_port(a));
 }
 
 static void check_proxy_v2(const struct tsgate_peer_info *info)
@@ -343,12 +348,12 @@ static void check_proxy_v2(const struct tsgate_peer_info *info)
 	size_t len = 0;
 	int ret;
 
+	/* mixed IPv4/IPv6 ends go as IPv6; unix or unknown ends as LOCAL */
 	if (fs == fd && fs == AF_INET) {
 		addr_len = 12;
-	} else if (fs == fd && fs == AF_INET6) {
+	} else if ((fs == AF_INET || fs == AF_INET6) &&
+		   (fd == AF_INET || fd == AF_INET6)) {
 		addr_len = 36;
-	} else if (fs == fd && fs == AF_UNIX) {
-		addr_len = 216;
 	}
 	body = addr_len + tlv_size(info->alpn) + tlv_size(info->sni);
 	if (info->tls) {
@@ -382,7 +387,7 @@ static void check_proxy_v2(const struct tsgate_peer_info *info)
 
 	switch (addr_len) {
 	case 0:
-		FUZZ_ASSERT(pp.fam == 0x00);
+		FUZZ_ASSERT(pp.ver_cmd == 0x20 && pp.fam == 0x00);
 		break;
 	case 12:
 		FUZZ_ASSERT(pp.fam == 0x11);
@@ -391,13 +396,8 @@ static void check_proxy_v2(const struct tsgate_peer_info *info)
 		break;
 	case 36:
 		FUZZ_ASSERT(pp.fam == 0x21);
-		check_inet(pp.addr, pp.addr + 32, info->remote, AF_INET6);
-		check_inet(pp.addr + 16, pp.addr + 34, info->local, AF_INET6);
-		break;
-	case 216:
-		FUZZ_ASSERT(pp.fam == 0x31);
-		check_unix(pp.addr, info->remote);
-		check_unix(pp.addr + 108, info->local);
+		check_inet6(pp.addr, pp.addr + 32, info->remote);
+		check_inet6(pp.addr + 16, pp.addr + 34, info->local);
 		break;
 	}
 

@@ -272,6 +272,17 @@ class Backend:
         return wait_until(lambda: len(self.records) >= n, timeout)
 
     def close(self):
+        # Stop the accept thread before the fd is closed: shutdown() wakes
+        # a blocked accept() (Linux: EINVAL). A thread left behind could
+        # call accept() again on the fd number after close() gave it to a
+        # new socket, and steal the next test's connections (seen: a
+        # backend of the previous test served a connection tsgate logged
+        # as routed to this test's backend).
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.thread.join(10)
         try:
             self.sock.close()
         except OSError:

@@ -24,17 +24,42 @@
  *       (SERVICE is then a principal whose expired ticket is in the
  *       ccache: an AP-REQ made with it by hand).
  *
+ *   knc-peer knc-server EXPECTED_CLIENT [BEHAVIOUR]
+ *       acceptor that behaves like the knc 1.12 program at end of stream
+ *       ("knc -l PORT cat"), see "The knc program" below. BEHAVIOUR:
+ *       close-first (send a banner and end our direction at once, then
+ *       read the client's data to its end marker and report its size
+ *       and FNV-1a hash on stderr), reset (reset the connection after
+ *       the first data frame).
+ *   knc-peer knc-client SERVICE SIZE [BEHAVIOUR]
+ *       initiator like "knc SERVICE@HOST PORT < file": send SIZE pattern
+ *       bytes while reading the reply, end with a bare FIN, read the
+ *       reply to its end marker and compare. BEHAVIOUR: marker (end with
+ *       wrap("") then FIN instead), trailing (wrap(""), then one more
+ *       frame "TRAILING", then FIN: bytes after the marker),
+ *       trailing-late (the same with a 64 KiB frame after the marker
+ *       when SIZE allows, and a slow reader: it reads nothing
+ *       until its direction has ended and 300 ms have passed, so the
+ *       reply is still queued on the other side when that side closes;
+ *       for a peer that reads all before it answers).
+ *
  * Exit: 0 good, 2 usage, 3 GSSAPI failure, 4 I/O failure, 5 data
- * mismatch, 6 wrong client name.
+ * mismatch, 6 wrong client name, 7 bytes followed the peer's end marker
+ * (knc would close with them unread, and its kernel reset the
+ * connection).
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <gssapi/gssapi.h>
 #include <gssapi/gssapi_krb5.h>
+#include <fcntl.h>
 #include <krb5.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -167,6 +192,11 @@ static void wrap_send(
 	gss_release_buffer(&min, &out);
 }
 
+/*
+ * The accept/connect modes' close: wrap("") and then wrap("\x00"), as
+ * libknc and tsgate before issue 13 sent it. A frame after the marker:
+ * the knc program leaves it unread (see knc-server below).
+ */
 static void send_close(int fd, gss_ctx_id_t ctx)
 {
 	wrap_send(fd, ctx, "", 0, 1);
@@ -225,27 +255,14 @@ static void wait_for_close(int fd)
 	}
 }
 
-static int do_accept(const char *expected, const char *mode)
+/* The acceptor's handshake on fd 0; 0, or an exit code. */
+static int accept_handshake(const char *expected, gss_ctx_id_t *pctx)
 {
 	gss_ctx_id_t ctx = GSS_C_NO_CONTEXT;
 	gss_name_t client = GSS_C_NO_NAME;
 	gss_buffer_desc in, out, name;
 	OM_uint32 maj, min, flags = 0;
-	uint8_t *data;
-	size_t len;
 
-	if (mode != NULL && strcmp(mode, "hs-garbage") == 0) {
-		uint8_t junk[50];
-
-		if (recv_token(0, &in) != 1) {
-			return 4;
-		}
-		free(in.value);
-		memset(junk, 0xa5, sizeof(junk));
-		send_raw_token(0, junk, sizeof(junk));
-		wait_for_close(0);
-		return 0;
-	}
 	do {
 		if (recv_token(0, &in) != 1) {
 			fprintf(stderr, "knc-peer: EOF in handshake\n");
@@ -270,10 +287,40 @@ static int do_accept(const char *expected, const char *mode)
 	    memcmp(name.value, expected, name.length) != 0) {
 		fprintf(stderr, "knc-peer: client is %.*s, not %s\n",
 			(int)name.length, (char *)name.value, expected);
+		gss_release_buffer(&min, &name);
 		return 6;
 	}
 	gss_release_buffer(&min, &name);
 	gss_release_name(&min, &client);
+	*pctx = ctx;
+	return 0;
+}
+
+static int do_accept(const char *expected, const char *mode)
+{
+	gss_ctx_id_t ctx = GSS_C_NO_CONTEXT;
+	gss_buffer_desc in;
+	OM_uint32 min;
+	uint8_t *data;
+	size_t len;
+	int ret;
+
+	if (mode != NULL && strcmp(mode, "hs-garbage") == 0) {
+		uint8_t junk[50];
+
+		if (recv_token(0, &in) != 1) {
+			return 4;
+		}
+		free(in.value);
+		memset(junk, 0xa5, sizeof(junk));
+		send_raw_token(0, junk, sizeof(junk));
+		wait_for_close(0);
+		return 0;
+	}
+	ret = accept_handshake(expected, &ctx);
+	if (ret != 0) {
+		return ret;
+	}
 	if (mode != NULL && strcmp(mode, "garbage") == 0) {
 		uint8_t junk[64];
 
@@ -457,16 +504,63 @@ static int send_expired_ticket(const char *principal)
 	return 0;
 }
 
-static int do_connect(const char *service, size_t size, const char *mode)
+/* The initiator's handshake on fd 0; 0, or an exit code. */
+static int connect_handshake(const char *service, gss_ctx_id_t *pctx)
 {
 	gss_ctx_id_t ctx = GSS_C_NO_CONTEXT;
 	gss_name_t target;
 	gss_buffer_desc name = {.length = strlen(service),
 				.value = (void *)service};
 	gss_buffer_desc in = GSS_C_EMPTY_BUFFER, out;
+	OM_uint32 maj, min, flags = 0;
+
+	maj = gss_import_name(&min, &name, GSS_C_NT_HOSTBASED_SERVICE, &target);
+	if (GSS_ERROR(maj)) {
+		gss_die("gss_import_name", maj, min);
+	}
+	for (;;) {
+		maj = gss_init_sec_context(
+		    &min, GSS_C_NO_CREDENTIAL, &ctx, target,
+		    (gss_OID)gss_mech_krb5,
+		    GSS_C_MUTUAL_FLAG | GSS_C_REPLAY_FLAG |
+			GSS_C_SEQUENCE_FLAG | GSS_C_CONF_FLAG |
+			GSS_C_INTEG_FLAG,
+		    0, GSS_C_NO_CHANNEL_BINDINGS,
+		    in.value != NULL ? &in : GSS_C_NO_BUFFER, NULL, &out,
+		    &flags, NULL);
+		free(in.value);
+		in.value = NULL;
+		if (GSS_ERROR(maj)) {
+			gss_die("gss_init_sec_context", maj, min);
+		}
+		if (out.length > 0) {
+			send_token(0, &out);
+		}
+		gss_release_buffer(&min, &out);
+		if (!(maj & GSS_S_CONTINUE_NEEDED)) {
+			break;
+		}
+		if (recv_token(0, &in) != 1) {
+			fprintf(stderr, "knc-peer: EOF in handshake\n");
+			return 4;
+		}
+	}
+	gss_release_name(&min, &target);
+	*pctx = ctx;
+	return 0;
+}
+
+static int do_connect(const char *service, size_t size, const char *mode)
+{
+	gss_ctx_id_t ctx = GSS_C_NO_CONTEXT;
+	gss_name_t target;
+	gss_buffer_desc name = {.length = strlen(service),
+				.value = (void *)service};
+	gss_buffer_desc out;
 	OM_uint32 maj, min, flags = 0, limit = 0;
 	uint8_t *data, *echo;
 	size_t len, off = 0, step = 1;
+	int ret;
 
 	if (mode != NULL && strcmp(mode, "expired-ticket") == 0) {
 		/* SERVICE is a principal here: host/localhost */
@@ -510,38 +604,10 @@ static int do_connect(const char *service, size_t size, const char *mode)
 		return 0;
 	}
 
-	maj = gss_import_name(&min, &name, GSS_C_NT_HOSTBASED_SERVICE, &target);
-	if (GSS_ERROR(maj)) {
-		gss_die("gss_import_name", maj, min);
+	ret = connect_handshake(service, &ctx);
+	if (ret != 0) {
+		return ret;
 	}
-	for (;;) {
-		maj = gss_init_sec_context(
-		    &min, GSS_C_NO_CREDENTIAL, &ctx, target,
-		    (gss_OID)gss_mech_krb5,
-		    GSS_C_MUTUAL_FLAG | GSS_C_REPLAY_FLAG |
-			GSS_C_SEQUENCE_FLAG | GSS_C_CONF_FLAG |
-			GSS_C_INTEG_FLAG,
-		    0, GSS_C_NO_CHANNEL_BINDINGS,
-		    in.value != NULL ? &in : GSS_C_NO_BUFFER, NULL, &out,
-		    &flags, NULL);
-		free(in.value);
-		in.value = NULL;
-		if (GSS_ERROR(maj)) {
-			gss_die("gss_init_sec_context", maj, min);
-		}
-		if (out.length > 0) {
-			send_token(0, &out);
-		}
-		gss_release_buffer(&min, &out);
-		if (!(maj & GSS_S_CONTINUE_NEEDED)) {
-			break;
-		}
-		if (recv_token(0, &in) != 1) {
-			fprintf(stderr, "knc-peer: EOF in handshake\n");
-			return 4;
-		}
-	}
-	gss_release_name(&min, &target);
 	if (mode != NULL) {
 		int r = evil(ctx, mode);
 
@@ -582,6 +648,444 @@ static int do_connect(const char *service, size_t size, const char *mode)
 	return 0;
 }
 
+/*
+ * ---- The knc program ------------------------------------------------
+ *
+ * knc-server and knc-client behave like the knc 1.12 program (bin/knc.c
+ * move_data() and bin/gssstdio.c gstd_read()/read_packet(), not libknc's
+ * command protocol) at end of stream, which is where tsgate once lost
+ * data against it. Reproduced:
+ *  - frames are read exactly: 4 length bytes, then the token, never a
+ *    byte beyond (read_packet), so whatever follows an end marker stays
+ *    in the kernel's receive buffer;
+ *  - the other side's direction ends at the first frame whose unwrapped
+ *    payload is empty, or at a bare FIN between frames (gstd_read()
+ *    returns 0 for both); a FIN inside a frame is an error;
+ *  - at that end the socket's reading side is shut (shutdown(SHUT_RD))
+ *    and never read again, while the reply keeps being written;
+ *  - our own direction ends with a bare shutdown(SHUT_WR), no marker,
+ *    once everything queued is written;
+ *  - at most 65536 plaintext bytes per frame (GSTD_MAXPACKETCONTENTS);
+ *  - SO_LINGER {1, 10} (knc sets it on the network socket), and close()
+ *    as soon as both directions are over: unread bytes then make the
+ *    kernel reset the connection (Linux tcp_close()), which throws away
+ *    the reply still queued on our side.
+ * Not reproduced: the child process and its pipes (the "cat" is a
+ * buffer in this process), select() (poll() here), logging. Unlike knc,
+ * it insists on confidentiality and counts the bytes left unread at the
+ * close (exit 7 when there are any, after closing as knc would).
+ */
+
+#define KNC_MAX_PLAIN 65536
+#define KNC_POLL_MS   30000
+
+struct knc {
+	int fd;
+	gss_ctx_id_t ctx;
+	bool read_open;  /* the peer's direction has not ended */
+	bool write_open; /* ours has not */
+	/* the frame being read */
+	uint8_t hdr[4];
+	uint8_t *tok;
+	size_t have, need;
+	/* the frame being written */
+	uint8_t *out;
+	size_t out_len, out_pos;
+};
+
+static void knc_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl == -1 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) == -1) {
+		perror("knc-peer: fcntl");
+		exit(4);
+	}
+}
+
+/*
+ * Read towards one frame. 1: *plain holds a data frame's payload; 0: the
+ * end marker (empty payload or bare FIN), the reading side is shut; -1:
+ * nothing more for now.
+ */
+static int knc_read_frame(struct knc *k, gss_buffer_t plain)
+{
+	for (;;) {
+		uint8_t *dst =
+		    k->tok == NULL ? k->hdr + k->have : k->tok + k->have;
+		size_t want = (k->tok == NULL ? 4 : k->need) - k->have;
+		ssize_t n = read(k->fd, dst, want);
+
+		if (n < 0 && errno == EINTR) {
+			continue;
+		}
+		if (n < 0 && errno == EAGAIN) {
+			return -1;
+		}
+		if (n < 0) {
+			fprintf(stderr, "knc-peer: read: %s\n",
+				strerror(errno));
+			exit(4);
+		}
+		if (n == 0 && k->have == 0 && k->tok == NULL) {
+			/* a bare FIN between frames: end of stream */
+			break;
+		}
+		if (n == 0) {
+			fprintf(stderr, "knc-peer: EOF inside a frame\n");
+			exit(4);
+		}
+		k->have += (size_t)n;
+		if (k->tok == NULL && k->have == 4) {
+			k->need = ((size_t)k->hdr[0] << 24) |
+				  ((size_t)k->hdr[1] << 16) |
+				  ((size_t)k->hdr[2] << 8) | k->hdr[3];
+			if (k->need == 0 || k->need > MAX_TOKEN) {
+				fprintf(stderr,
+					"knc-peer: bad token length %zu\n",
+					k->need);
+				exit(4);
+			}
+			k->tok = malloc(k->need);
+			k->have = 0;
+			if (k->tok == NULL) {
+				exit(4);
+			}
+		} else if (k->tok != NULL && k->have == k->need) {
+			gss_buffer_desc in = {.length = k->need,
+					      .value = k->tok};
+			OM_uint32 maj, min;
+			int conf = 0;
+
+			maj = gss_unwrap(&min, k->ctx, &in, plain, &conf, NULL);
+			free(k->tok);
+			k->tok = NULL;
+			k->have = 0;
+			if (maj != GSS_S_COMPLETE || !conf) {
+				gss_die("gss_unwrap", maj, min);
+			}
+			if (plain->length > 0) {
+				return 1;
+			}
+			gss_release_buffer(&min, plain);
+			break;
+		}
+	}
+	shutdown(k->fd, SHUT_RD);
+	k->read_open = false;
+	return 0;
+}
+
+/* Wrap len bytes into the frame to write (len 0: an end marker). */
+static void knc_queue_frame(struct knc *k, const void *data, size_t len)
+{
+	gss_buffer_desc in = {.length = len, .value = (void *)data};
+	gss_buffer_desc tok;
+	OM_uint32 maj, min;
+	int conf = 0;
+
+	maj = gss_wrap(&min, k->ctx, 1, GSS_C_QOP_DEFAULT, &in, &conf, &tok);
+	if (maj != GSS_S_COMPLETE) {
+		gss_die("gss_wrap", maj, min);
+	}
+	free(k->out);
+	k->out = malloc(4 + tok.length);
+	if (k->out == NULL) {
+		exit(4);
+	}
+	k->out[0] = (uint8_t)(tok.length >> 24);
+	k->out[1] = (uint8_t)(tok.length >> 16);
+	k->out[2] = (uint8_t)(tok.length >> 8);
+	k->out[3] = (uint8_t)tok.length;
+	memcpy(k->out + 4, tok.value, tok.length);
+	k->out_len = 4 + tok.length;
+	k->out_pos = 0;
+	gss_release_buffer(&min, &tok);
+}
+
+/* Write the queued frame; true when it is all out. */
+static bool knc_flush(struct knc *k)
+{
+	while (k->out_pos < k->out_len) {
+		ssize_t n =
+		    write(k->fd, k->out + k->out_pos, k->out_len - k->out_pos);
+
+		if (n < 0 && errno == EINTR) {
+			continue;
+		}
+		if (n < 0 && errno == EAGAIN) {
+			return false;
+		}
+		if (n < 0) {
+			fprintf(stderr, "knc-peer: write: %s\n",
+				strerror(errno));
+			exit(4);
+		}
+		k->out_pos += (size_t)n;
+	}
+	k->out_len = 0;
+	k->out_pos = 0;
+	return true;
+}
+
+static void knc_end_write(struct knc *k)
+{
+	shutdown(k->fd, SHUT_WR);
+	k->write_open = false;
+}
+
+static void knc_poll(struct knc *k, bool want_read, bool want_write)
+{
+	struct pollfd pfd = {.fd = k->fd, .events = 0};
+	int n;
+
+	if (want_read) {
+		pfd.events |= POLLIN;
+	}
+	if (want_write) {
+		pfd.events |= POLLOUT;
+	}
+	do {
+		n = poll(&pfd, 1, KNC_POLL_MS);
+	} while (n < 0 && errno == EINTR);
+	if (n <= 0) {
+		fprintf(stderr, "knc-peer: poll %s\n",
+			n == 0 ? "timed out" : strerror(errno));
+		exit(4);
+	}
+}
+
+/*
+ * Close as knc does once both directions are over, and report the bytes
+ * left unread after the peer's end marker: 7 if there were any.
+ */
+static int knc_close(struct knc *k)
+{
+	struct linger l = {.l_onoff = 1, .l_linger = 10};
+	int unread = 0;
+	OM_uint32 min;
+
+	if (ioctl(k->fd, FIONREAD, &unread) == -1) {
+		unread = 0;
+	}
+	/* tests read the reply only now, so that it is still queued here */
+	fprintf(stderr, "knc-peer: closing, %d bytes unread\n", unread);
+	fflush(stderr);
+	setsockopt(k->fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+	close(k->fd);
+	gss_delete_sec_context(&min, &k->ctx, GSS_C_NO_BUFFER);
+	free(k->out);
+	if (unread > 0) {
+		fprintf(stderr,
+			"knc-peer: %d bytes followed the end marker, closed "
+			"unread (the kernel resets the connection)\n",
+			unread);
+		return 7;
+	}
+	return 0;
+}
+
+static uint64_t fnv1a64(uint64_t h, const uint8_t *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		h = (h ^ p[i]) * 0x100000001b3ull;
+	}
+	return h;
+}
+
+/* "knc -l PORT cat": echo to the end marker, then a bare FIN. */
+static int knc_server(gss_ctx_id_t ctx, const char *behaviour)
+{
+	static const char banner[] = "hello from knc-server\n";
+	struct knc k = {
+	    .fd = 0, .ctx = ctx, .read_open = true, .write_open = true};
+	uint8_t *q = NULL; /* what "cat" has still to send back */
+	size_t qhead = 0, qlen = 0, qcap = 0, total = 0;
+	uint64_t hash = 0xcbf29ce484222325ull;
+	bool close_first =
+	    behaviour != NULL && strcmp(behaviour, "close-first") == 0;
+	bool reset = behaviour != NULL && strcmp(behaviour, "reset") == 0;
+
+	if (behaviour != NULL && !close_first && !reset) {
+		fprintf(stderr, "knc-peer: unknown behaviour %s\n", behaviour);
+		return 2;
+	}
+	knc_nonblock(k.fd);
+	if (close_first) {
+		/* a program that writes a banner and closes its stdout */
+		knc_queue_frame(&k, banner, sizeof(banner) - 1);
+		while (!knc_flush(&k)) {
+			knc_poll(&k, false, true);
+		}
+		knc_end_write(&k);
+	}
+	while (k.read_open || k.write_open) {
+		gss_buffer_desc plain;
+		OM_uint32 min;
+		int r;
+
+		if (k.write_open && k.out_len > 0 && !knc_flush(&k)) {
+			/* wait below */
+		} else if (k.write_open && qlen > 0) {
+			size_t n = qlen < KNC_MAX_PLAIN ? qlen : KNC_MAX_PLAIN;
+
+			knc_queue_frame(&k, q + qhead, n);
+			qhead += n;
+			qlen -= n;
+			continue;
+		} else if (k.write_open && !k.read_open) {
+			/* "cat" saw its EOF and wrote everything: exits */
+			knc_end_write(&k);
+			continue;
+		}
+		/* backpressure, as knc's double buffer gives */
+		if (k.read_open && qlen < (1u << 20)) {
+			r = knc_read_frame(&k, &plain);
+			if (r == 1) {
+				total += plain.length;
+				hash = fnv1a64(hash, plain.value, plain.length);
+				if (reset) {
+					struct linger l = {.l_onoff = 1,
+							   .l_linger = 0};
+
+					setsockopt(k.fd, SOL_SOCKET, SO_LINGER,
+						   &l, sizeof(l));
+					close(k.fd);
+					return 0;
+				}
+				if (!close_first) {
+					if (qhead + qlen + plain.length >
+					    qcap) {
+						memmove(q, q + qhead, qlen);
+						qhead = 0;
+						qcap = qlen + plain.length +
+						       (1u << 20);
+						q = realloc(q, qcap);
+						if (q == NULL) {
+							exit(4);
+						}
+					}
+					memcpy(q + qhead + qlen, plain.value,
+					       plain.length);
+					qlen += plain.length;
+				}
+				gss_release_buffer(&min, &plain);
+				continue;
+			}
+			if (r == 0) {
+				continue;
+			}
+		}
+		knc_poll(&k, k.read_open && qlen < (1u << 20),
+			 k.write_open && k.out_len > 0);
+	}
+	free(q);
+	if (close_first) {
+		fprintf(stderr,
+			"knc-peer: received %zu bytes fnv1a64 %016llx\n", total,
+			(unsigned long long)hash);
+	}
+	return knc_close(&k);
+}
+
+/* "knc SERVICE@HOST PORT < file": send, bare FIN, read to the marker. */
+static int knc_client(gss_ctx_id_t ctx, size_t size, const char *behaviour)
+{
+	struct knc k = {
+	    .fd = 0, .ctx = ctx, .read_open = true, .write_open = true};
+	uint8_t *data = malloc(size + 1), *reply = NULL;
+	size_t pos = 0, got = 0, cap = 0;
+	int ends = 0; /* end frames queued: marker, trailing frame */
+	int want_ends = 0, ret;
+	bool late = false;
+
+	if (behaviour != NULL && strcmp(behaviour, "marker") == 0) {
+		want_ends = 1;
+	} else if (behaviour != NULL && strcmp(behaviour, "trailing") == 0) {
+		want_ends = 2;
+	} else if (behaviour != NULL &&
+		   strcmp(behaviour, "trailing-late") == 0) {
+		want_ends = 2;
+		late = true;
+	} else if (behaviour != NULL) {
+		fprintf(stderr, "knc-peer: unknown behaviour %s\n", behaviour);
+		return 2;
+	}
+	if (data == NULL) {
+		return 4;
+	}
+	for (size_t i = 0; i < size; i++) {
+		data[i] = pattern(i);
+	}
+	knc_nonblock(k.fd);
+	while (k.read_open || k.write_open) {
+		gss_buffer_desc plain;
+		OM_uint32 min;
+		int r;
+
+		if (k.write_open && k.out_len > 0 && !knc_flush(&k)) {
+			/* wait below */
+		} else if (k.write_open && pos < size) {
+			size_t n = size - pos < KNC_MAX_PLAIN ? size - pos
+							      : KNC_MAX_PLAIN;
+
+			knc_queue_frame(&k, data + pos, n);
+			pos += n;
+			continue;
+		} else if (k.write_open && ends < want_ends) {
+			/* not knc: a marker, and maybe a frame after it */
+			if (ends == 0) {
+				knc_queue_frame(&k, "", 0);
+			} else if (late && size >= KNC_MAX_PLAIN) {
+				/* more than a reader's read-ahead takes */
+				knc_queue_frame(&k, data, KNC_MAX_PLAIN);
+			} else {
+				knc_queue_frame(&k, "TRAILING", 8);
+			}
+			ends++;
+			continue;
+		} else if (k.write_open) {
+			knc_end_write(&k);
+			if (late) {
+				/* a slow reader: the reply piles up */
+				poll(NULL, 0, 300);
+				late = false;
+			}
+			continue;
+		}
+		if (k.read_open && !(late && k.write_open)) {
+			r = knc_read_frame(&k, &plain);
+			if (r == 1) {
+				if (got + plain.length > cap) {
+					cap = (got + plain.length) * 2;
+					reply = realloc(reply, cap);
+					if (reply == NULL) {
+						exit(4);
+					}
+				}
+				memcpy(reply + got, plain.value, plain.length);
+				got += plain.length;
+				gss_release_buffer(&min, &plain);
+				continue;
+			}
+			if (r == 0) {
+				continue;
+			}
+		}
+		knc_poll(&k, k.read_open && !(late && k.write_open),
+			 k.write_open && k.out_len > 0);
+	}
+	ret = knc_close(&k);
+	if (got != size || (size > 0 && memcmp(reply, data, size) != 0)) {
+		fprintf(stderr, "knc-peer: echo mismatch (%zu of %zu bytes)\n",
+			got, size);
+		ret = 5;
+	}
+	free(data);
+	free(reply);
+	return ret;
+}
+
 int main(int argc, char **argv)
 {
 	if ((argc == 3 || argc == 4) && strcmp(argv[1], "accept") == 0) {
@@ -591,7 +1095,24 @@ int main(int argc, char **argv)
 		return do_connect(argv[2], strtoul(argv[3], NULL, 10),
 				  argc == 5 ? argv[4] : NULL);
 	}
+	if ((argc == 3 || argc == 4) && strcmp(argv[1], "knc-server") == 0) {
+		gss_ctx_id_t ctx = GSS_C_NO_CONTEXT;
+		int ret = accept_handshake(argv[2], &ctx);
+
+		return ret != 0 ? ret
+				: knc_server(ctx, argc == 4 ? argv[3] : NULL);
+	}
+	if ((argc == 4 || argc == 5) && strcmp(argv[1], "knc-client") == 0) {
+		gss_ctx_id_t ctx = GSS_C_NO_CONTEXT;
+		int ret = connect_handshake(argv[2], &ctx);
+
+		return ret != 0 ? ret
+				: knc_client(ctx, strtoul(argv[3], NULL, 10),
+					     argc == 5 ? argv[4] : NULL);
+	}
 	fprintf(stderr, "usage: knc-peer accept CLIENT [EVIL] | "
-			"knc-peer connect SERVICE SIZE [EVIL]\n");
+			"knc-peer connect SERVICE SIZE [EVIL] | "
+			"knc-peer knc-server CLIENT [BEHAVIOUR] | "
+			"knc-peer knc-client SERVICE SIZE [BEHAVIOUR]\n");
 	return 2;
 }

@@ -100,6 +100,16 @@ COVERED_ELSEWHERE = {
     "framing/crash-…": "a crash file only a failing fuzz run makes",
     "FUZZ_VERBOSE=1 build-fuzz/tests/fuzz/fuzz-gssapi "
     "tests/fuzz/corpus/gssapi/*": "tests/fuzz/run.sh replays the corpus",
+    "meson test -C build tsocket_oracle --print-errorlogs":
+        "scripts/test (integration suite, normal and ASan)",
+    "TSOCKET_ORACLE_SEEDS=40 meson test -C build tsocket_oracle":
+        "the tsocket_oracle test of scripts/test, with more seeds",
+    "build/tests/integration/tsocket_oracle 7 stream":
+        "tsocket_oracle.py runs the program with each seed and phase",
+    "python3 tests/integration/tsocket_oracle.py "
+    "build/tests/integration/tsocket_oracle "
+    "build/tests/integration/tsocket_oracle_samba 7 8 9":
+        "the tsocket_oracle test of scripts/test runs this driver",
 }
 
 

@@ -183,6 +183,59 @@ class GssapiGateway(gh.GatewayTestCase):
         self.assertEqual(bad[0]["reason"], "no route")
         self.assertEqual(bad[0]["identity"], "bob@TSGATE.TEST")
 
+    def test_user_pattern_refuses_admin_instance(self):
+        """`principal: "*@REALM"` means one-component (user) principals:
+        alice/admin, a real principal of the same realm with a real
+        ticket, must not take that route (a '*' crossing '/' let it)."""
+        if not os.access(KNC_PEER, os.X_OK):
+            self.skipTest("knc-peer not built")
+        for tool in ("kadmin.local", "kinit"):
+            self.assertIsNotNone(shutil.which(tool), tool + " missing")
+        env = dict(os.environ)
+        env.update(self.env)
+        keytab = os.path.join(self.tmp, "alice-admin.keytab")
+        ccache = "FILE:" + os.path.join(self.tmp, "alice-admin.cc")
+        for q in ("addprinc -randkey alice/admin",
+                  "ktadd -k %s alice/admin" % keytab):
+            p = subprocess.run(["kadmin.local", "-q", q], env=env,
+                               capture_output=True, timeout=30)
+            self.assertEqual(p.returncode, 0, p.stderr)
+        p = subprocess.run(["kinit", "-k", "-t", keytab, "-c", ccache,
+                            "alice/admin@TSGATE.TEST"], env=env,
+                           capture_output=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        users = self.backend(mode="recorder", echo=True)
+        admins = self.backend(mode="recorder", echo=True)
+        far = self.far_gateway([
+            {"name": "users", "match": "{principal: \"*@TSGATE.TEST\"}",
+             "backend": "\"%s\"" % users.address},
+            {"name": "admins",
+             "match": "{principal: \"*/admin@TSGATE.TEST\"}",
+             "backend": "\"%s\"" % admins.address},
+        ])
+
+        def knc(cc):
+            env["KRB5CCNAME"] = cc
+            s = socket.create_connection(("127.0.0.1", self.port),
+                                         timeout=10)
+            s.setblocking(True)
+            p = subprocess.run([KNC_PEER, "connect", "host@localhost",
+                                "1000"], stdin=s, env=env,
+                               capture_output=True, timeout=60)
+            s.close()
+            return p
+
+        self.assertEqual(knc(ccache).returncode, 0, far.log_bytes())
+        self.assertEqual(knc(self.env["TT_KDC_ALICE_CCACHE"]).returncode, 0,
+                         far.log_bytes())
+        lines = far.wait_conn_lines(2)
+        by_id = {l["identity"]: l for l in lines}
+        self.assertEqual(by_id["alice/admin@TSGATE.TEST"]["route"],
+                         "admins", lines)
+        self.assertEqual(by_id["alice@TSGATE.TEST"]["route"], "users",
+                         lines)
+        self.assertTrue(all(l["result"] == "ok" for l in lines), lines)
+
     def test_framed_client_mode(self):
         b = self.backend(kind="tcp")
         self.far_gateway([{"name": "any", "framing": "length32",

@@ -165,8 +165,10 @@ class TlsGateway(gh.GatewayTestCase):
     def test_mtls_allow_list(self):
         b = self.backend(mode="greet", banner=b"welcome\n")
         g = self.tls_listener([
+            # client_subject is matched RDN by RDN: the whole DN
             {"name": "corp", "match":
-             "{client_san: \"DNS:*.corp.test\", client_subject: \"*CN=alice*\"}",
+             "{client_san: \"DNS:*.corp.test\", "
+             "client_subject: \"CN=alice,O=Example\"}",
              "backend": "\"%s\"" % b.address},
         ], verify_client="require")
         c = self.certs

@@ -8,10 +8,12 @@
 #include <fcntl.h>
 #include <gssapi/gssapi.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -925,6 +927,198 @@ START_TEST(test_knc_peer_initiator)
 }
 END_TEST
 
+/*
+ * Against knc-peer's knc-server ("knc -l PORT cat" at end of stream): it
+ * stops reading at our end marker and closes, so anything we sent after
+ * the marker would be left unread (peer exit 7) and reset the
+ * connection. strict: a bare FIN is truncation, after the whole echo.
+ */
+static void knc_program_acceptor(bool strict)
+{
+	const char *argv[] = {"knc-peer", "knc-server", "alice@" TT_KDC_REALM,
+			      NULL};
+	const size_t len = 4 * 1024 * 1024 + 3;
+	struct tstream_gssapi_params *ip =
+	    initiator_params("host@localhost", kdc->alice_ccache);
+	struct pump *p = talloc_zero(tt_mem, struct pump);
+	struct hs cli;
+	pid_t pid;
+	int a, b;
+
+	setenv("KRB5_KTNAME", kdc->service_keytab, 1);
+	tstream_gssapi_params_set_strict_eof(ip, strict);
+	tcp_pair(&a, &b);
+	pid = spawn_peer(b, argv);
+	hs_start(&cli, false, bsd_stream(a), ip);
+	tt_wait(&cli.done, 10000);
+	ck_assert_msg(cli.ret == 0, "connect: %s", cli.reason);
+
+	p->stream = cli.stream;
+	p->rng = 7;
+	p->src = make_data(p, len, 11);
+	p->src_len = len;
+	p->shutdown_after = true;
+	p->dst = talloc_size(p, len + 1);
+	p->dst_len = len;
+	pump_write_next(p);
+	pump_read_next(p);
+	tt_wait(&p->write_done, 30000);
+	tt_wait(&p->read_done, 30000);
+	ck_assert_int_eq(p->write_err, 0);
+	ck_assert_uint_eq(p->got, len);
+	ck_assert(memcmp(p->dst, p->src, len) == 0);
+	if (strict) {
+		ck_assert_int_eq(p->read_err, ECONNABORTED);
+		ck_assert_ptr_nonnull(strstr(
+		    tstream_gssapi_error_reason(cli.stream), "truncated"));
+	} else {
+		ck_assert_int_eq(p->read_err, EPIPE);
+		ck_assert_ptr_null(tstream_gssapi_error_reason(cli.stream));
+	}
+	expect_peer_exit(pid, 0);
+	TALLOC_FREE(cli.stream);
+}
+
+START_TEST(test_knc_program_acceptor)
+{
+	ck_assert_ptr_nonnull(kdc);
+	knc_program_acceptor(false);
+}
+END_TEST
+
+START_TEST(test_knc_program_acceptor_strict)
+{
+	ck_assert_ptr_nonnull(kdc);
+	knc_program_acceptor(true);
+}
+END_TEST
+
+static void tick_done(struct tevent_context *ev,
+		      struct tevent_timer *te,
+		      struct timeval now,
+		      void *private_data)
+{
+	bool *tick = private_data;
+
+	(void)ev;
+	(void)te;
+	(void)now;
+	*tick = true;
+}
+
+/*
+ * Run the event loop until the peer's FIN has arrived on fd and no byte
+ * is left unread in its kernel buffer, or timeout_ms passed; returns the
+ * bytes still unread (0: drained).
+ */
+static int wait_input_drained(int fd, unsigned timeout_ms)
+{
+	int unread = -1;
+
+	for (unsigned waited = 0; waited <= timeout_ms; waited += 10) {
+		struct pollfd pfd = {.fd = fd, .events = POLLRDHUP};
+		TALLOC_CTX *tmp = talloc_new(tt_mem);
+		bool tick = false;
+
+		if (poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLRDHUP) &&
+		    ioctl(fd, FIONREAD, &unread) == 0 && unread == 0) {
+			talloc_free(tmp);
+			return 0;
+		}
+		ioctl(fd, FIONREAD, &unread);
+		tevent_add_timer(tt_ev, tmp,
+				 tevent_timeval_current_ofs(0, 10000),
+				 tick_done, &tick);
+		tt_loop_until(tt_ev, &tick, 1000);
+		talloc_free(tmp);
+	}
+	return unread;
+}
+
+/*
+ * knc-peer's knc-client ("knc SERVICE@HOST PORT < file"): our acceptor
+ * reads to its end (a bare FIN; with "trailing", wrap("") and then one
+ * more frame, which must not be delivered but is read and dropped),
+ * echoes, ends with one marker and a FIN, and closes: the peer reads
+ * nothing after our marker and gets the whole echo (exit 0).
+ */
+static void knc_program_initiator(const char *behaviour, size_t len)
+{
+	char size[32];
+	const char *argv[] = {"knc-peer", "knc-client", "host@localhost",
+			      size,       behaviour,    NULL};
+	struct pump *p = talloc_zero(tt_mem, struct pump);
+	struct hs srv;
+	uint8_t *expect;
+	pid_t pid;
+	int a, b, err = 0;
+
+	snprintf(size, sizeof(size), "%zu", len);
+	setenv("KRB5CCNAME", kdc->alice_ccache, 1);
+	tcp_pair(&a, &b);
+	pid = spawn_peer(a, argv);
+	hs_start(&srv, true, bsd_stream(b),
+		 acceptor_params(kdc->service_keytab));
+	tt_wait(&srv.done, 10000);
+	ck_assert_msg(srv.ret == 0, "accept: %s", srv.reason);
+
+	p->stream = srv.stream;
+	p->rng = 13;
+	/* a byte read past len fails the pump: "read past the expected end" */
+	p->dst = talloc_size(p, len + 1);
+	p->dst_len = len;
+	pump_read_next(p);
+	tt_wait(&p->read_done, 20000);
+	ck_assert_int_eq(p->read_err, EPIPE);
+	ck_assert_uint_eq(p->got, len);
+	expect = talloc_size(p, len);
+	for (size_t i = 0; i < len; i++) {
+		uint32_t x = (uint32_t)i * 2654435761u;
+
+		expect[i] = (uint8_t)((x >> 13) ^ (x >> 24) ^ i);
+	}
+	ck_assert(memcmp(p->dst, expect, len) == 0);
+	ck_assert_int_eq(do_write(srv.stream, p->dst, len, &err), (int)len);
+	ck_assert_msg(do_shutdown(srv.stream, &err) == 0, "shutdown: %s",
+		      strerror(err));
+	if (behaviour != NULL) {
+		/*
+		 * The frame after the peer's marker is read and dropped
+		 * (more of it than the plain stream's read-ahead takes):
+		 * nothing is left in the kernel once the peer's FIN is in.
+		 */
+		int unread = wait_input_drained(b, 10000);
+
+		ck_assert_msg(unread == 0,
+			      "%d bytes after the marker left unread", unread);
+	}
+	/*
+	 * Close with the echo still queued (the peer reads late): had
+	 * bytes been left unread, the kernel would reset the connection
+	 * and drop the echo's tail (the peer then exits 4 or 5).
+	 */
+	TALLOC_FREE(srv.stream);
+	expect_peer_exit(pid, 0);
+}
+
+START_TEST(test_knc_program_initiator)
+{
+	ck_assert_ptr_nonnull(kdc);
+	knc_program_initiator(NULL, 2 * 1024 * 1024 + 5);
+}
+END_TEST
+
+START_TEST(test_knc_program_initiator_trailing_frame)
+{
+	ck_assert_ptr_nonnull(kdc);
+	/*
+	 * Small enough to sit whole in the socket buffers while the peer
+	 * does not read yet: we close with all of it still queued.
+	 */
+	knc_program_initiator("trailing-late", 256 * 1024 + 5);
+}
+END_TEST
+
 /* ---- hostile peers --------------------------------------------------- */
 
 /*
@@ -1559,7 +1753,10 @@ static Suite *gssapi_suite(void)
 	      test_wait_readable, test_readable_handler, NULL},
 	     60},
 	    {"knc",
-	     {test_knc_peer_acceptor, test_knc_peer_initiator, NULL},
+	     {test_knc_peer_acceptor, test_knc_peer_initiator,
+	      test_knc_program_acceptor, test_knc_program_acceptor_strict,
+	      test_knc_program_initiator,
+	      test_knc_program_initiator_trailing_frame, NULL},
 	     60},
 	    {"hostile",
 	     {test_hostile_replay, test_hostile_reorder, test_hostile_bitflip,

@@ -473,6 +473,8 @@ START_TEST(test_good_minimal)
 	ck_assert_ptr_null(cfg->user);
 	ck_assert_ptr_null(cfg->metrics_listen);
 	ck_assert_uint_eq(cfg->limits.max_connections, 10000);
+	ck_assert_uint_eq(cfg->limits.max_connections_per_source, 0);
+	ck_assert_uint_eq(cfg->limits.per_source_ipv6_prefix, 64);
 	ck_assert_uint_eq(cfg->limits.handshake_timeout_ms, 10000);
 	ck_assert_uint_eq(cfg->limits.idle_timeout_ms, 300000);
 	ck_assert_uint_eq(cfg->limits.shutdown_grace_ms, 30000);
@@ -522,6 +524,8 @@ START_TEST(test_good_everything)
 	ck_assert_str_eq(cfg->metrics_listen->ip, "::1");
 	ck_assert_uint_eq(cfg->metrics_listen->port, 9100);
 	ck_assert_uint_eq(cfg->limits.max_connections, 500);
+	ck_assert_uint_eq(cfg->limits.max_connections_per_source, 20);
+	ck_assert_uint_eq(cfg->limits.per_source_ipv6_prefix, 56);
 	ck_assert_uint_eq(cfg->limits.handshake_timeout_ms, 2500);
 	ck_assert_uint_eq(cfg->limits.idle_timeout_ms, 300000);
 	ck_assert_uint_eq(cfg->limits.shutdown_grace_ms, 0);
@@ -533,6 +537,7 @@ START_TEST(test_good_everything)
 	ck_assert_str_eq(l->listen.ip, "::");
 	ck_assert_uint_eq(l->listen.port, 8443);
 	ck_assert_uint_eq(l->max_connections, 50);
+	ck_assert(l->allow_plain_public);
 	r = &l->routes[0];
 	ck_assert_str_eq(r->name, "echo");
 	ck_assert_str_eq(r->backend.path,
@@ -553,6 +558,7 @@ START_TEST(test_good_everything)
 	ck_assert_str_eq(r->gssapi->target, "tsgate@gw.example.com");
 	ck_assert_str_eq(r->gssapi->ccache, "FILE:/tmp/krb5cc_app");
 	ck_assert_ptr_null(r->gssapi->client_keytab);
+	ck_assert(r->gssapi->strict_end);
 	ck_assert_int_eq(r->framing, TSGATE_CONFIG_FRAMING_NCACN);
 	ck_assert_uint_eq(r->max_pdu, 16);
 	ck_assert_int_eq(r->identity, TSGATE_CONFIG_IDENTITY_KNC);
@@ -680,6 +686,42 @@ START_TEST(test_buffer_and_reload)
 	talloc_free(live);
 	ck_assert_str_eq(next->listeners[0].listen.path, "/srv2/a.sock");
 	talloc_free(next);
+}
+END_TEST
+
+START_TEST(test_per_source_keys)
+{
+	struct tsgate_config *cfg = NULL;
+	struct tsgate_config_errors *errs = NULL;
+	char *y = talloc_asprintf(tt_mem,
+				  "limits:\n"
+				  "  max_connections_per_source: 20\n"
+				  "  per_source_ipv6_prefix: 128\n"
+				  "%s",
+				  plain_yaml);
+	int ret;
+
+	ret =
+	    tsgate_config_load_buffer(tt_mem, "p.yaml", "/", (const uint8_t *)y,
+				      strlen(y), 0, &cfg, &errs);
+	ck_assert_int_eq(ret, 0);
+	ck_assert_uint_eq(cfg->limits.max_connections_per_source, 20);
+	ck_assert_uint_eq(cfg->limits.per_source_ipv6_prefix, 128);
+	talloc_free(cfg);
+
+	y = talloc_asprintf(tt_mem,
+			    "limits: {max_connections_per_source: 0, "
+			    "per_source_ipv6_prefix: 0}\n%s",
+			    plain_yaml);
+	ret =
+	    tsgate_config_load_buffer(tt_mem, "p.yaml", "/", (const uint8_t *)y,
+				      strlen(y), 0, &cfg, &errs);
+	ck_assert_int_eq(ret, EINVAL);
+	ck_assert_uint_eq(errs->num_errors, 1);
+	ck_assert_str_eq(tsgate_config_error_string(tt_mem, &errs->errors[0]),
+			 "p.yaml:1:65: 'per_source_ipv6_prefix': 0 is out of "
+			 "range (1-128)");
+	talloc_free(errs);
 }
 END_TEST
 
@@ -1069,9 +1111,13 @@ START_TEST(test_creds_good_gssapi)
 	ck_assert_str_eq(l->gssapi->principal,
 			 "tsgate/gw.example.com@EXAMPLE.COM");
 	ck_assert_str_eq(l->routes[0].match.principal[0], "*@EXAMPLE.COM");
+	ck_assert(l->gssapi->strict_end);
 	l = &cfg->listeners[1];
 	ck_assert_str_eq(l->routes[0].gssapi->client_keytab,
 			 talloc_asprintf(tt_mem, "%s/tsgate.keytab", dir));
+	/* knc never sends the wrap("") marker: off unless asked for */
+	ck_assert(!l->gssapi->strict_end);
+	ck_assert(!l->routes[0].gssapi->strict_end);
 	drop_creds(dir);
 }
 END_TEST
@@ -1198,6 +1244,7 @@ static Suite *config_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_missing_file);
 	tcase_add_test(tc, test_buffer_and_reload);
+	tcase_add_test(tc, test_per_source_keys);
 	tcase_add_test(tc, test_user);
 	tcase_add_test(tc, test_junk_never_crashes);
 	tcase_add_test(tc, test_limits);

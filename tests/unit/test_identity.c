@@ -69,7 +69,7 @@ static void expect_tlv_str(struct cur *c, uint8_t type, const char *value)
 }
 
 /* The 16-byte fixed header; returns the address+TLV length. */
-static size_t expect_header(struct cur *c, uint8_t fam)
+static size_t expect_header_cmd(struct cur *c, uint8_t ver_cmd, uint8_t fam)
 {
 	/* signature, as the spec spells it out in hex */
 	static const uint8_t sig[12] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D,
@@ -77,11 +77,16 @@ static size_t expect_header(struct cur *c, uint8_t fam)
 	size_t len;
 
 	expect_bytes(c, sig, sizeof(sig));
-	ck_assert_uint_eq(u8(c), 0x21); /* \x2 version, \x1 PROXY */
+	ck_assert_uint_eq(u8(c), ver_cmd);
 	ck_assert_uint_eq(u8(c), fam);
 	len = u16(c);
 	ck_assert_uint_eq(len, c->left); /* nothing after the header */
 	return len;
+}
+
+static size_t expect_header(struct cur *c, uint8_t fam)
+{
+	return expect_header_cmd(c, 0x21, fam); /* \x2 version, \x1 PROXY */
 }
 
 START_TEST(test_pp2_tcp4_plain)
@@ -193,6 +198,56 @@ START_TEST(test_pp2_tls_no_cert)
 }
 END_TEST
 
+/*
+ * Issue 13, defect 2: a certificate whose names cannot be trusted (a NUL
+ * in a SAN) reaches the backend as "not verified" and without a CN, even
+ * if a CN string is around, and gives no identity for the logs.
+ */
+START_TEST(test_pp2_name_error)
+{
+	struct tsgate_peer_info info = {
+	    .remote = inet("127.0.0.1", 5000),
+	    .local = inet("127.0.0.1", 6000),
+	    .tls = true,
+	    .tls_version = "TLS1.3",
+	    .tls_cipher = "TLS_AES_128_GCM_SHA256",
+	    .client_cert = true,
+	    .cert_verified = true,
+	    .client_subject = "CN=alice",
+	    .client_cn = "alice",
+	    .client_name_error = "DNS SAN holds a NUL byte",
+	};
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	struct cur c;
+
+	ck_assert_ptr_null(tsgate_identity_summary(&info));
+	ck_assert_int_eq(tsgate_identity_proxy_v2(tt_mem, &info, &buf, &len),
+			 0);
+	c = (struct cur){buf, len};
+	expect_header(&c, 0x11);
+	c.p += 12;
+	c.left -= 12;
+	ck_assert_uint_eq(u8(&c), 0x20); /* PP2_TYPE_SSL */
+	ck_assert_uint_eq(u16(&c), c.left);
+	/* a certificate was presented ... */
+	ck_assert_uint_eq(u8(&c), 0x01 | 0x02 | 0x04);
+	/* ... but it does not count as verified */
+	ck_assert_uint_ne(((uint32_t)u16(&c) << 16) | u16(&c), 0);
+	expect_tlv_str(&c, 0x21, "TLSv1.3");
+	/* and no SSL_CN sub-TLV */
+	expect_tlv_str(&c, 0x23, "TLS_AES_128_GCM_SHA256");
+	ck_assert_uint_eq(c.left, 0);
+}
+END_TEST
+
+/*
+ * A unix-socket client has no address a consumer can use: HAProxy (up to
+ * 3.x) rejects a PROXY command with any family but TCP4/TCP6 (it then
+ * parses the TLVs from offset 0, the signature), and nginx ignores such a
+ * header. HAProxy itself sends LOCAL with UNSPEC and no address block
+ * there, and still appends its TLVs; so do we.
+ */
 START_TEST(test_pp2_unix_gssapi)
 {
 	struct tsgate_peer_info info = {
@@ -203,7 +258,6 @@ START_TEST(test_pp2_unix_gssapi)
 	    .local_name = "alice",
 	    .mech = "krb5",
 	};
-	uint8_t path[108];
 	uint8_t *buf = NULL;
 	size_t len = 0;
 	struct cur c;
@@ -211,14 +265,39 @@ START_TEST(test_pp2_unix_gssapi)
 	ck_assert_int_eq(tsgate_identity_proxy_v2(tt_mem, &info, &buf, &len),
 			 0);
 	c = (struct cur){buf, len};
-	expect_header(&c, 0x31); /* UNIX stream */
-	memset(path, 0, sizeof(path));
-	expect_bytes(&c, path, sizeof(path)); /* unnamed client socket */
-	strcpy((char *)path, "/run/tsgate/in.sock");
-	expect_bytes(&c, path, sizeof(path));
+	/* \x2 version, \x0 LOCAL; UNSPEC: no address block, TLVs at 16 */
+	ck_assert_uint_eq(expect_header_cmd(&c, 0x20, 0x00),
+			  3 + 17 + 3 + 5 + 3 + 4);
 	expect_tlv_str(&c, 0xE0, "alice@EXAMPLE.COM");
 	expect_tlv_str(&c, 0xE1, "alice");
 	expect_tlv_str(&c, 0xE2, "krb5");
+	ck_assert_uint_eq(c.left, 0);
+}
+END_TEST
+
+START_TEST(test_pp2_unix_tls_keeps_tlvs)
+{
+	struct tsgate_peer_info info = {
+	    .remote = unix_addr(""),
+	    .local = unix_addr("/run/tsgate/tls.sock"),
+	    .tls = true,
+	    .tls_version = "TLS1.3",
+	    .sni = "svc.example",
+	};
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	struct cur c;
+
+	ck_assert_int_eq(tsgate_identity_proxy_v2(tt_mem, &info, &buf, &len),
+			 0);
+	c = (struct cur){buf, len};
+	expect_header_cmd(&c, 0x20, 0x00);
+	expect_tlv_str(&c, 0x02, "svc.example");
+	ck_assert_uint_eq(u8(&c), 0x20); /* PP2_TYPE_SSL */
+	ck_assert_uint_eq(u16(&c), 5 + 3 + 7);
+	ck_assert_uint_eq(u8(&c), 0x01);         /* client: SSL */
+	expect_bytes(&c, "\x00\x00\x00\x01", 4); /* no certificate */
+	expect_tlv_str(&c, 0x21, "TLSv1.3");
 	ck_assert_uint_eq(c.left, 0);
 }
 END_TEST
@@ -255,7 +334,7 @@ END_TEST
 
 START_TEST(test_pp2_unspec)
 {
-	/* mixed families (or unknown addresses): UNSPEC, no address block */
+	/* an inet client of a unix address (or unknown addresses): LOCAL */
 	struct tsgate_peer_info info = {
 	    .remote = inet("127.0.0.1", 1),
 	    .local = unix_addr("/tmp/x"),
@@ -268,8 +347,47 @@ START_TEST(test_pp2_unspec)
 	ck_assert_int_eq(tsgate_identity_proxy_v2(tt_mem, &info, &buf, &len),
 			 0);
 	c = (struct cur){buf, len};
-	expect_header(&c, 0x00);
+	expect_header_cmd(&c, 0x20, 0x00);
 	expect_tlv_str(&c, 0x02, "a");
+	ck_assert_uint_eq(c.left, 0);
+
+	info.remote = NULL; /* not known at all */
+	ck_assert_int_eq(tsgate_identity_proxy_v2(tt_mem, &info, &buf, &len),
+			 0);
+	c = (struct cur){buf, len};
+	expect_header_cmd(&c, 0x20, 0x00);
+	expect_tlv_str(&c, 0x02, "a");
+	ck_assert_uint_eq(c.left, 0);
+}
+END_TEST
+
+START_TEST(test_pp2_mixed_inet_is_tcp6)
+{
+	/*
+	 * IPv4 on one end, IPv6 on the other: TCP6 with the IPv4 end
+	 * as ::ffff:a.b.c.d, as HAProxy sends it, rather than a PROXY
+	 * command without addresses that HAProxy would refuse.
+	 */
+	struct tsgate_peer_info info = {
+	    .remote = inet("192.0.2.10", 40000),
+	    .local = inet("2001:db8::2", 443),
+	};
+	static const uint8_t src[16] = {0, 0, 0,    0,    0,   0, 0, 0,
+					0, 0, 0xff, 0xff, 192, 0, 2, 10};
+	static const uint8_t dst[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0,
+					0,    0,    0,    0,    0, 0, 0, 2};
+	static const uint8_t ports[4] = {0x9c, 0x40, 0x01, 0xbb};
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	struct cur c;
+
+	ck_assert_int_eq(tsgate_identity_proxy_v2(tt_mem, &info, &buf, &len),
+			 0);
+	c = (struct cur){buf, len};
+	ck_assert_uint_eq(expect_header(&c, 0x21), 36);
+	expect_bytes(&c, src, sizeof(src));
+	expect_bytes(&c, dst, sizeof(dst));
+	expect_bytes(&c, ports, sizeof(ports));
 	ck_assert_uint_eq(c.left, 0);
 }
 END_TEST
@@ -380,7 +498,6 @@ START_TEST(test_summary)
 }
 END_TEST
 
-
 static Suite *identity_suite(void)
 {
 	Suite *s = suite_create("identity");
@@ -390,8 +507,11 @@ static Suite *identity_suite(void)
 	tcase_add_test(tc, test_pp2_tcp4_plain);
 	tcase_add_test(tc, test_pp2_tcp6_tls);
 	tcase_add_test(tc, test_pp2_tls_no_cert);
+	tcase_add_test(tc, test_pp2_name_error);
 	tcase_add_test(tc, test_pp2_unix_gssapi);
+	tcase_add_test(tc, test_pp2_unix_tls_keeps_tlvs);
 	tcase_add_test(tc, test_pp2_unspec);
+	tcase_add_test(tc, test_pp2_mixed_inet_is_tcp6);
 	tcase_add_test(tc, test_v4_mapped_is_ipv4);
 
 	tc = tt_tcase(s, "knc", 10);

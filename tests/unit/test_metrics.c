@@ -168,6 +168,7 @@ START_TEST(test_render_full)
 	    "tsgate_handshake_failures_total{listener=\"pub\",reason=\"other\"} 1\n"
 	    H_DROPS
 	    "tsgate_connection_drops_total{listener=\"pub\",reason=\"max_connections\"} 1\n"
+	    "tsgate_connection_drops_total{listener=\"pub\",reason=\"max_connections_per_source\"} 0\n"
 	    "tsgate_connection_drops_total{listener=\"pub\",reason=\"handshake_timeout\"} 0\n"
 	    "tsgate_connection_drops_total{listener=\"pub\",reason=\"handshake_failed\"} 0\n"
 	    "tsgate_connection_drops_total{listener=\"pub\",reason=\"no_route\"} 0\n"
@@ -776,21 +777,61 @@ START_TEST(test_server_errors)
 }
 END_TEST
 
+/* An asynchronous handler that never answers: its client keeps a slot. */
+static struct tevent_req *never_send(TALLOC_CTX *mem_ctx,
+				     struct tevent_context *ev,
+				     void *private_data,
+				     const struct tsgate_http_request *req)
+{
+	bool *asked = private_data;
+	int *state;
+
+	*asked = true;
+	return tevent_req_create(mem_ctx, &state, int);
+}
+
+static void never_recv(struct tevent_req *req,
+		       TALLOC_CTX *mem_ctx,
+		       struct tsgate_http_response *resp)
+{
+	ck_abort_msg("never answered");
+}
+
+/*
+ * At max_clients a new client takes the slot of the oldest one still
+ * sending its head (issue 13, defect 6: idle clients starved /healthz);
+ * only when every slot is being answered is the new one refused.
+ */
 START_TEST(test_server_max_clients)
 {
 	struct tsgate_http_server *s = pair_server(1);
-	int held, extra, ret;
+	static const char get[] = "GET /healthz HTTP/1.0\r\n\r\n";
+	bool asked = false;
+	int idle, busy, extra, ret;
 	char buf[1];
 
-	held = pair_connect(s, &ret);
+	idle = pair_connect(s, &ret);
 	ck_assert_int_eq(ret, 0);
+	/* the idle client is evicted: its end is closed at once */
+	busy = pair_connect(s, &ret);
+	ck_assert_int_eq(ret, 0);
+	ck_assert_int_eq(read(idle, buf, 1), 0);
+	close(idle);
+	ck_assert_uint_eq(tsgate_http_server_num_clients(s), 1);
+	ck_assert_uint_eq(tsgate_http_server_num_evicted(s), 1);
+
+	/* a client being answered keeps its slot: the next one is refused */
+	tsgate_http_server_set_async(s, never_send, never_recv, &asked);
+	ck_assert_int_eq(write(busy, get, sizeof(get) - 1),
+			 (ssize_t)sizeof(get) - 1);
+	tt_wait(&asked, 2000);
 	extra = pair_connect(s, &ret);
 	ck_assert_int_eq(ret, EAGAIN);
-	/* refused: its end was closed at once */
 	ck_assert_int_eq(read(extra, buf, 1), 0);
 	close(extra);
 	ck_assert_uint_eq(tsgate_http_server_num_clients(s), 1);
-	close(held);
+	ck_assert_uint_eq(tsgate_http_server_num_evicted(s), 1);
+	close(busy);
 	talloc_free(s); /* with a client still open: no leak */
 }
 END_TEST

@@ -453,6 +453,48 @@ START_TEST(test_unix_connected_and_large)
 }
 END_TEST
 
+/*
+ * A unix datagram larger than the default send buffer (about 208 KiB on
+ * Linux): sendto raises SO_SNDBUF and sends it, as Samba does. The
+ * tsocket oracle found tsgate refusing 300,000 bytes with EMSGSIZE.
+ */
+START_TEST(test_unix_larger_than_sndbuf)
+{
+	char *dir = tt_mkdtemp(tt_mem);
+	struct tsocket_address *ls = unix_addr(dir, "s.sock");
+	struct tdgram_context *s = NULL, *c = NULL;
+	const size_t big = 300000;
+	uint8_t *data = talloc_size(tt_mem, big);
+	struct recv_result *r;
+	size_t i;
+
+	ck_assert_ptr_nonnull(dir);
+	for (i = 0; i < big; i++) {
+		data[i] = (uint8_t)(i % 253);
+	}
+	ck_assert_int_eq(tdgram_unix_socket(ls, NULL, tt_mem, &s), 0);
+	ck_assert_int_eq(
+	    tdgram_unix_socket(unix_addr(dir, NULL), ls, tt_mem, &c), 0);
+	ck_assert_int_eq(send_one(c, data, big, NULL), (ssize_t)big);
+	r = recv_one(s);
+	ck_assert_int_eq(r->len, (ssize_t)big);
+	ck_assert_int_eq(memcmp(r->buf, data, big), 0);
+	/* UDP stays limited by its protocol: EMSGSIZE all the same */
+	{
+		struct tdgram_context *u =
+		    udp(inet("ipv4", "127.0.0.1", 0), NULL);
+		struct tsocket_address *dst = inet("ipv4", "127.0.0.1", 9);
+
+		errno = 0;
+		ck_assert_int_eq(send_one(u, data, 65508, dst), -EMSGSIZE);
+		talloc_free(u);
+	}
+	talloc_free(c);
+	talloc_free(s);
+	tt_rmtree(dir);
+}
+END_TEST
+
 START_TEST(test_empty_datagrams_and_shut)
 {
 	struct tdgram_context *d = NULL;
@@ -682,6 +724,7 @@ static Suite *tsocket_dgram_suite(void)
 	tc = tt_tcase(s, "unix", 20);
 	tcase_add_test(tc, test_unix_unconnected);
 	tcase_add_test(tc, test_unix_connected_and_large);
+	tcase_add_test(tc, test_unix_larger_than_sndbuf);
 
 	tc = tt_tcase(s, "guards", 20);
 	tcase_add_test(tc, test_len_zero_refused);

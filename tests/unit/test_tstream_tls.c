@@ -815,6 +815,281 @@ START_TEST(mtls_good)
 }
 END_TEST
 
+/*
+ * Hostile names (issue 13, defect 2): client certificates made by tt-cert
+ * with NUL and control bytes where C strings and logs cannot hold them,
+ * several CNs, CN= inside other values, very long names. A bad name
+ * withholds all of the certificate's names; good ones are reported as
+ * they are, the CN being the most specific one.
+ */
+static const struct {
+	const char *what;
+	const char *args[8];
+	const char *name_error; /* NULL: the names are fine */
+	const char *subject;    /* expected when name_error is NULL */
+	const char *cn;
+	const char *san; /* one expected SAN, or NULL */
+} hostile_cases[] = {
+    {"NUL in DNS SAN",
+     {"--rdn", "CN=alice", "--san", "DNS:alice.ops.example.com\\x00.evil.com"},
+     "DNS SAN holds a NUL byte",
+     NULL,
+     NULL,
+     NULL},
+    {"NUL in email SAN",
+     {"--rdn", "CN=alice", "--san", "email:alice@ops.example.com\\x00@evil"},
+     "email SAN holds a NUL byte",
+     NULL,
+     NULL,
+     NULL},
+    {"NUL in URI SAN",
+     {"--rdn", "CN=alice", "--san", "URI:spiffe://ops/alice\\x00/evil"},
+     "URI SAN holds a NUL byte",
+     NULL,
+     NULL,
+     NULL},
+    {"NUL in CN",
+     {"--rdn", "O=Example", "--rdn", "CN=alice\\x00.evil"},
+     "the subject CN holds a NUL byte",
+     NULL,
+     NULL,
+     NULL},
+    {"newline in CN",
+     {"--rdn", "CN=alice\\x0aEND"},
+     "the subject CN holds a control byte",
+     NULL,
+     NULL,
+     NULL},
+    {"C1 control in CN",
+     {"--rdn", "CN=alice\\xc2\\x85x"},
+     "the subject CN holds a control byte",
+     NULL,
+     NULL,
+     NULL},
+    {"invalid UTF-8 in CN",
+     {"--rdn", "CN=alice\\xff"},
+     "the subject CN is not valid UTF-8",
+     NULL,
+     NULL,
+     NULL},
+    {"NUL in another RDN",
+     {"--rdn", "O=Exa\\x00mple", "--rdn", "CN=alice"},
+     "a subject attribute holds a NUL byte",
+     NULL,
+     NULL,
+     NULL},
+    {"escape byte in DNS SAN",
+     {"--rdn", "CN=a", "--san", "DNS:a\\x1b[2J.example.com"},
+     "DNS SAN holds a control byte",
+     NULL,
+     NULL,
+     NULL},
+    {"UTF-8 (U-label) in DNS SAN",
+     {"--rdn", "CN=a", "--san", "DNS:b\\xc3\\xbccher.example.com"},
+     "DNS SAN holds a non-ASCII byte",
+     NULL,
+     NULL,
+     NULL},
+    {"5-byte IP SAN",
+     {"--rdn", "CN=a", "--san", "IP:\\x7f\\x00\\x00\\x01\\x00"},
+     "IP SAN is neither 4 nor 16 bytes long",
+     NULL,
+     NULL,
+     NULL},
+    {"bad SAN after a good one",
+     {"--rdn", "CN=a", "--san", "DNS:good.example.com", "--san", "DNS:x\\x00y"},
+     "DNS SAN holds a NUL byte",
+     NULL,
+     NULL,
+     NULL},
+    {"several CNs: the most specific",
+     {"--rdn", "O=Example", "--rdn", "CN=root", "--rdn", "CN=app-1"},
+     NULL,
+     "CN=app-1,CN=root,O=Example",
+     "app-1",
+     NULL},
+    {"CN= and a comma inside O",
+     {"--rdn", "O=CN=root\\, O=x", "--rdn", "CN=app-1"},
+     NULL,
+     "CN=app-1,O=CN=root\\, O=x",
+     "app-1",
+     NULL},
+    {"comma in CN: the value, not its escaped text",
+     {"--rdn", "CN=a\\, b"},
+     NULL,
+     "CN=a\\, b",
+     "a, b",
+     NULL},
+    {"UTF-8 CN",
+     {"--rdn", "CN=j\\xc3\\xb6rg"},
+     NULL,
+     "CN=j\xc3\xb6rg",
+     "j\xc3\xb6rg",
+     NULL},
+    {"IDN A-label and wildcard DNS SANs",
+     {"--rdn", "CN=a", "--san", "DNS:xn--bcher-kva.example.com", "--san",
+      "DNS:*.ops.example.com"},
+     NULL,
+     "CN=a",
+     "a",
+     "DNS:*.ops.example.com"},
+};
+
+/* tt-cert CA_CRT CA_KEY CRT KEY args... (see tests/common/tt_cert_main.c) */
+static void hostile_issue(size_t i, const char **crt, const char **key)
+{
+	const char *builddir = getenv("TSGATE_BUILDDIR");
+	const char *argv[16] = {NULL};
+	size_t n = 0, j;
+	pid_t pid;
+	int status;
+
+	ck_assert_ptr_nonnull(builddir);
+	argv[n++] = talloc_asprintf(tt_mem, "%s/tests/tt-cert", builddir);
+	argv[n++] = certs->ca_crt;
+	argv[n++] = certs->ca_key;
+	*crt = argv[n++] =
+	    talloc_asprintf(tt_mem, "%s/hostile%zu.crt", certs->dir, i);
+	*key = argv[n++] =
+	    talloc_asprintf(tt_mem, "%s/hostile%zu.key", certs->dir, i);
+	for (j = 0; hostile_cases[i].args[j] != NULL; j++) {
+		argv[n++] = hostile_cases[i].args[j];
+	}
+	pid = tt_spawn(argv, NULL, NULL, NULL, false);
+	ck_assert_int_gt(pid, 0);
+	status = tt_wait_exit(pid, 30000);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		      "tt-cert failed for %s", hostile_cases[i].what);
+}
+
+START_TEST(hostile_names)
+{
+	struct tstream_tls_params *sp = mtls_server(0, NULL);
+	size_t i;
+
+	for (i = 0; i < sizeof(hostile_cases) / sizeof(hostile_cases[0]); i++) {
+		const char *what = hostile_cases[i].what;
+		struct tstream_tls_params *cp;
+		const char *crt, *key, *err, *cn, *subject;
+		const char *const *sans;
+		struct hs srv;
+		struct hs cli;
+
+		hostile_issue(i, &crt, &key);
+		cp = mtls_client(crt, key);
+		pair_ok(sp, cp, &srv, &cli);
+		/* the certificate itself verifies: only its names are bad */
+		ck_assert_int_eq(tstream_tls_peer_verify_result(srv.tls, NULL),
+				 TSTREAM_TLS_PEER_VALID);
+		ck_assert_ptr_nonnull(
+		    tstream_tls_peer_fingerprint_sha256(srv.tls));
+		err = tstream_tls_peer_name_error(srv.tls);
+		cn = tstream_tls_peer_common_name(srv.tls);
+		subject = tstream_tls_peer_subject(srv.tls);
+		sans = tstream_tls_peer_sans(srv.tls);
+		ck_assert_ptr_nonnull(sans);
+		if (hostile_cases[i].name_error != NULL) {
+			ck_assert_msg(
+			    err != NULL &&
+				strcmp(err, hostile_cases[i].name_error) == 0,
+			    "%s: name error '%s'", what,
+			    err != NULL ? err : "(none)");
+			ck_assert_msg(cn == NULL && subject == NULL &&
+					  sans[0] == NULL,
+				      "%s: names reported (cn %s, subject %s, "
+				      "san %s)",
+				      what, cn, subject, sans[0]);
+		} else {
+			ck_assert_msg(err == NULL, "%s: %s", what, err);
+			ck_assert_msg(
+			    subject != NULL &&
+				strcmp(subject, hostile_cases[i].subject) == 0,
+			    "%s: subject %s", what, subject);
+			if (hostile_cases[i].cn == NULL) {
+				ck_assert_msg(cn == NULL, "%s: CN %s", what,
+					      cn);
+			} else {
+				ck_assert_msg(
+				    cn != NULL &&
+					strcmp(cn, hostile_cases[i].cn) == 0,
+				    "%s: CN %s", what, cn);
+			}
+			if (hostile_cases[i].san != NULL) {
+				ck_assert_msg(
+				    has_san(sans, hostile_cases[i].san),
+				    "%s: no %s", what, hostile_cases[i].san);
+			}
+		}
+		talloc_free(srv.tls);
+		talloc_free(cli.tls);
+		talloc_free(cp);
+	}
+	talloc_free(sp);
+}
+END_TEST
+
+/* a name of the maximal sizes: DNS 253, URI 4000, CN 1000 bytes */
+START_TEST(long_names)
+{
+	struct tstream_tls_params *sp = mtls_server(0, NULL);
+	struct tstream_tls_params *cp;
+	const char *builddir = getenv("TSGATE_BUILDDIR");
+	char *dns = talloc_strdup(tt_mem, "");
+	char *uri = talloc_strdup(tt_mem, "URI:https://x/");
+	char *cn = talloc_strdup(tt_mem, "CN=");
+	char *crt = talloc_asprintf(tt_mem, "%s/long.crt", certs->dir);
+	char *key = talloc_asprintf(tt_mem, "%s/long.key", certs->dir);
+	const char *argv[12];
+	const char *const *sans;
+	struct hs srv;
+	struct hs cli;
+	int status;
+	pid_t pid;
+	int i;
+
+	/* three 63-byte labels and a 61-byte one: 253 bytes, the most */
+	for (i = 0; i < 4; i++) {
+		dns = talloc_asprintf_append(dns, "%s%0*d", i ? "." : "",
+					     i < 3 ? 63 : 61, i);
+	}
+	ck_assert_uint_eq(strlen(dns), 253);
+	while (strlen(uri) < 4000) {
+		uri = talloc_strdup_append(uri, "abcdefgh");
+	}
+	while (strlen(cn) < 1003) {
+		cn = talloc_strdup_append(cn, "n");
+	}
+	ck_assert_ptr_nonnull(builddir);
+	argv[0] = talloc_asprintf(tt_mem, "%s/tests/tt-cert", builddir);
+	argv[1] = certs->ca_crt;
+	argv[2] = certs->ca_key;
+	argv[3] = crt;
+	argv[4] = key;
+	argv[5] = "--rdn";
+	argv[6] = cn;
+	argv[7] = "--san";
+	argv[8] = talloc_asprintf(tt_mem, "DNS:%s", dns);
+	argv[9] = "--san";
+	argv[10] = uri;
+	argv[11] = NULL;
+	pid = tt_spawn(argv, NULL, NULL, NULL, false);
+	ck_assert_int_gt(pid, 0);
+	status = tt_wait_exit(pid, 30000);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	cp = mtls_client(crt, key);
+	pair_ok(sp, cp, &srv, &cli);
+	ck_assert_ptr_null(tstream_tls_peer_name_error(srv.tls));
+	ck_assert_str_eq(tstream_tls_peer_common_name(srv.tls), cn + 3);
+	sans = tstream_tls_peer_sans(srv.tls);
+	ck_assert(has_san(sans, argv[8]));
+	ck_assert(has_san(sans, uri));
+	talloc_free(srv.tls);
+	talloc_free(cli.tls);
+	talloc_free(cp);
+	talloc_free(sp);
+}
+END_TEST
+
 START_TEST(mtls_failures)
 {
 	struct tstream_tls_params *sp = mtls_server(0, certs->crl);
@@ -2116,6 +2391,8 @@ int main(void)
 	suite_add_tcase(s, tc("ecdsa_and_rsa", ecdsa_and_rsa, 30 * slow));
 	suite_add_tcase(s, tc("mtls_good", mtls_good, 30 * slow));
 	suite_add_tcase(s, tc("mtls_failures", mtls_failures, 30 * slow));
+	suite_add_tcase(s, tc("hostile_names", hostile_names, 60 * slow));
+	suite_add_tcase(s, tc("long_names", long_names, 30 * slow));
 	suite_add_tcase(s, tc("mtls_optional", mtls_optional, 30 * slow));
 	suite_add_tcase(s, tc("client_verify", client_verification, 30 * slow));
 	suite_add_tcase(s, tc("half_close", half_close, 30 * slow));
