@@ -483,7 +483,19 @@ static void tsgate_conn_start(struct tsgate_listener *l, int fd)
 
 	conn = talloc_zero(d, struct tsgate_conn);
 	if (conn == NULL) {
+		struct tsgate_log_kv *kv = tsgate_log_kv_new(d);
+
+		/*
+		 * No conn to finish, but the refused client still gets its
+		 * line (with no id: none was given out).
+		 */
 		close(fd);
+		tsgate_log_kv_str(kv, "listener", l->cfg->name);
+		tsgate_log_kv_str(kv, "result", "error");
+		tsgate_log_kv_str(kv, "reason", "out of memory");
+		tsgate_log_kv_str(kv, "error", strerror(ENOMEM));
+		tsgate_log_kv_emit(d->log, TSGATE_LOG_WARN, "conn", kv);
+		talloc_free(kv);
 		return;
 	}
 	conn->daemon = d;
@@ -628,6 +640,7 @@ static void tsgate_conn_tunnel_done(struct tevent_req *subreq)
 	struct tsgate_conn *conn =
 	    tevent_req_callback_data(subreq, struct tsgate_conn);
 	struct tsgate_listener *l = conn->listener;
+	char why_buf[512];
 	char *reason = NULL;
 	int ret = -1, err = EINVAL;
 	const char *why;
@@ -652,10 +665,15 @@ static void tsgate_conn_tunnel_done(struct tevent_req *subreq)
 	}
 	TALLOC_FREE(subreq);
 	if (ret != 0) {
-		why = talloc_asprintf(conn, "%s handshake failed%s%s",
-				      tsgate_config_accept_name(l->cfg->accept),
-				      reason != NULL ? ": " : "",
-				      reason != NULL ? reason : "");
+		/*
+		 * On the stack: the conn line copies it, and a reason must
+		 * not be lost to a failed allocation (issue 13).
+		 */
+		snprintf(why_buf, sizeof(why_buf), "%s handshake failed%s%s",
+			 tsgate_config_accept_name(l->cfg->accept),
+			 reason != NULL ? ": " : "",
+			 reason != NULL ? reason : "");
+		why = why_buf;
 		if (err == ETIMEDOUT) {
 			why = "handshake timeout";
 		}
@@ -730,6 +748,7 @@ static void tsgate_conn_backend_done(struct tevent_req *subreq)
 	TALLOC_FREE(subreq);
 	if (ret != 0) {
 		const char *why;
+		char why_buf[512];
 
 		tsgate_metrics_backend_failed(conn->route_metrics);
 		tsgate_conn_drop(conn, tsgate_metrics_backend_drop_reason(err));
@@ -742,7 +761,10 @@ static void tsgate_conn_backend_done(struct tevent_req *subreq)
 			why = "backend connect failed";
 		}
 		if (reason != NULL) {
-			why = talloc_asprintf(conn, "%s: %s", why, reason);
+			/* on the stack: see tsgate_conn_tunnel_done() */
+			snprintf(why_buf, sizeof(why_buf), "%s: %s", why,
+				 reason);
+			why = why_buf;
 		}
 		tsgate_conn_finish(conn, err, why);
 		return;
@@ -848,7 +870,11 @@ static const char *tsgate_conn_tunnel_reason(struct tsgate_conn *conn,
 			      "close_notify";
 		}
 		if (why != NULL) {
-			return talloc_asprintf(conn, "%s: %s", reason, why);
+			const char *both =
+			    talloc_asprintf(conn, "%s: %s", reason, why);
+
+			/* a reason must not be lost to a failed allocation */
+			return both != NULL ? both : reason;
 		}
 	}
 	return reason;
@@ -878,8 +904,7 @@ static void tsgate_conn_relay_done(struct tsgate_relay *relay,
 		if (stream_err || err == ECONNABORTED) {
 			reason = tsgate_conn_tunnel_reason(conn, reason);
 		}
-		tsgate_conn_finish(conn, err,
-				   reason != NULL ? reason : "relay failed");
+		tsgate_conn_finish(conn, err, reason);
 		return;
 	}
 	tsgate_conn_finish(conn, 0, NULL);
@@ -1514,6 +1539,8 @@ static int tsgate_daemon_serve(TALLOC_CTX *mem_ctx,
 		return 1;
 	}
 	if (talloc_reference(d, cfg) == NULL) {
+		/* every failed start says why (issue 13) */
+		fprintf(stderr, "tsgate: out of memory\n");
 		talloc_free(d);
 		return 1;
 	}
@@ -1530,9 +1557,9 @@ static int tsgate_daemon_serve(TALLOC_CTX *mem_ctx,
 	d->idle_sweeper =
 	    d->ev != NULL ? tsgate_relay_sweeper_new(d, d->ev) : NULL;
 	d->metrics = tsgate_metrics_new(d, TSGATE_VERSION, NULL);
-	if (d->log == NULL || d->ev == NULL || d->conn_free_im == NULL ||
-	    d->sources == NULL || d->idle_sweeper == NULL ||
-	    d->metrics == NULL) {
+	if (d->config_path == NULL || d->log == NULL || d->ev == NULL ||
+	    d->conn_free_im == NULL || d->sources == NULL ||
+	    d->idle_sweeper == NULL || d->metrics == NULL) {
 		fprintf(stderr, "tsgate: out of memory\n");
 		talloc_free(d);
 		return 1;

@@ -51,8 +51,12 @@ bool tsgate_log_enabled(const struct tsgate_log *log,
  * @brief An ordered list of key/value fields for one log line.
  *
  * Build it with the tsgate_log_kv_* calls (NULL values are skipped), then
- * write it with tsgate_log_kv_emit(). Allocation failures are swallowed:
- * logging never fails the caller.
+ * write it with tsgate_log_kv_emit(). Values are copied into the kv's own
+ * fixed-size store, so adding a field allocates nothing; a field that
+ * does not fit is cut or left out and the line says truncated=true.
+ * tsgate_log_kv_new() allocates once; when that fails it lends a spare
+ * (talloc_free() gives it back), so a line keeps its fields under memory
+ * pressure. Logging never fails the caller.
  */
 struct tsgate_log_kv;
 
@@ -74,6 +78,12 @@ void tsgate_log_kv_fmt(struct tsgate_log_kv *kv,
  * text: `2026-01-02T03:04:05.678Z info conn key=value key="two words"`
  * json: `{"time":"...","level":"info","event":"conn","key":"value"}`
  * (numbers stay numbers in JSON).
+ *
+ * The line is rendered into a fixed buffer (no allocation) and written
+ * with one write(): it comes out whole, or shortened and marked
+ * `truncated=true` (JSON `"truncated":true`), never in pieces. A NULL kv
+ * means the caller's fields were lost (tsgate_log_kv_new() failed): the
+ * line is marked truncated too.
  */
 void tsgate_log_kv_emit(struct tsgate_log *log,
 			enum tsgate_log_level level,

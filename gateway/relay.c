@@ -420,9 +420,17 @@ static void relay_pump_shutdown_done(struct tevent_req *subreq)
 
 	/*
 	 * A failed half-close (peer already gone, or a stream type that
-	 * cannot half-close) ends this direction all the same.
+	 * cannot half-close) ends this direction all the same. One that
+	 * could not even start (ENOMEM) ends the relay: the destination
+	 * never hears of the end and the other direction would wait for
+	 * it forever (issue 13, allocation-failure injection).
 	 */
-	(void)tstream_shutdown_recv(subreq, &err);
+	if (tstream_shutdown_recv(subreq, &err) == -1 && err == ENOMEM) {
+		TALLOC_FREE(subreq);
+		p->subreq = NULL;
+		relay_pump_fail(p, FAIL_WRITE, err);
+		return;
+	}
 	TALLOC_FREE(subreq);
 	p->subreq = NULL;
 	relay_pump_end(p, 0);

@@ -117,6 +117,7 @@ struct tstream_tls {
 	/* the readable handler, waiting on the plain stream's */
 	tstream_readable_handler_t readable_fn;
 	void *readable_private;
+	struct tstream_context *readable_stream; /* this stream */
 
 	/* what the getters report, filled when the handshake succeeds */
 	const char *version;
@@ -281,6 +282,13 @@ static ssize_t tstream_tls_push(gnutls_transport_ptr_t ptr,
 		}
 		buf = talloc_realloc(tlss, tlss->push.fill, uint8_t, cap);
 		if (buf == NULL) {
+			/*
+			 * A record GnuTLS could not hand over is lost: the
+			 * stream is broken, and says why (else the
+			 * GNUTLS_E_PUSH_ERROR maps to EIO, and a close_notify
+			 * that never left looks like a peer that went away).
+			 */
+			tstream_tls_set_error(tlss, ENOMEM);
 			gnutls_transport_set_errno(tlss->session, ENOMEM);
 			return -1;
 		}
@@ -508,6 +516,24 @@ static void tstream_tls_retry(struct tstream_tls *tlss)
 	}
 	if (tlss->close_req != NULL) {
 		tstream_tls_close_step(tlss);
+	}
+	/*
+	 * An error of our own push or pull (a failed allocation, a reset
+	 * seen while writing) makes this stream readable -- a read gets the
+	 * error -- but the handler waits on the plain stream, which may
+	 * never become readable: the peer waits for the bytes we failed to
+	 * send. Tell the handler now (from a plain sub-request's callback,
+	 * so from the loop), or an idle relay direction waits forever
+	 * (issue 13, found by the allocation-failure injection). Last: the
+	 * handler may free this stream.
+	 */
+	if (tlss->error != 0 && tlss->readable_fn != NULL) {
+		tstream_readable_handler_t fn = tlss->readable_fn;
+
+		tlss->readable_fn = NULL;
+		tstream_set_readable_handler(tlss->plain_stream, NULL, NULL,
+					     NULL);
+		fn(tlss->readable_stream, tlss->readable_private);
 	}
 }
 
@@ -1286,6 +1312,7 @@ static int tstream_tls_set_readable_handler(struct tstream_context *stream,
 	}
 	tlss->readable_fn = handler;
 	tlss->readable_private = private_data;
+	tlss->readable_stream = stream;
 	return 0;
 }
 

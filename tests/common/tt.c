@@ -146,12 +146,19 @@ bool tt_loop_until(struct tevent_context *ev,
 	bool fired = false;
 	struct tevent_timer *te;
 	uint64_t deadline = now_ms() + timeout_ms;
+	int tries = 0;
 
-	te =
-	    tevent_add_timer(ev, ev,
-			     tevent_timeval_current_ofs(
-				 timeout_ms / 1000, (timeout_ms % 1000) * 1000),
-			     tt_timeout_handler, &fired);
+	/*
+	 * Again once: a test that fails one talloc allocation on purpose
+	 * (talloc_failinject_only()) may hit this timer instead.
+	 */
+	do {
+		te = tevent_add_timer(
+		    ev, ev,
+		    tevent_timeval_current_ofs(timeout_ms / 1000,
+					       (timeout_ms % 1000) * 1000),
+		    tt_timeout_handler, &fired);
+	} while (te == NULL && ++tries < 2);
 	if (te == NULL) {
 		return false;
 	}
@@ -165,6 +172,65 @@ bool tt_loop_until(struct tevent_context *ev,
 		talloc_free(te);
 	}
 	return *done;
+}
+
+uint64_t tt_now_ms(void)
+{
+	return now_ms();
+}
+
+bool tt_loop_once_until(struct tevent_context *ev, uint64_t deadline_ms)
+{
+	uint64_t now = now_ms();
+	uint64_t left;
+	bool fired = false;
+	struct tevent_timer *te;
+	int ret;
+
+	if (now >= deadline_ms) {
+		return false;
+	}
+	left = deadline_ms - now;
+	/* the loop wakes up at the deadline even when nothing happens */
+	te = tevent_add_timer(
+	    ev, ev,
+	    tevent_timeval_current_ofs((uint32_t)(left / 1000),
+				       (uint32_t)(left % 1000) * 1000),
+	    tt_timeout_handler, &fired);
+	if (te == NULL) {
+		return false;
+	}
+	ret = tevent_loop_once(ev);
+	if (!fired) {
+		/* tevent frees a timer itself once it has fired */
+		talloc_free(te);
+	}
+	return ret == 0 && now_ms() < deadline_ms;
+}
+
+void tt_run_for(struct tevent_context *ev, unsigned ms)
+{
+	uint64_t end = now_ms() + ms;
+
+	while (tt_loop_once_until(ev, end)) {
+	}
+}
+
+bool tt_timing_asserts_enabled(void)
+{
+	const char *v = getenv("TSGATE_NO_TIMING_ASSERTS");
+
+#if defined(__SANITIZE_ADDRESS__)
+	return false;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+	return false;
+#endif
+#endif
+	if (v != NULL && *v != '\0' && strcmp(v, "0") != 0) {
+		return false;
+	}
+	return getenv("TSGATE_VALGRIND") == NULL;
 }
 
 void tt_set_done(struct tevent_req *req)

@@ -51,14 +51,57 @@ void tt_scratch_teardown(void);
  * Run tt_ev (or ev) until *done is true or timeout_ms passes.
  * Returns true when *done became true.
  */
-bool tt_loop_until(struct tevent_context *ev, const bool *done,
+bool tt_loop_until(struct tevent_context *ev,
+		   const bool *done,
 		   unsigned timeout_ms);
 
 /* Fail the test unless *done becomes true within timeout_ms. */
 #define tt_wait(done, timeout_ms)                                         \
-	ck_assert_msg(tt_loop_until(tt_ev, (done), (timeout_ms)),          \
+	ck_assert_msg(tt_loop_until(tt_ev, (done), (timeout_ms)),         \
 		      "event loop: timed out after %u ms waiting for %s", \
 		      (unsigned)(timeout_ms), #done)
+
+/* Now, in milliseconds (CLOCK_MONOTONIC). */
+uint64_t tt_now_ms(void);
+
+/*
+ * One iteration of ev, bounded by deadline_ms (tt_now_ms() clock).
+ * Returns false once the deadline has passed (or the loop failed).
+ */
+bool tt_loop_once_until(struct tevent_context *ev, uint64_t deadline_ms);
+
+/*
+ * Run ev until the expression cond is true or timeout_ms pass; the value
+ * of cond. The shared bounded wait of the C tests (docs/testing.md): a
+ * test waits on a condition, never "run for a while, then assert".
+ */
+#define tt_loop_until_cond(ev, cond, timeout_ms)                       \
+	({                                                             \
+		uint64_t tt_end_ = tt_now_ms() + (timeout_ms);         \
+		while (!(cond) && tt_loop_once_until((ev), tt_end_)) { \
+		}                                                      \
+		(bool)(cond);                                          \
+	})
+
+/* Fail the test unless cond becomes true within timeout_ms on tt_ev. */
+#define tt_wait_for(cond, timeout_ms)                                     \
+	ck_assert_msg(tt_loop_until_cond(tt_ev, (cond), (timeout_ms)),    \
+		      "event loop: timed out after %u ms waiting for %s", \
+		      (unsigned)(timeout_ms), #cond)
+
+/*
+ * Run ev for ms milliseconds on purpose: to let a timeout expire, or to
+ * show that something does NOT happen. Never as synchronisation.
+ */
+void tt_run_for(struct tevent_context *ev, unsigned ms);
+
+/*
+ * False under valgrind (TSGATE_VALGRIND, set by the meson setup), in a
+ * sanitizer build, or with TSGATE_NO_TIMING_ASSERTS=1: assertions on
+ * elapsed time and memory sizes that such runs distort are skipped
+ * there; everything else still runs.
+ */
+bool tt_timing_asserts_enabled(void);
 
 /* tevent_req callback that sets the bool pointed to by its private data. */
 void tt_set_done(struct tevent_req *req);
@@ -70,8 +113,11 @@ void tt_set_done(struct tevent_req *req);
  * there; otherwise they are /dev/null. stderr is inherited unless
  * quiet_stderr. Returns the pid, or -1.
  */
-pid_t tt_spawn(const char *const argv[], const char *const env[],
-	       int *in_fd, int *out_fd, bool quiet_stderr);
+pid_t tt_spawn(const char *const argv[],
+	       const char *const env[],
+	       int *in_fd,
+	       int *out_fd,
+	       bool quiet_stderr);
 
 /*
  * Stop a child by pid: SIGTERM, then SIGKILL after grace_ms; reap it.

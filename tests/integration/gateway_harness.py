@@ -41,12 +41,60 @@ def free_port():
 
 
 def wait_until(pred, timeout=10.0, step=0.02):
+    """The shared bounded wait: poll pred until it is true or timeout
+    seconds pass; returns its last value. Tests wait on a condition with
+    this, never "sleep, then assert" (docs/testing.md)."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if pred():
             return True
         time.sleep(step)
     return pred()
+
+
+def run_for(seconds, pred=None, step=0.02):
+    """Let time pass on purpose (a timeout to expire, a slow peer), for
+    seconds; returns early with True once pred (when given) is true."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if pred is not None and pred():
+            return True
+        time.sleep(min(step, max(0.0, end - time.monotonic())))
+    return pred() if pred is not None else False
+
+
+def wait_sent(sock, timeout=10.0):
+    """Wait until the kernel has no unacknowledged bytes of sock left to
+    send (the peer's kernel has them all): a condition, where a test
+    used to sleep before resetting a connection."""
+    import fcntl
+    import struct
+    import termios
+
+    def empty():
+        buf = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0" * 4)
+        return struct.unpack("i", buf)[0] == 0
+    return wait_until(empty, timeout)
+
+
+def asan_build():
+    """True when the daemon is built with AddressSanitizer."""
+    try:
+        with open(TSGATE, "rb") as f:
+            return b"libasan.so" in f.read()
+    except OSError:
+        return False
+
+
+def timing_asserts_enabled():
+    """False when the daemon runs under ASan or valgrind (a wrapper), or
+    TSGATE_NO_TIMING_ASSERTS=1: assertions on elapsed time, CPU time or
+    RSS are skipped there, everything else still runs."""
+    if os.environ.get("TSGATE_NO_TIMING_ASSERTS", "") not in ("", "0"):
+        return False
+    if os.environ.get("TSGATE_IT_WRAPPER", "").strip():
+        return False
+    return not asan_build()
 
 
 def recv_all(sock, timeout=10.0):

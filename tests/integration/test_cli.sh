@@ -25,6 +25,9 @@ for prog in openssl certtool ktutil; do
 	fi
 done
 
+# shellcheck source=../common/wait.sh
+. "$src/tests/common/wait.sh"
+
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/tsgate-cli-XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 
@@ -300,33 +303,39 @@ while True:
     threading.Thread(target=serve, args=(c,), daemon=True).start()
 ' "$demo/run/echo.sock" &
 pids+=($!)
-for _ in $(seq 100); do
-	[ -S "$demo/run/echo.sock" ] && break
-	sleep 0.05
-done
+wait_for 5 test -S "$demo/run/echo.sock" || true
 "$tsgate" --config "$demo/tsgate.yaml" >"$demo/stdout" 2>"$demo/stderr" &
 tsgate_pid=$!
 pids+=("$tsgate_pid")
 up=0
-for _ in $(seq 100); do
-	if ! kill -0 "$tsgate_pid" 2>/dev/null; then
-		break
-	fi
-	if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-		up=1
-		break
-	fi
-	sleep 0.05
-done
+# listening, or gone
+listening_or_gone() {
+	! kill -0 "$tsgate_pid" 2>/dev/null ||
+		(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null
+}
+wait_for 5 listening_or_gone || true
+if kill -0 "$tsgate_pid" 2>/dev/null &&
+	(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+	up=1
+fi
 if [ "$up" -eq 0 ] && grep -q 'this build has no daemon' "$demo/stderr"; then
 	echo "note: this build has no daemon; running etc/tsgate.yaml not tested"
 elif [ "$up" -eq 0 ]; then
 	fail "tsgate --config etc/tsgate.yaml did not listen on $port: $(cat "$demo/stderr")"
 else
-	reply=$( (printf 'hello through tsgate\n'; sleep 1) |
+	# stdin stays open until the echo came back (a condition, with a
+	# deadline), then closes: no sleep for the reply to arrive in
+	coproc sclient {
 		timeout 10 openssl s_client -connect "127.0.0.1:$port" \
 			-servername localhost -CAfile "$demo/run/demo-ca.crt" \
-			-verify_return_error -quiet -no_ign_eof 2>/dev/null || true)
+			-verify_return_error -quiet -no_ign_eof 2>/dev/null
+	}
+	sclient_pid=$sclient_PID
+	printf 'hello through tsgate\n' >&"${sclient[1]}"
+	reply=
+	IFS= read -r -t 10 reply <&"${sclient[0]}" || true
+	eval "exec ${sclient[1]}>&-"
+	wait "$sclient_pid" 2>/dev/null || true
 	if [ "$reply" = "hello through tsgate" ]; then
 		pass "etc/tsgate.yaml serves: TLS on 127.0.0.1 to the echo backend"
 	else

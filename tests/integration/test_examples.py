@@ -71,6 +71,14 @@ COVERED_ELSEWHERE = {
     "FaultMatrix.test_gssapi_bad_frames_after_handshake ...":
         "a by-hand valgrind run of fault cases, too slow for CI "
         "(docs/hardening.md); the same tests run in CI without valgrind",
+    "LD_PRELOAD=build/tests/libtalloc_failinject.so "
+    "TSGATE_FAILINJECT_RATE=50 TSGATE_FAILINJECT_SEED=1 "
+    "TSGATE_FAILINJECT_ARM_FILE=/tmp/arm "
+    "TSGATE_FAILINJECT_TRACE=/tmp/failures.txt "
+    "build/gateway/tsgate --config my.yaml":
+        "gateway_alloc_fail runs the daemon so (test_alloc_fail.py)",
+    "touch /tmp/arm":
+        "gateway_alloc_fail arms the shim so once the daemon is ready",
     "tests/bench/soak.py build 600":
         "a 10-minute soak by hand, too long for CI (docs/hardening.md)",
     "./scripts/run": "test_cli.sh runs etc/tsgate.yaml as scripts/run does",

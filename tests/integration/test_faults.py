@@ -143,6 +143,7 @@ class Witness(threading.Thread):
                         BlockingIOError):
                     pass
                 if progress:
+                    # paced on purpose: a few MiB/s at most
                     time.sleep(0.002)
                 else:
                     select.select([self.sock], [], [], 0.01)
@@ -294,7 +295,8 @@ class FaultMatrix(gh.GatewayTestCase):
             c.sendall(hello[:len(hello) // 2])
             t = time.monotonic()
             self.assertEqual(gh.recv_all(c, 10), b"")
-            self.assertLess(time.monotonic() - t, 8)
+            if gh.timing_asserts_enabled():
+                self.assertLess(time.monotonic() - t, 8)
             c.close()
             self.assert_failed("tls", "handshake timeout", 2)
             # half a ClientHello, then the client goes away
@@ -421,7 +423,9 @@ class FaultMatrix(gh.GatewayTestCase):
             s.sendall(length32(b"whole"))
             self.assertEqual(gh.recv_exact(s, 9), length32(b"whole"))
             s.sendall(length32(b"z" * 1000)[:500])
-            time.sleep(0.1)
+            # the half PDU is with the daemon (acknowledged) before the
+            # reset
+            self.assertTrue(gh.wait_sent(s))
             s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
                          struct.pack("ii", 1, 0))
             s.close()
@@ -540,13 +544,14 @@ class FaultMatrix(gh.GatewayTestCase):
         t.start()
         while t.is_alive():
             peak[0] = max(peak[0], rss_kib(pid))
-            time.sleep(0.02)
+            time.sleep(0.02)  # sampling RSS while the client pushes
         peak = peak[0]
         print("backend stops reading (%s): client pushed %d KiB, daemon "
               "RSS %d -> peak %d KiB" % (name, sent[0] >> 10, before, peak),
               file=sys.stderr)
         self.assertLess(sent[0], 64 << 20, "no backpressure")
-        self.assertLess(peak - before, 4096, "daemon RSS grew")
+        if gh.timing_asserts_enabled():
+            self.assertLess(peak - before, 4096, "daemon RSS grew")
         self.clients.append(c)
 
     def test_client_stops_reading_memory_bounded(self):
@@ -590,14 +595,16 @@ class FaultMatrix(gh.GatewayTestCase):
                     end = time.monotonic() + 30
                     while len(pushed) < n and time.monotonic() < end:
                         peak = max(peak, rss_kib(pid))
-                        time.sleep(0.02)
+                        time.sleep(0.02)  # sampling RSS
                     self.assertEqual(len(pushed), n, "flood never blocked")
                     print("client stops reading (%s): backend pushed %d "
                           "KiB, daemon RSS %d -> peak %d KiB" % (
                               name, pushed[-1] >> 10, before, peak),
                           file=sys.stderr)
                     self.assertLess(pushed[-1], 64 << 20, "no backpressure")
-                    self.assertLess(peak - before, 4096, "daemon RSS grew")
+                    if gh.timing_asserts_enabled():
+                        self.assertLess(peak - before, 4096,
+                                        "daemon RSS grew")
                     # the client goes away with unread data: logged
                     c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
                                  struct.pack("ii", 1, 0))
@@ -749,7 +756,8 @@ class FaultMatrix(gh.GatewayTestCase):
             c.sendall(b"\x00\x00\x02\x00" + os.urandom(256))
             t = time.monotonic()
             self.assertEqual(gh.recv_all(c, 10), b"")
-            self.assertLess(time.monotonic() - t, 8)
+            if gh.timing_asserts_enabled():
+                self.assertLess(time.monotonic() - t, 8)
             c.close()
             self.assert_failed("gss", "handshake timeout", 4)
             # the real client still gets through
@@ -862,8 +870,9 @@ class FaultMatrix(gh.GatewayTestCase):
             line = self.assert_failed("gss", "gssapi handshake failed", 2)
             self.assertIn("replay", line["reason"])
             self.assertEqual(line["bytes_in"], 0, line)
-            # no backend saw a byte of the replay
-            time.sleep(0.2)
+            # no backend saw a byte of the replay (a negative: time
+            # passes on purpose, and a byte seen ends the wait early)
+            gh.run_for(0.2, lambda: any(self.recorder.records[1:]))
             self.assertEqual(self.recorder.records[1:], [b""] *
                              (len(self.recorder.records) - 1))
             self.assertLessEqual(len(got), 4 + 200)  # no data frames

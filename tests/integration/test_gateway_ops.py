@@ -8,6 +8,7 @@ timeouts) and the drain on SIGTERM.
 """
 
 import os
+import select
 import signal
 import socket
 import ssl
@@ -47,6 +48,7 @@ class Streamer(threading.Thread):
         self.sock = socket.create_connection((host, port), timeout=30)
         self.banner = gh.recv_exact(self.sock, banner_len)
         self.data = os.urandom(nbytes)
+        self.sent = 0
         self.got = None
         self.error = None
 
@@ -55,6 +57,9 @@ class Streamer(threading.Thread):
             def writer():
                 for i in range(0, len(self.data), 8192):
                     self.sock.sendall(self.data[i:i + 8192])
+                    self.sent += 8192
+                    # a slow client on purpose: the stream spans the
+                    # reload
                     time.sleep(0.005)
                 self.sock.shutdown(socket.SHUT_WR)
             t = threading.Thread(target=writer, daemon=True)
@@ -93,7 +98,9 @@ class Operations(gh.GatewayTestCase):
         for s in streams:
             self.assertEqual(s.banner, b"A\n")
             s.start()
-        time.sleep(0.05)
+        # every stream in flight before the reload
+        self.assertTrue(gh.wait_until(
+            lambda: all(s.sent > 0 for s in streams), 10))
         # new route for "in", and a new listener "in2"
         self.rewrite(g, plain_config([("in", p1, b.address),
                                       ("in2", p2, a.address)]))
@@ -168,7 +175,8 @@ class Operations(gh.GatewayTestCase):
         self.assertEqual(gh.recv_all(idle, 5), b"")
         idle.close()
         g.proc.wait(5)
-        self.assertLess(time.monotonic() - t, 3)
+        if gh.timing_asserts_enabled():
+            self.assertLess(time.monotonic() - t, 3)
         self.assertEqual(g.proc.returncode, 0)
         line = g.conn_lines()[0]
         self.assertEqual(line["reason"], "shutdown grace expired")
@@ -189,7 +197,10 @@ class Operations(gh.GatewayTestCase):
             except BlockingIOError:
                 pass
             fillers.append(f)
-        time.sleep(0.2)
+        # the accept queue is full once a filler's handshake completed
+        # (listen(0) queues one); later SYNs are dropped
+        self.assertTrue(gh.wait_until(
+            lambda: select.select([], fillers, [], 0)[1], 10))
         try:
             p1 = gh.free_port()
             g = self.gateway(plain_config(
@@ -204,7 +215,8 @@ class Operations(gh.GatewayTestCase):
             self.assertEqual(line["reason"], "backend connect timeout",
                              line)
             self.assertGreater(elapsed, 0.3)
-            self.assertLess(elapsed, 5)
+            if gh.timing_asserts_enabled():
+                self.assertLess(elapsed, 5)
         finally:
             for f in fillers:
                 f.close()
@@ -223,9 +235,11 @@ class Operations(gh.GatewayTestCase):
         self.assertTrue(gh.wait_until(
             lambda: b"accepting paused" in g.log_bytes(), 10))
         cpu0 = g.cpu_seconds()
-        time.sleep(1.0)
-        # paused, not spinning on the readable listener
-        self.assertLess(g.cpu_seconds() - cpu0, 0.5)
+        # a second on purpose: paused, not spinning on the readable
+        # listener
+        gh.run_for(1.0)
+        if gh.timing_asserts_enabled():
+            self.assertLess(g.cpu_seconds() - cpu0, 0.5)
         self.assertIsNone(g.proc.poll())
         for c in held:
             c.close()
@@ -414,7 +428,8 @@ class Operations(gh.GatewayTestCase):
         self.assertEqual(gh.recv_exact(c, 1), b"x")
         t = time.monotonic()
         self.assertEqual(gh.recv_all(c, 5), b"")
-        self.assertLess(time.monotonic() - t, 3)
+        if gh.timing_asserts_enabled():
+            self.assertLess(time.monotonic() - t, 3)
         c.close()
         line = g.wait_conn_lines(1)[0]
         self.assertEqual(line["reason"], "idle timeout")
@@ -437,7 +452,8 @@ class Operations(gh.GatewayTestCase):
         silent = socket.create_connection(("127.0.0.1", p1), timeout=10)
         t = time.monotonic()
         self.assertEqual(gh.recv_all(silent, 5), b"")
-        self.assertLess(time.monotonic() - t, 3)
+        if gh.timing_asserts_enabled():
+            self.assertLess(time.monotonic() - t, 3)
         silent.close()
         line = g.wait_conn_lines(1)[0]
         self.assertEqual(line["reason"], "handshake timeout")

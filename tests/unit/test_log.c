@@ -13,6 +13,7 @@
 
 #include "tt.h"
 #include "log.h"
+#include "talloc_failinject.h"
 
 /* The part after the timestamp: "LEVEL EVENT ..." or the JSON tail. */
 static const char *after_time(const char *line, bool json)
@@ -151,6 +152,137 @@ START_TEST(test_worker_field_leads)
 }
 END_TEST
 
+/* Whether line (without "\n") looks whole: a timestamp, then the rest. */
+static bool line_is_whole(const char *line, size_t len, bool json)
+{
+	const char *ts = json ? line + 9 : line;
+	size_t i;
+
+	if (json) {
+		if (len < 11 || strncmp(line, "{\"time\":\"", 9) != 0 ||
+		    line[len - 1] != '}') {
+			return false;
+		}
+	}
+	/* 2026-01-02T03:04:05.678Z */
+	if ((size_t)(ts - line) + 24 > len) {
+		return false;
+	}
+	for (i = 0; i < 24; i++) {
+		const char *shape = "dddd-dd-ddTdd:dd:dd.dddZ";
+
+		if (shape[i] == 'd' ? (ts[i] < '0' || ts[i] > '9')
+				    : ts[i] != shape[i]) {
+			return false;
+		}
+	}
+	return true;
+}
+
+/*
+ * Issue 13 defect 9: with talloc failing, every line still comes out
+ * whole and keeps its fields (before: lone '"' lines, lost reasons).
+ */
+static void check_lines_under_failures(enum tsgate_log_format format,
+				       unsigned rate)
+{
+	struct tsgate_log *log;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	const char *p;
+	unsigned lines = 0;
+	unsigned i;
+	bool json = format == TSGATE_LOG_JSON;
+
+	ck_assert_ptr_nonnull(f);
+	log = tsgate_log_new(tt_mem, TSGATE_LOG_INFO, format);
+	ck_assert_ptr_nonnull(log);
+	log->out = f;
+	talloc_failinject_set(rate, 7 + rate, 0);
+	for (i = 0; i < 300; i++) {
+		struct tsgate_log_kv *kv = tsgate_log_kv_new(NULL);
+
+		tsgate_log_kv_u64(kv, "id", i);
+		tsgate_log_kv_str(kv, "identity", "CN=a \"quoted\" name");
+		tsgate_log_kv_fmt(kv, "detail", "try %u\n", i);
+		tsgate_log_kv_str(kv, "reason", "tls handshake");
+		tsgate_log_kv_emit(log, TSGATE_LOG_WARN, "conn", kv);
+		talloc_free(kv);
+		tsgate_log_msg(log, TSGATE_LOG_INFO, "note", "line %u", i);
+	}
+	talloc_failinject_set(0, 0, 0);
+	fclose(f);
+	ck_assert_uint_gt(talloc_failinject_failed(), 0);
+	for (p = buf; p < buf + len; lines++) {
+		const char *nl = memchr(p, '\n', (size_t)(buf + len - p));
+
+		ck_assert_msg(nl != NULL, "last line not ended");
+		ck_assert_msg(line_is_whole(p, (size_t)(nl - p), json),
+			      "line %u is not whole: %.*s", lines,
+			      (int)(nl - p), p);
+		if (lines % 2 == 0) {
+			ck_assert_msg(
+			    memmem(p, (size_t)(nl - p), "reason", 6) != NULL,
+			    "line %u lost its reason: %.*s", lines,
+			    (int)(nl - p), p);
+		} else {
+			ck_assert_msg(memmem(p, (size_t)(nl - p), "line ", 5) !=
+					  NULL,
+				      "line %u lost its msg: %.*s", lines,
+				      (int)(nl - p), p);
+		}
+		p = nl + 1;
+	}
+	ck_assert_uint_eq(lines, 600);
+	free(buf);
+}
+
+START_TEST(test_whole_lines_failing_allocs)
+{
+	static const unsigned rates[] = {50, 10, 3, 2, 1};
+
+	check_lines_under_failures(_i % 2 ? TSGATE_LOG_JSON : TSGATE_LOG_TEXT,
+				   rates[_i / 2]);
+}
+END_TEST
+
+/* A line too long for the buffer is cut between characters and marked. */
+START_TEST(test_long_line_cut_and_marked)
+{
+	struct tsgate_log_kv *kv = tsgate_log_kv_new(tt_mem);
+	char *big = talloc_zero_size(tt_mem, 3001);
+	const char *tail;
+	char *line;
+	size_t n;
+
+	memset(big, 0x01, 3000);
+	tsgate_log_kv_str(kv, "first", "kept");
+	tsgate_log_kv_str(kv, "ctl", big); /* 6 bytes each once escaped */
+	tsgate_log_kv_str(kv, "after", "dropped");
+	line = tsgate_log_kv_render(tt_mem, TSGATE_LOG_JSON, TSGATE_LOG_WARN,
+				    "conn", kv);
+	ck_assert_ptr_nonnull(line);
+	n = strlen(line);
+	ck_assert_uint_lt(n, 8192);
+	ck_assert(line_is_whole(line, n, true));
+	ck_assert_ptr_nonnull(strstr(line, "\"first\":\"kept\""));
+	ck_assert_ptr_null(strstr(line, "dropped"));
+	/* the cut value ends with a whole escape and its quote */
+	tail = "\\u0001\\u0001\",\"truncated\":true}";
+	ck_assert_str_eq(line + n - strlen(tail), tail);
+
+	memset(big, 'x', 3000);
+	tsgate_log_kv_str(kv, "more", big);
+	tsgate_log_kv_str(kv, "store_full", big); /* beyond the 4 KiB store */
+	line = tsgate_log_kv_render(tt_mem, TSGATE_LOG_TEXT, TSGATE_LOG_WARN,
+				    "conn", kv);
+	n = strlen(line);
+	ck_assert(line_is_whole(line, n, false));
+	tail = " truncated=true";
+	ck_assert_str_eq(line + n - strlen(tail), tail);
+}
+END_TEST
 
 static Suite *log_suite(void)
 {
@@ -168,6 +300,10 @@ static Suite *log_suite(void)
 	tc = tt_tcase(s, "output", 10);
 	tcase_add_test(tc, test_levels_filter_output);
 	tcase_add_test(tc, test_worker_field_leads);
+
+	tc = tt_tcase(s, "memory_pressure", 30);
+	tcase_add_loop_test(tc, test_whole_lines_failing_allocs, 0, 10);
+	tcase_add_test(tc, test_long_line_cut_and_marked);
 
 	return s;
 }

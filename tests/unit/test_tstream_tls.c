@@ -19,6 +19,7 @@
 #include <tsocket.h>
 #include "tstream_tls.h"
 #include "tt.h"
+#include "talloc_failinject.h"
 #include "tt_certs.h"
 
 static struct tt_certs *certs;
@@ -1344,6 +1345,56 @@ START_TEST(half_close)
 }
 END_TEST
 
+/*
+ * Each allocation of a half-close failing in turn (issue 13): the
+ * shutdown either succeeds -- and the peer then reads the close_notify --
+ * or fails with ENOMEM. Before, a failed record buffer for close_notify
+ * came back as EIO, which the relay took for a peer already gone and
+ * ended the direction as if the end had been sent.
+ */
+START_TEST(half_close_failing_allocs)
+{
+	struct tstream_tls_params *sp =
+	    server_params(certs->srv_ec_crt, certs->srv_ec_key);
+	struct tstream_tls_params *cp = client_params("localhost");
+	unsigned k;
+	unsigned enomem = 0;
+
+	for (k = 1; k <= 24; k++) {
+		struct tevent_req *req;
+		struct hs srv;
+		struct hs cli;
+		int ret;
+		int err;
+
+		pair_ok(sp, cp, &srv, &cli);
+		talloc_failinject_only(k);
+		req = tstream_shutdown_send(tt_mem, tt_ev, cli.tls);
+		if (req != NULL) {
+			run_req_int(req, tstream_shutdown_recv, &ret, &err);
+		} else {
+			ret = -1;
+			err = ENOMEM;
+		}
+		talloc_failinject_only(0);
+		ck_assert_msg(ret == 0 || err == ENOMEM,
+			      "allocation %u: shutdown failed with %s", k,
+			      strerror(err));
+		if (ret == 0) {
+			ck_assert_int_eq(read_error(srv.tls), EPIPE);
+		} else {
+			enomem++;
+		}
+		talloc_free(srv.tls);
+		talloc_free(cli.tls);
+	}
+	/* the sweep did reach the failures it is about */
+	ck_assert_uint_gt(enomem, 2);
+	talloc_free(sp);
+	talloc_free(cp);
+}
+END_TEST
+
 START_TEST(channel_bindings)
 {
 	struct tstream_tls_params *sp =
@@ -2408,6 +2459,8 @@ int main(void)
 	suite_add_tcase(s, tc("mtls_optional", mtls_optional, 30 * slow));
 	suite_add_tcase(s, tc("client_verify", client_verification, 30 * slow));
 	suite_add_tcase(s, tc("half_close", half_close, 30 * slow));
+	suite_add_tcase(s, tc("half_close_failing_allocs",
+			      half_close_failing_allocs, 60 * slow));
 	suite_add_tcase(s, tc("channel_bindings", channel_bindings, 30 * slow));
 	suite_add_tcase(s, tc("idle_memory", idle_memory, 30 * slow));
 	suite_add_tcase(s, tc("pending_several_records",
