@@ -46,8 +46,8 @@
 #define TSGATE_ACCEPT_BATCH 32
 /* Out of file descriptors: stop accepting for this long, don't spin. */
 #define TSGATE_ACCEPT_PAUSE_MS 100
-/* At most one log line per this long about per-source refusals. */
-#define TSGATE_SOURCE_LOG_INTERVAL_MS 1000
+/* At most one log line per this long about refusals at each limit. */
+#define TSGATE_REFUSAL_LOG_INTERVAL_MS 1000
 
 #ifndef TSGATE_VERSION
 #define TSGATE_VERSION "0.1.0"
@@ -55,6 +55,12 @@
 
 struct tsgate_conn;
 struct tsgate_listener;
+
+/* The refusals at one limit since the last one that was logged. */
+struct tsgate_refusal_log {
+	struct timeval last; /* the last refusal logged */
+	uint64_t suppressed; /* refusals since, not logged */
+};
 
 struct tsgate_daemon {
 	struct tevent_context *ev;
@@ -75,8 +81,9 @@ struct tsgate_daemon {
 	uint32_t num_conns;
 	/* limits.max_connections_per_source: this worker's count per source */
 	struct tsgate_source_limit *sources;
-	struct timeval source_log_last; /* the last refusal logged */
-	uint64_t source_log_suppressed; /* refusals since, not logged */
+	/* refusals at a limit, logged at most once per interval each */
+	struct tsgate_refusal_log source_refusals;
+	struct tsgate_refusal_log max_conns_refusals;
 	uint64_t next_conn_id;
 	unsigned worker;      /* 0 .. num_workers-1 */
 	unsigned num_workers; /* workers: N (1: no supervisor) */
@@ -394,41 +401,82 @@ static void tsgate_conn_relay_done(struct tsgate_relay *relay,
 				   void *private_data);
 
 /*
- * A connection refused for max_connections_per_source: logged at most once
- * per TSGATE_SOURCE_LOG_INTERVAL_MS, so a source that keeps reconnecting
- * cannot flood the log; the line says how many refusals went unlogged
- * before it (the metric counts every one).
+ * A refusal at a limit is logged at most once per
+ * TSGATE_REFUSAL_LOG_INTERVAL_MS, so a client that keeps reconnecting
+ * cannot flood the log; the line it does get says how many refusals went
+ * unlogged before it (the metrics count every one). Returns the log
+ * fields to fill and emit with tsgate_refusal_log_emit(), or NULL when
+ * this refusal is not logged.
  */
-static void tsgate_source_refused(struct tsgate_conn *conn,
-				  const struct tsgate_source_key *key,
-				  uint32_t limit)
+static struct tsgate_log_kv *tsgate_refusal_log_start(
+    struct tsgate_conn *conn, struct tsgate_refusal_log *r)
 {
-	struct tsgate_daemon *d = conn->daemon;
 	struct timeval now = tevent_timeval_current();
 	struct tsgate_log_kv *kv;
 	int64_t ms;
 
-	ms =
-	    ((int64_t)now.tv_sec - (int64_t)d->source_log_last.tv_sec) * 1000 +
-	    ((int64_t)now.tv_usec - (int64_t)d->source_log_last.tv_usec) / 1000;
-	if (d->source_log_last.tv_sec != 0 && ms >= 0 &&
-	    ms < TSGATE_SOURCE_LOG_INTERVAL_MS) {
-		d->source_log_suppressed++;
-		return;
+	ms = ((int64_t)now.tv_sec - (int64_t)r->last.tv_sec) * 1000 +
+	     ((int64_t)now.tv_usec - (int64_t)r->last.tv_usec) / 1000;
+	if (r->last.tv_sec != 0 && ms >= 0 &&
+	    ms < TSGATE_REFUSAL_LOG_INTERVAL_MS) {
+		r->suppressed++;
+		return NULL;
 	}
 	kv = tsgate_log_kv_new(conn);
 	tsgate_log_kv_u64(kv, "id", conn->id);
 	tsgate_log_kv_str(kv, "listener", conn->listener->cfg->name);
-	tsgate_log_kv_str(kv, "source", tsgate_source_key_string(kv, key));
 	tsgate_log_kv_str(kv, "peer", conn->peer);
-	tsgate_log_kv_u64(kv, "max_connections_per_source", limit);
-	tsgate_log_kv_u64(kv, "suppressed", d->source_log_suppressed);
-	tsgate_log_kv_str(kv, "reason",
-			  "refused: max_connections_per_source reached");
-	tsgate_log_kv_emit(d->log, TSGATE_LOG_WARN, "limit", kv);
+	tsgate_log_kv_u64(kv, "suppressed", r->suppressed);
+	r->last = now;
+	r->suppressed = 0;
+	return kv;
+}
+
+static void tsgate_refusal_log_emit(struct tsgate_conn *conn,
+				    struct tsgate_log_kv *kv,
+				    const char *reason)
+{
+	tsgate_log_kv_str(kv, "reason", reason);
+	tsgate_log_kv_emit(conn->daemon->log, TSGATE_LOG_WARN, "limit", kv);
 	talloc_free(kv);
-	d->source_log_last = now;
-	d->source_log_suppressed = 0;
+}
+
+static void tsgate_source_refused(struct tsgate_conn *conn,
+				  const struct tsgate_source_key *key,
+				  uint32_t limit)
+{
+	struct tsgate_log_kv *kv =
+	    tsgate_refusal_log_start(conn, &conn->daemon->source_refusals);
+
+	if (kv == NULL) {
+		return;
+	}
+	tsgate_log_kv_str(kv, "source", tsgate_source_key_string(kv, key));
+	tsgate_log_kv_u64(kv, "max_connections_per_source", limit);
+	tsgate_refusal_log_emit(conn, kv,
+				"refused: max_connections_per_source reached");
+}
+
+/* A connection over max_connections (the daemon's or the listener's). */
+static void tsgate_max_conns_refused(struct tsgate_conn *conn)
+{
+	struct tsgate_daemon *d = conn->daemon;
+	struct tsgate_log_kv *kv =
+	    tsgate_refusal_log_start(conn, &d->max_conns_refusals);
+
+	tsgate_conn_drop(conn, TSGATE_METRICS_DROP_MAX_CONNECTIONS);
+	if (kv != NULL) {
+		tsgate_log_kv_u64(kv, "max_connections",
+				  d->cfg->limits.max_connections);
+		if (conn->listener->cfg->max_connections > 0) {
+			tsgate_log_kv_u64(kv, "listener_max_connections",
+					  conn->listener->cfg->max_connections);
+		}
+		tsgate_refusal_log_emit(conn, kv,
+					"refused: max_connections reached");
+	}
+	conn->quiet = true;
+	tsgate_conn_finish(conn, EAGAIN, "refused: max_connections reached");
 }
 
 /*
@@ -554,9 +602,7 @@ static void tsgate_conn_start(struct tsgate_listener *l, int fd)
 	if ((lim->max_connections > 0 && d->num_conns > lim->max_connections) ||
 	    (l->cfg->max_connections > 0 &&
 	     l->num_conns > l->cfg->max_connections)) {
-		tsgate_conn_drop(conn, TSGATE_METRICS_DROP_MAX_CONNECTIONS);
-		tsgate_conn_finish(conn, EAGAIN,
-				   "refused: max_connections reached");
+		tsgate_max_conns_refused(conn);
 		return;
 	}
 	if (!tsgate_conn_take_source(conn, (struct sockaddr *)&peer, peerlen)) {
