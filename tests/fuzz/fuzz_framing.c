@@ -1,5 +1,5 @@
 /*
- * fuzz-framing: every PDU framer of gateway/framing.h.
+ * fuzz-framing: every PDU framer of gateway/datapath/framing.h.
  *
  * Input: [framing selector][max_pdu selector][n][n chunk sizes][stream]
  * The stream bytes reach tsgate_pdu_read_send() through a socketpair,

@@ -1,5 +1,5 @@
 /*
- * fuzz-http: the metrics listener's HTTP server (gateway/http_server.c)
+ * fuzz-http: the metrics listener's HTTP server (gateway/ops/http_server.c)
  * with /metrics, /healthz and /readyz behind it.
  *
  * Input: [n][n chunk sizes][request bytes]. The bytes reach the server

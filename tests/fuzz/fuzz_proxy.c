@@ -1,5 +1,5 @@
 /*
- * fuzz-proxy: the identity writers of gateway/identity.h, round trip.
+ * fuzz-proxy: the identity writers of gateway/datapath/identity.h, round trip.
  *
  * A struct tsgate_peer_info is built from the input (addresses of every
  * family, TLS and GSSAPI facts, strings up to 80 KiB so the 64 KiB TLV

@@ -1,5 +1,5 @@
 /*
- * Unit tests of gateway/framing.c: header parsing of each framing, and
+ * Unit tests of gateway/datapath/framing.c: header parsing of each framing, and
  * whole-PDU reads over a real socketpair (split writes, oversized PDUs,
  * malformed headers, truncation, clean end of stream, raw chunks).
  */

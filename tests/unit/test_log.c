@@ -1,5 +1,5 @@
 /*
- * Unit tests of gateway/log.c: level and format names, text and JSON
+ * Unit tests of gateway/ops/log.c: level and format names, text and JSON
  * rendering, escaping of values that come from the network (no forged
  * lines), level filtering of what is written.
  */

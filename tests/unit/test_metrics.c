@@ -1,6 +1,6 @@
 /*
- * Unit tests of gateway/metrics.c and the endpoint handler of
- * gateway/health.c: exact Prometheus text, label escaping, histogram
+ * Unit tests of gateway/ops/metrics.c and the endpoint handler of
+ * gateway/ops/health.c: exact Prometheus text, label escaping, histogram
  * buckets, live byte counts, series surviving a reload, handles and
  * registry freed in any order.
  */
@@ -114,7 +114,7 @@ START_TEST(test_render_full)
 	struct tsgate_metrics_listener *l;
 	struct tsgate_metrics_route *r;
 	struct tsgate_metrics_conn *c1, *c2;
-	struct tsgate_relay_stats s1 = {0}, s2 = {0};
+	struct tsgate_conn_stats s1 = {0}, s2 = {0};
 	char *text;
 
 	tsgate_metrics_set_state(m, TSGATE_METRICS_READY);
@@ -131,8 +131,8 @@ START_TEST(test_render_full)
 	tsgate_metrics_conn_routed(c1, r, &s1);
 	tsgate_metrics_conn_routed(c2, r, &s2);
 	tsgate_metrics_conn_routed(c2, r, &s1); /* ignored: once only */
-	s1 = (struct tsgate_relay_stats){10, 20, 1, 2, NULL, false};
-	s2 = (struct tsgate_relay_stats){100, 200, 3, 4, NULL, false};
+	s1 = (struct tsgate_conn_stats){10, 20, 1, 2, NULL, false};
+	s2 = (struct tsgate_conn_stats){100, 200, 3, 4, NULL, false};
 	talloc_free(c2);  /* its counts are now the route's for good */
 	s1.bytes_up = 11; /* c1 still moving */
 
@@ -254,7 +254,7 @@ START_TEST(test_reload_carries_over)
 	struct tsgate_metrics_listener *l1, *l2, *gone;
 	struct tsgate_metrics_route *r1, *r2;
 	struct tsgate_metrics_conn *live;
-	struct tsgate_relay_stats st = {0};
+	struct tsgate_conn_stats st = {0};
 	char *text;
 
 	l1 = tsgate_metrics_listener_new(gen1, m, "pub");
@@ -313,7 +313,7 @@ START_TEST(test_registry_freed_first)
 	struct tsgate_metrics_listener *l;
 	struct tsgate_metrics_route *r;
 	struct tsgate_metrics_conn *c;
-	struct tsgate_relay_stats st = {0};
+	struct tsgate_conn_stats st = {0};
 
 	l = tsgate_metrics_listener_new(hold, m, "pub");
 	r = tsgate_metrics_route_new(hold, l, "ldap");
@@ -334,7 +334,7 @@ START_TEST(test_null_tracker)
 	struct tsgate_metrics_listener *l =
 	    tsgate_metrics_listener_new(m, m, "pub");
 	struct tsgate_metrics_route *r = tsgate_metrics_route_new(m, l, "x");
-	struct tsgate_relay_stats st = {0};
+	struct tsgate_conn_stats st = {0};
 
 	/* out of memory for a handle: calls on NULL are no-ops */
 	tsgate_metrics_conn_routed(NULL, r, &st);

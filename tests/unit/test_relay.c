@@ -1,5 +1,5 @@
 /*
- * Unit tests of gateway/relay.c over real unix socketpairs: byte-exact
+ * Unit tests of gateway/datapath/relay.c over real unix socketpairs: byte-exact
  * transfers both ways, half-close passed on while the other direction
  * keeps flowing, whole PDUs only, oversized PDUs, idle timeout and
  * backpressure (bounded buffering).
@@ -207,7 +207,7 @@ struct rig {
 	struct peer *backend; /* the test's backend end */
 	struct tstream_context *relay_client;
 	struct tstream_context *relay_backend;
-	struct tsgate_relay_stats stats;
+	struct tsgate_conn_stats stats;
 	struct tsgate_relay *relay;
 	bool relay_done;
 	int relay_ret;
@@ -681,7 +681,7 @@ START_TEST(test_start_failure_from_loop)
 
 	/* again, freed before the loop ran: never called */
 	r->relay_done = false;
-	r->stats = (struct tsgate_relay_stats){0};
+	r->stats = (struct tsgate_conn_stats){0};
 	r->relay =
 	    tsgate_relay_start(r, tt_ev, r->relay_client, r->relay_backend,
 			       &params, &r->stats, relay_done, r);

@@ -1,5 +1,5 @@
 /*
- * Unit tests of gateway/route.c: first-match routing on sni, alpn,
+ * Unit tests of gateway/datapath/route.c: first-match routing on sni, alpn,
  * client_subject, client_san and principal with '*' wildcards, on config
  * structs as the loader makes them (and one loaded from YAML text).
  */

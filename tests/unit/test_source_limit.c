@@ -1,5 +1,5 @@
 /*
- * Unit tests of gateway/source_limit.c: what a client's source is (IPv4,
+ * Unit tests of gateway/util/source_limit.c: what a client's source is (IPv4,
  * IPv4-mapped IPv6, IPv6 cut to a prefix, none for unix sockets), and
  * taking and giving back slots up to a limit.
  */

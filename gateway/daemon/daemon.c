@@ -142,7 +142,7 @@ struct tsgate_conn {
 	struct tsgate_metrics_conn *metrics;
 	struct tsgate_peer_info info;
 	char *local_name;
-	struct tsgate_relay_stats stats;
+	struct tsgate_conn_stats stats;
 	bool finished; /* on d->finished_conns instead of d->conns */
 	bool dropped;  /* counted in tsgate_connection_drops_total */
 	bool quiet;    /* no log line of its own (a rate-limited one instead) */

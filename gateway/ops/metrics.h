@@ -42,7 +42,7 @@
  *   tsgate_metrics_set_state(m, TSGATE_METRICS_DRAINING);  SIGTERM
  *
  * Bytes and PDUs are not counted per call: a connection tracker points at
- * the relay's own live counters (struct tsgate_relay_stats) and the
+ * the relay's own live counters (struct tsgate_conn_stats) and the
  * renderer adds them to the route's totals of closed connections, so
  * /metrics shows live byte counts of long-lived connections at zero cost
  * on the data path.
@@ -59,7 +59,7 @@ struct tsgate_metrics;
 struct tsgate_metrics_listener;
 struct tsgate_metrics_route;
 struct tsgate_metrics_conn;
-struct tsgate_relay_stats;
+struct tsgate_conn_stats;
 
 /* Why a TLS/GSSAPI handshake with a client failed (label "reason"). */
 enum tsgate_metrics_handshake_reason {
@@ -209,7 +209,7 @@ struct tsgate_metrics_conn *tsgate_metrics_conn_new(
  */
 void tsgate_metrics_conn_routed(struct tsgate_metrics_conn *c,
 				struct tsgate_metrics_route *r,
-				const struct tsgate_relay_stats *stats);
+				const struct tsgate_conn_stats *stats);
 
 /**
  * @brief Render every series in the Prometheus text format 0.0.4.

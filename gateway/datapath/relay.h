@@ -17,6 +17,7 @@
 #include <talloc.h>
 #include <tevent.h>
 
+#include "conn_stats.h"
 #include "framing.h"
 
 struct tstream_context;
@@ -48,24 +49,6 @@ struct tsgate_relay_params {
  */
 struct tsgate_relay_sweeper *tsgate_relay_sweeper_new(
     TALLOC_CTX *mem_ctx, struct tevent_context *ev);
-
-/* Live counters, updated as data moves; owned by the caller. */
-struct tsgate_relay_stats {
-	uint64_t bytes_up;   /* client -> backend */
-	uint64_t bytes_down; /* backend -> client */
-	uint64_t pdus_up;
-	uint64_t pdus_down;
-	/*
-	 * Static string naming the failure once the relay failed, e.g.
-	 * "client read: PDU too large"; NULL on success.
-	 */
-	const char *reason;
-	/*
-	 * True when the failure is a framer's verdict on a PDU (too large,
-	 * malformed or truncated), false when the stream itself failed.
-	 */
-	bool pdu_refused;
-};
 
 struct tsgate_relay;
 
@@ -106,7 +89,7 @@ struct tsgate_relay *tsgate_relay_start(
     struct tstream_context *client,
     struct tstream_context *backend,
     const struct tsgate_relay_params *params,
-    struct tsgate_relay_stats *stats,
+    struct tsgate_conn_stats *stats,
     tsgate_relay_done_fn done_fn,
     void *private_data);
 

@@ -86,7 +86,7 @@ struct relay_pump {
 struct tsgate_relay {
 	struct tevent_context *ev;
 	struct tsgate_relay_params params;
-	struct tsgate_relay_stats *stats;
+	struct tsgate_conn_stats *stats;
 	struct timeval last_activity;
 	/* without a sweeper: the relay's own timer */
 	struct tevent_timer *idle_timer;
@@ -770,7 +770,7 @@ struct tsgate_relay *tsgate_relay_start(
     struct tstream_context *client,
     struct tstream_context *backend,
     const struct tsgate_relay_params *params,
-    struct tsgate_relay_stats *stats,
+    struct tsgate_conn_stats *stats,
     tsgate_relay_done_fn done_fn,
     void *private_data)
 {

@@ -16,10 +16,8 @@
 #include <talloc.h>
 
 #include "config.h"
-#include "health.h"
-#ifdef TSGATE_HAVE_DAEMON
 #include "daemon.h"
-#endif
+#include "health.h"
 
 #ifndef TSGATE_VERSION
 #define TSGATE_VERSION "unknown"
@@ -138,7 +136,6 @@ static void tune_malloc(void)
 
 static int run(TALLOC_CTX *mem_ctx, const char *path, struct tsgate_config *cfg)
 {
-#ifdef TSGATE_HAVE_DAEMON
 	char cwd[PATH_MAX];
 
 	tune_malloc();
@@ -153,15 +150,6 @@ static int run(TALLOC_CTX *mem_ctx, const char *path, struct tsgate_config *cfg)
 		}
 	}
 	return tsgate_daemon_run(mem_ctx, path, cfg);
-#else
-	(void)mem_ctx;
-	(void)cfg;
-	fprintf(stderr,
-		"tsgate: %s is valid, but this build has no daemon "
-		"(gateway/daemon.c is not built yet)\n",
-		path);
-	return 1;
-#endif
 }
 
 int main(int argc, char *argv[])

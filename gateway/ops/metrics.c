@@ -12,7 +12,7 @@
 
 #include "tsgate_dlist.h"
 #include "metrics.h"
-#include "relay.h"
+#include "conn_stats.h"
 
 #define N_ELEM(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -85,7 +85,7 @@ struct tsgate_metrics_conn {
 	struct tsgate_metrics_conn *prev, *next; /* in rs->live */
 	struct metrics_lseries *ls;
 	struct metrics_rseries *rs; /* NULL until routed */
-	const struct tsgate_relay_stats *stats;
+	const struct tsgate_conn_stats *stats;
 };
 
 static const char *const hs_reason_names[TSGATE_METRICS_HS_NUM] = {
@@ -552,7 +552,7 @@ struct tsgate_metrics_conn *tsgate_metrics_conn_new(
 
 void tsgate_metrics_conn_routed(struct tsgate_metrics_conn *c,
 				struct tsgate_metrics_route *r,
-				const struct tsgate_relay_stats *stats)
+				const struct tsgate_conn_stats *stats)
 {
 	struct metrics_rseries *rs;
 
