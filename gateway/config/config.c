@@ -2071,7 +2071,8 @@ static void cfg_listener(struct cfg_parser *p,
 			return;
 		}
 	} else {
-		for (i = 0; i < idx; i++) {
+		/* l->name is NULL when copying it failed (p->oom) */
+		for (i = 0; i < idx && l->name != NULL; i++) {
 			if (cfg->listeners[i].name != NULL &&
 			    strcmp(cfg->listeners[i].name, l->name) == 0) {
 				cfg_error(p, v,

@@ -139,12 +139,11 @@ static void tsgate_listener_accept(struct tevent_context *ev,
 	}
 }
 
-/* Watch l->sock for clients. */
-static int tsgate_listener_watch(struct tsgate_listener *l)
+/* Watch the listening socket fd for clients (l's own, or one it takes). */
+static int tsgate_listener_watch(struct tsgate_listener *l, int fd)
 {
-	l->fde =
-	    tevent_add_fd(l->daemon->ev, l, tsgate_listen_socket_fd(l->sock),
-			  TEVENT_FD_READ, tsgate_listener_accept, l);
+	l->fde = tevent_add_fd(l->daemon->ev, l, fd, TEVENT_FD_READ,
+			       tsgate_listener_accept, l);
 	return l->fde != NULL ? 0 : ENOMEM;
 }
 
@@ -178,7 +177,7 @@ static int tsgate_listener_bind(struct tsgate_listener *l, char **preason)
 		}
 		return err;
 	}
-	err = tsgate_listener_watch(l);
+	err = tsgate_listener_watch(l, tsgate_listen_socket_fd(l->sock));
 	if (err != 0) {
 		*preason = talloc_strdup(l, "out of memory");
 	}
@@ -331,20 +330,6 @@ static bool same_address(const struct tsgate_config_addr *a,
 	return a->port == b->port && strcmp(a->ip, b->ip) == 0;
 }
 
-/* Move the listening socket (and its unix file) from old to l. */
-static int tsgate_listener_take_socket(struct tsgate_listener *l,
-				       struct tsgate_listener *old)
-{
-	l->sock = old->sock;
-	if (tsgate_listener_watch(l) != 0) {
-		l->sock = NULL;
-		return ENOMEM;
-	}
-	TALLOC_FREE(old->fde);
-	l->sock = talloc_move(l, &old->sock);
-	return 0;
-}
-
 static struct tsgate_listener *find_listener(
     struct tsgate_listener *list, const struct tsgate_config_listener *cfg)
 {
@@ -411,14 +396,30 @@ static int tsgate_listeners_bind(struct tsgate_daemon *d,
 			return ret;
 		}
 	}
+	/*
+	 * A kept address: watch the old socket first, for every one of
+	 * them, and move the sockets only once nothing can fail. (Moving
+	 * one by one lost the moved sockets when a later watch failed: the
+	 * refused set was freed with them, and the running listeners
+	 * stopped accepting.)
+	 */
 	for (i = 0; i < n; i++) {
 		old = fresh[i] != NULL
 			  ? find_listener(d->listeners, fresh[i]->conn.cfg)
 			  : NULL;
-		/* (take_socket fails only before it moved anything) */
 		if (old != NULL &&
-		    (ret = tsgate_listener_take_socket(fresh[i], old)) != 0) {
-			return ret;
+		    tsgate_listener_watch(
+			fresh[i], tsgate_listen_socket_fd(old->sock)) != 0) {
+			return ENOMEM;
+		}
+	}
+	for (i = 0; i < n; i++) {
+		old = fresh[i] != NULL
+			  ? find_listener(d->listeners, fresh[i]->conn.cfg)
+			  : NULL;
+		if (old != NULL) {
+			TALLOC_FREE(old->fde);
+			fresh[i]->sock = talloc_move(fresh[i], &old->sock);
 		}
 	}
 	return 0;
