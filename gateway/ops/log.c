@@ -210,6 +210,11 @@ void tsgate_log_kv_u64(struct tsgate_log_kv *kv,
 static void kv_vfmt(struct tsgate_log_kv *kv,
 		    const char *key,
 		    const char *fmt,
+		    va_list ap) __attribute__((format(printf, 3, 0)));
+
+static void kv_vfmt(struct tsgate_log_kv *kv,
+		    const char *key,
+		    const char *fmt,
 		    va_list ap)
 {
 	char buf[LOG_KV_STORE];
