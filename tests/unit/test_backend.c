@@ -212,6 +212,16 @@ START_TEST(test_next_address)
 	check_bytes(c.stream, fd);
 	close(fd);
 
+	/* an IPv6 address first (nobody on ::1 at this port), then IPv4 */
+	ips[0] = "::1";
+	connect_wait(b, &c, 5000);
+	ck_assert_msg(c.ret == 0, "connect: %s", strerror(c.err));
+	fd = tt_accept(lfd, 2000);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	talloc_free(c.stream);
+	ips[0] = "127.0.0.3";
+
 	/* every address refused: the last error */
 	ips[1] = "127.0.0.4";
 	connect_wait(b, &c, 5000);
