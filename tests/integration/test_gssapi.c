@@ -22,6 +22,7 @@
 #include "tsocket.h"
 #include "tstream_gssapi.h"
 #include "tt.h"
+#include "tt_pair.h"
 #include "tt_kdc.h"
 
 static TALLOC_CTX *kdc_mem;
@@ -57,21 +58,11 @@ static void kdc_teardown(void)
 /* A connected TCP pair on 127.0.0.1 (blocking). */
 static void tcp_pair(int *a, int *b)
 {
-	struct sockaddr_in sin = {.sin_family = AF_INET};
-	socklen_t len = sizeof(sin);
-	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int fds[2];
 
-	ck_assert_int_ge(l, 0);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ck_assert_int_eq(bind(l, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	ck_assert_int_eq(listen(l, 1), 0);
-	ck_assert_int_eq(getsockname(l, (struct sockaddr *)&sin, &len), 0);
-	*a = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	ck_assert_int_ge(*a, 0);
-	ck_assert_int_eq(connect(*a, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	*b = accept4(l, NULL, NULL, SOCK_CLOEXEC);
-	ck_assert_int_ge(*b, 0);
-	close(l);
+	tt_tcp_fds(fds);
+	*a = fds[0];
+	*b = fds[1];
 }
 
 static struct tstream_context *bsd_stream(int fd)

@@ -25,6 +25,7 @@
 
 #include "tsocket_internal.h"
 #include "tt.h"
+#include "tt_pair.h"
 
 #define CTL_MAGIC 0x7e1052ca
 
@@ -1698,9 +1699,7 @@ END_TEST
 
 static void bsd_pair(struct tstream_context **a, struct tstream_context **b)
 {
-	int ret = tstream_unix_socketpair(tt_mem, a, tt_mem, b);
-
-	ck_assert_int_eq(ret, 0);
+	tt_stream_pair(a, b);
 }
 
 START_TEST(test_bsd_stream_busy)

@@ -288,25 +288,10 @@ static int read_error(struct tstream_context *s)
 	return err;
 }
 
-static void run_for_fired(struct tevent_context *ev,
-			  struct tevent_timer *te,
-			  struct timeval now,
-			  void *private_data)
-{
-	*(bool *)private_data = true;
-}
-
-/* Run the event loop for ms milliseconds (the timer frees itself). */
+/* Run the event loop for ms milliseconds. */
 static void run_for(unsigned ms)
 {
-	bool fired = false;
-
-	ck_assert_ptr_nonnull(tevent_add_timer(
-	    tt_ev, tt_mem, tevent_timeval_current_ofs(0, ms * 1000),
-	    run_for_fired, &fired));
-	while (!fired) {
-		ck_assert_int_eq(tevent_loop_once(tt_ev), 0);
-	}
+	tt_run_for(tt_ev, ms);
 }
 
 static size_t test_len(size_t len)
