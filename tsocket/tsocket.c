@@ -473,6 +473,23 @@ struct tdgram_recvfrom_state {
 	struct tsocket_address *src;
 };
 
+/*
+ * The guard both datagram request starts share: ENOTCONN once a
+ * disconnect is under way or done, EBUSY while the direction's slot
+ * (slot_req) is taken. 0: go.
+ */
+static int tdgram_guard(const struct tdgram_context *dgram,
+			const struct tevent_req *slot_req)
+{
+	if (dgram->disconnected || dgram->disconnect_req != NULL) {
+		return ENOTCONN;
+	}
+	if (slot_req != NULL) {
+		return EBUSY;
+	}
+	return 0;
+}
+
 static void tdgram_recvfrom_done(struct tevent_req *subreq);
 
 _PUBLIC_ struct tevent_req *tdgram_recvfrom_send(TALLOC_CTX *mem_ctx,
@@ -481,6 +498,7 @@ _PUBLIC_ struct tevent_req *tdgram_recvfrom_send(TALLOC_CTX *mem_ctx,
 {
 	struct tevent_req *req;
 	struct tdgram_recvfrom_state *state;
+	int err;
 
 	req = tevent_req_create(mem_ctx, &state, struct tdgram_recvfrom_state);
 	if (req == NULL) {
@@ -488,12 +506,9 @@ _PUBLIC_ struct tevent_req *tdgram_recvfrom_send(TALLOC_CTX *mem_ctx,
 	}
 	state->c.ev = ev;
 
-	if (dgram->disconnected || dgram->disconnect_req != NULL) {
-		tevent_req_error(req, ENOTCONN);
-		return tevent_req_post(req, ev);
-	}
-	if (dgram->recvfrom_req != NULL) {
-		tevent_req_error(req, EBUSY);
+	err = tdgram_guard(dgram, dgram->recvfrom_req);
+	if (err != 0) {
+		tevent_req_error(req, err);
 		return tevent_req_post(req, ev);
 	}
 
@@ -504,8 +519,8 @@ _PUBLIC_ struct tevent_req *tdgram_recvfrom_send(TALLOC_CTX *mem_ctx,
 	if (dgram->try_recvfrom != NULL &&
 	    tdgram_fast_ready(dgram, &dgram->recvfrom_im)) {
 		ssize_t ret = -1;
-		int err = 0;
 
+		err = 0;
 		if (dgram->try_recvfrom(dgram, state, &state->buf, &state->src,
 					&ret, &err)) {
 			state->len = ret == -1 ? 0 : (size_t)ret;
@@ -582,6 +597,7 @@ _PUBLIC_ struct tevent_req *tdgram_sendto_send(
 {
 	struct tevent_req *req;
 	struct tdgram_sendto_state *state;
+	int err;
 
 	req = tevent_req_create(mem_ctx, &state, struct tdgram_sendto_state);
 	if (req == NULL) {
@@ -590,12 +606,9 @@ _PUBLIC_ struct tevent_req *tdgram_sendto_send(
 	state->c.ev = ev;
 	state->ret = -1;
 
-	if (dgram->disconnected || dgram->disconnect_req != NULL) {
-		tevent_req_error(req, ENOTCONN);
-		return tevent_req_post(req, ev);
-	}
-	if (dgram->sendto_req != NULL) {
-		tevent_req_error(req, EBUSY);
+	err = tdgram_guard(dgram, dgram->sendto_req);
+	if (err != 0) {
+		tevent_req_error(req, err);
 		return tevent_req_post(req, ev);
 	}
 	if (len == 0 || buf == NULL) {
@@ -614,8 +627,8 @@ _PUBLIC_ struct tevent_req *tdgram_sendto_send(
 	if (dgram->try_sendto != NULL &&
 	    tdgram_fast_ready(dgram, &dgram->sendto_im)) {
 		ssize_t ret = -1;
-		int err = 0;
 
+		err = 0;
 		if (dgram->try_sendto(dgram, buf, len, dst, &ret, &err)) {
 			state->ret = ret;
 			tdgram_finish_later(req, &state->c, &dgram->sendto_im,
@@ -767,9 +780,6 @@ struct tstream_context {
 	/* see _tstream_context_set_try() */
 	tstream_try_io_fn try_readv;
 	tstream_try_io_fn try_writev;
-	/* see _tstream_context_set_wait() */
-	tstream_wait_fn wait;
-	tstream_wait_cancel_fn wait_cancel;
 	struct tevent_immediate *readv_im;
 	struct tevent_immediate *writev_im;
 
@@ -787,7 +797,7 @@ struct tstream_req_common {
 	/* a finish scheduled on the stream's immediate *pim, with err */
 	struct tevent_immediate **pim;
 	int err;
-	/* the stream type's wait function holds the request */
+	/* a wait request the type's readable handler holds */
 	bool type_waits;
 };
 
@@ -837,27 +847,38 @@ void _tstream_context_set_try(struct tstream_context *stream,
 	stream->try_writev = try_writev;
 }
 
-void _tstream_context_set_wait(struct tstream_context *stream,
-			       tstream_wait_fn wait,
-			       tstream_wait_cancel_fn cancel)
-{
-	stream->wait = wait;
-	stream->wait_cancel = cancel;
-}
-
-/* Makes the stream type let go of a wait request it holds. */
+/*
+ * Makes the stream type forget the readable handler a wait request armed
+ * (see tstream_wait_readable_send()).
+ */
 static void tstream_unwait(struct tstream_req_common *c)
 {
 	if (c->type_waits && c->stream != NULL) {
-		c->stream->wait_cancel(c->stream);
+		c->stream->ops->set_readable_handler(c->stream, NULL, NULL,
+						     NULL, NULL);
 	}
 	c->type_waits = false;
 }
 
 /*
- * The immediate a request done at once is finished through, one per
- * direction, made on first use and kept for the stream's life. false
- * (no memory) means: take the ops path instead.
+ * The fast path and its release. An operation a type completes at once
+ * is finished through an immediate of the stream, one per direction,
+ * made on first use (tstream_fast_ready(); false, no memory, means:
+ * take the ops path instead). A stream whose type holds a
+ * readable handler (armed by tstream_set_readable_handler() or a wait
+ * request) is usually idle for a while: it gives back those immediates
+ * while neither is scheduled, and the next fast operation makes them
+ * again. tstream_readable_arm() releases when the handler is armed,
+ * tstream_req_cleanup() when a write ends on a stream already armed.
+ *
+ * With no request outstanding at all the stream gives back its
+ * event-context guard, too: the watch only serves tstream_detach(), which
+ * fails the outstanding requests of a stream freed under them through
+ * their event context if that is still alive. Without a request there is
+ * nothing to fail; the next request guards its context anew
+ * (tstream_register()). A stream type that keeps a tevent_fd while idle
+ * guards that itself (tsocket_bsd.c), and the readable handler's
+ * immediate is tevent's own, cancelled by tevent when its context goes.
  */
 static bool tstream_fast_ready(struct tstream_context *stream,
 			       struct tevent_immediate **pim)
@@ -866,6 +887,32 @@ static bool tstream_fast_ready(struct tstream_context *stream,
 		*pim = tevent_create_immediate(stream);
 	}
 	return *pim != NULL;
+}
+
+static void tstream_idle_release(struct tstream_context *stream)
+{
+	TALLOC_FREE(stream->readv_im);
+	if (stream->writev_req == NULL) {
+		TALLOC_FREE(stream->writev_im);
+	}
+	if (stream->readv_req == NULL && stream->writev_req == NULL &&
+	    stream->shutdown_req == NULL && stream->disconnect_req == NULL) {
+		tsocket_ev_unwatch(&stream->watch);
+	}
+}
+
+/*
+ * A write ended (its request already forgotten) while the public
+ * readable handler is armed with the type: the stream is as idle as
+ * tstream_idle_release() left it, so it keeps no writev immediate either
+ * (tevent lets an immediate be freed from its own handler, where this
+ * may run).
+ */
+static void tstream_idle_release_writer(struct tstream_context *stream)
+{
+	if (stream->readable_fn != NULL && !stream->readable_scheduled) {
+		TALLOC_FREE(stream->writev_im);
+	}
 }
 
 static void tstream_finish_now(struct tevent_context *ev,
@@ -988,19 +1035,37 @@ static void tstream_req_cleanup(struct tevent_req *req,
 		c->pim = NULL;
 		tstream_unwait(c);
 		tstream_forget(c, req);
-		if (writer && stream->readable_fn != NULL &&
-		    !stream->readable_scheduled) {
-			/*
-			 * A write to a stream that waits to read (a relay's
-			 * other direction): the stream is as idle as
-			 * tstream_idle_release() left it once the write is
-			 * over, so it keeps no writev immediate either (tevent
-			 * lets an immediate be freed from its own handler,
-			 * where this may run).
-			 */
-			TALLOC_FREE(stream->writev_im);
+		if (writer) {
+			tstream_idle_release_writer(stream);
 		}
 	}
+}
+
+/*
+ * The guards every request start shares: ENOTCONN once a disconnect is
+ * under way or done, EBUSY while the direction's slot is taken. 0: go.
+ */
+static int tstream_read_guard(const struct tstream_context *stream)
+{
+	if (stream->disconnected || stream->disconnect_req != NULL) {
+		return ENOTCONN;
+	}
+	if (stream->readv_req != NULL) {
+		return EBUSY;
+	}
+	return 0;
+}
+
+/* A writev or shutdown: the write slot holds either. */
+static int tstream_write_guard(const struct tstream_context *stream)
+{
+	if (stream->disconnected || stream->disconnect_req != NULL) {
+		return ENOTCONN;
+	}
+	if (stream->writev_req != NULL || stream->shutdown_req != NULL) {
+		return EBUSY;
+	}
+	return 0;
 }
 
 /* Make req the context's outstanding request in *slot. */
@@ -1057,12 +1122,9 @@ _PUBLIC_ struct tevent_req *tstream_readv_send(TALLOC_CTX *mem_ctx,
 	}
 	state->c.ev = ev;
 
-	if (stream->disconnected || stream->disconnect_req != NULL) {
-		tevent_req_error(req, ENOTCONN);
-		return tevent_req_post(req, ev);
-	}
-	if (stream->readv_req != NULL) {
-		tevent_req_error(req, EBUSY);
+	err = tstream_read_guard(stream);
+	if (err != 0) {
+		tevent_req_error(req, err);
 		return tevent_req_post(req, ev);
 	}
 	err = tsocket_copy_vector(state, vector, count, state->small_vector,
@@ -1152,37 +1214,41 @@ _PUBLIC_ int tstream_readv_recv(struct tevent_req *req, int *perrno)
  */
 
 /*
- * A stream that waits to read is usually idle for a while: it gives back
- * the immediates of its fast path (neither is scheduled: no readv holds
- * the slot, no writev is outstanding). The next fast operation makes
- * them again.
- *
- * With no request outstanding at all it gives back its event-context
- * guard, too: the watch only serves tstream_detach(), which fails the
- * outstanding requests of a stream freed under them through their event
- * context if that is still alive. Without a request there is nothing to
- * fail; the next request guards its context anew (tstream_register()).
- * A stream type that keeps a tevent_fd while idle guards that itself
- * (tsocket_bsd.c), and the readable handler's immediate is tevent's
- * own, cancelled by tevent when its context goes.
+ * Arms the type's readable handler for fn: the trampoline of
+ * tstream_set_readable_handler() or a wait request. When the type has to
+ * wait, the stream is idle until it calls fn (see tstream_idle_release()).
+ * Called with the read slot free or held by the caller's wait request.
  */
-static void tstream_idle_release(struct tstream_context *stream)
+static int tstream_readable_arm(struct tstream_context *stream,
+				struct tevent_context *ev,
+				tstream_readable_handler_t fn,
+				void *private_data,
+				bool *pready)
 {
-	TALLOC_FREE(stream->readv_im);
-	if (stream->writev_req == NULL) {
-		TALLOC_FREE(stream->writev_im);
+	int err;
+
+	*pready = false;
+	err = stream->ops->set_readable_handler(stream, ev, fn, private_data,
+						pready);
+	if (err == 0 && !*pready) {
+		tstream_idle_release(stream);
 	}
-	if (stream->readv_req == NULL && stream->writev_req == NULL &&
-	    stream->shutdown_req == NULL && stream->disconnect_req == NULL) {
-		tsocket_ev_unwatch(&stream->watch);
-	}
+	return err;
 }
 
+/*
+ * tstream_wait_readable: a request over the type's readable handler. It
+ * holds the read slot like a readv, so a handler set through
+ * tstream_set_readable_handler() and a wait never meet; the type keeps
+ * the request as its handler's private data until it calls it or the
+ * generic layer makes it forget (tstream_unwait()).
+ */
 struct tstream_wait_readable_state {
 	struct tstream_req_common c;
 };
 
-static void tstream_wait_readable_done(struct tevent_req *subreq);
+static void tstream_wait_readable_fire(struct tstream_context *stream,
+				       void *private_data);
 
 _PUBLIC_ struct tevent_req *tstream_wait_readable_send(
     TALLOC_CTX *mem_ctx,
@@ -1191,7 +1257,7 @@ _PUBLIC_ struct tevent_req *tstream_wait_readable_send(
 {
 	struct tevent_req *req;
 	struct tstream_wait_readable_state *state;
-	bool ready = false;
+	bool ready = true;
 	int err;
 
 	req = tevent_req_create(mem_ctx, &state,
@@ -1201,43 +1267,29 @@ _PUBLIC_ struct tevent_req *tstream_wait_readable_send(
 	}
 	state->c.ev = ev;
 
-	if (stream->disconnected || stream->disconnect_req != NULL) {
-		tevent_req_error(req, ENOTCONN);
-		return tevent_req_post(req, ev);
-	}
-	if (stream->readv_req != NULL) {
-		tevent_req_error(req, EBUSY);
+	err = tstream_read_guard(stream);
+	if (err != 0) {
+		tevent_req_error(req, err);
 		return tevent_req_post(req, ev);
 	}
 	if (!tstream_register(stream, &stream->readv_req, req, &state->c)) {
 		return tevent_req_post(req, ev);
 	}
 
-	if (stream->wait != NULL) {
-		err = stream->wait(stream, ev, req, &ready);
+	/* a type that cannot tell: a readv may go ahead at once */
+	if (stream->ops->set_readable_handler != NULL) {
+		err = tstream_readable_arm(
+		    stream, ev, tstream_wait_readable_fire, req, &ready);
 		if (err != 0) {
 			tevent_req_error(req, err);
 			return tevent_req_post(req, ev);
 		}
 		if (!ready) {
 			state->c.type_waits = true;
-			tstream_idle_release(stream);
 			return req;
 		}
-	} else if (stream->ops->wait_readable_send != NULL &&
-		   stream->ops->wait_readable_recv != NULL) {
-		state->c.subreq =
-		    stream->ops->wait_readable_send(state, ev, stream);
-		if (tevent_req_nomem(state->c.subreq, req)) {
-			return tevent_req_post(req, ev);
-		}
-		tevent_req_set_callback(state->c.subreq,
-					tstream_wait_readable_done, req);
-		tstream_idle_release(stream);
-		return req;
 	}
 
-	/* readable now, or a type that cannot tell: a readv may go ahead */
 	if (tstream_fast_ready(stream, &stream->readv_im)) {
 		tstream_finish_later(req, &state->c, &stream->readv_im, 0);
 		return req;
@@ -1246,21 +1298,15 @@ _PUBLIC_ struct tevent_req *tstream_wait_readable_send(
 	return tevent_req_post(req, ev);
 }
 
-static void tstream_wait_readable_done(struct tevent_req *subreq)
+static void tstream_wait_readable_fire(struct tstream_context *stream,
+				       void *private_data)
 {
-	struct tevent_req *req = tevent_req_callback_data_void(subreq);
+	struct tevent_req *req = private_data;
 	struct tstream_wait_readable_state *state = _tevent_req_data(req);
-	struct tstream_context *stream = state->c.stream;
-	int ret;
-	int err = 0;
 
-	ret = stream->ops->wait_readable_recv(subreq, &err);
-	state->c.subreq = NULL;
-	TALLOC_FREE(subreq);
-	if (ret == -1) {
-		tevent_req_error(req, err);
-		return;
-	}
+	(void)stream;
+	/* the type forgot the handler before this call */
+	state->c.type_waits = false;
 	tevent_req_done(req);
 }
 
@@ -1318,22 +1364,18 @@ _PUBLIC_ int tstream_set_readable_handler(struct tstream_context *stream,
 		errno = EINVAL;
 		return -1;
 	}
-	if (stream->disconnected || stream->disconnect_req != NULL) {
-		errno = ENOTCONN;
-		return -1;
+	err = tstream_read_guard(stream);
+	if (err == 0 && stream->ops->set_readable_handler == NULL) {
+		err = ENOSYS;
 	}
-	if (stream->readv_req != NULL) {
-		errno = EBUSY;
-		return -1;
-	}
-	if (stream->ops->set_readable_handler == NULL) {
-		errno = ENOSYS;
+	if (err != 0) {
+		errno = err;
 		return -1;
 	}
 	tstream_readable_clear(stream);
 
-	err = stream->ops->set_readable_handler(
-	    stream, ev, tstream_readable_fire, NULL, &ready);
+	err = tstream_readable_arm(stream, ev, tstream_readable_fire, NULL,
+				   &ready);
 	if (err != 0) {
 		errno = err;
 		return -1;
@@ -1347,8 +1389,6 @@ _PUBLIC_ int tstream_set_readable_handler(struct tstream_context *stream,
 		stream->readable_scheduled = true;
 		tevent_schedule_immediate(stream->readv_im, ev,
 					  tstream_readable_now, stream);
-	} else {
-		tstream_idle_release(stream);
 	}
 	stream->readable_fn = handler;
 	stream->readable_private = private_data;
@@ -1378,6 +1418,7 @@ _PUBLIC_ struct tevent_req *tstream_readv_pdu_send(
 {
 	struct tevent_req *req;
 	struct tstream_readv_pdu_state *state;
+	int err;
 
 	req =
 	    tevent_req_create(mem_ctx, &state, struct tstream_readv_pdu_state);
@@ -1392,12 +1433,9 @@ _PUBLIC_ struct tevent_req *tstream_readv_pdu_send(
 		tevent_req_error(req, EINVAL);
 		return tevent_req_post(req, ev);
 	}
-	if (stream->disconnected || stream->disconnect_req != NULL) {
-		tevent_req_error(req, ENOTCONN);
-		return tevent_req_post(req, ev);
-	}
-	if (stream->readv_req != NULL) {
-		tevent_req_error(req, EBUSY);
+	err = tstream_read_guard(stream);
+	if (err != 0) {
+		tevent_req_error(req, err);
 		return tevent_req_post(req, ev);
 	}
 	if (stream->pdu_vector_ctx == NULL) {
@@ -1627,12 +1665,9 @@ _PUBLIC_ struct tevent_req *tstream_writev_send(TALLOC_CTX *mem_ctx,
 	}
 	state->c.ev = ev;
 
-	if (stream->disconnected || stream->disconnect_req != NULL) {
-		tevent_req_error(req, ENOTCONN);
-		return tevent_req_post(req, ev);
-	}
-	if (stream->writev_req != NULL || stream->shutdown_req != NULL) {
-		tevent_req_error(req, EBUSY);
+	err = tstream_write_guard(stream);
+	if (err != 0) {
+		tevent_req_error(req, err);
 		return tevent_req_post(req, ev);
 	}
 	if (stream->write_shut) {
@@ -1797,6 +1832,7 @@ _PUBLIC_ struct tevent_req *tstream_shutdown_send(
 {
 	struct tevent_req *req;
 	struct tstream_shutdown_state *state;
+	int err;
 
 	req = tevent_req_create(mem_ctx, &state, struct tstream_shutdown_state);
 	if (req == NULL) {
@@ -1804,12 +1840,9 @@ _PUBLIC_ struct tevent_req *tstream_shutdown_send(
 	}
 	state->c.ev = ev;
 
-	if (stream->disconnected || stream->disconnect_req != NULL) {
-		tevent_req_error(req, ENOTCONN);
-		return tevent_req_post(req, ev);
-	}
-	if (stream->writev_req != NULL || stream->shutdown_req != NULL) {
-		tevent_req_error(req, EBUSY);
+	err = tstream_write_guard(stream);
+	if (err != 0) {
+		tevent_req_error(req, err);
 		return tevent_req_post(req, ev);
 	}
 	if (stream->ops->shutdown_send == NULL ||

@@ -1498,11 +1498,9 @@ struct tstream_bsd {
 
 	struct tevent_req *readv_req;
 	struct tevent_req *writev_req;
-	/* the generic layer's wait_readable request, see tstream_bsd_wait */
-	struct tevent_req *wait_req;
 	/*
 	 * The readable handler (see tstream_bsd_set_readable_handler): it
-	 * waits on the tevent_fd like wait_req. readable_im exists only
+	 * waits on the tevent_fd like a readv. readable_im exists only
 	 * after a writer's error had to call it (tstream_bsd_fail_other).
 	 */
 	tstream_readable_handler_t readable_fn;
@@ -1568,8 +1566,6 @@ static int tstream_bsd_destructor(struct tstream_bsd *bsd)
 		state->bsd = NULL;
 		bsd->writev_req = NULL;
 	}
-	/* the generic layer cancelled it already (its destructor runs first) */
-	bsd->wait_req = NULL;
 	/* leave epoll before the fd number can be reused */
 	TALLOC_FREE(bsd->fde);
 	TALLOC_FREE(bsd->ev_guard);
@@ -1658,14 +1654,6 @@ static void tstream_bsd_fail_other(struct tstream_bsd *bsd,
 		}
 		return;
 	}
-	if (!reading && bsd->wait_req != NULL) {
-		/* a readv would fail at once now: the wait is over */
-		other = bsd->wait_req;
-		bsd->wait_req = NULL;
-		tevent_req_defer_callback(other, bsd->ev);
-		tevent_req_done(other);
-		return;
-	}
 	if (other == NULL) {
 		return;
 	}
@@ -1725,9 +1713,9 @@ static void tstream_bsd_fde_handler(struct tevent_context *ev,
 		 * With a reader waiting too, alternate: a relay writing a
 		 * steady flow to this socket must not starve its reading.
 		 */
-		bool both = (flags & TSOCKET_BSD_READ_EVENTS) != 0 &&
-			    (bsd->readv_req != NULL || bsd->wait_req != NULL ||
-			     bsd->readable_fn != NULL);
+		bool both =
+		    (flags & TSOCKET_BSD_READ_EVENTS) != 0 &&
+		    (bsd->readv_req != NULL || bsd->readable_fn != NULL);
 
 		if (!both || !bsd->read_first) {
 			bsd->read_first = both;
@@ -1742,17 +1730,9 @@ static void tstream_bsd_fde_handler(struct tevent_context *ev,
 			tstream_bsd_readv_try(bsd->readv_req);
 			return;
 		}
-		if (bsd->wait_req != NULL) {
-			struct tevent_req *req = bsd->wait_req;
-
+		if (bsd->readable_fn != NULL) {
 			/* bytes, EOF or an error: the readv that follows
 			 * takes them (TEVENT_FD_READ stays set for it) */
-			bsd->wait_req = NULL;
-			tevent_req_done(req);
-			return;
-		}
-		if (bsd->readable_fn != NULL) {
-			/* like wait_req: the readv that follows reads */
 			tstream_bsd_readable_fire(bsd);
 			return;
 		}
@@ -2403,13 +2383,7 @@ static ssize_t tstream_bsd_try_writev(struct tstream_context *stream,
 }
 
 /*
- * tstream_wait_readable for the generic layer (tstream_wait_fn of
- * tsocket_private.h): no request and no buffer of ours, just
- * TEVENT_FD_READ on the socket's tevent_fd; the handler finishes the
- * generic request. Only called with no readv outstanding.
- */
-/*
- * What a readability wait (request or handler) needs first: ENOTCONN, or
+ * What the readable handler needs first: ENOTCONN, or
  * *pready when a readv would not wait, else TEVENT_FD_READ wanted.
  * Returns 0 with *pready false when the caller must register its waiter.
  */
@@ -2428,33 +2402,10 @@ static int tstream_bsd_wait_prepare(struct tstream_bsd *bsd,
 	return tstream_bsd_want(bsd, ev, TEVENT_FD_READ);
 }
 
-static int tstream_bsd_wait(struct tstream_context *stream,
-			    struct tevent_context *ev,
-			    struct tevent_req *req,
-			    bool *pready)
-{
-	struct tstream_bsd *bsd = _tstream_context_data(stream);
-	int err;
-
-	err = tstream_bsd_wait_prepare(bsd, ev, pready);
-	if (err != 0 || *pready) {
-		return err;
-	}
-	bsd->wait_req = req;
-	return 0;
-}
-
-static void tstream_bsd_wait_cancel(struct tstream_context *stream)
-{
-	struct tstream_bsd *bsd = _tstream_context_data(stream);
-
-	/* TEVENT_FD_READ stays: the handler drops it if nobody reads */
-	bsd->wait_req = NULL;
-}
-
 /*
- * tstream_set_readable_handler: the handler waits on the socket's
- * tevent_fd like a wait_readable request, with no allocation.
+ * The readable handler (of tstream_set_readable_handler() or of a
+ * tstream_wait_readable request): it waits on the socket's tevent_fd
+ * with no allocation.
  */
 static int tstream_bsd_set_readable_handler(struct tstream_context *stream,
 					    struct tevent_context *ev,
@@ -2517,8 +2468,6 @@ static int tstream_bsd_wrap(TALLOC_CTX *mem_ctx,
 	talloc_set_destructor(bsd, tstream_bsd_destructor);
 	_tstream_context_set_try(stream, tstream_bsd_try_readv,
 				 tstream_bsd_try_writev);
-	_tstream_context_set_wait(stream, tstream_bsd_wait,
-				  tstream_bsd_wait_cancel);
 
 	*_stream = stream;
 	return 0;

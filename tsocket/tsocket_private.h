@@ -44,26 +44,6 @@ void _tstream_context_set_try(struct tstream_context *stream,
 			      tstream_try_io_fn try_writev);
 
 /*
- * A stream type's wait for readability without a request of its own
- * (tstream_wait_readable_send() on a BSD stream then costs one request).
- * wait returns 0 with *pready set when a readv would not wait now, 0
- * after taking req to finish it (tevent_req_done(), or
- * tevent_req_error()) once it would not, or an errno. cancel makes the
- * type forget the request it took; the generic layer calls it whenever
- * that request ends or is freed, also after the type finished it.
- */
-typedef int (*tstream_wait_fn)(struct tstream_context *stream,
-			       struct tevent_context *ev,
-			       struct tevent_req *req,
-			       bool *pready);
-typedef void (*tstream_wait_cancel_fn)(struct tstream_context *stream);
-
-/* Registers a stream type's wait functions. */
-void _tstream_context_set_wait(struct tstream_context *stream,
-			       tstream_wait_fn wait,
-			       tstream_wait_cancel_fn cancel);
-
-/*
  * A datagram context's try functions. They return false when they did
  * nothing (the type's request does the work), true when the operation is
  * over: *pret the length, or -1 with *perrno set. A received datagram and

@@ -976,46 +976,7 @@ static int tstream_gssapi_close_recv(struct tevent_req *req, int *perrno)
 	return ret;
 }
 
-/*
- * tstream_wait_readable: at once when a readv has something to work on
- * here (unread plaintext, the end, an error); otherwise the plain
- * stream's wait, which holds no buffer and no request of ours.
- */
-static struct tevent_req *tstream_gssapi_wait_readable_send(
-    TALLOC_CTX *mem_ctx,
-    struct tevent_context *ev,
-    struct tstream_context *stream)
-{
-	struct tstream_gssapi *g =
-	    tstream_context_data(stream, struct tstream_gssapi);
-	bool ready =
-	    g->error != 0 || g->read.eof_err != 0 || g->read.plain_len > 0;
-	struct tevent_req *req;
-	int *state;
-
-	if (!ready) {
-		/* the plain stream's request is ours: none of this layer */
-		return tstream_wait_readable_send(mem_ctx, ev, g->plain_stream);
-	}
-	req = tevent_req_create(mem_ctx, &state, int);
-	if (req == NULL) {
-		return NULL;
-	}
-	tevent_req_done(req);
-	return tevent_req_post(req, ev);
-}
-
-/* Receives either kind of request of the _send above. */
-static int tstream_gssapi_wait_readable_recv(struct tevent_req *req,
-					     int *perrno)
-{
-	int ret = tsocket_simple_int_recv(req, perrno);
-
-	tevent_req_received(req);
-	return ret;
-}
-
-/* The plain stream is readable: so is this one (see wait_readable). */
+/* The plain stream is readable: so is this one. */
 static void tstream_gssapi_plain_readable(struct tstream_context *plain,
 					  void *private_data)
 {
@@ -1032,9 +993,11 @@ static void tstream_gssapi_plain_readable(struct tstream_context *plain,
 }
 
 /*
- * tstream_set_readable_handler: ready at once on the conditions of
- * tstream_gssapi_wait_readable_send(); otherwise a handler on the plain
- * stream, which costs no allocation there nor here.
+ * The readable handler (of tstream_set_readable_handler() or of a
+ * tstream_wait_readable request): ready at once when a readv has
+ * something to work on here (unread plaintext, the end, an error);
+ * otherwise a handler on the plain stream, which costs no allocation
+ * there nor here.
  */
 static int tstream_gssapi_set_readable_handler(
     struct tstream_context *stream,
@@ -1079,8 +1042,6 @@ static const struct tstream_context_ops tstream_gssapi_ops = {
     .disconnect_recv = tstream_gssapi_close_recv,
     .shutdown_send = tstream_gssapi_shutdown_send,
     .shutdown_recv = tstream_gssapi_close_recv,
-    .wait_readable_send = tstream_gssapi_wait_readable_send,
-    .wait_readable_recv = tstream_gssapi_wait_readable_recv,
     .set_readable_handler = tstream_gssapi_set_readable_handler,
 };
 

@@ -1219,49 +1219,7 @@ static struct tevent_req *tstream_tls_shutdown_send(
 	return tstream_tls_close_send(mem_ctx, ev, stream, false);
 }
 
-/*
- * tstream_wait_readable: at once when a readv has something to work on
- * here (decrypted bytes as pending_bytes counts them, ciphertext, the
- * end, an error, what stopped decrypting ahead, a pull of ours in
- * flight); otherwise the plain
- * stream's wait, which holds no buffer and no request of ours.
- */
-static struct tevent_req *tstream_tls_wait_readable_send(
-    TALLOC_CTX *mem_ctx,
-    struct tevent_context *ev,
-    struct tstream_context *stream)
-{
-	struct tstream_tls *tlss = tstream_tls_of(stream);
-	bool ready =
-	    tlss->error != 0 || tlss->read_eof || tlss->pull.eof ||
-	    tlss->pull.subreq != NULL || tlss->pull.len > tlss->pull.ofs ||
-	    tstream_tls_pending_bytes(stream) != 0 || tlss->ahead_stopped;
-	struct tevent_req *req;
-	int *state;
-
-	if (!ready) {
-		/* the plain stream's request is ours: none of this layer */
-		return tstream_wait_readable_send(mem_ctx, ev,
-						  tlss->plain_stream);
-	}
-	req = tevent_req_create(mem_ctx, &state, int);
-	if (req == NULL) {
-		return NULL;
-	}
-	tevent_req_done(req);
-	return tevent_req_post(req, ev);
-}
-
-/* Receives either kind of request of the _send above. */
-static int tstream_tls_wait_readable_recv(struct tevent_req *req, int *perrno)
-{
-	int ret = tstream_tls_req_error(req, perrno);
-
-	tevent_req_received(req);
-	return ret;
-}
-
-/* The plain stream is readable: so is this one (see wait_readable). */
+/* The plain stream is readable: so is this one. */
 static void tstream_tls_plain_readable(struct tstream_context *plain,
 				       void *private_data)
 {
@@ -1277,9 +1235,12 @@ static void tstream_tls_plain_readable(struct tstream_context *plain,
 }
 
 /*
- * tstream_set_readable_handler: ready at once on the conditions of
- * tstream_tls_wait_readable_send(); otherwise a handler on the plain
- * stream, which costs no allocation there nor here.
+ * The readable handler (of tstream_set_readable_handler() or of a
+ * tstream_wait_readable request): ready at once when a readv has
+ * something to work on here (decrypted bytes as pending_bytes counts
+ * them, ciphertext, the end, an error, what stopped decrypting ahead, a
+ * pull of ours in flight); otherwise a handler on the plain stream, which
+ * costs no allocation there nor here.
  */
 static int tstream_tls_set_readable_handler(struct tstream_context *stream,
 					    struct tevent_context *ev,
@@ -1327,8 +1288,6 @@ static const struct tstream_context_ops tstream_tls_ops = {
     .disconnect_recv = tstream_tls_close_recv,
     .shutdown_send = tstream_tls_shutdown_send,
     .shutdown_recv = tstream_tls_close_recv,
-    .wait_readable_send = tstream_tls_wait_readable_send,
-    .wait_readable_recv = tstream_tls_wait_readable_recv,
     .set_readable_handler = tstream_tls_set_readable_handler,
 };
 
