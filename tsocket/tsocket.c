@@ -877,7 +877,7 @@ static void tstream_unwait(struct tstream_req_common *c)
  * their event context if that is still alive. Without a request there is
  * nothing to fail; the next request guards its context anew
  * (tstream_register()). A stream type that keeps a tevent_fd while idle
- * guards that itself (tsocket_bsd.c), and the readable handler's
+ * guards that itself (tsocket_bsd_stream.c), and the readable handler's
  * immediate is tevent's own, cancelled by tevent when its context goes.
  */
 static bool tstream_fast_ready(struct tstream_context *stream,

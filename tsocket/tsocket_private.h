@@ -1,6 +1,6 @@
 /*
  * tsocket — hooks private to libtsocket, shared by the generic layer
- * (tsocket.c) and the BSD backend (tsocket_bsd.c).
+ * (tsocket.c) and the BSD backend (tsocket_bsd_*.c).
  *
  * Not installed and not part of the API: nothing here is exported (the
  * library is built with hidden visibility and these carry no _PUBLIC_),

@@ -1694,7 +1694,7 @@ START_TEST(test_dgram_free_with_outstanding)
 END_TEST
 
 /*
- * The same guards over real BSD sockets (tsocket_bsd.c).
+ * The same guards over real BSD sockets (tsocket_bsd_stream.c).
  */
 
 static void bsd_pair(struct tstream_context **a, struct tstream_context **b)
