@@ -1,6 +1,6 @@
 /*
  * tsocket BSD backend, datagram sockets (udp and unix datagram) on top of
- * the generic layer (tsocket.c).
+ * the generic layer (tsocket_dgram.c).
  *
  * Every socket keeps one tevent_fd for its whole life; requests toggle
  * its flags instead of re-registering it, and the syscall is tried at

@@ -1,6 +1,7 @@
 /*
  * tsocket BSD backend, stream sockets (tcp and unix stream) on top of the
- * generic layer (tsocket.c): the stream type, socketpairs, and connect.
+ * generic layer (tsocket_stream.c): the stream type, socketpairs, and
+ * connect.
  *
  * Every socket keeps one tevent_fd for its whole life; requests toggle
  * its flags instead of re-registering it, and the syscall is tried at once

@@ -4,7 +4,7 @@
  *
  * Applications include <tsocket.h> only. A new stream type fills a
  * struct tstream_context_ops and calls tstream_context_create(); the
- * generic layer (tsocket.c) then does the argument checks, the EBUSY and
+ * generic layer (tsocket*.c) then does the argument checks, the EBUSY and
  * ENOTCONN guards and the sticky bookkeeping before calling the ops, so an
  * implementation only sees well-formed calls:
  *  - readv_send/writev_send get 1..1024 entries with a non-zero total;

@@ -1,7 +1,8 @@
 /*
- * Unit tests of tsocket's generic layer (tsocket.c): argument checks,
- * EBUSY/ENOTCONN/EPIPE/EOPNOTSUPP guards, result ownership and freeing a
- * context or a request while I/O is outstanding.
+ * Unit tests of tsocket's generic layer (tsocket.c, tsocket_dgram.c,
+ * tsocket_stream.c): argument checks, EBUSY/ENOTCONN/EPIPE/EOPNOTSUPP
+ * guards, result ownership and freeing a context or a request while I/O
+ * is outstanding.
  *
  * Most tests use "ctl", a stream and datagram type defined here through
  * tsocket_internal.h whose requests complete only when the test says so:
