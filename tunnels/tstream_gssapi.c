@@ -42,6 +42,10 @@ struct tstream_gssapi {
 	/* the readable handler, waiting on the plain stream's */
 	tstream_readable_handler_t readable_fn;
 	void *readable_private;
+	struct tstream_context *readable_stream; /* this stream */
+	struct tevent_context *readable_ev;
+	/* made only when an error of ours must call it (gssapi_wake_reader) */
+	struct tevent_immediate *readable_im;
 	gss_ctx_id_t ctx;
 	gss_name_t client_name;
 	bool initiator;
@@ -90,6 +94,46 @@ struct tstream_gssapi {
 	} write;
 };
 
+static void gssapi_readable_now(struct tevent_context *ev,
+				struct tevent_immediate *im,
+				void *private_data)
+{
+	struct tstream_gssapi *g = private_data;
+	tstream_readable_handler_t fn = g->readable_fn;
+
+	(void)ev;
+	(void)im;
+	if (fn == NULL) {
+		return;
+	}
+	g->readable_fn = NULL;
+	tstream_set_readable_handler(g->plain_stream, NULL, NULL, NULL);
+	/* last: the handler may free this stream */
+	fn(g->readable_stream, g->readable_private);
+}
+
+/*
+ * An error of our own (a failed write or wrap, an expired context) is
+ * sticky for both directions, so a readv fails at once now. A readable
+ * handler waits on the plain stream, which may never become readable
+ * (the peer waits for what we failed to send): call it from the loop
+ * instead. Rare enough for an immediate made on demand; without memory
+ * the handler keeps waiting on the plain stream.
+ */
+static void gssapi_wake_reader(struct tstream_gssapi *g)
+{
+	if (g->readable_fn == NULL) {
+		return;
+	}
+	if (g->readable_im == NULL) {
+		g->readable_im = tevent_create_immediate(g);
+	}
+	if (g->readable_im != NULL) {
+		tevent_schedule_immediate(g->readable_im, g->readable_ev,
+					  gssapi_readable_now, g);
+	}
+}
+
 static void gssapi_set_error(struct tstream_gssapi *g, int err, char *reason)
 {
 	if (g->error != 0) {
@@ -100,6 +144,7 @@ static void gssapi_set_error(struct tstream_gssapi *g, int err, char *reason)
 	talloc_free(g->error_reason);
 	g->error_reason = reason != NULL ? talloc_steal(g, reason)
 					 : talloc_strdup(g, strerror(err));
+	gssapi_wake_reader(g);
 }
 
 static void gssapi_set_gss_error(struct tstream_gssapi *g,
@@ -1010,6 +1055,7 @@ static int tstream_gssapi_set_readable_handler(
 	    tstream_context_data(stream, struct tstream_gssapi);
 
 	if (handler == NULL) {
+		TALLOC_FREE(g->readable_im);
 		if (g->readable_fn != NULL) {
 			g->readable_fn = NULL;
 			tstream_set_readable_handler(g->plain_stream, NULL,
@@ -1028,6 +1074,8 @@ static int tstream_gssapi_set_readable_handler(
 	}
 	g->readable_fn = handler;
 	g->readable_private = private_data;
+	g->readable_stream = stream;
+	g->readable_ev = ev;
 	return 0;
 }
 
