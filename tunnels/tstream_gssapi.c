@@ -42,6 +42,10 @@ struct tstream_gssapi {
 	/* the readable handler, waiting on the plain stream's */
 	tstream_readable_handler_t readable_fn;
 	void *readable_private;
+	struct tstream_context *readable_stream; /* this stream */
+	struct tevent_context *readable_ev;
+	/* made only when an error of ours must call it (gssapi_wake_reader) */
+	struct tevent_immediate *readable_im;
 	gss_ctx_id_t ctx;
 	gss_name_t client_name;
 	bool initiator;
@@ -90,6 +94,46 @@ struct tstream_gssapi {
 	} write;
 };
 
+static void gssapi_readable_now(struct tevent_context *ev,
+				struct tevent_immediate *im,
+				void *private_data)
+{
+	struct tstream_gssapi *g = private_data;
+	tstream_readable_handler_t fn = g->readable_fn;
+
+	(void)ev;
+	(void)im;
+	if (fn == NULL) {
+		return;
+	}
+	g->readable_fn = NULL;
+	tstream_set_readable_handler(g->plain_stream, NULL, NULL, NULL);
+	/* last: the handler may free this stream */
+	fn(g->readable_stream, g->readable_private);
+}
+
+/*
+ * An error of our own (a failed write or wrap, an expired context) is
+ * sticky for both directions, so a readv fails at once now. A readable
+ * handler waits on the plain stream, which may never become readable
+ * (the peer waits for what we failed to send): call it from the loop
+ * instead. Rare enough for an immediate made on demand; without memory
+ * the handler keeps waiting on the plain stream.
+ */
+static void gssapi_wake_reader(struct tstream_gssapi *g)
+{
+	if (g->readable_fn == NULL) {
+		return;
+	}
+	if (g->readable_im == NULL) {
+		g->readable_im = tevent_create_immediate(g);
+	}
+	if (g->readable_im != NULL) {
+		tevent_schedule_immediate(g->readable_im, g->readable_ev,
+					  gssapi_readable_now, g);
+	}
+}
+
 static void gssapi_set_error(struct tstream_gssapi *g, int err, char *reason)
 {
 	if (g->error != 0) {
@@ -100,6 +144,7 @@ static void gssapi_set_error(struct tstream_gssapi *g, int err, char *reason)
 	talloc_free(g->error_reason);
 	g->error_reason = reason != NULL ? talloc_steal(g, reason)
 					 : talloc_strdup(g, strerror(err));
+	gssapi_wake_reader(g);
 }
 
 static void gssapi_set_gss_error(struct tstream_gssapi *g,
@@ -976,46 +1021,7 @@ static int tstream_gssapi_close_recv(struct tevent_req *req, int *perrno)
 	return ret;
 }
 
-/*
- * tstream_wait_readable: at once when a readv has something to work on
- * here (unread plaintext, the end, an error); otherwise the plain
- * stream's wait, which holds no buffer and no request of ours.
- */
-static struct tevent_req *tstream_gssapi_wait_readable_send(
-    TALLOC_CTX *mem_ctx,
-    struct tevent_context *ev,
-    struct tstream_context *stream)
-{
-	struct tstream_gssapi *g =
-	    tstream_context_data(stream, struct tstream_gssapi);
-	bool ready =
-	    g->error != 0 || g->read.eof_err != 0 || g->read.plain_len > 0;
-	struct tevent_req *req;
-	int *state;
-
-	if (!ready) {
-		/* the plain stream's request is ours: none of this layer */
-		return tstream_wait_readable_send(mem_ctx, ev, g->plain_stream);
-	}
-	req = tevent_req_create(mem_ctx, &state, int);
-	if (req == NULL) {
-		return NULL;
-	}
-	tevent_req_done(req);
-	return tevent_req_post(req, ev);
-}
-
-/* Receives either kind of request of the _send above. */
-static int tstream_gssapi_wait_readable_recv(struct tevent_req *req,
-					     int *perrno)
-{
-	int ret = tsocket_simple_int_recv(req, perrno);
-
-	tevent_req_received(req);
-	return ret;
-}
-
-/* The plain stream is readable: so is this one (see wait_readable). */
+/* The plain stream is readable: so is this one. */
 static void tstream_gssapi_plain_readable(struct tstream_context *plain,
 					  void *private_data)
 {
@@ -1032,9 +1038,11 @@ static void tstream_gssapi_plain_readable(struct tstream_context *plain,
 }
 
 /*
- * tstream_set_readable_handler: ready at once on the conditions of
- * tstream_gssapi_wait_readable_send(); otherwise a handler on the plain
- * stream, which costs no allocation there nor here.
+ * The readable handler (of tstream_set_readable_handler() or of a
+ * tstream_wait_readable request): ready at once when a readv has
+ * something to work on here (unread plaintext, the end, an error);
+ * otherwise a handler on the plain stream, which costs no allocation
+ * there nor here.
  */
 static int tstream_gssapi_set_readable_handler(
     struct tstream_context *stream,
@@ -1047,6 +1055,7 @@ static int tstream_gssapi_set_readable_handler(
 	    tstream_context_data(stream, struct tstream_gssapi);
 
 	if (handler == NULL) {
+		TALLOC_FREE(g->readable_im);
 		if (g->readable_fn != NULL) {
 			g->readable_fn = NULL;
 			tstream_set_readable_handler(g->plain_stream, NULL,
@@ -1065,6 +1074,8 @@ static int tstream_gssapi_set_readable_handler(
 	}
 	g->readable_fn = handler;
 	g->readable_private = private_data;
+	g->readable_stream = stream;
+	g->readable_ev = ev;
 	return 0;
 }
 
@@ -1079,8 +1090,6 @@ static const struct tstream_context_ops tstream_gssapi_ops = {
     .disconnect_recv = tstream_gssapi_close_recv,
     .shutdown_send = tstream_gssapi_shutdown_send,
     .shutdown_recv = tstream_gssapi_close_recv,
-    .wait_readable_send = tstream_gssapi_wait_readable_send,
-    .wait_readable_recv = tstream_gssapi_wait_readable_recv,
     .set_readable_handler = tstream_gssapi_set_readable_handler,
 };
 

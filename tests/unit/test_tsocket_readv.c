@@ -1,6 +1,6 @@
 /*
  * Unit tests of tstream_readv on BSD streams with multi-buffer vectors
- * and the read-ahead buffer behind them (tsocket_bsd.c,
+ * and the read-ahead buffer behind them (tsocket_bsd_stream.c,
  * tstream_bsd_readv_once): fixed shapes from issue 13 (a first buffer
  * of at least TSTREAM_BSD_READAHEAD followed by more, while the peer has
  * a big writev outstanding), zero-length buffers, many small buffers,

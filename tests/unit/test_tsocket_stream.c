@@ -1,5 +1,5 @@
 /*
- * Unit tests of the BSD stream sockets (tsocket_bsd.c): TCP over
+ * Unit tests of the BSD stream sockets (tsocket_bsd_stream.c): TCP over
  * 127.0.0.1 and ::1 to listeners the tests make, unix connect,
  * socketpairs and existing fds; readv/writev semantics, EPIPE/ENOTCONN,
  * sticky errors, SIGPIPE and half-close.
