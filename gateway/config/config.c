@@ -105,11 +105,6 @@ struct cfg_range {
 
 #define FIELD(obj, k, type) ((type *)(void *)((char *)(obj) + (k)->offset))
 
-TALLOC_CTX *cfg_tmp(struct cfg_parser *p)
-{
-	return p->tmp;
-}
-
 static void cfg_add_error(struct cfg_parser *p,
 			  unsigned line,
 			  unsigned col,
@@ -183,6 +178,23 @@ static struct tsgate_config_mark cfg_mark(const yaml_node_t *node)
 		m.column = (unsigned)node->start_mark.column + 1;
 	}
 	return m;
+}
+
+/* node's text and position, for the credential pass (NULL: absent). */
+static struct tsgate_config_origin cfg_origin(struct cfg_parser *p,
+					      const yaml_node_t *node)
+{
+	struct tsgate_config_origin o = {NULL, {0, 0}};
+
+	if (node == NULL || node->type != YAML_SCALAR_NODE) {
+		return o;
+	}
+	o.text = talloc_strdup(p->cfg, (const char *)node->data.scalar.value);
+	if (o.text == NULL) {
+		p->oom = true;
+	}
+	o.mark = cfg_mark(node);
+	return o;
 }
 
 static bool cfg_visit(struct cfg_parser *p, const yaml_node_t *node)
@@ -1170,11 +1182,8 @@ static void cfg_tls_server_certs(struct cfg_parser *p,
 			return;
 		}
 		tls->certs[0].key = tp->key;
-		if ((p->flags & TSGATE_CONFIG_CHECK_CREDENTIALS) &&
-		    tp->key != NULL && tls->certs[0].cert != NULL) {
-			cfg_check_cert_key(p, tls->certs[0].cert, cert_node,
-					   tp->key, key_node);
-		}
+		tls->certs[0].cert_at = cfg_origin(p, cert_node);
+		tls->certs[0].key_at = cfg_origin(p, key_node);
 		return;
 	}
 	if (cert_node->type != YAML_SEQUENCE_NODE) {
@@ -1249,11 +1258,8 @@ static void cfg_tls_server_certs(struct cfg_parser *p,
 		c->cert = ce.cert;
 		c->key = ce.key;
 		c->mark = cfg_mark(e);
-		if ((p->flags & TSGATE_CONFIG_CHECK_CREDENTIALS) &&
-		    ce.cert != NULL && ce.key != NULL) {
-			cfg_check_cert_key(p, ce.cert, seen[1], ce.key,
-					   seen[2]);
-		}
+		c->cert_at = cfg_origin(p, seen[1]);
+		c->key_at = cfg_origin(p, seen[2]);
 	}
 }
 
@@ -1306,27 +1312,14 @@ static struct tsgate_config_tls_server *cfg_tls_server(struct cfg_parser *p,
 	if (v != NULL && !PRESENT(cfg_tls_server_keys, present, "client_ca")) {
 		cfg_error(p, v, "'crl' needs 'client_ca'");
 	}
-	v = SEEN(cfg_tls_server_keys, seen, "priority");
-	if (v != NULL) {
-		cfg_check_priority(p, tls->priority, v);
-	}
 	cfg_check_versions(p, SEEN(cfg_tls_server_keys, seen, "max_version"),
 			   tls->min_version, tls->max_version);
-	if (p->flags & TSGATE_CONFIG_CHECK_CREDENTIALS) {
-		v = SEEN(cfg_tls_server_keys, seen, "client_ca");
-		if (v != NULL && tls->client_ca != NULL) {
-			cfg_check_ca(p, "client_ca", tls->client_ca, v);
-		}
-		v = SEEN(cfg_tls_server_keys, seen, "crl");
-		if (v != NULL && tls->crl != NULL) {
-			cfg_check_crl(p, tls->crl, v);
-		}
-		/* Clean so far: what the TLS library itself says. */
-		if (p->errs->num_errors == errors_before &&
-		    tls->num_certs > 0) {
-			cfg_check_tls_server_params(p, tls, node);
-		}
-	}
+	tls->client_ca_at =
+	    cfg_origin(p, SEEN(cfg_tls_server_keys, seen, "client_ca"));
+	tls->crl_at = cfg_origin(p, SEEN(cfg_tls_server_keys, seen, "crl"));
+	tls->priority_at =
+	    cfg_origin(p, SEEN(cfg_tls_server_keys, seen, "priority"));
+	tls->walk_errors = p->errs->num_errors != errors_before;
 	return tls;
 }
 
@@ -1361,10 +1354,8 @@ static struct tsgate_config_gssapi_server *cfg_gssapi_server(
 		cfg_error(p, node, "missing key 'keytab' in gssapi");
 		return g;
 	}
-	if ((p->flags & TSGATE_CONFIG_CHECK_CREDENTIALS) && g->keytab != NULL) {
-		cfg_check_keytab(p, "keytab", g->keytab, seen[0], g->principal,
-				 seen[1]);
-	}
+	g->keytab_at = cfg_origin(p, seen[0]);
+	g->principal_at = cfg_origin(p, seen[1]);
 	return g;
 }
 
@@ -1415,7 +1406,7 @@ static struct tsgate_config_tls_client *cfg_tls_client(struct cfg_parser *p,
 	struct tsgate_config_tls_client *tls;
 	yaml_node_t *seen[ARRAY_SIZE(cfg_tls_client_keys)] = {NULL};
 	struct cfg_tls_client_parse tp = {{NULL, 0}, NULL, NULL, NULL, NULL};
-	yaml_node_t *cert_node, *key_node, *v;
+	yaml_node_t *cert_node, *key_node;
 
 	tls = talloc_zero(p->cfg, struct tsgate_config_tls_client);
 	if (tls == NULL) {
@@ -1424,6 +1415,8 @@ static struct tsgate_config_tls_client *cfg_tls_client(struct cfg_parser *p,
 	}
 	tls->verify = true;
 	tls->mark = cfg_mark(node);
+	/* Until the route judges the block (connect: tls only). */
+	tls->walk_errors = true;
 	cfg_mapping(p, node, cfg_tls_client_keys,
 		    ARRAY_SIZE(cfg_tls_client_keys), &tp, "tls", seen);
 	cfg_run_direct(p, cfg_tls_client_direct,
@@ -1442,25 +1435,13 @@ static struct tsgate_config_tls_client *cfg_tls_client(struct cfg_parser *p,
 		cfg_error(p, cert_node, "'cert' needs 'key' (its private key)");
 	} else if (cert_node == NULL && key_node != NULL) {
 		cfg_error(p, key_node, "'key' needs 'cert' (its certificate)");
-	} else if (cert_node != NULL &&
-		   (p->flags & TSGATE_CONFIG_CHECK_CREDENTIALS) &&
-		   tls->cert != NULL && tls->key != NULL) {
-		cfg_check_cert_key(p, tls->cert, cert_node, tls->key, key_node);
 	}
-	v = SEEN(cfg_tls_client_keys, seen, "ca");
-	if (v != NULL && tls->ca != NULL &&
-	    (p->flags & TSGATE_CONFIG_CHECK_CREDENTIALS)) {
-		cfg_check_ca(p, "ca", tls->ca, v);
-	}
-	v = SEEN(cfg_tls_client_keys, seen, "crl");
-	if (v != NULL && tls->crl != NULL &&
-	    (p->flags & TSGATE_CONFIG_CHECK_CREDENTIALS)) {
-		cfg_check_crl(p, tls->crl, v);
-	}
-	v = SEEN(cfg_tls_client_keys, seen, "priority");
-	if (v != NULL) {
-		cfg_check_priority(p, tls->priority, v);
-	}
+	tls->cert_at = cfg_origin(p, cert_node);
+	tls->key_at = cfg_origin(p, key_node);
+	tls->ca_at = cfg_origin(p, SEEN(cfg_tls_client_keys, seen, "ca"));
+	tls->crl_at = cfg_origin(p, SEEN(cfg_tls_client_keys, seen, "crl"));
+	tls->priority_at =
+	    cfg_origin(p, SEEN(cfg_tls_client_keys, seen, "priority"));
 	cfg_check_versions(p, SEEN(cfg_tls_client_keys, seen, "max_version"),
 			   tls->min_version, tls->max_version);
 	return tls;
@@ -1515,11 +1496,7 @@ static struct tsgate_config_gssapi_client *cfg_gssapi_client(
 		cfg_error(p, seen[2],
 			  "give either 'ccache' or 'client_keytab', not both");
 	}
-	if (seen[2] != NULL && g->client_keytab != NULL &&
-	    (p->flags & TSGATE_CONFIG_CHECK_CREDENTIALS)) {
-		cfg_check_keytab(p, "client_keytab", g->client_keytab, seen[2],
-				 NULL, NULL);
-	}
+	g->client_keytab_at = cfg_origin(p, seen[2]);
 	return g;
 }
 
@@ -1911,12 +1888,9 @@ static void cfg_route(struct cfg_parser *p,
 				  "'verify_name' (or 'sni')",
 				  r->name);
 		}
-		/* Clean so far: what the TLS library itself says. */
-		if (r->tls != NULL &&
-		    (p->flags & TSGATE_CONFIG_CHECK_CREDENTIALS) &&
-		    p->errs->num_errors == errors_before) {
-			cfg_check_tls_client_params(
-			    p, r->tls, tls_node != NULL ? tls_node : v);
+		if (r->tls != NULL) {
+			r->tls->walk_errors =
+			    p->errs->num_errors != errors_before;
 		}
 	}
 	v = SEEN(cfg_route_keys, seen, "max_pdu");
@@ -2598,78 +2572,89 @@ static void cfg_parse_buffer(struct cfg_parser *p,
 	yaml_parser_delete(&parser);
 }
 
-int tsgate_config_load_buffer(TALLOC_CTX *mem_ctx,
-			      const char *name,
-			      const char *base_dir,
-			      const uint8_t *buf,
-			      size_t len,
-			      unsigned flags,
-			      struct tsgate_config **pconfig,
-			      struct tsgate_config_errors **perrors)
-{
+/* A load in progress: the parser, kept for the passes after the walk. */
+struct tsgate_config_load {
 	struct cfg_parser p;
+};
+
+static int cfg_new_load(TALLOC_CTX *mem_ctx,
+			const char *name,
+			const char *base_dir,
+			unsigned flags,
+			struct tsgate_config_load **pload)
+{
+	struct tsgate_config_load *load;
 	int ret;
 
-	*pconfig = NULL;
-	*perrors = NULL;
-	ret = cfg_start(mem_ctx, &p, name, base_dir, flags);
+	load = talloc_zero(mem_ctx, struct tsgate_config_load);
+	if (load == NULL) {
+		return ENOMEM;
+	}
+	/* The parser's trees hang off the load until the finish moves them. */
+	ret = cfg_start(load, &load->p, name, base_dir, flags);
+	if (ret != 0) {
+		talloc_free(load);
+		return ret;
+	}
+	*pload = load;
+	return 0;
+}
+
+int tsgate_config_parse_buffer(TALLOC_CTX *mem_ctx,
+			       const char *name,
+			       const char *base_dir,
+			       const uint8_t *buf,
+			       size_t len,
+			       unsigned flags,
+			       struct tsgate_config_load **pload)
+{
+	struct tsgate_config_load *load = NULL;
+	int ret;
+
+	*pload = NULL;
+	ret = cfg_new_load(mem_ctx, name, base_dir, flags, &load);
 	if (ret != 0) {
 		return ret;
 	}
-	if (!p.oom) {
-		cfg_parse_buffer(&p, buf, len);
+	if (!load->p.oom) {
+		cfg_parse_buffer(&load->p, buf, len);
 	}
-	return cfg_finish(mem_ctx, &p, pconfig, perrors);
+	*pload = load;
+	return 0;
 }
 
-int tsgate_config_load(TALLOC_CTX *mem_ctx,
-		       const char *path,
-		       unsigned flags,
-		       struct tsgate_config **pconfig,
-		       struct tsgate_config_errors **perrors)
+/* Read the file into p->tmp; problems are recorded as errors. */
+static void cfg_read_file(struct cfg_parser *p, const char *path)
 {
-	struct cfg_parser p;
 	struct stat st;
 	uint8_t *buf = NULL;
 	size_t got = 0;
-	char *dir;
-	int fd, ret;
+	int fd;
 
-	*pconfig = NULL;
-	*perrors = NULL;
-	dir = cfg_dirname(mem_ctx, path);
-	if (dir == NULL) {
-		return ENOMEM;
-	}
-	ret = cfg_start(mem_ctx, &p, path, dir, flags);
-	TALLOC_FREE(dir);
-	if (ret != 0) {
-		return ret;
-	}
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd == -1) {
-		cfg_error(&p, NULL, "cannot open the config file: %s",
+		cfg_error(p, NULL, "cannot open the config file: %s",
 			  strerror(errno));
-		return cfg_finish(mem_ctx, &p, pconfig, perrors);
+		return;
 	}
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		cfg_error(&p, NULL, "the config file is not a regular file");
+		cfg_error(p, NULL, "the config file is not a regular file");
 		close(fd);
-		return cfg_finish(mem_ctx, &p, pconfig, perrors);
+		return;
 	}
 	if (st.st_size > CFG_MAX_FILE_SIZE) {
-		cfg_error(&p, NULL,
+		cfg_error(p, NULL,
 			  "the config file is too large (%lld bytes, "
 			  "at most %d)",
 			  (long long)st.st_size, CFG_MAX_FILE_SIZE);
 		close(fd);
-		return cfg_finish(mem_ctx, &p, pconfig, perrors);
+		return;
 	}
-	buf = talloc_size(p.tmp, (size_t)st.st_size + 1);
+	buf = talloc_size(p->tmp, (size_t)st.st_size + 1);
 	if (buf == NULL) {
 		close(fd);
-		p.oom = true;
-		return cfg_finish(mem_ctx, &p, pconfig, perrors);
+		p->oom = true;
+		return;
 	}
 	while (got < (size_t)st.st_size) {
 		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
@@ -2678,10 +2663,10 @@ int tsgate_config_load(TALLOC_CTX *mem_ctx,
 			continue;
 		}
 		if (n == -1) {
-			cfg_error(&p, NULL, "cannot read the config file: %s",
+			cfg_error(p, NULL, "cannot read the config file: %s",
 				  strerror(errno));
 			close(fd);
-			return cfg_finish(mem_ctx, &p, pconfig, perrors);
+			return;
 		}
 		if (n == 0) {
 			break;
@@ -2689,8 +2674,80 @@ int tsgate_config_load(TALLOC_CTX *mem_ctx,
 		got += (size_t)n;
 	}
 	close(fd);
-	cfg_parse_buffer(&p, buf, got);
-	return cfg_finish(mem_ctx, &p, pconfig, perrors);
+	cfg_parse_buffer(p, buf, got);
+	TALLOC_FREE(buf);
+}
+
+int tsgate_config_parse(TALLOC_CTX *mem_ctx,
+			const char *path,
+			unsigned flags,
+			struct tsgate_config_load **pload)
+{
+	struct tsgate_config_load *load = NULL;
+	char *dir;
+	int ret;
+
+	*pload = NULL;
+	dir = cfg_dirname(mem_ctx, path);
+	if (dir == NULL) {
+		return ENOMEM;
+	}
+	ret = cfg_new_load(mem_ctx, path, dir, flags, &load);
+	TALLOC_FREE(dir);
+	if (ret != 0) {
+		return ret;
+	}
+	if (!load->p.oom) {
+		cfg_read_file(&load->p, path);
+	}
+	*pload = load;
+	return 0;
+}
+
+const struct tsgate_config *tsgate_config_load_config(
+    const struct tsgate_config_load *load)
+{
+	return load->p.cfg;
+}
+
+unsigned tsgate_config_load_flags(const struct tsgate_config_load *load)
+{
+	return load->p.flags;
+}
+
+TALLOC_CTX *tsgate_config_load_tmp(struct tsgate_config_load *load)
+{
+	return load->p.tmp;
+}
+
+void tsgate_config_load_error(struct tsgate_config_load *load,
+			      struct tsgate_config_mark mark,
+			      const char *fmt,
+			      ...)
+{
+	struct cfg_parser *p = &load->p;
+	va_list ap;
+	char *msg;
+
+	va_start(ap, fmt);
+	msg = talloc_vasprintf(p->tmp, fmt, ap);
+	va_end(ap);
+	cfg_add_error(p, mark.line, mark.column, msg);
+	TALLOC_FREE(msg);
+}
+
+int tsgate_config_load_finish(TALLOC_CTX *mem_ctx,
+			      struct tsgate_config_load *load,
+			      struct tsgate_config **pconfig,
+			      struct tsgate_config_errors **perrors)
+{
+	int ret;
+
+	*pconfig = NULL;
+	*perrors = NULL;
+	ret = cfg_finish(mem_ctx, &load->p, pconfig, perrors);
+	talloc_free(load);
+	return ret;
 }
 
 char *tsgate_config_error_string(TALLOC_CTX *mem_ctx,

@@ -28,7 +28,7 @@
 #include <tsocket.h>
 
 #include "backend.h"
-#include "config.h"
+#include "config_tunnels.h"
 #include "framing.h"
 #include "health.h"
 #include "http_server.h"

@@ -2,6 +2,7 @@
  * Backend connections: unix or TCP, then the route's tunnel.
  */
 #include "backend.h"
+#include "config_tunnels.h"
 
 #include <errno.h>
 #include <stdbool.h>

@@ -19,7 +19,7 @@
 #include <gnutls/x509.h>
 #include <krb5.h>
 
-#include "config.h"
+#include "config_tunnels.h"
 #include "tt.h"
 
 #define FIXTURES "/tests/data/config"
