@@ -39,11 +39,15 @@ struct tsgate_config_origin {
 	struct tsgate_config_mark mark;
 };
 
+/*
+ * The log's vocabulary too (ops/log.h): in order of detail, so a line is
+ * written when its level is <= the configured one.
+ */
 enum tsgate_config_log_level {
-	TSGATE_CONFIG_LOG_DEBUG = 0,
-	TSGATE_CONFIG_LOG_INFO,
+	TSGATE_CONFIG_LOG_ERROR = 0,
 	TSGATE_CONFIG_LOG_WARNING,
-	TSGATE_CONFIG_LOG_ERROR,
+	TSGATE_CONFIG_LOG_INFO,
+	TSGATE_CONFIG_LOG_DEBUG,
 };
 
 enum tsgate_config_log_format {
@@ -90,11 +94,12 @@ enum tsgate_config_connect {
 	TSGATE_CONFIG_CONNECT_GSSAPI,
 };
 
+/* How a route's relay cuts the stream into PDUs (datapath/framing.h). */
 enum tsgate_config_framing {
-	TSGATE_CONFIG_FRAMING_RAW = 0,
-	TSGATE_CONFIG_FRAMING_LENGTH32,
-	TSGATE_CONFIG_FRAMING_NBT,
-	TSGATE_CONFIG_FRAMING_NCACN,
+	TSGATE_CONFIG_FRAMING_RAW = 0,  /* bytes as they come, up to a chunk */
+	TSGATE_CONFIG_FRAMING_LENGTH32, /* 4-byte big-endian length + body */
+	TSGATE_CONFIG_FRAMING_NBT,   /* type byte + 24-bit big-endian length */
+	TSGATE_CONFIG_FRAMING_NCACN, /* DCE/RPC CO PDU, frag_length at 8 */
 };
 
 enum tsgate_config_identity {

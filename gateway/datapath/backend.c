@@ -98,12 +98,6 @@ int tsgate_backend_new(TALLOC_CTX *mem_ctx,
 	return 0;
 }
 
-const struct tsgate_config_route *tsgate_backend_route(
-    const struct tsgate_backend *backend)
-{
-	return backend->route;
-}
-
 struct tsgate_backend_connect_state {
 	struct tevent_context *ev;
 	struct tsgate_backend *backend;
