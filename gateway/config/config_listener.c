@@ -32,86 +32,13 @@ static const struct cfg_key cfg_listener_keys[] = {
 };
 #undef LS
 
-bool cfg_same_addr(const struct tsgate_config_addr *a,
-		   const struct tsgate_config_addr *b)
-{
-	if (a->kind != b->kind) {
-		return false;
-	}
-	if (a->kind == TSGATE_CONFIG_ADDR_UNIX) {
-		return a->path != NULL && b->path != NULL &&
-		       strcmp(a->path, b->path) == 0;
-	}
-	return a->ip != NULL && b->ip != NULL && a->port == b->port &&
-	       strcmp(a->ip, b->ip) == 0;
-}
-
-/* Whether every address a TCP listen address resolved to is loopback. */
-static bool cfg_addr_loopback(const struct tsgate_config_addr *a)
-{
-	struct in_addr in4;
-	struct in6_addr in6;
-	size_t i;
-
-	for (i = 0; i < a->num_ips; i++) {
-		if (inet_pton(AF_INET, a->ips[i], &in4) == 1) {
-			if ((ntohl(in4.s_addr) >> 24) != 127) {
-				return false;
-			}
-		} else if (inet_pton(AF_INET6, a->ips[i], &in6) == 1) {
-			if (!IN6_IS_ADDR_LOOPBACK(&in6) &&
-			    !(IN6_IS_ADDR_V4MAPPED(&in6) &&
-			      in6.s6_addr[12] == 127)) {
-				return false;
-			}
-		} else {
-			return false;
-		}
-	}
-	return a->num_ips > 0;
-}
-
-/*
- * Nothing forwards plaintext from the network by accident: 'accept:
- * plain' on an address other than loopback needs 'allow_plain_public:
- * true' (an image or a copied example must not expose an application
- * without TLS because a real config was forgotten).
- */
-static void cfg_check_plain_public(struct cfg_parser *p,
-				   const struct tsgate_config_listener *l,
-				   yaml_node_t *accept_node,
-				   yaml_node_t *allow_node)
-{
-	if (l->accept != TSGATE_CONFIG_ACCEPT_PLAIN) {
-		if (allow_node != NULL) {
-			cfg_error(p, allow_node,
-				  "'allow_plain_public' is only used with "
-				  "'accept: plain' (listener '%s' accepts %s)",
-				  l->name,
-				  tsgate_config_accept_name(l->accept));
-		}
-		return;
-	}
-	if (accept_node == NULL || l->allow_plain_public ||
-	    l->listen.kind != TSGATE_CONFIG_ADDR_TCP || l->listen.ip == NULL ||
-	    cfg_addr_loopback(&l->listen)) {
-		return;
-	}
-	cfg_error(p, accept_node,
-		  "'accept: plain' on %s forwards plaintext from the network: "
-		  "listen on a loopback address or a unix socket, use "
-		  "'accept: tls' or 'gssapi', or set 'allow_plain_public: "
-		  "true' in listener '%s'",
-		  l->listen.text != NULL ? l->listen.text : l->listen.ip,
-		  l->name);
-}
-
 static void cfg_listener(struct cfg_parser *p,
 			 yaml_node_t *node,
 			 struct tsgate_config *cfg,
 			 size_t idx)
 {
 	struct tsgate_config_listener *l = &cfg->listeners[idx];
+	struct cfg_listener_marks *lm = &p->listeners[idx];
 	yaml_node_t *seen[ARRAY_SIZE(cfg_listener_keys)] = {NULL};
 	yaml_node_t *v, *tls_node, *gssapi_node, *routes;
 	yaml_node_item_t *item;
@@ -140,32 +67,14 @@ static void cfg_listener(struct cfg_parser *p,
 			return;
 		}
 	} else {
-		for (i = 0; i < idx; i++) {
-			if (cfg->listeners[i].name != NULL &&
-			    strcmp(cfg->listeners[i].name, l->name) == 0) {
-				cfg_error(p, v,
-					  "duplicate listener name '%s' "
-					  "(first at line %u)",
-					  l->name, cfg->listeners[i].mark.line);
-				break;
-			}
-		}
+		lm->name = cfg_mark(v);
 	}
 	v = SEEN(cfg_listener_keys, seen, "listen");
 	if (!PRESENT(cfg_listener_keys, present, "listen")) {
 		cfg_error(p, node, "missing key 'listen' in listener '%s'",
 			  l->name);
-	} else if (v != NULL) {
-		for (i = 0; i < idx; i++) {
-			if (cfg_same_addr(&cfg->listeners[i].listen,
-					  &l->listen)) {
-				cfg_error(p, v,
-					  "listener '%s' listens on the same "
-					  "address as listener '%s'",
-					  l->name, cfg->listeners[i].name);
-				break;
-			}
-		}
+	} else {
+		lm->listen = cfg_mark(v);
 	}
 	v = SEEN(cfg_listener_keys, seen, "accept");
 	accept_known = l->accept == TSGATE_CONFIG_ACCEPT_PLAIN ||
@@ -214,11 +123,10 @@ static void cfg_listener(struct cfg_parser *p,
 			  "'keytab' in listener '%s'",
 			  l->name);
 	}
-	if (accept_known) {
-		cfg_check_plain_public(
-		    p, l, v,
-		    SEEN(cfg_listener_keys, seen, "allow_plain_public"));
-	}
+	lm->accept_known = accept_known;
+	lm->accept = cfg_mark(v);
+	lm->allow_plain_public =
+	    cfg_mark(SEEN(cfg_listener_keys, seen, "allow_plain_public"));
 	routes = SEEN(cfg_listener_keys, seen, "routes");
 	if (routes == NULL) {
 		if (!PRESENT(cfg_listener_keys, present, "routes")) {
@@ -241,7 +149,8 @@ static void cfg_listener(struct cfg_parser *p,
 		return;
 	}
 	l->routes = talloc_zero_array(p->cfg, struct tsgate_config_route, n);
-	if (l->routes == NULL) {
+	lm->routes = talloc_zero_array(p->tmp, struct cfg_route_marks, n);
+	if (l->routes == NULL || lm->routes == NULL) {
 		p->oom = true;
 		return;
 	}
@@ -253,7 +162,7 @@ static void cfg_listener(struct cfg_parser *p,
 			return;
 		}
 		l->num_routes = i + 1;
-		cfg_route(p, r, l, i, accept_known);
+		cfg_route(p, r, l, lm, i);
 	}
 }
 
@@ -281,7 +190,8 @@ void cfg_h_listeners(struct cfg_parser *p,
 	}
 	cfg->listeners =
 	    talloc_zero_array(p->cfg, struct tsgate_config_listener, n);
-	if (cfg->listeners == NULL) {
+	p->listeners = talloc_zero_array(p->tmp, struct cfg_listener_marks, n);
+	if (cfg->listeners == NULL || p->listeners == NULL) {
 		p->oom = true;
 		return;
 	}

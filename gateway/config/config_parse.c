@@ -60,6 +60,21 @@ void cfg_add_error(struct cfg_parser *p,
 	e->num_errors += 1;
 }
 
+void cfg_error_at(struct cfg_parser *p,
+		  struct tsgate_config_mark mark,
+		  const char *fmt,
+		  ...)
+{
+	va_list ap;
+	char *msg;
+
+	va_start(ap, fmt);
+	msg = talloc_vasprintf(p->tmp, fmt, ap);
+	va_end(ap);
+	cfg_add_error(p, mark.line, mark.column, msg);
+	TALLOC_FREE(msg);
+}
+
 void cfg_error(struct cfg_parser *p,
 	       const yaml_node_t *node,
 	       const char *fmt,
@@ -115,10 +130,7 @@ bool cfg_visit(struct cfg_parser *p, const yaml_node_t *node)
 	}
 	if (++p->visits > CFG_MAX_VISITS) {
 		p->too_complex = true;
-		cfg_error(p, node,
-			  "the document is too complex (more than %d nodes; "
-			  "too many YAML aliases?)",
-			  CFG_MAX_VISITS);
+		p->too_complex_at = cfg_mark(node);
 		return false;
 	}
 	return true;
@@ -608,6 +620,15 @@ static void cfg_parse_buffer(struct cfg_parser *p,
 		return;
 	}
 	cfg_walk(p, &doc);
+	cfg_validate(p);
+	/* Last at its position: the walk stopped there, after the checks of
+	 * what it had read. */
+	if (p->too_complex) {
+		cfg_error_at(p, p->too_complex_at,
+			     "the document is too complex (more than %d "
+			     "nodes; too many YAML aliases?)",
+			     CFG_MAX_VISITS);
+	}
 	if (yaml_document_get_root_node(&doc) != NULL) {
 		if (!yaml_parser_load(&parser, &extra)) {
 			cfg_yaml_error(p, &parser, buf, len);

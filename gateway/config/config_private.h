@@ -61,19 +61,55 @@ struct cfg_parser {
 	size_t visits;
 	size_t dropped_errors;
 	bool too_complex;
+	/* where the walk stopped: reported after the checks across fields */
+	struct tsgate_config_mark too_complex_at;
 	bool oom;
 	/* private keys and keytabs named, checked once the file is read */
 	struct cfg_secret *secrets;
 	size_t num_secrets;
 	gid_t group_gid; /* of cfg->group */
+	/*
+	 * Where the walk found what the checks across fields
+	 * (config_validate.c) report at; listeners[i] for cfg->listeners[i].
+	 */
+	struct tsgate_config_mark group_at;
+	struct tsgate_config_mark metrics_at;
+	struct cfg_listener_marks *listeners;
 };
 
 /* A private key or keytab file and what fstat() said of it. */
 struct cfg_secret {
-	const yaml_node_t *node;
+	struct tsgate_config_origin at;
 	const char *what;
 	mode_t mode;
 	uid_t uid;
+};
+
+/* The keys of routes[].match, in the order of cfg_match_keys. */
+enum cfg_match_key {
+	CFG_M_SNI = 0,
+	CFG_M_ALPN,
+	CFG_M_SUBJECT,
+	CFG_M_SAN,
+	CFG_M_PRINCIPAL,
+	CFG_M_COUNT,
+};
+
+/* A route as walked; marks are {0, 0} for keys not given (or refused). */
+struct cfg_route_marks {
+	bool walked; /* a mapping (not an entry refused as a whole) */
+	struct tsgate_config_mark match[CFG_M_COUNT];
+	struct tsgate_config_origin max_pdu;
+};
+
+struct cfg_listener_marks {
+	/* accept is one of tls, gssapi, plain (given and valid) */
+	bool accept_known;
+	struct tsgate_config_mark name; /* when written */
+	struct tsgate_config_mark listen;
+	struct tsgate_config_mark accept;
+	struct tsgate_config_mark allow_plain_public;
+	struct cfg_route_marks *routes; /* as many as the listener's routes */
 };
 
 enum cfg_kind {
@@ -129,6 +165,14 @@ extern const struct cfg_range cfg_positive_ms;
 /* k->data of cfg_h_path for keytabs */
 extern const char cfg_keytab_marker[];
 
+extern const struct cfg_key cfg_match_keys[CFG_M_COUNT];
+
+/* Record an error at mark (line 0: no position). */
+void cfg_error_at(struct cfg_parser *p,
+		  struct tsgate_config_mark mark,
+		  const char *fmt,
+		  ...) PRINTF_ATTRIBUTE(3, 4);
+
 /* Record an error at node (NULL: no position). */
 void cfg_error(struct cfg_parser *p,
 	       const yaml_node_t *node,
@@ -174,7 +218,6 @@ void cfg_h_string(struct cfg_parser *p,
 		  const struct cfg_key *k,
 		  yaml_node_t *node,
 		  void *obj);
-void cfg_check_secrets(struct cfg_parser *p);
 void cfg_h_path(struct cfg_parser *p,
 		const struct cfg_key *k,
 		yaml_node_t *node,
@@ -232,15 +275,16 @@ struct tsgate_config_gssapi_client *cfg_gssapi_client(struct cfg_parser *p,
 void cfg_route(struct cfg_parser *p,
 	       yaml_node_t *node,
 	       struct tsgate_config_listener *l,
-	       size_t idx,
-	       bool accept_known);
+	       struct cfg_listener_marks *lm,
+	       size_t idx);
 
 /* config_listener.c */
-bool cfg_same_addr(const struct tsgate_config_addr *a,
-		   const struct tsgate_config_addr *b);
 void cfg_h_listeners(struct cfg_parser *p,
 		     const struct cfg_key *k,
 		     yaml_node_t *node,
 		     void *obj);
+
+/* config_validate.c */
+void cfg_validate(struct cfg_parser *p);
 
 #endif

@@ -32,16 +32,7 @@ static const struct cfg_enum cfg_identities[] = {
 
 /* routes[].match */
 
-enum cfg_match_key {
-	CFG_M_SNI = 0,
-	CFG_M_ALPN,
-	CFG_M_SUBJECT,
-	CFG_M_SAN,
-	CFG_M_PRINCIPAL,
-	CFG_M_COUNT,
-};
-
-static const struct cfg_key cfg_match_keys[CFG_M_COUNT] = {
+const struct cfg_key cfg_match_keys[CFG_M_COUNT] = {
     {"sni", CFG_ANY, NULL, 0, NULL, NULL},
     {"alpn", CFG_ANY, NULL, 0, NULL, NULL},
     {"client_subject", CFG_ANY, NULL, 0, NULL, NULL},
@@ -182,21 +173,6 @@ static const struct cfg_key cfg_route_keys[] = {
 };
 #undef RT
 
-/* Smallest PDU each framing can carry: its header. */
-static uint64_t cfg_framing_header(enum tsgate_config_framing f)
-{
-	switch (f) {
-	case TSGATE_CONFIG_FRAMING_LENGTH32:
-	case TSGATE_CONFIG_FRAMING_NBT:
-		return 4;
-	case TSGATE_CONFIG_FRAMING_NCACN:
-		return 16;
-	case TSGATE_CONFIG_FRAMING_RAW:
-		break;
-	}
-	return 1;
-}
-
 static bool cfg_is_ip_literal(const char *host)
 {
 	unsigned char buf[16];
@@ -205,87 +181,14 @@ static bool cfg_is_ip_literal(const char *host)
 	       inet_pton(AF_INET6, host, buf) == 1;
 }
 
-/* Match keys that can never hold on this listener. */
-static void cfg_route_reachable(struct cfg_parser *p,
-				const struct tsgate_config_listener *l,
-				const struct tsgate_config_route *r,
-				yaml_node_t **mseen)
-{
-	size_t i;
-
-	for (i = 0; i < CFG_M_COUNT; i++) {
-		const char *why = NULL;
-
-		if (mseen[i] == NULL) {
-			continue;
-		}
-		switch (l->accept) {
-		case TSGATE_CONFIG_ACCEPT_PLAIN:
-			why = "it accepts plain connections, which carry no "
-			      "TLS or GSSAPI identity";
-			break;
-		case TSGATE_CONFIG_ACCEPT_GSSAPI:
-			if (i != CFG_M_PRINCIPAL) {
-				why = "it accepts gssapi, not tls";
-			}
-			break;
-		case TSGATE_CONFIG_ACCEPT_TLS:
-			if (i == CFG_M_PRINCIPAL) {
-				why = "it accepts tls; principals come from "
-				      "gssapi";
-			} else if ((i == CFG_M_SUBJECT || i == CFG_M_SAN) &&
-				   l->tls != NULL &&
-				   l->tls->verify_client ==
-				       TSGATE_CONFIG_VERIFY_NONE) {
-				why = "it asks for no client certificate "
-				      "(verify_client: none)";
-			} else if (i == CFG_M_ALPN && l->tls != NULL &&
-				   l->tls->num_alpn == 0) {
-				why = "it offers no ALPN protocols (tls.alpn)";
-			}
-			break;
-		}
-		if (why != NULL) {
-			cfg_error(p, mseen[i],
-				  "route '%s' can never match: '%s' on "
-				  "listener '%s', but %s",
-				  r->name, cfg_match_keys[i].name, l->name,
-				  why);
-			continue;
-		}
-		if (i == CFG_M_ALPN && l->tls != NULL) {
-			size_t a, b;
-
-			for (a = 0; a < r->match.num_alpn; a++) {
-				for (b = 0; b < l->tls->num_alpn; b++) {
-					if (tsgate_config_wildcard_match(
-						r->match.alpn[a],
-						l->tls->alpn[b], false)) {
-						break;
-					}
-				}
-				if (b < l->tls->num_alpn) {
-					break;
-				}
-			}
-			if (a == r->match.num_alpn) {
-				cfg_error(p, mseen[i],
-					  "route '%s' can never match: "
-					  "listener '%s' offers none of "
-					  "these ALPN protocols",
-					  r->name, l->name);
-			}
-		}
-	}
-}
-
 void cfg_route(struct cfg_parser *p,
 	       yaml_node_t *node,
 	       struct tsgate_config_listener *l,
-	       size_t idx,
-	       bool accept_known)
+	       struct cfg_listener_marks *lm,
+	       size_t idx)
 {
 	struct tsgate_config_route *r = &l->routes[idx];
+	struct cfg_route_marks *rm = &lm->routes[idx];
 	yaml_node_t *seen[ARRAY_SIZE(cfg_route_keys)] = {NULL};
 	yaml_node_t *mseen[CFG_M_COUNT] = {NULL};
 	yaml_node_t *v, *tls_node, *gssapi_node;
@@ -309,6 +212,7 @@ void cfg_route(struct cfg_parser *p,
 		r->name = talloc_asprintf(p->cfg, "route-%zu", idx + 1);
 		return;
 	}
+	rm->walked = true;
 	present = cfg_mapping(p, node, cfg_route_keys,
 			      ARRAY_SIZE(cfg_route_keys), r, "route", seen);
 	connect_known = r->connect == TSGATE_CONFIG_CONNECT_PLAIN ||
@@ -339,6 +243,9 @@ void cfg_route(struct cfg_parser *p,
 	v = SEEN(cfg_route_keys, seen, "match");
 	if (v != NULL) {
 		cfg_match(p, v, &r->match, mseen);
+	}
+	for (i = 0; i < CFG_M_COUNT; i++) {
+		rm->match[i] = cfg_mark(mseen[i]);
 	}
 	if (!PRESENT(cfg_route_keys, present, "backend")) {
 		cfg_error(p, node, "missing key 'backend' in route '%s'",
@@ -423,29 +330,5 @@ void cfg_route(struct cfg_parser *p,
 			    p->errs->num_errors != errors_before;
 		}
 	}
-	v = SEEN(cfg_route_keys, seen, "max_pdu");
-	if (v != NULL && r->max_pdu != 0 &&
-	    r->max_pdu < cfg_framing_header(r->framing)) {
-		cfg_error(p, v,
-			  "'max_pdu': %s is smaller than the %s header "
-			  "(%llu bytes)",
-			  cfg_str(v), tsgate_config_framing_name(r->framing),
-			  (unsigned long long)cfg_framing_header(r->framing));
-	}
-
-	/* Routes are tried in order: an earlier catch-all hides this one. */
-	for (i = 0; i < idx; i++) {
-		if (!l->routes[i].match.has_match) {
-			cfg_error(p, node,
-				  "route '%s' can never match: route '%s' "
-				  "(line %u) before it matches every "
-				  "connection",
-				  r->name, l->routes[i].name,
-				  l->routes[i].mark.line);
-			break;
-		}
-	}
-	if (accept_known) {
-		cfg_route_reachable(p, l, r, mseen);
-	}
+	rm->max_pdu = cfg_origin(p, SEEN(cfg_route_keys, seen, "max_pdu"));
 }

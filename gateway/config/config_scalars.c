@@ -64,55 +64,11 @@ static void cfg_add_secret(struct cfg_parser *p,
 	}
 	p->secrets = s;
 	p->secrets[p->num_secrets++] = (struct cfg_secret){
-	    .node = node,
+	    .at = cfg_origin(p, node),
 	    .what = what,
 	    .mode = st->st_mode,
 	    .uid = st->st_uid,
 	};
-}
-
-/*
- * Private keys and keytabs, as ssh and PostgreSQL judge them: owned by
- * root, by the user we run as or by the one we drop to; no access for
- * others; group read only when root owns the file (a root-owned 0640 key
- * with an ssl-cert style group, or a Kubernetes secret with fsGroup and
- * defaultMode 0440). allow_insecure_key_permissions: true turns this off.
- */
-void cfg_check_secrets(struct cfg_parser *p)
-{
-	const char *fix = "; chmod 0600 it (0640 or 0440 if root owns it), "
-			  "or set allow_insecure_key_permissions: true";
-	uid_t me = geteuid();
-	size_t i;
-
-	if (!(p->flags & TSGATE_CONFIG_CHECK_CREDENTIALS) ||
-	    p->cfg->allow_insecure_key_permissions) {
-		return;
-	}
-	for (i = 0; i < p->num_secrets; i++) {
-		const struct cfg_secret *s = &p->secrets[i];
-		unsigned mode = (unsigned)(s->mode & 07777);
-
-		if (s->uid != 0 && s->uid != me &&
-		    (p->cfg->user == NULL || s->uid != p->cfg->uid)) {
-			cfg_error(p, s->node,
-				  "'%s': '%s' is owned by uid %u, not by root "
-				  "or the user tsgate runs as; chown it, or "
-				  "set allow_insecure_key_permissions: true",
-				  s->what, cfg_str(s->node), (unsigned)s->uid);
-		} else if ((mode & S_IRWXO) != 0) {
-			cfg_error(p, s->node,
-				  "'%s': '%s' is accessible by others (mode "
-				  "%04o)%s",
-				  s->what, cfg_str(s->node), mode, fix);
-		} else if ((mode & S_IRWXG) != 0 &&
-			   (s->uid != 0 || (mode & S_IRWXG) != S_IRGRP)) {
-			cfg_error(p, s->node,
-				  "'%s': '%s' is accessible by its group "
-				  "(mode %04o)%s",
-				  s->what, cfg_str(s->node), mode, fix);
-		}
-	}
 }
 
 /* A file that must exist and be readable: stored as an absolute path. */

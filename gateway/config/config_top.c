@@ -212,25 +212,9 @@ void cfg_walk(struct cfg_parser *p, yaml_document_t *doc)
 	if (!PRESENT(cfg_top_keys, present, "listeners") && !p->too_complex) {
 		cfg_error(p, root, "missing key 'listeners' at the top level");
 	}
-	if (p->cfg->group != NULL && p->cfg->user == NULL) {
-		cfg_error(p, SEEN(cfg_top_keys, seen, "group"),
-			  "'group' needs 'user' (the user to drop to)");
-	} else if (p->cfg->group != NULL) {
+	if (p->cfg->group != NULL && p->cfg->user != NULL) {
 		p->cfg->gid = p->group_gid;
 	}
-	cfg_check_secrets(p);
-	if (p->cfg->metrics_listen != NULL) {
-		size_t i;
-
-		for (i = 0; i < p->cfg->num_listeners; i++) {
-			if (cfg_same_addr(p->cfg->metrics_listen,
-					  &p->cfg->listeners[i].listen)) {
-				cfg_error(p,
-					  SEEN(cfg_top_keys, seen, "metrics"),
-					  "metrics listen on the same address "
-					  "as listener '%s'",
-					  p->cfg->listeners[i].name);
-			}
-		}
-	}
+	p->group_at = cfg_mark(SEEN(cfg_top_keys, seen, "group"));
+	p->metrics_at = cfg_mark(SEEN(cfg_top_keys, seen, "metrics"));
 }
