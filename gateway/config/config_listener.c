@@ -32,6 +32,45 @@ static const struct cfg_key cfg_listener_keys[] = {
 };
 #undef LS
 
+/* listeners[].routes, a sequence */
+static void cfg_listener_routes(struct cfg_parser *p,
+				struct tsgate_config_listener *l,
+				struct cfg_listener_marks *lm,
+				yaml_node_t *routes)
+{
+	yaml_node_item_t *item;
+	size_t i, n;
+
+	n = (size_t)(routes->data.sequence.items.top -
+		     routes->data.sequence.items.start);
+	if (n == 0) {
+		cfg_error(p, routes, "listener '%s' has no routes", l->name);
+		return;
+	}
+	if (n > CFG_MAX_ROUTES) {
+		cfg_error(p, routes,
+			  "listener '%s' has too many routes (at most %d)",
+			  l->name, CFG_MAX_ROUTES);
+		return;
+	}
+	l->routes = talloc_zero_array(p->cfg, struct tsgate_config_route, n);
+	lm->routes = talloc_zero_array(p->tmp, struct cfg_route_marks, n);
+	if (l->routes == NULL || lm->routes == NULL) {
+		p->oom = true;
+		return;
+	}
+	for (item = routes->data.sequence.items.start, i = 0;
+	     item < routes->data.sequence.items.top; item++, i++) {
+		yaml_node_t *r = cfg_node(p, *item);
+
+		if (r == NULL || !cfg_visit(p, r)) {
+			return;
+		}
+		l->num_routes = i + 1;
+		cfg_route(p, r, l, lm, i);
+	}
+}
+
 static void cfg_listener(struct cfg_parser *p,
 			 yaml_node_t *node,
 			 struct tsgate_config *cfg,
@@ -41,10 +80,8 @@ static void cfg_listener(struct cfg_parser *p,
 	struct cfg_listener_marks *lm = &p->listeners[idx];
 	yaml_node_t *seen[ARRAY_SIZE(cfg_listener_keys)] = {NULL};
 	yaml_node_t *v, *tls_node, *gssapi_node, *routes;
-	yaml_node_item_t *item;
 	bool accept_known;
 	uint32_t present;
-	size_t i, n;
 
 	l->mark = cfg_mark(node);
 	/* Not a valid value: tells "accept: ssl" from a good accept. */
@@ -136,34 +173,7 @@ static void cfg_listener(struct cfg_parser *p,
 		}
 		return;
 	}
-	n = (size_t)(routes->data.sequence.items.top -
-		     routes->data.sequence.items.start);
-	if (n == 0) {
-		cfg_error(p, routes, "listener '%s' has no routes", l->name);
-		return;
-	}
-	if (n > CFG_MAX_ROUTES) {
-		cfg_error(p, routes,
-			  "listener '%s' has too many routes (at most %d)",
-			  l->name, CFG_MAX_ROUTES);
-		return;
-	}
-	l->routes = talloc_zero_array(p->cfg, struct tsgate_config_route, n);
-	lm->routes = talloc_zero_array(p->tmp, struct cfg_route_marks, n);
-	if (l->routes == NULL || lm->routes == NULL) {
-		p->oom = true;
-		return;
-	}
-	for (item = routes->data.sequence.items.start, i = 0;
-	     item < routes->data.sequence.items.top; item++, i++) {
-		yaml_node_t *r = cfg_node(p, *item);
-
-		if (r == NULL || !cfg_visit(p, r)) {
-			return;
-		}
-		l->num_routes = i + 1;
-		cfg_route(p, r, l, lm, i);
-	}
+	cfg_listener_routes(p, l, lm, routes);
 }
 
 /* top level */

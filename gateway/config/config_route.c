@@ -181,6 +181,63 @@ static bool cfg_is_ip_literal(const char *host)
 	       inet_pton(AF_INET6, host, buf) == 1;
 }
 
+/*
+ * connect: tls. Without a tls block, one with the defaults (verify the
+ * backend's host name); the name sent and verified default to the
+ * backend's host. v is the connect node.
+ */
+static void cfg_route_tls(struct cfg_parser *p,
+			  struct tsgate_config_route *r,
+			  yaml_node_t *v,
+			  yaml_node_t *tls_node,
+			  bool tls_present,
+			  size_t errors_before)
+{
+	bool unix_backend = r->backend.kind == TSGATE_CONFIG_ADDR_UNIX &&
+			    r->backend.path != NULL;
+
+	if (r->tls == NULL && tls_node == NULL) {
+		if (tls_present) {
+			/* reported: 'tls' must be a mapping */
+		} else if (unix_backend) {
+			cfg_error(p, v,
+				  "'connect: tls' to a unix "
+				  "backend needs a 'tls' block with "
+				  "'verify_name' (or 'sni') in route "
+				  "'%s'",
+				  r->name);
+		} else {
+			r->tls = talloc_zero(p->cfg,
+					     struct tsgate_config_tls_client);
+			if (r->tls == NULL) {
+				p->oom = true;
+				return;
+			}
+			r->tls->verify = true;
+			r->tls->mark = cfg_mark(v);
+		}
+	}
+	if (r->tls != NULL && r->tls->sni == NULL && r->backend.host != NULL &&
+	    !cfg_is_ip_literal(r->backend.host)) {
+		r->tls->sni = r->backend.host;
+	}
+	if (r->tls != NULL && r->tls->verify_name == NULL) {
+		r->tls->verify_name =
+		    r->tls->sni != NULL ? r->tls->sni : r->backend.host;
+	}
+	if (r->tls != NULL && tls_node != NULL && r->tls->verify &&
+	    r->tls->verify_name == NULL) {
+		cfg_error(p, tls_node,
+			  "route '%s': a unix backend "
+			  "has no host name to verify; set "
+			  "'verify_name' (or 'sni')",
+			  r->name);
+	}
+	if (r->tls != NULL) {
+		r->tls->walk_errors = p->errs->num_errors != errors_before;
+	}
+}
+
 void cfg_route(struct cfg_parser *p,
 	       yaml_node_t *node,
 	       struct tsgate_config_listener *l,
@@ -283,52 +340,9 @@ void cfg_route(struct cfg_parser *p,
 			  r->name);
 	}
 	if (r->connect == TSGATE_CONFIG_CONNECT_TLS) {
-		bool unix_backend =
-		    r->backend.kind == TSGATE_CONFIG_ADDR_UNIX &&
-		    r->backend.path != NULL;
-
-		if (r->tls == NULL && tls_node == NULL) {
-			if (PRESENT(cfg_route_keys, present, "tls")) {
-				/* reported: 'tls' must be a mapping */
-			} else if (unix_backend) {
-				cfg_error(p, v,
-					  "'connect: tls' to a unix "
-					  "backend needs a 'tls' block with "
-					  "'verify_name' (or 'sni') in route "
-					  "'%s'",
-					  r->name);
-			} else {
-				r->tls = talloc_zero(
-				    p->cfg, struct tsgate_config_tls_client);
-				if (r->tls == NULL) {
-					p->oom = true;
-					return;
-				}
-				r->tls->verify = true;
-				r->tls->mark = cfg_mark(v);
-			}
-		}
-		if (r->tls != NULL && r->tls->sni == NULL &&
-		    r->backend.host != NULL &&
-		    !cfg_is_ip_literal(r->backend.host)) {
-			r->tls->sni = r->backend.host;
-		}
-		if (r->tls != NULL && r->tls->verify_name == NULL) {
-			r->tls->verify_name =
-			    r->tls->sni != NULL ? r->tls->sni : r->backend.host;
-		}
-		if (r->tls != NULL && tls_node != NULL && r->tls->verify &&
-		    r->tls->verify_name == NULL) {
-			cfg_error(p, tls_node,
-				  "route '%s': a unix backend "
-				  "has no host name to verify; set "
-				  "'verify_name' (or 'sni')",
-				  r->name);
-		}
-		if (r->tls != NULL) {
-			r->tls->walk_errors =
-			    p->errs->num_errors != errors_before;
-		}
+		cfg_route_tls(p, r, v, tls_node,
+			      PRESENT(cfg_route_keys, present, "tls"),
+			      errors_before);
 	}
 	rm->max_pdu = cfg_origin(p, SEEN(cfg_route_keys, seen, "max_pdu"));
 }
