@@ -3,7 +3,9 @@
  * docs/configuration.md, and the loader that fills it.
  *
  * Everything is allocated on one talloc tree whose root is the struct
- * tsgate_config returned by tsgate_config_load(). Loading never touches a
+ * tsgate_config returned by tsgate_config_load() (gateway/tunnel/
+ * config_tunnels.h: it runs this library's walk and checks across fields,
+ * then the credential checks). Loading never touches a
  * configuration already in use, so a reload (SIGHUP) loads into a fresh
  * tree, swaps the pointer on success and keeps the old tree on failure.
  *

@@ -150,8 +150,6 @@ struct tsgate_conn {
 	struct tsgate_source_slot *source_slot;
 };
 
-/* Helpers for log lines. */
-
 static uint32_t ms32(uint64_t ms)
 {
 	return ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms;
