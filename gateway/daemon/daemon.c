@@ -28,7 +28,7 @@
 #include <tsocket.h>
 
 #include "backend.h"
-#include "config.h"
+#include "config_tunnels.h"
 #include "framing.h"
 #include "health.h"
 #include "http_server.h"
@@ -149,38 +149,6 @@ struct tsgate_conn {
 	/* a slot of its source's limit, given back when conn is freed */
 	struct tsgate_source_slot *source_slot;
 };
-
-/* Helpers for log lines. */
-
-static enum tsgate_log_level log_level_of(enum tsgate_config_log_level l)
-{
-	switch (l) {
-	case TSGATE_CONFIG_LOG_DEBUG:
-		return TSGATE_LOG_DEBUG;
-	case TSGATE_CONFIG_LOG_INFO:
-		return TSGATE_LOG_INFO;
-	case TSGATE_CONFIG_LOG_WARNING:
-		return TSGATE_LOG_WARN;
-	case TSGATE_CONFIG_LOG_ERROR:
-		return TSGATE_LOG_ERROR;
-	}
-	return TSGATE_LOG_INFO;
-}
-
-static enum tsgate_framing framing_of(enum tsgate_config_framing f)
-{
-	switch (f) {
-	case TSGATE_CONFIG_FRAMING_RAW:
-		return TSGATE_FRAMING_RAW;
-	case TSGATE_CONFIG_FRAMING_LENGTH32:
-		return TSGATE_FRAMING_LENGTH32;
-	case TSGATE_CONFIG_FRAMING_NBT:
-		return TSGATE_FRAMING_NBT;
-	case TSGATE_CONFIG_FRAMING_NCACN:
-		return TSGATE_FRAMING_NCACN;
-	}
-	return TSGATE_FRAMING_RAW;
-}
 
 static uint32_t ms32(uint64_t ms)
 {
@@ -346,7 +314,9 @@ static void tsgate_conn_finish(struct tsgate_conn *conn,
 		tsgate_log_kv_str(kv, "reason", reason);
 		tsgate_log_kv_str(kv, "error", strerror(err));
 	}
-	tsgate_log_kv_emit(d->log, err == 0 ? TSGATE_LOG_INFO : TSGATE_LOG_WARN,
+	tsgate_log_kv_emit(d->log,
+			   err == 0 ? TSGATE_CONFIG_LOG_INFO
+				    : TSGATE_CONFIG_LOG_WARNING,
 			   "conn", kv);
 	talloc_free(kv);
 
@@ -368,7 +338,7 @@ static void tsgate_conn_debug(struct tsgate_conn *conn,
 {
 	struct tsgate_log_kv *kv;
 
-	if (!tsgate_log_enabled(conn->daemon->log, TSGATE_LOG_DEBUG)) {
+	if (!tsgate_log_enabled(conn->daemon->log, TSGATE_CONFIG_LOG_DEBUG)) {
 		return;
 	}
 	kv = tsgate_log_kv_new(conn);
@@ -377,8 +347,8 @@ static void tsgate_conn_debug(struct tsgate_conn *conn,
 	tsgate_log_kv_str(kv, "step", step);
 	tsgate_log_kv_str(kv, "peer", conn->peer);
 	tsgate_log_kv_str(kv, "detail", detail);
-	tsgate_log_kv_emit(conn->daemon->log, TSGATE_LOG_DEBUG, "conn_step",
-			   kv);
+	tsgate_log_kv_emit(conn->daemon->log, TSGATE_CONFIG_LOG_DEBUG,
+			   "conn_step", kv);
 	talloc_free(kv);
 }
 
@@ -437,7 +407,8 @@ static void tsgate_refusal_log_emit(struct tsgate_conn *conn,
 				    const char *reason)
 {
 	tsgate_log_kv_str(kv, "reason", reason);
-	tsgate_log_kv_emit(conn->daemon->log, TSGATE_LOG_WARN, "limit", kv);
+	tsgate_log_kv_emit(conn->daemon->log, TSGATE_CONFIG_LOG_WARNING,
+			   "limit", kv);
 	talloc_free(kv);
 }
 
@@ -542,7 +513,8 @@ static void tsgate_conn_start(struct tsgate_listener *l, int fd)
 		tsgate_log_kv_str(kv, "result", "error");
 		tsgate_log_kv_str(kv, "reason", "out of memory");
 		tsgate_log_kv_str(kv, "error", strerror(ENOMEM));
-		tsgate_log_kv_emit(d->log, TSGATE_LOG_WARN, "conn", kv);
+		tsgate_log_kv_emit(d->log, TSGATE_CONFIG_LOG_WARNING, "conn",
+				   kv);
 		talloc_free(kv);
 		return;
 	}
@@ -869,7 +841,7 @@ static void tsgate_conn_relay(struct tsgate_conn *conn)
 {
 	const struct tsgate_config_route *r = conn->route;
 	struct tsgate_relay_params p = {
-	    .framing = framing_of(r->framing),
+	    .framing = r->framing,
 	    .max_pdu = r->framing == TSGATE_CONFIG_FRAMING_RAW
 			   ? 0
 			   : (size_t)r->max_pdu,
@@ -1033,8 +1005,8 @@ static void tsgate_listener_accept(struct tevent_context *ev,
 		 * The pending connection stays readable: polling again at
 		 * once would spin. Pause, and let connections end meanwhile.
 		 */
-		tsgate_log_msg(l->daemon->log, TSGATE_LOG_WARN, "accept",
-			       "%s: %s; accepting paused for %d ms",
+		tsgate_log_msg(l->daemon->log, TSGATE_CONFIG_LOG_WARNING,
+			       "accept", "%s: %s; accepting paused for %d ms",
 			       l->cfg->name, strerror(err),
 			       TSGATE_ACCEPT_PAUSE_MS);
 		l->accept_pause =
@@ -1419,10 +1391,10 @@ static void tsgate_daemon_reload(struct tsgate_daemon *d)
 	if (ret != 0) {
 		for (i = 0; errs != NULL && i < errs->num_errors; i++) {
 			tsgate_log_msg(
-			    d->log, TSGATE_LOG_ERROR, "reload", "%s",
+			    d->log, TSGATE_CONFIG_LOG_ERROR, "reload", "%s",
 			    tsgate_config_error_string(errs, &errs->errors[i]));
 		}
-		tsgate_log_msg(d->log, TSGATE_LOG_ERROR, "reload",
+		tsgate_log_msg(d->log, TSGATE_CONFIG_LOG_ERROR, "reload",
 			       "%s: %s; the running configuration stays",
 			       d->config_path, strerror(ret));
 		talloc_free(errs);
@@ -1431,7 +1403,7 @@ static void tsgate_daemon_reload(struct tsgate_daemon *d)
 	}
 	ret = tsgate_daemon_apply(d, cfg, &reason);
 	if (ret != 0) {
-		tsgate_log_msg(d->log, TSGATE_LOG_ERROR, "reload",
+		tsgate_log_msg(d->log, TSGATE_CONFIG_LOG_ERROR, "reload",
 			       "%s; the running configuration stays",
 			       reason ? reason : strerror(ret));
 		talloc_free(reason);
@@ -1442,12 +1414,10 @@ static void tsgate_daemon_reload(struct tsgate_daemon *d)
 	/* listeners hold references to the trees they use */
 	d->cfg = cfg;
 	talloc_unlink(d, old);
-	d->log->level = log_level_of(cfg->log.level);
-	d->log->format = cfg->log.format == TSGATE_CONFIG_LOG_JSON
-			     ? TSGATE_LOG_JSON
-			     : TSGATE_LOG_TEXT;
+	d->log->level = cfg->log.level;
+	d->log->format = cfg->log.format;
 	tsgate_metrics_reload(d->metrics, true);
-	tsgate_log_msg(d->log, TSGATE_LOG_INFO, "reload",
+	tsgate_log_msg(d->log, TSGATE_CONFIG_LOG_INFO, "reload",
 		       "%s: %zu listener(s); live connections keep their "
 		       "configuration",
 		       d->config_path, cfg->num_listeners);
@@ -1490,7 +1460,7 @@ static void tsgate_daemon_drain(struct tsgate_daemon *d, const char *why)
 	}
 	d->draining = true;
 	tsgate_metrics_set_state(d->metrics, TSGATE_METRICS_DRAINING);
-	tsgate_log_msg(d->log, TSGATE_LOG_INFO, "stop",
+	tsgate_log_msg(d->log, TSGATE_CONFIG_LOG_INFO, "stop",
 		       "%s: stop accepting, draining %u connection(s)", why,
 		       (unsigned)d->num_conns);
 	for (l = d->listeners; l != NULL; l = l->next) {
@@ -1520,7 +1490,7 @@ static int tsgate_daemon_drop_privileges(struct tsgate_daemon *d)
 		if (geteuid() == cfg->uid) {
 			return 0;
 		}
-		tsgate_log_msg(d->log, TSGATE_LOG_ERROR, "start",
+		tsgate_log_msg(d->log, TSGATE_CONFIG_LOG_ERROR, "start",
 			       "cannot become user %s: not running as root",
 			       cfg->user);
 		return EPERM;
@@ -1529,17 +1499,17 @@ static int tsgate_daemon_drop_privileges(struct tsgate_daemon *d)
 	    setuid(cfg->uid) != 0) {
 		int err = errno;
 
-		tsgate_log_msg(d->log, TSGATE_LOG_ERROR, "start",
+		tsgate_log_msg(d->log, TSGATE_CONFIG_LOG_ERROR, "start",
 			       "cannot become user %s: %s", cfg->user,
 			       strerror(err));
 		return err;
 	}
 	if (setuid(0) == 0) {
-		tsgate_log_msg(d->log, TSGATE_LOG_ERROR, "start",
+		tsgate_log_msg(d->log, TSGATE_CONFIG_LOG_ERROR, "start",
 			       "could regain root after dropping it");
 		return EPERM;
 	}
-	tsgate_log_msg(d->log, TSGATE_LOG_INFO, "start",
+	tsgate_log_msg(d->log, TSGATE_CONFIG_LOG_INFO, "start",
 		       "running as user %s (uid %u, gid %u)", cfg->user,
 		       (unsigned)cfg->uid, (unsigned)cfg->gid);
 	return 0;
@@ -1577,7 +1547,6 @@ static int tsgate_daemon_serve(TALLOC_CTX *mem_ctx,
 	struct tsgate_listener *l;
 	char *reason = NULL;
 	int ret;
-	enum tsgate_log_format fmt;
 
 	d = talloc_zero(mem_ctx, struct tsgate_daemon);
 	if (d == NULL) {
@@ -1594,9 +1563,7 @@ static int tsgate_daemon_serve(TALLOC_CTX *mem_ctx,
 	d->worker = worker;
 	d->num_workers = num_workers;
 	d->config_path = talloc_strdup(d, config_path);
-	fmt = cfg->log.format == TSGATE_CONFIG_LOG_JSON ? TSGATE_LOG_JSON
-							: TSGATE_LOG_TEXT;
-	d->log = tsgate_log_new(d, log_level_of(cfg->log.level), fmt);
+	d->log = tsgate_log_new(d, cfg->log.level, cfg->log.format);
 	d->ev = tevent_context_init(d);
 	d->conn_free_im = tevent_create_immediate(d);
 	d->sources = tsgate_source_limit_new(d);
@@ -1631,7 +1598,7 @@ static int tsgate_daemon_serve(TALLOC_CTX *mem_ctx,
 		NULL ||
 	    tevent_add_signal(d->ev, d, SIGHUP, 0, tsgate_daemon_signal, d) ==
 		NULL) {
-		tsgate_log_msg(d->log, TSGATE_LOG_ERROR, "start",
+		tsgate_log_msg(d->log, TSGATE_CONFIG_LOG_ERROR, "start",
 			       "cannot install signal handlers");
 		talloc_free(d);
 		return 1;
@@ -1644,7 +1611,7 @@ static int tsgate_daemon_serve(TALLOC_CTX *mem_ctx,
 						&d->metrics_server, &reason);
 		if (ret != 0) {
 			/* the reason names the address */
-			tsgate_log_msg(d->log, TSGATE_LOG_ERROR, "start",
+			tsgate_log_msg(d->log, TSGATE_CONFIG_LOG_ERROR, "start",
 				       "metrics: %s",
 				       reason ? reason : strerror(ret));
 			talloc_free(d);
@@ -1657,7 +1624,7 @@ static int tsgate_daemon_serve(TALLOC_CTX *mem_ctx,
 	}
 	ret = tsgate_daemon_apply(d, cfg, &reason);
 	if (ret != 0) {
-		tsgate_log_msg(d->log, TSGATE_LOG_ERROR, "start", "%s",
+		tsgate_log_msg(d->log, TSGATE_CONFIG_LOG_ERROR, "start", "%s",
 			       reason ? reason : strerror(ret));
 		talloc_free(d);
 		return 1;
@@ -1675,18 +1642,19 @@ static int tsgate_daemon_serve(TALLOC_CTX *mem_ctx,
 		tsgate_log_kv_str(kv, "accept",
 				  tsgate_config_accept_name(l->cfg->accept));
 		tsgate_log_kv_u64(kv, "routes", l->cfg->num_routes);
-		tsgate_log_kv_emit(d->log, TSGATE_LOG_INFO, "listen", kv);
+		tsgate_log_kv_emit(d->log, TSGATE_CONFIG_LOG_INFO, "listen",
+				   kv);
 		talloc_free(kv);
 	}
 
 	tsgate_metrics_set_state(d->metrics, TSGATE_METRICS_READY);
-	tsgate_log_msg(d->log, TSGATE_LOG_INFO, "start",
+	tsgate_log_msg(d->log, TSGATE_CONFIG_LOG_INFO, "start",
 		       "tsgate ready: %zu listener(s), config %s",
 		       cfg->num_listeners, config_path);
 
 	while (!d->stop) {
 		if (tevent_loop_once(d->ev) != 0) {
-			tsgate_log_msg(d->log, TSGATE_LOG_ERROR, "stop",
+			tsgate_log_msg(d->log, TSGATE_CONFIG_LOG_ERROR, "stop",
 				       "event loop failed: %s",
 				       strerror(errno));
 			d->exit_code = 1;
@@ -1700,7 +1668,8 @@ static int tsgate_daemon_serve(TALLOC_CTX *mem_ctx,
 	while (d->conns != NULL) {
 		talloc_free(d->conns);
 	}
-	tsgate_log_msg(d->log, TSGATE_LOG_INFO, "stop", "tsgate stopped");
+	tsgate_log_msg(d->log, TSGATE_CONFIG_LOG_INFO, "stop",
+		       "tsgate stopped");
 	ret = d->exit_code;
 	talloc_free(d);
 	return ret;
@@ -1777,10 +1746,7 @@ static int tsgate_daemon_supervise(TALLOC_CTX *mem_ctx,
 	pid_t pid;
 
 	slots = talloc_zero_array(mem_ctx, struct tsgate_worker_slot, n);
-	log = tsgate_log_new(slots, log_level_of(cfg->log.level),
-			     cfg->log.format == TSGATE_CONFIG_LOG_JSON
-				 ? TSGATE_LOG_JSON
-				 : TSGATE_LOG_TEXT);
+	log = tsgate_log_new(slots, cfg->log.level, cfg->log.format);
 	if (slots == NULL || log == NULL) {
 		fprintf(stderr, "tsgate: out of memory\n");
 		talloc_free(slots);
@@ -1796,7 +1762,7 @@ static int tsgate_daemon_supervise(TALLOC_CTX *mem_ctx,
 	/* kept open here, so a restarted worker answers on the same one */
 	links = tsgate_metrics_links_new(slots, n);
 	if (links == NULL) {
-		tsgate_log_msg(log, TSGATE_LOG_WARN, "start",
+		tsgate_log_msg(log, TSGATE_CONFIG_LOG_WARNING, "start",
 			       "metrics of workers 1..%u: %s; /metrics shows "
 			       "worker 0 only",
 			       n - 1, strerror(errno));
@@ -1809,11 +1775,11 @@ static int tsgate_daemon_supervise(TALLOC_CTX *mem_ctx,
 			alive++;
 		}
 	}
-	tsgate_log_msg(log, TSGATE_LOG_INFO, "start",
+	tsgate_log_msg(log, TSGATE_CONFIG_LOG_INFO, "start",
 		       "supervisor pid %d: %u of %u workers started",
 		       (int)getpid(), alive, n);
 	if (alive < n) {
-		tsgate_log_msg(log, TSGATE_LOG_ERROR, "start",
+		tsgate_log_msg(log, TSGATE_CONFIG_LOG_ERROR, "start",
 			       "fork: %s; stopping", strerror(errno));
 		stopping = true;
 		exit_code = 1;
@@ -1861,7 +1827,8 @@ static int tsgate_daemon_supervise(TALLOC_CTX *mem_ctx,
 			if (WIFEXITED(status) && WEXITSTATUS(status) == 1 &&
 			    time(NULL) - slots[i].started < 2) {
 				/* failed at start-up: no point in retrying */
-				tsgate_log_msg(log, TSGATE_LOG_ERROR, "stop",
+				tsgate_log_msg(log, TSGATE_CONFIG_LOG_ERROR,
+					       "stop",
 					       "worker %u failed to start; "
 					       "stopping",
 					       i);
@@ -1874,7 +1841,7 @@ static int tsgate_daemon_supervise(TALLOC_CTX *mem_ctx,
 				}
 				continue;
 			}
-			tsgate_log_msg(log, TSGATE_LOG_WARN, "worker",
+			tsgate_log_msg(log, TSGATE_CONFIG_LOG_WARNING, "worker",
 				       "worker %u (pid %d) ended with status "
 				       "0x%x; restarting it",
 				       i, (int)pid, (unsigned)status);
@@ -1891,7 +1858,8 @@ static int tsgate_daemon_supervise(TALLOC_CTX *mem_ctx,
 		}
 	}
 	sigprocmask(SIG_SETMASK, &oldmask, NULL);
-	tsgate_log_msg(log, TSGATE_LOG_INFO, "stop", "supervisor stopped");
+	tsgate_log_msg(log, TSGATE_CONFIG_LOG_INFO, "stop",
+		       "supervisor stopped");
 	talloc_free(slots);
 	return exit_code;
 }

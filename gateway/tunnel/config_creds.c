@@ -1,8 +1,9 @@
 /*
- * Credential checks of the config loader (--check-config): load every
+ * The config loader's second pass, on the walked config: load every
  * certificate, key, CRL and keytab with the same libraries the tunnels use
  * (GnuTLS, MIT krb5) and report what would make start-up fail, at the
- * node naming the file at fault.
+ * position the walk recorded for the file at fault. Also the loader's
+ * entry points, so every load runs both passes.
  */
 #include <errno.h>
 #include <string.h>
@@ -12,12 +13,12 @@
 #include <gnutls/x509.h>
 #include <krb5.h>
 
-#include "config_private.h"
+#include "config_tunnels.h"
+#include "tstream_tls.h"
 
-static const char *cfg_node_text(const yaml_node_t *node)
-{
-	return (const char *)node->data.scalar.value;
-}
+/* At the position the walk recorded for the value. */
+#define cfg_error(p, at, ...) \
+	tsgate_config_load_error((p), (at)->mark, __VA_ARGS__)
 
 static void cfg_utc(char *buf, size_t len, time_t t)
 {
@@ -30,26 +31,26 @@ static void cfg_utc(char *buf, size_t len, time_t t)
 }
 
 /* Read a whole file with GnuTLS's loader; reports at node on failure. */
-static bool cfg_load(struct cfg_parser *p,
+static bool cfg_load(struct tsgate_config_load *p,
 		     const char *what,
 		     const char *path,
-		     const yaml_node_t *node,
+		     const struct tsgate_config_origin *node,
 		     gnutls_datum_t *data)
 {
 	int ret = gnutls_load_file(path, data);
 
 	if (ret < 0) {
 		cfg_error(p, node, "'%s': cannot read '%s': %s", what,
-			  cfg_node_text(node), gnutls_strerror(ret));
+			  node->text, gnutls_strerror(ret));
 		return false;
 	}
 	return true;
 }
 
-static bool cfg_check_times(struct cfg_parser *p,
+static bool cfg_check_times(struct tsgate_config_load *p,
 			    const char *what,
 			    gnutls_x509_crt_t crt,
-			    const yaml_node_t *node)
+			    const struct tsgate_config_origin *node)
 {
 	time_t now = time(NULL);
 	time_t not_before = gnutls_x509_crt_get_activation_time(crt);
@@ -59,24 +60,24 @@ static bool cfg_check_times(struct cfg_parser *p,
 	if (not_after != (time_t)-1 && not_after < now) {
 		cfg_utc(when, sizeof(when), not_after);
 		cfg_error(p, node, "'%s': certificate in '%s' expired on %s",
-			  what, cfg_node_text(node), when);
+			  what, node->text, when);
 		return false;
 	}
 	if (not_before != (time_t)-1 && not_before > now) {
 		cfg_utc(when, sizeof(when), not_before);
 		cfg_error(p, node,
 			  "'%s': certificate in '%s' is not valid before %s",
-			  what, cfg_node_text(node), when);
+			  what, node->text, when);
 		return false;
 	}
 	return true;
 }
 
 /* Import a PEM certificate list; checks the dates of the first one. */
-static bool cfg_load_certs(struct cfg_parser *p,
+static bool cfg_load_certs(struct tsgate_config_load *p,
 			   const char *what,
 			   const char *path,
-			   const yaml_node_t *node,
+			   const struct tsgate_config_origin *node,
 			   bool check_first_times)
 {
 	gnutls_datum_t data = {NULL, 0};
@@ -93,8 +94,7 @@ static bool cfg_load_certs(struct cfg_parser *p,
 	gnutls_free(data.data);
 	if (ret < 0 || n == 0) {
 		cfg_error(p, node, "'%s': no PEM certificate in '%s': %s", what,
-			  cfg_node_text(node),
-			  ret < 0 ? gnutls_strerror(ret) : "empty");
+			  node->text, ret < 0 ? gnutls_strerror(ret) : "empty");
 		return false;
 	}
 	if (check_first_times) {
@@ -107,11 +107,11 @@ static bool cfg_load_certs(struct cfg_parser *p,
 	return ok;
 }
 
-bool cfg_check_cert_key(struct cfg_parser *p,
-			const char *cert,
-			const yaml_node_t *cert_node,
-			const char *key,
-			const yaml_node_t *key_node)
+static bool cfg_check_cert_key(struct tsgate_config_load *p,
+			       const char *cert,
+			       const struct tsgate_config_origin *cert_node,
+			       const char *key,
+			       const struct tsgate_config_origin *key_node)
 {
 	gnutls_certificate_credentials_t creds;
 	gnutls_x509_privkey_t pk;
@@ -137,7 +137,7 @@ bool cfg_check_cert_key(struct cfg_parser *p,
 		cfg_error(p, key_node,
 			  "'key': '%s' is not an unencrypted PEM private key: "
 			  "%s",
-			  cfg_node_text(key_node), gnutls_strerror(ret));
+			  key_node->text, gnutls_strerror(ret));
 		gnutls_free(data.data);
 		return false;
 	}
@@ -158,10 +158,10 @@ bool cfg_check_cert_key(struct cfg_parser *p,
 		cfg_error(p, key_node,
 			  "'key': '%s' does not belong to the certificate in "
 			  "'%s'",
-			  cfg_node_text(key_node), cfg_node_text(cert_node));
+			  key_node->text, cert_node->text);
 	} else if (ret < 0) {
 		cfg_error(p, key_node, "'key': cannot use '%s' with '%s': %s",
-			  cfg_node_text(key_node), cfg_node_text(cert_node),
+			  key_node->text, cert_node->text,
 			  gnutls_strerror(ret));
 	} else {
 		key_ok = true;
@@ -170,17 +170,17 @@ bool cfg_check_cert_key(struct cfg_parser *p,
 	return key_ok;
 }
 
-bool cfg_check_ca(struct cfg_parser *p,
-		  const char *what,
-		  const char *ca,
-		  const yaml_node_t *node)
+static bool cfg_check_ca(struct tsgate_config_load *p,
+			 const char *what,
+			 const char *ca,
+			 const struct tsgate_config_origin *node)
 {
 	return cfg_load_certs(p, what, ca, node, false);
 }
 
-bool cfg_check_crl(struct cfg_parser *p,
-		   const char *crl,
-		   const yaml_node_t *node)
+static bool cfg_check_crl(struct tsgate_config_load *p,
+			  const char *crl,
+			  const struct tsgate_config_origin *node)
 {
 	gnutls_datum_t data = {NULL, 0};
 	gnutls_x509_crl_t *crls = NULL;
@@ -194,8 +194,7 @@ bool cfg_check_crl(struct cfg_parser *p,
 					   GNUTLS_X509_FMT_PEM, 0);
 	gnutls_free(data.data);
 	if (ret < 0 || n == 0) {
-		cfg_error(p, node, "'crl': no PEM CRL in '%s': %s",
-			  cfg_node_text(node),
+		cfg_error(p, node, "'crl': no PEM CRL in '%s': %s", node->text,
 			  ret < 0 ? gnutls_strerror(ret) : "empty");
 		return false;
 	}
@@ -206,9 +205,9 @@ bool cfg_check_crl(struct cfg_parser *p,
 	return true;
 }
 
-bool cfg_check_priority(struct cfg_parser *p,
-			const char *priority,
-			const yaml_node_t *node)
+static bool cfg_check_priority(struct tsgate_config_load *p,
+			       const char *priority,
+			       const struct tsgate_config_origin *node)
 {
 	gnutls_priority_t prio;
 	const char *err_pos = NULL;
@@ -229,12 +228,12 @@ bool cfg_check_priority(struct cfg_parser *p,
 	return true;
 }
 
-bool cfg_check_keytab(struct cfg_parser *p,
-		      const char *what,
-		      const char *keytab,
-		      const yaml_node_t *node,
-		      const char *principal,
-		      const yaml_node_t *principal_node)
+static bool cfg_check_keytab(struct tsgate_config_load *p,
+			     const char *what,
+			     const char *keytab,
+			     const struct tsgate_config_origin *node,
+			     const char *principal,
+			     const struct tsgate_config_origin *principal_node)
 {
 	krb5_context ctx = NULL;
 	krb5_keytab kt = NULL;
@@ -253,10 +252,10 @@ bool cfg_check_keytab(struct cfg_parser *p,
 		cfg_error(p, node,
 			  "'%s': cannot start Kerberos to read '%s': "
 			  "%s",
-			  what, cfg_node_text(node), strerror(kerr));
+			  what, node->text, strerror(kerr));
 		return false;
 	}
-	name = talloc_asprintf(cfg_tmp(p), "FILE:%s", keytab);
+	name = talloc_asprintf(tsgate_config_load_tmp(p), "FILE:%s", keytab);
 	if (name == NULL) {
 		krb5_free_context(ctx);
 		return false;
@@ -275,9 +274,9 @@ bool cfg_check_keytab(struct cfg_parser *p,
 		if (strchr(principal, '/') != NULL) {
 			any_realm = false;
 		} else if (at != NULL) {
-			as = talloc_asprintf(cfg_tmp(p), "%.*s/%s",
-					     (int)(at - principal), principal,
-					     at + 1);
+			as = talloc_asprintf(tsgate_config_load_tmp(p),
+					     "%.*s/%s", (int)(at - principal),
+					     principal, at + 1);
 		} else {
 			service = principal;
 		}
@@ -307,7 +306,7 @@ bool cfg_check_keytab(struct cfg_parser *p,
 		const char *msg = krb5_get_error_message(ctx, kerr);
 
 		cfg_error(p, node, "'%s': cannot read keytab '%s': %s", what,
-			  cfg_node_text(node), msg);
+			  node->text, msg);
 		krb5_free_error_message(ctx, msg);
 		goto done;
 	}
@@ -337,13 +336,13 @@ bool cfg_check_keytab(struct cfg_parser *p,
 	krb5_kt_end_seq_get(ctx, kt, &cursor);
 	if (entries == 0) {
 		cfg_error(p, node, "'%s': keytab '%s' has no keys", what,
-			  cfg_node_text(node));
+			  node->text);
 		goto done;
 	}
 	if ((want != NULL || service != NULL) && matching == 0) {
 		cfg_error(p, principal_node,
 			  "'principal': keytab '%s' has no key for '%s'",
-			  cfg_node_text(node), principal);
+			  node->text, principal);
 		goto done;
 	}
 	ok = true;
@@ -357,4 +356,177 @@ done:
 	krb5_free_context(ctx);
 	TALLOC_FREE(name);
 	return ok;
+}
+
+/* --check-config: build the params once and report a refusal at the block. */
+static void cfg_check_tls_server_params(
+    struct tsgate_config_load *p, const struct tsgate_config_tls_server *tls)
+{
+	struct tstream_tls_params *params = NULL;
+	char *error = NULL;
+	int ret;
+
+	ret = tsgate_config_tls_server_params(tsgate_config_load_tmp(p), tls,
+					      &params, &error);
+	if (ret != 0) {
+		tsgate_config_load_error(
+		    p, tls->mark, "'tls': the TLS library refuses it: %s",
+		    error != NULL ? error : strerror(ret));
+	}
+	talloc_free(params);
+	talloc_free(error);
+}
+
+static void cfg_check_tls_client_params(
+    struct tsgate_config_load *p, const struct tsgate_config_tls_client *tls)
+{
+	struct tstream_tls_params *params = NULL;
+	char *error = NULL;
+	int ret;
+
+	ret = tsgate_config_tls_client_params(tsgate_config_load_tmp(p), tls,
+					      &params, &error);
+	if (ret != 0) {
+		tsgate_config_load_error(
+		    p, tls->mark, "'tls': the TLS library refuses it: %s",
+		    error != NULL ? error : strerror(ret));
+	}
+	talloc_free(params);
+	talloc_free(error);
+}
+
+/*
+ * A listener's tls block, in the order the walk used to check it. The
+ * TLS library is asked only about a block that is clean so far (walk and
+ * this pass): otherwise it would repeat a problem already reported.
+ */
+static void cfg_check_tls_server(struct tsgate_config_load *p,
+				 const struct tsgate_config_tls_server *tls,
+				 bool creds)
+{
+	bool clean = !tls->walk_errors;
+	size_t i;
+
+	for (i = 0; creds && i < tls->num_certs; i++) {
+		const struct tsgate_config_tls_cert *c = &tls->certs[i];
+
+		if (c->cert != NULL && c->key != NULL) {
+			clean &= cfg_check_cert_key(p, c->cert, &c->cert_at,
+						    c->key, &c->key_at);
+		}
+	}
+	clean &= cfg_check_priority(p, tls->priority, &tls->priority_at);
+	if (!creds) {
+		return;
+	}
+	if (tls->client_ca != NULL) {
+		clean &= cfg_check_ca(p, "client_ca", tls->client_ca,
+				      &tls->client_ca_at);
+	}
+	if (tls->crl != NULL) {
+		clean &= cfg_check_crl(p, tls->crl, &tls->crl_at);
+	}
+	if (clean && tls->num_certs > 0) {
+		cfg_check_tls_server_params(p, tls);
+	}
+}
+
+static void cfg_check_tls_client(struct tsgate_config_load *p,
+				 const struct tsgate_config_tls_client *tls,
+				 bool creds)
+{
+	bool clean = !tls->walk_errors;
+
+	if (creds && tls->cert != NULL && tls->key != NULL) {
+		clean &= cfg_check_cert_key(p, tls->cert, &tls->cert_at,
+					    tls->key, &tls->key_at);
+	}
+	if (creds && tls->ca != NULL) {
+		clean &= cfg_check_ca(p, "ca", tls->ca, &tls->ca_at);
+	}
+	if (creds && tls->crl != NULL) {
+		clean &= cfg_check_crl(p, tls->crl, &tls->crl_at);
+	}
+	clean &= cfg_check_priority(p, tls->priority, &tls->priority_at);
+	if (creds && clean) {
+		cfg_check_tls_client_params(p, tls);
+	}
+}
+
+void tsgate_config_check_credentials(struct tsgate_config_load *p)
+{
+	const struct tsgate_config *cfg = tsgate_config_load_config(p);
+	bool creds = (tsgate_config_load_flags(p) &
+		      TSGATE_CONFIG_CHECK_CREDENTIALS) != 0;
+	size_t i, j;
+
+	for (i = 0; i < cfg->num_listeners; i++) {
+		const struct tsgate_config_listener *l = &cfg->listeners[i];
+
+		if (l->tls != NULL) {
+			cfg_check_tls_server(p, l->tls, creds);
+		}
+		if (creds && l->gssapi != NULL && l->gssapi->keytab != NULL) {
+			cfg_check_keytab(p, "keytab", l->gssapi->keytab,
+					 &l->gssapi->keytab_at,
+					 l->gssapi->principal,
+					 &l->gssapi->principal_at);
+		}
+		for (j = 0; j < l->num_routes; j++) {
+			const struct tsgate_config_route *r = &l->routes[j];
+
+			if (r->tls != NULL) {
+				cfg_check_tls_client(p, r->tls, creds);
+			}
+			if (creds && r->gssapi != NULL &&
+			    r->gssapi->client_keytab != NULL) {
+				cfg_check_keytab(p, "client_keytab",
+						 r->gssapi->client_keytab,
+						 &r->gssapi->client_keytab_at,
+						 NULL, NULL);
+			}
+		}
+	}
+}
+
+int tsgate_config_load_buffer(TALLOC_CTX *mem_ctx,
+			      const char *name,
+			      const char *base_dir,
+			      const uint8_t *buf,
+			      size_t len,
+			      unsigned flags,
+			      struct tsgate_config **pconfig,
+			      struct tsgate_config_errors **perrors)
+{
+	struct tsgate_config_load *load = NULL;
+	int ret;
+
+	*pconfig = NULL;
+	*perrors = NULL;
+	ret = tsgate_config_parse_buffer(mem_ctx, name, base_dir, buf, len,
+					 flags, &load);
+	if (ret != 0) {
+		return ret;
+	}
+	tsgate_config_check_credentials(load);
+	return tsgate_config_load_finish(mem_ctx, load, pconfig, perrors);
+}
+
+int tsgate_config_load(TALLOC_CTX *mem_ctx,
+		       const char *path,
+		       unsigned flags,
+		       struct tsgate_config **pconfig,
+		       struct tsgate_config_errors **perrors)
+{
+	struct tsgate_config_load *load = NULL;
+	int ret;
+
+	*pconfig = NULL;
+	*perrors = NULL;
+	ret = tsgate_config_parse(mem_ctx, path, flags, &load);
+	if (ret != 0) {
+		return ret;
+	}
+	tsgate_config_check_credentials(load);
+	return tsgate_config_load_finish(mem_ctx, load, pconfig, perrors);
 }
