@@ -228,6 +228,53 @@ static bool cfg_check_priority(struct tsgate_config_load *p,
 	return true;
 }
 
+/*
+ * The principal a keytab must hold a key for, as the acceptor reads it:
+ * with a '/' a Kerberos principal (without a realm: in the default realm
+ * of krb5.conf, as GSSAPI imports it) in *want; otherwise a host-based
+ * service "service@host" (any realm) in *want, or just "service" (any
+ * host) in *service. False, with the error reported, when it does not
+ * parse.
+ */
+static bool cfg_keytab_wanted(struct tsgate_config_load *p,
+			      krb5_context ctx,
+			      const char *principal,
+			      const struct tsgate_config_origin *principal_node,
+			      krb5_principal *want,
+			      const char **service,
+			      bool *any_realm)
+{
+	const char *as = principal;
+	const char *at = strchr(principal, '@');
+	krb5_error_code kerr;
+
+	*any_realm = true;
+	if (strchr(principal, '/') != NULL) {
+		*any_realm = false;
+	} else if (at != NULL) {
+		as = talloc_asprintf(tsgate_config_load_tmp(p), "%.*s/%s",
+				     (int)(at - principal), principal, at + 1);
+	} else {
+		*service = principal;
+		return true;
+	}
+	kerr = as == NULL
+		   ? ENOMEM
+		   : krb5_parse_name_flags(
+			 ctx, as,
+			 *any_realm ? KRB5_PRINCIPAL_PARSE_NO_REALM : 0, want);
+	if (kerr != 0) {
+		const char *msg = krb5_get_error_message(ctx, kerr);
+
+		cfg_error(p, principal_node,
+			  "'principal': '%s' is not a Kerberos principal: %s",
+			  principal, msg);
+		krb5_free_error_message(ctx, msg);
+		return false;
+	}
+	return true;
+}
+
 static bool cfg_check_keytab(struct tsgate_config_load *p,
 			     const char *what,
 			     const char *keytab,
@@ -260,43 +307,10 @@ static bool cfg_check_keytab(struct tsgate_config_load *p,
 		krb5_free_context(ctx);
 		return false;
 	}
-	if (principal != NULL) {
-		/*
-		 * As the acceptor reads it: with a '/' a Kerberos principal
-		 * (without a realm: in the default realm of krb5.conf, as
-		 * GSSAPI imports it); otherwise a host-based service
-		 * "service@host" (any realm), or just "service" (any host).
-		 */
-		const char *as = principal;
-		const char *at = strchr(principal, '@');
-
-		any_realm = true;
-		if (strchr(principal, '/') != NULL) {
-			any_realm = false;
-		} else if (at != NULL) {
-			as = talloc_asprintf(tsgate_config_load_tmp(p),
-					     "%.*s/%s", (int)(at - principal),
-					     principal, at + 1);
-		} else {
-			service = principal;
-		}
-		kerr = as == NULL ? ENOMEM
-		       : service != NULL
-			   ? 0
-			   : krb5_parse_name_flags(
-				 ctx, as,
-				 any_realm ? KRB5_PRINCIPAL_PARSE_NO_REALM : 0,
-				 &want);
-		if (kerr != 0) {
-			const char *msg = krb5_get_error_message(ctx, kerr);
-
-			cfg_error(p, principal_node,
-				  "'principal': '%s' is not a Kerberos "
-				  "principal: %s",
-				  principal, msg);
-			krb5_free_error_message(ctx, msg);
-			want = NULL;
-		}
+	if (principal != NULL &&
+	    !cfg_keytab_wanted(p, ctx, principal, principal_node, &want,
+			       &service, &any_realm)) {
+		want = NULL;
 	}
 	kerr = krb5_kt_resolve(ctx, name, &kt);
 	if (kerr == 0) {
