@@ -273,8 +273,10 @@ int tstream_shutdown_recv(struct tevent_req *req,
  * readv or disconnect is EBUSY while it waits; ENOTCONN after (or
  * during) a disconnect. Freeing it while it waits cancels it. A tunnel
  * stream may complete it for bytes that carry no data (a TLS record
- * without application data), so the readv may still wait. A stream type
- * without the operation completes it at once.
+ * without application data), so the readv may still wait. It is a small
+ * request over the stream's readable handler (the readiness that
+ * tstream_set_readable_handler() waits for), so both see the same
+ * events; a stream type without a readable handler completes it at once.
  */
 struct tevent_req *tstream_wait_readable_send(TALLOC_CTX *mem_ctx,
 					      struct tevent_context *ev,

@@ -1,7 +1,8 @@
 /*
  * tsocket helpers: tevent_queue wrappers that serialize many PDU reads,
  * writes or datagram sends on one context. (tstream_readv_pdu itself is
- * in tsocket.c: it works on the stream's readv slot and ops directly.)
+ * in tsocket_stream.c: it works on the stream's readv slot and ops
+ * directly.)
  *
  * Queue helpers hold their queue entry in their state and drop it as soon
  * as they finish (cleanup function), so the next entry starts without

@@ -4,7 +4,7 @@
  *
  * Applications include <tsocket.h> only. A new stream type fills a
  * struct tstream_context_ops and calls tstream_context_create(); the
- * generic layer (tsocket.c) then does the argument checks, the EBUSY and
+ * generic layer (tsocket*.c) then does the argument checks, the EBUSY and
  * ENOTCONN guards and the sticky bookkeeping before calling the ops, so an
  * implementation only sees well-formed calls:
  *  - readv_send/writev_send get 1..1024 entries with a non-zero total;
@@ -148,19 +148,9 @@ struct tstream_context_ops {
 			     int *perrno);
 
 	/*
-	 * tsgate extension, optional: complete once a readv would not wait
-	 * (see tstream_wait_readable_send()); read nothing. Called with no
-	 * readv outstanding: the wait holds the read slot. NULL makes the
-	 * generic layer complete every wait at once.
-	 */
-	struct tevent_req *(*wait_readable_send)(
-	    TALLOC_CTX *mem_ctx,
-	    struct tevent_context *ev,
-	    struct tstream_context *stream);
-	int (*wait_readable_recv)(struct tevent_req *req, int *perrno);
-
-	/*
-	 * tsgate extension, optional: see tstream_set_readable_handler().
+	 * tsgate extension, optional: the stream's one readiness op, behind
+	 * both tstream_set_readable_handler() and tstream_wait_readable_send()
+	 * (whose request the generic layer passes as private_data).
 	 * With a handler: when a readv would not wait now, set *pready and
 	 * keep nothing (the generic layer calls it from the loop);
 	 * otherwise keep handler and private_data and call
@@ -168,7 +158,8 @@ struct tstream_context_ops {
 	 * would not wait, forgetting them before the call; or return an
 	 * errno. With handler NULL (pready NULL too): forget them. Called
 	 * with no readv outstanding, except to forget. NULL makes
-	 * tstream_set_readable_handler() fail with ENOSYS.
+	 * tstream_set_readable_handler() fail with ENOSYS and every
+	 * tstream_wait_readable_send() complete at once.
 	 */
 	int (*set_readable_handler)(struct tstream_context *stream,
 				    struct tevent_context *ev,

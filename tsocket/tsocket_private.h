@@ -1,6 +1,7 @@
 /*
  * tsocket — hooks private to libtsocket, shared by the generic layer
- * (tsocket.c) and the BSD backend (tsocket_bsd.c).
+ * (tsocket.c, tsocket_dgram.c, tsocket_stream.c) and the BSD backend
+ * (tsocket_bsd_*.c).
  *
  * Not installed and not part of the API: nothing here is exported (the
  * library is built with hidden visibility and these carry no _PUBLIC_),
@@ -22,6 +23,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <talloc.h>
+#include <tevent.h>
 
 #include "tsocket.h"
 
@@ -42,26 +44,6 @@ typedef ssize_t (*tstream_try_io_fn)(struct tstream_context *stream,
 void _tstream_context_set_try(struct tstream_context *stream,
 			      tstream_try_io_fn try_readv,
 			      tstream_try_io_fn try_writev);
-
-/*
- * A stream type's wait for readability without a request of its own
- * (tstream_wait_readable_send() on a BSD stream then costs one request).
- * wait returns 0 with *pready set when a readv would not wait now, 0
- * after taking req to finish it (tevent_req_done(), or
- * tevent_req_error()) once it would not, or an errno. cancel makes the
- * type forget the request it took; the generic layer calls it whenever
- * that request ends or is freed, also after the type finished it.
- */
-typedef int (*tstream_wait_fn)(struct tstream_context *stream,
-			       struct tevent_context *ev,
-			       struct tevent_req *req,
-			       bool *pready);
-typedef void (*tstream_wait_cancel_fn)(struct tstream_context *stream);
-
-/* Registers a stream type's wait functions. */
-void _tstream_context_set_wait(struct tstream_context *stream,
-			       tstream_wait_fn wait,
-			       tstream_wait_cancel_fn cancel);
 
 /*
  * A datagram context's try functions. They return false when they did
@@ -87,5 +69,39 @@ typedef bool (*tdgram_try_sendto_fn)(struct tdgram_context *dgram,
 void _tdgram_context_set_try(struct tdgram_context *dgram,
 			     tdgram_try_recvfrom_fn try_recvfrom,
 			     tdgram_try_sendto_fn try_sendto);
+
+/*
+ * The generic layer's own bookkeeping, shared by tsocket.c,
+ * tsocket_dgram.c and tsocket_stream.c.
+ */
+
+/*
+ * A context remembers the event context of its requests and learns when
+ * it is freed: a guard object, child of the tevent_context, clears the
+ * pointer from its destructor. Only then can a request that loses its
+ * context be failed through that event context later on.
+ */
+struct tsocket_ev_watch {
+	struct tevent_context *ev;
+	struct tsocket_ev_guard *guard;
+};
+
+/*
+ * Remembers ev (guarded) as the event context of the context's requests;
+ * false: no memory.
+ */
+bool tsocket_ev_watch(struct tsocket_ev_watch *watch,
+		      struct tevent_context *ev);
+
+/* Forgets the event context: the next tsocket_ev_watch() guards anew. */
+void tsocket_ev_unwatch(struct tsocket_ev_watch *watch);
+
+/*
+ * Fails a request whose context was freed under it with ENOTCONN, from
+ * the loop ev if the watch still knows it; else only marks it received.
+ */
+void tsocket_orphan_req(struct tevent_req *req,
+			struct tevent_context *ev,
+			const struct tsocket_ev_watch *watch);
 
 #endif /* _TSOCKET_PRIVATE_H */

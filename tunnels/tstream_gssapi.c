@@ -16,81 +16,49 @@
 
 #include "tsgate_export.h"
 #include "tsocket_internal.h"
-#include "tstream_gssapi_private.h"
+#include "tstream_gssapi_stream.h"
 
-/* Frames wrapped into one writev of the plain stream. */
-#define GSSAPI_WRITE_BATCH_FRAMES 8
+static void gssapi_readable_now(struct tevent_context *ev,
+				struct tevent_immediate *im,
+				void *private_data)
+{
+	struct tstream_gssapi *g = private_data;
+	tstream_readable_handler_t fn = g->readable_fn;
+
+	(void)ev;
+	(void)im;
+	if (fn == NULL) {
+		return;
+	}
+	g->readable_fn = NULL;
+	tstream_set_readable_handler(g->plain_stream, NULL, NULL, NULL);
+	/* last: the handler may free this stream */
+	fn(g->readable_stream, g->readable_private);
+}
 
 /*
- * A write buffer bigger than this (a batch of several frames) is given
- * back when its writev finishes, so idle streams keep at most about one
- * frame's worth.
+ * An error of our own (a failed write or wrap, an expired context) is
+ * sticky for both directions, so a readv fails at once now. A readable
+ * handler waits on the plain stream, which may never become readable
+ * (the peer waits for what we failed to send): call it from the loop
+ * instead. Rare enough for an immediate made on demand; without memory
+ * the handler keeps waiting on the plain stream.
  */
-#define GSSAPI_WRITE_KEEP (2 * (TSTREAM_GSSAPI_MAX_TOKEN + GSSAPI_LEN_SIZE))
+static void gssapi_wake_reader(struct tstream_gssapi *g)
+{
+	if (g->readable_fn == NULL) {
+		return;
+	}
+	if (g->readable_im == NULL) {
+		g->readable_im = tevent_create_immediate(g);
+	}
+	if (g->readable_im != NULL) {
+		tevent_schedule_immediate(g->readable_im, g->readable_ev,
+					  gssapi_readable_now, g);
+	}
+}
 
-/*
- * After the peer's end marker, what it still sends is read and dropped
- * (gssapi_drain_next) in reads of at most GSSAPI_DRAIN_BUF bytes, up to
- * GSSAPI_DRAIN_MAX bytes in all.
- */
-#define GSSAPI_DRAIN_BUF 4096
-#define GSSAPI_DRAIN_MAX (1024 * 1024)
-
-/* The private state of an established GSSAPI stream. */
-struct tstream_gssapi {
-	struct tstream_context *plain_stream;
-	/* the readable handler, waiting on the plain stream's */
-	tstream_readable_handler_t readable_fn;
-	void *readable_private;
-	gss_ctx_id_t ctx;
-	gss_name_t client_name;
-	bool initiator;
-	bool strict_eof;
-	uint32_t flags;
-	time_t expiry;
-	size_t max_chunk;
-
-	char *client_display;
-	char *client_realm;
-	char **components;
-	size_t num_components;
-	char *server_display;
-	uint8_t *exported;
-	size_t exported_len;
-	char *mech_oid;
-
-	/* sticky: the first error fails every later request */
-	int error;
-	char *error_reason;
-
-	struct {
-		uint8_t hdr[GSSAPI_LEN_SIZE];
-		uint8_t *buf; /* frame buffer, grows, kept */
-		size_t size;
-		uint8_t *plain; /* unread plaintext inside buf */
-		size_t plain_len;
-		int eof_err; /* end of stream seen: EPIPE or ECONNABORTED */
-	} read;
-
-	/* bytes after the peer's end marker, read and dropped */
-	struct {
-		struct tevent_context *ev;
-		struct tevent_req *req; /* readv of the plain stream */
-		uint8_t *buf;
-		struct iovec iov;
-		size_t total;
-	} drain;
-
-	/* the authenticated close went out (or was tried) */
-	bool write_shut;
-
-	struct {
-		uint8_t *buf; /* batch of frames, grows, kept */
-		size_t size;
-	} write;
-};
-
-static void gssapi_set_error(struct tstream_gssapi *g, int err, char *reason)
+void gssapi_set_error(struct tstream_gssapi *g, int err, char *reason)
 {
 	if (g->error != 0) {
 		talloc_free(reason);
@@ -100,19 +68,20 @@ static void gssapi_set_error(struct tstream_gssapi *g, int err, char *reason)
 	talloc_free(g->error_reason);
 	g->error_reason = reason != NULL ? talloc_steal(g, reason)
 					 : talloc_strdup(g, strerror(err));
+	gssapi_wake_reader(g);
 }
 
-static void gssapi_set_gss_error(struct tstream_gssapi *g,
-				 const char *what,
-				 OM_uint32 major,
-				 OM_uint32 minor)
+void gssapi_set_gss_error(struct tstream_gssapi *g,
+			  const char *what,
+			  OM_uint32 major,
+			  OM_uint32 minor)
 {
 	gssapi_set_error(g, tstream_gssapi_map_error(major, minor, false),
 			 tstream_gssapi_status_string(g, what, major, minor));
 }
 
 /* Context lifetime is ours to enforce: MIT keeps wrapping after it. */
-static bool gssapi_expired(struct tstream_gssapi *g)
+bool gssapi_expired(struct tstream_gssapi *g)
 {
 	char when[32] = "?";
 	struct tm tm;
@@ -130,20 +99,6 @@ static bool gssapi_expired(struct tstream_gssapi *g)
 	    g, EKEYEXPIRED,
 	    talloc_asprintf(g, "security context expired at %s", when));
 	return true;
-}
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
-static uint32_t get_be32(const uint8_t *p)
-{
-	return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
-	       ((uint32_t)p[2] << 8) | (uint32_t)p[3];
 }
 
 static ssize_t tstream_gssapi_pending_bytes(struct tstream_context *stream)
@@ -455,7 +410,7 @@ static void tstream_gssapi_readv_body_done(struct tevent_req *subreq)
 
 static void gssapi_drain_done(struct tevent_req *subreq);
 
-static void gssapi_drain_stop(struct tstream_gssapi *g)
+void gssapi_drain_stop(struct tstream_gssapi *g)
 {
 	TALLOC_FREE(g->drain.req);
 	TALLOC_FREE(g->drain.buf);
@@ -759,263 +714,7 @@ static int tstream_gssapi_writev_recv(struct tevent_req *req, int *perrno)
 	return ret;
 }
 
-/* ------------------------------------------------------------------ */
-/* authenticated close, half-close and disconnect                      */
-
-struct gssapi_close_state {
-	struct tevent_context *ev;
-	struct tstream_context *stream;
-	bool disconnect;     /* else: half-close */
-	gss_buffer_desc tok; /* wrap(""), the end marker */
-	uint8_t hdr[GSSAPI_LEN_SIZE];
-	struct iovec iov[2];
-};
-
-static void gssapi_close_tokens_done(struct tevent_req *subreq);
-static void gssapi_close_plain_done(struct tevent_req *subreq);
-
-static int gssapi_close_state_destructor(struct gssapi_close_state *state)
-{
-	OM_uint32 min;
-
-	if (state->tok.value != NULL) {
-		gss_release_buffer(&min, &state->tok);
-	}
-	return 0;
-}
-
-static void gssapi_close_plain(struct tevent_req *req);
-
-/*
- * wrap(""): the one end marker, and nothing after it. A knc 1.x peer
- * stops reading at its first end marker (an empty payload or a bare FIN)
- * and later closes; any frame sent after the marker stays unread there,
- * and closing a socket with unread bytes makes its kernel reset the
- * connection, dropping the reply still in flight to us. The marker
- * itself is sent, although knc ends with a bare FIN, so that a strict
- * receiver can tell an authenticated end from a FIN an attacker forged.
- */
-static int gssapi_close_build(struct gssapi_close_state *state,
-			      struct tstream_gssapi *g)
-{
-	gss_buffer_desc empty = {.length = 0, .value = NULL};
-	OM_uint32 maj, min;
-	int conf = 0;
-
-	maj = gss_wrap(&min, g->ctx, 1, GSS_C_QOP_DEFAULT, &empty, &conf,
-		       &state->tok);
-	if (maj != GSS_S_COMPLETE || !conf) {
-		gssapi_set_gss_error(g, "wrap (close)", maj, min);
-		return g->error;
-	}
-	put_be32(state->hdr, (uint32_t)state->tok.length);
-	state->iov[0].iov_base = state->hdr;
-	state->iov[0].iov_len = GSSAPI_LEN_SIZE;
-	state->iov[1].iov_base = state->tok.value;
-	state->iov[1].iov_len = state->tok.length;
-	return 0;
-}
-
-static struct tevent_req *gssapi_close_send(TALLOC_CTX *mem_ctx,
-					    struct tevent_context *ev,
-					    struct tstream_context *stream,
-					    bool disconnect)
-{
-	struct tevent_req *req;
-	struct tevent_req *subreq;
-	struct gssapi_close_state *state;
-	struct tstream_gssapi *g =
-	    tstream_context_data(stream, struct tstream_gssapi);
-	int err;
-
-	req = tevent_req_create(mem_ctx, &state, struct gssapi_close_state);
-	if (req == NULL) {
-		return NULL;
-	}
-	state->ev = ev;
-	state->stream = stream;
-	state->disconnect = disconnect;
-	talloc_set_destructor(state, gssapi_close_state_destructor);
-
-	/*
-	 * A disconnect after a half-close, or of a failed stream, only
-	 * closes the plain stream.
-	 */
-	if (disconnect && (g->error != 0 || g->write_shut)) {
-		gssapi_close_plain(req);
-		if (!tevent_req_is_in_progress(req)) {
-			return tevent_req_post(req, ev);
-		}
-		return req;
-	}
-	if (!disconnect && gssapi_expired(g)) {
-		tevent_req_error(req, g->error);
-		return tevent_req_post(req, ev);
-	}
-	g->write_shut = true;
-	err = gssapi_close_build(state, g);
-	if (err != 0) {
-		if (disconnect) {
-			gssapi_close_plain(req);
-			if (!tevent_req_is_in_progress(req)) {
-				return tevent_req_post(req, ev);
-			}
-			return req;
-		}
-		tevent_req_error(req, err);
-		return tevent_req_post(req, ev);
-	}
-	subreq = tstream_writev_send(state, ev, g->plain_stream, state->iov, 2);
-	if (tevent_req_nomem(subreq, req)) {
-		return tevent_req_post(req, ev);
-	}
-	tevent_req_set_callback(subreq, gssapi_close_tokens_done, req);
-	return req;
-}
-
-static void gssapi_close_tokens_done(struct tevent_req *subreq)
-{
-	struct tevent_req *req =
-	    tevent_req_callback_data(subreq, struct tevent_req);
-	struct gssapi_close_state *state =
-	    tevent_req_data(req, struct gssapi_close_state);
-	struct tstream_gssapi *g =
-	    tstream_context_data(state->stream, struct tstream_gssapi);
-	int ret, err;
-
-	ret = tstream_writev_recv(subreq, &err);
-	TALLOC_FREE(subreq);
-	if (ret == -1) {
-		gssapi_set_error(
-		    g, err,
-		    talloc_asprintf(g, "sending the authenticated close: %s",
-				    strerror(err)));
-		if (!state->disconnect) {
-			tevent_req_error(req, err);
-			return;
-		}
-	}
-	gssapi_close_plain(req);
-}
-
-static void gssapi_close_plain(struct tevent_req *req)
-{
-	struct gssapi_close_state *state =
-	    tevent_req_data(req, struct gssapi_close_state);
-	struct tstream_gssapi *g =
-	    tstream_context_data(state->stream, struct tstream_gssapi);
-	struct tevent_req *subreq;
-
-	if (state->disconnect) {
-		/* a disconnect is refused (EBUSY) with a read in flight */
-		gssapi_drain_stop(g);
-		subreq =
-		    tstream_disconnect_send(state, state->ev, g->plain_stream);
-	} else {
-		subreq =
-		    tstream_shutdown_send(state, state->ev, g->plain_stream);
-	}
-	if (tevent_req_nomem(subreq, req)) {
-		return;
-	}
-	tevent_req_set_callback(subreq, gssapi_close_plain_done, req);
-}
-
-static void gssapi_close_plain_done(struct tevent_req *subreq)
-{
-	struct tevent_req *req =
-	    tevent_req_callback_data(subreq, struct tevent_req);
-	struct gssapi_close_state *state =
-	    tevent_req_data(req, struct gssapi_close_state);
-	int ret, err = 0;
-
-	if (state->disconnect) {
-		ret = tstream_disconnect_recv(subreq, &err);
-	} else {
-		ret = tstream_shutdown_recv(subreq, &err);
-		/*
-		 * The end marker is written: that is what tells the peer.
-		 * A knc peer that has finished its own direction may have
-		 * closed before we shut TCP's writing side: nothing is
-		 * lost then.
-		 */
-		if (ret == -1 && (err == EOPNOTSUPP || err == ENOTCONN ||
-				  err == ECONNRESET || err == EPIPE)) {
-			ret = 0;
-		}
-	}
-	TALLOC_FREE(subreq);
-	if (ret == -1) {
-		tevent_req_error(req, err);
-		return;
-	}
-	tevent_req_done(req);
-}
-
-static struct tevent_req *tstream_gssapi_shutdown_send(
-    TALLOC_CTX *mem_ctx,
-    struct tevent_context *ev,
-    struct tstream_context *stream)
-{
-	return gssapi_close_send(mem_ctx, ev, stream, false);
-}
-
-static struct tevent_req *tstream_gssapi_disconnect_send(
-    TALLOC_CTX *mem_ctx,
-    struct tevent_context *ev,
-    struct tstream_context *stream)
-{
-	return gssapi_close_send(mem_ctx, ev, stream, true);
-}
-
-static int tstream_gssapi_close_recv(struct tevent_req *req, int *perrno)
-{
-	int ret = tsocket_simple_int_recv(req, perrno);
-
-	tevent_req_received(req);
-	return ret;
-}
-
-/*
- * tstream_wait_readable: at once when a readv has something to work on
- * here (unread plaintext, the end, an error); otherwise the plain
- * stream's wait, which holds no buffer and no request of ours.
- */
-static struct tevent_req *tstream_gssapi_wait_readable_send(
-    TALLOC_CTX *mem_ctx,
-    struct tevent_context *ev,
-    struct tstream_context *stream)
-{
-	struct tstream_gssapi *g =
-	    tstream_context_data(stream, struct tstream_gssapi);
-	bool ready =
-	    g->error != 0 || g->read.eof_err != 0 || g->read.plain_len > 0;
-	struct tevent_req *req;
-	int *state;
-
-	if (!ready) {
-		/* the plain stream's request is ours: none of this layer */
-		return tstream_wait_readable_send(mem_ctx, ev, g->plain_stream);
-	}
-	req = tevent_req_create(mem_ctx, &state, int);
-	if (req == NULL) {
-		return NULL;
-	}
-	tevent_req_done(req);
-	return tevent_req_post(req, ev);
-}
-
-/* Receives either kind of request of the _send above. */
-static int tstream_gssapi_wait_readable_recv(struct tevent_req *req,
-					     int *perrno)
-{
-	int ret = tsocket_simple_int_recv(req, perrno);
-
-	tevent_req_received(req);
-	return ret;
-}
-
-/* The plain stream is readable: so is this one (see wait_readable). */
+/* The plain stream is readable: so is this one. */
 static void tstream_gssapi_plain_readable(struct tstream_context *plain,
 					  void *private_data)
 {
@@ -1032,9 +731,11 @@ static void tstream_gssapi_plain_readable(struct tstream_context *plain,
 }
 
 /*
- * tstream_set_readable_handler: ready at once on the conditions of
- * tstream_gssapi_wait_readable_send(); otherwise a handler on the plain
- * stream, which costs no allocation there nor here.
+ * The readable handler (of tstream_set_readable_handler() or of a
+ * tstream_wait_readable request): ready at once when a readv has
+ * something to work on here (unread plaintext, the end, an error);
+ * otherwise a handler on the plain stream, which costs no allocation
+ * there nor here.
  */
 static int tstream_gssapi_set_readable_handler(
     struct tstream_context *stream,
@@ -1047,6 +748,7 @@ static int tstream_gssapi_set_readable_handler(
 	    tstream_context_data(stream, struct tstream_gssapi);
 
 	if (handler == NULL) {
+		TALLOC_FREE(g->readable_im);
 		if (g->readable_fn != NULL) {
 			g->readable_fn = NULL;
 			tstream_set_readable_handler(g->plain_stream, NULL,
@@ -1065,6 +767,8 @@ static int tstream_gssapi_set_readable_handler(
 	}
 	g->readable_fn = handler;
 	g->readable_private = private_data;
+	g->readable_stream = stream;
+	g->readable_ev = ev;
 	return 0;
 }
 
@@ -1079,8 +783,6 @@ static const struct tstream_context_ops tstream_gssapi_ops = {
     .disconnect_recv = tstream_gssapi_close_recv,
     .shutdown_send = tstream_gssapi_shutdown_send,
     .shutdown_recv = tstream_gssapi_close_recv,
-    .wait_readable_send = tstream_gssapi_wait_readable_send,
-    .wait_readable_recv = tstream_gssapi_wait_readable_recv,
     .set_readable_handler = tstream_gssapi_set_readable_handler,
 };
 
@@ -1252,147 +954,4 @@ void tstream_gssapi_adopt_plain(struct tstream_context *stream)
 	    tstream_context_data(stream, struct tstream_gssapi);
 
 	talloc_steal(g, g->plain_stream);
-}
-
-/* ------------------------------------------------------------------ */
-/* getters                                                             */
-
-static struct tstream_gssapi *gssapi_get(struct tstream_context *stream)
-{
-	struct tstream_gssapi *g;
-
-	if (stream == NULL) {
-		errno = EINVAL;
-		return NULL;
-	}
-	g = talloc_get_type(_tstream_context_data(stream),
-			    struct tstream_gssapi);
-	if (g == NULL) {
-		errno = EINVAL;
-	}
-	return g;
-}
-
-_PUBLIC_ bool tstream_gssapi_is_gssapi(struct tstream_context *stream)
-{
-	return stream != NULL && talloc_get_type(_tstream_context_data(stream),
-						 struct tstream_gssapi) != NULL;
-}
-
-_PUBLIC_ bool tstream_gssapi_is_initiator(struct tstream_context *stream)
-{
-	struct tstream_gssapi *g = gssapi_get(stream);
-
-	return g != NULL && g->initiator;
-}
-
-_PUBLIC_ const char *tstream_gssapi_client_principal(
-    struct tstream_context *stream)
-{
-	struct tstream_gssapi *g = gssapi_get(stream);
-
-	return g != NULL ? g->client_display : NULL;
-}
-
-_PUBLIC_ const char *tstream_gssapi_client_realm(struct tstream_context *stream)
-{
-	struct tstream_gssapi *g = gssapi_get(stream);
-
-	return g != NULL ? g->client_realm : NULL;
-}
-
-_PUBLIC_ const char *const *tstream_gssapi_client_components(
-    struct tstream_context *stream, size_t *_count)
-{
-	struct tstream_gssapi *g = gssapi_get(stream);
-
-	if (g == NULL) {
-		return NULL;
-	}
-	if (_count != NULL) {
-		*_count = g->num_components;
-	}
-	return (const char *const *)g->components;
-}
-
-_PUBLIC_ const char *tstream_gssapi_server_principal(
-    struct tstream_context *stream)
-{
-	struct tstream_gssapi *g = gssapi_get(stream);
-
-	return g != NULL ? g->server_display : NULL;
-}
-
-_PUBLIC_ char *tstream_gssapi_client_localname(struct tstream_context *stream,
-					       TALLOC_CTX *mem_ctx)
-{
-	struct tstream_gssapi *g = gssapi_get(stream);
-	gss_buffer_desc buf = GSS_C_EMPTY_BUFFER;
-	OM_uint32 maj, min;
-	char *s;
-
-	if (g == NULL) {
-		return NULL;
-	}
-	maj = gss_localname(&min, g->client_name, gss_mech_krb5, &buf);
-	if (GSS_ERROR(maj)) {
-		errno = ENOENT;
-		return NULL;
-	}
-	s = talloc_strndup(mem_ctx, buf.value, buf.length);
-	gss_release_buffer(&min, &buf);
-	if (s == NULL) {
-		errno = ENOMEM;
-	}
-	return s;
-}
-
-_PUBLIC_ const uint8_t *tstream_gssapi_client_exported_name(
-    struct tstream_context *stream, size_t *_len)
-{
-	struct tstream_gssapi *g = gssapi_get(stream);
-
-	if (g == NULL) {
-		return NULL;
-	}
-	if (_len != NULL) {
-		*_len = g->exported_len;
-	}
-	return g->exported;
-}
-
-_PUBLIC_ const char *tstream_gssapi_mech_oid(struct tstream_context *stream)
-{
-	struct tstream_gssapi *g = gssapi_get(stream);
-
-	return g != NULL ? g->mech_oid : NULL;
-}
-
-_PUBLIC_ const char *tstream_gssapi_mech_name(struct tstream_context *stream)
-{
-	struct tstream_gssapi *g = gssapi_get(stream);
-
-	/* only krb5 is ever accepted */
-	return g != NULL ? "krb5" : NULL;
-}
-
-_PUBLIC_ uint32_t tstream_gssapi_flags(struct tstream_context *stream)
-{
-	struct tstream_gssapi *g = gssapi_get(stream);
-
-	return g != NULL ? g->flags : 0;
-}
-
-_PUBLIC_ time_t tstream_gssapi_expiry(struct tstream_context *stream)
-{
-	struct tstream_gssapi *g = gssapi_get(stream);
-
-	return g != NULL ? g->expiry : 0;
-}
-
-_PUBLIC_ const char *tstream_gssapi_error_reason(struct tstream_context *stream)
-{
-	struct tstream_gssapi *g = gssapi_get(stream);
-
-	return g != NULL ? g->error_reason : NULL;
 }

@@ -1,12 +1,19 @@
 /*
- * tstream_tls — what the parameter loader and the stream share.
- * Not installed.
+ * tstream_tls — what the parameter loader (tstream_tls_params.c) and the
+ * stream share: its record I/O (tstream_tls.c), its handshake
+ * (tstream_tls_handshake.c) and its peer (tstream_tls_peer.c).
+ * Not installed, not exported.
  */
 
 #ifndef TSTREAM_TLS_PRIVATE_H
 #define TSTREAM_TLS_PRIVATE_H
 
 #include <gnutls/gnutls.h>
+#include <stdbool.h>
+#include <sys/types.h>
+#include <tevent.h>
+
+#include "tsocket_internal.h"
 #include "tstream_tls.h"
 
 /* One certificate credential and the SNI name it answers for. */
@@ -52,5 +59,103 @@ struct tstream_tls_params *tstream_tls_params_ref(
 /* The credential for a server name (never NULL on server params). */
 gnutls_certificate_credentials_t tstream_tls_params_cred_for_sni(
     const struct tstream_tls_params_internal *p, const char *sni);
+
+/* Reads up to this size use the buffer inside struct tstream_tls. */
+#define TLS_IN_SMALL 64
+
+/* A TLS stream's private struct (see tstream_tls.c). */
+struct tstream_tls {
+	struct tstream_context *plain_stream;
+	struct tstream_tls_params *params; /* our own reference */
+	gnutls_session_t session;
+	struct tevent_context *ev;
+	bool is_server;
+
+	int error; /* sticky: the first fatal error */
+	bool established;
+	bool read_eof;   /* close_notify (or transport EOF) seen */
+	bool truncated;  /* ... and it was transport EOF, no close_notify */
+	bool write_shut; /* close_notify sent */
+
+	struct tevent_req *handshake_req;
+	struct tevent_req *read_req;
+	struct tevent_req *write_req;
+	struct tevent_req *close_req;
+
+	struct {
+		struct tevent_req *subreq;
+		struct iovec iov;
+		uint8_t *busy; /* buffer of the plain writev in flight */
+		size_t busy_cap;
+		uint8_t *fill; /* records queued after it */
+		size_t fill_len;
+		size_t fill_cap;
+	} push;
+
+	struct {
+		struct tevent_req *subreq;
+		struct iovec iov;
+		bool eof;
+		uint8_t *data; /* small or big */
+		size_t ofs;
+		size_t len;
+		uint8_t *big;
+		size_t big_cap;
+		bool no_io; /* decrypting ahead: never start a plain readv */
+		uint8_t small[TLS_IN_SMALL];
+	} pull;
+
+	/* decrypted records not taken yet; NULL when there are none */
+	struct tstream_tls_ahead *ahead;
+	/*
+	 * What stopped decrypting ahead (close_notify, an alert, an error):
+	 * the reader sees it after the queued data.
+	 */
+	bool ahead_stopped;
+	int ahead_stop_ret;
+
+	/* the readable handler, waiting on the plain stream's */
+	tstream_readable_handler_t readable_fn;
+	void *readable_private;
+	struct tstream_context *readable_stream; /* this stream */
+
+	/* what the getters report, filled when the handshake succeeds */
+	const char *version;
+	const char *cipher;
+	char *sni;
+	char *alpn;
+	char *peer_subject;
+	char *peer_cn;
+	char *peer_fingerprint;
+	const char **peer_sans;
+	char *peer_name_error;
+	enum tstream_tls_peer_result verify_result;
+	char *verify_reason;
+};
+
+/*
+ * Shared by the stream's three files. The record layer (tstream_tls.c):
+ */
+extern const struct tstream_context_ops tstream_tls_ops;
+/* gnutls transport callbacks over the plain stream */
+ssize_t tstream_tls_push(gnutls_transport_ptr_t ptr,
+			 const giovec_t *iov,
+			 int iovcnt);
+ssize_t tstream_tls_pull(gnutls_transport_ptr_t ptr, void *data, size_t size);
+/* sends what push queued; frees the buffers of an idle direction */
+void tstream_tls_flush(struct tstream_tls *tlss);
+void tstream_tls_release_idle(struct tstream_tls *tlss);
+int tstream_tls_destructor(struct tstream_tls *tlss);
+/* a request's end state as an errno; finish a request still running */
+int tstream_tls_req_error(struct tevent_req *req, int *perrno);
+void tstream_tls_fail_req(struct tevent_req *req, int err);
+void tstream_tls_done_req(struct tevent_req *req);
+bool tstream_tls_alert_is_about_cert(gnutls_alert_description_t a);
+
+/* The handshake (tstream_tls_handshake.c): drive it once more. */
+void tstream_tls_handshake_step(struct tstream_tls *tlss);
+
+/* The peer (tstream_tls_peer.c): fill what the getters report; errno. */
+int tstream_tls_collect(struct tstream_tls *tlss);
 
 #endif

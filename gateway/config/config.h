@@ -3,7 +3,9 @@
  * docs/configuration.md, and the loader that fills it.
  *
  * Everything is allocated on one talloc tree whose root is the struct
- * tsgate_config returned by tsgate_config_load(). Loading never touches a
+ * tsgate_config returned by tsgate_config_load() (gateway/tunnel/
+ * config_tunnels.h: it runs this library's walk and checks across fields,
+ * then the credential checks). Loading never touches a
  * configuration already in use, so a reload (SIGHUP) loads into a fresh
  * tree, swaps the pointer on success and keeps the old tree on failure.
  *
@@ -29,11 +31,25 @@ struct tsgate_config_mark {
 	unsigned column;
 };
 
+/*
+ * A value as written in the file and where: what a later pass (the
+ * credential checks of gateway/tunnel/) needs to report at the right
+ * place with the file's own words. text is NULL when the key was absent.
+ */
+struct tsgate_config_origin {
+	const char *text;
+	struct tsgate_config_mark mark;
+};
+
+/*
+ * The log's vocabulary too (ops/log.h): in order of detail, so a line is
+ * written when its level is <= the configured one.
+ */
 enum tsgate_config_log_level {
-	TSGATE_CONFIG_LOG_DEBUG = 0,
-	TSGATE_CONFIG_LOG_INFO,
+	TSGATE_CONFIG_LOG_ERROR = 0,
 	TSGATE_CONFIG_LOG_WARNING,
-	TSGATE_CONFIG_LOG_ERROR,
+	TSGATE_CONFIG_LOG_INFO,
+	TSGATE_CONFIG_LOG_DEBUG,
 };
 
 enum tsgate_config_log_format {
@@ -80,11 +96,12 @@ enum tsgate_config_connect {
 	TSGATE_CONFIG_CONNECT_GSSAPI,
 };
 
+/* How a route's relay cuts the stream into PDUs (datapath/framing.h). */
 enum tsgate_config_framing {
-	TSGATE_CONFIG_FRAMING_RAW = 0,
-	TSGATE_CONFIG_FRAMING_LENGTH32,
-	TSGATE_CONFIG_FRAMING_NBT,
-	TSGATE_CONFIG_FRAMING_NCACN,
+	TSGATE_CONFIG_FRAMING_RAW = 0,  /* bytes as they come, up to a chunk */
+	TSGATE_CONFIG_FRAMING_LENGTH32, /* 4-byte big-endian length + body */
+	TSGATE_CONFIG_FRAMING_NBT,   /* type byte + 24-bit big-endian length */
+	TSGATE_CONFIG_FRAMING_NCACN, /* DCE/RPC CO PDU, frag_length at 8 */
 };
 
 enum tsgate_config_identity {
@@ -112,6 +129,8 @@ struct tsgate_config_tls_cert {
 	const char *cert; /* absolute path, PEM */
 	const char *key;  /* absolute path, PEM */
 	struct tsgate_config_mark mark;
+	struct tsgate_config_origin cert_at;
+	struct tsgate_config_origin key_at;
 };
 
 /* listeners[].tls (accept: tls) */
@@ -133,6 +152,12 @@ struct tsgate_config_tls_server {
 	/* an end without close_notify from the client is truncation */
 	bool strict_end;
 	struct tsgate_config_mark mark;
+	struct tsgate_config_origin client_ca_at;
+	struct tsgate_config_origin crl_at;
+	struct tsgate_config_origin priority_at;
+	/* The walk found a problem in this block: the credential pass does
+	 * not ask the TLS library about it too (it would repeat it). */
+	bool walk_errors;
 };
 
 /* listeners[].gssapi (accept: gssapi) */
@@ -142,6 +167,8 @@ struct tsgate_config_gssapi_server {
 	/* a bare FIN from the client is truncation, not end of stream */
 	bool strict_end;
 	struct tsgate_config_mark mark;
+	struct tsgate_config_origin keytab_at;
+	struct tsgate_config_origin principal_at;
 };
 
 /* routes[].tls (connect: tls) */
@@ -164,6 +191,14 @@ struct tsgate_config_tls_client {
 	/* an end without close_notify from the backend is truncation */
 	bool strict_end;
 	struct tsgate_config_mark mark;
+	struct tsgate_config_origin ca_at;
+	struct tsgate_config_origin crl_at;
+	struct tsgate_config_origin cert_at;
+	struct tsgate_config_origin key_at;
+	struct tsgate_config_origin priority_at;
+	/* The walk found a problem in this route: the credential pass does
+	 * not ask the TLS library about the block (it would repeat it). */
+	bool walk_errors;
 };
 
 /* routes[].gssapi (connect: gssapi) */
@@ -175,6 +210,7 @@ struct tsgate_config_gssapi_client {
 	/* a bare FIN from the backend is truncation, not end of stream */
 	bool strict_end;
 	struct tsgate_config_mark mark;
+	struct tsgate_config_origin client_keytab_at;
 };
 
 enum tsgate_config_san_type {
@@ -312,35 +348,59 @@ struct tsgate_config_errors {
 /* Do not resolve host names (numeric addresses only); for tests/fuzzing. */
 #define TSGATE_CONFIG_NO_RESOLVE 0x2u
 
-/**
- * @brief Load and validate a config file.
- *
- * @param mem_ctx  Parent of the returned config and errors.
- * @param path     The YAML file.
- * @param flags    TSGATE_CONFIG_* flags.
- * @param pconfig  On success, the new config (a fresh talloc tree).
- * @param perrors  On EINVAL, every problem found (a talloc tree); set to
- *                 NULL otherwise.
- * @return 0 on success, EINVAL when the file has errors (*pconfig is
- *         NULL), ENOMEM.
+/*
+ * Loading runs in passes over one load in progress: this library's walk
+ * (YAML into the structs, then the checks across fields on the finished
+ * structs), then the credential checks of gateway/tunnel/, which report
+ * into the same error list at the positions the walk recorded. Callers
+ * load with tsgate_config_load() (gateway/tunnel/config_tunnels.h), which
+ * runs every pass; the functions below are for the passes themselves.
  */
-int tsgate_config_load(TALLOC_CTX *mem_ctx,
-		       const char *path,
-		       unsigned flags,
-		       struct tsgate_config **pconfig,
-		       struct tsgate_config_errors **perrors);
+struct tsgate_config_load;
 
 /**
- * @brief Like tsgate_config_load() but from a buffer; name is used in
- * error messages and relative paths are taken relative to base_dir (the
- * current directory when NULL).
+ * @brief The first pass: read path (or buf) and walk it.
+ *
+ * @return 0 with *pload set, whatever the file holds (its problems are
+ *         recorded in the load), or ENOMEM.
  */
-int tsgate_config_load_buffer(TALLOC_CTX *mem_ctx,
-			      const char *name,
-			      const char *base_dir,
-			      const uint8_t *buf,
-			      size_t len,
-			      unsigned flags,
+int tsgate_config_parse(TALLOC_CTX *mem_ctx,
+			const char *path,
+			unsigned flags,
+			struct tsgate_config_load **pload);
+
+/* Like tsgate_config_parse() from a buffer; see tsgate_config_load_buffer(). */
+int tsgate_config_parse_buffer(TALLOC_CTX *mem_ctx,
+			       const char *name,
+			       const char *base_dir,
+			       const uint8_t *buf,
+			       size_t len,
+			       unsigned flags,
+			       struct tsgate_config_load **pload);
+
+/*
+ * The config as walked. Where the walk found an error the structs are
+ * partial (a field left NULL or at its default), so a later pass checks
+ * only what is there.
+ */
+const struct tsgate_config *tsgate_config_load_config(
+    const struct tsgate_config_load *load);
+unsigned tsgate_config_load_flags(const struct tsgate_config_load *load);
+/* Scratch memory, freed when the load ends. */
+TALLOC_CTX *tsgate_config_load_tmp(struct tsgate_config_load *load);
+
+/* Record a problem at mark (line 0: none); kept in file order. */
+void tsgate_config_load_error(struct tsgate_config_load *load,
+			      struct tsgate_config_mark mark,
+			      const char *fmt,
+			      ...) __attribute__((format(__printf__, 3, 4)));
+
+/**
+ * @brief End a load (and free it): the config, or every error in file
+ * order. Returns as tsgate_config_load().
+ */
+int tsgate_config_load_finish(TALLOC_CTX *mem_ctx,
+			      struct tsgate_config_load *load,
 			      struct tsgate_config **pconfig,
 			      struct tsgate_config_errors **perrors);
 
@@ -356,7 +416,6 @@ const char *tsgate_config_accept_name(enum tsgate_config_accept a);
 const char *tsgate_config_connect_name(enum tsgate_config_connect c);
 const char *tsgate_config_framing_name(enum tsgate_config_framing f);
 const char *tsgate_config_identity_name(enum tsgate_config_identity i);
-const char *tsgate_config_log_level_name(enum tsgate_config_log_level l);
 
 /*
  * Value parsers, also used by the loader. Each returns NULL on success,
@@ -384,32 +443,6 @@ const char *tsgate_config_parse_address(TALLOC_CTX *mem_ctx,
 					const char *base_dir,
 					unsigned flags,
 					struct tsgate_config_addr *addr);
-
-/*
- * TLS parameters of the tunnel library (tunnels/tstream_tls.h) for a
- * listener's or a route's tls block: what --check-config builds, and what
- * the daemon should build so both agree. Same returns as
- * tstream_tls_params_server()/tstream_tls_params_client().
- */
-struct tstream_tls_params;
-int tsgate_config_tls_server_params(TALLOC_CTX *mem_ctx,
-				    const struct tsgate_config_tls_server *tls,
-				    struct tstream_tls_params **params,
-				    char **error);
-int tsgate_config_tls_client_params(TALLOC_CTX *mem_ctx,
-				    const struct tsgate_config_tls_client *tls,
-				    struct tstream_tls_params **params,
-				    char **error);
-
-/*
- * The GnuTLS priority string for priority/min_version/max_version: NULL
- * when none is set (the library's default), else priority (or the
- * library's default) with the versions applied.
- */
-char *tsgate_config_tls_priority(TALLOC_CTX *mem_ctx,
-				 const char *priority,
-				 enum tsgate_config_tls_version min,
-				 enum tsgate_config_tls_version max);
 
 /*
  * '*' wildcard match (any run of characters, including none), case

@@ -480,18 +480,3 @@ const char *tsgate_config_identity_name(enum tsgate_config_identity i)
 	}
 	return "?";
 }
-
-const char *tsgate_config_log_level_name(enum tsgate_config_log_level l)
-{
-	switch (l) {
-	case TSGATE_CONFIG_LOG_DEBUG:
-		return "debug";
-	case TSGATE_CONFIG_LOG_INFO:
-		return "info";
-	case TSGATE_CONFIG_LOG_WARNING:
-		return "warning";
-	case TSGATE_CONFIG_LOG_ERROR:
-		return "error";
-	}
-	return "?";
-}

@@ -21,21 +21,6 @@
 #define TSGATE_VERSION "0.1.0"
 #endif
 
-enum tsgate_log_level tsgate_daemon_log_level(enum tsgate_config_log_level l)
-{
-	switch (l) {
-	case TSGATE_CONFIG_LOG_DEBUG:
-		return TSGATE_LOG_DEBUG;
-	case TSGATE_CONFIG_LOG_INFO:
-		return TSGATE_LOG_INFO;
-	case TSGATE_CONFIG_LOG_WARNING:
-		return TSGATE_LOG_WARN;
-	case TSGATE_CONFIG_LOG_ERROR:
-		return TSGATE_LOG_ERROR;
-	}
-	return TSGATE_LOG_INFO;
-}
-
 /*
  * Reload and drain
  */
@@ -57,10 +42,10 @@ static void tsgate_daemon_reload(struct tsgate_daemon *d)
 	if (ret != 0) {
 		for (i = 0; errs != NULL && i < errs->num_errors; i++) {
 			tsgate_log_msg(
-			    d->log, TSGATE_LOG_ERROR, "reload", "%s",
+			    d->log, TSGATE_CONFIG_LOG_ERROR, "reload", "%s",
 			    tsgate_config_error_string(errs, &errs->errors[i]));
 		}
-		tsgate_log_msg(d->log, TSGATE_LOG_ERROR, "reload",
+		tsgate_log_msg(d->log, TSGATE_CONFIG_LOG_ERROR, "reload",
 			       "%s: %s; the running configuration stays",
 			       d->config_path, strerror(ret));
 		talloc_free(errs);
@@ -69,7 +54,7 @@ static void tsgate_daemon_reload(struct tsgate_daemon *d)
 	}
 	ret = tsgate_listeners_apply(d, cfg, &reason);
 	if (ret != 0) {
-		tsgate_log_msg(d->log, TSGATE_LOG_ERROR, "reload",
+		tsgate_log_msg(d->log, TSGATE_CONFIG_LOG_ERROR, "reload",
 			       "%s; the running configuration stays",
 			       reason ? reason : strerror(ret));
 		talloc_free(reason);
@@ -81,12 +66,10 @@ static void tsgate_daemon_reload(struct tsgate_daemon *d)
 	d->cfg = cfg;
 	talloc_unlink(d, old);
 	tsgate_conns_set_config(d->conns, cfg);
-	d->log->level = tsgate_daemon_log_level(cfg->log.level);
-	d->log->format = cfg->log.format == TSGATE_CONFIG_LOG_JSON
-			     ? TSGATE_LOG_JSON
-			     : TSGATE_LOG_TEXT;
+	d->log->level = cfg->log.level;
+	d->log->format = cfg->log.format;
 	tsgate_metrics_reload(d->metrics, true);
-	tsgate_log_msg(d->log, TSGATE_LOG_INFO, "reload",
+	tsgate_log_msg(d->log, TSGATE_CONFIG_LOG_INFO, "reload",
 		       "%s: %zu listener(s); live connections keep their "
 		       "configuration",
 		       d->config_path, cfg->num_listeners);
@@ -122,7 +105,7 @@ static void tsgate_daemon_drain(struct tsgate_daemon *d, const char *why)
 	d->draining = true;
 	tsgate_conns_drain(d->conns);
 	tsgate_metrics_set_state(d->metrics, TSGATE_METRICS_DRAINING);
-	tsgate_log_msg(d->log, TSGATE_LOG_INFO, "stop",
+	tsgate_log_msg(d->log, TSGATE_CONFIG_LOG_INFO, "stop",
 		       "%s: stop accepting, draining %u connection(s)", why,
 		       (unsigned)tsgate_conns_num(d->conns));
 	tsgate_listeners_close(d);
@@ -169,7 +152,6 @@ static struct tsgate_daemon *tsgate_daemon_new(
     struct tsgate_metrics_links *links)
 {
 	struct tsgate_daemon *d;
-	enum tsgate_log_format fmt;
 
 	d = talloc_zero(mem_ctx, struct tsgate_daemon);
 	if (d == NULL || talloc_reference(d, cfg) == NULL) {
@@ -182,10 +164,7 @@ static struct tsgate_daemon *tsgate_daemon_new(
 	d->worker = worker;
 	d->num_workers = num_workers;
 	d->config_path = talloc_strdup(d, config_path);
-	fmt = cfg->log.format == TSGATE_CONFIG_LOG_JSON ? TSGATE_LOG_JSON
-							: TSGATE_LOG_TEXT;
-	d->log =
-	    tsgate_log_new(d, tsgate_daemon_log_level(cfg->log.level), fmt);
+	d->log = tsgate_log_new(d, cfg->log.level, cfg->log.format);
 	d->ev = tevent_context_init(d);
 	d->conns = d->ev != NULL && d->log != NULL
 		       ? tsgate_conns_new(d, d->ev, d->log, cfg)
@@ -230,7 +209,7 @@ static int tsgate_daemon_start(struct tsgate_daemon *d)
 		NULL ||
 	    tevent_add_signal(d->ev, d, SIGHUP, 0, tsgate_daemon_signal, d) ==
 		NULL) {
-		tsgate_log_msg(d->log, TSGATE_LOG_ERROR, "start",
+		tsgate_log_msg(d->log, TSGATE_CONFIG_LOG_ERROR, "start",
 			       "cannot install signal handlers");
 		return ENOMEM;
 	}
@@ -241,7 +220,7 @@ static int tsgate_daemon_start(struct tsgate_daemon *d)
 						&d->metrics_server, &reason);
 		if (ret != 0) {
 			/* the reason names the address */
-			tsgate_log_msg(d->log, TSGATE_LOG_ERROR, "start",
+			tsgate_log_msg(d->log, TSGATE_CONFIG_LOG_ERROR, "start",
 				       "metrics: %s",
 				       reason ? reason : strerror(ret));
 			return ret;
@@ -253,7 +232,7 @@ static int tsgate_daemon_start(struct tsgate_daemon *d)
 	}
 	ret = tsgate_listeners_apply(d, d->cfg, &reason);
 	if (ret != 0) {
-		tsgate_log_msg(d->log, TSGATE_LOG_ERROR, "start", "%s",
+		tsgate_log_msg(d->log, TSGATE_CONFIG_LOG_ERROR, "start", "%s",
 			       reason ? reason : strerror(ret));
 		return ret;
 	}
@@ -281,14 +260,14 @@ int tsgate_daemon_serve(TALLOC_CTX *mem_ctx,
 	}
 	tsgate_listeners_log(d);
 	tsgate_metrics_set_state(d->metrics, TSGATE_METRICS_READY);
-	tsgate_log_msg(d->log, TSGATE_LOG_INFO, "start",
+	tsgate_log_msg(d->log, TSGATE_CONFIG_LOG_INFO, "start",
 		       "tsgate ready: %zu listener(s), config %s",
 		       cfg->num_listeners, config_path);
 
 	/* draining ends when the last connection has gone */
 	while (!d->stop && !(d->draining && tsgate_conns_num(d->conns) == 0)) {
 		if (tevent_loop_once(d->ev) != 0) {
-			tsgate_log_msg(d->log, TSGATE_LOG_ERROR, "stop",
+			tsgate_log_msg(d->log, TSGATE_CONFIG_LOG_ERROR, "stop",
 				       "event loop failed: %s",
 				       strerror(errno));
 			d->exit_code = 1;
@@ -297,7 +276,8 @@ int tsgate_daemon_serve(TALLOC_CTX *mem_ctx,
 	}
 	/* the connections before the listeners they use */
 	tsgate_conns_free_all(d->conns);
-	tsgate_log_msg(d->log, TSGATE_LOG_INFO, "stop", "tsgate stopped");
+	tsgate_log_msg(d->log, TSGATE_CONFIG_LOG_INFO, "stop",
+		       "tsgate stopped");
 	ret = d->exit_code;
 	talloc_free(d);
 	return ret;

@@ -12,6 +12,7 @@
 #include <tevent.h>
 
 #include "config.h"
+#include "config_tunnels.h" /* the loader (reload) */
 #include "conn.h"
 #include "log.h"
 
@@ -55,7 +56,6 @@ struct tsgate_listener {
 };
 
 /* daemon.c */
-enum tsgate_log_level tsgate_daemon_log_level(enum tsgate_config_log_level l);
 int tsgate_daemon_serve(TALLOC_CTX *mem_ctx,
 			const char *config_path,
 			struct tsgate_config *cfg,

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "config_tunnels.h"
 #include "listen_socket.h"
 #include "metrics.h"
 #include "tsgate_dlist.h"
@@ -123,8 +124,8 @@ static void tsgate_listener_accept(struct tevent_context *ev,
 		 * The pending connection stays readable: polling again at
 		 * once would spin. Pause, and let connections end meanwhile.
 		 */
-		tsgate_log_msg(l->daemon->log, TSGATE_LOG_WARN, "accept",
-			       "%s: %s; accepting paused for %d ms",
+		tsgate_log_msg(l->daemon->log, TSGATE_CONFIG_LOG_WARNING,
+			       "accept", "%s: %s; accepting paused for %d ms",
 			       l->conn.cfg->name, strerror(err),
 			       TSGATE_ACCEPT_PAUSE_MS);
 		l->accept_pause =
@@ -490,7 +491,8 @@ void tsgate_listeners_log(struct tsgate_daemon *d)
 		tsgate_log_kv_str(kv, "accept",
 				  tsgate_config_accept_name(cfg->accept));
 		tsgate_log_kv_u64(kv, "routes", cfg->num_routes);
-		tsgate_log_kv_emit(d->log, TSGATE_LOG_INFO, "listen", kv);
+		tsgate_log_kv_emit(d->log, TSGATE_CONFIG_LOG_INFO, "listen",
+				   kv);
 		talloc_free(kv);
 	}
 }

@@ -15,7 +15,7 @@
 
 #include <talloc.h>
 
-#include "config.h"
+#include "config_tunnels.h"
 #include "daemon.h"
 #include "health.h"
 

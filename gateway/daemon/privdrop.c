@@ -18,7 +18,7 @@ int tsgate_privdrop(struct tsgate_log *log, const struct tsgate_config *cfg)
 		if (geteuid() == cfg->uid) {
 			return 0;
 		}
-		tsgate_log_msg(log, TSGATE_LOG_ERROR, "start",
+		tsgate_log_msg(log, TSGATE_CONFIG_LOG_ERROR, "start",
 			       "cannot become user %s: not running as root",
 			       cfg->user);
 		return EPERM;
@@ -28,17 +28,17 @@ int tsgate_privdrop(struct tsgate_log *log, const struct tsgate_config *cfg)
 	    setuid(cfg->uid) != 0) {
 		int err = errno;
 
-		tsgate_log_msg(log, TSGATE_LOG_ERROR, "start",
+		tsgate_log_msg(log, TSGATE_CONFIG_LOG_ERROR, "start",
 			       "cannot become user %s: %s", cfg->user,
 			       strerror(err));
 		return err;
 	}
 	if (setuid(0) == 0) {
-		tsgate_log_msg(log, TSGATE_LOG_ERROR, "start",
+		tsgate_log_msg(log, TSGATE_CONFIG_LOG_ERROR, "start",
 			       "could regain root after dropping it");
 		return EPERM;
 	}
-	tsgate_log_msg(log, TSGATE_LOG_INFO, "start",
+	tsgate_log_msg(log, TSGATE_CONFIG_LOG_INFO, "start",
 		       "running as user %s (uid %u, gid %u)", cfg->user,
 		       (unsigned)cfg->uid, (unsigned)cfg->gid);
 	return 0;

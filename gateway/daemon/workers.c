@@ -105,14 +105,14 @@ static void tsgate_worker_ended(struct tsgate_supervisor *s,
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 1 &&
 	    time(NULL) - s->slots[i].started < 2) {
 		/* failed at start-up: no point in retrying */
-		tsgate_log_msg(s->log, TSGATE_LOG_ERROR, "stop",
+		tsgate_log_msg(s->log, TSGATE_CONFIG_LOG_ERROR, "stop",
 			       "worker %u failed to start; stopping", i);
 		s->stopping = true;
 		s->exit_code = 1;
 		tsgate_workers_signal(s, SIGTERM);
 		return;
 	}
-	tsgate_log_msg(s->log, TSGATE_LOG_WARN, "worker",
+	tsgate_log_msg(s->log, TSGATE_CONFIG_LOG_WARNING, "worker",
 		       "worker %u (pid %d) ended with status 0x%x; restarting "
 		       "it",
 		       i, (int)pid, (unsigned)status);
@@ -143,11 +143,11 @@ static void tsgate_workers_start(struct tsgate_supervisor *s)
 	for (unsigned i = 0; i < s->n; i++) {
 		tsgate_worker_spawn(s, i);
 	}
-	tsgate_log_msg(s->log, TSGATE_LOG_INFO, "start",
+	tsgate_log_msg(s->log, TSGATE_CONFIG_LOG_INFO, "start",
 		       "supervisor pid %d: %u of %u workers started",
 		       (int)getpid(), s->alive, s->n);
 	if (s->alive < s->n) {
-		tsgate_log_msg(s->log, TSGATE_LOG_ERROR, "start",
+		tsgate_log_msg(s->log, TSGATE_CONFIG_LOG_ERROR, "start",
 			       "fork: %s; stopping", strerror(errno));
 		s->stopping = true;
 		s->exit_code = 1;
@@ -170,10 +170,7 @@ int tsgate_workers_supervise(TALLOC_CTX *mem_ctx,
 	int sig;
 
 	s.slots = talloc_zero_array(mem_ctx, struct tsgate_worker_slot, s.n);
-	s.log = tsgate_log_new(s.slots, tsgate_daemon_log_level(cfg->log.level),
-			       cfg->log.format == TSGATE_CONFIG_LOG_JSON
-				   ? TSGATE_LOG_JSON
-				   : TSGATE_LOG_TEXT);
+	s.log = tsgate_log_new(s.slots, cfg->log.level, cfg->log.format);
 	if (s.slots == NULL || s.log == NULL) {
 		fprintf(stderr, "tsgate: out of memory\n");
 		talloc_free(s.slots);
@@ -189,7 +186,7 @@ int tsgate_workers_supervise(TALLOC_CTX *mem_ctx,
 	/* kept open here, so a restarted worker answers on the same one */
 	s.links = tsgate_metrics_links_new(s.slots, s.n);
 	if (s.links == NULL) {
-		tsgate_log_msg(s.log, TSGATE_LOG_WARN, "start",
+		tsgate_log_msg(s.log, TSGATE_CONFIG_LOG_WARNING, "start",
 			       "metrics of workers 1..%u: %s; /metrics shows "
 			       "worker 0 only",
 			       s.n - 1, strerror(errno));
@@ -211,7 +208,8 @@ int tsgate_workers_supervise(TALLOC_CTX *mem_ctx,
 		}
 	}
 	sigprocmask(SIG_SETMASK, &s.oldmask, NULL);
-	tsgate_log_msg(s.log, TSGATE_LOG_INFO, "stop", "supervisor stopped");
+	tsgate_log_msg(s.log, TSGATE_CONFIG_LOG_INFO, "stop",
+		       "supervisor stopped");
 	talloc_free(s.slots);
 	return s.exit_code;
 }

@@ -2,6 +2,7 @@
  * Backend connections: unix or TCP, then the route's tunnel.
  */
 #include "backend.h"
+#include "config_tunnels.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -95,12 +96,6 @@ int tsgate_backend_new(TALLOC_CTX *mem_ctx,
 	}
 	*pbackend = b;
 	return 0;
-}
-
-const struct tsgate_config_route *tsgate_backend_route(
-    const struct tsgate_backend *backend)
-{
-	return backend->route;
 }
 
 struct tsgate_backend_connect_state {

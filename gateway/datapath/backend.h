@@ -31,10 +31,6 @@ int tsgate_backend_new(TALLOC_CTX *mem_ctx,
 		       struct tsgate_backend **pbackend,
 		       char **preason);
 
-/** @brief The route of a backend. */
-const struct tsgate_config_route *tsgate_backend_route(
-    const struct tsgate_backend *backend);
-
 /**
  * @brief Connect to the backend: socket, then the tunnel if any.
  *

@@ -86,21 +86,6 @@ struct tsgate_conn {
 	struct tsgate_source_slot *source_slot;
 };
 
-static enum tsgate_framing framing_of(enum tsgate_config_framing f)
-{
-	switch (f) {
-	case TSGATE_CONFIG_FRAMING_RAW:
-		return TSGATE_FRAMING_RAW;
-	case TSGATE_CONFIG_FRAMING_LENGTH32:
-		return TSGATE_FRAMING_LENGTH32;
-	case TSGATE_CONFIG_FRAMING_NBT:
-		return TSGATE_FRAMING_NBT;
-	case TSGATE_CONFIG_FRAMING_NCACN:
-		return TSGATE_FRAMING_NCACN;
-	}
-	return TSGATE_FRAMING_RAW;
-}
-
 static uint32_t ms32(uint64_t ms)
 {
 	return ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms;
@@ -289,8 +274,9 @@ static void tsgate_conn_log(struct tsgate_conn *conn,
 		tsgate_log_kv_str(kv, "error", strerror(err));
 	}
 	tsgate_log_kv_emit(conn->set->log,
-			   err == 0 ? TSGATE_LOG_INFO : TSGATE_LOG_WARN, "conn",
-			   kv);
+			   err == 0 ? TSGATE_CONFIG_LOG_INFO
+				    : TSGATE_CONFIG_LOG_WARNING,
+			   "conn", kv);
 	talloc_free(kv);
 }
 
@@ -339,7 +325,7 @@ static void tsgate_conn_debug(struct tsgate_conn *conn,
 {
 	struct tsgate_log_kv *kv;
 
-	if (!tsgate_log_enabled(conn->set->log, TSGATE_LOG_DEBUG)) {
+	if (!tsgate_log_enabled(conn->set->log, TSGATE_CONFIG_LOG_DEBUG)) {
 		return;
 	}
 	kv = tsgate_log_kv_new(conn);
@@ -348,7 +334,8 @@ static void tsgate_conn_debug(struct tsgate_conn *conn,
 	tsgate_log_kv_str(kv, "step", step);
 	tsgate_log_kv_str(kv, "peer", conn->peer);
 	tsgate_log_kv_str(kv, "detail", detail);
-	tsgate_log_kv_emit(conn->set->log, TSGATE_LOG_DEBUG, "conn_step", kv);
+	tsgate_log_kv_emit(conn->set->log, TSGATE_CONFIG_LOG_DEBUG, "conn_step",
+			   kv);
 	talloc_free(kv);
 }
 
@@ -393,7 +380,8 @@ static void tsgate_refusal_log_emit(struct tsgate_conn *conn,
 				    const char *reason)
 {
 	tsgate_log_kv_str(kv, "reason", reason);
-	tsgate_log_kv_emit(conn->set->log, TSGATE_LOG_WARN, "limit", kv);
+	tsgate_log_kv_emit(conn->set->log, TSGATE_CONFIG_LOG_WARNING, "limit",
+			   kv);
 	talloc_free(kv);
 }
 
@@ -883,7 +871,7 @@ static void tsgate_conn_setup_done(struct tevent_req *req)
 		tsgate_conn_finish(conn, err, why);
 		return;
 	}
-	p.framing = framing_of(r->framing);
+	p.framing = r->framing;
 	p.max_pdu =
 	    r->framing == TSGATE_CONFIG_FRAMING_RAW ? 0 : (size_t)r->max_pdu;
 	relay =
@@ -971,7 +959,7 @@ static void tsgate_conns_log_oom(struct tsgate_conns *set,
 	tsgate_log_kv_str(kv, "result", "error");
 	tsgate_log_kv_str(kv, "reason", "out of memory");
 	tsgate_log_kv_str(kv, "error", strerror(ENOMEM));
-	tsgate_log_kv_emit(set->log, TSGATE_LOG_WARN, "conn", kv);
+	tsgate_log_kv_emit(set->log, TSGATE_CONFIG_LOG_WARNING, "conn", kv);
 	talloc_free(kv);
 }
 

@@ -11,49 +11,15 @@
 #define NCACN_HEADER_SIZE 16
 #define NCACN_DREP_LE     0x10
 
-int tsgate_framing_parse(const char *s, enum tsgate_framing *framing)
-{
-	if (s == NULL) {
-		return EINVAL;
-	}
-	if (strcmp(s, "raw") == 0) {
-		*framing = TSGATE_FRAMING_RAW;
-	} else if (strcmp(s, "length32") == 0) {
-		*framing = TSGATE_FRAMING_LENGTH32;
-	} else if (strcmp(s, "nbt") == 0) {
-		*framing = TSGATE_FRAMING_NBT;
-	} else if (strcmp(s, "ncacn") == 0) {
-		*framing = TSGATE_FRAMING_NCACN;
-	} else {
-		return EINVAL;
-	}
-	return 0;
-}
-
-const char *tsgate_framing_name(enum tsgate_framing framing)
+size_t tsgate_framing_header_size(enum tsgate_config_framing framing)
 {
 	switch (framing) {
-	case TSGATE_FRAMING_RAW:
-		return "raw";
-	case TSGATE_FRAMING_LENGTH32:
-		return "length32";
-	case TSGATE_FRAMING_NBT:
-		return "nbt";
-	case TSGATE_FRAMING_NCACN:
-		return "ncacn";
-	}
-	return "unknown";
-}
-
-size_t tsgate_framing_header_size(enum tsgate_framing framing)
-{
-	switch (framing) {
-	case TSGATE_FRAMING_RAW:
+	case TSGATE_CONFIG_FRAMING_RAW:
 		return 0;
-	case TSGATE_FRAMING_LENGTH32:
-	case TSGATE_FRAMING_NBT:
+	case TSGATE_CONFIG_FRAMING_LENGTH32:
+	case TSGATE_CONFIG_FRAMING_NBT:
 		return 4;
-	case TSGATE_FRAMING_NCACN:
+	case TSGATE_CONFIG_FRAMING_NCACN:
 		return NCACN_HEADER_SIZE;
 	}
 	return 0;
@@ -68,26 +34,26 @@ static bool nbt_type_known(uint8_t type)
 	return type == 0x00 || (type >= 0x81 && type <= 0x85);
 }
 
-int tsgate_framing_pdu_size(enum tsgate_framing framing,
+int tsgate_framing_pdu_size(enum tsgate_config_framing framing,
 			    const uint8_t *hdr,
 			    uint64_t *size)
 {
 	uint32_t n;
 
 	switch (framing) {
-	case TSGATE_FRAMING_LENGTH32:
+	case TSGATE_CONFIG_FRAMING_LENGTH32:
 		n = ((uint32_t)hdr[0] << 24) | ((uint32_t)hdr[1] << 16) |
 		    ((uint32_t)hdr[2] << 8) | hdr[3];
 		*size = 4 + (uint64_t)n;
 		return 0;
-	case TSGATE_FRAMING_NBT:
+	case TSGATE_CONFIG_FRAMING_NBT:
 		if (!nbt_type_known(hdr[0])) {
 			return EPROTO;
 		}
 		n = ((uint32_t)hdr[1] << 16) | ((uint32_t)hdr[2] << 8) | hdr[3];
 		*size = 4 + (uint64_t)n;
 		return 0;
-	case TSGATE_FRAMING_NCACN:
+	case TSGATE_CONFIG_FRAMING_NCACN:
 		/* rpc_vers 5, minor 0 or 1 (DCE 1.1 / MS-RPCE) */
 		if (hdr[0] != 5 || hdr[1] > 1) {
 			return EPROTO;
@@ -102,7 +68,7 @@ int tsgate_framing_pdu_size(enum tsgate_framing framing,
 		}
 		*size = n;
 		return 0;
-	case TSGATE_FRAMING_RAW:
+	case TSGATE_CONFIG_FRAMING_RAW:
 		break;
 	}
 	return EINVAL;
@@ -110,7 +76,7 @@ int tsgate_framing_pdu_size(enum tsgate_framing framing,
 
 struct tsgate_pdu_read_state {
 	struct tstream_context *stream;
-	enum tsgate_framing framing;
+	enum tsgate_config_framing framing;
 	size_t max_pdu;
 	uint8_t *buf;
 	size_t len;     /* bytes asked for so far (all filled on callback) */
@@ -131,7 +97,7 @@ static void tsgate_pdu_read_done(struct tevent_req *subreq);
 struct tevent_req *tsgate_pdu_read_send(TALLOC_CTX *mem_ctx,
 					struct tevent_context *ev,
 					struct tstream_context *stream,
-					enum tsgate_framing framing,
+					enum tsgate_config_framing framing,
 					size_t max_pdu)
 {
 	struct tevent_req *req, *subreq;
@@ -144,13 +110,13 @@ struct tevent_req *tsgate_pdu_read_send(TALLOC_CTX *mem_ctx,
 	state->stream = stream;
 	state->framing = framing;
 	state->max_pdu = max_pdu;
-	if (framing == TSGATE_FRAMING_RAW && max_pdu == 0) {
+	if (framing == TSGATE_CONFIG_FRAMING_RAW && max_pdu == 0) {
 		state->max_pdu = TSGATE_FRAMING_RAW_CHUNK;
 	}
-	if (framing != TSGATE_FRAMING_RAW && max_pdu == 0) {
+	if (framing != TSGATE_CONFIG_FRAMING_RAW && max_pdu == 0) {
 		state->max_pdu = TSGATE_FRAMING_DEFAULT_MAX_PDU;
 	}
-	if (framing != TSGATE_FRAMING_RAW &&
+	if (framing != TSGATE_CONFIG_FRAMING_RAW &&
 	    state->max_pdu < tsgate_framing_header_size(framing)) {
 		tevent_req_error(req, EINVAL);
 		return tevent_req_post(req, ev);
@@ -212,7 +178,7 @@ static int tsgate_pdu_next_vector(struct tstream_context *stream,
 	}
 	state->truncated_is_error = true;
 
-	if (state->framing == TSGATE_FRAMING_RAW) {
+	if (state->framing == TSGATE_CONFIG_FRAMING_RAW) {
 		if (state->step > 2) {
 			*vector = NULL;
 			*count = 0;

@@ -11,29 +11,18 @@
 #include <talloc.h>
 #include <tevent.h>
 
-struct tstream_context;
+#include "config.h"
 
-enum tsgate_framing {
-	TSGATE_FRAMING_RAW = 0,  /* bytes as they come, up to a chunk */
-	TSGATE_FRAMING_LENGTH32, /* 4-byte big-endian length + body */
-	TSGATE_FRAMING_NBT,      /* type byte + 24-bit big-endian length */
-	TSGATE_FRAMING_NCACN,    /* DCE/RPC CO PDU, frag_length at 8 */
-};
+struct tstream_context;
 
 /* Default max_pdu of a framed route, and the raw read chunk. */
 #define TSGATE_FRAMING_DEFAULT_MAX_PDU (1024 * 1024)
 #define TSGATE_FRAMING_RAW_CHUNK       (64 * 1024)
 
-/** @brief "raw", "length32", "nbt", "ncacn" to the enum; EINVAL else. */
-int tsgate_framing_parse(const char *s, enum tsgate_framing *framing);
-
-/** @brief The enum's configuration name. */
-const char *tsgate_framing_name(enum tsgate_framing framing);
-
 /**
  * @brief Bytes of header needed to know a PDU's size (0 for raw).
  */
-size_t tsgate_framing_header_size(enum tsgate_framing framing);
+size_t tsgate_framing_header_size(enum tsgate_config_framing framing);
 
 /**
  * @brief The total size of a PDU (header included) from its header.
@@ -45,7 +34,7 @@ size_t tsgate_framing_header_size(enum tsgate_framing framing);
  *         unknown NBT type, an ncacn version other than 5, an ncacn
  *         frag_length below its header).
  */
-int tsgate_framing_pdu_size(enum tsgate_framing framing,
+int tsgate_framing_pdu_size(enum tsgate_config_framing framing,
 			    const uint8_t *hdr,
 			    uint64_t *size);
 
@@ -63,7 +52,7 @@ int tsgate_framing_pdu_size(enum tsgate_framing framing,
 struct tevent_req *tsgate_pdu_read_send(TALLOC_CTX *mem_ctx,
 					struct tevent_context *ev,
 					struct tstream_context *stream,
-					enum tsgate_framing framing,
+					enum tsgate_config_framing framing,
 					size_t max_pdu);
 
 /**

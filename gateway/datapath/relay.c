@@ -196,7 +196,7 @@ static void relay_pump_read(struct relay_pump *p)
 	struct tevent_req *subreq;
 	ssize_t pending;
 
-	if (p->relay->params.framing == TSGATE_FRAMING_RAW) {
+	if (p->relay->params.framing == TSGATE_CONFIG_FRAMING_RAW) {
 		/*
 		 * Raw chunks the way tsgate_pdu_read_send() cuts them (one
 		 * byte, then what the source has pending), without its two

@@ -24,9 +24,9 @@ struct tstream_context;
 struct tsgate_relay_sweeper;
 
 struct tsgate_relay_params {
-	enum tsgate_framing framing; /* applied to both directions */
-	size_t max_pdu;              /* 0: framing default */
-	uint32_t idle_timeout_ms;    /* both directions silent; 0: none */
+	enum tsgate_config_framing framing; /* applied to both directions */
+	size_t max_pdu;                     /* 0: framing default */
+	uint32_t idle_timeout_ms; /* both directions silent; 0: none */
 	/*
 	 * Watches the idle timeout for many relays with one timer (see
 	 * tsgate_relay_sweeper_new()); NULL: the relay has a timer of its

@@ -63,49 +63,15 @@ static int spare_kv_destructor(struct tsgate_log_kv *kv)
 }
 
 static const char *const level_names[] = {
-    [TSGATE_LOG_ERROR] = "error",
-    [TSGATE_LOG_WARN] = "warn",
-    [TSGATE_LOG_INFO] = "info",
-    [TSGATE_LOG_DEBUG] = "debug",
+    [TSGATE_CONFIG_LOG_ERROR] = "error",
+    [TSGATE_CONFIG_LOG_WARNING] = "warn",
+    [TSGATE_CONFIG_LOG_INFO] = "info",
+    [TSGATE_CONFIG_LOG_DEBUG] = "debug",
 };
 
-int tsgate_log_level_parse(const char *s, enum tsgate_log_level *level)
-{
-	if (s == NULL) {
-		return EINVAL;
-	}
-	if (strcmp(s, "error") == 0) {
-		*level = TSGATE_LOG_ERROR;
-	} else if (strcmp(s, "warn") == 0 || strcmp(s, "warning") == 0) {
-		*level = TSGATE_LOG_WARN;
-	} else if (strcmp(s, "info") == 0) {
-		*level = TSGATE_LOG_INFO;
-	} else if (strcmp(s, "debug") == 0) {
-		*level = TSGATE_LOG_DEBUG;
-	} else {
-		return EINVAL;
-	}
-	return 0;
-}
-
-int tsgate_log_format_parse(const char *s, enum tsgate_log_format *format)
-{
-	if (s == NULL) {
-		return EINVAL;
-	}
-	if (strcmp(s, "text") == 0) {
-		*format = TSGATE_LOG_TEXT;
-	} else if (strcmp(s, "json") == 0) {
-		*format = TSGATE_LOG_JSON;
-	} else {
-		return EINVAL;
-	}
-	return 0;
-}
-
 struct tsgate_log *tsgate_log_new(TALLOC_CTX *mem_ctx,
-				  enum tsgate_log_level level,
-				  enum tsgate_log_format format)
+				  enum tsgate_config_log_level level,
+				  enum tsgate_config_log_format format)
 {
 	struct tsgate_log *log = talloc_zero(mem_ctx, struct tsgate_log);
 
@@ -126,7 +92,7 @@ struct tsgate_log *tsgate_log_new(TALLOC_CTX *mem_ctx,
 }
 
 bool tsgate_log_enabled(const struct tsgate_log *log,
-			enum tsgate_log_level level)
+			enum tsgate_config_log_level level)
 {
 	return log != NULL && level <= log->level;
 }
@@ -212,6 +178,11 @@ static void kv_vfmt(struct tsgate_log_kv *kv,
 		    const char *key,
 		    const char *fmt,
 		    va_list ap) PRINTF_ATTRIBUTE(3, 0);
+
+static void kv_vfmt(struct tsgate_log_kv *kv,
+		    const char *key,
+		    const char *fmt,
+		    va_list ap) __attribute__((format(printf, 3, 0)));
 
 static void kv_vfmt(struct tsgate_log_kv *kv,
 		    const char *key,
@@ -390,14 +361,14 @@ static void line_timestamp(struct log_line *l)
 }
 
 static void line_field(struct log_line *l,
-		       enum tsgate_log_format format,
+		       enum tsgate_config_log_format format,
 		       const char *key,
 		       const char *value,
 		       bool number)
 {
 	size_t start = l->len;
 
-	if (format == TSGATE_LOG_JSON) {
+	if (format == TSGATE_CONFIG_LOG_JSON) {
 		if (!line_puts(l, ",\"")) {
 			return;
 		}
@@ -414,7 +385,7 @@ static void line_field(struct log_line *l,
 		return;
 	}
 	if (number ||
-	    (format == TSGATE_LOG_TEXT && !text_needs_quotes(value))) {
+	    (format == TSGATE_CONFIG_LOG_TEXT && !text_needs_quotes(value))) {
 		/* a cut number would be a wrong number: all or nothing */
 		if (!line_puts(l, value)) {
 			l->len = start;
@@ -425,15 +396,15 @@ static void line_field(struct log_line *l,
 		l->len = start;
 		return;
 	}
-	line_put_escaped(l, value, format == TSGATE_LOG_JSON);
+	line_put_escaped(l, value, format == TSGATE_CONFIG_LOG_JSON);
 	/* the reserve always has room for the closing quote */
 	l->buf[l->len++] = '"';
 }
 
 /* Renders the whole line (without "\n") into l; always well-formed. */
 static void line_render(struct log_line *l,
-			enum tsgate_log_format format,
-			enum tsgate_log_level level,
+			enum tsgate_config_log_format format,
+			enum tsgate_config_log_level level,
 			const char *event,
 			int worker,
 			const struct tsgate_log_kv *kv)
@@ -444,7 +415,7 @@ static void line_render(struct log_line *l,
 
 	l->len = 0;
 	l->full = false;
-	if (format == TSGATE_LOG_JSON) {
+	if (format == TSGATE_CONFIG_LOG_JSON) {
 		line_puts(l, "{\"time\":\"");
 		line_timestamp(l);
 		line_puts(l, "\",\"level\":\"");
@@ -474,22 +445,22 @@ static void line_render(struct log_line *l,
 	 * (len <= LOG_LINE_MAX - LINE_RESERVE + 1, the one closing quote).
 	 */
 	if (cut) {
-		const char *mark = format == TSGATE_LOG_JSON
+		const char *mark = format == TSGATE_CONFIG_LOG_JSON
 				       ? ",\"truncated\":true"
 				       : " truncated=true";
 
 		memcpy(l->buf + l->len, mark, strlen(mark));
 		l->len += strlen(mark);
 	}
-	if (format == TSGATE_LOG_JSON) {
+	if (format == TSGATE_CONFIG_LOG_JSON) {
 		l->buf[l->len++] = '}';
 	}
 	l->buf[l->len] = '\0';
 }
 
 char *tsgate_log_kv_render(TALLOC_CTX *mem_ctx,
-			   enum tsgate_log_format format,
-			   enum tsgate_log_level level,
+			   enum tsgate_config_log_format format,
+			   enum tsgate_config_log_level level,
 			   const char *event,
 			   const struct tsgate_log_kv *kv)
 {
@@ -526,7 +497,7 @@ static void log_write(FILE *out, const char *buf, size_t len)
 }
 
 void tsgate_log_kv_emit(struct tsgate_log *log,
-			enum tsgate_log_level level,
+			enum tsgate_config_log_level level,
 			const char *event,
 			const struct tsgate_log_kv *kv)
 {
@@ -541,7 +512,7 @@ void tsgate_log_kv_emit(struct tsgate_log *log,
 }
 
 void tsgate_log_msg(struct tsgate_log *log,
-		    enum tsgate_log_level level,
+		    enum tsgate_config_log_level level,
 		    const char *event,
 		    const char *fmt,
 		    ...)

@@ -13,39 +13,23 @@
 #include <stdio.h>
 #include <talloc.h>
 
-enum tsgate_log_level {
-	TSGATE_LOG_ERROR = 0,
-	TSGATE_LOG_WARN = 1,
-	TSGATE_LOG_INFO = 2,
-	TSGATE_LOG_DEBUG = 3,
-};
-
-enum tsgate_log_format {
-	TSGATE_LOG_TEXT = 0,
-	TSGATE_LOG_JSON = 1,
-};
+#include "config.h"
 
 struct tsgate_log {
-	enum tsgate_log_level level;
-	enum tsgate_log_format format;
+	enum tsgate_config_log_level level;
+	enum tsgate_config_log_format format;
 	FILE *out;  /* stderr unless a test says otherwise */
 	int worker; /* >= 0: a "worker" field leads every line; -1: none */
 };
 
-/** @brief Parse "error", "warn"/"warning", "info", "debug". */
-int tsgate_log_level_parse(const char *s, enum tsgate_log_level *level);
-
-/** @brief Parse "text" or "json". */
-int tsgate_log_format_parse(const char *s, enum tsgate_log_format *format);
-
 /** @brief A logger writing to stderr. */
 struct tsgate_log *tsgate_log_new(TALLOC_CTX *mem_ctx,
-				  enum tsgate_log_level level,
-				  enum tsgate_log_format format);
+				  enum tsgate_config_log_level level,
+				  enum tsgate_config_log_format format);
 
 /** @brief Whether a line at this level would be written. */
 bool tsgate_log_enabled(const struct tsgate_log *log,
-			enum tsgate_log_level level);
+			enum tsgate_config_log_level level);
 
 /**
  * @brief An ordered list of key/value fields for one log line.
@@ -86,21 +70,21 @@ void tsgate_log_kv_fmt(struct tsgate_log_kv *kv,
  * line is marked truncated too.
  */
 void tsgate_log_kv_emit(struct tsgate_log *log,
-			enum tsgate_log_level level,
+			enum tsgate_config_log_level level,
 			const char *event,
 			const struct tsgate_log_kv *kv);
 
 /** @brief A line with a single free-text "msg" field. */
 void tsgate_log_msg(struct tsgate_log *log,
-		    enum tsgate_log_level level,
+		    enum tsgate_config_log_level level,
 		    const char *event,
 		    const char *fmt,
 		    ...) PRINTF_ATTRIBUTE(4, 5);
 
 /** @brief Render a line into a string (what emit writes, without "\n"). */
 char *tsgate_log_kv_render(TALLOC_CTX *mem_ctx,
-			   enum tsgate_log_format format,
-			   enum tsgate_log_level level,
+			   enum tsgate_config_log_format format,
+			   enum tsgate_config_log_level level,
 			   const char *event,
 			   const struct tsgate_log_kv *kv);
 

@@ -10,7 +10,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "config.h"
+#include "config_tunnels.h"
 #include "fuzz_common.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -19,11 +19,11 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const enum tsgate_framing framings[] = {
-    TSGATE_FRAMING_RAW,
-    TSGATE_FRAMING_LENGTH32,
-    TSGATE_FRAMING_NBT,
-    TSGATE_FRAMING_NCACN,
+static const enum tsgate_config_framing framings[] = {
+    TSGATE_CONFIG_FRAMING_RAW,
+    TSGATE_CONFIG_FRAMING_LENGTH32,
+    TSGATE_CONFIG_FRAMING_NBT,
+    TSGATE_CONFIG_FRAMING_NCACN,
 };
 
 static void read_done(struct tevent_req *req)
@@ -52,11 +52,11 @@ static void check_header_parser(const uint8_t *data, size_t size)
 			FUZZ_ASSERT(total >= hdr);
 		}
 	}
-	FUZZ_ASSERT(tsgate_framing_header_size(TSGATE_FRAMING_RAW) == 0);
+	FUZZ_ASSERT(tsgate_framing_header_size(TSGATE_CONFIG_FRAMING_RAW) == 0);
 }
 
 /* What must have stopped the reader at offset off of the stream. */
-static void check_final_error(enum tsgate_framing framing,
+static void check_final_error(enum tsgate_config_framing framing,
 			      size_t max_pdu,
 			      const uint8_t *stream,
 			      size_t len,
@@ -71,7 +71,7 @@ static void check_final_error(enum tsgate_framing framing,
 		FUZZ_ASSERT(err == EPIPE);
 		return;
 	}
-	FUZZ_ASSERT(framing != TSGATE_FRAMING_RAW);
+	FUZZ_ASSERT(framing != TSGATE_CONFIG_FRAMING_RAW);
 	if (len - off < hdr) {
 		FUZZ_ASSERT(err == EPROTO); /* truncated header */
 		return;
@@ -94,7 +94,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct tevent_context *ev;
 	struct tstream_context *stream = NULL;
 	struct fuzz_peer *peer;
-	enum tsgate_framing framing;
+	enum tsgate_config_framing framing;
 	const uint8_t *chunks, *body;
 	size_t num_chunks, body_len, max_pdu, off = 0;
 	unsigned pdus = 0;
@@ -135,7 +135,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		ret = tsgate_pdu_read_recv(req, &err, NULL, mem, &pdu, &len);
 		TALLOC_FREE(req);
 		if (ret == -1) {
-			if (framing != TSGATE_FRAMING_RAW &&
+			if (framing != TSGATE_CONFIG_FRAMING_RAW &&
 			    max_pdu < tsgate_framing_header_size(framing)) {
 				FUZZ_ASSERT(err == EINVAL && pdus == 0);
 				break;
@@ -150,7 +150,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_ASSERT(len <= max_pdu);
 		FUZZ_ASSERT(off + len <= body_len);
 		FUZZ_ASSERT(memcmp(pdu, body + off, len) == 0);
-		if (framing != TSGATE_FRAMING_RAW) {
+		if (framing != TSGATE_CONFIG_FRAMING_RAW) {
 			uint64_t total = 0;
 
 			FUZZ_ASSERT(len >= tsgate_framing_header_size(framing));

@@ -33,12 +33,21 @@ def require_binary():
         raise SystemExit(SKIP)
 
 
+_ports_given = set()
+
+
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A port nobody listens on now, never one this process was given
+    before: the kernel may hand the same free port to two bind(0) calls
+    in a row, and two listeners of one test then clash."""
+    while True:
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        if port not in _ports_given:
+            _ports_given.add(port)
+            return port
 
 
 def wait_until(pred, timeout=10.0, step=0.02):

@@ -956,7 +956,10 @@ static int knc_server(gss_ctx_id_t ctx, const char *behaviour)
 				if (!close_first) {
 					if (qhead + qlen + plain.length >
 					    qcap) {
-						memmove(q, q + qhead, qlen);
+						if (qlen > 0) {
+							memmove(q, q + qhead,
+								qlen);
+						}
 						qhead = 0;
 						qcap = qlen + plain.length +
 						       (1u << 20);

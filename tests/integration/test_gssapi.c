@@ -22,6 +22,7 @@
 #include "tsocket.h"
 #include "tstream_gssapi.h"
 #include "tt.h"
+#include "tt_pair.h"
 #include "tt_kdc.h"
 
 static TALLOC_CTX *kdc_mem;
@@ -57,21 +58,11 @@ static void kdc_teardown(void)
 /* A connected TCP pair on 127.0.0.1 (blocking). */
 static void tcp_pair(int *a, int *b)
 {
-	struct sockaddr_in sin = {.sin_family = AF_INET};
-	socklen_t len = sizeof(sin);
-	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int fds[2];
 
-	ck_assert_int_ge(l, 0);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ck_assert_int_eq(bind(l, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	ck_assert_int_eq(listen(l, 1), 0);
-	ck_assert_int_eq(getsockname(l, (struct sockaddr *)&sin, &len), 0);
-	*a = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	ck_assert_int_ge(*a, 0);
-	ck_assert_int_eq(connect(*a, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	*b = accept4(l, NULL, NULL, SOCK_CLOEXEC);
-	ck_assert_int_ge(*b, 0);
-	close(l);
+	tt_tcp_fds(fds);
+	*a = fds[0];
+	*b = fds[1];
 }
 
 static struct tstream_context *bsd_stream(int fd)
@@ -706,6 +697,47 @@ static void set_readable(struct tstream_context *s, struct io *io)
 	    tstream_set_readable_handler(s, tt_ev, on_readable, io), 0);
 	ck_assert(!io->done);
 }
+
+/*
+ * A GSSAPI stream that fails on its own writing is readable at once (the
+ * error is sticky for both directions, a readv gets it): a readable
+ * handler and a wait waiting on the plain stream end, although the plain
+ * stream never becomes readable (the peer is silent).
+ */
+START_TEST(test_readable_own_error)
+{
+	struct hs cli, srv;
+	struct io h, w;
+	int err = 0;
+
+	ck_assert_ptr_nonnull(kdc);
+	our_pair(initiator_params("host@localhost", kdc->alice_ccache),
+		 acceptor_params(kdc->service_keytab), &cli, &srv);
+	ck_assert_msg(srv.ret == 0 && cli.ret == 0, "handshake: %s / %s",
+		      srv.reason, cli.reason);
+
+	set_readable(srv.stream, &h);
+	start_wait(cli.stream, &w);
+	ck_assert(!tt_loop_until(tt_ev, &h.done, 20));
+	ck_assert(!w.done);
+
+	/* the plain streams cannot write any more: both writes fail */
+	ck_assert_int_eq(do_shutdown(srv.plain, &err), 0);
+	ck_assert_int_eq(do_write(srv.stream, "ping", 4, &err), -1);
+	ck_assert_int_eq(err, EPIPE);
+	tt_wait(&h.done, 10000);
+	ck_assert_int_eq(h.ret, 1);
+
+	ck_assert_int_eq(do_shutdown(cli.plain, &err), 0);
+	ck_assert_int_eq(do_write(cli.stream, "ping", 4, &err), -1);
+	ck_assert_int_eq(err, EPIPE);
+	tt_wait(&w.done, 10000);
+	ck_assert_int_eq(w.ret, 0);
+
+	talloc_free(srv.stream);
+	talloc_free(cli.stream);
+}
+END_TEST
 
 /* tstream_set_readable_handler on a GSSAPI stream. */
 START_TEST(test_readable_handler)
@@ -1750,7 +1782,8 @@ static Suite *gssapi_suite(void)
 	     {test_roundtrip_identity_and_bulk, test_half_close_both_ways,
 	      test_disconnect_sends_authenticated_close,
 	      test_strict_eof_bare_fin, test_many_concurrent,
-	      test_wait_readable, test_readable_handler, NULL},
+	      test_wait_readable, test_readable_handler,
+	      test_readable_own_error, NULL},
 	     60},
 	    {"knc",
 	     {test_knc_peer_acceptor, test_knc_peer_initiator,

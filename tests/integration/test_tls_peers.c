@@ -90,24 +90,9 @@ static bool file_equals(const char *path, const uint8_t *buf, size_t len)
  * Event-loop helpers
  */
 
-static void fired(struct tevent_context *ev,
-		  struct tevent_timer *te,
-		  struct timeval now,
-		  void *private_data)
-{
-	*(bool *)private_data = true;
-}
-
 static void run_for(unsigned ms)
 {
-	bool done = false;
-
-	ck_assert_ptr_nonnull(tevent_add_timer(
-	    tt_ev, tt_mem, tevent_timeval_current_ofs(0, ms * 1000), fired,
-	    &done));
-	while (!done) {
-		ck_assert_int_eq(tevent_loop_once(tt_ev), 0);
-	}
+	tt_run_for(tt_ev, ms);
 }
 
 /* Wait until a child exits (running the event loop meanwhile). */

@@ -288,25 +288,10 @@ static int read_error(struct tstream_context *s)
 	return err;
 }
 
-static void run_for_fired(struct tevent_context *ev,
-			  struct tevent_timer *te,
-			  struct timeval now,
-			  void *private_data)
-{
-	*(bool *)private_data = true;
-}
-
-/* Run the event loop for ms milliseconds (the timer frees itself). */
+/* Run the event loop for ms milliseconds. */
 static void run_for(unsigned ms)
 {
-	bool fired = false;
-
-	ck_assert_ptr_nonnull(tevent_add_timer(
-	    tt_ev, tt_mem, tevent_timeval_current_ofs(0, ms * 1000),
-	    run_for_fired, &fired));
-	while (!fired) {
-		ck_assert_int_eq(tevent_loop_once(tt_ev), 0);
-	}
+	tt_run_for(tt_ev, ms);
 }
 
 static size_t test_len(size_t len)
@@ -1640,6 +1625,67 @@ static void wait_calls(int *calls, int ms)
 
 static void write_all(struct tstream_context *s, uint8_t *buf, size_t len);
 
+/*
+ * A wait on a TLS stream ends when the stream fails on its own writing:
+ * the readv after it gets the error at once. The plain stream under it
+ * never becomes readable here (the peer is silent), so a wait that only
+ * waited on the plain stream (the old wait_readable op) hung; the
+ * readable handler already woke on it (issue 13), and the wait now goes
+ * through the same op (issue 14).
+ */
+START_TEST(wait_readable_own_error)
+{
+	struct tstream_tls_params *sp =
+	    server_params(certs->srv_ec_crt, certs->srv_ec_key);
+	struct tstream_tls_params *cp = client_params("localhost");
+	struct tstream_context *a = NULL;
+	struct tstream_context *b = NULL;
+	struct tevent_req *req;
+	struct xfer *w;
+	struct hs srv;
+	struct hs cli;
+	bool done = false;
+	int ret = 0;
+	int err = 0;
+
+	ck_assert_int_eq(tstream_unix_socketpair(tt_mem, &a, tt_mem, &b), 0);
+	hs_start(&srv, a, sp, true);
+	hs_start(&cli, b, cp, false);
+	hs_finish(&srv);
+	hs_finish(&cli);
+	ck_assert_int_eq(srv.ret, 0);
+	ck_assert_int_eq(cli.ret, 0);
+
+	req = tstream_wait_readable_send(tt_mem, tt_ev, srv.tls);
+	ck_assert_ptr_nonnull(req);
+	tevent_req_set_callback(req, tt_set_done, &done);
+	run_for(20);
+	ck_assert(!done);
+
+	/*
+	 * The plain stream cannot write any more: the plain writev under a
+	 * TLS write fails (the TLS write itself may be over before that:
+	 * its records were queued).
+	 */
+	run_req_int(tstream_shutdown_send(tt_mem, tt_ev, a),
+		    tstream_shutdown_recv, &ret, &err);
+	ck_assert_int_eq(ret, 0);
+	w = xfer_start(srv.tls, (uint8_t *)"hello", 5, 5, true);
+	tt_wait(&w->done, 10000);
+	talloc_free(w);
+
+	tt_wait(&done, 10000);
+	ck_assert_int_eq(tstream_wait_readable_recv(req, &err), 0);
+	talloc_free(req);
+	ck_assert_int_eq(read_error(srv.tls), EPIPE);
+
+	talloc_free(srv.tls);
+	talloc_free(cli.tls);
+	talloc_free(sp);
+	talloc_free(cp);
+}
+END_TEST
+
 /* tstream_set_readable_handler on a TLS stream. */
 START_TEST(readable_handler)
 {
@@ -2472,6 +2518,8 @@ int main(void)
 	suite_add_tcase(s, tc("end_without_close_notify",
 			      end_without_close_notify, 30 * slow));
 	suite_add_tcase(s, tc("wait_readable", wait_readable, 30 * slow));
+	suite_add_tcase(s, tc("wait_readable_own_error",
+			      wait_readable_own_error, 30 * slow));
 	suite_add_tcase(s, tc("readable_handler", readable_handler, 30 * slow));
 	suite_add_tcase(
 	    s, tc("hostile_garbage", hostile_garbage_hello, 30 * slow));

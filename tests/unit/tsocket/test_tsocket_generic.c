@@ -1,7 +1,8 @@
 /*
- * Unit tests of tsocket's generic layer (tsocket.c): argument checks,
- * EBUSY/ENOTCONN/EPIPE/EOPNOTSUPP guards, result ownership and freeing a
- * context or a request while I/O is outstanding.
+ * Unit tests of tsocket's generic layer (tsocket.c, tsocket_dgram.c,
+ * tsocket_stream.c): argument checks, EBUSY/ENOTCONN/EPIPE/EOPNOTSUPP
+ * guards, result ownership and freeing a context or a request while I/O
+ * is outstanding.
  *
  * Most tests use "ctl", a stream and datagram type defined here through
  * tsocket_internal.h whose requests complete only when the test says so:
@@ -25,6 +26,7 @@
 
 #include "tsocket_internal.h"
 #include "tt.h"
+#include "tt_pair.h"
 
 #define CTL_MAGIC 0x7e1052ca
 
@@ -102,7 +104,6 @@ struct ctl_stream {
 	int writev_calls;
 	int disconnect_calls;
 	int shutdown_calls;
-	int wait_calls;
 	int disconnect_err;
 	/* set_readable_handler: what the type keeps, how it answers */
 	tstream_readable_handler_t readable_fn;
@@ -266,18 +267,6 @@ static struct tevent_req *ctl_shutdown_send(TALLOC_CTX *mem_ctx,
 	return ctl_now_send(mem_ctx, ev, 0);
 }
 
-/* A wait holds the read slot; ctl_complete_read(cs, "") finishes it. */
-static struct tevent_req *ctl_wait_send(TALLOC_CTX *mem_ctx,
-					struct tevent_context *ev,
-					struct tstream_context *stream)
-{
-	struct ctl_stream *cs = tstream_context_data(stream, struct ctl_stream);
-
-	ck_assert_ptr_null(cs->read_req);
-	cs->wait_calls++;
-	return ctl_io_send(mem_ctx, cs, &cs->read_req, NULL, 0);
-}
-
 static int ctl_set_readable_handler(struct tstream_context *stream,
 				    struct tevent_context *ev,
 				    tstream_readable_handler_t handler,
@@ -330,8 +319,6 @@ static const struct tstream_context_ops ctl_stream_ops = {
     .disconnect_recv = ctl_now_recv,
     .shutdown_send = ctl_shutdown_send,
     .shutdown_recv = ctl_now_recv,
-    .wait_readable_send = ctl_wait_send,
-    .wait_readable_recv = ctl_io_recv,
     .set_readable_handler = ctl_set_readable_handler,
 };
 
@@ -843,7 +830,10 @@ START_TEST(test_stream_shutdown_unsupported)
 }
 END_TEST
 
-/* tstream_wait_readable through a type's op: guards and freeing. */
+/*
+ * tstream_wait_readable through the type's readable-handler op: guards,
+ * readiness at once and later, the op's error, freeing.
+ */
 START_TEST(test_stream_wait_readable)
 {
 	TALLOC_CTX *owner = talloc_new(tt_mem);
@@ -857,7 +847,8 @@ START_TEST(test_stream_wait_readable)
 
 	stream = ctl_stream_make(owner, &ctl_stream_ops, &cs);
 	start_wait(stream, &r);
-	ck_assert_int_eq(cs->wait_calls, 1);
+	ck_assert_int_eq(cs->readable_sets, 1);
+	ck_assert_ptr_nonnull(cs->readable_fn);
 	/* the read slot is taken; a write goes on */
 	start_readv(stream, &riov, 1, &r2);
 	assert_failed(r2, EBUSY);
@@ -866,24 +857,36 @@ START_TEST(test_stream_wait_readable)
 	start_disconnect(stream, &d);
 	assert_failed(d, EBUSY);
 	ck_assert_int_eq(cs->readv_calls, 0);
-	ck_assert_int_eq(cs->wait_calls, 1);
+	ck_assert_int_eq(cs->readable_sets, 1);
 	start_writev(stream, &wiov, 1, &w);
 	ctl_complete_write(cs);
 	assert_ok(w, 4);
 	ck_assert(!r.done);
-	ctl_complete_read(cs, "");
+	/* the type calls the handler: the wait is over, nothing to forget */
+	ctl_readable(cs);
 	assert_ok(r, 0);
+	ck_assert_int_eq(cs->readable_clears, 0);
+
+	/* ready at once: finished from the loop */
+	cs->readable_ready = true;
+	start_wait(stream, &r);
+	ck_assert(!r.done);
+	ck_assert_ptr_null(cs->readable_fn);
+	assert_ok(r, 0);
+	cs->readable_ready = false;
 
 	/* the type's error comes through */
+	cs->readable_err = EIO;
 	start_wait(stream, &r);
-	ctl_fail(&cs->read_req, EIO);
 	assert_failed(r, EIO);
+	cs->readable_err = 0;
 
-	/* a freed wait frees the type's request and the slot */
+	/* a freed wait makes the type forget and frees the slot */
 	req = start_wait(stream, &r);
-	ck_assert_int_eq(ctl_live_subreqs, 1);
+	ck_assert_ptr_nonnull(cs->readable_fn);
 	talloc_free(req);
-	ck_assert_int_eq(ctl_live_subreqs, 0);
+	ck_assert_int_eq(cs->readable_clears, 1);
+	ck_assert_ptr_null(cs->readable_fn);
 	start_readv(stream, &riov, 1, &r2);
 	ctl_complete_read(cs, "abcd");
 	assert_ok(r2, 4);
@@ -1025,7 +1028,7 @@ START_TEST(test_stream_readable_handler)
 	start_wait(stream, &r);
 	ck_assert_int_eq(cs->readable_clears, 2);
 	assert_set_readable_fails(stream, EBUSY);
-	ctl_complete_read(cs, "");
+	ctl_readable(cs);
 	assert_ok(r, 0);
 	set_readable(stream, &h);
 	set_readable(stream, &h);
@@ -1693,14 +1696,12 @@ START_TEST(test_dgram_free_with_outstanding)
 END_TEST
 
 /*
- * The same guards over real BSD sockets (tsocket_bsd.c).
+ * The same guards over real BSD sockets (tsocket_bsd_stream.c).
  */
 
 static void bsd_pair(struct tstream_context **a, struct tstream_context **b)
 {
-	int ret = tstream_unix_socketpair(tt_mem, a, tt_mem, b);
-
-	ck_assert_int_eq(ret, 0);
+	tt_stream_pair(a, b);
 }
 
 START_TEST(test_bsd_stream_busy)

@@ -1,5 +1,5 @@
 /*
- * Unit tests of the BSD address type (tsocket_bsd.c): ipv4/ipv6/ip
+ * Unit tests of the BSD address type (tsocket_bsd_address.c): ipv4/ipv6/ip
  * parsing, canonical strings, ports, unix paths, the sockaddr
  * conversions and their error cases.
  */

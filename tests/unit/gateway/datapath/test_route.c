@@ -12,7 +12,7 @@
 #include <tevent.h>
 
 #include "tt.h"
-#include "config.h"
+#include "config_tunnels.h"
 #include "identity.h"
 #include "route.h"
 

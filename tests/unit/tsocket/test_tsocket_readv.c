@@ -1,6 +1,6 @@
 /*
  * Unit tests of tstream_readv on BSD streams with multi-buffer vectors
- * and the read-ahead buffer behind them (tsocket_bsd.c,
+ * and the read-ahead buffer behind them (tsocket_bsd_stream.c,
  * tstream_bsd_readv_once): fixed shapes from issue 13 (a first buffer
  * of at least TSTREAM_BSD_READAHEAD followed by more, while the peer has
  * a big writev outstanding), zero-length buffers, many small buffers,
@@ -28,6 +28,7 @@
 
 #include "tsocket.h"
 #include "tt.h"
+#include "tt_pair.h"
 
 #define WAIT_MS 20000
 
@@ -270,23 +271,7 @@ static void reader_next(struct reader *r)
 /* A connected TCP pair over 127.0.0.1 (port 0: the kernel picks one). */
 static void tcp_pair(int fds[2])
 {
-	struct sockaddr_in sin = {.sin_family = AF_INET};
-	socklen_t len = sizeof(sin);
-	int lfd;
-
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	ck_assert_int_ge(lfd, 0);
-	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	ck_assert_int_eq(listen(lfd, 1), 0);
-	ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&sin, &len), 0);
-	fds[0] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	ck_assert_int_ge(fds[0], 0);
-	ck_assert_int_eq(connect(fds[0], (struct sockaddr *)&sin, sizeof(sin)),
-			 0);
-	fds[1] = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-	ck_assert_int_ge(fds[1], 0);
-	close(lfd);
+	tt_tcp_fds(fds);
 }
 
 /* Two streams over a socketpair (tcp false) or a TCP connection. */
@@ -297,8 +282,7 @@ static void stream_pair(bool tcp,
 	int fds[2];
 
 	if (!tcp) {
-		ck_assert_int_eq(tstream_unix_socketpair(tt_mem, a, tt_mem, b),
-				 0);
+		tt_stream_pair(a, b);
 		return;
 	}
 	tcp_pair(fds);

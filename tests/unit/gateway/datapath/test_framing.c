@@ -78,7 +78,7 @@ static void read_done(struct tevent_req *req)
 }
 
 static struct read_result *read_pdu(struct pair *p,
-				    enum tsgate_framing f,
+				    enum tsgate_config_framing f,
 				    size_t max_pdu)
 {
 	struct read_result *r = talloc_zero(tt_mem, struct read_result);
@@ -112,25 +112,18 @@ static void assert_error(struct read_result *r, int err)
 		      "verdict %d for errno %d", r->verdict, err);
 }
 
-START_TEST(test_parse_names)
+START_TEST(test_names_and_headers)
 {
-	enum tsgate_framing f;
-
-	ck_assert_int_eq(tsgate_framing_parse("raw", &f), 0);
-	ck_assert_int_eq(f, TSGATE_FRAMING_RAW);
-	ck_assert_int_eq(tsgate_framing_parse("length32", &f), 0);
-	ck_assert_int_eq(f, TSGATE_FRAMING_LENGTH32);
-	ck_assert_int_eq(tsgate_framing_parse("nbt", &f), 0);
-	ck_assert_int_eq(f, TSGATE_FRAMING_NBT);
-	ck_assert_int_eq(tsgate_framing_parse("ncacn", &f), 0);
-	ck_assert_int_eq(f, TSGATE_FRAMING_NCACN);
-	ck_assert_int_eq(tsgate_framing_parse("smb", &f), EINVAL);
-	ck_assert_str_eq(tsgate_framing_name(TSGATE_FRAMING_NCACN), "ncacn");
-	ck_assert_uint_eq(tsgate_framing_header_size(TSGATE_FRAMING_RAW), 0);
-	ck_assert_uint_eq(tsgate_framing_header_size(TSGATE_FRAMING_LENGTH32),
+	ck_assert_str_eq(
+	    tsgate_config_framing_name(TSGATE_CONFIG_FRAMING_NCACN), "ncacn");
+	ck_assert_uint_eq(tsgate_framing_header_size(TSGATE_CONFIG_FRAMING_RAW),
+			  0);
+	ck_assert_uint_eq(
+	    tsgate_framing_header_size(TSGATE_CONFIG_FRAMING_LENGTH32), 4);
+	ck_assert_uint_eq(tsgate_framing_header_size(TSGATE_CONFIG_FRAMING_NBT),
 			  4);
-	ck_assert_uint_eq(tsgate_framing_header_size(TSGATE_FRAMING_NBT), 4);
-	ck_assert_uint_eq(tsgate_framing_header_size(TSGATE_FRAMING_NCACN), 16);
+	ck_assert_uint_eq(
+	    tsgate_framing_header_size(TSGATE_CONFIG_FRAMING_NCACN), 16);
 }
 END_TEST
 
@@ -154,33 +147,37 @@ START_TEST(test_header_sizes)
 	uint64_t size = 0;
 
 	ck_assert_int_eq(
-	    tsgate_framing_pdu_size(TSGATE_FRAMING_LENGTH32, l32, &size), 0);
+	    tsgate_framing_pdu_size(TSGATE_CONFIG_FRAMING_LENGTH32, l32, &size),
+	    0);
 	ck_assert_uint_eq(size, 4 + 0x010203);
-	ck_assert_int_eq(
-	    tsgate_framing_pdu_size(TSGATE_FRAMING_LENGTH32, l32max, &size), 0);
+	ck_assert_int_eq(tsgate_framing_pdu_size(TSGATE_CONFIG_FRAMING_LENGTH32,
+						 l32max, &size),
+			 0);
 	ck_assert_uint_eq(size, 4 + (uint64_t)0xffffffff);
 	ck_assert_int_eq(
-	    tsgate_framing_pdu_size(TSGATE_FRAMING_NBT, nbt, &size), 0);
+	    tsgate_framing_pdu_size(TSGATE_CONFIG_FRAMING_NBT, nbt, &size), 0);
 	ck_assert_uint_eq(size, 4 + 0x010203);
-	ck_assert_int_eq(
-	    tsgate_framing_pdu_size(TSGATE_FRAMING_NBT, nbt_keepalive, &size),
-	    0);
+	ck_assert_int_eq(tsgate_framing_pdu_size(TSGATE_CONFIG_FRAMING_NBT,
+						 nbt_keepalive, &size),
+			 0);
 	ck_assert_uint_eq(size, 4);
 	ck_assert_int_eq(
-	    tsgate_framing_pdu_size(TSGATE_FRAMING_NBT, nbt_bad, &size),
+	    tsgate_framing_pdu_size(TSGATE_CONFIG_FRAMING_NBT, nbt_bad, &size),
 	    EPROTO);
-	ck_assert_int_eq(
-	    tsgate_framing_pdu_size(TSGATE_FRAMING_NCACN, ncacn_le, &size), 0);
+	ck_assert_int_eq(tsgate_framing_pdu_size(TSGATE_CONFIG_FRAMING_NCACN,
+						 ncacn_le, &size),
+			 0);
 	ck_assert_uint_eq(size, 0x48);
-	ck_assert_int_eq(
-	    tsgate_framing_pdu_size(TSGATE_FRAMING_NCACN, ncacn_be, &size), 0);
+	ck_assert_int_eq(tsgate_framing_pdu_size(TSGATE_CONFIG_FRAMING_NCACN,
+						 ncacn_be, &size),
+			 0);
 	ck_assert_uint_eq(size, 0x48);
-	ck_assert_int_eq(
-	    tsgate_framing_pdu_size(TSGATE_FRAMING_NCACN, ncacn_v4, &size),
-	    EPROTO);
-	ck_assert_int_eq(
-	    tsgate_framing_pdu_size(TSGATE_FRAMING_NCACN, ncacn_short, &size),
-	    EPROTO);
+	ck_assert_int_eq(tsgate_framing_pdu_size(TSGATE_CONFIG_FRAMING_NCACN,
+						 ncacn_v4, &size),
+			 EPROTO);
+	ck_assert_int_eq(tsgate_framing_pdu_size(TSGATE_CONFIG_FRAMING_NCACN,
+						 ncacn_short, &size),
+			 EPROTO);
 }
 END_TEST
 
@@ -193,14 +190,14 @@ START_TEST(test_length32_whole_pdus)
 	struct read_result *r;
 
 	peer_write(p, two, sizeof(two));
-	r = read_pdu(p, TSGATE_FRAMING_LENGTH32, 1024);
+	r = read_pdu(p, TSGATE_CONFIG_FRAMING_LENGTH32, 1024);
 	assert_pdu(r, two, 7);
-	r = read_pdu(p, TSGATE_FRAMING_LENGTH32, 1024);
+	r = read_pdu(p, TSGATE_CONFIG_FRAMING_LENGTH32, 1024);
 	assert_pdu(r, two + 7, 4);
-	r = read_pdu(p, TSGATE_FRAMING_LENGTH32, 1024);
+	r = read_pdu(p, TSGATE_CONFIG_FRAMING_LENGTH32, 1024);
 	assert_pdu(r, two + 11, 5);
 	peer_close(p);
-	r = read_pdu(p, TSGATE_FRAMING_LENGTH32, 1024);
+	r = read_pdu(p, TSGATE_CONFIG_FRAMING_LENGTH32, 1024);
 	assert_error(r, EPIPE);
 }
 END_TEST
@@ -251,7 +248,7 @@ START_TEST(test_split_writes)
 	d->len = sizeof(pdu);
 	tevent_add_timer(tt_ev, d, tevent_timeval_current_ofs(0, 1000),
 			 dribble_one, d);
-	r = read_pdu(p, TSGATE_FRAMING_NCACN, 1024);
+	r = read_pdu(p, TSGATE_CONFIG_FRAMING_NCACN, 1024);
 	assert_pdu(r, pdu, sizeof(pdu));
 	ck_assert_uint_eq(d->pos, sizeof(pdu));
 }
@@ -266,12 +263,12 @@ START_TEST(test_too_large)
 	struct read_result *r;
 
 	peer_write(p, hdr, sizeof(hdr));
-	r = read_pdu(p, TSGATE_FRAMING_LENGTH32, 1024 * 1024);
+	r = read_pdu(p, TSGATE_CONFIG_FRAMING_LENGTH32, 1024 * 1024);
 	assert_error(r, EMSGSIZE);
 
 	p = pair_new();
 	peer_write(p, nbt_hdr, sizeof(nbt_hdr));
-	r = read_pdu(p, TSGATE_FRAMING_NBT, 1024);
+	r = read_pdu(p, TSGATE_CONFIG_FRAMING_NBT, 1024);
 	assert_error(r, EMSGSIZE);
 }
 END_TEST
@@ -288,9 +285,10 @@ START_TEST(test_exact_max_pdu)
 	pdu[3] = 60;
 	peer_write(p, pdu, sizeof(pdu));
 	/* max_pdu counts the header: 64 fits, 63 does not */
-	assert_pdu(read_pdu(p, TSGATE_FRAMING_NBT, 64), pdu, sizeof(pdu));
+	assert_pdu(read_pdu(p, TSGATE_CONFIG_FRAMING_NBT, 64), pdu,
+		   sizeof(pdu));
 	peer_write(p, pdu, sizeof(pdu));
-	assert_error(read_pdu(p, TSGATE_FRAMING_NBT, 63), EMSGSIZE);
+	assert_error(read_pdu(p, TSGATE_CONFIG_FRAMING_NBT, 63), EMSGSIZE);
 }
 END_TEST
 
@@ -300,11 +298,11 @@ START_TEST(test_malformed)
 	const uint8_t junk[] = "GET / HTTP/1.0\r\n\r\n";
 
 	peer_write(p, junk, sizeof(junk) - 1);
-	assert_error(read_pdu(p, TSGATE_FRAMING_NCACN, 4096), EPROTO);
+	assert_error(read_pdu(p, TSGATE_CONFIG_FRAMING_NCACN, 4096), EPROTO);
 
 	p = pair_new();
 	peer_write(p, junk, sizeof(junk) - 1);
-	assert_error(read_pdu(p, TSGATE_FRAMING_NBT, 4096), EPROTO);
+	assert_error(read_pdu(p, TSGATE_CONFIG_FRAMING_NBT, 4096), EPROTO);
 }
 END_TEST
 
@@ -316,21 +314,21 @@ START_TEST(test_truncated)
 
 	peer_write(p, part, sizeof(part));
 	peer_close(p);
-	assert_error(read_pdu(p, TSGATE_FRAMING_LENGTH32, 1024), EPROTO);
+	assert_error(read_pdu(p, TSGATE_CONFIG_FRAMING_LENGTH32, 1024), EPROTO);
 
 	p = pair_new();
 	peer_write(p, half_header, sizeof(half_header));
 	peer_close(p);
-	assert_error(read_pdu(p, TSGATE_FRAMING_LENGTH32, 1024), EPROTO);
+	assert_error(read_pdu(p, TSGATE_CONFIG_FRAMING_LENGTH32, 1024), EPROTO);
 }
 END_TEST
 
 /* A stream that fails by itself: no verdict, whatever the framing. */
 START_TEST(test_stream_error_is_no_verdict)
 {
-	const enum tsgate_framing framings[] = {
-	    TSGATE_FRAMING_RAW, TSGATE_FRAMING_LENGTH32, TSGATE_FRAMING_NBT,
-	    TSGATE_FRAMING_NCACN};
+	const enum tsgate_config_framing framings[] = {
+	    TSGATE_CONFIG_FRAMING_RAW, TSGATE_CONFIG_FRAMING_LENGTH32,
+	    TSGATE_CONFIG_FRAMING_NBT, TSGATE_CONFIG_FRAMING_NCACN};
 	const uint8_t half_header[] = {0, 0};
 	size_t i;
 
@@ -340,7 +338,7 @@ START_TEST(test_stream_error_is_no_verdict)
 
 		/* the peer leaves with our bytes unread: a reset for us */
 		ck_assert_int_eq(write(p->ours, "unread", 6), 6);
-		if (framings[i] != TSGATE_FRAMING_RAW) {
+		if (framings[i] != TSGATE_CONFIG_FRAMING_RAW) {
 			peer_write(p, half_header, sizeof(half_header));
 		}
 		peer_close(p);
@@ -365,7 +363,7 @@ START_TEST(test_raw_chunks)
 	peer_close(p);
 	/* max_pdu bounds each raw chunk */
 	while (have < sizeof(big)) {
-		r = read_pdu(p, TSGATE_FRAMING_RAW, 4096);
+		r = read_pdu(p, TSGATE_CONFIG_FRAMING_RAW, 4096);
 		ck_assert_msg(r->ret == 0, "raw read: %s", strerror(r->err));
 		ck_assert_uint_ge(r->len, 1);
 		ck_assert_uint_le(r->len, 4096);
@@ -374,7 +372,7 @@ START_TEST(test_raw_chunks)
 		have += r->len;
 	}
 	ck_assert_mem_eq(got, big, sizeof(big));
-	assert_error(read_pdu(p, TSGATE_FRAMING_RAW, 4096), EPIPE);
+	assert_error(read_pdu(p, TSGATE_CONFIG_FRAMING_RAW, 4096), EPIPE);
 }
 END_TEST
 
@@ -385,12 +383,11 @@ START_TEST(test_raw_takes_pending)
 	struct read_result *r;
 
 	peer_write(p, msg, sizeof(msg));
-	r = read_pdu(p, TSGATE_FRAMING_RAW, 0);
+	r = read_pdu(p, TSGATE_CONFIG_FRAMING_RAW, 0);
 	/* all that was pending arrives as one chunk */
 	assert_pdu(r, msg, sizeof(msg));
 }
 END_TEST
-
 
 static Suite *framing_suite(void)
 {
@@ -398,7 +395,7 @@ static Suite *framing_suite(void)
 	TCase *tc;
 
 	tc = tt_tcase(s, "headers", 20);
-	tcase_add_test(tc, test_parse_names);
+	tcase_add_test(tc, test_names_and_headers);
 	tcase_add_test(tc, test_header_sizes);
 
 	tc = tt_tcase(s, "framed_reads", 20);

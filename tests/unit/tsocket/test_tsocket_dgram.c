@@ -1,5 +1,5 @@
 /*
- * Unit tests of the BSD datagram sockets (tsocket_bsd.c): UDP over
+ * Unit tests of the BSD datagram sockets (tsocket_bsd_dgram.c): UDP over
  * 127.0.0.1 and ::1 and unix datagrams in a temporary directory,
  * connected and unconnected, sender addresses, message boundaries and
  * the EBUSY/ENOTCONN/free-while-outstanding rules.

@@ -1,5 +1,5 @@
 /*
- * Unit tests of the BSD stream sockets (tsocket_bsd.c): TCP over
+ * Unit tests of the BSD stream sockets (tsocket_bsd_stream.c): TCP over
  * 127.0.0.1 and ::1 to listeners the tests make, unix connect,
  * socketpairs and existing fds; readv/writev semantics, EPIPE/ENOTCONN,
  * sticky errors, SIGPIPE and half-close.
@@ -22,6 +22,7 @@
 
 #include "tsocket.h"
 #include "tt.h"
+#include "tt_pair.h"
 
 #define WAIT_MS 5000
 
@@ -480,12 +481,7 @@ END_TEST
 /* A socketpair: *s wraps one end, the other end is returned raw. */
 static int stream_and_raw_peer(struct tstream_context **s)
 {
-	int fds[2];
-
-	ck_assert_int_eq(
-	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
-	ck_assert_int_eq(tstream_bsd_existing_socket(tt_mem, fds[0], s), 0);
-	return fds[1];
+	return tt_stream_raw_pair(tt_mem, s);
 }
 
 START_TEST(test_existing_socket_ownership)

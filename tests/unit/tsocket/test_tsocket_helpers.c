@@ -21,6 +21,7 @@
 
 #include "tsocket.h"
 #include "tt.h"
+#include "tt_pair.h"
 
 /* Bodies above this are refused by the next_vector callback. */
 #define PDU_MAX 4096
@@ -32,15 +33,8 @@
 static struct tstream_context *raw_pair(int *raw_fd)
 {
 	struct tstream_context *stream = NULL;
-	int sv[2];
-	int ret;
 
-	ret = socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv);
-	ck_assert_int_eq(ret, 0);
-	ck_assert_int_eq(fcntl(sv[0], F_SETFL, O_NONBLOCK), 0);
-	ret = tstream_bsd_existing_socket(tt_mem, sv[0], &stream);
-	ck_assert_int_eq(ret, 0);
-	*raw_fd = sv[1];
+	*raw_fd = tt_stream_raw_pair(tt_mem, &stream);
 	return stream;
 }
 
@@ -67,32 +61,10 @@ static void put_pdu(int fd, const char *body)
 	write_all(fd, body, len);
 }
 
-static void loop_for_fired(struct tevent_context *ev,
-			   struct tevent_timer *te,
-			   struct timeval now,
-			   void *private_data)
-{
-	bool *fired = private_data;
-
-	*fired = true;
-}
-
-/*
- * Run the event loop for ms milliseconds. (tt_loop_until() cannot be used
- * for a wait that is meant to time out: it frees its fired timer again.)
- */
+/* Run the event loop for ms milliseconds. */
 static void loop_for(unsigned ms)
 {
-	struct tevent_timer *te;
-	bool fired = false;
-
-	te = tevent_add_timer(tt_ev, tt_mem,
-			      tevent_timeval_current_ofs(0, ms * 1000),
-			      loop_for_fired, &fired);
-	ck_assert_ptr_nonnull(te);
-	while (!fired) {
-		ck_assert_int_eq(tevent_loop_once(tt_ev), 0);
-	}
+	tt_run_for(tt_ev, ms);
 }
 
 /*

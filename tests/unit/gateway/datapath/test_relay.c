@@ -95,7 +95,8 @@ static void peer_read_next(struct peer *p)
 {
 	struct tevent_req *req;
 
-	req = tsgate_pdu_read_send(p, tt_ev, p->s, TSGATE_FRAMING_RAW, 0);
+	req =
+	    tsgate_pdu_read_send(p, tt_ev, p->s, TSGATE_CONFIG_FRAMING_RAW, 0);
 	ck_assert_ptr_nonnull(req);
 	tevent_req_set_callback(req, peer_read_done, p);
 }
@@ -145,7 +146,8 @@ static void echo_next(struct echo_peer *e)
 {
 	struct tevent_req *req;
 
-	req = tsgate_pdu_read_send(e, tt_ev, e->s, TSGATE_FRAMING_RAW, 0);
+	req =
+	    tsgate_pdu_read_send(e, tt_ev, e->s, TSGATE_CONFIG_FRAMING_RAW, 0);
 	ck_assert_ptr_nonnull(req);
 	tevent_req_set_callback(req, echo_read_done, e);
 }
@@ -246,7 +248,7 @@ static struct rig *rig_new(void)
 	return r;
 }
 
-static struct rig *rig_start_swept(enum tsgate_framing framing,
+static struct rig *rig_start_swept(enum tsgate_config_framing framing,
 				   size_t max_pdu,
 				   uint32_t idle_ms,
 				   bool read_client,
@@ -276,7 +278,7 @@ static struct rig *rig_start_swept(enum tsgate_framing framing,
 	return r;
 }
 
-static struct rig *rig_start(enum tsgate_framing framing,
+static struct rig *rig_start(enum tsgate_config_framing framing,
 			     size_t max_pdu,
 			     uint32_t idle_ms,
 			     bool read_client,
@@ -311,7 +313,7 @@ START_TEST(test_raw_both_ways)
 {
 	const size_t up = 300 * 1024 + 17, down = 200 * 1024 + 3;
 	uint8_t *up_data = pattern(up, 1), *down_data = pattern(down, 2);
-	struct rig *r = rig_start(TSGATE_FRAMING_RAW, 0, 0, true, true);
+	struct rig *r = rig_start(TSGATE_CONFIG_FRAMING_RAW, 0, 0, true, true);
 
 	peer_start_write(r->client, up_data, up, true);
 	peer_start_write(r->backend, down_data, down, true);
@@ -337,7 +339,7 @@ START_TEST(test_raw_echo_backend)
 {
 	const size_t n = 1024 * 1024 + 5;
 	uint8_t *data = pattern(n, 4);
-	struct rig *r = rig_start(TSGATE_FRAMING_RAW, 0, 0, true, false);
+	struct rig *r = rig_start(TSGATE_CONFIG_FRAMING_RAW, 0, 0, true, false);
 	struct echo_peer *e = talloc_zero(r, struct echo_peer);
 
 	/* the backend end becomes an echo server */
@@ -359,7 +361,7 @@ START_TEST(test_half_close_keeps_other_direction)
 {
 	const uint8_t ping[] = "ping";
 	const uint8_t pong[] = "pong after your EOF";
-	struct rig *r = rig_start(TSGATE_FRAMING_RAW, 0, 0, true, true);
+	struct rig *r = rig_start(TSGATE_CONFIG_FRAMING_RAW, 0, 0, true, true);
 
 	/* client: request, then half-close */
 	peer_start_write(r->client, ping, sizeof(ping), true);
@@ -384,7 +386,8 @@ START_TEST(test_framed_whole_pdus_then_too_large)
 {
 	/* two good length32 PDUs, then a header announcing 64 KiB */
 	uint8_t stream[4 + 5 + 4 + 3 + 4 + 10];
-	struct rig *r = rig_start(TSGATE_FRAMING_LENGTH32, 1024, 0, true, true);
+	struct rig *r =
+	    rig_start(TSGATE_CONFIG_FRAMING_LENGTH32, 1024, 0, true, true);
 
 	memset(stream, 0, sizeof(stream));
 	stream[3] = 5;
@@ -413,7 +416,7 @@ END_TEST
 START_TEST(test_framed_truncated_pdu)
 {
 	const uint8_t part[] = {0x00, 0x00, 0x00, 0x08, 'a', 'b'};
-	struct rig *r = rig_start(TSGATE_FRAMING_NBT, 0, 0, true, true);
+	struct rig *r = rig_start(TSGATE_CONFIG_FRAMING_NBT, 0, 0, true, true);
 
 	peer_start_write(r->client, part, sizeof(part), true);
 	tt_wait(&r->relay_done, 5000);
@@ -427,7 +430,8 @@ END_TEST
 START_TEST(test_idle_timeout)
 {
 	const uint8_t hi[] = "hi";
-	struct rig *r = rig_start(TSGATE_FRAMING_RAW, 0, 200, true, true);
+	struct rig *r =
+	    rig_start(TSGATE_CONFIG_FRAMING_RAW, 0, 200, true, true);
 
 	peer_start_write(r->client, hi, sizeof(hi), false);
 	tt_wait(&r->relay_done, 3000);
@@ -452,8 +456,10 @@ START_TEST(test_sweeper_only_idle_times_out)
 	unsigned i;
 
 	ck_assert_ptr_nonnull(sw);
-	idle = rig_start_swept(TSGATE_FRAMING_RAW, 0, 300, true, true, sw);
-	busy = rig_start_swept(TSGATE_FRAMING_RAW, 0, 300, true, true, sw);
+	idle =
+	    rig_start_swept(TSGATE_CONFIG_FRAMING_RAW, 0, 300, true, true, sw);
+	busy =
+	    rig_start_swept(TSGATE_CONFIG_FRAMING_RAW, 0, 300, true, true, sw);
 	for (i = 0; i < 7; i++) {
 		peer_start_write(busy->client, ping, sizeof(ping), false);
 		/* activity every 100 ms on purpose: busy never idles 300 */
@@ -497,8 +503,8 @@ START_TEST(test_sweeper_free_relay)
 	struct rig *a, *b;
 
 	ck_assert_ptr_nonnull(sw);
-	a = rig_start_swept(TSGATE_FRAMING_RAW, 0, 200, true, true, sw);
-	b = rig_start_swept(TSGATE_FRAMING_RAW, 0, 200, true, true, sw);
+	a = rig_start_swept(TSGATE_CONFIG_FRAMING_RAW, 0, 200, true, true, sw);
+	b = rig_start_swept(TSGATE_CONFIG_FRAMING_RAW, 0, 200, true, true, sw);
 	TALLOC_FREE(a->relay);
 	tt_wait(&b->relay_done, 3000);
 	ck_assert_int_eq(b->relay_err, ETIMEDOUT);
@@ -507,13 +513,13 @@ START_TEST(test_sweeper_free_relay)
 	tt_wait_for(talloc_total_blocks(sw) == 2, 3000);
 
 	/* the last relay freed: the timer goes with it */
-	a = rig_start_swept(TSGATE_FRAMING_RAW, 0, 200, true, true, sw);
+	a = rig_start_swept(TSGATE_CONFIG_FRAMING_RAW, 0, 200, true, true, sw);
 	ck_assert_uint_eq(talloc_total_blocks(sw), 3);
 	TALLOC_FREE(a->relay);
 	ck_assert_uint_eq(talloc_total_blocks(sw), 2);
 
 	/* the sweeper freed first lets go of its relays */
-	a = rig_start_swept(TSGATE_FRAMING_RAW, 0, 200, true, true, sw);
+	a = rig_start_swept(TSGATE_CONFIG_FRAMING_RAW, 0, 200, true, true, sw);
 	talloc_free(sw);
 	/* a negative: a's 200 ms pass on purpose, nothing may fire */
 	tt_run_for(tt_ev, 300);
@@ -534,9 +540,12 @@ START_TEST(test_sweeper_differing_timeouts)
 	struct rig *slow, *fast, *never;
 
 	ck_assert_ptr_nonnull(sw);
-	slow = rig_start_swept(TSGATE_FRAMING_RAW, 0, 1000, true, true, sw);
-	never = rig_start_swept(TSGATE_FRAMING_RAW, 0, 0, true, true, sw);
-	fast = rig_start_swept(TSGATE_FRAMING_RAW, 0, 200, true, true, sw);
+	slow =
+	    rig_start_swept(TSGATE_CONFIG_FRAMING_RAW, 0, 1000, true, true, sw);
+	never =
+	    rig_start_swept(TSGATE_CONFIG_FRAMING_RAW, 0, 0, true, true, sw);
+	fast =
+	    rig_start_swept(TSGATE_CONFIG_FRAMING_RAW, 0, 200, true, true, sw);
 	tt_wait(&fast->relay_done, 3000);
 	ck_assert_int_eq(fast->relay_err, ETIMEDOUT);
 	if (tt_timing_asserts_enabled()) {
@@ -566,7 +575,7 @@ END_TEST
 START_TEST(test_idle_holds_no_reads)
 {
 	const uint8_t ping[] = "ping", pong[] = "pong";
-	struct rig *r = rig_start(TSGATE_FRAMING_RAW, 0, 0, true, true);
+	struct rig *r = rig_start(TSGATE_CONFIG_FRAMING_RAW, 0, 0, true, true);
 	size_t held, streams;
 
 	peer_start_write(r->client, ping, sizeof(ping), false);
@@ -626,7 +635,8 @@ START_TEST(test_free_while_running)
 	bool done = false;
 	int err = 0;
 	/* nobody reads the backend end: the up pump stalls in a write */
-	struct rig *r = rig_start(TSGATE_FRAMING_RAW, 0, 0, false, false);
+	struct rig *r =
+	    rig_start(TSGATE_CONFIG_FRAMING_RAW, 0, 0, false, false);
 
 	peer_start_write(r->client, data, total, false);
 	tt_wait_for(r->stats.bytes_up > 0, 5000);
@@ -658,7 +668,8 @@ END_TEST
  */
 START_TEST(test_start_failure_from_loop)
 {
-	struct tsgate_relay_params params = {.framing = TSGATE_FRAMING_RAW};
+	struct tsgate_relay_params params = {.framing =
+						 TSGATE_CONFIG_FRAMING_RAW};
 	struct rig *r = rig_new();
 	uint8_t byte;
 	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
@@ -699,7 +710,7 @@ START_TEST(test_backpressure)
 	const size_t total = 16 * 1024 * 1024;
 	uint8_t *data = pattern(total, 3);
 	/* nobody reads the backend end */
-	struct rig *r = rig_start(TSGATE_FRAMING_RAW, 0, 0, true, false);
+	struct rig *r = rig_start(TSGATE_CONFIG_FRAMING_RAW, 0, 0, true, false);
 	uint64_t stalled;
 
 	peer_start_write(r->client, data, total, true);
@@ -726,7 +737,7 @@ END_TEST
 START_TEST(test_backend_closes_first)
 {
 	const uint8_t bye[] = "bye";
-	struct rig *r = rig_start(TSGATE_FRAMING_RAW, 0, 0, true, true);
+	struct rig *r = rig_start(TSGATE_CONFIG_FRAMING_RAW, 0, 0, true, true);
 
 	/* the backend says something and half-closes; the client, too */
 	peer_start_write(r->backend, bye, sizeof(bye), true);

@@ -19,7 +19,7 @@
 #include <gnutls/x509.h>
 #include <krb5.h>
 
-#include "config.h"
+#include "config_tunnels.h"
 #include "tt.h"
 
 #define FIXTURES "/tests/data/config"
@@ -1208,6 +1208,221 @@ START_TEST(test_tls_params_from_config)
 }
 END_TEST
 
+/*
+ * The credential pass (gateway/tunnel/config_creds.c) on its own: the
+ * walk alone accepts each config below (the files exist and are
+ * readable), the full load reports exactly one problem at the position
+ * of the value at fault.
+ */
+struct second_pass_case {
+	const char *name;
+	const char *block;   /* line 5 of the listener, or its route's tls */
+	bool in_route;       /* block is the route's (line 8) */
+	const char *at;      /* the error is at this value in the block */
+	const char *message; /* whole, or the start when prefix */
+	bool prefix;
+};
+
+static const struct second_pass_case second_pass_cases[] = {
+    {"mismatched key", "tls: {cert: server.crt, key: other.key}", false,
+     "other.key",
+     "'key': 'other.key' does not belong to the certificate in "
+     "'server.crt'",
+     false},
+    {"a CA given as key", "tls: {cert: server.crt, key: ca.crt}", false,
+     "ca.crt", "'key': 'ca.crt' is not an unencrypted PEM private key: ", true},
+    {"an encrypted key", "tls: {cert: server.crt, key: encrypted.key}", false,
+     "encrypted.key",
+     "'key': 'encrypted.key' is not an unencrypted PEM private key: ", true},
+    {"an empty key", "tls: {cert: server.crt, key: empty.key}", false,
+     "empty.key",
+     "'key': 'empty.key' is not an unencrypted PEM private key: ", true},
+    {"expired cert", "tls: {cert: expired.crt, key: expired.key}", false,
+     "expired.crt",
+     "'cert': certificate in 'expired.crt' expired on 2021-01-01 00:00:00 "
+     "UTC",
+     false},
+    {"junk CA", "tls: {cert: server.crt, key: server.key, client_ca: junk.crt}",
+     false, "junk.crt",
+     "'client_ca': no PEM certificate in 'junk.crt': ", true},
+    {"bad CRL",
+     "tls: {cert: server.crt, key: server.key, client_ca: ca.crt, crl: "
+     "junk.crt}",
+     false, "junk.crt", "'crl': no PEM CRL in 'junk.crt': ", true},
+    {"keytab without the principal",
+     "gssapi: {keytab: tsgate.keytab, principal: "
+     "HTTP/gw.example.com@EXAMPLE.COM}",
+     false, "HTTP/",
+     "'principal': keytab 'tsgate.keytab' has no key for "
+     "'HTTP/gw.example.com@EXAMPLE.COM'",
+     false},
+    {"empty keytab", "gssapi: {keytab: empty.keytab}", false, "empty.keytab",
+     "'keytab': keytab 'empty.keytab' has no keys", false},
+    {"client key mismatched", "tls: {cert: client.crt, key: other.key}", true,
+     "other.key",
+     "'key': 'other.key' does not belong to the certificate in "
+     "'client.crt'",
+     false},
+    {"client keytab not a keytab",
+     "gssapi: {target: host@b.example.com, "
+     "client_keytab: junk.crt}",
+     true, "junk.crt",
+     "'client_keytab': cannot read keytab 'junk.crt': ", true},
+};
+
+static char *second_pass_yaml(TALLOC_CTX *mem_ctx,
+			      const struct second_pass_case *c)
+{
+	const char *accept = c->in_route                           ? "plain"
+			     : strncmp(c->block, "gssapi", 6) == 0 ? "gssapi"
+								   : "tls";
+	const char *connect = !c->in_route                          ? "plain"
+			      : strncmp(c->block, "gssapi", 6) == 0 ? "gssapi"
+								    : "tls";
+
+	/* Line 5: the listener's block; line 8: the route's. */
+	return talloc_asprintf(
+	    mem_ctx,
+	    "listeners:\n"
+	    "  - name: l\n"
+	    "    listen: \"tcp://127.0.0.1:8443\"\n"
+	    "    accept: %s\n"
+	    "    %s\n"
+	    "    routes:\n"
+	    "      - backend: \"tcp://127.0.0.1:8080\"\n"
+	    "        %s\n"
+	    "        connect: %s\n",
+	    accept, c->in_route ? "max_connections: 1" : c->block,
+	    c->in_route ? c->block : "identity: none", connect);
+}
+
+static void make_encrypted_key(const char *dir, const char *name)
+{
+	gnutls_x509_privkey_t key = make_key(dir, name);
+	gnutls_datum_t d;
+
+	ck_assert_int_eq(gnutls_x509_privkey_export2_pkcs8(
+			     key, GNUTLS_X509_FMT_PEM, "secret",
+			     GNUTLS_PKCS_PBES2_AES_256, &d),
+			 0);
+	write_datum(dir, name, &d);
+	gnutls_free(d.data);
+	gnutls_x509_privkey_deinit(key);
+}
+
+/* One case, in dir made by make_creds(). */
+static void check_second_pass(const char *dir, const struct second_pass_case *c)
+{
+	char *yaml, *got;
+	struct tsgate_config_load *load = NULL;
+	struct tsgate_config *cfg = NULL;
+	struct tsgate_config_errors *errs = NULL;
+	const char *line;
+	unsigned want_line = c->in_route ? 8 : 5, want_col;
+	unsigned flags =
+	    TSGATE_CONFIG_CHECK_CREDENTIALS | TSGATE_CONFIG_NO_RESOLVE;
+	int ret;
+
+	yaml = second_pass_yaml(tt_mem, c);
+
+	/* The walk alone: the files are there, nothing else is asked. */
+	ret = tsgate_config_parse_buffer(tt_mem, "creds.yaml", dir,
+					 (const uint8_t *)yaml, strlen(yaml),
+					 flags, &load);
+	ck_assert_int_eq(ret, 0);
+	ret = tsgate_config_load_finish(tt_mem, load, &cfg, &errs);
+	ck_assert_msg(ret == 0, "%s: the walk found %s", c->name,
+		      errs != NULL
+			  ? tsgate_config_error_string(tt_mem, &errs->errors[0])
+			  : "ENOMEM");
+	TALLOC_FREE(cfg);
+
+	/* Both passes, as every caller loads. */
+	ret = tsgate_config_load_buffer(tt_mem, "creds.yaml", dir,
+					(const uint8_t *)yaml, strlen(yaml),
+					flags, &cfg, &errs);
+	ck_assert_msg(ret == EINVAL, "%s: load returned %d", c->name, ret);
+	ck_assert_ptr_null(cfg);
+	ck_assert_msg(errs->num_errors == 1, "%s: %zu errors", c->name,
+		      errs->num_errors);
+	line = strstr(yaml, c->block);
+	want_col =
+	    (unsigned)(strstr(line, c->at) - line) + 5 + (c->in_route ? 4 : 0);
+	got = tsgate_config_error_string(tt_mem, &errs->errors[0]);
+	ck_assert_msg(errs->errors[0].line == want_line &&
+			  errs->errors[0].column == want_col,
+		      "%s: want %u:%u, got %s", c->name, want_line, want_col,
+		      got);
+	if (c->prefix) {
+		ck_assert_msg(strncmp(errs->errors[0].message, c->message,
+				      strlen(c->message)) == 0,
+			      "%s: got %s", c->name, got);
+	} else {
+		ck_assert_msg(strcmp(errs->errors[0].message, c->message) == 0,
+			      "%s: got %s", c->name, got);
+	}
+	TALLOC_FREE(errs);
+}
+
+/* All cases on one set of credentials (making keys is slow in valgrind). */
+START_TEST(test_second_pass)
+{
+	char *dir = tt_mkdtemp(tt_mem);
+	size_t i;
+
+	ck_assert_ptr_nonnull(dir);
+	make_creds(dir);
+	make_encrypted_key(dir, "encrypted.key");
+	write_file(talloc_asprintf(tt_mem, "%s/empty.key", dir), "", 0);
+	for (i = 0;
+	     i < sizeof(second_pass_cases) / sizeof(second_pass_cases[0]);
+	     i++) {
+		check_second_pass(dir, &second_pass_cases[i]);
+	}
+	drop_creds(dir);
+}
+END_TEST
+
+/*
+ * The second pass runs on a config the walk found wrong, too: every
+ * problem of the file in one run, in file order.
+ */
+START_TEST(test_second_pass_after_walk_errors)
+{
+	static const char yaml[] =
+	    "listeners:\n"
+	    "  - name: l\n"
+	    "    listen: \"tcp://127.0.0.1:8443\"\n"
+	    "    accept: tls\n"
+	    "    tls: {cert: server.crt, key: other.key, bogus: 1}\n"
+	    "    routes:\n"
+	    "      - backend: \"tcp://127.0.0.1:8080\"\n"
+	    "        framing: smb\n";
+	char *dir = tt_mkdtemp(tt_mem);
+	struct tsgate_config *cfg = NULL;
+	struct tsgate_config_errors *errs = NULL;
+	int ret;
+
+	ck_assert_ptr_nonnull(dir);
+	make_creds(dir);
+	ret = tsgate_config_load_buffer(
+	    tt_mem, "w.yaml", dir, (const uint8_t *)yaml, strlen(yaml),
+	    TSGATE_CONFIG_CHECK_CREDENTIALS | TSGATE_CONFIG_NO_RESOLVE, &cfg,
+	    &errs);
+	ck_assert_int_eq(ret, EINVAL);
+	ck_assert_uint_eq(errs->num_errors, 3);
+	ck_assert_str_eq(
+	    tsgate_config_error_string(tt_mem, &errs->errors[0]),
+	    "w.yaml:5:34: 'key': 'other.key' does not belong to the "
+	    "certificate in 'server.crt'");
+	ck_assert_uint_eq(errs->errors[1].line, 5);
+	ck_assert_uint_eq(errs->errors[1].column, 45);
+	ck_assert_uint_eq(errs->errors[2].line, 8);
+	TALLOC_FREE(errs);
+	drop_creds(dir);
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
 	Suite *s = suite_create("config");
@@ -1258,6 +1473,8 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_creds_bad);
 	tcase_add_test(tc, test_creds_only_with_flag);
 	tcase_add_test(tc, test_tls_params_from_config);
+	tcase_add_test(tc, test_second_pass);
+	tcase_add_test(tc, test_second_pass_after_walk_errors);
 	suite_add_tcase(s, tc);
 	return s;
 }

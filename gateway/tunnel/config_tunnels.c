@@ -6,7 +6,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "config_private.h"
+#include "config_tunnels.h"
 #include "tstream_tls.h"
 
 char *tsgate_config_tls_priority(TALLOC_CTX *mem_ctx,
@@ -140,42 +140,4 @@ int tsgate_config_tls_client_params(TALLOC_CTX *mem_ctx,
 	ret = tstream_tls_params_client(mem_ctx, &c, params, error);
 	talloc_free(tmp);
 	return ret;
-}
-
-/* --check-config: build the params once and report a refusal at node. */
-
-bool cfg_check_tls_server_params(struct cfg_parser *p,
-				 const struct tsgate_config_tls_server *tls,
-				 const yaml_node_t *node)
-{
-	struct tstream_tls_params *params = NULL;
-	char *error = NULL;
-	int ret;
-
-	ret = tsgate_config_tls_server_params(cfg_tmp(p), tls, &params, &error);
-	if (ret != 0) {
-		cfg_error(p, node, "'tls': the TLS library refuses it: %s",
-			  error != NULL ? error : strerror(ret));
-	}
-	talloc_free(params);
-	talloc_free(error);
-	return ret == 0;
-}
-
-bool cfg_check_tls_client_params(struct cfg_parser *p,
-				 const struct tsgate_config_tls_client *tls,
-				 const yaml_node_t *node)
-{
-	struct tstream_tls_params *params = NULL;
-	char *error = NULL;
-	int ret;
-
-	ret = tsgate_config_tls_client_params(cfg_tmp(p), tls, &params, &error);
-	if (ret != 0) {
-		cfg_error(p, node, "'tls': the TLS library refuses it: %s",
-			  error != NULL ? error : strerror(ret));
-	}
-	talloc_free(params);
-	talloc_free(error);
-	return ret == 0;
 }
