@@ -270,7 +270,8 @@ static void cfg_validate_listener(struct cfg_parser *p, size_t idx)
 	const struct cfg_listener_marks *lm = &p->listeners[idx];
 	size_t i;
 
-	if (lm->name.line != 0) {
+	/* l->name is NULL when copying it failed (p->oom) */
+	if (lm->name.line != 0 && l->name != NULL) {
 		for (i = 0; i < idx; i++) {
 			if (cfg->listeners[i].name != NULL &&
 			    strcmp(cfg->listeners[i].name, l->name) == 0) {

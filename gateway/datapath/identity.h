@@ -1,6 +1,6 @@
 /*
- * What the gateway knows about a client connection, and the identity
- * hand-off that tells a backend about it before any client byte:
+ * The identity hand-off that tells a backend who the client is (struct
+ * tsgate_peer_info, peer_info.h) before any client byte:
  * HAProxy's PROXY protocol v2, or knc's KEY:VALUE lines.
  */
 #ifndef TSGATE_IDENTITY_H
@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <talloc.h>
 
-struct tsocket_address;
+#include "peer_info.h"
 
 /* PROXY protocol v2 constants (HAProxy's proxy-protocol.txt, 2.2). */
 #define PP2_SIGNATURE           "\r\n\r\n\0\r\nQUIT\n"
@@ -34,42 +34,6 @@ struct tsocket_address;
 #define PP2_TYPE_TSGATE_PRINCIPAL 0xE0
 #define PP2_TYPE_TSGATE_LOCALNAME 0xE1
 #define PP2_TYPE_TSGATE_MECH      0xE2
-
-/*
- * Everything known about a client once its tunnel is up. Strings are
- * NULL when unknown / not applicable. The struct does not own them.
- */
-struct tsgate_peer_info {
-	const struct tsocket_address *remote; /* the client */
-	const struct tsocket_address *local;  /* our end of it */
-
-	/* accept: tls */
-	bool tls;
-	const char *tls_version; /* e.g. "TLS1.3" */
-	const char *tls_cipher;
-	const char *sni;
-	const char *alpn;
-	bool client_cert;           /* a certificate was presented */
-	bool cert_verified;         /* ... and it verified */
-	const char *client_subject; /* RFC 4514 DN */
-	const char *client_cn;      /* the most specific (leftmost) CN */
-	/*
-	 * Why the certificate's names cannot be trusted (a NUL in a SAN...),
-	 * else NULL. Then it has no subject, CN or SANs, matches no
-	 * client_subject/client_san and a backend is told it did not verify.
-	 */
-	const char *client_name_error;
-	const char *const *client_sans; /* "DNS:x", "IP:1.2.3.4", ... */
-	size_t num_client_sans;
-
-	/* accept: gssapi */
-	bool gssapi;
-	const char *principal;      /* gss_display_name */
-	const char *local_name;     /* gss_localname, if it maps */
-	const char *mech;           /* "krb5" */
-	const uint8_t *export_name; /* gss_export_name bytes */
-	size_t export_name_len;
-};
 
 /**
  * @brief The PROXY protocol v2 header for a connection.

@@ -23,9 +23,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/uio.h>
-#include <sys/un.h>
 #include <netinet/in.h>
 #include <unistd.h>
 #include <talloc.h>
@@ -36,6 +34,7 @@
 #include "config.h"
 #include "http_server.h"
 #include "http_server_private.h"
+#include "listen_socket.h"
 #include "source_limit.h"
 
 #define HTTP_DEFAULT_TIMEOUT_MS  5000
@@ -63,13 +62,10 @@ struct tsgate_http_server {
 	void *private_data;
 	tsgate_http_handler_send_t send_fn; /* NULL: handler answers */
 	tsgate_http_handler_recv_t recv_fn;
-	int fd;
+	struct tsgate_listen_socket *sock;
+	int fd; /* sock's */
 	struct tevent_fd *fde;
 	struct tevent_timer *resume; /* accept paused after EMFILE */
-	uint16_t port;
-	char *unix_path; /* removed by the destructor while still ours */
-	dev_t unix_dev;
-	ino_t unix_ino;
 	struct http_client *clients;
 	unsigned num_clients;
 	uint64_t num_evicted;
@@ -829,123 +825,24 @@ static void http_server_accept(struct tevent_context *ev,
 
 static int http_server_destructor(struct tsgate_http_server *s)
 {
-	struct stat st;
-
 	/* clients first: their destructors touch the server */
 	while (s->clients != NULL) {
 		talloc_free(s->clients);
 	}
 	TALLOC_FREE(s->fde);
-	if (s->fd != -1) {
-		close(s->fd);
-		s->fd = -1;
-	}
-	if (s->unix_path != NULL && lstat(s->unix_path, &st) == 0 &&
-	    st.st_dev == s->unix_dev && st.st_ino == s->unix_ino) {
-		unlink(s->unix_path);
-	}
-	return 0;
-}
-
-/*
- * An existing unix socket file: replace it when nobody accepts on it
- * (left over by a crash), refuse when someone does (EADDRINUSE) or when it
- * is not a socket (EEXIST).
- */
-static int http_unix_path_free(const char *path)
-{
-	struct sockaddr_un sun = {.sun_family = AF_UNIX};
-	struct stat st;
-	int fd, ret;
-
-	if (lstat(path, &st) != 0) {
-		return errno == ENOENT ? 0 : errno;
-	}
-	if (!S_ISSOCK(st.st_mode)) {
-		return EEXIST;
-	}
-	if (strlen(path) >= sizeof(sun.sun_path)) {
-		return ENAMETOOLONG;
-	}
-	memcpy(sun.sun_path, path, strlen(path));
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd == -1) {
-		return errno;
-	}
-	ret = connect(fd, (struct sockaddr *)&sun, sizeof(sun));
-	close(fd);
-	if (ret == 0) {
-		return EADDRINUSE;
-	}
-	if (unlink(path) != 0 && errno != ENOENT) {
-		return errno;
-	}
+	TALLOC_FREE(s->sock);
 	return 0;
 }
 
 static int http_server_bind(struct tsgate_http_server *s,
 			    const struct tsgate_config_addr *a)
 {
-	struct tsocket_address *addr = NULL;
-	struct sockaddr_storage ss;
-	socklen_t sslen = sizeof(ss);
-	ssize_t len;
-	int one = 1;
-	int ret;
-	struct stat st;
-
 	if (a->kind == TSGATE_CONFIG_ADDR_UNIX) {
-		ret = http_unix_path_free(a->path);
-		if (ret != 0) {
-			return ret;
-		}
-		ret = tsocket_address_unix_from_path(s, a->path, &addr);
-	} else {
-		ret = tsocket_address_inet_from_strings(s, "ip", a->ip, a->port,
-							&addr);
+		return tsgate_listen_socket_unix(s, a->path, HTTP_BACKLOG,
+						 &s->sock, NULL);
 	}
-	if (ret != 0) {
-		return errno;
-	}
-	len = tsocket_address_bsd_sockaddr(addr, (struct sockaddr *)&ss,
-					   sizeof(ss));
-	TALLOC_FREE(addr);
-	if (len < 0) {
-		return errno;
-	}
-	s->fd =
-	    socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (s->fd == -1) {
-		return errno;
-	}
-	if (ss.ss_family != AF_UNIX) {
-		(void)setsockopt(s->fd, SOL_SOCKET, SO_REUSEADDR, &one,
-				 sizeof(one));
-	}
-	if (bind(s->fd, (struct sockaddr *)&ss, (socklen_t)len) != 0 ||
-	    listen(s->fd, HTTP_BACKLOG) != 0) {
-		return errno;
-	}
-	if (ss.ss_family == AF_UNIX) {
-		s->unix_path = talloc_strdup(s, a->path);
-		if (s->unix_path == NULL) {
-			return ENOMEM;
-		}
-		if (lstat(a->path, &st) == 0) {
-			s->unix_dev = st.st_dev;
-			s->unix_ino = st.st_ino;
-		}
-		return 0;
-	}
-	if (getsockname(s->fd, (struct sockaddr *)&ss, &sslen) != 0) {
-		return errno;
-	}
-	if (ss.ss_family == AF_INET) {
-		s->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-	} else if (ss.ss_family == AF_INET6) {
-		s->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-	}
-	return 0;
+	return tsgate_listen_socket_tcp(s, a->ip, a->port, 0, HTTP_BACKLOG,
+					&s->sock, NULL);
 }
 
 int tsgate_http_server_new(TALLOC_CTX *mem_ctx,
@@ -990,6 +887,7 @@ int tsgate_http_server_new(TALLOC_CTX *mem_ctx,
 
 	ret = http_server_bind(s, listen);
 	if (ret == 0) {
+		s->fd = tsgate_listen_socket_fd(s->sock);
 		s->fde = tevent_add_fd(ev, s, s->fd, TEVENT_FD_READ,
 				       http_server_accept, s);
 		if (s->fde == NULL) {
@@ -1022,7 +920,7 @@ void tsgate_http_server_set_async(struct tsgate_http_server *server,
 
 uint16_t tsgate_http_server_port(const struct tsgate_http_server *server)
 {
-	return server->port;
+	return tsgate_listen_socket_port(server->sock);
 }
 
 unsigned tsgate_http_server_num_clients(const struct tsgate_http_server *server)

@@ -77,9 +77,11 @@ typedef void (*tsgate_http_handler_t)(void *private_data,
 /**
  * @brief Bind a listening socket and serve requests on ev.
  *
- * A unix socket file left over by a previous run is replaced when nobody
- * listens on it; the server removes its socket file when freed. A TCP
- * port 0 binds an ephemeral port (see tsgate_http_server_port()).
+ * The socket is made by util/listen_socket.h, like a connection
+ * listener's: a unix socket file left over by a previous run is replaced
+ * when nobody listens on it, a path too long for sockaddr_un is refused
+ * (ENAMETOOLONG), and the server removes its socket file when freed. A
+ * TCP port 0 binds an ephemeral port (see tsgate_http_server_port()).
  *
  * @param mem_ctx       Owner; freeing the server closes every connection.
  * @param ev            The event loop.
@@ -91,7 +93,8 @@ typedef void (*tsgate_http_handler_t)(void *private_data,
  * @param pserver       The server on success.
  * @param preason       On failure, a message for the log (on mem_ctx);
  *                      may be NULL.
- * @return 0, or an errno value (EADDRINUSE, EACCES, ENOMEM, ...).
+ * @return 0, or an errno value (EADDRINUSE, EACCES, ENAMETOOLONG, ENOMEM,
+ *         ...).
  */
 int tsgate_http_server_new(TALLOC_CTX *mem_ctx,
 			   struct tevent_context *ev,

@@ -173,6 +173,12 @@ void tsgate_log_kv_u64(struct tsgate_log_kv *kv,
 	kv_add(kv, key, num, (size_t)n, true);
 }
 
+/* a format attribute: clang's -Wformat-nonliteral checks the callers */
+static void kv_vfmt(struct tsgate_log_kv *kv,
+		    const char *key,
+		    const char *fmt,
+		    va_list ap) PRINTF_ATTRIBUTE(3, 0);
+
 static void kv_vfmt(struct tsgate_log_kv *kv,
 		    const char *key,
 		    const char *fmt,

@@ -15,10 +15,13 @@
  *   TSGATE_FAILINJECT_SEED=S     seed of the random choice (default 1)
  *   TSGATE_FAILINJECT_SKIP=K     let the first K calls pass (a warm-up)
  *   TSGATE_FAILINJECT_ONLY=K     fail exactly the K-th call (1-based), no
- *                                other (for sweeping a start-up path)
+ *                                other (for sweeping a start-up path); with
+ *                                an arm file, the K-th call once armed (for
+ *                                sweeping what follows, e.g. a reload)
  *   TSGATE_FAILINJECT_ARM_FILE=P inject only once the file P exists (the
  *                                test creates it when the daemon is ready)
- *   TSGATE_FAILINJECT_REPORT=P   at exit, append "pid calls failed" to P
+ *   TSGATE_FAILINJECT_REPORT=P   at exit, append "pid calls failed
+ *                                armed_calls" to P
  *   TSGATE_FAILINJECT_TRACE=P    append the stack of every failed call to P
  *                                (to find the call site behind a finding)
  * and from a test linked with it, with talloc_failinject_set().
@@ -46,6 +49,7 @@ static struct {
 	const char *arm_file;
 	bool armed;
 	uint64_t calls;
+	uint64_t armed_calls; /* calls since armed: what ONLY counts */
 	uint64_t failed;
 	const void *pooled; /* the last _talloc_pooled_object() */
 	int trace_fd;
@@ -105,9 +109,10 @@ __attribute__((destructor)) static void fi_report(void)
 	if (fd < 0) {
 		return;
 	}
-	n = snprintf(line, sizeof(line), "%ld %llu %llu\n", (long)getpid(),
+	n = snprintf(line, sizeof(line), "%ld %llu %llu %llu\n", (long)getpid(),
 		     (unsigned long long)fi.calls,
-		     (unsigned long long)fi.failed);
+		     (unsigned long long)fi.failed,
+		     (unsigned long long)fi.armed_calls);
 	if (write(fd, line, (size_t)n) < 0) {
 		/* nothing to do: the test sees no report */
 	}
@@ -126,7 +131,7 @@ void talloc_failinject_set(unsigned rate, uint64_t seed, uint64_t skip)
 void talloc_failinject_only(uint64_t k)
 {
 	fi.rate = 0;
-	fi.only = k != 0 ? fi.calls + k : 0;
+	fi.only = k != 0 ? fi.armed_calls + k : 0;
 	fi.armed = true;
 }
 
@@ -141,8 +146,15 @@ static bool fi_fail(void)
 	uint64_t x;
 
 	fi.calls++;
+	if (!fi.armed) {
+		if (access(fi.arm_file, F_OK) != 0) {
+			return false;
+		}
+		fi.armed = true;
+	}
+	fi.armed_calls++;
 	if (fi.only != 0) {
-		if (fi.calls != fi.only) {
+		if (fi.armed_calls != fi.only) {
 			return false;
 		}
 		fi.failed++;
@@ -151,12 +163,6 @@ static bool fi_fail(void)
 	}
 	if (fi.rate == 0 || fi.calls <= fi.skip) {
 		return false;
-	}
-	if (!fi.armed) {
-		if (access(fi.arm_file, F_OK) != 0) {
-			return false;
-		}
-		fi.armed = true;
 	}
 	/* xorshift64: reproducible for a seed, no libc state touched */
 	x = fi.prng;

@@ -8,6 +8,7 @@ temporary directory. Every wait is bounded; the daemon is stopped by pid.
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -334,8 +335,13 @@ class Gateway:
                                      stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL,
                                      stderr=self.logfile)
+        # with workers, every worker says it is ready: a test that acts
+        # on the first line raced the others' start (e.g. armed the
+        # allocation-failure shim while worker 0 was still starting)
+        m = re.search(rb"^workers:\s*(\d+)", yaml_text.encode(), re.M)
+        workers = int(m.group(1)) if m else 1
         ok = wait_until(lambda: self.proc.poll() is not None or
-                        b"tsgate ready" in self.log_bytes(),
+                        self.log_bytes().count(b"tsgate ready") >= workers,
                         60 if wrapper else 10)
         if not ok or self.proc.poll() is not None:
             log = self.log_bytes().decode(errors="replace")

@@ -389,6 +389,73 @@ class AllocFail(gh.GatewayTestCase):
         print("start-up: %d allocations, %d tried, %d refused to start" % (
             calls, len(picks), exits))
 
+    def reload_once(self, ports, env, name):
+        """A daemon with two plain listeners, armed, then SIGHUP with the
+        same file (both listeners keep their sockets). Returns the
+        daemon, stopped, and which ports still echoed after the reload."""
+        arm = os.path.join(self.tmp, name + ".arm")
+        listeners = []
+        for i, port in enumerate(ports):
+            listeners += [
+                "  - name: l%d" % i,
+                "    listen: \"tcp://127.0.0.1:%d\"" % port,
+                "    accept: plain",
+                "    routes:",
+                "      - backend: \"%s\"" % self.echo.address]
+        config = "\n".join(["log: {level: info, format: json}",
+                            "listeners:"] + listeners) + "\n"
+        env = dict(env, TSGATE_FAILINJECT_ARM_FILE=arm)
+        g = self.gateway(config, name=name, env=shim_env(env))
+        open(arm, "w").close()
+        g.proc.send_signal(signal.SIGHUP)
+        self.assertTrue(gh.wait_until(lambda: any(
+            l.get("event") == "reload" for l in g.lines()), 10),
+            g.log_bytes().decode(errors="replace")[-2000:])
+        alive = []
+        for port in ports:
+            # one allocation fails at most: a second try gets through
+            for _ in range(2):
+                try:
+                    with socket.create_connection(("127.0.0.1", port),
+                                                  timeout=5) as c:
+                        c.sendall(b"ping")
+                        if gh.recv_exact(c, 4) == b"ping":
+                            alive.append(port)
+                            break
+                except OSError:
+                    pass
+        self.gateways.remove(g)
+        code = g.stop(timeout=20)
+        self.assertGreaterEqual(code, 0, "%s: died by signal" % name)
+        return g, alive
+
+    def test_reload_failures(self):
+        """Each allocation of a reload that keeps two listeners fails in
+        turn (one per run): the reload goes through or is refused, and
+        either way both listeners still accept. A failure while the
+        second listener took its socket over used to close the first
+        one's (moved already, then freed with the refused new set)."""
+        report = os.path.join(self.tmp, "reload-report")
+        ports = [gh.free_port(), gh.free_port()]
+        _, alive = self.reload_once(
+            ports, {"TSGATE_FAILINJECT_REPORT": report}, "reload-count")
+        self.assertEqual(alive, ports)
+        with open(report) as f:
+            calls = int(f.read().split()[3])
+        self.assertGreater(calls, 10)
+        broken = []
+        for k in range(1, calls + 1):
+            ports = [gh.free_port(), gh.free_port()]
+            g, alive = self.reload_once(
+                ports, {"TSGATE_FAILINJECT_ONLY": str(k)}, "reload%d" % k)
+            if alive != ports:
+                broken.append((k, sorted(set(ports) - set(alive)), [
+                    l.get("msg") for l in g.lines()
+                    if l.get("event") == "reload"]))
+        self.assertEqual(broken, [], "listeners that stopped accepting "
+                         "after a reload with allocation K failed")
+        print("reload: %d allocations tried" % calls)
+
 
 if __name__ == "__main__":
     gh.require_binary()

@@ -257,6 +257,36 @@ else
 	fail "running a broken config: $(cat "$tmp/err")"
 fi
 
+# A listener, or the metrics endpoint, on a unix path of 120 bytes (more
+# than sockaddr_un holds): refused by name at --check-config and at start,
+# and no socket file appears, neither at the path nor at the path cut to
+# 107 bytes (it used to be cut silently in one of two socket makers).
+long=$tmp/long-unix-path
+mkdir -p "$long"
+long=$long/$(printf 'x%.0s' $(seq 1 $((120 - ${#long} - 1))))
+cut=${long:0:107}
+[ "${#long}" -eq 120 ] || fail "long unix path is ${#long} bytes, not 120"
+too_long="unix socket path is too long (120 bytes, at most 107)"
+printf 'listeners:\n  - name: long\n    listen: "unix:%s"\n    accept: plain\n    routes:\n      - backend: "tcp://127.0.0.1:9"\n' \
+	"$long" >"$tmp/long-listener.yaml"
+printf 'metrics: {listen: "unix:%s"}\nlisteners:\n  - name: a\n    listen: "tcp://127.0.0.1:9"\n    accept: plain\n    routes:\n      - backend: "tcp://127.0.0.1:9"\n' \
+	"$long" >"$tmp/long-metrics.yaml"
+for what in listener metrics; do
+	for mode in --check-config run; do
+		args=(--config "$tmp/long-$what.yaml")
+		if [ "$mode" = --check-config ]; then
+			args+=(--check-config)
+		fi
+		if run "long unix $what $mode" 1 . "${args[@]}" &&
+			grep -qF "$too_long" "$tmp/err" &&
+			[ ! -e "$long" ] && [ ! -e "$cut" ]; then
+			pass "$what on a 120-byte unix path refused ($mode)"
+		else
+			fail "$what on a 120-byte unix path ($mode): $(cat "$tmp/err")"
+		fi
+	done
+done
+
 # Running etc/tsgate.yaml as scripts/run does: in the foreground, logging to
 # stderr, a TLS front for an echo backend on run/echo.sock; SIGTERM stops
 # it with exit 0. The listen port is moved to a free one.

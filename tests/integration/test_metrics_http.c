@@ -547,6 +547,39 @@ START_TEST(test_unix_socket)
 }
 END_TEST
 
+/*
+ * A unix path longer than sockaddr_un holds (the config loader refuses it;
+ * this is the server's own check): ENAMETOOLONG, named in the reason, and
+ * no socket file at the path or at the path cut to fit.
+ */
+START_TEST(test_unix_path_too_long)
+{
+	char *dir = tt_mkdtemp(tt_mem);
+	struct sockaddr_un sun;
+	char *path = talloc_asprintf(tt_mem, "%s/", dir);
+	struct tsgate_config_addr a = {.kind = TSGATE_CONFIG_ADDR_UNIX};
+	struct tsgate_http_server *us = NULL;
+	char *reason = NULL, *cut, *want;
+	struct stat st;
+
+	while (strlen(path) < 120) {
+		path = talloc_strdup_append(path, "m");
+	}
+	cut = talloc_strndup(tt_mem, path, sizeof(sun.sun_path) - 1);
+	a.text = path;
+	a.path = path;
+	ck_assert_int_eq(
+	    tsgate_metrics_server_new(tt_mem, tt_ev, m, &a, NULL, &us, &reason),
+	    ENAMETOOLONG);
+	ck_assert_ptr_null(us);
+	want = talloc_asprintf(tt_mem, "%s: %s", path, strerror(ENAMETOOLONG));
+	ck_assert_str_eq(reason, want);
+	ck_assert_int_eq(lstat(path, &st), -1);
+	ck_assert_int_eq(lstat(cut, &st), -1);
+	tt_rmtree(dir);
+}
+END_TEST
+
 /* IPv6 loopback, and a wildcard "::" probed on "::1". */
 START_TEST(test_ipv6)
 {
@@ -703,6 +736,7 @@ static Suite *metrics_http_suite(void)
 	tcase_add_test(tc, test_curl_health);
 	tcase_add_test(tc, test_curl_errors);
 	tcase_add_test(tc, test_unix_socket);
+	tcase_add_test(tc, test_unix_path_too_long);
 	tcase_add_test(tc, test_bind_in_use);
 	tcase_add_test(tc, test_ipv6);
 	suite_add_tcase(s, tc);
