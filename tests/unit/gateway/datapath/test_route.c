@@ -216,11 +216,44 @@ START_TEST(test_dns_wildcard_table)
 }
 END_TEST
 
-static const struct {
+/* A pattern, a name, and whether the one must match the other. */
+struct name_case {
 	const char *pattern;
-	const char *address;
+	const char *name;
 	bool match;
-} email_cases[] = {
+};
+
+/* Each case as a client_san pattern of type against a verified peer's
+ * SAN "<prefix><name>". */
+static void check_san_table(enum tsgate_config_san_type type,
+			    const char *prefix,
+			    const struct name_case *cases,
+			    size_t n)
+{
+	const char *peer_sans[] = {NULL, NULL};
+	struct tsgate_config_san pat = {type, NULL};
+	struct tsgate_config_match m = {
+	    .has_match = true, .client_san = &pat, .num_client_san = 1};
+	struct tsgate_peer_info info = {
+	    .tls = true,
+	    .client_cert = true,
+	    .cert_verified = true,
+	    .client_sans = peer_sans,
+	    .num_client_sans = 1,
+	};
+
+	for (size_t i = 0; i < n; i++) {
+		pat.value = cases[i].pattern;
+		peer_sans[0] =
+		    talloc_asprintf(tt_mem, "%s%s", prefix, cases[i].name);
+		ck_assert_msg(tsgate_route_matches(&m, &info) == cases[i].match,
+			      "%s%s vs %s: expected %s", prefix,
+			      cases[i].pattern, cases[i].name,
+			      cases[i].match ? "match" : "no match");
+	}
+}
+
+static const struct name_case email_cases[] = {
     {"*@ops.example.com", "alice@ops.example.com", true},
     /* '*' is the local part: it does not reach over an '@' */
     {"*@ops.example.com", "alice@evil.com@ops.example.com", false},
@@ -229,11 +262,7 @@ static const struct {
     {"alice@*", "alice@x@y", false},
 };
 
-static const struct {
-	const char *pattern;
-	const char *uri;
-	bool match;
-} uri_cases[] = {
+static const struct name_case uri_cases[] = {
     {"spiffe://example.org/ns/prod/*", "spiffe://example.org/ns/prod/web",
      true},
     /* '*' is one path segment */
@@ -251,54 +280,14 @@ static const struct {
 
 START_TEST(test_uri_wildcard_table)
 {
-	const char *peer_sans[] = {NULL, NULL};
-	struct tsgate_config_san pat = {TSGATE_CONFIG_SAN_URI, NULL};
-	struct tsgate_config_match m = {
-	    .has_match = true, .client_san = &pat, .num_client_san = 1};
-	struct tsgate_peer_info info = {
-	    .tls = true,
-	    .client_cert = true,
-	    .cert_verified = true,
-	    .client_sans = peer_sans,
-	    .num_client_sans = 1,
-	};
-	size_t i;
-
-	for (i = 0; i < N(uri_cases); i++) {
-		pat.value = uri_cases[i].pattern;
-		peer_sans[0] =
-		    talloc_asprintf(tt_mem, "URI:%s", uri_cases[i].uri);
-		ck_assert_msg(
-		    tsgate_route_matches(&m, &info) == uri_cases[i].match,
-		    "URI:%s vs %s", uri_cases[i].pattern, uri_cases[i].uri);
-	}
+	check_san_table(TSGATE_CONFIG_SAN_URI, "URI:", uri_cases, N(uri_cases));
 }
 END_TEST
 
 START_TEST(test_email_wildcard_table)
 {
-	const char *peer_sans[] = {NULL, NULL};
-	struct tsgate_config_san pat = {TSGATE_CONFIG_SAN_EMAIL, NULL};
-	struct tsgate_config_match m = {
-	    .has_match = true, .client_san = &pat, .num_client_san = 1};
-	struct tsgate_peer_info info = {
-	    .tls = true,
-	    .client_cert = true,
-	    .cert_verified = true,
-	    .client_sans = peer_sans,
-	    .num_client_sans = 1,
-	};
-	size_t i;
-
-	for (i = 0; i < N(email_cases); i++) {
-		pat.value = email_cases[i].pattern;
-		peer_sans[0] =
-		    talloc_asprintf(tt_mem, "email:%s", email_cases[i].address);
-		ck_assert_msg(tsgate_route_matches(&m, &info) ==
-				  email_cases[i].match,
-			      "email:%s vs %s", email_cases[i].pattern,
-			      email_cases[i].address);
-	}
+	check_san_table(TSGATE_CONFIG_SAN_EMAIL, "email:", email_cases,
+			N(email_cases));
 }
 END_TEST
 
@@ -476,11 +465,7 @@ START_TEST(test_bad_patterns_refused)
 }
 END_TEST
 
-static const struct {
-	const char *pattern;
-	const char *principal;
-	bool match;
-} principal_cases[] = {
+static const struct name_case principal_cases[] = {
     {"*@EXAMPLE.COM", "alice@EXAMPLE.COM", true},
     /* '*' is one component: a user pattern never takes an admin or a host */
     {"*@EXAMPLE.COM", "alice/admin@EXAMPLE.COM", false},
@@ -498,11 +483,7 @@ static const struct {
     {"alice@EXAMPLE.COM", "Alice@EXAMPLE.COM", false},
 };
 
-static const struct {
-	const char *pattern;
-	const char *ip;
-	bool match;
-} ip_cases[] = {
+static const struct name_case ip_cases[] = {
     {"10.0.0.7", "10.0.0.7", true},
     {"10.0.0.*", "10.0.0.255", true},
     /* '*' is one octet or one group */
@@ -524,37 +505,18 @@ START_TEST(test_principal_wildcard_table)
 
 	for (i = 0; i < N(principal_cases); i++) {
 		princ[0] = principal_cases[i].pattern;
-		info.principal = principal_cases[i].principal;
+		info.principal = principal_cases[i].name;
 		ck_assert_msg(tsgate_route_matches(&m, &info) ==
 				  principal_cases[i].match,
 			      "%s vs %s", principal_cases[i].pattern,
-			      principal_cases[i].principal);
+			      principal_cases[i].name);
 	}
 }
 END_TEST
 
 START_TEST(test_ip_wildcard_table)
 {
-	const char *peer_sans[] = {NULL, NULL};
-	struct tsgate_config_san pat = {TSGATE_CONFIG_SAN_IP, NULL};
-	struct tsgate_config_match m = {
-	    .has_match = true, .client_san = &pat, .num_client_san = 1};
-	struct tsgate_peer_info info = {
-	    .tls = true,
-	    .client_cert = true,
-	    .cert_verified = true,
-	    .client_sans = peer_sans,
-	    .num_client_sans = 1,
-	};
-	size_t i;
-
-	for (i = 0; i < N(ip_cases); i++) {
-		pat.value = ip_cases[i].pattern;
-		peer_sans[0] = talloc_asprintf(tt_mem, "IP:%s", ip_cases[i].ip);
-		ck_assert_msg(
-		    tsgate_route_matches(&m, &info) == ip_cases[i].match,
-		    "IP:%s vs %s", ip_cases[i].pattern, ip_cases[i].ip);
-	}
+	check_san_table(TSGATE_CONFIG_SAN_IP, "IP:", ip_cases, N(ip_cases));
 }
 END_TEST
 
