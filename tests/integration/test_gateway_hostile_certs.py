@@ -32,6 +32,8 @@ ROUTES = [
     ("multi", "{client_subject: \"CN=app-*,CN=root,O=Example\"}"),
     ("mail", "{client_san: \"email:*@ops.example.com\"}"),
     ("spiffe", "{client_san: \"URI:spiffe://ops/prod/*\"}"),
+    ("ip", "{client_san: \"IP:10.0.0.*\"}"),
+    ("ip2", "{client_san: \"IP:10.1.*\"}"),
 ]
 
 GOOD_DNS = "DNS:alice.ops.example.com"
@@ -124,6 +126,12 @@ CASES = [
      "spiffe", None, b"u"),
     ("URI: '*' does not cross a '/'",
      ["--rdn", "CN=u", "--san", "URI:spiffe://ops/prod/x/admin"],
+     None, "no route", None),
+    ("IP: '*' is one octet",
+     ["--rdn", "CN=i", "--san", "IP:\\x0a\\x00\\x00\\x07"],
+     "ip", None, b"i"),
+    ("IP: '*' does not cross a '.'",
+     ["--rdn", "CN=i", "--san", "IP:\\x0a\\x01\\x02\\x03"],
      None, "no route", None),
 ]
 
