@@ -184,6 +184,10 @@ struct tsgate_config_tls_client {
 	/* Name the server certificate must match; default sni, else the
 	 * backend host (an IP literal is matched against IP SANs). */
 	const char *verify_name;
+	/* sni / verify_name are the backend's host (not written): each
+	 * backend of a pool sends and verifies its own */
+	bool sni_from_backend;
+	bool verify_name_from_backend;
 	bool verify; /* false only with "verify: false" (insecure) */
 	const char *priority;
 	enum tsgate_config_tls_version min_version;

@@ -232,10 +232,29 @@ static void cfg_route_tls(struct cfg_parser *p,
 	if (r->tls != NULL && r->tls->sni == NULL && r->backend.host != NULL &&
 	    !cfg_is_ip_literal(r->backend.host)) {
 		r->tls->sni = r->backend.host;
+		r->tls->sni_from_backend = true;
 	}
 	if (r->tls != NULL && r->tls->verify_name == NULL) {
 		r->tls->verify_name =
 		    r->tls->sni != NULL ? r->tls->sni : r->backend.host;
+		r->tls->verify_name_from_backend =
+		    r->tls->sni == NULL || r->tls->sni_from_backend;
+	}
+	if (r->tls != NULL && r->tls->verify && r->num_backends > 1 &&
+	    r->tls->verify_name_from_backend) {
+		size_t i;
+
+		for (i = 0; i < r->num_backends; i++) {
+			if (r->backends[i].kind == TSGATE_CONFIG_ADDR_UNIX) {
+				cfg_error_at(p, r->backends[i].mark,
+					     "route '%s': unix backend '%s' "
+					     "has no host name to verify; set "
+					     "'verify_name' (or 'sni') in the "
+					     "route's 'tls' block",
+					     r->name, r->backends[i].text);
+				break;
+			}
+		}
 	}
 	if (r->tls != NULL && tls_node != NULL && r->tls->verify &&
 	    r->tls->verify_name == NULL) {

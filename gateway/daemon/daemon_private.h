@@ -34,8 +34,9 @@ struct tsgate_daemon {
 	struct tsgate_listener *listeners;              /* accepting */
 	struct tsgate_listener *retired; /* replaced, serving old conns */
 	struct tsgate_conns *conns;
-	unsigned worker;      /* 0 .. num_workers-1 */
-	unsigned num_workers; /* workers: N (1: no supervisor) */
+	struct tsgate_pool *pool; /* the backends (process-wide) */
+	unsigned worker;          /* 0 .. num_workers-1 */
+	unsigned num_workers;     /* workers: N (1: no supervisor) */
 	bool draining;
 	bool stop;
 	int exit_code;

@@ -14,33 +14,53 @@
 
 struct tstream_context;
 struct tsgate_backend;
+struct tsgate_pool;
 
 /**
- * @brief Prepare a route's backend (loads TLS/GSSAPI client credentials).
+ * @brief Prepare a route's backends (loads TLS/GSSAPI client credentials).
  *
  * @param mem_ctx     Owner.
+ * @param pool        The worker's pool (backend_pool.h): the members of
+ *                    the route, their health and counters live there.
+ * @param listener    The listener's name (the members' key with the
+ *                    route's name and each address).
  * @param route       The route (must outlive the backend).
- * @param timeout_ms  Connect timeout, tunnel handshake included; 0: none.
+ * @param timeout_ms  limits.connect_timeout: the connect timeout per
+ *                    backend tried, tunnel handshake included, unless
+ *                    the route sets its own; 0: none.
  * @param pbackend    The new backend.
  * @param preason     On failure, a readable reason on mem_ctx.
  * @return 0 or an errno.
  */
 int tsgate_backend_new(TALLOC_CTX *mem_ctx,
+		       struct tsgate_pool *pool,
+		       const char *listener,
 		       const struct tsgate_config_route *route,
 		       uint64_t timeout_ms,
 		       struct tsgate_backend **pbackend,
 		       char **preason);
 
 /**
- * @brief Connect to the backend: socket, then the tunnel if any.
+ * @brief Connect to a backend of the route: socket, then the tunnel.
  *
- * TCP backends whose name resolved to several addresses are tried in
- * order. The whole connect (tunnel handshake included) is bounded by the
- * backend's timeout (ETIMEDOUT).
+ * The route's backends are tried in the order of its balance, those that
+ * are up first; a TCP backend whose name has several addresses tries
+ * them in order. Each backend's attempt (tunnel handshake included) is
+ * bounded by the connect timeout; a failed one is counted against the
+ * backend and the next is tried. Fails with the last attempt's error
+ * when none connects.
  */
 struct tevent_req *tsgate_backend_connect_send(TALLOC_CTX *mem_ctx,
 					       struct tevent_context *ev,
 					       struct tsgate_backend *backend);
+
+/**
+ * @brief The address of the connect attempt in progress or last made
+ *        ("192.0.2.1:443", "[2001:db8::1]:443", "unix:/path"): after a
+ *        success, the one connected (a name may resolve to several).
+ *        Valid until the request is received; NULL before any attempt.
+ */
+const char *tsgate_backend_connect_address(struct tevent_req *req);
 
 /**
  * @brief Receive the connected stream.

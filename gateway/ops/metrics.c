@@ -71,6 +71,9 @@ struct tsgate_metrics {
 	uint64_t reloads_ok;
 	uint64_t reloads_failed;
 	struct metrics_lseries *listeners, *listeners_tail;
+	/* families of higher layers (the backend pool), rendered last */
+	tsgate_metrics_render_fn extra_fn;
+	const void *extra_private;
 };
 
 struct tsgate_metrics_listener {
@@ -749,6 +752,14 @@ static void render_route_families(char **out, const struct tsgate_metrics *m)
 	}
 }
 
+void tsgate_metrics_set_extra(struct tsgate_metrics *m,
+			      tsgate_metrics_render_fn fn,
+			      const void *private_data)
+{
+	m->extra_fn = fn;
+	m->extra_private = private_data;
+}
+
 char *tsgate_metrics_render(TALLOC_CTX *mem_ctx, const struct tsgate_metrics *m)
 {
 	char *out;
@@ -781,6 +792,9 @@ char *tsgate_metrics_render(TALLOC_CTX *mem_ctx, const struct tsgate_metrics *m)
 	    m->reloads_ok, m->reloads_failed);
 	render_listener_families(&out, m);
 	render_route_families(&out, m);
+	if (m->extra_fn != NULL && out != NULL) {
+		m->extra_fn(m->extra_private, &out);
+	}
 	if (out == NULL) {
 		errno = ENOMEM;
 	}

@@ -15,6 +15,7 @@
 #include <tsocket.h>
 
 #include "backend.h"
+#include "backend_pool.h"
 #include "tstream_tls.h"
 #include "tt.h"
 #include "tt_certs.h"
@@ -53,6 +54,23 @@ static struct tsgate_config_route *unix_route(const char *path)
 	return r;
 }
 
+/* The test's pool, on tt_mem before any backend (which go first). */
+static struct tsgate_pool *the_pool;
+
+static void pool_reset(void)
+{
+	the_pool = NULL;
+}
+
+static struct tsgate_pool *test_pool(void)
+{
+	if (the_pool == NULL) {
+		the_pool = tsgate_pool_new(tt_mem, tt_ev, NULL);
+		ck_assert_ptr_nonnull(the_pool);
+	}
+	return the_pool;
+}
+
 static struct tsgate_backend *backend_ok(
     const struct tsgate_config_route *route, uint64_t timeout_ms)
 {
@@ -60,7 +78,8 @@ static struct tsgate_backend *backend_ok(
 	char *reason = NULL;
 	int ret;
 
-	ret = tsgate_backend_new(tt_mem, route, timeout_ms, &b, &reason);
+	ret = tsgate_backend_new(tt_mem, test_pool(), "l", route, timeout_ms,
+				 &b, &reason);
 	ck_assert_msg(ret == 0, "backend: %s", reason ? reason : "?");
 	ck_assert_ptr_nonnull(b);
 	return b;
@@ -212,8 +231,10 @@ START_TEST(test_next_address)
 	check_bytes(c.stream, fd);
 	close(fd);
 
-	/* an IPv6 address first (nobody on ::1 at this port), then IPv4 */
+	/* an IPv6 address first (nobody on ::1 at this port), then IPv4;
+	 * a backend made again takes the route's addresses anew */
 	ips[0] = "::1";
+	b = backend_ok(r, 2000);
 	connect_wait(b, &c, 5000);
 	ck_assert_msg(c.ret == 0, "connect: %s", strerror(c.err));
 	fd = tt_accept(lfd, 2000);
@@ -224,6 +245,7 @@ START_TEST(test_next_address)
 
 	/* every address refused: the last error */
 	ips[1] = "127.0.0.4";
+	b = backend_ok(r, 2000);
 	connect_wait(b, &c, 5000);
 	ck_assert_int_eq(c.ret, -1);
 	ck_assert_int_eq(c.err, ECONNREFUSED);
@@ -436,7 +458,8 @@ static void backend_fails(const struct tsgate_config_route *r,
 	char *reason = NULL;
 	int ret;
 
-	ret = tsgate_backend_new(tt_mem, r, 1000, &b, &reason);
+	ret =
+	    tsgate_backend_new(tt_mem, test_pool(), "l", r, 1000, &b, &reason);
 	ck_assert_int_eq(ret, err);
 	ck_assert_ptr_null(b);
 	ck_assert_ptr_nonnull(reason);
@@ -453,7 +476,8 @@ START_TEST(test_tls_setup_errors)
 	int ret;
 
 	r->tls->ca = certs->garbage;
-	ret = tsgate_backend_new(tt_mem, r, 1000, &b, &reason);
+	ret =
+	    tsgate_backend_new(tt_mem, test_pool(), "l", r, 1000, &b, &reason);
 	ck_assert_int_ne(ret, 0);
 	ck_assert_ptr_null(b);
 	ck_assert_ptr_nonnull(reason);
@@ -462,7 +486,8 @@ START_TEST(test_tls_setup_errors)
 	reason = NULL;
 
 	r->tls->ca = talloc_asprintf(r, "%s/missing.pem", certs->dir);
-	ret = tsgate_backend_new(tt_mem, r, 1000, &b, &reason);
+	ret =
+	    tsgate_backend_new(tt_mem, test_pool(), "l", r, 1000, &b, &reason);
 	ck_assert_int_ne(ret, 0);
 	ck_assert_ptr_nonnull(reason);
 	ck_assert_msg(strncmp(reason, "tls client: ", 12) == 0, "%s", reason);
@@ -492,7 +517,8 @@ START_TEST(test_gssapi_setup_errors)
 	{
 		struct tsgate_backend *b = NULL;
 		char *reason = NULL;
-		int ret = tsgate_backend_new(tt_mem, r, 1000, &b, &reason);
+		int ret = tsgate_backend_new(tt_mem, test_pool(), "l", r, 1000,
+					     &b, &reason);
 
 		ck_assert_int_ne(ret, 0);
 		ck_assert_ptr_null(b);
@@ -512,6 +538,7 @@ static Suite *backend_suite(void)
 	TCase *tc;
 
 	tc = tt_tcase(s, "plain", 30);
+	tcase_add_checked_fixture(tc, pool_reset, NULL);
 	tcase_add_unchecked_fixture(tc, tt_scratch_setup, tt_scratch_teardown);
 	tcase_add_test(tc, test_tcp_plain);
 	tcase_add_test(tc, test_unix_plain);
@@ -520,12 +547,14 @@ static Suite *backend_suite(void)
 	tcase_add_test(tc, test_connect_timeout);
 
 	tc = tt_tcase(s, "tls", 60);
+	tcase_add_checked_fixture(tc, pool_reset, NULL);
 	tcase_add_test(tc, test_tls);
 	tcase_add_test(tc, test_tls_untrusted);
 	tcase_add_test(tc, test_tls_handshake_timeout);
 	tcase_add_test(tc, test_tls_setup_errors);
 
 	tc = tt_tcase(s, "gssapi", 30);
+	tcase_add_checked_fixture(tc, pool_reset, NULL);
 	tcase_add_test(tc, test_gssapi_setup_errors);
 	return s;
 }
