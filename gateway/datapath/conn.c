@@ -575,6 +575,18 @@ static void tsgate_conn_setup_tunnel(struct tevent_req *req)
 	tevent_req_set_callback(subreq, tsgate_conn_setup_tunnel_done, req);
 }
 
+/* The listener's tcp_keepalive on a TCP client (best effort). */
+static void tsgate_conn_keepalive(struct tsgate_conn *conn)
+{
+	const struct tsgate_config_listener *l = conn->listener->cfg;
+	const struct tsgate_config_keepalive *ka = &l->keepalive;
+
+	if (ka->enabled && l->listen.kind == TSGATE_CONFIG_ADDR_TCP) {
+		tstream_bsd_set_keepalive(conn->client, true, ka->idle_s,
+					  ka->interval_s, ka->count);
+	}
+}
+
 /*
  * The set-up of conn, from its accepted socket fd (taken over, also on
  * failure). Refusals at a limit are logged (rate-limited) and make conn
@@ -610,6 +622,7 @@ static struct tevent_req *tsgate_conn_setup_send(TALLOC_CTX *mem_ctx,
 		return tevent_req_post(req, ev);
 	}
 	tsgate_conn_setup_addresses(state, fd, &peer, &peerlen);
+	tsgate_conn_keepalive(conn);
 	tsgate_conn_debug(conn, "accepted", NULL);
 
 	if (conn->set->draining) {
@@ -857,7 +870,10 @@ static void tsgate_conn_setup_done(struct tevent_req *req)
 	    tevent_req_callback_data(req, struct tsgate_conn);
 	const struct tsgate_config_route *r = conn->route;
 	struct tsgate_relay_params p = {
-	    .idle_timeout_ms = ms32(conn->set->cfg->limits.idle_timeout_ms),
+	    .idle_timeout_ms =
+		ms32(r != NULL && r->has_idle_timeout
+			 ? r->idle_timeout_ms
+			 : conn->set->cfg->limits.idle_timeout_ms),
 	    .sweeper = conn->set->idle_sweeper,
 	};
 	struct tsgate_relay *relay;

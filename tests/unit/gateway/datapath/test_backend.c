@@ -532,6 +532,153 @@ START_TEST(test_gssapi_setup_errors)
 }
 END_TEST
 
+/*
+ * The pool's order and health, without sockets: members made through
+ * tsgate_pool_member_get on hand-made addresses.
+ */
+static struct tsgate_pool_member **pool_members(size_t n)
+{
+	struct tsgate_pool_member **ms =
+	    talloc_array(tt_mem, struct tsgate_pool_member *, n);
+	struct tsgate_config_route *r = tcp_route(1);
+	size_t i;
+
+	ck_assert_ptr_nonnull(ms);
+	for (i = 0; i < n; i++) {
+		struct tsgate_config_addr a = r->backend;
+
+		a.text = talloc_asprintf(tt_mem, "tcp://127.0.0.1:%zu", i + 1);
+		ms[i] =
+		    tsgate_pool_member_get(test_pool(), "l", r, &a, NULL, 1000);
+		ck_assert_ptr_nonnull(ms[i]);
+	}
+	return ms;
+}
+
+static void pool_members_put(struct tsgate_pool_member **ms, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		tsgate_pool_member_put(ms[i]);
+	}
+}
+
+START_TEST(test_pool_round_robin_and_first)
+{
+	struct tsgate_pool_member **ms = pool_members(3);
+	uint64_t cursor = 0;
+	size_t order[3];
+	unsigned firsts[3] = {0, 0, 0};
+	int i;
+
+	for (i = 0; i < 30; i++) {
+		tsgate_pool_order(ms, 3, TSGATE_CONFIG_BALANCE_ROUND_ROBIN,
+				  &cursor, order);
+		firsts[order[0]]++;
+		/* every member once, the rest in ring order */
+		ck_assert_uint_eq(order[1], (order[0] + 1) % 3);
+		ck_assert_uint_eq(order[2], (order[0] + 2) % 3);
+	}
+	ck_assert_uint_eq(firsts[0], 10);
+	ck_assert_uint_eq(firsts[1], 10);
+	ck_assert_uint_eq(firsts[2], 10);
+	for (i = 0; i < 5; i++) {
+		tsgate_pool_order(ms, 3, TSGATE_CONFIG_BALANCE_FIRST, &cursor,
+				  order);
+		ck_assert_uint_eq(order[0], 0);
+		ck_assert_uint_eq(order[2], 2);
+	}
+	pool_members_put(ms, 3);
+}
+END_TEST
+
+START_TEST(test_pool_down_members_go_last)
+{
+	struct tsgate_pool_member **ms = pool_members(3);
+	uint64_t cursor = 0;
+	size_t order[3];
+	int i;
+
+	/* a failure: down for its back-off, tried only after the others */
+	tsgate_pool_member_failed(ms[0], "refused");
+	ck_assert(!ms[0]->up);
+	ck_assert_uint_eq(ms[0]->backoff_s, 1);
+	for (i = 0; i < 6; i++) {
+		tsgate_pool_order(ms, 3, TSGATE_CONFIG_BALANCE_ROUND_ROBIN,
+				  &cursor, order);
+		ck_assert_uint_eq(order[2], 0);
+	}
+	tsgate_pool_order(ms, 3, TSGATE_CONFIG_BALANCE_FIRST, &cursor, order);
+	ck_assert_uint_eq(order[0], 1);
+	ck_assert_uint_eq(order[2], 0);
+	/* the back-off doubles to its cap */
+	for (i = 0; i < 10; i++) {
+		tsgate_pool_member_failed(ms[0], "refused");
+	}
+	ck_assert_uint_eq(ms[0]->backoff_s, 30);
+	/* a success: up again, back-off forgotten */
+	tsgate_pool_member_ok(ms[0]);
+	ck_assert(ms[0]->up);
+	ck_assert_uint_eq(ms[0]->backoff_s, 0);
+	tsgate_pool_order(ms, 3, TSGATE_CONFIG_BALANCE_FIRST, &cursor, order);
+	ck_assert_uint_eq(order[0], 0);
+	/* checked members: only a passing check brings one back */
+	tsgate_pool_member_checked(ms[1], false, "check failed");
+	ck_assert(!ms[1]->up);
+	tsgate_pool_order(ms, 3, TSGATE_CONFIG_BALANCE_FIRST, &cursor, order);
+	ck_assert_uint_eq(order[2], 1);
+	tsgate_pool_member_checked(ms[1], true, NULL);
+	ck_assert(ms[1]->up);
+	pool_members_put(ms, 3);
+}
+END_TEST
+
+START_TEST(test_pool_least_connections)
+{
+	struct tsgate_pool_member **ms = pool_members(3);
+	TALLOC_CTX *conns = talloc_new(tt_mem);
+	uint64_t cursor = 0;
+	size_t order[3];
+	int i;
+
+	/* 2 on member 0, 1 on member 1, none on member 2 */
+	ck_assert(tsgate_pool_member_track(ms[0], conns));
+	ck_assert(tsgate_pool_member_track(ms[0], conns));
+	ck_assert(tsgate_pool_member_track(ms[1], conns));
+	for (i = 0; i < 4; i++) {
+		tsgate_pool_order(ms, 3,
+				  TSGATE_CONFIG_BALANCE_LEAST_CONNECTIONS,
+				  &cursor, order);
+		ck_assert_uint_eq(order[0], 2);
+		ck_assert_uint_eq(order[1], 1);
+		ck_assert_uint_eq(order[2], 0);
+	}
+	/* the connections end: the counts go with them */
+	talloc_free(conns);
+	ck_assert_uint_eq(ms[0]->active, 0);
+	ck_assert_uint_eq(ms[1]->active, 0);
+	pool_members_put(ms, 3);
+}
+END_TEST
+
+START_TEST(test_pool_outlived_by_connections)
+{
+	/* a tracker whose pool went first lets go without touching it */
+	TALLOC_CTX *conn = talloc_new(NULL);
+	struct tsgate_pool *pool = tsgate_pool_new(tt_mem, tt_ev, NULL);
+	struct tsgate_config_route *r = tcp_route(1);
+	struct tsgate_pool_member *m;
+
+	m = tsgate_pool_member_get(pool, "l", r, &r->backend, NULL, 1000);
+	ck_assert_ptr_nonnull(m);
+	ck_assert(tsgate_pool_member_track(m, conn));
+	tsgate_pool_member_put(m);
+	talloc_free(pool);
+	talloc_free(conn);
+}
+END_TEST
+
 static Suite *backend_suite(void)
 {
 	Suite *s = suite_create("backend");
@@ -545,6 +692,13 @@ static Suite *backend_suite(void)
 	tcase_add_test(tc, test_refused);
 	tcase_add_test(tc, test_next_address);
 	tcase_add_test(tc, test_connect_timeout);
+
+	tc = tt_tcase(s, "pool", 30);
+	tcase_add_checked_fixture(tc, pool_reset, NULL);
+	tcase_add_test(tc, test_pool_round_robin_and_first);
+	tcase_add_test(tc, test_pool_down_members_go_last);
+	tcase_add_test(tc, test_pool_least_connections);
+	tcase_add_test(tc, test_pool_outlived_by_connections);
 
 	tc = tt_tcase(s, "tls", 60);
 	tcase_add_checked_fixture(tc, pool_reset, NULL);
