@@ -104,6 +104,7 @@ struct tsgate_backend_connect_state {
 	size_t next_ip;
 	struct tstream_context *stream;
 	char *reason;
+	char *address; /* of the attempt in progress or last made */
 };
 
 static void tsgate_backend_connect_next(struct tevent_req *req);
@@ -160,6 +161,8 @@ static void tsgate_backend_connect_next(struct tevent_req *req)
 			tevent_req_error(req, errno);
 			return;
 		}
+		TALLOC_FREE(state->address);
+		state->address = talloc_asprintf(state, "unix:%s", a->path);
 		subreq =
 		    tstream_unix_connect_send(state, state->ev, local, remote);
 	} else {
@@ -178,6 +181,10 @@ static void tsgate_backend_connect_next(struct tevent_req *req)
 			tevent_req_error(req, errno);
 			return;
 		}
+		TALLOC_FREE(state->address);
+		state->address = talloc_asprintf(
+		    state, strchr(ip, ':') != NULL ? "[%s]:%u" : "%s:%u", ip,
+		    (unsigned)a->port);
 		subreq = tstream_inet_tcp_connect_send(state, state->ev, local,
 						       remote);
 	}
@@ -271,6 +278,14 @@ static void tsgate_backend_tunnel_done(struct tevent_req *subreq)
 	/* The tunnel now owns the plain stream. */
 	state->stream = tunnel;
 	tevent_req_done(req);
+}
+
+const char *tsgate_backend_connect_address(struct tevent_req *req)
+{
+	struct tsgate_backend_connect_state *state =
+	    tevent_req_data(req, struct tsgate_backend_connect_state);
+
+	return state->address;
 }
 
 int tsgate_backend_connect_recv(struct tevent_req *req,

@@ -43,6 +43,14 @@ struct tevent_req *tsgate_backend_connect_send(TALLOC_CTX *mem_ctx,
 					       struct tsgate_backend *backend);
 
 /**
+ * @brief The address of the connect attempt in progress or last made
+ *        ("192.0.2.1:443", "[2001:db8::1]:443", "unix:/path"): after a
+ *        success, the one connected (a name may resolve to several).
+ *        Valid until the request is received; NULL before any attempt.
+ */
+const char *tsgate_backend_connect_address(struct tevent_req *req);
+
+/**
  * @brief Receive the connected stream.
  * @param preason  Optional; on failure a readable reason on mem_ctx.
  * @return 0, or -1 with *perrno set (ECONNREFUSED, ENOENT, ETIMEDOUT,
