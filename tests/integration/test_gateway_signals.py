@@ -550,6 +550,34 @@ class Wording(gh.GatewayTestCase):
         for m in msgs:
             self.assertNotIn("Invalid argument", m)
 
+    def test_krb5_error_is_not_an_errno(self):
+        """A broken krb5.conf: the Kerberos message, not strerror() of a
+        krb5 code ("Unknown error -1765328248")."""
+        conf = os.path.join(self.tmp, "krb5.conf")
+        with open(conf, "w") as f:
+            f.write("[libdefaults\n broken")
+        keytab = os.path.join(self.tmp, "k.keytab")
+        with open(keytab, "wb") as f:
+            f.write(b"\x05\x02")
+        os.chmod(keytab, 0o600)
+        cfg = os.path.join(self.tmp, "g.yaml")
+        with open(cfg, "w") as f:
+            f.write("listeners:\n"
+                    "  - name: g\n"
+                    "    listen: \"tcp://127.0.0.1:%d\"\n"
+                    "    accept: gssapi\n"
+                    "    gssapi: {keytab: %s}\n"
+                    "    routes:\n"
+                    "      - name: a\n"
+                    "        backend: \"unix:/nonexistent\"\n"
+                    % (gh.free_port(), keytab))
+        r = subprocess.run([gh.TSGATE, "--check-config", "--config", cfg],
+                           env=dict(os.environ, KRB5_CONFIG=conf),
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("cannot start Kerberos", r.stderr)
+        self.assertNotIn("Unknown error", r.stderr)
+
 
 if __name__ == "__main__":
     gh.require_binary()
