@@ -321,6 +321,17 @@ static int tsgate_daemon_start(struct tsgate_daemon *d)
 	return tsgate_privdrop(d->log, cfg);
 }
 
+static void tsgate_daemon_block_stop_signals(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+}
+
 int tsgate_daemon_serve(TALLOC_CTX *mem_ctx,
 			const char *config_path,
 			struct tsgate_config *cfg,
@@ -358,6 +369,13 @@ int tsgate_daemon_serve(TALLOC_CTX *mem_ctx,
 			break;
 		}
 	}
+	/*
+	 * Freeing the event context gives SIGTERM back its default action:
+	 * a second SIGTERM now (systemd's, or an impatient operator's) would
+	 * kill the process and turn a clean exit into "killed by signal".
+	 * Held back, it dies with the process.
+	 */
+	tsgate_daemon_block_stop_signals();
 	/* the connections before the listeners they use */
 	tsgate_conns_free_all(d->conns);
 	tsgate_log_msg(d->log, TSGATE_CONFIG_LOG_INFO, "stop",

@@ -303,7 +303,11 @@ int tsgate_workers_supervise(TALLOC_CTX *mem_ctx,
 			tsgate_workers_reload(&s);
 		}
 	}
-	sigprocmask(SIG_SETMASK, &s.oldmask, NULL);
+	/*
+	 * The signals stay blocked: unblocking would deliver a SIGTERM that
+	 * came during the stop with its default action, and the supervisor
+	 * would end "killed by signal" instead of with its exit code.
+	 */
 	tsgate_log_msg(s.log, TSGATE_CONFIG_LOG_INFO, "stop",
 		       "supervisor stopped");
 	talloc_free(s.slots);

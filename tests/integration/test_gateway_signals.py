@@ -221,6 +221,24 @@ class SdNotify(gh.GatewayTestCase):
         n.nothing_more()
         n.close()
 
+    def test_repeated_sigterm_exits_cleanly(self):
+        """SIGTERM again and again while tsgate stops (systemd's stop
+        and an operator's kill): still exit 0, never 'killed by
+        signal' (the event loop's handlers go before the process does)."""
+        codes = []
+        for i in range(10):
+            echo = self.backend()
+            g = self.gateway(plain_yaml(gh.free_port(), echo.address,
+                                        workers=2 if i % 2 else None))
+            while g.proc.poll() is None:
+                try:
+                    g.proc.send_signal(signal.SIGTERM)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.0001)
+            codes.append(g.proc.wait(30))
+        self.assertEqual(codes, [0] * 10)
+
     def test_bad_notify_socket(self):
         """A NOTIFY_SOCKET nobody listens on: tsgate runs anyway."""
         echo = self.backend()
