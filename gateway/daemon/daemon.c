@@ -40,7 +40,13 @@ static void tsgate_daemon_tell_ready(struct tsgate_daemon *d,
 	union sigval v = {.sival_int = (int)what};
 
 	if (d->num_workers > 1) {
-		(void)sigqueue(getppid(), TSGATE_WORKER_SIGNAL, v);
+		/*
+		 * Only to our supervisor: orphaned, our parent is init (or a
+		 * subreaper), and to systemd SIGRTMIN+1 means "rescue".
+		 */
+		if (d->supervisor > 1 && getppid() == d->supervisor) {
+			(void)sigqueue(d->supervisor, TSGATE_WORKER_SIGNAL, v);
+		}
 		return;
 	}
 	(void)tsgate_notify(d->notify, "READY=1\nSTATUS=%s", status);
@@ -337,7 +343,8 @@ int tsgate_daemon_serve(TALLOC_CTX *mem_ctx,
 			struct tsgate_config *cfg,
 			unsigned worker,
 			unsigned num_workers,
-			struct tsgate_metrics_links *links)
+			struct tsgate_metrics_links *links,
+			pid_t supervisor)
 {
 	struct tsgate_daemon *d;
 	int ret;
@@ -347,6 +354,7 @@ int tsgate_daemon_serve(TALLOC_CTX *mem_ctx,
 	if (d == NULL) {
 		return 1;
 	}
+	d->supervisor = supervisor;
 	if (tsgate_daemon_start(d) != 0) {
 		talloc_free(d);
 		return 1;
@@ -392,5 +400,5 @@ int tsgate_daemon_run(TALLOC_CTX *mem_ctx,
 	if (cfg->workers > 1) {
 		return tsgate_workers_supervise(mem_ctx, config_path, cfg);
 	}
-	return tsgate_daemon_serve(mem_ctx, config_path, cfg, 0, 1, NULL);
+	return tsgate_daemon_serve(mem_ctx, config_path, cfg, 0, 1, NULL, 0);
 }

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <signal.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <talloc.h>
 #include <tevent.h>
 
@@ -40,6 +41,7 @@ struct tsgate_daemon {
 	struct tsgate_notify *notify;
 	unsigned worker;      /* 0 .. num_workers-1 */
 	unsigned num_workers; /* workers: N (1: no supervisor) */
+	pid_t supervisor;     /* workers: N > 1: told when ready */
 	bool draining;
 	bool stop;
 	int exit_code;
@@ -59,13 +61,14 @@ struct tsgate_listener {
 	struct tevent_timer *accept_pause;
 };
 
-/* daemon.c */
+/* daemon.c; supervisor: the pid to tell (workers: N > 1), else 0 */
 int tsgate_daemon_serve(TALLOC_CTX *mem_ctx,
 			const char *config_path,
 			struct tsgate_config *cfg,
 			unsigned worker,
 			unsigned num_workers,
-			struct tsgate_metrics_links *links);
+			struct tsgate_metrics_links *links,
+			pid_t supervisor);
 
 /* listeners.c */
 

@@ -45,13 +45,14 @@ struct tsgate_supervisor {
 /* Start worker i (with the configuration of the last good reload). */
 static void tsgate_worker_spawn(struct tsgate_supervisor *s, unsigned i)
 {
+	pid_t supervisor = getpid();
 	pid_t pid = fork();
 
 	if (pid == 0) {
 		/* the worker: signals as before, then the normal daemon */
 		sigprocmask(SIG_SETMASK, &s->oldmask, NULL);
 		exit(tsgate_daemon_serve(s->mem_ctx, s->config_path, s->cur, i,
-					 s->n, s->links));
+					 s->n, s->links, supervisor));
 	}
 	s->slots[i].pid = pid;
 	s->slots[i].started = time(NULL);
