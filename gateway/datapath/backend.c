@@ -104,7 +104,6 @@ struct tsgate_backend_connect_state {
 	size_t next_ip;
 	struct tstream_context *stream;
 	char *reason;
-	char *address; /* of the attempt in progress or last made */
 };
 
 static void tsgate_backend_connect_next(struct tevent_req *req);
@@ -161,8 +160,6 @@ static void tsgate_backend_connect_next(struct tevent_req *req)
 			tevent_req_error(req, errno);
 			return;
 		}
-		TALLOC_FREE(state->address);
-		state->address = talloc_asprintf(state, "unix:%s", a->path);
 		subreq =
 		    tstream_unix_connect_send(state, state->ev, local, remote);
 	} else {
@@ -181,10 +178,6 @@ static void tsgate_backend_connect_next(struct tevent_req *req)
 			tevent_req_error(req, errno);
 			return;
 		}
-		TALLOC_FREE(state->address);
-		state->address = talloc_asprintf(
-		    state, strchr(ip, ':') != NULL ? "[%s]:%u" : "%s:%u", ip,
-		    (unsigned)a->port);
 		subreq = tstream_inet_tcp_connect_send(state, state->ev, local,
 						       remote);
 	}
@@ -280,12 +273,27 @@ static void tsgate_backend_tunnel_done(struct tevent_req *subreq)
 	tevent_req_done(req);
 }
 
-const char *tsgate_backend_connect_address(struct tevent_req *req)
+size_t tsgate_backend_connect_index(struct tevent_req *req)
 {
 	struct tsgate_backend_connect_state *state =
 	    tevent_req_data(req, struct tsgate_backend_connect_state);
 
-	return state->address;
+	return state->next_ip > 0 ? state->next_ip - 1 : 0;
+}
+
+char *tsgate_backend_address_string(TALLOC_CTX *mem_ctx,
+				    const struct tsgate_config_addr *addr,
+				    size_t index)
+{
+	const char *ip;
+
+	if (addr->kind == TSGATE_CONFIG_ADDR_UNIX) {
+		return talloc_asprintf(mem_ctx, "unix:%s", addr->path);
+	}
+	ip = index < addr->num_ips ? addr->ips[index] : addr->ip;
+	return talloc_asprintf(mem_ctx,
+			       strchr(ip, ':') != NULL ? "[%s]:%u" : "%s:%u",
+			       ip, (unsigned)addr->port);
 }
 
 int tsgate_backend_connect_recv(struct tevent_req *req,

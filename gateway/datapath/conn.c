@@ -85,8 +85,8 @@ struct tsgate_conn {
 	bool quiet;    /* no log line of its own (a rate-limited one instead) */
 	/* err is our decision (no route), not a system error: no "error" */
 	bool no_errno;
-	/* the backend address connected: a name may have several */
-	char *backend_addr;
+	/* route->backend.ips[] index connected (a name may have several) */
+	uint16_t backend_ip;
 	/* a slot of its source's limit, given back when conn is freed */
 	struct tsgate_source_slot *source_slot;
 };
@@ -267,7 +267,13 @@ static void tsgate_conn_log(struct tsgate_conn *conn,
 	tsgate_log_kv_str(kv, "tls_truncated", tsgate_conn_truncated(conn));
 	if (conn->route != NULL) {
 		tsgate_log_kv_str(kv, "backend", conn->route->backend.text);
-		tsgate_log_kv_str(kv, "backend_addr", conn->backend_addr);
+		/* the log is best effort: a failed allocation loses the field
+		 */
+		char *addr = tsgate_backend_address_string(
+		    kv, &conn->route->backend, conn->backend_ip);
+
+		tsgate_log_kv_str(kv, "backend_addr", addr);
+		talloc_free(addr);
 	}
 	tsgate_log_kv_u64(kv, "bytes_in", conn->stats.bytes_up);
 	tsgate_log_kv_u64(kv, "bytes_out", conn->stats.bytes_down);
@@ -802,10 +808,7 @@ static void tsgate_conn_setup_backend_done(struct tevent_req *subreq)
 	const char *why;
 	int ret, err = 0;
 
-	if (tsgate_backend_connect_address(subreq) != NULL) {
-		conn->backend_addr =
-		    talloc_strdup(conn, tsgate_backend_connect_address(subreq));
-	}
+	conn->backend_ip = (uint16_t)tsgate_backend_connect_index(subreq);
 	ret = tsgate_backend_connect_recv(subreq, &err, conn, &conn->backend,
 					  &reason);
 	TALLOC_FREE(subreq);
