@@ -462,9 +462,10 @@ class Metrics(gh.GatewayTestCase):
         gnutls = subprocess.run(["gnutls-cli", "--version"],
                                 capture_output=True, text=True).stdout
         self.assertIn(labels["gnutls"], gnutls)
-        krb5 = subprocess.run(["pkg-config", "--modversion", "krb5"],
-                              capture_output=True, text=True).stdout
-        self.assertEqual(labels["krb5"], krb5.strip())
+        for lib in ("krb5", "talloc", "tevent"):
+            built = subprocess.run(["pkg-config", "--modversion", lib],
+                                   capture_output=True, text=True).stdout
+            self.assertEqual(labels[lib], built.strip(), lib)
         self.check_process(s, g.proc.pid)
 
     def test_workers_process_metrics(self):
