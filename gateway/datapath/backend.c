@@ -31,7 +31,7 @@ struct tsgate_backend {
 	struct backend_target *targets;
 	struct tsgate_pool_member **members; /* targets[i].member */
 	size_t num_targets;
-	uint64_t cursor; /* round-robin */
+	uint64_t cursor;                        /* round-robin */
 	const struct tsgate_config_addr *addrs; /* the route's, num_targets */
 };
 
@@ -519,12 +519,23 @@ static void backend_tunnel_done(struct tevent_req *subreq)
 	backend_done(req);
 }
 
-const char *tsgate_backend_connect_address(struct tevent_req *req)
+void tsgate_backend_connect_target(struct tevent_req *req,
+				   const char **text,
+				   const char **addr)
 {
 	struct tsgate_backend_connect_state *state =
 	    tevent_req_data(req, struct tsgate_backend_connect_state);
+	struct tsgate_pool_member *m;
 
-	return state->address;
+	*text = NULL;
+	*addr = NULL;
+	if (state->address == NULL ||
+	    state->pos >= state->backend->num_targets) {
+		return;
+	}
+	m = backend_current(state)->member;
+	*text = m->text;
+	*addr = tsgate_pool_member_intern(m, state->address);
 }
 
 int tsgate_backend_connect_recv(struct tevent_req *req,

@@ -6,6 +6,7 @@
 #ifndef TSGATE_BACKEND_H
 #define TSGATE_BACKEND_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <talloc.h>
 #include <tevent.h>
@@ -55,12 +56,17 @@ struct tevent_req *tsgate_backend_connect_send(TALLOC_CTX *mem_ctx,
 					       struct tsgate_backend *backend);
 
 /**
- * @brief The address of the connect attempt in progress or last made
- *        ("192.0.2.1:443", "[2001:db8::1]:443", "unix:/path"): after a
- *        success, the one connected (a name may resolve to several).
- *        Valid until the request is received; NULL before any attempt.
+ * @brief Which backend of the route the connect attempt in progress or
+ *        last made went to, for logs: after a success, the one
+ *        connected. text is the backend as written, addr the address
+ *        ("192.0.2.1:443", "[2001:db8::1]:443", "unix:/path"; a name
+ *        may have several). Both stay valid while the pool lives
+ *        (connections keep the pointers, not copies); NULL before any
+ *        attempt.
  */
-const char *tsgate_backend_connect_address(struct tevent_req *req);
+void tsgate_backend_connect_target(struct tevent_req *req,
+				   const char **text,
+				   const char **addr);
 
 /**
  * @brief Receive the connected stream.

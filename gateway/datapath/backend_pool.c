@@ -376,6 +376,30 @@ void tsgate_pool_member_checked(struct tsgate_pool_member *m,
 	}
 }
 
+const char *tsgate_pool_member_intern(struct tsgate_pool_member *m,
+				      const char *addr)
+{
+	const char **more;
+	size_t i;
+
+	for (i = 0; i < m->num_interned; i++) {
+		if (strcmp(m->interned[i], addr) == 0) {
+			return m->interned[i];
+		}
+	}
+	more =
+	    talloc_realloc(m, m->interned, const char *, m->num_interned + 1);
+	if (more == NULL) {
+		return NULL;
+	}
+	m->interned = more;
+	more[m->num_interned] = talloc_strdup(more, addr);
+	if (more[m->num_interned] == NULL) {
+		return NULL;
+	}
+	return more[m->num_interned++];
+}
+
 void tsgate_pool_member_set_ips(struct tsgate_pool_member *m,
 				const char **ips,
 				size_t num_ips)

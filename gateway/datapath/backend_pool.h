@@ -45,6 +45,9 @@ struct tsgate_pool_member {
 	unsigned fails;
 	unsigned backoff_s;
 	struct timeval down_until;
+	/* every address text handed out (tsgate_pool_member_intern) */
+	const char **interned;
+	size_t num_interned;
 	/* counters */
 	uint64_t active;
 	uint64_t connections;
@@ -103,6 +106,14 @@ void tsgate_pool_order(struct tsgate_pool_member *const *members,
 void tsgate_pool_member_failed(struct tsgate_pool_member *m,
 			       const char *reason);
 void tsgate_pool_member_ok(struct tsgate_pool_member *m);
+
+/*
+ * A string equal to addr that lives as long as the pool: connections
+ * keep such pointers for their log line. The set only grows (with the
+ * addresses a member ever connected to); NULL when out of memory.
+ */
+const char *tsgate_pool_member_intern(struct tsgate_pool_member *m,
+				      const char *addr);
 
 /* An active check's verdict (backend_health.c). */
 void tsgate_pool_member_checked(struct tsgate_pool_member *m,
