@@ -96,6 +96,14 @@ struct tstream_tls_cert_config {
 	const char *cert_file;
 	/** PEM file: the private key (unencrypted PKCS#1, PKCS#8 or SEC1). */
 	const char *key_file;
+	/**
+	 * Optional DER OCSP response for the certificate, stapled when a
+	 * client asks (status_request). A response for another
+	 * certificate, or one that says anything but "good", is refused;
+	 * one past its nextUpdate is loaded but not sent (GnuTLS sends only
+	 * current responses).
+	 */
+	const char *ocsp_file;
 };
 
 /** @brief What tstream_tls_params_server() loads. Zero what you don't set. */

@@ -11,10 +11,14 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
+#include "cred_info.h"
+#include "cred_watch.h"
 #include "health.h"
 #include "http_server.h"
 #include "metrics.h"
+#include "metrics_creds.h"
 #include "metrics_workers.h"
 
 #ifndef TSGATE_VERSION
@@ -25,7 +29,41 @@
  * Reload and drain
  */
 
-static void tsgate_daemon_reload(struct tsgate_daemon *d)
+/*
+ * The credentials of d->cfg are in use (start-up or a reload): watch
+ * their files, and publish their expiry. A stapled OCSP response past its
+ * nextUpdate is loaded but GnuTLS does not send it: say so.
+ */
+static void tsgate_daemon_creds_loaded(struct tsgate_daemon *d)
+{
+	TALLOC_CTX *tmp = talloc_new(d);
+	struct tsgate_metrics_cred *creds = NULL;
+	time_t now = time(NULL);
+	size_t n = 0, i;
+
+	tsgate_cred_watch_set(d->cred_watch, d->cfg);
+	if (tmp == NULL ||
+	    tsgate_config_cred_metrics(tmp, d->cfg, &creds, &n) != 0 ||
+	    tsgate_metrics_set_creds(d->metrics, creds, n) != 0) {
+		tsgate_log_msg(d->log, TSGATE_CONFIG_LOG_WARNING, "reload",
+			       "out of memory: certificate expiry metrics "
+			       "not updated");
+	}
+	for (i = 0; i < n; i++) {
+		if (creds[i].kind == TSGATE_METRICS_CRED_OCSP &&
+		    creds[i].time != 0 && creds[i].time < (int64_t)now) {
+			tsgate_log_msg(d->log, TSGATE_CONFIG_LOG_WARNING,
+				       "ocsp",
+				       "listener %s: the OCSP response %s "
+				       "is past its nextUpdate; not stapled "
+				       "until it is replaced",
+				       creds[i].listener, creds[i].path);
+		}
+	}
+	talloc_free(tmp);
+}
+
+void tsgate_daemon_reload(struct tsgate_daemon *d, const char *why)
 {
 	struct tsgate_config *cfg = NULL;
 	struct tsgate_config_errors *errs = NULL;
@@ -46,8 +84,10 @@ static void tsgate_daemon_reload(struct tsgate_daemon *d)
 			    tsgate_config_error_string(errs, &errs->errors[i]));
 		}
 		tsgate_log_msg(d->log, TSGATE_CONFIG_LOG_ERROR, "reload",
-			       "%s: %s; the running configuration stays",
-			       d->config_path, strerror(ret));
+			       "%s (%s): %s; the running configuration and "
+			       "credentials stay",
+			       d->config_path, why,
+			       ret == EINVAL ? "errors above" : strerror(ret));
 		talloc_free(errs);
 		tsgate_metrics_reload(d->metrics, false);
 		return;
@@ -55,8 +95,8 @@ static void tsgate_daemon_reload(struct tsgate_daemon *d)
 	ret = tsgate_listeners_apply(d, cfg, &reason);
 	if (ret != 0) {
 		tsgate_log_msg(d->log, TSGATE_CONFIG_LOG_ERROR, "reload",
-			       "%s; the running configuration stays",
-			       reason ? reason : strerror(ret));
+			       "%s (%s); the running configuration stays",
+			       reason ? reason : strerror(ret), why);
 		talloc_free(reason);
 		talloc_free(cfg);
 		tsgate_metrics_reload(d->metrics, false);
@@ -69,10 +109,11 @@ static void tsgate_daemon_reload(struct tsgate_daemon *d)
 	d->log->level = cfg->log.level;
 	d->log->format = cfg->log.format;
 	tsgate_metrics_reload(d->metrics, true);
+	tsgate_daemon_creds_loaded(d);
 	tsgate_log_msg(d->log, TSGATE_CONFIG_LOG_INFO, "reload",
-		       "%s: %zu listener(s); live connections keep their "
+		       "%s (%s): %zu listener(s); live connections keep their "
 		       "configuration",
-		       d->config_path, cfg->num_listeners);
+		       d->config_path, why, cfg->num_listeners);
 }
 
 /*
@@ -136,10 +177,22 @@ static void tsgate_daemon_signal(struct tevent_context *ev,
 	(void)count;
 	(void)siginfo;
 	if (signum == SIGHUP) {
-		tsgate_daemon_reload(d);
+		tsgate_daemon_reload(d, "SIGHUP");
 		return;
 	}
 	tsgate_daemon_drain(d, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+/* A credential file changed: reload as SIGHUP does. */
+static void tsgate_daemon_cred_changed(void *private_data, const char *path)
+{
+	struct tsgate_daemon *d =
+	    talloc_get_type_abort(private_data, struct tsgate_daemon);
+	char *why = talloc_asprintf(d, "%s changed", path);
+
+	tsgate_daemon_reload(d,
+			     why != NULL ? why : "a credential file changed");
+	talloc_free(why);
 }
 
 /* The context of one serving process, with its loop, log and metrics. */
@@ -170,8 +223,12 @@ static struct tsgate_daemon *tsgate_daemon_new(
 		       ? tsgate_conns_new(d, d->ev, d->log, cfg)
 		       : NULL;
 	d->metrics = tsgate_metrics_new(d, TSGATE_VERSION, NULL);
+	d->cred_watch =
+	    d->ev != NULL ? tsgate_cred_watch_new(d, d->ev, d->log,
+						  tsgate_daemon_cred_changed, d)
+			  : NULL;
 	if (d->config_path == NULL || d->log == NULL || d->ev == NULL ||
-	    d->conns == NULL || d->metrics == NULL) {
+	    d->conns == NULL || d->metrics == NULL || d->cred_watch == NULL) {
 		fprintf(stderr, "tsgate: out of memory\n");
 		talloc_free(d);
 		return NULL;
@@ -259,6 +316,7 @@ int tsgate_daemon_serve(TALLOC_CTX *mem_ctx,
 		return 1;
 	}
 	tsgate_listeners_log(d);
+	tsgate_daemon_creds_loaded(d);
 	tsgate_metrics_set_state(d->metrics, TSGATE_METRICS_READY);
 	tsgate_log_msg(d->log, TSGATE_CONFIG_LOG_INFO, "start",
 		       "tsgate ready: %zu listener(s), config %s",

@@ -22,6 +22,7 @@ struct tsgate_metrics;
 struct tsgate_metrics_links;
 struct tsgate_metrics_workers;
 struct tsgate_http_server;
+struct tsgate_cred_watch;
 
 struct tsgate_daemon {
 	struct tevent_context *ev;
@@ -34,7 +35,8 @@ struct tsgate_daemon {
 	struct tsgate_listener *listeners;              /* accepting */
 	struct tsgate_listener *retired; /* replaced, serving old conns */
 	struct tsgate_conns *conns;
-	unsigned worker;      /* 0 .. num_workers-1 */
+	struct tsgate_cred_watch *cred_watch; /* reload: {watch: true} */
+	unsigned worker;                      /* 0 .. num_workers-1 */
 	unsigned num_workers; /* workers: N (1: no supervisor) */
 	bool draining;
 	bool stop;
@@ -62,6 +64,12 @@ int tsgate_daemon_serve(TALLOC_CTX *mem_ctx,
 			unsigned worker,
 			unsigned num_workers,
 			struct tsgate_metrics_links *links);
+
+/*
+ * Load the config file again and apply it: SIGHUP and a changed
+ * credential file (cred_watch.c) both come here; why says which.
+ */
+void tsgate_daemon_reload(struct tsgate_daemon *d, const char *why);
 
 /* listeners.c */
 
