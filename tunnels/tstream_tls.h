@@ -99,9 +99,8 @@ struct tstream_tls_cert_config {
 	/**
 	 * Optional DER OCSP response for the certificate, stapled when a
 	 * client asks (status_request). A response for another
-	 * certificate, or one that says anything but "good", is refused;
-	 * one past its nextUpdate is loaded but not sent (GnuTLS sends only
-	 * current responses).
+	 * certificate, or that is not an OCSP response, is refused; one
+	 * already past its nextUpdate is not stapled (and not an error).
 	 */
 	const char *ocsp_file;
 };

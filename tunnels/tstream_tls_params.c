@@ -476,9 +476,9 @@ static int tls_params_finish(TALLOC_CTX *mem_ctx,
 
 /*
  * The OCSP response stapled with the chain sc loaded last. GnuTLS refuses
- * one for another certificate; one past its nextUpdate is kept but not
- * sent (GnuTLS staples only current responses), so a response that
- * expires while the server runs stops being stapled by itself.
+ * one for another certificate. One already past its nextUpdate is not
+ * loaded and not an error (the server works without a staple); one that
+ * expires while the server runs GnuTLS stops sending by itself.
  */
 static int tls_load_ocsp(struct tls_load *ld,
 			 struct tstream_tls_sni_cred *sc,
@@ -496,6 +496,11 @@ static int tls_load_ocsp(struct tls_load *ld,
 	if (err == 0) {
 		ret = gnutls_certificate_set_ocsp_status_request_mem(
 		    sc->cred, &der, sc->num_keys - 1, GNUTLS_X509_FMT_DER);
+		if (ret == GNUTLS_E_EXPIRED) {
+			/* past nextUpdate: served without a staple (the
+			 * caller warns); a fresh one comes with a reload */
+			ret = 0;
+		}
 		if (ret == GNUTLS_E_OCSP_MISMATCH_WITH_CERTS) {
 			err = tls_fail(ld, EINVAL,
 				       "%s: the OCSP response is not for the "
