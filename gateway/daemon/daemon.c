@@ -84,10 +84,8 @@ void tsgate_daemon_reload(struct tsgate_daemon *d, const char *why)
 			    tsgate_config_error_string(errs, &errs->errors[i]));
 		}
 		tsgate_log_msg(d->log, TSGATE_CONFIG_LOG_ERROR, "reload",
-			       "%s (%s): %s; the running configuration and "
-			       "credentials stay",
-			       d->config_path, why,
-			       ret == EINVAL ? "errors above" : strerror(ret));
+			       "%s (%s): %s; the running configuration stays",
+			       d->config_path, why, strerror(ret));
 		talloc_free(errs);
 		tsgate_metrics_reload(d->metrics, false);
 		return;

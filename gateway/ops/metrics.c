@@ -776,6 +776,26 @@ static void render_route_families(char **out, const struct tsgate_metrics *m)
 	}
 }
 
+/* The outcome of reloads and the credentials they loaded. */
+static void render_reload_families(char **out, const struct tsgate_metrics *m)
+{
+	family(out, "tsgate_last_reload_success_timestamp_seconds", "gauge",
+	       "When the configuration and credentials in use were loaded "
+	       "(start-up or the last successful reload), since the Unix "
+	       "epoch.");
+	talloc_asprintf_addbuf(
+	    out, "tsgate_last_reload_success_timestamp_seconds %lld.%06ld\n",
+	    (long long)m->last_reload_success.tv_sec,
+	    (long)m->last_reload_success.tv_usec);
+	family(out, "tsgate_last_reload_successful", "gauge",
+	       "1 when the last reload attempt (SIGHUP or a changed "
+	       "credential file) succeeded or none was made, 0 when it "
+	       "failed and the previous configuration stays.");
+	talloc_asprintf_addbuf(out, "tsgate_last_reload_successful %d\n",
+			       m->last_reload_failed ? 0 : 1);
+	tsgate_metrics_creds_render(out, m->creds);
+}
+
 char *tsgate_metrics_render(TALLOC_CTX *mem_ctx, const struct tsgate_metrics *m)
 {
 	char *out;
@@ -807,23 +827,9 @@ char *tsgate_metrics_render(TALLOC_CTX *mem_ctx, const struct tsgate_metrics *m)
 	    "tsgate_reloads_total{result=\"ok\"} %" PRIu64 "\n"
 	    "tsgate_reloads_total{result=\"failed\"} %" PRIu64 "\n",
 	    m->reloads_ok, m->reloads_failed);
-	family(&out, "tsgate_last_reload_success_timestamp_seconds", "gauge",
-	       "When the configuration and credentials in use were loaded "
-	       "(start-up or the last successful reload), since the Unix "
-	       "epoch.");
-	talloc_asprintf_addbuf(
-	    &out, "tsgate_last_reload_success_timestamp_seconds %lld.%06ld\n",
-	    (long long)m->last_reload_success.tv_sec,
-	    (long)m->last_reload_success.tv_usec);
-	family(&out, "tsgate_last_reload_successful", "gauge",
-	       "1 when the last reload attempt (SIGHUP or a changed "
-	       "credential file) succeeded or none was made, 0 when it "
-	       "failed and the previous configuration stays.");
-	talloc_asprintf_addbuf(&out, "tsgate_last_reload_successful %d\n",
-			       m->last_reload_failed ? 0 : 1);
-	tsgate_metrics_creds_render(&out, m->creds);
 	render_listener_families(&out, m);
 	render_route_families(&out, m);
+	render_reload_families(&out, m);
 	if (out == NULL) {
 		errno = ENOMEM;
 	}
