@@ -356,6 +356,27 @@ class CredWatch(gh.GatewayTestCase):
         self.assertEqual(served_serial(port), serial_of(self.certs.server))
         self.assertEqual(self.reload_lines(g), [])
 
+    def test_workers_each_reload(self):
+        """workers: 2: each worker watches and reloads on its own."""
+        cert, key = self.files("workers")
+        port = gh.free_port()
+        g = self.gateway("workers: 2\n" + self.config(
+            cert, key, port, "reload: {interval: 1h}"))
+        nkey, ncrt = self.new_cert()
+        for src, dst in ((nkey, key), (ncrt, cert)):
+            shutil.copyfile(src, dst + ".tmp")
+            os.chmod(dst + ".tmp", 0o600)
+            os.rename(dst + ".tmp", dst)
+
+        def workers_reloaded():
+            return {l.get("worker") for l in self.reload_lines(g)
+                    if l["level"] == "info"} == {0, 1}
+        self.assertTrue(gh.wait_until(workers_reloaded, DEADLINE),
+                        self.reload_lines(g))
+        # whichever worker a connection reaches
+        for _ in range(6):
+            self.assertEqual(served_serial(port), serial_of(ncrt))
+
     def test_watch_false_waits_for_sighup(self):
         cert, key = self.files("off")
         port = gh.free_port()
