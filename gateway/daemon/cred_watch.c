@@ -23,7 +23,7 @@
 #define WATCH_EVENTS                                                      \
 	(IN_CLOSE_WRITE | IN_MODIFY | IN_ATTRIB | IN_CREATE | IN_DELETE | \
 	 IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF |    \
-	 IN_DONT_FOLLOW | IN_ONLYDIR)
+	 IN_ONLYDIR)
 
 /* What identifies a file's content without reading it. */
 struct watch_stamp {
@@ -121,7 +121,11 @@ static void watch_dir(struct tsgate_cred_watch *w, const char *path)
 	} else {
 		*slash = '\0';
 	}
-	/* the same directory again gives the same watch: no harm */
+	/*
+	 * The same directory again gives the same watch: no harm. A
+	 * directory symlink ("..data") is followed to the directory it
+	 * names now; the swap itself is seen in the directory holding it.
+	 */
 	if (inotify_add_watch(w->ifd, dir, WATCH_EVENTS) >= 0) {
 		w->num_dirs++;
 	}
