@@ -21,7 +21,8 @@ static void cred_file(struct cred_files *f,
 	const char **nv;
 	size_t i;
 
-	if (path == NULL || f->oom) {
+	/* a key or certificate on a PKCS#11 token is no file to watch */
+	if (path == NULL || f->oom || strncmp(path, "pkcs11:", 7) == 0) {
 		return;
 	}
 	for (i = 0; i < f->n; i++) {

@@ -83,17 +83,31 @@ static void cred_push(struct cred_list *l,
 	}
 }
 
-/*
- * The first certificate of a PEM file (a chain: the leaf), or of a CA
- * bundle the one that expires first; NULL when the file cannot be read.
- */
-static gnutls_x509_crt_t cred_read(const char *path, bool first_to_expire)
+/* A certificate on a PKCS#11 token: a public object, read without login. */
+static gnutls_x509_crt_t cred_read_url(const char *url)
+{
+	gnutls_x509_crt_t crt;
+
+	if (gnutls_x509_crt_init(&crt) < 0) {
+		return NULL;
+	}
+	if (gnutls_x509_crt_import_url(crt, url, 0) < 0) {
+		gnutls_x509_crt_deinit(crt);
+		return NULL;
+	}
+	return crt;
+}
+
+gnutls_x509_crt_t tsgate_cred_read_cert(const char *path, bool first_to_expire)
 {
 	gnutls_datum_t data = {NULL, 0};
 	gnutls_x509_crt_t *crts = NULL;
 	gnutls_x509_crt_t pick = NULL;
 	unsigned n = 0, i, best = 0;
 
+	if (strncmp(path, "pkcs11:", 7) == 0) {
+		return cred_read_url(path);
+	}
 	if (gnutls_load_file(path, &data) < 0) {
 		return NULL;
 	}
@@ -130,7 +144,7 @@ static void cred_add(struct cred_list *l,
 	if (path == NULL) {
 		return;
 	}
-	crt = cred_read(path, kind == TSGATE_METRICS_CRED_CA);
+	crt = tsgate_cred_read_cert(path, kind == TSGATE_METRICS_CRED_CA);
 	if (crt == NULL) {
 		return;
 	}
@@ -150,7 +164,7 @@ static void cred_add_ocsp(struct cred_list *l,
 	if (c->ocsp_response == NULL) {
 		return;
 	}
-	crt = cred_read(c->cert, false);
+	crt = tsgate_cred_read_cert(c->cert, false);
 	if (crt == NULL) {
 		return;
 	}

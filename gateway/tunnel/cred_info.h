@@ -5,12 +5,23 @@
 #ifndef TSGATE_CRED_INFO_H
 #define TSGATE_CRED_INFO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <talloc.h>
 #include <time.h>
 
+#include <gnutls/x509.h>
+
 #include "config.h"
 #include "metrics_creds.h"
+
+/**
+ * @brief The first certificate of a PEM file (of a chain: the leaf), or
+ * with first_to_expire the one of a bundle that expires first; a
+ * "pkcs11:" URL is read from its token. NULL when it cannot be read.
+ * Free with gnutls_x509_crt_deinit().
+ */
+gnutls_x509_crt_t tsgate_cred_read_cert(const char *path, bool first_to_expire);
 
 /**
  * @brief Check an OCSP response for the first certificate of cert_path.

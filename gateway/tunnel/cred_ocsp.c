@@ -32,7 +32,7 @@ int tsgate_ocsp_inspect(TALLOC_CTX *mem_ctx,
 			time_t *next_update,
 			char **why)
 {
-	gnutls_datum_t der = {NULL, 0}, pem = {NULL, 0};
+	gnutls_datum_t der = {NULL, 0};
 	gnutls_ocsp_resp_t resp = NULL;
 	gnutls_x509_crt_t crt = NULL;
 	unsigned cert_status = 0;
@@ -44,9 +44,10 @@ int tsgate_ocsp_inspect(TALLOC_CTX *mem_ctx,
 	*next_update = 0;
 	*why = NULL;
 	if (gnutls_load_file(ocsp_path, &der) < 0) {
+		err = errno != 0 ? errno : EIO;
 		*why = talloc_asprintf(mem_ctx, "cannot read '%s': %s",
-				       ocsp_path, strerror(errno));
-		return errno != 0 ? errno : EIO;
+				       ocsp_path, strerror(err));
+		return err;
 	}
 	if (der.size > OCSP_MAX_FILE) {
 		*why = talloc_asprintf(mem_ctx,
@@ -55,8 +56,7 @@ int tsgate_ocsp_inspect(TALLOC_CTX *mem_ctx,
 				       ocsp_path);
 		goto out;
 	}
-	if (gnutls_ocsp_resp_init(&resp) < 0 ||
-	    gnutls_x509_crt_init(&crt) < 0) {
+	if (gnutls_ocsp_resp_init(&resp) < 0) {
 		err = ENOMEM;
 		goto out;
 	}
@@ -75,8 +75,8 @@ int tsgate_ocsp_inspect(TALLOC_CTX *mem_ctx,
 				       ocsp_path, ret);
 		goto out;
 	}
-	if (gnutls_load_file(cert_path, &pem) < 0 ||
-	    gnutls_x509_crt_import(crt, &pem, GNUTLS_X509_FMT_PEM) < 0) {
+	crt = tsgate_cred_read_cert(cert_path, false);
+	if (crt == NULL) {
 		*why = talloc_asprintf(mem_ctx,
 				       "cannot read the certificate "
 				       "'%s'",
@@ -120,6 +120,5 @@ out:
 		gnutls_x509_crt_deinit(crt);
 	}
 	gnutls_free(der.data);
-	gnutls_free(pem.data);
 	return err;
 }

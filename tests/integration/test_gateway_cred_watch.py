@@ -446,6 +446,30 @@ class CredWatch(gh.GatewayTestCase):
                            "tsgate_last_reload_success_timestamp_seconds"
                            )[0][1] > t0, 10))
 
+    def test_certificate_on_pkcs11_token(self):
+        """A certificate and key on a SoftHSM2 token: the expiry series
+        reads the certificate from the token; the URLs are not watched
+        (no file), and the daemon runs as usual."""
+        token = gh.SoftToken(self.tmp, "cred-watch")
+        token.import_key(self.certs.server_key, "srv", "01")
+        token.import_cert(self.certs.server, "srv-cert", "01")
+        port, mport = gh.free_port(), gh.free_port()
+        old = os.umask(0o077)  # the config holds a PIN: private
+        try:
+            self.gateway(self.config(
+                token.url("srv-cert", "cert"),
+                token.url("srv", "private", token.pin), port, "", mport),
+                env=token.env)
+        finally:
+            os.umask(old)
+        self.assertEqual(served_serial(port), serial_of(self.certs.server))
+        exp = series(scrape(mport),
+                     "tsgate_certificate_expiry_timestamp_seconds",
+                     listener="in", kind="server")
+        self.assertEqual([(d["serial"], int(v)) for d, v in exp],
+                         [(serial_of(self.certs.server),
+                           not_after_of(self.certs.server))])
+
 
 if __name__ == "__main__":
     gh.require_binary()
