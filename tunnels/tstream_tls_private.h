@@ -20,6 +20,7 @@
 struct tstream_tls_sni_cred {
 	char *sni; /* NULL: the default */
 	gnutls_certificate_credentials_t cred;
+	unsigned num_keys; /* chains loaded: the next one's index */
 };
 
 /*

@@ -128,9 +128,12 @@ struct tsgate_config_tls_cert {
 	const char *sni;  /* a host name or "*.domain" (one wildcard label) */
 	const char *cert; /* absolute path, PEM */
 	const char *key;  /* absolute path, PEM */
+	/* DER OCSP response stapled with this certificate, or NULL */
+	const char *ocsp_response;
 	struct tsgate_config_mark mark;
 	struct tsgate_config_origin cert_at;
 	struct tsgate_config_origin key_at;
+	struct tsgate_config_origin ocsp_at;
 };
 
 /* listeners[].tls (accept: tls) */
@@ -319,6 +322,14 @@ struct tsgate_config {
 	/* NULL when no metrics listener is configured. */
 	struct tsgate_config_addr *metrics_listen;
 	struct tsgate_config_limits limits;
+	/*
+	 * reload: watching the credential files the config names (the
+	 * daemon's cred_watch.c); a change reloads as SIGHUP does.
+	 */
+	struct {
+		bool watch;           /* default true */
+		uint64_t interval_ms; /* the fallback check, default 30 s */
+	} reload;
 	struct tsgate_config_listener *listeners; /* at least one */
 	size_t num_listeners;
 };

@@ -163,7 +163,11 @@ void tsgate_metrics_set_state(struct tsgate_metrics *m,
 enum tsgate_metrics_state tsgate_metrics_get_state(
     const struct tsgate_metrics *m);
 
-/** @brief Count a SIGHUP reload: ok or failed (config kept). */
+/**
+ * @brief Count a reload (SIGHUP or a changed credential file): ok (its
+ * time is tsgate_last_reload_success_timestamp_seconds) or failed
+ * (config kept; tsgate_last_reload_successful 0 until the next success).
+ */
 void tsgate_metrics_reload(struct tsgate_metrics *m, bool ok);
 
 /**
