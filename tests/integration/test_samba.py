@@ -283,8 +283,8 @@ class SambaThroughTsgate(gh.GatewayTestCase):
         with open(os.path.join(EXAMPLES, name)) as f:
             text = f.read()
         text = text.replace("/etc/tsgate/", self.files)
-        text = text.replace('"tcp://127.0.0.1:', '"tcp://%s:' % NEAR) \
-            if "client" in name else text
+        if "client" in name:
+            text = text.replace('"tcp://127.0.0.1:', '"tcp://%s:' % NEAR)
         text = text.replace("192.0.2.10:%d" % TLS_PORT,
                             "%s:%d" % (SAMBA, TLS_PORT))
         text = text.replace("[::]:%d" % TLS_PORT,
@@ -373,6 +373,8 @@ class SambaThroughTsgate(gh.GatewayTestCase):
                     self.reset()
 
                     def edit(text):
+                        self.assertIn('"tcp://127.0.0.1:445"\n'
+                                      '        framing: nbt\n', text)
                         return text.replace(
                             'backend: "tcp://127.0.0.1:445"\n'
                             '        framing: nbt\n',
