@@ -182,8 +182,12 @@ class Samba:
         log = open(os.path.join(self.dir, "log", name + ".out"), "wb")
         # a session of its own (setsid): its process group is killed to
         # stop it with its children, never the test's own group
+        # -l: samba-dcerpcd hands its log dir to the rpcd_* workers it
+        # starts (--log-basename); they ignore "log file" and would write
+        # to /var/log/samba
         p = subprocess.Popen(argv + ["-s", self.conf, "--foreground",
-                                     "--no-process-group", "--debug-stdout"],
+                                     "--no-process-group", "--debug-stdout",
+                                     "-l", os.path.join(self.dir, "log")],
                              stdin=subprocess.DEVNULL, stdout=log,
                              stderr=subprocess.STDOUT,
                              start_new_session=True)
