@@ -17,14 +17,16 @@ Each step is checked in both gateways' `conn` log lines.
 
 The ports are the protocols' own (rpcclient asks port 135 of the host it
 is given; smbclient sends a session request only to port 139), so the
-test runs in a network namespace of its own (`unshare --net`, as root):
-smbd and samba-dcerpcd listen on 127.0.0.1, the client-side gateway on
-127.0.0.2 (added to that namespace's lo), and nothing clashes with the
-host's ports or with other tests. Samba's daemons run in a temp dir with
-a smb.conf that puts every path there, the throw-away SMB user is in
-that dir's passdb.tdb (the running user's name: no system account is
-made), and each daemon runs in a session of its own (setsid), stopped
-by its process group.
+test runs in a network and mount namespace of its own (`unshare --net
+--mount`, as root): smbd and samba-dcerpcd listen on 127.0.0.1, the
+client-side gateway on 127.0.0.2 (added to that namespace's lo), and
+nothing clashes with the host's ports or with other tests. Samba's system
+dirs (/var/log/samba, ...) are empty tmpfs mounts there, so nothing a
+Samba program writes by its compiled-in paths reaches the host. Samba's
+daemons run in a temp dir with a smb.conf that puts every path there,
+the throw-away SMB user is in that dir's passdb.tdb (the running user's
+name: no system account is made), and each daemon runs in a session of
+its own (setsid), stopped by its process group.
 """
 
 import hashlib
@@ -52,6 +54,8 @@ TLS_PORT = 8445
 RPC_PORTS = (49152, 49153, 49154)
 EXAMPLES = os.path.join(gh.SRCDIR, "etc", "examples")
 MIB = 1024 * 1024
+SAMBA_SYSTEM_DIRS = ("/var/log/samba", "/var/lib/samba", "/var/cache/samba",
+                     "/run/samba")
 
 
 def listening(ip, port):
@@ -503,13 +507,20 @@ def enter_namespace():
         for cmd in (["ip", "link", "set", "lo", "up"],
                     ["ip", "addr", "add", NEAR + "/8", "dev", "lo"]):
             subprocess.run(cmd, check=True)
+        # Samba's own dirs, empty and private to this mount namespace:
+        # the rpcd_* workers create their log files in /var/log/samba
+        # before they read --log-basename, whatever smb.conf says
+        for d in SAMBA_SYSTEM_DIRS:
+            if os.path.isdir(d):
+                subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0755",
+                                "tsgate-test", d], check=True)
         return
     if os.geteuid() != 0:
         raise SystemExit("test_samba needs root: a network namespace "
                          "(unshare --net) for ports 135, 139 and 445, "
                          "and smbd")
     env = dict(os.environ, TSGATE_SAMBA_NETNS="1")
-    argv = ["unshare", "--net", "--", sys.executable,
+    argv = ["unshare", "--net", "--mount", "--", sys.executable,
             os.path.abspath(__file__)] + sys.argv[1:]
     os.execvpe("unshare", argv, env)
 
