@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "config_tunnels.h"
 #include "metrics_workers.h"
 
 struct tsgate_worker_slot {
@@ -168,6 +169,7 @@ int tsgate_workers_supervise(TALLOC_CTX *mem_ctx,
 	};
 	sigset_t set;
 	int sig;
+	int err;
 
 	s.slots = talloc_zero_array(mem_ctx, struct tsgate_worker_slot, s.n);
 	s.log = tsgate_log_new(s.slots, cfg->log.level, cfg->log.format);
@@ -190,6 +192,13 @@ int tsgate_workers_supervise(TALLOC_CTX *mem_ctx,
 			       "metrics of workers 1..%u: %s; /metrics shows "
 			       "worker 0 only",
 			       s.n - 1, strerror(errno));
+	}
+	err = tsgate_token_lock_setup();
+	if (err != 0) {
+		tsgate_log_msg(s.log, TSGATE_CONFIG_LOG_WARNING, "start",
+			       "token lock: %s; workers open PKCS#11 tokens "
+			       "at the same time",
+			       strerror(err));
 	}
 	tsgate_workers_start(&s);
 

@@ -119,6 +119,15 @@ static bool cfg_check_cert_key(struct tsgate_config_load *p,
 	bool cert_ok, key_ok = false;
 	int ret;
 
+	/*
+	 * A token's objects are opened once, by the TLS library, when the
+	 * params are built (cfg_check_tls_*_params): it reports a PIN, a
+	 * missing object or a key mismatch with the URL's name.
+	 */
+	if (strncmp(cert, "pkcs11:", 7) == 0 ||
+	    strncmp(key, "pkcs11:", 7) == 0) {
+		return true;
+	}
 	cert_ok = cfg_load_certs(p, "cert", cert, cert_node, true);
 
 	if (!cfg_load(p, "key", key, key_node, &data)) {

@@ -755,9 +755,39 @@ def complete(fragment):
 
 class DocsConfigsTest(ConfigCase):
 
+    def make_token_object(self, root, key, url):
+        """The token, object and PIN file a docs URL names, made with the
+        test certificates; returns the environment that finds it."""
+        attrs = dict(a.split("=", 1) for a in
+                     url[len("pkcs11:"):].split("?")[0].split(";"))
+        query = dict(a.split("=", 1) for a in
+                     (url.split("?", 1) + [""])[1].split("&") if a)
+        token = self.tokens.get(attrs["token"])
+        if token is None:
+            token = gh.SoftToken(root, attrs["token"])
+            self.tokens[attrs["token"]] = token
+        certs = self.creds.certs
+        if attrs.get("type") == "cert":
+            token.import_cert(certs.server, attrs["object"], "01")
+        else:
+            token.import_key(certs.server_key, attrs["object"], "01")
+        source = query.get("pin-source", "")
+        if source.startswith("file:"):
+            source = source[len("file:"):]
+        if source:
+            dest = self.rooted(source, root)
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            token.write_pin(dest)
+        return token.env
+
     def make_files(self, root, config):
         certs = self.creds.certs
+        self.tokens = {}
+        env = {}
         for key, path, principal in named_files(config):
+            if path.startswith("pkcs11:"):
+                env.update(self.make_token_object(root, key, path))
+                continue
             dest = (os.path.join(root, path[len("/etc/tsgate/"):])
                     if path.startswith("/etc/tsgate/")
                     else os.path.join(root, path))
@@ -781,6 +811,7 @@ class DocsConfigsTest(ConfigCase):
                                stderr=subprocess.DEVNULL)
             else:
                 shutil.copy(certs.server, dest)
+        return env
 
     def test_yaml_blocks(self):
         if shutil.which("certtool") is None:
@@ -804,11 +835,12 @@ class DocsConfigsTest(ConfigCase):
                         continue  # another program's YAML: parsed only
                     root = os.path.join(self.tmp, self.next_name("doc"))
                     os.makedirs(root)
-                    self.make_files(root, config)
+                    env = dict(self.env)
+                    env.update(self.make_files(root, config))
                     path = os.path.join(root, "tsgate.yaml")
                     with open(path, "w") as f:
                         f.write(self.rooted(yaml.safe_dump(config), root))
-                    r = check_config(path, self.env)
+                    r = check_config(path, env)
                     self.assertEqual(r.returncode, 0, "%s:\n%s\n%s" % (
                         where, text, r.stderr))
                     checked += 1
