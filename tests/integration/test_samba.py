@@ -262,7 +262,12 @@ class SambaThroughTsgate(gh.GatewayTestCase):
     @classmethod
     def setUpClass(cls):
         cls.classtmp = tempfile.mkdtemp(prefix="tsgate-samba-")
-        cls.samba = Samba(cls.classtmp)
+        try:
+            cls.samba = Samba(cls.classtmp)
+        except BaseException:
+            # no tearDownClass after a failed setUpClass
+            shutil.rmtree(cls.classtmp, ignore_errors=True)
+            raise
 
     @classmethod
     def tearDownClass(cls):
