@@ -305,10 +305,14 @@ static bool cfg_check_keytab(struct tsgate_config_load *p,
 
 	kerr = krb5_init_context(&ctx);
 	if (kerr != 0) {
+		/* a krb5 code, not an errno: strerror() says "Unknown error" */
+		const char *msg = krb5_get_error_message(NULL, kerr);
+
 		cfg_error(p, node,
 			  "'%s': cannot start Kerberos to read '%s': "
 			  "%s",
-			  what, node->text, strerror(kerr));
+			  what, node->text, msg);
+		krb5_free_error_message(NULL, msg);
 		return false;
 	}
 	name = talloc_asprintf(tsgate_config_load_tmp(p), "FILE:%s", keytab);

@@ -37,6 +37,7 @@ import re
 import shlex
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -562,7 +563,10 @@ class SystemdUnitTest(gh.GatewayTestCase):
 
     def test_static(self):
         svc = self.unit()["Service"]
-        self.assertEqual(svc["Type"], ["exec"])
+        # READY=1 when listening (test_exec_lines_run, docs/operations.md)
+        self.assertEqual(svc["Type"], ["notify"])
+        self.assertEqual(svc["NotifyAccess"], ["main"])
+        self.assertIn("AF_UNIX", svc["RestrictAddressFamilies"][0].split())
         self.assertEqual(svc["ExecReload"][-1], "/bin/kill -HUP $MAINPID")
         self.assertEqual(svc["CapabilityBoundingSet"],
                          ["CAP_NET_BIND_SERVICE"])
@@ -623,8 +627,15 @@ class SystemdUnitTest(gh.GatewayTestCase):
         start = shlex.split(svc["ExecStart"][0])
         self.assertEqual(start[0], gh.TSGATE)
         self.assertEqual(start[1:], ["--config", config])
-        g = self.gateway(good, name="etc/tsgate")  # same file, same args
+        # Type=notify: systemd's datagram socket waits for READY=1
+        notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        notify.bind(os.path.join(self.tmp, "notify"))
+        notify.settimeout(20)
+        g = self.gateway(good, name="etc/tsgate",  # same file, same args
+                         env={"NOTIFY_SOCKET": notify.getsockname()})
         self.assertEqual(g.config, config)
+        self.assertIn("READY=1", notify.recv(4096).decode().split("\n"))
+        notify.close()
 
         def reload():
             for cmd in svc["ExecReload"]:
