@@ -62,6 +62,12 @@ UNIT = os.path.join(SRC, "etc", "tsgate.service")
 # Commands shown in docs/ that this test does not run, and what runs them
 # (or, for a by-hand run too long for CI, why not).
 COVERED_ELSEWHERE = {
+    "smbclient //127.0.0.1/share -U alice -c 'put big.iso'":
+        "test_samba.py runs smbclient so through the etc/examples pair "
+        "(its namespace's addresses, its throw-away user)",
+    "rpcclient -U alice -c 'srvinfo; netshareenumall' "
+    "ncacn_ip_tcp:127.0.0.1":
+        "test_samba.py runs rpcclient so through the etc/examples pair",
     "meson test -C build gateway_faults --print-errorlogs":
         "scripts/test (integration suite, normal and ASan)",
     "TSGATE_BUILDDIR=build python3 tests/integration/test_faults.py -v":

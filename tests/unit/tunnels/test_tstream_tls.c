@@ -1815,6 +1815,18 @@ static void write_all(struct tstream_context *s, uint8_t *buf, size_t len)
 	talloc_free(x);
 }
 
+/* Write len bytes of buf; the write's error (0 when it went out). */
+static int write_error(struct tstream_context *s, uint8_t *buf, size_t len)
+{
+	struct xfer *x = xfer_start(s, buf, len, len, true);
+	int err;
+
+	tt_wait(&x->done, 10000);
+	err = x->err;
+	talloc_free(x);
+	return err;
+}
+
 START_TEST(pending_several_records)
 {
 	struct tstream_tls_params *sp =
@@ -1909,6 +1921,9 @@ END_TEST
  * none: a crash, or a FIN injected on the path): the data before arrives,
  * then the end is EPIPE, or ECONNABORTED with strict_end, and
  * tstream_tls_truncated() says so; after a close_notify it says not.
+ * Writing on after a truncated end fails with EPIPE (GnuTLS refuses the
+ * session: the peer is gone), not EPROTO; after a close_notify the other
+ * direction still works (half-close).
  */
 static void end_case(bool strict, bool server_side, bool clean)
 {
@@ -1948,6 +1963,7 @@ static void end_case(bool strict, bool server_side, bool clean)
 	ck_assert_msg(tstream_tls_truncated(reader) == !clean,
 		      "strict %d server %d clean %d", strict, server_side,
 		      clean);
+	ck_assert_int_eq(write_error(reader, data, 100), (clean ? 0 : EPIPE));
 
 	talloc_free(data);
 	talloc_free(in);
