@@ -88,7 +88,7 @@ struct tsgate_conn {
 	struct tstream_context *backend;
 	const struct tsgate_config_route *route;
 	struct tsgate_metrics_route *route_metrics;
-	struct tsgate_metrics_conn *metrics;
+	struct tsgate_metrics_conn metrics;
 	struct tsgate_peer_info info;
 	struct tsgate_conn_stats stats;
 	bool finished; /* on set->finished instead of set->live */
@@ -238,6 +238,7 @@ static int tsgate_conn_destructor(struct tsgate_conn *conn)
 	}
 	set->num--;
 	l->num_conns--;
+	tsgate_metrics_conn_fini(&conn->metrics);
 	if (l->num_conns == 0 && l->unused_fn != NULL) {
 		l->unused_fn(l->private_data);
 	}
@@ -752,7 +753,7 @@ static void tsgate_conn_setup_route(struct tevent_req *req)
 			conn->route_metrics = l->route_metrics[i];
 		}
 	}
-	tsgate_metrics_conn_routed(conn->metrics, conn->route_metrics,
+	tsgate_metrics_conn_routed(&conn->metrics, conn->route_metrics,
 				   &conn->stats);
 	tsgate_conn_debug(conn, "routed", conn->route->name);
 	state->backend_start = tevent_timeval_current();
@@ -1020,8 +1021,8 @@ void tsgate_conns_accept(struct tsgate_conns *set,
 	set->num++;
 	l->num_conns++;
 	talloc_set_destructor(conn, tsgate_conn_destructor);
-	/* counted from accept; freeing the tracker with conn uncounts it */
-	conn->metrics = tsgate_metrics_conn_new(conn, l->metrics);
+	/* counted from accept; the destructor uncounts it */
+	tsgate_metrics_conn_init(&conn->metrics, l->metrics);
 
 	req = tsgate_conn_setup_send(conn, set->ev, conn, fd);
 	if (req == NULL) {
