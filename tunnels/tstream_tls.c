@@ -483,6 +483,8 @@ int tstream_tls_destructor(struct tstream_tls *tlss)
 		gnutls_deinit(tlss->session);
 		tlss->session = NULL;
 	}
+	/* after gnutls_deinit: the session used their credentials */
+	tstream_tls_params_release(&tlss->params_hold);
 	return 0;
 }
 

@@ -67,19 +67,25 @@ static int tls_params_internal_destructor(struct tstream_tls_params_internal *p)
 	return 0;
 }
 
+static void tls_params_unref(struct tstream_tls_params_internal *p)
+{
+	if (p != NULL && --p->refcount == 0) {
+		talloc_free(p);
+	}
+}
+
 static int tls_params_handle_destructor(struct tstream_tls_params *params)
 {
 	struct tstream_tls_params_internal *p = params->internal;
 
 	params->internal = NULL;
-	if (p != NULL && --p->refcount == 0) {
-		talloc_free(p);
-	}
+	tls_params_unref(p);
 	return 0;
 }
 
-struct tstream_tls_params *tstream_tls_params_ref(
-    TALLOC_CTX *mem_ctx, struct tstream_tls_params *params)
+/* A new handle on the same parameters (refcount + 1), or NULL. */
+static struct tstream_tls_params *tls_params_ref(
+    TALLOC_CTX *mem_ctx, const struct tstream_tls_params *params)
 {
 	struct tstream_tls_params *ref;
 
@@ -91,6 +97,21 @@ struct tstream_tls_params *tstream_tls_params_ref(
 	ref->internal->refcount++;
 	talloc_set_destructor(ref, tls_params_handle_destructor);
 	return ref;
+}
+
+void tstream_tls_params_hold(struct tstream_tls_params *hold,
+			     const struct tstream_tls_params *params)
+{
+	hold->internal = params->internal;
+	hold->internal->refcount++;
+}
+
+void tstream_tls_params_release(struct tstream_tls_params *hold)
+{
+	struct tstream_tls_params_internal *p = hold->internal;
+
+	hold->internal = NULL;
+	tls_params_unref(p);
 }
 
 static bool tls_sni_match(const char *pattern, const char *name)
@@ -477,7 +498,7 @@ static int tls_params_finish(TALLOC_CTX *mem_ctx,
 	struct tstream_tls_params tmp = {.internal = p};
 	struct tstream_tls_params *handle;
 
-	handle = tstream_tls_params_ref(mem_ctx, &tmp);
+	handle = tls_params_ref(mem_ctx, &tmp);
 	if (handle == NULL) {
 		talloc_free(p);
 		return ENOMEM;

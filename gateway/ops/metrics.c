@@ -93,15 +93,6 @@ struct tsgate_metrics_route {
 	struct metrics_rseries *s;
 };
 
-struct tsgate_metrics_conn {
-	struct tsgate_metrics_conn *prev, *next; /* in rs->live */
-	struct metrics_lseries *ls;
-	struct metrics_rseries *rs; /* NULL until routed */
-	const struct tsgate_conn_stats *stats;
-	struct timeval start;
-	bool ended; /* tsgate_metrics_conn_end() was called */
-};
-
 static const char *const hs_reason_names[TSGATE_METRICS_HS_NUM] = {
     [TSGATE_METRICS_HS_TIMEOUT] = "timeout",
     [TSGATE_METRICS_HS_PROTOCOL] = "protocol",
@@ -625,7 +616,7 @@ void tsgate_metrics_backend_failed(struct tsgate_metrics_route *r)
 	}
 }
 
-static int conn_tracker_destructor(struct tsgate_metrics_conn *c)
+void tsgate_metrics_conn_fini(struct tsgate_metrics_conn *c)
 {
 	struct metrics_rseries *rs = c->rs;
 
@@ -637,9 +628,32 @@ static int conn_tracker_destructor(struct tsgate_metrics_conn *c)
 		rs->conns_active--;
 		TSG_DLIST_REMOVE(rs->live, c);
 		rseries_unref(rs);
+		c->rs = NULL;
 	}
-	c->ls->conns_active--;
-	lseries_unref(c->ls);
+	if (c->ls != NULL) {
+		c->ls->conns_active--;
+		lseries_unref(c->ls);
+		c->ls = NULL;
+	}
+}
+
+void tsgate_metrics_conn_init(struct tsgate_metrics_conn *c,
+			      struct tsgate_metrics_listener *l)
+{
+	*c = (struct tsgate_metrics_conn){0};
+	if (l == NULL) {
+		return;
+	}
+	c->ls = l->s;
+	gettimeofday(&c->start, NULL);
+	c->ls->refs++;
+	c->ls->conns_total++;
+	c->ls->conns_active++;
+}
+
+static int conn_tracker_destructor(struct tsgate_metrics_conn *c)
+{
+	tsgate_metrics_conn_fini(c);
 	return 0;
 }
 
@@ -651,15 +665,11 @@ struct tsgate_metrics_conn *tsgate_metrics_conn_new(
 	if (l == NULL) {
 		return NULL;
 	}
-	c = talloc_zero(mem_ctx, struct tsgate_metrics_conn);
+	c = talloc(mem_ctx, struct tsgate_metrics_conn);
 	if (c == NULL) {
 		return NULL;
 	}
-	c->ls = l->s;
-	gettimeofday(&c->start, NULL);
-	c->ls->refs++;
-	c->ls->conns_total++;
-	c->ls->conns_active++;
+	tsgate_metrics_conn_init(c, l);
 	talloc_set_destructor(c, conn_tracker_destructor);
 	return c;
 }
@@ -670,7 +680,8 @@ void tsgate_metrics_conn_routed(struct tsgate_metrics_conn *c,
 {
 	struct metrics_rseries *rs;
 
-	if (c == NULL || r == NULL || stats == NULL || c->rs != NULL) {
+	if (c == NULL || c->ls == NULL || r == NULL || stats == NULL ||
+	    c->rs != NULL) {
 		return;
 	}
 	rs = r->s;

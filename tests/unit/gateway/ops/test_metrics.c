@@ -197,6 +197,60 @@ END_TEST
 	"tsgate_backend_connect_duration_seconds_bucket{listener=\"" l \
 	"\",route=\"" r "\",le=\"" c "\"} "
 
+static bool has(const char *text, const char *line)
+{
+	return strstr(text, line) != NULL;
+}
+
+/*
+ * A tracker inside the connection's own struct (how conn.c holds it: one
+ * talloc chunk less per connection) counts and uncounts as one of its
+ * own would; a second fini does nothing.
+ */
+START_TEST(test_conn_tracker_embedded)
+{
+	TALLOC_CTX *ctx = talloc_new(tt_mem);
+	struct tsgate_metrics *m = tsgate_metrics_new(ctx, "1.2.3", &start);
+	struct tsgate_metrics_listener *l =
+	    tsgate_metrics_listener_new(ctx, m, "pub");
+	struct tsgate_metrics_route *r =
+	    tsgate_metrics_route_new(ctx, l, "ldap");
+	struct tsgate_metrics_conn c1, c2, none;
+	struct tsgate_conn_stats s1 = {0};
+	char *text;
+
+	ck_assert_ptr_nonnull(r);
+	tsgate_metrics_conn_init(&c1, l);
+	tsgate_metrics_conn_init(&c2, l);
+	tsgate_metrics_conn_init(&none, NULL); /* not counted, harmless */
+	tsgate_metrics_conn_routed(&none, r, &s1);
+	tsgate_metrics_conn_routed(&c1, r, &s1);
+	s1 = (struct tsgate_conn_stats){10, 20, 1, 2, NULL, false};
+	text = tsgate_metrics_render(ctx, m);
+	ck_assert(has(text, "tsgate_connections_active{listener=\"pub\"} 2\n"));
+	ck_assert(has(text, "tsgate_route_connections_active{listener=\"pub\","
+			    "route=\"ldap\"} 1\n"));
+	ck_assert(has(text, "tsgate_route_bytes_total{listener=\"pub\",route="
+			    "\"ldap\",direction=\"client_to_backend\"} 10\n"));
+
+	tsgate_metrics_conn_fini(&c1);
+	tsgate_metrics_conn_fini(&c1);
+	tsgate_metrics_conn_fini(&none);
+	s1.bytes_up = 999; /* no longer followed */
+	text = tsgate_metrics_render(ctx, m);
+	ck_assert(has(text, "tsgate_connections_active{listener=\"pub\"} 1\n"));
+	ck_assert(has(text, "tsgate_connections_total{listener=\"pub\"} 2\n"));
+	ck_assert(has(text, "tsgate_route_connections_active{listener=\"pub\","
+			    "route=\"ldap\"} 0\n"));
+	ck_assert(has(text, "tsgate_route_bytes_total{listener=\"pub\",route="
+			    "\"ldap\",direction=\"client_to_backend\"} 10\n"));
+	tsgate_metrics_conn_fini(&c2);
+	text = tsgate_metrics_render(ctx, m);
+	ck_assert(has(text, "tsgate_connections_active{listener=\"pub\"} 0\n"));
+	talloc_free(ctx);
+}
+END_TEST
+
 START_TEST(test_render_full)
 {
 	TALLOC_CTX *ctx = talloc_new(tt_mem);
@@ -1267,6 +1321,7 @@ static Suite *metrics_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_render_empty);
 	tcase_add_test(tc, test_render_full);
+	tcase_add_test(tc, test_conn_tracker_embedded);
 	tcase_add_test(tc, test_label_escaping);
 	tcase_add_test(tc, test_render_creds);
 	tcase_add_test(tc, test_reason_names);
