@@ -231,6 +231,7 @@ struct tsgate_backend_connect_state {
 	char *reason;
 	char *target;  /* "ADDRESS (IP)" of the attempt, for reasons */
 	char *address; /* of the attempt in progress or last made */
+	struct tsgate_pool_member *connected; /* after a success */
 	int last_err;
 };
 
@@ -477,10 +478,7 @@ static void backend_done(struct tevent_req *req)
 
 	TALLOC_FREE(state->timer);
 	tsgate_pool_member_ok(t->member);
-	if (!tsgate_pool_member_track(t->member, state->stream)) {
-		tevent_req_oom(req);
-		return;
-	}
+	state->connected = t->member;
 	tevent_req_done(req);
 }
 
@@ -536,6 +534,22 @@ void tsgate_backend_connect_target(struct tevent_req *req,
 	m = backend_current(state)->member;
 	*text = m->text;
 	*addr = tsgate_pool_member_intern(m, state->address);
+}
+
+void tsgate_backend_connect_track(struct tevent_req *req,
+				  struct tsgate_backend_tracker *t)
+{
+	struct tsgate_backend_connect_state *state =
+	    tevent_req_data(req, struct tsgate_backend_connect_state);
+
+	if (state->connected != NULL) {
+		tsgate_pool_track(state->connected, t);
+	}
+}
+
+void tsgate_backend_untrack(struct tsgate_backend_tracker *t)
+{
+	tsgate_pool_untrack(t);
 }
 
 int tsgate_backend_connect_recv(struct tevent_req *req,

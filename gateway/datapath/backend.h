@@ -16,6 +16,17 @@
 struct tstream_context;
 struct tsgate_backend;
 struct tsgate_pool;
+struct tsgate_pool_member;
+
+/*
+ * A connection's place among the open connections of the backend it
+ * connected to (least-connections, tsgate_backend_active_connections).
+ * Part of the connection, so it costs no allocation of its own.
+ */
+struct tsgate_backend_tracker {
+	struct tsgate_backend_tracker *prev, *next;
+	struct tsgate_pool_member *member; /* NULL: not counted */
+};
 
 /**
  * @brief Prepare a route's backends (loads TLS/GSSAPI client credentials).
@@ -67,6 +78,15 @@ struct tevent_req *tsgate_backend_connect_send(TALLOC_CTX *mem_ctx,
 void tsgate_backend_connect_target(struct tevent_req *req,
 				   const char **text,
 				   const char **addr);
+
+/**
+ * @brief Count a successful connect's stream against its backend until
+ *        tsgate_backend_untrack(t). Call before the receive; nothing
+ *        happens for a failed connect.
+ */
+void tsgate_backend_connect_track(struct tevent_req *req,
+				  struct tsgate_backend_tracker *t);
+void tsgate_backend_untrack(struct tsgate_backend_tracker *t);
 
 /**
  * @brief Receive the connected stream.

@@ -23,22 +23,17 @@ struct tsgate_pool {
 	struct tsgate_resolver *resolver;
 	const char **resolvers;
 	size_t num_resolvers;
-	struct pool_tracker *trackers; /* of open connections */
-};
-
-struct pool_tracker {
-	struct pool_tracker *prev, *next;
-	struct tsgate_pool_member *m; /* NULL once the pool is gone */
+	struct tsgate_backend_tracker *trackers; /* of open connections */
 };
 
 static int pool_destructor(struct tsgate_pool *pool)
 {
-	struct pool_tracker *t;
+	struct tsgate_backend_tracker *t;
 
 	/* connections may outlive the pool: their trackers let go */
 	while ((t = pool->trackers) != NULL) {
 		TSG_DLIST_REMOVE(pool->trackers, t);
-		t->m = NULL;
+		t->member = NULL;
 	}
 	return 0;
 }
@@ -410,29 +405,27 @@ void tsgate_pool_member_set_ips(struct tsgate_pool_member *m,
 	m->resolved = true;
 }
 
-static int pool_tracker_destructor(struct pool_tracker *t)
+void tsgate_pool_track(struct tsgate_pool_member *m,
+		       struct tsgate_backend_tracker *t)
 {
-	if (t->m != NULL) {
-		if (t->m->active > 0) {
-			t->m->active--;
-		}
-		TSG_DLIST_REMOVE(t->m->pool->trackers, t);
-	}
-	return 0;
-}
-
-bool tsgate_pool_member_track(struct tsgate_pool_member *m, TALLOC_CTX *stream)
-{
-	struct pool_tracker *t = talloc_zero(stream, struct pool_tracker);
-
-	if (t == NULL) {
-		return false;
-	}
-	t->m = m;
+	tsgate_pool_untrack(t);
+	t->member = m;
 	m->active++;
 	TSG_DLIST_ADD(m->pool->trackers, t);
-	talloc_set_destructor(t, pool_tracker_destructor);
-	return true;
+}
+
+void tsgate_pool_untrack(struct tsgate_backend_tracker *t)
+{
+	struct tsgate_pool_member *m = t->member;
+
+	if (m == NULL) {
+		return;
+	}
+	if (m->active > 0) {
+		m->active--;
+	}
+	TSG_DLIST_REMOVE(m->pool->trackers, t);
+	t->member = NULL;
 }
 
 static char *pool_label(TALLOC_CTX *mem_ctx, const char *s)

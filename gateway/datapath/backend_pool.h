@@ -21,6 +21,7 @@
 #include <talloc.h>
 #include <tevent.h>
 
+#include "backend.h"
 #include "config.h"
 
 struct tsgate_log;
@@ -129,7 +130,9 @@ void tsgate_pool_member_set_ips(struct tsgate_pool_member *m,
  * A talloc child of a connected stream: counts the member's active
  * connections (least-connections) until the stream is freed.
  */
-bool tsgate_pool_member_track(struct tsgate_pool_member *m, TALLOC_CTX *stream);
+void tsgate_pool_track(struct tsgate_pool_member *m,
+		       struct tsgate_backend_tracker *t);
+void tsgate_pool_untrack(struct tsgate_backend_tracker *t);
 
 struct tevent_context *tsgate_pool_ev(const struct tsgate_pool *pool);
 const char *const *tsgate_pool_resolvers(const struct tsgate_pool *pool,

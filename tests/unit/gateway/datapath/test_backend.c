@@ -645,15 +645,15 @@ END_TEST
 START_TEST(test_pool_least_connections)
 {
 	struct tsgate_pool_member **ms = pool_members(3);
-	TALLOC_CTX *conns = talloc_new(tt_mem);
+	struct tsgate_backend_tracker t[3] = {{0}};
 	uint64_t cursor = 0;
 	size_t order[3];
 	int i;
 
 	/* 2 on member 0, 1 on member 1, none on member 2 */
-	ck_assert(tsgate_pool_member_track(ms[0], conns));
-	ck_assert(tsgate_pool_member_track(ms[0], conns));
-	ck_assert(tsgate_pool_member_track(ms[1], conns));
+	tsgate_pool_track(ms[0], &t[0]);
+	tsgate_pool_track(ms[0], &t[1]);
+	tsgate_pool_track(ms[1], &t[2]);
 	for (i = 0; i < 4; i++) {
 		tsgate_pool_order(ms, 3,
 				  TSGATE_CONFIG_BALANCE_LEAST_CONNECTIONS,
@@ -663,7 +663,10 @@ START_TEST(test_pool_least_connections)
 		ck_assert_uint_eq(order[2], 0);
 	}
 	/* the connections end: the counts go with them */
-	talloc_free(conns);
+	for (i = 0; i < 3; i++) {
+		tsgate_pool_untrack(&t[i]);
+		tsgate_pool_untrack(&t[i]); /* twice is harmless */
+	}
 	ck_assert_uint_eq(ms[0]->active, 0);
 	ck_assert_uint_eq(ms[1]->active, 0);
 	pool_members_put(ms, 3);
@@ -673,17 +676,18 @@ END_TEST
 START_TEST(test_pool_outlived_by_connections)
 {
 	/* a tracker whose pool went first lets go without touching it */
-	TALLOC_CTX *conn = talloc_new(NULL);
+	struct tsgate_backend_tracker t = {0};
 	struct tsgate_pool *pool = tsgate_pool_new(tt_mem, tt_ev, NULL);
 	struct tsgate_config_route *r = tcp_route(1);
 	struct tsgate_pool_member *m;
 
 	m = tsgate_pool_member_get(pool, "l", r, &r->backend, NULL, 1000);
 	ck_assert_ptr_nonnull(m);
-	ck_assert(tsgate_pool_member_track(m, conn));
+	tsgate_pool_track(m, &t);
 	tsgate_pool_member_put(m);
 	talloc_free(pool);
-	talloc_free(conn);
+	ck_assert_ptr_null(t.member);
+	tsgate_pool_untrack(&t);
 }
 END_TEST
 
