@@ -1948,6 +1948,20 @@ static void end_case(bool strict, bool server_side, bool clean)
 	ck_assert_msg(tstream_tls_truncated(reader) == !clean,
 		      "strict %d server %d clean %d", strict, server_side,
 		      clean);
+	ck_assert_ptr_null(tstream_tls_error_reason(reader));
+	if (!clean) {
+		/*
+		 * GnuTLS sends nothing after a bare end: a write finds the
+		 * peer gone (ECONNRESET; it was EPROTO), in GnuTLS's words.
+		 */
+		struct xfer *w = xfer_start(reader, data, 10, 10, true);
+
+		tt_wait(&w->done, 10000);
+		ck_assert_int_eq(w->err, ECONNRESET);
+		talloc_free(w);
+		ck_assert_str_eq(tstream_tls_error_reason(reader),
+				 gnutls_strerror(GNUTLS_E_INVALID_SESSION));
+	}
 
 	talloc_free(data);
 	talloc_free(in);
@@ -1964,6 +1978,7 @@ START_TEST(end_without_close_notify)
 	}
 	/* not a TLS stream, or not established: false */
 	ck_assert(!tstream_tls_truncated(NULL));
+	ck_assert_ptr_null(tstream_tls_error_reason(NULL));
 }
 END_TEST
 
@@ -2374,6 +2389,8 @@ START_TEST(hostile_records)
 		talloc_free(w);
 		ck_assert_int_eq(tstream_pending_bytes(srv.tls), -1);
 		ck_assert_int_eq(errno, EPROTO);
+		/* the log can say which protocol error */
+		ck_assert_ptr_nonnull(tstream_tls_error_reason(srv.tls));
 	}
 	close(fd2);
 	talloc_free(srv.tls);
