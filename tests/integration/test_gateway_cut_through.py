@@ -92,8 +92,8 @@ class CountingBackend:
                 pass
 
 
-def config(listen, backend, framing, max_pdu):
-    return ("log: {level: info, format: json}\n"
+def config(listen, backend, framing, max_pdu, extra_route="", top=""):
+    return ("log: {level: info, format: json}\n" + top +
             "listeners:\n"
             "  - name: in\n"
             "    listen: \"%s\"\n"
@@ -102,7 +102,8 @@ def config(listen, backend, framing, max_pdu):
             "      - name: r1\n"
             "        backend: \"%s\"\n"
             "        framing: %s\n"
-            "        max_pdu: %s\n" % (listen, backend, framing, max_pdu))
+            "        max_pdu: %s\n" % (listen, backend, framing, max_pdu) +
+            extra_route)
 
 
 class CutThrough(gh.GatewayTestCase):
@@ -199,6 +200,30 @@ class CutThrough(gh.GatewayTestCase):
                 self.assertEqual(line["bytes_in"], len(pdu))
                 self.assertEqual(line["pdus_in"], 1)
                 self.assertEqual(b.counts[0], len(pdu))
+
+    def test_proxy_v2_then_pdus_and_idle_timeout_mid_pdu(self):
+        """The PROXY v2 header still goes first, then the PDUs as they
+        arrive; a client that stalls inside a PDU is ended by the idle
+        timeout as before, after the part it sent went on."""
+        b = self.backend(mode="recorder")
+        listen = "tcp://127.0.0.1:%d" % gh.free_port()
+        g = self.gateway(config(listen, b.address, "length32", "1MiB",
+                                extra_route="        identity: proxy-v2\n",
+                                top="limits: {idle_timeout: 1s}\n"))
+        whole = struct.pack(">I", 5) + b"hello"
+        part = struct.pack(">I", 1000) + b"p" * 300
+        c = self.connect(listen)
+        c.sendall(whole + part)
+        line = g.wait_conn_lines(1, timeout=20)[0]
+        c.close()
+        self.assertEqual(line["result"], "error", line)
+        self.assertEqual(line["reason"], "idle timeout", line)
+        self.assertEqual(line["bytes_in"], len(whole + part))
+        self.assertEqual(line["pdus_in"], 1)
+        self.assertTrue(b.wait_records(1))
+        rec = b.records[0]
+        self.assertEqual(rec[:12], b"\r\n\r\n\x00\r\nQUIT\n")
+        self.assertEqual(rec[28:], whole + part)
 
 
 if __name__ == "__main__":
