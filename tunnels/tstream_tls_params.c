@@ -256,6 +256,18 @@ static int tls_load_cert_key(struct tls_load *ld,
 	if (tmp == NULL) {
 		return tls_fail(ld, ENOMEM, "out of memory");
 	}
+	if (tstream_tls_is_pkcs11_url(cert_file) ||
+	    tstream_tls_is_pkcs11_url(key_file)) {
+		char *why = NULL;
+
+		err = tstream_tls_load_pkcs11(tmp, cred, cert_file, key_file,
+					      &why);
+		if (err != 0) {
+			err = tls_fail(ld, err, "%s",
+				       why != NULL ? why : strerror(err));
+		}
+		goto out;
+	}
 	err = tls_read_file(ld, tmp, cert_file, "certificate", &cert_pem);
 	if (err != 0) {
 		goto out;

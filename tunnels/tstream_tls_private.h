@@ -161,4 +161,12 @@ void tstream_tls_handshake_step(struct tstream_tls *tlss);
 /* The peer (tstream_tls_peer.c): fill what the getters report; errno. */
 int tstream_tls_collect(struct tstream_tls *tlss);
 
+/* tstream_tls_pkcs11.c: a certificate or key named by a PKCS#11 URL */
+bool tstream_tls_is_pkcs11_url(const char *name);
+int tstream_tls_load_pkcs11(TALLOC_CTX *mem_ctx,
+			    gnutls_certificate_credentials_t cred,
+			    const char *cert_name,
+			    const char *key_name,
+			    char **why);
+
 #endif

@@ -418,6 +418,13 @@ const char *tsgate_config_framing_name(enum tsgate_config_framing f);
 const char *tsgate_config_identity_name(enum tsgate_config_identity i);
 
 /*
+ * A log level by the name the file takes for 'log: level:' (for
+ * --log-level and TSGATE_LOG_LEVEL): 0, or EINVAL for an unknown name.
+ */
+int tsgate_config_log_level_parse(const char *name,
+				  enum tsgate_config_log_level *level);
+
+/*
  * Value parsers, also used by the loader. Each returns NULL on success,
  * or an error message (allocated on mem_ctx) saying what is wrong.
  */

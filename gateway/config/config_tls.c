@@ -37,7 +37,7 @@ struct cfg_tls_server_parse {
 #define TS(f)  offsetof(struct tsgate_config_tls_server, f)
 static const struct cfg_key cfg_tls_server_keys[] = {
     {"cert", CFG_ANY, NULL, 0, NULL, NULL},
-    {"key", CFG_SCALAR, cfg_h_path, TSP(key), NULL, "a file name"},
+    {"key", CFG_SCALAR, cfg_h_cred, TSP(key), NULL, "a file name"},
     {"client_ca", CFG_SCALAR, cfg_h_path, TSP(client_ca), NULL, "a file name"},
     {"crl", CFG_SCALAR, cfg_h_path, TSP(crl), NULL, "a file name"},
     {"verify_client", CFG_SCALAR, NULL, 0, NULL, NULL},
@@ -58,8 +58,8 @@ struct cfg_cert_entry {
 #define CE(f) offsetof(struct cfg_cert_entry, f)
 static const struct cfg_key cfg_cert_entry_keys[] = {
     {"sni", CFG_SCALAR, cfg_h_string, CE(sni), NULL, NULL},
-    {"cert", CFG_SCALAR, cfg_h_path, CE(cert), NULL, "a file name"},
-    {"key", CFG_SCALAR, cfg_h_path, CE(key), NULL, "a file name"},
+    {"cert", CFG_SCALAR, cfg_h_cred, CE(cert), NULL, "a file name"},
+    {"key", CFG_SCALAR, cfg_h_cred, CE(key), NULL, "a file name"},
 };
 #undef CE
 
@@ -144,7 +144,7 @@ static void cfg_tls_server_certs(struct cfg_parser *p,
 	if (cert_node->type == YAML_SCALAR_NODE) {
 		struct cfg_key ck = {
 		    "cert",     CFG_SCALAR,
-		    cfg_h_path, offsetof(struct tsgate_config_tls_cert, cert),
+		    cfg_h_cred, offsetof(struct tsgate_config_tls_cert, cert),
 		    NULL,       "a file name"};
 
 		if (!cfg_check_kind(p, "cert", CFG_SCALAR,
@@ -160,7 +160,7 @@ static void cfg_tls_server_certs(struct cfg_parser *p,
 		}
 		tls->num_certs = 1;
 		tls->certs[0].mark = cfg_mark(cert_node);
-		cfg_h_path(p, &ck, cert_node, &tls->certs[0]);
+		cfg_h_cred(p, &ck, cert_node, &tls->certs[0]);
 		if (!key_present) {
 			cfg_error(p, tls_node,
 				  "missing key 'key' in tls "
@@ -324,8 +324,8 @@ static const struct cfg_key cfg_tls_client_keys[] = {
     {"ca", CFG_SCALAR, cfg_h_path, TCP_(ca), NULL, "a file name"},
     {"crl", CFG_SCALAR, cfg_h_path, TCP_(crl), NULL, "a file name"},
     {"sni", CFG_SCALAR, NULL, 0, NULL, NULL},
-    {"cert", CFG_SCALAR, cfg_h_path, TCP_(cert), NULL, "a file name"},
-    {"key", CFG_SCALAR, cfg_h_path, TCP_(key), NULL, "a file name"},
+    {"cert", CFG_SCALAR, cfg_h_cred, TCP_(cert), NULL, "a file name"},
+    {"key", CFG_SCALAR, cfg_h_cred, TCP_(key), NULL, "a file name"},
     {"alpn", CFG_ANY, cfg_h_alpn, TCP_(alpn), NULL, NULL},
     {"verify_name", CFG_SCALAR, NULL, 0, NULL, NULL},
     {"verify", CFG_SCALAR, NULL, 0, NULL, "true or false"},

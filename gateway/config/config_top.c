@@ -29,6 +29,20 @@ static const struct cfg_enum cfg_log_formats[] = {
     {NULL, 0, false},
 };
 
+int tsgate_config_log_level_parse(const char *name,
+				  enum tsgate_config_log_level *level)
+{
+	const struct cfg_enum *e;
+
+	for (e = cfg_log_levels; name != NULL && e->name != NULL; e++) {
+		if (strcmp(e->name, name) == 0) {
+			*level = (enum tsgate_config_log_level)e->value;
+			return 0;
+		}
+	}
+	return EINVAL;
+}
+
 /* log, metrics, limits */
 
 static const struct cfg_key cfg_log_keys[] = {

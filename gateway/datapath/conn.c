@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -82,6 +83,10 @@ struct tsgate_conn {
 	bool finished; /* on set->finished instead of set->live */
 	bool dropped;  /* counted in tsgate_connection_drops_total */
 	bool quiet;    /* no log line of its own (a rate-limited one instead) */
+	/* err is our decision (no route), not a system error: no "error" */
+	bool no_errno;
+	/* route->backend.ips[] index connected (a name may have several) */
+	uint16_t backend_ip;
 	/* a slot of its source's limit, given back when conn is freed */
 	struct tsgate_source_slot *source_slot;
 };
@@ -262,6 +267,13 @@ static void tsgate_conn_log(struct tsgate_conn *conn,
 	tsgate_log_kv_str(kv, "tls_truncated", tsgate_conn_truncated(conn));
 	if (conn->route != NULL) {
 		tsgate_log_kv_str(kv, "backend", conn->route->backend.text);
+		/* the log is best effort: a failed allocation loses the field
+		 */
+		char *addr = tsgate_backend_address_string(
+		    kv, &conn->route->backend, conn->backend_ip);
+
+		tsgate_log_kv_str(kv, "backend_addr", addr);
+		talloc_free(addr);
 	}
 	tsgate_log_kv_u64(kv, "bytes_in", conn->stats.bytes_up);
 	tsgate_log_kv_u64(kv, "bytes_out", conn->stats.bytes_down);
@@ -271,13 +283,36 @@ static void tsgate_conn_log(struct tsgate_conn *conn,
 	tsgate_log_kv_str(kv, "result", err == 0 ? "ok" : "error");
 	if (err != 0) {
 		tsgate_log_kv_str(kv, "reason", reason);
-		tsgate_log_kv_str(kv, "error", strerror(err));
+		/* ESHUTDOWN is our own drain, not a socket's state */
+		if (!conn->no_errno && err != ESHUTDOWN) {
+			tsgate_log_kv_str(kv, "error", strerror(err));
+		}
 	}
 	tsgate_log_kv_emit(conn->set->log,
 			   err == 0 ? TSGATE_CONFIG_LOG_INFO
 				    : TSGATE_CONFIG_LOG_WARNING,
 			   "conn", kv);
 	talloc_free(kv);
+}
+
+/* How a connection ended, for tsgate_connection_duration_seconds. */
+static enum tsgate_metrics_result tsgate_conn_result(
+    const struct tsgate_conn *conn, int err)
+{
+	if (err == 0) {
+		return TSGATE_METRICS_RESULT_OK;
+	}
+	if (conn->backend == NULL) {
+		/* routed (else not counted) but never connected */
+		return TSGATE_METRICS_RESULT_BACKEND_FAILED;
+	}
+	if (err == ETIMEDOUT) {
+		return TSGATE_METRICS_RESULT_IDLE_TIMEOUT;
+	}
+	if (err == ESHUTDOWN) {
+		return TSGATE_METRICS_RESULT_SHUTDOWN;
+	}
+	return TSGATE_METRICS_RESULT_ERROR;
 }
 
 /*
@@ -296,6 +331,7 @@ static void tsgate_conn_finish(struct tsgate_conn *conn,
 	conn->finished = true;
 	TSG_DLIST_REMOVE(set->live, conn);
 	TSG_DLIST_ADD(set->finished, conn);
+	tsgate_metrics_conn_end(conn->metrics, tsgate_conn_result(conn, err));
 	if (!conn->quiet) {
 		/* the gateway's own reasons that no caller counted */
 		if (!conn->dropped && err == ESHUTDOWN) {
@@ -464,6 +500,7 @@ struct tsgate_conn_setup_state {
 	struct tsocket_address *local;
 	struct tsgate_backend *route_backend;
 	struct timeval backend_start;
+	struct timeval tunnel_start;
 	uint8_t *handoff;
 	struct iovec handoff_iov;
 	/* why it failed: kept here, so no failed allocation can lose it */
@@ -489,6 +526,28 @@ static void tsgate_conn_setup_fail(struct tevent_req *req,
 				   int err,
 				   const char *fmt,
 				   ...) PRINTF_ATTRIBUTE(3, 4);
+
+/*
+ * A tunnel's reason to put after our own words ("tls handshake failed:
+ * "): without a lead that says the same again ("TLS handshake failed:
+ * ..."), so no line reads "handshake failed: TLS handshake failed".
+ * The lead is any words ending in `said` (case ignored) and ": ".
+ */
+static const char *tsgate_conn_reason_tail(const char *reason, const char *said)
+{
+	const char *colon;
+	size_t n = strlen(said);
+
+	if (reason == NULL) {
+		return "";
+	}
+	colon = strstr(reason, ": ");
+	if (colon != NULL && (size_t)(colon - reason) >= n &&
+	    strncasecmp(colon - n, said, n) == 0) {
+		return colon + 2;
+	}
+	return reason;
+}
 
 static void tsgate_conn_setup_fail(struct tevent_req *req,
 				   int err,
@@ -545,6 +604,7 @@ static void tsgate_conn_setup_tunnel(struct tevent_req *req)
 	struct tevent_req *subreq = NULL;
 	struct timeval end;
 
+	state->tunnel_start = tevent_timeval_current();
 	switch (l->cfg->accept) {
 	case TSGATE_CONFIG_ACCEPT_PLAIN:
 		tsgate_conn_setup_route(req);
@@ -674,9 +734,15 @@ static void tsgate_conn_setup_tunnel_done(struct tevent_req *subreq)
 		tsgate_conn_setup_fail(
 		    req, err, "%s handshake failed%s%s",
 		    tsgate_config_accept_name(l->cfg->accept),
-		    reason != NULL ? ": " : "", reason != NULL ? reason : "");
+		    reason != NULL ? ": " : "",
+		    tsgate_conn_reason_tail(reason, "handshake failed"));
 		return;
 	}
+	tsgate_metrics_handshake_done(l->metrics,
+				      l->cfg->accept == TSGATE_CONFIG_ACCEPT_TLS
+					  ? TSGATE_METRICS_KIND_TLS
+					  : TSGATE_METRICS_KIND_GSSAPI,
+				      elapsed_usec(&state->tunnel_start));
 	if (l->cfg->accept == TSGATE_CONFIG_ACCEPT_TLS) {
 		tsgate_peer_info_from_tls(&conn->info, conn->client);
 	} else {
@@ -699,6 +765,8 @@ static void tsgate_conn_setup_route(struct tevent_req *req)
 	conn->route = tsgate_route_select(l->cfg, &conn->info);
 	if (conn->route == NULL) {
 		tsgate_conn_drop(conn, TSGATE_METRICS_DROP_NO_ROUTE);
+		/* EACCES classifies it; no socket said "Permission denied" */
+		conn->no_errno = true;
 		/* say why a certificate that looked right matched nothing */
 		if (conn->info.client_name_error != NULL) {
 			tsgate_conn_setup_fail(req, EACCES,
@@ -740,6 +808,7 @@ static void tsgate_conn_setup_backend_done(struct tevent_req *subreq)
 	const char *why;
 	int ret, err = 0;
 
+	conn->backend_ip = (uint16_t)tsgate_backend_connect_index(subreq);
 	ret = tsgate_backend_connect_recv(subreq, &err, conn, &conn->backend,
 					  &reason);
 	TALLOC_FREE(subreq);
@@ -755,7 +824,7 @@ static void tsgate_conn_setup_backend_done(struct tevent_req *subreq)
 		}
 		tsgate_conn_setup_fail(req, err, "%s%s%s", why,
 				       reason != NULL ? ": " : "",
-				       reason != NULL ? reason : "");
+				       tsgate_conn_reason_tail(reason, why));
 		return;
 	}
 	tsgate_metrics_backend_connected(conn->route_metrics,

@@ -51,6 +51,7 @@
 #define TSGATE_METRICS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/time.h>
 #include <talloc.h>
@@ -90,6 +91,32 @@ enum tsgate_metrics_drop_reason {
 	TSGATE_METRICS_DROP_NUM
 };
 
+/* The tunnel of a handshake with a client (label "kind"). */
+enum tsgate_metrics_kind {
+	TSGATE_METRICS_KIND_TLS = 0,
+	TSGATE_METRICS_KIND_GSSAPI,
+	TSGATE_METRICS_KIND_NUM
+};
+
+/*
+ * How a routed connection ended (label "result" of
+ * tsgate_connection_duration_seconds).
+ */
+enum tsgate_metrics_result {
+	TSGATE_METRICS_RESULT_OK = 0,         /* both sides closed */
+	TSGATE_METRICS_RESULT_BACKEND_FAILED, /* the backend connect failed */
+	TSGATE_METRICS_RESULT_IDLE_TIMEOUT,
+	TSGATE_METRICS_RESULT_SHUTDOWN, /* still open when the grace ended */
+	TSGATE_METRICS_RESULT_ERROR,    /* reset, refused PDU, tunnel error */
+	TSGATE_METRICS_RESULT_NUM
+};
+
+/* A label of tsgate_build_info beside version (name and value). */
+struct tsgate_metrics_label {
+	const char *name;
+	const char *value;
+};
+
 /* What /readyz answers (and the tsgate_ready gauge). */
 enum tsgate_metrics_state {
 	TSGATE_METRICS_STARTING = 0, /* 503: config loaded, not yet bound */
@@ -117,6 +144,16 @@ enum tsgate_metrics_state {
 struct tsgate_metrics *tsgate_metrics_new(TALLOC_CTX *mem_ctx,
 					  const char *version,
 					  const struct timeval *start);
+
+/**
+ * @brief More labels for tsgate_build_info (library versions); copied.
+ *
+ * @return 0, EINVAL for a name that is not a label name, or ENOMEM (the
+ *         labels then stay as they were).
+ */
+int tsgate_metrics_set_build_info(struct tsgate_metrics *m,
+				  const struct tsgate_metrics_label *labels,
+				  size_t n);
 
 /** @brief Set what /readyz answers: STARTING, READY or DRAINING. */
 void tsgate_metrics_set_state(struct tsgate_metrics *m,
@@ -165,6 +202,24 @@ struct tsgate_metrics_route *tsgate_metrics_route_new(
 void tsgate_metrics_handshake_failed(struct tsgate_metrics_listener *l,
 				     enum tsgate_metrics_handshake_reason why);
 
+/**
+ * @brief The listener's tunnel: its tsgate_handshake_duration_seconds
+ *        series is rendered (zeros) from the first scrape.
+ */
+void tsgate_metrics_listener_kind(struct tsgate_metrics_listener *l,
+				  enum tsgate_metrics_kind kind);
+
+/**
+ * @brief Count a completed handshake with a client and its duration
+ *        (tsgate_handshake_duration_seconds; failures are counted by
+ *        tsgate_metrics_handshake_failed() only).
+ *
+ * @param usec  From the start of the handshake to its end.
+ */
+void tsgate_metrics_handshake_done(struct tsgate_metrics_listener *l,
+				   enum tsgate_metrics_kind kind,
+				   uint64_t usec);
+
 /** @brief Count a connection the gateway closed early, by reason. */
 void tsgate_metrics_drop(struct tsgate_metrics_listener *l,
 			 enum tsgate_metrics_drop_reason why);
@@ -210,6 +265,15 @@ struct tsgate_metrics_conn *tsgate_metrics_conn_new(
 void tsgate_metrics_conn_routed(struct tsgate_metrics_conn *c,
 				struct tsgate_metrics_route *r,
 				const struct tsgate_conn_stats *stats);
+
+/**
+ * @brief The connection ended: a routed one counts its life, from
+ *        tsgate_metrics_conn_new() to now, in
+ *        tsgate_connection_duration_seconds{route,result}. Once per
+ *        tracker; an unrouted one is not counted there.
+ */
+void tsgate_metrics_conn_end(struct tsgate_metrics_conn *c,
+			     enum tsgate_metrics_result result);
 
 /**
  * @brief Render every series in the Prometheus text format 0.0.4.

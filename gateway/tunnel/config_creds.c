@@ -119,6 +119,15 @@ static bool cfg_check_cert_key(struct tsgate_config_load *p,
 	bool cert_ok, key_ok = false;
 	int ret;
 
+	/*
+	 * A token's objects are opened once, by the TLS library, when the
+	 * params are built (cfg_check_tls_*_params): it reports a PIN, a
+	 * missing object or a key mismatch with the URL's name.
+	 */
+	if (strncmp(cert, "pkcs11:", 7) == 0 ||
+	    strncmp(key, "pkcs11:", 7) == 0) {
+		return true;
+	}
 	cert_ok = cfg_load_certs(p, "cert", cert, cert_node, true);
 
 	if (!cfg_load(p, "key", key, key_node, &data)) {
@@ -296,10 +305,14 @@ static bool cfg_check_keytab(struct tsgate_config_load *p,
 
 	kerr = krb5_init_context(&ctx);
 	if (kerr != 0) {
+		/* a krb5 code, not an errno: strerror() says "Unknown error" */
+		const char *msg = krb5_get_error_message(NULL, kerr);
+
 		cfg_error(p, node,
 			  "'%s': cannot start Kerberos to read '%s': "
 			  "%s",
-			  what, node->text, strerror(kerr));
+			  what, node->text, msg);
+		krb5_free_error_message(NULL, msg);
 		return false;
 	}
 	name = talloc_asprintf(tsgate_config_load_tmp(p), "FILE:%s", keytab);
