@@ -1011,10 +1011,30 @@ static void tsgate_conn_setup_done(struct tevent_req *req)
 	}
 }
 
+/* A TLS stream's part of a reason: its truncation, GnuTLS's words. */
+static const char *tsgate_conn_tls_reason(struct tsgate_conn *conn,
+					  struct tstream_context *stream)
+{
+	const char *gnutls = tstream_tls_error_reason(stream);
+	const char *trunc = tstream_tls_truncated(stream)
+				? "TLS stream truncated: peer closed without "
+				  "close_notify"
+				: NULL;
+	const char *both;
+
+	if (gnutls == NULL) {
+		return trunc;
+	}
+	both = talloc_asprintf(conn, "%s%s(GnuTLS: %s)",
+			       trunc != NULL ? trunc : "",
+			       trunc != NULL ? " " : "", gnutls);
+	return both != NULL ? both : gnutls;
+}
+
 /*
  * The relay's reason with the tunnel's own text after it (a refused
- * GSSAPI frame, or a stream truncated in strict_end mode), from the
- * client side or else the backend side, whichever has one.
+ * GSSAPI frame, a stream truncated in strict_end mode, what GnuTLS said),
+ * from the client side or else the backend side, whichever has one.
  */
 static const char *tsgate_conn_tunnel_reason(struct tsgate_conn *conn,
 					     const char *reason)
@@ -1026,9 +1046,8 @@ static const char *tsgate_conn_tunnel_reason(struct tsgate_conn *conn,
 
 		if (tstream_gssapi_is_gssapi(streams[i])) {
 			why = tstream_gssapi_error_reason(streams[i]);
-		} else if (tstream_tls_truncated(streams[i])) {
-			why = "TLS stream truncated: peer closed without "
-			      "close_notify";
+		} else {
+			why = tsgate_conn_tls_reason(conn, streams[i]);
 		}
 		if (why != NULL) {
 			const char *both =
@@ -1039,6 +1058,13 @@ static const char *tsgate_conn_tunnel_reason(struct tsgate_conn *conn,
 		}
 	}
 	return reason;
+}
+
+/* Whether GnuTLS failed a stream of the relay (it says why). */
+static bool tsgate_conn_tls_failed(const struct tsgate_conn *conn)
+{
+	return tstream_tls_error_reason(conn->client) != NULL ||
+	       tstream_tls_error_reason(conn->backend) != NULL;
 }
 
 static void tsgate_conn_relay_done(struct tsgate_relay *relay,
@@ -1064,7 +1090,7 @@ static void tsgate_conn_relay_done(struct tsgate_relay *relay,
 	if (!stream_err && tsgate_metrics_relay_drop_reason(err, &why)) {
 		tsgate_conn_drop(conn, why);
 	}
-	if (stream_err || err == ECONNABORTED) {
+	if (stream_err || err == ECONNABORTED || tsgate_conn_tls_failed(conn)) {
 		reason = tsgate_conn_tunnel_reason(conn, reason);
 	}
 	tsgate_conn_finish(conn, err, reason);
