@@ -15,6 +15,7 @@ accept queue is full (EAGAIN) fails over like a refusal.
 
 import os
 import re
+import signal
 import socket
 import struct
 import subprocess
@@ -326,6 +327,45 @@ class Backends(BackendHelpers):
                          r'backend="%s"\} [1-9]' % re.escape(a.address))
         self.assertRegex(counters, r'tsgate_backend_connections_total\{'
                          r'[^}]*backend="%s"\} [1-9]' % re.escape(b.address))
+
+    def test_reload_keeps_backend_state(self):
+        """A SIGHUP that keeps a backend keeps its health and counters: a
+        backend down before the reload is still down after it (no client
+        sent to it on the strength of a fresh start), the counters go on."""
+        a, b = self.server("a"), self.server("b")
+        port, mport = gh.free_port(), gh.free_port()
+        g = self.gateway(plain_route_config(
+            port, [a.address, b.address],
+            "        health_check: {interval: 300ms, timeout: 1s}",
+            extra_top="metrics: {listen: \"tcp://127.0.0.1:%d\"}" % mport))
+        for _ in range(4):
+            self.hello(port)
+        a.stop()
+        self.assertTrue(gh.wait_until(
+            lambda: not self.backend_up(mport, a.address), 10))
+
+        def counter(name, backend):
+            m = re.search(r'^%s\{[^}]*backend="%s"\} (\d+)$'
+                          % (name, re.escape(backend)), self.metrics(mport),
+                          re.M)
+            return int(m.group(1)) if m else -1
+
+        fails = counter("tsgate_backend_failures_total", a.address)
+        served = counter("tsgate_backend_connections_total", b.address)
+        self.assertGreaterEqual(fails, 1)
+        self.assertGreaterEqual(served, 2)
+        g.proc.send_signal(signal.SIGHUP)
+        self.assertTrue(gh.wait_until(
+            lambda: b"live connections keep" in g.log_bytes(), 10))
+        self.assertFalse(self.backend_up(mport, a.address))
+        self.assertGreaterEqual(
+            counter("tsgate_backend_failures_total", a.address), fails)
+        self.assertGreaterEqual(
+            counter("tsgate_backend_connections_total", b.address), served)
+        self.assertEqual([self.hello(port) for _ in range(4)], ["b"] * 4)
+        ups = [l["msg"] for l in g.lines() if l.get("event") == "backend"
+               and "%s is up" % a.address in l.get("msg", "")]
+        self.assertEqual(ups, [])
 
     def test_tls_health_check_needs_a_handshake(self):
         """connect: tls checks complete a TLS handshake: a backend that
