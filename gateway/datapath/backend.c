@@ -222,14 +222,14 @@ int tsgate_backend_new(TALLOC_CTX *mem_ctx,
 struct tsgate_backend_connect_state {
 	struct tevent_context *ev;
 	struct tsgate_backend *backend;
-	size_t *order; /* indexes into targets, in the order tried */
-	size_t pos;    /* order[pos] is being tried */
+	size_t *order;         /* indexes into targets, in the order tried */
+	size_t order_small[8]; /* order's room for a small pool */
+	size_t pos;            /* order[pos] is being tried */
 	size_t next_ip;
 	struct tevent_req *subreq;  /* the attempt in flight */
 	struct tevent_timer *timer; /* the attempt's connect_timeout */
 	struct tstream_context *stream;
 	char *reason;
-	char *target;  /* "ADDRESS (IP)" of the attempt, for reasons */
 	char *address; /* of the attempt in progress or last made */
 	struct tsgate_pool_member *connected; /* after a success */
 	int last_err;
@@ -255,7 +255,10 @@ struct tevent_req *tsgate_backend_connect_send(TALLOC_CTX *mem_ctx,
 	state->ev = ev;
 	state->backend = backend;
 	state->last_err = EHOSTUNREACH;
-	state->order = talloc_array(state, size_t, backend->num_targets);
+	state->order =
+	    backend->num_targets <= sizeof(state->order_small) / sizeof(size_t)
+		? state->order_small
+		: talloc_array(state, size_t, backend->num_targets);
 	if (tevent_req_nomem(state->order, req)) {
 		return tevent_req_post(req, ev);
 	}
@@ -289,8 +292,9 @@ static void backend_attempt_failed(struct tevent_req *req,
 	TALLOC_FREE(state->timer);
 	TALLOC_FREE(state->stream);
 	state->last_err = err;
-	msg = talloc_asprintf(state, "%s: %s",
-			      state->target != NULL ? state->target : "?",
+	msg = talloc_asprintf(state, "%s%s%s: %s", t->member->text,
+			      state->address != NULL ? " at " : "",
+			      state->address != NULL ? state->address : "",
 			      why != NULL ? why : strerror(err));
 	tsgate_pool_member_failed(t->member, msg);
 	talloc_free(msg);
@@ -341,8 +345,6 @@ static struct tevent_req *backend_socket_connect(
 			subreq = tstream_unix_connect_send(state, state->ev,
 							   local, remote);
 		}
-		talloc_free(state->target);
-		state->target = talloc_strdup(state, m->text);
 		TALLOC_FREE(state->address);
 		state->address =
 		    talloc_asprintf(state, "unix:%s", m->addr.path);
@@ -361,8 +363,6 @@ static struct tevent_req *backend_socket_connect(
 			subreq = tstream_inet_tcp_connect_send(state, state->ev,
 							       local, remote);
 		}
-		talloc_free(state->target);
-		state->target = talloc_asprintf(state, "%s (%s)", m->text, ip);
 		TALLOC_FREE(state->address);
 		state->address = talloc_asprintf(
 		    state, strchr(ip, ':') != NULL ? "[%s]:%u" : "%s:%u", ip,
@@ -384,8 +384,7 @@ static void backend_attempt(struct tevent_req *req)
 	int err = 0;
 
 	if (m->addr.kind == TSGATE_CONFIG_ADDR_TCP && m->num_ips == 0) {
-		talloc_free(state->target);
-		state->target = talloc_strdup(state, m->text);
+		TALLOC_FREE(state->address);
 		backend_attempt_failed(req, EHOSTUNREACH,
 				       "host name not resolved (yet)");
 		return;
