@@ -12,6 +12,11 @@ the client and the backends (threads of this script) are not counted.
 Usage: tests/bench/bench_pool.py BUILDDIR [N] [ROUNDS]
 (scripts/bench runs it; BENCH_POOL=0 skips it there, BENCH_POOL_CONNS
 and BENCH_RUNS set N and ROUNDS.)
+
+BENCH_POOL_CALLGRIND=1 also counts the instructions the daemon runs per
+connection under callgrind (the difference between a run of 2N and one of
+N connections, so start-up cancels out): exact where CPU time on a busy
+machine is not.
 """
 
 import os
@@ -82,15 +87,15 @@ def config(port, backends, balance):
     return "\n".join(lines) + "\n"
 
 
-def run_round(tsgate, tmp, port, backends, balance, n):
+def run_round(tsgate, tmp, port, backends, balance, n, wrapper=()):
     path = os.path.join(tmp, "pool.yaml")
     with open(path, "w") as f:
         f.write(config(port, backends, balance))
-    p = subprocess.Popen([tsgate, "--config", path],
+    p = subprocess.Popen(list(wrapper) + [tsgate, "--config", path],
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60
         while True:
             try:
                 socket.create_connection(("127.0.0.1", port), 1).close()
@@ -110,6 +115,19 @@ def run_round(tsgate, tmp, port, backends, balance, n):
     finally:
         p.terminate()
         p.wait(10)
+
+
+def callgrind_ir(tsgate, tmp, backends, balance, n):
+    """Instructions the daemon ran for n connections (start-up included)."""
+    out = os.path.join(tmp, "callgrind.out")
+    run_round(tsgate, tmp, free_port(), backends, balance, n,
+              wrapper=["valgrind", "--tool=callgrind",
+                       "--callgrind-out-file=" + out])
+    with open(out) as f:
+        for line in f:
+            if line.startswith(("summary:", "totals:")):
+                return int(line.split()[1])
+    raise RuntimeError("no totals in " + out)
 
 
 def main():
@@ -143,6 +161,20 @@ def main():
         print("| %s | %.1f | %.1f-%.1f | %.3f |" % (
             name, statistics.median(xs), min(xs), max(xs),
             statistics.median(ratios)))
+    if os.environ.get("BENCH_POOL_CALLGRIND") == "1":
+        m = min(n, 500)
+        print()
+        print("| connection set-up under callgrind (%d connections) | "
+              "instructions per connection | ratio to single |" % m)
+        print("|---|---|---|")
+        base = None
+        with tempfile.TemporaryDirectory(prefix="tsgate-bench-pool-") as tmp:
+            for name, bs, balance in kinds:
+                ir = (callgrind_ir(tsgate, tmp, bs, balance, 2 * m) -
+                      callgrind_ir(tsgate, tmp, bs, balance, m)) / m
+                base = base or ir
+                print("| %s | %.0f | %.3f |" % (name, ir, ir / base),
+                      flush=True)
 
 
 if __name__ == "__main__":
