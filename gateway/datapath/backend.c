@@ -330,47 +330,24 @@ static struct tevent_req *backend_socket_connect(
     const struct tsgate_pool_member *m,
     int *perr)
 {
-	struct tsocket_address *local = NULL, *remote = NULL;
-	struct tevent_req *subreq = NULL;
-	const char *ip;
-	int ret;
+	struct tevent_req *subreq;
 
+	TALLOC_FREE(state->address);
 	if (m->addr.kind == TSGATE_CONFIG_ADDR_UNIX) {
-		ret = tsocket_address_unix_from_path(state, "", &local);
-		if (ret == 0) {
-			ret = tsocket_address_unix_from_path(
-			    state, m->addr.path, &remote);
-		}
-		if (ret == 0) {
-			subreq = tstream_unix_connect_send(state, state->ev,
-							   local, remote);
-		}
-		TALLOC_FREE(state->address);
 		state->address =
 		    talloc_asprintf(state, "unix:%s", m->addr.path);
+		subreq =
+		    tsgate_pool_member_connect_send(state, state->ev, m, 0);
 	} else {
-		ip = m->ips[state->next_ip++];
-		ret = tsocket_address_inet_from_strings(state, "ip", ip,
-							m->addr.port, &remote);
-		if (ret == 0) {
-			ret = tsocket_address_inet_from_strings(
-			    state,
-			    tsocket_address_is_inet(remote, "ipv6") ? "ipv6"
-								    : "ipv4",
-			    NULL, 0, &local);
-		}
-		if (ret == 0) {
-			subreq = tstream_inet_tcp_connect_send(state, state->ev,
-							       local, remote);
-		}
-		TALLOC_FREE(state->address);
+		const char *ip = m->ips[state->next_ip];
+
 		state->address = talloc_asprintf(
 		    state, strchr(ip, ':') != NULL ? "[%s]:%u" : "%s:%u", ip,
 		    (unsigned)m->addr.port);
+		subreq = tsgate_pool_member_connect_send(state, state->ev, m,
+							 state->next_ip++);
 	}
-	*perr = ret != 0 ? errno : ENOMEM;
-	TALLOC_FREE(local);
-	TALLOC_FREE(remote);
+	*perr = subreq == NULL ? errno : 0;
 	return subreq;
 }
 
@@ -417,13 +394,8 @@ static void backend_connected(struct tevent_req *subreq)
 	const struct tsgate_config_route *route = state->backend->route;
 	int ret, err = 0;
 
-	if (m->addr.kind == TSGATE_CONFIG_ADDR_UNIX) {
-		ret = tstream_unix_connect_recv(subreq, &err, state,
-						&state->stream);
-	} else {
-		ret = tstream_inet_tcp_connect_recv(subreq, &err, state,
-						    &state->stream);
-	}
+	ret = tsgate_pool_member_connect_recv(subreq, m, &err, state,
+					      &state->stream);
 	TALLOC_FREE(subreq);
 	state->subreq = NULL;
 	if (ret == -1) {
