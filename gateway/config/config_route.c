@@ -2,7 +2,9 @@
  * routes[]: a route's keys and defaults, its match block, its backend and
  * connect blocks.
  */
+#include <errno.h>
 #include <string.h>
+#include <unistd.h>
 #include <arpa/inet.h>
 
 #include "config_private.h"
@@ -158,20 +160,111 @@ static void cfg_match(struct cfg_parser *p,
 }
 
 /* routes[] */
+static void cfg_h_backend(struct cfg_parser *p,
+			  const struct cfg_key *k,
+			  yaml_node_t *node,
+			  void *obj);
 
 #define RT(f) offsetof(struct tsgate_config_route, f)
 static const struct cfg_key cfg_route_keys[] = {
     {"name", CFG_SCALAR, cfg_h_string, RT(name), NULL, NULL},
     {"match", CFG_MAPPING, NULL, 0, NULL, NULL},
-    {"backend", CFG_SCALAR, cfg_h_address, RT(backend), NULL, "an address"},
+    {"backend", CFG_SCALAR, cfg_h_backend, RT(backend), NULL, "an address"},
     {"connect", CFG_SCALAR, cfg_h_enum, RT(connect), cfg_connects, NULL},
     {"tls", CFG_MAPPING, NULL, 0, NULL, NULL},
     {"gssapi", CFG_MAPPING, NULL, 0, NULL, NULL},
     {"framing", CFG_SCALAR, cfg_h_enum, RT(framing), cfg_framings, NULL},
     {"max_pdu", CFG_SCALAR, cfg_h_size, RT(max_pdu), NULL, "a size"},
     {"identity", CFG_SCALAR, cfg_h_enum, RT(identity), cfg_identities, NULL},
+    {"args", CFG_ANY, NULL, 0, NULL, NULL},
+    {"max_connections", CFG_SCALAR, cfg_h_u32, RT(max_connections),
+     &cfg_conn_range, "a number"},
+    {"ccache_dir", CFG_SCALAR, cfg_h_string, RT(ccache_dir), NULL, NULL},
 };
 #undef RT
+
+/*
+ * backend: an address, or "exec:/absolute/program" (a program per
+ * connection, which must exist and be executable by the daemon now).
+ */
+static void cfg_h_backend(struct cfg_parser *p,
+			  const struct cfg_key *k,
+			  yaml_node_t *node,
+			  void *obj)
+{
+	struct tsgate_config_route *r = obj;
+	const char *s = cfg_str(node);
+
+	if (strncmp(s, "exec:", 5) != 0) {
+		cfg_h_address(p, k, node, obj);
+		return;
+	}
+	r->backend.text = s;
+	r->backend.mark = cfg_mark(node);
+	r->backend.kind = TSGATE_CONFIG_ADDR_UNIX;
+	if (s[5] != '/') {
+		cfg_error(p, node,
+			  "'backend': '%s': the program must be an absolute "
+			  "path (exec:/path/to/program)",
+			  s);
+		return;
+	}
+	if (access(s + 5, X_OK) != 0) {
+		cfg_error(p, node, "'backend': cannot execute '%s': %s", s + 5,
+			  strerror(errno));
+		return;
+	}
+	r->exec = s + 5;
+}
+
+/* The exec keys: args, max_connections, ccache_dir. */
+static void cfg_route_exec(struct cfg_parser *p,
+			   struct tsgate_config_route *r,
+			   yaml_node_t **seen,
+			   uint32_t present)
+{
+	static const char *const exec_only[] = {"args", "max_connections",
+						"ccache_dir"};
+	yaml_node_t *v = SEEN(cfg_route_keys, seen, "args");
+	struct cfg_strlist l;
+
+	if (r->exec == NULL) {
+		for (size_t i = 0; i < ARRAY_SIZE(exec_only); i++) {
+			v = SEEN(cfg_route_keys, seen, exec_only[i]);
+			if (v != NULL) {
+				cfg_error(p, v,
+					  "'%s' is only used with 'backend: "
+					  "exec:...' (route '%s')",
+					  exec_only[i], r->name);
+			}
+		}
+		return;
+	}
+	if (v != NULL && cfg_strlist(p, "args", v, &l)) {
+		r->exec_args = l.items;
+		r->num_exec_args = l.num;
+	}
+	if (r->ccache_dir != NULL && r->ccache_dir[0] != '/') {
+		cfg_error(p, SEEN(cfg_route_keys, seen, "ccache_dir"),
+			  "'ccache_dir': '%s' must be an absolute path",
+			  r->ccache_dir);
+	}
+	v = SEEN(cfg_route_keys, seen, "connect");
+	if (r->connect != TSGATE_CONFIG_CONNECT_PLAIN && v != NULL) {
+		cfg_error(p, v,
+			  "an exec backend is a local program: 'connect' must "
+			  "be plain (route '%s')",
+			  r->name);
+	}
+	v = SEEN(cfg_route_keys, seen, "identity");
+	if (r->identity != TSGATE_CONFIG_IDENTITY_NONE && v != NULL) {
+		cfg_error(p, v,
+			  "an exec backend gets the identity in its "
+			  "environment: 'identity' must be none (route '%s')",
+			  r->name);
+	}
+	(void)present;
+}
 
 static bool cfg_is_ip_literal(const char *host)
 {
@@ -344,5 +437,6 @@ void cfg_route(struct cfg_parser *p,
 			      PRESENT(cfg_route_keys, present, "tls"),
 			      errors_before);
 	}
+	cfg_route_exec(p, r, seen, present);
 	rm->max_pdu = cfg_origin(p, SEEN(cfg_route_keys, seen, "max_pdu"));
 }

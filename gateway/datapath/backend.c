@@ -85,6 +85,7 @@ int tsgate_backend_new(TALLOC_CTX *mem_ctx,
 		/* The backend timeout bounds the handshake as a whole. */
 		tstream_gssapi_params_set_handshake_timeout(b->gssapi, 0);
 		tstream_gssapi_params_set_strict_eof(b->gssapi, g->strict_end);
+		tstream_gssapi_params_set_delegate(b->gssapi, g->delegate);
 		break;
 	case TSGATE_CONFIG_CONNECT_TLS:
 		ret = backend_tls_params(b, mem_ctx, preason);
