@@ -199,8 +199,14 @@ static void cfg_h_backend(struct cfg_parser *p,
 		cfg_h_address(p, k, node, obj);
 		return;
 	}
-	r->backend.text = s;
+	/* the YAML document goes when the walk ends */
+	r->backend.text = talloc_strdup(p->cfg, s);
 	r->backend.mark = cfg_mark(node);
+	if (r->backend.text == NULL) {
+		p->oom = true;
+		return;
+	}
+	s = r->backend.text;
 	r->backend.kind = TSGATE_CONFIG_ADDR_UNIX;
 	if (s[5] != '/') {
 		cfg_error(p, node,

@@ -271,9 +271,9 @@ static void tsgate_conn_log(struct tsgate_conn *conn,
 	if (conn->route != NULL && conn->route->exec != NULL) {
 		tsgate_log_kv_str(kv, "backend", conn->route->backend.text);
 		if (conn->backend != NULL) {
-			tsgate_log_kv_u64(kv, "exec_pid",
-					  (uint64_t)tsgate_exec_pid(
-					      conn->backend));
+			tsgate_log_kv_u64(
+			    kv, "exec_pid",
+			    (uint64_t)tsgate_exec_pid(conn->backend));
 		}
 	} else if (conn->route != NULL) {
 		tsgate_log_kv_str(kv, "backend", conn->route->backend.text);

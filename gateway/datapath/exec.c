@@ -43,7 +43,7 @@
 /* ... and this long after SIGTERM: SIGKILL. */
 #define EXEC_KILL_AFTER_MS 5000
 /* stderr: lines longer are cut; more lines than this are counted only */
-#define EXEC_STDERR_LINE    1024
+#define EXEC_STDERR_LINE      1024
 #define EXEC_STDERR_MAX_LINES 100
 /* ccache files: the pid of the worker that made it, then the connection */
 #define EXEC_CCACHE_PREFIX "krb5cc_tsgate_"
@@ -122,7 +122,8 @@ static void exec_log_exit(struct exec_child *c, int status)
 	talloc_free(kv);
 }
 
-static void exec_stderr_flush(struct exec_child *c, bool cut);
+static void exec_stderr_flush(struct exec_child *c, bool eof);
+static void exec_stderr_drain(struct exec_child *c);
 
 static void exec_child_exited(struct exec_child *c, int status)
 {
@@ -131,7 +132,7 @@ static void exec_child_exited(struct exec_child *c, int status)
 	TALLOC_FREE(c->kill_timer);
 	if (c->err_fde != NULL) {
 		/* what it wrote before it ended is still in the pipe */
-		exec_stderr_flush(c, false);
+		exec_stderr_drain(c);
 	}
 	exec_log_exit(c, status);
 	if (c->stream == NULL) {
@@ -173,6 +174,20 @@ static void exec_sigchld(struct tevent_context *ev,
 	}
 }
 
+/*
+ * The process ends (its connections are gone): programs still running
+ * get SIGTERM now, as their kill timers will never fire.
+ */
+static int tsgate_execs_destructor(struct tsgate_execs *execs)
+{
+	for (struct exec_child *c = execs->children; c != NULL; c = c->next) {
+		if (!c->exited) {
+			kill(c->pid, SIGTERM);
+		}
+	}
+	return 0;
+}
+
 struct tsgate_execs *tsgate_execs_new(TALLOC_CTX *mem_ctx,
 				      struct tevent_context *ev,
 				      struct tsgate_log *log)
@@ -184,12 +199,13 @@ struct tsgate_execs *tsgate_execs_new(TALLOC_CTX *mem_ctx,
 	}
 	execs->ev = ev;
 	execs->log = log;
-	execs->sigchld = tevent_add_signal(ev, execs, SIGCHLD, 0,
-					   exec_sigchld, execs);
+	execs->sigchld =
+	    tevent_add_signal(ev, execs, SIGCHLD, 0, exec_sigchld, execs);
 	if (execs->sigchld == NULL) {
 		talloc_free(execs);
 		return NULL;
 	}
+	talloc_set_destructor(execs, tsgate_execs_destructor);
 	return execs;
 }
 
@@ -222,8 +238,11 @@ static void exec_stderr_line(struct exec_child *c,
 	talloc_free(kv);
 }
 
-/* Log the complete lines in the buffer (all of it when cut). */
-static void exec_stderr_flush(struct exec_child *c, bool cut)
+/*
+ * Log the complete lines in the buffer; at eof the rest too, and a full
+ * buffer without a newline as one cut line.
+ */
+static void exec_stderr_flush(struct exec_child *c, bool eof)
 {
 	size_t start = 0;
 
@@ -234,9 +253,10 @@ static void exec_stderr_flush(struct exec_child *c, bool cut)
 			start = i + 1;
 		}
 	}
-	if (cut && start < c->err_len) {
+	if (start < c->err_len &&
+	    (eof || c->err_len - start == sizeof(c->err_buf))) {
 		exec_stderr_line(c, c->err_buf + start, c->err_len - start,
-				 c->err_len - start == sizeof(c->err_buf));
+				 !eof);
 		start = c->err_len;
 	}
 	memmove(c->err_buf, c->err_buf + start, c->err_len - start);
@@ -275,8 +295,34 @@ static void exec_stderr_readable(struct tevent_context *ev,
 		return;
 	}
 	c->err_len += (size_t)n;
-	/* a full buffer without a newline is one cut line */
-	exec_stderr_flush(c, c->err_len == sizeof(c->err_buf));
+	exec_stderr_flush(c, false);
+}
+
+/*
+ * The program ended: read what its stderr still holds (a pipe holds at
+ * most 64 KiB, unless a program it started still writes: bounded).
+ */
+static void exec_stderr_drain(struct exec_child *c)
+{
+	for (unsigned i = 0; i < 256 && c->err_fde != NULL; i++) {
+		ssize_t n = read(c->err_fd, c->err_buf + c->err_len,
+				 sizeof(c->err_buf) - c->err_len);
+
+		if (n == -1 && errno == EINTR) {
+			continue;
+		}
+		if (n == -1 && errno == EAGAIN) {
+			exec_stderr_flush(c, false);
+			return;
+		}
+		if (n <= 0) {
+			exec_stderr_flush(c, true);
+			exec_stderr_close(c);
+			return;
+		}
+		c->err_len += (size_t)n;
+		exec_stderr_flush(c, false);
+	}
 }
 
 /*
@@ -300,12 +346,12 @@ static void exec_kill_timer(struct tevent_context *ev,
 	if (!c->termed) {
 		c->termed = true;
 		kill(c->pid, SIGTERM);
-		c->kill_timer = tevent_add_timer(
-		    ev, c,
-		    tevent_timeval_current_ofs(EXEC_KILL_AFTER_MS / 1000,
-					       (EXEC_KILL_AFTER_MS % 1000) *
-						   1000),
-		    exec_kill_timer, c);
+		c->kill_timer =
+		    tevent_add_timer(ev, c,
+				     tevent_timeval_current_ofs(
+					 EXEC_KILL_AFTER_MS / 1000,
+					 (EXEC_KILL_AFTER_MS % 1000) * 1000),
+				     exec_kill_timer, c);
 		return;
 	}
 	kill(c->pid, SIGKILL);
@@ -386,7 +432,8 @@ const char *tsgate_exec_ccache_dir(TALLOC_CTX *mem_ctx,
 }
 
 /* The directory exists, is ours, and nobody else may enter it. */
-static int exec_ccache_dir_ready(const char *dir, TALLOC_CTX *mem_ctx,
+static int exec_ccache_dir_ready(const char *dir,
+				 TALLOC_CTX *mem_ctx,
 				 char **preason)
 {
 	struct stat st;
@@ -424,9 +471,9 @@ static int exec_store_ccache(struct exec_child *c,
 	if (err != 0) {
 		return err;
 	}
-	c->ccache = talloc_asprintf(c, "%s/" EXEC_CCACHE_PREFIX "%d_%llu", dir,
-				    (int)getpid(),
-				    (unsigned long long)s->conn_id);
+	c->ccache =
+	    talloc_asprintf(c, "%s/" EXEC_CCACHE_PREFIX "%d_%llu", dir,
+			    (int)getpid(), (unsigned long long)s->conn_id);
 	if (c->ccache == NULL) {
 		return ENOMEM;
 	}
@@ -444,8 +491,7 @@ static int exec_store_ccache(struct exec_child *c,
 	if (name == NULL) {
 		return ENOMEM;
 	}
-	err = tstream_gssapi_store_delegated(s->client, name, mem_ctx,
-					     &reason);
+	err = tstream_gssapi_store_delegated(s->client, name, mem_ctx, &reason);
 	talloc_free(name);
 	if (err != 0) {
 		*preason = talloc_asprintf(
@@ -467,8 +513,8 @@ static int env_add(char ***penv, const char *key, const char *value)
 	if (kv == NULL) {
 		return ENOMEM;
 	}
-	*penv = talloc_realloc(NULL, *penv, char *,
-			       talloc_array_length(*penv) + 1);
+	*penv =
+	    talloc_realloc(NULL, *penv, char *, talloc_array_length(*penv) + 1);
 	if (*penv == NULL) {
 		return ENOMEM;
 	}
@@ -568,7 +614,10 @@ static int env_add_identity(char ***penv, const struct tsgate_peer_info *i)
 
 /* Passed on from tsgate's own environment when set (docs/operations.md). */
 static const char *const exec_env_pass[] = {
-    "TZ", "LANG", "LC_ALL", "KRB5_CONFIG",
+    "TZ",
+    "LANG",
+    "LC_ALL",
+    "KRB5_CONFIG",
 };
 
 static char **exec_env(TALLOC_CTX *mem_ctx,
@@ -585,8 +634,7 @@ static char **exec_env(TALLOC_CTX *mem_ctx,
 	}
 	err = env_add(&env, "PATH", "/usr/local/bin:/usr/bin:/bin");
 	for (size_t i = 0; err == 0 && i < ARRAY_SIZE(exec_env_pass); i++) {
-		err = env_add(&env, exec_env_pass[i],
-			      getenv(exec_env_pass[i]));
+		err = env_add(&env, exec_env_pass[i], getenv(exec_env_pass[i]));
 	}
 	if (err == 0 && pw != NULL) {
 		err = env_add(&env, "HOME", pw->pw_dir);
@@ -605,8 +653,8 @@ static char **exec_env(TALLOC_CTX *mem_ctx,
 	}
 	if (err == 0 && ccache != NULL) {
 		ccname = talloc_asprintf(env, "FILE:%s", ccache);
-		err = ccname == NULL ? ENOMEM : env_add(&env, "KRB5CCNAME",
-							ccname);
+		err = ccname == NULL ? ENOMEM
+				     : env_add(&env, "KRB5CCNAME", ccname);
 	}
 	if (err != 0) {
 		talloc_free(env);
@@ -768,8 +816,8 @@ int tsgate_exec_start(TALLOC_CTX *mem_ctx,
 	return 0;
 
 fail:
-	*preason = talloc_asprintf(mem_ctx, "starting %s: %s", r->exec,
-				   strerror(err));
+	*preason =
+	    talloc_asprintf(mem_ctx, "starting %s: %s", r->exec, strerror(err));
 	close_pair(in);
 	close_pair(out);
 	close_pair(errp);

@@ -22,7 +22,8 @@ struct exec_stream {
 
 static ssize_t exec_stream_pending_bytes(struct tstream_context *stream)
 {
-	struct exec_stream *s = tstream_context_data(stream, struct exec_stream);
+	struct exec_stream *s =
+	    tstream_context_data(stream, struct exec_stream);
 
 	return tstream_pending_bytes(s->out);
 }
@@ -122,7 +123,8 @@ static struct tevent_req *exec_stream_readv_send(TALLOC_CTX *mem_ctx,
 						 struct iovec *vector,
 						 size_t count)
 {
-	struct exec_stream *s = tstream_context_data(stream, struct exec_stream);
+	struct exec_stream *s =
+	    tstream_context_data(stream, struct exec_stream);
 
 	return exec_stream_io_send(mem_ctx, ev, s->out, true, vector, count);
 }
@@ -134,7 +136,8 @@ static struct tevent_req *exec_stream_writev_send(
     const struct iovec *vector,
     size_t count)
 {
-	struct exec_stream *s = tstream_context_data(stream, struct exec_stream);
+	struct exec_stream *s =
+	    tstream_context_data(stream, struct exec_stream);
 
 	return exec_stream_io_send(mem_ctx, ev, s->in, false, vector, count);
 }
@@ -145,7 +148,8 @@ static struct tevent_req *exec_stream_close_send(TALLOC_CTX *mem_ctx,
 						 struct tstream_context *stream,
 						 bool both)
 {
-	struct exec_stream *s = tstream_context_data(stream, struct exec_stream);
+	struct exec_stream *s =
+	    tstream_context_data(stream, struct exec_stream);
 	struct tevent_req *req;
 	struct exec_stream_io_state *state;
 
@@ -210,7 +214,8 @@ static int exec_stream_set_readable_handler(struct tstream_context *stream,
 					    void *private_data,
 					    bool *pready)
 {
-	struct exec_stream *s = tstream_context_data(stream, struct exec_stream);
+	struct exec_stream *s =
+	    tstream_context_data(stream, struct exec_stream);
 
 	if (handler == NULL) {
 		if (s->readable_fn != NULL && s->out != NULL) {
@@ -251,14 +256,16 @@ static const struct tstream_context_ops exec_stream_ops = {
 
 void *tsgate_exec_stream_data(struct tstream_context *stream)
 {
-	struct exec_stream *s = tstream_context_data(stream, struct exec_stream);
+	struct exec_stream *s =
+	    tstream_context_data(stream, struct exec_stream);
 
 	return s->data;
 }
 
 void tsgate_exec_stream_set_data(struct tstream_context *stream, void *data)
 {
-	struct exec_stream *s = tstream_context_data(stream, struct exec_stream);
+	struct exec_stream *s =
+	    tstream_context_data(stream, struct exec_stream);
 
 	s->data = data;
 }
