@@ -707,6 +707,27 @@ exec_child_run(int in_fd, int out_fd, int err_fd, char **argv, char **env)
 	_exit(127);
 }
 
+/*
+ * The child's ends must not be 0, 1 or 2 (a daemon started with a
+ * closed stdin gets fd 0 from socketpair()): the dup2() calls in the
+ * child would overwrite one end with another.
+ */
+static int fd_above_stdio(int *fd)
+{
+	int moved;
+
+	if (*fd > STDERR_FILENO) {
+		return 0;
+	}
+	moved = fcntl(*fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
+	if (moved == -1) {
+		return errno;
+	}
+	close(*fd);
+	*fd = moved;
+	return 0;
+}
+
 static void close_pair(int *p)
 {
 	if (p[0] != -1) {
@@ -769,6 +790,16 @@ int tsgate_exec_start(TALLOC_CTX *mem_ctx,
 	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, out) != 0 ||
 	    pipe2(errp, O_CLOEXEC) != 0) {
 		err = argv == NULL || env == NULL ? ENOMEM : errno;
+		goto fail;
+	}
+	err = fd_above_stdio(&in[1]);
+	if (err == 0) {
+		err = fd_above_stdio(&out[1]);
+	}
+	if (err == 0) {
+		err = fd_above_stdio(&errp[1]);
+	}
+	if (err != 0) {
 		goto fail;
 	}
 	c->pid = fork();

@@ -254,6 +254,25 @@ class ExecGateway(ExecBase):
         self.assertEqual(gh.exchange(c, b"again"), b"again")
         c.close()
 
+    def test_workers_reap_their_own_programs(self):
+        # each worker reaps its programs; the supervisor's waitpid(-1)
+        # for workers never sees them (a worker's children are not its)
+        g = self.exec_gateway("/bin/cat", top="workers: 2\n")
+        workers = lambda: [p for p, _ in children_of(g.proc.pid)]
+        self.assertTrue(gh.wait_until(lambda: len(workers()) == 2))
+        for i in range(6):
+            c = self.connect(self.address())
+            msg = b"worker round %d" % i
+            self.assertEqual(gh.exchange(c, msg), msg)
+            c.close()
+        self.assertTrue(gh.wait_until(
+            lambda: len(self.exec_lines(g)) == 6, 10))
+        self.assertEqual([e["exit"] for e in self.exec_lines(g)], [0] * 6)
+        self.assertTrue(gh.wait_until(
+            lambda: all(children_of(w) == [] for w in workers()), 10))
+        self.assertEqual(len(workers()), 2)
+        self.assertNotIn(b"restarting", g.log_bytes())
+
     def test_args_and_clean_environment(self):
         prog = self.script("argv.sh", 'for a in "$@"; do echo "[$a]"; done\n'
                            "env\n")
