@@ -750,6 +750,12 @@ int tsgate_exec_start(TALLOC_CTX *mem_ctx,
 	char **argv, **env;
 	int err;
 
+	if (geteuid() == 0) {
+		/* the config check refuses this; never rely on it alone */
+		*preason = talloc_asprintf(
+		    mem_ctx, "refused: %s would run as root", r->exec);
+		return EPERM;
+	}
 	c = talloc_zero(execs, struct exec_child);
 	if (c == NULL) {
 		return ENOMEM;

@@ -2,12 +2,16 @@
  * Unit tests of gateway/datapath/exec.c and exec_stream.c: /bin/cat as
  * the program (both directions and the half-close through the two socket
  * pairs), the route's max_connections, and the reaping (the program is
- * gone once its stream is freed: no zombie is left).
+ * gone once its stream is freed: no zombie is left). Started as root,
+ * the program drops to nobody first: exec.c refuses to run a program as
+ * root (test_refused_as_root, before the drop).
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/types.h>
+#include <grp.h>
 #include <unistd.h>
 
 #include <tsocket.h>
@@ -172,6 +176,36 @@ static Suite *exec_suite(void)
 	return s;
 }
 
+/*
+ * As root (before the drop): exec.c refuses, whatever the config said.
+ * Outside the Check suite, which runs after the drop. 0 when refused.
+ */
+static int test_refused_as_root(void)
+{
+	TALLOC_CTX *mem = talloc_new(NULL);
+	struct tevent_context *ev = tevent_context_init(mem);
+	struct tsgate_log *log = tsgate_log_new(mem, TSGATE_CONFIG_LOG_ERROR,
+						TSGATE_CONFIG_LOG_JSON);
+	struct tsgate_execs *execs = tsgate_execs_new(mem, ev, log);
+	struct tsgate_config_route r = {.name = "cat", .exec = "/bin/cat"};
+	struct tsgate_peer_info info = {0};
+	struct tsgate_exec_spawn spawn = {
+	    .listener = "in", .route = &r, .conn_id = 1, .info = &info};
+	struct tstream_context *s = NULL;
+	char *reason = NULL;
+	int err = execs == NULL
+		      ? ENOMEM
+		      : tsgate_exec_start(mem, execs, &spawn, &s, &reason);
+
+	talloc_free(mem);
+	if (err != EPERM || s != NULL) {
+		fprintf(stderr, "test_refused_as_root: got %d, not EPERM\n",
+			err);
+		return 1;
+	}
+	return 0;
+}
+
 static void no_signal(struct tevent_context *ev,
 		      struct tevent_signal *se,
 		      int signum,
@@ -195,5 +229,13 @@ int main(void)
 		return 1;
 	}
 	talloc_free(ev);
+	/* programs never run as root: as root, the tests run as nobody */
+	if (geteuid() == 0 && test_refused_as_root() != 0) {
+		return 1;
+	}
+	if (geteuid() == 0 && (setgroups(0, NULL) != 0 || setgid(65534) != 0 ||
+			       setuid(65534) != 0)) {
+		return 1;
+	}
 	return tt_run_suite(exec_suite());
 }
