@@ -487,6 +487,15 @@ class Delegation(ExecBase):
         self.assertIn("krbtgt/TSGATE.TEST@TSGATE.TEST", out)
         env = dict(l.split("=", 1) for l in lines if "=" in l and
                    l.startswith(("KNC_", "TSGATE_")))
+        # exactly knc's variables (an IPv4 client) and tsgate's
+        self.assertEqual(sorted(env), [
+            "KNC_CREDS", "KNC_EXPORT_NAME", "KNC_MECH", "KNC_REMOTE_ADDR",
+            "KNC_REMOTE_IP", "KNC_REMOTE_PORT", "KNC_VERSION",
+            "TSGATE_LOCAL_IP", "TSGATE_LOCAL_NAME", "TSGATE_LOCAL_PORT",
+            "TSGATE_MECH", "TSGATE_PRINCIPAL"])
+        # the default realm's auth_to_local: the first component
+        self.assertEqual(env["TSGATE_LOCAL_NAME"], "alice")
+        self.assertEqual(env["KNC_REMOTE_ADDR"], "127.0.0.1")
         self.assertEqual(env["KNC_CREDS"], "alice@TSGATE.TEST")
         self.assertEqual(env["KNC_MECH"], "krb5")
         self.assertEqual(env["TSGATE_PRINCIPAL"], "alice@TSGATE.TEST")
