@@ -22,6 +22,7 @@ import hashlib
 import os
 import pwd
 import shutil
+import signal
 import socket
 import ssl
 import stat
@@ -272,6 +273,30 @@ class ExecGateway(ExecBase):
             lambda: all(children_of(w) == [] for w in workers()), 10))
         self.assertEqual(len(workers()), 2)
         self.assertNotIn(b"restarting", g.log_bytes())
+
+    def test_reload_keeps_programs_and_their_limit(self):
+        g = self.exec_gateway("/bin/cat", extra="        max_connections: 1\n")
+        c = self.connect(self.address())
+        c.sendall(b"before")
+        self.assertEqual(gh.recv_exact(c, 6), b"before")
+        g.proc.send_signal(signal.SIGHUP)
+        self.assertTrue(gh.wait_until(lambda: any(
+            l.get("event") == "reload" for l in g.lines()), 10))
+        # the running program keeps its connection ...
+        c.sendall(b"after")
+        self.assertEqual(gh.recv_exact(c, 5), b"after")
+        # ... and its slot: the reloaded route counts it
+        d = self.connect(self.address())
+        self.assertEqual(gh.recv_all(d, timeout=10), b"")
+        d.close()
+        self.assertTrue(gh.wait_until(lambda: any(
+            "max_connections" in l.get("reason", "")
+            for l in g.conn_lines()), 10))
+        c.shutdown(socket.SHUT_WR)
+        self.assertEqual(gh.recv_all(c, timeout=10), b"")
+        c.close()
+        self.assertTrue(gh.wait_until(lambda: self.exec_lines(g), 10))
+        self.assert_no_children(g)
 
     def test_args_and_clean_environment(self):
         prog = self.script("argv.sh", 'for a in "$@"; do echo "[$a]"; done\n'
