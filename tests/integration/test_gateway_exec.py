@@ -416,6 +416,11 @@ class ExecConfig(gh.GatewayTestCase):
             ("      - backend: \"exec:/bin/cat\"\n"
              "        identity: knc\n", "user: nobody\n",
              "gets the identity in its environment"),
+            ("      - backend: \"exec:/bin/cat\"\n"
+             "        health_check: {interval: 5s}\n", "user: nobody\n",
+             "'health_check' is not used with an exec backend"),
+            ("      - backend: [\"exec:/bin/cat\"]\n", "user: nobody\n",
+             "'backend'"),
         ]
         if os.geteuid() == 0:
             cases.append(("      - backend: \"exec:/bin/cat\"\n", "",
