@@ -47,6 +47,10 @@ Environment (all optional):
                    `workers: 2` (default none)
   BENCH_GSS_CTX    GSSAPI context establishments per run (default 500)
   BENCH_PEERS      subset, e.g. "tsgate haproxy" (default all found)
+  BENCH_TSGATE_ALT other tsgate builds measured in the same rounds, each
+                   NAME=PATH (NAME starts with "tsgate-"), e.g.
+                   "tsgate-resume=../wt/build-bench/gateway/tsgate"; each
+                   gets its own lead over the best peer
   BENCH_SKIP       figures to skip: any of bulk handshake mtls resume
                    firstbyte idle idle-resumed gss
   BENCH_JSON       the raw results (default BUILDDIR/bench-gateway.json)
@@ -73,7 +77,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_figures import Figures  # noqa: E402
 from bench_gss import bench_gss  # noqa: E402
 from bench_report import Metric, table, write_csv, write_json  # noqa: E402
-from bench_servers import EXE, PKI, Peers, free_port  # noqa: E402
+from bench_servers import EXE, PKI, Peers, free_port, is_tsgate  # noqa: E402
 
 BUILDDIR = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build-bench")
 TSGATE = os.path.join(BUILDDIR, "gateway", "tsgate")
@@ -113,6 +117,7 @@ class Settings:
         # pauses around the idle figure (seconds x settle)
         self.settle = float(d("1", "0.2"))
         self.peers = g("BENCH_PEERS", "tsgate stunnel haproxy hitch").split()
+        self.tsgate_alt = g("BENCH_TSGATE_ALT", "").split()
         self.json = g("BENCH_JSON", os.path.join(BUILDDIR,
                                                  "bench-gateway.json"))
         self.csv = g("BENCH_CSV", os.path.join(BUILDDIR, "bench-gateway.csv"))
@@ -150,13 +155,25 @@ class Bench:
         self.errors = []
 
     def group(self, mode, backend, jobs, processes=1, runs=None,
-              peers=None, workers=1):
+              peers=None, workers=1, fresh=False):
         """Starts mode's servers for every peer, then runs each job
-        (figure name, function of the ServerSet) in interleaved rounds."""
+        (figure name, function of the ServerSet) in interleaved rounds.
+        fresh: a new server for every measurement instead (memory: a
+        process keeps the heap its last connections freed)."""
         peers = peers or self.peers
         sets = {}
+
+        def measure(fn, p):
+            if not fresh:
+                return fn(sets[p])
+            s = self.servers.start_set(p, mode, backend, processes, workers)
+            try:
+                return fn(s)
+            finally:
+                s.stop()
+
         try:
-            for p in peers:
+            for p in peers if not fresh else []:
                 sets[p] = self.servers.start_set(p, mode, backend,
                                                  processes, workers)
             for figure, fn in jobs:
@@ -165,7 +182,7 @@ class Bench:
                 for r in range(runs or self.cfg.runs):
                     for p in peers:
                         try:
-                            res = fn(sets[p])
+                            res = measure(fn, p)
                         except Exception as e:  # keep the other figures
                             res = None
                             self.errors.append("%s round %d %s: %s" %
@@ -211,19 +228,21 @@ def run_all(b, cfg, sink_port, echo_port, hard):
                 jobs.append(("idle%d-resumed" % n,
                              lambda s, n=n: f.idle(s, n, "1.3")))
             b.group("resume", sink_port, jobs,
-                    processes=processes_for(n, hard), runs=cfg.idle_runs)
+                    processes=processes_for(n, hard), runs=cfg.idle_runs,
+                    fresh=True)
         for n in cfg.idle_w2:
             if "tsgate" in b.peers:
                 b.group("resume", sink_port,
                         [("idle%dw2" % n, lambda s, n=n: f.idle(s, n))],
-                        runs=cfg.idle_runs, peers=["tsgate"], workers=2)
+                        runs=cfg.idle_runs, peers=["tsgate"], workers=2,
+                        fresh=True)
 
 
 def metrics(cfg, hard):
     m = [
         Metric("TLS bulk: server CPU s/GiB", "bulk", "cpu_s_per_gib", ".3f"),
         Metric("TLS bulk: wall MB/s", "bulk", "mb_per_s", ".0f", False),
-        Metric("full handshake (TLS 1.3, no tickets): server CPU us",
+        Metric("full handshake (TLS 1.3, plain mode): server CPU us",
                "handshake", "cpu_us", ".0f"),
         Metric("full handshake: per s (wall)", "handshake", "per_s", ".0f",
                False),
@@ -319,8 +338,17 @@ def main():
             return 1
     cfg = Settings(os.environ)
     hard = raise_nofile()
-    peers = [p for p in cfg.peers
-             if p == "tsgate" or shutil.which(EXE[p])]
+    tsgates = {"tsgate": TSGATE}
+    for alt in cfg.tsgate_alt:
+        name, _, path = alt.partition("=")
+        if not is_tsgate(name) or not os.access(path, os.X_OK):
+            log("bench_gateway: BENCH_TSGATE_ALT: %s?" % alt)
+            return 1
+        tsgates[name] = os.path.abspath(path)
+    peers = [p for p in cfg.peers if p in tsgates or shutil.which(EXE[p])]
+    if "tsgate" in peers:
+        i = peers.index("tsgate") + 1
+        peers[i:i] = [t for t in tsgates if t != "tsgate"]
     workdir = tempfile.mkdtemp(prefix="tsgate-bench-")
     load0 = loadavg()
     backends = []
@@ -332,8 +360,9 @@ def main():
         backends.append(echo)
         pki = PKI(workdir)
         b = Bench(cfg, peers, Figures(CLIENT, pki, cfg),
-                  Peers(TSGATE, pki, workdir))
-        resumption_key = b.servers.tsgate_has_resumption_switch()
+                  Peers(tsgates, pki, workdir))
+        resumption_key = {t: b.servers.tsgate_has_resumption_switch(t)
+                          for t in tsgates}
         run_all(b, cfg, sink_port, echo_port, hard)
         if "gss" not in cfg.skip and os.access(GSS, os.X_OK) and os.access(
                 TT_KDC, os.X_OK):

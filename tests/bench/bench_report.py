@@ -14,6 +14,8 @@ import csv
 import json
 import statistics
 
+from bench_servers import is_tsgate
+
 
 class Metric:
     def __init__(self, label, figure, key, spec, lower_better=True,
@@ -41,10 +43,12 @@ def spread(xs, spec):
                            format(max(xs), spec))
 
 
-def leads(metric, rounds, peers):
-    """tsgate's lead over the best peer, one per round where both ran."""
-    ours = metric.values(rounds, "tsgate")
-    others = [metric.values(rounds, p) for p in peers if p != "tsgate"]
+def leads(metric, rounds, peers, ours_name="tsgate"):
+    """A tsgate build's lead over the best peer, one per round where both
+    ran (the other tsgate builds are not peers)."""
+    ours = metric.values(rounds, ours_name)
+    others = [metric.values(rounds, p) for p in peers
+              if not is_tsgate(p)]
     out = []
     for i, t in enumerate(ours):
         theirs = [o[i] for o in others if i < len(o) and o[i] is not None]
@@ -70,24 +74,27 @@ def count_cell(rounds, figure, server):
 
 def table(metrics, counts, rounds, peers):
     """Markdown lines: one row per metric, then the resumption counts."""
-    head = ("| figure | " + " | ".join(peers) +
-            " | tsgate lead over best peer: worst round | median round |")
-    lines = [head, "|" + "---|" * (len(peers) + 3)]
+    ours = [p for p in peers if is_tsgate(p)]
+    head = "| figure | " + " | ".join(peers) + " |" + "".join(
+        " %s lead over best peer: worst round | median round |" % t
+        for t in ours)
+    lines = [head, "|" + "---|" * (len(peers) + 1 + 2 * len(ours))]
     for m in metrics:
         if not any(x is not None for p in peers
                    for x in m.values(rounds, p)):
             continue
         cells = [spread(m.values(rounds, p), m.spec) for p in peers]
-        ld = leads(m, rounds, peers) if m.lead and "tsgate" in peers else []
-        lines.append("| %s | %s | %s | %s |" % (
-            m.label, " | ".join(cells),
-            "%.2f" % min(ld) if ld else "-",
-            "%.2f" % statistics.median(ld) if ld else "-"))
+        for t in ours:
+            ld = leads(m, rounds, peers, t) if m.lead else []
+            cells += ["%.2f" % min(ld) if ld else "-",
+                      "%.2f" % statistics.median(ld) if ld else "-"]
+        lines.append("| %s | %s |" % (m.label, " | ".join(cells)))
     for label, figure in counts:
         if figure not in rounds:
             continue
-        lines.append("| %s | %s | - | - |" % (
-            label, " | ".join(count_cell(rounds, figure, p) for p in peers)))
+        lines.append("| %s | %s |" % (
+            label, " | ".join([count_cell(rounds, figure, p) for p in peers]
+                              + ["-", "-"] * len(ours))))
     return lines
 
 

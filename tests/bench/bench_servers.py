@@ -206,28 +206,34 @@ class ServerSet:
             s.stop()
 
 
-class Peers:
-    """Starts the servers; knows the tsgate binary and what it supports."""
+def is_tsgate(name):
+    """tsgate, or another tsgate build measured beside it (tsgate-NAME)."""
+    return name == "tsgate" or name.startswith("tsgate-")
 
-    def __init__(self, tsgate, pki, workdir):
-        self.tsgate = tsgate
+
+class Peers:
+    """Starts the servers; knows the tsgate binaries (name -> path: "tsgate"
+    and any other build compared with it) and what they support."""
+
+    def __init__(self, tsgates, pki, workdir):
+        self.tsgates = tsgates
         self.pki = pki
         self.workdir = workdir
-        self._no_resumption_key = None
+        self._switch = {}
 
-    def tsgate_has_resumption_switch(self):
+    def tsgate_has_resumption_switch(self, name="tsgate"):
         """Whether this tsgate build knows tls.session_resumption (issue
         15): then the plain mode turns resumption off as the peers' plain
         configs do; older builds never resume."""
-        if self._no_resumption_key is None:
+        if name not in self._switch:
             cfg = os.path.join(self.workdir, "probe-resumption.yaml")
             with open(cfg, "w") as f:
                 f.write(self._tsgate_yaml("plain", free_port(), 1, 1, True))
-            r = subprocess.run([self.tsgate, "--check-config", "--config",
-                                cfg], stdout=subprocess.DEVNULL,
+            r = subprocess.run([self.tsgates[name], "--check-config",
+                                "--config", cfg], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
-            self._no_resumption_key = r.returncode == 0
-        return self._no_resumption_key
+            self._switch[name] = r.returncode == 0
+        return self._switch[name]
 
     def _tsgate_yaml(self, mode, port, backend, workers, no_resume):
         pki = self.pki
@@ -258,13 +264,13 @@ class Peers:
         cfg = os.path.join(self.workdir, "%s-%s%s-w%d.conf" %
                            (name, mode, tag, workers))
         tls12 = mode == "resume"
-        if name == "tsgate":
+        if is_tsgate(name):
             no_resume = (mode != "resume" and
-                         self.tsgate_has_resumption_switch())
+                         self.tsgate_has_resumption_switch(name))
             with open(cfg, "w") as f:
                 f.write(self._tsgate_yaml(mode, port, backend, workers,
                                           no_resume))
-            argv = [self.tsgate, "--config", cfg]
+            argv = [self.tsgates[name], "--config", cfg]
         elif name == "stunnel":
             with open(cfg, "w") as f:
                 f.write("foreground = yes\npid =\ndebug = 3\nsyslog = no\n"
