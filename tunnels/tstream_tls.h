@@ -92,10 +92,25 @@ struct tstream_tls_cert_config {
 	 * one RSA chain); GnuTLS then picks the one the client supports.
 	 */
 	const char *sni;
-	/** PEM file: the certificate first, then its intermediates. */
+	/**
+	 * PEM file: the certificate first, then its intermediates; or a
+	 * PKCS#11 URL (RFC 7512, "pkcs11:token=...;object=...;type=cert").
+	 */
 	const char *cert_file;
-	/** PEM file: the private key (unencrypted PKCS#1, PKCS#8 or SEC1). */
+	/**
+	 * PEM file: the private key (unencrypted PKCS#1, PKCS#8 or SEC1); or
+	 * a PKCS#11 URL of a key that stays on its token, with the PIN as
+	 * "?pin-value=..." or "?pin-source=[file:]/path". Errors name the
+	 * URL without its query, so never the PIN.
+	 */
 	const char *key_file;
+	/**
+	 * Optional DER OCSP response for the certificate, stapled when a
+	 * client asks (status_request). A response for another
+	 * certificate, or that is not an OCSP response, is refused; one
+	 * already past its nextUpdate is not stapled (and not an error).
+	 */
+	const char *ocsp_file;
 };
 
 /** @brief What tstream_tls_params_server() loads. Zero what you don't set. */
@@ -151,7 +166,10 @@ struct tstream_tls_client_config {
 	 * literal (RFC 6066 forbids IP addresses in SNI).
 	 */
 	const char *sni;
-	/** Optional client certificate chain (PEM) and its key. */
+	/**
+	 * Optional client certificate chain (PEM) and its key; either may
+	 * be a PKCS#11 URL as in struct tstream_tls_cert_config.
+	 */
 	const char *cert_file;
 	const char *key_file;
 	/** GnuTLS priority string; NULL: TSTREAM_TLS_DEFAULT_PRIORITY. */
@@ -326,6 +344,22 @@ const char *tstream_tls_peer_name_error(struct tstream_context *stream);
  *         a stream that is not TLS.
  */
 bool tstream_tls_truncated(struct tstream_context *stream);
+
+/**
+ * @brief Why the stream failed, in GnuTLS's words, when GnuTLS failed it
+ *        after the handshake (a record that failed its check, a fatal
+ *        alert, a session GnuTLS invalidated because the peer left
+ *        without close_notify, ...).
+ *
+ * The errno of the failed request says what happened (EBADMSG, EPROTO,
+ * EACCES, ECONNRESET, ...); this says how GnuTLS saw it, for a log line.
+ *
+ * @return A string that lives as long as the stream; NULL while the
+ *         stream has not failed, when it failed by an error of the plain
+ *         stream (ECONNRESET, EPIPE, ...) or of its own (ENOMEM), or for a
+ *         stream that is not TLS.
+ */
+const char *tstream_tls_error_reason(struct tstream_context *stream);
 
 /**
  * @brief SHA-256 fingerprint of the peer certificate (DER) as 64

@@ -1,6 +1,9 @@
 /*
- * PDU framing of a route: how the relay cuts a byte stream into the units
- * it forwards. A framed route forwards whole PDUs only.
+ * PDU framing of a route: the header of each framing, and a reader of
+ * whole PDUs. The relay does not use that reader: it forwards a framed
+ * route's PDUs as they arrive (framer.h), since no framing here needs a
+ * whole PDU to be judged. The reader stays for peers that want one PDU
+ * at a time (the tests' peers, the framing fuzzer's reference).
  */
 #ifndef TSGATE_FRAMING_H
 #define TSGATE_FRAMING_H
@@ -15,8 +18,12 @@
 
 struct tstream_context;
 
-/* Default max_pdu of a framed route, and the raw read chunk. */
-#define TSGATE_FRAMING_DEFAULT_MAX_PDU (1024 * 1024)
+/*
+ * max_pdu for a framed read asked with 0 (direct callers: tests, fuzzers);
+ * routes always pass their own, whose defaults depend on the framing
+ * (tsgate_config_framing_default_max_pdu()). And the raw read chunk.
+ */
+#define TSGATE_FRAMING_DEFAULT_MAX_PDU TSGATE_CONFIG_MAX_PDU_LENGTH32
 #define TSGATE_FRAMING_RAW_CHUNK       (64 * 1024)
 
 /**
