@@ -43,6 +43,9 @@ Environment (all optional):
                    process under the hard RLIMIT_NOFILE is spread over
                    several processes of every server, each on its own port
   BENCH_IDLE_RUNS  rounds of the idle figures (default BENCH_RUNS)
+  BENCH_IDLE_RESUMED
+                   the counts of BENCH_IDLE also measured with resumed
+                   connections (default all of them)
   BENCH_IDLE_W2    idle counts measured once more on tsgate alone with
                    `workers: 2` (default none)
   BENCH_GSS_CTX    GSSAPI context establishments per run (default 500)
@@ -111,6 +114,8 @@ class Settings:
         self.idle = [int(x) for x in g("BENCH_IDLE",
                                        d("1000 10000", "20")).split()]
         self.idle_runs = int(g("BENCH_IDLE_RUNS", str(self.runs)))
+        self.idle_resumed = [int(x) for x in g(
+            "BENCH_IDLE_RESUMED", " ".join(map(str, self.idle))).split()]
         self.idle_w2 = [int(x) for x in g("BENCH_IDLE_W2", "").split()]
         self.gss_ctx = int(g("BENCH_GSS_CTX", d("500", "10")))
         self.skip = set(g("BENCH_SKIP", "").split())
@@ -224,7 +229,7 @@ def run_all(b, cfg, sink_port, echo_port, hard):
     if "idle" not in skip:
         for n in cfg.idle:
             jobs = [("idle%d" % n, lambda s, n=n: f.idle(s, n))]
-            if "idle-resumed" not in skip:
+            if "idle-resumed" not in skip and n in cfg.idle_resumed:
                 jobs.append(("idle%d-resumed" % n,
                              lambda s, n=n: f.idle(s, n, "1.3")))
             b.group("resume", sink_port, jobs,
