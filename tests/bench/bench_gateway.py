@@ -384,12 +384,12 @@ def main():
 
     ms, counts = metrics(cfg, hard)
     print()
-    print("Gateway benchmarks: %d rounds interleaving %s; %s B bulk, %d full"
-          " and %d resumable handshakes, %d first-byte connections per round;"
-          " load average before %s, after %s"
-          % (cfg.runs, ", ".join(peers), cfg.bytes, cfg.handshakes,
-             cfg.resume_handshakes, cfg.firstbyte, " ".join(load0),
-             " ".join(load1)))
+    print("Gateway benchmarks: %d rounds (idle: %d) interleaving %s; %s B"
+          " bulk, %d full and %d resumable handshakes, %d first-byte"
+          " connections per round; load average before %s, after %s"
+          % (cfg.runs, cfg.idle_runs, ", ".join(peers), cfg.bytes,
+             cfg.handshakes, cfg.resume_handshakes, cfg.firstbyte,
+             " ".join(load0), " ".join(load1)))
     print("Cells: median (min-max) over the rounds. Lead: best peer / "
           "tsgate for costs, tsgate / best peer for rates, per round (> 1:"
           " tsgate better).")
