@@ -98,6 +98,15 @@ struct tstream_tls_cert_config {
 	const char *key_file;
 };
 
+/** @brief Size of tstream_tls_server_config.ticket_key. */
+#define TSTREAM_TLS_TICKET_KEY_SIZE 64
+
+/**
+ * @brief The default ticket lifetime: 4 h, so the ticket key rotates every
+ *        12 h (GnuTLS: 3 lifetimes) and a ticket resumes for at most 4 h.
+ */
+#define TSTREAM_TLS_DEFAULT_TICKET_LIFETIME (4 * 3600)
+
 /** @brief What tstream_tls_params_server() loads. Zero what you don't set. */
 struct tstream_tls_server_config {
 	/**
@@ -130,6 +139,20 @@ struct tstream_tls_server_config {
 	 * end is EPIPE either way and tstream_tls_truncated() tells.
 	 */
 	bool strict_end;
+	/**
+	 * Session tickets (TLS 1.3 NewSessionTicket, TLS 1.2 RFC 5077):
+	 * TSTREAM_TLS_TICKET_KEY_SIZE bytes of secret, the master from which
+	 * GnuTLS derives the key of each rotation period (the previous
+	 * period's key still decrypts). Servers given the same master resume
+	 * each other's sessions. NULL: no tickets, every handshake is full.
+	 * Early data (0-RTT) is never accepted.
+	 */
+	const uint8_t *ticket_key;
+	/**
+	 * Seconds a ticket is valid; 0: TSTREAM_TLS_DEFAULT_TICKET_LIFETIME.
+	 * GnuTLS rotates the ticket key every 3 lifetimes.
+	 */
+	unsigned ticket_lifetime;
 };
 
 /** @brief What tstream_tls_params_client() loads. Zero what you don't set. */
@@ -160,6 +183,14 @@ struct tstream_tls_client_config {
 	const char *const *alpn;
 	/** As in tstream_tls_server_config. */
 	bool strict_end;
+	/**
+	 * Resume sessions: the parameters keep the latest session a
+	 * handshake made with them produced (a TLS 1.2 session, or the last
+	 * TLS 1.3 ticket received, which comes after the handshake) and offer
+	 * it in the next handshake. One session per parameters, so memory is
+	 * bounded; a server that refuses it costs one full handshake.
+	 */
+	bool session_resumption;
 };
 
 /**
@@ -255,6 +286,22 @@ int tstream_tls_connect_recv(struct tevent_req *req,
 			     TALLOC_CTX *mem_ctx,
 			     struct tstream_context **tls_stream,
 			     char **reason);
+
+/**
+ * @brief Whether the handshake of an established TLS stream resumed an
+ *        earlier session (a ticket) instead of a full handshake.
+ *
+ * @return false for a full handshake, or (errno EINVAL) for a stream that
+ *         is not an established TLS stream.
+ */
+bool tstream_tls_resumed(struct tstream_context *stream);
+
+/**
+ * @brief Forget the session client parameters keep for resumption (e.g.
+ *        after the server's keys changed); the next handshake is full.
+ *        No effect on server parameters.
+ */
+void tstream_tls_params_forget_session(struct tstream_tls_params *params);
 
 /** @brief Whether stream is a TLS stream made by this library. */
 bool tstream_is_tls(struct tstream_context *stream);
