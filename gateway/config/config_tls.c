@@ -30,6 +30,7 @@ struct cfg_tls_server_parse {
 	const char *key; /* top-level key */
 	const char *client_ca;
 	const char *crl;
+	const char *ticket_keys_file;
 	bool verify_given;
 };
 
@@ -46,6 +47,9 @@ static const struct cfg_key cfg_tls_server_keys[] = {
     {"min_version", CFG_SCALAR, NULL, 0, NULL, NULL},
     {"max_version", CFG_SCALAR, NULL, 0, NULL, NULL},
     {"strict_end", CFG_SCALAR, NULL, 0, NULL, "true or false"},
+    {"session_resumption", CFG_SCALAR, NULL, 0, NULL, "true or false"},
+    {"ticket_keys_file", CFG_SCALAR, cfg_h_path, TSP(ticket_keys_file), NULL,
+     "a file name"},
 };
 #undef TSP
 
@@ -73,6 +77,8 @@ static const struct cfg_key cfg_tls_server_direct[] = {
     {"max_version", CFG_SCALAR, cfg_h_enum, TS(max_version), cfg_tls_versions,
      NULL},
     {"strict_end", CFG_SCALAR, cfg_h_bool, TS(strict_end), NULL, NULL},
+    {"session_resumption", CFG_SCALAR, cfg_h_bool, TS(session_resumption), NULL,
+     NULL},
 };
 #undef TS
 
@@ -265,6 +271,7 @@ struct tsgate_config_tls_server *cfg_tls_server(struct cfg_parser *p,
 		return NULL;
 	}
 	tls->mark = cfg_mark(node);
+	tls->session_resumption = true;
 	errors_before = p->errs->num_errors;
 	memset(&tp, 0, sizeof(tp));
 	tp.tls = tls;
@@ -276,6 +283,7 @@ struct tsgate_config_tls_server *cfg_tls_server(struct cfg_parser *p,
 		       ARRAY_SIZE(cfg_tls_server_keys), seen, tls);
 	tls->client_ca = tp.client_ca;
 	tls->crl = tp.crl;
+	tls->ticket_keys_file = tp.ticket_keys_file;
 	tls->alpn = tp.alpn.items;
 	tls->num_alpn = tp.alpn.num;
 	cfg_tls_server_certs(p, node, SEEN(cfg_tls_server_keys, seen, "cert"),
@@ -305,6 +313,14 @@ struct tsgate_config_tls_server *cfg_tls_server(struct cfg_parser *p,
 	tls->crl_at = cfg_origin(p, SEEN(cfg_tls_server_keys, seen, "crl"));
 	tls->priority_at =
 	    cfg_origin(p, SEEN(cfg_tls_server_keys, seen, "priority"));
+	tls->ticket_keys_at =
+	    cfg_origin(p, SEEN(cfg_tls_server_keys, seen, "ticket_keys_file"));
+	v = SEEN(cfg_tls_server_keys, seen, "ticket_keys_file");
+	if (v != NULL && !tls->session_resumption) {
+		cfg_error(p, v,
+			  "'ticket_keys_file' is not used with "
+			  "'session_resumption: false'");
+	}
 	tls->walk_errors = p->errs->num_errors != errors_before;
 	return tls;
 }
@@ -333,6 +349,7 @@ static const struct cfg_key cfg_tls_client_keys[] = {
     {"min_version", CFG_SCALAR, NULL, 0, NULL, NULL},
     {"max_version", CFG_SCALAR, NULL, 0, NULL, NULL},
     {"strict_end", CFG_SCALAR, NULL, 0, NULL, "true or false"},
+    {"session_resumption", CFG_SCALAR, NULL, 0, NULL, "true or false"},
 };
 #undef TCP_
 
@@ -347,6 +364,8 @@ static const struct cfg_key cfg_tls_client_direct[] = {
     {"max_version", CFG_SCALAR, cfg_h_enum, TC(max_version), cfg_tls_versions,
      NULL},
     {"strict_end", CFG_SCALAR, cfg_h_bool, TC(strict_end), NULL, NULL},
+    {"session_resumption", CFG_SCALAR, cfg_h_bool, TC(session_resumption), NULL,
+     NULL},
 };
 #undef TC
 
@@ -364,6 +383,7 @@ struct tsgate_config_tls_client *cfg_tls_client(struct cfg_parser *p,
 		return NULL;
 	}
 	tls->verify = true;
+	tls->session_resumption = true;
 	tls->mark = cfg_mark(node);
 	/* Until the route judges the block (connect: tls only). */
 	tls->walk_errors = true;

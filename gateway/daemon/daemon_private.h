@@ -22,6 +22,7 @@ struct tsgate_metrics;
 struct tsgate_metrics_links;
 struct tsgate_metrics_workers;
 struct tsgate_http_server;
+struct tsgate_ticket_secret;
 
 struct tsgate_daemon {
 	struct tevent_context *ev;
@@ -34,6 +35,8 @@ struct tsgate_daemon {
 	struct tsgate_listener *listeners;              /* accepting */
 	struct tsgate_listener *retired; /* replaced, serving old conns */
 	struct tsgate_conns *conns;
+	/* session ticket secret, made before the workers fork */
+	const struct tsgate_ticket_secret *ticket_secret;
 	unsigned worker;      /* 0 .. num_workers-1 */
 	unsigned num_workers; /* workers: N (1: no supervisor) */
 	bool draining;
@@ -61,7 +64,8 @@ int tsgate_daemon_serve(TALLOC_CTX *mem_ctx,
 			struct tsgate_config *cfg,
 			unsigned worker,
 			unsigned num_workers,
-			struct tsgate_metrics_links *links);
+			struct tsgate_metrics_links *links,
+			const struct tsgate_ticket_secret *ticket_secret);
 
 /* listeners.c */
 
@@ -84,7 +88,8 @@ void tsgate_listeners_log(struct tsgate_daemon *d);
 /* workers.c */
 int tsgate_workers_supervise(TALLOC_CTX *mem_ctx,
 			     const char *config_path,
-			     struct tsgate_config *cfg);
+			     struct tsgate_config *cfg,
+			     const struct tsgate_ticket_secret *ticket_secret);
 
 /* privdrop.c */
 

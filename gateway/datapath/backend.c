@@ -204,6 +204,10 @@ static void tsgate_backend_connected(struct tevent_req *subreq)
 	} else {
 		ret = tstream_inet_tcp_connect_recv(subreq, &err, state,
 						    &state->stream);
+		if (ret == 0) {
+			/* whole chunks: see tstream_bsd_set_nodelay() */
+			(void)tstream_bsd_set_nodelay(state->stream, true);
+		}
 	}
 	TALLOC_FREE(subreq);
 	if (ret == -1) {

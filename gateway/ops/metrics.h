@@ -165,6 +165,13 @@ struct tsgate_metrics_route *tsgate_metrics_route_new(
 void tsgate_metrics_handshake_failed(struct tsgate_metrics_listener *l,
 				     enum tsgate_metrics_handshake_reason why);
 
+/**
+ * @brief Count a TLS handshake with a client that succeeded, full or
+ * resumed (tsgate_tls_handshakes_total{listener,resumed}).
+ */
+void tsgate_metrics_tls_handshake(struct tsgate_metrics_listener *l,
+				  bool resumed);
+
 /** @brief Count a connection the gateway closed early, by reason. */
 void tsgate_metrics_drop(struct tsgate_metrics_listener *l,
 			 enum tsgate_metrics_drop_reason why);
