@@ -17,6 +17,7 @@ and keys never in the log or /metrics.
 import base64
 import os
 import re
+import signal
 import socket
 import ssl
 import statistics
@@ -209,7 +210,8 @@ class ResumeGateway(gh.GatewayTestCase):
 
     def test_key_file_errors_and_secrecy(self):
         good = self.keyfile("good.keys")
-        key_text = open(good).read().split()
+        with open(good) as f:
+            key_text = f.read().split()
         mport = gh.free_port()
         self.port = gh.free_port()
         b = self.backend(mode="line")
@@ -254,6 +256,63 @@ class ResumeGateway(gh.GatewayTestCase):
                            capture_output=True, text=True, timeout=30)
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("is accessible by others", p.stderr)
+
+    def reload(self, g):
+        def n():
+            return len([x for x in g.lines() if x.get("event") == "reload"])
+        def done():
+            new = [x for x in g.lines() if x.get("event") == "reload"]
+            # the last line of a reload: its result
+            return len(new) > before and (
+                new[-1].get("level") == "info" or
+                "configuration stays" in new[-1].get("msg", ""))
+        before = n()
+        g.proc.send_signal(signal.SIGHUP)
+        self.assertTrue(gh.wait_until(done, 10))
+        return [x for x in g.lines() if x.get("event") == "reload"][before:]
+
+    def test_reload_keeps_or_swaps_keys(self):
+        """SIGHUP: the daemon's own key stays (tickets from before resume
+        after); a changed key file is taken with the certificates (old
+        tickets make one full handshake); a broken one keeps the keys in
+        use and the log says why, without a key byte."""
+        b = self.backend(mode="line")
+        self.port = gh.free_port()
+        plain = self.start([self.listener_yaml("in", self.port, b.address)])
+        _, _, sess = self.sess_pair(self.port, "-tls1_2")
+        self.reload(plain)
+        out = self.s_client(self.port, ["-tls1_2", "-sess_in", sess])
+        self.assertIn("Reused,", out)
+
+        keys = self.keyfile("r.keys")
+        self.port = gh.free_port()
+        g = self.start([self.listener_yaml("in", self.port, b.address,
+                                           ["ticket_keys_file: %s" % keys])])
+        _, _, sess = self.sess_pair(self.port, "-tls1_2")
+        self.reload(g)  # same file: same keys
+        out = self.s_client(self.port, ["-tls1_2", "-sess_in", sess])
+        self.assertIn("Reused,", out)
+        # a broken file: the reload is refused, the keys stay
+        with open(keys) as f:
+            old = f.read()
+        with open(keys, "w") as f:
+            f.write("@@@ not a key\n")
+        lines = self.reload(g)
+        text = " ".join(x.get("msg", "") for x in lines)
+        self.assertIn(keys + ":1: not base64", text)
+        out = self.s_client(self.port, ["-tls1_2", "-sess_in", sess])
+        self.assertIn("Reused,", out)
+        # a new first key: old tickets do one full handshake
+        with open(keys, "w") as f:
+            f.write(base64.b64encode(os.urandom(80)).decode() + "\n" + old)
+        lines = self.reload(g)
+        self.assertEqual(lines[-1].get("level"), "info", lines)
+        out = self.s_client(self.port, ["-tls1_2", "-sess_in", sess])
+        self.assertIn("ping", out)
+        self.assertNotIn("Reused,", out)
+        log = g.log_bytes().decode(errors="replace")
+        for k in old.split():
+            self.assertNotIn(k, log)
 
     def test_listeners_do_not_share_tickets(self):
         """One key file on two listeners, one without and one with client
