@@ -153,6 +153,9 @@ struct tsgate_config_tls_server {
 	bool strict_end;
 	/* session tickets (default true) */
 	bool session_resumption;
+	/* ticket lifetime; 0: the TLS library's (4 h, keys rotate every
+	 * 3 lifetimes) */
+	uint64_t session_lifetime_ms;
 	/* HAProxy tls-ticket-keys file (absolute path) or NULL: a key
 	 * made at start, shared by the workers */
 	const char *ticket_keys_file;

@@ -48,6 +48,7 @@ static const struct cfg_key cfg_tls_server_keys[] = {
     {"max_version", CFG_SCALAR, NULL, 0, NULL, NULL},
     {"strict_end", CFG_SCALAR, NULL, 0, NULL, "true or false"},
     {"session_resumption", CFG_SCALAR, NULL, 0, NULL, "true or false"},
+    {"session_lifetime", CFG_SCALAR, NULL, 0, NULL, "a duration"},
     {"ticket_keys_file", CFG_SCALAR, cfg_h_path, TSP(ticket_keys_file), NULL,
      "a file name"},
 };
@@ -79,6 +80,8 @@ static const struct cfg_key cfg_tls_server_direct[] = {
     {"strict_end", CFG_SCALAR, cfg_h_bool, TS(strict_end), NULL, NULL},
     {"session_resumption", CFG_SCALAR, cfg_h_bool, TS(session_resumption), NULL,
      NULL},
+    {"session_lifetime", CFG_SCALAR, cfg_h_duration, TS(session_lifetime_ms),
+     NULL, NULL},
 };
 #undef TS
 
@@ -320,6 +323,17 @@ struct tsgate_config_tls_server *cfg_tls_server(struct cfg_parser *p,
 		cfg_error(p, v,
 			  "'ticket_keys_file' is not used with "
 			  "'session_resumption: false'");
+	}
+	v = SEEN(cfg_tls_server_keys, seen, "session_lifetime");
+	if (v != NULL && !tls->session_resumption) {
+		cfg_error(p, v,
+			  "'session_lifetime' is not used with "
+			  "'session_resumption: false'");
+	} else if (v != NULL && (tls->session_lifetime_ms < 1000 ||
+				 tls->session_lifetime_ms > 7 * 86400000ULL)) {
+		/* RFC 8446 4.6.1: a ticket lives at most 7 days */
+		cfg_error(p, v,
+			  "'session_lifetime': must be between 1s and 168h");
 	}
 	tls->walk_errors = p->errs->num_errors != errors_before;
 	return tls;

@@ -167,6 +167,7 @@ int tsgate_config_tls_server_params(TALLOC_CTX *mem_ctx,
 		return ret;
 	}
 	c.ticket_key = have_master ? master : NULL;
+	c.ticket_lifetime = (unsigned)(tls->session_lifetime_ms / 1000);
 	ret = tstream_tls_params_server(mem_ctx, &c, params, error);
 	gnutls_memset(master, 0, sizeof(master));
 	talloc_free(tmp);

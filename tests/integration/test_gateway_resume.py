@@ -164,6 +164,38 @@ class ResumeGateway(gh.GatewayTestCase):
         self.assertTrue(all(x.get("resumed") == "no"
                             for x in g.conn_lines()))
 
+    def test_session_lifetime(self):
+        """The ticket lifetime: 4 h by default (keys rotate every 12 h),
+        session_lifetime sets it, and an older ticket makes a full
+        handshake."""
+        self.simple()
+        out = self.s_client(self.port, ["-tls1_3"])
+        self.assertIn("lifetime hint: 14400 (seconds)", out)
+        self.reset()
+        g, _ = self.simple(extra_tls=["session_lifetime: 2s"])
+        for version in ("-tls1_3", "-tls1_2"):
+            with self.subTest(version=version):
+                first, second, sess = self.sess_pair(self.port, version)
+                self.assertIn("lifetime hint: 2 (seconds)", first)
+                self.assertIn("Reused,", second)
+                # polled: resumed until the ticket is 2 s old, then never
+                self.assertTrue(gh.wait_until(
+                    lambda: "Reused," not in self.s_client(
+                        self.port, [version, "-sess_in", sess]),
+                    timeout=15, step=0.5))
+        for bad, want in (("0s", "must be between 1s and 168h"),
+                          ("200h", "must be between 1s and 168h")):
+            cfg = os.path.join(self.tmp, self.next_name("c") + ".yaml")
+            with open(cfg, "w") as f:
+                f.write("listeners:\n" + "\n".join(self.listener_yaml(
+                    "in", gh.free_port(), "unix:/nonexistent",
+                    ["session_lifetime: %s" % bad])) + "\n")
+            p = subprocess.run([gh.TSGATE, "--check-config", "--config",
+                                cfg], capture_output=True, text=True,
+                               timeout=30)
+            self.assertNotEqual(p.returncode, 0)
+            self.assertIn("'session_lifetime': " + want, p.stderr)
+
     def test_workers_share_keys(self):
         """Four workers: every reconnection resumes, whichever worker the
         kernel hands it to."""
