@@ -53,6 +53,7 @@ static int tstream_tls_client_hello(gnutls_session_t session)
 	size_t len = sizeof(name) - 1;
 	unsigned int type = 0;
 	const char *sni = NULL;
+	gnutls_certificate_credentials_t cred;
 	int ret;
 
 	ret = gnutls_server_name_get(session, name, &len, &type, 0);
@@ -62,12 +63,12 @@ static int tstream_tls_client_hello(gnutls_session_t session)
 		tlss->sni = talloc_strdup(tlss, name);
 		sni = tlss->sni;
 	}
-	ret = gnutls_credentials_set(session, GNUTLS_CRD_CERTIFICATE,
-				     tstream_tls_params_cred_for_sni(p, sni));
+	cred = tstream_tls_params_cred_for_sni(p, sni);
+	ret = gnutls_credentials_set(session, GNUTLS_CRD_CERTIFICATE, cred);
 	if (ret < 0) {
 		return ret;
 	}
-	return 0;
+	return tstream_tls_resume_server_cred(tlss, cred);
 }
 
 static int tstream_tls_session_init(struct tstream_tls *tlss)

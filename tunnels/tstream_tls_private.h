@@ -82,10 +82,11 @@ struct tstream_tls {
 
 	int error; /* sticky: the first fatal error */
 	bool established;
-	bool read_eof;   /* close_notify (or transport EOF) seen */
-	bool truncated;  /* ... and it was transport EOF, no close_notify */
-	bool write_shut; /* close_notify sent */
-	bool resumed;    /* the handshake resumed a session */
+	bool read_eof;       /* close_notify (or transport EOF) seen */
+	bool truncated;      /* ... and it was transport EOF, no close_notify */
+	bool write_shut;     /* close_notify sent */
+	bool resumed;        /* the handshake resumed a session */
+	bool ticket_key_set; /* server: this session's ticket key is chosen */
 
 	struct tevent_req *handshake_req;
 	struct tevent_req *read_req;
@@ -172,6 +173,8 @@ void tstream_tls_handshake_step(struct tstream_tls *tlss);
  */
 int tstream_tls_resume_init(struct tstream_tls *tlss);
 void tstream_tls_resume_keep(struct tstream_tls *tlss);
+int tstream_tls_resume_server_cred(struct tstream_tls *tlss,
+				   gnutls_certificate_credentials_t cred);
 void tstream_tls_resume_free(struct tstream_tls_params_internal *p);
 
 /* The peer (tstream_tls_peer.c): fill what the getters report; errno. */

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 
 #include "tsgate_export.h"
@@ -99,16 +100,17 @@ int tstream_tls_resume_init(struct tstream_tls *tlss)
 	int ret;
 
 	if (p->is_server) {
-		gnutls_datum_t key = {(unsigned char *)p->ticket_key,
-				      sizeof(p->ticket_key)};
-
 		if (!p->tickets) {
 			return 0;
 		}
-		/* the ticket lifetime; GnuTLS rotates keys every 3 of them */
+		/*
+		 * The ticket lifetime; GnuTLS rotates keys every 3 of them.
+		 * The key itself comes with the certificate, once the client
+		 * has named the server (tstream_tls_resume_server_cred).
+		 */
 		gnutls_db_set_cache_expiration(tlss->session,
 					       (int)p->ticket_lifetime);
-		return gnutls_session_ticket_enable_server(tlss->session, &key);
+		return 0;
 	}
 	if (!p->resume) {
 		return 0;
@@ -126,6 +128,57 @@ int tstream_tls_resume_init(struct tstream_tls *tlss)
 		tstream_tls_params_forget_session(tlss->params);
 	}
 	return 0;
+}
+
+/*
+ * Server, once the client hello chose the certificate for its SNI (and
+ * before GnuTLS reads the ticket it offers): the ticket master of that
+ * certificate entry, HMAC-SHA512(ticket_key, "tsgate sni entry" || index).
+ * A ticket issued under one server name therefore does not resume under
+ * another one that has another certificate, as a session id context per
+ * certificate does in OpenSSL.
+ */
+int tstream_tls_resume_server_cred(struct tstream_tls *tlss,
+				   gnutls_certificate_credentials_t cred)
+{
+	const struct tstream_tls_params_internal *p = tlss->params->internal;
+	uint8_t label[20] = "tsgate sni entry";
+	uint8_t master[64];
+	gnutls_datum_t key = {master, sizeof(master)};
+	uint32_t index = 0;
+	size_t i;
+	int ret;
+
+	if (!p->tickets) {
+		return 0;
+	}
+	if (tlss->ticket_key_set) {
+		/*
+		 * A second client hello (after a HelloRetryRequest): GnuTLS
+		 * has read the ticket with the first one's key and takes no
+		 * other now; RFC 8446 4.1.2 keeps the server name the same.
+		 */
+		return 0;
+	}
+	for (i = 0; i < p->num_creds; i++) {
+		if (p->creds[i].cred == cred) {
+			index = (uint32_t)i;
+			break;
+		}
+	}
+	label[16] = (uint8_t)(index >> 24);
+	label[17] = (uint8_t)(index >> 16);
+	label[18] = (uint8_t)(index >> 8);
+	label[19] = (uint8_t)index;
+	ret = gnutls_hmac_fast(GNUTLS_MAC_SHA512, p->ticket_key,
+			       sizeof(p->ticket_key), label, sizeof(label),
+			       master);
+	if (ret == 0) {
+		ret = gnutls_session_ticket_enable_server(tlss->session, &key);
+	}
+	gnutls_memset(master, 0, sizeof(master));
+	tlss->ticket_key_set = ret == 0;
+	return ret;
 }
 
 _PUBLIC_ bool tstream_tls_resumed(struct tstream_context *stream)

@@ -90,9 +90,11 @@ class ResumeGateway(gh.GatewayTestCase):
     # -- openssl s_client --------------------------------------------------
 
     def s_client(self, port, args, data=b"ping\n", timeout=20):
+        if "-servername" not in args:
+            args = ["-servername", "localhost"] + args
         cmd = ["openssl", "s_client", "-connect", "127.0.0.1:%d" % port,
-               "-servername", "localhost", "-CAfile", self.certs.ca,
-               "-verify_return_error", "-ign_eof"] + args
+               "-CAfile", self.certs.ca, "-verify_return_error",
+               "-ign_eof"] + args
         p = subprocess.run(cmd, input=data, capture_output=True,
                            timeout=timeout)
         return p.stdout.decode(errors="replace") + \
@@ -390,6 +392,50 @@ class ResumeGateway(gh.GatewayTestCase):
         self.assertGreater(len(ticket), 32)
         self.assertIn(ticket, der)
         return ticket, der
+
+    def test_sni_entries_do_not_share_tickets(self):
+        """Two certificate entries chosen by SNI on one listener, each with
+        its route: a ticket resumes under the name it was issued for, and
+        a ticket of a.test offered with SNI b.test makes a full handshake
+        (b.test's certificate is shown and checked) and takes b's route."""
+        c = self.certs
+        akey, acrt = c.issue("a", "/CN=a.test", "DNS:a.test")
+        bkey, bcrt = c.issue("b", "/CN=b.test", "DNS:b.test")
+        ba, bb = self.backend(mode="line"), self.backend(mode="line")
+        self.port = gh.free_port()
+        g = self.gateway(
+            "log: {level: info, format: json}\n"
+            "listeners:\n"
+            "  - name: in\n"
+            "    listen: \"tcp://127.0.0.1:%d\"\n"
+            "    accept: tls\n"
+            "    tls:\n"
+            "      cert:\n"
+            "        - {sni: a.test, cert: %s, key: %s}\n"
+            "        - {sni: b.test, cert: %s, key: %s}\n"
+            "    routes:\n"
+            "      - {name: ra, match: {sni: a.test}, backend: \"%s\"}\n"
+            "      - {name: rb, match: {sni: b.test}, backend: \"%s\"}\n"
+            % (self.port, acrt, akey, bcrt, bkey, ba.address, bb.address))
+        for version in ("-tls1_3", "-tls1_2"):
+            with self.subTest(version=version):
+                sess = os.path.join(self.tmp, self.next_name("s") + ".pem")
+                a = ["-servername", "a.test", "-verify_hostname", "a.test"]
+                b = ["-servername", "b.test", "-verify_hostname", "b.test"]
+                out = self.s_client(self.port, [version, "-sess_out", sess]
+                                    + a)
+                self.assertIn("ping", out)
+                out = self.s_client(self.port, [version, "-sess_in", sess]
+                                    + a)
+                self.assertIn("Reused,", out)
+                out = self.s_client(self.port, [version, "-sess_in", sess]
+                                    + b)
+                self.assertNotIn("Reused,", out)
+                self.assertIn("subject=CN = b.test", out)
+                self.assertIn("ping", out)
+        lines = g.wait_conn_lines(6)
+        self.assertEqual([(x["route"], x["resumed"]) for x in lines],
+                         [("ra", "no"), ("ra", "yes"), ("rb", "no")] * 2)
 
     def test_hostile_tickets(self):
         """Tickets of random bytes, with a flipped byte (in the key name,
