@@ -8,10 +8,13 @@ Covered: TLS 1.3 and 1.2 tickets; several workers (a ticket resumes on
 whichever worker accepts the connection); two instances sharing one
 ticket_keys_file (and not with different files); session_resumption:
 false; tsgate client mode resuming against a tsgate listener (counted in
-tsgate_tls_handshakes_total); the client identity of an mTLS session after
-resumption (PROXY v2 TLVs); a ticket of one listener never resuming on
-another; hostile tickets; early data refused; key files that are broken,
-and keys never in the log or /metrics.
+tsgate_tls_handshakes_total), falling back silently when the far end
+restarted, and not resuming with session_resumption: false on the route;
+the client identity of an mTLS session after resumption (PROXY v2 TLVs); a
+ticket of one listener, or of one SNI certificate entry, never resuming on
+another; hostile tickets; early data refused; ticket lifetimes; reloads
+that keep or swap the keys; key files that are broken, and keys never in
+the log or /metrics.
 """
 
 import base64
@@ -571,6 +574,44 @@ class ResumeGateway(gh.GatewayTestCase):
                          r'resumed="true"\} 4\b')
         self.assertRegex(text, r'tsgate_tls_handshakes_total\{listener="far",'
                          r'resumed="false"\} 1\b')
+        # a new far end (a restart: a new ticket secret) refuses the
+        # kept ticket: one full handshake, silently, then resumed again
+        self.assertEqual(far.stop(), 0)
+        self.gateways.remove(far)
+        far2 = self.start([self.listener_yaml("far", self.port, b.address)])
+        for i in range(3):
+            s = socket.create_connection(("127.0.0.1", near_port),
+                                         timeout=10)
+            self.assertEqual(gh.exchange(s, b"again %d" % i), b"again %d" % i)
+            s.close()
+        lines = far2.wait_conn_lines(3)
+        self.assertEqual([x.get("resumed") for x in lines],
+                         ["no", "yes", "yes"])
+        self.assertTrue(all(x.get("result") == "ok" for x in lines))
+
+    def test_client_mode_resumption_off(self):
+        self.port = gh.free_port()
+        b = self.backend()
+        far = self.start([self.listener_yaml("far", self.port, b.address)])
+        near_port = gh.free_port()
+        self.gateway(
+            "log: {level: info, format: json}\n"
+            "listeners:\n"
+            "  - name: near\n"
+            "    listen: \"tcp://127.0.0.1:%d\"\n"
+            "    accept: plain\n"
+            "    routes:\n"
+            "      - backend: \"tcp://127.0.0.1:%d\"\n"
+            "        connect: tls\n"
+            "        tls: {ca: %s, sni: localhost, session_resumption: false}\n"
+            % (near_port, self.port, self.certs.ca))
+        for i in range(3):
+            s = socket.create_connection(("127.0.0.1", near_port),
+                                         timeout=10)
+            self.assertEqual(gh.exchange(s, b"x%d" % i), b"x%d" % i)
+            s.close()
+        lines = far.wait_conn_lines(3)
+        self.assertEqual([x.get("resumed") for x in lines], ["no"] * 3)
 
     # -- the first reply after the handshake -------------------------------
 
