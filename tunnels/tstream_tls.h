@@ -92,10 +92,25 @@ struct tstream_tls_cert_config {
 	 * one RSA chain); GnuTLS then picks the one the client supports.
 	 */
 	const char *sni;
-	/** PEM file: the certificate first, then its intermediates. */
+	/**
+	 * PEM file: the certificate first, then its intermediates; or a
+	 * PKCS#11 URL (RFC 7512, "pkcs11:token=...;object=...;type=cert").
+	 */
 	const char *cert_file;
-	/** PEM file: the private key (unencrypted PKCS#1, PKCS#8 or SEC1). */
+	/**
+	 * PEM file: the private key (unencrypted PKCS#1, PKCS#8 or SEC1); or
+	 * a PKCS#11 URL of a key that stays on its token, with the PIN as
+	 * "?pin-value=..." or "?pin-source=[file:]/path". Errors name the
+	 * URL without its query, so never the PIN.
+	 */
 	const char *key_file;
+	/**
+	 * Optional DER OCSP response for the certificate, stapled when a
+	 * client asks (status_request). A response for another
+	 * certificate, or that is not an OCSP response, is refused; one
+	 * already past its nextUpdate is not stapled (and not an error).
+	 */
+	const char *ocsp_file;
 };
 
 /** @brief Size of tstream_tls_server_config.ticket_key. */
@@ -174,7 +189,10 @@ struct tstream_tls_client_config {
 	 * literal (RFC 6066 forbids IP addresses in SNI).
 	 */
 	const char *sni;
-	/** Optional client certificate chain (PEM) and its key. */
+	/**
+	 * Optional client certificate chain (PEM) and its key; either may
+	 * be a PKCS#11 URL as in struct tstream_tls_cert_config.
+	 */
 	const char *cert_file;
 	const char *key_file;
 	/** GnuTLS priority string; NULL: TSTREAM_TLS_DEFAULT_PRIORITY. */

@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <yaml.h>
 
@@ -219,6 +220,17 @@ void cfg_h_string(struct cfg_parser *p,
 		  yaml_node_t *node,
 		  void *obj);
 void cfg_h_path(struct cfg_parser *p,
+		const struct cfg_key *k,
+		yaml_node_t *node,
+		void *obj);
+/* A private key or keytab to judge by the key permission rule. */
+void cfg_add_secret_at(struct cfg_parser *p,
+		       const char *what,
+		       struct tsgate_config_origin at,
+		       const struct stat *st);
+
+/* config_pkcs11.c: a file name, or a PKCS#11 URL for 'cert' and 'key' */
+void cfg_h_cred(struct cfg_parser *p,
 		const struct cfg_key *k,
 		yaml_node_t *node,
 		void *obj);

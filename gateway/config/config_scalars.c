@@ -54,6 +54,14 @@ static void cfg_add_secret(struct cfg_parser *p,
 			   const yaml_node_t *node,
 			   const struct stat *st)
 {
+	cfg_add_secret_at(p, what, cfg_origin(p, node), st);
+}
+
+void cfg_add_secret_at(struct cfg_parser *p,
+		       const char *what,
+		       struct tsgate_config_origin at,
+		       const struct stat *st)
+{
 	struct cfg_secret *s;
 
 	s = talloc_realloc(p->tmp, p->secrets, struct cfg_secret,
@@ -64,7 +72,7 @@ static void cfg_add_secret(struct cfg_parser *p,
 	}
 	p->secrets = s;
 	p->secrets[p->num_secrets++] = (struct cfg_secret){
-	    .at = cfg_origin(p, node),
+	    .at = at,
 	    .what = what,
 	    .mode = st->st_mode,
 	    .uid = st->st_uid,

@@ -31,6 +31,7 @@ struct cfg_tls_server_parse {
 	const char *client_ca;
 	const char *crl;
 	const char *ticket_keys_file;
+	const char *ocsp_response;
 	bool verify_given;
 };
 
@@ -38,7 +39,7 @@ struct cfg_tls_server_parse {
 #define TS(f)  offsetof(struct tsgate_config_tls_server, f)
 static const struct cfg_key cfg_tls_server_keys[] = {
     {"cert", CFG_ANY, NULL, 0, NULL, NULL},
-    {"key", CFG_SCALAR, cfg_h_path, TSP(key), NULL, "a file name"},
+    {"key", CFG_SCALAR, cfg_h_cred, TSP(key), NULL, "a file name"},
     {"client_ca", CFG_SCALAR, cfg_h_path, TSP(client_ca), NULL, "a file name"},
     {"crl", CFG_SCALAR, cfg_h_path, TSP(crl), NULL, "a file name"},
     {"verify_client", CFG_SCALAR, NULL, 0, NULL, NULL},
@@ -51,6 +52,8 @@ static const struct cfg_key cfg_tls_server_keys[] = {
     {"session_lifetime", CFG_SCALAR, NULL, 0, NULL, "a duration"},
     {"ticket_keys_file", CFG_SCALAR, cfg_h_path, TSP(ticket_keys_file), NULL,
      "a file name"},
+    {"ocsp_response", CFG_SCALAR, cfg_h_path, TSP(ocsp_response), NULL,
+     "a file name"},
 };
 #undef TSP
 
@@ -58,13 +61,16 @@ struct cfg_cert_entry {
 	const char *sni;
 	const char *cert;
 	const char *key;
+	const char *ocsp_response;
 };
 
 #define CE(f) offsetof(struct cfg_cert_entry, f)
 static const struct cfg_key cfg_cert_entry_keys[] = {
     {"sni", CFG_SCALAR, cfg_h_string, CE(sni), NULL, NULL},
-    {"cert", CFG_SCALAR, cfg_h_path, CE(cert), NULL, "a file name"},
-    {"key", CFG_SCALAR, cfg_h_path, CE(key), NULL, "a file name"},
+    {"cert", CFG_SCALAR, cfg_h_cred, CE(cert), NULL, "a file name"},
+    {"key", CFG_SCALAR, cfg_h_cred, CE(key), NULL, "a file name"},
+    {"ocsp_response", CFG_SCALAR, cfg_h_path, CE(ocsp_response), NULL,
+     "a file name"},
 };
 #undef CE
 
@@ -139,6 +145,7 @@ static void cfg_tls_server_certs(struct cfg_parser *p,
 				 yaml_node_t *tls_node,
 				 yaml_node_t *cert_node,
 				 yaml_node_t *key_node,
+				 yaml_node_t *ocsp_node,
 				 bool key_present,
 				 struct cfg_tls_server_parse *tp)
 {
@@ -153,7 +160,7 @@ static void cfg_tls_server_certs(struct cfg_parser *p,
 	if (cert_node->type == YAML_SCALAR_NODE) {
 		struct cfg_key ck = {
 		    "cert",     CFG_SCALAR,
-		    cfg_h_path, offsetof(struct tsgate_config_tls_cert, cert),
+		    cfg_h_cred, offsetof(struct tsgate_config_tls_cert, cert),
 		    NULL,       "a file name"};
 
 		if (!cfg_check_kind(p, "cert", CFG_SCALAR,
@@ -169,7 +176,7 @@ static void cfg_tls_server_certs(struct cfg_parser *p,
 		}
 		tls->num_certs = 1;
 		tls->certs[0].mark = cfg_mark(cert_node);
-		cfg_h_path(p, &ck, cert_node, &tls->certs[0]);
+		cfg_h_cred(p, &ck, cert_node, &tls->certs[0]);
 		if (!key_present) {
 			cfg_error(p, tls_node,
 				  "missing key 'key' in tls "
@@ -179,6 +186,8 @@ static void cfg_tls_server_certs(struct cfg_parser *p,
 		tls->certs[0].key = tp->key;
 		tls->certs[0].cert_at = cfg_origin(p, cert_node);
 		tls->certs[0].key_at = cfg_origin(p, key_node);
+		tls->certs[0].ocsp_response = tp->ocsp_response;
+		tls->certs[0].ocsp_at = cfg_origin(p, ocsp_node);
 		return;
 	}
 	if (cert_node->type != YAML_SEQUENCE_NODE) {
@@ -191,6 +200,12 @@ static void cfg_tls_server_certs(struct cfg_parser *p,
 	if (key_node != NULL) {
 		cfg_error(p, key_node,
 			  "'key' goes into each entry when 'cert' "
+			  "is a list");
+	}
+	if (ocsp_node != NULL) {
+		/* a response is for one certificate */
+		cfg_error(p, ocsp_node,
+			  "'ocsp_response' goes into each entry when 'cert' "
 			  "is a list");
 	}
 	n = (size_t)(cert_node->data.sequence.items.top -
@@ -214,7 +229,7 @@ static void cfg_tls_server_certs(struct cfg_parser *p,
 	     item < cert_node->data.sequence.items.top; item++) {
 		yaml_node_t *e = cfg_node(p, *item);
 		yaml_node_t *seen[ARRAY_SIZE(cfg_cert_entry_keys)] = {NULL};
-		struct cfg_cert_entry ce = {NULL, NULL, NULL};
+		struct cfg_cert_entry ce = {NULL, NULL, NULL, NULL};
 		uint32_t present;
 		struct tsgate_config_tls_cert *c;
 
@@ -255,6 +270,8 @@ static void cfg_tls_server_certs(struct cfg_parser *p,
 		c->mark = cfg_mark(e);
 		c->cert_at = cfg_origin(p, seen[1]);
 		c->key_at = cfg_origin(p, seen[2]);
+		c->ocsp_response = ce.ocsp_response;
+		c->ocsp_at = cfg_origin(p, seen[3]);
 	}
 }
 
@@ -291,6 +308,7 @@ struct tsgate_config_tls_server *cfg_tls_server(struct cfg_parser *p,
 	tls->num_alpn = tp.alpn.num;
 	cfg_tls_server_certs(p, node, SEEN(cfg_tls_server_keys, seen, "cert"),
 			     SEEN(cfg_tls_server_keys, seen, "key"),
+			     SEEN(cfg_tls_server_keys, seen, "ocsp_response"),
 			     PRESENT(cfg_tls_server_keys, present, "key"), &tp);
 
 	v = SEEN(cfg_tls_server_keys, seen, "verify_client");
@@ -354,8 +372,8 @@ static const struct cfg_key cfg_tls_client_keys[] = {
     {"ca", CFG_SCALAR, cfg_h_path, TCP_(ca), NULL, "a file name"},
     {"crl", CFG_SCALAR, cfg_h_path, TCP_(crl), NULL, "a file name"},
     {"sni", CFG_SCALAR, NULL, 0, NULL, NULL},
-    {"cert", CFG_SCALAR, cfg_h_path, TCP_(cert), NULL, "a file name"},
-    {"key", CFG_SCALAR, cfg_h_path, TCP_(key), NULL, "a file name"},
+    {"cert", CFG_SCALAR, cfg_h_cred, TCP_(cert), NULL, "a file name"},
+    {"key", CFG_SCALAR, cfg_h_cred, TCP_(key), NULL, "a file name"},
     {"alpn", CFG_ANY, cfg_h_alpn, TCP_(alpn), NULL, NULL},
     {"verify_name", CFG_SCALAR, NULL, 0, NULL, NULL},
     {"verify", CFG_SCALAR, NULL, 0, NULL, "true or false"},

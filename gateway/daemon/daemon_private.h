@@ -7,7 +7,9 @@
 #define TSGATE_DAEMON_PRIVATE_H
 
 #include <stdbool.h>
+#include <signal.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <talloc.h>
 #include <tevent.h>
 
@@ -23,6 +25,8 @@ struct tsgate_metrics_links;
 struct tsgate_metrics_workers;
 struct tsgate_http_server;
 struct tsgate_ticket_secret;
+struct tsgate_notify;
+struct tsgate_cred_watch;
 
 struct tsgate_daemon {
 	struct tevent_context *ev;
@@ -37,8 +41,12 @@ struct tsgate_daemon {
 	struct tsgate_conns *conns;
 	/* session ticket secret, made before the workers fork */
 	const struct tsgate_ticket_secret *ticket_secret;
-	unsigned worker;      /* 0 .. num_workers-1 */
+	/* $NOTIFY_SOCKET (one process; with workers the supervisor's) */
+	struct tsgate_notify *notify;
+	struct tsgate_cred_watch *cred_watch; /* reload: {watch: true} */
+	unsigned worker;                      /* 0 .. num_workers-1 */
 	unsigned num_workers; /* workers: N (1: no supervisor) */
+	pid_t supervisor;     /* workers: N > 1: told when ready */
 	bool draining;
 	bool stop;
 	int exit_code;
@@ -58,14 +66,21 @@ struct tsgate_listener {
 	struct tevent_timer *accept_pause;
 };
 
-/* daemon.c */
+/* daemon.c; supervisor: the pid to tell (workers: N > 1), else 0 */
 int tsgate_daemon_serve(TALLOC_CTX *mem_ctx,
 			const char *config_path,
 			struct tsgate_config *cfg,
 			unsigned worker,
 			unsigned num_workers,
 			struct tsgate_metrics_links *links,
+			pid_t supervisor,
 			const struct tsgate_ticket_secret *ticket_secret);
+
+/*
+ * Load the config file again and apply it: SIGHUP and a changed
+ * credential file (cred_watch.c) both come here; why says which.
+ */
+void tsgate_daemon_reload(struct tsgate_daemon *d, const char *why);
 
 /* listeners.c */
 
@@ -86,6 +101,17 @@ void tsgate_listeners_close(struct tsgate_daemon *d);
 void tsgate_listeners_log(struct tsgate_daemon *d);
 
 /* workers.c */
+
+/*
+ * What a worker tells the supervisor (sigqueue() of TSGATE_WORKER_SIGNAL
+ * with this value), so that systemd hears READY=1 once all are up and
+ * again once all have reloaded.
+ */
+#define TSGATE_WORKER_SIGNAL (SIGRTMIN + 1)
+enum tsgate_worker_event {
+	TSGATE_WORKER_READY = 1,    /* listeners bound, accepting */
+	TSGATE_WORKER_RELOADED = 2, /* a SIGHUP handled (applied or not) */
+};
 int tsgate_workers_supervise(TALLOC_CTX *mem_ctx,
 			     const char *config_path,
 			     struct tsgate_config *cfg,

@@ -255,6 +255,12 @@ static int tsgate_listener_routes(struct tsgate_listener *l,
 	}
 	/* NULL handles (out of memory) only lose counts */
 	l->conn.metrics = tsgate_metrics_listener_new(l, d->metrics, cfg->name);
+	if (cfg->accept != TSGATE_CONFIG_ACCEPT_PLAIN) {
+		tsgate_metrics_listener_kind(
+		    l->conn.metrics, cfg->accept == TSGATE_CONFIG_ACCEPT_TLS
+					 ? TSGATE_METRICS_KIND_TLS
+					 : TSGATE_METRICS_KIND_GSSAPI);
+	}
 	for (i = 0; i < cfg->num_routes; i++) {
 		l->conn.route_metrics[i] = tsgate_metrics_route_new(
 		    l, l->conn.metrics, cfg->routes[i].name);

@@ -18,6 +18,7 @@
 #include "config_tunnels.h"
 #include "daemon.h"
 #include "health.h"
+#include "log.h"
 
 #ifndef TSGATE_VERSION
 #define TSGATE_VERSION "unknown"
@@ -31,7 +32,7 @@
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"Usage: tsgate [--config FILE]\n"
+		"Usage: tsgate [--config FILE] [--log-level LEVEL]\n"
 		"       tsgate --check-config [--config FILE]\n"
 		"       tsgate --health [--config FILE]\n"
 		"       tsgate --version | --help\n"
@@ -48,6 +49,11 @@ static void usage(FILE *out)
 		"                      error as FILE:LINE:COLUMN: message and "
 		"exit\n"
 		"                      0 when it is good, 1 when it is not\n"
+		"  -l, --log-level LEVEL\n"
+		"                      debug, info, warning or error; "
+		"overrides\n"
+		"                      TSGATE_LOG_LEVEL, which overrides "
+		"log.level\n"
 		"  -H, --health        ask the running daemon's metrics "
 		"listener for\n"
 		"                      GET /healthz; exit 0 on 200 (or when "
@@ -152,12 +158,51 @@ static int run(TALLOC_CTX *mem_ctx, const char *path, struct tsgate_config *cfg)
 	return tsgate_daemon_run(mem_ctx, path, cfg);
 }
 
+/*
+ * --log-level LEVEL: passed on as TSGATE_LOG_LEVEL, so the supervisor,
+ * every worker and every reload see the same override.
+ */
+static int set_log_level(const char *name)
+{
+	enum tsgate_config_log_level level;
+
+	if (tsgate_config_log_level_parse(name, &level) != 0) {
+		fprintf(stderr,
+			"tsgate: --log-level: unknown level '%s' (expected "
+			"one of debug, info, warning, error)\n",
+			name);
+		return -1;
+	}
+	if (setenv(TSGATE_LOG_LEVEL_ENV, name, 1) != 0) {
+		fprintf(stderr, "tsgate: out of memory\n");
+		return -1;
+	}
+	return 0;
+}
+
+/* A TSGATE_LOG_LEVEL that names no level is refused, not ignored. */
+static int check_log_level_env(void)
+{
+	const char *name = getenv(TSGATE_LOG_LEVEL_ENV);
+	enum tsgate_config_log_level level;
+
+	if (name == NULL || tsgate_config_log_level_parse(name, &level) == 0) {
+		return 0;
+	}
+	fprintf(stderr,
+		"tsgate: %s: unknown level '%s' (expected one of debug, "
+		"info, warning, error)\n",
+		TSGATE_LOG_LEVEL_ENV, name);
+	return -1;
+}
+
 int main(int argc, char *argv[])
 {
 	static const struct option options[] = {
 	    {"config", required_argument, NULL, 'c'},
 	    {"check-config", no_argument, NULL, 't'},
 	    {"health", no_argument, NULL, 'H'},
+	    {"log-level", required_argument, NULL, 'l'},
 	    {"version", no_argument, NULL, 'V'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -169,7 +214,8 @@ int main(int argc, char *argv[])
 	struct tsgate_config *cfg;
 	int opt, ret;
 
-	while ((opt = getopt_long(argc, argv, "c:tHVh", options, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "c:tHl:Vh", options, NULL)) !=
+	       -1) {
 		switch (opt) {
 		case 'c':
 			path = optarg;
@@ -179,6 +225,11 @@ int main(int argc, char *argv[])
 			break;
 		case 'H':
 			health = true;
+			break;
+		case 'l':
+			if (set_log_level(optarg) != 0) {
+				return EXIT_USAGE;
+			}
 			break;
 		case 'V':
 			printf("tsgate %s\n", TSGATE_VERSION);
@@ -198,6 +249,9 @@ int main(int argc, char *argv[])
 		return EXIT_USAGE;
 	}
 
+	if (check_log_level_env() != 0) {
+		return 1;
+	}
 	mem_ctx = talloc_new(NULL);
 	if (mem_ctx == NULL) {
 		fprintf(stderr, "tsgate: out of memory\n");

@@ -15,11 +15,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "config_tunnels.h"
 #include "metrics_workers.h"
+#include "sd_notify.h"
 
 struct tsgate_worker_slot {
 	pid_t pid;
 	time_t started;
+	bool ready;     /* said TSGATE_WORKER_READY */
+	bool reloading; /* got SIGHUP, has not said TSGATE_WORKER_RELOADED */
 };
 
 struct tsgate_supervisor {
@@ -35,22 +39,28 @@ struct tsgate_supervisor {
 	struct tsgate_log *log;
 	struct tsgate_metrics_links *links;
 	const struct tsgate_ticket_secret *ticket_secret;
+	struct tsgate_notify *notify; /* $NOTIFY_SOCKET, for all workers */
+	bool told_ready;              /* READY=1 sent since the last change */
 	sigset_t oldmask;
 };
 
 /* Start worker i (with the configuration of the last good reload). */
 static void tsgate_worker_spawn(struct tsgate_supervisor *s, unsigned i)
 {
+	pid_t supervisor = getpid();
 	pid_t pid = fork();
 
 	if (pid == 0) {
 		/* the worker: signals as before, then the normal daemon */
 		sigprocmask(SIG_SETMASK, &s->oldmask, NULL);
 		exit(tsgate_daemon_serve(s->mem_ctx, s->config_path, s->cur, i,
-					 s->n, s->links, s->ticket_secret));
+					 s->n, s->links, supervisor,
+					 s->ticket_secret));
 	}
 	s->slots[i].pid = pid;
 	s->slots[i].started = time(NULL);
+	s->slots[i].ready = false;
+	s->slots[i].reloading = false;
 	if (pid > 0) {
 		s->alive++;
 	}
@@ -86,6 +96,71 @@ static void tsgate_workers_reload(struct tsgate_supervisor *s)
 		talloc_free(s->cur);
 	}
 	s->cur = next;
+}
+
+/*
+ * systemd hears READY=1 once every worker is up, and after a SIGHUP once
+ * every worker has handled it (a worker that died meanwhile is not
+ * waited for: its replacement starts with the new configuration).
+ */
+static void tsgate_workers_notify_ready(struct tsgate_supervisor *s)
+{
+	unsigned i, up = 0;
+
+	if (s->told_ready || s->stopping) {
+		return;
+	}
+	for (i = 0; i < s->n; i++) {
+		if (s->slots[i].pid <= 0 || !s->slots[i].ready ||
+		    s->slots[i].reloading) {
+			return;
+		}
+		up++;
+	}
+	s->told_ready = true;
+	(void)tsgate_notify(s->notify, "READY=1\nSTATUS=ready: %u workers", up);
+}
+
+/* TSGATE_WORKER_SIGNAL from a worker: what it says (workers.h). */
+static void tsgate_workers_event(struct tsgate_supervisor *s,
+				 const siginfo_t *info)
+{
+	unsigned i;
+
+	for (i = 0; i < s->n && s->slots[i].pid != info->si_pid; i++) {
+	}
+	if (i == s->n || info->si_code != SI_QUEUE) {
+		return;
+	}
+	switch (info->si_value.sival_int) {
+	case TSGATE_WORKER_READY:
+		if (s->told_ready) {
+			(void)tsgate_notify(
+			    s->notify, "STATUS=ready: worker %u restarted", i);
+		}
+		s->slots[i].ready = true;
+		break;
+	case TSGATE_WORKER_RELOADED:
+		s->slots[i].reloading = false;
+		break;
+	default:
+		return;
+	}
+	tsgate_workers_notify_ready(s);
+}
+
+/* SIGHUP: RELOADING=1 now, READY=1 when every worker has reloaded. */
+static void tsgate_workers_reloading(struct tsgate_supervisor *s)
+{
+	unsigned i;
+
+	(void)tsgate_notify_reloading(s->notify);
+	s->told_ready = false;
+	for (i = 0; i < s->n; i++) {
+		/* a worker still starting reads the new file anyway */
+		s->slots[i].reloading =
+		    s->slots[i].pid > 0 && s->slots[i].ready;
+	}
 }
 
 /* Worker i (pid) ended with status: restart it, unless stopping. */
@@ -169,10 +244,14 @@ int tsgate_workers_supervise(TALLOC_CTX *mem_ctx,
 	    .n = cfg->workers,
 	};
 	sigset_t set;
+	siginfo_t info;
 	int sig;
+	int err;
 
 	s.slots = talloc_zero_array(mem_ctx, struct tsgate_worker_slot, s.n);
-	s.log = tsgate_log_new(s.slots, cfg->log.level, cfg->log.format);
+	s.log =
+	    tsgate_log_new(s.slots, tsgate_log_level_effective(cfg->log.level),
+			   cfg->log.format);
 	if (s.slots == NULL || s.log == NULL) {
 		fprintf(stderr, "tsgate: out of memory\n");
 		talloc_free(s.slots);
@@ -183,7 +262,14 @@ int tsgate_workers_supervise(TALLOC_CTX *mem_ctx,
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, TSGATE_WORKER_SIGNAL);
 	sigprocmask(SIG_BLOCK, &set, &s.oldmask);
+	if (tsgate_notify_new(s.slots, getenv("NOTIFY_SOCKET"), &s.notify) !=
+	    0) {
+		tsgate_log_msg(s.log, TSGATE_CONFIG_LOG_WARNING, "start",
+			       "NOTIFY_SOCKET: cannot use it; systemd will "
+			       "not hear READY=1");
+	}
 
 	/* kept open here, so a restarted worker answers on the same one */
 	s.ticket_secret = ticket_secret;
@@ -194,15 +280,36 @@ int tsgate_workers_supervise(TALLOC_CTX *mem_ctx,
 			       "worker 0 only",
 			       s.n - 1, strerror(errno));
 	}
+	err = tsgate_token_lock_setup();
+	if (err != 0) {
+		tsgate_log_msg(s.log, TSGATE_CONFIG_LOG_WARNING, "start",
+			       "token lock: %s; workers open PKCS#11 tokens "
+			       "at the same time",
+			       strerror(err));
+	}
 	tsgate_workers_start(&s);
 
 	while (s.alive > 0) {
-		if (sigwait(&set, &sig) != 0) {
+		sig = sigwaitinfo(&set, &info);
+		if (sig == -1) {
 			continue;
 		}
 		if (sig == SIGCHLD) {
 			tsgate_workers_reap(&s);
 			continue;
+		}
+		if (sig == TSGATE_WORKER_SIGNAL) {
+			tsgate_workers_event(&s, &info);
+			continue;
+		}
+		if (sig == SIGHUP && !s.stopping) {
+			tsgate_workers_reloading(&s);
+		} else if (sig != SIGHUP && !s.stopping) {
+			(void)tsgate_notify(s.notify,
+					    "STOPPING=1\nSTATUS=%s: workers "
+					    "draining",
+					    sig == SIGTERM ? "SIGTERM"
+							   : "SIGINT");
 		}
 		s.stopping = s.stopping || sig != SIGHUP;
 		tsgate_workers_signal(&s, sig);
@@ -210,7 +317,11 @@ int tsgate_workers_supervise(TALLOC_CTX *mem_ctx,
 			tsgate_workers_reload(&s);
 		}
 	}
-	sigprocmask(SIG_SETMASK, &s.oldmask, NULL);
+	/*
+	 * The signals stay blocked: unblocking would deliver a SIGTERM that
+	 * came during the stop with its default action, and the supervisor
+	 * would end "killed by signal" instead of with its exit code.
+	 */
 	tsgate_log_msg(s.log, TSGATE_CONFIG_LOG_INFO, "stop",
 		       "supervisor stopped");
 	talloc_free(s.slots);

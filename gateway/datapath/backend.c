@@ -277,6 +277,29 @@ static void tsgate_backend_tunnel_done(struct tevent_req *subreq)
 	tevent_req_done(req);
 }
 
+size_t tsgate_backend_connect_index(struct tevent_req *req)
+{
+	struct tsgate_backend_connect_state *state =
+	    tevent_req_data(req, struct tsgate_backend_connect_state);
+
+	return state->next_ip > 0 ? state->next_ip - 1 : 0;
+}
+
+char *tsgate_backend_address_string(TALLOC_CTX *mem_ctx,
+				    const struct tsgate_config_addr *addr,
+				    size_t index)
+{
+	const char *ip;
+
+	if (addr->kind == TSGATE_CONFIG_ADDR_UNIX) {
+		return talloc_asprintf(mem_ctx, "unix:%s", addr->path);
+	}
+	ip = index < addr->num_ips ? addr->ips[index] : addr->ip;
+	return talloc_asprintf(mem_ctx,
+			       strchr(ip, ':') != NULL ? "[%s]:%u" : "%s:%u",
+			       ip, (unsigned)addr->port);
+}
+
 int tsgate_backend_connect_recv(struct tevent_req *req,
 				int *perrno,
 				TALLOC_CTX *mem_ctx,

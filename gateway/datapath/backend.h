@@ -6,6 +6,7 @@
 #ifndef TSGATE_BACKEND_H
 #define TSGATE_BACKEND_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <talloc.h>
 #include <tevent.h>
@@ -41,6 +42,27 @@ int tsgate_backend_new(TALLOC_CTX *mem_ctx,
 struct tevent_req *tsgate_backend_connect_send(TALLOC_CTX *mem_ctx,
 					       struct tevent_context *ev,
 					       struct tsgate_backend *backend);
+
+/**
+ * @brief Which of the route's resolved addresses (route->backend.ips) the
+ *        connect attempt in progress or last made went to: after a
+ *        success, the one connected. 0 for a unix path or a single
+ *        address (then route->backend.ip). Valid until the request is
+ *        received.
+ */
+size_t tsgate_backend_connect_index(struct tevent_req *req);
+
+/**
+ * @brief The backend address a connect went to, for logs:
+ *        "192.0.2.1:443", "[2001:db8::1]:443" or "unix:/path".
+ *
+ * @param addr   The route's backend.
+ * @param index  tsgate_backend_connect_index().
+ * @return The text on mem_ctx, or NULL when out of memory.
+ */
+char *tsgate_backend_address_string(TALLOC_CTX *mem_ctx,
+				    const struct tsgate_config_addr *addr,
+				    size_t index);
 
 /**
  * @brief Receive the connected stream.

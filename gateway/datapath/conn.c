@@ -16,6 +16,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -73,17 +74,32 @@ struct tsgate_conn {
 	struct tsgate_conn_listener *listener;
 	uint64_t id;
 	struct timeval start;
-	char *peer;
+	/*
+	 * The client's address, made a string only for a log line (a
+	 * string kept per connection cost ~0.12 KiB). An address that does
+	 * not fit (a named unix socket) keeps its string in peer_str.
+	 */
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in in;
+		struct sockaddr_in6 in6;
+	} peer;
+	socklen_t peer_len; /* 0: unknown */
+	char *peer_str;
 	struct tstream_context *client;
 	struct tstream_context *backend;
 	const struct tsgate_config_route *route;
 	struct tsgate_metrics_route *route_metrics;
-	struct tsgate_metrics_conn *metrics;
+	struct tsgate_metrics_conn metrics;
 	struct tsgate_peer_info info;
 	struct tsgate_conn_stats stats;
 	bool finished; /* on set->finished instead of set->live */
 	bool dropped;  /* counted in tsgate_connection_drops_total */
 	bool quiet;    /* no log line of its own (a rate-limited one instead) */
+	/* err is our decision (no route), not a system error: no "error" */
+	bool no_errno;
+	/* route->backend.ips[] index connected (a name may have several) */
+	uint16_t backend_ip;
 	/* a slot of its source's limit, given back when conn is freed */
 	struct tsgate_source_slot *source_slot;
 };
@@ -100,6 +116,25 @@ static uint64_t elapsed_usec(const struct timeval *since)
 		     ((int64_t)now.tv_usec - (int64_t)since->tv_usec);
 
 	return us > 0 ? (uint64_t)us : 0;
+}
+
+/* The client's address as a log line shows it, on mem_ctx; NULL: unknown. */
+static const char *tsgate_conn_peer(const struct tsgate_conn *conn,
+				    TALLOC_CTX *mem_ctx)
+{
+	struct tsocket_address *addr = NULL;
+	char *str;
+
+	if (conn->peer_str != NULL || conn->peer_len == 0) {
+		return conn->peer_str;
+	}
+	if (tsocket_address_bsd_from_sockaddr(mem_ctx, &conn->peer.sa,
+					      conn->peer_len, &addr) != 0) {
+		return NULL;
+	}
+	str = tsocket_address_string(addr, mem_ctx);
+	talloc_free(addr);
+	return str;
 }
 
 /*
@@ -209,6 +244,7 @@ static int tsgate_conn_destructor(struct tsgate_conn *conn)
 	}
 	set->num--;
 	l->num_conns--;
+	tsgate_metrics_conn_fini(&conn->metrics);
 	if (l->num_conns == 0 && l->unused_fn != NULL) {
 		l->unused_fn(l->private_data);
 	}
@@ -252,7 +288,7 @@ static void tsgate_conn_log(struct tsgate_conn *conn,
 	tsgate_log_kv_str(kv, "listener", conn->listener->cfg->name);
 	tsgate_log_kv_str(kv, "route",
 			  conn->route != NULL ? conn->route->name : NULL);
-	tsgate_log_kv_str(kv, "peer", conn->peer);
+	tsgate_log_kv_str(kv, "peer", tsgate_conn_peer(conn, kv));
 	tsgate_log_kv_str(kv, "identity", tsgate_identity_summary(&conn->info));
 	tsgate_log_kv_str(kv, "cert_name_error", conn->info.client_name_error);
 	tsgate_log_kv_str(kv, "local_name", conn->info.local_name);
@@ -268,6 +304,13 @@ static void tsgate_conn_log(struct tsgate_conn *conn,
 	tsgate_log_kv_str(kv, "tls_truncated", tsgate_conn_truncated(conn));
 	if (conn->route != NULL) {
 		tsgate_log_kv_str(kv, "backend", conn->route->backend.text);
+		/* the log is best effort: a failed allocation loses the field
+		 */
+		char *addr = tsgate_backend_address_string(
+		    kv, &conn->route->backend, conn->backend_ip);
+
+		tsgate_log_kv_str(kv, "backend_addr", addr);
+		talloc_free(addr);
 	}
 	tsgate_log_kv_u64(kv, "bytes_in", conn->stats.bytes_up);
 	tsgate_log_kv_u64(kv, "bytes_out", conn->stats.bytes_down);
@@ -277,13 +320,36 @@ static void tsgate_conn_log(struct tsgate_conn *conn,
 	tsgate_log_kv_str(kv, "result", err == 0 ? "ok" : "error");
 	if (err != 0) {
 		tsgate_log_kv_str(kv, "reason", reason);
-		tsgate_log_kv_str(kv, "error", strerror(err));
+		/* ESHUTDOWN is our own drain, not a socket's state */
+		if (!conn->no_errno && err != ESHUTDOWN) {
+			tsgate_log_kv_str(kv, "error", strerror(err));
+		}
 	}
 	tsgate_log_kv_emit(conn->set->log,
 			   err == 0 ? TSGATE_CONFIG_LOG_INFO
 				    : TSGATE_CONFIG_LOG_WARNING,
 			   "conn", kv);
 	talloc_free(kv);
+}
+
+/* How a connection ended, for tsgate_connection_duration_seconds. */
+static enum tsgate_metrics_result tsgate_conn_result(
+    const struct tsgate_conn *conn, int err)
+{
+	if (err == 0) {
+		return TSGATE_METRICS_RESULT_OK;
+	}
+	if (conn->backend == NULL) {
+		/* routed (else not counted) but never connected */
+		return TSGATE_METRICS_RESULT_BACKEND_FAILED;
+	}
+	if (err == ETIMEDOUT) {
+		return TSGATE_METRICS_RESULT_IDLE_TIMEOUT;
+	}
+	if (err == ESHUTDOWN) {
+		return TSGATE_METRICS_RESULT_SHUTDOWN;
+	}
+	return TSGATE_METRICS_RESULT_ERROR;
 }
 
 /*
@@ -302,6 +368,7 @@ static void tsgate_conn_finish(struct tsgate_conn *conn,
 	conn->finished = true;
 	TSG_DLIST_REMOVE(set->live, conn);
 	TSG_DLIST_ADD(set->finished, conn);
+	tsgate_metrics_conn_end(&conn->metrics, tsgate_conn_result(conn, err));
 	if (!conn->quiet) {
 		/* the gateway's own reasons that no caller counted */
 		if (!conn->dropped && err == ESHUTDOWN) {
@@ -338,7 +405,7 @@ static void tsgate_conn_debug(struct tsgate_conn *conn,
 	tsgate_log_kv_u64(kv, "id", conn->id);
 	tsgate_log_kv_str(kv, "listener", conn->listener->cfg->name);
 	tsgate_log_kv_str(kv, "step", step);
-	tsgate_log_kv_str(kv, "peer", conn->peer);
+	tsgate_log_kv_str(kv, "peer", tsgate_conn_peer(conn, kv));
 	tsgate_log_kv_str(kv, "detail", detail);
 	tsgate_log_kv_emit(conn->set->log, TSGATE_CONFIG_LOG_DEBUG, "conn_step",
 			   kv);
@@ -374,7 +441,7 @@ static struct tsgate_log_kv *tsgate_refusal_log_start(
 	kv = tsgate_log_kv_new(conn);
 	tsgate_log_kv_u64(kv, "id", conn->id);
 	tsgate_log_kv_str(kv, "listener", conn->listener->cfg->name);
-	tsgate_log_kv_str(kv, "peer", conn->peer);
+	tsgate_log_kv_str(kv, "peer", tsgate_conn_peer(conn, kv));
 	tsgate_log_kv_u64(kv, "suppressed", r->suppressed);
 	r->last = now;
 	r->suppressed = 0;
@@ -470,6 +537,7 @@ struct tsgate_conn_setup_state {
 	struct tsocket_address *local;
 	struct tsgate_backend *route_backend;
 	struct timeval backend_start;
+	struct timeval tunnel_start;
 	uint8_t *handoff;
 	struct iovec handoff_iov;
 	int fd; /* the client socket (the stream owns it) */
@@ -513,6 +581,28 @@ static void tsgate_conn_setup_fail(struct tevent_req *req,
 				   const char *fmt,
 				   ...) PRINTF_ATTRIBUTE(3, 4);
 
+/*
+ * A tunnel's reason to put after our own words ("tls handshake failed:
+ * "): without a lead that says the same again ("TLS handshake failed:
+ * ..."), so no line reads "handshake failed: TLS handshake failed".
+ * The lead is any words ending in `said` (case ignored) and ": ".
+ */
+static const char *tsgate_conn_reason_tail(const char *reason, const char *said)
+{
+	const char *colon;
+	size_t n = strlen(said);
+
+	if (reason == NULL) {
+		return "";
+	}
+	colon = strstr(reason, ": ");
+	if (colon != NULL && (size_t)(colon - reason) >= n &&
+	    strncasecmp(colon - n, said, n) == 0) {
+		return colon + 2;
+	}
+	return reason;
+}
+
 static void tsgate_conn_setup_fail(struct tevent_req *req,
 				   int err,
 				   const char *fmt,
@@ -550,8 +640,13 @@ static void tsgate_conn_setup_addresses(struct tsgate_conn_setup_state *state,
 		(void)tsocket_address_bsd_from_sockaddr(
 		    state, (struct sockaddr *)&ss, sslen, &state->local);
 	}
-	if (state->remote != NULL) {
-		conn->peer = tsocket_address_string(state->remote, conn);
+	if (state->remote == NULL) {
+		/* unknown */
+	} else if (*ppeerlen <= sizeof(conn->peer)) {
+		memcpy(&conn->peer, peer, *ppeerlen);
+		conn->peer_len = *ppeerlen;
+	} else {
+		conn->peer_str = tsocket_address_string(state->remote, conn);
 	}
 	conn->info.remote = state->remote;
 	conn->info.local = state->local;
@@ -568,6 +663,7 @@ static void tsgate_conn_setup_tunnel(struct tevent_req *req)
 	struct tevent_req *subreq = NULL;
 	struct timeval end;
 
+	state->tunnel_start = tevent_timeval_current();
 	switch (l->cfg->accept) {
 	case TSGATE_CONFIG_ACCEPT_PLAIN:
 		tsgate_conn_setup_route(req);
@@ -704,10 +800,16 @@ static void tsgate_conn_setup_tunnel_done(struct tevent_req *subreq)
 		tsgate_conn_setup_fail(
 		    req, err, "%s handshake failed%s%s",
 		    tsgate_config_accept_name(l->cfg->accept),
-		    reason != NULL ? ": " : "", reason != NULL ? reason : "");
+		    reason != NULL ? ": " : "",
+		    tsgate_conn_reason_tail(reason, "handshake failed"));
 		return;
 	}
 	tsgate_conn_ack_now(state->fd);
+	tsgate_metrics_handshake_done(l->metrics,
+				      l->cfg->accept == TSGATE_CONFIG_ACCEPT_TLS
+					  ? TSGATE_METRICS_KIND_TLS
+					  : TSGATE_METRICS_KIND_GSSAPI,
+				      elapsed_usec(&state->tunnel_start));
 	if (l->cfg->accept == TSGATE_CONFIG_ACCEPT_TLS) {
 		tsgate_peer_info_from_tls(&conn->info, conn->client);
 		tsgate_metrics_tls_handshake(l->metrics,
@@ -732,6 +834,8 @@ static void tsgate_conn_setup_route(struct tevent_req *req)
 	conn->route = tsgate_route_select(l->cfg, &conn->info);
 	if (conn->route == NULL) {
 		tsgate_conn_drop(conn, TSGATE_METRICS_DROP_NO_ROUTE);
+		/* EACCES classifies it; no socket said "Permission denied" */
+		conn->no_errno = true;
 		/* say why a certificate that looked right matched nothing */
 		if (conn->info.client_name_error != NULL) {
 			tsgate_conn_setup_fail(req, EACCES,
@@ -749,7 +853,7 @@ static void tsgate_conn_setup_route(struct tevent_req *req)
 			conn->route_metrics = l->route_metrics[i];
 		}
 	}
-	tsgate_metrics_conn_routed(conn->metrics, conn->route_metrics,
+	tsgate_metrics_conn_routed(&conn->metrics, conn->route_metrics,
 				   &conn->stats);
 	tsgate_conn_debug(conn, "routed", conn->route->name);
 	state->backend_start = tevent_timeval_current();
@@ -773,6 +877,7 @@ static void tsgate_conn_setup_backend_done(struct tevent_req *subreq)
 	const char *why;
 	int ret, err = 0;
 
+	conn->backend_ip = (uint16_t)tsgate_backend_connect_index(subreq);
 	ret = tsgate_backend_connect_recv(subreq, &err, conn, &conn->backend,
 					  &reason);
 	TALLOC_FREE(subreq);
@@ -788,7 +893,7 @@ static void tsgate_conn_setup_backend_done(struct tevent_req *subreq)
 		}
 		tsgate_conn_setup_fail(req, err, "%s%s%s", why,
 				       reason != NULL ? ": " : "",
-				       reason != NULL ? reason : "");
+				       tsgate_conn_reason_tail(reason, why));
 		return;
 	}
 	tsgate_metrics_backend_connected(conn->route_metrics,
@@ -1017,8 +1122,8 @@ void tsgate_conns_accept(struct tsgate_conns *set,
 	set->num++;
 	l->num_conns++;
 	talloc_set_destructor(conn, tsgate_conn_destructor);
-	/* counted from accept; freeing the tracker with conn uncounts it */
-	conn->metrics = tsgate_metrics_conn_new(conn, l->metrics);
+	/* counted from accept; the destructor uncounts it */
+	tsgate_metrics_conn_init(&conn->metrics, l->metrics);
 
 	req = tsgate_conn_setup_send(conn, set->ev, conn, fd);
 	if (req == NULL) {

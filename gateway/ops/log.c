@@ -4,8 +4,11 @@
 #include "log.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -64,10 +67,59 @@ static int spare_kv_destructor(struct tsgate_log_kv *kv)
 
 static const char *const level_names[] = {
     [TSGATE_CONFIG_LOG_ERROR] = "error",
-    [TSGATE_CONFIG_LOG_WARNING] = "warn",
+    [TSGATE_CONFIG_LOG_WARNING] = "warning",
     [TSGATE_CONFIG_LOG_INFO] = "info",
     [TSGATE_CONFIG_LOG_DEBUG] = "debug",
 };
+
+/* syslog priorities (sd-daemon(3) "<N>" prefixes) of the levels */
+static const char *const level_prefixes[] = {
+    [TSGATE_CONFIG_LOG_ERROR] = "<3>",
+    [TSGATE_CONFIG_LOG_WARNING] = "<4>",
+    [TSGATE_CONFIG_LOG_INFO] = "<6>",
+    [TSGATE_CONFIG_LOG_DEBUG] = "<7>",
+};
+
+const char *tsgate_log_level_name(enum tsgate_config_log_level level)
+{
+	if ((unsigned)level > TSGATE_CONFIG_LOG_DEBUG) {
+		return "debug";
+	}
+	return level_names[level];
+}
+
+enum tsgate_config_log_level tsgate_log_level_effective(
+    enum tsgate_config_log_level configured)
+{
+	enum tsgate_config_log_level level;
+
+	if (tsgate_config_log_level_parse(getenv(TSGATE_LOG_LEVEL_ENV),
+					  &level) == 0) {
+		return level;
+	}
+	return configured;
+}
+
+bool tsgate_log_detect_journal(struct tsgate_log *log)
+{
+	const char *env = getenv("JOURNAL_STREAM");
+	uintmax_t dev, ino;
+	struct stat st;
+	char end;
+	int fd;
+
+	log->journal = false;
+	fd = log->out != NULL ? fileno(log->out) : -1;
+	if (env == NULL || fd < 0 ||
+	    sscanf(env, "%ju:%ju%c", &dev, &ino, &end) != 2 ||
+	    fstat(fd, &st) != 0) {
+		return false;
+	}
+	/* a redirected stderr inherits the variable but not the stream */
+	log->journal =
+	    (uintmax_t)st.st_dev == dev && (uintmax_t)st.st_ino == ino;
+	return log->journal;
+}
 
 struct tsgate_log *tsgate_log_new(TALLOC_CTX *mem_ctx,
 				  enum tsgate_config_log_level level,
@@ -82,6 +134,7 @@ struct tsgate_log *tsgate_log_new(TALLOC_CTX *mem_ctx,
 	log->format = format;
 	log->out = stderr;
 	log->worker = -1;
+	tsgate_log_detect_journal(log);
 	if (spare_kv == NULL) {
 		spare_kv = talloc_zero(log, struct tsgate_log_kv);
 		if (spare_kv != NULL) {
@@ -407,13 +460,15 @@ static void line_render(struct log_line *l,
 			enum tsgate_config_log_level level,
 			const char *event,
 			int worker,
-			const struct tsgate_log_kv *kv)
+			const struct tsgate_log_kv *kv,
+			size_t keep)
 {
 	size_t i;
 	char num[24];
 	bool cut;
 
-	l->len = 0;
+	/* the first keep bytes are already written (a priority prefix) */
+	l->len = keep;
 	l->full = false;
 	if (format == TSGATE_CONFIG_LOG_JSON) {
 		line_puts(l, "{\"time\":\"");
@@ -466,7 +521,7 @@ char *tsgate_log_kv_render(TALLOC_CTX *mem_ctx,
 {
 	struct log_line l;
 
-	line_render(&l, format, level, event, -1, kv);
+	line_render(&l, format, level, event, -1, kv, 0);
 	return talloc_strndup(mem_ctx, l.buf, l.len);
 }
 
@@ -506,7 +561,12 @@ void tsgate_log_kv_emit(struct tsgate_log *log,
 	if (!tsgate_log_enabled(log, level)) {
 		return;
 	}
-	line_render(&l, log->format, level, event, log->worker, kv);
+	if (log->journal) {
+		/* journald strips it and files the line at that priority */
+		memcpy(l.buf, level_prefixes[level], 3);
+	}
+	line_render(&l, log->format, level, event, log->worker, kv,
+		    log->journal ? 3 : 0);
 	l.buf[l.len++] = '\n';
 	log_write(log->out, l.buf, l.len);
 }

@@ -20,7 +20,33 @@ struct tsgate_log {
 	enum tsgate_config_log_format format;
 	FILE *out;  /* stderr unless a test says otherwise */
 	int worker; /* >= 0: a "worker" field leads every line; -1: none */
+	/* out is the journal's stream: lines start with "<N>" (syslog) */
+	bool journal;
 };
+
+/*
+ * The environment variable that overrides the file's 'log: level:'
+ * (--log-level sets it for the daemon it starts). Precedence:
+ * --log-level, then TSGATE_LOG_LEVEL, then the file, then "info".
+ */
+#define TSGATE_LOG_LEVEL_ENV "TSGATE_LOG_LEVEL"
+
+/**
+ * @brief The level to log at: TSGATE_LOG_LEVEL when it names a level,
+ *        else the configuration's (a bad name is refused at start-up).
+ */
+enum tsgate_config_log_level tsgate_log_level_effective(
+    enum tsgate_config_log_level configured);
+
+/**
+ * @brief Whether log->out is the stream systemd connected to the journal:
+ *        $JOURNAL_STREAM ("DEVICE:INODE") names its device and inode.
+ *        Sets log->journal (tsgate_log_new() calls it for stderr).
+ */
+bool tsgate_log_detect_journal(struct tsgate_log *log);
+
+/** @brief The name of a level as the configuration writes it. */
+const char *tsgate_log_level_name(enum tsgate_config_log_level level);
 
 /** @brief A logger writing to stderr. */
 struct tsgate_log *tsgate_log_new(TALLOC_CTX *mem_ctx,

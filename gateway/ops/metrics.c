@@ -12,7 +12,11 @@
 
 #include "tsgate_dlist.h"
 #include "metrics.h"
+#include "metrics_hist.h"
+#include "metrics_process.h"
 #include "conn_stats.h"
+#include "metrics_creds.h"
+#include "metrics_private.h"
 
 #define N_ELEM(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -43,6 +47,8 @@ struct metrics_lseries {
 	uint64_t hs_failures[TSGATE_METRICS_HS_NUM];
 	uint64_t tls_handshakes[2]; /* [resumed] */
 	uint64_t drops[TSGATE_METRICS_DROP_NUM];
+	struct tsgate_hist hs_duration[TSGATE_METRICS_KIND_NUM];
+	unsigned hs_kinds; /* bit per kind: its series is rendered */
 	struct metrics_rseries *routes, *routes_tail;
 };
 
@@ -61,16 +67,22 @@ struct metrics_rseries {
 	uint64_t connect_buckets[NUM_BUCKETS]; /* not cumulative */
 	uint64_t connect_count;
 	uint64_t connect_usec_sum;
+	struct tsgate_hist duration[TSGATE_METRICS_RESULT_NUM];
 	/* Routed connections whose relay counters are still moving. */
 	struct tsgate_metrics_conn *live;
 };
 
 struct tsgate_metrics {
 	char *version_label;
+	char *build_labels; /* ",name=\"value\"..." after version */
 	struct timeval start;
 	enum tsgate_metrics_state state;
 	uint64_t reloads_ok;
 	uint64_t reloads_failed;
+	/* the start-up load counts as the first successful one */
+	struct timeval last_reload_success;
+	bool last_reload_failed;
+	struct tsgate_metrics_creds *creds;
 	struct metrics_lseries *listeners, *listeners_tail;
 };
 
@@ -82,19 +94,25 @@ struct tsgate_metrics_route {
 	struct metrics_rseries *s;
 };
 
-struct tsgate_metrics_conn {
-	struct tsgate_metrics_conn *prev, *next; /* in rs->live */
-	struct metrics_lseries *ls;
-	struct metrics_rseries *rs; /* NULL until routed */
-	const struct tsgate_conn_stats *stats;
-};
-
 static const char *const hs_reason_names[TSGATE_METRICS_HS_NUM] = {
     [TSGATE_METRICS_HS_TIMEOUT] = "timeout",
     [TSGATE_METRICS_HS_PROTOCOL] = "protocol",
     [TSGATE_METRICS_HS_AUTH] = "auth",
     [TSGATE_METRICS_HS_CLOSED] = "closed",
     [TSGATE_METRICS_HS_OTHER] = "other",
+};
+
+static const char *const kind_names[TSGATE_METRICS_KIND_NUM] = {
+    [TSGATE_METRICS_KIND_TLS] = "tls",
+    [TSGATE_METRICS_KIND_GSSAPI] = "gssapi",
+};
+
+static const char *const result_names[TSGATE_METRICS_RESULT_NUM] = {
+    [TSGATE_METRICS_RESULT_OK] = "ok",
+    [TSGATE_METRICS_RESULT_BACKEND_FAILED] = "backend_failed",
+    [TSGATE_METRICS_RESULT_IDLE_TIMEOUT] = "idle_timeout",
+    [TSGATE_METRICS_RESULT_SHUTDOWN] = "shutdown",
+    [TSGATE_METRICS_RESULT_ERROR] = "error",
 };
 
 static const char *const drop_reason_names[TSGATE_METRICS_DROP_NUM] = {
@@ -271,9 +289,55 @@ struct tsgate_metrics *tsgate_metrics_new(TALLOC_CTX *mem_ctx,
 	} else {
 		gettimeofday(&m->start, NULL);
 	}
+	m->last_reload_success = m->start;
 	m->state = TSGATE_METRICS_STARTING;
 	talloc_set_destructor(m, tsgate_metrics_destructor);
 	return m;
+}
+
+static bool label_name_ok(const char *s)
+{
+	size_t i;
+
+	for (i = 0; s[i] != '\0'; i++) {
+		char c = s[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      c == '_' || (i > 0 && c >= '0' && c <= '9'))) {
+			return false;
+		}
+	}
+	return i > 0;
+}
+
+int tsgate_metrics_set_build_info(struct tsgate_metrics *m,
+				  const struct tsgate_metrics_label *labels,
+				  size_t n)
+{
+	char *text = talloc_strdup(m, "");
+	size_t i;
+
+	for (i = 0; i < n && text != NULL; i++) {
+		char *value;
+
+		if (!label_name_ok(labels[i].name)) {
+			talloc_free(text);
+			return EINVAL;
+		}
+		value = label_escape(text, labels[i].value);
+		if (value == NULL) {
+			break;
+		}
+		talloc_asprintf_addbuf(&text, ",%s=\"%s\"", labels[i].name,
+				       value);
+	}
+	if (text == NULL || i < n) {
+		talloc_free(text);
+		return ENOMEM;
+	}
+	talloc_free(m->build_labels);
+	m->build_labels = text;
+	return 0;
 }
 
 void tsgate_metrics_set_state(struct tsgate_metrics *m,
@@ -297,9 +361,29 @@ void tsgate_metrics_reload(struct tsgate_metrics *m, bool ok)
 	}
 	if (ok) {
 		m->reloads_ok++;
+		gettimeofday(&m->last_reload_success, NULL);
 	} else {
 		m->reloads_failed++;
 	}
+	m->last_reload_failed = !ok;
+}
+
+int tsgate_metrics_set_creds(struct tsgate_metrics *m,
+			     const struct tsgate_metrics_cred *creds,
+			     size_t n)
+{
+	struct tsgate_metrics_creds *c;
+
+	if (m == NULL) {
+		return EINVAL;
+	}
+	c = tsgate_metrics_creds_copy(m, creds, n);
+	if (c == NULL) {
+		return ENOMEM;
+	}
+	talloc_free(m->creds);
+	m->creds = c;
+	return 0;
 }
 
 /*
@@ -483,6 +567,26 @@ void tsgate_metrics_tls_handshake(struct tsgate_metrics_listener *l,
 	l->s->tls_handshakes[resumed ? 1 : 0]++;
 }
 
+void tsgate_metrics_listener_kind(struct tsgate_metrics_listener *l,
+				  enum tsgate_metrics_kind kind)
+{
+	if (l != NULL && (unsigned)kind < TSGATE_METRICS_KIND_NUM) {
+		l->s->hs_kinds |= 1u << kind;
+	}
+}
+
+void tsgate_metrics_handshake_done(struct tsgate_metrics_listener *l,
+				   enum tsgate_metrics_kind kind,
+				   uint64_t usec)
+{
+	if (l == NULL || (unsigned)kind >= TSGATE_METRICS_KIND_NUM) {
+		return;
+	}
+	l->s->hs_kinds |= 1u << kind;
+	tsgate_hist_observe(&l->s->hs_duration[kind],
+			    &tsgate_hist_handshake_bounds, usec);
+}
+
 void tsgate_metrics_drop(struct tsgate_metrics_listener *l,
 			 enum tsgate_metrics_drop_reason why)
 {
@@ -522,7 +626,7 @@ void tsgate_metrics_backend_failed(struct tsgate_metrics_route *r)
 	}
 }
 
-static int conn_tracker_destructor(struct tsgate_metrics_conn *c)
+void tsgate_metrics_conn_fini(struct tsgate_metrics_conn *c)
 {
 	struct metrics_rseries *rs = c->rs;
 
@@ -534,9 +638,32 @@ static int conn_tracker_destructor(struct tsgate_metrics_conn *c)
 		rs->conns_active--;
 		TSG_DLIST_REMOVE(rs->live, c);
 		rseries_unref(rs);
+		c->rs = NULL;
 	}
-	c->ls->conns_active--;
-	lseries_unref(c->ls);
+	if (c->ls != NULL) {
+		c->ls->conns_active--;
+		lseries_unref(c->ls);
+		c->ls = NULL;
+	}
+}
+
+void tsgate_metrics_conn_init(struct tsgate_metrics_conn *c,
+			      struct tsgate_metrics_listener *l)
+{
+	*c = (struct tsgate_metrics_conn){0};
+	if (l == NULL) {
+		return;
+	}
+	c->ls = l->s;
+	gettimeofday(&c->start, NULL);
+	c->ls->refs++;
+	c->ls->conns_total++;
+	c->ls->conns_active++;
+}
+
+static int conn_tracker_destructor(struct tsgate_metrics_conn *c)
+{
+	tsgate_metrics_conn_fini(c);
 	return 0;
 }
 
@@ -548,14 +675,11 @@ struct tsgate_metrics_conn *tsgate_metrics_conn_new(
 	if (l == NULL) {
 		return NULL;
 	}
-	c = talloc_zero(mem_ctx, struct tsgate_metrics_conn);
+	c = talloc(mem_ctx, struct tsgate_metrics_conn);
 	if (c == NULL) {
 		return NULL;
 	}
-	c->ls = l->s;
-	c->ls->refs++;
-	c->ls->conns_total++;
-	c->ls->conns_active++;
+	tsgate_metrics_conn_init(c, l);
 	talloc_set_destructor(c, conn_tracker_destructor);
 	return c;
 }
@@ -566,7 +690,8 @@ void tsgate_metrics_conn_routed(struct tsgate_metrics_conn *c,
 {
 	struct metrics_rseries *rs;
 
-	if (c == NULL || r == NULL || stats == NULL || c->rs != NULL) {
+	if (c == NULL || c->ls == NULL || r == NULL || stats == NULL ||
+	    c->rs != NULL) {
 		return;
 	}
 	rs = r->s;
@@ -576,6 +701,27 @@ void tsgate_metrics_conn_routed(struct tsgate_metrics_conn *c,
 	rs->conns_total++;
 	rs->conns_active++;
 	TSG_DLIST_ADD(rs->live, c);
+}
+
+void tsgate_metrics_conn_end(struct tsgate_metrics_conn *c,
+			     enum tsgate_metrics_result result)
+{
+	struct timeval now;
+	int64_t usec;
+
+	if (c == NULL || c->rs == NULL || c->ended) {
+		return;
+	}
+	c->ended = true;
+	if ((unsigned)result >= TSGATE_METRICS_RESULT_NUM) {
+		result = TSGATE_METRICS_RESULT_ERROR;
+	}
+	gettimeofday(&now, NULL);
+	usec = ((int64_t)now.tv_sec - (int64_t)c->start.tv_sec) * 1000000 +
+	       ((int64_t)now.tv_usec - (int64_t)c->start.tv_usec);
+	tsgate_hist_observe(&c->rs->duration[result],
+			    &tsgate_hist_connection_bounds,
+			    usec > 0 ? (uint64_t)usec : 0);
 }
 
 /*
@@ -645,6 +791,29 @@ static void render_listener_families(char **out, const struct tsgate_metrics *m)
 			    ls->label, hs_reason_names[i], ls->hs_failures[i]);
 		}
 	}
+	family(out, "tsgate_handshake_duration_seconds", "histogram",
+	       "Time to complete a TLS/GSSAPI handshake with a client, per "
+	       "listener and kind.");
+	for (ls = m->listeners; ls != NULL; ls = ls->next) {
+		for (i = 0; i < TSGATE_METRICS_KIND_NUM; i++) {
+			char *labels;
+
+			if ((ls->hs_kinds & (1u << i)) == 0) {
+				continue;
+			}
+			labels =
+			    talloc_asprintf(NULL, "listener=\"%s\",kind=\"%s\"",
+					    ls->label, kind_names[i]);
+			if (labels == NULL) {
+				TALLOC_FREE(*out);
+				return;
+			}
+			tsgate_hist_render(
+			    out, "tsgate_handshake_duration_seconds", labels,
+			    &ls->hs_duration[i], &tsgate_hist_handshake_bounds);
+			talloc_free(labels);
+		}
+	}
 	family(out, "tsgate_tls_handshakes_total", "counter",
 	       "Successful TLS handshakes with clients, per listener, full "
 	       "(resumed=\"false\") or resuming a session.");
@@ -675,6 +844,35 @@ static void render_listener_families(char **out, const struct tsgate_metrics *m)
 #define FOREACH_ROUTE(m, ls, rs)                                     \
 	for ((ls) = (m)->listeners; (ls) != NULL; (ls) = (ls)->next) \
 		for ((rs) = (ls)->routes; (rs) != NULL; (rs) = (rs)->next)
+
+static void render_connection_durations(char **out,
+					const struct tsgate_metrics *m)
+{
+	const struct metrics_lseries *ls;
+	const struct metrics_rseries *rs;
+	size_t i;
+
+	family(out, "tsgate_connection_duration_seconds", "histogram",
+	       "Life of a routed connection, from accept to its end, per "
+	       "listener, route and result.");
+	FOREACH_ROUTE(m, ls, rs)
+	{
+		for (i = 0; i < TSGATE_METRICS_RESULT_NUM; i++) {
+			char *labels = talloc_asprintf(
+			    NULL, "listener=\"%s\",route=\"%s\",result=\"%s\"",
+			    ls->label, rs->label, result_names[i]);
+
+			if (labels == NULL) {
+				TALLOC_FREE(*out);
+				return;
+			}
+			tsgate_hist_render(
+			    out, "tsgate_connection_duration_seconds", labels,
+			    &rs->duration[i], &tsgate_hist_connection_bounds);
+			talloc_free(labels);
+		}
+	}
+}
 
 static void render_route_families(char **out, const struct tsgate_metrics *m)
 {
@@ -770,6 +968,27 @@ static void render_route_families(char **out, const struct tsgate_metrics *m)
 		    rs->connect_usec_sum % 1000000, ls->label, rs->label,
 		    rs->connect_count);
 	}
+	render_connection_durations(out, m);
+}
+
+/* The outcome of reloads and the credentials they loaded. */
+static void render_reload_families(char **out, const struct tsgate_metrics *m)
+{
+	family(out, "tsgate_last_reload_success_timestamp_seconds", "gauge",
+	       "When the configuration and credentials in use were loaded "
+	       "(start-up or the last successful reload), since the Unix "
+	       "epoch.");
+	talloc_asprintf_addbuf(
+	    out, "tsgate_last_reload_success_timestamp_seconds %lld.%06ld\n",
+	    (long long)m->last_reload_success.tv_sec,
+	    (long)m->last_reload_success.tv_usec);
+	family(out, "tsgate_last_reload_successful", "gauge",
+	       "1 when the last reload attempt (SIGHUP or a changed "
+	       "credential file) succeeded or none was made, 0 when it "
+	       "failed and the previous configuration stays.");
+	talloc_asprintf_addbuf(out, "tsgate_last_reload_successful %d\n",
+			       m->last_reload_failed ? 0 : 1);
+	tsgate_metrics_creds_render(out, m->creds);
 }
 
 char *tsgate_metrics_render(TALLOC_CTX *mem_ctx, const struct tsgate_metrics *m)
@@ -782,9 +1001,11 @@ char *tsgate_metrics_render(TALLOC_CTX *mem_ctx, const struct tsgate_metrics *m)
 	}
 	out = talloc_strdup(mem_ctx, "");
 	family(&out, "tsgate_build_info", "gauge",
-	       "Version of the running tsgate (always 1).");
-	talloc_asprintf_addbuf(&out, "tsgate_build_info{version=\"%s\"} 1\n",
-			       m->version_label);
+	       "Version of the running tsgate and of its libraries (always "
+	       "1).");
+	talloc_asprintf_addbuf(&out, "tsgate_build_info{version=\"%s\"%s} 1\n",
+			       m->version_label,
+			       m->build_labels != NULL ? m->build_labels : "");
 	family(&out, "tsgate_start_time_seconds", "gauge",
 	       "Start time of the process since the Unix epoch in seconds.");
 	talloc_asprintf_addbuf(&out, "tsgate_start_time_seconds %lld.%06ld\n",
@@ -796,7 +1017,8 @@ char *tsgate_metrics_render(TALLOC_CTX *mem_ctx, const struct tsgate_metrics *m)
 	talloc_asprintf_addbuf(&out, "tsgate_ready %d\n",
 			       m->state == TSGATE_METRICS_READY ? 1 : 0);
 	family(&out, "tsgate_reloads_total", "counter",
-	       "Configuration reloads (SIGHUP), by result.");
+	       "Configuration reloads (SIGHUP or a changed credential "
+	       "file), by result.");
 	talloc_asprintf_addbuf(
 	    &out,
 	    "tsgate_reloads_total{result=\"ok\"} %" PRIu64 "\n"
@@ -804,6 +1026,8 @@ char *tsgate_metrics_render(TALLOC_CTX *mem_ctx, const struct tsgate_metrics *m)
 	    m->reloads_ok, m->reloads_failed);
 	render_listener_families(&out, m);
 	render_route_families(&out, m);
+	render_reload_families(&out, m);
+	tsgate_metrics_process_render(&out);
 	if (out == NULL) {
 		errno = ENOMEM;
 	}
@@ -970,4 +1194,17 @@ char *tsgate_metrics_merge_workers(TALLOC_CTX *mem_ctx,
 	}
 	talloc_free(tmp);
 	return out;
+}
+
+char *tsgate_metrics_label_escape(TALLOC_CTX *mem_ctx, const char *s)
+{
+	return label_escape(mem_ctx, s);
+}
+
+void tsgate_metrics_family(char **out,
+			   const char *name,
+			   const char *type,
+			   const char *help)
+{
+	family(out, name, type, help);
 }

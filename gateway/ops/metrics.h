@@ -33,11 +33,11 @@
  *   l->metrics = tsgate_metrics_listener_new(l, m, name);   per listener
  *   l->route_metrics[i] = tsgate_metrics_route_new(l, l->metrics, name);
  *   tsgate_metrics_set_state(m, TSGATE_METRICS_READY);  listeners bound
- *   conn->metrics = tsgate_metrics_conn_new(conn, l->metrics);  accept
+ *   tsgate_metrics_conn_init(&conn->metrics, l->metrics);  accept
  *   tsgate_metrics_handshake_failed() / tsgate_metrics_drop()  failures
- *   tsgate_metrics_conn_routed(conn->metrics, route, &conn->stats);
+ *   tsgate_metrics_conn_routed(&conn->metrics, route, &conn->stats);
  *   tsgate_metrics_backend_connected() / _backend_failed()
- *   (conn freed: the tracker goes with it)
+ *   tsgate_metrics_conn_fini(&conn->metrics);   conn's destructor
  *   tsgate_metrics_reload(m, ok);                       SIGHUP
  *   tsgate_metrics_set_state(m, TSGATE_METRICS_DRAINING);  SIGTERM
  *
@@ -51,6 +51,7 @@
 #define TSGATE_METRICS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/time.h>
 #include <talloc.h>
@@ -58,8 +59,23 @@
 struct tsgate_metrics;
 struct tsgate_metrics_listener;
 struct tsgate_metrics_route;
-struct tsgate_metrics_conn;
 struct tsgate_conn_stats;
+struct metrics_lseries;
+struct metrics_rseries;
+
+/*
+ * One connection's tracker. Its fields are metrics.c's; the struct is
+ * here so a connection can hold it inside its own (a talloc chunk of its
+ * own cost ~0.13 KiB per connection).
+ */
+struct tsgate_metrics_conn {
+	struct tsgate_metrics_conn *prev, *next; /* in rs->live */
+	struct metrics_lseries *ls;              /* NULL: not counted */
+	struct metrics_rseries *rs;              /* NULL until routed */
+	const struct tsgate_conn_stats *stats;
+	struct timeval start;
+	bool ended; /* tsgate_metrics_conn_end() was called */
+};
 
 /* Why a TLS/GSSAPI handshake with a client failed (label "reason"). */
 enum tsgate_metrics_handshake_reason {
@@ -90,6 +106,32 @@ enum tsgate_metrics_drop_reason {
 	TSGATE_METRICS_DROP_NUM
 };
 
+/* The tunnel of a handshake with a client (label "kind"). */
+enum tsgate_metrics_kind {
+	TSGATE_METRICS_KIND_TLS = 0,
+	TSGATE_METRICS_KIND_GSSAPI,
+	TSGATE_METRICS_KIND_NUM
+};
+
+/*
+ * How a routed connection ended (label "result" of
+ * tsgate_connection_duration_seconds).
+ */
+enum tsgate_metrics_result {
+	TSGATE_METRICS_RESULT_OK = 0,         /* both sides closed */
+	TSGATE_METRICS_RESULT_BACKEND_FAILED, /* the backend connect failed */
+	TSGATE_METRICS_RESULT_IDLE_TIMEOUT,
+	TSGATE_METRICS_RESULT_SHUTDOWN, /* still open when the grace ended */
+	TSGATE_METRICS_RESULT_ERROR,    /* reset, refused PDU, tunnel error */
+	TSGATE_METRICS_RESULT_NUM
+};
+
+/* A label of tsgate_build_info beside version (name and value). */
+struct tsgate_metrics_label {
+	const char *name;
+	const char *value;
+};
+
 /* What /readyz answers (and the tsgate_ready gauge). */
 enum tsgate_metrics_state {
 	TSGATE_METRICS_STARTING = 0, /* 503: config loaded, not yet bound */
@@ -118,6 +160,16 @@ struct tsgate_metrics *tsgate_metrics_new(TALLOC_CTX *mem_ctx,
 					  const char *version,
 					  const struct timeval *start);
 
+/**
+ * @brief More labels for tsgate_build_info (library versions); copied.
+ *
+ * @return 0, EINVAL for a name that is not a label name, or ENOMEM (the
+ *         labels then stay as they were).
+ */
+int tsgate_metrics_set_build_info(struct tsgate_metrics *m,
+				  const struct tsgate_metrics_label *labels,
+				  size_t n);
+
 /** @brief Set what /readyz answers: STARTING, READY or DRAINING. */
 void tsgate_metrics_set_state(struct tsgate_metrics *m,
 			      enum tsgate_metrics_state state);
@@ -126,7 +178,11 @@ void tsgate_metrics_set_state(struct tsgate_metrics *m,
 enum tsgate_metrics_state tsgate_metrics_get_state(
     const struct tsgate_metrics *m);
 
-/** @brief Count a SIGHUP reload: ok or failed (config kept). */
+/**
+ * @brief Count a reload (SIGHUP or a changed credential file): ok (its
+ * time is tsgate_last_reload_success_timestamp_seconds) or failed
+ * (config kept; tsgate_last_reload_successful 0 until the next success).
+ */
 void tsgate_metrics_reload(struct tsgate_metrics *m, bool ok);
 
 /**
@@ -172,6 +228,24 @@ void tsgate_metrics_handshake_failed(struct tsgate_metrics_listener *l,
 void tsgate_metrics_tls_handshake(struct tsgate_metrics_listener *l,
 				  bool resumed);
 
+/**
+ * @brief The listener's tunnel: its tsgate_handshake_duration_seconds
+ *        series is rendered (zeros) from the first scrape.
+ */
+void tsgate_metrics_listener_kind(struct tsgate_metrics_listener *l,
+				  enum tsgate_metrics_kind kind);
+
+/**
+ * @brief Count a completed handshake with a client and its duration
+ *        (tsgate_handshake_duration_seconds; failures are counted by
+ *        tsgate_metrics_handshake_failed() only).
+ *
+ * @param usec  From the start of the handshake to its end.
+ */
+void tsgate_metrics_handshake_done(struct tsgate_metrics_listener *l,
+				   enum tsgate_metrics_kind kind,
+				   uint64_t usec);
+
 /** @brief Count a connection the gateway closed early, by reason. */
 void tsgate_metrics_drop(struct tsgate_metrics_listener *l,
 			 enum tsgate_metrics_drop_reason why);
@@ -203,6 +277,23 @@ struct tsgate_metrics_conn *tsgate_metrics_conn_new(
     TALLOC_CTX *mem_ctx, struct tsgate_metrics_listener *l);
 
 /**
+ * @brief tsgate_metrics_conn_new() on a struct the caller holds.
+ *
+ * Counts the connection as tsgate_metrics_conn_new() does (nothing when
+ * l is NULL); tsgate_metrics_conn_fini() takes it out again and must be
+ * called before the struct's memory goes.
+ */
+void tsgate_metrics_conn_init(struct tsgate_metrics_conn *c,
+			      struct tsgate_metrics_listener *l);
+
+/**
+ * @brief What freeing a tracker does: the connection leaves the active
+ *        gauges and its final byte and PDU counts are added for good.
+ *        A second call does nothing.
+ */
+void tsgate_metrics_conn_fini(struct tsgate_metrics_conn *c);
+
+/**
  * @brief The connection was routed: count it on the route and follow its
  *        live byte and PDU counters.
  *
@@ -217,6 +308,15 @@ struct tsgate_metrics_conn *tsgate_metrics_conn_new(
 void tsgate_metrics_conn_routed(struct tsgate_metrics_conn *c,
 				struct tsgate_metrics_route *r,
 				const struct tsgate_conn_stats *stats);
+
+/**
+ * @brief The connection ended: a routed one counts its life, from
+ *        tsgate_metrics_conn_new() to now, in
+ *        tsgate_connection_duration_seconds{route,result}. Once per
+ *        tracker; an unrouted one is not counted there.
+ */
+void tsgate_metrics_conn_end(struct tsgate_metrics_conn *c,
+			     enum tsgate_metrics_result result);
 
 /**
  * @brief Render every series in the Prometheus text format 0.0.4.

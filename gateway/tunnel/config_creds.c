@@ -15,6 +15,7 @@
 
 #include "config_tunnels.h"
 #include "ticket_keys.h"
+#include "cred_info.h"
 #include "tstream_tls.h"
 
 /* At the position the walk recorded for the value. */
@@ -120,6 +121,15 @@ static bool cfg_check_cert_key(struct tsgate_config_load *p,
 	bool cert_ok, key_ok = false;
 	int ret;
 
+	/*
+	 * A token's objects are opened once, by the TLS library, when the
+	 * params are built (cfg_check_tls_*_params): it reports a PIN, a
+	 * missing object or a key mismatch with the URL's name.
+	 */
+	if (strncmp(cert, "pkcs11:", 7) == 0 ||
+	    strncmp(key, "pkcs11:", 7) == 0) {
+		return true;
+	}
 	cert_ok = cfg_load_certs(p, "cert", cert, cert_node, true);
 
 	if (!cfg_load(p, "key", key, key_node, &data)) {
@@ -297,10 +307,14 @@ static bool cfg_check_keytab(struct tsgate_config_load *p,
 
 	kerr = krb5_init_context(&ctx);
 	if (kerr != 0) {
+		/* a krb5 code, not an errno: strerror() says "Unknown error" */
+		const char *msg = krb5_get_error_message(NULL, kerr);
+
 		cfg_error(p, node,
 			  "'%s': cannot start Kerberos to read '%s': "
 			  "%s",
-			  what, node->text, strerror(kerr));
+			  what, node->text, msg);
+		krb5_free_error_message(NULL, msg);
 		return false;
 	}
 	name = talloc_asprintf(tsgate_config_load_tmp(p), "FILE:%s", keytab);
@@ -371,6 +385,29 @@ done:
 	krb5_free_context(ctx);
 	TALLOC_FREE(name);
 	return ok;
+}
+
+/*
+ * A stapled response that cannot be right for its certificate is refused
+ * (wrong certificate, not "good", not an OCSP response). One past its
+ * nextUpdate is not: the daemon warns and GnuTLS does not staple it, as
+ * an OCSP fetcher that fell behind should not stop the server.
+ */
+static bool cfg_check_ocsp(struct tsgate_config_load *p,
+			   const struct tsgate_config_tls_cert *c)
+{
+	time_t next_update;
+	char *why = NULL;
+	int ret;
+
+	ret = tsgate_ocsp_inspect(tsgate_config_load_tmp(p), c->ocsp_response,
+				  c->cert, &next_update, &why);
+	if (ret != 0) {
+		cfg_error(p, &c->ocsp_at, "'ocsp_response': %s",
+			  why != NULL ? why : strerror(ret));
+		return false;
+	}
+	return true;
 }
 
 /* --check-config: build the params once and report a refusal at the block. */
@@ -451,6 +488,9 @@ static void cfg_check_tls_server(struct tsgate_config_load *p,
 		if (c->cert != NULL && c->key != NULL) {
 			clean &= cfg_check_cert_key(p, c->cert, &c->cert_at,
 						    c->key, &c->key_at);
+		}
+		if (clean && c->ocsp_response != NULL) {
+			clean &= cfg_check_ocsp(p, c);
 		}
 	}
 	clean &= cfg_check_priority(p, tls->priority, &tls->priority_at);

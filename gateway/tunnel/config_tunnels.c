@@ -102,6 +102,42 @@ static int cfg_ticket_master(TALLOC_CTX *tmp,
 	return 0;
 }
 
+static bool cfg_is_token_url(const char *name)
+{
+	return name != NULL && strncmp(name, "pkcs11:", 7) == 0;
+}
+
+/* The params of a server or a client; a token is opened under its lock. */
+static int cfg_tls_params_locked(TALLOC_CTX *mem_ctx,
+				 const struct tstream_tls_server_config *srv,
+				 const struct tstream_tls_client_config *cli,
+				 struct tstream_tls_params **params,
+				 char **error)
+{
+	bool token = false;
+	size_t i;
+	int ret;
+
+	for (i = 0; srv != NULL && i < srv->num_certs; i++) {
+		token |= cfg_is_token_url(srv->certs[i].cert_file) ||
+			 cfg_is_token_url(srv->certs[i].key_file);
+	}
+	if (cli != NULL) {
+		token |= cfg_is_token_url(cli->cert_file) ||
+			 cfg_is_token_url(cli->key_file);
+	}
+	if (token) {
+		tsgate_token_lock();
+	}
+	ret = srv != NULL
+		  ? tstream_tls_params_server(mem_ctx, srv, params, error)
+		  : tstream_tls_params_client(mem_ctx, cli, params, error);
+	if (token) {
+		tsgate_token_unlock();
+	}
+	return ret;
+}
+
 int tsgate_config_tls_server_params(TALLOC_CTX *mem_ctx,
 				    const struct tsgate_config_tls_server *tls,
 				    const char *listener,
@@ -133,6 +169,7 @@ int tsgate_config_tls_server_params(TALLOC_CTX *mem_ctx,
 		certs[i].sni = tls->certs[i].sni;
 		certs[i].cert_file = tls->certs[i].cert;
 		certs[i].key_file = tls->certs[i].key;
+		certs[i].ocsp_file = tls->certs[i].ocsp_response;
 	}
 	c.certs = certs;
 	c.num_certs = tls->num_certs;
@@ -168,7 +205,7 @@ int tsgate_config_tls_server_params(TALLOC_CTX *mem_ctx,
 	}
 	c.ticket_key = have_master ? master : NULL;
 	c.ticket_lifetime = (unsigned)(tls->session_lifetime_ms / 1000);
-	ret = tstream_tls_params_server(mem_ctx, &c, params, error);
+	ret = cfg_tls_params_locked(mem_ctx, &c, NULL, params, error);
 	gnutls_memset(master, 0, sizeof(master));
 	talloc_free(tmp);
 	return ret;
@@ -205,7 +242,7 @@ int tsgate_config_tls_client_params(TALLOC_CTX *mem_ctx,
 		talloc_free(tmp);
 		return ENOMEM;
 	}
-	ret = tstream_tls_params_client(mem_ctx, &c, params, error);
+	ret = cfg_tls_params_locked(mem_ctx, NULL, &c, params, error);
 	talloc_free(tmp);
 	return ret;
 }

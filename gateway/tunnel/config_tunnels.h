@@ -85,4 +85,13 @@ char *tsgate_config_tls_priority(TALLOC_CTX *mem_ctx,
 				 enum tsgate_config_tls_version min,
 				 enum tsgate_config_tls_version max);
 
+/*
+ * token_lock.c: PKCS#11 tokens are opened by one tsgate process at a
+ * time. The supervisor sets the lock up before it forks its workers
+ * (0 or an errno); without it, lock and unlock do nothing.
+ */
+int tsgate_token_lock_setup(void);
+void tsgate_token_lock(void);
+void tsgate_token_unlock(void);
+
 #endif

@@ -462,6 +462,64 @@ class Certs:
         return ctx
 
 
+class SoftToken:
+    """A SoftHSM2 token in a temp dir (softhsm2-util, p11tool): tsgate
+    finds it through p11-kit's softhsm2 module with SOFTHSM2_CONF set."""
+
+    def __init__(self, tmpdir, label):
+        import random
+        self.label = label
+        self.dir = os.path.join(tmpdir, "softhsm-" + label)
+        os.makedirs(os.path.join(self.dir, "tokens"))
+        self.conf = os.path.join(self.dir, "softhsm2.conf")
+        with open(self.conf, "w") as f:
+            f.write("directories.tokendir = %s/tokens\n"
+                    "objectstore.backend = file\nlog.level = ERROR\n"
+                    % self.dir)
+        self.env = {"SOFTHSM2_CONF": self.conf}
+        # digits only, long enough that finding it in a log is no accident
+        self.pin = "".join(random.choice("0123456789") for _ in range(12))
+        self.pin_file = os.path.join(self.dir, "pin")
+        self.write_pin(self.pin_file)
+        self.run(["softhsm2-util", "--init-token", "--free", "--label",
+                  label, "--pin", self.pin, "--so-pin", "87654321"])
+
+    def write_pin(self, path):
+        with open(path, "w") as f:
+            f.write(self.pin)
+        os.chmod(path, 0o600)
+
+    def run(self, argv):
+        env = dict(os.environ)
+        env.update(self.env)
+        r = subprocess.run(argv, env=env, capture_output=True, timeout=60)
+        if r.returncode != 0:
+            raise AssertionError("%s failed: %s %s" % (
+                argv[0], r.stdout.decode(), r.stderr.decode()))
+        return r.stdout.decode()
+
+    def import_key(self, key_pem, label, ident):
+        pk8 = os.path.join(self.dir, label + ".p8")
+        subprocess.run(["openssl", "pkcs8", "-topk8", "-nocrypt", "-in",
+                        key_pem, "-out", pk8], check=True, timeout=30)
+        self.run(["softhsm2-util", "--import", pk8, "--token", self.label,
+                  "--label", label, "--id", ident, "--pin", self.pin])
+        os.unlink(pk8)
+
+    def import_cert(self, cert_pem, label, ident):
+        self.run(["p11tool", "--login", "--set-pin", self.pin, "--write",
+                  "--load-certificate", cert_pem, "--label", label,
+                  "--id", ident, "pkcs11:token=" + self.label])
+
+    def url(self, label, kind, pin=None):
+        u = "pkcs11:token=%s;object=%s;type=%s" % (self.label, label, kind)
+        if pin == "source":
+            u += "?pin-source=file:" + self.pin_file
+        elif pin is not None:
+            u += "?pin-value=" + pin
+        return u
+
+
 class Kdc:
     """A throw-away MIT KDC (build/tests/tt-kdc), stopped by pid."""
 

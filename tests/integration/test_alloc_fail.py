@@ -45,7 +45,7 @@ import gateway_harness as gh  # noqa: E402
 
 SHIM = os.path.join(gh.BUILDDIR, "tests", "libtalloc_failinject.so")
 TEXT_LINE = re.compile(
-    r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (error|warn|info|debug) \S")
+    r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (error|warning|info|debug) \S")
 ROUND_TRIPS = int(os.environ.get("TSGATE_ALLOC_FAIL_ROUND_TRIPS", "300"))
 
 

@@ -37,6 +37,7 @@ import re
 import shlex
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -45,6 +46,7 @@ import unittest
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gateway_harness as gh  # noqa: E402
+from test_gateway_ocsp import index_line  # noqa: E402
 
 try:
     import yaml
@@ -60,6 +62,12 @@ UNIT = os.path.join(SRC, "etc", "tsgate.service")
 # Commands shown in docs/ that this test does not run, and what runs them
 # (or, for a by-hand run too long for CI, why not).
 COVERED_ELSEWHERE = {
+    "smbclient //127.0.0.1/share -U alice -c 'put big.iso'":
+        "test_samba.py runs smbclient so through the etc/examples pair "
+        "(its namespace's addresses, its throw-away user)",
+    "rpcclient -U alice -c 'srvinfo; netshareenumall' "
+    "ncacn_ip_tcp:127.0.0.1":
+        "test_samba.py runs rpcclient so through the etc/examples pair",
     "meson test -C build gateway_faults --print-errorlogs":
         "scripts/test (integration suite, normal and ASan)",
     "TSGATE_BUILDDIR=build python3 tests/integration/test_faults.py -v":
@@ -556,7 +564,10 @@ class SystemdUnitTest(gh.GatewayTestCase):
 
     def test_static(self):
         svc = self.unit()["Service"]
-        self.assertEqual(svc["Type"], ["exec"])
+        # READY=1 when listening (test_exec_lines_run, docs/operations.md)
+        self.assertEqual(svc["Type"], ["notify"])
+        self.assertEqual(svc["NotifyAccess"], ["main"])
+        self.assertIn("AF_UNIX", svc["RestrictAddressFamilies"][0].split())
         self.assertEqual(svc["ExecReload"][-1], "/bin/kill -HUP $MAINPID")
         self.assertEqual(svc["CapabilityBoundingSet"],
                          ["CAP_NET_BIND_SERVICE"])
@@ -617,8 +628,15 @@ class SystemdUnitTest(gh.GatewayTestCase):
         start = shlex.split(svc["ExecStart"][0])
         self.assertEqual(start[0], gh.TSGATE)
         self.assertEqual(start[1:], ["--config", config])
-        g = self.gateway(good, name="etc/tsgate")  # same file, same args
+        # Type=notify: systemd's datagram socket waits for READY=1
+        notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        notify.bind(os.path.join(self.tmp, "notify"))
+        notify.settimeout(20)
+        g = self.gateway(good, name="etc/tsgate",  # same file, same args
+                         env={"NOTIFY_SOCKET": notify.getsockname()})
         self.assertEqual(g.config, config)
+        self.assertIn("READY=1", notify.recv(4096).decode().split("\n"))
+        notify.close()
 
         def reload():
             for cmd in svc["ExecReload"]:
@@ -674,7 +692,7 @@ def talk(argv, cwd, timeout=20.0):
 
 
 FILE_KEYS = ("cert", "key", "client_ca", "ca", "crl", "keytab",
-             "client_keytab")
+             "client_keytab", "ocsp_response")
 
 
 def yaml_blocks(path):
@@ -710,7 +728,8 @@ def named_files(node, out=None, principal=None):
     return out
 
 
-TOP_KEYS = {"log", "workers", "user", "metrics", "limits", "listeners"}
+TOP_KEYS = {"log", "workers", "user", "metrics", "limits", "reload",
+            "listeners"}
 MINIMAL_LISTENER = [{"name": "doc", "listen": "tcp://127.0.0.1:1",
                      "accept": "plain",
                      "routes": [{"backend": "tcp://127.0.0.1:2"}]}]
@@ -749,9 +768,39 @@ def complete(fragment):
 
 class DocsConfigsTest(ConfigCase):
 
+    def make_token_object(self, root, key, url):
+        """The token, object and PIN file a docs URL names, made with the
+        test certificates; returns the environment that finds it."""
+        attrs = dict(a.split("=", 1) for a in
+                     url[len("pkcs11:"):].split("?")[0].split(";"))
+        query = dict(a.split("=", 1) for a in
+                     (url.split("?", 1) + [""])[1].split("&") if a)
+        token = self.tokens.get(attrs["token"])
+        if token is None:
+            token = gh.SoftToken(root, attrs["token"])
+            self.tokens[attrs["token"]] = token
+        certs = self.creds.certs
+        if attrs.get("type") == "cert":
+            token.import_cert(certs.server, attrs["object"], "01")
+        else:
+            token.import_key(certs.server_key, attrs["object"], "01")
+        source = query.get("pin-source", "")
+        if source.startswith("file:"):
+            source = source[len("file:"):]
+        if source:
+            dest = self.rooted(source, root)
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            token.write_pin(dest)
+        return token.env
+
     def make_files(self, root, config):
         certs = self.creds.certs
+        self.tokens = {}
+        env = {}
         for key, path, principal in named_files(config):
+            if path.startswith("pkcs11:"):
+                env.update(self.make_token_object(root, key, path))
+                continue
             dest = (os.path.join(root, path[len("/etc/tsgate/"):])
                     if path.startswith("/etc/tsgate/")
                     else os.path.join(root, path))
@@ -762,6 +811,8 @@ class DocsConfigsTest(ConfigCase):
                 shutil.copy(certs.server_key, dest)
             elif key in ("client_ca", "ca"):
                 shutil.copy(certs.ca, dest)
+            elif key == "ocsp_response":
+                self.ocsp_response(dest)
             elif key == "crl":
                 tmpl = os.path.join(self.tmp, "crl.tmpl")
                 with open(tmpl, "w") as f:
@@ -775,6 +826,24 @@ class DocsConfigsTest(ConfigCase):
                                stderr=subprocess.DEVNULL)
             else:
                 shutil.copy(certs.server, dest)
+        return env
+
+    def ocsp_response(self, dest):
+        """A real OCSP response (openssl ocsp as the CA's responder) for
+        the server certificate every cert of a docs fragment is."""
+        certs = self.creds.certs
+        index = os.path.join(self.tmp, "ocsp-index.txt")
+        with open(index, "w") as f:
+            f.write(index_line(certs.server))
+        req = dest + ".req"
+        for args in (["-issuer", certs.ca, "-cert", certs.server,
+                      "-reqout", req, "-no_nonce"],
+                     ["-index", index, "-CA", certs.ca, "-rsigner",
+                      certs.ca, "-rkey", certs.ca_key, "-reqin", req,
+                      "-respout", dest, "-ndays", "1"]):
+            subprocess.run(["openssl", "ocsp"] + args, check=True,
+                           timeout=30, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
 
     def test_yaml_blocks(self):
         if shutil.which("certtool") is None:
@@ -798,11 +867,12 @@ class DocsConfigsTest(ConfigCase):
                         continue  # another program's YAML: parsed only
                     root = os.path.join(self.tmp, self.next_name("doc"))
                     os.makedirs(root)
-                    self.make_files(root, config)
+                    env = dict(self.env)
+                    env.update(self.make_files(root, config))
                     path = os.path.join(root, "tsgate.yaml")
                     with open(path, "w") as f:
                         f.write(self.rooted(yaml.safe_dump(config), root))
-                    r = check_config(path, self.env)
+                    r = check_config(path, env)
                     self.assertEqual(r.returncode, 0, "%s:\n%s\n%s" % (
                         where, text, r.stderr))
                     checked += 1

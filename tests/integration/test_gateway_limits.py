@@ -338,7 +338,7 @@ class PerSourceLimit(LimitsTestCase):
         extra.close()
         self.assertTrue(gh.wait_until(lambda: self.limit_lines(g), 5))
         line = self.limit_lines(g)[0]
-        self.assertEqual(line["level"], "warn")
+        self.assertEqual(line["level"], "warning")
         self.assertEqual(line["listener"], "pub")
         self.assertEqual(line["source"], "127.0.0.1")
         self.assertEqual(line["max_connections_per_source"], 3)

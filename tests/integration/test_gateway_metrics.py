@@ -185,7 +185,13 @@ class MetricsTestCase(gh.GatewayTestCase):
         self.assertEqual((status, body), (200, "ready\n"))
         s = self.scrape(mport)
         self.assertEqual(value(s, "tsgate_ready"), 1)
-        self.assertEqual(value(s, "tsgate_build_info", version="0.1.0"), 1)
+        info = [k for k in s if k[0] == "tsgate_build_info"]
+        self.assertEqual(len(info), 1, info)
+        labels = dict(info[0][1])
+        self.assertEqual(labels["version"], "0.1.0")
+        self.assertEqual(sorted(labels), ["gnutls", "krb5", "talloc",
+                                          "tevent", "version"])
+        self.assertEqual(s[info[0]], 1)
         self.assertEqual(value(s, "tsgate_connection_drops_total",
                                listener="dead", reason="backend_refused"),
                          0)

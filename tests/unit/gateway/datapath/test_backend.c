@@ -69,6 +69,7 @@ static struct tsgate_backend *backend_ok(
 struct conn {
 	bool done;
 	int ret, err;
+	size_t index; /* tsgate_backend_connect_index() */
 	struct tstream_context *stream;
 	char *reason;
 	uint64_t elapsed_ms;
@@ -88,6 +89,7 @@ static void connect_wait(struct tsgate_backend *b,
 	tevent_req_set_callback(req, tt_set_done, &c->done);
 	tt_wait(&c->done, wait_ms);
 	c->elapsed_ms = tt_now_ms() - start;
+	c->index = tsgate_backend_connect_index(req);
 	c->ret = tsgate_backend_connect_recv(req, &c->err, tt_mem, &c->stream,
 					     &c->reason);
 	talloc_free(req);
@@ -147,12 +149,16 @@ START_TEST(test_unix_plain)
 	char *dir = tt_mkdtemp(tt_mem);
 	char *path = talloc_asprintf(tt_mem, "%s/b.sock", dir);
 	int lfd = tt_listen_unix(path, 4);
-	struct tsgate_backend *b = backend_ok(unix_route(path), 0);
+	struct tsgate_config_route *r = unix_route(path);
+	struct tsgate_backend *b = backend_ok(r, 0);
 	struct conn c;
 	int fd;
 
 	connect_wait(b, &c, 5000);
 	ck_assert_msg(c.ret == 0, "connect: %s", strerror(c.err));
+	ck_assert_str_eq(
+	    tsgate_backend_address_string(tt_mem, &r->backend, c.index),
+	    talloc_asprintf(tt_mem, "unix:%s", path));
 	fd = tt_accept(lfd, 2000);
 	ck_assert_int_ge(fd, 0);
 	check_bytes(c.stream, fd);
@@ -207,13 +213,23 @@ START_TEST(test_next_address)
 	b = backend_ok(r, 2000);
 	connect_wait(b, &c, 5000);
 	ck_assert_msg(c.ret == 0, "connect: %s", strerror(c.err));
+	/* the log names the address that answered, not the first */
+	ck_assert_uint_eq(c.index, 1);
+	ck_assert_str_eq(
+	    tsgate_backend_address_string(tt_mem, &r->backend, c.index),
+	    talloc_asprintf(tt_mem, "127.0.0.1:%u", (unsigned)port));
 	fd = tt_accept(lfd, 2000);
 	ck_assert_int_ge(fd, 0);
 	check_bytes(c.stream, fd);
 	close(fd);
+	ck_assert_str_eq(
+	    tsgate_backend_address_string(tt_mem, &r->backend, 0),
+	    talloc_asprintf(tt_mem, "127.0.0.3:%u", (unsigned)port));
 
 	/* an IPv6 address first (nobody on ::1 at this port), then IPv4 */
 	ips[0] = "::1";
+	ck_assert_str_eq(tsgate_backend_address_string(tt_mem, &r->backend, 0),
+			 talloc_asprintf(tt_mem, "[::1]:%u", (unsigned)port));
 	connect_wait(b, &c, 5000);
 	ck_assert_msg(c.ret == 0, "connect: %s", strerror(c.err));
 	fd = tt_accept(lfd, 2000);

@@ -6,7 +6,9 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <check.h>
 #include <talloc.h>
 #include <tevent.h>
@@ -69,7 +71,7 @@ START_TEST(test_text_escapes_forgery)
 	ck_assert_ptr_null(strchr(line, '\n'));
 	ck_assert_str_eq(
 	    after_time(line, false),
-	    "warn conn sni=\"x\\n2026-01-01T00:00:00.000Z info "
+	    "warning conn sni=\"x\\n2026-01-01T00:00:00.000Z info "
 	    "conn result=ok\" q=\"a\\\"b\\\\c\\t\\x01\\xc3\\xa9\"");
 }
 END_TEST
@@ -112,9 +114,108 @@ START_TEST(test_levels_filter_output)
 	tsgate_log_msg(log, TSGATE_CONFIG_LOG_WARNING, "start", "shown %d", 2);
 	fclose(f);
 	ck_assert_ptr_null(strstr(buf, "hidden"));
-	ck_assert_ptr_nonnull(strstr(buf, " warn start msg=\"shown 2\"\n"));
+	ck_assert_ptr_nonnull(strstr(buf, " warning start msg=\"shown 2\"\n"));
 	ck_assert_ptr_eq(strchr(buf, '\n'), buf + len - 1); /* one line */
 	free(buf);
+}
+END_TEST
+
+/* A log writing to an unlinked temporary file (it has a dev:ino). */
+static struct tsgate_log *file_log(FILE **pf)
+{
+	struct tsgate_log *log;
+
+	*pf = tmpfile();
+	ck_assert_ptr_nonnull(*pf);
+	log = tsgate_log_new(tt_mem, TSGATE_CONFIG_LOG_DEBUG,
+			     TSGATE_CONFIG_LOG_TEXT);
+	log->out = *pf;
+	return log;
+}
+
+static char *file_text(FILE *f)
+{
+	char *buf = talloc_zero_array(tt_mem, char, 8192);
+
+	fflush(f);
+	rewind(f);
+	(void)fread(buf, 1, 8191, f);
+	return buf;
+}
+
+START_TEST(test_journal_prefix)
+{
+	static const char *const want[] = {"<3>", "<4>", "<6>", "<7>"};
+	struct stat st;
+	FILE *f;
+	char *text, *env, *line;
+	struct tsgate_log *log = file_log(&f);
+	int i;
+
+	ck_assert_int_eq(fstat(fileno(f), &st), 0);
+	env = talloc_asprintf(tt_mem, "%ju:%ju", (uintmax_t)st.st_dev,
+			      (uintmax_t)st.st_ino);
+	setenv("JOURNAL_STREAM", env, 1);
+	ck_assert(tsgate_log_detect_journal(log));
+	for (i = TSGATE_CONFIG_LOG_ERROR; i <= TSGATE_CONFIG_LOG_DEBUG; i++) {
+		tsgate_log_msg(log, (enum tsgate_config_log_level)i, "start",
+			       "level %d", i);
+	}
+	log->format = TSGATE_CONFIG_LOG_JSON;
+	tsgate_log_msg(log, TSGATE_CONFIG_LOG_WARNING, "start", "json");
+	text = file_text(f);
+	line = text;
+	for (i = 0; i < 4; i++) {
+		ck_assert_msg(strncmp(line, want[i], 3) == 0, "%s", line);
+		/* then the line as always: its timestamp */
+		ck_assert_int_eq(line[3 + 23], 'Z');
+		ck_assert_ptr_nonnull(strstr(
+		    line,
+		    tsgate_log_level_name((enum tsgate_config_log_level)i)));
+		line = strchr(line, '\n') + 1;
+	}
+	ck_assert(strncmp(line, "<4>{\"time\":", 11) == 0);
+
+	/* a stream that is not the one named (stderr redirected) */
+	setenv("JOURNAL_STREAM", "1:2", 1);
+	ck_assert(!tsgate_log_detect_journal(log));
+	setenv("JOURNAL_STREAM", talloc_asprintf(tt_mem, "%sx", env), 1);
+	ck_assert(!tsgate_log_detect_journal(log));
+	unsetenv("JOURNAL_STREAM");
+	ck_assert(!tsgate_log_detect_journal(log));
+	log->format = TSGATE_CONFIG_LOG_TEXT;
+	tsgate_log_msg(log, TSGATE_CONFIG_LOG_ERROR, "stop", "plain");
+	text = file_text(f);
+	line = strstr(text, "error stop msg=plain");
+	ck_assert_ptr_nonnull(line);
+	/* the time (24) and a space, after the line feed: no <3> */
+	ck_assert_int_eq(line[-2 - 24], '\n');
+	fclose(f);
+}
+END_TEST
+
+START_TEST(test_level_override)
+{
+	unsetenv(TSGATE_LOG_LEVEL_ENV);
+	ck_assert_int_eq(tsgate_log_level_effective(TSGATE_CONFIG_LOG_ERROR),
+			 TSGATE_CONFIG_LOG_ERROR);
+	setenv(TSGATE_LOG_LEVEL_ENV, "debug", 1);
+	ck_assert_int_eq(tsgate_log_level_effective(TSGATE_CONFIG_LOG_ERROR),
+			 TSGATE_CONFIG_LOG_DEBUG);
+	setenv(TSGATE_LOG_LEVEL_ENV, "warning", 1);
+	ck_assert_int_eq(tsgate_log_level_effective(TSGATE_CONFIG_LOG_DEBUG),
+			 TSGATE_CONFIG_LOG_WARNING);
+	/* the file's alias is accepted here too */
+	setenv(TSGATE_LOG_LEVEL_ENV, "warn", 1);
+	ck_assert_int_eq(tsgate_log_level_effective(TSGATE_CONFIG_LOG_DEBUG),
+			 TSGATE_CONFIG_LOG_WARNING);
+	/* not a level: the file's (main refuses it before we get here) */
+	setenv(TSGATE_LOG_LEVEL_ENV, "loud", 1);
+	ck_assert_int_eq(tsgate_log_level_effective(TSGATE_CONFIG_LOG_INFO),
+			 TSGATE_CONFIG_LOG_INFO);
+	unsetenv(TSGATE_LOG_LEVEL_ENV);
+	ck_assert_str_eq(tsgate_log_level_name(TSGATE_CONFIG_LOG_WARNING),
+			 "warning");
 }
 END_TEST
 
@@ -287,6 +388,8 @@ static Suite *log_suite(void)
 	tc = tt_tcase(s, "output", 10);
 	tcase_add_test(tc, test_levels_filter_output);
 	tcase_add_test(tc, test_worker_field_leads);
+	tcase_add_test(tc, test_journal_prefix);
+	tcase_add_test(tc, test_level_override);
 
 	tc = tt_tcase(s, "memory_pressure", 30);
 	tcase_add_loop_test(tc, test_whole_lines_failing_allocs, 0, 10);

@@ -5,6 +5,9 @@
  * registry freed in any order.
  */
 #include <errno.h>
+#include <stdio.h>
+#include <sys/resource.h>
+#include <sys/time.h>
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -22,26 +25,53 @@
 #include "http_server.h"
 #include "http_server_private.h"
 #include "metrics.h"
+#include "metrics_creds.h"
 #include "relay.h"
 
 static const struct timeval start = {.tv_sec = 1764000000, .tv_usec = 250000};
 
-#define HEADER_FAMILIES                                                        \
-	"# HELP tsgate_build_info Version of the running tsgate (always 1).\n" \
-	"# TYPE tsgate_build_info gauge\n"                                     \
-	"tsgate_build_info{version=\"1.2.3\"} 1\n"                             \
-	"# HELP tsgate_start_time_seconds Start time of the process since "    \
-	"the Unix epoch in seconds.\n"                                         \
-	"# TYPE tsgate_start_time_seconds gauge\n"                             \
-	"tsgate_start_time_seconds 1764000000.250000\n"                        \
-	"# HELP tsgate_ready 1 while listeners are bound and accepting, 0 "    \
-	"while starting or draining.\n"                                        \
+#define HEADER_FAMILIES                                                      \
+	"# HELP tsgate_build_info Version of the running tsgate and of its " \
+	"libraries (always 1).\n"                                            \
+	"# TYPE tsgate_build_info gauge\n"                                   \
+	"tsgate_build_info{version=\"1.2.3\"} 1\n"                           \
+	"# HELP tsgate_start_time_seconds Start time of the process since "  \
+	"the Unix epoch in seconds.\n"                                       \
+	"# TYPE tsgate_start_time_seconds gauge\n"                           \
+	"tsgate_start_time_seconds 1764000000.250000\n"                      \
+	"# HELP tsgate_ready 1 while listeners are bound and accepting, 0 "  \
+	"while starting or draining.\n"                                      \
 	"# TYPE tsgate_ready gauge\n"
 
 #define RELOADS_FAMILY                                                    \
-	"# HELP tsgate_reloads_total Configuration reloads (SIGHUP), by " \
-	"result.\n"                                                       \
+	"# HELP tsgate_reloads_total Configuration reloads (SIGHUP or a " \
+	"changed credential file), by result.\n"                          \
 	"# TYPE tsgate_reloads_total counter\n"
+
+/* The families after the routes': reloads and credentials. */
+#define H_LAST_RELOAD                                                    \
+	"# HELP tsgate_last_reload_success_timestamp_seconds When the "  \
+	"configuration and credentials in use were loaded (start-up or " \
+	"the last successful reload), since the Unix epoch.\n"           \
+	"# TYPE tsgate_last_reload_success_timestamp_seconds gauge\n"    \
+	"tsgate_last_reload_success_timestamp_seconds "
+#define H_LAST_OK                                                          \
+	"# HELP tsgate_last_reload_successful 1 when the last reload "     \
+	"attempt (SIGHUP or a changed credential file) succeeded or none " \
+	"was made, 0 when it failed and the previous configuration "       \
+	"stays.\n"                                                         \
+	"# TYPE tsgate_last_reload_successful gauge\n"                     \
+	"tsgate_last_reload_successful "
+#define H_CERT_EXPIRY                                                     \
+	"# HELP tsgate_certificate_expiry_timestamp_seconds notAfter of " \
+	"each certificate in use (a CA file: its first to expire), per "  \
+	"listener or route, since the Unix epoch.\n"                      \
+	"# TYPE tsgate_certificate_expiry_timestamp_seconds gauge\n"
+#define H_OCSP                                                        \
+	"# HELP tsgate_ocsp_response_next_update_timestamp_seconds "  \
+	"nextUpdate of each stapled OCSP response, per listener and " \
+	"certificate, since the Unix epoch (0: none given).\n"        \
+	"# TYPE tsgate_ocsp_response_next_update_timestamp_seconds gauge\n"
 
 #define H_CONN_ACTIVE                                                    \
 	"# HELP tsgate_connections_active Client connections open now, " \
@@ -90,21 +120,80 @@ static const struct timeval start = {.tv_sec = 1764000000, .tv_usec = 250000};
 	"and route.\n"                                                      \
 	"# TYPE tsgate_backend_connect_duration_seconds histogram\n"
 
+#define H_HS_DUR                                                       \
+	"# HELP tsgate_handshake_duration_seconds Time to complete a " \
+	"TLS/GSSAPI handshake with a client, per listener and kind.\n" \
+	"# TYPE tsgate_handshake_duration_seconds histogram\n"
+#define H_CONN_DUR                                                     \
+	"# HELP tsgate_connection_duration_seconds Life of a routed "  \
+	"connection, from accept to its end, per listener, route and " \
+	"result.\n"                                                    \
+	"# TYPE tsgate_connection_duration_seconds histogram\n"
+
+/*
+ * The process families come last and their values are this process's:
+ * check they are there, then cut them off so the rest compares exactly.
+ */
+static char *cut_process(char *text)
+{
+	char *p;
+
+	ck_assert_ptr_nonnull(text);
+	p = strstr(text, "# HELP process_cpu_seconds_total ");
+	ck_assert_ptr_nonnull(p);
+	ck_assert_ptr_nonnull(strstr(p, "\nprocess_open_fds "));
+	ck_assert_ptr_nonnull(strstr(p, "\nprocess_start_time_seconds "));
+	*p = '\0';
+	return text;
+}
+
+/* The zero series of tsgate_connection_duration_seconds of one route. */
+static char *conn_dur_zeros(TALLOC_CTX *ctx, const char *l, const char *r)
+{
+	static const char *const results[] = {
+	    "ok", "backend_failed", "idle_timeout", "shutdown", "error"};
+	static const char *const les[] = {
+	    "0.01", "0.1",  "1",    "10",    "60",    "300", "900",
+	    "1800", "3600", "7200", "21600", "86400", "+Inf"};
+	char *out = talloc_strdup(ctx, "");
+	size_t i, j;
+
+	for (i = 0; i < 5; i++) {
+		for (j = 0; j < 13; j++) {
+			out = talloc_asprintf_append(
+			    out,
+			    "tsgate_connection_duration_seconds_bucket{"
+			    "listener="
+			    "\"%s\",route=\"%s\",result=\"%s\",le=\"%s\"} 0\n",
+			    l, r, results[i], les[j]);
+		}
+		out = talloc_asprintf_append(
+		    out,
+		    "tsgate_connection_duration_seconds_sum{listener=\"%s\","
+		    "route=\"%s\",result=\"%s\"} 0.000000\n"
+		    "tsgate_connection_duration_seconds_count{listener=\"%s\","
+		    "route=\"%s\",result=\"%s\"} 0\n",
+		    l, r, results[i], l, r, results[i]);
+	}
+	return out;
+}
+
 START_TEST(test_render_empty)
 {
 	struct tsgate_metrics *m = tsgate_metrics_new(tt_mem, "1.2.3", &start);
 	char *text;
 
 	ck_assert_ptr_nonnull(m);
-	text = tsgate_metrics_render(tt_mem, m);
-	ck_assert_ptr_nonnull(text);
+	text = cut_process(tsgate_metrics_render(tt_mem, m));
 	ck_assert_str_eq(
 	    text, HEADER_FAMILIES
 	    "tsgate_ready 0\n" RELOADS_FAMILY
 	    "tsgate_reloads_total{result=\"ok\"} 0\n"
 	    "tsgate_reloads_total{result=\"failed\"} 0\n" H_CONN_ACTIVE
-		H_CONN_TOTAL H_HS H_TLS_HS H_DROPS H_R_ACTIVE H_R_TOTAL H_R_BYTES
-		    H_R_PDUS H_R_FAIL H_R_HIST);
+		H_CONN_TOTAL H_HS H_HS_DUR H_TLS_HS H_DROPS H_R_ACTIVE H_R_TOTAL
+		    H_R_BYTES H_R_PDUS H_R_FAIL H_R_HIST H_CONN_DUR
+			H_LAST_RELOAD "1764000000.250000\n" H_LAST_OK
+	    "1\n" H_CERT_EXPIRY H_OCSP);
 	talloc_free(m);
 }
 END_TEST
@@ -112,6 +201,60 @@ END_TEST
 #define HIST(l, r, c)                                                  \
 	"tsgate_backend_connect_duration_seconds_bucket{listener=\"" l \
 	"\",route=\"" r "\",le=\"" c "\"} "
+
+static bool has(const char *text, const char *line)
+{
+	return strstr(text, line) != NULL;
+}
+
+/*
+ * A tracker inside the connection's own struct (how conn.c holds it: one
+ * talloc chunk less per connection) counts and uncounts as one of its
+ * own would; a second fini does nothing.
+ */
+START_TEST(test_conn_tracker_embedded)
+{
+	TALLOC_CTX *ctx = talloc_new(tt_mem);
+	struct tsgate_metrics *m = tsgate_metrics_new(ctx, "1.2.3", &start);
+	struct tsgate_metrics_listener *l =
+	    tsgate_metrics_listener_new(ctx, m, "pub");
+	struct tsgate_metrics_route *r =
+	    tsgate_metrics_route_new(ctx, l, "ldap");
+	struct tsgate_metrics_conn c1, c2, none;
+	struct tsgate_conn_stats s1 = {0};
+	char *text;
+
+	ck_assert_ptr_nonnull(r);
+	tsgate_metrics_conn_init(&c1, l);
+	tsgate_metrics_conn_init(&c2, l);
+	tsgate_metrics_conn_init(&none, NULL); /* not counted, harmless */
+	tsgate_metrics_conn_routed(&none, r, &s1);
+	tsgate_metrics_conn_routed(&c1, r, &s1);
+	s1 = (struct tsgate_conn_stats){10, 20, 1, 2, NULL, false};
+	text = tsgate_metrics_render(ctx, m);
+	ck_assert(has(text, "tsgate_connections_active{listener=\"pub\"} 2\n"));
+	ck_assert(has(text, "tsgate_route_connections_active{listener=\"pub\","
+			    "route=\"ldap\"} 1\n"));
+	ck_assert(has(text, "tsgate_route_bytes_total{listener=\"pub\",route="
+			    "\"ldap\",direction=\"client_to_backend\"} 10\n"));
+
+	tsgate_metrics_conn_fini(&c1);
+	tsgate_metrics_conn_fini(&c1);
+	tsgate_metrics_conn_fini(&none);
+	s1.bytes_up = 999; /* no longer followed */
+	text = tsgate_metrics_render(ctx, m);
+	ck_assert(has(text, "tsgate_connections_active{listener=\"pub\"} 1\n"));
+	ck_assert(has(text, "tsgate_connections_total{listener=\"pub\"} 2\n"));
+	ck_assert(has(text, "tsgate_route_connections_active{listener=\"pub\","
+			    "route=\"ldap\"} 0\n"));
+	ck_assert(has(text, "tsgate_route_bytes_total{listener=\"pub\",route="
+			    "\"ldap\",direction=\"client_to_backend\"} 10\n"));
+	tsgate_metrics_conn_fini(&c2);
+	text = tsgate_metrics_render(ctx, m);
+	ck_assert(has(text, "tsgate_connections_active{listener=\"pub\"} 0\n"));
+	talloc_free(ctx);
+}
+END_TEST
 
 START_TEST(test_render_full)
 {
@@ -121,7 +264,9 @@ START_TEST(test_render_full)
 	struct tsgate_metrics_route *r;
 	struct tsgate_metrics_conn *c1, *c2;
 	struct tsgate_conn_stats s1 = {0}, s2 = {0};
-	char *text;
+	char *text, *tail;
+	long long sec;
+	long usec;
 
 	tsgate_metrics_set_state(m, TSGATE_METRICS_READY);
 	tsgate_metrics_reload(m, true);
@@ -158,11 +303,20 @@ START_TEST(test_render_full)
 	tsgate_metrics_backend_connected(r, 10000000); /* le 10 */
 	tsgate_metrics_backend_connected(r, 20000001); /* +Inf only */
 
-	text = tsgate_metrics_render(ctx, m);
-	ck_assert_ptr_nonnull(text);
+	text = cut_process(tsgate_metrics_render(ctx, m));
+	/* the reload families last: the success time is the clock's */
+	tail = strstr(text, H_LAST_RELOAD);
+	ck_assert_ptr_nonnull(tail);
+	ck_assert_int_eq(
+	    sscanf(tail + strlen(H_LAST_RELOAD), "%lld.%6ld\n", &sec, &usec),
+	    2);
+	ck_assert_int_ge(sec, (long long)start.tv_sec);
+	ck_assert_ptr_nonnull(
+	    strstr(tail, H_LAST_OK "0\n" H_CERT_EXPIRY H_OCSP));
+	*tail = '\0';
 	/* clang-format off */
 	ck_assert_str_eq(
-	    text,
+	    text, talloc_asprintf(ctx, "%s%s",
 	    HEADER_FAMILIES "tsgate_ready 1\n" RELOADS_FAMILY
 	    "tsgate_reloads_total{result=\"ok\"} 2\n"
 	    "tsgate_reloads_total{result=\"failed\"} 1\n"
@@ -176,6 +330,7 @@ START_TEST(test_render_full)
 	    "tsgate_handshake_failures_total{listener=\"pub\",reason=\"auth\"} 1\n"
 	    "tsgate_handshake_failures_total{listener=\"pub\",reason=\"closed\"} 0\n"
 	    "tsgate_handshake_failures_total{listener=\"pub\",reason=\"other\"} 1\n"
+	    H_HS_DUR
 	    H_TLS_HS
 	    "tsgate_tls_handshakes_total{listener=\"pub\",resumed=\"false\"} 1\n"
 	    "tsgate_tls_handshakes_total{listener=\"pub\",resumed=\"true\"} 2\n"
@@ -222,7 +377,8 @@ START_TEST(test_render_full)
 	    HIST("pub", "ldap", "10") "3\n"
 	    HIST("pub", "ldap", "+Inf") "4\n"
 	    "tsgate_backend_connect_duration_seconds_sum{listener=\"pub\",route=\"ldap\"} 30.001002\n"
-	    "tsgate_backend_connect_duration_seconds_count{listener=\"pub\",route=\"ldap\"} 4\n");
+	    "tsgate_backend_connect_duration_seconds_count{listener=\"pub\",route=\"ldap\"} 4\n"
+	    H_CONN_DUR, conn_dur_zeros(ctx, "pub", "ldap")));
 	/* clang-format on */
 	talloc_free(ctx);
 }
@@ -252,8 +408,51 @@ START_TEST(test_label_escaping)
 	 * a comment */
 	for (char *line = text; *line != '\0'; line = strchr(line, '\n') + 1) {
 		ck_assert(strncmp(line, "tsgate_", 7) == 0 ||
+			  strncmp(line, "process_", 8) == 0 ||
 			  strncmp(line, "# ", 2) == 0);
 	}
+	talloc_free(m);
+}
+END_TEST
+
+/* The credentials in use: one series each, escaped, replaced as a whole. */
+START_TEST(test_render_creds)
+{
+	struct tsgate_metrics *m = tsgate_metrics_new(tt_mem, "1", &start);
+	const struct tsgate_metrics_cred v1[] = {
+	    {"pub", NULL, TSGATE_METRICS_CRED_SERVER, "0A1B", "gw \"x\"",
+	     1800000000, "/s.crt"},
+	    {"pub", "up", TSGATE_METRICS_CRED_CLIENT, "02", "", 1800000001,
+	     "/c.crt"},
+	    {"pub", "up", TSGATE_METRICS_CRED_CA, "03", "CA", 1800000002,
+	     "/ca.crt"},
+	    {"pub", NULL, TSGATE_METRICS_CRED_OCSP, "0A1B", "gw", 1765000000,
+	     "/s.ocsp"},
+	};
+	const struct tsgate_metrics_cred v2[] = {
+	    {"pub", NULL, TSGATE_METRICS_CRED_SERVER, "0C", "gw", 1900000000,
+	     "/s.crt"},
+	};
+	char *text;
+
+	ck_assert_int_eq(tsgate_metrics_set_creds(m, v1, 4), 0);
+	text = tsgate_metrics_render(m, m);
+	/* clang-format off */
+	ck_assert_ptr_nonnull(strstr(text, H_CERT_EXPIRY
+	    "tsgate_certificate_expiry_timestamp_seconds{listener=\"pub\",route=\"\",kind=\"server\",serial=\"0A1B\",subject_cn=\"gw \\\"x\\\"\"} 1800000000\n"
+	    "tsgate_certificate_expiry_timestamp_seconds{listener=\"pub\",route=\"up\",kind=\"client\",serial=\"02\",subject_cn=\"\"} 1800000001\n"
+	    "tsgate_certificate_expiry_timestamp_seconds{listener=\"pub\",route=\"up\",kind=\"ca\",serial=\"03\",subject_cn=\"CA\"} 1800000002\n"
+	    H_OCSP
+	    "tsgate_ocsp_response_next_update_timestamp_seconds{listener=\"pub\",serial=\"0A1B\",subject_cn=\"gw\"} 1765000000\n"));
+	/* clang-format on */
+	ck_assert_int_eq(tsgate_metrics_set_creds(m, v2, 1), 0);
+	text = tsgate_metrics_render(m, m);
+	ck_assert_ptr_null(strstr(text, "0A1B"));
+	ck_assert_ptr_nonnull(strstr(text, "serial=\"0C\""));
+	ck_assert_int_eq(tsgate_metrics_set_creds(m, NULL, 0), 0);
+	text = tsgate_metrics_render(m, m);
+	ck_assert_ptr_nonnull(strstr(text, H_CERT_EXPIRY H_OCSP));
+	ck_assert_int_eq(tsgate_metrics_set_creds(NULL, v2, 1), EINVAL);
 	talloc_free(m);
 }
 END_TEST
@@ -894,6 +1093,191 @@ START_TEST(test_endpoints)
 }
 END_TEST
 
+/* A sample's value in text (the line that starts with series + " "). */
+static double sample(const char *text, const char *series)
+{
+	const char *p = text;
+	size_t n = strlen(series);
+
+	while ((p = strstr(p, series)) != NULL) {
+		if ((p == text || p[-1] == '\n') && p[n] == ' ') {
+			return strtod(p + n + 1, NULL);
+		}
+		p += n;
+	}
+	ck_abort_msg("no sample %s", series);
+	return -1;
+}
+
+#define HS_TLS(le)                                                        \
+	"tsgate_handshake_duration_seconds_bucket{listener=\"pub\",kind=" \
+	"\"tls\",le=\"" le "\"}"
+
+START_TEST(test_duration_histograms)
+{
+	struct tsgate_metrics *m = tsgate_metrics_new(tt_mem, "1", &start);
+	struct tsgate_metrics_listener *l =
+	    tsgate_metrics_listener_new(m, m, "pub");
+	struct tsgate_metrics_listener *g =
+	    tsgate_metrics_listener_new(m, m, "gss");
+	struct tsgate_metrics_route *r = tsgate_metrics_route_new(m, l, "all");
+	struct tsgate_metrics_conn *c;
+	struct tsgate_conn_stats st = {0};
+	char *text;
+
+	/* a kind is rendered from the first scrape, before any handshake */
+	tsgate_metrics_listener_kind(g, TSGATE_METRICS_KIND_GSSAPI);
+	tsgate_metrics_handshake_done(l, TSGATE_METRICS_KIND_TLS, 1000);
+	tsgate_metrics_handshake_done(l, TSGATE_METRICS_KIND_TLS, 1001);
+	tsgate_metrics_handshake_done(l, TSGATE_METRICS_KIND_TLS, 40000000);
+	tsgate_metrics_handshake_done(l, TSGATE_METRICS_KIND_NUM, 1); /* no */
+	tsgate_metrics_handshake_done(NULL, TSGATE_METRICS_KIND_TLS, 1);
+
+	/* unrouted: not in the route's histogram */
+	c = tsgate_metrics_conn_new(m, l);
+	tsgate_metrics_conn_end(c, TSGATE_METRICS_RESULT_OK);
+	talloc_free(c);
+	c = tsgate_metrics_conn_new(m, l);
+	tsgate_metrics_conn_routed(c, r, &st);
+	tsgate_metrics_conn_end(c, TSGATE_METRICS_RESULT_IDLE_TIMEOUT);
+	tsgate_metrics_conn_end(c, TSGATE_METRICS_RESULT_OK); /* once */
+	talloc_free(c);
+	tsgate_metrics_conn_end(NULL, TSGATE_METRICS_RESULT_OK);
+
+	text = tsgate_metrics_render(m, m);
+	ck_assert_ptr_nonnull(text);
+	ck_assert_double_eq(sample(text, HS_TLS("0.001")), 1);
+	ck_assert_double_eq(sample(text, HS_TLS("0.0025")), 2);
+	ck_assert_double_eq(sample(text, HS_TLS("30")), 2);
+	ck_assert_double_eq(sample(text, HS_TLS("+Inf")), 3);
+	ck_assert_double_eq(sample(text, "tsgate_handshake_duration_seconds_sum"
+					 "{listener=\"pub\",kind=\"tls\"}"),
+			    40.002001);
+	ck_assert_double_eq(sample(text,
+				   "tsgate_handshake_duration_seconds_count"
+				   "{listener=\"gss\",kind=\"gssapi\"}"),
+			    0);
+	ck_assert_ptr_null(strstr(text, "listener=\"pub\",kind=\"gssapi\""));
+	ck_assert_ptr_null(strstr(text, "listener=\"gss\",kind=\"tls\""));
+	ck_assert_double_eq(
+	    sample(text, "tsgate_connection_duration_seconds_count{listener="
+			 "\"pub\",route=\"all\",result=\"idle_timeout\"}"),
+	    1);
+	ck_assert_double_eq(
+	    sample(text, "tsgate_connection_duration_seconds_bucket{listener="
+			 "\"pub\",route=\"all\",result=\"idle_timeout\","
+			 "le=\"+Inf\"}"),
+	    1);
+	ck_assert_double_eq(
+	    sample(text, "tsgate_connection_duration_seconds_count{listener="
+			 "\"pub\",route=\"all\",result=\"ok\"}"),
+	    0);
+	talloc_free(m);
+}
+END_TEST
+
+START_TEST(test_build_info)
+{
+	struct tsgate_metrics *m = tsgate_metrics_new(tt_mem, "1.2", &start);
+	const struct tsgate_metrics_label libs[] = {{"gnutls", "3.7.9"},
+						    {"krb5", "1\"x"}};
+	const struct tsgate_metrics_label bad[] = {{"gnutls", "3"},
+						   {"9lives", "x"}};
+	char *text;
+
+	ck_assert_int_eq(tsgate_metrics_set_build_info(m, libs, 2), 0);
+	ck_assert_int_eq(tsgate_metrics_set_build_info(m, bad, 2), EINVAL);
+	text = tsgate_metrics_render(m, m);
+	ck_assert_ptr_nonnull(strstr(text,
+				     "\ntsgate_build_info{version=\"1.2\","
+				     "gnutls=\"3.7.9\",krb5=\"1\\\"x\"} "
+				     "1\n"));
+	talloc_free(m);
+}
+END_TEST
+
+/* One number of a /proc/self/stat field (proc(5) numbering, 14..24). */
+static unsigned long long stat_field(int field)
+{
+	char buf[1024], *p;
+	FILE *f = fopen("/proc/self/stat", "r");
+	size_t n;
+	int i;
+
+	ck_assert_ptr_nonnull(f);
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	p = strrchr(buf, ')') + 2; /* field 3 */
+	for (i = 3; i < field; i++) {
+		p = strchr(p, ' ') + 1;
+	}
+	return strtoull(p, NULL, 10);
+}
+
+static unsigned long long proc_btime(void)
+{
+	char line[256];
+	unsigned long long v = 0;
+	FILE *f = fopen("/proc/stat", "r");
+
+	ck_assert_ptr_nonnull(f);
+	while (fgets(line, sizeof(line), f) != NULL) {
+		if (sscanf(line, "btime %llu", &v) == 1) {
+			break;
+		}
+	}
+	fclose(f);
+	ck_assert_uint_gt(v, 0);
+	return v;
+}
+
+START_TEST(test_process_metrics)
+{
+	struct tsgate_metrics *m = tsgate_metrics_new(tt_mem, "1", NULL);
+	long tck = sysconf(_SC_CLK_TCK);
+	unsigned long long cpu0, cpu1;
+	double fds, cpu, rss, max;
+	char *text;
+	int extra[3];
+
+	cpu0 = stat_field(14) + stat_field(15);
+	/* three more descriptors: the count follows */
+	text = tsgate_metrics_render(m, m);
+	fds = sample(text, "process_open_fds");
+	for (int i = 0; i < 3; i++) {
+		extra[i] = dup(0);
+	}
+	text = tsgate_metrics_render(m, m);
+	cpu1 = stat_field(14) + stat_field(15);
+	ck_assert_double_eq(sample(text, "process_open_fds"), fds + 3);
+	for (int i = 0; i < 3; i++) {
+		close(extra[i]);
+	}
+	cpu = sample(text, "process_cpu_seconds_total");
+	ck_assert(cpu >= (double)cpu0 / tck - 0.005);
+	ck_assert(cpu <= (double)cpu1 / tck + 0.005);
+	max = sample(text, "process_max_fds");
+	{
+		struct rlimit rl;
+
+		ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+		ck_assert_double_eq(max, (double)rl.rlim_cur);
+	}
+	rss = sample(text, "process_resident_memory_bytes");
+	ck_assert(rss > 0);
+	ck_assert_uint_eq((unsigned long long)rss %
+			      (unsigned long long)sysconf(_SC_PAGESIZE),
+			  0);
+	ck_assert(sample(text, "process_virtual_memory_bytes") >= rss);
+	/* boot time plus the start in clock ticks, as proc(5) says */
+	ck_assert_double_eq_tol(
+	    sample(text, "process_start_time_seconds"),
+	    (double)proc_btime() + (double)stat_field(22) / (double)tck, 0.011);
+	talloc_free(m);
+}
+END_TEST
+
 START_TEST(test_merge_workers)
 {
 	const char *w0 = "# HELP a_total A.\n# TYPE a_total counter\n"
@@ -949,10 +1333,15 @@ static Suite *metrics_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_render_empty);
 	tcase_add_test(tc, test_render_full);
+	tcase_add_test(tc, test_conn_tracker_embedded);
 	tcase_add_test(tc, test_label_escaping);
+	tcase_add_test(tc, test_render_creds);
 	tcase_add_test(tc, test_reason_names);
 	tcase_add_test(tc, test_errno_classes);
 	tcase_add_test(tc, test_merge_workers);
+	tcase_add_test(tc, test_duration_histograms);
+	tcase_add_test(tc, test_build_info);
+	tcase_add_test(tc, test_process_metrics);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("lifecycle");
