@@ -41,6 +41,7 @@ struct tsgate_daemon {
 	struct tsgate_conns *conns;
 	/* session ticket secret, made before the workers fork */
 	const struct tsgate_ticket_secret *ticket_secret;
+	struct tsgate_pool *pool; /* the routes' backends, kept on reload */
 	/* $NOTIFY_SOCKET (one process; with workers the supervisor's) */
 	struct tsgate_notify *notify;
 	struct tsgate_cred_watch *cred_watch; /* reload: {watch: true} */

@@ -147,6 +147,15 @@ enum tsgate_metrics_state {
  * zeros included, so rate() works from the first scrape.
  */
 
+/*
+ * Families a higher layer renders (the backend pool): fn appends
+ * Prometheus text to *out after tsgate's own families. One at a time.
+ */
+typedef void (*tsgate_metrics_render_fn)(const void *private_data, char **out);
+void tsgate_metrics_set_extra(struct tsgate_metrics *m,
+			      tsgate_metrics_render_fn fn,
+			      const void *private_data);
+
 /**
  * @brief Make the registry.
  *
