@@ -214,12 +214,17 @@ struct tstream_tls_client_config {
 /**
  * @brief The default priority: TLS 1.3 and 1.2 only, ECDHE, AEAD ciphers
  *        with AES-GCM first (GnuTLS's ChaCha20 is far slower than its
- *        AES-GCM on CPUs with AES-NI).
+ *        AES-GCM on CPUs with AES-NI), X25519 first among the groups:
+ *        OpenSSL-based clients send only an X25519 key share, and with
+ *        GnuTLS's NORMAL order (P-256 first) a server that prefers its own
+ *        order answered them with a HelloRetryRequest, one more round trip.
  */
-#define TSTREAM_TLS_DEFAULT_PRIORITY                                \
-	"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:"               \
-	"-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:+CHACHA20-POLY1305:" \
-	"-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA"
+#define TSTREAM_TLS_DEFAULT_PRIORITY                                  \
+	"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:"                 \
+	"-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:+CHACHA20-POLY1305:"   \
+	"-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:"                            \
+	"-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1:" \
+	"+GROUP-SECP521R1:+GROUP-X448"
 
 /**
  * @brief Load server parameters: certificates, keys, client CAs, CRL,

@@ -615,6 +615,16 @@ class ResumeGateway(gh.GatewayTestCase):
 
     # -- the first reply after the handshake -------------------------------
 
+    def test_no_hello_retry_for_openssl_clients(self):
+        """OpenSSL-based clients (s_client, Python, curl) send one X25519
+        key share: the default priority takes it, with no
+        HelloRetryRequest (a second ClientHello, one more round trip)."""
+        self.simple()
+        out = self.s_client(self.port, ["-tls1_3", "-msg"])
+        self.assertIn("ping", out)
+        self.assertEqual(out.count(", ClientHello"), 1, out[:3000])
+        self.assertIn("Server Temp Key: X25519", out)
+
     def first_reply_ms(self, port, n=20):
         ctx = self.certs.client_context()
         ctx.minimum_version = ssl.TLSVersion.TLSv1_3
