@@ -114,6 +114,7 @@ static int backend_gssapi_params(struct tsgate_backend *b,
 	/* The backend timeout bounds the handshake as a whole. */
 	tstream_gssapi_params_set_handshake_timeout(b->gssapi, 0);
 	tstream_gssapi_params_set_strict_eof(b->gssapi, g->strict_end);
+	tstream_gssapi_params_set_delegate(b->gssapi, g->delegate);
 	return 0;
 }
 
@@ -187,6 +188,11 @@ int tsgate_backend_new(TALLOC_CTX *mem_ctx,
 	b->timeout_ms = route->connect_timeout_ms > 0
 			    ? route->connect_timeout_ms
 			    : timeout_ms;
+	if (route->exec != NULL) {
+		/* a program per connection (exec.c): no socket, no pool */
+		*pbackend = b;
+		return 0;
+	}
 	/* a route made by hand (tests) may fill in only route->backend */
 	b->addrs = route->num_backends > 0 ? route->backends : &route->backend;
 	b->num_targets = route->num_backends > 0 ? route->num_backends : 1;
@@ -330,47 +336,24 @@ static struct tevent_req *backend_socket_connect(
     const struct tsgate_pool_member *m,
     int *perr)
 {
-	struct tsocket_address *local = NULL, *remote = NULL;
-	struct tevent_req *subreq = NULL;
-	const char *ip;
-	int ret;
+	struct tevent_req *subreq;
 
+	TALLOC_FREE(state->address);
 	if (m->addr.kind == TSGATE_CONFIG_ADDR_UNIX) {
-		ret = tsocket_address_unix_from_path(state, "", &local);
-		if (ret == 0) {
-			ret = tsocket_address_unix_from_path(
-			    state, m->addr.path, &remote);
-		}
-		if (ret == 0) {
-			subreq = tstream_unix_connect_send(state, state->ev,
-							   local, remote);
-		}
-		TALLOC_FREE(state->address);
 		state->address =
 		    talloc_asprintf(state, "unix:%s", m->addr.path);
+		subreq =
+		    tsgate_pool_member_connect_send(state, state->ev, m, 0);
 	} else {
-		ip = m->ips[state->next_ip++];
-		ret = tsocket_address_inet_from_strings(state, "ip", ip,
-							m->addr.port, &remote);
-		if (ret == 0) {
-			ret = tsocket_address_inet_from_strings(
-			    state,
-			    tsocket_address_is_inet(remote, "ipv6") ? "ipv6"
-								    : "ipv4",
-			    NULL, 0, &local);
-		}
-		if (ret == 0) {
-			subreq = tstream_inet_tcp_connect_send(state, state->ev,
-							       local, remote);
-		}
-		TALLOC_FREE(state->address);
+		const char *ip = m->ips[state->next_ip];
+
 		state->address = talloc_asprintf(
 		    state, strchr(ip, ':') != NULL ? "[%s]:%u" : "%s:%u", ip,
 		    (unsigned)m->addr.port);
+		subreq = tsgate_pool_member_connect_send(state, state->ev, m,
+							 state->next_ip++);
 	}
-	*perr = ret != 0 ? errno : ENOMEM;
-	TALLOC_FREE(local);
-	TALLOC_FREE(remote);
+	*perr = subreq == NULL ? errno : 0;
 	return subreq;
 }
 
@@ -417,16 +400,11 @@ static void backend_connected(struct tevent_req *subreq)
 	const struct tsgate_config_route *route = state->backend->route;
 	int ret, err = 0;
 
-	if (m->addr.kind == TSGATE_CONFIG_ADDR_UNIX) {
-		ret = tstream_unix_connect_recv(subreq, &err, state,
-						&state->stream);
-	} else {
-		ret = tstream_inet_tcp_connect_recv(subreq, &err, state,
-						    &state->stream);
-		if (ret == 0) {
-			/* whole chunks: see tstream_bsd_set_nodelay() */
-			(void)tstream_bsd_set_nodelay(state->stream, true);
-		}
+	ret = tsgate_pool_member_connect_recv(subreq, m, &err, state,
+					      &state->stream);
+	if (ret == 0 && m->addr.kind == TSGATE_CONFIG_ADDR_TCP) {
+		/* whole chunks: see tstream_bsd_set_nodelay() */
+		(void)tstream_bsd_set_nodelay(state->stream, true);
 	}
 	TALLOC_FREE(subreq);
 	state->subreq = NULL;

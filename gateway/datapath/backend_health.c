@@ -79,45 +79,12 @@ static void health_probe_next(struct tevent_req *req)
 {
 	struct health_probe_state *state =
 	    tevent_req_data(req, struct health_probe_state);
-	const struct tsgate_pool_member *m = state->m;
-	struct tsocket_address *local = NULL, *remote = NULL;
-	struct tevent_req *subreq = NULL;
-	int ret;
+	struct tevent_req *subreq;
 
-	if (m->addr.kind == TSGATE_CONFIG_ADDR_UNIX) {
-		ret = tsocket_address_unix_from_path(state, "", &local);
-		if (ret == 0) {
-			ret = tsocket_address_unix_from_path(
-			    state, m->addr.path, &remote);
-		}
-		if (ret == 0) {
-			subreq = tstream_unix_connect_send(state, state->ev,
-							   local, remote);
-		}
-	} else {
-		const char *ip = m->ips[state->next_ip++];
-
-		ret = tsocket_address_inet_from_strings(state, "ip", ip,
-							m->addr.port, &remote);
-		if (ret == 0) {
-			ret = tsocket_address_inet_from_strings(
-			    state,
-			    tsocket_address_is_inet(remote, "ipv6") ? "ipv6"
-								    : "ipv4",
-			    NULL, 0, &local);
-		}
-		if (ret == 0) {
-			subreq = tstream_inet_tcp_connect_send(state, state->ev,
-							       local, remote);
-		}
-	}
-	TALLOC_FREE(local);
-	TALLOC_FREE(remote);
-	if (ret != 0) {
+	subreq = tsgate_pool_member_connect_send(state, state->ev, state->m,
+						 state->next_ip++);
+	if (subreq == NULL) {
 		tevent_req_error(req, errno);
-		return;
-	}
-	if (tevent_req_nomem(subreq, req)) {
 		return;
 	}
 	tevent_req_set_callback(subreq, health_probe_connected, req);
@@ -132,13 +99,8 @@ static void health_probe_connected(struct tevent_req *subreq)
 	const struct tsgate_pool_member *m = state->m;
 	int ret, err = 0;
 
-	if (m->addr.kind == TSGATE_CONFIG_ADDR_UNIX) {
-		ret = tstream_unix_connect_recv(subreq, &err, state,
-						&state->stream);
-	} else {
-		ret = tstream_inet_tcp_connect_recv(subreq, &err, state,
-						    &state->stream);
-	}
+	ret = tsgate_pool_member_connect_recv(subreq, m, &err, state,
+					      &state->stream);
 	TALLOC_FREE(subreq);
 	if (ret == -1) {
 		if (m->addr.kind == TSGATE_CONFIG_ADDR_TCP &&

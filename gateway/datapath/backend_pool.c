@@ -6,8 +6,10 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <string.h>
+#include <tsocket.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "tsgate_dlist.h"
 
 /* Passive health: back-off of a member that failed, doubling to this. */
@@ -395,6 +397,64 @@ const char *tsgate_pool_member_intern(struct tsgate_pool_member *m,
 	return more[m->num_interned++];
 }
 
+struct tevent_req *tsgate_pool_member_connect_send(
+    TALLOC_CTX *mem_ctx,
+    struct tevent_context *ev,
+    const struct tsgate_pool_member *m,
+    size_t ip)
+{
+	TALLOC_CTX *tmp = talloc_new(mem_ctx);
+	struct tsocket_address *local = NULL, *remote = NULL;
+	struct tevent_req *req = NULL;
+	int ret;
+
+	if (tmp == NULL) {
+		return NULL;
+	}
+	if (m->addr.kind == TSGATE_CONFIG_ADDR_UNIX) {
+		ret = tsocket_address_unix_from_path(tmp, "", &local);
+		if (ret == 0) {
+			ret = tsocket_address_unix_from_path(tmp, m->addr.path,
+							     &remote);
+		}
+		if (ret == 0) {
+			req = tstream_unix_connect_send(mem_ctx, ev, local,
+							remote);
+		}
+	} else {
+		ret = tsocket_address_inet_from_strings(tmp, "ip", m->ips[ip],
+							m->addr.port, &remote);
+		if (ret == 0) {
+			ret = tsocket_address_inet_from_strings(
+			    tmp,
+			    tsocket_address_is_inet(remote, "ipv6") ? "ipv6"
+								    : "ipv4",
+			    NULL, 0, &local);
+		}
+		if (ret == 0) {
+			req = tstream_inet_tcp_connect_send(mem_ctx, ev, local,
+							    remote);
+		}
+	}
+	talloc_free(tmp);
+	if (req == NULL && ret == 0) {
+		errno = ENOMEM;
+	}
+	return req;
+}
+
+int tsgate_pool_member_connect_recv(struct tevent_req *req,
+				    const struct tsgate_pool_member *m,
+				    int *perrno,
+				    TALLOC_CTX *mem_ctx,
+				    struct tstream_context **stream)
+{
+	if (m->addr.kind == TSGATE_CONFIG_ADDR_UNIX) {
+		return tstream_unix_connect_recv(req, perrno, mem_ctx, stream);
+	}
+	return tstream_inet_tcp_connect_recv(req, perrno, mem_ctx, stream);
+}
+
 void tsgate_pool_member_set_ips(struct tsgate_pool_member *m,
 				const char **ips,
 				size_t num_ips)
@@ -428,31 +488,6 @@ void tsgate_pool_untrack(struct tsgate_backend_tracker *t)
 	t->member = NULL;
 }
 
-static char *pool_label(TALLOC_CTX *mem_ctx, const char *s)
-{
-	char *out = talloc_strdup(mem_ctx, "");
-
-	for (; s != NULL && *s != '\0' && out != NULL; s++) {
-		if (*s == '\\' || *s == '"') {
-			out = talloc_asprintf_append(out, "\\%c", *s);
-		} else if (*s == '\n') {
-			out = talloc_strdup_append(out, "\\n");
-		} else {
-			out = talloc_asprintf_append(out, "%c", *s);
-		}
-	}
-	return out;
-}
-
-static void pool_family(char **out,
-			const char *name,
-			const char *type,
-			const char *help)
-{
-	talloc_asprintf_addbuf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help,
-			       name, type);
-}
-
 void tsgate_pool_render_metrics(const struct tsgate_pool *pool, char **out)
 {
 	static const char *const names[] = {
@@ -477,7 +512,7 @@ void tsgate_pool_render_metrics(const struct tsgate_pool *pool, char **out)
 	}
 	tmp = talloc_new(NULL);
 	for (f = 0; f < 4; f++) {
-		pool_family(out, names[f], types[f], helps[f]);
+		tsgate_metrics_family(out, names[f], types[f], helps[f]);
 		for (i = 0; i < pool->num_members; i++) {
 			const struct tsgate_pool_member *m = pool->members[i];
 			uint64_t v;
@@ -503,9 +538,10 @@ void tsgate_pool_render_metrics(const struct tsgate_pool *pool, char **out)
 			    out,
 			    "%s{listener=\"%s\",route=\"%s\",backend=\"%s\"} "
 			    "%" PRIu64 "\n",
-			    names[f], pool_label(tmp, m->listener),
-			    pool_label(tmp, m->route), pool_label(tmp, m->text),
-			    v);
+			    names[f],
+			    tsgate_metrics_label_escape(tmp, m->listener),
+			    tsgate_metrics_label_escape(tmp, m->route),
+			    tsgate_metrics_label_escape(tmp, m->text), v);
 		}
 	}
 	talloc_free(tmp);

@@ -25,6 +25,7 @@
 #include "config.h"
 
 struct tsgate_log;
+struct tstream_context;
 struct tsgate_metrics;
 
 struct tsgate_pool_member {
@@ -115,6 +116,21 @@ void tsgate_pool_member_ok(struct tsgate_pool_member *m);
  */
 const char *tsgate_pool_member_intern(struct tsgate_pool_member *m,
 				      const char *addr);
+
+/*
+ * A socket connect to m: its unix path, or its TCP address m->ips[ip].
+ * NULL with errno when it cannot start. Receive with the member.
+ */
+struct tevent_req *tsgate_pool_member_connect_send(
+    TALLOC_CTX *mem_ctx,
+    struct tevent_context *ev,
+    const struct tsgate_pool_member *m,
+    size_t ip);
+int tsgate_pool_member_connect_recv(struct tevent_req *req,
+				    const struct tsgate_pool_member *m,
+				    int *perrno,
+				    TALLOC_CTX *mem_ctx,
+				    struct tstream_context **stream);
 
 /* An active check's verdict (backend_health.c). */
 void tsgate_pool_member_checked(struct tsgate_pool_member *m,

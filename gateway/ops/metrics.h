@@ -147,6 +147,14 @@ enum tsgate_metrics_state {
  * zeros included, so rate() works from the first scrape.
  */
 
+/* A label value escaped as the exposition format wants it. */
+char *tsgate_metrics_label_escape(TALLOC_CTX *mem_ctx, const char *s);
+/* The "# HELP" and "# TYPE" lines of a family. */
+void tsgate_metrics_family(char **out,
+			   const char *name,
+			   const char *type,
+			   const char *help);
+
 /*
  * Families a higher layer renders (the backend pool): fn appends
  * Prometheus text to *out after tsgate's own families. One at a time.

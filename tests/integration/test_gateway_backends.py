@@ -379,7 +379,7 @@ class Backends(BackendHelpers):
             stderr=subprocess.DEVNULL, start_new_session=True)
         self.addCleanup(srv.wait, 10)
         self.addCleanup(srv.kill)
-        self.assertTrue(gh.wait_until(lambda: _listening(tls_port), 20))
+        self.assertTrue(gh.wait_until(lambda: gh.tcp_listening(tls_port), 20))
         plain = self.server("not-tls")
         port, mport = gh.free_port(), gh.free_port()
         text = plain_route_config(
@@ -592,14 +592,6 @@ class Resolution(BackendHelpers):
         d.answers["later.test"] = ["127.0.0.2"]
         self.assertTrue(gh.wait_until(lambda: self.hello(port) == "two",
                                       10))
-
-
-def _listening(port):
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return True
-    except OSError:
-        return False
 
 
 if __name__ == "__main__":
