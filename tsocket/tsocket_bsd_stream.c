@@ -1114,6 +1114,23 @@ _PUBLIC_ int tstream_bsd_set_keepalive(struct tstream_context *stream,
 	return 0;
 }
 
+_PUBLIC_ int tstream_bsd_set_nodelay(struct tstream_context *stream, bool on)
+{
+	struct tstream_bsd *bsd;
+	int one = on ? 1 : 0;
+
+	if (stream == NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	bsd = talloc_get_type(_tstream_context_data(stream), struct tstream_bsd);
+	if (bsd == NULL || bsd->fd == -1) {
+		errno = EINVAL;
+		return -1;
+	}
+	return setsockopt(bsd->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
 _PUBLIC_ int _tstream_unix_socketpair(TALLOC_CTX *mem_ctx1,
 				      struct tstream_context **_stream1,
 				      TALLOC_CTX *mem_ctx2,
