@@ -25,7 +25,9 @@ status=0
 echo "# 1. plain"
 "$prog" "$samba" || status=1
 echo "# 2. Samba's library preloaded"
-LD_PRELOAD=$samba "$prog" "$samba" || status=1
+# a sanitizer build: its runtime must stay first in the library list
+san=$(ldd "$prog" | awk '$1 ~ /^lib(a|ub)san\.so/ { printf "%s ", $3 }')
+LD_PRELOAD="$san$samba" "$prog" "$samba" || status=1
 echo "# 3. LD_DEBUG=bindings"
 LD_DEBUG=bindings LD_DEBUG_OUTPUT=$tmp/bind "$prog" "$samba" >/dev/null ||
 	status=1
