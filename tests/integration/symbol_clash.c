@@ -18,8 +18,11 @@
 #include <talloc.h>
 #include <tsocket.h>
 
-typedef int (*from_strings_fn)(TALLOC_CTX *, const char *, const char *,
-			       uint16_t, struct tsocket_address **,
+typedef int (*from_strings_fn)(TALLOC_CTX *,
+			       const char *,
+			       const char *,
+			       uint16_t,
+			       struct tsocket_address **,
 			       const char *);
 typedef char *(*string_fn)(const struct tsocket_address *, TALLOC_CTX *);
 
@@ -108,8 +111,8 @@ int main(int argc, char **argv)
 		talloc_free(mem);
 		return 1;
 	}
-	samba_from = (from_strings_fn)dlsym(samba,
-					    "_tsocket_address_inet_from_strings");
+	samba_from =
+	    (from_strings_fn)dlsym(samba, "_tsocket_address_inet_from_strings");
 	samba_string = (string_fn)dlsym(samba, "tsocket_address_string");
 	check(samba_from != NULL && samba_string != NULL,
 	      "Samba's library has the same names", NULL);
