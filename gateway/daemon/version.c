@@ -1,13 +1,15 @@
 /*
- * tsgate --version [--verbose]. The run-time versions come from the
- * libraries where they can say (GnuTLS, talloc, libyaml) and otherwise
+ * tsgate --version [--verbose]. The running versions come from the
+ * libraries where they can say (GnuTLS, libyaml, c-ares) and otherwise
  * from the file the loader mapped (libtevent.so.0.14.1 names its
- * release; MIT krb5's file names only its ABI, so its release is the one
- * built against). The features are listed from the configuration's own
- * name tables, so the list cannot claim what the parser does not accept.
+ * release; talloc says only major.minor; MIT krb5 has no version call
+ * and its file names only its ABI, libkrb5.so.3.3). The features are listed
+ * from the configuration's own name tables, so the list cannot claim what the
+ * parser does not accept.
  */
 #include "version.h"
 
+#include <ares.h>
 #include <dlfcn.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -43,6 +45,9 @@
 #endif
 #ifndef TSGATE_BUILD_YAML
 #define TSGATE_BUILD_YAML "unknown"
+#endif
+#ifndef TSGATE_BUILD_CARES
+#define TSGATE_BUILD_CARES "unknown"
 #endif
 #ifndef TSGATE_BUILD_COMPILER
 #define TSGATE_BUILD_COMPILER "unknown"
@@ -122,6 +127,7 @@ static void print_libraries(FILE *out)
 			   TSGATE_BUILD_TEVENT);
 	print_library(out, "libyaml", yaml_get_version_string(),
 		      TSGATE_BUILD_YAML);
+	print_library(out, "c-ares", ares_version(NULL), TSGATE_BUILD_CARES);
 	print_library_file(out, "tsocket", (const void *)tsocket_address_string,
 			   TSGATE_VERSION);
 	print_library_file(out, "tstream-tls",

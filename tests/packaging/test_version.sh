@@ -48,6 +48,8 @@ check "GnuTLS built with pkg-config's $(pc gnutls)" \
 	test "$(row GnuTLS | cut -d' ' -f2)" = "$(pc gnutls)"
 check "libyaml built with pkg-config's $(pc yaml-0.1)" \
 	test "$(row libyaml | cut -d' ' -f2)" = "$(pc yaml-0.1)"
+check "c-ares: running and built with pkg-config's $(pc libcares)" \
+	test "$(row c-ares)" = "$(pc libcares) $(pc libcares)"
 check "talloc: running $(loaded libtalloc), built with $(pc talloc)" \
 	test "$(row talloc)" = "$(loaded libtalloc) $(pc talloc)"
 check "tevent: running $(loaded libtevent), built with $(pc tevent)" \
