@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tsgate command line: load the configuration, then either report on it
  * (--check-config) or run the daemon in the foreground.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tsgate --version [--verbose]. The running versions come from the
  * libraries where they can say (GnuTLS, libyaml, c-ares) and otherwise

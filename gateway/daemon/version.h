@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tsgate --version: the version line, and with verbose the libraries it
  * runs with, how it was built and what it can do (like haproxy -vv).

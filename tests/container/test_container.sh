@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # End-to-end test of the container image, with podman/buildah (no Docker
 # engine here): build the image from the Dockerfile, check its metadata and
 # that it runs as non-root, that without a mounted config it refuses to

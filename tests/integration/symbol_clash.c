@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A program linked against tsgate's libtsocket that also loads Samba's
  * tsocket library (libsamba-sockets-samba4.so.0, the same function names)

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """The deployment examples and the documentation's commands, for real.
 
 - Every tsgate configuration embedded in etc/examples/docker-compose.yml

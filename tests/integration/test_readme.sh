@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The README's tour, run as a user would. The shell blocks the tour marks
 # with <!-- tour: NAME --> run as written:
 #   server-cert, client-certs, keytab  make the files (keytab: kadmin.local

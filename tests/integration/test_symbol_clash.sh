@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Our libtsocket and Samba's libsamba-sockets in one process (issue 17):
 # symbol_clash (linked against ours, dlopen()s Samba's) run three ways:
 #   1. plainly: Samba's library loaded after ours, RTLD_LOCAL;

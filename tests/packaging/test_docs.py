@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """The documentation is self-contained (issue 17): README.md and every
 file under docs/ name no file outside the repository (`../shared`, the
 design and style notes DESIGN.md / STYLE.md the project started from), and

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # What `meson install` puts on a system (issue 17): install the build into
 # a temporary DESTDIR and check that
 #  - the headers are exactly the public ones (tsocket.h, tsocket_internal.h

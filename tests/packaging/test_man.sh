@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The man pages (issue 17): tsgate(8) and tsgate.yaml(5) render with
 # `groff -man -ww -z` without a warning, every option `tsgate --help`
 # lists is described in tsgate(8) as "-x, --long", and every key of

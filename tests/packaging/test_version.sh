@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # tsgate --version and its verbose form (issue 17): -v/--version print one
 # line with the project's version; -vv and --version --verbose print the
 # same report, whose library rows agree with what pkg-config says the

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Check that a shared library exports exactly the functions its public
 # headers declare: nothing missing, nothing extra; with --node NODE, also
 # that every one of them carries the symbol version NODE as its default
