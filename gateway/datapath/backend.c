@@ -295,6 +295,10 @@ static void backend_attempt_failed(struct tevent_req *req,
 	struct backend_target *t = backend_current(state);
 	char *msg;
 
+	if (err == 0) {
+		/* tevent_req_error(req, 0) would leave the client waiting */
+		err = EIO;
+	}
 	TALLOC_FREE(state->subreq);
 	TALLOC_FREE(state->timer);
 	TALLOC_FREE(state->stream);

@@ -410,6 +410,7 @@ struct tevent_req *tsgate_pool_member_connect_send(
 	int ret;
 
 	if (tmp == NULL) {
+		errno = ENOMEM;
 		return NULL;
 	}
 	if (m->addr.kind == TSGATE_CONFIG_ADDR_UNIX) {
@@ -437,9 +438,13 @@ struct tevent_req *tsgate_pool_member_connect_send(
 							    remote);
 		}
 	}
+	if (req == NULL) {
+		/* never 0: a request failed with 0 would never end */
+		ret = ret != 0 && errno != 0 ? errno : ENOMEM;
+	}
 	talloc_free(tmp);
-	if (req == NULL && ret == 0) {
-		errno = ENOMEM;
+	if (req == NULL) {
+		errno = ret;
 	}
 	return req;
 }
