@@ -37,6 +37,8 @@ struct tsgate_daemon {
 	struct tsgate_listener *listeners;              /* accepting */
 	struct tsgate_listener *retired; /* replaced, serving old conns */
 	struct tsgate_conns *conns;
+	/* limits.gssapi_threads > 0 at start: GSSAPI calls off the loop */
+	struct tstream_gssapi_pool *gssapi_pool;
 	/* $NOTIFY_SOCKET (one process; with workers the supervisor's) */
 	struct tsgate_notify *notify;
 	unsigned worker;      /* 0 .. num_workers-1 */
