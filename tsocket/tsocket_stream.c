@@ -214,29 +214,36 @@ static bool tstream_fast_ready(struct tstream_context *stream,
 	return *pim != NULL;
 }
 
-static void tstream_idle_release(struct tstream_context *stream)
+/* No request outstanding: nothing tstream_detach() would have to fail. */
+static void tstream_idle_unwatch(struct tstream_context *stream)
 {
-	TALLOC_FREE(stream->readv_im);
-	if (stream->writev_req == NULL) {
-		TALLOC_FREE(stream->writev_im);
-	}
 	if (stream->readv_req == NULL && stream->writev_req == NULL &&
 	    stream->shutdown_req == NULL && stream->disconnect_req == NULL) {
 		tsocket_ev_unwatch(&stream->watch);
 	}
 }
 
+static void tstream_idle_release(struct tstream_context *stream)
+{
+	TALLOC_FREE(stream->readv_im);
+	if (stream->writev_req == NULL) {
+		TALLOC_FREE(stream->writev_im);
+	}
+	tstream_idle_unwatch(stream);
+}
+
 /*
  * A write ended (its request already forgotten) while the public
  * readable handler is armed with the type: the stream is as idle as
- * tstream_idle_release() left it, so it keeps no writev immediate either
- * (tevent lets an immediate be freed from its own handler, where this
- * may run).
+ * tstream_idle_release() left it, so it keeps no writev immediate and no
+ * event-context guard either (tevent lets an immediate be freed from its
+ * own handler, where this may run).
  */
 static void tstream_idle_release_writer(struct tstream_context *stream)
 {
 	if (stream->readable_fn != NULL && !stream->readable_scheduled) {
 		TALLOC_FREE(stream->writev_im);
+		tstream_idle_unwatch(stream);
 	}
 }
 

@@ -172,6 +172,13 @@ static int tstream_tls_map_error(struct tstream_tls *tlss, int ret)
 	case GNUTLS_E_PUSH_ERROR:
 	case GNUTLS_E_PULL_ERROR:
 		return tlss->pull.eof ? EPIPE : EIO;
+	case GNUTLS_E_INVALID_SESSION:
+		/*
+		 * A peer that ended without close_notify (it hung up, or
+		 * its FIN came alone) leaves GnuTLS a session it refuses to
+		 * write on: the peer is gone, not a protocol fault.
+		 */
+		return tlss->truncated ? EPIPE : EPROTO;
 	default:
 		return EPROTO;
 	}
@@ -476,6 +483,8 @@ int tstream_tls_destructor(struct tstream_tls *tlss)
 		gnutls_deinit(tlss->session);
 		tlss->session = NULL;
 	}
+	/* after gnutls_deinit: the session used their credentials */
+	tstream_tls_params_release(&tlss->params_hold);
 	return 0;
 }
 

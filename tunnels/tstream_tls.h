@@ -104,6 +104,13 @@ struct tstream_tls_cert_config {
 	 * URL without its query, so never the PIN.
 	 */
 	const char *key_file;
+	/**
+	 * Optional DER OCSP response for the certificate, stapled when a
+	 * client asks (status_request). A response for another
+	 * certificate, or that is not an OCSP response, is refused; one
+	 * already past its nextUpdate is not stapled (and not an error).
+	 */
+	const char *ocsp_file;
 };
 
 /** @brief What tstream_tls_params_server() loads. Zero what you don't set. */

@@ -194,10 +194,8 @@ static struct tevent_req *tstream_tls_handshake_send(
 	tlss->plain_stream = talloc_steal(tlss, plain_stream);
 	tlss->ev = ev;
 	tlss->is_server = server;
-	tlss->params = tstream_tls_params_ref(tlss, params);
-	if (tevent_req_nomem(tlss->params, req)) {
-		return tevent_req_post(req, ev);
-	}
+	tstream_tls_params_hold(&tlss->params_hold, params);
+	tlss->params = &tlss->params_hold;
 	state->tlss = tlss;
 
 	ret = tstream_tls_session_init(tlss);

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <gnutls/gnutls.h>
+#include <gnutls/ocsp.h>
 #include <gnutls/x509.h>
 
 #include "tsgate_export.h"
@@ -66,19 +67,25 @@ static int tls_params_internal_destructor(struct tstream_tls_params_internal *p)
 	return 0;
 }
 
+static void tls_params_unref(struct tstream_tls_params_internal *p)
+{
+	if (p != NULL && --p->refcount == 0) {
+		talloc_free(p);
+	}
+}
+
 static int tls_params_handle_destructor(struct tstream_tls_params *params)
 {
 	struct tstream_tls_params_internal *p = params->internal;
 
 	params->internal = NULL;
-	if (p != NULL && --p->refcount == 0) {
-		talloc_free(p);
-	}
+	tls_params_unref(p);
 	return 0;
 }
 
-struct tstream_tls_params *tstream_tls_params_ref(
-    TALLOC_CTX *mem_ctx, struct tstream_tls_params *params)
+/* A new handle on the same parameters (refcount + 1), or NULL. */
+static struct tstream_tls_params *tls_params_ref(
+    TALLOC_CTX *mem_ctx, const struct tstream_tls_params *params)
 {
 	struct tstream_tls_params *ref;
 
@@ -90,6 +97,21 @@ struct tstream_tls_params *tstream_tls_params_ref(
 	ref->internal->refcount++;
 	talloc_set_destructor(ref, tls_params_handle_destructor);
 	return ref;
+}
+
+void tstream_tls_params_hold(struct tstream_tls_params *hold,
+			     const struct tstream_tls_params *params)
+{
+	hold->internal = params->internal;
+	hold->internal->refcount++;
+}
+
+void tstream_tls_params_release(struct tstream_tls_params *hold)
+{
+	struct tstream_tls_params_internal *p = hold->internal;
+
+	hold->internal = NULL;
+	tls_params_unref(p);
 }
 
 static bool tls_sni_match(const char *pattern, const char *name)
@@ -476,13 +498,55 @@ static int tls_params_finish(TALLOC_CTX *mem_ctx,
 	struct tstream_tls_params tmp = {.internal = p};
 	struct tstream_tls_params *handle;
 
-	handle = tstream_tls_params_ref(mem_ctx, &tmp);
+	handle = tls_params_ref(mem_ctx, &tmp);
 	if (handle == NULL) {
 		talloc_free(p);
 		return ENOMEM;
 	}
 	*params = handle;
 	return 0;
+}
+
+/*
+ * The OCSP response stapled with the chain sc loaded last. GnuTLS refuses
+ * one for another certificate. One already past its nextUpdate is not
+ * loaded and not an error (the server works without a staple); one that
+ * expires while the server runs GnuTLS stops sending by itself.
+ */
+static int tls_load_ocsp(struct tls_load *ld,
+			 struct tstream_tls_sni_cred *sc,
+			 const char *path)
+{
+	TALLOC_CTX *tmp = talloc_new(NULL);
+	gnutls_datum_t der;
+	int ret;
+	int err;
+
+	if (tmp == NULL) {
+		return tls_fail(ld, ENOMEM, "out of memory");
+	}
+	err = tls_read_file(ld, tmp, path, "OCSP response", &der);
+	if (err == 0) {
+		ret = gnutls_certificate_set_ocsp_status_request_mem(
+		    sc->cred, &der, sc->num_keys - 1, GNUTLS_X509_FMT_DER);
+		if (ret == GNUTLS_E_EXPIRED) {
+			/* past nextUpdate: served without a staple (the
+			 * caller warns); a fresh one comes with a reload */
+			ret = 0;
+		}
+		if (ret == GNUTLS_E_OCSP_MISMATCH_WITH_CERTS) {
+			err = tls_fail(ld, EINVAL,
+				       "%s: the OCSP response is not for the "
+				       "certificate it goes with",
+				       path);
+		} else if (ret < 0) {
+			err = tls_fail(ld, EINVAL,
+				       "%s: not a DER OCSP response (%s)", path,
+				       gnutls_strerror(ret));
+		}
+	}
+	talloc_free(tmp);
+	return err;
 }
 
 /* Index of the credential for name (same name, case-insensitive). */
@@ -604,6 +668,14 @@ _PUBLIC_ int tstream_tls_params_server(
 		if (err != 0) {
 			talloc_free(p);
 			return err;
+		}
+		p->creds[idx].num_keys++;
+		if (c->ocsp_file != NULL) {
+			err = tls_load_ocsp(&ld, &p->creds[idx], c->ocsp_file);
+			if (err != 0) {
+				talloc_free(p);
+				return err;
+			}
 		}
 		if (c->sni == NULL && !have_default) {
 			p->default_cred = idx;

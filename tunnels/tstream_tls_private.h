@@ -20,6 +20,7 @@
 struct tstream_tls_sni_cred {
 	char *sni; /* NULL: the default */
 	gnutls_certificate_credentials_t cred;
+	unsigned num_keys; /* chains loaded: the next one's index */
 };
 
 /*
@@ -52,9 +53,15 @@ struct tstream_tls_params {
 	struct tstream_tls_params_internal *internal;
 };
 
-/* A new handle on the same parameters (refcount + 1), or NULL. */
-struct tstream_tls_params *tstream_tls_params_ref(
-    TALLOC_CTX *mem_ctx, struct tstream_tls_params *params);
+/*
+ * A handle on the same parameters inside a struct of the caller's
+ * (refcount + 1; a TLS stream keeps its own in struct tstream_tls, which
+ * saves a talloc chunk per connection), and its release (refcount - 1,
+ * the last frees them).
+ */
+void tstream_tls_params_hold(struct tstream_tls_params *hold,
+			     const struct tstream_tls_params *params);
+void tstream_tls_params_release(struct tstream_tls_params *hold);
 
 /* The credential for a server name (never NULL on server params). */
 gnutls_certificate_credentials_t tstream_tls_params_cred_for_sni(
@@ -66,7 +73,8 @@ gnutls_certificate_credentials_t tstream_tls_params_cred_for_sni(
 /* A TLS stream's private struct (see tstream_tls.c). */
 struct tstream_tls {
 	struct tstream_context *plain_stream;
-	struct tstream_tls_params *params; /* our own reference */
+	struct tstream_tls_params *params;     /* &params_hold once set up */
+	struct tstream_tls_params params_hold; /* our own reference */
 	gnutls_session_t session;
 	struct tevent_context *ev;
 	bool is_server;

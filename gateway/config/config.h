@@ -104,6 +104,19 @@ enum tsgate_config_framing {
 	TSGATE_CONFIG_FRAMING_NCACN, /* DCE/RPC CO PDU, frag_length at 8 */
 };
 
+/*
+ * A framed route's max_pdu when the file gives none: the largest PDU the
+ * protocol a framing names can carry, so a default never refuses a PDU a
+ * conforming peer sends (docs/protocols.md, "SMB and DCE/RPC sizes").
+ * nbt: the 24-bit length of SMB2 over TCP (MS-SMB2 2.1) plus the 4-byte
+ * header; ncacn: the 16-bit frag_length, which counts its own header;
+ * length32: no protocol to size against (a 4-byte length may announce
+ * 4 GiB), so a conservative 1 MiB that a custom protocol raises on purpose.
+ */
+#define TSGATE_CONFIG_MAX_PDU_NBT      (4 + 0xffffffULL)
+#define TSGATE_CONFIG_MAX_PDU_NCACN    0xffffULL
+#define TSGATE_CONFIG_MAX_PDU_LENGTH32 (1024ULL * 1024)
+
 enum tsgate_config_identity {
 	TSGATE_CONFIG_IDENTITY_NONE = 0,
 	TSGATE_CONFIG_IDENTITY_PROXY_V2,
@@ -128,9 +141,12 @@ struct tsgate_config_tls_cert {
 	const char *sni;  /* a host name or "*.domain" (one wildcard label) */
 	const char *cert; /* absolute path, PEM */
 	const char *key;  /* absolute path, PEM */
+	/* DER OCSP response stapled with this certificate, or NULL */
+	const char *ocsp_response;
 	struct tsgate_config_mark mark;
 	struct tsgate_config_origin cert_at;
 	struct tsgate_config_origin key_at;
+	struct tsgate_config_origin ocsp_at;
 };
 
 /* listeners[].tls (accept: tls) */
@@ -256,7 +272,7 @@ struct tsgate_config_route {
 	struct tsgate_config_tls_client *tls;       /* connect: tls only */
 	struct tsgate_config_gssapi_client *gssapi; /* connect: gssapi only */
 	enum tsgate_config_framing framing;         /* default raw */
-	uint64_t max_pdu;                           /* bytes, default 1 MiB */
+	uint64_t max_pdu;                           /* default by framing */
 	enum tsgate_config_identity identity;       /* default none */
 	struct tsgate_config_mark mark;
 };
@@ -324,6 +340,14 @@ struct tsgate_config {
 	/* NULL when no metrics listener is configured. */
 	struct tsgate_config_addr *metrics_listen;
 	struct tsgate_config_limits limits;
+	/*
+	 * reload: watching the credential files the config names (the
+	 * daemon's cred_watch.c); a change reloads as SIGHUP does.
+	 */
+	struct {
+		bool watch;           /* default true */
+		uint64_t interval_ms; /* the fallback check, default 30 s */
+	} reload;
 	struct tsgate_config_listener *listeners; /* at least one */
 	size_t num_listeners;
 };
@@ -421,6 +445,9 @@ const char *tsgate_config_accept_name(enum tsgate_config_accept a);
 const char *tsgate_config_connect_name(enum tsgate_config_connect c);
 const char *tsgate_config_framing_name(enum tsgate_config_framing f);
 const char *tsgate_config_identity_name(enum tsgate_config_identity i);
+
+/* The max_pdu of a route of this framing that sets none (raw: unused). */
+uint64_t tsgate_config_framing_default_max_pdu(enum tsgate_config_framing f);
 
 /*
  * A log level by the name the file takes for 'log: level:' (for

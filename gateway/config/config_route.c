@@ -256,7 +256,7 @@ void cfg_route(struct cfg_parser *p,
 	/* Not a valid value: tells "connect: bogus" from no connect. */
 	r->connect = (enum tsgate_config_connect) - 1;
 	r->framing = TSGATE_CONFIG_FRAMING_RAW;
-	r->max_pdu = 1024 * 1024;
+	r->max_pdu = TSGATE_CONFIG_MAX_PDU_LENGTH32;
 	r->identity = TSGATE_CONFIG_IDENTITY_NONE;
 	r->mark = cfg_mark(node);
 
@@ -345,4 +345,8 @@ void cfg_route(struct cfg_parser *p,
 			      errors_before);
 	}
 	rm->max_pdu = cfg_origin(p, SEEN(cfg_route_keys, seen, "max_pdu"));
+	/* After the walk: the keys come in any order. */
+	if (!PRESENT(cfg_route_keys, present, "max_pdu")) {
+		r->max_pdu = tsgate_config_framing_default_max_pdu(r->framing);
+	}
 }

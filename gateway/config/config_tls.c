@@ -30,6 +30,7 @@ struct cfg_tls_server_parse {
 	const char *key; /* top-level key */
 	const char *client_ca;
 	const char *crl;
+	const char *ocsp_response;
 	bool verify_given;
 };
 
@@ -46,6 +47,8 @@ static const struct cfg_key cfg_tls_server_keys[] = {
     {"min_version", CFG_SCALAR, NULL, 0, NULL, NULL},
     {"max_version", CFG_SCALAR, NULL, 0, NULL, NULL},
     {"strict_end", CFG_SCALAR, NULL, 0, NULL, "true or false"},
+    {"ocsp_response", CFG_SCALAR, cfg_h_path, TSP(ocsp_response), NULL,
+     "a file name"},
 };
 #undef TSP
 
@@ -53,6 +56,7 @@ struct cfg_cert_entry {
 	const char *sni;
 	const char *cert;
 	const char *key;
+	const char *ocsp_response;
 };
 
 #define CE(f) offsetof(struct cfg_cert_entry, f)
@@ -60,6 +64,8 @@ static const struct cfg_key cfg_cert_entry_keys[] = {
     {"sni", CFG_SCALAR, cfg_h_string, CE(sni), NULL, NULL},
     {"cert", CFG_SCALAR, cfg_h_cred, CE(cert), NULL, "a file name"},
     {"key", CFG_SCALAR, cfg_h_cred, CE(key), NULL, "a file name"},
+    {"ocsp_response", CFG_SCALAR, cfg_h_path, CE(ocsp_response), NULL,
+     "a file name"},
 };
 #undef CE
 
@@ -130,6 +136,7 @@ static void cfg_tls_server_certs(struct cfg_parser *p,
 				 yaml_node_t *tls_node,
 				 yaml_node_t *cert_node,
 				 yaml_node_t *key_node,
+				 yaml_node_t *ocsp_node,
 				 bool key_present,
 				 struct cfg_tls_server_parse *tp)
 {
@@ -170,6 +177,8 @@ static void cfg_tls_server_certs(struct cfg_parser *p,
 		tls->certs[0].key = tp->key;
 		tls->certs[0].cert_at = cfg_origin(p, cert_node);
 		tls->certs[0].key_at = cfg_origin(p, key_node);
+		tls->certs[0].ocsp_response = tp->ocsp_response;
+		tls->certs[0].ocsp_at = cfg_origin(p, ocsp_node);
 		return;
 	}
 	if (cert_node->type != YAML_SEQUENCE_NODE) {
@@ -182,6 +191,12 @@ static void cfg_tls_server_certs(struct cfg_parser *p,
 	if (key_node != NULL) {
 		cfg_error(p, key_node,
 			  "'key' goes into each entry when 'cert' "
+			  "is a list");
+	}
+	if (ocsp_node != NULL) {
+		/* a response is for one certificate */
+		cfg_error(p, ocsp_node,
+			  "'ocsp_response' goes into each entry when 'cert' "
 			  "is a list");
 	}
 	n = (size_t)(cert_node->data.sequence.items.top -
@@ -205,7 +220,7 @@ static void cfg_tls_server_certs(struct cfg_parser *p,
 	     item < cert_node->data.sequence.items.top; item++) {
 		yaml_node_t *e = cfg_node(p, *item);
 		yaml_node_t *seen[ARRAY_SIZE(cfg_cert_entry_keys)] = {NULL};
-		struct cfg_cert_entry ce = {NULL, NULL, NULL};
+		struct cfg_cert_entry ce = {NULL, NULL, NULL, NULL};
 		uint32_t present;
 		struct tsgate_config_tls_cert *c;
 
@@ -246,6 +261,8 @@ static void cfg_tls_server_certs(struct cfg_parser *p,
 		c->mark = cfg_mark(e);
 		c->cert_at = cfg_origin(p, seen[1]);
 		c->key_at = cfg_origin(p, seen[2]);
+		c->ocsp_response = ce.ocsp_response;
+		c->ocsp_at = cfg_origin(p, seen[3]);
 	}
 }
 
@@ -280,6 +297,7 @@ struct tsgate_config_tls_server *cfg_tls_server(struct cfg_parser *p,
 	tls->num_alpn = tp.alpn.num;
 	cfg_tls_server_certs(p, node, SEEN(cfg_tls_server_keys, seen, "cert"),
 			     SEEN(cfg_tls_server_keys, seen, "key"),
+			     SEEN(cfg_tls_server_keys, seen, "ocsp_response"),
 			     PRESENT(cfg_tls_server_keys, present, "key"), &tp);
 
 	v = SEEN(cfg_tls_server_keys, seen, "verify_client");

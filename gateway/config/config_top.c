@@ -128,6 +128,28 @@ static void cfg_h_limits(struct cfg_parser *p,
 		    "limits", seen);
 }
 
+/* Below 100 ms the fallback check would be a busy loop over stat(). */
+static const struct cfg_range cfg_reload_interval = {100, 0};
+
+#define RL(f) offsetof(struct tsgate_config, reload.f)
+static const struct cfg_key cfg_reload_keys[] = {
+    {"watch", CFG_SCALAR, cfg_h_bool, RL(watch), NULL, "true or false"},
+    {"interval", CFG_SCALAR, cfg_h_duration, RL(interval_ms),
+     &cfg_reload_interval, "a duration"},
+};
+#undef RL
+
+static void cfg_h_reload(struct cfg_parser *p,
+			 const struct cfg_key *k,
+			 yaml_node_t *node,
+			 void *obj)
+{
+	yaml_node_t *seen[ARRAY_SIZE(cfg_reload_keys)] = {NULL};
+
+	cfg_mapping(p, node, cfg_reload_keys, ARRAY_SIZE(cfg_reload_keys), obj,
+		    "reload", seen);
+}
+
 static void cfg_h_user(struct cfg_parser *p,
 		       const struct cfg_key *k,
 		       yaml_node_t *node,
@@ -186,6 +208,7 @@ static const struct cfg_key cfg_top_keys[] = {
     {"group", CFG_SCALAR, cfg_h_group, 0, NULL, "a group name"},
     {"metrics", CFG_MAPPING, cfg_h_metrics, 0, NULL, NULL},
     {"limits", CFG_MAPPING, cfg_h_limits, 0, NULL, NULL},
+    {"reload", CFG_MAPPING, cfg_h_reload, 0, NULL, NULL},
     {"listeners", CFG_SEQUENCE, cfg_h_listeners, 0, NULL, NULL},
     {"allow_insecure_key_permissions", CFG_SCALAR, cfg_h_bool,
      CF(allow_insecure_key_permissions), NULL, NULL},
@@ -205,6 +228,8 @@ void cfg_defaults(struct tsgate_config *cfg)
 	cfg->limits.shutdown_grace_ms = 30 * 1000;
 	cfg->limits.connect_timeout_ms = 10 * 1000;
 	cfg->limits.gssapi_threads = 4;
+	cfg->reload.watch = true;
+	cfg->reload.interval_ms = 30 * 1000;
 }
 
 void cfg_walk(struct cfg_parser *p, yaml_document_t *doc)

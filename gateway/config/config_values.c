@@ -468,6 +468,20 @@ const char *tsgate_config_framing_name(enum tsgate_config_framing f)
 	return "?";
 }
 
+uint64_t tsgate_config_framing_default_max_pdu(enum tsgate_config_framing f)
+{
+	switch (f) {
+	case TSGATE_CONFIG_FRAMING_NBT:
+		return TSGATE_CONFIG_MAX_PDU_NBT;
+	case TSGATE_CONFIG_FRAMING_NCACN:
+		return TSGATE_CONFIG_MAX_PDU_NCACN;
+	case TSGATE_CONFIG_FRAMING_LENGTH32:
+	case TSGATE_CONFIG_FRAMING_RAW:
+		break;
+	}
+	return TSGATE_CONFIG_MAX_PDU_LENGTH32;
+}
+
 const char *tsgate_config_identity_name(enum tsgate_config_identity i)
 {
 	switch (i) {

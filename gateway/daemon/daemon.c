@@ -12,12 +12,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "cred_info.h"
+#include "cred_watch.h"
 #include "health.h"
 #include "http_server.h"
 #include "lib_versions.h"
 #include "metrics.h"
+#include "metrics_creds.h"
 #include "metrics_workers.h"
 #include "sd_notify.h"
 #include "tstream_gssapi.h"
@@ -53,23 +57,59 @@ static void tsgate_daemon_tell_ready(struct tsgate_daemon *d,
 	(void)tsgate_notify(d->notify, "READY=1\nSTATUS=%s", status);
 }
 
-static bool tsgate_daemon_reload_config(struct tsgate_daemon *d);
+static bool tsgate_daemon_reload_config(struct tsgate_daemon *d,
+					const char *why);
 
-static void tsgate_daemon_reload(struct tsgate_daemon *d)
+/*
+ * The credentials of d->cfg are in use (start-up or a reload): watch
+ * their files, and publish their expiry. A stapled OCSP response past its
+ * nextUpdate is loaded but GnuTLS does not send it: say so.
+ */
+static void tsgate_daemon_creds_loaded(struct tsgate_daemon *d)
+{
+	TALLOC_CTX *tmp = talloc_new(d);
+	struct tsgate_metrics_cred *creds = NULL;
+	time_t now = time(NULL);
+	size_t n = 0, i;
+
+	tsgate_cred_watch_set(d->cred_watch, d->cfg);
+	if (tmp == NULL ||
+	    tsgate_config_cred_metrics(tmp, d->cfg, &creds, &n) != 0 ||
+	    tsgate_metrics_set_creds(d->metrics, creds, n) != 0) {
+		tsgate_log_msg(d->log, TSGATE_CONFIG_LOG_WARNING, "reload",
+			       "out of memory: certificate expiry metrics "
+			       "not updated");
+	}
+	for (i = 0; i < n; i++) {
+		if (creds[i].kind == TSGATE_METRICS_CRED_OCSP &&
+		    creds[i].time != 0 && creds[i].time < (int64_t)now) {
+			tsgate_log_msg(d->log, TSGATE_CONFIG_LOG_WARNING,
+				       "ocsp",
+				       "listener %s: the OCSP response %s "
+				       "is past its nextUpdate; not stapled "
+				       "until it is replaced",
+				       creds[i].listener, creds[i].path);
+		}
+	}
+	talloc_free(tmp);
+}
+
+void tsgate_daemon_reload(struct tsgate_daemon *d, const char *why)
 {
 	if (d->draining) {
 		return;
 	}
 	(void)tsgate_notify_reloading(d->notify);
 	tsgate_daemon_tell_ready(d, TSGATE_WORKER_RELOADED,
-				 tsgate_daemon_reload_config(d)
+				 tsgate_daemon_reload_config(d, why)
 				     ? "ready: configuration reloaded"
 				     : "ready: reload refused, the running "
 				       "configuration stays");
 }
 
 /* true when the new configuration runs; logged and counted either way */
-static bool tsgate_daemon_reload_config(struct tsgate_daemon *d)
+static bool tsgate_daemon_reload_config(struct tsgate_daemon *d,
+					const char *why)
 {
 	struct tsgate_config *cfg = NULL;
 	struct tsgate_config_errors *errs = NULL;
@@ -90,16 +130,16 @@ static bool tsgate_daemon_reload_config(struct tsgate_daemon *d)
 		if (ret == EINVAL && errs != NULL) {
 			tsgate_log_msg(d->log, TSGATE_CONFIG_LOG_ERROR,
 				       "reload",
-				       "%s: %zu error%s; the running "
+				       "%s (%s): %zu error%s; the running "
 				       "configuration stays",
-				       d->config_path, errs->num_errors,
+				       d->config_path, why, errs->num_errors,
 				       errs->num_errors == 1 ? "" : "s");
 		} else {
 			tsgate_log_msg(d->log, TSGATE_CONFIG_LOG_ERROR,
 				       "reload",
-				       "%s: cannot load: %s; the running "
+				       "%s (%s): cannot load: %s; the running "
 				       "configuration stays",
-				       d->config_path, strerror(ret));
+				       d->config_path, why, strerror(ret));
 		}
 		talloc_free(errs);
 		tsgate_metrics_reload(d->metrics, false);
@@ -108,8 +148,8 @@ static bool tsgate_daemon_reload_config(struct tsgate_daemon *d)
 	ret = tsgate_listeners_apply(d, cfg, &reason);
 	if (ret != 0) {
 		tsgate_log_msg(d->log, TSGATE_CONFIG_LOG_ERROR, "reload",
-			       "%s; the running configuration stays",
-			       reason ? reason : strerror(ret));
+			       "%s (%s); the running configuration stays",
+			       reason ? reason : strerror(ret), why);
 		talloc_free(reason);
 		talloc_free(cfg);
 		tsgate_metrics_reload(d->metrics, false);
@@ -122,10 +162,11 @@ static bool tsgate_daemon_reload_config(struct tsgate_daemon *d)
 	d->log->level = tsgate_log_level_effective(cfg->log.level);
 	d->log->format = cfg->log.format;
 	tsgate_metrics_reload(d->metrics, true);
+	tsgate_daemon_creds_loaded(d);
 	tsgate_log_msg(d->log, TSGATE_CONFIG_LOG_INFO, "reload",
-		       "%s: %zu listener(s); live connections keep their "
+		       "%s (%s): %zu listener(s); live connections keep their "
 		       "configuration",
-		       d->config_path, cfg->num_listeners);
+		       d->config_path, why, cfg->num_listeners);
 	return true;
 }
 
@@ -194,7 +235,7 @@ static void tsgate_daemon_signal(struct tevent_context *ev,
 	(void)count;
 	(void)siginfo;
 	if (signum == SIGHUP) {
-		tsgate_daemon_reload(d);
+		tsgate_daemon_reload(d, "SIGHUP");
 		return;
 	}
 	tsgate_daemon_drain(d, signum == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -215,6 +256,18 @@ static void tsgate_daemon_build_info(struct tsgate_metrics *m)
 	}
 	/* out of memory: the version alone is still right */
 	(void)tsgate_metrics_set_build_info(m, labels, n);
+}
+
+/* A credential file changed: reload as SIGHUP does. */
+static void tsgate_daemon_cred_changed(void *private_data, const char *path)
+{
+	struct tsgate_daemon *d =
+	    talloc_get_type_abort(private_data, struct tsgate_daemon);
+	char *why = talloc_asprintf(d, "%s changed", path);
+
+	tsgate_daemon_reload(d,
+			     why != NULL ? why : "a credential file changed");
+	talloc_free(why);
 }
 
 /* The context of one serving process, with its loop, log and metrics. */
@@ -255,8 +308,12 @@ static struct tsgate_daemon *tsgate_daemon_new(
 		       ? tsgate_conns_new(d, d->ev, d->log, cfg)
 		       : NULL;
 	d->metrics = tsgate_metrics_new(d, TSGATE_VERSION, NULL);
+	d->cred_watch =
+	    d->ev != NULL ? tsgate_cred_watch_new(d, d->ev, d->log,
+						  tsgate_daemon_cred_changed, d)
+			  : NULL;
 	if (d->config_path == NULL || d->log == NULL || d->ev == NULL ||
-	    d->conns == NULL || d->metrics == NULL) {
+	    d->conns == NULL || d->metrics == NULL || d->cred_watch == NULL) {
 		fprintf(stderr, "tsgate: out of memory\n");
 		talloc_free(d);
 		return NULL;
@@ -370,6 +427,7 @@ int tsgate_daemon_serve(TALLOC_CTX *mem_ctx,
 		return 1;
 	}
 	tsgate_listeners_log(d);
+	tsgate_daemon_creds_loaded(d);
 	tsgate_metrics_set_state(d->metrics, TSGATE_METRICS_READY);
 	tsgate_log_msg(d->log, TSGATE_CONFIG_LOG_INFO, "start",
 		       "tsgate ready: %zu listener(s), config %s",

@@ -25,6 +25,7 @@ struct tsgate_metrics_links;
 struct tsgate_metrics_workers;
 struct tsgate_http_server;
 struct tsgate_notify;
+struct tsgate_cred_watch;
 
 struct tsgate_daemon {
 	struct tevent_context *ev;
@@ -41,7 +42,8 @@ struct tsgate_daemon {
 	struct tstream_gssapi_pool *gssapi_pool;
 	/* $NOTIFY_SOCKET (one process; with workers the supervisor's) */
 	struct tsgate_notify *notify;
-	unsigned worker;      /* 0 .. num_workers-1 */
+	struct tsgate_cred_watch *cred_watch; /* reload: {watch: true} */
+	unsigned worker;                      /* 0 .. num_workers-1 */
 	unsigned num_workers; /* workers: N (1: no supervisor) */
 	pid_t supervisor;     /* workers: N > 1: told when ready */
 	bool draining;
@@ -71,6 +73,12 @@ int tsgate_daemon_serve(TALLOC_CTX *mem_ctx,
 			unsigned num_workers,
 			struct tsgate_metrics_links *links,
 			pid_t supervisor);
+
+/*
+ * Load the config file again and apply it: SIGHUP and a changed
+ * credential file (cred_watch.c) both come here; why says which.
+ */
+void tsgate_daemon_reload(struct tsgate_daemon *d, const char *why);
 
 /* listeners.c */
 

@@ -15,8 +15,12 @@
 
 struct tstream_context;
 
-/* Default max_pdu of a framed route, and the raw read chunk. */
-#define TSGATE_FRAMING_DEFAULT_MAX_PDU (1024 * 1024)
+/*
+ * max_pdu for a framed read asked with 0 (direct callers: tests, fuzzers);
+ * routes always pass their own, whose defaults depend on the framing
+ * (tsgate_config_framing_default_max_pdu()). And the raw read chunk.
+ */
+#define TSGATE_FRAMING_DEFAULT_MAX_PDU TSGATE_CONFIG_MAX_PDU_LENGTH32
 #define TSGATE_FRAMING_RAW_CHUNK       (64 * 1024)
 
 /**

@@ -15,6 +15,8 @@
 #include "metrics_hist.h"
 #include "metrics_process.h"
 #include "conn_stats.h"
+#include "metrics_creds.h"
+#include "metrics_private.h"
 
 #define N_ELEM(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -76,6 +78,10 @@ struct tsgate_metrics {
 	enum tsgate_metrics_state state;
 	uint64_t reloads_ok;
 	uint64_t reloads_failed;
+	/* the start-up load counts as the first successful one */
+	struct timeval last_reload_success;
+	bool last_reload_failed;
+	struct tsgate_metrics_creds *creds;
 	struct metrics_lseries *listeners, *listeners_tail;
 };
 
@@ -85,15 +91,6 @@ struct tsgate_metrics_listener {
 
 struct tsgate_metrics_route {
 	struct metrics_rseries *s;
-};
-
-struct tsgate_metrics_conn {
-	struct tsgate_metrics_conn *prev, *next; /* in rs->live */
-	struct metrics_lseries *ls;
-	struct metrics_rseries *rs; /* NULL until routed */
-	const struct tsgate_conn_stats *stats;
-	struct timeval start;
-	bool ended; /* tsgate_metrics_conn_end() was called */
 };
 
 static const char *const hs_reason_names[TSGATE_METRICS_HS_NUM] = {
@@ -291,6 +288,7 @@ struct tsgate_metrics *tsgate_metrics_new(TALLOC_CTX *mem_ctx,
 	} else {
 		gettimeofday(&m->start, NULL);
 	}
+	m->last_reload_success = m->start;
 	m->state = TSGATE_METRICS_STARTING;
 	talloc_set_destructor(m, tsgate_metrics_destructor);
 	return m;
@@ -362,9 +360,29 @@ void tsgate_metrics_reload(struct tsgate_metrics *m, bool ok)
 	}
 	if (ok) {
 		m->reloads_ok++;
+		gettimeofday(&m->last_reload_success, NULL);
 	} else {
 		m->reloads_failed++;
 	}
+	m->last_reload_failed = !ok;
+}
+
+int tsgate_metrics_set_creds(struct tsgate_metrics *m,
+			     const struct tsgate_metrics_cred *creds,
+			     size_t n)
+{
+	struct tsgate_metrics_creds *c;
+
+	if (m == NULL) {
+		return EINVAL;
+	}
+	c = tsgate_metrics_creds_copy(m, creds, n);
+	if (c == NULL) {
+		return ENOMEM;
+	}
+	talloc_free(m->creds);
+	m->creds = c;
+	return 0;
 }
 
 /*
@@ -598,7 +616,7 @@ void tsgate_metrics_backend_failed(struct tsgate_metrics_route *r)
 	}
 }
 
-static int conn_tracker_destructor(struct tsgate_metrics_conn *c)
+void tsgate_metrics_conn_fini(struct tsgate_metrics_conn *c)
 {
 	struct metrics_rseries *rs = c->rs;
 
@@ -610,9 +628,32 @@ static int conn_tracker_destructor(struct tsgate_metrics_conn *c)
 		rs->conns_active--;
 		TSG_DLIST_REMOVE(rs->live, c);
 		rseries_unref(rs);
+		c->rs = NULL;
 	}
-	c->ls->conns_active--;
-	lseries_unref(c->ls);
+	if (c->ls != NULL) {
+		c->ls->conns_active--;
+		lseries_unref(c->ls);
+		c->ls = NULL;
+	}
+}
+
+void tsgate_metrics_conn_init(struct tsgate_metrics_conn *c,
+			      struct tsgate_metrics_listener *l)
+{
+	*c = (struct tsgate_metrics_conn){0};
+	if (l == NULL) {
+		return;
+	}
+	c->ls = l->s;
+	gettimeofday(&c->start, NULL);
+	c->ls->refs++;
+	c->ls->conns_total++;
+	c->ls->conns_active++;
+}
+
+static int conn_tracker_destructor(struct tsgate_metrics_conn *c)
+{
+	tsgate_metrics_conn_fini(c);
 	return 0;
 }
 
@@ -624,15 +665,11 @@ struct tsgate_metrics_conn *tsgate_metrics_conn_new(
 	if (l == NULL) {
 		return NULL;
 	}
-	c = talloc_zero(mem_ctx, struct tsgate_metrics_conn);
+	c = talloc(mem_ctx, struct tsgate_metrics_conn);
 	if (c == NULL) {
 		return NULL;
 	}
-	c->ls = l->s;
-	gettimeofday(&c->start, NULL);
-	c->ls->refs++;
-	c->ls->conns_total++;
-	c->ls->conns_active++;
+	tsgate_metrics_conn_init(c, l);
 	talloc_set_destructor(c, conn_tracker_destructor);
 	return c;
 }
@@ -643,7 +680,8 @@ void tsgate_metrics_conn_routed(struct tsgate_metrics_conn *c,
 {
 	struct metrics_rseries *rs;
 
-	if (c == NULL || r == NULL || stats == NULL || c->rs != NULL) {
+	if (c == NULL || c->ls == NULL || r == NULL || stats == NULL ||
+	    c->rs != NULL) {
 		return;
 	}
 	rs = r->s;
@@ -910,6 +948,26 @@ static void render_route_families(char **out, const struct tsgate_metrics *m)
 	render_connection_durations(out, m);
 }
 
+/* The outcome of reloads and the credentials they loaded. */
+static void render_reload_families(char **out, const struct tsgate_metrics *m)
+{
+	family(out, "tsgate_last_reload_success_timestamp_seconds", "gauge",
+	       "When the configuration and credentials in use were loaded "
+	       "(start-up or the last successful reload), since the Unix "
+	       "epoch.");
+	talloc_asprintf_addbuf(
+	    out, "tsgate_last_reload_success_timestamp_seconds %lld.%06ld\n",
+	    (long long)m->last_reload_success.tv_sec,
+	    (long)m->last_reload_success.tv_usec);
+	family(out, "tsgate_last_reload_successful", "gauge",
+	       "1 when the last reload attempt (SIGHUP or a changed "
+	       "credential file) succeeded or none was made, 0 when it "
+	       "failed and the previous configuration stays.");
+	talloc_asprintf_addbuf(out, "tsgate_last_reload_successful %d\n",
+			       m->last_reload_failed ? 0 : 1);
+	tsgate_metrics_creds_render(out, m->creds);
+}
+
 char *tsgate_metrics_render(TALLOC_CTX *mem_ctx, const struct tsgate_metrics *m)
 {
 	char *out;
@@ -936,7 +994,8 @@ char *tsgate_metrics_render(TALLOC_CTX *mem_ctx, const struct tsgate_metrics *m)
 	talloc_asprintf_addbuf(&out, "tsgate_ready %d\n",
 			       m->state == TSGATE_METRICS_READY ? 1 : 0);
 	family(&out, "tsgate_reloads_total", "counter",
-	       "Configuration reloads (SIGHUP), by result.");
+	       "Configuration reloads (SIGHUP or a changed credential "
+	       "file), by result.");
 	talloc_asprintf_addbuf(
 	    &out,
 	    "tsgate_reloads_total{result=\"ok\"} %" PRIu64 "\n"
@@ -944,6 +1003,7 @@ char *tsgate_metrics_render(TALLOC_CTX *mem_ctx, const struct tsgate_metrics *m)
 	    m->reloads_ok, m->reloads_failed);
 	render_listener_families(&out, m);
 	render_route_families(&out, m);
+	render_reload_families(&out, m);
 	tsgate_metrics_process_render(&out);
 	if (out == NULL) {
 		errno = ENOMEM;
@@ -1111,4 +1171,17 @@ char *tsgate_metrics_merge_workers(TALLOC_CTX *mem_ctx,
 	}
 	talloc_free(tmp);
 	return out;
+}
+
+char *tsgate_metrics_label_escape(TALLOC_CTX *mem_ctx, const char *s)
+{
+	return label_escape(mem_ctx, s);
+}
+
+void tsgate_metrics_family(char **out,
+			   const char *name,
+			   const char *type,
+			   const char *help)
+{
+	family(out, name, type, help);
 }

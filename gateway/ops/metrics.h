@@ -33,11 +33,11 @@
  *   l->metrics = tsgate_metrics_listener_new(l, m, name);   per listener
  *   l->route_metrics[i] = tsgate_metrics_route_new(l, l->metrics, name);
  *   tsgate_metrics_set_state(m, TSGATE_METRICS_READY);  listeners bound
- *   conn->metrics = tsgate_metrics_conn_new(conn, l->metrics);  accept
+ *   tsgate_metrics_conn_init(&conn->metrics, l->metrics);  accept
  *   tsgate_metrics_handshake_failed() / tsgate_metrics_drop()  failures
- *   tsgate_metrics_conn_routed(conn->metrics, route, &conn->stats);
+ *   tsgate_metrics_conn_routed(&conn->metrics, route, &conn->stats);
  *   tsgate_metrics_backend_connected() / _backend_failed()
- *   (conn freed: the tracker goes with it)
+ *   tsgate_metrics_conn_fini(&conn->metrics);   conn's destructor
  *   tsgate_metrics_reload(m, ok);                       SIGHUP
  *   tsgate_metrics_set_state(m, TSGATE_METRICS_DRAINING);  SIGTERM
  *
@@ -59,8 +59,23 @@
 struct tsgate_metrics;
 struct tsgate_metrics_listener;
 struct tsgate_metrics_route;
-struct tsgate_metrics_conn;
 struct tsgate_conn_stats;
+struct metrics_lseries;
+struct metrics_rseries;
+
+/*
+ * One connection's tracker. Its fields are metrics.c's; the struct is
+ * here so a connection can hold it inside its own (a talloc chunk of its
+ * own cost ~0.13 KiB per connection).
+ */
+struct tsgate_metrics_conn {
+	struct tsgate_metrics_conn *prev, *next; /* in rs->live */
+	struct metrics_lseries *ls;              /* NULL: not counted */
+	struct metrics_rseries *rs;              /* NULL until routed */
+	const struct tsgate_conn_stats *stats;
+	struct timeval start;
+	bool ended; /* tsgate_metrics_conn_end() was called */
+};
 
 /* Why a TLS/GSSAPI handshake with a client failed (label "reason"). */
 enum tsgate_metrics_handshake_reason {
@@ -163,7 +178,11 @@ void tsgate_metrics_set_state(struct tsgate_metrics *m,
 enum tsgate_metrics_state tsgate_metrics_get_state(
     const struct tsgate_metrics *m);
 
-/** @brief Count a SIGHUP reload: ok or failed (config kept). */
+/**
+ * @brief Count a reload (SIGHUP or a changed credential file): ok (its
+ * time is tsgate_last_reload_success_timestamp_seconds) or failed
+ * (config kept; tsgate_last_reload_successful 0 until the next success).
+ */
 void tsgate_metrics_reload(struct tsgate_metrics *m, bool ok);
 
 /**
@@ -249,6 +268,23 @@ void tsgate_metrics_backend_failed(struct tsgate_metrics_route *r);
  */
 struct tsgate_metrics_conn *tsgate_metrics_conn_new(
     TALLOC_CTX *mem_ctx, struct tsgate_metrics_listener *l);
+
+/**
+ * @brief tsgate_metrics_conn_new() on a struct the caller holds.
+ *
+ * Counts the connection as tsgate_metrics_conn_new() does (nothing when
+ * l is NULL); tsgate_metrics_conn_fini() takes it out again and must be
+ * called before the struct's memory goes.
+ */
+void tsgate_metrics_conn_init(struct tsgate_metrics_conn *c,
+			      struct tsgate_metrics_listener *l);
+
+/**
+ * @brief What freeing a tracker does: the connection leaves the active
+ *        gauges and its final byte and PDU counts are added for good.
+ *        A second call does nothing.
+ */
+void tsgate_metrics_conn_fini(struct tsgate_metrics_conn *c);
 
 /**
  * @brief The connection was routed: count it on the route and follow its

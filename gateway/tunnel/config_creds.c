@@ -14,6 +14,7 @@
 #include <krb5.h>
 
 #include "config_tunnels.h"
+#include "cred_info.h"
 #include "tstream_tls.h"
 
 /* At the position the walk recorded for the value. */
@@ -385,6 +386,29 @@ done:
 	return ok;
 }
 
+/*
+ * A stapled response that cannot be right for its certificate is refused
+ * (wrong certificate, not "good", not an OCSP response). One past its
+ * nextUpdate is not: the daemon warns and GnuTLS does not staple it, as
+ * an OCSP fetcher that fell behind should not stop the server.
+ */
+static bool cfg_check_ocsp(struct tsgate_config_load *p,
+			   const struct tsgate_config_tls_cert *c)
+{
+	time_t next_update;
+	char *why = NULL;
+	int ret;
+
+	ret = tsgate_ocsp_inspect(tsgate_config_load_tmp(p), c->ocsp_response,
+				  c->cert, &next_update, &why);
+	if (ret != 0) {
+		cfg_error(p, &c->ocsp_at, "'ocsp_response': %s",
+			  why != NULL ? why : strerror(ret));
+		return false;
+	}
+	return true;
+}
+
 /* --check-config: build the params once and report a refusal at the block. */
 static void cfg_check_tls_server_params(
     struct tsgate_config_load *p, const struct tsgate_config_tls_server *tls)
@@ -440,6 +464,9 @@ static void cfg_check_tls_server(struct tsgate_config_load *p,
 		if (c->cert != NULL && c->key != NULL) {
 			clean &= cfg_check_cert_key(p, c->cert, &c->cert_at,
 						    c->key, &c->key_at);
+		}
+		if (clean && c->ocsp_response != NULL) {
+			clean &= cfg_check_ocsp(p, c);
 		}
 	}
 	clean &= cfg_check_priority(p, tls->priority, &tls->priority_at);

@@ -114,6 +114,7 @@ int tsgate_config_tls_server_params(TALLOC_CTX *mem_ctx,
 		certs[i].sni = tls->certs[i].sni;
 		certs[i].cert_file = tls->certs[i].cert;
 		certs[i].key_file = tls->certs[i].key;
+		certs[i].ocsp_file = tls->certs[i].ocsp_response;
 	}
 	c.certs = certs;
 	c.num_certs = tls->num_certs;

@@ -206,6 +206,7 @@ mkdir -p "$tmp/examples/files"
 		"$tmp/examples/files/"
 	cp ca.crt "$tmp/examples/files/clients-ca.crt"
 	cp ca.crt "$tmp/examples/files/api-ca.crt"
+	cp ca.crt "$tmp/examples/files/gw-ca.crt"
 	cp ca.crl "$tmp/examples/files/clients.crl"
 )
 n=0

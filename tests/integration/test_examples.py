@@ -46,6 +46,7 @@ import unittest
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gateway_harness as gh  # noqa: E402
+from test_gateway_ocsp import index_line  # noqa: E402
 
 try:
     import yaml
@@ -61,6 +62,12 @@ UNIT = os.path.join(SRC, "etc", "tsgate.service")
 # Commands shown in docs/ that this test does not run, and what runs them
 # (or, for a by-hand run too long for CI, why not).
 COVERED_ELSEWHERE = {
+    "smbclient //127.0.0.1/share -U alice -c 'put big.iso'":
+        "test_samba.py runs smbclient so through the etc/examples pair "
+        "(its namespace's addresses, its throw-away user)",
+    "rpcclient -U alice -c 'srvinfo; netshareenumall' "
+    "ncacn_ip_tcp:127.0.0.1":
+        "test_samba.py runs rpcclient so through the etc/examples pair",
     "meson test -C build gateway_faults --print-errorlogs":
         "scripts/test (integration suite, normal and ASan)",
     "TSGATE_BUILDDIR=build python3 tests/integration/test_faults.py -v":
@@ -685,7 +692,7 @@ def talk(argv, cwd, timeout=20.0):
 
 
 FILE_KEYS = ("cert", "key", "client_ca", "ca", "crl", "keytab",
-             "client_keytab")
+             "client_keytab", "ocsp_response")
 
 
 def yaml_blocks(path):
@@ -721,7 +728,8 @@ def named_files(node, out=None, principal=None):
     return out
 
 
-TOP_KEYS = {"log", "workers", "user", "metrics", "limits", "listeners"}
+TOP_KEYS = {"log", "workers", "user", "metrics", "limits", "reload",
+            "listeners"}
 MINIMAL_LISTENER = [{"name": "doc", "listen": "tcp://127.0.0.1:1",
                      "accept": "plain",
                      "routes": [{"backend": "tcp://127.0.0.1:2"}]}]
@@ -803,6 +811,8 @@ class DocsConfigsTest(ConfigCase):
                 shutil.copy(certs.server_key, dest)
             elif key in ("client_ca", "ca"):
                 shutil.copy(certs.ca, dest)
+            elif key == "ocsp_response":
+                self.ocsp_response(dest)
             elif key == "crl":
                 tmpl = os.path.join(self.tmp, "crl.tmpl")
                 with open(tmpl, "w") as f:
@@ -817,6 +827,23 @@ class DocsConfigsTest(ConfigCase):
             else:
                 shutil.copy(certs.server, dest)
         return env
+
+    def ocsp_response(self, dest):
+        """A real OCSP response (openssl ocsp as the CA's responder) for
+        the server certificate every cert of a docs fragment is."""
+        certs = self.creds.certs
+        index = os.path.join(self.tmp, "ocsp-index.txt")
+        with open(index, "w") as f:
+            f.write(index_line(certs.server))
+        req = dest + ".req"
+        for args in (["-issuer", certs.ca, "-cert", certs.server,
+                      "-reqout", req, "-no_nonce"],
+                     ["-index", index, "-CA", certs.ca, "-rsigner",
+                      certs.ca, "-rkey", certs.ca_key, "-reqin", req,
+                      "-respout", dest, "-ndays", "1"]):
+            subprocess.run(["openssl", "ocsp"] + args, check=True,
+                           timeout=30, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
 
     def test_yaml_blocks(self):
         if shutil.which("certtool") is None:

@@ -262,6 +262,9 @@ class PlainDataPath(gh.GatewayTestCase):
                          int(listen.rsplit(":", 1)[1]))
         # then the client's bytes, unchanged
         self.assertEqual(rec[28:], b"payload")
+        # the log line names the client (kept as a sockaddr, not a string)
+        line = g.wait_conn_lines(1)[0]
+        self.assertEqual(line["peer"], "ipv4:127.0.0.1:%d" % cport)
 
     def test_proxy_v2_handoff_unix(self):
         b, g, listen = self.start_echo(identity="proxy-v2",
@@ -281,6 +284,22 @@ class PlainDataPath(gh.GatewayTestCase):
         self.assertEqual(rec[13], 0x00)
         self.assertEqual(struct.unpack(">H", rec[14:16])[0], 0)
         self.assertEqual(rec[16:], b"x")
+
+    def test_unix_peer_in_log_line(self):
+        """A named unix client: an address too long to keep as a sockaddr
+        in the connection is kept as its string, and logged the same."""
+        b, g, listen = self.start_echo(listen_kind="unix")
+        path = os.path.join(self.tmp, "named-client-with-a-long-name.sock")
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        c.settimeout(10)
+        c.bind(path)
+        c.connect(listen[len("unix:"):])
+        c.sendall(b"hello")
+        c.shutdown(socket.SHUT_WR)
+        self.assertEqual(gh.recv_all(c), b"hello")
+        c.close()
+        line = g.wait_conn_lines(1)[0]
+        self.assertEqual(line["peer"], "unix:" + path)
 
     def test_ipv6_listener_proxy_v2(self):
         try:

@@ -314,6 +314,26 @@ class TlsGateway(gh.GatewayTestCase):
         self.assertEqual(sorted(l["result"] for l in lines),
                          ["error", "ok"])
 
+    def test_client_hangs_up_without_close_notify(self):
+        """A TLS client that hangs up (no close_notify) while the backend
+        still answers: GnuTLS refuses to write on such a session. That is
+        a peer gone (EPIPE: this direction ends, the conn line says
+        tls_truncated: client), not "client write failed: Protocol
+        error" as before."""
+        b = self.backend(mode="count")
+        g = self.tls_listener([{"name": "count",
+                                "backend": "\"%s\"" % b.address}])
+        s = self.tls_connect()
+        s.sendall(b"x" * 1000)
+        s.close()       # Python's close sends no close_notify
+        self.assertTrue(b.wait_records(1))
+        self.assertEqual(b.records, [b"x" * 1000])
+        line = g.wait_conn_lines(1)[0]
+        self.assertEqual(line.get("tls_truncated"), "client", line)
+        self.assertNotEqual(line.get("error"), "Protocol error", line)
+        self.assertEqual(line["result"], "ok", line)
+        self.assertEqual(line["bytes_in"], 1000, line)
+
     def test_client_mode_two_gateways(self):
         b = self.backend()
         # the far gateway terminates TLS

@@ -470,6 +470,8 @@ START_TEST(test_good_minimal)
 	ck_assert_int_eq(cfg->log.level, TSGATE_CONFIG_LOG_INFO);
 	ck_assert_int_eq(cfg->log.format, TSGATE_CONFIG_LOG_TEXT);
 	ck_assert_uint_eq(cfg->workers, 1);
+	ck_assert(cfg->reload.watch);
+	ck_assert_uint_eq(cfg->reload.interval_ms, 30000);
 	ck_assert_ptr_null(cfg->user);
 	ck_assert_ptr_null(cfg->metrics_listen);
 	ck_assert_uint_eq(cfg->limits.max_connections, 10000);
@@ -530,6 +532,8 @@ START_TEST(test_good_everything)
 	ck_assert_uint_eq(cfg->limits.idle_timeout_ms, 300000);
 	ck_assert_uint_eq(cfg->limits.shutdown_grace_ms, 0);
 	ck_assert_uint_eq(cfg->limits.connect_timeout_ms, 3000);
+	ck_assert(!cfg->reload.watch);
+	ck_assert_uint_eq(cfg->reload.interval_ms, 5000);
 	ck_assert_uint_eq(cfg->num_listeners, 4);
 
 	l = &cfg->listeners[0];
@@ -671,7 +675,8 @@ START_TEST(test_buffer_and_reload)
 	ck_assert_str_eq(tsgate_config_error_string(tt_mem, &errs->errors[3]),
 			 "mem.yaml:2:1: unknown key 'extra' in the top level "
 			 "(expected log, workers, user, group, metrics, "
-			 "limits, listeners, allow_insecure_key_permissions)");
+			 "limits, reload, listeners, "
+			 "allow_insecure_key_permissions)");
 	ck_assert_uint_eq(talloc_total_blocks(live), blocks);
 	ck_assert_ptr_eq(talloc_parent(errs), tt_mem);
 	talloc_free(errs);

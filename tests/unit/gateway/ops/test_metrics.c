@@ -5,6 +5,7 @@
  * registry freed in any order.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <sys/resource.h>
 #include <sys/time.h>
 #include <fcntl.h>
@@ -24,6 +25,7 @@
 #include "http_server.h"
 #include "http_server_private.h"
 #include "metrics.h"
+#include "metrics_creds.h"
 #include "relay.h"
 
 static const struct timeval start = {.tv_sec = 1764000000, .tv_usec = 250000};
@@ -42,9 +44,34 @@ static const struct timeval start = {.tv_sec = 1764000000, .tv_usec = 250000};
 	"# TYPE tsgate_ready gauge\n"
 
 #define RELOADS_FAMILY                                                    \
-	"# HELP tsgate_reloads_total Configuration reloads (SIGHUP), by " \
-	"result.\n"                                                       \
+	"# HELP tsgate_reloads_total Configuration reloads (SIGHUP or a " \
+	"changed credential file), by result.\n"                          \
 	"# TYPE tsgate_reloads_total counter\n"
+
+/* The families after the routes': reloads and credentials. */
+#define H_LAST_RELOAD                                                    \
+	"# HELP tsgate_last_reload_success_timestamp_seconds When the "  \
+	"configuration and credentials in use were loaded (start-up or " \
+	"the last successful reload), since the Unix epoch.\n"           \
+	"# TYPE tsgate_last_reload_success_timestamp_seconds gauge\n"    \
+	"tsgate_last_reload_success_timestamp_seconds "
+#define H_LAST_OK                                                          \
+	"# HELP tsgate_last_reload_successful 1 when the last reload "     \
+	"attempt (SIGHUP or a changed credential file) succeeded or none " \
+	"was made, 0 when it failed and the previous configuration "       \
+	"stays.\n"                                                         \
+	"# TYPE tsgate_last_reload_successful gauge\n"                     \
+	"tsgate_last_reload_successful "
+#define H_CERT_EXPIRY                                                     \
+	"# HELP tsgate_certificate_expiry_timestamp_seconds notAfter of " \
+	"each certificate in use (a CA file: its first to expire), per "  \
+	"listener or route, since the Unix epoch.\n"                      \
+	"# TYPE tsgate_certificate_expiry_timestamp_seconds gauge\n"
+#define H_OCSP                                                        \
+	"# HELP tsgate_ocsp_response_next_update_timestamp_seconds "  \
+	"nextUpdate of each stapled OCSP response, per listener and " \
+	"certificate, since the Unix epoch (0: none given).\n"        \
+	"# TYPE tsgate_ocsp_response_next_update_timestamp_seconds gauge\n"
 
 #define H_CONN_ACTIVE                                                    \
 	"# HELP tsgate_connections_active Client connections open now, " \
@@ -159,7 +186,9 @@ START_TEST(test_render_empty)
 	    "tsgate_reloads_total{result=\"ok\"} 0\n"
 	    "tsgate_reloads_total{result=\"failed\"} 0\n" H_CONN_ACTIVE
 		H_CONN_TOTAL H_HS H_HS_DUR H_DROPS H_R_ACTIVE H_R_TOTAL
-		    H_R_BYTES H_R_PDUS H_R_FAIL H_R_HIST H_CONN_DUR);
+		    H_R_BYTES H_R_PDUS H_R_FAIL H_R_HIST H_CONN_DUR
+			H_LAST_RELOAD "1764000000.250000\n" H_LAST_OK
+	    "1\n" H_CERT_EXPIRY H_OCSP);
 	talloc_free(m);
 }
 END_TEST
@@ -167,6 +196,60 @@ END_TEST
 #define HIST(l, r, c)                                                  \
 	"tsgate_backend_connect_duration_seconds_bucket{listener=\"" l \
 	"\",route=\"" r "\",le=\"" c "\"} "
+
+static bool has(const char *text, const char *line)
+{
+	return strstr(text, line) != NULL;
+}
+
+/*
+ * A tracker inside the connection's own struct (how conn.c holds it: one
+ * talloc chunk less per connection) counts and uncounts as one of its
+ * own would; a second fini does nothing.
+ */
+START_TEST(test_conn_tracker_embedded)
+{
+	TALLOC_CTX *ctx = talloc_new(tt_mem);
+	struct tsgate_metrics *m = tsgate_metrics_new(ctx, "1.2.3", &start);
+	struct tsgate_metrics_listener *l =
+	    tsgate_metrics_listener_new(ctx, m, "pub");
+	struct tsgate_metrics_route *r =
+	    tsgate_metrics_route_new(ctx, l, "ldap");
+	struct tsgate_metrics_conn c1, c2, none;
+	struct tsgate_conn_stats s1 = {0};
+	char *text;
+
+	ck_assert_ptr_nonnull(r);
+	tsgate_metrics_conn_init(&c1, l);
+	tsgate_metrics_conn_init(&c2, l);
+	tsgate_metrics_conn_init(&none, NULL); /* not counted, harmless */
+	tsgate_metrics_conn_routed(&none, r, &s1);
+	tsgate_metrics_conn_routed(&c1, r, &s1);
+	s1 = (struct tsgate_conn_stats){10, 20, 1, 2, NULL, false};
+	text = tsgate_metrics_render(ctx, m);
+	ck_assert(has(text, "tsgate_connections_active{listener=\"pub\"} 2\n"));
+	ck_assert(has(text, "tsgate_route_connections_active{listener=\"pub\","
+			    "route=\"ldap\"} 1\n"));
+	ck_assert(has(text, "tsgate_route_bytes_total{listener=\"pub\",route="
+			    "\"ldap\",direction=\"client_to_backend\"} 10\n"));
+
+	tsgate_metrics_conn_fini(&c1);
+	tsgate_metrics_conn_fini(&c1);
+	tsgate_metrics_conn_fini(&none);
+	s1.bytes_up = 999; /* no longer followed */
+	text = tsgate_metrics_render(ctx, m);
+	ck_assert(has(text, "tsgate_connections_active{listener=\"pub\"} 1\n"));
+	ck_assert(has(text, "tsgate_connections_total{listener=\"pub\"} 2\n"));
+	ck_assert(has(text, "tsgate_route_connections_active{listener=\"pub\","
+			    "route=\"ldap\"} 0\n"));
+	ck_assert(has(text, "tsgate_route_bytes_total{listener=\"pub\",route="
+			    "\"ldap\",direction=\"client_to_backend\"} 10\n"));
+	tsgate_metrics_conn_fini(&c2);
+	text = tsgate_metrics_render(ctx, m);
+	ck_assert(has(text, "tsgate_connections_active{listener=\"pub\"} 0\n"));
+	talloc_free(ctx);
+}
+END_TEST
 
 START_TEST(test_render_full)
 {
@@ -176,7 +259,9 @@ START_TEST(test_render_full)
 	struct tsgate_metrics_route *r;
 	struct tsgate_metrics_conn *c1, *c2;
 	struct tsgate_conn_stats s1 = {0}, s2 = {0};
-	char *text;
+	char *text, *tail;
+	long long sec;
+	long usec;
 
 	tsgate_metrics_set_state(m, TSGATE_METRICS_READY);
 	tsgate_metrics_reload(m, true);
@@ -210,6 +295,16 @@ START_TEST(test_render_full)
 	tsgate_metrics_backend_connected(r, 20000001); /* +Inf only */
 
 	text = cut_process(tsgate_metrics_render(ctx, m));
+	/* the reload families last: the success time is the clock's */
+	tail = strstr(text, H_LAST_RELOAD);
+	ck_assert_ptr_nonnull(tail);
+	ck_assert_int_eq(
+	    sscanf(tail + strlen(H_LAST_RELOAD), "%lld.%6ld\n", &sec, &usec),
+	    2);
+	ck_assert_int_ge(sec, (long long)start.tv_sec);
+	ck_assert_ptr_nonnull(
+	    strstr(tail, H_LAST_OK "0\n" H_CERT_EXPIRY H_OCSP));
+	*tail = '\0';
 	/* clang-format off */
 	ck_assert_str_eq(
 	    text, talloc_asprintf(ctx, "%s%s",
@@ -304,6 +399,48 @@ START_TEST(test_label_escaping)
 			  strncmp(line, "process_", 8) == 0 ||
 			  strncmp(line, "# ", 2) == 0);
 	}
+	talloc_free(m);
+}
+END_TEST
+
+/* The credentials in use: one series each, escaped, replaced as a whole. */
+START_TEST(test_render_creds)
+{
+	struct tsgate_metrics *m = tsgate_metrics_new(tt_mem, "1", &start);
+	const struct tsgate_metrics_cred v1[] = {
+	    {"pub", NULL, TSGATE_METRICS_CRED_SERVER, "0A1B", "gw \"x\"",
+	     1800000000, "/s.crt"},
+	    {"pub", "up", TSGATE_METRICS_CRED_CLIENT, "02", "", 1800000001,
+	     "/c.crt"},
+	    {"pub", "up", TSGATE_METRICS_CRED_CA, "03", "CA", 1800000002,
+	     "/ca.crt"},
+	    {"pub", NULL, TSGATE_METRICS_CRED_OCSP, "0A1B", "gw", 1765000000,
+	     "/s.ocsp"},
+	};
+	const struct tsgate_metrics_cred v2[] = {
+	    {"pub", NULL, TSGATE_METRICS_CRED_SERVER, "0C", "gw", 1900000000,
+	     "/s.crt"},
+	};
+	char *text;
+
+	ck_assert_int_eq(tsgate_metrics_set_creds(m, v1, 4), 0);
+	text = tsgate_metrics_render(m, m);
+	/* clang-format off */
+	ck_assert_ptr_nonnull(strstr(text, H_CERT_EXPIRY
+	    "tsgate_certificate_expiry_timestamp_seconds{listener=\"pub\",route=\"\",kind=\"server\",serial=\"0A1B\",subject_cn=\"gw \\\"x\\\"\"} 1800000000\n"
+	    "tsgate_certificate_expiry_timestamp_seconds{listener=\"pub\",route=\"up\",kind=\"client\",serial=\"02\",subject_cn=\"\"} 1800000001\n"
+	    "tsgate_certificate_expiry_timestamp_seconds{listener=\"pub\",route=\"up\",kind=\"ca\",serial=\"03\",subject_cn=\"CA\"} 1800000002\n"
+	    H_OCSP
+	    "tsgate_ocsp_response_next_update_timestamp_seconds{listener=\"pub\",serial=\"0A1B\",subject_cn=\"gw\"} 1765000000\n"));
+	/* clang-format on */
+	ck_assert_int_eq(tsgate_metrics_set_creds(m, v2, 1), 0);
+	text = tsgate_metrics_render(m, m);
+	ck_assert_ptr_null(strstr(text, "0A1B"));
+	ck_assert_ptr_nonnull(strstr(text, "serial=\"0C\""));
+	ck_assert_int_eq(tsgate_metrics_set_creds(m, NULL, 0), 0);
+	text = tsgate_metrics_render(m, m);
+	ck_assert_ptr_nonnull(strstr(text, H_CERT_EXPIRY H_OCSP));
+	ck_assert_int_eq(tsgate_metrics_set_creds(NULL, v2, 1), EINVAL);
 	talloc_free(m);
 }
 END_TEST
@@ -1184,7 +1321,9 @@ static Suite *metrics_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_render_empty);
 	tcase_add_test(tc, test_render_full);
+	tcase_add_test(tc, test_conn_tracker_embedded);
 	tcase_add_test(tc, test_label_escaping);
+	tcase_add_test(tc, test_render_creds);
 	tcase_add_test(tc, test_reason_names);
 	tcase_add_test(tc, test_errno_classes);
 	tcase_add_test(tc, test_merge_workers);
