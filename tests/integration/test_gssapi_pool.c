@@ -681,10 +681,24 @@ static Suite *pool_suite(void)
 	tcase_add_test(tc, test_cancel_while_in_thread);
 	tcase_add_test(tc, test_free_pool_while_in_thread);
 	tcase_add_test(tc, test_timeout_while_in_thread);
-	tcase_add_test(tc, test_concurrent_contexts_in_threads);
 	tcase_add_test(tc, test_pool_create_errors);
 	tcase_add_test(tc, test_other_event_context_runs_inline);
 	suite_add_tcase(s, tc);
+
+	/*
+	 * Under valgrind (3.19) a thread blocked in fcntl(F_OFD_SETLKW),
+	 * which MIT uses to lock a FILE ccache, keeps valgrind's own lock,
+	 * so the thread holding the ccache lock never runs again: this one
+	 * case shares a ccache between threads and would hang there.
+	 */
+	if (getenv("TSGATE_VALGRIND") == NULL) {
+		tc = tcase_create("concurrent");
+		tcase_add_unchecked_fixture(tc, kdc_setup, kdc_teardown);
+		tcase_add_checked_fixture(tc, tt_setup, tt_teardown);
+		tcase_set_timeout(tc, 60);
+		tcase_add_test(tc, test_concurrent_contexts_in_threads);
+		suite_add_tcase(s, tc);
+	}
 	return s;
 }
 
