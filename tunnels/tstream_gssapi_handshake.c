@@ -20,6 +20,8 @@ struct gssapi_handshake_state {
 	gss_cred_id_t cred;
 	gss_name_t target;
 	gss_ctx_id_t ctx;
+	/* acceptor: what the client delegated, handed to the stream */
+	gss_cred_id_t deleg;
 
 	struct tevent_req *subreq;
 	struct iovec iov[2];
@@ -58,6 +60,7 @@ struct gssapi_call {
 	gss_cred_id_t cred;
 	gss_name_t target;
 	gss_ctx_id_t ctx;
+	gss_cred_id_t deleg; /* acceptor: what the client delegated */
 
 	/* out */
 	OM_uint32 maj;
@@ -91,6 +94,9 @@ static int gssapi_call_destructor(struct gssapi_call *call)
 	}
 	if (call->cred != GSS_C_NO_CREDENTIAL) {
 		gss_release_cred(&min, &call->cred);
+	}
+	if (call->deleg != GSS_C_NO_CREDENTIAL) {
+		gss_release_cred(&min, &call->deleg);
 	}
 	return 0;
 }
@@ -126,6 +132,9 @@ static int gssapi_handshake_state_destructor(
 	}
 	if (state->cred != GSS_C_NO_CREDENTIAL) {
 		gss_release_cred(&min, &state->cred);
+	}
+	if (state->deleg != GSS_C_NO_CREDENTIAL) {
+		gss_release_cred(&min, &state->deleg);
 	}
 	return 0;
 }
@@ -313,6 +322,16 @@ static bool gssapi_handshake_check(struct tevent_req *req,
 			state, "anonymous context refused (anonymous flag)"));
 		return false;
 	}
+	if (!state->params->acceptor && state->params->delegate &&
+	    !(flags & GSS_C_DELEG_FLAG)) {
+		/* MIT leaves the flag out silently when it cannot forward */
+		gssapi_handshake_fail(
+		    req, EACCES,
+		    talloc_strdup(state, "delegation requested but not done: "
+					 "the client's TGT is not forwardable "
+					 "(kinit -f) or there is no TGT"));
+		return false;
+	}
 	if ((flags & need) != need) {
 		gssapi_handshake_fail(
 		    req, EACCES,
@@ -370,6 +389,7 @@ static void gssapi_handshake_finish(struct tevent_req *req)
 		gssapi_handshake_fail(req, err, reason);
 		return;
 	}
+	tstream_gssapi_set_delegated(state->stream, &state->deleg);
 	tevent_req_done(req);
 }
 
@@ -392,7 +412,7 @@ static void gssapi_call_work(struct tstream_gssapi_job *job)
 	struct gssapi_call *call = (struct gssapi_call *)job;
 	const struct tstream_gssapi_params *params = call->params;
 	gss_buffer_t input = call->has_input ? &call->input : GSS_C_NO_BUFFER;
-	OM_uint32 maj, min, tmp;
+	OM_uint32 maj, min;
 
 	if (call->acquire) {
 		call->err = tstream_gssapi_acquire_cred(
@@ -422,16 +442,10 @@ static void gssapi_call_work(struct tstream_gssapi_job *job)
 		    req_flags, GSS_C_INDEFINITE, GSS_C_NO_CHANNEL_BINDINGS,
 		    input, &call->mech, &call->out_token, &call->flags, NULL);
 	} else {
-		gss_cred_id_t deleg = GSS_C_NO_CREDENTIAL;
-
 		maj = gss_accept_sec_context(
 		    &min, &call->ctx, call->cred, input,
 		    GSS_C_NO_CHANNEL_BINDINGS, NULL, &call->mech,
-		    &call->out_token, &call->flags, NULL, &deleg);
-		/* delegated credentials are never kept */
-		if (deleg != GSS_C_NO_CREDENTIAL) {
-			gss_release_cred(&tmp, &deleg);
-		}
+		    &call->out_token, &call->flags, NULL, &call->deleg);
 	}
 	call->maj = maj;
 	if (GSS_ERROR(maj)) {
@@ -483,6 +497,7 @@ static struct gssapi_call *gssapi_call_new(struct tevent_req *req,
 	call->cred = GSS_C_NO_CREDENTIAL;
 	call->target = GSS_C_NO_NAME;
 	call->ctx = GSS_C_NO_CONTEXT;
+	call->deleg = GSS_C_NO_CREDENTIAL;
 	talloc_set_destructor(call, gssapi_call_destructor);
 	call->job.work = gssapi_call_work;
 	call->job.done = gssapi_call_done;
@@ -526,6 +541,15 @@ static void gssapi_call_return(struct gssapi_handshake_state *state,
 	state->target = call->target;
 	state->ctx = call->ctx;
 	state->out_token = call->out_token;
+	if (call->deleg != GSS_C_NO_CREDENTIAL) {
+		OM_uint32 min;
+
+		if (state->deleg != GSS_C_NO_CREDENTIAL) {
+			gss_release_cred(&min, &state->deleg);
+		}
+		state->deleg = call->deleg;
+		call->deleg = GSS_C_NO_CREDENTIAL;
+	}
 	call->cred = GSS_C_NO_CREDENTIAL;
 	call->target = GSS_C_NO_NAME;
 	call->ctx = GSS_C_NO_CONTEXT;

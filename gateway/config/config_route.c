@@ -2,7 +2,9 @@
  * routes[]: a route's keys and defaults, its match block, its backend and
  * connect blocks.
  */
+#include <errno.h>
 #include <string.h>
+#include <unistd.h>
 #include <arpa/inet.h>
 
 #include "config_private.h"
@@ -158,20 +160,145 @@ static void cfg_match(struct cfg_parser *p,
 }
 
 /* routes[] */
+static void cfg_h_backend(struct cfg_parser *p,
+			  const struct cfg_key *k,
+			  yaml_node_t *node,
+			  void *obj);
+
+/* Asking DNS more than once a second per name helps nobody. */
+static const struct cfg_range cfg_resolve_range = {1000, 0};
 
 #define RT(f) offsetof(struct tsgate_config_route, f)
 static const struct cfg_key cfg_route_keys[] = {
     {"name", CFG_SCALAR, cfg_h_string, RT(name), NULL, NULL},
     {"match", CFG_MAPPING, NULL, 0, NULL, NULL},
-    {"backend", CFG_SCALAR, cfg_h_address, RT(backend), NULL, "an address"},
+    {"backend", CFG_ANY, cfg_h_backend, 0, NULL, "an address or a list"},
+    {"balance", CFG_SCALAR, cfg_h_enum, RT(balance), cfg_balances, NULL},
     {"connect", CFG_SCALAR, cfg_h_enum, RT(connect), cfg_connects, NULL},
     {"tls", CFG_MAPPING, NULL, 0, NULL, NULL},
     {"gssapi", CFG_MAPPING, NULL, 0, NULL, NULL},
     {"framing", CFG_SCALAR, cfg_h_enum, RT(framing), cfg_framings, NULL},
     {"max_pdu", CFG_SCALAR, cfg_h_size, RT(max_pdu), NULL, "a size"},
     {"identity", CFG_SCALAR, cfg_h_enum, RT(identity), cfg_identities, NULL},
+    {"connect_timeout", CFG_SCALAR, cfg_h_duration, RT(connect_timeout_ms),
+     &cfg_positive_ms, "a duration"},
+    {"idle_timeout", CFG_SCALAR, cfg_h_route_idle, 0, NULL, "a duration"},
+    {"health_check", CFG_MAPPING, cfg_h_health_check, RT(health_check), NULL,
+     NULL},
+    {"resolve_interval", CFG_SCALAR, cfg_h_duration, RT(resolve_interval_ms),
+     &cfg_resolve_range, "a duration"},
+    {"tcp_keepalive", CFG_ANY, cfg_h_keepalive, RT(keepalive), NULL, NULL},
+    {"args", CFG_ANY, NULL, 0, NULL, NULL},
+    {"max_connections", CFG_SCALAR, cfg_h_u32, RT(max_connections),
+     &cfg_conn_range, "a number"},
+    {"ccache_dir", CFG_SCALAR, cfg_h_string, RT(ccache_dir), NULL, NULL},
 };
 #undef RT
+
+/*
+ * backend: an address, or "exec:/absolute/program" (a program per
+ * connection, which must exist and be executable by the daemon now).
+ */
+static void cfg_h_backend(struct cfg_parser *p,
+			  const struct cfg_key *k,
+			  yaml_node_t *node,
+			  void *obj)
+{
+	struct tsgate_config_route *r = obj;
+	const char *s;
+
+	/* a list is a pool of addresses; exec: is one program */
+	if (node->type != YAML_SCALAR_NODE ||
+	    strncmp(cfg_str(node), "exec:", 5) != 0) {
+		cfg_h_backends(p, k, node, obj);
+		return;
+	}
+	s = cfg_str(node);
+	/* the YAML document goes when the walk ends */
+	r->backend.text = talloc_strdup(p->cfg, s);
+	r->backend.mark = cfg_mark(node);
+	if (r->backend.text == NULL) {
+		p->oom = true;
+		return;
+	}
+	s = r->backend.text;
+	r->backend.kind = TSGATE_CONFIG_ADDR_UNIX;
+	if (s[5] != '/') {
+		cfg_error(p, node,
+			  "'backend': '%s': the program must be an absolute "
+			  "path (exec:/path/to/program)",
+			  s);
+		return;
+	}
+	if (access(s + 5, X_OK) != 0) {
+		cfg_error(p, node, "'backend': cannot execute '%s': %s", s + 5,
+			  strerror(errno));
+		return;
+	}
+	r->exec = s + 5;
+}
+
+/* The exec keys: args, max_connections, ccache_dir. */
+static void cfg_route_exec(struct cfg_parser *p,
+			   struct tsgate_config_route *r,
+			   yaml_node_t **seen,
+			   uint32_t present)
+{
+	static const char *const exec_only[] = {"args", "max_connections",
+						"ccache_dir"};
+	static const char *const socket_only[] = {
+	    "balance", "connect_timeout", "health_check", "resolve_interval",
+	    "tcp_keepalive"};
+	yaml_node_t *v = SEEN(cfg_route_keys, seen, "args");
+	struct cfg_strlist l;
+
+	if (r->exec == NULL) {
+		for (size_t i = 0; i < ARRAY_SIZE(exec_only); i++) {
+			v = SEEN(cfg_route_keys, seen, exec_only[i]);
+			if (v != NULL) {
+				cfg_error(p, v,
+					  "'%s' is only used with 'backend: "
+					  "exec:...' (route '%s')",
+					  exec_only[i], r->name);
+			}
+		}
+		return;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(socket_only); i++) {
+		yaml_node_t *w = SEEN(cfg_route_keys, seen, socket_only[i]);
+
+		if (w != NULL) {
+			cfg_error(p, w,
+				  "'%s' is not used with an exec backend "
+				  "(route '%s' runs a program)",
+				  socket_only[i], r->name);
+		}
+	}
+	if (v != NULL && cfg_strlist(p, "args", v, &l)) {
+		r->exec_args = l.items;
+		r->num_exec_args = l.num;
+	}
+	if (r->ccache_dir != NULL && r->ccache_dir[0] != '/') {
+		cfg_error(p, SEEN(cfg_route_keys, seen, "ccache_dir"),
+			  "'ccache_dir': '%s' must be an absolute path",
+			  r->ccache_dir);
+	}
+	v = SEEN(cfg_route_keys, seen, "connect");
+	if (r->connect != TSGATE_CONFIG_CONNECT_PLAIN && v != NULL) {
+		cfg_error(p, v,
+			  "an exec backend is a local program: 'connect' must "
+			  "be plain (route '%s')",
+			  r->name);
+	}
+	v = SEEN(cfg_route_keys, seen, "identity");
+	if (r->identity != TSGATE_CONFIG_IDENTITY_NONE && v != NULL) {
+		cfg_error(p, v,
+			  "an exec backend gets the identity in its "
+			  "environment: 'identity' must be none (route '%s')",
+			  r->name);
+	}
+	(void)present;
+}
 
 static bool cfg_is_ip_literal(const char *host)
 {
@@ -220,10 +347,29 @@ static void cfg_route_tls(struct cfg_parser *p,
 	if (r->tls != NULL && r->tls->sni == NULL && r->backend.host != NULL &&
 	    !cfg_is_ip_literal(r->backend.host)) {
 		r->tls->sni = r->backend.host;
+		r->tls->sni_from_backend = true;
 	}
 	if (r->tls != NULL && r->tls->verify_name == NULL) {
 		r->tls->verify_name =
 		    r->tls->sni != NULL ? r->tls->sni : r->backend.host;
+		r->tls->verify_name_from_backend =
+		    r->tls->sni == NULL || r->tls->sni_from_backend;
+	}
+	if (r->tls != NULL && r->tls->verify && r->num_backends > 1 &&
+	    r->tls->verify_name_from_backend) {
+		size_t i;
+
+		for (i = 0; i < r->num_backends; i++) {
+			if (r->backends[i].kind == TSGATE_CONFIG_ADDR_UNIX) {
+				cfg_error_at(p, r->backends[i].mark,
+					     "route '%s': unix backend '%s' "
+					     "has no host name to verify; set "
+					     "'verify_name' (or 'sni') in the "
+					     "route's 'tls' block",
+					     r->name, r->backends[i].text);
+				break;
+			}
+		}
 	}
 	if (r->tls != NULL && tls_node != NULL && r->tls->verify &&
 	    r->tls->verify_name == NULL) {
@@ -258,6 +404,9 @@ void cfg_route(struct cfg_parser *p,
 	r->framing = TSGATE_CONFIG_FRAMING_RAW;
 	r->max_pdu = TSGATE_CONFIG_MAX_PDU_LENGTH32;
 	r->identity = TSGATE_CONFIG_IDENTITY_NONE;
+	r->balance = TSGATE_CONFIG_BALANCE_ROUND_ROBIN;
+	r->resolve_interval_ms = 30 * 1000;
+	cfg_keepalive_defaults(&r->keepalive);
 	r->mark = cfg_mark(node);
 
 	if (!cfg_check_kind(p, "routes", CFG_MAPPING, "a list of mappings",
@@ -344,6 +493,7 @@ void cfg_route(struct cfg_parser *p,
 			      PRESENT(cfg_route_keys, present, "tls"),
 			      errors_before);
 	}
+	cfg_route_exec(p, r, seen, present);
 	rm->max_pdu = cfg_origin(p, SEEN(cfg_route_keys, seen, "max_pdu"));
 	/* After the walk: the keys come in any order. */
 	if (!PRESENT(cfg_route_keys, present, "max_pdu")) {

@@ -6,6 +6,7 @@
  */
 #include "daemon.h"
 #include "daemon_private.h"
+#include "backend_pool.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -15,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "exec.h"
 #include "cred_info.h"
 #include "cred_watch.h"
 #include "health.h"
@@ -271,6 +273,11 @@ static void tsgate_daemon_cred_changed(void *private_data, const char *path)
 }
 
 /* The context of one serving process, with its loop, log and metrics. */
+static void tsgate_daemon_pool_metrics(const void *private_data, char **out)
+{
+	tsgate_pool_render_metrics(private_data, out);
+}
+
 static struct tsgate_daemon *tsgate_daemon_new(
     TALLOC_CTX *mem_ctx,
     const char *config_path,
@@ -308,16 +315,20 @@ static struct tsgate_daemon *tsgate_daemon_new(
 		       ? tsgate_conns_new(d, d->ev, d->log, cfg)
 		       : NULL;
 	d->metrics = tsgate_metrics_new(d, TSGATE_VERSION, NULL);
+	d->pool = d->ev != NULL ? tsgate_pool_new(d, d->ev, d->log) : NULL;
 	d->cred_watch =
 	    d->ev != NULL ? tsgate_cred_watch_new(d, d->ev, d->log,
 						  tsgate_daemon_cred_changed, d)
 			  : NULL;
 	if (d->config_path == NULL || d->log == NULL || d->ev == NULL ||
-	    d->conns == NULL || d->metrics == NULL || d->cred_watch == NULL) {
+	    d->conns == NULL || d->metrics == NULL || d->pool == NULL ||
+	    d->cred_watch == NULL) {
 		fprintf(stderr, "tsgate: out of memory\n");
 		talloc_free(d);
 		return NULL;
 	}
+	tsgate_metrics_set_extra(d->metrics, tsgate_daemon_pool_metrics,
+				 d->pool);
 	tsgate_daemon_build_info(d->metrics);
 	if (num_workers > 1) {
 		d->log->worker = (int)worker;
@@ -394,6 +405,21 @@ static int tsgate_daemon_start(struct tsgate_daemon *d)
 	return tsgate_privdrop(d->log, cfg);
 }
 
+/*
+ * Delegated-credential caches of exec routes that a crashed or killed
+ * process left behind (the running ones are kept: their pid lives).
+ * After privdrop: the directories are the user's the programs run as.
+ */
+static void tsgate_daemon_clean_ccaches(struct tsgate_daemon *d)
+{
+	unsigned n = tsgate_execs_clean_stale(d->cfg);
+
+	if (n > 0) {
+		tsgate_log_msg(d->log, TSGATE_CONFIG_LOG_INFO, "start",
+			       "removed %u stale exec ccache(s)", n);
+	}
+}
+
 static void tsgate_daemon_block_stop_signals(void)
 {
 	sigset_t set;
@@ -427,6 +453,7 @@ int tsgate_daemon_serve(TALLOC_CTX *mem_ctx,
 		return 1;
 	}
 	tsgate_listeners_log(d);
+	tsgate_daemon_clean_ccaches(d);
 	tsgate_daemon_creds_loaded(d);
 	tsgate_metrics_set_state(d->metrics, TSGATE_METRICS_READY);
 	tsgate_log_msg(d->log, TSGATE_CONFIG_LOG_INFO, "start",

@@ -40,6 +40,7 @@ struct tsgate_daemon {
 	struct tsgate_conns *conns;
 	/* limits.gssapi_threads > 0 at start: GSSAPI calls off the loop */
 	struct tstream_gssapi_pool *gssapi_pool;
+	struct tsgate_pool *pool; /* the routes' backends, kept on reload */
 	/* $NOTIFY_SOCKET (one process; with workers the supervisor's) */
 	struct tsgate_notify *notify;
 	struct tsgate_cred_watch *cred_watch; /* reload: {watch: true} */
