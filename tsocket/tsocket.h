@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tsocket — async socket abstraction on talloc and tevent.
  *
@@ -585,6 +586,16 @@ int tstream_bsd_set_keepalive(struct tstream_context *stream,
 			      unsigned idle_s,
 			      unsigned interval_s,
 			      unsigned count);
+
+/**
+ * @brief Turn Nagle's algorithm off (on = true) or on for a TCP stream
+ *        (tsgate extension): for a writer that sends whole messages, so a
+ *        small one never waits for the peer's delayed ACK.
+ *
+ * @return 0, or -1 with errno: EINVAL (not a BSD stream), EOPNOTSUPP or
+ *         ENOPROTOOPT (not TCP, e.g. a unix socket).
+ */
+int tstream_bsd_set_nodelay(struct tstream_context *stream, bool on);
 
 /** @} */
 

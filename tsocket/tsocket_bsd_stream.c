@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tsocket BSD backend, stream sockets (tcp and unix stream) on top of the
  * generic layer (tsocket_stream.c): the stream type, socketpairs, and
@@ -1112,6 +1113,23 @@ _PUBLIC_ int tstream_bsd_set_keepalive(struct tstream_context *stream,
 		}
 	}
 	return 0;
+}
+
+_PUBLIC_ int tstream_bsd_set_nodelay(struct tstream_context *stream, bool on)
+{
+	struct tstream_bsd *bsd;
+	int one = on ? 1 : 0;
+
+	if (stream == NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	bsd = talloc_get_type(_tstream_context_data(stream), struct tstream_bsd);
+	if (bsd == NULL || bsd->fd == -1) {
+		errno = EINVAL;
+		return -1;
+	}
+	return setsockopt(bsd->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
 _PUBLIC_ int _tstream_unix_socketpair(TALLOC_CTX *mem_ctx1,

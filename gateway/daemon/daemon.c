@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The tsgate daemon process: its context, signals, reload and drain, and
  * the run loop. The listeners are in listeners.c, the life of a
@@ -25,6 +26,7 @@
 #include "metrics.h"
 #include "metrics_creds.h"
 #include "metrics_workers.h"
+#include "ticket_keys.h"
 #include "sd_notify.h"
 #include "tstream_gssapi.h"
 
@@ -284,7 +286,8 @@ static struct tsgate_daemon *tsgate_daemon_new(
     struct tsgate_config *cfg,
     unsigned worker,
     unsigned num_workers,
-    struct tsgate_metrics_links *links)
+    struct tsgate_metrics_links *links,
+    const struct tsgate_ticket_secret *ticket_secret)
 {
 	struct tsgate_daemon *d;
 
@@ -296,6 +299,7 @@ static struct tsgate_daemon *tsgate_daemon_new(
 		return NULL;
 	}
 	d->cfg = cfg;
+	d->ticket_secret = ticket_secret;
 	d->worker = worker;
 	d->num_workers = num_workers;
 	d->config_path = talloc_strdup(d, config_path);
@@ -437,13 +441,14 @@ int tsgate_daemon_serve(TALLOC_CTX *mem_ctx,
 			unsigned worker,
 			unsigned num_workers,
 			struct tsgate_metrics_links *links,
-			pid_t supervisor)
+			pid_t supervisor,
+			const struct tsgate_ticket_secret *ticket_secret)
 {
 	struct tsgate_daemon *d;
 	int ret;
 
 	d = tsgate_daemon_new(mem_ctx, config_path, cfg, worker, num_workers,
-			      links);
+			      links, ticket_secret);
 	if (d == NULL) {
 		return 1;
 	}
@@ -492,8 +497,27 @@ int tsgate_daemon_run(TALLOC_CTX *mem_ctx,
 		      const char *config_path,
 		      struct tsgate_config *cfg)
 {
-	if (cfg->workers > 1) {
-		return tsgate_workers_supervise(mem_ctx, config_path, cfg);
+	/*
+	 * One ticket secret for the daemon's life, made before the workers
+	 * fork: every worker derives the same ticket keys, so a session
+	 * resumes on whichever worker the kernel gives the connection, and
+	 * a reload keeps the keys (a listener's ticket_keys_file overrides).
+	 */
+	struct tsgate_ticket_secret *secret =
+	    tsgate_ticket_secret_random(mem_ctx);
+	int ret;
+
+	if (secret == NULL) {
+		fprintf(stderr, "tsgate: cannot make the ticket key\n");
+		return 1;
 	}
-	return tsgate_daemon_serve(mem_ctx, config_path, cfg, 0, 1, NULL, 0);
+	if (cfg->workers > 1) {
+		ret =
+		    tsgate_workers_supervise(mem_ctx, config_path, cfg, secret);
+	} else {
+		ret = tsgate_daemon_serve(mem_ctx, config_path, cfg, 0, 1, NULL,
+					  0, secret);
+	}
+	talloc_free(secret);
+	return ret;
 }

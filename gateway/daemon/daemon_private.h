@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * What the daemon's files share: the daemon context, the listener object
  * and the calls between daemon.c (context, signals, reload, drain),
@@ -24,6 +25,7 @@ struct tsgate_metrics;
 struct tsgate_metrics_links;
 struct tsgate_metrics_workers;
 struct tsgate_http_server;
+struct tsgate_ticket_secret;
 struct tsgate_notify;
 struct tsgate_cred_watch;
 
@@ -40,6 +42,8 @@ struct tsgate_daemon {
 	struct tsgate_conns *conns;
 	/* limits.gssapi_threads > 0 at start: GSSAPI calls off the loop */
 	struct tstream_gssapi_pool *gssapi_pool;
+	/* session ticket secret, made before the workers fork */
+	const struct tsgate_ticket_secret *ticket_secret;
 	struct tsgate_pool *pool; /* the routes' backends, kept on reload */
 	/* $NOTIFY_SOCKET (one process; with workers the supervisor's) */
 	struct tsgate_notify *notify;
@@ -73,7 +77,8 @@ int tsgate_daemon_serve(TALLOC_CTX *mem_ctx,
 			unsigned worker,
 			unsigned num_workers,
 			struct tsgate_metrics_links *links,
-			pid_t supervisor);
+			pid_t supervisor,
+			const struct tsgate_ticket_secret *ticket_secret);
 
 /*
  * Load the config file again and apply it: SIGHUP and a changed
@@ -113,7 +118,8 @@ enum tsgate_worker_event {
 };
 int tsgate_workers_supervise(TALLOC_CTX *mem_ctx,
 			     const char *config_path,
-			     struct tsgate_config *cfg);
+			     struct tsgate_config *cfg,
+			     const struct tsgate_ticket_secret *ticket_secret);
 
 /* privdrop.c */
 

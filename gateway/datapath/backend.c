@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Backend connections: unix or TCP, then the route's tunnel. A route
  * with several backends tries them in the pool's order (backend_pool.c):
@@ -410,6 +411,10 @@ static void backend_connected(struct tevent_req *subreq)
 
 	ret = tsgate_pool_member_connect_recv(subreq, m, &err, state,
 					      &state->stream);
+	if (ret == 0 && m->addr.kind == TSGATE_CONFIG_ADDR_TCP) {
+		/* whole chunks: see tstream_bsd_set_nodelay() */
+		(void)tstream_bsd_set_nodelay(state->stream, true);
+	}
 	TALLOC_FREE(subreq);
 	state->subreq = NULL;
 	if (ret == -1) {

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tsgate metrics: counters, gauges and a histogram per listener and route,
  * rendered in the Prometheus text exposition format 0.0.4.
@@ -237,6 +238,13 @@ struct tsgate_metrics_route *tsgate_metrics_route_new(
  */
 void tsgate_metrics_handshake_failed(struct tsgate_metrics_listener *l,
 				     enum tsgate_metrics_handshake_reason why);
+
+/**
+ * @brief Count a TLS handshake with a client that succeeded, full or
+ * resumed (tsgate_tls_handshakes_total{listener,resumed}).
+ */
+void tsgate_metrics_tls_handshake(struct tsgate_metrics_listener *l,
+				  bool resumed);
 
 /**
  * @brief The listener's tunnel: its tsgate_handshake_duration_seconds

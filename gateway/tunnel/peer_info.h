@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * What the gateway knows about a client once its tunnel is up, read from
  * the TLS or GSSAPI stream's getters: what routes match on and what the
@@ -26,6 +27,7 @@ struct tsgate_peer_info {
 	bool tls;
 	const char *tls_version; /* e.g. "TLS1.3" */
 	const char *tls_cipher;
+	bool tls_resumed; /* the handshake resumed a session (a ticket) */
 	const char *sni;
 	const char *alpn;
 	bool client_cert;           /* a certificate was presented */

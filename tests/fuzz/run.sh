@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Run built libFuzzer targets from their committed seed corpus.
 #
 #   tests/fuzz/run.sh TARGET|all SECONDS
 #
-# TARGET is config, framing, proxy, http, gssapi, gssapi-data or tls-accept
+# TARGET is config, framing, proxy, http, gssapi, gssapi-data, tls-accept or ticket-keys
 # (with or without the fuzz- prefix). Builds nothing: the fuzzers come
 # from $FUZZ_BUILDDIR (default build-fuzz, see docs/fuzzing.md). Each
 # runs for SECONDS from a temporary copy of tests/fuzz/corpus/TARGET, so
@@ -15,7 +16,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 builddir=${FUZZ_BUILDDIR:-$root/build-fuzz}
-all_targets="config framing proxy http gssapi gssapi-data tls-accept"
+all_targets="config framing proxy http gssapi gssapi-data tls-accept ticket-keys"
 
 usage() {
 	echo "usage: $0 TARGET|all SECONDS (targets: $all_targets)" >&2
