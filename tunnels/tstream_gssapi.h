@@ -178,6 +178,78 @@ void tstream_gssapi_params_set_required_flags(
     struct tstream_gssapi_params *params, uint32_t gss_flags);
 
 /**
+ * @brief A pool of threads for the GSSAPI calls that can block.
+ *
+ * Without a pool every GSSAPI call of a handshake runs on the event
+ * loop: gss_init_sec_context fetching a service ticket from a slow KDC,
+ * gss_acquire_cred_from reading a keytab or ccache on a slow disk,
+ * gss_accept_sec_context writing the replay cache. With one
+ * (tstream_gssapi_params_set_pool()), a handshake whose event context is
+ * the pool's runs those calls in the pool's threads and continues on the
+ * loop when they return; its reads and writes stay on the loop.
+ *
+ * Rules: a context, credential or name is used by one thread at a time
+ * (the handshake hands it to a thread with each call and takes it back
+ * with the result); there is no shared krb5_context (MIT's mechanism
+ * makes one per call). Threads start on demand, up to max_threads; at
+ * most max_queue calls wait for a thread, further handshakes fail with
+ * EAGAIN. A handshake freed (or timed out) while its call runs does not
+ * wait: the call finishes in its thread and its result is freed on the
+ * loop. Create the pool in the process that runs the loop (it does not
+ * survive fork()); free the handshakes that use it before the pool, and
+ * never free it from one of their callbacks. Freeing the pool waits for
+ * the calls that are running.
+ */
+struct tstream_gssapi_pool;
+
+/** @brief Upper bound of max_threads. */
+#define TSTREAM_GSSAPI_POOL_MAX_THREADS 256
+
+/**
+ * @brief Make a pool serving the event context ev.
+ *
+ * @param mem_ctx      Owner.
+ * @param ev           The loop results are delivered on.
+ * @param max_threads  1..TSTREAM_GSSAPI_POOL_MAX_THREADS.
+ * @param max_queue    Calls that may wait for a thread (>= 1).
+ * @param _pool        The pool.
+ * @return 0, EINVAL, ENOMEM or the errno of pipe2().
+ */
+int tstream_gssapi_pool_create(TALLOC_CTX *mem_ctx,
+			       struct tevent_context *ev,
+			       unsigned max_threads,
+			       unsigned max_queue,
+			       struct tstream_gssapi_pool **_pool);
+
+/** @brief What a pool did so far (a snapshot). */
+struct tstream_gssapi_pool_stats {
+	unsigned threads;     /**< threads started */
+	unsigned running;     /**< calls running now */
+	unsigned queued;      /**< calls waiting for a thread now */
+	unsigned max_running; /**< most calls ever running at once */
+	unsigned max_queued;  /**< most calls ever waiting at once */
+	uint64_t completed;   /**< results handed to their handshake */
+	uint64_t dropped;     /**< results (or queued calls) of handshakes
+				 that went away, freed */
+	uint64_t refused;     /**< calls refused: queue full */
+};
+
+/** @brief Copy the pool's counters into *stats. */
+void tstream_gssapi_pool_get_stats(struct tstream_gssapi_pool *pool,
+				   struct tstream_gssapi_pool_stats *stats);
+
+/**
+ * @brief Run the blocking GSSAPI calls of handshakes with these params
+ * in pool (NULL: on the loop, the default).
+ *
+ * The pool is not owned by the params and must outlive the handshakes
+ * started with them. A handshake on another event context than the
+ * pool's runs its calls inline.
+ */
+void tstream_gssapi_params_set_pool(struct tstream_gssapi_params *params,
+				    struct tstream_gssapi_pool *pool);
+
+/**
  * @brief Run the acceptor side of the handshake on a connected stream.
  *
  * On success the new stream becomes the talloc parent of plain_stream

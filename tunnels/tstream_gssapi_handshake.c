@@ -32,21 +32,95 @@ struct gssapi_handshake_state {
 	gss_buffer_desc out_token;
 	bool complete;
 
+	/* while a GSSAPI call runs: it holds cred, target and ctx */
+	struct gssapi_call *call;
+	bool acquired; /* cred (and target) are there */
+
 	struct tstream_context *stream;
+	char *reason;
+};
+
+/*
+ * One init/accept_sec_context (the first one also acquires the
+ * credential and imports the target name), in a pool thread or inline.
+ * A top-level talloc object: while a thread runs it, nothing else
+ * touches its hierarchy (the params and the input token are its own
+ * copies), and a request that goes away leaves it to the pool to free.
+ */
+struct gssapi_call {
+	struct tstream_gssapi_job job;
+	struct tevent_req *req; /* NULL once given up */
+
+	/* in */
+	struct tstream_gssapi_params *params;
+	bool acquire;
+	bool has_input;
+	gss_buffer_desc input;
+
+	/* in and out: owned by the call while it runs */
+	gss_cred_id_t cred;
+	gss_name_t target;
+	gss_ctx_id_t ctx;
+	gss_cred_id_t deleg; /* acceptor: what the client delegated */
+
+	/* out */
+	OM_uint32 maj;
+	OM_uint32 flags;
+	gss_OID mech;
+	gss_buffer_desc out_token;
+	int err;
 	char *reason;
 };
 
 static void gssapi_handshake_step(struct tevent_req *req,
 				  const gss_buffer_t input);
+static void gssapi_handshake_result(struct tevent_req *req,
+				    struct gssapi_call *call);
 static void gssapi_handshake_written(struct tevent_req *subreq);
 static void gssapi_handshake_hdr_done(struct tevent_req *subreq);
 static void gssapi_handshake_token_done(struct tevent_req *subreq);
+
+static int gssapi_call_destructor(struct gssapi_call *call)
+{
+	OM_uint32 min;
+
+	if (call->out_token.value != NULL) {
+		gss_release_buffer(&min, &call->out_token);
+	}
+	if (call->ctx != GSS_C_NO_CONTEXT) {
+		gss_delete_sec_context(&min, &call->ctx, GSS_C_NO_BUFFER);
+	}
+	if (call->target != GSS_C_NO_NAME) {
+		gss_release_name(&min, &call->target);
+	}
+	if (call->cred != GSS_C_NO_CREDENTIAL) {
+		gss_release_cred(&min, &call->cred);
+	}
+	if (call->deleg != GSS_C_NO_CREDENTIAL) {
+		gss_release_cred(&min, &call->deleg);
+	}
+	return 0;
+}
+
+/* The request goes away while its call is out: the pool frees it. */
+static void gssapi_handshake_give_up_call(struct gssapi_handshake_state *state)
+{
+	struct gssapi_call *call = state->call;
+
+	if (call == NULL) {
+		return;
+	}
+	state->call = NULL;
+	call->req = NULL;
+	tstream_gssapi_pool_cancel(&call->job);
+}
 
 static int gssapi_handshake_state_destructor(
     struct gssapi_handshake_state *state)
 {
 	OM_uint32 min;
 
+	gssapi_handshake_give_up_call(state);
 	TALLOC_FREE(state->subreq);
 	if (state->out_token.value != NULL) {
 		gss_release_buffer(&min, &state->out_token);
@@ -73,6 +147,7 @@ static void gssapi_handshake_cleanup(struct tevent_req *req,
 	struct gssapi_handshake_state *state =
 	    tevent_req_data(req, struct gssapi_handshake_state);
 
+	gssapi_handshake_give_up_call(state);
 	TALLOC_FREE(state->subreq);
 	if (req_state == TEVENT_REQ_TIMED_OUT && state->reason == NULL) {
 		state->reason = talloc_strdup(state, "handshake timed out");
@@ -90,19 +165,6 @@ static void gssapi_handshake_fail(struct tevent_req *req, int err, char *reason)
 	tevent_req_error(req, err);
 }
 
-static void gssapi_handshake_gss_fail(struct tevent_req *req,
-				      const char *what,
-				      OM_uint32 major,
-				      OM_uint32 minor)
-{
-	struct gssapi_handshake_state *state =
-	    tevent_req_data(req, struct gssapi_handshake_state);
-
-	gssapi_handshake_fail(
-	    req, tstream_gssapi_map_error(major, minor, true),
-	    tstream_gssapi_status_string(state, what, major, minor));
-}
-
 static struct tevent_req *gssapi_handshake_send(
     TALLOC_CTX *mem_ctx,
     struct tevent_context *ev,
@@ -112,9 +174,6 @@ static struct tevent_req *gssapi_handshake_send(
 {
 	struct tevent_req *req;
 	struct gssapi_handshake_state *state;
-	OM_uint32 maj, min;
-	char *reason = NULL;
-	int err;
 
 	req = tevent_req_create(mem_ctx, &state, struct gssapi_handshake_state);
 	if (req == NULL) {
@@ -154,20 +213,7 @@ static struct tevent_req *gssapi_handshake_send(
 		}
 	}
 
-	err = tstream_gssapi_acquire_cred(state, state->params, &state->cred,
-					  &reason);
-	if (err != 0) {
-		gssapi_handshake_fail(req, err, reason);
-		return tevent_req_post(req, ev);
-	}
-
 	if (initiator) {
-		maj = tstream_gssapi_import_name(&min, state->params->target,
-						 &state->target);
-		if (GSS_ERROR(maj)) {
-			gssapi_handshake_gss_fail(req, "target name", maj, min);
-			return tevent_req_post(req, ev);
-		}
 		/* the initiator speaks first */
 		gssapi_handshake_step(req, GSS_C_NO_BUFFER);
 		if (!tevent_req_is_in_progress(req)) {
@@ -348,45 +394,226 @@ static void gssapi_handshake_finish(struct tevent_req *req)
 	tevent_req_done(req);
 }
 
-/* One call of init/accept_sec_context, then write and/or read. */
+static void gssapi_call_fail(struct gssapi_call *call,
+			     const char *what,
+			     OM_uint32 major,
+			     OM_uint32 minor)
+{
+	call->err = tstream_gssapi_map_error(major, minor, true);
+	/* here: MIT keeps the minor code's message per thread */
+	call->reason = tstream_gssapi_status_string(call, what, major, minor);
+}
+
+/*
+ * The blocking part of a step: in a pool thread (or inline), touching
+ * nothing but the call.
+ */
+static void gssapi_call_work(struct tstream_gssapi_job *job)
+{
+	struct gssapi_call *call = (struct gssapi_call *)job;
+	const struct tstream_gssapi_params *params = call->params;
+	gss_buffer_t input = call->has_input ? &call->input : GSS_C_NO_BUFFER;
+	OM_uint32 maj, min;
+
+	if (call->acquire) {
+		call->err = tstream_gssapi_acquire_cred(
+		    call, params, &call->cred, &call->reason);
+		if (call->err != 0) {
+			return;
+		}
+		if (!params->acceptor) {
+			maj = tstream_gssapi_import_name(&min, params->target,
+							 &call->target);
+			if (GSS_ERROR(maj)) {
+				gssapi_call_fail(call, "target name", maj, min);
+				return;
+			}
+		}
+	}
+	if (!params->acceptor) {
+		OM_uint32 req_flags = GSS_C_MUTUAL_FLAG | GSS_C_REPLAY_FLAG |
+				      GSS_C_SEQUENCE_FLAG | GSS_C_CONF_FLAG |
+				      GSS_C_INTEG_FLAG;
+
+		if (params->delegate) {
+			req_flags |= GSS_C_DELEG_FLAG;
+		}
+		maj = gss_init_sec_context(
+		    &min, call->cred, &call->ctx, call->target, gss_mech_krb5,
+		    req_flags, GSS_C_INDEFINITE, GSS_C_NO_CHANNEL_BINDINGS,
+		    input, &call->mech, &call->out_token, &call->flags, NULL);
+	} else {
+		maj = gss_accept_sec_context(
+		    &min, &call->ctx, call->cred, input,
+		    GSS_C_NO_CHANNEL_BINDINGS, NULL, &call->mech,
+		    &call->out_token, &call->flags, NULL, &call->deleg);
+	}
+	call->maj = maj;
+	if (GSS_ERROR(maj)) {
+		gssapi_call_fail(call,
+				 params->acceptor ? "accept_sec_context"
+						  : "init_sec_context",
+				 maj, min);
+	} else if (maj != GSS_S_COMPLETE && maj != GSS_S_CONTINUE_NEEDED) {
+		/* supplementary bits during establishment: refuse */
+		gssapi_call_fail(call, "context establishment", maj, min);
+	}
+}
+
+/* Back on the loop: the request continues with the result. */
+static void gssapi_call_done(struct tstream_gssapi_job *job)
+{
+	struct gssapi_call *call = (struct gssapi_call *)job;
+	struct tevent_req *req = call->req;
+	struct gssapi_handshake_state *state =
+	    tevent_req_data(req, struct gssapi_handshake_state);
+
+	state->call = NULL;
+	gssapi_handshake_result(req, call);
+}
+
+/* The request went away: drop the result (the destructor frees it). */
+static void gssapi_call_discard(struct tstream_gssapi_job *job)
+{
+	talloc_free((struct gssapi_call *)job);
+}
+
+/*
+ * A call that carries the request's GSSAPI handles. For a pool thread it
+ * gets its own copies of the params and the input token, so the request
+ * may go away while the thread reads them.
+ */
+static struct gssapi_call *gssapi_call_new(struct tevent_req *req,
+					   const gss_buffer_t input,
+					   bool pooled)
+{
+	struct gssapi_handshake_state *state =
+	    tevent_req_data(req, struct gssapi_handshake_state);
+	struct gssapi_call *call;
+
+	call = talloc_zero(NULL, struct gssapi_call);
+	if (call == NULL) {
+		return NULL;
+	}
+	call->cred = GSS_C_NO_CREDENTIAL;
+	call->target = GSS_C_NO_NAME;
+	call->ctx = GSS_C_NO_CONTEXT;
+	call->deleg = GSS_C_NO_CREDENTIAL;
+	talloc_set_destructor(call, gssapi_call_destructor);
+	call->job.work = gssapi_call_work;
+	call->job.done = gssapi_call_done;
+	call->job.discard = gssapi_call_discard;
+	call->req = req;
+	call->acquire = !state->acquired;
+	call->params = state->params;
+	if (input != GSS_C_NO_BUFFER) {
+		call->has_input = true;
+		call->input = *input;
+	}
+	if (pooled) {
+		call->params = tstream_gssapi_params_copy(call, state->params);
+		if (call->params == NULL) {
+			talloc_free(call);
+			return NULL;
+		}
+		if (call->has_input) {
+			call->input.value =
+			    talloc_memdup(call, input->value, input->length);
+			if (call->input.value == NULL) {
+				talloc_free(call);
+				return NULL;
+			}
+		}
+	}
+	call->cred = state->cred;
+	call->target = state->target;
+	call->ctx = state->ctx;
+	state->cred = GSS_C_NO_CREDENTIAL;
+	state->target = GSS_C_NO_NAME;
+	state->ctx = GSS_C_NO_CONTEXT;
+	return call;
+}
+
+/* The handles come home; the call is freed. */
+static void gssapi_call_return(struct gssapi_handshake_state *state,
+			       struct gssapi_call *call)
+{
+	state->cred = call->cred;
+	state->target = call->target;
+	state->ctx = call->ctx;
+	state->out_token = call->out_token;
+	if (call->deleg != GSS_C_NO_CREDENTIAL) {
+		OM_uint32 min;
+
+		if (state->deleg != GSS_C_NO_CREDENTIAL) {
+			gss_release_cred(&min, &state->deleg);
+		}
+		state->deleg = call->deleg;
+		call->deleg = GSS_C_NO_CREDENTIAL;
+	}
+	call->cred = GSS_C_NO_CREDENTIAL;
+	call->target = GSS_C_NO_NAME;
+	call->ctx = GSS_C_NO_CONTEXT;
+	call->out_token = (gss_buffer_desc){0};
+	if (call->acquire && call->err == 0) {
+		state->acquired = true;
+	}
+	talloc_free(call);
+}
+
+/* One call of init/accept_sec_context, in the pool or inline. */
 static void gssapi_handshake_step(struct tevent_req *req,
 				  const gss_buffer_t input)
 {
 	struct gssapi_handshake_state *state =
 	    tevent_req_data(req, struct gssapi_handshake_state);
-	OM_uint32 maj, min, tmp;
-	OM_uint32 flags = 0;
-	gss_OID mech = GSS_C_NO_OID;
+	struct tstream_gssapi_pool *pool = state->params->pool;
+	bool pooled = tstream_gssapi_pool_usable(pool, state->ev);
+	struct gssapi_call *call;
+	int err;
 
-	if (!state->params->acceptor) {
-		OM_uint32 req_flags = GSS_C_MUTUAL_FLAG | GSS_C_REPLAY_FLAG |
-				      GSS_C_SEQUENCE_FLAG | GSS_C_CONF_FLAG |
-				      GSS_C_INTEG_FLAG;
-
-		if (state->params->delegate) {
-			req_flags |= GSS_C_DELEG_FLAG;
-		}
-		maj = gss_init_sec_context(
-		    &min, state->cred, &state->ctx, state->target,
-		    gss_mech_krb5, req_flags, GSS_C_INDEFINITE,
-		    GSS_C_NO_CHANNEL_BINDINGS, input, &mech, &state->out_token,
-		    &flags, NULL);
-	} else {
-		if (state->ctx == GSS_C_NO_CONTEXT &&
-		    !gssapi_initial_token_is_krb5(req, input)) {
+	if (state->params->acceptor && state->ctx == GSS_C_NO_CONTEXT &&
+	    !gssapi_initial_token_is_krb5(req, input)) {
+		return;
+	}
+	call = gssapi_call_new(req, input, pooled);
+	if (tevent_req_nomem(call, req)) {
+		return;
+	}
+	if (pooled) {
+		err = tstream_gssapi_pool_submit(pool, &call->job);
+		if (err == 0) {
+			state->call = call;
 			return;
 		}
-		maj = gss_accept_sec_context(&min, &state->ctx, state->cred,
-					     input, GSS_C_NO_CHANNEL_BINDINGS,
-					     NULL, &mech, &state->out_token,
-					     &flags, NULL, &state->deleg);
+		gssapi_call_return(state, call);
+		gssapi_handshake_fail(
+		    req, err,
+		    talloc_asprintf(state, "GSSAPI worker pool: %s",
+				    err == EAGAIN ? "queue full"
+						  : strerror(err)));
+		return;
 	}
-	if (GSS_ERROR(maj)) {
-		gssapi_handshake_gss_fail(req,
-					  state->params->acceptor
-					      ? "accept_sec_context"
-					      : "init_sec_context",
-					  maj, min);
+	gssapi_call_work(&call->job);
+	gssapi_handshake_result(req, call);
+}
+
+/* Continue after a call: check, then write and/or read. */
+static void gssapi_handshake_result(struct tevent_req *req,
+				    struct gssapi_call *call)
+{
+	struct gssapi_handshake_state *state =
+	    tevent_req_data(req, struct gssapi_handshake_state);
+	OM_uint32 maj = call->maj;
+	OM_uint32 flags = call->flags;
+	gss_OID mech = call->mech;
+	char *reason = talloc_move(state, &call->reason);
+	int err = call->err;
+	OM_uint32 tmp;
+
+	gssapi_call_return(state, call);
+	if (err != 0) {
+		gssapi_handshake_fail(req, err, reason);
 		return;
 	}
 	if (maj == GSS_S_COMPLETE) {
@@ -394,11 +621,6 @@ static void gssapi_handshake_step(struct tevent_req *req,
 			return;
 		}
 		state->complete = true;
-	} else if (maj != GSS_S_CONTINUE_NEEDED) {
-		/* supplementary bits during establishment: refuse */
-		gssapi_handshake_gss_fail(req, "context establishment", maj,
-					  min);
-		return;
 	}
 
 	if (state->out_token.length > 0) {

@@ -7,6 +7,7 @@
  *  tstream_gssapi_handshake.c  context establishment (accept/connect)
  *  tstream_gssapi.c            the established stream: framing, wrap/
  *                              unwrap, authenticated close, getters
+ *  tstream_gssapi_pool.c       threads for the calls that can block
  */
 #ifndef TSTREAM_GSSAPI_PRIVATE_H
 #define TSTREAM_GSSAPI_PRIVATE_H
@@ -40,7 +41,50 @@ struct tstream_gssapi_params {
 	uint32_t handshake_timeout_ms;
 	bool strict_eof;
 	uint32_t required_flags;
+	struct tstream_gssapi_pool *pool; /* not owned; NULL: inline */
 };
+
+enum tstream_gssapi_job_state {
+	TSTREAM_GSSAPI_JOB_IDLE,
+	TSTREAM_GSSAPI_JOB_QUEUED,
+	TSTREAM_GSSAPI_JOB_RUNNING,
+	TSTREAM_GSSAPI_JOB_DONE,
+};
+
+/*
+ * One blocking call for the pool, embedded in its owner's struct.
+ * work runs in a worker thread and may touch only what the job owns
+ * (no event loop, no talloc hierarchy another thread uses); done runs on
+ * the pool's loop with the result; discard frees a cancelled job there.
+ */
+struct tstream_gssapi_job {
+	struct tstream_gssapi_job *next;
+	void (*work)(struct tstream_gssapi_job *job);
+	void (*done)(struct tstream_gssapi_job *job);
+	void (*discard)(struct tstream_gssapi_job *job);
+	/* the pool's (under its lock) */
+	struct tstream_gssapi_pool *pool;
+	enum tstream_gssapi_job_state state;
+	bool cancelled;
+};
+
+/*
+ * Queue job. 0, or EAGAIN when max_queue jobs already wait, ECANCELED
+ * while the pool stops, or pthread_create's error when it has no thread.
+ */
+int tstream_gssapi_pool_submit(struct tstream_gssapi_pool *pool,
+			       struct tstream_gssapi_job *job);
+
+/*
+ * The owner gives the job up: its done will not be called. A queued or
+ * finished job is discarded at once; a running one when its thread
+ * returns it to the loop.
+ */
+void tstream_gssapi_pool_cancel(struct tstream_gssapi_job *job);
+
+/* Whether calls of a request on ev go through pool (else: inline). */
+bool tstream_gssapi_pool_usable(struct tstream_gssapi_pool *pool,
+				struct tevent_context *ev);
 
 /*
  * "what: major text: minor text" from gss_display_status, on mem_ctx.

@@ -378,6 +378,11 @@ struct tsgate_config_limits {
 	uint64_t idle_timeout_ms;      /* default 300 s; 0 = none */
 	uint64_t shutdown_grace_ms;    /* default 30 s */
 	uint64_t connect_timeout_ms;   /* backend connect, default 10 s */
+	/*
+	 * Threads for the GSSAPI calls that can wait on the KDC, a keytab
+	 * or a ccache, per worker (default 4); 0: on the event loop.
+	 */
+	uint32_t gssapi_threads;
 };
 
 struct tsgate_config {

@@ -94,6 +94,9 @@ static void cfg_h_metrics(struct cfg_parser *p,
 	cfg->metrics_listen = &m->listen;
 }
 
+/* TSTREAM_GSSAPI_POOL_MAX_THREADS (this layer sees no tunnels) */
+static const struct cfg_range cfg_gssapi_threads_range = {0, 256};
+
 #define LIM(f) offsetof(struct tsgate_config, limits.f)
 static const struct cfg_key cfg_limits_keys[] = {
     {"max_connections", CFG_SCALAR, cfg_h_u32, LIM(max_connections),
@@ -110,6 +113,8 @@ static const struct cfg_key cfg_limits_keys[] = {
      "a duration"},
     {"connect_timeout", CFG_SCALAR, cfg_h_duration, LIM(connect_timeout_ms),
      &cfg_positive_ms, "a duration"},
+    {"gssapi_threads", CFG_SCALAR, cfg_h_u32, LIM(gssapi_threads),
+     &cfg_gssapi_threads_range, "a number"},
 };
 #undef LIM
 
@@ -224,6 +229,7 @@ void cfg_defaults(struct tsgate_config *cfg)
 	cfg->limits.idle_timeout_ms = 300 * 1000;
 	cfg->limits.shutdown_grace_ms = 30 * 1000;
 	cfg->limits.connect_timeout_ms = 10 * 1000;
+	cfg->limits.gssapi_threads = 4;
 	cfg->reload.watch = true;
 	cfg->reload.interval_ms = 30 * 1000;
 }

@@ -28,6 +28,7 @@
 #include "metrics_workers.h"
 #include "ticket_keys.h"
 #include "sd_notify.h"
+#include "tstream_gssapi.h"
 
 #ifndef TSGATE_VERSION
 #define TSGATE_VERSION "0.1.0"
@@ -305,6 +306,15 @@ static struct tsgate_daemon *tsgate_daemon_new(
 	d->log = tsgate_log_new(d, tsgate_log_level_effective(cfg->log.level),
 				cfg->log.format);
 	d->ev = tevent_context_init(d);
+	/* before the connections: talloc frees them first */
+	if (d->ev != NULL && cfg->limits.gssapi_threads > 0 &&
+	    tstream_gssapi_pool_create(d, d->ev, cfg->limits.gssapi_threads,
+				       cfg->limits.max_connections,
+				       &d->gssapi_pool) != 0) {
+		fprintf(stderr, "tsgate: out of memory\n");
+		talloc_free(d);
+		return NULL;
+	}
 	d->conns = d->ev != NULL && d->log != NULL
 		       ? tsgate_conns_new(d, d->ev, d->log, cfg)
 		       : NULL;

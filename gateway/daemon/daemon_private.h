@@ -40,6 +40,8 @@ struct tsgate_daemon {
 	struct tsgate_listener *listeners;              /* accepting */
 	struct tsgate_listener *retired; /* replaced, serving old conns */
 	struct tsgate_conns *conns;
+	/* limits.gssapi_threads > 0 at start: GSSAPI calls off the loop */
+	struct tstream_gssapi_pool *gssapi_pool;
 	/* session ticket secret, made before the workers fork */
 	const struct tsgate_ticket_secret *ticket_secret;
 	struct tsgate_pool *pool; /* the routes' backends, kept on reload */

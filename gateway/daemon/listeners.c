@@ -234,6 +234,7 @@ static int tsgate_listener_gssapi(struct tsgate_listener *l,
 	tstream_gssapi_params_set_handshake_timeout(
 	    l->conn.gssapi, ms32(cfg_tree->limits.handshake_timeout_ms));
 	tstream_gssapi_params_set_strict_eof(l->conn.gssapi, g->strict_end);
+	tstream_gssapi_params_set_pool(l->conn.gssapi, l->daemon->gssapi_pool);
 	return 0;
 }
 
@@ -276,6 +277,8 @@ static int tsgate_listener_routes(struct tsgate_listener *l,
 			    d, "route %s: %s", cfg->routes[i].name, *preason);
 			return ret;
 		}
+		tsgate_backend_set_gssapi_pool(l->conn.backends[i],
+					       d->gssapi_pool);
 	}
 	return 0;
 }

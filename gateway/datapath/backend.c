@@ -226,6 +226,14 @@ int tsgate_backend_new(TALLOC_CTX *mem_ctx,
 	return 0;
 }
 
+void tsgate_backend_set_gssapi_pool(struct tsgate_backend *backend,
+				    struct tstream_gssapi_pool *pool)
+{
+	if (backend->gssapi != NULL) {
+		tstream_gssapi_params_set_pool(backend->gssapi, pool);
+	}
+}
+
 struct tsgate_backend_connect_state {
 	struct tevent_context *ev;
 	struct tsgate_backend *backend;

@@ -15,6 +15,7 @@
 #include "config.h"
 
 struct tstream_context;
+struct tstream_gssapi_pool;
 struct tsgate_backend;
 struct tsgate_pool;
 struct tsgate_pool_member;
@@ -52,6 +53,13 @@ int tsgate_backend_new(TALLOC_CTX *mem_ctx,
 		       uint64_t timeout_ms,
 		       struct tsgate_backend **pbackend,
 		       char **preason);
+
+/**
+ * @brief Run the GSSAPI calls of this backend's handshakes in pool
+ *        (NULL: on the event loop); see tstream_gssapi_params_set_pool().
+ */
+void tsgate_backend_set_gssapi_pool(struct tsgate_backend *backend,
+				    struct tstream_gssapi_pool *pool);
 
 /**
  * @brief Connect to a backend of the route: socket, then the tunnel.

@@ -31,6 +31,7 @@
 #include <execinfo.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -141,8 +142,24 @@ uint64_t talloc_failinject_failed(void)
 	return fi.failed;
 }
 
-/* Whether this allocation fails. */
+/*
+ * Whether this allocation fails. The GSSAPI worker pool allocates in its
+ * threads (each on its own talloc tree): the counters take a lock.
+ */
+static pthread_mutex_t fi_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool fi_fail_locked(void);
+
 static bool fi_fail(void)
+{
+	bool fail;
+
+	pthread_mutex_lock(&fi_lock);
+	fail = fi_fail_locked();
+	pthread_mutex_unlock(&fi_lock);
+	return fail;
+}
+
+static bool fi_fail_locked(void)
 {
 	uint64_t x;
 
