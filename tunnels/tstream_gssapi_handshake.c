@@ -340,6 +340,9 @@ static void gssapi_handshake_step(struct tevent_req *req,
 	OM_uint32 maj, min, tmp;
 	OM_uint32 flags = 0;
 	gss_OID mech = GSS_C_NO_OID;
+	struct gss_channel_bindings_struct cbs;
+	gss_channel_bindings_t cb =
+	    tstream_gssapi_channel_bindings(state->params, &cbs);
 
 	if (!state->params->acceptor) {
 		OM_uint32 req_flags = GSS_C_MUTUAL_FLAG | GSS_C_REPLAY_FLAG |
@@ -351,9 +354,8 @@ static void gssapi_handshake_step(struct tevent_req *req,
 		}
 		maj = gss_init_sec_context(
 		    &min, state->cred, &state->ctx, state->target,
-		    gss_mech_krb5, req_flags, GSS_C_INDEFINITE,
-		    GSS_C_NO_CHANNEL_BINDINGS, input, &mech, &state->out_token,
-		    &flags, NULL);
+		    gss_mech_krb5, req_flags, GSS_C_INDEFINITE, cb, input,
+		    &mech, &state->out_token, &flags, NULL);
 	} else {
 		gss_cred_id_t deleg = GSS_C_NO_CREDENTIAL;
 
@@ -361,10 +363,9 @@ static void gssapi_handshake_step(struct tevent_req *req,
 		    !gssapi_initial_token_is_krb5(req, input)) {
 			return;
 		}
-		maj = gss_accept_sec_context(&min, &state->ctx, state->cred,
-					     input, GSS_C_NO_CHANNEL_BINDINGS,
-					     NULL, &mech, &state->out_token,
-					     &flags, NULL, &deleg);
+		maj = gss_accept_sec_context(
+		    &min, &state->ctx, state->cred, input, cb, NULL, &mech,
+		    &state->out_token, &flags, NULL, &deleg);
 		/* delegated credentials are never kept */
 		if (deleg != GSS_C_NO_CREDENTIAL) {
 			gss_release_cred(&tmp, &deleg);

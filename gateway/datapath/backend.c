@@ -9,6 +9,7 @@
 #include <string.h>
 #include <tsocket.h>
 
+#include "tls_gssapi.h"
 #include "tstream_gssapi.h"
 #include "tstream_tls.h"
 
@@ -44,6 +45,46 @@ static int backend_tls_params(struct tsgate_backend *b,
 	return ret;
 }
 
+static int backend_gssapi_params(struct tsgate_backend *b,
+				 TALLOC_CTX *mem_ctx,
+				 char **preason)
+{
+	const struct tsgate_config_gssapi_client *g = b->route->gssapi;
+	char *reason = NULL;
+	int ret;
+
+	if (g == NULL) {
+		*preason = talloc_strdup(mem_ctx, "no gssapi block");
+		return EINVAL;
+	}
+	ret = tstream_gssapi_params_initiator(b, g->target, g->ccache,
+					      g->client_keytab, NULL,
+					      &b->gssapi, &reason);
+	if (ret != 0) {
+		*preason =
+		    talloc_asprintf(mem_ctx, "gssapi initiator for %s: %s",
+				    g->target, reason ? reason : strerror(ret));
+		return ret;
+	}
+	/* The backend timeout bounds the handshake as a whole. */
+	tstream_gssapi_params_set_handshake_timeout(b->gssapi, 0);
+	tstream_gssapi_params_set_strict_eof(b->gssapi, g->strict_end);
+	return 0;
+}
+
+/* tls-gssapi: both, TLS first (tls_gssapi.h) */
+static int backend_tls_gssapi_params(struct tsgate_backend *b,
+				     TALLOC_CTX *mem_ctx,
+				     char **preason)
+{
+	int ret = backend_tls_params(b, mem_ctx, preason);
+
+	if (ret != 0) {
+		return ret;
+	}
+	return backend_gssapi_params(b, mem_ctx, preason);
+}
+
 int tsgate_backend_new(TALLOC_CTX *mem_ctx,
 		       const struct tsgate_config_route *route,
 		       uint64_t timeout_ms,
@@ -51,8 +92,6 @@ int tsgate_backend_new(TALLOC_CTX *mem_ctx,
 		       char **preason)
 {
 	struct tsgate_backend *b;
-	const struct tsgate_config_gssapi_client *g;
-	char *reason = NULL;
 	int ret;
 
 	b = talloc_zero(mem_ctx, struct tsgate_backend);
@@ -66,28 +105,21 @@ int tsgate_backend_new(TALLOC_CTX *mem_ctx,
 	case TSGATE_CONFIG_CONNECT_PLAIN:
 		break;
 	case TSGATE_CONFIG_CONNECT_GSSAPI:
-		g = route->gssapi;
-		if (g == NULL) {
-			*preason = talloc_strdup(mem_ctx, "no gssapi block");
-			talloc_free(b);
-			return EINVAL;
-		}
-		ret = tstream_gssapi_params_initiator(b, g->target, g->ccache,
-						      g->client_keytab, NULL,
-						      &b->gssapi, &reason);
+		ret = backend_gssapi_params(b, mem_ctx, preason);
 		if (ret != 0) {
-			*preason = talloc_asprintf(
-			    mem_ctx, "gssapi initiator for %s: %s", g->target,
-			    reason ? reason : strerror(ret));
 			talloc_free(b);
 			return ret;
 		}
-		/* The backend timeout bounds the handshake as a whole. */
-		tstream_gssapi_params_set_handshake_timeout(b->gssapi, 0);
-		tstream_gssapi_params_set_strict_eof(b->gssapi, g->strict_end);
 		break;
 	case TSGATE_CONFIG_CONNECT_TLS:
 		ret = backend_tls_params(b, mem_ctx, preason);
+		if (ret != 0) {
+			talloc_free(b);
+			return ret;
+		}
+		break;
+	case TSGATE_CONFIG_CONNECT_TLS_GSSAPI:
+		ret = backend_tls_gssapi_params(b, mem_ctx, preason);
 		if (ret != 0) {
 			talloc_free(b);
 			return ret;
@@ -230,6 +262,12 @@ static void tsgate_backend_connected(struct tevent_req *subreq)
 		    state, state->ev, state->stream, state->backend->tls);
 		state->stream = NULL;
 		break;
+	case TSGATE_CONFIG_CONNECT_TLS_GSSAPI:
+		subreq = tsgate_tls_gssapi_send(state, state->ev, state->stream,
+						state->backend->tls,
+						state->backend->gssapi, false);
+		state->stream = NULL;
+		break;
 	default:
 		tevent_req_error(req, EOPNOTSUPP);
 		return;
@@ -247,6 +285,7 @@ static void tsgate_backend_tunnel_done(struct tevent_req *subreq)
 	struct tsgate_backend_connect_state *state =
 	    tevent_req_data(req, struct tsgate_backend_connect_state);
 	struct tstream_context *tunnel = NULL;
+	struct tstream_context *identity = NULL;
 	int ret, err = 0;
 
 	switch (state->backend->route->connect) {
@@ -257,6 +296,12 @@ static void tsgate_backend_tunnel_done(struct tevent_req *subreq)
 	case TSGATE_CONFIG_CONNECT_TLS:
 		ret = tstream_tls_connect_recv(subreq, &err, state, &tunnel,
 					       &state->reason);
+		break;
+	case TSGATE_CONFIG_CONNECT_TLS_GSSAPI:
+		/* the backend's identity is not needed past the handshake */
+		ret = tsgate_tls_gssapi_recv(subreq, &err, state, &tunnel,
+					     &identity, &state->reason);
+		TALLOC_FREE(identity);
 		break;
 	default:
 		ret = -1;
