@@ -194,6 +194,7 @@ static char *gssapi_flag_names(TALLOC_CTX *mem_ctx, OM_uint32 flags)
 	    {GSS_C_SEQUENCE_FLAG, "sequence detection"},
 	    {GSS_C_CONF_FLAG, "confidentiality"},
 	    {GSS_C_INTEG_FLAG, "integrity"},
+	    {GSS_C_CHANNEL_BOUND_FLAG, "channel bindings"},
 	};
 	char *s = talloc_strdup(mem_ctx, "");
 

@@ -211,6 +211,190 @@ class TlsGssapiGateway(gh.GatewayTestCase):
         self.assertEqual(bad["reason"], "no route", lines)
         self.assertEqual(alice_b.accepted, 1)
 
+    def test_client_certificate_and_principal_together(self):
+        both = self.backend(mode="recorder", echo=True)
+        far = self.far_gateway([
+            {"name": "alice-both",
+             "match": "{principal: \"alice@TSGATE.TEST\", "
+                      "client_san: \"DNS:alice.corp.test\"}",
+             "identity": "proxy-v2", "backend": "\"%s\"" % both.address},
+        ], verify_client="optional")
+        _, good = self.near_gateway(
+            self.env["TT_KDC_ALICE_CCACHE"], "near-good",
+            cert=(self.certs.alice, self.certs.alice_key))
+        # the right principal with another certificate, the right
+        # certificate with another principal, no certificate at all
+        _, wrong_cert = self.near_gateway(
+            self.env["TT_KDC_ALICE_CCACHE"], "near-mallory",
+            cert=(self.certs.mallory, self.certs.mallory_key))
+        _, wrong_krb = self.near_gateway(
+            self.env["TT_KDC_BOB_CCACHE"], "near-bob",
+            cert=(self.certs.alice, self.certs.alice_key))
+        _, no_cert = self.near_gateway(self.env["TT_KDC_ALICE_CCACHE"],
+                                       "near-nocert")
+        data = os.urandom(100000)
+        got = self.roundtrip(good, data)
+        self.assertTrue(both.wait_records(1))
+        rec = both.records[0]
+        self.assertEqual(got, rec)
+        self.assertTrue(rec.endswith(data))
+        # PROXY v2 carries both: the SSL TLV (client cert verified) and
+        # the principal
+        self.assertEqual(rec[:12], b"\r\n\r\n\x00\r\nQUIT\n")
+        total = struct.unpack(">H", rec[14:16])[0]
+        header = rec[16:16 + total]
+        self.assertIn(b"alice@TSGATE.TEST", header)
+        self.assertIn(b"TLSv1.3", header)
+        self.assertEqual(rec[16 + total:], data)
+        for path in (wrong_cert, wrong_krb, no_cert):
+            self.assertEqual(self.roundtrip(path, b"x" * 100), b"")
+        lines = far.wait_conn_lines(4)
+        self.assertEqual(sorted(l["result"] for l in lines),
+                         ["error", "error", "error", "ok"], lines)
+        for l in lines:
+            if l["result"] == "error":
+                self.assertEqual(l["reason"], "no route", l)
+        self.assertEqual(both.accepted, 1)
+
+    def test_tls_terminating_relay_is_refused(self):
+        """A relay with a certificate the client trusts: TLS works on both
+        legs, the Kerberos ticket is alice's own, but the two TLS sessions
+        have different exporters, so the acceptor's channel bindings do
+        not match the authenticator's and nothing reaches the backend."""
+        b = self.backend(mode="recorder", echo=True)
+        far = self.far_gateway([{"name": "any",
+                                 "backend": "\"%s\"" % b.address}])
+        rkey, rcrt = self.certs.issue("relay", "/CN=localhost",
+                                      "DNS:localhost,IP:127.0.0.1")
+        relay = TlsRelay(self.certs, rkey, rcrt, self.port)
+        self.addCleanup(relay.close)
+        near, path = self.near_gateway(self.env["TT_KDC_ALICE_CCACHE"],
+                                       port=relay.port)
+        self.assertEqual(self.roundtrip(path, b"secret " * 1000), b"")
+        fline = far.wait_conn_lines(1)[0]
+        self.assertEqual(fline["result"], "error", fline)
+        self.assertTrue(fline["reason"].startswith(
+            "tls-gssapi handshake failed"), fline)
+        self.assertIn("hannel binding", fline["reason"], fline)
+        self.assertGreater(relay.relayed_to_far, 0)
+        nline = near.wait_conn_lines(1)[0]
+        self.assertEqual(nline["result"], "error", nline)
+        self.assertEqual(b.accepted, 0)
+        # the same gateway, the same ticket, no relay: accepted
+        _, direct = self.near_gateway(self.env["TT_KDC_ALICE_CCACHE"],
+                                      "near-direct")
+        self.assertEqual(self.roundtrip(direct, b"hello"), b"hello")
+
+    def test_tls12_refused(self):
+        """TLS 1.2 is refused before any token: its exporter is not
+        RFC 9266's, and tls-server-end-point binds only the certificate."""
+        b = self.backend()
+        far = self.far_gateway([{"name": "any",
+                                 "backend": "\"%s\"" % b.address}])
+        near, path = self.near_gateway(self.env["TT_KDC_ALICE_CCACHE"],
+                                       extra_tls=", max_version: TLS1.2")
+        self.assertEqual(self.roundtrip(path, b"hello"), b"")
+        for g in (far, near):
+            line = g.wait_conn_lines(1)[0]
+            self.assertEqual(line["result"], "error", line)
+            self.assertIn("needs TLS 1.3", line["reason"], line)
+        self.assertEqual(b.accepted, 0)
+
+    def test_wrong_service_principal_refused(self):
+        """The near side asks for a service the far keytab has no key
+        for (a real principal of the realm): the far acceptor refuses."""
+        env = dict(os.environ)
+        env.update(self.env)
+        p = subprocess.run(["kadmin.local", "-q", "addprinc -randkey "
+                            "imap/localhost"], env=env,
+                           capture_output=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        b = self.backend()
+        far = self.far_gateway([{"name": "any",
+                                 "backend": "\"%s\"" % b.address}],
+                               principal="")
+        near, path = self.near_gateway(self.env["TT_KDC_ALICE_CCACHE"],
+                                       target="imap@localhost")
+        self.assertEqual(self.roundtrip(path, b"hello"), b"")
+        line = far.wait_conn_lines(1)[0]
+        self.assertEqual(line["result"], "error", line)
+        self.assertTrue(line["reason"].startswith(
+            "tls-gssapi handshake failed"), line)
+        self.assertEqual(b.accepted, 0)
+
+    def test_expired_ticket_refused(self):
+        env = dict(os.environ)
+        env.update(self.env)
+        cc = "FILE:" + os.path.join(self.tmp, "short.cc")
+        p = subprocess.run(["kinit", "-l", "3s", "-k", "-t",
+                            self.env["TT_KDC_ALICE_KEYTAB"], "-c", cc,
+                            "alice@TSGATE.TEST"], env=env,
+                           capture_output=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        b = self.backend()
+        far = self.far_gateway([{"name": "any",
+                                 "backend": "\"%s\"" % b.address}])
+        near, path = self.near_gateway(cc)
+        # the ticket's lifetime passes on purpose
+        gh.run_for(4.5)
+        self.assertEqual(self.roundtrip(path, b"hello"), b"")
+        line = near.wait_conn_lines(1)[0]
+        self.assertEqual(line["result"], "error", line)
+        self.assertIn("xpired", line["reason"], line)
+        self.assertEqual(b.accepted, 0)
+        self.assertEqual(far.conn_lines()[0]["result"], "error")
+
+    def hostile(self, payload, half_close=True):
+        ctx = ssl.create_default_context(cafile=self.certs.ca)
+        raw = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+        s = ctx.wrap_socket(raw, server_hostname="localhost")
+        self.assertEqual(s.version(), "TLSv1.3")
+        s.sendall(payload)
+        try:
+            if half_close:
+                # a TLS close_notify after the bytes: a truncated token;
+                # the gateway's answer is to close the connection
+                s.unwrap()
+                return b""
+            return gh.recv_all(s, 10)
+        except ssl.SSLEOFError:
+            return b""
+        finally:
+            s.close()
+
+    def test_hostile_token_frames_close_only_their_connection(self):
+        b = self.backend()
+        far = self.far_gateway([{"name": "any",
+                                 "backend": "\"%s\"" % b.address}])
+        _, path = self.near_gateway(self.env["TT_KDC_ALICE_CCACHE"])
+        # an established tunnel stays up while the hostile ones come
+        good = self.connect(path, timeout=30)
+        good.sendall(b"before\n")
+        self.assertEqual(gh.recv_exact(good, 7), b"before\n")
+        cases = [
+            ("oversized length", b"\xff\xff\xff\xff" + b"x" * 64, False),
+            ("length 0", b"\x00\x00\x00\x00", False),
+            ("truncated token", b"\x00\x00\x01\x00" + b"x" * 10, True),
+            ("garbage token", b"\x00\x00\x00\x20" + os.urandom(32), False),
+            ("not krb5", b"\x00\x00\x00\x10\x60\x0e\x06\x06\x2b\x06\x01"
+             b"\x05\x05\x02" + b"\x00" * 6, False),
+        ]
+        for name, payload, half in cases:
+            with self.subTest(name):
+                self.assertEqual(self.hostile(payload, half), b"")
+        lines = far.wait_conn_lines(len(cases))
+        for l in lines:
+            self.assertEqual(l["result"], "error", l)
+            self.assertTrue(l["reason"].startswith(
+                "tls-gssapi handshake failed"), l)
+        reasons = " | ".join(l["reason"] for l in lines)
+        for why in ("outside 1..", "truncated token", "not krb5"):
+            self.assertIn(why, reasons)
+        good.sendall(b"after\n")
+        self.assertEqual(gh.recv_exact(good, 6), b"after\n")
+        good.close()
+        self.assertEqual(b.accepted, 1)
+
 
 if __name__ == "__main__":
     gh.require_binary()
