@@ -252,8 +252,9 @@ int tstream_gssapi_connect_recv(struct tevent_req *req,
  *
  * Runs the knc token exchange of tstream_gssapi_accept_send() or
  * tstream_gssapi_connect_send() (the side of params) over stream, with
- * channel bindings whose initiator and acceptor addresses are empty
- * (GSS_C_AF_NULLADDR) and whose application_data is channel_bindings
+ * channel bindings whose initiator and acceptor address types are 0
+ * (GSS_C_AF_UNSPEC) with empty addresses and whose application_data is
+ * channel_bindings
  * (for TLS: the 32 tls-exporter bytes of RFC 9266). No wrap or unwrap
  * is installed: once it is done, the caller goes on using stream. The
  * acceptor refuses an initiator that sent no bindings or other bindings

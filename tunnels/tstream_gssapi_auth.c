@@ -26,9 +26,14 @@ gss_channel_bindings_t tstream_gssapi_channel_bindings(
 	if (params->cb_len == 0) {
 		return GSS_C_NO_CHANNEL_BINDINGS;
 	}
+	/*
+	 * Address types 0 (GSS_C_AF_UNSPEC) and no addresses, as SSPI and
+	 * the other tls-exporter users (curl, Samba) pass them: the types go
+	 * into the RFC 4121 checksum, so they are part of the wire format.
+	 */
 	memset(buf, 0, sizeof(*buf));
-	buf->initiator_addrtype = GSS_C_AF_NULLADDR;
-	buf->acceptor_addrtype = GSS_C_AF_NULLADDR;
+	buf->initiator_addrtype = GSS_C_AF_UNSPEC;
+	buf->acceptor_addrtype = GSS_C_AF_UNSPEC;
 	buf->application_data.value = params->cb_data;
 	buf->application_data.length = params->cb_len;
 	return buf;

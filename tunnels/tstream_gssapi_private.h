@@ -114,7 +114,7 @@ int tstream_gssapi_stream_create(TALLOC_CTX *mem_ctx,
 				 char **reason);
 
 /*
- * The channel bindings of params (initiator and acceptor addresses empty,
+ * The channel bindings of params (address types 0, addresses empty,
  * application_data = cb_data) filled into *buf, or GSS_C_NO_CHANNEL_BINDINGS
  * when it has none.
  */
