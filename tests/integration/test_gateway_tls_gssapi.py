@@ -22,6 +22,7 @@ import subprocess
 import sys
 import threading
 import unittest
+import urllib.request
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -127,9 +128,12 @@ class TlsGssapiGateway(gh.GatewayTestCase):
         self.kdc.stop()
 
     def far_gateway(self, routes, verify_client="none", principal=None,
-                    extra_tls=""):
-        out = ["log: {level: debug, format: json}",
-               "listeners:",
+                    extra_tls="", metrics_port=None):
+        out = ["log: {level: debug, format: json}"]
+        if metrics_port:
+            out.append("metrics: {listen: \"tcp://127.0.0.1:%d\"}"
+                       % metrics_port)
+        out += ["listeners:",
                "  - name: tg-in",
                "    listen: \"tcp://127.0.0.1:%d\"" % self.port,
                "    accept: tls-gssapi",
@@ -144,13 +148,16 @@ class TlsGssapiGateway(gh.GatewayTestCase):
         return self.gateway("\n".join(out) + "\n", name="far", env=self.env)
 
     def near_gateway(self, ccache, name="near", port=None, cert=None,
-                     target="host@localhost", extra_tls=""):
+                     target="host@localhost", extra_tls="",
+                     metrics_port=None):
         path = os.path.join(self.tmp, name + ".sock")
         tls = "ca: %s, verify_name: localhost" % self.certs.ca
         if cert is not None:
             tls += ", cert: %s, key: %s" % cert
         g = self.gateway(
-            "log: {level: debug, format: json}\n"
+            "log: {level: debug, format: json}\n" +
+            ("metrics: {listen: \"tcp://127.0.0.1:%d\"}\n" % metrics_port
+             if metrics_port else "") +
             "listeners:\n"
             "  - name: %s\n"
             "    listen: \"unix:%s\"\n"
@@ -164,6 +171,11 @@ class TlsGssapiGateway(gh.GatewayTestCase):
             % (name, path, port or self.port, tls, extra_tls, target,
                ccache), name=name, env=self.env)
         return g, "unix:" + path
+
+    def metrics(self, port):
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port,
+                                    timeout=10) as r:
+            return r.read().decode()
 
     def roundtrip(self, path, data):
         c = self.connect(path, timeout=60)
@@ -212,16 +224,18 @@ class TlsGssapiGateway(gh.GatewayTestCase):
         self.assertEqual(alice_b.accepted, 1)
 
     def test_client_certificate_and_principal_together(self):
+        far_m, near_m = gh.free_port(), gh.free_port()
         both = self.backend(mode="recorder", echo=True)
         far = self.far_gateway([
             {"name": "alice-both",
              "match": "{principal: \"alice@TSGATE.TEST\", "
                       "client_san: \"DNS:alice.corp.test\"}",
              "identity": "proxy-v2", "backend": "\"%s\"" % both.address},
-        ], verify_client="optional")
+        ], verify_client="optional", metrics_port=far_m)
         _, good = self.near_gateway(
             self.env["TT_KDC_ALICE_CCACHE"], "near-good",
-            cert=(self.certs.alice, self.certs.alice_key))
+            cert=(self.certs.alice, self.certs.alice_key),
+            metrics_port=near_m)
         # the right principal with another certificate, the right
         # certificate with another principal, no certificate at all
         _, wrong_cert = self.near_gateway(
@@ -255,6 +269,14 @@ class TlsGssapiGateway(gh.GatewayTestCase):
             if l["result"] == "error":
                 self.assertEqual(l["reason"], "no route", l)
         self.assertEqual(both.accepted, 1)
+        # the handshake histogram has its own kind; the near side's
+        # client certificate is watched for expiry like connect: tls's
+        text = self.metrics(far_m)
+        self.assertRegex(text, r'tsgate_handshake_duration_seconds_count'
+                         r'\{listener="tg-in",kind="tls-gssapi"\} 4')
+        text = self.metrics(near_m)
+        self.assertRegex(text, r'tsgate_certificate_expiry_timestamp_seconds'
+                         r'\{[^}]*route="to-far",kind="client"')
 
     def test_tls_terminating_relay_is_refused(self):
         """A relay with a certificate the client trusts: TLS works on both
