@@ -16,6 +16,7 @@
 #include <limits.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <arpa/inet.h>
 #include <signal.h>
@@ -1073,6 +1074,21 @@ _PUBLIC_ int _tstream_bsd_existing_socket(TALLOC_CTX *mem_ctx,
 	}
 	is_socket = getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0;
 	return tstream_bsd_wrap(mem_ctx, fd, is_socket, _stream, location);
+}
+
+_PUBLIC_ int tstream_bsd_set_nodelay(struct tstream_context *stream, bool on)
+{
+	struct tstream_bsd *bsd;
+	int v = on ? 1 : 0;
+
+	bsd = stream != NULL ? talloc_get_type(_tstream_context_data(stream),
+					       struct tstream_bsd)
+			     : NULL;
+	if (bsd == NULL || !bsd->is_socket) {
+		errno = EINVAL;
+		return -1;
+	}
+	return setsockopt(bsd->fd, IPPROTO_TCP, TCP_NODELAY, &v, sizeof(v));
 }
 
 _PUBLIC_ int _tstream_unix_socketpair(TALLOC_CTX *mem_ctx1,

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <arpa/inet.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -511,6 +512,35 @@ START_TEST(test_existing_socket_ownership)
 	ck_assert_int_eq(tstream_bsd_existing_socket(tt_mem, -1, &s), -1);
 	ck_assert_int_eq(errno, EINVAL);
 	ck_assert_ptr_null(s);
+}
+END_TEST
+
+START_TEST(test_set_nodelay)
+{
+	struct tstream_context *s = NULL, *u = NULL, *u2 = NULL;
+	int fds[2], v = -1;
+	socklen_t len = sizeof(v);
+
+	tt_tcp_fds(fds);
+	ck_assert_int_eq(tstream_bsd_existing_socket(tt_mem, fds[0], &s), 0);
+	ck_assert_int_eq(tstream_bsd_set_nodelay(s, true), 0);
+	ck_assert_int_eq(getsockopt(fds[0], IPPROTO_TCP, TCP_NODELAY, &v, &len),
+			 0);
+	ck_assert_int_ne(v, 0);
+	ck_assert_int_eq(tstream_bsd_set_nodelay(s, false), 0);
+	ck_assert_int_eq(getsockopt(fds[0], IPPROTO_TCP, TCP_NODELAY, &v, &len),
+			 0);
+	ck_assert_int_eq(v, 0);
+	talloc_free(s);
+	close(fds[1]);
+
+	/* a unix socket has no Nagle; NULL is no stream */
+	ck_assert_int_eq(tstream_unix_socketpair(tt_mem, &u, tt_mem, &u2), 0);
+	ck_assert_int_eq(tstream_bsd_set_nodelay(u, true), -1);
+	ck_assert_int_eq(tstream_bsd_set_nodelay(NULL, true), -1);
+	ck_assert_int_eq(errno, EINVAL);
+	talloc_free(u);
+	talloc_free(u2);
 }
 END_TEST
 
@@ -1751,6 +1781,7 @@ static Suite *tsocket_stream_suite(void)
 	tcase_add_test(tc, test_unix_connect_errors);
 	tcase_add_test(tc, test_socketpair);
 	tcase_add_test(tc, test_existing_socket_ownership);
+	tcase_add_test(tc, test_set_nodelay);
 
 	tc = tt_tcase(s, "readv", 30);
 	tcase_add_test(tc, test_readv_piecemeal);
