@@ -263,12 +263,6 @@ static void tsgate_backend_connected(struct tevent_req *subreq)
 		state->stream = NULL;
 		break;
 	case TSGATE_CONFIG_CONNECT_TLS_GSSAPI:
-		/*
-		 * Our AP-REQ follows the TLS Finished at once: with Nagle it
-		 * would wait for the server's delayed ACK (40 ms a set-up).
-		 * Unix sockets have no Nagle (EOPNOTSUPP, ignored).
-		 */
-		(void)tstream_bsd_set_nodelay(state->stream, true);
 		subreq = tsgate_tls_gssapi_send(state, state->ev, state->stream,
 						state->backend->tls,
 						state->backend->gssapi, false);
