@@ -14,6 +14,7 @@ RUN apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 	gcc libc6-dev meson ninja-build pkg-config \
 	libtalloc-dev libtevent-dev libgnutls28-dev libkrb5-dev libyaml-dev \
+	libc-ares-dev \
 	check gnutls-bin openssl krb5-kdc krb5-admin-server krb5-user \
 	python3 procps ca-certificates >/dev/null \
  && rm -rf /var/lib/apt/lists/*
@@ -30,7 +31,7 @@ FROM docker.io/library/debian:bookworm-slim
 RUN apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 	libtalloc2 libtevent0 libgnutls30 libgssapi-krb5-2 libkrb5-3 \
-	libyaml-0-2 ca-certificates >/dev/null \
+	libyaml-0-2 libc-ares2 ca-certificates >/dev/null \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/* \
  && groupadd --system --gid 10001 tsgate \
  && useradd --system --uid 10001 --gid tsgate --home-dir /nonexistent \

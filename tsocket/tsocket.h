@@ -41,7 +41,7 @@ struct sockaddr;
 #ifndef __location__
 #define __TSOCKET_STR1(x) #x
 #define __TSOCKET_STR2(x) __TSOCKET_STR1(x)
-#define __location__ __FILE__ ":" __TSOCKET_STR2(__LINE__)
+#define __location__      __FILE__ ":" __TSOCKET_STR2(__LINE__)
 #endif
 
 /*
@@ -50,8 +50,8 @@ struct sockaddr;
  * __location__ appended when exactly n arguments were given.
  */
 #define _TSOCKET_ARG6(a1, a2, a3, a4, a5, a6, ...) a6
-#define _TSOCKET_CALL4(fn, a, b, c, d) fn(a, b, c, d, __location__)
-#define _TSOCKET_CALL5(fn, a, b, c, d, e) fn(a, b, c, d, e)
+#define _TSOCKET_CALL4(fn, a, b, c, d)             fn(a, b, c, d, __location__)
+#define _TSOCKET_CALL5(fn, a, b, c, d, e)          fn(a, b, c, d, e)
 
 /**
  * @defgroup tsocket_address The tsocket_address abstraction
@@ -79,9 +79,10 @@ char *tsocket_address_string(const struct tsocket_address *addr,
  * @param location  Caller location for talloc debugging.
  * @return The copy, or NULL with errno set.
  */
-struct tsocket_address *_tsocket_address_copy(const struct tsocket_address *addr,
-					      TALLOC_CTX *mem_ctx,
-					      const char *location);
+struct tsocket_address *_tsocket_address_copy(
+    const struct tsocket_address *addr,
+    TALLOC_CTX *mem_ctx,
+    const char *location);
 /** @brief Copy an address; see _tsocket_address_copy(). */
 #define tsocket_address_copy(addr, mem_ctx) \
 	_tsocket_address_copy(addr, mem_ctx, __location__)
@@ -139,7 +140,8 @@ ssize_t tdgram_recvfrom_recv(struct tevent_req *req,
 struct tevent_req *tdgram_sendto_send(TALLOC_CTX *mem_ctx,
 				      struct tevent_context *ev,
 				      struct tdgram_context *dgram,
-				      const uint8_t *buf, size_t len,
+				      const uint8_t *buf,
+				      size_t len,
 				      const struct tsocket_address *dst);
 
 /**
@@ -147,8 +149,7 @@ struct tevent_req *tdgram_sendto_send(TALLOC_CTX *mem_ctx,
  *
  * @return The number of bytes sent (never 0), or -1 with *perrno set.
  */
-ssize_t tdgram_sendto_recv(struct tevent_req *req,
-			   int *perrno);
+ssize_t tdgram_sendto_recv(struct tevent_req *req, int *perrno);
 
 /**
  * @brief Shut down a datagram context.
@@ -165,8 +166,7 @@ struct tevent_req *tdgram_disconnect_send(TALLOC_CTX *mem_ctx,
  * @brief Receive the result of tdgram_disconnect_send().
  * @return 0, or -1 with *perrno set.
  */
-int tdgram_disconnect_recv(struct tevent_req *req,
-			   int *perrno);
+int tdgram_disconnect_recv(struct tevent_req *req, int *perrno);
 
 /** @} */
 
@@ -201,8 +201,7 @@ struct tevent_req *tstream_readv_send(TALLOC_CTX *mem_ctx,
  * @return The number of bytes read (never 0), or -1 with *perrno set;
  *         EPIPE when the peer closed the stream.
  */
-int tstream_readv_recv(struct tevent_req *req,
-		       int *perrno);
+int tstream_readv_recv(struct tevent_req *req, int *perrno);
 
 /**
  * @brief Write all bytes of the vector.
@@ -221,8 +220,7 @@ struct tevent_req *tstream_writev_send(TALLOC_CTX *mem_ctx,
  * @brief Receive the result of tstream_writev_send().
  * @return The number of bytes written (never 0), or -1 with *perrno set.
  */
-int tstream_writev_recv(struct tevent_req *req,
-			int *perrno);
+int tstream_writev_recv(struct tevent_req *req, int *perrno);
 
 /**
  * @brief Shut a stream down (both directions).
@@ -238,8 +236,7 @@ struct tevent_req *tstream_disconnect_send(TALLOC_CTX *mem_ctx,
  * @brief Receive the result of tstream_disconnect_send().
  * @return 0, or -1 with *perrno set.
  */
-int tstream_disconnect_recv(struct tevent_req *req,
-			    int *perrno);
+int tstream_disconnect_recv(struct tevent_req *req, int *perrno);
 
 /**
  * @brief Half-close: finish the writing direction, keep reading.
@@ -258,8 +255,7 @@ struct tevent_req *tstream_shutdown_send(TALLOC_CTX *mem_ctx,
  * @brief Receive the result of tstream_shutdown_send().
  * @return 0, or -1 with *perrno set.
  */
-int tstream_shutdown_recv(struct tevent_req *req,
-			  int *perrno);
+int tstream_shutdown_recv(struct tevent_req *req, int *perrno);
 
 /**
  * @brief Wait until a readv would not have to wait, without reading.
@@ -360,7 +356,7 @@ int _tsocket_address_inet_from_strings(TALLOC_CTX *mem_ctx,
 				       struct tsocket_address **_addr,
 				       const char *location);
 /** @brief See _tsocket_address_inet_from_strings(). */
-#define tsocket_address_inet_from_strings(mem_ctx, fam, addr, port, _addr) \
+#define tsocket_address_inet_from_strings(mem_ctx, fam, addr, port, _addr)  \
 	_tsocket_address_inet_from_strings(mem_ctx, fam, addr, port, _addr, \
 					   __location__)
 
@@ -382,8 +378,7 @@ uint16_t tsocket_address_inet_port(const struct tsocket_address *addr);
  * @brief Change the port of an inet address.
  * @return 0, or -1 with errno = EINVAL for a non-inet address.
  */
-int tsocket_address_inet_set_port(struct tsocket_address *addr,
-				  uint16_t port);
+int tsocket_address_inet_set_port(struct tsocket_address *addr, uint16_t port);
 
 /** @brief Whether addr is a unix domain address. */
 bool tsocket_address_is_unix(const struct tsocket_address *addr);
@@ -465,10 +460,11 @@ int _tdgram_unix_socket(const struct tsocket_address *local,
  * Connection errors (ECONNREFUSED, ENETUNREACH, ...) are reported as the
  * kernel gives them.
  */
-struct tevent_req *tstream_inet_tcp_connect_send(TALLOC_CTX *mem_ctx,
-					struct tevent_context *ev,
-					const struct tsocket_address *local,
-					const struct tsocket_address *remote);
+struct tevent_req *tstream_inet_tcp_connect_send(
+    TALLOC_CTX *mem_ctx,
+    struct tevent_context *ev,
+    const struct tsocket_address *local,
+    const struct tsocket_address *remote);
 
 /**
  * @brief Receive the connected stream of tstream_inet_tcp_connect_send().
@@ -484,7 +480,7 @@ int _tstream_inet_tcp_connect_recv(struct tevent_req *req,
 				   struct tstream_context **stream,
 				   const char *location);
 /** @brief See _tstream_inet_tcp_connect_recv(). */
-#define tstream_inet_tcp_connect_recv(req, perrno, mem_ctx, stream) \
+#define tstream_inet_tcp_connect_recv(req, perrno, mem_ctx, stream)  \
 	_tstream_inet_tcp_connect_recv(req, perrno, mem_ctx, stream, \
 				       __location__)
 
@@ -494,10 +490,11 @@ int _tstream_inet_tcp_connect_recv(struct tevent_req *req,
  * A missing socket file is ENOENT, a socket nobody listens on
  * ECONNREFUSED, as the kernel says.
  */
-struct tevent_req *tstream_unix_connect_send(TALLOC_CTX *mem_ctx,
-					struct tevent_context *ev,
-					const struct tsocket_address *local,
-					const struct tsocket_address *remote);
+struct tevent_req *tstream_unix_connect_send(
+    TALLOC_CTX *mem_ctx,
+    struct tevent_context *ev,
+    const struct tsocket_address *local,
+    const struct tsocket_address *remote);
 
 /**
  * @brief Receive the connected stream of tstream_unix_connect_send().
@@ -512,8 +509,8 @@ int _tstream_unix_connect_recv(struct tevent_req *req,
 			       TALLOC_CTX *mem_ctx,
 			       struct tstream_context **stream,
 			       const char *location);
-#define _tstream_unix_connect_recv(...)                                       \
-	_TSOCKET_ARG6(__VA_ARGS__, _TSOCKET_CALL5, _TSOCKET_CALL4, )          \
+#define _tstream_unix_connect_recv(...)                              \
+	_TSOCKET_ARG6(__VA_ARGS__, _TSOCKET_CALL5, _TSOCKET_CALL4, ) \
 	(_tstream_unix_connect_recv, __VA_ARGS__)
 /** @brief See _tstream_unix_connect_recv(). */
 #define tstream_unix_connect_recv(req, perrno, mem_ctx, stream) \
@@ -529,7 +526,7 @@ int _tstream_unix_socketpair(TALLOC_CTX *mem_ctx1,
 			     struct tstream_context **_stream2,
 			     const char *location);
 /** @brief See _tstream_unix_socketpair(). */
-#define tstream_unix_socketpair(mem_ctx1, stream1, mem_ctx2, stream2) \
+#define tstream_unix_socketpair(mem_ctx1, stream1, mem_ctx2, stream2)  \
 	_tstream_unix_socketpair(mem_ctx1, stream1, mem_ctx2, stream2, \
 				 __location__)
 
@@ -545,7 +542,7 @@ int _tsocket_address_bsd_from_sockaddr(TALLOC_CTX *mem_ctx,
 				       struct tsocket_address **_addr,
 				       const char *location);
 /** @brief See _tsocket_address_bsd_from_sockaddr(). */
-#define tsocket_address_bsd_from_sockaddr(mem_ctx, sa, sa_socklen, _addr) \
+#define tsocket_address_bsd_from_sockaddr(mem_ctx, sa, sa_socklen, _addr)  \
 	_tsocket_address_bsd_from_sockaddr(mem_ctx, sa, sa_socklen, _addr, \
 					   __location__)
 
@@ -589,6 +586,22 @@ int _tstream_bsd_existing_socket(TALLOC_CTX *mem_ctx,
  */
 int tstream_bsd_set_nodelay(struct tstream_context *stream, bool on);
 
+/**
+ * @brief TCP keepalive on a BSD stream socket (an extension).
+ *
+ * on: SO_KEEPALIVE with the first probe after idle_s seconds without
+ * traffic, then one every interval_s, the connection failing (ETIMEDOUT)
+ * after count unanswered ones; a 0 keeps the system's value. !on: off.
+ *
+ * @return 0, or -1 with errno (EINVAL: not a BSD stream; a unix socket
+ *         fails with the kernel's EOPNOTSUPP for the TCP options).
+ */
+int tstream_bsd_set_keepalive(struct tstream_context *stream,
+			      bool on,
+			      unsigned idle_s,
+			      unsigned interval_s,
+			      unsigned count);
+
 /** @} */
 
 /**
@@ -621,11 +634,12 @@ typedef int (*tstream_readv_pdu_next_vector_t)(struct tstream_context *stream,
  * A PDU cut off by the end of the stream fails with EPIPE; next_vector_fn
  * errors pass through unchanged.
  */
-struct tevent_req *tstream_readv_pdu_send(TALLOC_CTX *mem_ctx,
-				struct tevent_context *ev,
-				struct tstream_context *stream,
-				tstream_readv_pdu_next_vector_t next_vector_fn,
-				void *next_vector_private);
+struct tevent_req *tstream_readv_pdu_send(
+    TALLOC_CTX *mem_ctx,
+    struct tevent_context *ev,
+    struct tstream_context *stream,
+    tstream_readv_pdu_next_vector_t next_vector_fn,
+    void *next_vector_private);
 
 /**
  * @brief Receive the result of tstream_readv_pdu_send().
@@ -639,12 +653,13 @@ int tstream_readv_pdu_recv(struct tevent_req *req, int *perrno);
  * Requests on one queue run in submission order; freeing a waiting one
  * removes it without disturbing the others.
  */
-struct tevent_req *tstream_readv_pdu_queue_send(TALLOC_CTX *mem_ctx,
-				struct tevent_context *ev,
-				struct tstream_context *stream,
-				struct tevent_queue *queue,
-				tstream_readv_pdu_next_vector_t next_vector_fn,
-				void *next_vector_private);
+struct tevent_req *tstream_readv_pdu_queue_send(
+    TALLOC_CTX *mem_ctx,
+    struct tevent_context *ev,
+    struct tstream_context *stream,
+    struct tevent_queue *queue,
+    tstream_readv_pdu_next_vector_t next_vector_fn,
+    void *next_vector_private);
 
 /** @brief Receive the result of tstream_readv_pdu_queue_send(). */
 int tstream_readv_pdu_queue_recv(struct tevent_req *req, int *perrno);

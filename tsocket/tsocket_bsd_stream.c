@@ -1091,6 +1091,44 @@ _PUBLIC_ int tstream_bsd_set_nodelay(struct tstream_context *stream, bool on)
 	return setsockopt(bsd->fd, IPPROTO_TCP, TCP_NODELAY, &v, sizeof(v));
 }
 
+_PUBLIC_ int tstream_bsd_set_keepalive(struct tstream_context *stream,
+				       bool on,
+				       unsigned idle_s,
+				       unsigned interval_s,
+				       unsigned count)
+{
+	struct tstream_bsd *bsd;
+	int v = on ? 1 : 0;
+	int opts[3][2] = {
+	    {TCP_KEEPIDLE, (int)idle_s},
+	    {TCP_KEEPINTVL, (int)interval_s},
+	    {TCP_KEEPCNT, (int)count},
+	};
+	size_t i;
+
+	if (stream == NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	bsd =
+	    talloc_get_type(_tstream_context_data(stream), struct tstream_bsd);
+	if (bsd == NULL || bsd->fd == -1) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (setsockopt(bsd->fd, SOL_SOCKET, SO_KEEPALIVE, &v, sizeof(v)) != 0) {
+		return -1;
+	}
+	for (i = 0; on && i < 3; i++) {
+		if (opts[i][1] > 0 &&
+		    setsockopt(bsd->fd, IPPROTO_TCP, opts[i][0], &opts[i][1],
+			       sizeof(opts[i][1])) != 0) {
+			return -1;
+		}
+	}
+	return 0;
+}
+
 _PUBLIC_ int _tstream_unix_socketpair(TALLOC_CTX *mem_ctx1,
 				      struct tstream_context **_stream1,
 				      TALLOC_CTX *mem_ctx2,

@@ -151,14 +151,24 @@ bool tstream_tls_alert_is_about_cert(gnutls_alert_description_t a)
 	}
 }
 
-/* Map a fatal GnuTLS result of record I/O to an errno. */
+/*
+ * Map a fatal GnuTLS result of record I/O to an errno that says what
+ * happened, and keep the GnuTLS result for tstream_tls_error_reason().
+ * An error of the plain stream (our push or pull failed) is already in
+ * tlss->error: GnuTLS's PUSH/PULL_ERROR then stands for that errno.
+ */
 static int tstream_tls_map_error(struct tstream_tls *tlss, int ret)
 {
 	if (tlss->error != 0) {
 		return tlss->error;
 	}
+	tlss->gnutls_error = ret;
 	switch (ret) {
 	case GNUTLS_E_FATAL_ALERT_RECEIVED:
+		/* NULL when out of memory: the reason is GnuTLS's text */
+		tlss->alert_reason = talloc_asprintf(
+		    tlss, "peer sent fatal alert: %s",
+		    gnutls_alert_get_name(gnutls_alert_get(tlss->session)));
 		/* e.g. TLS 1.3: the server refused our certificate after
 		 * our side of the handshake was complete */
 		return tstream_tls_alert_is_about_cert(
@@ -169,17 +179,25 @@ static int tstream_tls_map_error(struct tstream_tls *tlss, int ret)
 		return ENOMEM;
 	case GNUTLS_E_PREMATURE_TERMINATION:
 		return EPIPE;
+	case GNUTLS_E_INVALID_SESSION:
+		/*
+		 * An earlier fatal event invalidated the session. The only
+		 * one not already in tlss->error is the peer's end without
+		 * close_notify (read as a truncated end of stream): GnuTLS
+		 * sends nothing after it, so a write then finds the peer
+		 * gone, not a protocol error: a reset, since what we had for
+		 * it is lost (EPIPE would end a relay direction cleanly).
+		 */
+		return tlss->pull.eof ? ECONNRESET : EPROTO;
 	case GNUTLS_E_PUSH_ERROR:
 	case GNUTLS_E_PULL_ERROR:
 		return tlss->pull.eof ? EPIPE : EIO;
-	case GNUTLS_E_INVALID_SESSION:
-		/*
-		 * A peer that ended without close_notify (it hung up, or
-		 * its FIN came alone) leaves GnuTLS a session it refuses to
-		 * write on: the peer is gone, not a protocol fault.
-		 */
-		return tlss->truncated ? EPIPE : EPROTO;
 	default:
+		/*
+		 * A record that fails its check, an unexpected message: the
+		 * peer broke the protocol (tstream_tls_error_reason() says
+		 * how).
+		 */
 		return EPROTO;
 	}
 }

@@ -346,6 +346,22 @@ const char *tstream_tls_peer_name_error(struct tstream_context *stream);
 bool tstream_tls_truncated(struct tstream_context *stream);
 
 /**
+ * @brief Why the stream failed, in GnuTLS's words, when GnuTLS failed it
+ *        after the handshake (a record that failed its check, a fatal
+ *        alert, a session GnuTLS invalidated because the peer left
+ *        without close_notify, ...).
+ *
+ * The errno of the failed request says what happened (EBADMSG, EPROTO,
+ * EACCES, ECONNRESET, ...); this says how GnuTLS saw it, for a log line.
+ *
+ * @return A string that lives as long as the stream; NULL while the
+ *         stream has not failed, when it failed by an error of the plain
+ *         stream (ECONNRESET, EPIPE, ...) or of its own (ENOMEM), or for a
+ *         stream that is not TLS.
+ */
+const char *tstream_tls_error_reason(struct tstream_context *stream);
+
+/**
  * @brief SHA-256 fingerprint of the peer certificate (DER) as 64
  *        lowercase hex digits, or NULL without a certificate.
  */

@@ -625,6 +625,19 @@ _PUBLIC_ bool tstream_tls_truncated(struct tstream_context *stream)
 	return tlss != NULL && tlss->read_eof && tlss->truncated;
 }
 
+_PUBLIC_ const char *tstream_tls_error_reason(struct tstream_context *stream)
+{
+	struct tstream_tls *tlss = tstream_tls_established(stream);
+
+	if (tlss == NULL || tlss->gnutls_error == 0) {
+		return NULL;
+	}
+	if (tlss->alert_reason != NULL) {
+		return tlss->alert_reason;
+	}
+	return gnutls_strerror(tlss->gnutls_error);
+}
+
 _PUBLIC_ const char *const *tstream_tls_peer_sans(
     struct tstream_context *stream)
 {

@@ -80,6 +80,9 @@ struct tstream_tls {
 	bool is_server;
 
 	int error; /* sticky: the first fatal error */
+	/* the GnuTLS result that error was mapped from; 0: not GnuTLS's */
+	int gnutls_error;
+	char *alert_reason; /* with a fatal alert: which one */
 	bool established;
 	bool read_eof;   /* close_notify (or transport EOF) seen */
 	bool truncated;  /* ... and it was transport EOF, no close_notify */

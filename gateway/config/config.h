@@ -203,6 +203,10 @@ struct tsgate_config_tls_client {
 	/* Name the server certificate must match; default sni, else the
 	 * backend host (an IP literal is matched against IP SANs). */
 	const char *verify_name;
+	/* sni / verify_name are the backend's host (not written): each
+	 * backend of a pool sends and verifies its own */
+	bool sni_from_backend;
+	bool verify_name_from_backend;
 	bool verify; /* false only with "verify: false" (insecure) */
 	const char *priority;
 	enum tsgate_config_tls_version min_version;
@@ -266,11 +270,49 @@ struct tsgate_config_match {
 	struct tsgate_config_mark mark;
 };
 
+/* How a route with several backends picks one for a new connection. */
+enum tsgate_config_balance {
+	TSGATE_CONFIG_BALANCE_ROUND_ROBIN = 0,
+	TSGATE_CONFIG_BALANCE_FIRST, /* in order: failover */
+	TSGATE_CONFIG_BALANCE_LEAST_CONNECTIONS,
+};
+
+/* tcp_keepalive of a listener (client side) or a route (backend side). */
+struct tsgate_config_keepalive {
+	bool enabled;        /* default true */
+	uint32_t idle_s;     /* TCP_KEEPIDLE, default 60 */
+	uint32_t interval_s; /* TCP_KEEPINTVL, default 15 */
+	uint32_t count;      /* TCP_KEEPCNT, default 4 */
+};
+
+/* routes[].health_check: active checks of each backend. */
+struct tsgate_config_health_check {
+	uint64_t interval_ms; /* 0: no active checks (the default) */
+	uint64_t timeout_ms;  /* default: the route's connect timeout */
+};
+
 struct tsgate_config_route {
 	/* As written, or "route-N" (N 1-based within the listener). */
 	const char *name;
 	struct tsgate_config_match match;
+	/* The first of backends[] (the only one for a single address). */
 	struct tsgate_config_addr backend;
+	/*
+	 * Every backend, in the order written (at least one). A TCP host
+	 * name has num_ips == 0 here when 'resolvers' is set: the worker
+	 * resolves it.
+	 */
+	struct tsgate_config_addr *backends;
+	size_t num_backends;
+	enum tsgate_config_balance balance; /* default round-robin */
+	/* 0: limits.connect_timeout; per backend tried */
+	uint64_t connect_timeout_ms;
+	bool has_idle_timeout; /* idle_timeout_ms overrides limits */
+	uint64_t idle_timeout_ms;
+	/* host names are resolved again this often (default 30 s) */
+	uint64_t resolve_interval_ms;
+	struct tsgate_config_health_check health_check;
+	struct tsgate_config_keepalive keepalive;
 	enum tsgate_config_connect connect;
 	struct tsgate_config_tls_client *tls;       /* connect: tls only */
 	struct tsgate_config_gssapi_client *gssapi; /* connect: gssapi only */
@@ -291,6 +333,7 @@ struct tsgate_config_listener {
 	/* accept: plain on a non-loopback TCP address is allowed (default
 	 * false: such a listener is a config error) */
 	bool allow_plain_public;
+	struct tsgate_config_keepalive keepalive; /* on accepted sockets */
 	/* First match wins; at least one. */
 	struct tsgate_config_route *routes;
 	size_t num_routes;
@@ -335,6 +378,12 @@ struct tsgate_config {
 	 * TSGATE_CONFIG_CHECK_CREDENTIALS).
 	 */
 	bool allow_insecure_key_permissions;
+	/*
+	 * DNS servers ("IP" or "IP:PORT") the workers ask for backend host
+	 * names; none: the system's (/etc/resolv.conf, /etc/hosts).
+	 */
+	const char **resolvers;
+	size_t num_resolvers;
 	/* NULL when no metrics listener is configured. */
 	struct tsgate_config_addr *metrics_listen;
 	struct tsgate_config_limits limits;
@@ -374,6 +423,8 @@ struct tsgate_config_errors {
 #define TSGATE_CONFIG_CHECK_CREDENTIALS 0x1u
 /* Do not resolve host names (numeric addresses only); for tests/fuzzing. */
 #define TSGATE_CONFIG_NO_RESOLVE 0x2u
+/* tsgate_config_parse_address: a host name is checked, not resolved */
+#define TSGATE_CONFIG_DEFER_RESOLVE 0x4u
 
 /*
  * Loading runs in passes over one load in progress: this library's walk
@@ -440,6 +491,7 @@ char *tsgate_config_error_string(TALLOC_CTX *mem_ctx,
 
 /* Names of enum values, as written in the YAML file. */
 const char *tsgate_config_accept_name(enum tsgate_config_accept a);
+const char *tsgate_config_balance_name(enum tsgate_config_balance b);
 const char *tsgate_config_connect_name(enum tsgate_config_connect c);
 const char *tsgate_config_framing_name(enum tsgate_config_framing f);
 const char *tsgate_config_identity_name(enum tsgate_config_identity i);
@@ -480,6 +532,15 @@ const char *tsgate_config_parse_address(TALLOC_CTX *mem_ctx,
 					const char *base_dir,
 					unsigned flags,
 					struct tsgate_config_addr *addr);
+
+/*
+ * Resolve addr->host (a TCP address parsed with
+ * TSGATE_CONFIG_DEFER_RESOLVE) with the system resolver into addr->ips.
+ * Returns an error message or NULL.
+ */
+const char *tsgate_config_resolve_address(TALLOC_CTX *mem_ctx,
+					  unsigned flags,
+					  struct tsgate_config_addr *addr);
 
 /*
  * '*' wildcard match (any run of characters, including none), case

@@ -29,6 +29,7 @@ static const struct cfg_key cfg_listener_keys[] = {
      &cfg_conn_range, "a number"},
     {"allow_plain_public", CFG_SCALAR, cfg_h_bool, LS(allow_plain_public), NULL,
      NULL},
+    {"tcp_keepalive", CFG_ANY, cfg_h_keepalive, LS(keepalive), NULL, NULL},
     {"routes", CFG_SEQUENCE, NULL, 0, NULL, NULL},
 };
 #undef LS
@@ -85,6 +86,7 @@ static void cfg_listener(struct cfg_parser *p,
 	uint32_t present;
 
 	l->mark = cfg_mark(node);
+	cfg_keepalive_defaults(&l->keepalive);
 	/* Not a valid value: tells "accept: ssl" from a good accept. */
 	l->accept = (enum tsgate_config_accept) - 1;
 	if (!cfg_check_kind(p, "listeners", CFG_MAPPING, "a list of mappings",

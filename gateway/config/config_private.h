@@ -229,6 +229,31 @@ void cfg_add_secret_at(struct cfg_parser *p,
 		       struct tsgate_config_origin at,
 		       const struct stat *st);
 
+/* config_backends.c */
+extern const struct cfg_enum cfg_balances[];
+void cfg_h_backends(struct cfg_parser *p,
+		    const struct cfg_key *k,
+		    yaml_node_t *node,
+		    void *obj);
+void cfg_h_keepalive(struct cfg_parser *p,
+		     const struct cfg_key *k,
+		     yaml_node_t *node,
+		     void *obj);
+void cfg_keepalive_defaults(struct tsgate_config_keepalive *ka);
+void cfg_h_route_idle(struct cfg_parser *p,
+		      const struct cfg_key *k,
+		      yaml_node_t *node,
+		      void *obj);
+void cfg_h_health_check(struct cfg_parser *p,
+			const struct cfg_key *k,
+			yaml_node_t *node,
+			void *obj);
+void cfg_h_resolvers(struct cfg_parser *p,
+		     const struct cfg_key *k,
+		     yaml_node_t *node,
+		     void *obj);
+void cfg_resolve_backends(struct cfg_parser *p);
+
 /* config_pkcs11.c: a file name, or a PKCS#11 URL for 'cert' and 'key' */
 void cfg_h_cred(struct cfg_parser *p,
 		const struct cfg_key *k,

@@ -160,17 +160,29 @@ static void cfg_match(struct cfg_parser *p,
 
 /* routes[] */
 
+/* Asking DNS more than once a second per name helps nobody. */
+static const struct cfg_range cfg_resolve_range = {1000, 0};
+
 #define RT(f) offsetof(struct tsgate_config_route, f)
 static const struct cfg_key cfg_route_keys[] = {
     {"name", CFG_SCALAR, cfg_h_string, RT(name), NULL, NULL},
     {"match", CFG_MAPPING, NULL, 0, NULL, NULL},
-    {"backend", CFG_SCALAR, cfg_h_address, RT(backend), NULL, "an address"},
+    {"backend", CFG_ANY, cfg_h_backends, 0, NULL, "an address or a list"},
+    {"balance", CFG_SCALAR, cfg_h_enum, RT(balance), cfg_balances, NULL},
     {"connect", CFG_SCALAR, cfg_h_enum, RT(connect), cfg_connects, NULL},
     {"tls", CFG_MAPPING, NULL, 0, NULL, NULL},
     {"gssapi", CFG_MAPPING, NULL, 0, NULL, NULL},
     {"framing", CFG_SCALAR, cfg_h_enum, RT(framing), cfg_framings, NULL},
     {"max_pdu", CFG_SCALAR, cfg_h_size, RT(max_pdu), NULL, "a size"},
     {"identity", CFG_SCALAR, cfg_h_enum, RT(identity), cfg_identities, NULL},
+    {"connect_timeout", CFG_SCALAR, cfg_h_duration, RT(connect_timeout_ms),
+     &cfg_positive_ms, "a duration"},
+    {"idle_timeout", CFG_SCALAR, cfg_h_route_idle, 0, NULL, "a duration"},
+    {"health_check", CFG_MAPPING, cfg_h_health_check, RT(health_check), NULL,
+     NULL},
+    {"resolve_interval", CFG_SCALAR, cfg_h_duration, RT(resolve_interval_ms),
+     &cfg_resolve_range, "a duration"},
+    {"tcp_keepalive", CFG_ANY, cfg_h_keepalive, RT(keepalive), NULL, NULL},
 };
 #undef RT
 
@@ -221,10 +233,29 @@ static void cfg_route_tls(struct cfg_parser *p,
 	if (r->tls != NULL && r->tls->sni == NULL && r->backend.host != NULL &&
 	    !cfg_is_ip_literal(r->backend.host)) {
 		r->tls->sni = r->backend.host;
+		r->tls->sni_from_backend = true;
 	}
 	if (r->tls != NULL && r->tls->verify_name == NULL) {
 		r->tls->verify_name =
 		    r->tls->sni != NULL ? r->tls->sni : r->backend.host;
+		r->tls->verify_name_from_backend =
+		    r->tls->sni == NULL || r->tls->sni_from_backend;
+	}
+	if (r->tls != NULL && r->tls->verify && r->num_backends > 1 &&
+	    r->tls->verify_name_from_backend) {
+		size_t i;
+
+		for (i = 0; i < r->num_backends; i++) {
+			if (r->backends[i].kind == TSGATE_CONFIG_ADDR_UNIX) {
+				cfg_error_at(p, r->backends[i].mark,
+					     "route '%s': unix backend '%s' "
+					     "has no host name to verify; set "
+					     "'verify_name' (or 'sni') in the "
+					     "route's 'tls' block",
+					     r->name, r->backends[i].text);
+				break;
+			}
+		}
 	}
 	if (r->tls != NULL && tls_node != NULL && r->tls->verify &&
 	    r->tls->verify_name == NULL) {
@@ -259,6 +290,9 @@ void cfg_route(struct cfg_parser *p,
 	r->framing = TSGATE_CONFIG_FRAMING_RAW;
 	r->max_pdu = TSGATE_CONFIG_MAX_PDU_LENGTH32;
 	r->identity = TSGATE_CONFIG_IDENTITY_NONE;
+	r->balance = TSGATE_CONFIG_BALANCE_ROUND_ROBIN;
+	r->resolve_interval_ms = 30 * 1000;
+	cfg_keepalive_defaults(&r->keepalive);
 	r->mark = cfg_mark(node);
 
 	if (!cfg_check_kind(p, "routes", CFG_MAPPING, "a list of mappings",

@@ -205,6 +205,7 @@ static const struct cfg_key cfg_top_keys[] = {
     {"limits", CFG_MAPPING, cfg_h_limits, 0, NULL, NULL},
     {"reload", CFG_MAPPING, cfg_h_reload, 0, NULL, NULL},
     {"listeners", CFG_SEQUENCE, cfg_h_listeners, 0, NULL, NULL},
+    {"resolvers", CFG_ANY, cfg_h_resolvers, 0, NULL, NULL},
     {"allow_insecure_key_permissions", CFG_SCALAR, cfg_h_bool,
      CF(allow_insecure_key_permissions), NULL, NULL},
 };
@@ -251,6 +252,7 @@ void cfg_walk(struct cfg_parser *p, yaml_document_t *doc)
 	if (!PRESENT(cfg_top_keys, present, "listeners") && !p->too_complex) {
 		cfg_error(p, root, "missing key 'listeners' at the top level");
 	}
+	cfg_resolve_backends(p);
 	if (p->cfg->group != NULL && p->cfg->user != NULL) {
 		p->cfg->gid = p->group_gid;
 	}

@@ -211,6 +211,10 @@ static const char *cfg_resolve(TALLOC_CTX *mem_ctx,
 			return talloc_asprintf(
 			    mem_ctx, "'%s' is not a valid host name", host);
 		}
+		if ((flags & TSGATE_CONFIG_DEFER_RESOLVE) &&
+		    !(flags & TSGATE_CONFIG_NO_RESOLVE)) {
+			return NULL;
+		}
 		if (flags & TSGATE_CONFIG_NO_RESOLVE) {
 			return talloc_asprintf(mem_ctx,
 					       "host name '%s' not allowed "
@@ -331,6 +335,18 @@ static const char *cfg_parse_tcp(TALLOC_CTX *mem_ctx,
 	addr->host = host;
 	addr->port = (uint16_t)port;
 	return cfg_resolve(mem_ctx, host, bracketed, flags, addr);
+}
+
+const char *tsgate_config_resolve_address(TALLOC_CTX *mem_ctx,
+					  unsigned flags,
+					  struct tsgate_config_addr *addr)
+{
+	if (addr->kind != TSGATE_CONFIG_ADDR_TCP || addr->host == NULL ||
+	    addr->num_ips > 0) {
+		return NULL;
+	}
+	return cfg_resolve(mem_ctx, addr->host, false,
+			   flags & ~TSGATE_CONFIG_DEFER_RESOLVE, addr);
 }
 
 const char *tsgate_config_parse_address(TALLOC_CTX *mem_ctx,

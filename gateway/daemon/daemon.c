@@ -6,6 +6,7 @@
  */
 #include "daemon.h"
 #include "daemon_private.h"
+#include "backend_pool.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -270,6 +271,11 @@ static void tsgate_daemon_cred_changed(void *private_data, const char *path)
 }
 
 /* The context of one serving process, with its loop, log and metrics. */
+static void tsgate_daemon_pool_metrics(const void *private_data, char **out)
+{
+	tsgate_pool_render_metrics(private_data, out);
+}
+
 static struct tsgate_daemon *tsgate_daemon_new(
     TALLOC_CTX *mem_ctx,
     const char *config_path,
@@ -298,16 +304,20 @@ static struct tsgate_daemon *tsgate_daemon_new(
 		       ? tsgate_conns_new(d, d->ev, d->log, cfg)
 		       : NULL;
 	d->metrics = tsgate_metrics_new(d, TSGATE_VERSION, NULL);
+	d->pool = d->ev != NULL ? tsgate_pool_new(d, d->ev, d->log) : NULL;
 	d->cred_watch =
 	    d->ev != NULL ? tsgate_cred_watch_new(d, d->ev, d->log,
 						  tsgate_daemon_cred_changed, d)
 			  : NULL;
 	if (d->config_path == NULL || d->log == NULL || d->ev == NULL ||
-	    d->conns == NULL || d->metrics == NULL || d->cred_watch == NULL) {
+	    d->conns == NULL || d->metrics == NULL || d->pool == NULL ||
+	    d->cred_watch == NULL) {
 		fprintf(stderr, "tsgate: out of memory\n");
 		talloc_free(d);
 		return NULL;
 	}
+	tsgate_metrics_set_extra(d->metrics, tsgate_daemon_pool_metrics,
+				 d->pool);
 	tsgate_daemon_build_info(d->metrics);
 	if (num_workers > 1) {
 		d->log->worker = (int)worker;

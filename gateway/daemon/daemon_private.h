@@ -38,6 +38,7 @@ struct tsgate_daemon {
 	struct tsgate_listener *listeners;              /* accepting */
 	struct tsgate_listener *retired; /* replaced, serving old conns */
 	struct tsgate_conns *conns;
+	struct tsgate_pool *pool; /* the routes' backends, kept on reload */
 	/* $NOTIFY_SOCKET (one process; with workers the supervisor's) */
 	struct tsgate_notify *notify;
 	struct tsgate_cred_watch *cred_watch; /* reload: {watch: true} */

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "backend_pool.h"
 #include "config_tunnels.h"
 #include "listen_socket.h"
 #include "metrics.h"
@@ -263,7 +264,7 @@ static int tsgate_listener_routes(struct tsgate_listener *l,
 		    l, l->conn.metrics, cfg->routes[i].name);
 	}
 	for (i = 0; i < cfg->num_routes; i++) {
-		ret = tsgate_backend_new(l, &cfg->routes[i],
+		ret = tsgate_backend_new(l, d->pool, cfg->name, &cfg->routes[i],
 					 cfg_tree->limits.connect_timeout_ms,
 					 &l->conn.backends[i], preason);
 		if (ret != 0) {
@@ -444,7 +445,10 @@ int tsgate_listeners_apply(struct tsgate_daemon *d,
 	int ret;
 
 	fresh = talloc_zero_array(d, struct tsgate_listener *, n + 1);
-	if (fresh == NULL) {
+	if (fresh == NULL ||
+	    tsgate_pool_set_resolvers(d->pool, cfg_tree->resolvers,
+				      cfg_tree->num_resolvers) != 0) {
+		talloc_free(fresh);
 		return ENOMEM;
 	}
 	ret = tsgate_listeners_prepare(d, cfg_tree, fresh, preason);

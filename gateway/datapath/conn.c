@@ -98,8 +98,13 @@ struct tsgate_conn {
 	bool quiet;    /* no log line of its own (a rate-limited one instead) */
 	/* err is our decision (no route), not a system error: no "error" */
 	bool no_errno;
-	/* route->backend.ips[] index connected (a name may have several) */
-	uint16_t backend_ip;
+	/*
+	 * The backend connected and its address (a pool has several, a name
+	 * may have several addresses): strings the pool keeps, not copies.
+	 */
+	const char *backend_text;
+	const char *backend_addr;
+	struct tsgate_backend_tracker backend_track;
 	/* a slot of its source's limit, given back when conn is freed */
 	struct tsgate_source_slot *source_slot;
 };
@@ -245,6 +250,7 @@ static int tsgate_conn_destructor(struct tsgate_conn *conn)
 	set->num--;
 	l->num_conns--;
 	tsgate_metrics_conn_fini(&conn->metrics);
+	tsgate_backend_untrack(&conn->backend_track);
 	if (l->num_conns == 0 && l->unused_fn != NULL) {
 		l->unused_fn(l->private_data);
 	}
@@ -299,14 +305,12 @@ static void tsgate_conn_log(struct tsgate_conn *conn,
 	tsgate_log_kv_str(kv, "gss_mech", conn->info.mech);
 	tsgate_log_kv_str(kv, "tls_truncated", tsgate_conn_truncated(conn));
 	if (conn->route != NULL) {
-		tsgate_log_kv_str(kv, "backend", conn->route->backend.text);
-		/* the log is best effort: a failed allocation loses the field
-		 */
-		char *addr = tsgate_backend_address_string(
-		    kv, &conn->route->backend, conn->backend_ip);
-
-		tsgate_log_kv_str(kv, "backend_addr", addr);
-		talloc_free(addr);
+		/* the backend of a pool that took the connection */
+		tsgate_log_kv_str(kv, "backend",
+				  conn->backend_text != NULL
+				      ? conn->backend_text
+				      : conn->route->backend.text);
+		tsgate_log_kv_str(kv, "backend_addr", conn->backend_addr);
 	}
 	tsgate_log_kv_u64(kv, "bytes_in", conn->stats.bytes_up);
 	tsgate_log_kv_u64(kv, "bytes_out", conn->stats.bytes_down);
@@ -678,6 +682,18 @@ static void tsgate_conn_setup_tunnel(struct tevent_req *req)
 	tevent_req_set_callback(subreq, tsgate_conn_setup_tunnel_done, req);
 }
 
+/* The listener's tcp_keepalive on a TCP client (best effort). */
+static void tsgate_conn_keepalive(struct tsgate_conn *conn)
+{
+	const struct tsgate_config_listener *l = conn->listener->cfg;
+	const struct tsgate_config_keepalive *ka = &l->keepalive;
+
+	if (ka->enabled && l->listen.kind == TSGATE_CONFIG_ADDR_TCP) {
+		tstream_bsd_set_keepalive(conn->client, true, ka->idle_s,
+					  ka->interval_s, ka->count);
+	}
+}
+
 /*
  * The set-up of conn, from its accepted socket fd (taken over, also on
  * failure). Refusals at a limit are logged (rate-limited) and make conn
@@ -713,6 +729,7 @@ static struct tevent_req *tsgate_conn_setup_send(TALLOC_CTX *mem_ctx,
 		return tevent_req_post(req, ev);
 	}
 	tsgate_conn_setup_addresses(state, fd, &peer, &peerlen);
+	tsgate_conn_keepalive(conn);
 	tsgate_conn_debug(conn, "accepted", NULL);
 
 	if (conn->set->draining) {
@@ -856,7 +873,9 @@ static void tsgate_conn_setup_backend_done(struct tevent_req *subreq)
 	const char *why;
 	int ret, err = 0;
 
-	conn->backend_ip = (uint16_t)tsgate_backend_connect_index(subreq);
+	tsgate_backend_connect_target(subreq, &conn->backend_text,
+				      &conn->backend_addr);
+	tsgate_backend_connect_track(subreq, &conn->backend_track);
 	ret = tsgate_backend_connect_recv(subreq, &err, conn, &conn->backend,
 					  &reason);
 	TALLOC_FREE(subreq);
@@ -974,7 +993,10 @@ static void tsgate_conn_setup_done(struct tevent_req *req)
 	    tevent_req_callback_data(req, struct tsgate_conn);
 	const struct tsgate_config_route *r = conn->route;
 	struct tsgate_relay_params p = {
-	    .idle_timeout_ms = ms32(conn->set->cfg->limits.idle_timeout_ms),
+	    .idle_timeout_ms =
+		ms32(r != NULL && r->has_idle_timeout
+			 ? r->idle_timeout_ms
+			 : conn->set->cfg->limits.idle_timeout_ms),
 	    .sweeper = conn->set->idle_sweeper,
 	};
 	struct tsgate_relay *relay;
@@ -1000,10 +1022,30 @@ static void tsgate_conn_setup_done(struct tevent_req *req)
 	}
 }
 
+/* A TLS stream's part of a reason: its truncation, GnuTLS's words. */
+static const char *tsgate_conn_tls_reason(struct tsgate_conn *conn,
+					  struct tstream_context *stream)
+{
+	const char *gnutls = tstream_tls_error_reason(stream);
+	const char *trunc = tstream_tls_truncated(stream)
+				? "TLS stream truncated: peer closed without "
+				  "close_notify"
+				: NULL;
+	const char *both;
+
+	if (gnutls == NULL) {
+		return trunc;
+	}
+	both = talloc_asprintf(conn, "%s%s(GnuTLS: %s)",
+			       trunc != NULL ? trunc : "",
+			       trunc != NULL ? " " : "", gnutls);
+	return both != NULL ? both : gnutls;
+}
+
 /*
  * The relay's reason with the tunnel's own text after it (a refused
- * GSSAPI frame, or a stream truncated in strict_end mode), from the
- * client side or else the backend side, whichever has one.
+ * GSSAPI frame, a stream truncated in strict_end mode, what GnuTLS said),
+ * from the client side or else the backend side, whichever has one.
  */
 static const char *tsgate_conn_tunnel_reason(struct tsgate_conn *conn,
 					     const char *reason)
@@ -1015,9 +1057,8 @@ static const char *tsgate_conn_tunnel_reason(struct tsgate_conn *conn,
 
 		if (tstream_gssapi_is_gssapi(streams[i])) {
 			why = tstream_gssapi_error_reason(streams[i]);
-		} else if (tstream_tls_truncated(streams[i])) {
-			why = "TLS stream truncated: peer closed without "
-			      "close_notify";
+		} else {
+			why = tsgate_conn_tls_reason(conn, streams[i]);
 		}
 		if (why != NULL) {
 			const char *both =
@@ -1028,6 +1069,13 @@ static const char *tsgate_conn_tunnel_reason(struct tsgate_conn *conn,
 		}
 	}
 	return reason;
+}
+
+/* Whether GnuTLS failed a stream of the relay (it says why). */
+static bool tsgate_conn_tls_failed(const struct tsgate_conn *conn)
+{
+	return tstream_tls_error_reason(conn->client) != NULL ||
+	       tstream_tls_error_reason(conn->backend) != NULL;
 }
 
 static void tsgate_conn_relay_done(struct tsgate_relay *relay,
@@ -1053,7 +1101,7 @@ static void tsgate_conn_relay_done(struct tsgate_relay *relay,
 	if (!stream_err && tsgate_metrics_relay_drop_reason(err, &why)) {
 		tsgate_conn_drop(conn, why);
 	}
-	if (stream_err || err == ECONNABORTED) {
+	if (stream_err || err == ECONNABORTED || tsgate_conn_tls_failed(conn)) {
 		reason = tsgate_conn_tunnel_reason(conn, reason);
 	}
 	tsgate_conn_finish(conn, err, reason);

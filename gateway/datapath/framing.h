@@ -1,6 +1,9 @@
 /*
- * PDU framing of a route: how the relay cuts a byte stream into the units
- * it forwards. A framed route forwards whole PDUs only.
+ * PDU framing of a route: the header of each framing, and a reader of
+ * whole PDUs. The relay does not use that reader: it forwards a framed
+ * route's PDUs as they arrive (framer.h), since no framing here needs a
+ * whole PDU to be judged. The reader stays for peers that want one PDU
+ * at a time (the tests' peers, the framing fuzzer's reference).
  */
 #ifndef TSGATE_FRAMING_H
 #define TSGATE_FRAMING_H

@@ -7,6 +7,8 @@
 #include <sys/uio.h>
 #include <tsocket.h>
 
+#include "framer.h"
+
 enum relay_dir { RELAY_UP = 0, RELAY_DOWN = 1 };
 
 /*
@@ -55,12 +57,24 @@ static const char *const relay_reasons[2][FAIL_COUNT] = {
 };
 
 /*
- * One direction: read a PDU from src, write it to dst, repeat. A pump is
- * a plain struct of the relay, not a request of its own (with tevent
- * 0.14 every tevent_req is a talloc pool of about 0.9 KiB, and an idle
- * connection keeps its two pumps for hours). A pump ends by telling the
- * relay (relay_pump_end()), as the last thing it does: the relay may be
- * freed from there.
+ * A framed pump's framer and what it cut of the chunk in flight (a child
+ * of the relay, so a raw relay does not carry it).
+ */
+struct relay_framed {
+	struct tsgate_framer framer;
+	struct tsgate_framer_cut cut;
+	struct iovec iov[2];
+};
+
+/*
+ * One direction: read a chunk from src, write it to dst, repeat. On a
+ * framed route the chunk goes through the pump's framer first, which
+ * says how much of it may go on (cut-through: a PDU is forwarded as it
+ * arrives, its header checked first). A pump is a plain struct of the
+ * relay, not a request of its own (with tevent 0.14 every tevent_req is
+ * a talloc pool of about 0.9 KiB, and an idle connection keeps its two
+ * pumps for hours). A pump ends by telling the relay (relay_pump_end()),
+ * as the last thing it does: the relay may be freed from there.
  */
 struct relay_pump {
 	struct tsgate_relay *relay; /* owns the pump's requests */
@@ -69,6 +83,7 @@ struct relay_pump {
 	struct tstream_context *src;
 	struct tstream_context *dst;
 	enum relay_dir dir;
+	struct relay_framed *framed; /* NULL on a raw route */
 	uint8_t *buf;
 	size_t len;
 	struct iovec iov;
@@ -111,7 +126,6 @@ static void relay_pump_wait(struct relay_pump *p);
 static void relay_pump_readable(struct tstream_context *stream,
 				void *private_data);
 static void relay_pump_read(struct relay_pump *p);
-static void relay_pump_read_done(struct tevent_req *subreq);
 static void relay_pump_raw_first_done(struct tevent_req *subreq);
 static void relay_pump_raw_rest_done(struct tevent_req *subreq);
 static void relay_pump_read_failed(struct relay_pump *p, int err);
@@ -196,40 +210,27 @@ static void relay_pump_read(struct relay_pump *p)
 	struct tevent_req *subreq;
 	ssize_t pending;
 
-	if (p->relay->params.framing == TSGATE_CONFIG_FRAMING_RAW) {
-		/*
-		 * Raw chunks the way tsgate_pdu_read_send() cuts them (one
-		 * byte, then what the source has pending), without its two
-		 * requests and readv_pdu's pool. When the source has bytes
-		 * pending already (a busy socket, records a TLS stream has
-		 * decrypted ahead), the chunk is read at once: one readv
-		 * instead of two.
-		 */
-		pending = tstream_pending_bytes(p->src);
-		if (pending > 0) {
-			relay_pump_raw_chunk(p, (size_t)pending, false);
-			return;
-		}
-		p->iov.iov_base = &p->first;
-		p->iov.iov_len = 1;
-		subreq = tstream_readv_send(p->relay, p->relay->ev, p->src,
-					    &p->iov, 1);
-		if (subreq == NULL) {
-			relay_pump_end(p, ENOMEM);
-			return;
-		}
-		tevent_req_set_callback(subreq, relay_pump_raw_first_done, p);
-		p->subreq = subreq;
+	/*
+	 * Chunks the way tsgate_pdu_read_send() cuts raw ones (one byte,
+	 * then what the source has pending), without its two requests and
+	 * readv_pdu's pool, on raw and framed routes alike. When the source
+	 * has bytes pending already (a busy socket, records a TLS stream
+	 * has decrypted ahead), the chunk is read at once: one readv
+	 * instead of two.
+	 */
+	pending = tstream_pending_bytes(p->src);
+	if (pending > 0) {
+		relay_pump_raw_chunk(p, (size_t)pending, false);
 		return;
 	}
-	subreq = tsgate_pdu_read_send(p->relay, p->relay->ev, p->src,
-				      p->relay->params.framing,
-				      p->relay->params.max_pdu);
+	p->iov.iov_base = &p->first;
+	p->iov.iov_len = 1;
+	subreq = tstream_readv_send(p->relay, p->relay->ev, p->src, &p->iov, 1);
 	if (subreq == NULL) {
 		relay_pump_end(p, ENOMEM);
 		return;
 	}
-	tevent_req_set_callback(subreq, relay_pump_read_done, p);
+	tevent_req_set_callback(subreq, relay_pump_raw_first_done, p);
 	p->subreq = subreq;
 }
 
@@ -259,7 +260,8 @@ static void relay_pump_raw_chunk(struct relay_pump *p,
 				 bool have_first)
 {
 	struct tevent_req *subreq;
-	size_t max = p->relay->params.max_pdu;
+	/* raw: max_pdu bounds a chunk; framed: it bounds a PDU */
+	size_t max = p->framed == NULL ? p->relay->params.max_pdu : 0;
 	size_t first = have_first ? 1 : 0;
 	size_t want;
 
@@ -316,32 +318,20 @@ static void relay_pump_raw_rest_done(struct tevent_req *subreq)
 	relay_pump_write(p);
 }
 
-static void relay_pump_read_done(struct tevent_req *subreq)
-{
-	struct relay_pump *p = tevent_req_callback_data_void(subreq);
-	int ret, err = 0;
-	bool verdict = false;
-
-	ret = tsgate_pdu_read_recv(subreq, &err, &verdict, p->relay, &p->buf,
-				   &p->len);
-	TALLOC_FREE(subreq);
-	p->subreq = NULL;
-	if (ret == -1 && verdict) {
-		relay_pump_fail(
-		    p, err == EMSGSIZE ? FAIL_TOO_LARGE : FAIL_MALFORMED, err);
-		return;
-	}
-	if (ret == -1) {
-		relay_pump_read_failed(p, err);
-		return;
-	}
-	relay_pump_write(p);
-}
-
 static void relay_pump_read_failed(struct relay_pump *p, int err)
 {
 	struct tevent_req *subreq;
 
+	if (err == EPIPE && p->framed != NULL &&
+	    !tsgate_framer_at_boundary(&p->framed->framer)) {
+		/*
+		 * The end inside a PDU: truncated. The destination got the
+		 * header and the body up to here; it sees the connection
+		 * end (not a half-close) when the relay's owner frees it.
+		 */
+		relay_pump_fail(p, FAIL_MALFORMED, EPROTO);
+		return;
+	}
 	if (err == EPIPE) {
 		/* Clean end of this direction: pass it on. */
 		subreq = tstream_shutdown_send(p->relay, p->relay->ev, p->dst);
@@ -354,19 +344,72 @@ static void relay_pump_read_failed(struct relay_pump *p, int err)
 		return;
 	}
 	/*
-	 * The framer's verdicts do not come here (relay_pump_read_done);
+	 * The framer's verdicts do not come here (relay_pump_framed_write);
 	 * an EMSGSIZE or EPROTO here is the source stream's own (a GSSAPI
 	 * frame the tunnel refused, say), on raw and framed routes alike.
 	 */
 	relay_pump_fail(p, FAIL_READ, err);
 }
 
-/* A chunk or PDU is in p->buf: pass it on. */
+static void relay_pump_framer_verdict(struct relay_pump *p, int err)
+{
+	relay_pump_fail(p, err == EMSGSIZE ? FAIL_TOO_LARGE : FAIL_MALFORMED,
+			err);
+}
+
+/*
+ * A framed chunk is in p->buf: pass on what the framer lets through (a
+ * header held from earlier chunks, then the chunk up to any refused
+ * header; a header still incomplete at the chunk's end stays behind).
+ */
+static void relay_pump_framed_write(struct relay_pump *p)
+{
+	struct relay_framed *fr = p->framed;
+	struct tsgate_framer_cut *cut = &fr->cut;
+	struct tevent_req *subreq;
+	size_t n = 0;
+
+	tsgate_framer_feed(&fr->framer, p->buf, p->len, cut);
+	if (cut->held_len > 0) {
+		fr->iov[n].iov_base = (void *)cut->held;
+		fr->iov[n].iov_len = cut->held_len;
+		n++;
+	}
+	if (cut->len > 0) {
+		fr->iov[n].iov_base = p->buf;
+		fr->iov[n].iov_len = cut->len;
+		n++;
+	}
+	if (n == 0) {
+		TALLOC_FREE(p->buf);
+		if (cut->err != 0) {
+			relay_pump_framer_verdict(p, cut->err);
+			return;
+		}
+		/* only the start of a header: read on */
+		relay_pump_wait(p);
+		return;
+	}
+	subreq =
+	    tstream_writev_send(p->relay, p->relay->ev, p->dst, fr->iov, n);
+	if (subreq == NULL) {
+		relay_pump_end(p, ENOMEM);
+		return;
+	}
+	tevent_req_set_callback(subreq, relay_pump_write_done, p);
+	p->subreq = subreq;
+}
+
+/* A chunk is in p->buf: pass it on. */
 static void relay_pump_write(struct relay_pump *p)
 {
 	struct tevent_req *subreq;
 
 	relay_touch(p->relay);
+	if (p->framed != NULL) {
+		relay_pump_framed_write(p);
+		return;
+	}
 
 	p->iov.iov_base = p->buf;
 	p->iov.iov_len = p->len;
@@ -378,6 +421,27 @@ static void relay_pump_write(struct relay_pump *p)
 	}
 	tevent_req_set_callback(subreq, relay_pump_write_done, p);
 	p->subreq = subreq;
+}
+
+/*
+ * A write went through: its bytes, and the PDUs it completed (on a raw
+ * route every chunk counts as one).
+ */
+static void relay_pump_count(struct relay_pump *p)
+{
+	uint64_t bytes = p->len, pdus = 1;
+
+	if (p->framed != NULL) {
+		bytes = p->framed->cut.held_len + p->framed->cut.len;
+		pdus = p->framed->cut.pdus;
+	}
+	if (p->dir == RELAY_UP) {
+		p->relay->stats->bytes_up += bytes;
+		p->relay->stats->pdus_up += pdus;
+	} else {
+		p->relay->stats->bytes_down += bytes;
+		p->relay->stats->pdus_down += pdus;
+	}
 }
 
 static void relay_pump_write_done(struct tevent_req *subreq)
@@ -403,12 +467,11 @@ static void relay_pump_write_done(struct tevent_req *subreq)
 		return;
 	}
 	relay_touch(p->relay);
-	if (p->dir == RELAY_UP) {
-		p->relay->stats->bytes_up += p->len;
-		p->relay->stats->pdus_up++;
-	} else {
-		p->relay->stats->bytes_down += p->len;
-		p->relay->stats->pdus_down++;
+	relay_pump_count(p);
+	if (p->framed != NULL && p->framed->cut.err != 0) {
+		/* what came before the refused header went on; now refuse */
+		relay_pump_framer_verdict(p, p->framed->cut.err);
+		return;
 	}
 	relay_pump_wait(p);
 }
@@ -745,6 +808,22 @@ static void relay_pump_start(struct tsgate_relay *relay,
 	    .dir = dir,
 	};
 	relay->pumps_running++;
+	if (relay->params.framing != TSGATE_CONFIG_FRAMING_RAW) {
+		int err;
+
+		p->framed = talloc_zero(relay, struct relay_framed);
+		if (p->framed == NULL) {
+			relay_pump_end(p, ENOMEM);
+			return;
+		}
+		err = tsgate_framer_init(&p->framed->framer,
+					 relay->params.framing,
+					 relay->params.max_pdu);
+		if (err != 0) {
+			relay_pump_read_failed(p, err);
+			return;
+		}
+	}
 	relay_pump_wait(p);
 }
 

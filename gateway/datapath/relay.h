@@ -2,9 +2,13 @@
  * The relay: moves PDUs between a client stream and a backend stream,
  * one pump per direction.
  *
- * Each pump holds at most one PDU (or raw chunk) at a time: it reads one,
- * writes it, then reads the next, so a slow reader slows its writer down
- * (backpressure) and memory stays bounded by max_pdu per direction. When a
+ * Each pump holds at most one chunk at a time: it reads one, writes it,
+ * then reads the next, so a slow reader slows its writer down
+ * (backpressure). On a raw route a chunk is at most max_pdu bytes
+ * (TSGATE_FRAMING_RAW_CHUNK when 0); on a framed route it is
+ * TSGATE_FRAMING_RAW_CHUNK whatever the PDU size: PDUs are forwarded as
+ * they arrive, each header checked before it goes on (framer.h), so
+ * memory stays bounded by one chunk per direction. When a
  * pump's source ends cleanly (EPIPE between PDUs) it half-closes its
  * destination with tstream_shutdown_send() and stops, while the other
  * direction keeps flowing. The relay is done when both pumps are.
@@ -61,7 +65,9 @@ struct tsgate_relay;
  *
  * @param relay The relay that ended.
  * @param err 0 when both directions ended cleanly; otherwise EMSGSIZE
- *        (PDU over max_pdu), EPROTO (malformed or truncated PDU),
+ *        (PDU over max_pdu: nothing of it forwarded), EPROTO (malformed
+ *        header: nothing of it forwarded; or a PDU truncated by the end
+ *        of its stream, after what had come of it was forwarded),
  *        ETIMEDOUT (idle timeout), ENOMEM, or the stream's error
  *        (ECONNRESET...). stats->reason says which side.
  * @param private_data The pointer given to tsgate_relay_start().

@@ -83,6 +83,9 @@ struct tsgate_metrics {
 	bool last_reload_failed;
 	struct tsgate_metrics_creds *creds;
 	struct metrics_lseries *listeners, *listeners_tail;
+	/* families of higher layers (the backend pool), rendered last */
+	tsgate_metrics_render_fn extra_fn;
+	const void *extra_private;
 };
 
 struct tsgate_metrics_listener {
@@ -949,6 +952,14 @@ static void render_route_families(char **out, const struct tsgate_metrics *m)
 	render_connection_durations(out, m);
 }
 
+void tsgate_metrics_set_extra(struct tsgate_metrics *m,
+			      tsgate_metrics_render_fn fn,
+			      const void *private_data)
+{
+	m->extra_fn = fn;
+	m->extra_private = private_data;
+}
+
 /* The outcome of reloads and the credentials they loaded. */
 static void render_reload_families(char **out, const struct tsgate_metrics *m)
 {
@@ -1006,6 +1017,9 @@ char *tsgate_metrics_render(TALLOC_CTX *mem_ctx, const struct tsgate_metrics *m)
 	render_route_families(&out, m);
 	render_reload_families(&out, m);
 	tsgate_metrics_process_render(&out);
+	if (m->extra_fn != NULL && out != NULL) {
+		m->extra_fn(m->extra_private, &out);
+	}
 	if (out == NULL) {
 		errno = ENOMEM;
 	}

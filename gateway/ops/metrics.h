@@ -148,6 +148,23 @@ enum tsgate_metrics_state {
  * zeros included, so rate() works from the first scrape.
  */
 
+/* A label value escaped as the exposition format wants it. */
+char *tsgate_metrics_label_escape(TALLOC_CTX *mem_ctx, const char *s);
+/* The "# HELP" and "# TYPE" lines of a family. */
+void tsgate_metrics_family(char **out,
+			   const char *name,
+			   const char *type,
+			   const char *help);
+
+/*
+ * Families a higher layer renders (the backend pool): fn appends
+ * Prometheus text to *out after tsgate's own families. One at a time.
+ */
+typedef void (*tsgate_metrics_render_fn)(const void *private_data, char **out);
+void tsgate_metrics_set_extra(struct tsgate_metrics *m,
+			      tsgate_metrics_render_fn fn,
+			      const void *private_data);
+
 /**
  * @brief Make the registry.
  *

@@ -9,13 +9,6 @@
 
 struct tsgate_metrics_creds;
 
-/* A label value escaped as the exposition format wants it. */
-char *tsgate_metrics_label_escape(TALLOC_CTX *mem_ctx, const char *s);
-/* The "# HELP" and "# TYPE" lines of a family. */
-void tsgate_metrics_family(char **out,
-			   const char *name,
-			   const char *type,
-			   const char *help);
 struct tsgate_metrics_cred;
 /* A copy of a credential list (metrics_creds.c), or NULL (ENOMEM). */
 struct tsgate_metrics_creds *tsgate_metrics_creds_copy(

@@ -1,5 +1,6 @@
 /*
- * fuzz-framing: every PDU framer of gateway/datapath/framing.h.
+ * fuzz-framing: every PDU framer of gateway/datapath/framing.h, and the
+ * relay's cut-through state machine (framer.h).
  *
  * Input: [framing selector][max_pdu selector][n][n chunk sizes][stream]
  * The stream bytes reach tsgate_pdu_read_send() through a socketpair,
@@ -8,12 +9,18 @@
  * parser sizes it, the PDUs put back together are the stream's prefix,
  * and the final error says why the rest was refused (EPIPE only at a
  * clean end between PDUs).
+ * The same stream, cut into chunks by the same sizes, goes through
+ * tsgate_framer_feed() too. Checked: what it lets through is exactly the
+ * stream up to the first refused header (or all of it), never a byte of
+ * a refused header, with the verdict and PDU count the header parser
+ * gives, and the stream may end only between PDUs.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <tsocket.h>
 
+#include "framer.h"
 #include "framing.h"
 #include "fuzz_common.h"
 
@@ -88,6 +95,107 @@ static void check_final_error(enum tsgate_config_framing framing,
 	}
 }
 
+/* Where the cut-through framer must stop on this stream, and why. */
+struct framer_expect {
+	size_t fwd;
+	uint64_t pdus;
+	int err;
+	bool boundary;
+};
+
+static struct framer_expect framer_reference(enum tsgate_config_framing f,
+					     size_t max_pdu,
+					     const uint8_t *stream,
+					     size_t len)
+{
+	size_t hdr = tsgate_framing_header_size(f);
+	struct framer_expect e = {0};
+	size_t off = 0;
+
+	for (;;) {
+		size_t rem = len - off;
+		uint64_t total = 0;
+		int ret;
+
+		e.fwd = off;
+		e.boundary = rem == 0;
+		if (rem < hdr) {
+			/* the end, or a header still incomplete: held */
+			return e;
+		}
+		ret = tsgate_framing_pdu_size(f, stream + off, &total);
+		if (ret == 0 && total > max_pdu) {
+			ret = EMSGSIZE;
+		}
+		if (ret != 0) {
+			e.err = ret;
+			return e;
+		}
+		if (total > rem) {
+			/* the header and what came of the body go on */
+			e.fwd = len;
+			return e;
+		}
+		off += (size_t)total;
+		e.pdus++;
+	}
+}
+
+static void check_framer(enum tsgate_config_framing framing,
+			 size_t max_pdu,
+			 const uint8_t *chunks,
+			 size_t num_chunks,
+			 const uint8_t *stream,
+			 size_t len)
+{
+	struct tsgate_framer f;
+	struct framer_expect e;
+	size_t off = 0, out = 0, i = 0;
+	uint64_t pdus = 0;
+	int err = 0;
+
+	if (framing == TSGATE_CONFIG_FRAMING_RAW) {
+		FUZZ_ASSERT(tsgate_framer_init(&f, framing, max_pdu) == EINVAL);
+		return;
+	}
+	if (max_pdu < tsgate_framing_header_size(framing)) {
+		FUZZ_ASSERT(tsgate_framer_init(&f, framing, max_pdu) == EINVAL);
+		return;
+	}
+	FUZZ_ASSERT(tsgate_framer_init(&f, framing, max_pdu) == 0);
+	e = framer_reference(framing, max_pdu, stream, len);
+	while (off < len && err == 0) {
+		struct tsgate_framer_cut cut;
+		size_t n = len - off;
+
+		if (num_chunks > 0 && n > (size_t)chunks[i % num_chunks] + 1) {
+			n = (size_t)chunks[i % num_chunks] + 1;
+		}
+		i++;
+		tsgate_framer_feed(&f, stream + off, n, &cut);
+		FUZZ_ASSERT(cut.len <= n);
+		FUZZ_ASSERT(cut.held_len <= TSGATE_FRAMER_MAX_HEADER);
+		if (cut.len > 0 || cut.held_len > 0) {
+			/* held bytes: the stream's, just before this chunk */
+			FUZZ_ASSERT(cut.held_len <= off);
+			FUZZ_ASSERT(out == off - cut.held_len);
+			FUZZ_ASSERT(
+			    cut.held_len == 0 ||
+			    memcmp(cut.held, stream + out, cut.held_len) == 0);
+			out = off + cut.len;
+		}
+		pdus += cut.pdus;
+		err = cut.err;
+		off += n;
+	}
+	FUZZ_ASSERT(out == e.fwd);
+	FUZZ_ASSERT(err == e.err);
+	FUZZ_ASSERT(pdus == e.pdus);
+	if (err == 0) {
+		FUZZ_ASSERT(tsgate_framer_at_boundary(&f) == e.boundary);
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	TALLOC_CTX *mem;
@@ -114,6 +222,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	body = data + 3 + num_chunks;
 	body_len = size - 3 - num_chunks;
 
+	check_framer(framing, max_pdu, chunks, num_chunks, body, body_len);
 	mem = talloc_new(NULL);
 	FUZZ_ASSERT(mem != NULL);
 	ev = fuzz_ev_create(mem);

@@ -73,6 +73,15 @@ def run_for(seconds, pred=None, step=0.02):
     return pred() if pred is not None else False
 
 
+def tcp_listening(port, host="127.0.0.1"):
+    """Whether something accepts TCP connections on host:port now."""
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
 def wait_sent(sock, timeout=10.0):
     """Wait until the kernel has no unacknowledged bytes of sock left to
     send (the peer's kernel has them all): a condition, where a test

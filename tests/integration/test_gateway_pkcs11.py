@@ -215,7 +215,7 @@ class Pkcs11Keys(gh.GatewayTestCase):
             stderr=subprocess.STDOUT)
         self.addCleanup(server.wait, 10)
         self.addCleanup(server.kill)
-        self.assertTrue(gh.wait_until(lambda: _listening(port), 20))
+        self.assertTrue(gh.wait_until(lambda: gh.tcp_listening(port), 20))
         near = os.path.join(self.tmp, "near.sock")
         g = self.gateway(
             "log: {level: info, format: json}\n"
@@ -254,14 +254,6 @@ class Pkcs11Keys(gh.GatewayTestCase):
         self.assertIn("CN = alice", out)
         g.stop()
         self.assertNotIn(self.token.pin.encode(), g.log_bytes())
-
-
-def _listening(port):
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return True
-    except OSError:
-        return False
 
 
 if __name__ == "__main__":

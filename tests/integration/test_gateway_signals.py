@@ -302,14 +302,20 @@ class Journal(gh.GatewayTestCase):
     def test_json_prefix_and_warning(self):
         p, port, log = self.start("info", {"JOURNAL_STREAM": "DEV:INO"},
                                   fmt="json")
+
+        def conns():
+            return open(log, "rb").read().count(b'"event":"conn"')
+
+        # start()'s probe is a connection too: its line first, so that
+        # the backend goes away after it was served, not during
+        self.assertTrue(gh.wait_until(lambda: conns() >= 1, 10))
         os.unlink(self.backends[-1].path)  # the backend refuses now
         c = self.connect("tcp://127.0.0.1:%d" % port)
         gh.recv_all(c, 10)
         c.close()
-        self.assertTrue(gh.wait_until(
-            lambda: b'"event":"conn"' in open(log, "rb").read(), 10))
+        self.assertTrue(gh.wait_until(lambda: conns() >= 2, 10))
         lines = self.finish(p, log)
-        conn = [l for l in lines if '"event":"conn"' in l][0]
+        conn = [l for l in lines if '"event":"conn"' in l][-1]
         self.assertTrue(conn.startswith('<4>{"time":'), conn)
         self.assertEqual(json.loads(conn[3:])["level"], "warning")
 

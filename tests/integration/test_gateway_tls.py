@@ -314,26 +314,6 @@ class TlsGateway(gh.GatewayTestCase):
         self.assertEqual(sorted(l["result"] for l in lines),
                          ["error", "ok"])
 
-    def test_client_hangs_up_without_close_notify(self):
-        """A TLS client that hangs up (no close_notify) while the backend
-        still answers: GnuTLS refuses to write on such a session. That is
-        a peer gone (EPIPE: this direction ends, the conn line says
-        tls_truncated: client), not "client write failed: Protocol
-        error" as before."""
-        b = self.backend(mode="count")
-        g = self.tls_listener([{"name": "count",
-                                "backend": "\"%s\"" % b.address}])
-        s = self.tls_connect()
-        s.sendall(b"x" * 1000)
-        s.close()       # Python's close sends no close_notify
-        self.assertTrue(b.wait_records(1))
-        self.assertEqual(b.records, [b"x" * 1000])
-        line = g.wait_conn_lines(1)[0]
-        self.assertEqual(line.get("tls_truncated"), "client", line)
-        self.assertNotEqual(line.get("error"), "Protocol error", line)
-        self.assertEqual(line["result"], "ok", line)
-        self.assertEqual(line["bytes_in"], 1000, line)
-
     def test_client_mode_two_gateways(self):
         b = self.backend()
         # the far gateway terminates TLS
@@ -473,6 +453,52 @@ class TlsGateway(gh.GatewayTestCase):
                 else:
                     self.assertEqual(line["result"], "ok", line)
                     self.assertEqual(line["tls_truncated"], "client", line)
+                g.stop()
+
+    def test_client_leaves_while_written(self):
+        """A TLS client that hangs up while the gateway still has an
+        answer for it. With a bare FIN (no close_notify) GnuTLS
+        invalidates the session, and the answer the backend gives after
+        the end cannot go: logged as `client write failed`, errno
+        ECONNRESET, the truncation and GnuTLS's words in the reason (it
+        was `Protocol error`, GnuTLS's INVALID_SESSION unmapped). With a
+        reset, the plain stream's ECONNRESET, as before."""
+        for how in ("fin", "reset"):
+            with self.subTest(how=how):
+                # the answer comes only after the client's end
+                b = self.backend(mode="count")
+                self.port = gh.free_port()
+                self.listen = "tcp://127.0.0.1:%d" % self.port
+                g = self.tls_listener(
+                    [{"name": "count", "backend": "\"%s\"" % b.address}])
+                s = self.tls_connect()
+                s.sendall(b"x" * 1000)
+                if how == "fin":
+                    # SSLSocket.shutdown drops the TLS layer: a bare FIN
+                    s.shutdown(socket.SHUT_WR)
+                else:
+                    # SO_LINGER 0: the close is a reset
+                    self.assertTrue(gh.wait_until(lambda: b.accepted, 10))
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                 struct.pack("ii", 1, 0))
+                    socket.socket.close(s)
+                line = g.wait_conn_lines(1)[0]
+                s.close()
+                self.assertEqual(line["result"], "error", line)
+                self.assertNotEqual(line["error"], "Protocol error", line)
+                self.assertEqual(line["error"], "Connection reset by peer",
+                                 line)
+                if how == "fin":
+                    self.assertEqual(
+                        line["reason"], "client write failed: TLS stream "
+                        "truncated: peer closed without close_notify "
+                        "(GnuTLS: The specified session has been "
+                        "invalidated for some reason.)", line)
+                    self.assertEqual(line["tls_truncated"], "client", line)
+                else:
+                    self.assertIn(line["reason"], ("client read failed",
+                                                   "client write failed"),
+                                  line)
                 g.stop()
 
     def test_client_mode_backend_end_without_close_notify(self):

@@ -675,7 +675,7 @@ START_TEST(test_buffer_and_reload)
 	ck_assert_str_eq(tsgate_config_error_string(tt_mem, &errs->errors[3]),
 			 "mem.yaml:2:1: unknown key 'extra' in the top level "
 			 "(expected log, workers, user, group, metrics, "
-			 "limits, reload, listeners, "
+			 "limits, reload, listeners, resolvers, "
 			 "allow_insecure_key_permissions)");
 	ck_assert_uint_eq(talloc_total_blocks(live), blocks);
 	ck_assert_ptr_eq(talloc_parent(errs), tt_mem);

@@ -15,6 +15,7 @@
 #include <tsocket.h>
 
 #include "backend.h"
+#include "backend_pool.h"
 #include "tstream_tls.h"
 #include "tt.h"
 #include "tt_certs.h"
@@ -53,6 +54,23 @@ static struct tsgate_config_route *unix_route(const char *path)
 	return r;
 }
 
+/* The test's pool, on tt_mem before any backend (which go first). */
+static struct tsgate_pool *the_pool;
+
+static void pool_reset(void)
+{
+	the_pool = NULL;
+}
+
+static struct tsgate_pool *test_pool(void)
+{
+	if (the_pool == NULL) {
+		the_pool = tsgate_pool_new(tt_mem, tt_ev, NULL);
+		ck_assert_ptr_nonnull(the_pool);
+	}
+	return the_pool;
+}
+
 static struct tsgate_backend *backend_ok(
     const struct tsgate_config_route *route, uint64_t timeout_ms)
 {
@@ -60,7 +78,8 @@ static struct tsgate_backend *backend_ok(
 	char *reason = NULL;
 	int ret;
 
-	ret = tsgate_backend_new(tt_mem, route, timeout_ms, &b, &reason);
+	ret = tsgate_backend_new(tt_mem, test_pool(), "l", route, timeout_ms,
+				 &b, &reason);
 	ck_assert_msg(ret == 0, "backend: %s", reason ? reason : "?");
 	ck_assert_ptr_nonnull(b);
 	return b;
@@ -69,7 +88,7 @@ static struct tsgate_backend *backend_ok(
 struct conn {
 	bool done;
 	int ret, err;
-	size_t index; /* tsgate_backend_connect_index() */
+	const char *text, *addr; /* tsgate_backend_connect_target() */
 	struct tstream_context *stream;
 	char *reason;
 	uint64_t elapsed_ms;
@@ -89,7 +108,7 @@ static void connect_wait(struct tsgate_backend *b,
 	tevent_req_set_callback(req, tt_set_done, &c->done);
 	tt_wait(&c->done, wait_ms);
 	c->elapsed_ms = tt_now_ms() - start;
-	c->index = tsgate_backend_connect_index(req);
+	tsgate_backend_connect_target(req, &c->text, &c->addr);
 	c->ret = tsgate_backend_connect_recv(req, &c->err, tt_mem, &c->stream,
 					     &c->reason);
 	talloc_free(req);
@@ -156,9 +175,8 @@ START_TEST(test_unix_plain)
 
 	connect_wait(b, &c, 5000);
 	ck_assert_msg(c.ret == 0, "connect: %s", strerror(c.err));
-	ck_assert_str_eq(
-	    tsgate_backend_address_string(tt_mem, &r->backend, c.index),
-	    talloc_asprintf(tt_mem, "unix:%s", path));
+	ck_assert_str_eq(c.addr, talloc_asprintf(tt_mem, "unix:%s", path));
+	ck_assert_str_eq(c.text, path);
 	fd = tt_accept(lfd, 2000);
 	ck_assert_int_ge(fd, 0);
 	check_bytes(c.stream, fd);
@@ -214,22 +232,17 @@ START_TEST(test_next_address)
 	connect_wait(b, &c, 5000);
 	ck_assert_msg(c.ret == 0, "connect: %s", strerror(c.err));
 	/* the log names the address that answered, not the first */
-	ck_assert_uint_eq(c.index, 1);
 	ck_assert_str_eq(
-	    tsgate_backend_address_string(tt_mem, &r->backend, c.index),
-	    talloc_asprintf(tt_mem, "127.0.0.1:%u", (unsigned)port));
+	    c.addr, talloc_asprintf(tt_mem, "127.0.0.1:%u", (unsigned)port));
 	fd = tt_accept(lfd, 2000);
 	ck_assert_int_ge(fd, 0);
 	check_bytes(c.stream, fd);
 	close(fd);
-	ck_assert_str_eq(
-	    tsgate_backend_address_string(tt_mem, &r->backend, 0),
-	    talloc_asprintf(tt_mem, "127.0.0.3:%u", (unsigned)port));
 
-	/* an IPv6 address first (nobody on ::1 at this port), then IPv4 */
+	/* an IPv6 address first (nobody on ::1 at this port), then IPv4;
+	 * a backend made again takes the route's addresses anew */
 	ips[0] = "::1";
-	ck_assert_str_eq(tsgate_backend_address_string(tt_mem, &r->backend, 0),
-			 talloc_asprintf(tt_mem, "[::1]:%u", (unsigned)port));
+	b = backend_ok(r, 2000);
 	connect_wait(b, &c, 5000);
 	ck_assert_msg(c.ret == 0, "connect: %s", strerror(c.err));
 	fd = tt_accept(lfd, 2000);
@@ -240,6 +253,7 @@ START_TEST(test_next_address)
 
 	/* every address refused: the last error */
 	ips[1] = "127.0.0.4";
+	b = backend_ok(r, 2000);
 	connect_wait(b, &c, 5000);
 	ck_assert_int_eq(c.ret, -1);
 	ck_assert_int_eq(c.err, ECONNREFUSED);
@@ -452,7 +466,8 @@ static void backend_fails(const struct tsgate_config_route *r,
 	char *reason = NULL;
 	int ret;
 
-	ret = tsgate_backend_new(tt_mem, r, 1000, &b, &reason);
+	ret =
+	    tsgate_backend_new(tt_mem, test_pool(), "l", r, 1000, &b, &reason);
 	ck_assert_int_eq(ret, err);
 	ck_assert_ptr_null(b);
 	ck_assert_ptr_nonnull(reason);
@@ -469,7 +484,8 @@ START_TEST(test_tls_setup_errors)
 	int ret;
 
 	r->tls->ca = certs->garbage;
-	ret = tsgate_backend_new(tt_mem, r, 1000, &b, &reason);
+	ret =
+	    tsgate_backend_new(tt_mem, test_pool(), "l", r, 1000, &b, &reason);
 	ck_assert_int_ne(ret, 0);
 	ck_assert_ptr_null(b);
 	ck_assert_ptr_nonnull(reason);
@@ -478,7 +494,8 @@ START_TEST(test_tls_setup_errors)
 	reason = NULL;
 
 	r->tls->ca = talloc_asprintf(r, "%s/missing.pem", certs->dir);
-	ret = tsgate_backend_new(tt_mem, r, 1000, &b, &reason);
+	ret =
+	    tsgate_backend_new(tt_mem, test_pool(), "l", r, 1000, &b, &reason);
 	ck_assert_int_ne(ret, 0);
 	ck_assert_ptr_nonnull(reason);
 	ck_assert_msg(strncmp(reason, "tls client: ", 12) == 0, "%s", reason);
@@ -508,7 +525,8 @@ START_TEST(test_gssapi_setup_errors)
 	{
 		struct tsgate_backend *b = NULL;
 		char *reason = NULL;
-		int ret = tsgate_backend_new(tt_mem, r, 1000, &b, &reason);
+		int ret = tsgate_backend_new(tt_mem, test_pool(), "l", r, 1000,
+					     &b, &reason);
 
 		ck_assert_int_ne(ret, 0);
 		ck_assert_ptr_null(b);
@@ -522,12 +540,164 @@ START_TEST(test_gssapi_setup_errors)
 }
 END_TEST
 
+/*
+ * The pool's order and health, without sockets: members made through
+ * tsgate_pool_member_get on hand-made addresses.
+ */
+static struct tsgate_pool_member **pool_members(size_t n)
+{
+	struct tsgate_pool_member **ms =
+	    talloc_array(tt_mem, struct tsgate_pool_member *, n);
+	struct tsgate_config_route *r = tcp_route(1);
+	size_t i;
+
+	ck_assert_ptr_nonnull(ms);
+	for (i = 0; i < n; i++) {
+		struct tsgate_config_addr a = r->backend;
+
+		a.text = talloc_asprintf(tt_mem, "tcp://127.0.0.1:%zu", i + 1);
+		ms[i] =
+		    tsgate_pool_member_get(test_pool(), "l", r, &a, NULL, 1000);
+		ck_assert_ptr_nonnull(ms[i]);
+	}
+	return ms;
+}
+
+static void pool_members_put(struct tsgate_pool_member **ms, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		tsgate_pool_member_put(ms[i]);
+	}
+}
+
+START_TEST(test_pool_round_robin_and_first)
+{
+	struct tsgate_pool_member **ms = pool_members(3);
+	uint64_t cursor = 0;
+	size_t order[3];
+	unsigned firsts[3] = {0, 0, 0};
+	int i;
+
+	for (i = 0; i < 30; i++) {
+		tsgate_pool_order(ms, 3, TSGATE_CONFIG_BALANCE_ROUND_ROBIN,
+				  &cursor, order);
+		firsts[order[0]]++;
+		/* every member once, the rest in ring order */
+		ck_assert_uint_eq(order[1], (order[0] + 1) % 3);
+		ck_assert_uint_eq(order[2], (order[0] + 2) % 3);
+	}
+	ck_assert_uint_eq(firsts[0], 10);
+	ck_assert_uint_eq(firsts[1], 10);
+	ck_assert_uint_eq(firsts[2], 10);
+	for (i = 0; i < 5; i++) {
+		tsgate_pool_order(ms, 3, TSGATE_CONFIG_BALANCE_FIRST, &cursor,
+				  order);
+		ck_assert_uint_eq(order[0], 0);
+		ck_assert_uint_eq(order[2], 2);
+	}
+	pool_members_put(ms, 3);
+}
+END_TEST
+
+START_TEST(test_pool_down_members_go_last)
+{
+	struct tsgate_pool_member **ms = pool_members(3);
+	uint64_t cursor = 0;
+	size_t order[3];
+	int i;
+
+	/* a failure: down for its back-off, tried only after the others */
+	tsgate_pool_member_failed(ms[0], "refused");
+	ck_assert(!ms[0]->up);
+	ck_assert_uint_eq(ms[0]->backoff_s, 1);
+	for (i = 0; i < 6; i++) {
+		tsgate_pool_order(ms, 3, TSGATE_CONFIG_BALANCE_ROUND_ROBIN,
+				  &cursor, order);
+		ck_assert_uint_eq(order[2], 0);
+	}
+	tsgate_pool_order(ms, 3, TSGATE_CONFIG_BALANCE_FIRST, &cursor, order);
+	ck_assert_uint_eq(order[0], 1);
+	ck_assert_uint_eq(order[2], 0);
+	/* the back-off doubles to its cap */
+	for (i = 0; i < 10; i++) {
+		tsgate_pool_member_failed(ms[0], "refused");
+	}
+	ck_assert_uint_eq(ms[0]->backoff_s, 30);
+	/* a success: up again, back-off forgotten */
+	tsgate_pool_member_ok(ms[0]);
+	ck_assert(ms[0]->up);
+	ck_assert_uint_eq(ms[0]->backoff_s, 0);
+	tsgate_pool_order(ms, 3, TSGATE_CONFIG_BALANCE_FIRST, &cursor, order);
+	ck_assert_uint_eq(order[0], 0);
+	/* checked members: only a passing check brings one back */
+	tsgate_pool_member_checked(ms[1], false, "check failed");
+	ck_assert(!ms[1]->up);
+	tsgate_pool_order(ms, 3, TSGATE_CONFIG_BALANCE_FIRST, &cursor, order);
+	ck_assert_uint_eq(order[2], 1);
+	tsgate_pool_member_checked(ms[1], true, NULL);
+	ck_assert(ms[1]->up);
+	pool_members_put(ms, 3);
+}
+END_TEST
+
+START_TEST(test_pool_least_connections)
+{
+	struct tsgate_pool_member **ms = pool_members(3);
+	struct tsgate_backend_tracker t[3] = {{0}};
+	uint64_t cursor = 0;
+	size_t order[3];
+	int i;
+
+	/* 2 on member 0, 1 on member 1, none on member 2 */
+	tsgate_pool_track(ms[0], &t[0]);
+	tsgate_pool_track(ms[0], &t[1]);
+	tsgate_pool_track(ms[1], &t[2]);
+	for (i = 0; i < 4; i++) {
+		tsgate_pool_order(ms, 3,
+				  TSGATE_CONFIG_BALANCE_LEAST_CONNECTIONS,
+				  &cursor, order);
+		ck_assert_uint_eq(order[0], 2);
+		ck_assert_uint_eq(order[1], 1);
+		ck_assert_uint_eq(order[2], 0);
+	}
+	/* the connections end: the counts go with them */
+	for (i = 0; i < 3; i++) {
+		tsgate_pool_untrack(&t[i]);
+		tsgate_pool_untrack(&t[i]); /* twice is harmless */
+	}
+	ck_assert_uint_eq(ms[0]->active, 0);
+	ck_assert_uint_eq(ms[1]->active, 0);
+	pool_members_put(ms, 3);
+}
+END_TEST
+
+START_TEST(test_pool_outlived_by_connections)
+{
+	/* a tracker whose pool went first lets go without touching it */
+	struct tsgate_backend_tracker t = {0};
+	struct tsgate_pool *pool = tsgate_pool_new(tt_mem, tt_ev, NULL);
+	struct tsgate_config_route *r = tcp_route(1);
+	struct tsgate_pool_member *m;
+
+	m = tsgate_pool_member_get(pool, "l", r, &r->backend, NULL, 1000);
+	ck_assert_ptr_nonnull(m);
+	tsgate_pool_track(m, &t);
+	tsgate_pool_member_put(m);
+	talloc_free(pool);
+	ck_assert_ptr_null(t.member);
+	tsgate_pool_untrack(&t);
+}
+END_TEST
+
 static Suite *backend_suite(void)
 {
 	Suite *s = suite_create("backend");
 	TCase *tc;
 
 	tc = tt_tcase(s, "plain", 30);
+	tcase_add_checked_fixture(tc, pool_reset, NULL);
 	tcase_add_unchecked_fixture(tc, tt_scratch_setup, tt_scratch_teardown);
 	tcase_add_test(tc, test_tcp_plain);
 	tcase_add_test(tc, test_unix_plain);
@@ -535,13 +705,22 @@ static Suite *backend_suite(void)
 	tcase_add_test(tc, test_next_address);
 	tcase_add_test(tc, test_connect_timeout);
 
+	tc = tt_tcase(s, "pool", 30);
+	tcase_add_checked_fixture(tc, pool_reset, NULL);
+	tcase_add_test(tc, test_pool_round_robin_and_first);
+	tcase_add_test(tc, test_pool_down_members_go_last);
+	tcase_add_test(tc, test_pool_least_connections);
+	tcase_add_test(tc, test_pool_outlived_by_connections);
+
 	tc = tt_tcase(s, "tls", 60);
+	tcase_add_checked_fixture(tc, pool_reset, NULL);
 	tcase_add_test(tc, test_tls);
 	tcase_add_test(tc, test_tls_untrusted);
 	tcase_add_test(tc, test_tls_handshake_timeout);
 	tcase_add_test(tc, test_tls_setup_errors);
 
 	tc = tt_tcase(s, "gssapi", 30);
+	tcase_add_checked_fixture(tc, pool_reset, NULL);
 	tcase_add_test(tc, test_gssapi_setup_errors);
 	return s;
 }

@@ -16,6 +16,7 @@
 #include <tsocket.h>
 
 #include "backend.h"
+#include "backend_pool.h"
 #include "config.h"
 #include "config_tunnels.h"
 #include "conn.h"
@@ -41,6 +42,7 @@ struct rig {
 	size_t backend_bytes;
 	struct tsgate_config *cfg;
 	struct tsgate_conn_listener l;
+	struct tsgate_pool *pool;
 	struct tsgate_conns *conns;
 	struct tstream_tls_params *client_params;
 	/* the TLS clients */
@@ -140,7 +142,10 @@ static void rig_listener(struct rig *r)
 	    tsgate_config_tls_server_params(tt_mem, lc->tls, &r->l.tls, &error),
 	    0);
 	r->l.backends = talloc_zero_array(tt_mem, struct tsgate_backend *, 1);
-	ck_assert_int_eq(tsgate_backend_new(tt_mem, &lc->routes[0], 5000,
+	r->pool = tsgate_pool_new(tt_mem, tt_ev, NULL);
+	ck_assert_ptr_nonnull(r->pool);
+	ck_assert_int_eq(tsgate_backend_new(tt_mem, r->pool, lc->name,
+					    &lc->routes[0], 5000,
 					    &r->l.backends[0], &reason),
 			 0);
 	r->l.metrics = tsgate_metrics_listener_new(tt_mem, m, lc->name);

@@ -1,7 +1,7 @@
 /*
- * Unit tests of gateway/datapath/identity.c: the PROXY protocol v2 header (HAProxy
- * proxy-protocol.txt section 2.2) and knc's KEY:VALUE hand-off, checked
- * byte by byte against the specifications rather than against the
+ * Unit tests of gateway/datapath/identity.c: the PROXY protocol v2 header
+ * (HAProxy proxy-protocol.txt section 2.2) and knc's KEY:VALUE hand-off,
+ * checked byte by byte against the specifications rather than against the
  * encoder's own constants.
  */
 #include <errno.h>

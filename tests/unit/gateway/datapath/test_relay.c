@@ -1,8 +1,8 @@
 /*
  * Unit tests of gateway/datapath/relay.c over real unix socketpairs: byte-exact
  * transfers both ways, half-close passed on while the other direction
- * keeps flowing, whole PDUs only, oversized PDUs, idle timeout and
- * backpressure (bounded buffering).
+ * keeps flowing, framed PDUs (more in test_relay_framed.c), oversized
+ * PDUs, idle timeout and backpressure (bounded buffering).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -16,298 +16,7 @@
 #include "tt.h"
 #include "framing.h"
 #include "relay.h"
-
-/*
- * A test peer: a tstream that writes `out` (then half-closes, if asked)
- * and reads everything until end of stream into `in`.
- */
-struct peer {
-	struct tstream_context *s;
-	const uint8_t *out;
-	size_t out_len;
-	bool shutdown_after;
-	struct iovec iov;
-	bool write_done;
-	int write_err;
-
-	uint8_t *in;
-	size_t in_len;
-	bool read_eof;
-	int read_err;
-	bool read_done;
-};
-
-static void peer_write_done(struct tevent_req *req);
-static void peer_shutdown_done(struct tevent_req *req);
-static void peer_read_next(struct peer *p);
-static void peer_read_done(struct tevent_req *req);
-
-static void peer_start_write(struct peer *p,
-			     const uint8_t *out,
-			     size_t len,
-			     bool shutdown_after)
-{
-	struct tevent_req *req;
-
-	p->out = out;
-	p->out_len = len;
-	p->shutdown_after = shutdown_after;
-	p->write_done = false;
-	if (len == 0) {
-		req = tstream_shutdown_send(p, tt_ev, p->s);
-		ck_assert_ptr_nonnull(req);
-		tevent_req_set_callback(req, peer_shutdown_done, p);
-		return;
-	}
-	p->iov.iov_base = (void *)out;
-	p->iov.iov_len = len;
-	req = tstream_writev_send(p, tt_ev, p->s, &p->iov, 1);
-	ck_assert_ptr_nonnull(req);
-	tevent_req_set_callback(req, peer_write_done, p);
-}
-
-static void peer_write_done(struct tevent_req *req)
-{
-	struct peer *p = tevent_req_callback_data_void(req);
-	int ret;
-
-	ret = tstream_writev_recv(req, &p->write_err);
-	TALLOC_FREE(req);
-	if (ret == -1 || !p->shutdown_after) {
-		p->write_done = true;
-		return;
-	}
-	req = tstream_shutdown_send(p, tt_ev, p->s);
-	ck_assert_ptr_nonnull(req);
-	tevent_req_set_callback(req, peer_shutdown_done, p);
-}
-
-static void peer_shutdown_done(struct tevent_req *req)
-{
-	struct peer *p = tevent_req_callback_data_void(req);
-
-	(void)tstream_shutdown_recv(req, &p->write_err);
-	TALLOC_FREE(req);
-	p->write_done = true;
-}
-
-static void peer_read_next(struct peer *p)
-{
-	struct tevent_req *req;
-
-	req =
-	    tsgate_pdu_read_send(p, tt_ev, p->s, TSGATE_CONFIG_FRAMING_RAW, 0);
-	ck_assert_ptr_nonnull(req);
-	tevent_req_set_callback(req, peer_read_done, p);
-}
-
-static void peer_read_done(struct tevent_req *req)
-{
-	struct peer *p = tevent_req_callback_data_void(req);
-	uint8_t *buf = NULL;
-	size_t len = 0;
-	int ret, err = 0;
-
-	ret = tsgate_pdu_read_recv(req, &err, NULL, p, &buf, &len);
-	TALLOC_FREE(req);
-	if (ret == -1) {
-		p->read_eof = err == EPIPE;
-		p->read_err = err;
-		p->read_done = true;
-		return;
-	}
-	p->in = talloc_realloc(p, p->in, uint8_t, p->in_len + len);
-	ck_assert_ptr_nonnull(p->in);
-	memcpy(p->in + p->in_len, buf, len);
-	p->in_len += len;
-	talloc_free(buf);
-	peer_read_next(p);
-}
-
-/*
- * An echo peer: what it reads it writes back, one chunk at a time, and
- * half-closes at end of stream (the way a real echo backend does).
- */
-struct echo_peer {
-	struct tstream_context *s;
-	uint8_t *buf;
-	size_t len;
-	struct iovec iov;
-	uint64_t echoed;
-	bool done;
-	int err;
-};
-
-static void echo_read_done(struct tevent_req *req);
-static void echo_write_done(struct tevent_req *req);
-static void echo_shutdown_done(struct tevent_req *req);
-
-static void echo_next(struct echo_peer *e)
-{
-	struct tevent_req *req;
-
-	req =
-	    tsgate_pdu_read_send(e, tt_ev, e->s, TSGATE_CONFIG_FRAMING_RAW, 0);
-	ck_assert_ptr_nonnull(req);
-	tevent_req_set_callback(req, echo_read_done, e);
-}
-
-static void echo_read_done(struct tevent_req *req)
-{
-	struct echo_peer *e = tevent_req_callback_data_void(req);
-	int ret, err = 0;
-
-	TALLOC_FREE(e->buf);
-	ret = tsgate_pdu_read_recv(req, &err, NULL, e, &e->buf, &e->len);
-	TALLOC_FREE(req);
-	if (ret == -1) {
-		if (err != EPIPE) {
-			e->err = err;
-			e->done = true;
-			return;
-		}
-		req = tstream_shutdown_send(e, tt_ev, e->s);
-		ck_assert_ptr_nonnull(req);
-		tevent_req_set_callback(req, echo_shutdown_done, e);
-		return;
-	}
-	e->iov.iov_base = e->buf;
-	e->iov.iov_len = e->len;
-	req = tstream_writev_send(e, tt_ev, e->s, &e->iov, 1);
-	ck_assert_ptr_nonnull(req);
-	tevent_req_set_callback(req, echo_write_done, e);
-}
-
-static void echo_write_done(struct tevent_req *req)
-{
-	struct echo_peer *e = tevent_req_callback_data_void(req);
-	int ret, err = 0;
-
-	ret = tstream_writev_recv(req, &err);
-	TALLOC_FREE(req);
-	if (ret == -1) {
-		e->err = err;
-		e->done = true;
-		return;
-	}
-	e->echoed += e->len;
-	echo_next(e);
-}
-
-static void echo_shutdown_done(struct tevent_req *req)
-{
-	struct echo_peer *e = tevent_req_callback_data_void(req);
-
-	(void)tstream_shutdown_recv(req, &e->err);
-	TALLOC_FREE(req);
-	e->done = true;
-}
-
-/* The relay between two socketpairs, and the two test peers. */
-struct rig {
-	struct peer *client;  /* the test's client end */
-	struct peer *backend; /* the test's backend end */
-	struct tstream_context *relay_client;
-	struct tstream_context *relay_backend;
-	struct tsgate_conn_stats stats;
-	struct tsgate_relay *relay;
-	bool relay_done;
-	int relay_ret;
-	int relay_err;
-	struct timeval started;
-	struct timeval done_at;
-};
-
-static void relay_done(struct tsgate_relay *relay, int err, void *private_data)
-{
-	struct rig *r = private_data;
-
-	ck_assert_ptr_eq(relay, r->relay);
-	/* exactly once */
-	ck_assert(!r->relay_done);
-	r->relay_ret = err == 0 ? 0 : -1;
-	r->relay_err = err;
-	TALLOC_FREE(r->relay);
-	r->relay_done = true;
-	r->done_at = tevent_timeval_current();
-}
-
-/* Two socketpairs, no relay yet. */
-static struct rig *rig_new(void)
-{
-	struct rig *r = talloc_zero(tt_mem, struct rig);
-
-	r->client = talloc_zero(r, struct peer);
-	r->backend = talloc_zero(r, struct peer);
-	ck_assert_int_eq(tstream_unix_socketpair(r->client, &r->client->s, r,
-						 &r->relay_client),
-			 0);
-	ck_assert_int_eq(tstream_unix_socketpair(r->backend, &r->backend->s, r,
-						 &r->relay_backend),
-			 0);
-	return r;
-}
-
-static struct rig *rig_start_swept(enum tsgate_config_framing framing,
-				   size_t max_pdu,
-				   uint32_t idle_ms,
-				   bool read_client,
-				   bool read_backend,
-				   struct tsgate_relay_sweeper *sweeper)
-{
-	struct rig *r = rig_new();
-	struct tsgate_relay_params params = {
-	    .framing = framing,
-	    .max_pdu = max_pdu,
-	    .idle_timeout_ms = idle_ms,
-	    .sweeper = sweeper,
-	};
-
-	r->started = tevent_timeval_current();
-
-	r->relay =
-	    tsgate_relay_start(r, tt_ev, r->relay_client, r->relay_backend,
-			       &params, &r->stats, relay_done, r);
-	ck_assert_ptr_nonnull(r->relay);
-	if (read_client) {
-		peer_read_next(r->client);
-	}
-	if (read_backend) {
-		peer_read_next(r->backend);
-	}
-	return r;
-}
-
-static struct rig *rig_start(enum tsgate_config_framing framing,
-			     size_t max_pdu,
-			     uint32_t idle_ms,
-			     bool read_client,
-			     bool read_backend)
-{
-	return rig_start_swept(framing, max_pdu, idle_ms, read_client,
-			       read_backend, NULL);
-}
-
-/* Milliseconds from the relay's start to its end. */
-static long rig_ms(const struct rig *r)
-{
-	return (long)(tevent_timeval_until(&r->started, &r->done_at).tv_sec *
-			  1000 +
-		      tevent_timeval_until(&r->started, &r->done_at).tv_usec /
-			  1000);
-}
-
-static uint8_t *pattern(size_t len, unsigned seed)
-{
-	uint8_t *b = talloc_size(tt_mem, len);
-	size_t i;
-
-	ck_assert_ptr_nonnull(b);
-	for (i = 0; i < len; i++) {
-		b[i] = (uint8_t)((i * 131 + seed) ^ (i >> 9));
-	}
-	return b;
-}
+#include "relay_rig.h"
 
 START_TEST(test_raw_both_ways)
 {
@@ -423,7 +132,13 @@ START_TEST(test_framed_truncated_pdu)
 	ck_assert_int_eq(r->relay_ret, -1);
 	ck_assert_int_eq(r->relay_err, EPROTO);
 	ck_assert_str_eq(r->stats.reason, "client PDU malformed or truncated");
-	ck_assert_uint_eq(r->stats.bytes_up, 0);
+	/* cut-through: the header and the body so far went on, no PDU */
+	ck_assert_uint_eq(r->stats.bytes_up, sizeof(part));
+	ck_assert_uint_eq(r->stats.pdus_up, 0);
+	TALLOC_FREE(r->relay_backend);
+	tt_wait(&r->backend->read_done, 5000);
+	ck_assert_uint_eq(r->backend->in_len, sizeof(part));
+	ck_assert_mem_eq(r->backend->in, part, sizeof(part));
 }
 END_TEST
 
@@ -680,7 +395,7 @@ START_TEST(test_start_failure_from_loop)
 
 	r->relay =
 	    tsgate_relay_start(r, tt_ev, r->relay_client, r->relay_backend,
-			       &params, &r->stats, relay_done, r);
+			       &params, &r->stats, rig_relay_done, r);
 	ck_assert_ptr_nonnull(r->relay);
 	ck_assert(!r->relay_done);
 	tt_wait(&r->relay_done, 5000);
@@ -695,7 +410,7 @@ START_TEST(test_start_failure_from_loop)
 	r->stats = (struct tsgate_conn_stats){0};
 	r->relay =
 	    tsgate_relay_start(r, tt_ev, r->relay_client, r->relay_backend,
-			       &params, &r->stats, relay_done, r);
+			       &params, &r->stats, rig_relay_done, r);
 	ck_assert_ptr_nonnull(r->relay);
 	TALLOC_FREE(r->relay);
 	/* a negative: the loop runs on purpose, no callback may come */
