@@ -802,6 +802,9 @@ static int tstream_gssapi_destructor(struct tstream_gssapi *g)
 	if (g->client_name != GSS_C_NO_NAME) {
 		gss_release_name(&min, &g->client_name);
 	}
+	if (g->deleg_cred != GSS_C_NO_CREDENTIAL) {
+		gss_release_cred(&min, &g->deleg_cred);
+	}
 	return 0;
 }
 

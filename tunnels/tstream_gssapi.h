@@ -369,6 +369,28 @@ uint32_t tstream_gssapi_flags(struct tstream_context *stream);
 time_t tstream_gssapi_expiry(struct tstream_context *stream);
 
 /**
+ * @brief Acceptor: whether the client delegated credentials (a TGT).
+ */
+bool tstream_gssapi_has_delegated(struct tstream_context *stream);
+
+/**
+ * @brief Acceptor: store the client's delegated credentials into a
+ *        credential cache (gss_store_cred_into), replacing what it held.
+ *
+ * @param stream   An accepted stream.
+ * @param ccache   A ccache name, e.g. "FILE:/run/x/krb5cc" (MIT creates a
+ *                 FILE cache with mode 0600).
+ * @param mem_ctx  Owner of *reason.
+ * @param reason   On failure, a readable reason.
+ * @return 0; ENOENT when nothing was delegated; EIO (with reason) when
+ *         GSSAPI failed; ENOMEM.
+ */
+int tstream_gssapi_store_delegated(struct tstream_context *stream,
+				   const char *ccache,
+				   TALLOC_CTX *mem_ctx,
+				   char **reason);
+
+/**
  * @brief The reason of the stream's sticky error ("frame length 0
  *        refused", "unwrap: The token was a duplicate of an earlier
  *        token"), or NULL while there is none.

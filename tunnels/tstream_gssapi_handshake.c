@@ -20,6 +20,8 @@ struct gssapi_handshake_state {
 	gss_cred_id_t cred;
 	gss_name_t target;
 	gss_ctx_id_t ctx;
+	/* acceptor: what the client delegated, handed to the stream */
+	gss_cred_id_t deleg;
 
 	struct tevent_req *subreq;
 	struct iovec iov[2];
@@ -56,6 +58,9 @@ static int gssapi_handshake_state_destructor(
 	}
 	if (state->cred != GSS_C_NO_CREDENTIAL) {
 		gss_release_cred(&min, &state->cred);
+	}
+	if (state->deleg != GSS_C_NO_CREDENTIAL) {
+		gss_release_cred(&min, &state->deleg);
 	}
 	return 0;
 }
@@ -272,6 +277,16 @@ static bool gssapi_handshake_check(struct tevent_req *req,
 			state, "anonymous context refused (anonymous flag)"));
 		return false;
 	}
+	if (!state->params->acceptor && state->params->delegate &&
+	    !(flags & GSS_C_DELEG_FLAG)) {
+		/* MIT leaves the flag out silently when it cannot forward */
+		gssapi_handshake_fail(
+		    req, EACCES,
+		    talloc_strdup(state, "delegation requested but not done: "
+					 "the client's TGT is not forwardable "
+					 "(kinit -f) or there is no TGT"));
+		return false;
+	}
 	if ((flags & need) != need) {
 		gssapi_handshake_fail(
 		    req, EACCES,
@@ -329,6 +344,7 @@ static void gssapi_handshake_finish(struct tevent_req *req)
 		gssapi_handshake_fail(req, err, reason);
 		return;
 	}
+	tstream_gssapi_set_delegated(state->stream, &state->deleg);
 	tevent_req_done(req);
 }
 
@@ -358,19 +374,13 @@ static void gssapi_handshake_step(struct tevent_req *req,
 		    gss_mech_krb5, req_flags, GSS_C_INDEFINITE, cb, input,
 		    &mech, &state->out_token, &flags, NULL);
 	} else {
-		gss_cred_id_t deleg = GSS_C_NO_CREDENTIAL;
-
 		if (state->ctx == GSS_C_NO_CONTEXT &&
 		    !gssapi_initial_token_is_krb5(req, input)) {
 			return;
 		}
-		maj = gss_accept_sec_context(
-		    &min, &state->ctx, state->cred, input, cb, NULL, &mech,
-		    &state->out_token, &flags, NULL, &deleg);
-		/* delegated credentials are never kept */
-		if (deleg != GSS_C_NO_CREDENTIAL) {
-			gss_release_cred(&tmp, &deleg);
-		}
+		maj = gss_accept_sec_context(&min, &state->ctx, state->cred,
+					     input, cb, NULL, &mech, &state->out_token,
+					     &flags, NULL, &state->deleg);
 	}
 	if (GSS_ERROR(maj)) {
 		gssapi_handshake_gss_fail(req,

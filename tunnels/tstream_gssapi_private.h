@@ -122,6 +122,14 @@ gss_channel_bindings_t tstream_gssapi_channel_bindings(
     const struct tstream_gssapi_params *params,
     struct gss_channel_bindings_struct *buf);
 
+/*
+ * Give the established stream the credentials the client delegated (the
+ * stream takes them over: *cred is GSS_C_NO_CREDENTIAL afterwards; kept
+ * only when the context has the delegation flag).
+ */
+void tstream_gssapi_set_delegated(struct tstream_context *stream,
+				  gss_cred_id_t *cred);
+
 /* Make stream the talloc parent of its plain stream. */
 void tstream_gssapi_adopt_plain(struct tstream_context *stream);
 

@@ -43,6 +43,8 @@ struct tstream_gssapi {
 	struct tevent_immediate *readable_im;
 	gss_ctx_id_t ctx;
 	gss_name_t client_name;
+	/* acceptor: the client's delegated credentials, if it delegated */
+	gss_cred_id_t deleg_cred;
 	bool initiator;
 	bool strict_eof;
 	uint32_t flags;

@@ -232,6 +232,9 @@ struct tsgate_config_gssapi_client {
 	const char *client_keytab; /* absolute path */
 	/* a bare FIN from the backend is truncation, not end of stream */
 	bool strict_end;
+	/* request credential delegation (GSS_C_DELEG_FLAG); needs a
+	 * forwardable TGT */
+	bool delegate;
 	struct tsgate_config_mark mark;
 	struct tsgate_config_origin client_keytab_at;
 };
@@ -319,6 +322,18 @@ struct tsgate_config_route {
 	enum tsgate_config_framing framing;         /* default raw */
 	uint64_t max_pdu;                           /* default by framing */
 	enum tsgate_config_identity identity;       /* default none */
+	/*
+	 * backend: "exec:/path": a program per connection (datapath/exec.c)
+	 * instead of a socket; then backend.text is the string as written
+	 * and the other backend fields are unset. NULL for socket backends.
+	 */
+	const char *exec;
+	const char **exec_args; /* argv[1..] (args:), may be empty */
+	size_t num_exec_args;
+	/* exec only: programs running at once (per worker); 0: no limit */
+	uint32_t max_connections;
+	/* exec only: where delegated credentials go; NULL: the default */
+	const char *ccache_dir;
 	struct tsgate_config_mark mark;
 };
 

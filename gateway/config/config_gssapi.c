@@ -52,6 +52,7 @@ static const struct cfg_key cfg_gssapi_client_keys[] = {
      cfg_keytab_marker, "a file name"},
     {"strict_end", CFG_SCALAR, cfg_h_bool, GC(strict_end), NULL,
      "true or false"},
+    {"delegate", CFG_SCALAR, cfg_h_bool, GC(delegate), NULL, "true or false"},
 };
 #undef GC
 

@@ -2,7 +2,9 @@
  * routes[]: a route's keys and defaults, its match block, its backend and
  * connect blocks.
  */
+#include <errno.h>
 #include <string.h>
+#include <unistd.h>
 #include <arpa/inet.h>
 
 #include "config_private.h"
@@ -159,6 +161,10 @@ static void cfg_match(struct cfg_parser *p,
 }
 
 /* routes[] */
+static void cfg_h_backend(struct cfg_parser *p,
+			  const struct cfg_key *k,
+			  yaml_node_t *node,
+			  void *obj);
 
 /* Asking DNS more than once a second per name helps nobody. */
 static const struct cfg_range cfg_resolve_range = {1000, 0};
@@ -167,7 +173,7 @@ static const struct cfg_range cfg_resolve_range = {1000, 0};
 static const struct cfg_key cfg_route_keys[] = {
     {"name", CFG_SCALAR, cfg_h_string, RT(name), NULL, NULL},
     {"match", CFG_MAPPING, NULL, 0, NULL, NULL},
-    {"backend", CFG_ANY, cfg_h_backends, 0, NULL, "an address or a list"},
+    {"backend", CFG_ANY, cfg_h_backend, 0, NULL, "an address or a list"},
     {"balance", CFG_SCALAR, cfg_h_enum, RT(balance), cfg_balances, NULL},
     {"connect", CFG_SCALAR, cfg_h_enum, RT(connect), cfg_connects, NULL},
     {"tls", CFG_MAPPING, NULL, 0, NULL, NULL},
@@ -183,8 +189,117 @@ static const struct cfg_key cfg_route_keys[] = {
     {"resolve_interval", CFG_SCALAR, cfg_h_duration, RT(resolve_interval_ms),
      &cfg_resolve_range, "a duration"},
     {"tcp_keepalive", CFG_ANY, cfg_h_keepalive, RT(keepalive), NULL, NULL},
+    {"args", CFG_ANY, NULL, 0, NULL, NULL},
+    {"max_connections", CFG_SCALAR, cfg_h_u32, RT(max_connections),
+     &cfg_conn_range, "a number"},
+    {"ccache_dir", CFG_SCALAR, cfg_h_string, RT(ccache_dir), NULL, NULL},
 };
 #undef RT
+
+/*
+ * backend: an address, or "exec:/absolute/program" (a program per
+ * connection, which must exist and be executable by the daemon now).
+ */
+static void cfg_h_backend(struct cfg_parser *p,
+			  const struct cfg_key *k,
+			  yaml_node_t *node,
+			  void *obj)
+{
+	struct tsgate_config_route *r = obj;
+	const char *s;
+
+	/* a list is a pool of addresses; exec: is one program */
+	if (node->type != YAML_SCALAR_NODE ||
+	    strncmp(cfg_str(node), "exec:", 5) != 0) {
+		cfg_h_backends(p, k, node, obj);
+		return;
+	}
+	s = cfg_str(node);
+	/* the YAML document goes when the walk ends */
+	r->backend.text = talloc_strdup(p->cfg, s);
+	r->backend.mark = cfg_mark(node);
+	if (r->backend.text == NULL) {
+		p->oom = true;
+		return;
+	}
+	s = r->backend.text;
+	r->backend.kind = TSGATE_CONFIG_ADDR_UNIX;
+	if (s[5] != '/') {
+		cfg_error(p, node,
+			  "'backend': '%s': the program must be an absolute "
+			  "path (exec:/path/to/program)",
+			  s);
+		return;
+	}
+	if (access(s + 5, X_OK) != 0) {
+		cfg_error(p, node, "'backend': cannot execute '%s': %s", s + 5,
+			  strerror(errno));
+		return;
+	}
+	r->exec = s + 5;
+}
+
+/* The exec keys: args, max_connections, ccache_dir. */
+static void cfg_route_exec(struct cfg_parser *p,
+			   struct tsgate_config_route *r,
+			   yaml_node_t **seen,
+			   uint32_t present)
+{
+	static const char *const exec_only[] = {"args", "max_connections",
+						"ccache_dir"};
+	static const char *const socket_only[] = {
+	    "balance", "connect_timeout", "health_check", "resolve_interval",
+	    "tcp_keepalive"};
+	yaml_node_t *v = SEEN(cfg_route_keys, seen, "args");
+	struct cfg_strlist l;
+
+	if (r->exec == NULL) {
+		for (size_t i = 0; i < ARRAY_SIZE(exec_only); i++) {
+			v = SEEN(cfg_route_keys, seen, exec_only[i]);
+			if (v != NULL) {
+				cfg_error(p, v,
+					  "'%s' is only used with 'backend: "
+					  "exec:...' (route '%s')",
+					  exec_only[i], r->name);
+			}
+		}
+		return;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(socket_only); i++) {
+		yaml_node_t *w = SEEN(cfg_route_keys, seen, socket_only[i]);
+
+		if (w != NULL) {
+			cfg_error(p, w,
+				  "'%s' is not used with an exec backend "
+				  "(route '%s' runs a program)",
+				  socket_only[i], r->name);
+		}
+	}
+	if (v != NULL && cfg_strlist(p, "args", v, &l)) {
+		r->exec_args = l.items;
+		r->num_exec_args = l.num;
+	}
+	if (r->ccache_dir != NULL && r->ccache_dir[0] != '/') {
+		cfg_error(p, SEEN(cfg_route_keys, seen, "ccache_dir"),
+			  "'ccache_dir': '%s' must be an absolute path",
+			  r->ccache_dir);
+	}
+	v = SEEN(cfg_route_keys, seen, "connect");
+	if (r->connect != TSGATE_CONFIG_CONNECT_PLAIN && v != NULL) {
+		cfg_error(p, v,
+			  "an exec backend is a local program: 'connect' must "
+			  "be plain (route '%s')",
+			  r->name);
+	}
+	v = SEEN(cfg_route_keys, seen, "identity");
+	if (r->identity != TSGATE_CONFIG_IDENTITY_NONE && v != NULL) {
+		cfg_error(p, v,
+			  "an exec backend gets the identity in its "
+			  "environment: 'identity' must be none (route '%s')",
+			  r->name);
+	}
+	(void)present;
+}
 
 static bool cfg_is_ip_literal(const char *host)
 {
@@ -383,6 +498,7 @@ void cfg_route(struct cfg_parser *p,
 			      PRESENT(cfg_route_keys, present, "tls"),
 			      errors_before);
 	}
+	cfg_route_exec(p, r, seen, present);
 	rm->max_pdu = cfg_origin(p, SEEN(cfg_route_keys, seen, "max_pdu"));
 	/* After the walk: the keys come in any order. */
 	if (!PRESENT(cfg_route_keys, present, "max_pdu")) {

@@ -310,6 +310,35 @@ static void cfg_validate_listener(struct cfg_parser *p, size_t idx)
 	}
 }
 
+/*
+ * A program backend never runs as root: the daemon started as root
+ * drops to 'user' before any connection, so it needs one (and not root).
+ */
+static void cfg_check_exec_user(struct cfg_parser *p)
+{
+	const struct tsgate_config *cfg = p->cfg;
+	bool root = cfg->user != NULL ? cfg->uid == 0 : geteuid() == 0;
+
+	if (!root) {
+		return;
+	}
+	for (size_t i = 0; i < cfg->num_listeners; i++) {
+		const struct tsgate_config_listener *l = &cfg->listeners[i];
+
+		for (size_t j = 0; j < l->num_routes; j++) {
+			if (l->routes[j].exec == NULL) {
+				continue;
+			}
+			cfg_error_at(p, l->routes[j].backend.mark,
+				     "route '%s': backend '%s' would run as "
+				     "root: set 'user' to a user that is not "
+				     "root (programs never run as root)",
+				     l->routes[j].name,
+				     l->routes[j].backend.text);
+		}
+	}
+}
+
 void cfg_validate(struct cfg_parser *p)
 {
 	const struct tsgate_config *cfg = p->cfg;
@@ -323,6 +352,7 @@ void cfg_validate(struct cfg_parser *p)
 			     "'group' needs 'user' (the user to drop to)");
 	}
 	cfg_check_secrets(p);
+	cfg_check_exec_user(p);
 	if (cfg->metrics_listen != NULL) {
 		for (i = 0; i < cfg->num_listeners; i++) {
 			if (cfg_same_addr(cfg->metrics_listen,

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "exec.h"
 #include "cred_info.h"
 #include "cred_watch.h"
 #include "health.h"
@@ -394,6 +395,21 @@ static int tsgate_daemon_start(struct tsgate_daemon *d)
 	return tsgate_privdrop(d->log, cfg);
 }
 
+/*
+ * Delegated-credential caches of exec routes that a crashed or killed
+ * process left behind (the running ones are kept: their pid lives).
+ * After privdrop: the directories are the user's the programs run as.
+ */
+static void tsgate_daemon_clean_ccaches(struct tsgate_daemon *d)
+{
+	unsigned n = tsgate_execs_clean_stale(d->cfg);
+
+	if (n > 0) {
+		tsgate_log_msg(d->log, TSGATE_CONFIG_LOG_INFO, "start",
+			       "removed %u stale exec ccache(s)", n);
+	}
+}
+
 static void tsgate_daemon_block_stop_signals(void)
 {
 	sigset_t set;
@@ -427,6 +443,7 @@ int tsgate_daemon_serve(TALLOC_CTX *mem_ctx,
 		return 1;
 	}
 	tsgate_listeners_log(d);
+	tsgate_daemon_clean_ccaches(d);
 	tsgate_daemon_creds_loaded(d);
 	tsgate_metrics_set_state(d->metrics, TSGATE_METRICS_READY);
 	tsgate_log_msg(d->log, TSGATE_CONFIG_LOG_INFO, "start",

@@ -115,6 +115,7 @@ static int backend_gssapi_params(struct tsgate_backend *b,
 	/* The backend timeout bounds the handshake as a whole. */
 	tstream_gssapi_params_set_handshake_timeout(b->gssapi, 0);
 	tstream_gssapi_params_set_strict_eof(b->gssapi, g->strict_end);
+	tstream_gssapi_params_set_delegate(b->gssapi, g->delegate);
 	return 0;
 }
 
@@ -189,6 +190,11 @@ int tsgate_backend_new(TALLOC_CTX *mem_ctx,
 	b->timeout_ms = route->connect_timeout_ms > 0
 			    ? route->connect_timeout_ms
 			    : timeout_ms;
+	if (route->exec != NULL) {
+		/* a program per connection (exec.c): no socket, no pool */
+		*pbackend = b;
+		return 0;
+	}
 	/* a route made by hand (tests) may fill in only route->backend */
 	b->addrs = route->num_backends > 0 ? route->backends : &route->backend;
 	b->num_targets = route->num_backends > 0 ? route->num_backends : 1;

@@ -24,6 +24,7 @@
 
 #include "backend.h"
 #include "config.h"
+#include "exec.h"
 #include "framing.h"
 #include "identity.h"
 #include "log.h"
@@ -60,6 +61,8 @@ struct tsgate_conns {
 	struct tsgate_relay_sweeper *idle_sweeper;
 	/* limits.max_connections_per_source: this process's count */
 	struct tsgate_source_limit *sources;
+	/* the programs of exec routes, made at the first one */
+	struct tsgate_execs *execs;
 	/* refusals at a limit, logged at most once per interval each */
 	struct tsgate_refusal_log source_refusals;
 	struct tsgate_refusal_log max_conns_refusals;
@@ -311,6 +314,11 @@ static void tsgate_conn_log(struct tsgate_conn *conn,
 				      ? conn->backend_text
 				      : conn->route->backend.text);
 		tsgate_log_kv_str(kv, "backend_addr", conn->backend_addr);
+		if (conn->route->exec != NULL && conn->backend != NULL) {
+			tsgate_log_kv_u64(
+			    kv, "exec_pid",
+			    (uint64_t)tsgate_exec_pid(conn->backend));
+		}
 	}
 	tsgate_log_kv_u64(kv, "bytes_in", conn->stats.bytes_up);
 	tsgate_log_kv_u64(kv, "bytes_out", conn->stats.bytes_down);
@@ -548,6 +556,7 @@ static void tsgate_conn_setup_tunnel_done(struct tevent_req *subreq);
 static void tsgate_conn_setup_route(struct tevent_req *req);
 static void tsgate_conn_setup_backend_done(struct tevent_req *subreq);
 static void tsgate_conn_setup_handoff(struct tevent_req *req);
+static void tsgate_conn_setup_exec(struct tevent_req *req);
 static void tsgate_conn_setup_handoff_done(struct tevent_req *subreq);
 
 /* The addresses served routing and the hand-off: they go with the state. */
@@ -853,6 +862,10 @@ static void tsgate_conn_setup_route(struct tevent_req *req)
 				   &conn->stats);
 	tsgate_conn_debug(conn, "routed", conn->route->name);
 	state->backend_start = tevent_timeval_current();
+	if (conn->route->exec != NULL) {
+		tsgate_conn_setup_exec(req);
+		return;
+	}
 	subreq =
 	    tsgate_backend_connect_send(state, state->ev, state->route_backend);
 	if (subreq == NULL) {
@@ -898,6 +911,50 @@ static void tsgate_conn_setup_backend_done(struct tevent_req *subreq)
 					 elapsed_usec(&state->backend_start));
 	tsgate_conn_debug(conn, "backend connected", conn->route->backend.text);
 	tsgate_conn_setup_handoff(req);
+}
+
+/* backend: exec: the route's program, started for this connection. */
+static void tsgate_conn_setup_exec(struct tevent_req *req)
+{
+	struct tsgate_conn_setup_state *state =
+	    tevent_req_data(req, struct tsgate_conn_setup_state);
+	struct tsgate_conn *conn = state->conn;
+	struct tsgate_conns *set = conn->set;
+	struct tsgate_exec_spawn spawn = {
+	    .listener = conn->listener->cfg->name,
+	    .route = conn->route,
+	    .conn_id = conn->id,
+	    .info = &conn->info,
+	    .client = conn->client,
+	};
+	char *reason = NULL;
+	int err;
+
+	if (set->execs == NULL) {
+		set->execs = tsgate_execs_new(set, set->ev, set->log);
+		if (set->execs == NULL) {
+			tsgate_conn_setup_fail(req, ENOMEM, "out of memory");
+			return;
+		}
+	}
+	err = tsgate_exec_start(conn, set->execs, &spawn, &conn->backend,
+				&reason);
+	if (err != 0) {
+		tsgate_metrics_backend_failed(conn->route_metrics);
+		tsgate_conn_drop(conn,
+				 err == EAGAIN
+				     ? TSGATE_METRICS_DROP_MAX_CONNECTIONS
+				     : tsgate_metrics_backend_drop_reason(err));
+		conn->no_errno = err == EAGAIN;
+		tsgate_conn_setup_fail(req, err, "%s",
+				       reason != NULL ? reason
+						      : "backend exec failed");
+		return;
+	}
+	tsgate_metrics_backend_connected(conn->route_metrics,
+					 elapsed_usec(&state->backend_start));
+	tsgate_conn_debug(conn, "program started", conn->route->exec);
+	tevent_req_done(req);
 }
 
 /* Tell the backend who the client is, when the route says so. */
@@ -1020,6 +1077,8 @@ static void tsgate_conn_setup_done(struct tevent_req *req)
 		tsgate_conn_finish(conn, ENOMEM, "out of memory");
 		return;
 	}
+	/* last: a program already gone may end the relay from here */
+	tsgate_exec_set_relay(conn->backend, relay);
 }
 
 /* A TLS stream's part of a reason: its truncation, GnuTLS's words. */
@@ -1088,6 +1147,7 @@ static void tsgate_conn_relay_done(struct tsgate_relay *relay,
 	const char *reason;
 	bool stream_err;
 
+	tsgate_exec_set_relay(conn->backend, NULL);
 	talloc_free(relay);
 	if (err == 0) {
 		tsgate_conn_finish(conn, 0, NULL);

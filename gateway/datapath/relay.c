@@ -92,6 +92,7 @@ struct relay_pump {
 	bool more;
 	/* src has our readable handler (see relay_pump_wait) */
 	bool waiting;
+	bool ended; /* cleanly, half-close passed on */
 };
 
 /*
@@ -116,6 +117,8 @@ struct tsgate_relay {
 	unsigned pumps_running;
 	int err;
 	bool finished;
+	/* the backend reads no more (tsgate_relay_backend_gone()) */
+	bool backend_gone;
 };
 
 static void relay_finish(struct tsgate_relay *relay, int err);
@@ -146,11 +149,24 @@ static void relay_pump_end(struct relay_pump *p, int err)
 		relay_finish(relay, err);
 		return;
 	}
+	p->ended = true;
 	relay->pumps_running--;
-	if (relay->pumps_running > 0) {
+	if (relay->pumps_running > 0 &&
+	    !(relay->backend_gone && p->dir == RELAY_DOWN)) {
 		return;
 	}
 	relay_finish(relay, 0);
+}
+
+void tsgate_relay_backend_gone(struct tsgate_relay *relay)
+{
+	if (relay->finished) {
+		return;
+	}
+	relay->backend_gone = true;
+	if (relay->pumps[RELAY_DOWN].ended) {
+		relay_finish(relay, 0);
+	}
 }
 
 static void relay_pump_fail(struct relay_pump *p, enum relay_failure f, int err)

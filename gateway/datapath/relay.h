@@ -99,4 +99,13 @@ struct tsgate_relay *tsgate_relay_start(
     tsgate_relay_done_fn done_fn,
     void *private_data);
 
+/**
+ * @brief The backend is gone for good (a program backend exited): the
+ *        relay ends (err 0) as soon as the backend-to-client direction
+ *        is over, its last bytes and half-close passed on, without
+ *        waiting for the client. From the event loop only: done_fn may
+ *        be called from here.
+ */
+void tsgate_relay_backend_gone(struct tsgate_relay *relay);
+
 #endif /* TSGATE_RELAY_H */

@@ -326,23 +326,37 @@ int tt_stop(pid_t pid, unsigned grace_ms)
 	return status;
 }
 
+/*
+ * Below the kernel's ephemeral range (32768-60999): a port bind(0) gives is
+ * ephemeral, and an outgoing connection of a parallel test may take it as
+ * its local port before our listener binds it. A random start spreads the
+ * tests of several processes apart.
+ */
 uint16_t tt_free_port(void)
 {
-	struct sockaddr_in sin = {.sin_family = AF_INET};
-	socklen_t len = sizeof(sin);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	uint16_t port = 0;
+	static const unsigned low = 20000, span = 32768 - 20000;
+	unsigned start =
+	    (unsigned)(now_ms() ^ (uint64_t)getpid() * 2654435761u);
+	unsigned i;
 
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd < 0) {
-		return 0;
+	for (i = 0; i < span; i++) {
+		struct sockaddr_in sin = {.sin_family = AF_INET};
+		uint16_t port = (uint16_t)(low + (start + i * 7919u) % span);
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		int ok;
+
+		if (fd < 0) {
+			return 0;
+		}
+		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		sin.sin_port = htons(port);
+		ok = bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0;
+		close(fd);
+		if (ok) {
+			return port;
+		}
 	}
-	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&sin, &len) == 0) {
-		port = ntohs(sin.sin_port);
-	}
-	close(fd);
-	return port;
+	return 0;
 }
 
 bool tt_wait_tcp(const char *host, uint16_t port, unsigned timeout_ms)

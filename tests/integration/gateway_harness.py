@@ -36,18 +36,32 @@ def require_binary():
 _ports_given = set()
 
 
+# Ports handed out come from below the kernel's ephemeral range
+# (/proc/sys/net/ipv4/ip_local_port_range, 32768-60999 by default): a port
+# a bind(0) returned is ephemeral, and between our close and the daemon's
+# bind any outgoing connection of a parallel test may take it as its local
+# port ("Address already in use" seen under load).
+_PORT_LOW, _PORT_HIGH = 20000, 32767
+
+
 def free_port():
-    """A port nobody listens on now, never one this process was given
-    before: the kernel may hand the same free port to two bind(0) calls
-    in a row, and two listeners of one test then clash."""
+    """A port nobody uses now, below the ephemeral range, never one this
+    process was given before (two listeners of one test must not
+    clash)."""
+    import random
     while True:
+        port = random.randint(_PORT_LOW, _PORT_HIGH)
+        if port in _ports_given:
+            continue
         s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
-        if port not in _ports_given:
-            _ports_given.add(port)
-            return port
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            s.close()
+        _ports_given.add(port)
+        return port
 
 
 def wait_until(pred, timeout=10.0, step=0.02):
@@ -351,7 +365,7 @@ class Gateway:
         workers = int(m.group(1)) if m else 1
         ok = wait_until(lambda: self.proc.poll() is not None or
                         self.log_bytes().count(b"tsgate ready") >= workers,
-                        60 if wrapper else 10)
+                        60 if wrapper else 30 if asan_build() else 10)
         if not ok or self.proc.poll() is not None:
             log = self.log_bytes().decode(errors="replace")
             self.stop()

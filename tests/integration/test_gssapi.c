@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <gssapi/gssapi.h>
+#include <krb5.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -331,6 +332,114 @@ static uint8_t *make_data(TALLOC_CTX *mem, size_t len, uint32_t seed)
 }
 
 /* ---- our initiator <-> our acceptor -------------------------------- */
+
+/* A forwardable TGT of alice's in a ccache of its own ("FILE:..."). */
+static char *alice_forwardable(void)
+{
+	char *cc =
+	    talloc_asprintf(tt_mem, "FILE:%s/alice-fwd.ccache", kdc->dir);
+	const char *argv[] = {
+	    "/usr/bin/kinit", "-f", "-k", "-t", kdc->alice_keytab, "-c", cc,
+	    "alice",          NULL};
+
+	ck_assert_ptr_nonnull(cc);
+	ck_assert_int_eq(tt_kdc_run(kdc, argv, NULL), 0);
+	return cc;
+}
+
+/* The client principal of a ccache and whether it holds a TGT. */
+static char *ccache_principal(const char *name, bool *has_tgt)
+{
+	krb5_context k;
+	krb5_ccache cc;
+	krb5_principal p;
+	krb5_cc_cursor cur;
+	krb5_creds creds;
+	char *s = NULL, *out;
+
+	*has_tgt = false;
+	ck_assert_int_eq(krb5_init_context(&k), 0);
+	ck_assert_int_eq(krb5_cc_resolve(k, name, &cc), 0);
+	ck_assert_int_eq(krb5_cc_get_principal(k, cc, &p), 0);
+	ck_assert_int_eq(krb5_unparse_name(k, p, &s), 0);
+	ck_assert_int_eq(krb5_cc_start_seq_get(k, cc, &cur), 0);
+	while (krb5_cc_next_cred(k, cc, &cur, &creds) == 0) {
+		if (!krb5_is_config_principal(k, creds.server) &&
+		    krb5_princ_size(k, creds.server) == 2 &&
+		    creds.server->data[0].length == 6 &&
+		    memcmp(creds.server->data[0].data, "krbtgt", 6) == 0) {
+			*has_tgt = true;
+		}
+		krb5_free_cred_contents(k, &creds);
+	}
+	krb5_cc_end_seq_get(k, cc, &cur);
+	out = talloc_strdup(tt_mem, s);
+	krb5_free_unparsed_name(k, s);
+	krb5_free_principal(k, p);
+	krb5_cc_close(k, cc);
+	krb5_free_context(k);
+	return out;
+}
+
+/*
+ * Delegation: the acceptor keeps what the client delegated and stores it
+ * into a ccache on request; without delegation there is nothing to store.
+ */
+START_TEST(test_delegation_stored)
+{
+	struct tstream_gssapi_params *ip;
+	struct hs cli, srv;
+	char *store, *reason = NULL;
+	bool tgt;
+
+	ck_assert_ptr_nonnull(kdc);
+	ip = initiator_params("host@localhost", alice_forwardable());
+	tstream_gssapi_params_set_delegate(ip, true);
+	our_pair(ip, acceptor_params(kdc->service_keytab), &cli, &srv);
+	ck_assert_msg(cli.ret == 0, "initiator: %s", cli.reason);
+	ck_assert_msg(srv.ret == 0, "acceptor: %s", srv.reason);
+	ck_assert(tstream_gssapi_flags(srv.stream) & GSS_C_DELEG_FLAG);
+	ck_assert(tstream_gssapi_has_delegated(srv.stream));
+	ck_assert(!tstream_gssapi_has_delegated(cli.stream));
+	store = talloc_asprintf(tt_mem, "FILE:%s/delegated.ccache", kdc->dir);
+	ck_assert_int_eq(
+	    tstream_gssapi_store_delegated(srv.stream, store, tt_mem, &reason),
+	    0);
+	ck_assert_str_eq(ccache_principal(store, &tgt), "alice@TSGATE.TEST");
+	ck_assert(tgt);
+	unlink(store + strlen("FILE:"));
+	/* the initiator's side has nothing delegated to store */
+	ck_assert_int_eq(
+	    tstream_gssapi_store_delegated(cli.stream, store, tt_mem, &reason),
+	    ENOENT);
+
+	/* no delegation asked: none kept */
+	our_pair(initiator_params("host@localhost", alice_forwardable()),
+		 acceptor_params(kdc->service_keytab), &cli, &srv);
+	ck_assert_int_eq(srv.ret, 0);
+	ck_assert(!tstream_gssapi_has_delegated(srv.stream));
+}
+END_TEST
+
+/* delegate with a TGT that is not forwardable: a clear error, not silence */
+START_TEST(test_delegation_not_forwardable)
+{
+	struct tstream_gssapi_params *ip;
+	struct hs cli, srv;
+
+	ck_assert_ptr_nonnull(kdc);
+	ip = initiator_params("host@localhost", kdc->alice_ccache);
+	tstream_gssapi_params_set_delegate(ip, true);
+	our_pair(ip, acceptor_params(kdc->service_keytab), &cli, &srv);
+	ck_assert_int_eq(cli.ret, -1);
+	ck_assert_int_eq(cli.err, EACCES);
+	ck_assert_ptr_nonnull(strstr(cli.reason, "not forwardable"));
+	show_reason("delegation without a forwardable TGT", cli.reason);
+	if (srv.ret == 0) {
+		ck_assert(!tstream_gssapi_has_delegated(srv.stream));
+	}
+}
+END_TEST
 
 START_TEST(test_roundtrip_identity_and_bulk)
 {
@@ -1806,7 +1915,8 @@ static Suite *gssapi_suite(void)
 	      test_client_keytab, test_handshake_timeout, test_expired_ticket,
 	      test_two_keytabs, test_getters_on_other_streams,
 	      test_principal_components, test_required_flags,
-	      test_wrong_arguments, test_handshake_timeout_initiator, NULL},
+	      test_wrong_arguments, test_handshake_timeout_initiator,
+	      test_delegation_stored, test_delegation_not_forwardable, NULL},
 	     60},
 	};
 

@@ -252,7 +252,8 @@ static struct tstream_context *connect_retry(uint16_t port)
 	ck_assert_int_eq(tsocket_address_inet_from_strings(
 			     tt_mem, "ip", "127.0.0.1", port, &remote),
 			 0);
-	for (i = 0; i < 250 && s == NULL; i++) {
+	/* up to 30 s: a loaded machine starts the peer program slowly */
+	for (i = 0; i < 750 && s == NULL; i++) {
 		struct tevent_req *req;
 		bool done = false;
 		int err = 0;

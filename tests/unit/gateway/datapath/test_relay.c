@@ -467,6 +467,41 @@ START_TEST(test_backend_closes_first)
 }
 END_TEST
 
+/* A program backend exited: its output reaches the client, then the end. */
+START_TEST(test_backend_gone_ends_after_its_output)
+{
+	const uint8_t bye[] = "last words";
+	struct rig *r = rig_start(TSGATE_CONFIG_FRAMING_RAW, 0, 0, true, true);
+
+	/* gone before its output went through: the relay waits for it */
+	tsgate_relay_backend_gone(r->relay);
+	ck_assert(!r->relay_done);
+	peer_start_write(r->backend, bye, sizeof(bye), true);
+	/* the client never half-closes: the relay ends all the same */
+	tt_wait(&r->relay_done, 5000);
+	ck_assert_int_eq(r->relay_ret, 0);
+	tt_wait(&r->client->read_done, 5000);
+	ck_assert(r->client->read_eof);
+	ck_assert_uint_eq(r->client->in_len, sizeof(bye));
+	ck_assert_mem_eq(r->client->in, bye, sizeof(bye));
+}
+END_TEST
+
+/* Gone after its direction ended: the relay ends without the client. */
+START_TEST(test_backend_gone_after_its_eof)
+{
+	struct rig *r = rig_start(TSGATE_CONFIG_FRAMING_RAW, 0, 0, true, true);
+
+	peer_start_write(r->backend, NULL, 0, true);
+	tt_wait(&r->client->read_done, 5000);
+	ck_assert(!r->relay_done);
+	tsgate_relay_backend_gone(r->relay);
+	/* at once, or when the half-close to the client has completed */
+	tt_wait(&r->relay_done, 5000);
+	ck_assert_int_eq(r->relay_ret, 0);
+}
+END_TEST
+
 static Suite *relay_suite(void)
 {
 	Suite *s = suite_create("relay");
@@ -477,6 +512,8 @@ static Suite *relay_suite(void)
 	tcase_add_test(tc, test_raw_echo_backend);
 	tcase_add_test(tc, test_half_close_keeps_other_direction);
 	tcase_add_test(tc, test_backend_closes_first);
+	tcase_add_test(tc, test_backend_gone_ends_after_its_output);
+	tcase_add_test(tc, test_backend_gone_after_its_eof);
 	tcase_add_test(tc, test_free_while_running);
 	tcase_add_test(tc, test_start_failure_from_loop);
 
