@@ -378,9 +378,9 @@ static void gssapi_handshake_step(struct tevent_req *req,
 		    !gssapi_initial_token_is_krb5(req, input)) {
 			return;
 		}
-		maj = gss_accept_sec_context(&min, &state->ctx, state->cred,
-					     input, cb, NULL, &mech, &state->out_token,
-					     &flags, NULL, &state->deleg);
+		maj = gss_accept_sec_context(
+		    &min, &state->ctx, state->cred, input, cb, NULL, &mech,
+		    &state->out_token, &flags, NULL, &state->deleg);
 	}
 	if (GSS_ERROR(maj)) {
 		gssapi_handshake_gss_fail(req,
