@@ -571,22 +571,6 @@ int _tstream_bsd_existing_socket(TALLOC_CTX *mem_ctx,
 	_tstream_bsd_existing_socket(mem_ctx, fd, stream, __location__)
 
 /**
- * @brief Turn Nagle's algorithm off (TCP_NODELAY) on a BSD TCP stream.
- *
- * An extension (not in Samba's tsocket). For request/response exchanges
- * of small messages right after another small write, e.g. a token sent
- * after the TLS client's Finished, which Nagle would otherwise hold until
- * the peer's delayed ACK (40 ms on Linux).
- *
- * @param stream  A stream of tstream_inet_tcp_connect_send() or
- *                tstream_bsd_existing_socket() on a TCP socket.
- * @param on      true: TCP_NODELAY set; false: cleared.
- * @return 0, or -1 with errno set (EINVAL: not a BSD socket stream;
- *         EOPNOTSUPP or ENOPROTOOPT: not TCP, e.g. a unix socket).
- */
-int tstream_bsd_set_nodelay(struct tstream_context *stream, bool on);
-
-/**
  * @brief TCP keepalive on a BSD stream socket (an extension).
  *
  * on: SO_KEEPALIVE with the first probe after idle_s seconds without
@@ -601,6 +585,16 @@ int tstream_bsd_set_keepalive(struct tstream_context *stream,
 			      unsigned idle_s,
 			      unsigned interval_s,
 			      unsigned count);
+
+/**
+ * @brief Turn Nagle's algorithm off (on = true) or on for a TCP stream
+ *        (tsgate extension): for a writer that sends whole messages, so a
+ *        small one never waits for the peer's delayed ACK.
+ *
+ * @return 0, or -1 with errno: EINVAL (not a BSD stream), EOPNOTSUPP or
+ *         ENOPROTOOPT (not TCP, e.g. a unix socket).
+ */
+int tstream_bsd_set_nodelay(struct tstream_context *stream, bool on);
 
 /** @} */
 

@@ -1076,21 +1076,6 @@ _PUBLIC_ int _tstream_bsd_existing_socket(TALLOC_CTX *mem_ctx,
 	return tstream_bsd_wrap(mem_ctx, fd, is_socket, _stream, location);
 }
 
-_PUBLIC_ int tstream_bsd_set_nodelay(struct tstream_context *stream, bool on)
-{
-	struct tstream_bsd *bsd;
-	int v = on ? 1 : 0;
-
-	bsd = stream != NULL ? talloc_get_type(_tstream_context_data(stream),
-					       struct tstream_bsd)
-			     : NULL;
-	if (bsd == NULL || !bsd->is_socket) {
-		errno = EINVAL;
-		return -1;
-	}
-	return setsockopt(bsd->fd, IPPROTO_TCP, TCP_NODELAY, &v, sizeof(v));
-}
-
 _PUBLIC_ int tstream_bsd_set_keepalive(struct tstream_context *stream,
 				       bool on,
 				       unsigned idle_s,
@@ -1127,6 +1112,23 @@ _PUBLIC_ int tstream_bsd_set_keepalive(struct tstream_context *stream,
 		}
 	}
 	return 0;
+}
+
+_PUBLIC_ int tstream_bsd_set_nodelay(struct tstream_context *stream, bool on)
+{
+	struct tstream_bsd *bsd;
+	int one = on ? 1 : 0;
+
+	if (stream == NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	bsd = talloc_get_type(_tstream_context_data(stream), struct tstream_bsd);
+	if (bsd == NULL || bsd->fd == -1) {
+		errno = EINVAL;
+		return -1;
+	}
+	return setsockopt(bsd->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
 _PUBLIC_ int _tstream_unix_socketpair(TALLOC_CTX *mem_ctx1,

@@ -113,6 +113,15 @@ struct tstream_tls_cert_config {
 	const char *ocsp_file;
 };
 
+/** @brief Size of tstream_tls_server_config.ticket_key. */
+#define TSTREAM_TLS_TICKET_KEY_SIZE 64
+
+/**
+ * @brief The default ticket lifetime: 4 h, so the ticket key rotates every
+ *        12 h (GnuTLS: 3 lifetimes) and a ticket resumes for at most 4 h.
+ */
+#define TSTREAM_TLS_DEFAULT_TICKET_LIFETIME (4 * 3600)
+
 /** @brief What tstream_tls_params_server() loads. Zero what you don't set. */
 struct tstream_tls_server_config {
 	/**
@@ -145,6 +154,20 @@ struct tstream_tls_server_config {
 	 * end is EPIPE either way and tstream_tls_truncated() tells.
 	 */
 	bool strict_end;
+	/**
+	 * Session tickets (TLS 1.3 NewSessionTicket, TLS 1.2 RFC 5077):
+	 * TSTREAM_TLS_TICKET_KEY_SIZE bytes of secret, the master from which
+	 * GnuTLS derives the key of each rotation period (the previous
+	 * period's key still decrypts). Servers given the same master resume
+	 * each other's sessions. NULL: no tickets, every handshake is full.
+	 * Early data (0-RTT) is never accepted.
+	 */
+	const uint8_t *ticket_key;
+	/**
+	 * Seconds a ticket is valid; 0: TSTREAM_TLS_DEFAULT_TICKET_LIFETIME.
+	 * GnuTLS rotates the ticket key every 3 lifetimes.
+	 */
+	unsigned ticket_lifetime;
 };
 
 /** @brief What tstream_tls_params_client() loads. Zero what you don't set. */
@@ -178,17 +201,30 @@ struct tstream_tls_client_config {
 	const char *const *alpn;
 	/** As in tstream_tls_server_config. */
 	bool strict_end;
+	/**
+	 * Resume sessions: the parameters keep the latest session a
+	 * handshake made with them produced (a TLS 1.2 session, or the last
+	 * TLS 1.3 ticket received, which comes after the handshake) and offer
+	 * it in the next handshake. One session per parameters, so memory is
+	 * bounded; a server that refuses it costs one full handshake.
+	 */
+	bool session_resumption;
 };
 
 /**
  * @brief The default priority: TLS 1.3 and 1.2 only, ECDHE, AEAD ciphers
  *        with AES-GCM first (GnuTLS's ChaCha20 is far slower than its
- *        AES-GCM on CPUs with AES-NI).
+ *        AES-GCM on CPUs with AES-NI), X25519 first among the groups:
+ *        OpenSSL-based clients send only an X25519 key share, and with
+ *        GnuTLS's NORMAL order (P-256 first) a server that prefers its own
+ *        order answered them with a HelloRetryRequest, one more round trip.
  */
-#define TSTREAM_TLS_DEFAULT_PRIORITY                                \
-	"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:"               \
-	"-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:+CHACHA20-POLY1305:" \
-	"-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA"
+#define TSTREAM_TLS_DEFAULT_PRIORITY                                  \
+	"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:"                 \
+	"-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:+CHACHA20-POLY1305:"   \
+	"-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:"                            \
+	"-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1:" \
+	"+GROUP-SECP521R1:+GROUP-X448"
 
 /**
  * @brief Load server parameters: certificates, keys, client CAs, CRL,
@@ -273,6 +309,22 @@ int tstream_tls_connect_recv(struct tevent_req *req,
 			     TALLOC_CTX *mem_ctx,
 			     struct tstream_context **tls_stream,
 			     char **reason);
+
+/**
+ * @brief Whether the handshake of an established TLS stream resumed an
+ *        earlier session (a ticket) instead of a full handshake.
+ *
+ * @return false for a full handshake, or (errno EINVAL) for a stream that
+ *         is not an established TLS stream.
+ */
+bool tstream_tls_resumed(struct tstream_context *stream);
+
+/**
+ * @brief Forget the session client parameters keep for resumption (e.g.
+ *        after the server's keys changed); the next handshake is full.
+ *        No effect on server parameters.
+ */
+void tstream_tls_params_forget_session(struct tstream_tls_params *params);
 
 /** @brief Whether stream is a TLS stream made by this library. */
 bool tstream_is_tls(struct tstream_context *stream);

@@ -53,6 +53,7 @@ static int tstream_tls_client_hello(gnutls_session_t session)
 	size_t len = sizeof(name) - 1;
 	unsigned int type = 0;
 	const char *sni = NULL;
+	gnutls_certificate_credentials_t cred;
 	int ret;
 
 	ret = gnutls_server_name_get(session, name, &len, &type, 0);
@@ -62,26 +63,29 @@ static int tstream_tls_client_hello(gnutls_session_t session)
 		tlss->sni = talloc_strdup(tlss, name);
 		sni = tlss->sni;
 	}
-	ret = gnutls_credentials_set(session, GNUTLS_CRD_CERTIFICATE,
-				     tstream_tls_params_cred_for_sni(p, sni));
+	cred = tstream_tls_params_cred_for_sni(p, sni);
+	ret = gnutls_credentials_set(session, GNUTLS_CRD_CERTIFICATE, cred);
 	if (ret < 0) {
 		return ret;
 	}
-	return 0;
+	return tstream_tls_resume_server_cred(tlss, cred);
 }
 
 static int tstream_tls_session_init(struct tstream_tls *tlss)
 {
 	const struct tstream_tls_params_internal *p = tlss->params->internal;
 	/*
-	 * No session tickets: nothing here resumes sessions, and without
-	 * them a TLS 1.3 server sends no NewSessionTicket messages for the
-	 * client to keep.
+	 * Tickets only where resumption is on (tstream_tls_resume.c):
+	 * otherwise a TLS 1.3 server would send tickets no one can use and a
+	 * client would keep them. Never GNUTLS_ENABLE_EARLY_DATA: 0-RTT data
+	 * can be replayed.
 	 */
-	unsigned int flags =
-	    GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL | GNUTLS_NO_TICKETS;
+	unsigned int flags = GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL;
 	int ret;
 
+	if (p->is_server ? !p->tickets : !p->resume) {
+		flags |= GNUTLS_NO_TICKETS;
+	}
 	flags |= p->is_server ? GNUTLS_SERVER : GNUTLS_CLIENT;
 	ret = gnutls_init(&tlss->session, flags);
 	if (ret < 0) {
@@ -101,6 +105,10 @@ static int tstream_tls_session_init(struct tstream_tls *tlss)
 	}
 	ret = gnutls_credentials_set(tlss->session, GNUTLS_CRD_CERTIFICATE,
 				     p->creds[p->default_cred].cred);
+	if (ret < 0) {
+		return ret;
+	}
+	ret = tstream_tls_resume_init(tlss);
 	if (ret < 0) {
 		return ret;
 	}
@@ -342,6 +350,7 @@ void tstream_tls_handshake_step(struct tstream_tls *tlss)
 	}
 
 	if (ret == 0 && tlss->error == 0) {
+		tlss->resumed = gnutls_session_is_resumed(tlss->session) != 0;
 		err = tstream_tls_collect(tlss);
 		if (err != 0) {
 			state->err = err;
@@ -350,6 +359,7 @@ void tstream_tls_handshake_step(struct tstream_tls *tlss)
 			return;
 		}
 		tlss->established = true;
+		tstream_tls_resume_keep(tlss);
 		tstream_tls_release_idle(tlss);
 		tstream_tls_done_req(req);
 		return;

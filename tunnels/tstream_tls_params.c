@@ -64,6 +64,7 @@ static int tls_params_internal_destructor(struct tstream_tls_params_internal *p)
 		gnutls_priority_deinit(p->priority);
 		p->priority = NULL;
 	}
+	tstream_tls_resume_free(p);
 	return 0;
 }
 
@@ -628,6 +629,13 @@ _PUBLIC_ int tstream_tls_params_server(
 	}
 	p->is_server = true;
 	p->strict_end = cfg->strict_end;
+	if (cfg->ticket_key != NULL) {
+		p->tickets = true;
+		memcpy(p->ticket_key, cfg->ticket_key, sizeof(p->ticket_key));
+		p->ticket_lifetime = cfg->ticket_lifetime != 0
+					 ? cfg->ticket_lifetime
+					 : TSTREAM_TLS_DEFAULT_TICKET_LIFETIME;
+	}
 	p->verify = cfg->verify_client;
 	if (p->verify == TSTREAM_TLS_VERIFY_DEFAULT) {
 		p->verify = cfg->client_ca_file != NULL
@@ -764,6 +772,7 @@ _PUBLIC_ int tstream_tls_params_client(
 	}
 	p->is_server = false;
 	p->strict_end = cfg->strict_end;
+	p->resume = cfg->session_resumption;
 	p->verify = cfg->verify_server;
 	if (p->verify == TSTREAM_TLS_VERIFY_DEFAULT) {
 		p->verify = TSTREAM_TLS_VERIFY_REQUIRE;

@@ -476,10 +476,22 @@ static int tstream_tls_collect_verify(struct tstream_tls *tlss)
 
 	if (tlss->peer_fingerprint == NULL) {
 		tlss->verify_result = TSTREAM_TLS_PEER_NO_CERT;
-		return 0;
+		/* a resumed session must not skip a required certificate */
+		return tlss->resumed && p->verify == TSTREAM_TLS_VERIFY_REQUIRE
+			   ? EACCES
+			   : 0;
 	}
 	switch (p->verify) {
 	case TSTREAM_TLS_VERIFY_REQUIRE:
+		if (tlss->resumed) {
+			/*
+			 * No certificate was sent, so nothing checked it
+			 * now: the one the ticket carries must still pass
+			 * today's CAs and CRL (they may have changed since,
+			 * or the ticket come from another listener).
+			 */
+			break;
+		}
 		/* gnutls_session_set_verify_cert() checked it already */
 		tlss->verify_result = TSTREAM_TLS_PEER_VALID;
 		return 0;
@@ -495,6 +507,9 @@ static int tstream_tls_collect_verify(struct tstream_tls *tlss)
 		ret = gnutls_certificate_verify_peers3(tlss->session,
 						       p->peer_name, &status);
 	}
+	if (ret < 0 && p->verify == TSTREAM_TLS_VERIFY_REQUIRE) {
+		return EACCES;
+	}
 	if (ret < 0) {
 		tlss->verify_result = TSTREAM_TLS_PEER_INVALID;
 		tlss->verify_reason = talloc_strdup(tlss, gnutls_strerror(ret));
@@ -503,6 +518,9 @@ static int tstream_tls_collect_verify(struct tstream_tls *tlss)
 	if (status == 0) {
 		tlss->verify_result = TSTREAM_TLS_PEER_VALID;
 		return 0;
+	}
+	if (p->verify == TSTREAM_TLS_VERIFY_REQUIRE) {
+		return EACCES; /* resumed with a certificate no longer valid */
 	}
 	tlss->verify_result = TSTREAM_TLS_PEER_INVALID;
 	if (gnutls_certificate_verification_status_print(

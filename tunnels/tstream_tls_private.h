@@ -47,6 +47,15 @@ struct tstream_tls_params_internal {
 	unsigned num_alpn;
 
 	bool strict_end; /* an end without close_notify is ECONNABORTED */
+
+	/* server: session tickets, see tstream_tls_server_config */
+	bool tickets;
+	unsigned ticket_lifetime;
+	uint8_t ticket_key[TSTREAM_TLS_TICKET_KEY_SIZE];
+
+	/* client: the latest session, offered to the next handshake */
+	bool resume;
+	gnutls_datum_t session_data; /* gnutls_malloc'd, or {NULL, 0} */
 };
 
 struct tstream_tls_params {
@@ -84,9 +93,11 @@ struct tstream_tls {
 	int gnutls_error;
 	char *alert_reason; /* with a fatal alert: which one */
 	bool established;
-	bool read_eof;   /* close_notify (or transport EOF) seen */
-	bool truncated;  /* ... and it was transport EOF, no close_notify */
-	bool write_shut; /* close_notify sent */
+	bool read_eof;       /* close_notify (or transport EOF) seen */
+	bool truncated;      /* ... and it was transport EOF, no close_notify */
+	bool write_shut;     /* close_notify sent */
+	bool resumed;        /* the handshake resumed a session */
+	bool ticket_key_set; /* server: this session's ticket key is chosen */
 
 	struct tevent_req *handshake_req;
 	struct tevent_req *read_req;
@@ -165,6 +176,17 @@ bool tstream_tls_alert_is_about_cert(gnutls_alert_description_t a);
 
 /* The handshake (tstream_tls_handshake.c): drive it once more. */
 void tstream_tls_handshake_step(struct tstream_tls *tlss);
+
+/*
+ * Resumption (tstream_tls_resume.c): set a session up for tickets (server)
+ * or for offering the kept session (client); keep what a client
+ * handshake produced. GnuTLS return codes.
+ */
+int tstream_tls_resume_init(struct tstream_tls *tlss);
+void tstream_tls_resume_keep(struct tstream_tls *tlss);
+int tstream_tls_resume_server_cred(struct tstream_tls *tlss,
+				   gnutls_certificate_credentials_t cred);
+void tstream_tls_resume_free(struct tstream_tls_params_internal *p);
 
 /* The peer (tstream_tls_peer.c): fill what the getters report; errno. */
 int tstream_tls_collect(struct tstream_tls *tlss);

@@ -170,7 +170,16 @@ struct tsgate_config_tls_server {
 	enum tsgate_config_tls_version max_version;
 	/* an end without close_notify from the client is truncation */
 	bool strict_end;
+	/* session tickets (default true) */
+	bool session_resumption;
+	/* ticket lifetime; 0: the TLS library's (4 h, keys rotate every
+	 * 3 lifetimes) */
+	uint64_t session_lifetime_ms;
+	/* HAProxy tls-ticket-keys file (absolute path) or NULL: a key
+	 * made at start, shared by the workers */
+	const char *ticket_keys_file;
 	struct tsgate_config_mark mark;
+	struct tsgate_config_origin ticket_keys_at;
 	struct tsgate_config_origin client_ca_at;
 	struct tsgate_config_origin crl_at;
 	struct tsgate_config_origin priority_at;
@@ -213,6 +222,8 @@ struct tsgate_config_tls_client {
 	enum tsgate_config_tls_version max_version;
 	/* an end without close_notify from the backend is truncation */
 	bool strict_end;
+	/* keep the backend's latest session and resume it (default true) */
+	bool session_resumption;
 	struct tsgate_config_mark mark;
 	struct tsgate_config_origin ca_at;
 	struct tsgate_config_origin crl_at;

@@ -114,7 +114,8 @@ void cfg_h_path(struct cfg_parser *p,
 		return;
 	}
 	close(fd);
-	if (k->data == cfg_keytab_marker || strcmp(k->name, "key") == 0) {
+	if (k->data == cfg_keytab_marker || strcmp(k->name, "key") == 0 ||
+	    strcmp(k->name, "ticket_keys_file") == 0) {
 		cfg_add_secret(p, k->name, node, &st);
 	}
 	/* Only a usable file is stored: later checks skip the others. */

@@ -30,6 +30,7 @@ struct cfg_tls_server_parse {
 	const char *key; /* top-level key */
 	const char *client_ca;
 	const char *crl;
+	const char *ticket_keys_file;
 	const char *ocsp_response;
 	bool verify_given;
 };
@@ -47,6 +48,10 @@ static const struct cfg_key cfg_tls_server_keys[] = {
     {"min_version", CFG_SCALAR, NULL, 0, NULL, NULL},
     {"max_version", CFG_SCALAR, NULL, 0, NULL, NULL},
     {"strict_end", CFG_SCALAR, NULL, 0, NULL, "true or false"},
+    {"session_resumption", CFG_SCALAR, NULL, 0, NULL, "true or false"},
+    {"session_lifetime", CFG_SCALAR, NULL, 0, NULL, "a duration"},
+    {"ticket_keys_file", CFG_SCALAR, cfg_h_path, TSP(ticket_keys_file), NULL,
+     "a file name"},
     {"ocsp_response", CFG_SCALAR, cfg_h_path, TSP(ocsp_response), NULL,
      "a file name"},
 };
@@ -79,6 +84,10 @@ static const struct cfg_key cfg_tls_server_direct[] = {
     {"max_version", CFG_SCALAR, cfg_h_enum, TS(max_version), cfg_tls_versions,
      NULL},
     {"strict_end", CFG_SCALAR, cfg_h_bool, TS(strict_end), NULL, NULL},
+    {"session_resumption", CFG_SCALAR, cfg_h_bool, TS(session_resumption), NULL,
+     NULL},
+    {"session_lifetime", CFG_SCALAR, cfg_h_duration, TS(session_lifetime_ms),
+     NULL, NULL},
 };
 #undef TS
 
@@ -282,6 +291,7 @@ struct tsgate_config_tls_server *cfg_tls_server(struct cfg_parser *p,
 		return NULL;
 	}
 	tls->mark = cfg_mark(node);
+	tls->session_resumption = true;
 	errors_before = p->errs->num_errors;
 	memset(&tp, 0, sizeof(tp));
 	tp.tls = tls;
@@ -293,6 +303,7 @@ struct tsgate_config_tls_server *cfg_tls_server(struct cfg_parser *p,
 		       ARRAY_SIZE(cfg_tls_server_keys), seen, tls);
 	tls->client_ca = tp.client_ca;
 	tls->crl = tp.crl;
+	tls->ticket_keys_file = tp.ticket_keys_file;
 	tls->alpn = tp.alpn.items;
 	tls->num_alpn = tp.alpn.num;
 	cfg_tls_server_certs(p, node, SEEN(cfg_tls_server_keys, seen, "cert"),
@@ -323,6 +334,25 @@ struct tsgate_config_tls_server *cfg_tls_server(struct cfg_parser *p,
 	tls->crl_at = cfg_origin(p, SEEN(cfg_tls_server_keys, seen, "crl"));
 	tls->priority_at =
 	    cfg_origin(p, SEEN(cfg_tls_server_keys, seen, "priority"));
+	tls->ticket_keys_at =
+	    cfg_origin(p, SEEN(cfg_tls_server_keys, seen, "ticket_keys_file"));
+	v = SEEN(cfg_tls_server_keys, seen, "ticket_keys_file");
+	if (v != NULL && !tls->session_resumption) {
+		cfg_error(p, v,
+			  "'ticket_keys_file' is not used with "
+			  "'session_resumption: false'");
+	}
+	v = SEEN(cfg_tls_server_keys, seen, "session_lifetime");
+	if (v != NULL && !tls->session_resumption) {
+		cfg_error(p, v,
+			  "'session_lifetime' is not used with "
+			  "'session_resumption: false'");
+	} else if (v != NULL && (tls->session_lifetime_ms < 1000 ||
+				 tls->session_lifetime_ms > 7 * 86400000ULL)) {
+		/* RFC 8446 4.6.1: a ticket lives at most 7 days */
+		cfg_error(p, v,
+			  "'session_lifetime': must be between 1s and 168h");
+	}
 	tls->walk_errors = p->errs->num_errors != errors_before;
 	return tls;
 }
@@ -351,6 +381,7 @@ static const struct cfg_key cfg_tls_client_keys[] = {
     {"min_version", CFG_SCALAR, NULL, 0, NULL, NULL},
     {"max_version", CFG_SCALAR, NULL, 0, NULL, NULL},
     {"strict_end", CFG_SCALAR, NULL, 0, NULL, "true or false"},
+    {"session_resumption", CFG_SCALAR, NULL, 0, NULL, "true or false"},
 };
 #undef TCP_
 
@@ -365,6 +396,8 @@ static const struct cfg_key cfg_tls_client_direct[] = {
     {"max_version", CFG_SCALAR, cfg_h_enum, TC(max_version), cfg_tls_versions,
      NULL},
     {"strict_end", CFG_SCALAR, cfg_h_bool, TC(strict_end), NULL, NULL},
+    {"session_resumption", CFG_SCALAR, cfg_h_bool, TC(session_resumption), NULL,
+     NULL},
 };
 #undef TC
 
@@ -382,6 +415,7 @@ struct tsgate_config_tls_client *cfg_tls_client(struct cfg_parser *p,
 		return NULL;
 	}
 	tls->verify = true;
+	tls->session_resumption = true;
 	tls->mark = cfg_mark(node);
 	/* Until the route judges the block (connect: tls only). */
 	tls->walk_errors = true;

@@ -25,6 +25,7 @@
 #include "metrics.h"
 #include "metrics_creds.h"
 #include "metrics_workers.h"
+#include "ticket_keys.h"
 #include "sd_notify.h"
 
 #ifndef TSGATE_VERSION
@@ -283,7 +284,8 @@ static struct tsgate_daemon *tsgate_daemon_new(
     struct tsgate_config *cfg,
     unsigned worker,
     unsigned num_workers,
-    struct tsgate_metrics_links *links)
+    struct tsgate_metrics_links *links,
+    const struct tsgate_ticket_secret *ticket_secret)
 {
 	struct tsgate_daemon *d;
 
@@ -295,6 +297,7 @@ static struct tsgate_daemon *tsgate_daemon_new(
 		return NULL;
 	}
 	d->cfg = cfg;
+	d->ticket_secret = ticket_secret;
 	d->worker = worker;
 	d->num_workers = num_workers;
 	d->config_path = talloc_strdup(d, config_path);
@@ -427,13 +430,14 @@ int tsgate_daemon_serve(TALLOC_CTX *mem_ctx,
 			unsigned worker,
 			unsigned num_workers,
 			struct tsgate_metrics_links *links,
-			pid_t supervisor)
+			pid_t supervisor,
+			const struct tsgate_ticket_secret *ticket_secret)
 {
 	struct tsgate_daemon *d;
 	int ret;
 
 	d = tsgate_daemon_new(mem_ctx, config_path, cfg, worker, num_workers,
-			      links);
+			      links, ticket_secret);
 	if (d == NULL) {
 		return 1;
 	}
@@ -482,8 +486,27 @@ int tsgate_daemon_run(TALLOC_CTX *mem_ctx,
 		      const char *config_path,
 		      struct tsgate_config *cfg)
 {
-	if (cfg->workers > 1) {
-		return tsgate_workers_supervise(mem_ctx, config_path, cfg);
+	/*
+	 * One ticket secret for the daemon's life, made before the workers
+	 * fork: every worker derives the same ticket keys, so a session
+	 * resumes on whichever worker the kernel gives the connection, and
+	 * a reload keeps the keys (a listener's ticket_keys_file overrides).
+	 */
+	struct tsgate_ticket_secret *secret =
+	    tsgate_ticket_secret_random(mem_ctx);
+	int ret;
+
+	if (secret == NULL) {
+		fprintf(stderr, "tsgate: cannot make the ticket key\n");
+		return 1;
 	}
-	return tsgate_daemon_serve(mem_ctx, config_path, cfg, 0, 1, NULL, 0);
+	if (cfg->workers > 1) {
+		ret =
+		    tsgate_workers_supervise(mem_ctx, config_path, cfg, secret);
+	} else {
+		ret = tsgate_daemon_serve(mem_ctx, config_path, cfg, 0, 1, NULL,
+					  0, secret);
+	}
+	talloc_free(secret);
+	return ret;
 }

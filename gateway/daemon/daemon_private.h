@@ -24,6 +24,7 @@ struct tsgate_metrics;
 struct tsgate_metrics_links;
 struct tsgate_metrics_workers;
 struct tsgate_http_server;
+struct tsgate_ticket_secret;
 struct tsgate_notify;
 struct tsgate_cred_watch;
 
@@ -38,6 +39,8 @@ struct tsgate_daemon {
 	struct tsgate_listener *listeners;              /* accepting */
 	struct tsgate_listener *retired; /* replaced, serving old conns */
 	struct tsgate_conns *conns;
+	/* session ticket secret, made before the workers fork */
+	const struct tsgate_ticket_secret *ticket_secret;
 	struct tsgate_pool *pool; /* the routes' backends, kept on reload */
 	/* $NOTIFY_SOCKET (one process; with workers the supervisor's) */
 	struct tsgate_notify *notify;
@@ -71,7 +74,8 @@ int tsgate_daemon_serve(TALLOC_CTX *mem_ctx,
 			unsigned worker,
 			unsigned num_workers,
 			struct tsgate_metrics_links *links,
-			pid_t supervisor);
+			pid_t supervisor,
+			const struct tsgate_ticket_secret *ticket_secret);
 
 /*
  * Load the config file again and apply it: SIGHUP and a changed
@@ -111,7 +115,8 @@ enum tsgate_worker_event {
 };
 int tsgate_workers_supervise(TALLOC_CTX *mem_ctx,
 			     const char *config_path,
-			     struct tsgate_config *cfg);
+			     struct tsgate_config *cfg,
+			     const struct tsgate_ticket_secret *ticket_secret);
 
 /* privdrop.c */
 

@@ -200,8 +200,9 @@ static int tsgate_listener_tls(struct tsgate_listener *l, char **preason)
 		*preason = talloc_strdup(l, "no tls block");
 		return EINVAL;
 	}
-	ret =
-	    tsgate_config_tls_server_params(l, cfg->tls, &l->conn.tls, &error);
+	ret = tsgate_config_tls_server_params(l, cfg->tls, cfg->name,
+					      l->daemon->ticket_secret,
+					      &l->conn.tls, &error);
 	if (ret != 0) {
 		*preason = talloc_asprintf(l, "tls: %s",
 					   error ? error : strerror(ret));

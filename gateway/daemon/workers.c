@@ -38,6 +38,7 @@ struct tsgate_supervisor {
 	int exit_code;
 	struct tsgate_log *log;
 	struct tsgate_metrics_links *links;
+	const struct tsgate_ticket_secret *ticket_secret;
 	struct tsgate_notify *notify; /* $NOTIFY_SOCKET, for all workers */
 	bool told_ready;              /* READY=1 sent since the last change */
 	sigset_t oldmask;
@@ -53,7 +54,8 @@ static void tsgate_worker_spawn(struct tsgate_supervisor *s, unsigned i)
 		/* the worker: signals as before, then the normal daemon */
 		sigprocmask(SIG_SETMASK, &s->oldmask, NULL);
 		exit(tsgate_daemon_serve(s->mem_ctx, s->config_path, s->cur, i,
-					 s->n, s->links, supervisor));
+					 s->n, s->links, supervisor,
+					 s->ticket_secret));
 	}
 	s->slots[i].pid = pid;
 	s->slots[i].started = time(NULL);
@@ -231,7 +233,8 @@ static void tsgate_workers_start(struct tsgate_supervisor *s)
 
 int tsgate_workers_supervise(TALLOC_CTX *mem_ctx,
 			     const char *config_path,
-			     struct tsgate_config *cfg)
+			     struct tsgate_config *cfg,
+			     const struct tsgate_ticket_secret *ticket_secret)
 {
 	struct tsgate_supervisor s = {
 	    .mem_ctx = mem_ctx,
@@ -269,6 +272,7 @@ int tsgate_workers_supervise(TALLOC_CTX *mem_ctx,
 	}
 
 	/* kept open here, so a restarted worker answers on the same one */
+	s.ticket_secret = ticket_secret;
 	s.links = tsgate_metrics_links_new(s.slots, s.n);
 	if (s.links == NULL) {
 		tsgate_log_msg(s.log, TSGATE_CONFIG_LOG_WARNING, "start",

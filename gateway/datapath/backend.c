@@ -405,6 +405,10 @@ static void backend_connected(struct tevent_req *subreq)
 
 	ret = tsgate_pool_member_connect_recv(subreq, m, &err, state,
 					      &state->stream);
+	if (ret == 0 && m->addr.kind == TSGATE_CONFIG_ADDR_TCP) {
+		/* whole chunks: see tstream_bsd_set_nodelay() */
+		(void)tstream_bsd_set_nodelay(state->stream, true);
+	}
 	TALLOC_FREE(subreq);
 	state->subreq = NULL;
 	if (ret == -1) {

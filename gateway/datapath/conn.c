@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -303,6 +304,10 @@ static void tsgate_conn_log(struct tsgate_conn *conn,
 	tsgate_log_kv_str(kv, "local_name", conn->info.local_name);
 	tsgate_log_kv_str(kv, "tls_version", conn->info.tls_version);
 	tsgate_log_kv_str(kv, "tls_cipher", conn->info.tls_cipher);
+	if (conn->info.tls) {
+		tsgate_log_kv_str(kv, "resumed",
+				  conn->info.tls_resumed ? "yes" : "no");
+	}
 	tsgate_log_kv_str(kv, "sni", conn->info.sni);
 	tsgate_log_kv_str(kv, "alpn", conn->info.alpn);
 	tsgate_log_kv_str(kv, "gss_mech", conn->info.mech);
@@ -548,11 +553,28 @@ struct tsgate_conn_setup_state {
 	struct timeval tunnel_start;
 	uint8_t *handoff;
 	struct iovec handoff_iov;
+	int fd; /* the client socket (the stream owns it) */
 	/* why it failed: kept here, so no failed allocation can lose it */
 	char why[512];
 };
 
 static void tsgate_conn_setup_tunnel_done(struct tevent_req *subreq);
+
+/*
+ * The client's last handshake flight (its Finished) has been read and its
+ * ACK is due. Linux delays it (up to 40 ms) as the connection looks
+ * interactive, and nothing of ours may follow soon to carry it: GnuTLS
+ * sends its TLS 1.3 tickets with its own Finished, and a TLS 1.2
+ * resumption ends with the client's. A client that leaves Nagle on holds
+ * its first request back until that ACK, so send it now (TCP_QUICKACK
+ * flushes a scheduled ACK). Fails harmlessly on a unix socket.
+ */
+static void tsgate_conn_ack_now(int fd)
+{
+	int one = 1;
+
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+}
 static void tsgate_conn_setup_route(struct tevent_req *req);
 static void tsgate_conn_setup_backend_done(struct tevent_req *subreq);
 static void tsgate_conn_setup_handoff(struct tevent_req *req);
@@ -727,6 +749,7 @@ static struct tevent_req *tsgate_conn_setup_send(TALLOC_CTX *mem_ctx,
 	}
 	state->ev = ev;
 	state->conn = conn;
+	state->fd = fd;
 	talloc_set_destructor(state, tsgate_conn_setup_state_destructor);
 
 	if (tstream_bsd_existing_socket(conn, fd, &conn->client) != 0) {
@@ -737,6 +760,12 @@ static struct tevent_req *tsgate_conn_setup_send(TALLOC_CTX *mem_ctx,
 		tsgate_conn_setup_fail(req, err, "wrapping the socket failed");
 		return tevent_req_post(req, ev);
 	}
+	/*
+	 * The relay and TLS write whole records: Nagle would only hold a
+	 * small reply back until the client's delayed ACK (40 ms). Fails
+	 * harmlessly on a unix socket.
+	 */
+	(void)tstream_bsd_set_nodelay(conn->client, true);
 	tsgate_conn_setup_addresses(state, fd, &peer, &peerlen);
 	tsgate_conn_keepalive(conn);
 	tsgate_conn_debug(conn, "accepted", NULL);
@@ -811,14 +840,19 @@ static void tsgate_conn_setup_tunnel_done(struct tevent_req *subreq)
 		    tsgate_conn_reason_tail(reason, "handshake failed"));
 		return;
 	}
+	tsgate_conn_ack_now(state->fd);
 	tsgate_metrics_handshake_done(l->metrics,
 				      tsgate_conn_metrics_kind(l->cfg->accept),
 				      elapsed_usec(&state->tunnel_start));
 	if (l->cfg->accept == TSGATE_CONFIG_ACCEPT_TLS) {
 		tsgate_peer_info_from_tls(&conn->info, conn->client);
+		tsgate_metrics_tls_handshake(l->metrics,
+					     conn->info.tls_resumed);
 	} else if (l->cfg->accept == TSGATE_CONFIG_ACCEPT_TLS_GSSAPI) {
 		tsgate_peer_info_from_tls(&conn->info, conn->client);
 		tsgate_peer_info_from_gssapi(conn, &conn->info, gss);
+		tsgate_metrics_tls_handshake(l->metrics,
+					     conn->info.tls_resumed);
 	} else {
 		tsgate_peer_info_from_gssapi(conn, &conn->info, conn->client);
 	}

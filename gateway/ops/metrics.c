@@ -45,6 +45,7 @@ struct metrics_lseries {
 	uint64_t conns_total;
 	int64_t conns_active;
 	uint64_t hs_failures[TSGATE_METRICS_HS_NUM];
+	uint64_t tls_handshakes[2]; /* [resumed] */
 	uint64_t drops[TSGATE_METRICS_DROP_NUM];
 	struct tsgate_hist hs_duration[TSGATE_METRICS_KIND_NUM];
 	unsigned hs_kinds; /* bit per kind: its series is rendered */
@@ -561,6 +562,15 @@ void tsgate_metrics_handshake_failed(struct tsgate_metrics_listener *l,
 	l->s->hs_failures[why]++;
 }
 
+void tsgate_metrics_tls_handshake(struct tsgate_metrics_listener *l,
+				  bool resumed)
+{
+	if (l == NULL) {
+		return;
+	}
+	l->s->tls_handshakes[resumed ? 1 : 0]++;
+}
+
 void tsgate_metrics_listener_kind(struct tsgate_metrics_listener *l,
 				  enum tsgate_metrics_kind kind)
 {
@@ -806,6 +816,19 @@ static void render_listener_families(char **out, const struct tsgate_metrics *m)
 			    out, "tsgate_handshake_duration_seconds", labels,
 			    &ls->hs_duration[i], &tsgate_hist_handshake_bounds);
 			talloc_free(labels);
+		}
+	}
+	family(out, "tsgate_tls_handshakes_total", "counter",
+	       "Successful TLS handshakes with clients, per listener, full "
+	       "(resumed=\"false\") or resuming a session.");
+	for (ls = m->listeners; ls != NULL; ls = ls->next) {
+		for (i = 0; i < 2; i++) {
+			talloc_asprintf_addbuf(
+			    out,
+			    "tsgate_tls_handshakes_total"
+			    "{listener=\"%s\",resumed=\"%s\"} %" PRIu64 "\n",
+			    ls->label, i == 1 ? "true" : "false",
+			    ls->tls_handshakes[i]);
 		}
 	}
 	family(out, "tsgate_connection_drops_total", "counter",

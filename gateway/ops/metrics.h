@@ -240,6 +240,13 @@ void tsgate_metrics_handshake_failed(struct tsgate_metrics_listener *l,
 				     enum tsgate_metrics_handshake_reason why);
 
 /**
+ * @brief Count a TLS handshake with a client that succeeded, full or
+ * resumed (tsgate_tls_handshakes_total{listener,resumed}).
+ */
+void tsgate_metrics_tls_handshake(struct tsgate_metrics_listener *l,
+				  bool resumed);
+
+/**
  * @brief The listener's tunnel: its tsgate_handshake_duration_seconds
  *        series is rendered (zeros) from the first scrape.
  */

@@ -14,6 +14,7 @@
 #include <krb5.h>
 
 #include "config_tunnels.h"
+#include "ticket_keys.h"
 #include "cred_info.h"
 #include "tstream_tls.h"
 
@@ -411,14 +412,16 @@ static bool cfg_check_ocsp(struct tsgate_config_load *p,
 
 /* --check-config: build the params once and report a refusal at the block. */
 static void cfg_check_tls_server_params(
-    struct tsgate_config_load *p, const struct tsgate_config_tls_server *tls)
+    struct tsgate_config_load *p,
+    const struct tsgate_config_tls_server *tls,
+    const char *listener)
 {
 	struct tstream_tls_params *params = NULL;
 	char *error = NULL;
 	int ret;
 
 	ret = tsgate_config_tls_server_params(tsgate_config_load_tmp(p), tls,
-					      &params, &error);
+					      listener, NULL, &params, &error);
 	if (ret != 0) {
 		tsgate_config_load_error(
 		    p, tls->mark, "'tls': the TLS library refuses it: %s",
@@ -451,8 +454,29 @@ static void cfg_check_tls_client_params(
  * TLS library is asked only about a block that is clean so far (walk and
  * this pass): otherwise it would repeat a problem already reported.
  */
+/* A ticket key file: "'ticket_keys_file': PATH:LINE: what" at the key. */
+static bool cfg_check_ticket_keys(struct tsgate_config_load *p,
+				  const struct tsgate_config_tls_server *tls)
+{
+	struct tsgate_ticket_secret *secret = NULL;
+	char *error = NULL;
+	int ret;
+
+	ret = tsgate_ticket_keys_read(tsgate_config_load_tmp(p),
+				      tls->ticket_keys_file, &secret, NULL,
+				      &error);
+	if (ret != 0) {
+		cfg_error(p, &tls->ticket_keys_at, "'ticket_keys_file': %s",
+			  error != NULL ? error : strerror(ret));
+	}
+	talloc_free(secret);
+	talloc_free(error);
+	return ret == 0;
+}
+
 static void cfg_check_tls_server(struct tsgate_config_load *p,
 				 const struct tsgate_config_tls_server *tls,
+				 const char *listener,
 				 bool creds)
 {
 	bool clean = !tls->walk_errors;
@@ -480,8 +504,11 @@ static void cfg_check_tls_server(struct tsgate_config_load *p,
 	if (tls->crl != NULL) {
 		clean &= cfg_check_crl(p, tls->crl, &tls->crl_at);
 	}
+	if (tls->ticket_keys_file != NULL) {
+		clean &= cfg_check_ticket_keys(p, tls);
+	}
 	if (clean && tls->num_certs > 0) {
-		cfg_check_tls_server_params(p, tls);
+		cfg_check_tls_server_params(p, tls, listener);
 	}
 }
 
@@ -518,7 +545,7 @@ void tsgate_config_check_credentials(struct tsgate_config_load *p)
 		const struct tsgate_config_listener *l = &cfg->listeners[i];
 
 		if (l->tls != NULL) {
-			cfg_check_tls_server(p, l->tls, creds);
+			cfg_check_tls_server(p, l->tls, l->name, creds);
 		}
 		if (creds && l->gssapi != NULL && l->gssapi->keytab != NULL) {
 			cfg_check_keytab(p, "keytab", l->gssapi->keytab,

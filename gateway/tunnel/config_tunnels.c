@@ -6,7 +6,10 @@
 #include <errno.h>
 #include <string.h>
 
+#include <gnutls/gnutls.h>
+
 #include "config_tunnels.h"
+#include "ticket_keys.h"
 #include "tstream_tls.h"
 
 char *tsgate_config_tls_priority(TALLOC_CTX *mem_ctx,
@@ -52,6 +55,53 @@ static const char *const *cfg_strv(TALLOC_CTX *mem_ctx,
 	return out;
 }
 
+/*
+ * The listener's ticket master: from its key file (read now, so a reload
+ * picks a changed file up with the certificates), else from the daemon's
+ * secret; none without either (--check-config).
+ */
+static int cfg_ticket_master(TALLOC_CTX *tmp,
+			     const struct tsgate_config_tls_server *tls,
+			     const char *listener,
+			     const struct tsgate_ticket_secret *secret,
+			     uint8_t *master,
+			     bool *have,
+			     char **error)
+{
+	struct tsgate_ticket_secret *from_file = NULL;
+	int ret;
+
+	*have = false;
+	if (!tls->session_resumption) {
+		return 0;
+	}
+	if (tls->ticket_keys_file != NULL) {
+		char *why = NULL;
+
+		ret = tsgate_ticket_keys_read(tmp, tls->ticket_keys_file,
+					      &from_file, NULL, &why);
+		if (ret != 0) {
+			*error =
+			    talloc_asprintf(tmp, "ticket_keys_file: %s",
+					    why != NULL ? why : strerror(ret));
+			return ret;
+		}
+		secret = from_file;
+	}
+	if (secret == NULL) {
+		return 0;
+	}
+	ret =
+	    tsgate_ticket_master(secret, listener, tls->verify_client, master);
+	TALLOC_FREE(from_file);
+	if (ret != 0) {
+		*error = talloc_strdup(tmp, "cannot derive the ticket key");
+		return ret;
+	}
+	*have = true;
+	return 0;
+}
+
 static bool cfg_is_token_url(const char *name)
 {
 	return name != NULL && strncmp(name, "pkcs11:", 7) == 0;
@@ -90,11 +140,16 @@ static int cfg_tls_params_locked(TALLOC_CTX *mem_ctx,
 
 int tsgate_config_tls_server_params(TALLOC_CTX *mem_ctx,
 				    const struct tsgate_config_tls_server *tls,
+				    const char *listener,
+				    const struct tsgate_ticket_secret *secret,
 				    struct tstream_tls_params **params,
 				    char **error)
 {
 	TALLOC_CTX *tmp = talloc_new(mem_ctx);
 	struct tstream_tls_server_config c;
+	uint8_t master[TSTREAM_TLS_TICKET_KEY_SIZE];
+	bool have_master = false;
+	char *why = NULL;
 	struct tstream_tls_cert_config *certs;
 	bool oom = false;
 	size_t i;
@@ -139,7 +194,19 @@ int tsgate_config_tls_server_params(TALLOC_CTX *mem_ctx,
 		talloc_free(tmp);
 		return ENOMEM;
 	}
+	ret = cfg_ticket_master(tmp, tls, listener, secret, master,
+				&have_master, &why);
+	if (ret != 0) {
+		if (error != NULL) {
+			*error = talloc_move(mem_ctx, &why);
+		}
+		talloc_free(tmp);
+		return ret;
+	}
+	c.ticket_key = have_master ? master : NULL;
+	c.ticket_lifetime = (unsigned)(tls->session_lifetime_ms / 1000);
 	ret = cfg_tls_params_locked(mem_ctx, &c, NULL, params, error);
+	gnutls_memset(master, 0, sizeof(master));
 	talloc_free(tmp);
 	return ret;
 }
@@ -170,6 +237,7 @@ int tsgate_config_tls_client_params(TALLOC_CTX *mem_ctx,
 	    tmp, tls->priority, tls->min_version, tls->max_version);
 	c.alpn = cfg_strv(tmp, tls->alpn, tls->num_alpn, &oom);
 	c.strict_end = tls->strict_end;
+	c.session_resumption = tls->session_resumption;
 	if (oom) {
 		talloc_free(tmp);
 		return ENOMEM;

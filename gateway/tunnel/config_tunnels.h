@@ -59,8 +59,15 @@ void tsgate_config_check_credentials(struct tsgate_config_load *load);
  * tstream_tls_params_server()/tstream_tls_params_client().
  */
 struct tstream_tls_params;
+struct tsgate_ticket_secret;
+/*
+ * listener: the listener's name; secret: the daemon's ticket secret (NULL:
+ * tickets only from a ticket_keys_file, as --check-config builds them).
+ */
 int tsgate_config_tls_server_params(TALLOC_CTX *mem_ctx,
 				    const struct tsgate_config_tls_server *tls,
+				    const char *listener,
+				    const struct tsgate_ticket_secret *secret,
 				    struct tstream_tls_params **params,
 				    char **error);
 int tsgate_config_tls_client_params(TALLOC_CTX *mem_ctx,

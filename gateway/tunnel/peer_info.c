@@ -16,6 +16,7 @@ void tsgate_peer_info_from_tls(struct tsgate_peer_info *info,
 	info->tls = true;
 	info->tls_version = tstream_tls_version(stream);
 	info->tls_cipher = tstream_tls_cipher_suite(stream);
+	info->tls_resumed = tstream_tls_resumed(stream);
 	info->sni = tstream_tls_sni(stream);
 	info->alpn = tstream_tls_alpn(stream);
 	pr = tstream_tls_peer_verify_result(stream, NULL);

@@ -26,6 +26,7 @@ struct tsgate_peer_info {
 	bool tls;
 	const char *tls_version; /* e.g. "TLS1.3" */
 	const char *tls_cipher;
+	bool tls_resumed; /* the handshake resumed a session (a ticket) */
 	const char *sni;
 	const char *alpn;
 	bool client_cert;           /* a certificate was presented */

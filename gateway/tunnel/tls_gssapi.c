@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <string.h>
 
-#include "tsocket.h"
 #include "tstream_gssapi.h"
 #include "tstream_tls.h"
 
@@ -15,8 +14,6 @@ struct tsgate_tls_gssapi_state {
 	struct tevent_context *ev;
 	struct tstream_gssapi_params *gssapi;
 	bool server;
-	/* client: the TCP stream under TLS, TCP_NODELAY to clear after */
-	struct tstream_context *nodelay;
 	struct tstream_context *tls;
 	struct tstream_context *identity;
 	char *reason;
@@ -56,18 +53,11 @@ struct tevent_req *tsgate_tls_gssapi_send(TALLOC_CTX *mem_ctx,
 	state->gssapi = gssapi;
 	state->server = server;
 	/*
-	 * Small writes that follow another one before its ACK: the client's
-	 * AP-REQ after its TLS Finished, a backend's first bytes after the
-	 * server's AP-REP. With Nagle each waits for the peer's delayed ACK,
-	 * 40 ms. The client clears it again after the exchange (its first
-	 * data follows the AP-REP, which ACKed all it sent), so its bulk path
-	 * is that of connect: tls; the server keeps it for server-first
-	 * protocols. A unix socket has no Nagle (an error, ignored).
+	 * tstream_tls takes the plain stream over. Its TCP_NODELAY (set by
+	 * conn.c and backend.c on every TCP stream) matters here: the
+	 * client's AP-REQ follows its TLS Finished at once, and with Nagle it
+	 * would wait for the server's delayed ACK, 40 ms a set-up.
 	 */
-	if (tstream_bsd_set_nodelay(plain, true) == 0 && !server) {
-		state->nodelay = plain;
-	}
-	/* tstream_tls takes the plain stream over (it stays under it) */
 	if (server) {
 		subreq = tstream_tls_accept_send(state, ev, plain, tls);
 	} else {
@@ -148,9 +138,6 @@ static void tsgate_tls_gssapi_auth_done(struct tevent_req *subreq)
 	ret = tstream_gssapi_auth_recv(subreq, &err, state, &state->identity,
 				       &reason);
 	TALLOC_FREE(subreq);
-	if (state->nodelay != NULL) {
-		(void)tstream_bsd_set_nodelay(state->nodelay, false);
-	}
 	if (ret != 0) {
 		tsgate_tls_gssapi_fail(
 		    req, err,

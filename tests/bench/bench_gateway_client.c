@@ -13,13 +13,23 @@
  *                             N full TLS 1.3 handshakes (X25519, no
  *                             resumption) on new connections, one after
  *                             the other; prints the seconds taken
- *   idle PORT N               N TLS connections, each handshaken and with
+ *   idle PORTS N [resume VERSION]
+ *                             N TLS connections, each handshaken and with
  *                             one byte sent (so every proxy has connected
- *                             its backend); prints "ready", holds them
- *                             until stdin closes
+ *                             its backend), spread round-robin over PORTS
+ *                             (comma-separated: one server process cannot
+ *                             hold 10,000 under a 20,000-fd limit); with
+ *                             "resume", each offers the session of a first
+ *                             connection; prints "ready RESUMED", holds
+ *                             them until stdin closes
+ *   echo PORT                 like sink, but writes back what it reads
  *
- * Always TLS_AES_128_GCM_SHA256 with X25519; the server certificate is
- * not verified (the benchmark measures the server, not the client).
+ * resume and firstbyte (session resumption, first reply after the
+ * handshake) are in bench_gateway_resume.c.
+ *
+ * Always TLS_AES_128_GCM_SHA256 (TLS 1.3) or ECDHE-ECDSA-AES128-GCM-SHA256
+ * (TLS 1.2) with X25519; the server certificate is not verified (the
+ * benchmark measures the server, not the client).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -36,14 +46,16 @@
 #include <time.h>
 #include <unistd.h>
 
-static double now(void)
+#include "bench_gateway_client.h"
+
+double now(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static void die(const char *what)
+void die(const char *what)
 {
 	fprintf(stderr, "bench_gateway_client: %s: %s\n", what,
 		strerror(errno));
@@ -51,7 +63,7 @@ static void die(const char *what)
 	exit(1);
 }
 
-static void raise_nofile(void)
+void raise_nofile(void)
 {
 	struct rlimit rl;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
@@ -60,7 +72,7 @@ static void raise_nofile(void)
 	}
 }
 
-static int tcp_connect(int port)
+int tcp_connect(int port, bool nodelay)
 {
 	struct sockaddr_in sin = {.sin_family = AF_INET,
 				  .sin_port = htons(port)};
@@ -71,28 +83,53 @@ static int tcp_connect(int port)
 	if (fd == -1) {
 		die("socket");
 	}
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (nodelay) {
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
 	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0) {
 		die("connect");
 	}
 	return fd;
 }
 
-static SSL_CTX *client_ctx(const char *cert, const char *key)
+SSL_CTX *client_ctx_version(const char *cert,
+			    const char *key,
+			    const char *version,
+			    bool resume)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	int v = TLS1_3_VERSION;
 
 	if (ctx == NULL) {
 		die("SSL_CTX_new");
 	}
-	SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
-	SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION);
+	if (strcmp(version, "1.2") == 0) {
+		v = TLS1_2_VERSION;
+	} else if (strcmp(version, "1.3") != 0) {
+		fprintf(stderr, "bench_gateway_client: version %s?\n", version);
+		exit(2);
+	}
+	SSL_CTX_set_min_proto_version(ctx, v);
+	SSL_CTX_set_max_proto_version(ctx, v);
+	/*
+	 * X25519 for the key exchange; TLS 1.2 also needs the certificate's
+	 * curve in the list.
+	 */
 	if (SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256") != 1 ||
-	    SSL_CTX_set1_groups_list(ctx, "X25519") != 1) {
+	    SSL_CTX_set_cipher_list(ctx, "ECDHE-ECDSA-AES128-GCM-SHA256") !=
+		1 ||
+	    SSL_CTX_set1_groups_list(
+		ctx, v == TLS1_2_VERSION ? "X25519:P-256" : "X25519") != 1) {
 		die("ciphersuites/groups");
 	}
+	/*
+	 * The caller keeps the session it wants to offer (SSL_get1_session)
+	 * and sets it on the next connection: no client cache needed.
+	 */
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+	if (!resume) {
+		SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+	}
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
 	if (cert != NULL) {
@@ -105,19 +142,35 @@ static SSL_CTX *client_ctx(const char *cert, const char *key)
 	return ctx;
 }
 
-static SSL *tls_connect(SSL_CTX *ctx, int port)
+static SSL_CTX *client_ctx(const char *cert, const char *key)
+{
+	return client_ctx_version(cert, key, "1.3", false);
+}
+
+SSL *tls_connect_session(SSL_CTX *ctx,
+			 int port,
+			 SSL_SESSION *sess,
+			 bool nodelay)
 {
 	SSL *ssl = SSL_new(ctx);
-	int fd = tcp_connect(port);
+	int fd = tcp_connect(port, nodelay);
 
 	SSL_set_fd(ssl, fd);
+	if (sess != NULL && SSL_set_session(ssl, sess) != 1) {
+		die("SSL_set_session");
+	}
 	if (SSL_connect(ssl) != 1) {
 		die("SSL_connect");
 	}
 	return ssl;
 }
 
-static void tls_close(SSL *ssl)
+static SSL *tls_connect(SSL_CTX *ctx, int port)
+{
+	return tls_connect_session(ctx, port, NULL, true);
+}
+
+void tls_close(SSL *ssl)
 {
 	int fd = SSL_get_fd(ssl);
 	char c;
@@ -179,21 +232,52 @@ static int do_handshake(int port, int n, const char *cert, const char *key)
 	return 0;
 }
 
-static int do_idle(int port, int n)
+static int parse_ports(const char *list, int *ports, int max)
 {
-	SSL_CTX *ctx = client_ctx(NULL, NULL);
+	int n = 0;
+
+	while (n < max && *list != '\0') {
+		char *end;
+		ports[n++] = (int)strtol(list, &end, 10);
+		list = *end == ',' ? end + 1 : end;
+	}
+	return n;
+}
+
+static int do_idle(const char *portlist, int n, const char *resume_version)
+{
+	SSL_CTX *ctx =
+	    resume_version == NULL
+		? client_ctx(NULL, NULL)
+		: client_ctx_version(NULL, NULL, resume_version, true);
 	SSL **conns = calloc(n, sizeof(*conns));
+	SSL_SESSION *sess[16] = {NULL};
+	int ports[16], nports, resumed = 0;
 	char c;
 	int i;
 
+	nports = parse_ports(portlist, ports, 16);
+	if (nports == 0) {
+		fprintf(stderr, "bench_gateway_client: no port\n");
+		return 2;
+	}
 	raise_nofile();
+	/* one session per server process: they do not share ticket keys */
+	for (i = 0; resume_version != NULL && i < nports; i++) {
+		sess[i] = first_session(ctx, ports[i]);
+	}
 	for (i = 0; i < n; i++) {
-		conns[i] = tls_connect(ctx, port);
+		conns[i] = tls_connect_session(ctx, ports[i % nports],
+					       sess[i % nports], true);
+		resumed += SSL_session_reused(conns[i]);
 		if (SSL_write(conns[i], "i", 1) != 1) {
 			die("SSL_write");
 		}
 	}
-	printf("ready\n");
+	for (i = 0; i < nports; i++) {
+		SSL_SESSION_free(sess[i]);
+	}
+	printf("ready %d\n", resumed);
 	fflush(stdout);
 	while (read(0, &c, 1) > 0) {
 	}
@@ -206,7 +290,26 @@ static int do_idle(int port, int n)
 	return 0;
 }
 
-static int do_sink(int port)
+/*
+ * Reads what is there; the echo writes it back whole (small requests: a
+ * blocking write of them does not stall the loop).
+ */
+static ssize_t sink_read(int fd, char *buf, size_t size, bool echo)
+{
+	ssize_t n = read(fd, buf, size), off = 0;
+
+	while (echo && n > 0 && off < n) {
+		ssize_t w = write(fd, buf + off, n - off);
+		if (w <= 0) {
+			return -1;
+		}
+		off += w;
+	}
+	return n;
+}
+
+/* sink, or echo when echo is true (the first-byte and resumption runs) */
+static int do_sink(int port, bool echo)
 {
 	struct sockaddr_in sin = {.sin_family = AF_INET,
 				  .sin_port = htons(port)};
@@ -240,12 +343,14 @@ static int do_sink(int port)
 				if (c == -1) {
 					continue;
 				}
+				setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one,
+					   sizeof(one));
 				ev.events = EPOLLIN;
 				ev.data.fd = c;
 				epoll_ctl(ep, EPOLL_CTL_ADD, c, &ev);
 				continue;
 			}
-			if (read(fd, buf, sizeof(buf)) <= 0) {
+			if (sink_read(fd, buf, sizeof(buf), echo) <= 0) {
 				epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
 				close(fd);
 			}
@@ -259,7 +364,14 @@ int main(int argc, char **argv)
 	const char *cert = NULL, *key = NULL;
 
 	if (argc >= 3 && strcmp(argv[1], "sink") == 0) {
-		return do_sink(atoi(argv[2]));
+		return do_sink(atoi(argv[2]), false);
+	}
+	if (argc >= 3 && strcmp(argv[1], "echo") == 0) {
+		return do_sink(atoi(argv[2]), true);
+	}
+	if (argc >= 2 && (strcmp(argv[1], "resume") == 0 ||
+			  strcmp(argv[1], "firstbyte") == 0)) {
+		return bench_resume_main(argc, argv);
 	}
 	if (argc == 6) {
 		cert = argv[4];
@@ -272,11 +384,17 @@ int main(int argc, char **argv)
 		return do_handshake(atoi(argv[2]), atoi(argv[3]), cert, key);
 	}
 	if (argc == 4 && strcmp(argv[1], "idle") == 0) {
-		return do_idle(atoi(argv[2]), atoi(argv[3]));
+		return do_idle(argv[2], atoi(argv[3]), NULL);
 	}
-	fprintf(stderr,
-		"usage: %s sink PORT | bulk PORT BYTES [CERT KEY] | "
-		"handshake PORT N [CERT KEY] | idle PORT N\n",
-		argv[0]);
+	if (argc == 6 && strcmp(argv[1], "idle") == 0 &&
+	    strcmp(argv[4], "resume") == 0) {
+		return do_idle(argv[2], atoi(argv[3]), argv[5]);
+	}
+	fprintf(
+	    stderr,
+	    "usage: %s sink PORT | echo PORT | bulk PORT BYTES [CERT KEY] | "
+	    "handshake PORT N [CERT KEY] | "
+	    "idle PORTS N [resume 1.2|1.3] | %s\n",
+	    argv[0], BENCH_RESUME_USAGE);
 	return 2;
 }

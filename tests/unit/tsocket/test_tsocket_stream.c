@@ -515,10 +515,14 @@ START_TEST(test_existing_socket_ownership)
 }
 END_TEST
 
+/* tstream_bsd_set_nodelay: on and off on TCP; refused elsewhere. */
 START_TEST(test_set_nodelay)
 {
-	struct tstream_context *s = NULL, *u = NULL, *u2 = NULL;
-	int fds[2], v = -1;
+	struct tstream_context *s = NULL;
+	struct tstream_context *u = NULL;
+	struct tstream_context *u2 = NULL;
+	int fds[2];
+	int v = -1;
 	socklen_t len = sizeof(v);
 
 	tt_tcp_fds(fds);
@@ -534,9 +538,10 @@ START_TEST(test_set_nodelay)
 	talloc_free(s);
 	close(fds[1]);
 
-	/* a unix socket has no Nagle; NULL is no stream */
 	ck_assert_int_eq(tstream_unix_socketpair(tt_mem, &u, tt_mem, &u2), 0);
 	ck_assert_int_eq(tstream_bsd_set_nodelay(u, true), -1);
+	ck_assert_int_ne(errno, 0);
+	errno = 0;
 	ck_assert_int_eq(tstream_bsd_set_nodelay(NULL, true), -1);
 	ck_assert_int_eq(errno, EINVAL);
 	talloc_free(u);

@@ -1196,9 +1196,10 @@ START_TEST(test_tls_params_from_config)
 	copy_fixture(dir, "good-tls.yaml");
 	cfg = load_ok(talloc_asprintf(tt_mem, "%s/good-tls.yaml", dir),
 		      TSGATE_CONFIG_CHECK_CREDENTIALS);
-	ck_assert_int_eq(tsgate_config_tls_server_params(
-			     tt_mem, cfg->listeners[0].tls, &params, &error),
-			 0);
+	ck_assert_int_eq(
+	    tsgate_config_tls_server_params(tt_mem, cfg->listeners[0].tls, "l",
+					    NULL, &params, &error),
+	    0);
 	ck_assert_ptr_nonnull(params);
 	talloc_free(params);
 	params = NULL;

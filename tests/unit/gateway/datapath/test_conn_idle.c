@@ -22,6 +22,7 @@
 #include "conn.h"
 #include "log.h"
 #include "metrics.h"
+#include "ticket_keys.h"
 #include "tstream_tls.h"
 #include "tt.h"
 #include "tt_certs.h"
@@ -137,10 +138,16 @@ static void rig_listener(struct rig *r)
 	char *error = NULL;
 	char *reason = NULL;
 
+	/* session tickets on, as the daemon runs: they must cost nothing */
+	struct tsgate_ticket_secret *secret =
+	    tsgate_ticket_secret_random(tt_mem);
+
 	r->l.cfg = lc;
-	ck_assert_int_eq(
-	    tsgate_config_tls_server_params(tt_mem, lc->tls, &r->l.tls, &error),
-	    0);
+	ck_assert_ptr_nonnull(secret);
+	ck_assert_int_eq(tsgate_config_tls_server_params(tt_mem, lc->tls,
+							 lc->name, secret,
+							 &r->l.tls, &error),
+			 0);
 	r->l.backends = talloc_zero_array(tt_mem, struct tsgate_backend *, 1);
 	r->pool = tsgate_pool_new(tt_mem, tt_ev, NULL);
 	ck_assert_ptr_nonnull(r->pool);

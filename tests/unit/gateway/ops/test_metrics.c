@@ -85,6 +85,11 @@ static const struct timeval start = {.tv_sec = 1764000000, .tv_usec = 250000};
 	"# HELP tsgate_handshake_failures_total Failed TLS/GSSAPI handshakes " \
 	"with clients, per listener and reason.\n"                             \
 	"# TYPE tsgate_handshake_failures_total counter\n"
+#define H_TLS_HS                                                              \
+	"# HELP tsgate_tls_handshakes_total Successful TLS handshakes with "  \
+	"clients, per listener, full (resumed=\"false\") or resuming a "     \
+	"session.\n"                                                          \
+	"# TYPE tsgate_tls_handshakes_total counter\n"
 #define H_DROPS                                                                \
 	"# HELP tsgate_connection_drops_total Connections the gateway closed " \
 	"early, per listener and reason.\n"                                    \
@@ -185,7 +190,7 @@ START_TEST(test_render_empty)
 	    "tsgate_ready 0\n" RELOADS_FAMILY
 	    "tsgate_reloads_total{result=\"ok\"} 0\n"
 	    "tsgate_reloads_total{result=\"failed\"} 0\n" H_CONN_ACTIVE
-		H_CONN_TOTAL H_HS H_HS_DUR H_DROPS H_R_ACTIVE H_R_TOTAL
+		H_CONN_TOTAL H_HS H_HS_DUR H_TLS_HS H_DROPS H_R_ACTIVE H_R_TOTAL
 		    H_R_BYTES H_R_PDUS H_R_FAIL H_R_HIST H_CONN_DUR
 			H_LAST_RELOAD "1764000000.250000\n" H_LAST_OK
 	    "1\n" H_CERT_EXPIRY H_OCSP);
@@ -285,6 +290,10 @@ START_TEST(test_render_full)
 	tsgate_metrics_handshake_failed(l, TSGATE_METRICS_HS_TIMEOUT);
 	tsgate_metrics_handshake_failed(l, TSGATE_METRICS_HS_AUTH);
 	tsgate_metrics_handshake_failed(l, TSGATE_METRICS_HS_NUM); /* other */
+	tsgate_metrics_tls_handshake(l, false);
+	tsgate_metrics_tls_handshake(l, true);
+	tsgate_metrics_tls_handshake(l, true);
+	tsgate_metrics_tls_handshake(NULL, true); /* ignored */
 	tsgate_metrics_drop(l, TSGATE_METRICS_DROP_MAX_CONNECTIONS);
 	tsgate_metrics_drop(l, TSGATE_METRICS_DROP_PDU_TOO_LARGE);
 	tsgate_metrics_drop(l, TSGATE_METRICS_DROP_PDU_TOO_LARGE);
@@ -322,6 +331,9 @@ START_TEST(test_render_full)
 	    "tsgate_handshake_failures_total{listener=\"pub\",reason=\"closed\"} 0\n"
 	    "tsgate_handshake_failures_total{listener=\"pub\",reason=\"other\"} 1\n"
 	    H_HS_DUR
+	    H_TLS_HS
+	    "tsgate_tls_handshakes_total{listener=\"pub\",resumed=\"false\"} 1\n"
+	    "tsgate_tls_handshakes_total{listener=\"pub\",resumed=\"true\"} 2\n"
 	    H_DROPS
 	    "tsgate_connection_drops_total{listener=\"pub\",reason=\"max_connections\"} 1\n"
 	    "tsgate_connection_drops_total{listener=\"pub\",reason=\"max_connections_per_source\"} 0\n"
