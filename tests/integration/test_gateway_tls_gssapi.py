@@ -211,8 +211,16 @@ class TlsGssapiGateway(gh.GatewayTestCase):
 
         # bob authenticates, but no route takes his principal
         self.assertEqual(self.roundtrip(path_b, b"bob's bytes"), b"")
-        lines = far.wait_conn_lines(2)
-        by_id = {l.get("identity"): l for l in lines}
+        # alice again: her TLS session resumed (tickets), a new exchange
+        # bound to the new connection's exporter
+        self.assertTrue(self.roundtrip(path_a, b"again").endswith(b"again"))
+        lines = far.wait_conn_lines(3)
+        again = [l for l in lines if l.get("resumed") == "yes"]
+        self.assertEqual(len(again), 1, lines)
+        self.assertEqual(again[0]["result"], "ok", again)
+        self.assertEqual(again[0]["identity"], "alice@TSGATE.TEST")
+        by_id = {l.get("identity"): l for l in lines
+                 if l.get("resumed") != "yes"}
         ok = by_id["alice@TSGATE.TEST"]
         self.assertEqual(ok["result"], "ok", lines)
         self.assertEqual(ok["route"], "alice")
@@ -221,7 +229,7 @@ class TlsGssapiGateway(gh.GatewayTestCase):
         self.assertEqual(ok.get("gss_mech"), "krb5", ok)
         bad = by_id["bob@TSGATE.TEST"]
         self.assertEqual(bad["reason"], "no route", lines)
-        self.assertEqual(alice_b.accepted, 1)
+        self.assertEqual(alice_b.accepted, 2)
 
     def test_client_certificate_and_principal_together(self):
         far_m, near_m = gh.free_port(), gh.free_port()
