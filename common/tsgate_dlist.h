@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Intrusive doubly linked lists with a head pointer: an element has `prev`
  * and `next` members, the list is a pointer to its first element. Used by

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Symbol visibility for tsgate's libraries. They are built with
  * -fvisibility=hidden; only definitions marked _PUBLIC_ are exported, so

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tsocket — the generic layer: what addresses, datagram contexts
  * (tsocket_dgram.c) and stream contexts (tsocket_stream.c) share, and the

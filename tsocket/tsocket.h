@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tsocket — async socket abstraction on talloc and tevent.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tsocket BSD backend, addresses: the ipv4, ipv6 and unix domain address
  * type, and the socket helpers both socket kinds share (making a socket

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tsocket BSD backend, datagram sockets (udp and unix datagram) on top of
  * the generic layer (tsocket_dgram.c).

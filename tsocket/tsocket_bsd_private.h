@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tsocket BSD backend — what its three files share: the address type
  * (tsocket_bsd_address.c, which also makes the sockets), the datagram

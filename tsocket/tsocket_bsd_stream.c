@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tsocket BSD backend, stream sockets (tcp and unix stream) on top of the
  * generic layer (tsocket_stream.c): the stream type, socketpairs, and

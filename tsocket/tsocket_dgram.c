@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tsocket — the generic layer of datagram contexts: the guards and the
  * bookkeeping in front of a datagram type's ops (see tsocket.c for the

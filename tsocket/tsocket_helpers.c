@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tsocket helpers: tevent_queue wrappers that serialize many PDU reads,
  * writes or datagram sends on one context. (tstream_readv_pdu itself is

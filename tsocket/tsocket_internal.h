@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tsocket — interface for implementers of new address, datagram and
  * stream types (virtual sockets such as TLS or GSSAPI tunnels).

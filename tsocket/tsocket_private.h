@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tsocket — hooks private to libtsocket, shared by the generic layer
  * (tsocket.c, tsocket_dgram.c, tsocket_stream.c) and the BSD backend

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tsocket — the generic layer of stream contexts: the guards, the fast
  * path of a type's try functions, the readiness API and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tstream_gssapi — a Kerberos (MIT GSSAPI, krb5 mechanism) virtual
  * tstream over a plain tstream, wire-compatible with knc 1.x.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tstream_gssapi: the authenticated close. Half-close and disconnect end
  * our direction with one wrap("") marker and a FIN, nothing after them

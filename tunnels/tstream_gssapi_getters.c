@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tstream_gssapi: what an established stream tells about its peer and
  * itself (names, mechanism, flags, expiry, the reason of its error).

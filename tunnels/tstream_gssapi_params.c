@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tstream_gssapi: params, credentials and readable GSSAPI errors.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tstream_gssapi's established stream, shared by its files: the record
  * I/O (tstream_gssapi.c), the authenticated close (tstream_gssapi_close.c)

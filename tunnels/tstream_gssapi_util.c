@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tstream_gssapi: small helpers without I/O (error texts and errno
  * mapping, names, OIDs). Built into the library and into the unit test.

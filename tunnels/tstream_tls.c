@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tstream_tls — TLS over a plain tstream, driven from tevent.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tstream_tls — TLS (GnuTLS) as a virtual tstream over a plain tstream.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tstream_tls — the handshake: the session set up from the parameters,
  * tstream_tls_accept/connect, and the step that drives

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tstream_tls — the peer and the session as the handshake left them: the
  * peer certificate's subject, names and fingerprint, the verification

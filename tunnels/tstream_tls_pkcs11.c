@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tstream_tls — certificates and keys named by PKCS#11 URLs (RFC 7512).
  *

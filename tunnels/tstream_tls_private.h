@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tstream_tls — what the parameter loader (tstream_tls_params.c) and the
  * stream share: its record I/O (tstream_tls.c), its handshake

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tstream_tls — session resumption. A server with a ticket key issues
  * tickets (TLS 1.3 NewSessionTicket after the handshake, TLS 1.2 RFC 5077)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * gssapi_echo: a Kerberos-protected exchange with libtstream-gssapi,
  * initiator and acceptor in one process over a socketpair.

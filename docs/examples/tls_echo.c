@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tls_echo: a TLS session between our own client and server with
  * libtstream-tls, over a socketpair so the program needs no network.

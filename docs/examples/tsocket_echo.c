@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tsocket_echo: a TCP round trip on loopback with libtsocket.
  *

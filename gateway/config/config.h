@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tsgate configuration: the typed form of the YAML file described in
  * docs/configuration.md, and the loader that fills it.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A route's backends as the config writes them: one address or a list
  * (a pool), how a connection picks one (balance), the active health

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The credential files of a config (config_cred_files.h). A new kind of
  * credential file is one cred_file() line below: the watcher, and so the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Every file of credentials a config names: what the daemon watches for
  * rotation (daemon/cred_watch.c).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The gssapi blocks: a listener's (keytab, acceptor principal) and a
  * route's (target, ccache or client keytab).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * listeners[]: a listener's keys and defaults, its accept blocks and its
  * routes.

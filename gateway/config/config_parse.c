@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The config walker: libyaml's document API, the table-driven walk of
  * {key, node kind, handler} (unknown keys are errors), the error list

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * 'cert' and 'key' as PKCS#11 URLs (RFC 7512): a certificate or a private
  * key that lives on a token (an HSM, SoftHSM, a TPM's PKCS#11 module).

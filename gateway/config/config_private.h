@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Internals shared by the config walk's files. Not for the rest of the
  * daemon: use config.h.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * routes[]: a route's keys and defaults, its match block, its backend and
  * connect blocks.

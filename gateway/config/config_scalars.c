@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The config's generic handlers: one scalar (or list of scalars) into the
  * field at k->offset of the object being filled: strings, files, bools,

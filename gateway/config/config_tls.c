@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The tls blocks: a listener's (server side: certificates by name, client
  * CA, CRL, ALPN, versions) and a route's (client side).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The top level of the config file: log, metrics, limits, user, group,
  * workers and the listeners list; the defaults; the walk of a document.

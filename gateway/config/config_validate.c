@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Checks across fields, on the walked config: what no single key can be
  * judged on alone (names and addresses unique, routes that can never

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Value parsers of the tsgate config: durations, sizes, addresses,
  * wildcards and the names of enum values.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The credential watcher (cred_watch.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Watching the credential files a config names, so that a rotation
  * (the kubelet's "..data" symlink swap, a rename over the file, a write

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The tsgate daemon process: its context, signals, reload and drain, and
  * the run loop. The listeners are in listeners.c, the life of a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The tsgate daemon: listeners, per-connection data path and the run loop.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * What the daemon's files share: the daemon context, the listener object
  * and the calls between daemon.c (context, signals, reload, drain),

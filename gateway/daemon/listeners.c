@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The daemon's listeners: one per configured listener, each with its
  * listening socket, tunnel parameters, backends and metrics handles.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tsgate command line: load the configuration, then either report on it
  * (--check-config) or run the daemon in the foreground.
@@ -19,10 +20,7 @@
 #include "daemon.h"
 #include "health.h"
 #include "log.h"
-
-#ifndef TSGATE_VERSION
-#define TSGATE_VERSION "unknown"
-#endif
+#include "version.h"
 
 #define TSGATE_DEFAULT_CONFIG "/etc/tsgate/tsgate.yaml"
 
@@ -35,7 +33,7 @@ static void usage(FILE *out)
 		"Usage: tsgate [--config FILE] [--log-level LEVEL]\n"
 		"       tsgate --check-config [--config FILE]\n"
 		"       tsgate --health [--config FILE]\n"
-		"       tsgate --version | --help\n"
+		"       tsgate --version [--verbose] | -vv | --help\n"
 		"\n"
 		"TLS/GSSAPI tunnel gateway. Runs in the foreground and logs "
 		"to stderr.\n"
@@ -60,6 +58,11 @@ static void usage(FILE *out)
 		"no metrics\n"
 		"                      listener is configured), 1 otherwise\n"
 		"  -V, --version       print the version and exit\n"
+		"  -v, --verbose       with --version (or as -vv): also the "
+		"libraries\n"
+		"                      (running and built with), build "
+		"options and\n"
+		"                      built-in features\n"
 		"  -h, --help          print this help and exit\n"
 		"\n"
 		"Relative paths in the configuration are relative to the "
@@ -204,17 +207,20 @@ int main(int argc, char *argv[])
 	    {"health", no_argument, NULL, 'H'},
 	    {"log-level", required_argument, NULL, 'l'},
 	    {"version", no_argument, NULL, 'V'},
+	    {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *path = TSGATE_DEFAULT_CONFIG;
 	bool check = false;
 	bool health = false;
+	bool version = false;
+	int verbose = 0;
 	TALLOC_CTX *mem_ctx;
 	struct tsgate_config *cfg;
 	int opt, ret;
 
-	while ((opt = getopt_long(argc, argv, "c:tHl:Vh", options, NULL)) !=
+	while ((opt = getopt_long(argc, argv, "c:tHl:Vvh", options, NULL)) !=
 	       -1) {
 		switch (opt) {
 		case 'c':
@@ -232,8 +238,11 @@ int main(int argc, char *argv[])
 			}
 			break;
 		case 'V':
-			printf("tsgate %s\n", TSGATE_VERSION);
-			return 0;
+			version = true;
+			break;
+		case 'v':
+			verbose++;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -241,6 +250,12 @@ int main(int argc, char *argv[])
 			usage(stderr);
 			return EXIT_USAGE;
 		}
+	}
+	/* like haproxy: -v is the version, -vv the version in detail */
+	if (version || verbose > 0) {
+		tsgate_version_print(stdout,
+				     verbose >= 2 || (version && verbose > 0));
+		return 0;
 	}
 	if (optind < argc) {
 		fprintf(stderr, "tsgate: unexpected argument '%s'\n",

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Dropping root once the listening sockets are bound (user: in the
  * configuration).

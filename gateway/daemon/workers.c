@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * workers: N > 1. This process only supervises: it forks N workers, each
  * a whole daemon with its own event loop, sharing the TCP listeners with

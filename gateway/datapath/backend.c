@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Backend connections: unix or TCP, then the route's tunnel. A route
  * with several backends tries them in the pool's order (backend_pool.c):

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A route's backend, ready to connect: the address, the connect kind
  * (plain, tls, gssapi) with its tunnel parameters, and the connect

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Active health checks of a pool member: every interval, a TCP (or unix)
  * connect to it, and for `connect: tls` a TLS handshake with the route's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The backends of a worker process: one member per (listener, route,
  * address) of the configuration, kept across reloads so that a backend

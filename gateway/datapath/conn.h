@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The life of one client connection, and the set of them a daemon
  * process serves.

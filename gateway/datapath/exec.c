@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Program backends (exec.h): start, watch, reap.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Program backends (backend: "exec:/path"): one program per connection,
  * the plaintext on its stdin and stdout (exec_stream.h), its stderr in

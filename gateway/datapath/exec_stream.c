@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The program's two pipes as one tstream (exec_stream.h). Every op is
  * handed to the bsd stream of its direction.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A tstream over a program's stdin and stdout, two separate socket pairs:
  * reads come from its stdout, writes go to its stdin, and a half-close

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The cut-through framer: count PDUs through chunks, check each header
  * before any of it is forwarded.

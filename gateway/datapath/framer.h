@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The cut-through framer: the state machine with which the relay forwards
  * a framed route's PDUs as they arrive. It does no I/O: the relay reads

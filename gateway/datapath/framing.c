@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * PDU framing: cut a tstream into whole PDUs with tstream_readv_pdu.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * PDU framing of a route: the header of each framing, and a reader of
  * whole PDUs. The relay does not use that reader: it forwards a framed

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Identity hand-off: PROXY protocol v2 headers and knc KEY:VALUE lines.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The identity hand-off that tells a backend who the client is (struct
  * tsgate_peer_info, peer_info.h) before any client byte:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The relay: moves PDUs between a client stream and a backend stream,
  * one pump per direction.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Backend host names resolved again while the worker runs, without ever
  * blocking its event loop: c-ares, driven by tevent. c-ares tells us

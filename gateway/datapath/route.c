@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Route selection: first match wins.
  */

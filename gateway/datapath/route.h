@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Route selection: the first route of a listener whose match holds for
  * a connection.

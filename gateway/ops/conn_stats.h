@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A connection's live traffic counters: the relay updates them as data
  * moves, the metrics read them while the connection lives (so /metrics

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * /metrics, /healthz and /readyz, and the blocking health probe that
  * `tsgate --health` runs for the container HEALTHCHECK.

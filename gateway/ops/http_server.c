@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A tiny, strict, bounded HTTP/1.x server for /metrics, /healthz and
  * /readyz. See http_server.h for what it accepts.

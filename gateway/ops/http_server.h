@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A tiny, strict HTTP/1.0 and HTTP/1.1 server on tsocket streams, for the
  * metrics and health endpoints. Not a general web server:

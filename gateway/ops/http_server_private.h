@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The request head parser of http_server.c, exposed for its unit tests.
  */

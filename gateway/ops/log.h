@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tsgate logging: one line per event to stderr, as text or JSON.
  *

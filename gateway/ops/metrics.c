@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tsgate metrics: the registry of series and its Prometheus text
  * rendering. See metrics.h for the life cycle of series and handles.

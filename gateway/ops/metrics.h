@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tsgate metrics: counters, gauges and a histogram per listener and route,
  * rendered in the Prometheus text exposition format 0.0.4.

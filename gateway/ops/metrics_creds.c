@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The credential families of /metrics (metrics_creds.h).
  */

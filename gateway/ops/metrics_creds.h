@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The credentials in use, as metrics: when each certificate expires and
  * when each stapled OCSP response must be replaced. The daemon hands over

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Duration histograms in the Prometheus text format: see metrics_hist.h.
  */

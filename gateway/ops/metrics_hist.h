@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A Prometheus histogram of durations: fixed bucket bounds, counts kept
  * per bucket (made cumulative when rendered), the sum in microseconds.

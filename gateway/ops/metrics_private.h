@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * What metrics.c shares with the files that render families of their
  * own (metrics_creds.c).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Process metrics from /proc/self: see metrics_process.h. The values are
  * what the Prometheus Go client's process collector reports, from the

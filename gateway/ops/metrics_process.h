@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The standard process metrics of Prometheus client libraries, for the
  * process that renders them: process_cpu_seconds_total,

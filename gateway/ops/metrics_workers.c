@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * One /metrics and /readyz for all workers: see metrics_workers.h.
  *

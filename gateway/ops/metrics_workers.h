@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * /metrics and /readyz for `workers: N` > 1: one exposition for the whole
  * set of workers.

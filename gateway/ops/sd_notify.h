@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The systemd readiness protocol (sd_notify(3)), written directly: one
  * AF_UNIX datagram of "KEY=value" lines to the socket named by

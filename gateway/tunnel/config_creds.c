@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The config loader's second pass, on the walked config: load every
  * certificate, key, CRL and keytab with the same libraries the tunnels use

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * From config blocks to tunnel parameters: how a listener's or a route's
  * tls block becomes tstream_tls params. --check-config builds them too, so

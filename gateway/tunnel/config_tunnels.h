@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The config as the tunnels see it: loading with every pass (the walk of
  * gateway/config/ and the credential checks here, which need GnuTLS and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The expiry of every certificate the config names (cred_info.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * What the credentials the config names say about themselves, read with
  * GnuTLS: expiry times for the metrics, and the OCSP checks.

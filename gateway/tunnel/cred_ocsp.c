@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * OCSP responses the config names (tls.ocsp_response): what the credential
  * pass refuses, and what the metrics and the log say about one in use.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Library versions: see lib_versions.h. The build versions come from
  * pkg-config through meson (-DTSGATE_BUILD_*_VERSION).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The versions of the libraries tsgate runs with, for tsgate_build_info
  * and --version: GnuTLS as the loaded library reports it, talloc's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A client's identity from its tunnel (peer_info.h).
  */

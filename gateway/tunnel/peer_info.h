@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * What the gateway knows about a client once its tunnel is up, read from
  * the TLS or GSSAPI stream's getters: what routes match on and what the

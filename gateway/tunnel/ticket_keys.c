@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Ticket key secrets: the daemon's random one, HAProxy-style key files,
  * and the per-listener master derived from either (see ticket_keys.h).

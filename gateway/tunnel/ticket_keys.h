@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Session ticket keys of the TLS listeners. One secret per process tree,
  * made in the daemon before the workers fork (so a session resumes on

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * One tsgate process at a time opens a PKCS#11 token. SoftHSM2's file
  * store, the token most deployments try first, races when processes read

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A listening TCP or unix stream socket (listen_socket.h).
  */

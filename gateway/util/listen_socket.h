@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A listening TCP or unix stream socket: the one way the gateway makes
  * one (connection listeners and the metrics/health HTTP endpoint).

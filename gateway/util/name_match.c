@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Name patterns of the allow-lists: DNS names, email addresses, URIs, IP
  * addresses, Kerberos principals and subject DNs matched on their

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Allow-list patterns for names: DNS names (sni, client_san "DNS:"),
  * email, URI and IP SANs, Kerberos principals and subject DNs

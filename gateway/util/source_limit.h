@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Connections per client source address, for
  * limits.max_connections_per_source.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """One round of one figure on one server (bench_gateway.py interleaves
 the rounds: tsgate, peer 1, peer 2, peer 3, tsgate, ...). Each function
 takes the ServerSet and returns a dict of the round's figures; the CPU

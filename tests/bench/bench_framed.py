@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Framed against raw routes (issue 16): the daemon's CPU for the same
 bytes through a raw route and through `length32` routes with 8 MiB and
 64 KiB PDUs, and the daemon's peak RSS per connection with 8 MiB PDUs in

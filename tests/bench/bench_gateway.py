@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Side-by-side gateway benchmarks: tsgate against stunnel, HAProxy and
 hitch (Debian packages), configured for the same job, plus tsgate's
 GSSAPI tunnel against the raw gss_wrap+gss_unwrap rate. Issues 8 and 15.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_gateway_client: the load client and the backend of the gateway
  * benchmarks (tests/bench/bench_gateway.py). OpenSSL on the client side,

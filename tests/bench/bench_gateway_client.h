@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_gateway_client: what bench_gateway_client.c (connections, the
  * sink, bulk, full handshakes, idle) shares with bench_gateway_resume.c

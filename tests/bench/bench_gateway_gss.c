@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_gateway_gss: the Kerberos side of the gateway benchmarks
  * (tests/bench/bench_gateway.py). Credentials come from the environment

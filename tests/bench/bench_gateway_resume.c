@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_gateway_client's resumption and first-reply modes (issue 15), on
  * a server whose backend echoes (bench_gateway_client echo PORT):

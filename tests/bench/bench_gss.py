@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """tsgate's GSSAPI tunnel against the raw gss_wrap+gss_unwrap rate
 (bench_gateway.py's GSSAPI part, unchanged since run 2): a throw-away KDC
 (tt-kdc), tsgate (accept: plain, connect: gssapi) -> tsgate (accept:

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """What balancing costs: tsgate's CPU per connection set-up with a route
 to one backend and with a pool of four (round-robin, and
 least-connections), measured in interleaved rounds (single, pool, ...)

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The gateway benchmarks' table and raw files (bench_gateway.py).
 
 Results are kept per round: rounds[figure][server] is a list with one

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The servers of the gateway benchmarks (bench_gateway.py): the PKI they
 share, and tsgate, stunnel, HAProxy and hitch configured for the same job
 in one of three modes:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tsocket benchmark. One source, built twice: against tsgate's libtsocket
  * (bench_tsocket) and, as a yardstick, against Samba's tsocket

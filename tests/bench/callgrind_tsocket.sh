@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Instructions per operation of one benchmark figure, from callgrind:
 # two runs of N and 2N operations (-n), so the set-up cancels out.
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Run bench_tsocket (ours) and bench_tsocket_samba (Samba's tsocket) in
 turn and print the medians side by side with the ours/Samba ratio.
 

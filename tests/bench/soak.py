@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Soak test of the real tsgate daemon (not in CI: it runs for minutes).
 
 Runs waves of mixed traffic against one daemon for DURATION seconds

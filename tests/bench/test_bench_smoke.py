@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """bench_smoke: scripts/bench's gateway part (tests/bench/bench_gateway.py)
 still runs, with tiny sizes (BENCH_SMOKE=1), against every peer: each
 figure has a value for every server in every round, the raw files are

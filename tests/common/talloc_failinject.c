@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * talloc allocation-failure injection for tests (docs/hardening.md,
  * "Allocation failures").

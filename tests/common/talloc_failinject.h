@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Control of the talloc allocation-failure shim (talloc_failinject.c)
  * for a test program linked with it.

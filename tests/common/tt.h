@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Shared helpers of tsgate's Check tests: a talloc leak-check fixture, a
  * bounded event loop and child processes killed by pid.

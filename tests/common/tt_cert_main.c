@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tt-cert: issue a client certificate with arbitrary, possibly hostile,
  * names for the tests (never committed: the tests make them at run time).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #include "tt_certs.h"
 #include "tt.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Test PKI made at run time with certtool (gnutls-bin) in a fresh
  * temporary directory; nothing of it is ever committed.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A throw-away MIT KDC for tests (see tt_kdc.h).
  */

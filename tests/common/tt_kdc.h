@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A throw-away MIT KDC for tests: krb5kdc in a temporary directory with
  * its own realm, krb5.conf and kdc.conf, listening on a random

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tt-kdc: run a throw-away KDC (tests/common/tt_kdc.c) for shell-driven
  * tests. Prints shell "export VAR=value" lines, then "# ready", and keeps

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #include "tt_pair.h"
 
 #include <errno.h>

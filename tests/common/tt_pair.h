@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Socket fixtures of tsgate's Check tests: tstreams over socketpairs,
  * connected TCP pairs and listeners on loopback, so each test file does

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Shared waits of the shell tests (sourced; docs/testing.md):
 #   wait_for SECONDS CMD [ARGS...]  run CMD every 50 ms until it succeeds
 #                                   (returns 0) or SECONDS pass (returns 1)

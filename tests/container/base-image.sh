@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Makes the Debian base images the Dockerfile starts FROM, locally: there is
 # no registry to pull from here. debootstrap a minbase bookworm tree from
 # the machine's own Debian mirror, keep it as a tarball in a cache that

@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # End-to-end test of the container image, with podman/buildah (no Docker
 # engine here): build the image from the Dockerfile, check its metadata and
 # that it runs as non-root, that without a mounted config it refuses to
 # start (exit 1, a message naming the mount path, the health check
-# failing: the image has no config of its own), then run tsgate from the
-# image and push a TLS connection through it to a backend on the host. Bounded in time; cleans up what it starts (by pid / by id).
+# failing: the image has no config of its own), that it is built as
+# issue 17 asks (ENTRYPOINT ["tsgate"] + CMD, no VOLUME, OCI labels, only
+# runtime files: no compiler, headers, pkg-config files or meson), then
+# run tsgate from the image and push a TLS connection through it to a
+# backend on the host. Bounded in time; cleans up what it starts (by pid
+# / by id).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -71,24 +76,47 @@ inspect() { podman image inspect --format "$1" "$image"; }
 check "runs as a non-root USER" test "$(inspect '{{.Config.User}}')" = "tsgate:tsgate"
 check "STOPSIGNAL SIGTERM" test "$(inspect '{{.Config.StopSignal}}')" = "SIGTERM"
 check "HEALTHCHECK set" grep -q -- --health <<<"$(inspect '{{json .Config.Healthcheck}}')"
-check "VOLUME /etc/tsgate" grep -q '/etc/tsgate' <<<"$(inspect '{{json .Config.Volumes}}')"
+volumes=$(inspect '{{json .Config.Volumes}}')
+check "no VOLUME (got $volumes)" grep -Eqx 'null|\{\}|' <<<"$volumes"
 check "EXPOSE 8443" grep -q '8443/tcp' <<<"$(inspect '{{json .Config.ExposedPorts}}')"
-check "ENTRYPOINT runs tsgate in the foreground" grep -q '"/usr/bin/tsgate","--config"' \
-	<<<"$(inspect '{{json .Config.Entrypoint}}')"
+check "ENTRYPOINT [\"tsgate\"]" test "$(inspect '{{json .Config.Entrypoint}}')" = '["tsgate"]'
+check "CMD [\"--config\", \"/etc/tsgate/tsgate.yaml\"]" \
+	test "$(inspect '{{json .Config.Cmd}}')" = '["--config","/etc/tsgate/tsgate.yaml"]'
+version=$(sed -n "s/^[[:space:]]*version: '\([^']*\)'.*/\1/p" meson.build | head -n 1)
+label() { inspect "{{index .Config.Labels \"org.opencontainers.image.$1\"}}"; }
+check "OCI label version = meson's $version" test "$(label version)" = "$version"
+check "OCI label licenses = MIT" test "$(label licenses)" = MIT
+for l in title description vendor base.name; do
+	check "OCI label $l set" test -n "$(label "$l")"
+done
 
 ctr=$(buildah from --pull-never "$image")
 run_in() { buildah run --isolation chroot "$@"; }
+
+# only runtime files in the final image
+for tool in gcc cc clang ld as meson ninja pkg-config make; do
+	check "no $tool in the image" run_in "$ctr" -- sh -c "! command -v $tool"
+done
+check "no C headers in the image" run_in "$ctr" -- \
+	sh -c 'test -z "$(find / -xdev -name "*.h" -print -quit)"'
+check "no pkg-config files in the image" run_in "$ctr" -- \
+	sh -c 'test -z "$(find / -xdev -name "*.pc" -print -quit)"'
+check "no development links of our libraries (libtsocket.so)" run_in "$ctr" -- \
+	sh -c 'test -z "$(find / -xdev \( -name libtsocket.so -o -name "libtstream-*.so" \) -print -quit)"'
+check "the runtime libraries are there (libtsocket.so.0)" run_in "$ctr" -- \
+	sh -c 'test -n "$(find / -xdev -name "libtsocket.so.0")"'
+check "tsgate -vv runs in the image" run_in "$ctr" -- tsgate -vv
 
 uid=$(run_in "$ctr" -- id -u)
 check "process uid is not 0 (got $uid)" test "$uid" != 0
 check "the image has no config of its own" \
 	run_in "$ctr" -- sh -c '! test -e /etc/tsgate/tsgate.yaml'
 
-# Without a config mounted, the ENTRYPOINT (as the image says it, run in the
-# image) exits 1 with a message naming the mount path, and the HEALTHCHECK
-# command says unhealthy: a forgotten mount exposes nothing.
-mapfile -t entrypoint < <(inspect '{{json .Config.Entrypoint}}' |
-	python3 -c 'import json,sys; print("\n".join(json.load(sys.stdin)))')
+# Without a config mounted, the ENTRYPOINT and CMD (as the image says them,
+# run in the image) exit 1 with a message naming the mount path, and the
+# HEALTHCHECK command says unhealthy: a forgotten mount exposes nothing.
+mapfile -t entrypoint < <(inspect '{{json .Config.Entrypoint}} {{json .Config.Cmd}}' |
+	python3 -c 'import json,sys; e,c=sys.stdin.read().split(" ",1); print("\n".join(json.loads(e)+json.loads(c)))')
 mapfile -t healthcmd < <(inspect '{{json .Config.Healthcheck.Test}}' |
 	python3 -c 'import json,sys; t=json.load(sys.stdin); print("\n".join(t[1:] if t[0]=="CMD" else ["sh","-c",t[1]]))')
 rc=0

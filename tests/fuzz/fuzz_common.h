@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Shared plumbing of the libFuzzer targets: a stream whose peer replays
  * the fuzz input, and a bounded event loop.

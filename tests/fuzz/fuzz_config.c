@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz-config: the YAML config loader on arbitrary bytes.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz-framing: every PDU framer of gateway/datapath/framing.h, and the
  * relay's cut-through state machine (framer.h).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz-gssapi: bytes from the network side into a tstream_gssapi handshake.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz-gssapi-data: the data path of an accepted tstream_gssapi stream
  * against an initiator that misbehaves on purpose.

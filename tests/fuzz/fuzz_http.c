@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz-http: the metrics listener's HTTP server (gateway/ops/http_server.c)
  * with /metrics, /healthz and /readyz behind it.

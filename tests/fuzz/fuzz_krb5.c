@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Kerberos set-up shared by the GSSAPI fuzzers (see fuzz_krb5.h).
  */

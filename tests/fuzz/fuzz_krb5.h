@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Kerberos set-up shared by the GSSAPI fuzzers: a private krb5.conf, a
  * keytab for the service and a ticket to it, all without a KDC.

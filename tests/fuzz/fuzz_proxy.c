@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz-proxy: the identity writers of gateway/datapath/identity.h, round trip.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz-ticket-keys: tsgate_ticket_keys_parse() on any file text.
  *

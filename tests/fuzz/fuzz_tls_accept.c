@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz-tls-accept: bytes from a TLS client into tstream_tls_accept_send()
  * (and, mode bit 7, from a TLS server into tstream_tls_connect_send()).

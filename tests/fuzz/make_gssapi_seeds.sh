@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Remake the real-token seeds of fuzz-gssapi (corpus/gssapi/krb5-real-*).
 #
 #   tests/fuzz/make_gssapi_seeds.sh TT_KDC_BIN [FUZZ_BUILDDIR]

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Run built libFuzzer targets from their committed seed corpus.
 #
 #   tests/fuzz/run.sh TARGET|all SECONDS

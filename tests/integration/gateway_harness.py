@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Shared helpers of the tsgate integration tests (test_gateway_*.py).
 
 They start the real `tsgate` binary on YAML files written by the test,

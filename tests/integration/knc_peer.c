@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * knc-peer: an independent implementation of the knc 1.x protocol for
  * the tstream_gssapi tests, written with plain blocking MIT GSSAPI calls

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """The real tsgate daemon with talloc allocations failing (issue 13).
 
 The daemon runs with tests/common/talloc_failinject.c in LD_PRELOAD:

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The tsgate command line, with the real binary:
 #   --version, --help, usage errors;
 #   --check-config on every broken fixture (exact FILE:LINE:COL messages

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """The deployment examples and the documentation's commands, for real.
 
 - Every tsgate configuration embedded in etc/examples/docker-compose.yml
@@ -58,6 +59,15 @@ EXAMPLES = os.path.join(SRC, "etc", "examples")
 K8S = os.path.join(EXAMPLES, "kubernetes")
 COMPOSE = os.path.join(EXAMPLES, "docker-compose.yml")
 UNIT = os.path.join(SRC, "etc", "tsgate.service")
+
+
+def project_version():
+    with open(os.path.join(SRC, "meson.build")) as f:
+        return re.search(r"version: '([^']+)'", f.read()).group(1)
+
+
+# The examples pin the image to the release they were written for.
+IMAGE = "tsgate:" + project_version()
 
 # Commands shown in docs/ that this test does not run, and what runs them
 # (or, for a by-hand run too long for CI, why not).
@@ -403,6 +413,8 @@ class ManifestTest(unittest.TestCase):
         tsgate = [c for c in containers if c["image"].startswith("tsgate")]
         self.assertEqual(len(tsgate), 1, fname)
         c = tsgate[0]
+        self.assertEqual(c["image"], IMAGE, fname)
+        self.assertFalse(c.get("args"), "the image's CMD names the config")
         self.assertNotIn("command", c, "the image's ENTRYPOINT runs tsgate")
         apps = [a for a in containers if a is not c]
         csc = c.get("securityContext", {})
@@ -518,7 +530,8 @@ class ManifestTest(unittest.TestCase):
             compose = yaml.safe_load(f)
         services = compose["services"]
         gw = services["tsgate"]
-        self.assertEqual(gw["image"], "tsgate:latest")
+        self.assertEqual(gw["image"], IMAGE)
+        self.assertNotIn("command", gw, "the image's CMD names the config")
         # sidecar: the app's network namespace, so 127.0.0.1 is the app
         app = gw["network_mode"].split(":", 1)[1]
         self.assertEqual(gw["network_mode"], "service:" + app)

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """The fault matrix of issue 9 against the real tsgate daemon.
 
 Every case runs while a witness -- a TLS stream through the same daemon to

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Integration tests of backend pools with the real daemon and real
 servers the test kills and restarts: round-robin, first (failover in
 order) and least-connections; a dead backend never costs a client its

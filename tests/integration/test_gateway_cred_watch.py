@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Credentials that rotate without a signal (issue 17), with the real
 daemon and openssl s_client: a directory laid out like a kubelet Secret
 mount rotated by the kubelet's atomic "..data" symlink swap, a file

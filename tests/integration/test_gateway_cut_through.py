@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Integration tests of cut-through forwarding on framed routes (issue
 16): the real daemon forwards a PDU as it arrives, so a backend sees the
 start of a PDU whose end the client has not sent yet, and the daemon's

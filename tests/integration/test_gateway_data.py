@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Integration tests of tsgate's plaintext data path: the real daemon on
 YAML written here, real unix/TCP backends run by the test.
 

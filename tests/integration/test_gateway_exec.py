@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Program backends (backend: "exec:/path") of the real daemon, and
 credential delegation against a throw-away MIT KDC (build/tests/tt-kdc).
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Integration tests of tsgate with Kerberos: the real daemon accepting
 and originating GSSAPI (knc-compatible) streams against a throw-away MIT
 KDC (build/tests/tt-kdc), driven by an independent knc peer

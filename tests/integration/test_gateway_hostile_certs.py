@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Hostile client certificates against an mTLS allow-list, end to end
 (issue 13, defects 2 and 3).
 

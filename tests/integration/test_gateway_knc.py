@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """GSSAPI end of stream against a knc-faithful peer (issue 13 defect 4).
 
 knc-peer's knc-server and knc-client modes behave like the knc 1.12

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Limits and health of the real tsgate daemon under hostile load.
 
 - The liveness endpoint under a slot-holding attack: 64 idle, 32

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Metrics and health of the real tsgate daemon, read with the real curl.
 
 Every /metrics answer is checked against the Prometheus text exposition

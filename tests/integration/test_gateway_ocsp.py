@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """OCSP stapling (tls.ocsp_response, issue 17) with the real daemon:
 responses made at test time by `openssl ocsp` acting as the responder of
 a throw-away CA (its index.txt), seen by `openssl s_client -status`; a

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Integration tests of tsgate's operations behaviour with the real
 daemon: SIGHUP reload while connections stream (byte-exact, old
 connections keep their routes, new ones use the new config, listeners

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Integration tests of tsgate's key handling and logs with the real
 daemon: a private key or keytab readable by others (or owned by another
 user) stops start-up, fails --check-config and fails a reload that keeps

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Integration tests of keys and certificates on a PKCS#11 token: a real
 SoftHSM2 token made per test (softhsm2-util, p11tool), tsgate naming the
 key (and the certificate) by RFC 7512 URLs. Checked with third-party

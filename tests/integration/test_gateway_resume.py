@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """TLS session resumption through the real daemon, against real clients:
 openssl s_client (-sess_out/-sess_in, -reconnect, -early_data), gnutls-cli
 --resume, Python's ssl, and tsgate's own client mode. Also the first reply

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """What operators' tools read from the real daemon (issue 17):
 
 - sd_notify: READY=1 once every listener is bound (with workers: once

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Integration tests of tsgate with TLS: the real daemon terminating and
 originating TLS, driven by Python's ssl, openssl s_client and gnutls-cli,
 with certificates made by openssl for the test.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tstream_gssapi against a real MIT KDC (tests/common/tt_kdc.c):
  * our initiator against our acceptor over TCP, against an independent

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Load test of the real tsgate daemon: N concurrent TLS tunnels (1,000 by
 default) through one TLS listener to an echo backend, each moving SIZE
 bytes (1 MiB by default) up and the same bytes back, every byte checked

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The metrics listener for real: the server runs in-process on
  * 127.0.0.1 (or a unix socket) and the real curl binary asks it for

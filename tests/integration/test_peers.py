@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """tsgate against third-party peers, run as unprivileged configs in a temp
 dir on free loopback ports (issue 13, "real consumers and peers").
 

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # The installed libraries are usable by others: `meson install` the build
 # into a temporary DESTDIR, then build and run small programs against it
 # with nothing but `cc prog.c $(pkg-config --cflags --libs NAME)` (our .pc

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Samba's own programs through two tsgates (issue 16, items 2 and 3).
 
 smbclient / rpcclient -> tsgate (plain in, `connect: tls`) -> tsgate (TLS

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tstream_tls against real peers: our server against gnutls-cli and
  * openssl s_client, our client against gnutls-serv and openssl s_server.

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # tt-kdc (tests/common/tt_kdc_main.c), the throw-away KDC for shell-driven
 # tests: it starts, prints an environment that works with the MIT tools,
 # and on SIGTERM stops krb5kdc and removes its directory.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The tsocket oracle: one program, built twice from this source (against
  * tsgate's libtsocket as tsocket_oracle, against Samba's private

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """The tsocket oracle's driver: runs tsocket_oracle (tsgate's libtsocket)
 and tsocket_oracle_samba (Samba's tsocket) with the same seeds and diffs
 their traces; any difference fails with the first differing line.

@@ -1,8 +1,12 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Check that a shared library exports exactly the functions its public
-# headers declare: nothing missing, nothing extra.
+# headers declare: nothing missing, nothing extra; with --node NODE, also
+# that every one of them carries the symbol version NODE as its default
+# version (name@@NODE) and that the library defines no other version node,
+# so a process that also loads Samba's tsocket cannot mix the two.
 #
-# usage: check_exports.sh LIBRARY.so HEADER.h [HEADER.h ...]
+# usage: check_exports.sh [--node NODE] LIBRARY.so HEADER.h [HEADER.h ...]
 #
 # The declared names come from the compiler itself (gcc -aux-info on a
 # file including every header), so macros, line breaks and comments in
@@ -12,8 +16,13 @@
 # from $CHECK_EXPORTS_CFLAGS (default: pkg-config talloc tevent).
 set -eu
 
+node=
+if [ "${1:-}" = --node ] && [ $# -ge 2 ]; then
+	node=$2
+	shift 2
+fi
 if [ $# -lt 2 ]; then
-	echo "usage: $0 LIBRARY.so HEADER.h [HEADER.h ...]" >&2
+	echo "usage: $0 [--node NODE] LIBRARY.so HEADER.h [HEADER.h ...]" >&2
 	exit 2
 fi
 lib=$1
@@ -58,7 +67,8 @@ done <"$tmp/paths" |
 
 nm -D --defined-only "$lib" |
 	awk 'NF == 3 && $2 ~ /^[TtWiDdBbRrVv]$/ { print $3 }' |
-	sed 's/@.*$//' | sort -u >"$tmp/exported"
+	sort -u >"$tmp/versioned"
+sed 's/@.*$//' "$tmp/versioned" | sort -u >"$tmp/exported"
 
 if [ ! -s "$tmp/declared" ]; then
 	echo "FAIL: found no declarations in: $*" >&2
@@ -78,7 +88,22 @@ if [ -n "$extra" ]; then
 	printf '%s\n' "$extra" | sed 's/^/  /'
 	status=1
 fi
+if [ -n "$node" ]; then
+	unversioned=$(grep -v "@@$node\$" "$tmp/versioned" || true)
+	if [ -n "$unversioned" ]; then
+		echo "FAIL: exported without the default version $node:"
+		printf '%s\n' "$unversioned" | sed 's/^/  /'
+		status=1
+	fi
+	# the version definitions (type A): exactly NODE
+	nodes=$(nm -D --defined-only "$lib" | awk '$2 == "A" { print $3 }' |
+		sort -u | tr '\n' ' ')
+	if [ "$nodes" != "$node " ]; then
+		echo "FAIL: version nodes of $lib: '${nodes% }', expected '$node'"
+		status=1
+	fi
+fi
 if [ $status -eq 0 ]; then
-	echo "OK: $(wc -l <"$tmp/exported") symbols, exactly the declared API"
+	echo "OK: $(wc -l <"$tmp/exported") symbols, exactly the declared API${node:+, all @@$node}"
 fi
 exit $status

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Check that a static library calls no crypto or tunnel library: the
 # config walk (gateway_config) must stand without GnuTLS, krb5, GSSAPI or
 # tstream_tls, whose checks are the credential pass in gateway/tunnel/.

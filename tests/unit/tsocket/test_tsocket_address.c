@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Unit tests of the BSD address type (tsocket_bsd_address.c): ipv4/ipv6/ip
  * parsing, canonical strings, ports, unix paths, the sockaddr

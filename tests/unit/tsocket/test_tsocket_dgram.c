@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Unit tests of the BSD datagram sockets (tsocket_bsd_dgram.c): UDP over
  * 127.0.0.1 and ::1 and unix datagrams in a temporary directory,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Unit tests of tsocket's generic layer (tsocket.c, tsocket_dgram.c,
  * tsocket_stream.c): argument checks, EBUSY/ENOTCONN/EPIPE/EOPNOTSUPP

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Unit tests of tsocket's helpers (tsocket_helpers.c): the readv_pdu
  * engine with a length-prefixed protocol, and the tevent_queue helpers

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Unit tests of tstream_readv on BSD streams with multi-buffer vectors
  * and the read-ahead buffer behind them (tsocket_bsd_stream.c,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Unit tests of the BSD stream sockets (tsocket_bsd_stream.c): TCP over
  * 127.0.0.1 and ::1 to listeners the tests make, unix connect,

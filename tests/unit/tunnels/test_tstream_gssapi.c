@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tstream_gssapi's I/O-free helpers (tunnels/tstream_gssapi_util.c):
  * principal parsing, OID strings, errno mapping and error texts. The

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tstream_tls: our client against our server over socketpairs and TCP,
  * with a PKI made by certtool at start-up.

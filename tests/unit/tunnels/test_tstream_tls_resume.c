@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tstream_tls session resumption: our client against our server over
  * socketpairs — tickets for TLS 1.3 and 1.2, the ticket key shared or not,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tsgate config loader: value parsers, every fixture under
  * tests/data/config (broken ones against their .expect files, good ones

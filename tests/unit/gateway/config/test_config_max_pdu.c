@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * max_pdu defaults: each framing gets the largest PDU its protocol can
  * carry when a route sets none, whatever order the keys come in, and a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tsgate_config_cred_files(): every credential file a config names, once,
  * in config order -- the list the daemon's watcher watches.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The credential watcher (gateway/daemon/cred_watch.c) on real files:
  * the kubelet's "..data" symlink swap, a rename over the file, a write in

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The relay tests' rig: a relay between two unix socketpairs and a test
  * peer on each far end (test_relay.c, test_relay_framed.c).

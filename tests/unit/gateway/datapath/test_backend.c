@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Unit tests of gateway/datapath/backend.c against listeners in the same
  * event loop: plain TCP and unix backends, refused and missing ones, the

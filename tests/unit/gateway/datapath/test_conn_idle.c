@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * What an idle TLS connection of the gateway holds of ours: the real
  * connection code (gateway/datapath/conn.c) accepts a TCP connection, a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Unit tests of gateway/datapath/exec.c and exec_stream.c: /bin/cat as
  * the program (both directions and the half-close through the two socket

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Unit tests of gateway/datapath/framer.c, the cut-through framer, fed
  * by hand: headers split over 1-byte chunks, bodies ending exactly at a

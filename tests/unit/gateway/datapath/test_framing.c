@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Unit tests of gateway/datapath/framing.c: header parsing of each framing, and
  * whole-PDU reads over a real socketpair (split writes, oversized PDUs,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Unit tests of gateway/datapath/identity.c: the PROXY protocol v2 header
  * (HAProxy proxy-protocol.txt section 2.2) and knc's KEY:VALUE hand-off,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Unit tests of gateway/datapath/relay.c over real unix socketpairs: byte-exact
  * transfers both ways, half-close passed on while the other direction

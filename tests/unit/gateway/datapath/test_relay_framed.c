@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Unit tests of the relay on framed routes (cut-through): an 8 MiB PDU
  * each way at once with at most one chunk held per direction, headers

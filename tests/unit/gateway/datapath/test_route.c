@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Unit tests of gateway/datapath/route.c: first-match routing on sni, alpn,
  * client_subject, client_san and principal with '*' wildcards, on config

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Unit tests of gateway/ops/health.c: /healthz and /readyz answered by a
  * real metrics server in this event loop, through each readiness state,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Unit tests of gateway/ops/log.c: level and format names, text and JSON
  * rendering, escaping of values that come from the network (no forged

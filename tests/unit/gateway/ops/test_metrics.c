@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Unit tests of gateway/ops/metrics.c and the endpoint handler of
  * gateway/ops/health.c: exact Prometheus text, label escaping, histogram

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Unit tests of gateway/ops/metrics_workers.c: worker 0 gathering the
  * other workers' states and texts over the links' unix sockets for

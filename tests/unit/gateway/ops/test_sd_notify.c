@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Unit tests of gateway/ops/sd_notify.c against a real AF_UNIX datagram
  * socket bound by the test, as systemd binds $NOTIFY_SOCKET: a path and

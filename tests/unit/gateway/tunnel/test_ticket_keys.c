@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Ticket key files (HAProxy's tls-ticket-keys format) and the ticket
  * master each listener derives: errors name the file and line and never

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Unit tests of gateway/util/listen_socket.c: TCP sockets (a picked port,
  * SO_REUSEPORT sharing), unix sockets (a path too long for sockaddr_un

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Unit tests of gateway/util/source_limit.c: what a client's source is (IPv4,
  * IPv4-mapped IPv6, IPv6 cut to a prefix, none for unix sockets), and
