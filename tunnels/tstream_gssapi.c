@@ -935,6 +935,13 @@ int tstream_gssapi_stream_create(TALLOC_CTX *mem_ctx,
 		goto fail;
 	}
 	g->max_chunk = max_input;
+	if (params->auth_only) {
+		/* the data travels on the channel the context is bound to */
+		g->plain_stream = NULL;
+		g->error = ENOTCONN;
+		g->error_reason = talloc_strdup(
+		    g, "identity only: the data is not carried by GSSAPI");
+	}
 
 	if (targ != GSS_C_NO_NAME) {
 		gss_release_name(&min, &targ);

@@ -319,6 +319,58 @@ int tstream_gssapi_connect_recv(struct tevent_req *req,
 				struct tstream_context **_stream,
 				char **_reason);
 
+/**
+ * @brief Authenticate over a stream that goes on carrying the data
+ *        itself, bound to that stream's channel (tls-gssapi).
+ *
+ * Runs the knc token exchange of tstream_gssapi_accept_send() or
+ * tstream_gssapi_connect_send() (the side of params) over stream, with
+ * channel bindings whose initiator and acceptor address types are 0
+ * (GSS_C_AF_UNSPEC) with empty addresses and whose application_data is
+ * channel_bindings
+ * (for TLS: the 32 tls-exporter bytes of RFC 9266). No wrap or unwrap
+ * is installed: once it is done, the caller goes on using stream. The
+ * acceptor refuses an initiator that sent no bindings or other bindings
+ * (EACCES); the initiator always asks for mutual authentication.
+ *
+ * stream stays the caller's: it is only read and written while the
+ * request runs (nothing is read past the last context token).
+ *
+ * @param mem_ctx          Context of the request.
+ * @param ev               Event context.
+ * @param stream           The channel (e.g. an established tstream_tls).
+ * @param params           Acceptor or initiator params.
+ * @param channel_bindings The channel's binding bytes (copied); required.
+ * @param cb_len           Their count, 1..TSTREAM_GSSAPI_MAX_TOKEN.
+ */
+struct tevent_req *tstream_gssapi_auth_send(
+    TALLOC_CTX *mem_ctx,
+    struct tevent_context *ev,
+    struct tstream_context *stream,
+    struct tstream_gssapi_params *params,
+    const uint8_t *channel_bindings,
+    size_t cb_len);
+
+/**
+ * @brief Receive the result of tstream_gssapi_auth_send().
+ *
+ * @param req        The request.
+ * @param perrno     As tstream_gssapi_accept_recv(); EINVAL without
+ *                   channel bindings.
+ * @param mem_ctx    Owner of the identity.
+ * @param _identity  Receives a GSSAPI stream that carries no data: its
+ *                   getters (below) describe the context; reads and writes
+ *                   fail with ENOTCONN. It does not refer to the channel,
+ *                   which may be freed before or after it.
+ * @param _reason    Optional; on failure a readable reason on mem_ctx.
+ * @return 0, or -1 with *perrno set.
+ */
+int tstream_gssapi_auth_recv(struct tevent_req *req,
+			     int *perrno,
+			     TALLOC_CTX *mem_ctx,
+			     struct tstream_context **_identity,
+			     char **_reason);
+
 /*
  * Getters of an established stream. They work on both sides; "client"
  * is always the initiator and "server" the acceptor. Called on a stream

@@ -246,6 +246,7 @@ static char *gssapi_flag_names(TALLOC_CTX *mem_ctx, OM_uint32 flags)
 	    {GSS_C_SEQUENCE_FLAG, "sequence detection"},
 	    {GSS_C_CONF_FLAG, "confidentiality"},
 	    {GSS_C_INTEG_FLAG, "integrity"},
+	    {GSS_C_CHANNEL_BOUND_FLAG, "channel bindings"},
 	};
 	char *s = talloc_strdup(mem_ctx, "");
 
@@ -413,6 +414,9 @@ static void gssapi_call_work(struct tstream_gssapi_job *job)
 	struct gssapi_call *call = (struct gssapi_call *)job;
 	const struct tstream_gssapi_params *params = call->params;
 	gss_buffer_t input = call->has_input ? &call->input : GSS_C_NO_BUFFER;
+	struct gss_channel_bindings_struct cbs;
+	gss_channel_bindings_t cb =
+	    tstream_gssapi_channel_bindings(params, &cbs);
 	OM_uint32 maj, min;
 
 	if (call->acquire) {
@@ -440,12 +444,11 @@ static void gssapi_call_work(struct tstream_gssapi_job *job)
 		}
 		maj = gss_init_sec_context(
 		    &min, call->cred, &call->ctx, call->target, gss_mech_krb5,
-		    req_flags, GSS_C_INDEFINITE, GSS_C_NO_CHANNEL_BINDINGS,
-		    input, &call->mech, &call->out_token, &call->flags, NULL);
+		    req_flags, GSS_C_INDEFINITE, cb, input, &call->mech,
+		    &call->out_token, &call->flags, NULL);
 	} else {
 		maj = gss_accept_sec_context(
-		    &min, &call->ctx, call->cred, input,
-		    GSS_C_NO_CHANNEL_BINDINGS, NULL, &call->mech,
+		    &min, &call->ctx, call->cred, input, cb, NULL, &call->mech,
 		    &call->out_token, &call->flags, NULL, &call->deleg);
 	}
 	call->maj = maj;

@@ -185,6 +185,14 @@ struct tstream_gssapi_params *tstream_gssapi_params_copy(
 		talloc_free(copy);
 		return NULL;
 	}
+	if (params->cb_len > 0) {
+		copy->cb_data =
+		    talloc_memdup(copy, params->cb_data, params->cb_len);
+		if (copy->cb_data == NULL) {
+			talloc_free(copy);
+			return NULL;
+		}
+	}
 	return copy;
 }
 

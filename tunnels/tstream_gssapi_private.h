@@ -42,6 +42,16 @@ struct tstream_gssapi_params {
 	bool strict_eof;
 	uint32_t required_flags;
 	struct tstream_gssapi_pool *pool; /* not owned; NULL: inline */
+
+	/*
+	 * Set only on a request's private copy by tstream_gssapi_auth_send():
+	 * the channel's binding bytes (application_data of the bindings
+	 * struct) and that the context authenticates a channel carrying the
+	 * data itself (no wrap, see tstream_gssapi_auth.c).
+	 */
+	uint8_t *cb_data;
+	size_t cb_len;
+	bool auth_only;
 };
 
 enum tstream_gssapi_job_state {
@@ -147,6 +157,15 @@ int tstream_gssapi_stream_create(TALLOC_CTX *mem_ctx,
 				 const struct tstream_gssapi_params *params,
 				 struct tstream_context **_stream,
 				 char **reason);
+
+/*
+ * The channel bindings of params (address types 0, addresses empty,
+ * application_data = cb_data) filled into *buf, or GSS_C_NO_CHANNEL_BINDINGS
+ * when it has none.
+ */
+gss_channel_bindings_t tstream_gssapi_channel_bindings(
+    const struct tstream_gssapi_params *params,
+    struct gss_channel_bindings_struct *buf);
 
 /*
  * Give the established stream the credentials the client delegated (the

@@ -89,12 +89,15 @@ enum tsgate_config_accept {
 	TSGATE_CONFIG_ACCEPT_PLAIN = 0,
 	TSGATE_CONFIG_ACCEPT_TLS,
 	TSGATE_CONFIG_ACCEPT_GSSAPI,
+	/* TLS, then a GSSAPI context bound to it; the data in TLS records */
+	TSGATE_CONFIG_ACCEPT_TLS_GSSAPI,
 };
 
 enum tsgate_config_connect {
 	TSGATE_CONFIG_CONNECT_PLAIN = 0,
 	TSGATE_CONFIG_CONNECT_TLS,
 	TSGATE_CONFIG_CONNECT_GSSAPI,
+	TSGATE_CONFIG_CONNECT_TLS_GSSAPI,
 };
 
 /* How a route's relay cuts the stream into PDUs (datapath/framing.h). */

@@ -59,13 +59,13 @@ static void cred_files_route(struct cred_files *f,
 			     TALLOC_CTX *mem_ctx,
 			     const struct tsgate_config_route *r)
 {
-	if (r->connect == TSGATE_CONFIG_CONNECT_TLS && r->tls != NULL) {
+	if (r->tls != NULL) {
 		cred_file(f, mem_ctx, r->tls->cert);
 		cred_file(f, mem_ctx, r->tls->key);
 		cred_file(f, mem_ctx, r->tls->ca);
 		cred_file(f, mem_ctx, r->tls->crl);
 	}
-	if (r->connect == TSGATE_CONFIG_CONNECT_GSSAPI && r->gssapi != NULL) {
+	if (r->gssapi != NULL) {
 		cred_file(f, mem_ctx, r->gssapi->client_keytab);
 	}
 }
@@ -81,11 +81,10 @@ int tsgate_config_cred_files(TALLOC_CTX *mem_ctx,
 	for (i = 0; i < cfg->num_listeners; i++) {
 		const struct tsgate_config_listener *l = &cfg->listeners[i];
 
-		if (l->accept == TSGATE_CONFIG_ACCEPT_TLS && l->tls != NULL) {
+		if (l->tls != NULL) {
 			cred_files_tls_server(&f, mem_ctx, l->tls);
 		}
-		if (l->accept == TSGATE_CONFIG_ACCEPT_GSSAPI &&
-		    l->gssapi != NULL) {
+		if (l->gssapi != NULL) {
 			cred_file(&f, mem_ctx, l->gssapi->keytab);
 		}
 		for (j = 0; j < l->num_routes; j++) {

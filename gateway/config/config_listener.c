@@ -12,6 +12,7 @@
 static const struct cfg_enum cfg_accepts[] = {
     {"tls", TSGATE_CONFIG_ACCEPT_TLS, false},
     {"gssapi", TSGATE_CONFIG_ACCEPT_GSSAPI, false},
+    {"tls-gssapi", TSGATE_CONFIG_ACCEPT_TLS_GSSAPI, false},
     {"plain", TSGATE_CONFIG_ACCEPT_PLAIN, false},
     {NULL, 0, false},
 };
@@ -82,7 +83,7 @@ static void cfg_listener(struct cfg_parser *p,
 	struct cfg_listener_marks *lm = &p->listeners[idx];
 	yaml_node_t *seen[ARRAY_SIZE(cfg_listener_keys)] = {NULL};
 	yaml_node_t *v, *tls_node, *gssapi_node, *routes;
-	bool accept_known;
+	bool accept_known, tls_used, gssapi_used;
 	uint32_t present;
 
 	l->mark = cfg_mark(node);
@@ -119,49 +120,56 @@ static void cfg_listener(struct cfg_parser *p,
 	v = SEEN(cfg_listener_keys, seen, "accept");
 	accept_known = l->accept == TSGATE_CONFIG_ACCEPT_PLAIN ||
 		       l->accept == TSGATE_CONFIG_ACCEPT_TLS ||
-		       l->accept == TSGATE_CONFIG_ACCEPT_GSSAPI;
+		       l->accept == TSGATE_CONFIG_ACCEPT_GSSAPI ||
+		       l->accept == TSGATE_CONFIG_ACCEPT_TLS_GSSAPI;
+	tls_used = l->accept == TSGATE_CONFIG_ACCEPT_TLS ||
+		   l->accept == TSGATE_CONFIG_ACCEPT_TLS_GSSAPI;
+	gssapi_used = l->accept == TSGATE_CONFIG_ACCEPT_GSSAPI ||
+		      l->accept == TSGATE_CONFIG_ACCEPT_TLS_GSSAPI;
 	if (!accept_known) {
 		l->accept = TSGATE_CONFIG_ACCEPT_PLAIN;
 	}
 	if (!PRESENT(cfg_listener_keys, present, "accept")) {
 		cfg_error(p, node,
 			  "missing key 'accept' in listener '%s' "
-			  "(tls, gssapi or plain)",
+			  "(tls, gssapi, tls-gssapi or plain)",
 			  l->name);
 	}
 	tls_node = SEEN(cfg_listener_keys, seen, "tls");
 	gssapi_node = SEEN(cfg_listener_keys, seen, "gssapi");
 	if (tls_node != NULL) {
 		l->tls = cfg_tls_server(p, tls_node);
-		if (accept_known && l->accept != TSGATE_CONFIG_ACCEPT_TLS) {
+		if (accept_known && !tls_used) {
 			cfg_error(p, tls_node,
 				  "'tls' is only used with "
-				  "'accept: tls' (listener '%s' accepts %s)",
+				  "'accept: tls' or 'tls-gssapi' (listener "
+				  "'%s' accepts %s)",
 				  l->name,
 				  tsgate_config_accept_name(l->accept));
 		}
-	} else if (accept_known && l->accept == TSGATE_CONFIG_ACCEPT_TLS &&
+	} else if (accept_known && tls_used &&
 		   !PRESENT(cfg_listener_keys, present, "tls")) {
 		cfg_error(p, v,
-			  "'accept: tls' needs a 'tls' block with 'cert' "
+			  "'accept: %s' needs a 'tls' block with 'cert' "
 			  "and 'key' in listener '%s'",
-			  l->name);
+			  tsgate_config_accept_name(l->accept), l->name);
 	}
 	if (gssapi_node != NULL) {
 		l->gssapi = cfg_gssapi_server(p, gssapi_node);
-		if (accept_known && l->accept != TSGATE_CONFIG_ACCEPT_GSSAPI) {
+		if (accept_known && !gssapi_used) {
 			cfg_error(p, gssapi_node,
 				  "'gssapi' is only used with "
-				  "'accept: gssapi' (listener '%s' accepts %s)",
+				  "'accept: gssapi' or 'tls-gssapi' (listener "
+				  "'%s' accepts %s)",
 				  l->name,
 				  tsgate_config_accept_name(l->accept));
 		}
-	} else if (accept_known && l->accept == TSGATE_CONFIG_ACCEPT_GSSAPI &&
+	} else if (accept_known && gssapi_used &&
 		   !PRESENT(cfg_listener_keys, present, "gssapi")) {
 		cfg_error(p, v,
-			  "'accept: gssapi' needs a 'gssapi' block with "
+			  "'accept: %s' needs a 'gssapi' block with "
 			  "'keytab' in listener '%s'",
-			  l->name);
+			  tsgate_config_accept_name(l->accept), l->name);
 	}
 	lm->accept_known = accept_known;
 	lm->accept = cfg_mark(v);

@@ -15,6 +15,7 @@ static const struct cfg_enum cfg_connects[] = {
     {"plain", TSGATE_CONFIG_CONNECT_PLAIN, false},
     {"tls", TSGATE_CONFIG_CONNECT_TLS, false},
     {"gssapi", TSGATE_CONFIG_CONNECT_GSSAPI, false},
+    {"tls-gssapi", TSGATE_CONFIG_CONNECT_TLS_GSSAPI, false},
     {NULL, 0, false},
 };
 
@@ -396,7 +397,7 @@ void cfg_route(struct cfg_parser *p,
 	yaml_node_t *seen[ARRAY_SIZE(cfg_route_keys)] = {NULL};
 	yaml_node_t *mseen[CFG_M_COUNT] = {NULL};
 	yaml_node_t *v, *tls_node, *gssapi_node;
-	bool connect_known;
+	bool connect_known, tls_used, gssapi_used;
 	uint32_t present;
 	size_t i, errors_before = p->errs->num_errors;
 
@@ -424,7 +425,12 @@ void cfg_route(struct cfg_parser *p,
 			      ARRAY_SIZE(cfg_route_keys), r, "route", seen);
 	connect_known = r->connect == TSGATE_CONFIG_CONNECT_PLAIN ||
 			r->connect == TSGATE_CONFIG_CONNECT_TLS ||
-			r->connect == TSGATE_CONFIG_CONNECT_GSSAPI;
+			r->connect == TSGATE_CONFIG_CONNECT_GSSAPI ||
+			r->connect == TSGATE_CONFIG_CONNECT_TLS_GSSAPI;
+	tls_used = r->connect == TSGATE_CONFIG_CONNECT_TLS ||
+		   r->connect == TSGATE_CONFIG_CONNECT_TLS_GSSAPI;
+	gssapi_used = r->connect == TSGATE_CONFIG_CONNECT_GSSAPI ||
+		      r->connect == TSGATE_CONFIG_CONNECT_TLS_GSSAPI;
 	if (!connect_known) {
 		connect_known = !PRESENT(cfg_route_keys, present, "connect");
 		r->connect = TSGATE_CONFIG_CONNECT_PLAIN;
@@ -467,29 +473,28 @@ void cfg_route(struct cfg_parser *p,
 	if (gssapi_node != NULL) {
 		r->gssapi = cfg_gssapi_client(p, gssapi_node);
 	}
-	if (tls_node != NULL && connect_known &&
-	    r->connect != TSGATE_CONFIG_CONNECT_TLS) {
+	if (tls_node != NULL && connect_known && !tls_used) {
 		cfg_error(p, tls_node,
-			  "'tls' is only used with 'connect: tls' (route '%s' "
+			  "'tls' is only used with 'connect: tls' or "
+			  "'tls-gssapi' (route '%s' "
 			  "connects %s)",
 			  r->name, tsgate_config_connect_name(r->connect));
 	}
-	if (gssapi_node != NULL && connect_known &&
-	    r->connect != TSGATE_CONFIG_CONNECT_GSSAPI) {
+	if (gssapi_node != NULL && connect_known && !gssapi_used) {
 		cfg_error(p, gssapi_node,
-			  "'gssapi' is only used with 'connect: gssapi' "
-			  "(route '%s' connects %s)",
+			  "'gssapi' is only used with 'connect: gssapi' or "
+			  "'tls-gssapi' (route '%s' connects %s)",
 			  r->name, tsgate_config_connect_name(r->connect));
 	}
 	v = SEEN(cfg_route_keys, seen, "connect");
-	if (r->connect == TSGATE_CONFIG_CONNECT_GSSAPI && gssapi_node == NULL &&
+	if (gssapi_used && gssapi_node == NULL &&
 	    !PRESENT(cfg_route_keys, present, "gssapi")) {
 		cfg_error(p, v,
-			  "'connect: gssapi' needs a 'gssapi' block with "
+			  "'connect: %s' needs a 'gssapi' block with "
 			  "'target' in route '%s'",
-			  r->name);
+			  tsgate_config_connect_name(r->connect), r->name);
 	}
-	if (r->connect == TSGATE_CONFIG_CONNECT_TLS) {
+	if (tls_used) {
 		cfg_route_tls(p, r, v, tls_node,
 			      PRESENT(cfg_route_keys, present, "tls"),
 			      errors_before);

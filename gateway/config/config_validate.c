@@ -172,6 +172,12 @@ static void cfg_route_reachable(struct cfg_parser *p,
 				why = "it accepts gssapi, not tls";
 			}
 			break;
+		case TSGATE_CONFIG_ACCEPT_TLS_GSSAPI:
+			/* the principal and the certificate both count */
+			if (i == CFG_M_PRINCIPAL) {
+				break;
+			}
+			/* fall through */
 		case TSGATE_CONFIG_ACCEPT_TLS:
 			if (i == CFG_M_PRINCIPAL) {
 				why = "it accepts tls; principals come from "

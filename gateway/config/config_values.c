@@ -453,6 +453,8 @@ const char *tsgate_config_accept_name(enum tsgate_config_accept a)
 		return "tls";
 	case TSGATE_CONFIG_ACCEPT_GSSAPI:
 		return "gssapi";
+	case TSGATE_CONFIG_ACCEPT_TLS_GSSAPI:
+		return "tls-gssapi";
 	}
 	return "?";
 }
@@ -466,6 +468,8 @@ const char *tsgate_config_connect_name(enum tsgate_config_connect c)
 		return "tls";
 	case TSGATE_CONFIG_CONNECT_GSSAPI:
 		return "gssapi";
+	case TSGATE_CONFIG_CONNECT_TLS_GSSAPI:
+		return "tls-gssapi";
 	}
 	return "?";
 }

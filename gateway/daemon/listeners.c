@@ -260,9 +260,7 @@ static int tsgate_listener_routes(struct tsgate_listener *l,
 	l->conn.metrics = tsgate_metrics_listener_new(l, d->metrics, cfg->name);
 	if (cfg->accept != TSGATE_CONFIG_ACCEPT_PLAIN) {
 		tsgate_metrics_listener_kind(
-		    l->conn.metrics, cfg->accept == TSGATE_CONFIG_ACCEPT_TLS
-					 ? TSGATE_METRICS_KIND_TLS
-					 : TSGATE_METRICS_KIND_GSSAPI);
+		    l->conn.metrics, tsgate_conn_metrics_kind(cfg->accept));
 	}
 	for (i = 0; i < cfg->num_routes; i++) {
 		l->conn.route_metrics[i] = tsgate_metrics_route_new(
@@ -316,6 +314,11 @@ static int tsgate_listener_prepare(struct tsgate_daemon *d,
 		ret = tsgate_listener_tls(l, preason);
 	} else if (cfg->accept == TSGATE_CONFIG_ACCEPT_GSSAPI) {
 		ret = tsgate_listener_gssapi(l, cfg_tree, preason);
+	} else if (cfg->accept == TSGATE_CONFIG_ACCEPT_TLS_GSSAPI) {
+		ret = tsgate_listener_tls(l, preason);
+		if (ret == 0) {
+			ret = tsgate_listener_gssapi(l, cfg_tree, preason);
+		}
 	}
 	if (ret != 0) {
 		*preason = talloc_steal(d, *preason);

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <tsocket.h>
 
+#include "tls_gssapi.h"
 #include "tstream_gssapi.h"
 #include "tstream_tls.h"
 
@@ -132,7 +133,8 @@ static int backend_target_new(struct tsgate_backend *b,
 	struct backend_target *t = &b->targets[i];
 	int ret;
 
-	if (route->connect == TSGATE_CONFIG_CONNECT_TLS) {
+	if (route->connect == TSGATE_CONFIG_CONNECT_TLS ||
+	    route->connect == TSGATE_CONFIG_CONNECT_TLS_GSSAPI) {
 		if (route->tls == NULL) {
 			*preason = talloc_strdup(mem_ctx, "no tls block");
 			return EINVAL;
@@ -207,7 +209,8 @@ int tsgate_backend_new(TALLOC_CTX *mem_ctx,
 		return ret;
 	}
 	talloc_set_destructor(b, backend_destructor);
-	if (route->connect == TSGATE_CONFIG_CONNECT_GSSAPI) {
+	if (route->connect == TSGATE_CONFIG_CONNECT_GSSAPI ||
+	    route->connect == TSGATE_CONFIG_CONNECT_TLS_GSSAPI) {
 		ret = backend_gssapi_params(b, mem_ctx, preason);
 		if (ret != 0) {
 			talloc_free(b);
@@ -452,6 +455,12 @@ static void backend_connected(struct tevent_req *subreq)
 						  state->stream, t->tls);
 		state->stream = NULL;
 		break;
+	case TSGATE_CONFIG_CONNECT_TLS_GSSAPI:
+		subreq = tsgate_tls_gssapi_send(state, state->ev, state->stream,
+						t->tls, state->backend->gssapi,
+						false);
+		state->stream = NULL;
+		break;
 	default:
 		tevent_req_error(req, EOPNOTSUPP);
 		return;
@@ -483,6 +492,7 @@ static void backend_tunnel_done(struct tevent_req *subreq)
 	struct tsgate_backend_connect_state *state =
 	    tevent_req_data(req, struct tsgate_backend_connect_state);
 	struct tstream_context *tunnel = NULL;
+	struct tstream_context *identity = NULL;
 	char *why = NULL;
 	int ret, err = 0;
 
@@ -494,6 +504,12 @@ static void backend_tunnel_done(struct tevent_req *subreq)
 	case TSGATE_CONFIG_CONNECT_TLS:
 		ret = tstream_tls_connect_recv(subreq, &err, state, &tunnel,
 					       &why);
+		break;
+	case TSGATE_CONFIG_CONNECT_TLS_GSSAPI:
+		/* the backend's identity is not needed past the handshake */
+		ret = tsgate_tls_gssapi_recv(subreq, &err, state, &tunnel,
+					     &identity, &why);
+		TALLOC_FREE(identity);
 		break;
 	default:
 		ret = -1;

@@ -36,6 +36,7 @@
 #include "route.h"
 #include "source_limit.h"
 #include "tsgate_dlist.h"
+#include "tls_gssapi.h"
 #include "tstream_gssapi.h"
 #include "tstream_tls.h"
 
@@ -692,6 +693,11 @@ static void tsgate_conn_setup_tunnel(struct tevent_req *req)
 		subreq = tstream_gssapi_accept_send(state, state->ev,
 						    conn->client, l->gssapi);
 		break;
+	case TSGATE_CONFIG_ACCEPT_TLS_GSSAPI:
+		subreq = tsgate_tls_gssapi_send(state, state->ev, conn->client,
+						l->tls, l->gssapi, true);
+		conn->client = NULL;
+		break;
 	}
 	if (subreq == NULL) {
 		tsgate_conn_setup_fail(req, ENOMEM, "out of memory");
@@ -805,6 +811,10 @@ static void tsgate_conn_setup_tunnel_done(struct tevent_req *subreq)
 	if (l->cfg->accept == TSGATE_CONFIG_ACCEPT_TLS) {
 		ret = tstream_tls_accept_recv(subreq, &err, conn, &conn->client,
 					      &reason);
+	} else if (l->cfg->accept == TSGATE_CONFIG_ACCEPT_TLS_GSSAPI) {
+		/* the identity lives as long as conn, as conn->info */
+		ret = tsgate_tls_gssapi_recv(subreq, &err, conn, &conn->client,
+					     &gss, &reason);
 	} else {
 		ret = tstream_gssapi_accept_recv(subreq, &err, conn, &gss,
 						 &reason);
@@ -833,12 +843,15 @@ static void tsgate_conn_setup_tunnel_done(struct tevent_req *subreq)
 	}
 	tsgate_conn_ack_now(state->fd);
 	tsgate_metrics_handshake_done(l->metrics,
-				      l->cfg->accept == TSGATE_CONFIG_ACCEPT_TLS
-					  ? TSGATE_METRICS_KIND_TLS
-					  : TSGATE_METRICS_KIND_GSSAPI,
+				      tsgate_conn_metrics_kind(l->cfg->accept),
 				      elapsed_usec(&state->tunnel_start));
 	if (l->cfg->accept == TSGATE_CONFIG_ACCEPT_TLS) {
 		tsgate_peer_info_from_tls(&conn->info, conn->client);
+		tsgate_metrics_tls_handshake(l->metrics,
+					     conn->info.tls_resumed);
+	} else if (l->cfg->accept == TSGATE_CONFIG_ACCEPT_TLS_GSSAPI) {
+		tsgate_peer_info_from_tls(&conn->info, conn->client);
+		tsgate_peer_info_from_gssapi(conn, &conn->info, gss);
 		tsgate_metrics_tls_handshake(l->metrics,
 					     conn->info.tls_resumed);
 	} else {
@@ -1240,4 +1253,16 @@ void tsgate_conns_accept(struct tsgate_conns *set,
 		return;
 	}
 	tevent_req_set_callback(req, tsgate_conn_setup_done, conn);
+}
+
+enum tsgate_metrics_kind tsgate_conn_metrics_kind(enum tsgate_config_accept a)
+{
+	switch (a) {
+	case TSGATE_CONFIG_ACCEPT_GSSAPI:
+		return TSGATE_METRICS_KIND_GSSAPI;
+	case TSGATE_CONFIG_ACCEPT_TLS_GSSAPI:
+		return TSGATE_METRICS_KIND_TLS_GSSAPI;
+	default:
+		return TSGATE_METRICS_KIND_TLS;
+	}
 }

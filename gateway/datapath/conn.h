@@ -22,6 +22,9 @@
 #include <talloc.h>
 #include <tevent.h>
 
+#include "config.h"
+#include "metrics.h"
+
 struct tsgate_backend;
 struct tsgate_config;
 struct tsgate_config_listener;
@@ -95,5 +98,8 @@ void tsgate_conns_shutdown(struct tsgate_conns *conns);
 
 /** @brief Free every connection at once, without further log lines. */
 void tsgate_conns_free_all(struct tsgate_conns *conns);
+
+/** @brief The metrics' handshake kind of a listener's accept mode. */
+enum tsgate_metrics_kind tsgate_conn_metrics_kind(enum tsgate_config_accept a);
 
 #endif /* TSGATE_CONN_H */

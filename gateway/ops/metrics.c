@@ -109,6 +109,7 @@ static const char *const hs_reason_names[TSGATE_METRICS_HS_NUM] = {
 static const char *const kind_names[TSGATE_METRICS_KIND_NUM] = {
     [TSGATE_METRICS_KIND_TLS] = "tls",
     [TSGATE_METRICS_KIND_GSSAPI] = "gssapi",
+    [TSGATE_METRICS_KIND_TLS_GSSAPI] = "tls-gssapi",
 };
 
 static const char *const result_names[TSGATE_METRICS_RESULT_NUM] = {

@@ -111,6 +111,7 @@ enum tsgate_metrics_drop_reason {
 enum tsgate_metrics_kind {
 	TSGATE_METRICS_KIND_TLS = 0,
 	TSGATE_METRICS_KIND_GSSAPI,
+	TSGATE_METRICS_KIND_TLS_GSSAPI,
 	TSGATE_METRICS_KIND_NUM
 };
 

@@ -201,8 +201,8 @@ int tsgate_config_cred_metrics(TALLOC_CTX *mem_ctx,
 		for (j = 0; j < ls->num_routes; j++) {
 			const struct tsgate_config_route *r = &ls->routes[j];
 
-			if (r->connect != TSGATE_CONFIG_CONNECT_TLS ||
-			    r->tls == NULL) {
+			/* connect: tls or tls-gssapi */
+			if (r->tls == NULL) {
 				continue;
 			}
 			cred_add(&l, ls->name, r->name,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_kdc_stall: what a slow KDC does to the other connections of an
  * event loop, with tstream_gssapi's worker pool and without it (the

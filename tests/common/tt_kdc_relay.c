@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The delaying KDC relay (tt_kdc_relay.h). Child process: accept loop;
  * one grandchild per connection copies client → KDC at once and KDC →

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A slow KDC for tests: a TCP relay in front of a tt_kdc that holds each
  * KDC reply for a settable time before passing it on. It runs in a

@@ -4,7 +4,8 @@
 #
 #   tests/fuzz/run.sh TARGET|all SECONDS
 #
-# TARGET is config, framing, proxy, http, gssapi, gssapi-data, tls-accept or ticket-keys
+# TARGET is config, framing, proxy, http, gssapi, gssapi-data, tls-accept, ticket-keys
+# or gssapi-auth
 # (with or without the fuzz- prefix). Builds nothing: the fuzzers come
 # from $FUZZ_BUILDDIR (default build-fuzz, see docs/fuzzing.md). Each
 # runs for SECONDS from a temporary copy of tests/fuzz/corpus/TARGET, so
@@ -16,7 +17,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 builddir=${FUZZ_BUILDDIR:-$root/build-fuzz}
-all_targets="config framing proxy http gssapi gssapi-data tls-accept ticket-keys"
+all_targets="config framing proxy http gssapi gssapi-data tls-accept ticket-keys gssapi-auth"
 
 usage() {
 	echo "usage: $0 TARGET|all SECONDS (targets: $all_targets)" >&2
@@ -43,6 +44,7 @@ max_len() {
 	http) echo 12288 ;; # past the 8 KiB head limit
 	gssapi) echo 16384 ;;
 	gssapi-data) echo 4096 ;;
+	gssapi-auth) echo 16384 ;;
 	tls-accept) echo 16384 ;;
 	*) echo 4096 ;;
 	esac

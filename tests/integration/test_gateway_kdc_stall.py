@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """A slow KDC must not stall a worker (issue 19, item 2).
 
 One tsgate worker originates GSSAPI tunnels (connect: gssapi) to a second

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tstream_gssapi's worker pool against a real MIT KDC behind a delaying
  * relay (tests/common/tt_kdc_relay.c): a handshake waiting on a slow KDC

@@ -68,10 +68,10 @@ done
 check "build options: compiler" grep -Eq '^  compiler: (gcc|clang) [0-9]' <<<"$vv"
 check "build options: build type" grep -Eq '^  build type: [a-z]+' <<<"$vv"
 check "build options: sanitizers" grep -Eq '^  sanitizers: ' <<<"$vv"
-check "features: accept plain tls gssapi" \
-	grep -qx '  accept: plain tls gssapi' <<<"$vv"
-check "features: connect plain tls gssapi" \
-	grep -qx '  connect: plain tls gssapi' <<<"$vv"
+check "features: accept plain tls gssapi tls-gssapi" \
+	grep -qx '  accept: plain tls gssapi tls-gssapi' <<<"$vv"
+check "features: connect plain tls gssapi tls-gssapi" \
+	grep -qx '  connect: plain tls gssapi tls-gssapi' <<<"$vv"
 check "features: framing raw length32 nbt ncacn" \
 	grep -qx '  framing: raw length32 nbt ncacn' <<<"$vv"
 check "features: identity none proxy-v2 knc" \
