@@ -50,7 +50,14 @@ static void check_config(const struct tsgate_config *cfg)
 			const struct tsgate_config_route *r = &l->routes[j];
 
 			FUZZ_ASSERT(r->name != NULL);
-			check_addr(&r->backend);
+			if (r->exec != NULL) {
+				/* exec:/program: no address, an absolute path
+				 */
+				FUZZ_ASSERT(r->exec[0] == '/');
+				FUZZ_ASSERT(r->num_backends == 0);
+			} else {
+				check_addr(&r->backend);
+			}
 			FUZZ_ASSERT(tsgate_config_framing_name(r->framing) !=
 				    NULL);
 			FUZZ_ASSERT(tsgate_config_identity_name(r->identity) !=
