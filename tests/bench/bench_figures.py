@@ -9,7 +9,7 @@ import statistics
 import subprocess
 import time
 
-from bench_servers import cpu_seconds, pss_kib, run
+from bench_servers import cpu_seconds, pss_kib, run, socket_fds, wait_for
 
 
 class Figures:
@@ -80,9 +80,12 @@ class Figures:
     def idle(self, srv, n, version=None):
         """PSS per idle connection of all the server's processes; version
         set: every connection resumes (a session per process)."""
-        settle = self.cfg.settle
+        # measured when the sockets say the server is where it should be,
+        # not after a pause: its listeners only, then two sockets per
+        # idle connection (client and backend), then its listeners again
+        quiet = socket_fds(srv.pids())
         run([self.client, "handshake", str(srv.port), "20"])  # warm up
-        time.sleep(0.3 * settle)
+        wait_for(lambda: socket_fds(srv.pids()) <= quiet, 60)
         base = pss_kib(srv.pids())
         argv = [self.client, "idle", ",".join(map(str, srv.ports)), str(n)]
         if version:
@@ -95,7 +98,8 @@ class Figures:
             if not line or line[0] != "ready":
                 raise RuntimeError("idle client: %s" %
                                    cl.stderr.read()[-500:])
-            time.sleep(1.0 * settle)  # every backend connection made
+            connected = wait_for(
+                lambda: socket_fds(srv.pids()) >= quiet + 2 * n, 120)
             loaded = pss_kib(srv.pids())
         finally:
             cl.stdin.close()
@@ -104,10 +108,11 @@ class Figures:
             except subprocess.TimeoutExpired:
                 cl.kill()
                 cl.wait()
-        time.sleep(1.0 * settle)  # the server has closed them
+        wait_for(lambda: socket_fds(srv.pids()) <= quiet, 60)
         return {"pss_kib_per_conn": (loaded - base) / n, "base_kib": base,
                 "loaded_kib": loaded, "resumed": int(line[1]), "n": n,
-                "processes": len(srv.ports)}
+                "processes": len(srv.ports),
+                "all_backends_connected": connected}
 
 
 def pct(sorted_xs, p):

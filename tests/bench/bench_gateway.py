@@ -120,8 +120,6 @@ class Settings:
         self.idle_w2 = [int(x) for x in g("BENCH_IDLE_W2", "").split()]
         self.gss_ctx = int(g("BENCH_GSS_CTX", d("500", "10")))
         self.skip = set(g("BENCH_SKIP", "").split())
-        # pauses around the idle figure (seconds x settle)
-        self.settle = float(d("1", "0.2"))
         self.peers = g("BENCH_PEERS", "tsgate stunnel haproxy hitch").split()
         self.tsgate_alt = g("BENCH_TSGATE_ALT", "").split()
         self.json = g("BENCH_JSON", os.path.join(BUILDDIR,

@@ -97,6 +97,34 @@ def cpu_seconds(pids):
     return total / TICK
 
 
+def socket_fds(pids):
+    """Sockets the server's processes hold (listeners and connections)."""
+    n = 0
+    for p in pids:
+        try:
+            fds = os.listdir("/proc/%d/fd" % p)
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink("/proc/%d/fd/%s" % (p, fd)).startswith(
+                        "socket:"):
+                    n += 1
+            except OSError:
+                pass
+    return n
+
+
+def wait_for(pred, timeout):
+    """Poll pred until true or timeout seconds pass; its last value."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return pred()
+
+
 def pss_kib(pids):
     total = 0
     for p in pids:

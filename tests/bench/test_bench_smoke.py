@@ -107,6 +107,12 @@ class BenchSmoke(unittest.TestCase):
                 self.assertGreaterEqual(r["after_hs_ms_p99"],
                                         r["after_hs_ms_p50"])
         self.assertIsNotNone(self.doc["gss"])
+        # idle memory is measured once every server holds both sockets of
+        # every idle connection (a condition, not a pause)
+        for p in PEERS:
+            for fig in ("idle%d" % IDLE, "idle%d-resumed" % IDLE):
+                for r in rounds[fig][p]:
+                    self.assertTrue(r["all_backends_connected"], (fig, p, r))
 
     def test_resumption_is_counted(self):
         """The peers resume every reconnection; tsgate all of them when
