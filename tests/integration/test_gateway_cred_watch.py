@@ -298,8 +298,10 @@ class CredWatch(gh.GatewayTestCase):
                     "-----END CERTIFICATE-----\n")
         os.rename(tmp, cert)
 
+        # the per-error lines come first, the summary line last: wait
+        # for the summary so every line of this reload has been read
         def failed():
-            return any(l["level"] == "error"
+            return any(l["level"] == "error" and "stay" in l["msg"]
                        for l in self.reload_lines(g))
         self.assertTrue(gh.wait_until(failed, DEADLINE),
                         self.reload_lines(g))
