@@ -185,6 +185,7 @@ void tstream_tls_handshake_step(struct tstream_tls *tlss);
  */
 int tstream_tls_resume_init(struct tstream_tls *tlss);
 void tstream_tls_resume_keep(struct tstream_tls *tlss);
+void tstream_tls_resume_send_tickets(struct tstream_tls *tlss);
 int tstream_tls_resume_server_cred(struct tstream_tls *tlss,
 				   gnutls_certificate_credentials_t cred);
 void tstream_tls_resume_free(struct tstream_tls_params_internal *p);

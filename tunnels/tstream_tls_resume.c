@@ -23,6 +23,10 @@
 /* A session bigger than this is not kept (a certificate chain is ~4 KiB). */
 #define TLS_RESUME_MAX_DATA (64 * 1024)
 
+/* TLS 1.3 tickets a server sends after a full and after a resumed handshake */
+#define TSTREAM_TLS_TICKETS_FULL    2
+#define TSTREAM_TLS_TICKETS_RESUMED 1
+
 void tstream_tls_resume_free(struct tstream_tls_params_internal *p)
 {
 	gnutls_memset(p->ticket_key, 0, sizeof(p->ticket_key));
@@ -75,6 +79,30 @@ void tstream_tls_resume_keep(struct tstream_tls *tlss)
 	}
 	tstream_tls_params_forget_session(tlss->params);
 	p->session_data = data;
+}
+
+/*
+ * Server, TLS 1.3, the handshake just done (GNUTLS_NO_AUTO_SEND_TICKET,
+ * see tstream_tls_session_init): tickets for the client's next
+ * connections. Clients use a TLS 1.3 ticket once (RFC 8446 C.4), so a
+ * full handshake gives two (as GnuTLS and OpenSSL do: two connections
+ * opened at once both resume) and a resumption one, replacing the one
+ * spent; each ticket costs an encryption, a key derivation and a record.
+ * Best effort: a client without a ticket makes a full handshake.
+ */
+void tstream_tls_resume_send_tickets(struct tstream_tls *tlss)
+{
+	const struct tstream_tls_params_internal *p = tlss->params->internal;
+	unsigned int nr;
+
+	if (!p->is_server || !p->tickets ||
+	    gnutls_protocol_get_version(tlss->session) != GNUTLS_TLS1_3) {
+		return; /* TLS 1.2: the ticket is part of the handshake */
+	}
+	nr = gnutls_session_is_resumed(tlss->session) != 0
+		 ? TSTREAM_TLS_TICKETS_RESUMED
+		 : TSTREAM_TLS_TICKETS_FULL;
+	(void)gnutls_session_ticket_send(tlss->session, nr, 0);
 }
 
 static int tstream_tls_ticket_arrived(gnutls_session_t session,
