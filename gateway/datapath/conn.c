@@ -766,9 +766,11 @@ static struct tevent_req *tsgate_conn_setup_send(TALLOC_CTX *mem_ctx,
 	 * small reply back until the client's delayed ACK (40 ms). Fails
 	 * harmlessly on a unix socket.
 	 */
-	(void)tstream_bsd_set_nodelay(conn->client, true);
+	if (!conn->listener->tcp_options_inherited) {
+		(void)tstream_bsd_set_nodelay(conn->client, true);
+		tsgate_conn_keepalive(conn);
+	}
 	tsgate_conn_setup_addresses(state, fd, &peer, &peerlen);
-	tsgate_conn_keepalive(conn);
 	tsgate_conn_debug(conn, "accepted", NULL);
 
 	if (conn->set->draining) {
