@@ -57,7 +57,7 @@ GROUPS = [
     ("ticket key rotation (per session)",
      ["_gnutls_get_session_ticket_encryption_key",
       "_gnutls_get_session_ticket_decryption_key"]),
-    ("our ticket key per SNI entry (HMAC-SHA512)",
+    ("our ticket key per SNI entry (tsgate)",
      ["tstream_tls_resume_server_cred"]),
     ("send NewSessionTicket (TLS 1.3, all)",
      ["_gnutls13_send_session_ticket"]),
