@@ -45,22 +45,18 @@ GROUPS = [
      ["gnutls_privkey_sign_hash2", "gnutls_privkey_sign_data2",
       "_gnutls_privkey_sign_raw_data", "privkey_sign_and_hash_data",
       "_gnutls_pk_sign"]),
-    ("TLS 1.3 key schedule (HKDF, Finished MACs)",
-     ["_tls13_derive_secret", "_tls13_expand_secret", "_tls13_init_secret",
-      "_tls13_update_secret", "_gnutls13_compute_finished"]),
+    ("HKDF (nettle_hkdf_*: TLS 1.3 key schedule, binder, tickets)",
+     ["nettle_hkdf_expand", "nettle_hkdf_extract"]),
     ("TLS 1.2 PRF (master secret, keys, Finished)",
      ["_gnutls_prf_raw", "_gnutls_PRF"]),
-    ("ticket encrypt (NewSessionTicket)", ["_gnutls_encrypt_session_ticket"]),
-    ("ticket decrypt (offered ticket)", ["_gnutls_decrypt_session_ticket"]),
-    ("session pack / unpack", ["_gnutls_session_pack",
-                               "_gnutls_session_unpack"]),
-    ("ticket key rotation (per session)",
-     ["_gnutls_get_session_ticket_encryption_key",
-      "_gnutls_get_session_ticket_decryption_key"]),
+    ("all SHA-256 (nettle_sha256_digest, _update)",
+     ["nettle_sha256_digest", "nettle_sha256_update"]),
+    ("GnuTLS wiping its MAC and hash contexts (gnutls_memset, "
+     "explicit_bzero)", ["gnutls_memset", "__explicit_bzero_chk"]),
+    ("TLS 1.3 tickets sent (gnutls_session_ticket_send)",
+     ["gnutls_session_ticket_send"]),
     ("our ticket key per SNI entry (tsgate)",
      ["tstream_tls_resume_server_cred"]),
-    ("send NewSessionTicket (TLS 1.3, all)",
-     ["_gnutls13_send_session_ticket"]),
     ("gnutls_init", ["gnutls_init"]),
     ("gnutls_deinit", ["gnutls_deinit"]),
     ("gnutls_priority_set", ["gnutls_priority_set"]),
@@ -69,10 +65,11 @@ GROUPS = [
     ("gnutls_bye", ["gnutls_bye"]),
     ("record layer after the handshake (gnutls_record_*)",
      ["gnutls_record_recv", "gnutls_record_send2", "gnutls_record_send"]),
-    ("logging (tsgate_log*)", ["tsgate_log", "tsgate_logv",
-                               "tsgate_log_conn"]),
+    ("logging (tsgate_conn_log, tsgate_log_*)",
+     ["tsgate_conn_log", "tsgate_conn_debug", "tsgate_log_msg",
+      "tsgate_log_kv_emit"]),
     ("metrics (tsgate_metrics*, self)", []),  # prefix match below
-    ("tevent loop, all (tevent_common_invoke_fd_handler)",
+    ("everything run from fd events (tevent_common_invoke_fd_handler)",
      ["tevent_common_invoke_fd_handler"]),
 ]
 PREFIX_GROUPS = {"metrics (tsgate_metrics*, self)": "tsgate_metrics"}
@@ -82,8 +79,9 @@ OBJECTS = [("libgnutls", "GnuTLS"), ("libnettle", "nettle (hashes, AES)"),
            ("libc.so", "libc (malloc, memcpy, syscall wrappers)"),
            ("libtalloc", "talloc"), ("libtevent", "tevent"),
            ("libtasn1", "libtasn1"), ("libp11-kit", "p11-kit"),
-           ("ld-linux", "ld.so"), ("tsgate", "tsgate (ours: tsocket, "
-                                             "tunnels, gateway)")]
+           ("ld-linux", "ld.so"), ("libtsocket", "tsocket (ours)"),
+           ("libtstream", "tstream_tls (ours)"),
+           ("tsgate", "tsgate daemon (ours: gateway/)")]
 
 
 def parse(path):
