@@ -269,7 +269,7 @@ class AllocFail(gh.GatewayTestCase):
                 return [l for l in g.lines()
                         if l.get("event") == "conn" and
                         l.get("result") == "error"]
-            gh.wait_until(lambda: len(errors()) >= outcome["failed"], 10)
+            gh.wait_until(lambda: len(errors()) >= outcome["failed"])
             lines = check_log_whole(self, g.log_bytes(), fmt)
             failed = [l for l in lines if l.get("event") == "conn" and
                       l.get("result") == "error"]
@@ -410,7 +410,7 @@ class AllocFail(gh.GatewayTestCase):
         open(arm, "w").close()
         g.proc.send_signal(signal.SIGHUP)
         self.assertTrue(gh.wait_until(lambda: any(
-            l.get("event") == "reload" for l in g.lines()), 10),
+            l.get("event") == "reload" for l in g.lines())),
             g.log_bytes().decode(errors="replace")[-2000:])
         alive = []
         for port in ports:
