@@ -11,6 +11,7 @@
 #                                   wrapper (gateway_harness.DEADLINE)
 # A test waits on a condition with wait_for, never "sleep, then check".
 
+# shellcheck disable=SC2034 # read by the scripts that source this file
 DEADLINE=30
 if [ -n "${TSGATE_IT_WRAPPER:-}" ] ||
 	grep -q libasan.so "${TSGATE_BUILDDIR:-.}/gateway/tsgate" 2>/dev/null; then
