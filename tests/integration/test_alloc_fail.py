@@ -269,7 +269,9 @@ class AllocFail(gh.GatewayTestCase):
                 return [l for l in g.lines()
                         if l.get("event") == "conn" and
                         l.get("result") == "error"]
-            gh.wait_until(lambda: len(errors()) >= outcome["failed"])
+            self.assertTrue(
+                gh.wait_until(lambda: len(errors()) >= outcome["failed"]),
+                (outcome, len(errors())))
             lines = check_log_whole(self, g.log_bytes(), fmt)
             failed = [l for l in lines if l.get("event") == "conn" and
                       l.get("result") == "error"]
@@ -344,8 +346,13 @@ class AllocFail(gh.GatewayTestCase):
         def read():
             with open(logpath, "rb") as f:
                 return f.read()
-        gh.wait_until(lambda: proc.poll() is not None or
-                      b"tsgate ready" in read(), 30)
+        if not gh.wait_until(lambda: proc.poll() is not None or
+                             b"tsgate ready" in read()):
+            # neither: taking it for "ready" would test nothing
+            proc.kill()
+            proc.wait(5)
+            raise AssertionError("%s: tsgate neither ready nor gone:\n%s"
+                                 % (name, read().decode(errors="replace")))
         if proc.poll() is None:
             state = "ready"
             proc.send_signal(signal.SIGTERM)
