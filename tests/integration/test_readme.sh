@@ -229,6 +229,12 @@ demo_up() { # that tsgate listens on 8443 and accepts
 		[ -s etc/run/demo-ca.crt ] &&
 		python3 -c 'import socket; socket.create_connection(("127.0.0.1", 8443), 1)' 2>/dev/null
 }
+run_built() { # scripts/run builds first, then says it starts tsgate
+	grep -q '^tsgate: starting' "$tmp/run.log" || ! kill -0 "$run_pid" 2>/dev/null
+}
+# the build has nothing to do after meson test's own, unless a source
+# changed since (then it compiles, minutes under load): its own deadline
+wait_for 600 run_built || true
 wait_for "$DEADLINE" demo_up && ok "scripts/run serves 127.0.0.1:8443" || not_ok "scripts/run did not come up"
 
 echo "hello from the README" |
