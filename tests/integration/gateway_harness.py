@@ -460,8 +460,10 @@ class Gateway:
         return (int(fields[11]) + int(fields[12])) / os.sysconf(
             "SC_CLK_TCK")
 
-    def stop(self, timeout=30.0):
-        """SIGTERM by pid, SIGKILL after timeout; returns the exit code."""
+    def stop(self, timeout=None):
+        """SIGTERM by pid, SIGKILL after timeout (DEADLINE); returns the
+        exit code."""
+        timeout = timeout or DEADLINE
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:

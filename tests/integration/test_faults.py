@@ -156,7 +156,7 @@ class Witness(threading.Thread):
         finally:
             self.sock.close()
 
-    def wait_bytes(self, n, timeout=20):
+    def wait_bytes(self, n, timeout=None):
         target = len(self.got) + n
         return gh.wait_until(lambda: len(self.got) >= target or
                              not self.is_alive(), timeout)
@@ -253,7 +253,7 @@ class FaultMatrix(gh.GatewayTestCase):
         self.assertEqual(line["bytes_in"], len(w.sent))
         self.assertEqual(line["bytes_out"], len(w.sent))
 
-    def wait_line(self, listener, n=1, timeout=15):
+    def wait_line(self, listener, n=1, timeout=None):
         def mine():
             return [l for l in self.g.conn_lines()
                     if l["listener"] == listener]

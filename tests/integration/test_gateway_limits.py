@@ -281,10 +281,10 @@ def connect_from(source, port, timeout=10.0):
     return s
 
 
-def served(sock, timeout=5.0):
+def served(sock, timeout=None):
     """Whether the echo backend behind tsgate answers on sock (True), or
     tsgate closed it (False)."""
-    sock.settimeout(timeout)
+    sock.settimeout(timeout or gh.DEADLINE)
     try:
         sock.sendall(b"ping\n")
         got = b""
