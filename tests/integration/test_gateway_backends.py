@@ -37,6 +37,11 @@ class NamedServer:
     def __init__(self, name, host="127.0.0.1", port=0, path=None,
                  backlog=64, serve=True):
         self.name = name
+        # stop() then start() binds the port again: one the kernel gave
+        # out (port 0) is ephemeral, and in between any outgoing connection
+        # (tsgate's to the other members, a parallel test's) may take it
+        if path is None and port == 0:
+            port = gh.free_port()
         self.host, self.port, self.path = host, port, path
         self.backlog = backlog
         self.serve = serve
