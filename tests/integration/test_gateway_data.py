@@ -372,9 +372,10 @@ class PlainDataPath(gh.GatewayTestCase):
 
         def curl(path):
             return subprocess.run(
-                ["curl", "-s", "-S", "--max-time", "5", "-o", "-", "-w",
-                 "\n%{http_code}", "http://127.0.0.1:%d%s" % (mport, path)],
-                capture_output=True, timeout=10).stdout.decode()
+                ["curl", "-s", "-S", "--max-time", "%d" % gh.DEADLINE,
+                 "-o", "-", "-w", "\n%{http_code}",
+                 "http://127.0.0.1:%d%s" % (mport, path)],
+                capture_output=True, timeout=gh.DEADLINE + 10).stdout.decode()
 
         text = curl("/metrics")
         self.assertTrue(text.endswith("\n200"), text[-200:])

@@ -302,9 +302,9 @@ def metric(port, name, **labels):
     """A sample's value from /metrics (curl), summed over the series that
     carry these labels (with workers: N each worker has its own series,
     labelled worker="K"); None when there is none."""
-    r = subprocess.run(["curl", "-s", "--max-time", "5",
+    r = subprocess.run(["curl", "-s", "--max-time", "%d" % gh.DEADLINE,
                         "http://127.0.0.1:%d/metrics" % port],
-                       capture_output=True, timeout=15)
+                       capture_output=True, timeout=gh.DEADLINE + 10)
     total = None
     for line in r.stdout.decode().splitlines():
         if not line.startswith(name + "{"):

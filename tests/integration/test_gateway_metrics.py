@@ -127,10 +127,10 @@ class MetricsTestCase(gh.GatewayTestCase):
     def curl(self, port, path, extra=()):
         """(status, body) of GET path with the real curl."""
         r = subprocess.run(
-            ["curl", "-sS", "--max-time", "5", "-o", "-", "-w",
-             "\n%{http_code}"] + list(extra) +
+            ["curl", "-sS", "--max-time", "%d" % gh.DEADLINE, "-o", "-",
+             "-w", "\n%{http_code}"] + list(extra) +
             ["http://127.0.0.1:%d%s" % (port, path)],
-            capture_output=True, timeout=15)
+            capture_output=True, timeout=gh.DEADLINE + 10)
         body, _, status = r.stdout.decode().rpartition("\n")
         return int(status), body
 

@@ -263,9 +263,9 @@ class Logs(gh.GatewayTestCase):
 
     def drops(self, mport):
         r = subprocess.run(
-            ["curl", "-sS", "--max-time", "5",
+            ["curl", "-sS", "--max-time", "%d" % gh.DEADLINE,
              "http://127.0.0.1:%d/metrics" % mport],
-            capture_output=True, timeout=15)
+            capture_output=True, timeout=gh.DEADLINE + 10)
         self.assertEqual(r.returncode, 0, r)
         out = {}
         for m in re.finditer(r'^tsgate_connection_drops_total\{listener='
