@@ -767,18 +767,9 @@ static int gssapi_handshake_recv(struct tevent_req *req,
 {
 	struct gssapi_handshake_state *state =
 	    tevent_req_data(req, struct gssapi_handshake_state);
-	int err = 0;
 
-	if (tsocket_simple_int_recv(req, &err) == -1) {
-		if (perrno != NULL) {
-			*perrno = err;
-		}
-		if (_reason != NULL) {
-			*_reason = talloc_strdup(mem_ctx, state->reason != NULL
-							      ? state->reason
-							      : strerror(err));
-		}
-		tevent_req_received(req);
+	if (tstream_gssapi_recv_failed(req, perrno, mem_ctx, state->reason,
+				       _reason)) {
 		return -1;
 	}
 	tstream_gssapi_adopt_plain(state->stream);

@@ -178,4 +178,15 @@ void tstream_gssapi_set_delegated(struct tstream_context *stream,
 /* Make stream the talloc parent of its plain stream. */
 void tstream_gssapi_adopt_plain(struct tstream_context *stream);
 
+/*
+ * The failure half of a _recv that reports why: true when req failed,
+ * with *perrno and *_reason (reason, or strerror when the request kept
+ * none) set and the request received. Either output may be NULL.
+ */
+bool tstream_gssapi_recv_failed(struct tevent_req *req,
+				int *perrno,
+				TALLOC_CTX *mem_ctx,
+				const char *reason,
+				char **_reason);
+
 #endif

@@ -10,6 +10,7 @@
 
 #include <krb5.h>
 
+#include "tsocket_internal.h"
 #include "tstream_gssapi_private.h"
 
 /* Append ": text" for each message of code; false if none was added. */
@@ -262,4 +263,26 @@ nomem:
 invalid:
 	talloc_free(comps);
 	return EINVAL;
+}
+
+bool tstream_gssapi_recv_failed(struct tevent_req *req,
+				int *perrno,
+				TALLOC_CTX *mem_ctx,
+				const char *reason,
+				char **_reason)
+{
+	int err = 0;
+
+	if (tsocket_simple_int_recv(req, &err) != -1) {
+		return false;
+	}
+	if (perrno != NULL) {
+		*perrno = err;
+	}
+	if (_reason != NULL) {
+		*_reason = talloc_strdup(
+		    mem_ctx, reason != NULL ? reason : strerror(err));
+	}
+	tevent_req_received(req);
+	return true;
 }

@@ -56,6 +56,16 @@ bool tt_loop_until(struct tevent_context *ev,
 		   const bool *done,
 		   unsigned timeout_ms);
 
+/*
+ * The deadline of a wait for what must happen (as DEADLINE in
+ * tests/integration/gateway_harness.py): a wait ends when its condition
+ * holds, so a long deadline costs a passing test nothing, while valgrind
+ * (no Check timeout: CK_FORK=no), ASan and a loaded machine stretch a step
+ * of microseconds to seconds. What must NOT happen is shown with
+ * !tt_loop_until() or tt_run_for() and the time it means.
+ */
+#define TT_DEADLINE_MS 20000
+
 /* Fail the test unless *done becomes true within timeout_ms. */
 #define tt_wait(done, timeout_ms)                                         \
 	ck_assert_msg(tt_loop_until(tt_ev, (done), (timeout_ms)),         \

@@ -6,7 +6,17 @@
 #                                   expire), never as synchronisation
 #   timing_asserts_enabled          false under valgrind/ASan
 #                                   (TSGATE_NO_TIMING_ASSERTS=1)
+#   DEADLINE                        seconds a wait for what must happen
+#                                   gets: 30, 60 for an ASan build or a
+#                                   wrapper (gateway_harness.DEADLINE)
 # A test waits on a condition with wait_for, never "sleep, then check".
+
+# shellcheck disable=SC2034 # read by the scripts that source this file
+DEADLINE=30
+if [ -n "${TSGATE_IT_WRAPPER:-}" ] ||
+	grep -q libasan.so "${TSGATE_BUILDDIR:-.}/gateway/tsgate" 2>/dev/null; then
+	DEADLINE=60
+fi
 
 now_ms() {
 	echo $(($(date +%s%N) / 1000000))

@@ -65,10 +65,29 @@ def free_port():
         return port
 
 
-def wait_until(pred, timeout=10.0, step=0.02):
+def _slow_daemon():
+    """An ASan build or a wrapper (valgrind): every step takes longer."""
+    return bool(os.environ.get("TSGATE_IT_WRAPPER", "").strip()) or \
+        asan_build()
+
+
+# The one deadline of a wait for something that must happen. CI runs the
+# suite two tests at a time on two shared cores, once under ASan + UBSan
+# (and a daemon may run under valgrind, TSGATE_IT_WRAPPER), so a step that
+# takes milliseconds here can take seconds there; a wait ends as soon as
+# its condition holds, so a long deadline costs a passing test nothing.
+# Waits for what must NOT happen use run_for() with the time they mean.
+def _deadline():
+    return 60.0 if _slow_daemon() else 30.0
+
+
+def wait_until(pred, timeout=None, step=0.02):
     """The shared bounded wait: poll pred until it is true or timeout
-    seconds pass; returns its last value. Tests wait on a condition with
-    this, never "sleep, then assert" (docs/testing.md)."""
+    seconds (DEADLINE by default) pass; returns its last value. Tests
+    wait on a condition with this, never "sleep, then assert"
+    (docs/testing.md)."""
+    if timeout is None:
+        timeout = DEADLINE
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if pred():
@@ -97,7 +116,7 @@ def tcp_listening(port, host="127.0.0.1"):
         return False
 
 
-def wait_sent(sock, timeout=10.0):
+def wait_sent(sock, timeout=None):
     """Wait until the kernel has no unacknowledged bytes of sock left to
     send (the peer's kernel has them all): a condition, where a test
     used to sleep before resetting a connection."""
@@ -111,6 +130,36 @@ def wait_sent(sock, timeout=10.0):
     return wait_until(empty, timeout)
 
 
+def wait_for_value(fetch, pred, timeout=None, step=0.05):
+    """Poll fetch() until pred(value) holds or the deadline passes, and
+    return the last value: the test then asserts on that value exactly as
+    strictly as before (a metric scraped right after a client-side event
+    may not count the server's side of it yet)."""
+    box = [None]
+
+    def check():
+        box[0] = fetch()
+        return pred(box[0])
+    wait_until(check, timeout, step)
+    return box[0]
+
+
+def wait_for_log(g, pred, n=1, timeout=None):
+    """Wait until at least n complete log lines of g (parsed, see
+    Gateway.lines) satisfy pred; return every matching line. Fails with
+    the log when they do not come: what a test asserts next is then read
+    from lines that are all there (a daemon writes a reload's errors and
+    its summary as separate lines)."""
+    def matching():
+        return [l for l in g.lines() if pred(l)]
+    if not wait_until(lambda: len(matching()) >= n, timeout):
+        raise AssertionError(
+            "%d log line(s) expected, %d came in %.0f s; the log:\n%s" % (
+                n, len(matching()), timeout or DEADLINE,
+                g.log_bytes().decode(errors="replace")[-4000:]))
+    return matching()
+
+
 def asan_build():
     """True when the daemon is built with AddressSanitizer."""
     try:
@@ -118,6 +167,9 @@ def asan_build():
             return b"libasan.so" in f.read()
     except OSError:
         return False
+
+
+DEADLINE = _deadline()
 
 
 def timing_asserts_enabled():
@@ -131,9 +183,9 @@ def timing_asserts_enabled():
     return not asan_build()
 
 
-def recv_all(sock, timeout=10.0):
+def recv_all(sock, timeout=None):
     """Read until end of stream (or a reset); returns the bytes."""
-    sock.settimeout(timeout)
+    sock.settimeout(timeout or DEADLINE)
     chunks = []
     while True:
         try:
@@ -146,7 +198,7 @@ def recv_all(sock, timeout=10.0):
     return b"".join(chunks)
 
 
-def exchange(sock, data, timeout=20.0):
+def exchange(sock, data, timeout=None):
     """Plain sockets: send data (from a thread) while reading, half-close
     after sending, return everything read until the peer's end of stream.
     """
@@ -160,12 +212,12 @@ def exchange(sock, data, timeout=20.0):
     t = threading.Thread(target=writer, daemon=True)
     t.start()
     got = recv_all(sock, timeout)
-    t.join(timeout)
+    t.join(timeout or DEADLINE)
     return got
 
 
-def recv_exact(sock, n, timeout=20.0):
-    sock.settimeout(timeout)
+def recv_exact(sock, n, timeout=None):
+    sock.settimeout(timeout or DEADLINE)
     chunks, have = [], 0
     while have < n:
         d = sock.recv(min(65536, n - have))
@@ -176,7 +228,7 @@ def recv_exact(sock, n, timeout=20.0):
     return b"".join(chunks)
 
 
-def tls_roundtrip(sock, data, timeout=20.0):
+def tls_roundtrip(sock, data, timeout=None):
     """TLS: send data while reading the same number of bytes back, then
     close_notify (unwrap), which tsgate passes on as end of stream and
     answers with its own close_notify once the backend side ended.
@@ -186,6 +238,7 @@ def tls_roundtrip(sock, data, timeout=20.0):
     once."""
     import select
 
+    timeout = timeout or DEADLINE
     sock.setblocking(False)
     end = time.monotonic() + timeout
     sent, got = 0, []
@@ -302,7 +355,7 @@ class Backend:
                 self.records.append(b"".join(got))
             c.close()
 
-    def wait_records(self, n, timeout=10.0):
+    def wait_records(self, n, timeout=None):
         return wait_until(lambda: len(self.records) >= n, timeout)
 
     def close(self):
@@ -365,8 +418,7 @@ class Gateway:
         m = re.search(rb"^workers:\s*(\d+)", yaml_text.encode(), re.M)
         workers = int(m.group(1)) if m else 1
         ok = wait_until(lambda: self.proc.poll() is not None or
-                        self.log_bytes().count(b"tsgate ready") >= workers,
-                        60 if wrapper else 30 if asan_build() else 10)
+                        self.log_bytes().count(b"tsgate ready") >= workers)
         if not ok or self.proc.poll() is not None:
             log = self.log_bytes().decode(errors="replace")
             self.stop()
@@ -380,9 +432,12 @@ class Gateway:
             return b""
 
     def lines(self):
-        """Every log line, parsed (JSON format), or raw text lines."""
+        """Every complete log line, parsed (JSON format), or raw text
+        lines. A last line without its line feed is one the daemon is
+        still writing: left for the next read, never half parsed."""
         out = []
-        for raw in self.log_bytes().decode(errors="replace").splitlines():
+        text = self.log_bytes().decode(errors="replace")
+        for raw in text[:text.rfind("\n") + 1].splitlines():
             try:
                 out.append(json.loads(raw))
             except ValueError:
@@ -392,9 +447,11 @@ class Gateway:
     def conn_lines(self):
         return [l for l in self.lines() if l.get("event") == "conn"]
 
-    def wait_conn_lines(self, n, timeout=10.0):
-        wait_until(lambda: len(self.conn_lines()) >= n, timeout)
-        return self.conn_lines()
+    def wait_conn_lines(self, n, timeout=None):
+        """Every conn line once there are at least n; fails loudly when
+        they do not come (a test never reads fewer than it waited for)."""
+        return wait_for_log(self, lambda l: l.get("event") == "conn", n,
+                            timeout)
 
     def cpu_seconds(self):
         """User + system CPU time the daemon used so far (Linux /proc)."""
@@ -403,8 +460,10 @@ class Gateway:
         return (int(fields[11]) + int(fields[12])) / os.sysconf(
             "SC_CLK_TCK")
 
-    def stop(self, timeout=30.0):
-        """SIGTERM by pid, SIGKILL after timeout; returns the exit code."""
+    def stop(self, timeout=None):
+        """SIGTERM by pid, SIGKILL after timeout (DEADLINE); returns the
+        exit code."""
+        timeout = timeout or DEADLINE
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -558,7 +617,7 @@ class Kdc:
         self.proc = subprocess.Popen([self.exe], stdout=self.out,
                                      stdin=subprocess.DEVNULL)
         wait_until(lambda: self.proc.poll() is not None or
-                   b"# ready" in self._read(), 20)
+                   b"# ready" in self._read())
         if self.proc.poll() is not None:
             self.proc = None
             return
@@ -636,7 +695,8 @@ class GatewayTestCase(unittest.TestCase):
         self.gateways.append(g)
         return g
 
-    def connect(self, address, timeout=10.0):
+    def connect(self, address, timeout=None):
+        timeout = timeout or DEADLINE
         if address.startswith("unix:"):
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             s.settimeout(timeout)

@@ -269,8 +269,13 @@ class AllocFail(gh.GatewayTestCase):
                 return [l for l in g.lines()
                         if l.get("event") == "conn" and
                         l.get("result") == "error"]
-            gh.wait_until(lambda: len(errors()) >= outcome["failed"], 10)
-            lines = check_log_whole(self, g.log_bytes(), fmt)
+            self.assertTrue(
+                gh.wait_until(lambda: len(errors()) >= outcome["failed"]),
+                (outcome, len(errors())))
+            # the daemon runs on: a line it is writing now is checked
+            # whole after it stopped, below
+            raw = g.log_bytes()
+            lines = check_log_whole(self, raw[:raw.rfind(b"\n") + 1], fmt)
             failed = [l for l in lines if l.get("event") == "conn" and
                       l.get("result") == "error"]
             self.assertGreaterEqual(len(failed), outcome["failed"],
@@ -344,8 +349,13 @@ class AllocFail(gh.GatewayTestCase):
         def read():
             with open(logpath, "rb") as f:
                 return f.read()
-        gh.wait_until(lambda: proc.poll() is not None or
-                      b"tsgate ready" in read(), 30)
+        if not gh.wait_until(lambda: proc.poll() is not None or
+                             b"tsgate ready" in read()):
+            # neither: taking it for "ready" would test nothing
+            proc.kill()
+            proc.wait(5)
+            raise AssertionError("%s: tsgate neither ready nor gone:\n%s"
+                                 % (name, read().decode(errors="replace")))
         if proc.poll() is None:
             state = "ready"
             proc.send_signal(signal.SIGTERM)
@@ -410,7 +420,7 @@ class AllocFail(gh.GatewayTestCase):
         open(arm, "w").close()
         g.proc.send_signal(signal.SIGHUP)
         self.assertTrue(gh.wait_until(lambda: any(
-            l.get("event") == "reload" for l in g.lines()), 10),
+            l.get("event") == "reload" for l in g.lines())),
             g.log_bytes().decode(errors="replace")[-2000:])
         alive = []
         for port in ports:

@@ -335,7 +335,7 @@ while True:
     threading.Thread(target=serve, args=(c,), daemon=True).start()
 ' "$demo/run/echo.sock" &
 pids+=($!)
-wait_for 5 test -S "$demo/run/echo.sock" || true
+wait_for "$DEADLINE" test -S "$demo/run/echo.sock" || true
 "$tsgate" --config "$demo/tsgate.yaml" >"$demo/stdout" 2>"$demo/stderr" &
 tsgate_pid=$!
 pids+=("$tsgate_pid")
@@ -345,7 +345,7 @@ listening_or_gone() {
 	! kill -0 "$tsgate_pid" 2>/dev/null ||
 		(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null
 }
-wait_for 5 listening_or_gone || true
+wait_for "$DEADLINE" listening_or_gone || true
 if kill -0 "$tsgate_pid" 2>/dev/null &&
 	(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
 	up=1
@@ -358,14 +358,14 @@ else
 	# stdin stays open until the echo came back (a condition, with a
 	# deadline), then closes: no sleep for the reply to arrive in
 	coproc sclient {
-		timeout 10 openssl s_client -connect "127.0.0.1:$port" \
+		timeout "$DEADLINE" openssl s_client -connect "127.0.0.1:$port" \
 			-servername localhost -CAfile "$demo/run/demo-ca.crt" \
 			-verify_return_error -quiet -no_ign_eof 2>/dev/null
 	}
 	sclient_pid=$sclient_PID
 	printf 'hello through tsgate\n' >&"${sclient[1]}"
 	reply=
-	IFS= read -r -t 10 reply <&"${sclient[0]}" || true
+	IFS= read -r -t "$DEADLINE" reply <&"${sclient[0]}" || true
 	eval "exec ${sclient[1]}>&-"
 	wait "$sclient_pid" 2>/dev/null || true
 	if [ "$reply" = "hello through tsgate" ]; then

@@ -97,6 +97,11 @@ COVERED_ELSEWHERE = {
         "gateway_alloc_fail runs the daemon so (test_alloc_fail.py)",
     "touch /tmp/arm":
         "gateway_alloc_fail arms the shim so once the daemon is ready",
+    "tests/shake.sh 2":
+        "a by-hand shake of the integration suite under load (ASan build, "
+        "CPU hogs), too long for CI (docs/testing.md)",
+    "meson test -C build --repeat 3 --print-errorlogs gateway_ops":
+        "scripts/test runs gateway_ops once; the repeat is by hand",
     "tests/bench/soak.py build 600":
         "a 10-minute soak by hand, too long for CI (docs/hardening.md)",
     "./scripts/run": "test_cli.sh runs etc/tsgate.yaml as scripts/run does",

@@ -156,7 +156,7 @@ class Witness(threading.Thread):
         finally:
             self.sock.close()
 
-    def wait_bytes(self, n, timeout=20):
+    def wait_bytes(self, n, timeout=None):
         target = len(self.got) + n
         return gh.wait_until(lambda: len(self.got) >= target or
                              not self.is_alive(), timeout)
@@ -253,7 +253,7 @@ class FaultMatrix(gh.GatewayTestCase):
         self.assertEqual(line["bytes_in"], len(w.sent))
         self.assertEqual(line["bytes_out"], len(w.sent))
 
-    def wait_line(self, listener, n=1, timeout=15):
+    def wait_line(self, listener, n=1, timeout=None):
         def mine():
             return [l for l in self.g.conn_lines()
                     if l["listener"] == listener]
@@ -522,8 +522,7 @@ class FaultMatrix(gh.GatewayTestCase):
                     self.push_into_stuck_backend(pid, name)
                     # the stuck backend goes away: that connection ends,
                     # logged
-                    self.assertTrue(gh.wait_until(lambda: len(held) == n,
-                                                  5))
+                    self.assertTrue(gh.wait_until(lambda: len(held) == n))
                     held[-1].close()
                     self.assert_failed(name, "backend ")
         finally:
@@ -651,7 +650,7 @@ class FaultMatrix(gh.GatewayTestCase):
                     c.sendall(b"x")
                     held.append(c)
                 self.assertTrue(gh.wait_until(
-                    lambda: b"accepting paused" in self.g.log_bytes(), 10),
+                    lambda: b"accepting paused" in self.g.log_bytes()),
                     self.g.log_bytes()[-2000:])
                 self.assertIsNone(self.g.proc.poll())
             finally:
@@ -701,7 +700,7 @@ class FaultMatrix(gh.GatewayTestCase):
                 self.assertTrue(gh.wait_until(
                     lambda: any("running configuration stays" in
                                 l.get("msg", "")
-                                for l in reloads()[before:]), 10),
+                                for l in reloads()[before:])),
                     reloads()[before:])
                 events = reloads()[before:]
                 self.assertTrue(all(e["level"] != "info" for e in events),

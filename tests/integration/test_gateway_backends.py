@@ -37,6 +37,11 @@ class NamedServer:
     def __init__(self, name, host="127.0.0.1", port=0, path=None,
                  backlog=64, serve=True):
         self.name = name
+        # stop() then start() binds the port again: one the kernel gave
+        # out (port 0) is ephemeral, and in between any outgoing connection
+        # (tsgate's to the other members, a parallel test's) may take it
+        if path is None and port == 0:
+            port = gh.free_port()
         self.host, self.port, self.path = host, port, path
         self.backlog = backlog
         self.serve = serve
@@ -258,7 +263,7 @@ class Backends(BackendHelpers):
         self.assertEqual([self.hello(port) for _ in range(5)], ["b"] * 5)
         self.assertTrue(gh.wait_until(lambda: any(
             l.get("event") == "backend" and "is down" in l.get("msg", "")
-            for l in g.lines()), 10))
+            for l in g.lines())))
         # passive health: the failed one is left alone during its
         # back-off, so a's port sees no further attempts at once
         downs = [l for l in g.lines() if l.get("event") == "backend" and
@@ -266,7 +271,7 @@ class Backends(BackendHelpers):
         self.assertEqual(len(downs), 1, downs)
         a.start()
         # back after the back-off (1 s, then it is tried again)
-        self.assertTrue(gh.wait_until(lambda: self.hello(port) == "a", 15))
+        self.assertTrue(gh.wait_until(lambda: self.hello(port) == "a"))
 
     def test_least_connections_picks_the_idle_one(self):
         a, b = self.server("a"), self.server("b")
@@ -309,15 +314,15 @@ class Backends(BackendHelpers):
             "        health_check: {interval: 300ms, timeout: 1s}",
             extra_top="metrics: {listen: \"tcp://127.0.0.1:%d\"}" % mport))
         self.assertTrue(gh.wait_until(
-            lambda: self.backend_up(mport, a.address), 10))
+            lambda: self.backend_up(mport, a.address)))
         a.stop()
         # taken out by the checks alone, with no client involved
         self.assertTrue(gh.wait_until(
-            lambda: not self.backend_up(mport, a.address), 10))
+            lambda: not self.backend_up(mport, a.address)))
         self.assertEqual([self.hello(port) for _ in range(4)], ["b"] * 4)
         a.start()
         self.assertTrue(gh.wait_until(
-            lambda: self.backend_up(mport, a.address), 10))
+            lambda: self.backend_up(mport, a.address)))
         seen = [self.hello(port) for _ in range(4)]
         self.assertIn("a", seen)
         ups = [l["msg"] for l in g.lines() if l.get("event") == "backend"]
@@ -343,7 +348,7 @@ class Backends(BackendHelpers):
             self.hello(port)
         a.stop()
         self.assertTrue(gh.wait_until(
-            lambda: not self.backend_up(mport, a.address), 10))
+            lambda: not self.backend_up(mport, a.address)))
 
         def counter(name, backend):
             m = re.search(r'^%s\{[^}]*backend="%s"\} (\d+)$'
@@ -357,7 +362,7 @@ class Backends(BackendHelpers):
         self.assertGreaterEqual(served, 2)
         g.proc.send_signal(signal.SIGHUP)
         self.assertTrue(gh.wait_until(
-            lambda: b"live connections keep" in g.log_bytes(), 10))
+            lambda: b"live connections keep" in g.log_bytes()))
         self.assertFalse(self.backend_up(mport, a.address))
         self.assertGreaterEqual(
             counter("tsgate_backend_failures_total", a.address), fails)
@@ -380,7 +385,7 @@ class Backends(BackendHelpers):
             stderr=subprocess.DEVNULL, start_new_session=True)
         self.addCleanup(srv.wait, 10)
         self.addCleanup(srv.kill)
-        self.assertTrue(gh.wait_until(lambda: gh.tcp_listening(tls_port), 20))
+        self.assertTrue(gh.wait_until(lambda: gh.tcp_listening(tls_port)))
         plain = self.server("not-tls")
         port, mport = gh.free_port(), gh.free_port()
         text = plain_route_config(
@@ -393,7 +398,7 @@ class Backends(BackendHelpers):
         self.gateway(text)
         self.assertTrue(gh.wait_until(
             lambda: self.backend_up(mport, "tcp://127.0.0.1:%d" % tls_port)
-            and not self.backend_up(mport, plain.address), 15))
+            and not self.backend_up(mport, plain.address)))
 
     def test_unix_backend_with_full_queue_fails_over(self):
         """A unix listener whose accept queue is full makes connect()
@@ -612,16 +617,14 @@ class Resolution(BackendHelpers):
             port, ["tcp://app.test:%d" % two.port],
             "        resolve_interval: 1s",
             extra_top="resolvers: [\"127.0.0.1:%d\"]" % d.port))
-        self.assertTrue(gh.wait_until(lambda: self.hello(port) == "two",
-                                      10))
+        self.assertTrue(gh.wait_until(lambda: self.hello(port) == "two"))
         d.answers["app.test"] = ["127.0.0.3"]
-        self.assertTrue(gh.wait_until(lambda: self.hello(port) == "three",
-                                      10))
+        self.assertTrue(gh.wait_until(lambda: self.hello(port) == "three"))
         # both addresses: both serve
         d.answers["app.test"] = ["127.0.0.2", "127.0.0.3"]
         self.assertTrue(gh.wait_until(
             lambda: any("2 address(es)" in l.get("msg", "")
-                        for l in g.lines()), 10))
+                        for l in g.lines())))
         two.stop()
         self.assertEqual([self.hello(port) for _ in range(4)],
                          ["three"] * 4)
@@ -642,15 +645,14 @@ class Resolution(BackendHelpers):
             "    accept: plain\n"
             "    routes: [{backend: \"%s\"}]\n"
             % (other, self.server("x").address))
-        self.assertTrue(gh.wait_until(lambda: self.hello(port) == "two",
-                                      10))
+        self.assertTrue(gh.wait_until(lambda: self.hello(port) == "two"))
         for mode in ("garbage", "truncated", "huge", "silent"):
             with self.subTest(mode):
                 before = d.queries
                 d.mode = mode
                 # a few lookups answered badly (or not at all)
                 self.assertTrue(gh.wait_until(
-                    lambda: d.queries >= before + 2, 20))
+                    lambda: d.queries >= before + 2))
                 self.assertEqual(self.hello(port), "two")
                 # the loop never waits on DNS: another listener answers
                 self.assertEqual(self.hello(other), "x")
@@ -675,8 +677,7 @@ class Resolution(BackendHelpers):
         line = g.wait_conn_lines(1)[0]
         self.assertIn("not resolved", line["reason"])
         d.answers["later.test"] = ["127.0.0.2"]
-        self.assertTrue(gh.wait_until(lambda: self.hello(port) == "two",
-                                      10))
+        self.assertTrue(gh.wait_until(lambda: self.hello(port) == "two"))
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ import gateway_harness as gh  # noqa: E402
 from test_gateway_metrics import parse_exposition  # noqa: E402
 
 # how long a rotation may take to show (the watcher settles 0.3 s)
-DEADLINE = 15.0
+DEADLINE = gh.DEADLINE
 
 
 def openssl_x509(path, *what):
@@ -220,7 +220,7 @@ class CredWatch(gh.GatewayTestCase):
         t = LongTransfer(port, self.certs.ca)
         self.assertEqual(t.serial, int(old, 16))
         t.start()
-        self.assertTrue(gh.wait_until(lambda: t.sent > 0, 10))
+        self.assertTrue(gh.wait_until(lambda: t.sent > 0))
 
         key, crt = self.new_cert()
         self.kubelet_write(mount, "..2026_12_06_11_00_00.000000002",
@@ -447,7 +447,7 @@ class CredWatch(gh.GatewayTestCase):
         self.assertTrue(gh.wait_until(
             lambda: series(scrape(mport),
                            "tsgate_last_reload_success_timestamp_seconds"
-                           )[0][1] > t0, 10))
+                           )[0][1] > t0))
 
     def test_certificate_on_pkcs11_token(self):
         """A certificate and key on a SoftHSM2 token: the expiry series

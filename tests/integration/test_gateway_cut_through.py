@@ -190,7 +190,7 @@ class CutThrough(gh.GatewayTestCase):
                 half = len(pdu) // 2
                 c.sendall(pdu[:half])
                 self.assertTrue(gh.wait_until(
-                    lambda: b.counts and b.counts[0] == half, 10),
+                    lambda: b.counts and b.counts[0] == half),
                     "backend got %r of %d" % (b.counts, half))
                 c.sendall(pdu[half:])
                 c.shutdown(socket.SHUT_WR)
@@ -215,7 +215,7 @@ class CutThrough(gh.GatewayTestCase):
         part = struct.pack(">I", 1000) + b"p" * 300
         c = self.connect(listen)
         c.sendall(whole + part)
-        line = g.wait_conn_lines(1, timeout=20)[0]
+        line = g.wait_conn_lines(1)[0]
         c.close()
         self.assertEqual(line["result"], "error", line)
         self.assertEqual(line["reason"], "idle timeout", line)

@@ -162,7 +162,7 @@ class PlainDataPath(gh.GatewayTestCase):
             t.join(60)
         for i in range(100):
             self.assertEqual(results[i], payloads[i], "connection %d" % i)
-        lines = g.wait_conn_lines(100, timeout=20)
+        lines = g.wait_conn_lines(100)
         self.assertEqual(len(lines), 100)
         self.assertTrue(all(l["result"] == "ok" for l in lines))
 
@@ -372,9 +372,10 @@ class PlainDataPath(gh.GatewayTestCase):
 
         def curl(path):
             return subprocess.run(
-                ["curl", "-s", "-S", "--max-time", "5", "-o", "-", "-w",
-                 "\n%{http_code}", "http://127.0.0.1:%d%s" % (mport, path)],
-                capture_output=True, timeout=10).stdout.decode()
+                ["curl", "-s", "-S", "--max-time", "%d" % gh.DEADLINE,
+                 "-o", "-", "-w", "\n%{http_code}",
+                 "http://127.0.0.1:%d%s" % (mport, path)],
+                capture_output=True, timeout=gh.DEADLINE + 10).stdout.decode()
 
         text = curl("/metrics")
         self.assertTrue(text.endswith("\n200"), text[-200:])
@@ -399,7 +400,7 @@ class PlainDataPath(gh.GatewayTestCase):
         g.proc.send_signal(15)
         # new connections are refused at once...
         self.assertTrue(gh.wait_until(
-            lambda: b"stop accepting" in g.log_bytes(), 5))
+            lambda: b"stop accepting" in g.log_bytes()))
         with self.assertRaises(OSError):
             self.connect(listen, timeout=2).recv(1)
             raise OSError("connected")
@@ -408,7 +409,7 @@ class PlainDataPath(gh.GatewayTestCase):
         c.shutdown(socket.SHUT_WR)
         self.assertEqual(gh.recv_all(c), b"second half")
         c.close()
-        g.proc.wait(10)
+        g.proc.wait(gh.DEADLINE)
         self.assertEqual(g.proc.returncode, 0)
         self.assertEqual(g.conn_lines()[0]["result"], "ok")
 

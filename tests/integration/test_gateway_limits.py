@@ -210,7 +210,7 @@ class HealthUnderLoad(LimitsTestCase):
                 # the attack is in place: the holder keeps all of its
                 # connections open (tsgate's cap is lower: it churns)
                 self.assertTrue(gh.wait_until(
-                    lambda: h.open_count() >= total, 10),
+                    lambda: h.open_count() >= total),
                     "holder opened %d of %d" % (h.open_count(), total))
             results = [curl_probe(mport) for _ in range(probes)]
         finally:
@@ -281,10 +281,10 @@ def connect_from(source, port, timeout=10.0):
     return s
 
 
-def served(sock, timeout=5.0):
+def served(sock, timeout=None):
     """Whether the echo backend behind tsgate answers on sock (True), or
     tsgate closed it (False)."""
-    sock.settimeout(timeout)
+    sock.settimeout(timeout or gh.DEADLINE)
     try:
         sock.sendall(b"ping\n")
         got = b""
@@ -302,9 +302,9 @@ def metric(port, name, **labels):
     """A sample's value from /metrics (curl), summed over the series that
     carry these labels (with workers: N each worker has its own series,
     labelled worker="K"); None when there is none."""
-    r = subprocess.run(["curl", "-s", "--max-time", "5",
+    r = subprocess.run(["curl", "-s", "--max-time", "%d" % gh.DEADLINE,
                         "http://127.0.0.1:%d/metrics" % port],
-                       capture_output=True, timeout=15)
+                       capture_output=True, timeout=gh.DEADLINE + 10)
     total = None
     for line in r.stdout.decode().splitlines():
         if not line.startswith(name + "{"):
@@ -337,7 +337,7 @@ class PerSourceLimit(LimitsTestCase):
         extra = connect_from("127.0.0.1", port)
         self.assertFalse(served(extra))
         extra.close()
-        self.assertTrue(gh.wait_until(lambda: self.limit_lines(g), 5))
+        self.assertTrue(gh.wait_until(lambda: self.limit_lines(g)))
         line = self.limit_lines(g)[0]
         self.assertEqual(line["level"], "warning")
         self.assertEqual(line["listener"], "pub")
@@ -366,7 +366,7 @@ class PerSourceLimit(LimitsTestCase):
         self.assertTrue(gh.wait_until(
             lambda: metric(mport, "tsgate_connection_drops_total",
                            listener="pub",
-                           reason="max_connections_per_source") == 31, 5),
+                           reason="max_connections_per_source") == 31),
             metric(mport, "tsgate_connection_drops_total", listener="pub",
                    reason="max_connections_per_source"))
         lines = self.limit_lines(g)
@@ -387,7 +387,7 @@ class PerSourceLimit(LimitsTestCase):
             c.close()
             refused[0] += 1  # not given back yet: refused and counted
             return False
-        self.assertTrue(gh.wait_until(slot_back, 5, step=0.05))
+        self.assertTrue(gh.wait_until(slot_back, gh.DEADLINE, step=0.05))
         self.assertTrue(all(served(c) for c in held + others))
         # once a second has passed, the next refusal is logged again with
         # the count of those it did not log: the lines account for every
@@ -400,7 +400,7 @@ class PerSourceLimit(LimitsTestCase):
             c.close()
             refused[0] += 1
             return len(self.limit_lines(g)) > before
-        self.assertTrue(gh.wait_until(logged_again, 5, step=0.1))
+        self.assertTrue(gh.wait_until(logged_again, gh.DEADLINE, step=0.1))
         lines = self.limit_lines(g)
         self.assertGreater(lines[-1]["suppressed"], 0)
         self.assertEqual(sum(l["suppressed"] for l in lines) + len(lines),
@@ -457,8 +457,7 @@ class PerSourceLimit(LimitsTestCase):
         self.assertTrue(gh.wait_until(
             lambda: metric(mport, "tsgate_connection_drops_total",
                            listener="pub",
-                           reason="max_connections_per_source") == refused,
-            5))
+                           reason="max_connections_per_source") == refused))
         for c in conns + [other]:
             c.close()
 

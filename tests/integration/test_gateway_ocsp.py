@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gateway_harness as gh  # noqa: E402
 from test_gateway_metrics import parse_exposition  # noqa: E402
 
-DEADLINE = 15.0
+DEADLINE = gh.DEADLINE
 
 
 def openssl(*args, **kw):

@@ -102,7 +102,7 @@ class Pkcs11Keys(gh.GatewayTestCase):
         self.assert_serves(port, n=8)
         g.proc.send_signal(signal.SIGHUP)
         self.assertTrue(gh.wait_until(
-            lambda: b"live connections keep" in g.log_bytes(), 20))
+            lambda: b"live connections keep" in g.log_bytes()))
         self.assert_serves(port, n=4)
         g.stop()
         self.assertNotIn(self.token.pin.encode(), g.log_bytes())
@@ -216,7 +216,7 @@ class Pkcs11Keys(gh.GatewayTestCase):
             stderr=subprocess.STDOUT)
         self.addCleanup(server.wait, 10)
         self.addCleanup(server.kill)
-        self.assertTrue(gh.wait_until(lambda: gh.tcp_listening(port), 20))
+        self.assertTrue(gh.wait_until(lambda: gh.tcp_listening(port)))
         near = os.path.join(self.tmp, "near.sock")
         g = self.gateway(
             "log: {level: info, format: json}\n"
@@ -248,7 +248,7 @@ class Pkcs11Keys(gh.GatewayTestCase):
                 pass
             return b"nekot olleh" in buf
 
-        self.assertTrue(gh.wait_until(reversed_line, 20))
+        self.assertTrue(gh.wait_until(reversed_line))
         c.close()
         server.kill()
         out = server.stdout.read().decode(errors="replace")

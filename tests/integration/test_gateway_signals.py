@@ -272,7 +272,7 @@ class Journal(gh.GatewayTestCase):
                              stdout=subprocess.DEVNULL, stderr=out)
         out.close()
         self.assertTrue(gh.wait_until(lambda: tcp_open(port) or
-                                      p.poll() is not None, 20))
+                                      p.poll() is not None))
         return p, port, log
 
     def finish(self, p, log):
@@ -309,12 +309,12 @@ class Journal(gh.GatewayTestCase):
 
         # start()'s probe is a connection too: its line first, so that
         # the backend goes away after it was served, not during
-        self.assertTrue(gh.wait_until(lambda: conns() >= 1, 10))
+        self.assertTrue(gh.wait_until(lambda: conns() >= 1))
         os.unlink(self.backends[-1].path)  # the backend refuses now
         c = self.connect("tcp://127.0.0.1:%d" % port)
         gh.recv_all(c, 10)
         c.close()
-        self.assertTrue(gh.wait_until(lambda: conns() >= 2, 10))
+        self.assertTrue(gh.wait_until(lambda: conns() >= 2))
         lines = self.finish(p, log)
         conn = [l for l in lines if '"event":"conn"' in l][-1]
         self.assertTrue(conn.startswith('<4>{"time":'), conn)
@@ -354,10 +354,10 @@ class Journal(gh.GatewayTestCase):
         p, port, log = self.start("error", {"TSGATE_LOG_LEVEL": "info"})
         p.send_signal(signal.SIGHUP)
         self.assertTrue(gh.wait_until(
-            lambda: b" info reload " in open(log, "rb").read(), 10))
+            lambda: b" info reload " in open(log, "rb").read()))
         self.one_connection(port)
         self.assertTrue(gh.wait_until(
-            lambda: b" info conn " in open(log, "rb").read(), 10))
+            lambda: b" info conn " in open(log, "rb").read()))
         self.finish(p, log)
 
     def test_bad_level_names(self):
@@ -537,7 +537,7 @@ class Wording(gh.GatewayTestCase):
         # garbage on the TLS port: one 'handshake failed', not two
         c = self.connect("tcp://127.0.0.1:%d" % p_tls)
         c.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        gh.recv_all(c, 5)
+        gh.recv_all(c)
         c.close()
         line = g.wait_conn_lines(1)[0]
         self.assertEqual(line["level"], "warning")
@@ -569,8 +569,7 @@ class Wording(gh.GatewayTestCase):
             f.write("bogus_key: 1\n")
         g.proc.send_signal(signal.SIGHUP)
         self.assertTrue(gh.wait_until(lambda: any(
-            "configuration stays" in l.get("msg", "") for l in g.lines()),
-            10))
+            "configuration stays" in l.get("msg", "") for l in g.lines())))
         msgs = [l["msg"] for l in g.lines() if l.get("event") == "reload"]
         self.assertTrue(any("1 error;" in m for m in msgs), msgs)
         for m in msgs:

@@ -479,7 +479,7 @@ class TlsGateway(gh.GatewayTestCase):
                     s.shutdown(socket.SHUT_WR)
                 else:
                     # SO_LINGER 0: the close is a reset
-                    self.assertTrue(gh.wait_until(lambda: b.accepted, 10))
+                    self.assertTrue(gh.wait_until(lambda: b.accepted))
                     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
                                  struct.pack("ii", 1, 0))
                     socket.socket.close(s)

@@ -770,7 +770,7 @@ START_TEST(test_wait_readable)
 	ck_assert_int_eq(tstream_pending_bytes(srv.stream), 3);
 	start_wait(srv.stream, &w);
 	ck_assert(!w.done);
-	tt_wait(&w.done, 1000);
+	tt_wait(&w.done, TT_DEADLINE_MS);
 	ck_assert_int_eq(w.ret, 0);
 	ck_assert_int_eq(do_read(srv.stream, buf, 3, &err), 3);
 	ck_assert(memcmp(buf, "ing", 3) == 0);
@@ -785,7 +785,7 @@ START_TEST(test_wait_readable)
 	ck_assert_int_eq(err, EPIPE);
 	/* and at once after it */
 	start_wait(srv.stream, &w);
-	tt_wait(&w.done, 1000);
+	tt_wait(&w.done, TT_DEADLINE_MS);
 	ck_assert_int_eq(w.ret, 0);
 }
 END_TEST
@@ -875,7 +875,7 @@ START_TEST(test_readable_handler)
 	/* unwrapped bytes left: at once, from the loop */
 	ck_assert_int_eq(tstream_pending_bytes(srv.stream), 3);
 	set_readable(srv.stream, &h);
-	tt_wait(&h.done, 1000);
+	tt_wait(&h.done, TT_DEADLINE_MS);
 	ck_assert_int_eq(do_read(srv.stream, buf, 3, &err), 3);
 	ck_assert(memcmp(buf, "ing", 3) == 0);
 
@@ -896,7 +896,7 @@ START_TEST(test_readable_handler)
 	ck_assert_int_eq(err, EPIPE);
 	/* and at once after it */
 	set_readable(srv.stream, &h);
-	tt_wait(&h.done, 1000);
+	tt_wait(&h.done, TT_DEADLINE_MS);
 
 	/* freed while set: the plain stream's handler goes too */
 	set_readable(cli.stream, &h);
@@ -1731,21 +1731,21 @@ START_TEST(test_wrong_arguments)
 
 	ck_assert_int_eq(tstream_unix_socketpair(tt_mem, &s1, tt_mem, &s2), 0);
 	hs_start(&h, true, s1, NULL);
-	tt_wait(&h.done, 1000);
+	tt_wait(&h.done, TT_DEADLINE_MS);
 	ck_assert_int_eq(h.ret, -1);
 	ck_assert_int_eq(h.err, EINVAL);
 
 	ck_assert_int_eq(tstream_unix_socketpair(tt_mem, &s1, tt_mem, &s2), 0);
 	hs_start(&h, true, s1,
 		 initiator_params("host@localhost", kdc->alice_ccache));
-	tt_wait(&h.done, 1000);
+	tt_wait(&h.done, TT_DEADLINE_MS);
 	ck_assert_int_eq(h.ret, -1);
 	ck_assert_int_eq(h.err, EINVAL);
 	ck_assert_msg(strstr(h.reason, "other side") != NULL, "%s", h.reason);
 
 	ck_assert_int_eq(tstream_unix_socketpair(tt_mem, &s1, tt_mem, &s2), 0);
 	hs_start(&h, false, s1, acceptor_params(kdc->service_keytab));
-	tt_wait(&h.done, 1000);
+	tt_wait(&h.done, TT_DEADLINE_MS);
 	ck_assert_int_eq(h.ret, -1);
 	ck_assert_int_eq(h.err, EINVAL);
 }
@@ -1781,7 +1781,7 @@ START_TEST(test_handshake_timeout)
 	tcp_pair(&a, &b);
 	/* the initiator never speaks */
 	hs_start(&srv, true, bsd_stream(b), ap);
-	tt_wait(&srv.done, 5000);
+	tt_wait(&srv.done, TT_DEADLINE_MS);
 	ck_assert_int_eq(srv.ret, -1);
 	ck_assert_int_eq(srv.err, ETIMEDOUT);
 	ck_assert_msg(strstr(srv.reason, "timed out") != NULL, "%s",
@@ -1801,7 +1801,7 @@ START_TEST(test_handshake_timeout_initiator)
 	tcp_pair(&a, &b);
 	/* the acceptor takes the AP-REQ and never answers */
 	hs_start(&cli, false, bsd_stream(a), ip);
-	tt_wait(&cli.done, 5000);
+	tt_wait(&cli.done, TT_DEADLINE_MS);
 	ck_assert_int_eq(cli.ret, -1);
 	ck_assert_int_eq(cli.err, ETIMEDOUT);
 	ck_assert_msg(strstr(cli.reason, "timed out") != NULL, "%s",

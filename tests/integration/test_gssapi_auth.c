@@ -166,13 +166,13 @@ START_TEST(test_bound_then_plain_data)
 	memcpy(buf, "hello", 5);
 	req = tstream_writev_send(tt_mem, tt_ev, p.cli_stream, &iov, 1);
 	ck_assert_ptr_nonnull(req);
-	tt_wait_for(!tevent_req_is_in_progress(req), 5000);
+	tt_wait_for(!tevent_req_is_in_progress(req), TT_DEADLINE_MS);
 	ck_assert_int_eq(tstream_writev_recv(req, &err), 5);
 	talloc_free(req);
 	memset(buf, 0, sizeof(buf));
 	req = tstream_readv_send(tt_mem, tt_ev, p.srv_stream, &iov, 1);
 	ck_assert_ptr_nonnull(req);
-	tt_wait_for(!tevent_req_is_in_progress(req), 5000);
+	tt_wait_for(!tevent_req_is_in_progress(req), TT_DEADLINE_MS);
 	ck_assert_int_eq(tstream_readv_recv(req, &err), 5);
 	talloc_free(req);
 	ck_assert_str_eq(buf, "hello");
@@ -228,7 +228,7 @@ START_TEST(test_missing_bindings_einval)
 
 	tt_tcp_fds(fds);
 	side_start(&s, bsd_stream(fds[1]), acceptor(), NULL);
-	tt_wait(&s.done, 5000);
+	tt_wait(&s.done, TT_DEADLINE_MS);
 	ck_assert_int_eq(s.ret, -1);
 	ck_assert_int_eq(s.err, EINVAL);
 	close(fds[0]);

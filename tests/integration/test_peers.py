@@ -108,7 +108,7 @@ class Peer:
                                      env=env)
         ok = gh.wait_until(
             lambda: self.proc.poll() is not None or
-            all(port_listening(p, self.proc.pid) for p in ports), 15)
+            all(port_listening(p, self.proc.pid) for p in ports))
         if not ok or self.proc.poll() is not None:
             text = self.text()
             self.stop()

@@ -18,6 +18,8 @@
 #
 # usage: test_pkgconfig.sh [BUILDDIR]   (default: $TSGATE_BUILDDIR)
 set -eu
+# shellcheck source=../common/wait.sh
+. "${TSGATE_SRCDIR:-$(dirname "$0")/../..}/tests/common/wait.sh"
 
 builddir=${1:-${TSGATE_BUILDDIR:-}}
 if [ -z "$builddir" ] || [ ! -d "$builddir" ]; then
@@ -271,16 +273,16 @@ else
 	"$kdc_exe" >"$tmp/kdc.env" 2>"$tmp/kdc.err" &
 	kdc_pid=$!
 	trap 'kill "$kdc_pid" 2>/dev/null || true; rm -rf "$tmp"' EXIT INT TERM
-	i=0
-	until grep -q '^# ready' "$tmp/kdc.env"; do
-		if ! kill -0 "$kdc_pid" 2>/dev/null || [ "$i" -gt 200 ]; then
-			cat "$tmp/kdc.err" >&2
-			echo "FAIL: tt-kdc did not start" >&2
-			exit 1
-		fi
-		i=$((i + 1))
-		sleep 0.05
-	done
+	kdc_ready_or_gone() {
+		grep -q '^# ready' "$tmp/kdc.env" ||
+			! kill -0 "$kdc_pid" 2>/dev/null
+	}
+	wait_for "$DEADLINE" kdc_ready_or_gone || true
+	if ! grep -q '^# ready' "$tmp/kdc.env"; then
+		cat "$tmp/kdc.err" >&2
+		echo "FAIL: tt-kdc did not start" >&2
+		exit 1
+	fi
 	out=$(
 		# shellcheck disable=SC1091 # written by tt-kdc just now
 		. "$tmp/kdc.env"

@@ -352,8 +352,8 @@ class SambaThroughTsgate(gh.GatewayTestCase):
     def check_conn(self, g, listener, route, at_least_in=0, at_least_out=0):
         """One `conn` line of that route, ok, carrying at least these
         many bytes each way; returns it."""
-        g.wait_conn_lines(1, 30)
-        gh.wait_until(lambda: self.lines_of(g, listener, route), 30)
+        g.wait_conn_lines(1)
+        gh.wait_until(lambda: self.lines_of(g, listener, route))
         lines = self.lines_of(g, listener, route)
         self.assertTrue(lines, "no conn line for %s/%s in %s:\n%s" % (
             listener, route, g.config, g.log_bytes().decode()))
@@ -407,8 +407,7 @@ class SambaThroughTsgate(gh.GatewayTestCase):
                         "%s of 20 MiB with max_pdu %s passed:\n%s%s" % (
                             way, max_pdu, r.stdout, r.stderr))
                     who = "client" if way == "put" else "backend"
-                    gh.wait_until(lambda: self.lines_of(far, None, "smb"),
-                                  30)
+                    gh.wait_until(lambda: self.lines_of(far, None, "smb"))
                     line = self.lines_of(far, None, "smb")[-1]
                     self.assertEqual(line["result"], "error", line)
                     self.assertEqual(line["reason"],
@@ -455,7 +454,7 @@ class SambaThroughTsgate(gh.GatewayTestCase):
         self.check_conn(far, "samba-tls", "epmap", 16, 16)
         gh.wait_until(lambda: any(
             l.get("listener", "").startswith("rpc-")
-            for l in near.conn_lines()), 30)
+            for l in near.conn_lines()))
         rpc = [l for l in near.conn_lines()
                if l.get("listener", "").startswith("rpc-")]
         self.assertTrue(rpc, near.log_bytes().decode())
@@ -499,8 +498,7 @@ class SambaThroughTsgate(gh.GatewayTestCase):
         self.check_conn(far, "samba-tls", "netbios", 4 + len(body), 4)
         # smbclient on port 139 opens with the same request, then SMB2
         self.put_get("share", 3 * MIB, port=139)
-        gh.wait_until(lambda: len(self.lines_of(far, None, "netbios")) >= 2,
-                      30)
+        gh.wait_until(lambda: len(self.lines_of(far, None, "netbios")) >= 2)
         line = self.lines_of(far, None, "netbios")[-1]
         self.assertEqual(line["result"], "ok", line)
         self.assertGreaterEqual(line["bytes_in"], 3 * MIB, line)

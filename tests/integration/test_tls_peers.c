@@ -263,7 +263,7 @@ static struct tstream_context *connect_retry(uint16_t port)
 		    tstream_inet_tcp_connect_send(tt_mem, tt_ev, local, remote);
 		ck_assert_ptr_nonnull(req);
 		tevent_req_set_callback(req, tt_set_done, &done);
-		tt_wait(&done, 5000);
+		tt_wait(&done, TT_DEADLINE_MS);
 		if (tstream_inet_tcp_connect_recv(req, &err, tt_mem, &s) != 0) {
 			ck_assert_int_eq(err, ECONNREFUSED);
 			s = NULL;

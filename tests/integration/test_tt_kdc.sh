@@ -19,19 +19,19 @@ env_file=$(mktemp "${TMPDIR:-/tmp}/tt-kdc-env.XXXXXX")
 pid=$!
 trap 'kill "$pid" 2>/dev/null || true; rm -f "$env_file"' EXIT INT TERM
 
-i=0
-until grep -q '^# ready' "$env_file"; do
-	if ! kill -0 "$pid" 2>/dev/null; then
-		echo "FAIL: tt-kdc exited before it was ready" >&2
-		exit 1
-	fi
-	i=$((i + 1))
-	if [ "$i" -gt 200 ]; then
-		echo "FAIL: tt-kdc not ready after 10 s" >&2
-		exit 1
-	fi
-	sleep 0.05
-done
+# shellcheck source=../common/wait.sh
+. "${TSGATE_SRCDIR:?TSGATE_SRCDIR is not set}/tests/common/wait.sh"
+ready_or_gone() {
+	grep -q '^# ready' "$env_file" || ! kill -0 "$pid" 2>/dev/null
+}
+if ! wait_for "$DEADLINE" ready_or_gone; then
+	echo "FAIL: tt-kdc not ready after $DEADLINE s" >&2
+	exit 1
+fi
+if ! grep -q '^# ready' "$env_file"; then
+	echo "FAIL: tt-kdc exited before it was ready" >&2
+	exit 1
+fi
 . "$env_file"
 
 klist -c "$TT_KDC_ALICE_CCACHE" | grep -q "alice@$TT_KDC_REALM"

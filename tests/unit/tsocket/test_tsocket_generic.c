@@ -513,7 +513,7 @@ static void start_shutdown(struct tstream_context *stream, struct res *r)
 
 #define assert_failed(r, e)                                                 \
 	do {                                                                \
-		tt_wait(&(r).done, 2000);                                   \
+		tt_wait(&(r).done, TT_DEADLINE_MS);                         \
 		ck_assert_int_eq((r).ret, -1);                              \
 		ck_assert_msg((r).err == (e), "errno %d (%s), expected %s", \
 			      (r).err, strerror((r).err), #e);              \
@@ -521,7 +521,7 @@ static void start_shutdown(struct tstream_context *stream, struct res *r)
 
 #define assert_ok(r, n)                                                        \
 	do {                                                                   \
-		tt_wait(&(r).done, 2000);                                      \
+		tt_wait(&(r).done, TT_DEADLINE_MS);                            \
 		ck_assert_msg((r).ret == (n), "ret %d errno %d (%s)", (r).ret, \
 			      (r).err, strerror((r).err));                     \
 	} while (0)
@@ -1262,7 +1262,7 @@ START_TEST(test_stream_endtime)
 	tevent_req_set_callback(req, tt_set_done, &done);
 	ck_assert(tevent_req_set_endtime(req, tt_ev,
 					 tevent_timeval_current_ofs(0, 1000)));
-	tt_wait(&done, 2000);
+	tt_wait(&done, TT_DEADLINE_MS);
 
 	/* Timed out: the implementation's readv is gone already... */
 	ck_assert_int_eq(ctl_live_subreqs, 0);
@@ -1293,7 +1293,7 @@ START_TEST(test_stream_free_in_callback)
 	ck_assert_ptr_nonnull(req);
 	tevent_req_set_callback(req, tt_set_done, &done);
 	ctl_complete_read(cs, "wxyz");
-	tt_wait(&done, 2000);
+	tt_wait(&done, TT_DEADLINE_MS);
 
 	/* Free the stream before receiving: the result is kept. */
 	talloc_free(stream);
@@ -1550,7 +1550,7 @@ static void start_dgram_disconnect(struct tdgram_context *dgram, struct dres *r)
 
 #define assert_dfailed(r, e)                                                \
 	do {                                                                \
-		tt_wait(&(r).done, 2000);                                   \
+		tt_wait(&(r).done, TT_DEADLINE_MS);                         \
 		ck_assert_int_eq((r).ret, -1);                              \
 		ck_assert_msg((r).err == (e), "errno %d (%s), expected %s", \
 			      (r).err, strerror((r).err), #e);              \
@@ -1570,7 +1570,7 @@ START_TEST(test_dgram_results_moved)
 	dgram = ctl_dgram_make(tt_mem, &cd);
 	start_recvfrom(dgram, &r);
 	ctl_complete_recvfrom(cd, "hello", "peer");
-	tt_wait(&r.done, 2000);
+	tt_wait(&r.done, TT_DEADLINE_MS);
 	ck_assert_int_eq(r.ret, 5);
 	ck_assert(memcmp(r.buf, "hello", 5) == 0);
 	ck_assert_ptr_eq(talloc_parent(r.buf), tt_mem);
@@ -1596,7 +1596,7 @@ START_TEST(test_dgram_src_optional)
 	ck_assert_ptr_nonnull(req);
 	tevent_req_set_callback(req, tt_set_done, &done);
 	ctl_complete_recvfrom(cd, "xy", "peer");
-	tt_wait(&done, 2000);
+	tt_wait(&done, TT_DEADLINE_MS);
 	ck_assert_int_eq(tdgram_recvfrom_recv(req, &err, tt_mem, &buf, NULL),
 			 2);
 	ck_assert_ptr_eq(talloc_parent(buf), tt_mem);
@@ -1634,7 +1634,7 @@ START_TEST(test_dgram_guards)
 	ck_assert(!r1.done);
 	ck_assert(!s1.done);
 	ctl_complete_recvfrom(cd, "data", "peer");
-	tt_wait(&r1.done, 2000);
+	tt_wait(&r1.done, TT_DEADLINE_MS);
 	ck_assert_int_eq(r1.ret, 4);
 
 	/* Send still outstanding: disconnect still EBUSY. */
@@ -1647,11 +1647,11 @@ START_TEST(test_dgram_guards)
 		cd->send_req = NULL;
 		tevent_req_done(sreq);
 	}
-	tt_wait(&s1.done, 2000);
+	tt_wait(&s1.done, TT_DEADLINE_MS);
 	ck_assert_int_eq(s1.ret, 3);
 
 	start_dgram_disconnect(dgram, &d);
-	tt_wait(&d.done, 2000);
+	tt_wait(&d.done, TT_DEADLINE_MS);
 	ck_assert_int_eq(d.ret, 0);
 
 	start_recvfrom(dgram, &r1);
@@ -1691,7 +1691,7 @@ START_TEST(test_dgram_free_with_outstanding)
 	start_recvfrom(dgram, &r);
 	ck_assert_int_eq(cd->recvfrom_calls, 2);
 	ctl_complete_recvfrom(cd, "z", "peer");
-	tt_wait(&r.done, 2000);
+	tt_wait(&r.done, TT_DEADLINE_MS);
 	ck_assert_int_eq(r.ret, 1);
 }
 END_TEST
@@ -1858,10 +1858,10 @@ START_TEST(test_bsd_dgram_guards)
 	start_sendto(b, "x", 0, &s);
 	assert_dfailed(s, EINVAL);
 	start_sendto(b, "datagram", 8, &s);
-	tt_wait(&s.done, 2000);
+	tt_wait(&s.done, TT_DEADLINE_MS);
 	ck_assert_int_eq(s.ret, 8);
 
-	tt_wait(&r1.done, 2000);
+	tt_wait(&r1.done, TT_DEADLINE_MS);
 	ck_assert_int_eq(r1.ret, 8);
 	ck_assert(memcmp(r1.buf, "datagram", 8) == 0);
 	ck_assert_ptr_eq(talloc_parent(r1.buf), tt_mem);
@@ -1875,7 +1875,7 @@ START_TEST(test_bsd_dgram_guards)
 	assert_dfailed(r1, ENOTCONN);
 
 	start_dgram_disconnect(b, &d);
-	tt_wait(&d.done, 2000);
+	tt_wait(&d.done, TT_DEADLINE_MS);
 	ck_assert_int_eq(d.ret, 0);
 	start_sendto(b, "late", 4, &s);
 	assert_dfailed(s, ENOTCONN);
@@ -1928,13 +1928,13 @@ static void bsd_send_now(struct tdgram_context *d, const char *data)
 	struct dres s;
 
 	start_sendto(d, data, strlen(data), &s);
-	tt_wait(&s.done, 2000);
+	tt_wait(&s.done, TT_DEADLINE_MS);
 	ck_assert_int_eq(s.ret, (ssize_t)strlen(data));
 }
 
 static void assert_datagram(struct dres *r, const char *data)
 {
-	tt_wait(&r->done, 2000);
+	tt_wait(&r->done, TT_DEADLINE_MS);
 	ck_assert_msg(r->ret == (ssize_t)strlen(data), "ret %zd errno %d (%s)",
 		      r->ret, r->err, strerror(r->err));
 	ck_assert(memcmp(r->buf, data, strlen(data)) == 0);
@@ -2089,7 +2089,7 @@ START_TEST(test_bsd_early_dgram_not_in_send)
 
 	assert_datagram(&r1, "one");
 	assert_dfailed(r2, EBUSY);
-	tt_wait(&s1.done, 2000);
+	tt_wait(&s1.done, TT_DEADLINE_MS);
 	ck_assert_int_eq(s1.ret, 4);
 	assert_dfailed(s2, EBUSY);
 }
@@ -2125,7 +2125,7 @@ START_TEST(test_bsd_early_dgram_freed)
 	ck_assert(tevent_req_is_in_progress(req));
 	talloc_free(req);
 	start_sendto(a, "pong", 4, &s2);
-	tt_wait(&s2.done, 2000);
+	tt_wait(&s2.done, TT_DEADLINE_MS);
 	ck_assert_int_eq(s2.ret, 4);
 	start_recvfrom(b, &rb);
 	assert_datagram(&rb, "ping");

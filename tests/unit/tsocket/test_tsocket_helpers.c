@@ -198,7 +198,7 @@ static struct tevent_req *start_pdu(struct tstream_context *stream,
 
 #define assert_failed(r, e)                                                 \
 	do {                                                                \
-		tt_wait(&(r).done, 5000);                                   \
+		tt_wait(&(r).done, TT_DEADLINE_MS);                         \
 		ck_assert_int_eq((r).ret, -1);                              \
 		ck_assert_msg((r).err == (e), "errno %d (%s), expected %s", \
 			      (r).err, strerror((r).err), #e);              \
@@ -206,7 +206,7 @@ static struct tevent_req *start_pdu(struct tstream_context *stream,
 
 #define assert_ok(r, n)                                                        \
 	do {                                                                   \
-		tt_wait(&(r).done, 5000);                                      \
+		tt_wait(&(r).done, TT_DEADLINE_MS);                            \
 		ck_assert_msg((r).ret == (n), "ret %d errno %d (%s)", (r).ret, \
 			      (r).err, strerror((r).err));                     \
 	} while (0)
@@ -291,7 +291,7 @@ START_TEST(test_pdu_piecemeal)
 
 	p = pdu_new(tt_mem);
 	start_pdu(stream, p, &r);
-	tt_wait(&r.done, 5000);
+	tt_wait(&r.done, TT_DEADLINE_MS);
 	/* It cannot finish before the last byte was written. */
 	ck_assert(d->finished);
 	ck_assert_int_eq(r.ret, (int)sizeof(wire));
@@ -633,7 +633,7 @@ START_TEST(test_pdu_queue_order)
 		if (i == 2) {
 			continue;
 		}
-		tt_wait(&r[i].done, 5000);
+		tt_wait(&r[i].done, TT_DEADLINE_MS);
 		/* Request i got the i-th PDU still on the wire. */
 		want = i < 2 ? i : i - 1;
 		snprintf(body, sizeof(body), "pdu number %d", want);
@@ -681,11 +681,11 @@ START_TEST(test_pdu_queue_timeout)
 	tevent_req_set_callback(reqs[0], tt_set_done, &r[0].done);
 	ck_assert(tevent_req_set_endtime(reqs[0], tt_ev,
 					 tevent_timeval_current_ofs(0, 20000)));
-	tt_wait(&r[0].done, 5000);
+	tt_wait(&r[0].done, TT_DEADLINE_MS);
 
 	/* The next one gets the stream anyway, not EBUSY. */
 	put_pdu(raw, "for the second");
-	tt_wait(&r[1].done, 5000);
+	tt_wait(&r[1].done, TT_DEADLINE_MS);
 	ck_assert_int_eq(r[1].ret, 4 + 14);
 	ck_assert_str_eq((char *)p[1]->body, "for the second");
 
@@ -780,7 +780,7 @@ static void run_writev_queue(int cancel)
 		if (i == cancel) {
 			continue;
 		}
-		tt_wait(&r[i].done, 5000);
+		tt_wait(&r[i].done, TT_DEADLINE_MS);
 		ck_assert_int_eq(r[i].ret, (int)strlen(msgs[i]));
 	}
 	ck_assert_int_eq(norder, n);
@@ -839,7 +839,7 @@ START_TEST(test_writev_queue_errors)
 	req = tstream_writev_queue_send(tt_mem, tt_ev, stream, queue, &iov, 1);
 	ck_assert_ptr_nonnull(req);
 	tevent_req_set_callback(req, qres_writev_done, &r);
-	tt_wait(&r.done, 5000);
+	tt_wait(&r.done, TT_DEADLINE_MS);
 	ck_assert_int_eq(r.ret, -1);
 	ck_assert_msg(r.err == EPIPE || r.err == ECONNRESET, "errno %d (%s)",
 		      r.err, strerror(r.err));
@@ -957,7 +957,7 @@ static void run_sendto_queue(int cancel)
 		if (i == cancel) {
 			continue;
 		}
-		tt_wait(&r[i].done, 5000);
+		tt_wait(&r[i].done, TT_DEADLINE_MS);
 		ck_assert_int_eq(r[i].ret, (int)strlen(msgs[i]));
 	}
 	ck_assert_int_eq(norder, sink->want);
@@ -966,7 +966,7 @@ static void run_sendto_queue(int cancel)
 	}
 
 	/* Boundaries and order kept on the wire, the cancelled one absent. */
-	tt_wait(&sink->done, 5000);
+	tt_wait(&sink->done, TT_DEADLINE_MS);
 	ck_assert_int_eq(sink->ngot, sink->want);
 	for (i = 0, j = 0; i < ND; i++) {
 		if (i == cancel) {
@@ -1040,7 +1040,7 @@ START_TEST(test_sendto_queue_error_in_middle)
 		tevent_req_set_callback(req, qres_sendto_done, &r[i]);
 	}
 	for (i = 0; i < 3; i++) {
-		tt_wait(&r[i].done, 5000);
+		tt_wait(&r[i].done, TT_DEADLINE_MS);
 	}
 	ck_assert_int_eq(r[0].ret, 5);
 	/* The kernel's word for a missing socket file comes through... */
@@ -1053,7 +1053,7 @@ START_TEST(test_sendto_queue_error_in_middle)
 	ck_assert_int_eq(order[0], 0);
 	ck_assert_int_eq(order[1], 1);
 	ck_assert_int_eq(order[2], 2);
-	tt_wait(&sink->done, 5000);
+	tt_wait(&sink->done, TT_DEADLINE_MS);
 	ck_assert_int_eq(sink->ngot, 2);
 
 	talloc_free(sink);

@@ -129,7 +129,7 @@ static void check_bytes(struct tstream_context *s, int fd)
 	req = tstream_writev_send(tt_mem, tt_ev, s, &iov, 1);
 	ck_assert_ptr_nonnull(req);
 	tevent_req_set_callback(req, tt_set_done, &done);
-	tt_wait(&done, 5000);
+	tt_wait(&done, TT_DEADLINE_MS);
 	ck_assert_int_eq(tstream_writev_recv(req, &err), 4);
 	talloc_free(req);
 	while (got < 4) {
@@ -387,14 +387,14 @@ START_TEST(test_tls)
 	done = false;
 	req = tstream_writev_send(tt_mem, tt_ev, c.stream, &iov, 1);
 	tevent_req_set_callback(req, tt_set_done, &done);
-	tt_wait(&done, 5000);
+	tt_wait(&done, TT_DEADLINE_MS);
 	ck_assert_int_eq(tstream_writev_recv(req, &err), 4);
 	talloc_free(req);
 	iov = (struct iovec){.iov_base = buf, .iov_len = 4};
 	done = false;
 	req = tstream_readv_send(tt_mem, tt_ev, srv.tls, &iov, 1);
 	tevent_req_set_callback(req, tt_set_done, &done);
-	tt_wait(&done, 5000);
+	tt_wait(&done, TT_DEADLINE_MS);
 	ck_assert_int_eq(tstream_readv_recv(req, &err), 4);
 	talloc_free(req);
 	ck_assert_int_eq(memcmp(buf, "ping", 4), 0);

@@ -113,27 +113,27 @@ START_TEST(test_cat_both_ways_and_half_close)
 
 	req = tstream_writev_send(tt_mem, tt_ev, s, &out, 1);
 	tevent_req_set_callback(req, io_done, &w);
-	tt_wait(&w.done, 5000);
+	tt_wait(&w.done, TT_DEADLINE_MS);
 	ck_assert_int_eq(w.ret, (int)sizeof(msg));
 	req = tstream_readv_send(tt_mem, tt_ev, s, &in, 1);
 	tevent_req_set_callback(req, read_done, &r);
-	tt_wait(&r.done, 5000);
+	tt_wait(&r.done, TT_DEADLINE_MS);
 	ck_assert_int_eq(r.ret, (int)sizeof(got));
 	ck_assert_mem_eq(got, msg, sizeof(msg));
 
 	/* our half-close is cat's EOF: it ends, and so does its output */
 	req = tstream_shutdown_send(tt_mem, tt_ev, s);
 	tevent_req_set_callback(req, shut_done, &sh);
-	tt_wait(&sh.done, 5000);
+	tt_wait(&sh.done, TT_DEADLINE_MS);
 	ck_assert_int_eq(sh.ret, 0);
 	req = tstream_readv_send(tt_mem, tt_ev, s, &one, 1);
 	tevent_req_set_callback(req, read_done, &eof);
-	tt_wait(&eof.done, 5000);
+	tt_wait(&eof.done, TT_DEADLINE_MS);
 	ck_assert_int_eq(eof.ret, -1);
 	ck_assert_int_eq(eof.err, EPIPE);
 
 	/* reaped by the SIGCHLD handler: no zombie left */
-	tt_wait_for(kill(pid, 0) == -1 && errno == ESRCH, 5000);
+	tt_wait_for(kill(pid, 0) == -1 && errno == ESRCH, TT_DEADLINE_MS);
 	talloc_free(s);
 	talloc_free(execs);
 }
@@ -156,13 +156,13 @@ START_TEST(test_max_connections_and_kill_on_free)
 
 	/* the connection goes: cat reads EOF, exits, is reaped */
 	talloc_free(a);
-	tt_wait_for(kill(pid, 0) == -1 && errno == ESRCH, 5000);
+	tt_wait_for(kill(pid, 0) == -1 && errno == ESRCH, TT_DEADLINE_MS);
 	/* its slot is free again */
 	b = start(execs, r, &err);
 	ck_assert_int_eq(err, 0);
 	pid = tsgate_exec_pid(b);
 	talloc_free(b);
-	tt_wait_for(kill(pid, 0) == -1 && errno == ESRCH, 5000);
+	tt_wait_for(kill(pid, 0) == -1 && errno == ESRCH, TT_DEADLINE_MS);
 	talloc_free(execs);
 }
 END_TEST

@@ -88,7 +88,7 @@ static struct read_result *read_pdu(struct pair *p,
 	req = tsgate_pdu_read_send(tt_mem, tt_ev, p->stream, f, max_pdu);
 	ck_assert_ptr_nonnull(req);
 	tevent_req_set_callback(req, read_done, r);
-	tt_wait(&r->done, 5000);
+	tt_wait(&r->done, TT_DEADLINE_MS);
 	return r;
 }
 

@@ -31,8 +31,8 @@ START_TEST(test_raw_both_ways)
 	ck_assert_msg(r->relay_ret == 0, "relay: %s (%s)",
 		      strerror(r->relay_err),
 		      r->stats.reason ? r->stats.reason : "-");
-	tt_wait(&r->backend->read_done, 5000);
-	tt_wait(&r->client->read_done, 5000);
+	tt_wait(&r->backend->read_done, TT_DEADLINE_MS);
+	tt_wait(&r->client->read_done, TT_DEADLINE_MS);
 	ck_assert(r->backend->read_eof);
 	ck_assert(r->client->read_eof);
 	ck_assert_uint_eq(r->backend->in_len, up);
@@ -61,7 +61,7 @@ START_TEST(test_raw_echo_backend)
 		      strerror(r->client->read_err));
 	ck_assert_uint_eq(r->client->in_len, n);
 	ck_assert_mem_eq(r->client->in, data, n);
-	tt_wait(&r->relay_done, 5000);
+	tt_wait(&r->relay_done, TT_DEADLINE_MS);
 	ck_assert_int_eq(r->relay_ret, 0);
 	ck_assert_uint_eq(e->echoed, n);
 }
@@ -75,7 +75,7 @@ START_TEST(test_half_close_keeps_other_direction)
 
 	/* client: request, then half-close */
 	peer_start_write(r->client, ping, sizeof(ping), true);
-	tt_wait(&r->backend->read_done, 5000);
+	tt_wait(&r->backend->read_done, TT_DEADLINE_MS);
 	ck_assert(r->backend->read_eof);
 	ck_assert_uint_eq(r->backend->in_len, sizeof(ping));
 	ck_assert(!r->relay_done);
@@ -83,11 +83,11 @@ START_TEST(test_half_close_keeps_other_direction)
 
 	/* backend answers after seeing EOF, then closes its side too */
 	peer_start_write(r->backend, pong, sizeof(pong), true);
-	tt_wait(&r->client->read_done, 5000);
+	tt_wait(&r->client->read_done, TT_DEADLINE_MS);
 	ck_assert(r->client->read_eof);
 	ck_assert_uint_eq(r->client->in_len, sizeof(pong));
 	ck_assert_mem_eq(r->client->in, pong, sizeof(pong));
-	tt_wait(&r->relay_done, 5000);
+	tt_wait(&r->relay_done, TT_DEADLINE_MS);
 	ck_assert_int_eq(r->relay_ret, 0);
 }
 END_TEST
@@ -108,7 +108,7 @@ START_TEST(test_framed_whole_pdus_then_too_large)
 	memcpy(stream + 20, "0123456789", 10);
 
 	peer_start_write(r->client, stream, sizeof(stream), false);
-	tt_wait(&r->relay_done, 5000);
+	tt_wait(&r->relay_done, TT_DEADLINE_MS);
 	ck_assert_int_eq(r->relay_ret, -1);
 	ck_assert_int_eq(r->relay_err, EMSGSIZE);
 	ck_assert_str_eq(r->stats.reason, "client PDU too large");
@@ -117,7 +117,7 @@ START_TEST(test_framed_whole_pdus_then_too_large)
 
 	/* the backend got the two PDUs and nothing of the third */
 	TALLOC_FREE(r->relay_backend);
-	tt_wait(&r->backend->read_done, 5000);
+	tt_wait(&r->backend->read_done, TT_DEADLINE_MS);
 	ck_assert_uint_eq(r->backend->in_len, 16);
 	ck_assert_mem_eq(r->backend->in, stream, 16);
 }
@@ -129,7 +129,7 @@ START_TEST(test_framed_truncated_pdu)
 	struct rig *r = rig_start(TSGATE_CONFIG_FRAMING_NBT, 0, 0, true, true);
 
 	peer_start_write(r->client, part, sizeof(part), true);
-	tt_wait(&r->relay_done, 5000);
+	tt_wait(&r->relay_done, TT_DEADLINE_MS);
 	ck_assert_int_eq(r->relay_ret, -1);
 	ck_assert_int_eq(r->relay_err, EPROTO);
 	ck_assert_str_eq(r->stats.reason, "client PDU malformed or truncated");
@@ -137,7 +137,7 @@ START_TEST(test_framed_truncated_pdu)
 	ck_assert_uint_eq(r->stats.bytes_up, sizeof(part));
 	ck_assert_uint_eq(r->stats.pdus_up, 0);
 	TALLOC_FREE(r->relay_backend);
-	tt_wait(&r->backend->read_done, 5000);
+	tt_wait(&r->backend->read_done, TT_DEADLINE_MS);
 	ck_assert_uint_eq(r->backend->in_len, sizeof(part));
 	ck_assert_mem_eq(r->backend->in, part, sizeof(part));
 }
@@ -150,7 +150,7 @@ START_TEST(test_idle_timeout)
 	    rig_start(TSGATE_CONFIG_FRAMING_RAW, 0, 200, true, true);
 
 	peer_start_write(r->client, hi, sizeof(hi), false);
-	tt_wait(&r->relay_done, 3000);
+	tt_wait(&r->relay_done, TT_DEADLINE_MS);
 	ck_assert_int_eq(r->relay_ret, -1);
 	ck_assert_int_eq(r->relay_err, ETIMEDOUT);
 	ck_assert_str_eq(r->stats.reason, "idle timeout");
@@ -182,7 +182,7 @@ START_TEST(test_sweeper_only_idle_times_out)
 		tt_run_for(tt_ev, 100);
 	}
 	last = tevent_timeval_current();
-	tt_wait(&idle->relay_done, 3000);
+	tt_wait(&idle->relay_done, TT_DEADLINE_MS);
 	ck_assert_int_eq(idle->relay_err, ETIMEDOUT);
 	ck_assert_str_eq(idle->stats.reason, "idle timeout");
 	if (tt_timing_asserts_enabled()) {
@@ -192,10 +192,10 @@ START_TEST(test_sweeper_only_idle_times_out)
 	}
 	tt_wait_for(busy->backend->in_len == 7 * sizeof(ping) ||
 			busy->relay_done,
-		    3000);
+		    TT_DEADLINE_MS);
 	ck_assert_uint_eq(busy->backend->in_len, 7 * sizeof(ping));
 
-	tt_wait(&busy->relay_done, 3000);
+	tt_wait(&busy->relay_done, TT_DEADLINE_MS);
 	ck_assert_int_eq(busy->relay_err, ETIMEDOUT);
 	ck_assert_str_eq(busy->stats.reason, "idle timeout");
 	if (tt_timing_asserts_enabled()) {
@@ -222,11 +222,11 @@ START_TEST(test_sweeper_free_relay)
 	a = rig_start_swept(TSGATE_CONFIG_FRAMING_RAW, 0, 200, true, true, sw);
 	b = rig_start_swept(TSGATE_CONFIG_FRAMING_RAW, 0, 200, true, true, sw);
 	TALLOC_FREE(a->relay);
-	tt_wait(&b->relay_done, 3000);
+	tt_wait(&b->relay_done, TT_DEADLINE_MS);
 	ck_assert_int_eq(b->relay_err, ETIMEDOUT);
 	ck_assert(!a->relay_done);
 	/* b's list and timer go once b is done */
-	tt_wait_for(talloc_total_blocks(sw) == 2, 3000);
+	tt_wait_for(talloc_total_blocks(sw) == 2, TT_DEADLINE_MS);
 
 	/* the last relay freed: the timer goes with it */
 	a = rig_start_swept(TSGATE_CONFIG_FRAMING_RAW, 0, 200, true, true, sw);
@@ -262,14 +262,14 @@ START_TEST(test_sweeper_differing_timeouts)
 	    rig_start_swept(TSGATE_CONFIG_FRAMING_RAW, 0, 0, true, true, sw);
 	fast =
 	    rig_start_swept(TSGATE_CONFIG_FRAMING_RAW, 0, 200, true, true, sw);
-	tt_wait(&fast->relay_done, 3000);
+	tt_wait(&fast->relay_done, TT_DEADLINE_MS);
 	ck_assert_int_eq(fast->relay_err, ETIMEDOUT);
 	if (tt_timing_asserts_enabled()) {
 		ck_assert_msg(rig_ms(fast) >= 200 && rig_ms(fast) < 700,
 			      "timed out after %ld ms", rig_ms(fast));
 		ck_assert(!slow->relay_done);
 	}
-	tt_wait(&slow->relay_done, 3000);
+	tt_wait(&slow->relay_done, TT_DEADLINE_MS);
 	ck_assert_int_eq(slow->relay_err, ETIMEDOUT);
 	ck_assert_str_eq(slow->stats.reason, "idle timeout");
 	if (tt_timing_asserts_enabled()) {
@@ -298,7 +298,7 @@ START_TEST(test_idle_holds_no_reads)
 	peer_start_write(r->backend, pong, sizeof(pong), false);
 	tt_wait_for(r->backend->in_len == sizeof(ping) &&
 			r->client->in_len == sizeof(pong),
-		    5000);
+		    TT_DEADLINE_MS);
 	/*
 	 * The last write's completion may come after the peer read it: wait
 	 * (bounded) for both pumps to be back to waiting, with nothing held.
@@ -332,7 +332,7 @@ START_TEST(test_idle_holds_no_reads)
 
 	/* still relaying after the wait */
 	peer_start_write(r->client, ping, sizeof(ping), false);
-	tt_wait_for(r->backend->in_len == 2 * sizeof(ping), 5000);
+	tt_wait_for(r->backend->in_len == 2 * sizeof(ping), TT_DEADLINE_MS);
 }
 END_TEST
 
@@ -355,7 +355,7 @@ START_TEST(test_free_while_running)
 	    rig_start(TSGATE_CONFIG_FRAMING_RAW, 0, 0, false, false);
 
 	peer_start_write(r->client, data, total, false);
-	tt_wait_for(r->stats.bytes_up > 0, 5000);
+	tt_wait_for(r->stats.bytes_up > 0, TT_DEADLINE_MS);
 	ck_assert(!r->client->write_done);
 	TALLOC_FREE(r->relay);
 
@@ -368,7 +368,7 @@ START_TEST(test_free_while_running)
 	req = tstream_readv_send(tt_mem, tt_ev, r->relay_backend, &iov, 1);
 	ck_assert_ptr_nonnull(req);
 	tevent_req_set_callback(req, tt_set_done, &done);
-	tt_wait(&done, 5000);
+	tt_wait(&done, TT_DEADLINE_MS);
 	ck_assert_int_eq(tstream_readv_recv(req, &err), (int)sizeof(ping));
 	TALLOC_FREE(req);
 	ck_assert_mem_eq(got, ping, sizeof(ping));
@@ -399,7 +399,7 @@ START_TEST(test_start_failure_from_loop)
 			       &params, &r->stats, rig_relay_done, r);
 	ck_assert_ptr_nonnull(r->relay);
 	ck_assert(!r->relay_done);
-	tt_wait(&r->relay_done, 5000);
+	tt_wait(&r->relay_done, TT_DEADLINE_MS);
 	ck_assert_int_eq(r->relay_ret, -1);
 	ck_assert_int_eq(r->relay_err, EBUSY);
 	ck_assert_str_eq(r->stats.reason, "client read failed");
@@ -430,7 +430,7 @@ START_TEST(test_backpressure)
 	uint64_t stalled;
 
 	peer_start_write(r->client, data, total, true);
-	tt_wait_for(r->stats.bytes_up > 0, 5000);
+	tt_wait_for(r->stats.bytes_up > 0, TT_DEADLINE_MS);
 	/* the kernel buffers fill meanwhile: time passes on purpose */
 	tt_run_for(tt_ev, 500);
 	stalled = r->stats.bytes_up;
@@ -457,11 +457,11 @@ START_TEST(test_backend_closes_first)
 
 	/* the backend says something and half-closes; the client, too */
 	peer_start_write(r->backend, bye, sizeof(bye), true);
-	tt_wait(&r->client->read_done, 5000);
+	tt_wait(&r->client->read_done, TT_DEADLINE_MS);
 	ck_assert(r->client->read_eof);
 	ck_assert(!r->relay_done);
 	peer_start_write(r->client, NULL, 0, true);
-	tt_wait(&r->relay_done, 5000);
+	tt_wait(&r->relay_done, TT_DEADLINE_MS);
 	ck_assert_int_eq(r->relay_ret, 0);
 	ck_assert_uint_eq(r->stats.bytes_down, sizeof(bye));
 	ck_assert_uint_eq(r->stats.bytes_up, 0);
@@ -479,9 +479,9 @@ START_TEST(test_backend_gone_ends_after_its_output)
 	ck_assert(!r->relay_done);
 	peer_start_write(r->backend, bye, sizeof(bye), true);
 	/* the client never half-closes: the relay ends all the same */
-	tt_wait(&r->relay_done, 5000);
+	tt_wait(&r->relay_done, TT_DEADLINE_MS);
 	ck_assert_int_eq(r->relay_ret, 0);
-	tt_wait(&r->client->read_done, 5000);
+	tt_wait(&r->client->read_done, TT_DEADLINE_MS);
 	ck_assert(r->client->read_eof);
 	ck_assert_uint_eq(r->client->in_len, sizeof(bye));
 	ck_assert_mem_eq(r->client->in, bye, sizeof(bye));
@@ -494,11 +494,11 @@ START_TEST(test_backend_gone_after_its_eof)
 	struct rig *r = rig_start(TSGATE_CONFIG_FRAMING_RAW, 0, 0, true, true);
 
 	peer_start_write(r->backend, NULL, 0, true);
-	tt_wait(&r->client->read_done, 5000);
+	tt_wait(&r->client->read_done, TT_DEADLINE_MS);
 	ck_assert(!r->relay_done);
 	tsgate_relay_backend_gone(r->relay);
 	/* at once, or when the half-close to the client has completed */
-	tt_wait(&r->relay_done, 5000);
+	tt_wait(&r->relay_done, TT_DEADLINE_MS);
 	ck_assert_int_eq(r->relay_ret, 0);
 }
 END_TEST

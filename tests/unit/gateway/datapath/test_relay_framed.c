@@ -57,10 +57,10 @@ static void drain_dst(struct rig *r, int dir)
 {
 	if (dir == 0) {
 		TALLOC_FREE(r->relay_backend);
-		tt_wait(&r->backend->read_done, 5000);
+		tt_wait(&r->backend->read_done, TT_DEADLINE_MS);
 	} else {
 		TALLOC_FREE(r->relay_client);
-		tt_wait(&r->client->read_done, 5000);
+		tt_wait(&r->client->read_done, TT_DEADLINE_MS);
 	}
 }
 
@@ -142,8 +142,8 @@ START_TEST(test_8mib_pdus_one_chunk_per_direction)
 	ck_assert_msg(r->relay_ret == 0, "relay: %s (%s)",
 		      strerror(r->relay_err),
 		      r->stats.reason ? r->stats.reason : "-");
-	tt_wait(&r->backend->read_done, 5000);
-	tt_wait(&r->client->read_done, 5000);
+	tt_wait(&r->backend->read_done, TT_DEADLINE_MS);
+	tt_wait(&r->client->read_done, TT_DEADLINE_MS);
 	ck_assert_uint_eq(r->backend->in_len, len);
 	ck_assert_mem_eq(r->backend->in, up, len);
 	ck_assert_uint_eq(r->client->in_len, len);
@@ -262,7 +262,7 @@ START_TEST(test_max_pdu_and_one_more)
 		struct side s = side_of(r, dir);
 
 		peer_start_write(s.src, data, len, false);
-		tt_wait(&r->relay_done, 5000);
+		tt_wait(&r->relay_done, TT_DEADLINE_MS);
 		ck_assert_int_eq(r->relay_err, EMSGSIZE);
 		ck_assert_str_eq(r->stats.reason, s.too_large);
 		ck_assert(r->stats.pdu_refused);
@@ -292,7 +292,7 @@ START_TEST(test_close_mid_body)
 		struct side s = side_of(r, dir);
 
 		peer_start_write(s.src, data, part, true);
-		tt_wait(&r->relay_done, 5000);
+		tt_wait(&r->relay_done, TT_DEADLINE_MS);
 		ck_assert_int_eq(r->relay_err, EPROTO);
 		ck_assert_str_eq(r->stats.reason, s.malformed);
 		ck_assert_uint_eq(*s.pdus, 0);
@@ -325,11 +325,12 @@ START_TEST(test_reset_mid_body)
 		struct side s = side_of(r, dir);
 
 		peer_start_write(s.dst, unread, sizeof(unread), false);
-		tt_wait_for(r->stats.pdus_up + r->stats.pdus_down == 1, 5000);
+		tt_wait_for(r->stats.pdus_up + r->stats.pdus_down == 1,
+			    TT_DEADLINE_MS);
 		peer_start_write(s.src, data, part, false);
-		tt_wait_for(s.dst->in_len == part, 5000);
+		tt_wait_for(s.dst->in_len == part, TT_DEADLINE_MS);
 		TALLOC_FREE(s.src->s);
-		tt_wait(&r->relay_done, 5000);
+		tt_wait(&r->relay_done, TT_DEADLINE_MS);
 		ck_assert_int_eq(r->relay_err, ECONNRESET);
 		ck_assert_str_eq(r->stats.reason, s.read_failed);
 		ck_assert(!r->stats.pdu_refused);

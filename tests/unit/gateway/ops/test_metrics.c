@@ -86,10 +86,10 @@ static const struct timeval start = {.tv_sec = 1764000000, .tv_usec = 250000};
 	"# HELP tsgate_handshake_failures_total Failed TLS/GSSAPI handshakes " \
 	"with clients, per listener and reason.\n"                             \
 	"# TYPE tsgate_handshake_failures_total counter\n"
-#define H_TLS_HS                                                              \
-	"# HELP tsgate_tls_handshakes_total Successful TLS handshakes with "  \
+#define H_TLS_HS                                                             \
+	"# HELP tsgate_tls_handshakes_total Successful TLS handshakes with " \
 	"clients, per listener, full (resumed=\"false\") or resuming a "     \
-	"session.\n"                                                          \
+	"session.\n"                                                         \
 	"# TYPE tsgate_tls_handshakes_total counter\n"
 #define H_DROPS                                                                \
 	"# HELP tsgate_connection_drops_total Connections the gateway closed " \
@@ -903,7 +903,7 @@ static char *pair_exchange(struct tsgate_http_server *s,
 	}
 	ck_assert_ptr_nonnull(
 	    tevent_add_fd(tt_ev, r, r->fd, TEVENT_FD_READ, pair_readable, r));
-	tt_wait(&r->eof, 5000);
+	tt_wait(&r->eof, TT_DEADLINE_MS);
 	close(r->fd);
 	return r->buf;
 }
@@ -1034,7 +1034,7 @@ START_TEST(test_server_max_clients)
 	tsgate_http_server_set_async(s, never_send, never_recv, &asked);
 	ck_assert_int_eq(write(busy, get, sizeof(get) - 1),
 			 (ssize_t)sizeof(get) - 1);
-	tt_wait(&asked, 2000);
+	tt_wait(&asked, TT_DEADLINE_MS);
 	extra = pair_connect(s, &ret);
 	ck_assert_int_eq(ret, EAGAIN);
 	ck_assert_int_eq(read(extra, buf, 1), 0);

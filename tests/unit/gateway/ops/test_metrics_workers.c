@@ -437,7 +437,8 @@ START_TEST(test_freed_while_gathering)
 	ck_assert_int_eq(tsgate_http_server_serve(f.server, st), 0);
 	ck_assert_int_eq(write(fd, "GET /metrics HTTP/1.0\r\n\r\n", 25), 25);
 	/* the request is read and the gather is under way */
-	tt_wait_for(tsgate_http_server_num_clients(f.server) == 1, 1000);
+	tt_wait_for(tsgate_http_server_num_clients(f.server) == 1,
+		    TT_DEADLINE_MS);
 	tt_run_for(tt_ev, 100);
 	fixture_stop(&f);
 	TALLOC_FREE(f.w0);
