@@ -488,7 +488,7 @@ class Backends(BackendHelpers):
         g.proc.send_signal(signal.SIGHUP)
         self.assertTrue(gh.wait_until(lambda: len(
             [x for x in g.lines() if x.get("event") == "reload" and
-             x.get("level") == "info"]) > before, 10))
+             x.get("level") == "info"]) > before, gh.DEADLINE))
 
     def test_keepalive_follows_reload(self):
         """The listener's tcp_keepalive is set on its listening socket
@@ -509,7 +509,7 @@ class Backends(BackendHelpers):
         self.assertLessEqual(float(t[0][0]), 30)
         c.close()
         self.assertTrue(gh.wait_until(
-            lambda: not self.keepalive_timers(port), 10))
+            lambda: not self.keepalive_timers(port), gh.DEADLINE))
         self.reload(g, cfg("false"))
         c = socket.create_connection(("127.0.0.1", port), timeout=10)
         greeting(c)
