@@ -86,6 +86,9 @@ static int tstream_tls_session_init(struct tstream_tls *tlss)
 
 	if (p->is_server ? !p->tickets : !p->resume) {
 		flags |= GNUTLS_NO_TICKETS;
+	} else if (p->is_server) {
+		/* how many depends on the handshake: tstream_tls_resume.c */
+		flags |= GNUTLS_NO_AUTO_SEND_TICKET;
 	}
 	flags |= p->is_server ? GNUTLS_SERVER : GNUTLS_CLIENT;
 	ret = gnutls_init(&tlss->session, flags);
@@ -342,6 +345,10 @@ void tstream_tls_handshake_step(struct tstream_tls *tlss)
 		   tlss->pull.subreq == NULL && !tlss->pull.eof) ||
 		  (ret != GNUTLS_E_AGAIN && ret != GNUTLS_E_INTERRUPTED &&
 		   gnutls_error_is_fatal(ret) == 0)));
+	if (ret == 0 && tlss->error == 0) {
+		/* in the same write as the handshake's last flight */
+		tstream_tls_resume_send_tickets(tlss);
+	}
 	tstream_tls_flush(tlss);
 	if ((ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED) &&
 	    tlss->error == 0 && tlss->pull.subreq == NULL &&

@@ -714,6 +714,9 @@ _PUBLIC_ int tstream_tls_params_server(
 	if (err == 0) {
 		err = tls_load_alpn(&ld, p, cfg->alpn);
 	}
+	if (err == 0 && tstream_tls_resume_prepare(p) < 0) {
+		err = tls_fail(&ld, ENOMEM, "cannot derive the ticket keys");
+	}
 	if (err != 0) {
 		talloc_free(p);
 		return err;

@@ -11,6 +11,7 @@
 
 #include <gnutls/gnutls.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <tevent.h>
 
@@ -22,6 +23,9 @@ struct tstream_tls_sni_cred {
 	char *sni; /* NULL: the default */
 	gnutls_certificate_credentials_t cred;
 	unsigned num_keys; /* chains loaded: the next one's index */
+	/* server with tickets: this entry's ticket master, see
+	 * tstream_tls_resume_prepare() */
+	uint8_t ticket_master[64];
 };
 
 /*
@@ -185,8 +189,10 @@ void tstream_tls_handshake_step(struct tstream_tls *tlss);
  */
 int tstream_tls_resume_init(struct tstream_tls *tlss);
 void tstream_tls_resume_keep(struct tstream_tls *tlss);
+void tstream_tls_resume_send_tickets(struct tstream_tls *tlss);
 int tstream_tls_resume_server_cred(struct tstream_tls *tlss,
 				   gnutls_certificate_credentials_t cred);
+int tstream_tls_resume_prepare(struct tstream_tls_params_internal *p);
 void tstream_tls_resume_free(struct tstream_tls_params_internal *p);
 
 /* The peer (tstream_tls_peer.c): fill what the getters report; errno. */

@@ -23,9 +23,19 @@
 /* A session bigger than this is not kept (a certificate chain is ~4 KiB). */
 #define TLS_RESUME_MAX_DATA (64 * 1024)
 
+/* TLS 1.3 tickets a server sends after a full and after a resumed handshake */
+#define TSTREAM_TLS_TICKETS_FULL    2
+#define TSTREAM_TLS_TICKETS_RESUMED 1
+
 void tstream_tls_resume_free(struct tstream_tls_params_internal *p)
 {
+	size_t i;
+
 	gnutls_memset(p->ticket_key, 0, sizeof(p->ticket_key));
+	for (i = 0; i < p->num_creds; i++) {
+		gnutls_memset(p->creds[i].ticket_master, 0,
+			      sizeof(p->creds[i].ticket_master));
+	}
 	if (p->session_data.data != NULL) {
 		gnutls_memset(p->session_data.data, 0, p->session_data.size);
 		gnutls_free(p->session_data.data);
@@ -75,6 +85,30 @@ void tstream_tls_resume_keep(struct tstream_tls *tlss)
 	}
 	tstream_tls_params_forget_session(tlss->params);
 	p->session_data = data;
+}
+
+/*
+ * Server, TLS 1.3, the handshake just done (GNUTLS_NO_AUTO_SEND_TICKET,
+ * see tstream_tls_session_init): tickets for the client's next
+ * connections. Clients use a TLS 1.3 ticket once (RFC 8446 C.4), so a
+ * full handshake gives two (as GnuTLS and OpenSSL do: two connections
+ * opened at once both resume) and a resumption one, replacing the one
+ * spent; each ticket costs an encryption, a key derivation and a record.
+ * Best effort: a client without a ticket makes a full handshake.
+ */
+void tstream_tls_resume_send_tickets(struct tstream_tls *tlss)
+{
+	const struct tstream_tls_params_internal *p = tlss->params->internal;
+	unsigned int nr;
+
+	if (!p->is_server || !p->tickets ||
+	    gnutls_protocol_get_version(tlss->session) != GNUTLS_TLS1_3) {
+		return; /* TLS 1.2: the ticket is part of the handshake */
+	}
+	nr = gnutls_session_is_resumed(tlss->session) != 0
+		 ? TSTREAM_TLS_TICKETS_RESUMED
+		 : TSTREAM_TLS_TICKETS_FULL;
+	(void)gnutls_session_ticket_send(tlss->session, nr, 0);
 }
 
 static int tstream_tls_ticket_arrived(gnutls_session_t session,
@@ -132,21 +166,46 @@ int tstream_tls_resume_init(struct tstream_tls *tlss)
 }
 
 /*
+ * Server parameters with tickets, once loaded: the ticket master of each
+ * certificate entry, HMAC-SHA512(ticket_key, "tsgate sni entry" ||
+ * index). A ticket issued under one server name therefore does not
+ * resume under another one that has another certificate, as a session id
+ * context per certificate does in OpenSSL. Made here once rather than per
+ * handshake.
+ */
+int tstream_tls_resume_prepare(struct tstream_tls_params_internal *p)
+{
+	uint8_t label[20] = "tsgate sni entry";
+	size_t i;
+	int ret;
+
+	for (i = 0; p->tickets && i < p->num_creds; i++) {
+		uint32_t index = (uint32_t)i;
+
+		label[16] = (uint8_t)(index >> 24);
+		label[17] = (uint8_t)(index >> 16);
+		label[18] = (uint8_t)(index >> 8);
+		label[19] = (uint8_t)index;
+		ret = gnutls_hmac_fast(
+		    GNUTLS_MAC_SHA512, p->ticket_key, sizeof(p->ticket_key),
+		    label, sizeof(label), p->creds[i].ticket_master);
+		if (ret < 0) {
+			return ret;
+		}
+	}
+	return 0;
+}
+
+/*
  * Server, once the client hello chose the certificate for its SNI (and
  * before GnuTLS reads the ticket it offers): the ticket master of that
- * certificate entry, HMAC-SHA512(ticket_key, "tsgate sni entry" || index).
- * A ticket issued under one server name therefore does not resume under
- * another one that has another certificate, as a session id context per
- * certificate does in OpenSSL.
+ * certificate entry.
  */
 int tstream_tls_resume_server_cred(struct tstream_tls *tlss,
 				   gnutls_certificate_credentials_t cred)
 {
 	const struct tstream_tls_params_internal *p = tlss->params->internal;
-	uint8_t label[20] = "tsgate sni entry";
-	uint8_t master[64];
-	gnutls_datum_t key = {master, sizeof(master)};
-	uint32_t index = 0;
+	gnutls_datum_t key = {NULL, sizeof(p->creds[0].ticket_master)};
 	size_t i;
 	int ret;
 
@@ -161,23 +220,15 @@ int tstream_tls_resume_server_cred(struct tstream_tls *tlss,
 		 */
 		return 0;
 	}
+	key.data = p->creds[0].ticket_master;
 	for (i = 0; i < p->num_creds; i++) {
 		if (p->creds[i].cred == cred) {
-			index = (uint32_t)i;
+			key.data = p->creds[i].ticket_master;
 			break;
 		}
 	}
-	label[16] = (uint8_t)(index >> 24);
-	label[17] = (uint8_t)(index >> 16);
-	label[18] = (uint8_t)(index >> 8);
-	label[19] = (uint8_t)index;
-	ret = gnutls_hmac_fast(GNUTLS_MAC_SHA512, p->ticket_key,
-			       sizeof(p->ticket_key), label, sizeof(label),
-			       master);
-	if (ret == 0) {
-		ret = gnutls_session_ticket_enable_server(tlss->session, &key);
-	}
-	gnutls_memset(master, 0, sizeof(master));
+	/* GnuTLS copies the key into the session */
+	ret = gnutls_session_ticket_enable_server(tlss->session, &key);
 	tlss->ticket_key_set = ret == 0;
 	return ret;
 }

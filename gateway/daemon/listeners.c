@@ -150,6 +150,27 @@ static int tsgate_listener_watch(struct tsgate_listener *l, int fd)
 	return l->fde != NULL ? 0 : ENOMEM;
 }
 
+/*
+ * What every accepted TCP connection gets (TCP_NODELAY, the listener's
+ * tcp_keepalive) set once on the listening socket, which they inherit;
+ * set per connection instead when that fails. A unix listener has
+ * nothing to set.
+ */
+static void tsgate_listener_tcp_options(struct tsgate_listener *l)
+{
+	const struct tsgate_config_listener *cfg = l->conn.cfg;
+	const struct tsgate_config_keepalive *ka = &cfg->keepalive;
+
+	if (cfg->listen.kind != TSGATE_CONFIG_ADDR_TCP) {
+		l->conn.tcp_options_inherited = true;
+		return;
+	}
+	l->conn.tcp_options_inherited =
+	    tsgate_listen_socket_tcp_options(l->sock, true, ka->enabled,
+					     ka->idle_s, ka->interval_s,
+					     ka->count) == 0;
+}
+
 static int tsgate_listener_bind(struct tsgate_listener *l, char **preason)
 {
 	const struct tsgate_config_addr *a = &l->conn.cfg->listen;
@@ -180,6 +201,7 @@ static int tsgate_listener_bind(struct tsgate_listener *l, char **preason)
 		}
 		return err;
 	}
+	tsgate_listener_tcp_options(l);
 	err = tsgate_listener_watch(l, tsgate_listen_socket_fd(l->sock));
 	if (err != 0) {
 		*preason = talloc_strdup(l, "out of memory");
@@ -436,6 +458,8 @@ static int tsgate_listeners_bind(struct tsgate_daemon *d,
 		if (old != NULL) {
 			TALLOC_FREE(old->fde);
 			fresh[i]->sock = talloc_move(fresh[i], &old->sock);
+			/* the new config's options, from the next accept on */
+			tsgate_listener_tcp_options(fresh[i]);
 		}
 	}
 	return 0;

@@ -285,11 +285,17 @@ static void tsgate_conn_log(struct tsgate_conn *conn,
 			    int err,
 			    const char *reason)
 {
-	struct timeval now = tevent_timeval_current();
+	enum tsgate_config_log_level level =
+	    err == 0 ? TSGATE_CONFIG_LOG_INFO : TSGATE_CONFIG_LOG_WARNING;
+	struct timeval now;
 	struct tsgate_log_kv *kv;
 	int64_t elapsed_ms;
 	uint64_t ms;
 
+	if (!tsgate_log_enabled(conn->set->log, level)) {
+		return; /* nothing to format (log level error) */
+	}
+	now = tevent_timeval_current();
 	elapsed_ms =
 	    ((int64_t)now.tv_sec - (int64_t)conn->start.tv_sec) * 1000 +
 	    ((int64_t)now.tv_usec - (int64_t)conn->start.tv_usec) / 1000;
@@ -339,10 +345,7 @@ static void tsgate_conn_log(struct tsgate_conn *conn,
 			tsgate_log_kv_str(kv, "error", strerror(err));
 		}
 	}
-	tsgate_log_kv_emit(conn->set->log,
-			   err == 0 ? TSGATE_CONFIG_LOG_INFO
-				    : TSGATE_CONFIG_LOG_WARNING,
-			   "conn", kv);
+	tsgate_log_kv_emit(conn->set->log, level, "conn", kv);
 	talloc_free(kv);
 }
 
@@ -766,9 +769,11 @@ static struct tevent_req *tsgate_conn_setup_send(TALLOC_CTX *mem_ctx,
 	 * small reply back until the client's delayed ACK (40 ms). Fails
 	 * harmlessly on a unix socket.
 	 */
-	(void)tstream_bsd_set_nodelay(conn->client, true);
+	if (!conn->listener->tcp_options_inherited) {
+		(void)tstream_bsd_set_nodelay(conn->client, true);
+		tsgate_conn_keepalive(conn);
+	}
 	tsgate_conn_setup_addresses(state, fd, &peer, &peerlen);
-	tsgate_conn_keepalive(conn);
 	tsgate_conn_debug(conn, "accepted", NULL);
 
 	if (conn->set->draining) {

@@ -42,6 +42,11 @@ struct tsgate_conn_listener {
 	struct tsgate_backend **backends;     /* one per route */
 	struct tsgate_metrics_listener *metrics;
 	struct tsgate_metrics_route **route_metrics; /* one per route */
+	/*
+	 * The listening socket carries TCP_NODELAY and the keepalive of cfg,
+	 * which accepted sockets inherit: nothing to set per connection.
+	 */
+	bool tcp_options_inherited;
 	/* live connections it accepted; maintained by the connections */
 	uint32_t num_conns;
 	/*

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -224,4 +225,35 @@ int tsgate_listen_socket_fd(const struct tsgate_listen_socket *ls)
 uint16_t tsgate_listen_socket_port(const struct tsgate_listen_socket *ls)
 {
 	return ls->port;
+}
+
+int tsgate_listen_socket_tcp_options(const struct tsgate_listen_socket *ls,
+				     bool nodelay,
+				     bool keepalive,
+				     unsigned idle_s,
+				     unsigned interval_s,
+				     unsigned count)
+{
+	int opts[5][3] = {
+	    {IPPROTO_TCP, TCP_NODELAY, nodelay ? 1 : 0},
+	    {SOL_SOCKET, SO_KEEPALIVE, keepalive ? 1 : 0},
+	    {IPPROTO_TCP, TCP_KEEPIDLE, (int)idle_s},
+	    {IPPROTO_TCP, TCP_KEEPINTVL, (int)interval_s},
+	    {IPPROTO_TCP, TCP_KEEPCNT, (int)count},
+	};
+	size_t i;
+
+	if (ls == NULL || ls->fd == -1 || ls->unix_path != NULL) {
+		return EINVAL;
+	}
+	for (i = 0; i < 5; i++) {
+		if (i >= 2 && (!keepalive || opts[i][2] <= 0)) {
+			continue;
+		}
+		if (setsockopt(ls->fd, opts[i][0], opts[i][1], &opts[i][2],
+			       sizeof(opts[i][2])) != 0) {
+			return errno;
+		}
+	}
+	return 0;
 }

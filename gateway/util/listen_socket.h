@@ -16,6 +16,7 @@
 #ifndef TSGATE_LISTEN_SOCKET_H
 #define TSGATE_LISTEN_SOCKET_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <talloc.h>
 
@@ -69,5 +70,27 @@ int tsgate_listen_socket_fd(const struct tsgate_listen_socket *ls);
 
 /** @brief The bound TCP port (the one picked for port 0); 0 for unix. */
 uint16_t tsgate_listen_socket_port(const struct tsgate_listen_socket *ls);
+
+/**
+ * @brief TCP options for the connections a TCP listening socket accepts.
+ *
+ * Linux copies TCP_NODELAY, SO_KEEPALIVE and the keepalive timings of
+ * the listening socket to every socket accept() returns: set once here,
+ * they cost no system calls per connection.
+ *
+ * @param ls          A TCP listening socket.
+ * @param nodelay     TCP_NODELAY on or off.
+ * @param keepalive   SO_KEEPALIVE on or off.
+ * @param idle_s      TCP_KEEPIDLE (0: the system's) when keepalive is on.
+ * @param interval_s  TCP_KEEPINTVL (0: the system's).
+ * @param count       TCP_KEEPCNT (0: the system's).
+ * @return 0, or the errno value of the first option that failed.
+ */
+int tsgate_listen_socket_tcp_options(const struct tsgate_listen_socket *ls,
+				     bool nodelay,
+				     bool keepalive,
+				     unsigned idle_s,
+				     unsigned interval_s,
+				     unsigned count);
 
 #endif /* TSGATE_LISTEN_SOCKET_H */

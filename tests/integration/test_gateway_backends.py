@@ -474,6 +474,90 @@ class Backends(BackendHelpers):
         self.assertNotIn("keepalive", out)
         c.close()
 
+    def keepalive_timers(self, port):
+        """The keepalive timers of tsgate's accepted sockets on port."""
+        out = subprocess.run(["ss", "-tno", "state", "established",
+                              "( sport = :%d )" % port],
+                             capture_output=True, text=True).stdout
+        return re.findall(r"timer:\(keepalive,([0-9.]+)(min|sec)", out)
+
+    def reload(self, g, text):
+        with open(g.config, "w") as f:
+            f.write(text)
+        before = len([x for x in g.lines() if x.get("event") == "reload"])
+        g.proc.send_signal(signal.SIGHUP)
+        self.assertTrue(gh.wait_until(lambda: len(
+            [x for x in g.lines() if x.get("event") == "reload" and
+             x.get("level") == "info"]) > before, gh.DEADLINE))
+
+    def test_keepalive_follows_reload(self):
+        """The listener's tcp_keepalive is set on its listening socket
+        (accepted sockets inherit it): a reload that keeps the socket
+        changes what the next connections get."""
+        a = self.server("a")
+        port = gh.free_port()
+
+        def cfg(ka):
+            return plain_route_config(port, [a.address],
+                                      extra_listener="    tcp_keepalive: " +
+                                      ka)
+        g = self.gateway(cfg("{idle: 30s, interval: 10s, count: 2}"))
+        c = socket.create_connection(("127.0.0.1", port), timeout=10)
+        greeting(c)
+        t = self.keepalive_timers(port)
+        self.assertEqual(len(t), 1, t)
+        self.assertLessEqual(float(t[0][0]), 30)
+        c.close()
+        self.assertTrue(gh.wait_until(
+            lambda: not self.keepalive_timers(port), gh.DEADLINE))
+        self.reload(g, cfg("false"))
+        c = socket.create_connection(("127.0.0.1", port), timeout=10)
+        greeting(c)
+        self.assertEqual(self.keepalive_timers(port), [])
+        c.close()
+        self.reload(g, cfg("{idle: 20s, interval: 10s, count: 2}"))
+        c = socket.create_connection(("127.0.0.1", port), timeout=10)
+        greeting(c)
+        t = self.keepalive_timers(port)
+        self.assertEqual(len(t), 1, t)
+        self.assertLessEqual(float(t[0][0]), 20)
+        c.close()
+
+    def test_tcp_options_once_per_listener(self):
+        """TCP_NODELAY and keepalive cost no system call per accepted
+        connection (strace sees them on the backend sockets only), and
+        the accepted sockets still have keepalive."""
+        if subprocess.run(["strace", "-V"], capture_output=True).returncode:
+            self.fail("strace is missing: scripts/deps installs it")
+        a = self.server("a")
+        port = gh.free_port()
+        g = self.gateway(plain_route_config(port, [a.address]))
+        trace = os.path.join(self.tmp, "strace.out")
+        st = subprocess.Popen(["strace", "-f", "-e", "trace=setsockopt",
+                               "-o", trace, "-p", str(g.proc.pid)],
+                              stderr=subprocess.PIPE, text=True)
+        try:
+            # strace says "attached" once it traces the process
+            self.assertIn("attached", st.stderr.readline())
+            for _ in range(3):
+                c = socket.create_connection(("127.0.0.1", port),
+                                             timeout=10)
+                greeting(c)
+                t = self.keepalive_timers(port)
+                self.assertEqual(len(t), 1, t)
+                c.sendall(b"ping\n")
+                self.assertEqual(gh.recv_exact(c, 5), b"ping\n")
+                c.close()
+        finally:
+            st.terminate()
+            st.wait(10)
+            st.stderr.close()
+        with open(trace) as f:
+            text = f.read()
+        # one TCP_NODELAY and one SO_KEEPALIVE per backend connection
+        self.assertEqual(text.count("TCP_NODELAY"), 3, text)
+        self.assertEqual(text.count("SO_KEEPALIVE"), 3, text)
+
     def test_route_idle_timeout(self):
         a = self.server("a")
         port = gh.free_port()

@@ -626,6 +626,43 @@ class ResumeGateway(gh.GatewayTestCase):
         self.assertEqual(out.count(", ClientHello"), 1, out[:3000])
         self.assertIn("Server Temp Key: X25519", out)
 
+    def test_tickets_per_handshake(self):
+        """TLS 1.3: two tickets after a full handshake (two connections
+        opened at once both resume), one after a resumption (it replaces
+        the one spent, and costs the server one ticket less than
+        GnuTLS's two), seen by openssl s_client -msg; a Python client
+        that offers each connection's newest session (a ticket once)
+        resumes every time."""
+        self.simple()
+        sess = os.path.join(self.tmp, "tickets.pem")
+        full = self.s_client(self.port, ["-tls1_3", "-msg", "-sess_out",
+                                         sess])
+        self.assertIn("New,", full)
+        self.assertEqual(full.count(", NewSessionTicket"), 2, full[-3000:])
+        resumed = self.s_client(self.port, ["-tls1_3", "-msg", "-sess_in",
+                                            sess])
+        self.assertIn("Reused,", resumed)
+        self.assertEqual(resumed.count(", NewSessionTicket"), 1,
+                         resumed[-3000:])
+        ctx = self.certs.client_context()
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+        raw = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+        s = ctx.wrap_socket(raw, server_hostname="localhost")
+        s.sendall(b"ping\n")
+        self.assertEqual(s.recv(64), b"ping\n")
+        sess_py = s.session
+        s.close()
+        for i in range(5):
+            raw = socket.create_connection(("127.0.0.1", self.port),
+                                           timeout=10)
+            s = ctx.wrap_socket(raw, server_hostname="localhost",
+                                session=sess_py)
+            s.sendall(b"ping\n")
+            self.assertEqual(s.recv(64), b"ping\n")
+            self.assertTrue(s.session_reused, "connection %d" % i)
+            sess_py = s.session
+            s.close()
+
     def first_reply_ms(self, port, n=20):
         ctx = self.certs.client_context()
         ctx.minimum_version = ssl.TLSVersion.TLSv1_3

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -112,6 +113,67 @@ START_TEST(test_tcp_reuseport)
 }
 END_TEST
 
+/* Connect to the listener on port and accept: the accepted socket. */
+static int accepted(const struct tsgate_listen_socket *ls, int *client)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET};
+	int fd = -1;
+	int i;
+
+	sin.sin_port = htons(tsgate_listen_socket_port(ls));
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	*client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_eq(connect(*client, (struct sockaddr *)&sin, sizeof(sin)),
+			 0);
+	/* the listener is non-blocking: the connection is queued already */
+	for (i = 0; i < 1000 && fd == -1; i++) {
+		fd = accept(tsgate_listen_socket_fd(ls), NULL, NULL);
+	}
+	ck_assert_int_ne(fd, -1);
+	return fd;
+}
+
+static int opt(int fd, int level, int name)
+{
+	int v = -1;
+	socklen_t len = sizeof(v);
+
+	ck_assert_int_eq(getsockopt(fd, level, name, &v, &len), 0);
+	return v;
+}
+
+/* What the listening socket carries, every accepted socket has. */
+START_TEST(test_tcp_options_inherited)
+{
+	struct tsgate_listen_socket *ls = NULL;
+	int fd, client;
+
+	ck_assert_int_eq(
+	    tsgate_listen_socket_tcp(tt_mem, "127.0.0.1", 0, 0, 8, &ls, NULL),
+	    0);
+	ck_assert_int_eq(
+	    tsgate_listen_socket_tcp_options(ls, true, true, 31, 11, 3), 0);
+	fd = accepted(ls, &client);
+	ck_assert_int_eq(opt(fd, IPPROTO_TCP, TCP_NODELAY), 1);
+	ck_assert_int_eq(opt(fd, SOL_SOCKET, SO_KEEPALIVE), 1);
+	ck_assert_int_eq(opt(fd, IPPROTO_TCP, TCP_KEEPIDLE), 31);
+	ck_assert_int_eq(opt(fd, IPPROTO_TCP, TCP_KEEPINTVL), 11);
+	ck_assert_int_eq(opt(fd, IPPROTO_TCP, TCP_KEEPCNT), 3);
+	close(fd);
+	close(client);
+
+	/* a reload turns them off on the same socket */
+	ck_assert_int_eq(
+	    tsgate_listen_socket_tcp_options(ls, false, false, 0, 0, 0), 0);
+	fd = accepted(ls, &client);
+	ck_assert_int_eq(opt(fd, IPPROTO_TCP, TCP_NODELAY), 0);
+	ck_assert_int_eq(opt(fd, SOL_SOCKET, SO_KEEPALIVE), 0);
+	close(fd);
+	close(client);
+	talloc_free(ls);
+}
+END_TEST
+
 /*
  * A path of 120 bytes does not fit sun_path (108): refused as such, and
  * no socket appears under the path cut to 107 bytes.
@@ -163,6 +225,9 @@ START_TEST(test_unix)
 			 0);
 	ck_assert_ptr_null(step);
 	ck_assert_uint_eq(tsgate_listen_socket_port(a), 0);
+	/* Nagle and keepalive are TCP's */
+	ck_assert_int_eq(
+	    tsgate_listen_socket_tcp_options(a, true, true, 30, 10, 2), EINVAL);
 	ck_assert_int_eq(unix_connect(path), 0);
 	/* a live socket has the path */
 	ck_assert_int_eq(tsgate_listen_socket_unix(tt_mem, path, 8, &b, &step),
@@ -222,6 +287,7 @@ static Suite *listen_socket_suite(void)
 	tc = tt_tcase(s, "tcp", 10);
 	tcase_add_test(tc, test_tcp);
 	tcase_add_test(tc, test_tcp_reuseport);
+	tcase_add_test(tc, test_tcp_options_inherited);
 	tc = tt_tcase(s, "unix", 10);
 	tcase_add_unchecked_fixture(tc, tt_scratch_setup, tt_scratch_teardown);
 	tcase_add_test(tc, test_unix_too_long);
