@@ -134,7 +134,7 @@ struct tstream_tls_cert_config {
  * GnuTLS. GNUTLS: GnuTLS keeps the session for the connection's life.
  */
 enum tstream_tls_record_layer {
-	/** the library's default: GNUTLS */
+	/** the library's default: TSGATE */
 	TSTREAM_TLS_RECORD_DEFAULT = 0,
 	TSTREAM_TLS_RECORD_TSGATE,
 	TSTREAM_TLS_RECORD_GNUTLS,

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The TLS suites run once per record layer: TSGATE_TEST_RECORD_LAYER=
- * tsgate or gnutls picks the server's (unset: the library's default), so
- * the same tests cover GnuTLS's records and our own.
+ * tsgate or gnutls picks the server's (unset: the library's default,
+ * tsgate), so the same tests cover GnuTLS's records and our own.
  */
 #ifndef TT_RECORD_LAYER_H
 #define TT_RECORD_LAYER_H
