@@ -499,12 +499,14 @@ START_TEST(hostile_bad_tag)
 	hostile_seal(&h, inner, sizeof(inner));
 	h.rec[h.len - 1] ^= 1;
 	expect_error(&h, GNUTLS_A_BAD_RECORD_MAC);
+	hostile_end(&h);
 	/* a changed header is a bad tag too (it is the additional data) */
 	hostile_init(&h);
 	hostile_seal(&h, inner, sizeof(inner));
 	h.rec[1] = 1;
 	h.rec[2] = 1; /* the version is ignored for parsing, not for the tag */
 	expect_error(&h, GNUTLS_A_BAD_RECORD_MAC);
+	hostile_end(&h);
 	/* a replayed record (sequence number moved on) */
 	hostile_init(&h);
 	hostile_seal(&h, inner, sizeof(inner));
