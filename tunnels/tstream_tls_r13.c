@@ -201,9 +201,9 @@ void tstream_tls_r13_take_over(struct tstream_tls *tlss)
 		return;
 	}
 	why = tstream_tls_r13_check(tlss, s, &quiet);
+	/* the hook stays: without r13_secrets it keeps nothing */
 	tlss->r13_secrets = NULL;
 	TALLOC_FREE(s);
-	gnutls_session_set_keylog_function(tlss->session, NULL);
 	if (why != NULL) {
 		tls13_dir_wipe(&tlss->r13.rd);
 		tls13_dir_wipe(&tlss->r13.wr);
