@@ -357,6 +357,18 @@ enum tstream_tls_record_layer tstream_tls_record_layer_of(
     struct tstream_context *stream);
 
 /**
+ * @brief Why a server stream that should have been handed over to our
+ *        record layer stayed on GnuTLS: the run-time self-check refused
+ *        (the key GnuTLS exports differs from the one derived from its
+ *        traffic secret, GnuTLS still held part of a record, ...).
+ *
+ * @return a static text for the log, or NULL (handed over, or staying on
+ *         GnuTLS as expected: TLS 1.2, another suite, a client stream,
+ *         TSTREAM_TLS_RECORD_GNUTLS).
+ */
+const char *tstream_tls_record_layer_refusal(struct tstream_context *stream);
+
+/**
  * @brief Forget the session client parameters keep for resumption (e.g.
  *        after the server's keys changed); the next handshake is full.
  *        No effect on server parameters.

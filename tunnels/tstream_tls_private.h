@@ -58,7 +58,6 @@ struct tstream_tls_params_internal {
 	/* server: our TLS 1.3 record layer after the handshake */
 	bool own_records;
 	uint64_t key_update_records; /* 0: TLS13_WRITE_KEY_LIMIT */
-	bool r13_refusal_logged;     /* the self-check's refusal, once */
 
 	/* client: the latest session, offered to the next handshake */
 	bool resume;
@@ -156,6 +155,8 @@ struct tstream_tls {
 	 * ended reading (an errno), seen after that plaintext.
 	 */
 	bool r13_on;
+	/* why a hand-over that should have happened did not (static text) */
+	const char *r13_refused;
 	struct tls13_conn r13;
 	size_t r13_dec_ofs;
 	size_t r13_dec_end;

@@ -22,7 +22,6 @@
  */
 
 #include <errno.h>
-#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -207,15 +206,9 @@ void tstream_tls_r13_take_over(struct tstream_tls *tlss)
 	if (why != NULL) {
 		tls13_dir_wipe(&tlss->r13.rd);
 		tls13_dir_wipe(&tlss->r13.wr);
-		if (!quiet && !p->r13_refusal_logged) {
-			/* once per parameters: the next sessions say the same
-			 */
-			p->r13_refusal_logged = true;
-			fprintf(stderr,
-				"tstream_tls: TLS 1.3 records stay on GnuTLS: "
-				"%s\n",
-				why);
-		}
+		/* the caller's log says it (tstream_tls_record_layer_refusal)
+		 */
+		tlss->r13_refused = quiet ? NULL : why;
 		return;
 	}
 	tlss->r13.write_key_limit = p->key_update_records != 0
@@ -492,4 +485,16 @@ _PUBLIC_ enum tstream_tls_record_layer tstream_tls_record_layer_of(
 	}
 	return tlss->r13_on ? TSTREAM_TLS_RECORD_TSGATE
 			    : TSTREAM_TLS_RECORD_GNUTLS;
+}
+
+_PUBLIC_ const char *tstream_tls_record_layer_refusal(
+    struct tstream_context *stream)
+{
+	struct tstream_tls *tlss = NULL;
+
+	if (stream != NULL) {
+		tlss = talloc_get_type(_tstream_context_data(stream),
+				       struct tstream_tls);
+	}
+	return tlss != NULL ? tlss->r13_refused : NULL;
 }

@@ -145,6 +145,8 @@ class TlsRecordGateway(gh.GatewayTestCase):
         lines = g.wait_conn_lines(len(want))
         self.assertEqual([x.get("tls_records") for x in lines], want)
         self.assertTrue(all(x.get("result") == "ok" for x in lines), lines)
+        # the self-check never refused
+        self.assertFalse(any("tls_records_refused" in x for x in lines))
 
     def test_openssl_each_suite_key_updates(self):
         """s_client's k and K between bulk batches, every suite."""
