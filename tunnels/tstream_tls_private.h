@@ -58,6 +58,13 @@ struct tstream_tls_params_internal {
 	/* server: our TLS 1.3 record layer after the handshake */
 	bool own_records;
 	uint64_t key_update_records; /* 0: TLS13_WRITE_KEY_LIMIT */
+	/*
+	 * tls-server-end-point of each certificate sent so far: GnuTLS
+	 * parses the certificate to compute it (~0.5 M instructions), the
+	 * hand-over needs it per connection (tstream_tls_r13.c)
+	 */
+	struct tstream_tls_endpoint_cb *endpoint_cbs;
+	size_t num_endpoint_cbs;
 
 	/* client: the latest session, offered to the next handshake */
 	bool resume;

@@ -133,6 +133,71 @@ static const char *tstream_tls_r13_dir(struct tstream_tls *tlss,
 	return NULL;
 }
 
+/* A certificate of ours and its tls-server-end-point binding. */
+struct tstream_tls_endpoint_cb {
+	uint8_t *der;
+	size_t der_len;
+	uint8_t cb[64];
+	uint8_t cb_len;
+};
+
+/*
+ * tls-server-end-point depends only on our certificate: computed once
+ * per certificate of the parameters, then copied.
+ */
+static void tstream_tls_r13_endpoint(struct tstream_tls *tlss)
+{
+	struct tstream_tls_params_internal *p = tlss->params->internal;
+	const gnutls_datum_t *ours = gnutls_certificate_get_ours(tlss->session);
+	struct tstream_tls_endpoint_cb *e = NULL;
+	gnutls_datum_t cb = {NULL, 0};
+	size_t i;
+
+	if (ours == NULL) {
+		return;
+	}
+	for (i = 0; i < p->num_endpoint_cbs; i++) {
+		if (p->endpoint_cbs[i].der_len == ours->size &&
+		    memcmp(p->endpoint_cbs[i].der, ours->data, ours->size) ==
+			0) {
+			e = &p->endpoint_cbs[i];
+			break;
+		}
+	}
+	if (e == NULL) {
+		struct tstream_tls_endpoint_cb *n;
+
+		if (gnutls_session_channel_binding(
+			tlss->session, GNUTLS_CB_TLS_SERVER_END_POINT, &cb) !=
+			0 ||
+		    cb.size > sizeof(e->cb)) {
+			gnutls_free(cb.data);
+			return;
+		}
+		n = talloc_realloc(p, p->endpoint_cbs,
+				   struct tstream_tls_endpoint_cb,
+				   p->num_endpoint_cbs + 1);
+		if (n == NULL) {
+			gnutls_free(cb.data);
+			return;
+		}
+		p->endpoint_cbs = n;
+		e = &n[p->num_endpoint_cbs];
+		e->der = talloc_memdup(n, ours->data, ours->size);
+		if (e->der == NULL) {
+			gnutls_free(cb.data);
+			return;
+		}
+		e->der_len = ours->size;
+		memcpy(e->cb, cb.data, cb.size);
+		e->cb_len = (uint8_t)cb.size;
+		p->num_endpoint_cbs++;
+		gnutls_free(cb.data);
+	}
+	memcpy(tlss->cb_endpoint, e->cb, e->cb_len);
+	tlss->cb_endpoint_len = e->cb_len;
+}
+
 static void tstream_tls_r13_channel_bindings(struct tstream_tls *tlss)
 {
 	gnutls_datum_t cb = {NULL, 0};
@@ -144,14 +209,7 @@ static void tstream_tls_r13_channel_bindings(struct tstream_tls *tlss)
 		tlss->cb_exporter_len = (uint8_t)cb.size;
 	}
 	gnutls_free(cb.data);
-	cb.data = NULL;
-	if (gnutls_session_channel_binding(
-		tlss->session, GNUTLS_CB_TLS_SERVER_END_POINT, &cb) == 0 &&
-	    cb.size <= sizeof(tlss->cb_endpoint)) {
-		memcpy(tlss->cb_endpoint, cb.data, cb.size);
-		tlss->cb_endpoint_len = (uint8_t)cb.size;
-	}
-	gnutls_free(cb.data);
+	tstream_tls_r13_endpoint(tlss);
 }
 
 /* Why this session cannot be handed over (NULL: it can); *quiet: an

@@ -1403,6 +1403,73 @@ START_TEST(half_close_failing_allocs)
 }
 END_TEST
 
+/* tls-server-end-point of srv equals the certificate cli verified */
+static void endpoint_matches(struct tstream_context *srv,
+			     struct tstream_context *cli)
+{
+	const char *fp = tstream_tls_peer_fingerprint_sha256(cli);
+	uint8_t *a = NULL;
+	size_t alen = 0;
+	char hex[65];
+	size_t j;
+
+	ck_assert_int_eq(
+	    tstream_tls_channel_binding(srv, TSTREAM_TLS_CB_SERVER_END_POINT,
+					tt_mem, &a, &alen),
+	    0);
+	ck_assert_uint_eq(alen, 32);
+	for (j = 0; j < 32; j++) {
+		snprintf(hex + 2 * j, 3, "%02x", a[j]);
+	}
+	ck_assert_str_eq(hex, fp);
+	talloc_free(a);
+}
+
+/*
+ * Our record layer computes tls-server-end-point once per certificate of
+ * the parameters: connections alternating between two certificates (by
+ * SNI) each get their own.
+ */
+START_TEST(channel_bindings_per_certificate)
+{
+	struct tstream_tls_cert_config c[] = {
+	    {.cert_file = certs->srv_ec_crt, .key_file = certs->srv_ec_key},
+	    {.sni = "a.test",
+	     .cert_file = certs->a_crt,
+	     .key_file = certs->a_key},
+	};
+	struct tstream_tls_server_config cfg = {.certs = c, .num_certs = 2};
+	struct tstream_tls_params *sp = server_params_cfg(&cfg);
+	struct tstream_tls_params *cp[2] = {client_params("localhost"),
+					    client_params("a.test")};
+	char *fp[2] = {NULL, NULL};
+	unsigned i;
+
+	for (i = 0; i < 4; i++) {
+		struct hs srv;
+		struct hs cli;
+
+		pair_ok(sp, cp[i % 2], &srv, &cli);
+		endpoint_matches(srv.tls, cli.tls);
+		if (fp[i % 2] == NULL) {
+			fp[i % 2] = talloc_strdup(
+			    tt_mem,
+			    tstream_tls_peer_fingerprint_sha256(cli.tls));
+		}
+		ck_assert_str_eq(fp[i % 2],
+				 tstream_tls_peer_fingerprint_sha256(cli.tls));
+		talloc_free(srv.tls);
+		talloc_free(cli.tls);
+	}
+	ck_assert_str_ne(fp[0], fp[1]);
+	talloc_free(fp[0]);
+	talloc_free(fp[1]);
+	talloc_free(sp);
+	talloc_free(cp[0]);
+	talloc_free(cp[1]);
+}
+END_TEST
+
 START_TEST(channel_bindings)
 {
 	struct tstream_tls_params *sp =
@@ -2684,6 +2751,8 @@ int main(void)
 	suite_add_tcase(s, tc("half_close_failing_allocs",
 			      half_close_failing_allocs, 60 * slow));
 	suite_add_tcase(s, tc("channel_bindings", channel_bindings, 30 * slow));
+	suite_add_tcase(s, tc("channel_bindings_per_certificate",
+			      channel_bindings_per_certificate, 30 * slow));
 	suite_add_tcase(s, tc("idle_memory", idle_memory, 30 * slow));
 	suite_add_tcase(s, tc("idle_chunks", idle_chunks, 30 * slow));
 	suite_add_tcase(s, tc("idle_heap", idle_heap, 30 * slow));
