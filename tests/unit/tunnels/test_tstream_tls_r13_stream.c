@@ -290,6 +290,167 @@ START_TEST(hostile_record_ends_stream)
 }
 END_TEST
 
+/*
+ * A client whose Finished and first record leave in one write: its push
+ * sends the ClientHello, then holds everything until the handshake is
+ * done and "hello" is queued behind the Finished.
+ */
+struct corked {
+	int fd;
+	unsigned pushes;
+	uint8_t buf[4096];
+	size_t len;
+	bool fail;
+};
+
+static ssize_t corked_push(gnutls_transport_ptr_t ptr,
+			   const void *data,
+			   size_t len)
+{
+	struct corked *c = ptr;
+
+	if (c->pushes++ == 0) {
+		return write(c->fd, data, len);
+	}
+	if (c->len + len > sizeof(c->buf)) {
+		c->fail = true;
+		return -1;
+	}
+	memcpy(c->buf + c->len, data, len);
+	c->len += len;
+	return (ssize_t)len;
+}
+
+static ssize_t corked_pull(gnutls_transport_ptr_t ptr, void *data, size_t len)
+{
+	struct corked *c = ptr;
+
+	return read(c->fd, data, len);
+}
+
+static int corked_client(int fd)
+{
+	gnutls_certificate_credentials_t cred;
+	gnutls_session_t session;
+	struct corked c = {.fd = fd};
+	uint8_t buf[16];
+	ssize_t n;
+	int ret;
+
+	if (gnutls_certificate_allocate_credentials(&cred) < 0 ||
+	    gnutls_certificate_set_x509_trust_file(cred, certs->ca_crt,
+						   GNUTLS_X509_FMT_PEM) <= 0 ||
+	    gnutls_init(&session, GNUTLS_CLIENT) < 0 ||
+	    gnutls_set_default_priority(session) < 0 ||
+	    gnutls_credentials_set(session, GNUTLS_CRD_CERTIFICATE, cred) < 0) {
+		return 10;
+	}
+	gnutls_session_set_verify_cert(session, "localhost", 0);
+	gnutls_transport_set_ptr(session, &c);
+	gnutls_transport_set_push_function(session, corked_push);
+	gnutls_transport_set_pull_function(session, corked_pull);
+	do {
+		ret = gnutls_handshake(session);
+	} while (ret < 0 && gnutls_error_is_fatal(ret) == 0);
+	if (ret < 0 || gnutls_protocol_get_version(session) != GNUTLS_TLS1_3) {
+		return 11;
+	}
+	if (gnutls_record_send(session, "hello", 5) != 5 || c.fail ||
+	    c.len == 0) {
+		return 12;
+	}
+	/* Finished and "hello" in one segment */
+	if (write_full(fd, c.buf, c.len) != 0) {
+		return 13;
+	}
+	c.pushes = 0; /* from here on, write through */
+	c.len = 0;
+	do {
+		n = gnutls_record_recv(session, buf, sizeof(buf));
+	} while (n < 0 && gnutls_error_is_fatal((int)n) == 0);
+	if (n != 5 || memcmp(buf, "world", 5) != 0 || c.len != 0) {
+		return 14;
+	}
+	gnutls_deinit(session);
+	gnutls_certificate_free_credentials(cred);
+	return 0;
+}
+
+static void write_some(struct tstream_context *s, const char *data, size_t len)
+{
+	struct iovec iov = {.iov_base = (void *)data, .iov_len = len};
+	struct tevent_req *req;
+	bool done = false;
+	int err = 0;
+
+	req = tstream_writev_send(tt_mem, tt_ev, s, &iov, 1);
+	ck_assert_ptr_nonnull(req);
+	tevent_req_set_callback(req, tt_set_done, &done);
+	tt_wait(&done, 10000);
+	ck_assert_int_eq(tstream_writev_recv(req, &err), (int)len);
+	talloc_free(req);
+}
+
+/*
+ * The client's first record arrives with its Finished: GnuTLS reads the
+ * Finished, the record stays in our buffer and our record layer opens it
+ * after the hand-over.
+ */
+START_TEST(data_with_finished)
+{
+	struct tstream_tls_cert_config cc = {.cert_file = certs->srv_ec_crt,
+					     .key_file = certs->srv_ec_key};
+	struct tstream_tls_server_config cfg = {
+	    .certs = &cc,
+	    .num_certs = 1,
+	    .record_layer = TSTREAM_TLS_RECORD_TSGATE,
+	};
+	struct tstream_tls_params *sp = NULL;
+	struct tstream_context *plain = NULL;
+	struct tstream_context *tls = NULL;
+	struct tevent_req *req;
+	char *error = NULL;
+	char *reason = NULL;
+	bool done = false;
+	uint8_t buf[16];
+	int status;
+	int err = 0;
+	pid_t pid;
+	int sv[2];
+
+	ck_assert_int_eq(tstream_tls_params_server(tt_mem, &cfg, &sp, &error),
+			 0);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
+			 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		close(sv[0]);
+		_exit(corked_client(sv[1]));
+	}
+	close(sv[1]);
+	ck_assert_int_eq(fcntl(sv[0], F_SETFL, O_NONBLOCK), 0);
+	ck_assert_int_eq(tstream_bsd_existing_socket(tt_mem, sv[0], &plain), 0);
+	req = tstream_tls_accept_send(tt_mem, tt_ev, plain, sp);
+	ck_assert_ptr_nonnull(req);
+	tevent_req_set_callback(req, tt_set_done, &done);
+	tt_wait(&done, 10000);
+	ck_assert_int_eq(
+	    tstream_tls_accept_recv(req, &err, tt_mem, &tls, &reason), 0);
+	talloc_free(req);
+	ck_assert_int_eq(tstream_tls_record_layer_of(tls),
+			 TSTREAM_TLS_RECORD_TSGATE);
+	ck_assert_int_eq(read_some(tls, buf, 5, &err), 5);
+	ck_assert_mem_eq(buf, "hello", 5);
+	write_some(tls, "world", 5);
+	status = tt_wait_exit(pid, 10000);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		      "GnuTLS client: status 0x%x", status);
+	talloc_free(tls);
+	talloc_free(sp);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("tstream_tls_r13_stream");
@@ -302,5 +463,7 @@ int main(void)
 	}
 	t = tt_tcase(s, "hostile", 30 * slow);
 	tcase_add_loop_test(t, hostile_record_ends_stream, 0, H_CASES);
+	t = tt_tcase(s, "hand_over", 30 * slow);
+	tcase_add_test(t, data_with_finished);
 	return tt_run_suite(s);
 }
