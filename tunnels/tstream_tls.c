@@ -125,7 +125,7 @@ void tstream_tls_done_req(struct tevent_req *req)
  * Remember the first fatal error and fail whatever is outstanding with
  * it (the callbacks are deferred, so this is safe anywhere).
  */
-static void tstream_tls_set_error(struct tstream_tls *tlss, int err)
+void tstream_tls_set_error(struct tstream_tls *tlss, int err)
 {
 	if (tlss->error == 0) {
 		tlss->error = err;
@@ -207,23 +207,10 @@ static int tstream_tls_map_error(struct tstream_tls *tlss, int ret)
  * GnuTLS transport
  */
 
-ssize_t tstream_tls_push(gnutls_transport_ptr_t ptr,
-			 const giovec_t *iov,
-			 int iovcnt)
+bool tstream_tls_push_reserve(struct tstream_tls *tlss, size_t total)
 {
-	struct tstream_tls *tlss = ptr;
-	size_t total = 0;
-	size_t need;
-	int i;
+	size_t need = tlss->push.fill_len + total;
 
-	if (tlss->error != 0) {
-		gnutls_transport_set_errno(tlss->session, tlss->error);
-		return -1;
-	}
-	for (i = 0; i < iovcnt; i++) {
-		total += iov[i].iov_len;
-	}
-	need = tlss->push.fill_len + total;
 	if (need > tlss->push.fill_cap) {
 		size_t cap = tlss->push.fill_cap * 2;
 		uint8_t *buf;
@@ -237,17 +224,38 @@ ssize_t tstream_tls_push(gnutls_transport_ptr_t ptr,
 		buf = talloc_realloc(tlss, tlss->push.fill, uint8_t, cap);
 		if (buf == NULL) {
 			/*
-			 * A record GnuTLS could not hand over is lost: the
+			 * A record that could not be queued is lost: the
 			 * stream is broken, and says why (else the
 			 * GNUTLS_E_PUSH_ERROR maps to EIO, and a close_notify
 			 * that never left looks like a peer that went away).
 			 */
 			tstream_tls_set_error(tlss, ENOMEM);
-			gnutls_transport_set_errno(tlss->session, ENOMEM);
-			return -1;
+			return false;
 		}
 		tlss->push.fill = buf;
 		tlss->push.fill_cap = cap;
+	}
+	return true;
+}
+
+ssize_t tstream_tls_push(gnutls_transport_ptr_t ptr,
+			 const giovec_t *iov,
+			 int iovcnt)
+{
+	struct tstream_tls *tlss = ptr;
+	size_t total = 0;
+	int i;
+
+	if (tlss->error != 0) {
+		gnutls_transport_set_errno(tlss->session, tlss->error);
+		return -1;
+	}
+	for (i = 0; i < iovcnt; i++) {
+		total += iov[i].iov_len;
+	}
+	if (!tstream_tls_push_reserve(tlss, total)) {
+		gnutls_transport_set_errno(tlss->session, ENOMEM);
+		return -1;
 	}
 	for (i = 0; i < iovcnt; i++) {
 		memcpy(tlss->push.fill + tlss->push.fill_len, iov[i].iov_base,
@@ -272,12 +280,17 @@ void tstream_tls_release_idle(struct tstream_tls *tlss)
 		}
 	}
 	if (tlss->pull.subreq == NULL && tlss->pull.len == tlss->pull.ofs &&
-	    tlss->pull.big != NULL) {
+	    tlss->r13_dec_ofs == tlss->r13_dec_end && tlss->pull.big != NULL) {
 		TALLOC_FREE(tlss->pull.big);
 		tlss->pull.big_cap = 0;
 		tlss->pull.data = tlss->pull.small;
 		tlss->pull.ofs = 0;
 		tlss->pull.len = 0;
+		tlss->r13_dec_ofs = 0;
+		tlss->r13_dec_end = 0;
+	}
+	if (tlss->r13_on) {
+		tstream_tls_r13_idle(tlss);
 	}
 }
 
@@ -336,6 +349,63 @@ static void tstream_tls_push_done(struct tevent_req *subreq)
 }
 
 static void tstream_tls_pull_done(struct tevent_req *subreq);
+
+/*
+ * Our record layer reads on after the keep bytes of a record cut short,
+ * which move to the start of the buffer: want more bytes at least, or
+ * everything already waiting.
+ */
+void tstream_tls_pull_start_at(struct tstream_tls *tlss,
+			       size_t keep,
+			       size_t want)
+{
+	ssize_t pending = tstream_pending_bytes(tlss->plain_stream);
+	size_t cap = TLS_IN_MAX;
+	size_t n = want;
+	uint8_t *old = tlss->pull.data + tlss->pull.ofs;
+
+	if (pending > 0 && (size_t)pending > n) {
+		n = (size_t)pending;
+	}
+	if (keep + n > cap) {
+		n = cap > keep + want ? cap - keep : want;
+	}
+	if (keep + n <= TLS_IN_SMALL && tlss->pull.data == tlss->pull.small) {
+		memmove(tlss->pull.small, old, keep);
+	} else if (tlss->pull.data == tlss->pull.big &&
+		   tlss->pull.big_cap >= keep + n) {
+		memmove(tlss->pull.big, old, keep);
+		old = NULL; /* stays the big buffer */
+	} else {
+		size_t size = (keep + n + 4095) & ~(size_t)4095;
+		uint8_t *big = talloc_size(tlss, size);
+
+		if (big == NULL) {
+			tstream_tls_set_error(tlss, ENOMEM);
+			return;
+		}
+		memcpy(big, old, keep);
+		TALLOC_FREE(tlss->pull.big);
+		tlss->pull.big = big;
+		tlss->pull.big_cap = size;
+		old = NULL;
+	}
+	/* old is still set only when the small buffer is used */
+	tlss->pull.data = old != NULL ? tlss->pull.small : tlss->pull.big;
+	tlss->pull.ofs = 0;
+	tlss->pull.len = keep;
+	tlss->r13_dec_ofs = 0;
+	tlss->r13_dec_end = 0;
+	tlss->pull.iov.iov_base = tlss->pull.data + keep;
+	tlss->pull.iov.iov_len = n;
+	tlss->pull.subreq = tstream_readv_send(
+	    tlss, tlss->ev, tlss->plain_stream, &tlss->pull.iov, 1);
+	if (tlss->pull.subreq == NULL) {
+		tstream_tls_set_error(tlss, ENOMEM);
+		return;
+	}
+	tevent_req_set_callback(tlss->pull.subreq, tstream_tls_pull_done, tlss);
+}
 
 static void tstream_tls_pull_start(struct tstream_tls *tlss, size_t size)
 {
@@ -406,6 +476,9 @@ ssize_t tstream_tls_pull(gnutls_transport_ptr_t ptr, void *data, size_t size)
 			n = size;
 		}
 		memcpy(data, tlss->pull.data + tlss->pull.ofs, n);
+		if (tlss->r13_secrets != NULL) {
+			tstream_tls_r13_track(tlss, data, n);
+		}
 		tlss->pull.ofs += n;
 		if (tlss->pull.ofs == tlss->pull.len) {
 			tlss->pull.ofs = 0;
@@ -448,8 +521,8 @@ static void tstream_tls_pull_done(struct tevent_req *subreq)
 			tstream_tls_set_error(tlss, err);
 		}
 	} else {
-		tlss->pull.ofs = 0;
-		tlss->pull.len = (size_t)ret;
+		/* after the bytes kept of a record cut short (r13) */
+		tlss->pull.len += (size_t)ret;
 	}
 	tstream_tls_retry(tlss);
 }
@@ -498,6 +571,7 @@ int tstream_tls_destructor(struct tstream_tls *tlss)
 	TALLOC_FREE(tlss->pull.subreq);
 	TALLOC_FREE(tlss->push.subreq);
 	TALLOC_FREE(tlss->plain_stream);
+	tstream_tls_r13_free(tlss);
 	if (tlss->session != NULL) {
 		gnutls_deinit(tlss->session);
 		tlss->session = NULL;
@@ -678,6 +752,13 @@ static ssize_t tstream_tls_pending_bytes(struct tstream_context *stream)
 		errno = tlss->error;
 		return -1;
 	}
+	if (tlss->r13_on) {
+		if (tlss->read_req == NULL) {
+			tstream_tls_r13_fill(tlss);
+			tstream_tls_flush(tlss);
+		}
+		return (ssize_t)(tlss->r13_dec_end - tlss->r13_dec_ofs);
+	}
 	if (tlss->read_req == NULL) {
 		/* a running read takes what arrives itself */
 		tstream_tls_read_ahead(tlss);
@@ -831,6 +912,62 @@ static int tstream_tls_eof_errno(const struct tstream_tls *tlss)
 	return EPIPE;
 }
 
+/* The read step once our record layer runs the records. */
+static void tstream_tls_read_step_r13(struct tstream_tls *tlss,
+				      struct tevent_req *req,
+				      struct tstream_tls_io_state *state)
+{
+	while (state->count > 0) {
+		size_t avail = tlss->r13_dec_end - tlss->r13_dec_ofs;
+
+		if (tlss->error != 0) {
+			tstream_tls_fail_req(req, tlss->error);
+			return;
+		}
+		if (avail > 0) {
+			size_t n = state->vector[0].iov_len;
+
+			if (n > avail) {
+				n = avail;
+			}
+			memcpy(state->vector[0].iov_base,
+			       tlss->pull.data + tlss->r13_dec_ofs, n);
+			tlss->r13_dec_ofs += n;
+			tstream_tls_io_advance(state, n);
+			continue;
+		}
+		if (tlss->r13_stop != 0) {
+			/* what ended reading, after the data before it */
+			tstream_tls_set_error(tlss, tlss->r13_stop);
+			continue;
+		}
+		if (tlss->read_eof) {
+			tstream_tls_fail_req(req, tstream_tls_eof_errno(tlss));
+			return;
+		}
+		if (tstream_tls_r13_fill(tlss)) {
+			/* a KeyUpdate answer or an alert may be queued */
+			tstream_tls_flush(tlss);
+			continue;
+		}
+		if (tlss->pull.subreq != NULL) {
+			return;
+		}
+		if (tlss->pull.eof) {
+			/* no close_notify, maybe a record cut short */
+			tlss->read_eof = true;
+			tlss->truncated = true;
+			continue;
+		}
+		tstream_tls_r13_pull(tlss);
+		if (tlss->error == 0) {
+			return;
+		}
+	}
+	tstream_tls_release_idle(tlss);
+	tstream_tls_done_req(req);
+}
+
 static void tstream_tls_read_step(struct tstream_tls *tlss)
 {
 	struct tevent_req *req = tlss->read_req;
@@ -840,8 +977,12 @@ static void tstream_tls_read_step(struct tstream_tls *tlss)
 	size_t avail;
 	ssize_t ret;
 
-	/* whatever GnuTLS queued while decrypting ahead goes out now */
+	/* whatever was queued while decrypting ahead goes out now */
 	tstream_tls_flush(tlss);
+	if (tlss->r13_on) {
+		tstream_tls_read_step_r13(tlss, req, state);
+		return;
+	}
 	while (state->count > 0) {
 		gnutls_packet_t pkt = NULL;
 
@@ -971,6 +1112,27 @@ static void tstream_tls_write_step(struct tstream_tls *tlss)
 				return;
 			}
 		}
+		if (tlss->r13_on && tlss->read_eof && tlss->truncated) {
+			/*
+			 * As GnuTLS does after a bare end: the session is
+			 * over, a write finds the peer gone.
+			 */
+			tlss->gnutls_error = GNUTLS_E_INVALID_SESSION;
+			tstream_tls_set_error(tlss, ECONNRESET);
+			return;
+		}
+		if (tlss->r13_on) {
+			size_t taken = 0;
+			int err = tstream_tls_r13_seal(tlss, state->vector,
+						       state->count, &taken);
+
+			if (err != 0) {
+				tstream_tls_set_error(tlss, err);
+				return;
+			}
+			tstream_tls_io_advance(state, taken);
+			continue;
+		}
 		if (len > TLS_RECORD_MAX) {
 			len = TLS_RECORD_MAX;
 		}
@@ -1089,6 +1251,14 @@ static void tstream_tls_close_step(struct tstream_tls *tlss)
 	if (tlss->error != 0) {
 		tstream_tls_fail_req(req, tlss->error);
 		return;
+	}
+	if (!state->bye_sent && !tlss->write_shut && tlss->r13_on) {
+		ret = tstream_tls_r13_close_notify(tlss);
+		if (ret != 0) {
+			tstream_tls_set_error(tlss, ret);
+			return;
+		}
+		tlss->write_shut = true;
 	}
 	if (!state->bye_sent && !tlss->write_shut) {
 		/* push never refuses, so this queues close_notify at once */
@@ -1215,7 +1385,8 @@ static int tstream_tls_set_readable_handler(struct tstream_context *stream,
 	}
 	ready = tlss->error != 0 || tlss->read_eof || tlss->pull.eof ||
 		tlss->pull.subreq != NULL || tlss->pull.len > tlss->pull.ofs ||
-		tstream_tls_pending_bytes(stream) != 0 || tlss->ahead_stopped;
+		tstream_tls_pending_bytes(stream) != 0 || tlss->ahead_stopped ||
+		tlss->r13_stop != 0;
 	if (ready) {
 		*pready = true;
 		return 0;

@@ -123,6 +123,23 @@ struct tstream_tls_cert_config {
  */
 #define TSTREAM_TLS_DEFAULT_TICKET_LIFETIME (4 * 3600)
 
+/**
+ * @brief Who runs the record layer of a server's TLS 1.3 session once the
+ *        handshake is over.
+ *
+ * TSGATE: tstream_tls hands the records over from GnuTLS to its own TLS 1.3
+ * record layer (on GnuTLS's AEAD and HKDF) and frees the GnuTLS session,
+ * so an idle connection keeps only its keys; TLS 1.2, CBC and CCM suites
+ * and a session whose exported keys fail the run-time check stay on
+ * GnuTLS. GNUTLS: GnuTLS keeps the session for the connection's life.
+ */
+enum tstream_tls_record_layer {
+	/** the library's default: TSGATE */
+	TSTREAM_TLS_RECORD_DEFAULT = 0,
+	TSTREAM_TLS_RECORD_TSGATE,
+	TSTREAM_TLS_RECORD_GNUTLS,
+};
+
 /** @brief What tstream_tls_params_server() loads. Zero what you don't set. */
 struct tstream_tls_server_config {
 	/**
@@ -169,6 +186,14 @@ struct tstream_tls_server_config {
 	 * GnuTLS rotates the ticket key every 3 lifetimes.
 	 */
 	unsigned ticket_lifetime;
+	/** Who runs the TLS 1.3 records after the handshake. */
+	enum tstream_tls_record_layer record_layer;
+	/**
+	 * With TSTREAM_TLS_RECORD_TSGATE: records sealed under one key
+	 * before a KeyUpdate of ours; 0: 2^24 (below the AES-GCM limit of
+	 * RFC 8446 5.5). Tests lower it.
+	 */
+	uint64_t key_update_records;
 };
 
 /** @brief What tstream_tls_params_client() loads. Zero what you don't set. */
@@ -319,6 +344,29 @@ int tstream_tls_connect_recv(struct tevent_req *req,
  *         is not an established TLS stream.
  */
 bool tstream_tls_resumed(struct tstream_context *stream);
+
+/**
+ * @brief Who runs the records of an established TLS stream now:
+ *        TSTREAM_TLS_RECORD_TSGATE once GnuTLS handed them over (see
+ *        enum tstream_tls_record_layer), else TSTREAM_TLS_RECORD_GNUTLS.
+ *
+ * @return TSTREAM_TLS_RECORD_DEFAULT (errno EINVAL) for a stream that is
+ *         not an established TLS stream.
+ */
+enum tstream_tls_record_layer tstream_tls_record_layer_of(
+    struct tstream_context *stream);
+
+/**
+ * @brief Why a server stream that should have been handed over to our
+ *        record layer stayed on GnuTLS: the run-time self-check refused
+ *        (the key GnuTLS exports differs from the one derived from its
+ *        traffic secret, GnuTLS still held part of a record, ...).
+ *
+ * @return a static text for the log, or NULL (handed over, or staying on
+ *         GnuTLS as expected: TLS 1.2, another suite, a client stream,
+ *         TSTREAM_TLS_RECORD_GNUTLS).
+ */
+const char *tstream_tls_record_layer_refusal(struct tstream_context *stream);
 
 /**
  * @brief Forget the session client parameters keep for resumption (e.g.

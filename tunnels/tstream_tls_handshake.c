@@ -137,6 +137,9 @@ static int tstream_tls_session_init(struct tstream_tls *tlss)
 			request = GNUTLS_CERT_REQUEST;
 		}
 		gnutls_certificate_server_set_request(tlss->session, request);
+		if (p->own_records) {
+			tstream_tls_r13_prepare(tlss);
+		}
 		return 0;
 	}
 
@@ -368,6 +371,8 @@ void tstream_tls_handshake_step(struct tstream_tls *tlss)
 		}
 		tlss->established = true;
 		tstream_tls_resume_keep(tlss);
+		/* a server's TLS 1.3 records go to our own record layer */
+		tstream_tls_r13_take_over(tlss);
 		tstream_tls_release_idle(tlss);
 		tstream_tls_done_req(req);
 		return;

@@ -630,6 +630,8 @@ _PUBLIC_ int tstream_tls_params_server(
 	}
 	p->is_server = true;
 	p->strict_end = cfg->strict_end;
+	p->own_records = cfg->record_layer != TSTREAM_TLS_RECORD_GNUTLS;
+	p->key_update_records = cfg->key_update_records;
 	if (cfg->ticket_key != NULL) {
 		p->tickets = true;
 		memcpy(p->ticket_key, cfg->ticket_key, sizeof(p->ticket_key));

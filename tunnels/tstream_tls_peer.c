@@ -707,6 +707,15 @@ _PUBLIC_ int tstream_tls_channel_binding(struct tstream_context *stream,
 	if (tlss == NULL || data == NULL || len == NULL) {
 		return EINVAL;
 	}
+	if (tlss->r13_on) {
+		/* kept when GnuTLS handed the records over */
+		if (type != TSTREAM_TLS_CB_EXPORTER &&
+		    type != TSTREAM_TLS_CB_SERVER_END_POINT) {
+			return EINVAL;
+		}
+		return tstream_tls_r13_channel_binding(
+		    tlss, type == TSTREAM_TLS_CB_EXPORTER, mem_ctx, data, len);
+	}
 	switch (type) {
 	case TSTREAM_TLS_CB_EXPORTER:
 		cbtype = GNUTLS_CB_TLS_EXPORTER;

@@ -17,6 +17,7 @@
 
 #include "tsocket_internal.h"
 #include "tstream_tls.h"
+#include "tstream_tls_record13.h"
 
 /* One certificate credential and the SNI name it answers for. */
 struct tstream_tls_sni_cred {
@@ -57,6 +58,17 @@ struct tstream_tls_params_internal {
 	bool tickets;
 	unsigned ticket_lifetime;
 	uint8_t ticket_key[TSTREAM_TLS_TICKET_KEY_SIZE];
+
+	/* server: our TLS 1.3 record layer after the handshake */
+	bool own_records;
+	uint64_t key_update_records; /* 0: TLS13_WRITE_KEY_LIMIT */
+	/*
+	 * tls-server-end-point of each certificate sent so far: GnuTLS
+	 * parses the certificate to compute it (~0.5 M instructions), the
+	 * hand-over needs it per connection (tstream_tls_r13.c)
+	 */
+	struct tstream_tls_endpoint_cb *endpoint_cbs;
+	size_t num_endpoint_cbs;
 
 	/* client: the latest session, offered to the next handshake */
 	bool resume;
@@ -146,6 +158,32 @@ struct tstream_tls {
 	void *readable_private;
 	struct tstream_context *readable_stream; /* this stream */
 
+	/*
+	 * Our TLS 1.3 record layer (tstream_tls_r13.c). r13_on: GnuTLS
+	 * handed the records over and its session is gone (session NULL).
+	 * Plaintext opened in place waits in pull.data[r13_dec_ofs,
+	 * r13_dec_end), before the ciphertext at pull.ofs; r13_stop is what
+	 * ended reading (an errno), seen after that plaintext.
+	 */
+	bool r13_on;
+	/* why a hand-over that should have happened did not (static text) */
+	const char *r13_refused;
+	struct tls13_conn r13;
+	size_t r13_dec_ofs;
+	size_t r13_dec_end;
+	int r13_stop;
+	/* the traffic secrets the keylog hook gave, during the handshake */
+	struct tstream_tls_r13_secrets *r13_secrets;
+	/* where the records GnuTLS pulled end: their next header */
+	uint8_t trk_hdr[TLS13_HEADER_SIZE];
+	uint8_t trk_have;
+	size_t trk_left;
+	/* channel bindings kept for the getter once the session is gone */
+	uint8_t cb_exporter_len;
+	uint8_t cb_endpoint_len;
+	uint8_t cb_exporter[32];
+	uint8_t cb_endpoint[64];
+
 	/* what the getters report, filled when the handshake succeeds */
 	const char *version;
 	const char *cipher;
@@ -178,6 +216,41 @@ int tstream_tls_req_error(struct tevent_req *req, int *perrno);
 void tstream_tls_fail_req(struct tevent_req *req, int err);
 void tstream_tls_done_req(struct tevent_req *req);
 bool tstream_tls_alert_is_about_cert(gnutls_alert_description_t a);
+
+/* grow the output buffer to hold need more bytes; false: ENOMEM set */
+bool tstream_tls_push_reserve(struct tstream_tls *tlss, size_t need);
+void tstream_tls_set_error(struct tstream_tls *tlss, int err);
+void tstream_tls_pull_start_at(struct tstream_tls *tlss,
+			       size_t keep,
+			       size_t want);
+
+/*
+ * Our TLS 1.3 record layer (tstream_tls_r13.c): the keylog hook, the
+ * hand-over at the end of a server handshake, and the record I/O the
+ * stream's steps use once r13_on.
+ */
+void tstream_tls_r13_prepare(struct tstream_tls *tlss);
+void tstream_tls_r13_take_over(struct tstream_tls *tlss);
+void tstream_tls_r13_track(struct tstream_tls *tlss,
+			   const uint8_t *p,
+			   size_t n);
+/* open the complete records already read; true: something happened */
+bool tstream_tls_r13_fill(struct tstream_tls *tlss);
+/* start a plain read for the rest of the record (or the next one) */
+void tstream_tls_r13_pull(struct tstream_tls *tlss);
+/* seal up to one record of the vector into the output; bytes taken */
+int tstream_tls_r13_seal(struct tstream_tls *tlss,
+			 const struct iovec *vec,
+			 size_t count,
+			 size_t *taken);
+int tstream_tls_r13_close_notify(struct tstream_tls *tlss);
+void tstream_tls_r13_idle(struct tstream_tls *tlss);
+void tstream_tls_r13_free(struct tstream_tls *tlss);
+int tstream_tls_r13_channel_binding(struct tstream_tls *tlss,
+				    bool exporter,
+				    TALLOC_CTX *mem_ctx,
+				    uint8_t **data,
+				    size_t *len);
 
 /* The handshake (tstream_tls_handshake.c): drive it once more. */
 void tstream_tls_handshake_step(struct tstream_tls *tlss);

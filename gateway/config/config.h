@@ -134,6 +134,14 @@ enum tsgate_config_verify_client {
 };
 
 /* TLS protocol versions for min_version/max_version; 0 = library default */
+/* listeners[].tls.record_layer: who runs TLS 1.3 records after the
+ * handshake (tstream_tls's enum tstream_tls_record_layer) */
+enum tsgate_config_record_layer {
+	TSGATE_CONFIG_RECORD_DEFAULT = 0,
+	TSGATE_CONFIG_RECORD_TSGATE,
+	TSGATE_CONFIG_RECORD_GNUTLS,
+};
+
 enum tsgate_config_tls_version {
 	TSGATE_CONFIG_TLS_DEFAULT = 0,
 	TSGATE_CONFIG_TLS_1_2,
@@ -179,6 +187,9 @@ struct tsgate_config_tls_server {
 	/* HAProxy tls-ticket-keys file (absolute path) or NULL: a key
 	 * made at start, shared by the workers */
 	const char *ticket_keys_file;
+	enum tsgate_config_record_layer record_layer;
+	/* our KeyUpdate after this many records; 0: the library's */
+	uint32_t key_update_records;
 	struct tsgate_config_mark mark;
 	struct tsgate_config_origin ticket_keys_at;
 	struct tsgate_config_origin client_ca_at;

@@ -15,6 +15,15 @@ static const struct cfg_enum cfg_verify_clients[] = {
     {NULL, 0, false},
 };
 
+static const struct cfg_enum cfg_record_layers[] = {
+    {"tsgate", TSGATE_CONFIG_RECORD_TSGATE, false},
+    {"gnutls", TSGATE_CONFIG_RECORD_GNUTLS, false},
+    {NULL, 0, false},
+};
+
+/* up to the library's own limit (2^24, below AES-GCM's of RFC 8446 5.5) */
+static const struct cfg_range cfg_key_update_range = {1, 1u << 24};
+
 static const struct cfg_enum cfg_tls_versions[] = {
     {"TLS1.2", TSGATE_CONFIG_TLS_1_2, false},
     {"TLS1.3", TSGATE_CONFIG_TLS_1_3, false},
@@ -55,6 +64,8 @@ static const struct cfg_key cfg_tls_server_keys[] = {
      "a file name"},
     {"ocsp_response", CFG_SCALAR, cfg_h_path, TSP(ocsp_response), NULL,
      "a file name"},
+    {"record_layer", CFG_SCALAR, NULL, 0, NULL, NULL},
+    {"key_update_records", CFG_SCALAR, NULL, 0, NULL, "a number"},
 };
 #undef TSP
 
@@ -89,6 +100,10 @@ static const struct cfg_key cfg_tls_server_direct[] = {
      NULL},
     {"session_lifetime", CFG_SCALAR, cfg_h_duration, TS(session_lifetime_ms),
      NULL, NULL},
+    {"record_layer", CFG_SCALAR, cfg_h_enum, TS(record_layer),
+     cfg_record_layers, NULL},
+    {"key_update_records", CFG_SCALAR, cfg_h_u32, TS(key_update_records),
+     &cfg_key_update_range, NULL},
 };
 #undef TS
 

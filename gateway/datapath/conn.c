@@ -314,6 +314,11 @@ static void tsgate_conn_log(struct tsgate_conn *conn,
 	if (conn->info.tls) {
 		tsgate_log_kv_str(kv, "resumed",
 				  conn->info.tls_resumed ? "yes" : "no");
+		tsgate_log_kv_str(kv, "tls_records",
+				  conn->info.tls_own_records ? "tsgate"
+							     : "gnutls");
+		tsgate_log_kv_str(kv, "tls_records_refused",
+				  conn->info.tls_records_refused);
 	}
 	tsgate_log_kv_str(kv, "sni", conn->info.sni);
 	tsgate_log_kv_str(kv, "alpn", conn->info.alpn);

@@ -191,6 +191,12 @@ int tsgate_config_tls_server_params(TALLOC_CTX *mem_ctx,
 	    tmp, tls->priority, tls->min_version, tls->max_version);
 	c.alpn = cfg_strv(tmp, tls->alpn, tls->num_alpn, &oom);
 	c.strict_end = tls->strict_end;
+	c.record_layer = tls->record_layer == TSGATE_CONFIG_RECORD_TSGATE
+			     ? TSTREAM_TLS_RECORD_TSGATE
+			 : tls->record_layer == TSGATE_CONFIG_RECORD_GNUTLS
+			     ? TSTREAM_TLS_RECORD_GNUTLS
+			     : TSTREAM_TLS_RECORD_DEFAULT;
+	c.key_update_records = tls->key_update_records;
 	if (oom) {
 		talloc_free(tmp);
 		return ENOMEM;

@@ -18,6 +18,9 @@ void tsgate_peer_info_from_tls(struct tsgate_peer_info *info,
 	info->tls_version = tstream_tls_version(stream);
 	info->tls_cipher = tstream_tls_cipher_suite(stream);
 	info->tls_resumed = tstream_tls_resumed(stream);
+	info->tls_own_records =
+	    tstream_tls_record_layer_of(stream) == TSTREAM_TLS_RECORD_TSGATE;
+	info->tls_records_refused = tstream_tls_record_layer_refusal(stream);
 	info->sni = tstream_tls_sni(stream);
 	info->alpn = tstream_tls_alpn(stream);
 	pr = tstream_tls_peer_verify_result(stream, NULL);

@@ -27,6 +27,10 @@ struct tsgate_peer_info {
 	bool tls;
 	const char *tls_version; /* e.g. "TLS1.3" */
 	const char *tls_cipher;
+	/* our TLS 1.3 record layer runs the records (not GnuTLS) */
+	bool tls_own_records;
+	/* why the record layer's self-check kept GnuTLS, or NULL */
+	const char *tls_records_refused;
 	bool tls_resumed; /* the handshake resumed a session (a ticket) */
 	const char *sni;
 	const char *alpn;

@@ -4,8 +4,8 @@
 #
 #   tests/fuzz/run.sh TARGET|all SECONDS
 #
-# TARGET is config, framing, proxy, http, gssapi, gssapi-data, tls-accept, ticket-keys
-# or gssapi-auth
+# TARGET is config, framing, proxy, http, gssapi, gssapi-data, tls-accept, ticket-keys,
+# gssapi-auth or tls-record13
 # (with or without the fuzz- prefix). Builds nothing: the fuzzers come
 # from $FUZZ_BUILDDIR (default build-fuzz, see docs/fuzzing.md). Each
 # runs for SECONDS from a temporary copy of tests/fuzz/corpus/TARGET, so
@@ -17,7 +17,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 builddir=${FUZZ_BUILDDIR:-$root/build-fuzz}
-all_targets="config framing proxy http gssapi gssapi-data tls-accept ticket-keys gssapi-auth"
+all_targets="config framing proxy http gssapi gssapi-data tls-accept ticket-keys gssapi-auth tls-record13"
 
 usage() {
 	echo "usage: $0 TARGET|all SECONDS (targets: $all_targets)" >&2
@@ -46,6 +46,7 @@ max_len() {
 	gssapi-data) echo 4096 ;;
 	gssapi-auth) echo 16384 ;;
 	tls-accept) echo 16384 ;;
+	tls-record13) echo 20000 ;; # past one full record
 	*) echo 4096 ;;
 	esac
 }

@@ -21,6 +21,7 @@
 #include "tstream_tls.h"
 #include "tt.h"
 #include "tt_certs.h"
+#include "tt_record_layer.h"
 
 static struct tt_certs *certs;
 
@@ -327,6 +328,7 @@ static struct tstream_tls_params *server_params(const char *crt,
 	    .num_certs = 1,
 	    .client_ca_file = client_ca,
 	    .alpn = alpn,
+	    .record_layer = tt_record_layer(),
 	};
 	struct tstream_tls_params *p = NULL;
 	char *error = NULL;
@@ -904,7 +906,8 @@ START_TEST(server_sni_gnutls_cli)
 	     .cert_file = certs->b_crt,
 	     .key_file = certs->b_key},
 	};
-	struct tstream_tls_server_config cfg = {.certs = c, .num_certs = 3};
+	struct tstream_tls_server_config cfg = {
+	    .certs = c, .num_certs = 3, .record_layer = tt_record_layer()};
 	const char *names[] = {"x.b.test", "a.test", "localhost"};
 	struct tstream_tls_params *sp = NULL;
 	char *error = NULL;

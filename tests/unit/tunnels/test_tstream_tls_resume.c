@@ -12,6 +12,7 @@
 #include "tstream_tls.h"
 #include "tt.h"
 #include "tt_certs.h"
+#include "tt_record_layer.h"
 
 static struct tt_certs *certs;
 
@@ -28,6 +29,7 @@ static struct tstream_tls_params *server(const uint8_t *ticket_key,
 	    .num_certs = 1,
 	    .client_ca_file = client_ca,
 	    .ticket_key = ticket_key,
+	    .record_layer = tt_record_layer(),
 	};
 	struct tstream_tls_params *p = NULL;
 	char *error = NULL;

@@ -243,13 +243,17 @@ START_TEST(test_idle_tls_connection)
 	ck_assert_uint_eq(tsgate_conns_num(r.conns), 2);
 	blocks = talloc_total_blocks(r.conns) - blocks1;
 	size = talloc_total_size(r.conns) - size1;
-	if (blocks > 9 || size > 1900) {
+	if (blocks > 9 || size > 2400) {
 		talloc_report_full(r.conns, stderr);
 	}
 	/*
 	 * The connection and the relay; the client's BSD stream and the TLS
 	 * stream above it (each a generic and a private struct) and the SNI
-	 * name; the backend's BSD stream: 9 chunks, 1,786 bytes on x86-64.
+	 * name; the backend's BSD stream: 9 chunks, 2,322 bytes on x86-64:
+	 * 1,786 before our TLS 1.3 record layer, whose keys, IVs, secrets,
+	 * sequence numbers and kept channel bindings live inside the TLS
+	 * stream's struct (+536) where GnuTLS kept ~10 KB outside talloc
+	 * (tests/unit/tunnels idle_heap measures the whole heap).
 	 * Before perf-mem5, 14: the client's address as a string, the
 	 * metrics tracker, the TLS stream's handle on its parameters and the
 	 * two BSD streams' tevent_fds (now children of the event context and
@@ -258,7 +262,7 @@ START_TEST(test_idle_tls_connection)
 	ck_assert_msg(blocks <= 9,
 		      "idle connection: %zu talloc chunks (%zu bytes)", blocks,
 		      size);
-	ck_assert_msg(size <= 1900, "idle connection holds %zu bytes", size);
+	ck_assert_msg(size <= 2400, "idle connection holds %zu bytes", size);
 
 	/* both still relay */
 	for (i = 0; i < NCONN; i++) {
