@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import shutil
+import select
 import socket
 import ssl
 import struct
@@ -72,22 +73,48 @@ class TlsRelay:
             t = threading.Thread(target=self._serve, args=(c,), daemon=True)
             t.start()
 
-    def _pipe(self, a, b):
+    @staticmethod
+    def _send(sock, data):
+        while data:
+            try:
+                data = data[sock.send(data):]
+            except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                select.select([sock], [sock], [], 30)
+
+    def _relay(self, down, up):
+        """One thread for both directions: an SSL socket is never read
+        and written by two threads at once (OpenSSL's objects are not
+        safe for that: records came out corrupt under load)."""
+        other = {down: up, up: down}
+        for s in other:
+            s.setblocking(False)
         try:
             while True:
-                d = a.recv(65536)
-                if not d:
-                    break
-                if b is self.up:
-                    self.relayed_to_far += len(d)
-                b.sendall(d)
-        except OSError:
+                readable, _, _ = select.select(list(other), [], [], 30)
+                if not readable:
+                    return
+                for a in readable:
+                    while True:
+                        try:
+                            d = a.recv(65536)
+                        except (ssl.SSLWantReadError,
+                                ssl.SSLWantWriteError):
+                            break
+                        if not d:
+                            return
+                        if a is down:
+                            self.relayed_to_far += len(d)
+                        self._send(other[a], d)
+                        if a.pending() == 0:
+                            break
+        except (OSError, ssl.SSLError):
             pass
-        for s in (a, b):
-            try:
-                s.close()
-            except OSError:
-                pass
+        finally:
+            for s in other:
+                try:
+                    s.close()
+                except OSError:
+                    pass
 
     def _serve(self, c):
         try:
@@ -95,14 +122,12 @@ class TlsRelay:
             down = self.server_ctx.wrap_socket(c, server_side=True)
             raw = socket.create_connection(("127.0.0.1", self.far_port),
                                            timeout=30)
-            self.up = self.client_ctx.wrap_socket(
-                raw, server_hostname="localhost")
+            up = self.client_ctx.wrap_socket(raw,
+                                             server_hostname="localhost")
         except (OSError, ssl.SSLError):
             c.close()
             return
-        threading.Thread(target=self._pipe, args=(self.up, down),
-                         daemon=True).start()
-        self._pipe(down, self.up)
+        self._relay(down, up)
 
     def close(self):
         try:
