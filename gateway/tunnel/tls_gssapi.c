@@ -140,10 +140,17 @@ static void tsgate_tls_gssapi_auth_done(struct tevent_req *subreq)
 				       &reason);
 	TALLOC_FREE(subreq);
 	if (ret != 0) {
+		/* a token that could not be read: the TLS record layer says why
+		 */
+		const char *tls_why = tstream_tls_error_reason(state->tls);
+
 		tsgate_tls_gssapi_fail(
 		    req, err,
-		    talloc_asprintf(state, "GSSAPI inside TLS: %s",
-				    reason != NULL ? reason : strerror(err)));
+		    talloc_asprintf(state, "GSSAPI inside TLS: %s%s%s%s",
+				    reason != NULL ? reason : strerror(err),
+				    tls_why != NULL ? " (TLS: " : "",
+				    tls_why != NULL ? tls_why : "",
+				    tls_why != NULL ? ")" : ""));
 		return;
 	}
 	tevent_req_done(req);

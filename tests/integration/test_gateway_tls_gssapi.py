@@ -419,6 +419,21 @@ class TlsGssapiGateway(gh.GatewayTestCase):
         finally:
             s.close()
 
+    def forged_record(self):
+        """After a good handshake, a TLS record that no key sealed, written
+        straight onto the client's socket under its TLS session."""
+        ctx = ssl.create_default_context(cafile=self.certs.ca)
+        raw = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+        s = ctx.wrap_socket(raw, server_hostname="localhost")
+        try:
+            with socket.socket(fileno=os.dup(s.fileno())) as dup:
+                dup.sendall(b"\x17\x03\x03\x00\x40" + os.urandom(64))
+            return gh.recv_all(s, 10)
+        except (ssl.SSLError, OSError):
+            return b""
+        finally:
+            s.close()
+
     def test_hostile_token_frames_close_only_their_connection(self):
         b = self.backend()
         far = self.far_gateway([{"name": "any",
@@ -439,13 +454,17 @@ class TlsGssapiGateway(gh.GatewayTestCase):
         for name, payload, half in cases:
             with self.subTest(name):
                 self.assertEqual(self.hostile(payload, half), b"")
-        lines = far.wait_conn_lines(len(cases))
+        # not a token but a record: the reason says what TLS refused
+        self.assertEqual(self.forged_record(), b"")
+        lines = far.wait_conn_lines(len(cases) + 1)
         for l in lines:
             self.assertEqual(l["result"], "error", l)
             self.assertTrue(l["reason"].startswith(
                 "tls-gssapi handshake failed"), l)
         reasons = " | ".join(l["reason"] for l in lines)
-        for why in ("outside 1..", "truncated token", "not krb5"):
+        for why in ("outside 1..", "truncated token", "not krb5",
+                    "(TLS: bad TLS record from peer (sent alert Bad record "
+                    "MAC))"):
             self.assertIn(why, reasons)
         good.sendall(b"after\n")
         self.assertEqual(gh.recv_exact(good, 6), b"after\n")
