@@ -140,7 +140,7 @@ static char *curl(const char *url, const char *const extra[], int *pstatus)
 	ck_assert_int_gt(pid, 0);
 	text = read_to_eof(tt_mem, out_fd, 10000);
 	close(out_fd);
-	status = tt_wait_exit(pid, 5000);
+	status = tt_wait_exit(pid, TT_DEADLINE_MS);
 	ck_assert_int_ne(status, -1);
 	if (pstatus != NULL) {
 		*pstatus = status;
@@ -669,7 +669,7 @@ static char *probe(const struct tsgate_config_addr *a,
 	close(p[1]);
 	out = read_to_eof(tt_mem, p[0], timeout_ms + 5000);
 	close(p[0]);
-	ck_assert_int_eq(tt_wait_exit(pid, 5000), 0);
+	ck_assert_int_eq(tt_wait_exit(pid, TT_DEADLINE_MS), 0);
 	return out;
 }
 

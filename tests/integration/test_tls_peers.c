@@ -1174,7 +1174,7 @@ static bool have(const char *prog)
 	snprintf(cmd, sizeof(cmd), "command -v %s", prog);
 	argv[2] = cmd;
 	pid = tt_spawn(argv, NULL, NULL, NULL, true);
-	status = tt_wait_exit(pid, 5000);
+	status = tt_wait_exit(pid, TT_DEADLINE_MS);
 	return status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 

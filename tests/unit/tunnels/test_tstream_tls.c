@@ -1770,7 +1770,7 @@ START_TEST(wait_readable)
 	ck_assert_ptr_nonnull(req);
 	tevent_req_set_callback(req, tt_set_done, &done);
 	ck_assert(!done);
-	tt_wait(&done, 1000);
+	tt_wait(&done, TT_DEADLINE_MS);
 	ck_assert_int_eq(tstream_wait_readable_recv(req, &err), 0);
 	talloc_free(req);
 	r = xfer_start(srv.tls, in, 7, 7, false);
@@ -1960,7 +1960,7 @@ START_TEST(readable_handler)
 	ck_assert_int_gt(tstream_pending_bytes(srv.tls), 0);
 	ck_assert_int_eq(tstream_pending_bytes(a), 0);
 	set_readable(srv.tls, &calls);
-	wait_calls(&calls, 1000);
+	wait_calls(&calls, TT_DEADLINE_MS);
 	/* cleared before its scheduled call: never called */
 	set_readable(srv.tls, &calls);
 	ck_assert_int_eq(
@@ -2353,11 +2353,11 @@ START_TEST(pending_across_key_update)
 	 * so does a readable handler (called from the loop).
 	 */
 	set_readable(srv.tls, &calls);
-	wait_calls(&calls, 2000);
+	wait_calls(&calls, TT_DEADLINE_MS);
 	req = tstream_wait_readable_send(tt_mem, tt_ev, srv.tls);
 	ck_assert_ptr_nonnull(req);
 	tevent_req_set_callback(req, tt_set_done, &done);
-	tt_wait(&done, 2000);
+	tt_wait(&done, TT_DEADLINE_MS);
 	ck_assert_int_eq(tstream_wait_readable_recv(req, &err), 0);
 	talloc_free(req);
 	ck_assert_int_eq(read_error(srv.tls), EPIPE);
@@ -2684,11 +2684,11 @@ START_TEST(over_tcp)
 	req = tstream_inet_tcp_connect_send(tt_mem, tt_ev, local, remote);
 	ck_assert_ptr_nonnull(req);
 	tevent_req_set_callback(req, tt_set_done, &done);
-	tt_wait(&done, 5000);
+	tt_wait(&done, TT_DEADLINE_MS);
 	ck_assert_int_eq(
 	    tstream_inet_tcp_connect_recv(req, &err, tt_mem, &cplain), 0);
 	talloc_free(req);
-	tt_wait(&l.done, 5000);
+	tt_wait(&l.done, TT_DEADLINE_MS);
 	ck_assert_int_ge(l.accepted, 0);
 	ck_assert_int_eq(
 	    tstream_bsd_existing_socket(tt_mem, l.accepted, &splain), 0);
