@@ -299,6 +299,30 @@ static bool gssapi_initial_token_is_krb5(struct tevent_req *req,
 	return false;
 }
 
+/*
+ * An initiator that asked to delegate: MIT leaves the flag out silently
+ * when it cannot forward the TGT. The first call already knows (it made
+ * the forwarded credentials for its first token), so this runs on every
+ * step, before a token is sent.
+ */
+static bool gssapi_handshake_delegation_check(struct tevent_req *req,
+					      OM_uint32 flags)
+{
+	struct gssapi_handshake_state *state =
+	    tevent_req_data(req, struct gssapi_handshake_state);
+
+	if (state->params->acceptor || !state->params->delegate ||
+	    (flags & GSS_C_DELEG_FLAG)) {
+		return true;
+	}
+	gssapi_handshake_fail(
+	    req, EACCES,
+	    talloc_strdup(state, "delegation requested but not done: "
+				 "the client's TGT is not forwardable "
+				 "(kinit -f) or there is no TGT"));
+	return false;
+}
+
 static bool gssapi_handshake_check(struct tevent_req *req,
 				   gss_OID mech,
 				   OM_uint32 flags)
@@ -324,14 +348,7 @@ static bool gssapi_handshake_check(struct tevent_req *req,
 			state, "anonymous context refused (anonymous flag)"));
 		return false;
 	}
-	if (!state->params->acceptor && state->params->delegate &&
-	    !(flags & GSS_C_DELEG_FLAG)) {
-		/* MIT leaves the flag out silently when it cannot forward */
-		gssapi_handshake_fail(
-		    req, EACCES,
-		    talloc_strdup(state, "delegation requested but not done: "
-					 "the client's TGT is not forwardable "
-					 "(kinit -f) or there is no TGT"));
+	if (!gssapi_handshake_delegation_check(req, flags)) {
 		return false;
 	}
 	if ((flags & need) != need) {
@@ -624,6 +641,9 @@ static void gssapi_handshake_result(struct tevent_req *req,
 			return;
 		}
 		state->complete = true;
+	} else if (!gssapi_handshake_delegation_check(req, flags)) {
+		/* before the first token goes: the acceptor never sees it */
+		return;
 	}
 
 	if (state->out_token.length > 0) {

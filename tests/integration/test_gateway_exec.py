@@ -578,6 +578,10 @@ class Delegation(ExecBase):
         self.assertEqual(line["result"], "error")
         self.assertIn("delegation requested but not done: the client's "
                       "TGT is not forwardable", line["reason"])
+        # refused before the first token went: the far side saw a
+        # connection end without one and started no program
+        fline = far.wait_conn_lines(1)[0]
+        self.assertEqual(fline["result"], "error", fline)
         self.assertEqual(self.exec_lines(far), [])
 
 
