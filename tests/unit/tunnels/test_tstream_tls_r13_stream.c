@@ -222,7 +222,15 @@ static int read_some(struct tstream_context *s,
 	return r.ret;
 }
 
-START_TEST(hostile_record_ends_stream)
+/*
+ * A GnuTLS client in a child process (client(fd, arg) is its exit code)
+ * and our server stream on the other end of a socketpair, its handshake
+ * done and its records handed over to our record layer.
+ */
+static struct tstream_context *accept_from_child(struct tstream_tls_params **sp,
+						 int (*client)(int fd, int arg),
+						 int arg,
+						 pid_t *pid)
 {
 	struct tstream_tls_cert_config cc = {.cert_file = certs->srv_ec_crt,
 					     .key_file = certs->srv_ec_key};
@@ -231,43 +239,58 @@ START_TEST(hostile_record_ends_stream)
 	    .num_certs = 1,
 	    .record_layer = TSTREAM_TLS_RECORD_TSGATE,
 	};
-	enum hostile_case c = (enum hostile_case)_i;
-	struct tstream_tls_params *sp = NULL;
 	struct tstream_context *plain = NULL;
 	struct tstream_context *tls = NULL;
 	struct tevent_req *req;
 	char *error = NULL;
 	char *reason = NULL;
-	const char *why;
 	bool done = false;
-	uint8_t buf[16];
-	int status;
 	int err = 0;
-	pid_t pid;
 	int sv[2];
 
-	ck_assert_int_eq(tstream_tls_params_server(tt_mem, &cfg, &sp, &error),
+	ck_assert_int_eq(tstream_tls_params_server(tt_mem, &cfg, sp, &error),
 			 0);
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
 			 0);
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
+	*pid = fork();
+	ck_assert_int_ge(*pid, 0);
+	if (*pid == 0) {
 		close(sv[0]);
-		_exit(hostile_client(sv[1], c));
+		_exit(client(sv[1], arg));
 	}
 	close(sv[1]);
 	ck_assert_int_eq(fcntl(sv[0], F_SETFL, O_NONBLOCK), 0);
 	ck_assert_int_eq(tstream_bsd_existing_socket(tt_mem, sv[0], &plain), 0);
-	req = tstream_tls_accept_send(tt_mem, tt_ev, plain, sp);
+	req = tstream_tls_accept_send(tt_mem, tt_ev, plain, *sp);
 	ck_assert_ptr_nonnull(req);
 	tevent_req_set_callback(req, tt_set_done, &done);
-	tt_wait(&done, 10000);
-	ck_assert_int_eq(
-	    tstream_tls_accept_recv(req, &err, tt_mem, &tls, &reason), 0);
+	tt_wait(&done, TT_DEADLINE_MS);
+	ck_assert_msg(
+	    tstream_tls_accept_recv(req, &err, tt_mem, &tls, &reason) == 0,
+	    "accept: %s", reason != NULL ? reason : strerror(err));
 	talloc_free(req);
 	ck_assert_int_eq(tstream_tls_record_layer_of(tls),
 			 TSTREAM_TLS_RECORD_TSGATE);
+	return tls;
+}
+
+static int hostile_child(int fd, int arg)
+{
+	return hostile_client(fd, (enum hostile_case)arg);
+}
+
+START_TEST(hostile_record_ends_stream)
+{
+	enum hostile_case c = (enum hostile_case)_i;
+	struct tstream_tls_params *sp = NULL;
+	struct tstream_context *tls;
+	const char *why;
+	uint8_t buf[16];
+	int status;
+	int err = 0;
+	pid_t pid;
+
+	tls = accept_from_child(&sp, hostile_child, _i, &pid);
 
 	/* the good record first, then the end with the alert's reason */
 	ck_assert_int_eq(read_some(tls, buf, 5, &err), 5);
@@ -282,7 +305,7 @@ START_TEST(hostile_record_ends_stream)
 	ck_assert_int_eq(read_some(tls, buf, 1, &err), -1);
 	ck_assert_int_eq(err, EPROTO);
 
-	status = tt_wait_exit(pid, 10000);
+	status = tt_wait_exit(pid, TT_DEADLINE_MS);
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
 		      "case %d: GnuTLS client: status 0x%x", _i, status);
 	talloc_free(tls);
@@ -396,54 +419,25 @@ static void write_some(struct tstream_context *s, const char *data, size_t len)
  * Finished, the record stays in our buffer and our record layer opens it
  * after the hand-over.
  */
+static int corked_child(int fd, int arg)
+{
+	return corked_client(fd);
+}
+
 START_TEST(data_with_finished)
 {
-	struct tstream_tls_cert_config cc = {.cert_file = certs->srv_ec_crt,
-					     .key_file = certs->srv_ec_key};
-	struct tstream_tls_server_config cfg = {
-	    .certs = &cc,
-	    .num_certs = 1,
-	    .record_layer = TSTREAM_TLS_RECORD_TSGATE,
-	};
 	struct tstream_tls_params *sp = NULL;
-	struct tstream_context *plain = NULL;
-	struct tstream_context *tls = NULL;
-	struct tevent_req *req;
-	char *error = NULL;
-	char *reason = NULL;
-	bool done = false;
+	struct tstream_context *tls;
 	uint8_t buf[16];
 	int status;
 	int err = 0;
 	pid_t pid;
-	int sv[2];
 
-	ck_assert_int_eq(tstream_tls_params_server(tt_mem, &cfg, &sp, &error),
-			 0);
-	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
-			 0);
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		close(sv[0]);
-		_exit(corked_client(sv[1]));
-	}
-	close(sv[1]);
-	ck_assert_int_eq(fcntl(sv[0], F_SETFL, O_NONBLOCK), 0);
-	ck_assert_int_eq(tstream_bsd_existing_socket(tt_mem, sv[0], &plain), 0);
-	req = tstream_tls_accept_send(tt_mem, tt_ev, plain, sp);
-	ck_assert_ptr_nonnull(req);
-	tevent_req_set_callback(req, tt_set_done, &done);
-	tt_wait(&done, 10000);
-	ck_assert_int_eq(
-	    tstream_tls_accept_recv(req, &err, tt_mem, &tls, &reason), 0);
-	talloc_free(req);
-	ck_assert_int_eq(tstream_tls_record_layer_of(tls),
-			 TSTREAM_TLS_RECORD_TSGATE);
+	tls = accept_from_child(&sp, corked_child, 0, &pid);
 	ck_assert_int_eq(read_some(tls, buf, 5, &err), 5);
 	ck_assert_mem_eq(buf, "hello", 5);
 	write_some(tls, "world", 5);
-	status = tt_wait_exit(pid, 10000);
+	status = tt_wait_exit(pid, TT_DEADLINE_MS);
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
 		      "GnuTLS client: status 0x%x", status);
 	talloc_free(tls);
