@@ -12,7 +12,8 @@ so only facts that no load changes are checked:
   connect() to the backend is found in the samples' kernel stacks.
 
 A machine where perf may not sample other processes (no linux-perf, or a
-container without perf_event_open) skips it (77) and says why."""
+container without perf_event_open) or where the kernel hides its symbols
+skips it (77) and says why."""
 
 import os
 import subprocess
@@ -36,6 +37,10 @@ def perf_cannot_sample():
         return "perf is not installed (Debian linux-perf)"
     if r.returncode != 0:
         return "perf record fails here: " + r.stderr.strip()[-300:]
+    with open("/proc/kallsyms") as f:
+        if int(f.readline().split()[0], 16) == 0:
+            return ("the kernel's symbols are hidden (kernel.kptr_restrict): "
+                    "perf cannot name the system calls")
     return None
 
 
