@@ -259,6 +259,23 @@ struct tevent_req *tstream_shutdown_send(TALLOC_CTX *mem_ctx,
 int tstream_shutdown_recv(struct tevent_req *req, int *perrno);
 
 /**
+ * @brief Make the end of a failed connection look like a failure.
+ *
+ * tsgate extension (not in Samba). Once called, freeing the stream ends
+ * its connection with a reset (TCP RST: SO_LINGER with a zero timeout)
+ * instead of an orderly close, and whatever is still queued to the peer
+ * is dropped; a tunnel (TLS, GSSAPI) passes the call to its plain stream
+ * and sends no end marker when it is freed. For a relay whose other side
+ * failed: a peer that sees a FIN takes a cut-short reply for a complete
+ * one. Meant for a stream about to be freed: a shutdown or disconnect
+ * after it still ends the stream the usual way first.
+ *
+ * @return 0, or -1 with errno: EOPNOTSUPP (the type cannot reset, e.g. a
+ *         pipe), ENOTCONN (already disconnected), EINVAL (NULL).
+ */
+int tstream_reset(struct tstream_context *stream);
+
+/**
  * @brief Wait until a readv would not have to wait, without reading.
  *
  * tsgate extension (not in Samba), like poll(2) for POLLIN: the request

@@ -1017,6 +1017,8 @@ static int tstream_bsd_set_readable_handler(struct tstream_context *stream,
 	return 0;
 }
 
+static int tstream_bsd_reset(struct tstream_context *stream);
+
 static const struct tstream_context_ops tstream_bsd_ops = {
     .name = "bsd",
     .pending_bytes = tstream_bsd_pending_bytes,
@@ -1029,6 +1031,7 @@ static const struct tstream_context_ops tstream_bsd_ops = {
     .shutdown_send = tstream_bsd_shutdown_send,
     .shutdown_recv = tstream_bsd_simple_recv,
     .set_readable_handler = tstream_bsd_set_readable_handler,
+    .reset = tstream_bsd_reset,
 };
 
 /* Wraps fd; on failure the caller keeps the fd. */
@@ -1113,6 +1116,24 @@ _PUBLIC_ int tstream_bsd_set_keepalive(struct tstream_context *stream,
 		}
 	}
 	return 0;
+}
+
+/* SO_LINGER with a zero timeout: close(2) then sends a RST */
+static int tstream_bsd_reset(struct tstream_context *stream)
+{
+	struct tstream_bsd *bsd = _tstream_context_data(stream);
+	struct linger abortive = {.l_onoff = 1, .l_linger = 0};
+
+	if (bsd->fd == -1) {
+		errno = ENOTCONN;
+		return -1;
+	}
+	if (!bsd->is_socket) {
+		errno = EOPNOTSUPP;
+		return -1;
+	}
+	return setsockopt(bsd->fd, SOL_SOCKET, SO_LINGER, &abortive,
+			  sizeof(abortive));
 }
 
 _PUBLIC_ int tstream_bsd_set_nodelay(struct tstream_context *stream, bool on)

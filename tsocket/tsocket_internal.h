@@ -167,6 +167,13 @@ struct tstream_context_ops {
 				    tstream_readable_handler_t handler,
 				    void *private_data,
 				    bool *pready);
+
+	/*
+	 * tsgate extension, optional: make freeing the stream reset its
+	 * connection (see tstream_reset()); a tunnel passes it to its plain
+	 * stream. NULL makes tstream_reset() fail with EOPNOTSUPP.
+	 */
+	int (*reset)(struct tstream_context *stream);
 };
 
 /**

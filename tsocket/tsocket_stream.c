@@ -1231,3 +1231,16 @@ _PUBLIC_ int tstream_shutdown_recv(struct tevent_req *req, int *perrno)
 	tevent_req_received(req);
 	return ret;
 }
+
+_PUBLIC_ int tstream_reset(struct tstream_context *stream)
+{
+	if (stream == NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (stream->ops->reset == NULL) {
+		errno = EOPNOTSUPP;
+		return -1;
+	}
+	return stream->ops->reset(stream);
+}

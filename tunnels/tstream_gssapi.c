@@ -773,6 +773,19 @@ static int tstream_gssapi_set_readable_handler(
 	return 0;
 }
 
+/* The plain stream resets; freeing the tunnel sends no end marker. */
+static int tstream_gssapi_reset(struct tstream_context *stream)
+{
+	struct tstream_gssapi *g =
+	    tstream_context_data(stream, struct tstream_gssapi);
+
+	if (g->plain_stream == NULL) {
+		errno = ENOTCONN;
+		return -1;
+	}
+	return tstream_reset(g->plain_stream);
+}
+
 static const struct tstream_context_ops tstream_gssapi_ops = {
     .name = "gssapi",
     .pending_bytes = tstream_gssapi_pending_bytes,
@@ -785,6 +798,7 @@ static const struct tstream_context_ops tstream_gssapi_ops = {
     .shutdown_send = tstream_gssapi_shutdown_send,
     .shutdown_recv = tstream_gssapi_close_recv,
     .set_readable_handler = tstream_gssapi_set_readable_handler,
+    .reset = tstream_gssapi_reset,
 };
 
 /* ------------------------------------------------------------------ */

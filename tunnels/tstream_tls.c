@@ -1402,6 +1402,18 @@ static int tstream_tls_set_readable_handler(struct tstream_context *stream,
 	return 0;
 }
 
+/* The plain stream resets; freeing a TLS stream sends no close_notify. */
+static int tstream_tls_reset(struct tstream_context *stream)
+{
+	struct tstream_tls *tlss = tstream_tls_of(stream);
+
+	if (tlss->plain_stream == NULL) {
+		errno = ENOTCONN;
+		return -1;
+	}
+	return tstream_reset(tlss->plain_stream);
+}
+
 const struct tstream_context_ops tstream_tls_ops = {
     .name = "tls",
     .pending_bytes = tstream_tls_pending_bytes,
@@ -1414,4 +1426,5 @@ const struct tstream_context_ops tstream_tls_ops = {
     .shutdown_send = tstream_tls_shutdown_send,
     .shutdown_recv = tstream_tls_close_recv,
     .set_readable_handler = tstream_tls_set_readable_handler,
+    .reset = tstream_tls_reset,
 };

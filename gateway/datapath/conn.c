@@ -1182,6 +1182,22 @@ static bool tsgate_conn_tls_failed(const struct tsgate_conn *conn)
 	       tstream_tls_error_reason(conn->backend) != NULL;
 }
 
+/*
+ * A relay that failed resets both connections when they are freed: a
+ * peer that saw an orderly end would take a reply cut short for a whole
+ * one (stunnel's "reset = yes"). An idle timeout is no failure of the
+ * data: those connections end in order.
+ */
+static void tsgate_conn_reset_on_failure(struct tsgate_conn *conn, int err)
+{
+	if (err == 0 || err == ETIMEDOUT) {
+		return;
+	}
+	/* EOPNOTSUPP from a program's socketpair: it just ends */
+	(void)tstream_reset(conn->client);
+	(void)tstream_reset(conn->backend);
+}
+
 static void tsgate_conn_relay_done(struct tsgate_relay *relay,
 				   int err,
 				   void *private_data)
@@ -1194,6 +1210,7 @@ static void tsgate_conn_relay_done(struct tsgate_relay *relay,
 
 	tsgate_exec_set_relay(conn->backend, NULL);
 	talloc_free(relay);
+	tsgate_conn_reset_on_failure(conn, err);
 	if (err == 0) {
 		tsgate_conn_finish(conn, 0, NULL);
 		return;

@@ -950,6 +950,29 @@ START_TEST(test_strict_eof_bare_fin)
 }
 END_TEST
 
+/*
+ * tstream_reset on a GSSAPI stream reaches its TCP socket: freed after
+ * it, the tunnel ends with a reset and no end marker, and the peer's read
+ * fails with ECONNRESET (not the EPIPE of an end without the marker).
+ */
+START_TEST(test_reset_reaches_the_socket)
+{
+	struct hs cli, srv;
+	char buf[4];
+	int err = 0;
+
+	ck_assert_ptr_nonnull(kdc);
+	our_pair(initiator_params("host@localhost", kdc->alice_ccache),
+		 acceptor_params(kdc->service_keytab), &cli, &srv);
+	ck_assert_msg(srv.ret == 0 && cli.ret == 0, "handshake: %s / %s",
+		      srv.reason, cli.reason);
+	ck_assert_int_eq(tstream_reset(cli.stream), 0);
+	TALLOC_FREE(cli.stream);
+	ck_assert_int_eq(do_read(srv.stream, buf, 1, &err), -1);
+	ck_assert_int_eq(err, ECONNRESET);
+}
+END_TEST
+
 /* ---- against an independent knc 1.x peer --------------------------- */
 
 /* Run knc-peer with the socket as its stdin. */
@@ -1891,8 +1914,8 @@ static Suite *gssapi_suite(void)
 	    {"ours",
 	     {test_roundtrip_identity_and_bulk, test_half_close_both_ways,
 	      test_disconnect_sends_authenticated_close,
-	      test_strict_eof_bare_fin, test_many_concurrent,
-	      test_wait_readable, test_readable_handler,
+	      test_strict_eof_bare_fin, test_reset_reaches_the_socket,
+	      test_many_concurrent, test_wait_readable, test_readable_handler,
 	      test_readable_own_error, NULL},
 	     60},
 	    {"knc",

@@ -550,6 +550,58 @@ START_TEST(test_set_nodelay)
 }
 END_TEST
 
+/*
+ * tstream_reset: freed after it, a TCP stream resets its connection (the
+ * peer's read fails with ECONNRESET); freed without it, the peer reads an
+ * orderly end. Refused for a pipe, a disconnected stream and NULL.
+ */
+START_TEST(test_reset)
+{
+	struct tstream_context *s = NULL;
+	int fds[2], pipefd[2];
+	char buf[4];
+
+	for (int reset = 0; reset < 2; reset++) {
+		tt_tcp_fds(fds);
+		ck_assert_int_eq(
+		    tstream_bsd_existing_socket(tt_mem, fds[0], &s), 0);
+		if (reset) {
+			ck_assert_int_eq(tstream_reset(s), 0);
+		}
+		talloc_free(s);
+		errno = 0;
+		if (reset) {
+			ck_assert_int_eq(read(fds[1], buf, sizeof(buf)), -1);
+			ck_assert_int_eq(errno, ECONNRESET);
+		} else {
+			ck_assert_int_eq(read(fds[1], buf, sizeof(buf)), 0);
+		}
+		close(fds[1]);
+	}
+
+	ck_assert_int_eq(pipe2(pipefd, O_CLOEXEC), 0);
+	ck_assert_int_eq(tstream_bsd_existing_socket(tt_mem, pipefd[0], &s), 0);
+	errno = 0;
+	ck_assert_int_eq(tstream_reset(s), -1);
+	ck_assert_int_eq(errno, EOPNOTSUPP);
+	talloc_free(s);
+	close(pipefd[1]);
+
+	tt_tcp_fds(fds);
+	ck_assert_int_eq(tstream_bsd_existing_socket(tt_mem, fds[0], &s), 0);
+	ck_assert_int_eq(disconnect(s), 0);
+	errno = 0;
+	ck_assert_int_eq(tstream_reset(s), -1);
+	ck_assert_int_eq(errno, ENOTCONN);
+	talloc_free(s);
+	close(fds[1]);
+
+	errno = 0;
+	ck_assert_int_eq(tstream_reset(NULL), -1);
+	ck_assert_int_eq(errno, EINVAL);
+}
+END_TEST
+
 START_TEST(test_readv_piecemeal)
 {
 	struct tstream_context *s = NULL;
@@ -1788,6 +1840,7 @@ static Suite *tsocket_stream_suite(void)
 	tcase_add_test(tc, test_socketpair);
 	tcase_add_test(tc, test_existing_socket_ownership);
 	tcase_add_test(tc, test_set_nodelay);
+	tcase_add_test(tc, test_reset);
 
 	tc = tt_tcase(s, "readv", 30);
 	tcase_add_test(tc, test_readv_piecemeal);

@@ -23,6 +23,7 @@
 #include "tt.h"
 #include "talloc_failinject.h"
 #include "tt_certs.h"
+#include "tt_pair.h"
 #include "tt_record_layer.h"
 
 static struct tt_certs *certs;
@@ -126,6 +127,20 @@ static void hs_finish(struct hs *h)
 	}
 }
 
+/* A handshake between srv_params on a and cli_params on b. */
+static void pair_on(struct tstream_context *a,
+		    struct tstream_context *b,
+		    struct tstream_tls_params *srv_params,
+		    struct tstream_tls_params *cli_params,
+		    struct hs *srv,
+		    struct hs *cli)
+{
+	hs_start(srv, a, srv_params, true);
+	hs_start(cli, b, cli_params, false);
+	hs_finish(srv);
+	hs_finish(cli);
+}
+
 /* Run a handshake between srv_params and cli_params over a socketpair. */
 static void pair(struct tstream_tls_params *srv_params,
 		 struct tstream_tls_params *cli_params,
@@ -136,10 +151,7 @@ static void pair(struct tstream_tls_params *srv_params,
 	struct tstream_context *b = NULL;
 
 	ck_assert_int_eq(tstream_unix_socketpair(tt_mem, &a, tt_mem, &b), 0);
-	hs_start(srv, a, srv_params, true);
-	hs_start(cli, b, cli_params, false);
-	hs_finish(srv);
-	hs_finish(cli);
+	pair_on(a, b, srv_params, cli_params, srv, cli);
 }
 
 static void pair_ok(struct tstream_tls_params *srv_params,
@@ -2208,6 +2220,48 @@ START_TEST(end_without_close_notify)
 }
 END_TEST
 
+/*
+ * tstream_reset on a TLS stream over TCP reaches the socket: freed after
+ * it, the stream ends with a reset and no close_notify, and the peer's
+ * read fails with ECONNRESET; freed without it, the peer reads an end
+ * (EPIPE, a truncation: no close_notify either). Both sides, both ways.
+ */
+START_TEST(reset_reaches_the_socket)
+{
+	struct tstream_tls_params *sp =
+	    server_params(certs->srv_ec_crt, certs->srv_ec_key);
+	struct tstream_tls_params *cp = client_params("localhost");
+
+	for (int i = 0; i < 4; i++) {
+		bool reset = i & 1, server_side = i & 2;
+		struct tstream_context *a = NULL, *b = NULL;
+		struct tstream_context **gone, *peer;
+		struct hs srv, cli;
+		int fds[2];
+
+		tt_tcp_fds(fds);
+		ck_assert_int_eq(
+		    tstream_bsd_existing_socket(tt_mem, fds[0], &a), 0);
+		ck_assert_int_eq(
+		    tstream_bsd_existing_socket(tt_mem, fds[1], &b), 0);
+		pair_on(a, b, sp, cp, &srv, &cli);
+		ck_assert_int_eq(srv.ret, 0);
+		ck_assert_int_eq(cli.ret, 0);
+		gone = server_side ? &srv.tls : &cli.tls;
+		peer = server_side ? cli.tls : srv.tls;
+		if (reset) {
+			ck_assert_int_eq(tstream_reset(*gone), 0);
+		}
+		TALLOC_FREE(*gone);
+		ck_assert_int_eq(read_error(peer), reset ? ECONNRESET : EPIPE);
+		ck_assert(reset || tstream_tls_truncated(peer));
+		talloc_free(peer);
+	}
+	talloc_free(sp);
+	talloc_free(cp);
+}
+END_TEST
+
 #define KU_HALF  (2 * 16384)
 #define KU_REPLY 1000
 
@@ -2764,6 +2818,8 @@ int main(void)
 	    s, tc("pending_key_update", pending_across_key_update, 30 * slow));
 	suite_add_tcase(s, tc("end_without_close_notify",
 			      end_without_close_notify, 30 * slow));
+	suite_add_tcase(s, tc("reset_reaches_the_socket",
+			      reset_reaches_the_socket, 30 * slow));
 	suite_add_tcase(s, tc("wait_readable", wait_readable, 30 * slow));
 	suite_add_tcase(s, tc("wait_readable_own_error",
 			      wait_readable_own_error, 30 * slow));
