@@ -18,6 +18,9 @@ TLS client that must see a reset reads its TCP socket itself: RawTls):
   listener: the backend's connection is reset;
 - client mode (`connect: tls`): the TLS server resets after half a reply,
   the plaintext client gets a reset;
+- curl (HTTP/1.0, a body that ends with the connection) through a TLS
+  listener: a backend that resets mid-body is an error for curl (56), not
+  a complete download; the same backend ending in order is a download;
 - controls: a clean end and an idle timeout end in order on both sides.
 """
 
@@ -25,6 +28,7 @@ import os
 import socket
 import ssl
 import struct
+import subprocess
 import sys
 import threading
 import unittest
@@ -143,6 +147,26 @@ def half_then_reset(c):
     c.sendall(HALF)
     abort(c)
     return None
+
+
+def http10_reply(reset):
+    """A backend script: an HTTP/1.0 reply whose body ends with the
+    connection (no Content-Length), cut by a reset or ended in order."""
+    def script(c):
+        c.settimeout(gh.DEADLINE)
+        req = b""
+        while b"\r\n\r\n" not in req:
+            d = c.recv(4096)
+            if not d:
+                break
+            req += d
+        c.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n" +
+                  HALF)
+        if reset:
+            abort(c)
+        else:
+            c.close()
+    return script
 
 
 def read_and_note_end(c):
@@ -275,6 +299,24 @@ class FailedRelaysReset(gh.GatewayTestCase):
         self.assertEqual(how, "reset")
         self.assertEqual(got, HALF[:len(got)])
         self.assertEqual(g.wait_conn_lines(1)[0]["result"], "error")
+
+    def test_curl_sees_a_cut_reply_as_an_error(self):
+        for reset, code in ((True, 56), (False, 0)):
+            listen, g = self.daemon("tls",
+                                    self.scripted(http10_reply(reset)).address)
+            port = listen.rsplit(":", 1)[1]
+            r = subprocess.run(
+                ["curl", "-sS", "--http1.0", "--cacert", self.certs.ca,
+                 "--resolve", "localhost:%s:127.0.0.1" % port,
+                 "https://localhost:%s/" % port],
+                capture_output=True, timeout=gh.DEADLINE)
+            self.assertEqual(r.returncode, code, (reset, r.stderr))
+            if reset:
+                self.assertIn(b"reset", r.stderr)
+            else:
+                self.assertEqual(r.stdout, HALF)
+            result = g.wait_conn_lines(1)[0]["result"]
+            self.assertEqual(result, "error" if reset else "ok")
 
     def test_clean_end_and_idle_timeout_stay_orderly(self):
         # a whole exchange: both sides end in order
