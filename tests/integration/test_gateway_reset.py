@@ -21,7 +21,8 @@ TLS client that must see a reset reads its TCP socket itself: RawTls):
 - curl (HTTP/1.0, a body that ends with the connection) through a TLS
   listener: a backend that resets mid-body is an error for curl (56), not
   a complete download; the same backend ending in order is a download;
-- controls: a clean end and an idle timeout end in order on both sides.
+- controls: a failed client handshake still ends with its alert; a clean
+  end and an idle timeout end in order on both sides.
 """
 
 import os
@@ -317,6 +318,22 @@ class FailedRelaysReset(gh.GatewayTestCase):
                 self.assertEqual(r.stdout, HALF)
             result = g.wait_conn_lines(1)[0]["result"]
             self.assertEqual(result, "error" if reset else "ok")
+
+    def test_failed_client_handshake_ends_with_its_alert(self):
+        # a set-up failure, not a relay one: no reset (which could drop
+        # the alert unsent)
+        listen, g = self.daemon(
+            "tls", self.backend(kind="tcp").address,
+            tls="      client_ca: %s\n      verify_client: require\n" %
+                self.certs.ca)
+        s = self.tls_client(listen)  # no client certificate
+        with self.assertRaises(ssl.SSLError) as cm:
+            s.sendall(b"x")
+            s.recv(1)
+        s.close()
+        self.assertIn("CERTIFICATE_REQUIRED", str(cm.exception).upper())
+        self.assertIn("handshake failed",
+                      g.wait_conn_lines(1)[0]["reason"])
 
     def test_clean_end_and_idle_timeout_stay_orderly(self):
         # a whole exchange: both sides end in order
