@@ -282,12 +282,14 @@ class Backend:
     drop), "recorder" (keep every connection's bytes; echo too when
     echo=True), "line" (echo one line, then close), "greet" (send a
     banner then echo), "count" (after the client's end of stream, answer
-    how many bytes came).
+    how many bytes came). script: a function that serves each connection
+    instead (the mode is then unused); records gets what it returns.
     """
 
     def __init__(self, tmpdir, mode="echo", kind="unix", name="backend",
-                 echo=False, banner=b"hello from backend\n"):
+                 echo=False, banner=b"hello from backend\n", script=None):
         self.mode = mode
+        self.script = script
         self.banner = banner
         self.echo = echo or mode == "echo"
         self.records = []
@@ -322,6 +324,15 @@ class Backend:
                              daemon=True).start()
 
     def _serve(self, c):
+        if self.script is not None:
+            result = None
+            try:
+                result = self.script(c)
+            finally:
+                with self.lock:
+                    self.records.append(result)
+                c.close()
+            return
         got = []
         c.settimeout(60)
         try:

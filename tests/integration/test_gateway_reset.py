@@ -110,38 +110,6 @@ def abort(sock):
     sock.close()
 
 
-class ScriptedBackend:
-    """A TCP backend (a unix socket has no reset) that runs script(conn)
-    for each connection and keeps what the script returns."""
-
-    def __init__(self, script):
-        self.script = script
-        self.ends = []
-        self.lock = threading.Lock()
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.address = "tcp://127.0.0.1:%d" % self.sock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(c,),
-                             daemon=True).start()
-
-    def _serve(self, c):
-        end = self.script(c)
-        with self.lock:
-            self.ends.append(end)
-
-    def close(self):
-        self.sock.close()
-
-
 def half_then_reset(c):
     """Answer the first bytes with half a reply, then reset."""
     c.recv(100)
@@ -184,9 +152,8 @@ class FailedRelaysReset(gh.GatewayTestCase):
         self.certs = gh.Certs(self.tmp)
 
     def scripted(self, script):
-        b = ScriptedBackend(script)
-        self.addCleanup(b.close)
-        return b
+        """A TCP backend (a unix socket has no reset) running script."""
+        return self.backend(kind="tcp", script=script)
 
     def daemon(self, accept, backend, route="", tls=""):
         listen = "tcp://127.0.0.1:%d" % gh.free_port()
@@ -208,8 +175,9 @@ class FailedRelaysReset(gh.GatewayTestCase):
             raw, server_hostname="localhost")
 
     def wait_end(self, backend):
-        self.assertTrue(gh.wait_until(lambda: backend.ends))
-        return backend.ends[0]
+        """What the backend's script returned for the first connection."""
+        self.assertTrue(backend.wait_records(1))
+        return backend.records[0]
 
     def test_backend_reset_resets_the_plain_client(self):
         listen, g = self.daemon("plain",
